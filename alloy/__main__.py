@@ -1,0 +1,3 @@
+from alloy.cli import main
+
+main()

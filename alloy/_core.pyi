@@ -1,0 +1,180 @@
+"""The contract of Alloy's core: what ``alloy._core`` (compiled) and ``alloy._pycore`` (pure Python)
+both export, with the same names, signatures and exceptions. ``alloy.core`` picks one.
+
+All byte-level inputs are ``bytes``; header names come out lower-cased. Errors are the classes of
+``alloy.errors``; each carries the HTTP status Alloy answers with.
+"""
+
+from typing import Any, Optional
+
+# --- HTTP/1.1 request parsing (RFC 9112) -----------------------------------------------------
+
+class Request:
+    """One complete request as read from a client."""
+
+    method: bytes
+    """The method token, as sent (methods are case-sensitive: ``b"GET"``)."""
+    target: bytes
+    """The request target, as sent (``b"/v1/models?x=1"``)."""
+    version: int
+    """``10`` for HTTP/1.0, ``11`` for HTTP/1.1."""
+    headers: dict[bytes, bytes]
+    """Lower-cased field name -> value with surrounding whitespace removed. A field sent more than
+    once has its values joined with ``b", "`` in the order received (RFC 9110 section 5.3)."""
+    body: bytes
+    """The whole body, de-chunked. ``b""`` when the request has none."""
+    keep_alive: bool
+    """Whether the connection may stay open after the answer (RFC 9112 section 9.3)."""
+
+class RequestParser:
+    """Incremental request parser: feed bytes as they arrive, get back complete requests.
+
+    Framing follows RFC 9112 section 6: ``Transfer-Encoding: chunked`` or ``Content-Length``,
+    otherwise no body. Strict where leniency would allow request smuggling: a request with both
+    Content-Length and Transfer-Encoding, differing Content-Length values, a Transfer-Encoding other
+    than ``chunked``, an invalid chunk size, a control character in a header value, obs-fold, a bare
+    LF line ending, whitespace before the colon, or a missing or repeated Host in HTTP/1.1 is refused.
+
+    After it raised once the parser is dead: the connection answers the error and closes.
+    """
+
+    def __init__(self, max_header_bytes: int = 65536, max_body_bytes: int = 33554432) -> None: ...
+    def feed(self, data: bytes) -> list[Request]:
+        """Consume ``data``; return the requests it completed, in order (pipelining).
+
+        Raises:
+            alloy.errors.ProtocolError: malformed request (400).
+            alloy.errors.HeadersTooLarge: request line + headers exceed ``max_header_bytes`` (431).
+            alloy.errors.BodyTooLarge: declared or received body exceeds ``max_body_bytes`` (413);
+                raised as soon as the Content-Length is read, before the body arrives.
+            alloy.errors.UnsupportedTransferCoding: a transfer coding other than chunked (501).
+            alloy.errors.UnsupportedVersion: an HTTP version other than 1.0 and 1.1 (505).
+        """
+    @property
+    def expect_continue(self) -> bool:
+        """True while the current request sent ``Expect: 100-continue`` and its body is still
+        awaited. The server answers ``100 Continue`` once per request when it sees this."""
+    @property
+    def in_progress(self) -> bool:
+        """True when bytes of an incomplete request are buffered (header-read timeout applies)."""
+
+# --- upstream response parsing ------------------------------------------------------------------
+
+class ResponseHead:
+    """Status line and headers of an upstream response."""
+
+    status: int
+    version: int
+    reason: bytes
+    headers: list[tuple[bytes, bytes]]
+    """(lower-cased name, value) in the order received, duplicates kept."""
+    keep_alive: bool
+    """Whether the upstream connection can be reused after this response."""
+    content_length: int
+    """Declared length, or ``-1`` when the body is chunked or delimited by the connection closing."""
+    chunked: bool
+    def get(self, name: bytes, default: Optional[bytes] = None) -> Optional[bytes]:
+        """The first value of header ``name`` (lower-case), or ``default``."""
+
+class ResponseParser:
+    """Incremental upstream response parser that yields the body piece by piece for relaying.
+
+    ``feed`` returns a list whose items are, in order: the ``ResponseHead`` (once, when complete;
+    interim 1xx responses are skipped), then ``bytes`` body pieces (de-chunked; never empty).
+    ``done`` turns True when the message is complete; bytes after it are ignored and make the
+    connection non-reusable (``keep_alive`` is then False on the head).
+    """
+
+    done: bool
+    def __init__(self, head_request: bool = False, max_header_bytes: int = 65536) -> None: ...
+    def feed(self, data: bytes) -> list[Any]:
+        """Raises ``alloy.errors.UpstreamProtocolError`` on anything that is not valid HTTP/1.x."""
+    def feed_eof(self) -> list[Any]:
+        """The upstream closed. Completes a close-delimited body (returns ``[]`` and sets ``done``);
+        raises ``UpstreamProtocolError`` when the head or a framed body was incomplete."""
+
+# --- response framing ----------------------------------------------------------------------------
+
+LAST_CHUNK: bytes
+"""The terminating chunk of a chunked body: ``b"0\\r\\n\\r\\n"``."""
+
+def encode_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """``name: value\\r\\n`` lines for forwarding, skipping hop-by-hop and framing fields
+    (``alloy.headers.HOP_BY_HOP``)."""
+
+def frame_response(status: int, header_block: bytes, body: bytes, close: bool = False) -> bytes:
+    """A whole response in one buffer: status line, ``header_block`` (pre-encoded lines, each ending
+    in CRLF), ``content-length``, ``connection: close`` when ``close``, blank line, body."""
+
+def frame_stream_head(status: int, header_block: bytes, close: bool = False) -> bytes:
+    """Status line and headers of a chunked response (``transfer-encoding: chunked``)."""
+
+def frame_chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body. ``data`` must not be empty."""
+
+def frame_request(method: bytes, target: bytes, header_block: bytes, body: bytes) -> bytes:
+    """An upstream HTTP/1.1 request: request line, ``header_block``, ``content-length`` (omitted for a
+    bodiless GET/HEAD), blank line, body."""
+
+# --- Server-Sent Events -----------------------------------------------------------------------
+
+class SSESplitter:
+    """Incremental splitter of an ``text/event-stream`` body into events.
+
+    Lines may end in CRLF, LF or CR. Returns ``(event, data)`` per complete event: ``event`` is the
+    ``event:`` field value or None, ``data`` the ``data:`` lines joined by ``b"\\n"`` (one leading
+    space after the colon removed). Events without a data field (comments, ``: ping``) are dropped.
+    """
+
+    def __init__(self, max_event_bytes: int = 16777216) -> None: ...
+    def feed(self, data: bytes) -> list[tuple[Optional[bytes], bytes]]:
+        """Raises ``alloy.errors.UpstreamProtocolError`` when one event exceeds ``max_event_bytes``."""
+    def flush(self) -> list[tuple[Optional[bytes], bytes]]:
+        """End of stream: return a last event that was not followed by a blank line, if any."""
+
+# --- request body scanning -----------------------------------------------------------------------
+
+class ScanResult:
+    model: Optional[str]
+    """The top-level ``"model"`` string, or None when absent."""
+    stream: bool
+    """The top-level ``"stream"`` value (False when absent or null)."""
+    body: bytes
+    """The body to forward (the input itself unless the scanner had to re-serialise)."""
+
+def scan_body(body: bytes) -> ScanResult:
+    """Find the top-level ``model`` and ``stream`` of a JSON object without decoding the document.
+
+    Strings, arrays and nested objects are skipped with bracket counting, so a 1 MB prompt costs one
+    pass and no allocation. When the scanner cannot decide on its own (an escape in the model
+    string, a repeated top-level key), the body is decoded with orjson instead.
+
+    Raises:
+        alloy.errors.InvalidRequest: not JSON, not an object, ``model`` not a string, ``stream``
+            neither a boolean nor null (400).
+    """
+
+def rewrite_model(result: ScanResult, model: str) -> bytes:
+    """``result.body`` with the top-level ``model`` value replaced by ``model``: a splice of the
+    original bytes, not a re-serialisation (unless the scan already fell back to orjson)."""
+
+# --- routing table -------------------------------------------------------------------------------
+
+class RouteTable:
+    """Model name -> target, built once from the configuration.
+
+    Lookup order: exact names (and aliases), then ``prefix/rest`` where ``prefix`` was added with
+    ``add_prefix``, then wildcards (``*`` matches any run of characters), most literal characters
+    first, then in insertion order.
+    """
+
+    def __init__(self) -> None: ...
+    def add_exact(self, name: str, target: Any) -> None: ...
+    def add_prefix(self, prefix: str, target: Any) -> None:
+        """``prefix`` without its slash: ``add_prefix("groq", t)`` routes ``"groq/llama3"``."""
+    def add_wildcard(self, pattern: str, target: Any) -> None: ...
+    def lookup(self, model: str) -> Optional[tuple[Any, str]]:
+        """``(target, upstream_model)``: the model name to send upstream is ``model`` itself for exact
+        and wildcard matches and the part after ``prefix/`` for prefix matches. None if no route."""
+    def exact_names(self) -> list[str]:
+        """The exact names in insertion order (what ``/v1/models`` lists)."""

@@ -1,0 +1,57 @@
+"""Picks the core implementation: the compiled ``alloy._core`` unless ``ALLOY_PURE=1`` is set or it
+failed to build, in which case the pure-Python twin ``alloy._pycore`` (same API) serves.
+
+``IMPLEMENTATION`` records which one was chosen ("compiled" or "pure") so a test can refuse to run
+the compiled suite on the twin by accident and the server can say what it runs.
+"""
+
+import os
+
+if os.environ.get("ALLOY_PURE") == "1":
+    from alloy import _pycore as _impl
+
+    IMPLEMENTATION = "pure"
+else:
+    try:
+        from alloy import _core as _impl
+    except ImportError:  # no compiler at install time: the twin is slower but complete
+        from alloy import _pycore as _impl
+
+        IMPLEMENTATION = "pure"
+    else:
+        IMPLEMENTATION = "compiled"
+
+Request = _impl.Request
+RequestParser = _impl.RequestParser
+ResponseHead = _impl.ResponseHead
+ResponseParser = _impl.ResponseParser
+SSESplitter = _impl.SSESplitter
+ScanResult = _impl.ScanResult
+RouteTable = _impl.RouteTable
+LAST_CHUNK = _impl.LAST_CHUNK
+encode_headers = _impl.encode_headers
+frame_response = _impl.frame_response
+frame_stream_head = _impl.frame_stream_head
+frame_chunk = _impl.frame_chunk
+frame_request = _impl.frame_request
+scan_body = _impl.scan_body
+rewrite_model = _impl.rewrite_model
+
+__all__ = [
+    "IMPLEMENTATION",
+    "LAST_CHUNK",
+    "Request",
+    "RequestParser",
+    "ResponseHead",
+    "ResponseParser",
+    "RouteTable",
+    "SSESplitter",
+    "ScanResult",
+    "encode_headers",
+    "frame_chunk",
+    "frame_request",
+    "frame_response",
+    "frame_stream_head",
+    "rewrite_model",
+    "scan_body",
+]

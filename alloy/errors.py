@@ -1,0 +1,134 @@
+"""Every error Alloy produces, each carrying its HTTP status and OpenAI error type/code.
+
+Both core twins raise these, and the connection turns any of them into an OpenAI-shaped
+response in one place (``error_response_body``), so no lookup table maps errors to statuses.
+"""
+
+import orjson
+
+
+class AlloyError(Exception):
+    """Base of every error Alloy answers with itself.
+
+    Class attributes give the defaults; an instance may override ``code`` and ``param``.
+    """
+
+    status = 500
+    type = "server_error"
+    code = "internal_error"
+
+    def __init__(self, message, *, code=None, param=None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.param = param
+
+
+# --- front door: malformed HTTP from the client (RFC 9112) ----------------------------------
+
+class ProtocolError(AlloyError):
+    """The client's bytes are not a valid HTTP/1.1 request; the connection closes after the answer."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "bad_request"
+
+
+class HeadersTooLarge(ProtocolError):
+    status = 431
+    code = "request_header_fields_too_large"
+
+
+class BodyTooLarge(ProtocolError):
+    status = 413
+    code = "request_too_large"
+
+
+class UnsupportedTransferCoding(ProtocolError):
+    # RFC 9112 section 6.1: a server that receives a transfer coding it does not understand
+    # SHOULD respond with 501.
+    status = 501
+    code = "not_implemented"
+
+
+class UnsupportedVersion(ProtocolError):
+    status = 505
+    code = "http_version_not_supported"
+
+
+class RequestTimeout(ProtocolError):
+    status = 408
+    code = "request_timeout"
+
+
+# --- the request itself -------------------------------------------------------------------
+
+class InvalidRequest(AlloyError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class AuthenticationFailed(AlloyError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class NotFound(AlloyError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class MethodNotAllowed(AlloyError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class ServiceUnavailable(AlloyError):
+    status = 503
+    type = "server_error"
+    code = "service_unavailable"
+
+
+# --- the upstream ----------------------------------------------------------------------------
+
+class UpstreamError(AlloyError):
+    """The upstream could not be reached or answered something that is not HTTP."""
+
+    status = 502
+    type = "server_error"
+    code = "bad_gateway"
+
+
+class UpstreamProtocolError(UpstreamError):
+    code = "upstream_protocol_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+def error_payload(exc):
+    """The OpenAI error object for ``exc`` as a dict (``{"error": {...}}``)."""
+    return {
+        "error": {
+            "message": exc.message,
+            "type": exc.type,
+            "param": exc.param,
+            "code": exc.code,
+        }
+    }
+
+
+def error_response_body(exc):
+    """The OpenAI error object for ``exc`` as JSON bytes."""
+    return orjson.dumps(error_payload(exc))

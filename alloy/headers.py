@@ -1,0 +1,59 @@
+"""Header facts shared by both core twins and the shell: one source, never repeated."""
+
+# RFC 9110 section 7.6.1: hop-by-hop fields are meaningful only for one connection and are never
+# forwarded by a proxy. The framing fields (content-length, transfer-encoding) are recomputed by
+# Alloy for each hop, so they are dropped too. ``proxy-connection`` is a non-standard relic that
+# some clients still send.
+HOP_BY_HOP = frozenset(
+    (
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+    )
+)
+
+# Client credentials are never forwarded: the upstream always receives the provider's key.
+CLIENT_CREDENTIALS = frozenset((b"authorization", b"api-key", b"x-api-key", b"x-goog-api-key"))
+
+# Reason phrases for the statuses Alloy can send. Unknown codes get an empty phrase, which
+# RFC 9112 section 4 allows.
+STATUS_REASONS = {
+    100: b"Continue",
+    200: b"OK",
+    201: b"Created",
+    202: b"Accepted",
+    204: b"No Content",
+    206: b"Partial Content",
+    301: b"Moved Permanently",
+    302: b"Found",
+    304: b"Not Modified",
+    307: b"Temporary Redirect",
+    308: b"Permanent Redirect",
+    400: b"Bad Request",
+    401: b"Unauthorized",
+    402: b"Payment Required",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    409: b"Conflict",
+    413: b"Content Too Large",
+    415: b"Unsupported Media Type",
+    422: b"Unprocessable Content",
+    429: b"Too Many Requests",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+    501: b"Not Implemented",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+    505: b"HTTP Version Not Supported",
+    529: b"Site Overloaded",
+}
