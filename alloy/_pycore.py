@@ -1,0 +1,873 @@
+"""The pure-Python twin of ``alloy._core``: the same names, signatures and exceptions, written to be
+read. ``alloy/_core.pyi`` is the contract; the sections below follow the same order as the compiled
+module so the two can be compared side by side.
+
+Selected with ``ALLOY_PURE=1`` (or automatically when the extension is missing). Every core test runs
+against both twins.
+"""
+
+import orjson
+
+from alloy.errors import (
+    BodyTooLarge,
+    HeadersTooLarge,
+    InvalidRequest,
+    ProtocolError,
+    UnsupportedTransferCoding,
+    UnsupportedVersion,
+    UpstreamProtocolError,
+)
+from alloy.headers import HOP_BY_HOP, STATUS_REASONS
+
+# ============================================================================================
+# Shared character classes (RFC 9110 section 5.6.2 and 5.5)
+# ============================================================================================
+
+# tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~"
+#         / DIGIT / ALPHA
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# field-vchar = VCHAR / obs-text; SP and HTAB are allowed inside a value. Everything else below
+# 0x20, and DEL, is a control character that a recipient MUST reject or replace (section 5.5):
+# we reject, because a proxy that "replaces" is how smuggling vectors survive.
+_FORBIDDEN_IN_VALUE = frozenset(range(0x00, 0x20)) - {0x09} | {0x7F}
+# Request targets: visible ASCII only (RFC 9112 section 3.2); no spaces, no controls.
+_TARGET_OK = frozenset(range(0x21, 0x7F)) | frozenset(range(0x80, 0x100))
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_DIGITS = frozenset(b"0123456789")
+_MAX_CHUNK_SIZE_DIGITS = 16
+
+_CRLF = b"\r\n"
+
+
+def _is_token(value):
+    return bool(value) and all(c in _TCHAR for c in value)
+
+
+def _parse_header_lines(lines, error):
+    """Parse ``name: value`` lines into a list of (lower-cased name, value); ``error`` is the
+    exception class to raise (client or upstream side)."""
+    fields = []
+    for line in lines:
+        if not line:
+            continue
+        if line[0] in (0x20, 0x09):
+            # RFC 9112 section 5.2: obs-fold is deprecated; a server MUST reject it (or unfold),
+            # and unfolding differently from the next hop is a smuggling vector.
+            raise error("obsolete line folding in header field")
+        name, sep, value = line.partition(b":")
+        if not sep:
+            raise error("header line without a colon")
+        if not _is_token(name):
+            # RFC 9112 section 5.1: no whitespace is allowed between the field name and colon;
+            # a server MUST reject such a request with 400.
+            raise error("invalid header field name")
+        value = value.strip(b" \t")
+        if any(c in _FORBIDDEN_IN_VALUE for c in value):
+            raise error("control character in header field value")
+        fields.append((name.lower(), value))
+    return fields
+
+
+def _split_head(head, error):
+    """Split a header section into its lines, refusing bare CR or LF (RFC 9112 section 2.2)."""
+    lines = head.split(_CRLF)
+    for line in lines:
+        if b"\n" in line or b"\r" in line:
+            raise error("bare CR or LF in message head")
+    return lines
+
+
+def _parse_version(text, error, unsupported):
+    if text == b"HTTP/1.1":
+        return 11
+    if text == b"HTTP/1.0":
+        return 10
+    if len(text) == 8 and text.startswith(b"HTTP/") and text[5] in _DIGITS and text[6] == 0x2E and text[7] in _DIGITS:
+        raise unsupported("HTTP version not supported")
+    raise error("invalid HTTP version")
+
+
+def _connection_tokens(value):
+    return {token.strip().lower() for token in value.split(b",")}
+
+
+def _parse_content_length(values, error):
+    """RFC 9112 section 6.3 rule 5: several Content-Length values are acceptable only when they
+    are all the same valid number; anything else is unrecoverable framing."""
+    length = None
+    for raw in values:
+        for part in raw.split(b","):
+            part = part.strip(b" \t")
+            if not part or len(part) > 18 or not all(c in _DIGITS for c in part):
+                raise error("invalid Content-Length")
+            number = int(part)
+            if length is not None and number != length:
+                raise error("conflicting Content-Length values")
+            length = number
+    return length
+
+
+def _parse_chunk_size(line, error):
+    """chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 section 7.1); extensions are ignored."""
+    size_text = line.split(b";", 1)[0].rstrip(b" \t")
+    if not size_text or len(size_text) > _MAX_CHUNK_SIZE_DIGITS or not all(c in _HEX for c in size_text):
+        raise error("invalid chunk size")
+    return int(size_text, 16)
+
+
+class _ChunkedDecoder:
+    """Incremental de-chunking shared by the request and response parsers.
+
+    ``feed(buffer, pos)`` consumes what it can from ``buffer[pos:]`` and returns
+    ``(new_pos, pieces, finished)``. It never rescans bytes it already consumed, so the cost is
+    linear in the bytes received however they are split.
+    """
+
+    SIZE, DATA, DATA_CRLF, TRAILER = range(4)
+
+    def __init__(self, error, max_line=4096):
+        self.error = error
+        self.state = self.SIZE
+        self.remaining = 0
+        self.max_line = max_line
+
+    def feed(self, buffer, pos):
+        pieces = []
+        end = len(buffer)
+        while pos < end:
+            if self.state == self.SIZE:
+                eol = buffer.find(_CRLF, pos)
+                if eol < 0:
+                    if end - pos > self.max_line:
+                        raise self.error("chunk size line too long")
+                    break
+                self.remaining = _parse_chunk_size(bytes(buffer[pos:eol]), self.error)
+                pos = eol + 2
+                self.state = self.DATA if self.remaining else self.TRAILER
+            elif self.state == self.DATA:
+                take = min(self.remaining, end - pos)
+                pieces.append(bytes(buffer[pos : pos + take]))
+                pos += take
+                self.remaining -= take
+                if not self.remaining:
+                    self.state = self.DATA_CRLF
+            elif self.state == self.DATA_CRLF:
+                if end - pos < 2:
+                    break
+                if buffer[pos : pos + 2] != _CRLF:
+                    raise self.error("chunk data not followed by CRLF")
+                pos += 2
+                self.state = self.SIZE
+            else:  # TRAILER: trailer fields until an empty line; validated, then discarded
+                eol = buffer.find(_CRLF, pos)
+                if eol < 0:
+                    if end - pos > self.max_line:
+                        raise self.error("trailer line too long")
+                    break
+                line = bytes(buffer[pos:eol])
+                pos = eol + 2
+                if not line:
+                    return pos, pieces, True
+                if b"\n" in line or b"\r" in line:
+                    raise self.error("bare CR or LF in trailer")
+                _parse_header_lines([line], self.error)
+        return pos, pieces, False
+
+
+# ============================================================================================
+# HTTP/1.1 request parsing (RFC 9112)
+# ============================================================================================
+
+
+class Request:
+    __slots__ = ("method", "target", "version", "headers", "body", "keep_alive")
+
+    def __init__(self, method, target, version, headers, body, keep_alive):
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+
+    def __repr__(self):
+        return f"<Request {self.method.decode()} {self.target.decode(errors='replace')}>"
+
+
+_HEAD, _BODY_LENGTH, _BODY_CHUNKED, _DEAD = range(4)
+
+
+class RequestParser:
+    """See ``alloy/_core.pyi``."""
+
+    def __init__(self, max_header_bytes=65536, max_body_bytes=33554432):
+        self._max_header = max_header_bytes
+        self._max_body = max_body_bytes
+        self._buffer = bytearray()
+        self._state = _HEAD
+        self._scan_from = 0  # where to resume looking for the end of the head: never rescan
+        self._current = None
+        self._remaining = 0
+        self._body_parts = []
+        self._body_size = 0
+        self._chunked = None
+        self._expect_continue = False
+
+    @property
+    def expect_continue(self):
+        return self._expect_continue
+
+    @property
+    def in_progress(self):
+        return bool(self._buffer) or self._state != _HEAD
+
+    def feed(self, data):
+        if self._state == _DEAD:
+            raise ProtocolError("connection is no longer readable after an error")
+        try:
+            return self._feed(data)
+        except ProtocolError:
+            self._state = _DEAD
+            raise
+
+    def _feed(self, data):
+        buffer = self._buffer
+        buffer += data
+        done = []
+        pos = 0
+        while True:
+            if self._state == _HEAD:
+                # RFC 9112 section 2.2: a server SHOULD ignore at least one empty line received
+                # before the request line (some clients send a stray CRLF after a body).
+                while buffer[pos : pos + 2] == _CRLF:
+                    pos += 2
+                end = buffer.find(b"\r\n\r\n", max(pos, self._scan_from - 3))
+                if end < 0:
+                    self._check_incomplete_head(buffer, pos)
+                    break
+                if end - pos + 4 > self._max_header:
+                    raise HeadersTooLarge("request header section too large")
+                self._start_request(bytes(buffer[pos:end]))
+                pos = end + 4
+                self._scan_from = 0
+            elif self._state == _BODY_LENGTH:
+                take = min(self._remaining, len(buffer) - pos)
+                if take:
+                    self._body_parts.append(bytes(buffer[pos : pos + take]))
+                    pos += take
+                    self._remaining -= take
+                if self._remaining:
+                    break
+                done.append(self._finish_request())
+            else:  # _BODY_CHUNKED
+                pos, pieces, finished = self._chunked.feed(buffer, pos)
+                for piece in pieces:
+                    self._body_size += len(piece)
+                    if self._body_size > self._max_body:
+                        raise BodyTooLarge("request body too large")
+                    self._body_parts.append(piece)
+                if not finished:
+                    break
+                done.append(self._finish_request())
+            if pos >= len(buffer) and self._state == _HEAD:
+                break
+        del buffer[:pos]
+        if self._state == _HEAD:
+            self._scan_from = len(buffer)
+        return done
+
+    def _check_incomplete_head(self, buffer, pos):
+        pending = len(buffer) - pos
+        if pending > self._max_header:
+            raise HeadersTooLarge("request header section too large")
+        # A head ended with bare LFs would otherwise wait for the timeout: refuse it now.
+        if buffer.find(b"\n\n", pos) >= 0 or buffer.find(b"\r\r", pos) >= 0:
+            raise ProtocolError("bare CR or LF in message head")
+
+    def _start_request(self, head):
+        lines = _split_head(head, ProtocolError)
+        method, target, version = self._parse_request_line(lines[0])
+        fields = _parse_header_lines(lines[1:], ProtocolError)
+
+        headers = {}
+        content_lengths = []
+        transfer_encodings = []
+        hosts = 0
+        for name, value in fields:
+            if name == b"content-length":
+                content_lengths.append(value)
+            elif name == b"transfer-encoding":
+                transfer_encodings.append(value)
+            elif name == b"host":
+                hosts += 1
+            previous = headers.get(name)
+            headers[name] = value if previous is None else previous + b", " + value
+
+        # RFC 9112 section 3.2: a server MUST respond 400 to an HTTP/1.1 request that lacks a
+        # Host field or has more than one.
+        if version == 11 and hosts != 1:
+            raise ProtocolError("HTTP/1.1 request needs exactly one Host header")
+
+        connection = _connection_tokens(headers.get(b"connection", b""))
+        if version == 11:
+            keep_alive = b"close" not in connection
+        else:
+            keep_alive = b"keep-alive" in connection and b"close" not in connection
+
+        self._current = (method, target, version, headers, keep_alive)
+        self._body_parts = []
+        self._body_size = 0
+        expects = headers.get(b"expect")
+        self._expect_continue = expects is not None and expects.lower() == b"100-continue" and version == 11
+
+        if transfer_encodings:
+            # RFC 9112 section 6.1: Content-Length with Transfer-Encoding "ought to be handled
+            # as an error" by a server; we reject, because a proxy that picks one is the
+            # textbook request-smuggling setup.
+            if content_lengths:
+                raise ProtocolError("both Content-Length and Transfer-Encoding")
+            if version == 10:
+                raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request")
+            codings = [c.strip(b" \t").lower() for c in b",".join(transfer_encodings).split(b",")]
+            if codings != [b"chunked"]:
+                raise UnsupportedTransferCoding("only Transfer-Encoding: chunked is supported")
+            self._chunked = _ChunkedDecoder(ProtocolError)
+            self._state = _BODY_CHUNKED
+        elif content_lengths:
+            length = _parse_content_length(content_lengths, ProtocolError)
+            if length > self._max_body:
+                raise BodyTooLarge("request body too large")
+            self._remaining = length
+            self._state = _BODY_LENGTH
+        else:
+            self._remaining = 0
+            self._state = _BODY_LENGTH
+
+    def _parse_request_line(self, line):
+        # request-line = method SP request-target SP HTTP-version (RFC 9112 section 3)
+        parts = line.split(b" ")
+        if len(parts) != 3:
+            raise ProtocolError("malformed request line")
+        method, target, version = parts
+        if not _is_token(method):
+            raise ProtocolError("invalid method")
+        if not target or not all(c in _TARGET_OK for c in target):
+            raise ProtocolError("invalid request target")
+        return method, target, _parse_version(version, ProtocolError, UnsupportedVersion)
+
+    def _finish_request(self):
+        method, target, version, headers, keep_alive = self._current
+        parts = self._body_parts
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._current = None
+        self._body_parts = []
+        self._chunked = None
+        self._state = _HEAD
+        self._expect_continue = False
+        return Request(method, target, version, headers, body, keep_alive)
+
+
+# ============================================================================================
+# Upstream response parsing
+# ============================================================================================
+
+
+class ResponseHead:
+    __slots__ = ("status", "version", "reason", "headers", "keep_alive", "content_length", "chunked")
+
+    def __init__(self, status, version, reason, headers, keep_alive, content_length, chunked):
+        self.status = status
+        self.version = version
+        self.reason = reason
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.content_length = content_length
+        self.chunked = chunked
+
+    def get(self, name, default=None):
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return default
+
+    def __repr__(self):
+        return f"<ResponseHead {self.status}>"
+
+
+_R_HEAD, _R_LENGTH, _R_CHUNKED, _R_UNTIL_CLOSE, _R_DONE = range(5)
+
+
+class ResponseParser:
+    """See ``alloy/_core.pyi``."""
+
+    def __init__(self, head_request=False, max_header_bytes=65536):
+        self._head_request = head_request
+        self._max_header = max_header_bytes
+        self._buffer = bytearray()
+        self._state = _R_HEAD
+        self._remaining = 0
+        self._chunked = None
+        self._head = None
+        self.done = False
+
+    def feed(self, data):
+        if self._state == _R_DONE:
+            if data and self._head is not None:
+                self._head.keep_alive = False  # stray bytes: never reuse this connection
+            return []
+        buffer = self._buffer
+        buffer += data
+        out = []
+        pos = 0
+        while pos < len(buffer) or self._state == _R_LENGTH and not self._remaining:
+            if self._state == _R_HEAD:
+                end = buffer.find(b"\r\n\r\n", pos)
+                if end < 0:
+                    if len(buffer) - pos > self._max_header:
+                        raise UpstreamProtocolError("upstream response head too large")
+                    break
+                head = self._parse_head(bytes(buffer[pos:end]))
+                pos = end + 4
+                if head is not None:
+                    out.append(head)
+            elif self._state == _R_LENGTH:
+                take = min(self._remaining, len(buffer) - pos)
+                if take:
+                    out.append(bytes(buffer[pos : pos + take]))
+                    pos += take
+                    self._remaining -= take
+                if not self._remaining:
+                    self._finish(buffer, pos)
+                    return out
+                break
+            elif self._state == _R_CHUNKED:
+                pos, pieces, finished = self._chunked.feed(buffer, pos)
+                out.extend(pieces)
+                if finished:
+                    self._finish(buffer, pos)
+                    return out
+                break
+            else:  # _R_UNTIL_CLOSE
+                out.append(bytes(buffer[pos:]))
+                pos = len(buffer)
+        del buffer[:pos]
+        return out
+
+    def feed_eof(self):
+        if self._state == _R_UNTIL_CLOSE:
+            self._state = _R_DONE
+            self.done = True
+            return []
+        if self._state == _R_DONE:
+            return []
+        if self._state == _R_HEAD:
+            raise UpstreamProtocolError("upstream closed the connection before sending a response")
+        raise UpstreamProtocolError("upstream closed the connection before the body was complete")
+
+    def _finish(self, buffer, pos):
+        if pos < len(buffer):
+            self._head.keep_alive = False
+        buffer.clear()
+        self._state = _R_DONE
+        self.done = True
+
+    def _parse_head(self, head):
+        lines = _split_head(head, UpstreamProtocolError)
+        parts = lines[0].split(b" ", 2)
+        if len(parts) < 2 or len(parts[1]) != 3 or not all(c in _DIGITS for c in parts[1]):
+            raise UpstreamProtocolError("upstream sent an invalid status line")
+        version = _parse_version(parts[0], UpstreamProtocolError, UpstreamProtocolError)
+        status = int(parts[1])
+        reason = parts[2] if len(parts) == 3 else b""
+        headers = _parse_header_lines(lines[1:], UpstreamProtocolError)
+        if 100 <= status < 200:
+            return None  # interim response (100 Continue, 103 Early Hints): wait for the final one
+
+        connection = set()
+        content_lengths = []
+        transfer_encodings = []
+        for name, value in headers:
+            if name == b"connection":
+                connection |= _connection_tokens(value)
+            elif name == b"content-length":
+                content_lengths.append(value)
+            elif name == b"transfer-encoding":
+                transfer_encodings.append(value)
+        keep_alive = b"close" not in connection if version == 11 else b"keep-alive" in connection
+
+        # RFC 9112 section 6.3: responses to HEAD and 1xx/204/304 responses have no body.
+        if self._head_request or status in (204, 304):
+            content_length, chunked = 0, False
+            self._remaining = 0
+            self._state = _R_LENGTH
+        elif transfer_encodings:
+            codings = [c.strip(b" \t").lower() for c in b",".join(transfer_encodings).split(b",")]
+            if codings[-1] != b"chunked":
+                raise UpstreamProtocolError("unsupported upstream transfer coding")
+            content_length, chunked = -1, True
+            self._chunked = _ChunkedDecoder(UpstreamProtocolError)
+            self._state = _R_CHUNKED
+        elif content_lengths:
+            content_length, chunked = _parse_content_length(content_lengths, UpstreamProtocolError), False
+            self._remaining = content_length
+            self._state = _R_LENGTH
+        else:
+            content_length, chunked = -1, False
+            keep_alive = False
+            self._state = _R_UNTIL_CLOSE
+        self._head = ResponseHead(status, version, reason, headers, keep_alive, content_length, chunked)
+        return self._head
+
+
+# ============================================================================================
+# Response framing
+# ============================================================================================
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def _status_line(status):
+    return b"HTTP/1.1 %d %s\r\n" % (status, STATUS_REASONS.get(status, b""))
+
+
+def encode_headers(headers):
+    return b"".join(name + b": " + value + _CRLF for name, value in headers if name not in HOP_BY_HOP)
+
+
+def frame_response(status, header_block, body, close=False):
+    connection = b"connection: close\r\n" if close else b""
+    return b"%s%scontent-length: %d\r\n%s\r\n%s" % (_status_line(status), header_block, len(body), connection, body)
+
+
+def frame_stream_head(status, header_block, close=False):
+    connection = b"connection: close\r\n" if close else b""
+    return _status_line(status) + header_block + b"transfer-encoding: chunked\r\n" + connection + _CRLF
+
+
+def frame_chunk(data):
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def frame_request(method, target, header_block, body):
+    line = method + b" " + target + b" HTTP/1.1\r\n"
+    if body or method not in (b"GET", b"HEAD"):
+        return b"%s%scontent-length: %d\r\n\r\n%s" % (line, header_block, len(body), body)
+    return line + header_block + _CRLF
+
+
+# ============================================================================================
+# Server-Sent Events
+# ============================================================================================
+
+
+class SSESplitter:
+    """See ``alloy/_core.pyi``. Follows the WHATWG event-stream interpretation rules."""
+
+    def __init__(self, max_event_bytes=16777216):
+        self._max = max_event_bytes
+        self._buffer = bytearray()
+        self._event = None
+        self._data = []
+        self._event_bytes = 0
+        self._pending_cr = False  # a CR ended the last feed: a following LF belongs to it
+
+    def feed(self, data):
+        buffer = self._buffer
+        if self._pending_cr and data[:1] == b"\n":
+            data = data[1:]
+        self._pending_cr = False
+        buffer += data
+        events = []
+        pos = 0
+        end = len(buffer)
+        while pos < end:
+            lf = buffer.find(b"\n", pos)
+            cr = buffer.find(b"\r", pos)
+            if cr >= 0 and (lf < 0 or cr < lf):
+                eol, skip = cr, 1
+                if cr + 1 < end:
+                    if buffer[cr + 1] == 0x0A:
+                        skip = 2
+                else:
+                    self._pending_cr = True
+            elif lf >= 0:
+                eol, skip = lf, 1
+            else:
+                break
+            self._line(bytes(buffer[pos:eol]), events)
+            pos = eol + skip
+        del buffer[:pos]
+        if self._event_bytes + len(buffer) > self._max:
+            raise UpstreamProtocolError("server-sent event too large")
+        return events
+
+    def flush(self):
+        events = []
+        if self._buffer:
+            self._line(bytes(self._buffer), events)
+            self._buffer.clear()
+        self._line(b"", events)
+        return events
+
+    def _line(self, line, events):
+        if not line:
+            if self._data:
+                events.append((self._event, b"\n".join(self._data)))
+            self._event = None
+            self._data = []
+            self._event_bytes = 0
+            return
+        self._event_bytes += len(line)
+        if self._event_bytes > self._max:
+            raise UpstreamProtocolError("server-sent event too large")
+        if line[0] == 0x3A:  # ":" starts a comment
+            return
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value
+
+
+# ============================================================================================
+# Request body scanning
+# ============================================================================================
+
+
+class ScanResult:
+    __slots__ = ("model", "stream", "body", "_span", "_parsed")
+
+    def __init__(self, model, stream, body, span, parsed):
+        self.model = model
+        self.stream = stream
+        self.body = body
+        self._span = span  # (start, end) of the model string's contents, or None
+        self._parsed = parsed  # the decoded object when the scan fell back to orjson
+
+    def __repr__(self):
+        return f"<ScanResult model={self.model!r} stream={self.stream}>"
+
+
+class _Undecided(Exception):
+    """The scanner cannot answer alone; orjson decides."""
+
+
+_WHITESPACE = b" \t\r\n"
+_LITERAL_CHARS = frozenset(b"0123456789+-.eEtruefalsn")
+
+
+def _skip_ws(body, pos):
+    end = len(body)
+    while pos < end and body[pos] in b" \t\r\n":
+        pos += 1
+    return pos
+
+
+def _skip_string(body, pos):
+    """``body[pos]`` is an opening quote; return the index after the closing one."""
+    while True:
+        close = body.find(b'"', pos + 1)
+        if close < 0:
+            raise InvalidRequest("request body is not valid JSON")
+        backslashes = 0
+        while body[close - 1 - backslashes] == 0x5C:
+            backslashes += 1
+        if backslashes % 2 == 0:
+            return close + 1
+        pos = close
+
+
+def _skip_value(body, pos):
+    """Skip one JSON value starting at ``pos``; nested containers are skipped by bracket counting."""
+    end = len(body)
+    if pos >= end:
+        raise InvalidRequest("request body is not valid JSON")
+    first = body[pos]
+    if first == 0x22:  # '"'
+        return _skip_string(body, pos)
+    if first in b"{[":
+        depth = 0
+        while pos < end:
+            c = body[pos]
+            if c == 0x22:
+                pos = _skip_string(body, pos)
+                continue
+            if c in b"{[":
+                depth += 1
+            elif c in b"}]":
+                depth -= 1
+                if depth == 0:
+                    return pos + 1
+            pos += 1
+        raise InvalidRequest("request body is not valid JSON")
+    start = pos
+    while pos < end and body[pos] in _LITERAL_CHARS:
+        pos += 1
+    if pos == start:
+        raise InvalidRequest("request body is not valid JSON")
+    return pos
+
+
+def _scan(body):
+    pos = _skip_ws(body, 0)
+    if pos >= len(body) or body[pos] != 0x7B:  # "{"
+        raise InvalidRequest("request body must be a JSON object")
+    pos = _skip_ws(body, pos + 1)
+    model = None
+    span = None
+    stream = False
+    seen = set()
+    if pos < len(body) and body[pos] == 0x7D:
+        pos += 1
+    else:
+        while True:
+            if pos >= len(body) or body[pos] != 0x22:
+                raise InvalidRequest("request body is not valid JSON")
+            key_end = _skip_string(body, pos)
+            key = bytes(body[pos + 1 : key_end - 1])
+            if key in seen:
+                raise _Undecided  # JSON parsers disagree on duplicates; orjson's choice is final
+            seen.add(key)
+            pos = _skip_ws(body, key_end)
+            if pos >= len(body) or body[pos] != 0x3A:
+                raise InvalidRequest("request body is not valid JSON")
+            pos = _skip_ws(body, pos + 1)
+            value_end = _skip_value(body, pos)
+            if key == b"model":
+                if body[pos] != 0x22:
+                    if body[pos:value_end] == b"null":
+                        model = None
+                    else:
+                        raise InvalidRequest("'model' must be a string", param="model")
+                else:
+                    raw = body[pos + 1 : value_end - 1]
+                    if b"\\" in raw:
+                        raise _Undecided
+                    model = raw.decode("utf-8")
+                    span = (pos + 1, value_end - 1)
+            elif key == b"stream":
+                literal = body[pos:value_end]
+                if literal == b"true":
+                    stream = True
+                elif literal in (b"false", b"null"):
+                    stream = False
+                else:
+                    raise InvalidRequest("'stream' must be a boolean", param="stream")
+            elif b"\\" in key:
+                raise _Undecided  # an escaped key might spell "model"
+            pos = _skip_ws(body, value_end)
+            if pos < len(body) and body[pos] == 0x2C:  # ","
+                pos = _skip_ws(body, pos + 1)
+                continue
+            if pos < len(body) and body[pos] == 0x7D:
+                pos += 1
+                break
+            raise InvalidRequest("request body is not valid JSON")
+    if _skip_ws(body, pos) != len(body):
+        raise InvalidRequest("request body is not valid JSON")
+    return ScanResult(model, stream, body, span, None)
+
+
+def _scan_with_orjson(body):
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("request body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    model = document.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidRequest("'model' must be a string", param="model")
+    stream = document.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean", param="stream")
+    return ScanResult(model, bool(stream), orjson.dumps(document), None, document)
+
+
+def scan_body(body):
+    try:
+        return _scan(body)
+    except _Undecided:
+        return _scan_with_orjson(body)
+    except UnicodeDecodeError:
+        raise InvalidRequest("request body is not valid UTF-8") from None
+
+
+def rewrite_model(result, model):
+    if result._parsed is not None:
+        document = dict(result._parsed)
+        document["model"] = model
+        return orjson.dumps(document)
+    if result._span is None:
+        # No model key at all: add one at the front of the object.
+        body = result.body
+        brace = body.index(b"{")
+        inner_empty = body[brace + 1 :].strip(_WHITESPACE).startswith(b"}")
+        separator = b"" if inner_empty else b","
+        return body[: brace + 1] + b'"model":' + orjson.dumps(model) + separator + body[brace + 1 :]
+    start, end = result._span
+    encoded = orjson.dumps(model)[1:-1]
+    return result.body[:start] + encoded + result.body[end:]
+
+
+# ============================================================================================
+# Routing table
+# ============================================================================================
+
+
+def _glob_match(pattern_parts, name):
+    """``pattern_parts`` is the pattern split on "*"; True when ``name`` matches."""
+    first, *middle, last = pattern_parts
+    if not name.startswith(first) or not name.endswith(last) or len(name) < len(first) + len(last):
+        return False
+    pos = len(first)
+    limit = len(name) - len(last)
+    for part in middle:
+        found = name.find(part, pos, limit)
+        if found < 0:
+            return False
+        pos = found + len(part)
+    return True
+
+
+class RouteTable:
+    """See ``alloy/_core.pyi``."""
+
+    def __init__(self):
+        self._exact = {}
+        self._prefixes = {}
+        self._wildcards = []  # (literal length, insertion order, parts, target), best first
+
+    def add_exact(self, name, target):
+        self._exact[name] = target
+
+    def add_prefix(self, prefix, target):
+        self._prefixes[prefix] = target
+
+    def add_wildcard(self, pattern, target):
+        parts = pattern.split("*")
+        literal = len(pattern) - (len(parts) - 1)
+        self._wildcards.append((-literal, len(self._wildcards), parts, target))
+        self._wildcards.sort(key=lambda entry: entry[:2])
+
+    def lookup(self, model):
+        target = self._exact.get(model)
+        if target is not None:
+            return target, model
+        prefix, slash, rest = model.partition("/")
+        if slash and rest:
+            target = self._prefixes.get(prefix)
+            if target is not None:
+                return target, rest
+        for _, _, parts, target in self._wildcards:
+            if len(parts) == 1:
+                if parts[0] == model:
+                    return target, model
+            elif _glob_match(parts, model):
+                return target, model
+        return None
+
+    def exact_names(self):
+        return list(self._exact)
