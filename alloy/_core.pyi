@@ -106,6 +106,10 @@ def frame_response(status: int, header_block: bytes, body: bytes, close: bool = 
     """A whole response in one buffer: status line, ``header_block`` (pre-encoded lines, each ending
     in CRLF), ``content-length``, ``connection: close`` when ``close``, blank line, body."""
 
+def frame_head(status: int, header_block: bytes, content_length: int, close: bool = False) -> bytes:
+    """The head of a response whose ``content_length``-byte body the caller writes separately
+    (large bodies are written as they are, never copied into a joined buffer)."""
+
 def frame_stream_head(status: int, header_block: bytes, close: bool = False) -> bytes:
     """Status line and headers of a chunked response (``transfer-encoding: chunked``)."""
 
@@ -115,6 +119,9 @@ def frame_chunk(data: bytes) -> bytes:
 def frame_request(method: bytes, target: bytes, header_block: bytes, body: bytes) -> bytes:
     """An upstream HTTP/1.1 request: request line, ``header_block``, ``content-length`` (omitted for a
     bodiless GET/HEAD), blank line, body."""
+
+def frame_request_head(method: bytes, target: bytes, header_block: bytes, content_length: int) -> bytes:
+    """The head of an upstream request whose body the caller writes separately."""
 
 # --- Server-Sent Events -----------------------------------------------------------------------
 
@@ -157,6 +164,10 @@ def scan_body(body: bytes) -> ScanResult:
 def rewrite_model(result: ScanResult, model: str) -> bytes:
     """``result.body`` with the top-level ``model`` value replaced by ``model``: a splice of the
     original bytes, not a re-serialisation (unless the scan already fell back to orjson)."""
+
+def rewrite_model_parts(result: ScanResult, model: str) -> list[Any]:
+    """The pieces (bytes or memoryviews over ``result.body``) whose concatenation is
+    ``rewrite_model(result, model)``, for writing a large body upstream without copying it."""
 
 # --- routing table -------------------------------------------------------------------------------
 

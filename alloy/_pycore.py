@@ -539,6 +539,11 @@ def frame_response(status, header_block, body, close=False):
     return b"%s%scontent-length: %d\r\n%s\r\n%s" % (_status_line(status), header_block, len(body), connection, body)
 
 
+def frame_head(status, header_block, content_length, close=False):
+    connection = b"connection: close\r\n" if close else b""
+    return b"%s%scontent-length: %d\r\n%s\r\n" % (_status_line(status), header_block, content_length, connection)
+
+
 def frame_stream_head(status, header_block, close=False):
     connection = b"connection: close\r\n" if close else b""
     return _status_line(status) + header_block + b"transfer-encoding: chunked\r\n" + connection + _CRLF
@@ -553,6 +558,10 @@ def frame_request(method, target, header_block, body):
     if body or method not in (b"GET", b"HEAD"):
         return b"%s%scontent-length: %d\r\n\r\n%s" % (line, header_block, len(body), body)
     return line + header_block + _CRLF
+
+
+def frame_request_head(method, target, header_block, content_length):
+    return b"%s %s HTTP/1.1\r\n%scontent-length: %d\r\n\r\n" % (method, target, header_block, content_length)
 
 
 # ============================================================================================
@@ -810,6 +819,14 @@ def rewrite_model(result, model):
     start, end = result._span
     encoded = orjson.dumps(model)[1:-1]
     return result.body[:start] + encoded + result.body[end:]
+
+
+def rewrite_model_parts(result, model):
+    if result._parsed is not None or result._span is None:
+        return [rewrite_model(result, model)]
+    start, end = result._span
+    view = memoryview(result.body)
+    return [view[:start], orjson.dumps(model)[1:-1], view[end:]]
 
 
 # ============================================================================================

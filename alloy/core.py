@@ -31,11 +31,14 @@ RouteTable = _impl.RouteTable
 LAST_CHUNK = _impl.LAST_CHUNK
 encode_headers = _impl.encode_headers
 frame_response = _impl.frame_response
+frame_head = _impl.frame_head
 frame_stream_head = _impl.frame_stream_head
+frame_request_head = _impl.frame_request_head
 frame_chunk = _impl.frame_chunk
 frame_request = _impl.frame_request
 scan_body = _impl.scan_body
 rewrite_model = _impl.rewrite_model
+rewrite_model_parts = _impl.rewrite_model_parts
 
 __all__ = [
     "IMPLEMENTATION",
@@ -49,9 +52,12 @@ __all__ = [
     "ScanResult",
     "encode_headers",
     "frame_chunk",
+    "frame_head",
+    "frame_request_head",
     "frame_request",
     "frame_response",
     "frame_stream_head",
     "rewrite_model",
+    "rewrite_model_parts",
     "scan_body",
 ]
