@@ -19,6 +19,7 @@
  *     -l LABEL    label of the markdown row (default: the path)
  *     --json      one JSON object instead of the markdown row
  *     --header    print the markdown table header before the row
+ *     --samples F write every timed round trip to F, one per line, in µs (for merging rounds)
  *
  * Every request is bounded: the run stops at N requests or at the time limit, whichever comes
  * first, and a connection that stays silent for 10 s counts as an error. Only 2xx counts as success.
@@ -56,6 +57,7 @@ typedef struct {
     const char *body_file;
     const char *method;
     const char *label;
+    const char *samples_file;
     const char *headers[MAX_HEADERS];
     int n_headers;
     long requests;
@@ -75,7 +77,7 @@ typedef struct {
 static void usage(void) {
     fprintf(stderr,
             "usage: latency_client [-n N] [-w N] [-b FILE] [-X METHOD] [-H 'K: V'] [-c N] [-t SEC]\n"
-            "                      [-l LABEL] [--json] [--header] http://HOST:PORT/PATH\n");
+            "                      [-l LABEL] [--json] [--header] [--samples FILE] http://HOST:PORT/PATH\n");
     exit(2);
 }
 
@@ -102,6 +104,9 @@ static void parse_args(int argc, char **argv, options *o) {
             o->json = 1;
         } else if (!strcmp(a, "--header")) {
             o->print_header = 1;
+        } else if (!strcmp(a, "--samples")) {
+            if (!next) usage();
+            o->samples_file = argv[++i];
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage();
         } else if (a[0] == '-' && a[1] && !a[2] && strchr("nwbXHctl", a[1])) {
@@ -414,10 +419,21 @@ static double square_root(double x) {
     return g;
 }
 
+static const char *samples_file;
+
 static void summarise(result *r, uint64_t *samples, long n) {
     r->count = n;
     if (n == 0) return;
     qsort(samples, (size_t)n, sizeof *samples, cmp_u64);
+    if (samples_file) {
+        FILE *f = fopen(samples_file, "w");
+        if (!f) {
+            perror(samples_file);
+        } else {
+            for (long i = 0; i < n; i++) fprintf(f, "%.3f\n", (double)samples[i] / 1000.0);
+            fclose(f);
+        }
+    }
     double sum = 0, sq = 0;
     for (long i = 0; i < n; i++) sum += (double)samples[i] / 1000.0;
     r->mean = sum / (double)n;
@@ -700,6 +716,7 @@ int main(int argc, char **argv) {
     target t;
     parse_args(argc, argv, &o);
     parse_url(o.url, &t);
+    samples_file = o.samples_file;
     buf req = build_request(&o, &t);
     result r = {0};
     r.label = o.label ? o.label : t.path;

@@ -139,12 +139,12 @@ def chart(run, path):
         values = [b["stats"]["median"] * 1e6 for b in rows]
         colors = ["#d9534f" if label == "compiled" else "#5bc0de" if label == "pure" else "#999999" for label in labels]
         ax.barh(labels, values, color=colors)
-        ax.set_xscale("log")
+        ax.set_xlim(0, max(values) * 1.25)
         ax.set_title(name, fontsize=9, loc="left")
         ax.tick_params(labelsize=8)
         for y, value in enumerate(values):
             ax.text(value, y, f" {format_time(value / 1e6)}", va="center", fontsize=7)
-    axes[-1].set_xlabel("median time per call (µs, log scale; shorter is faster)")
+    axes[-1].set_xlabel("median time per call (µs; shorter is faster)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
