@@ -102,6 +102,10 @@ def encode_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
     """``name: value\\r\\n`` lines for forwarding, skipping hop-by-hop and framing fields
     (``alloy.headers.HOP_BY_HOP``)."""
 
+def encode_forwarded(headers: dict[bytes, bytes], skip: frozenset[bytes]) -> bytes:
+    """The client's request headers as lines for the upstream, without the names in ``skip`` and
+    without any field the Connection header names as hop-by-hop (RFC 9110 section 7.6.1)."""
+
 def frame_response(status: int, header_block: bytes, body: bytes, close: bool = False) -> bytes:
     """A whole response in one buffer: status line, ``header_block`` (pre-encoded lines, each ending
     in CRLF), ``content-length``, ``connection: close`` when ``close``, blank line, body."""

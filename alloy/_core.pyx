@@ -852,13 +852,56 @@ cdef inline int _decimal(char *digits, long long value):
     return count
 
 
+cdef bytes _join_fields(list names, list values, Py_ssize_t size):
+    """``name: value\r\n`` for each pair, in one allocation."""
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, size)
+    cdef char *o = PyBytes_AS_STRING(out)
+    cdef Py_ssize_t i
+    cdef bytes name, value
+    for i in range(len(names)):
+        name = <bytes>names[i]
+        value = <bytes>values[i]
+        o = _put(o, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))
+        o = _put(o, b": ", 2)
+        o = _put(o, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+        o = _put(o, b"\r\n", 2)
+    return out
+
+
 def encode_headers(list headers):
-    cdef list parts = []
+    cdef list names = [], values = []
+    cdef Py_ssize_t size = 0
     cdef tuple item
     for item in headers:
         if item[0] not in _HOP_BY_HOP:
-            parts.append(<bytes>item[0] + b": " + <bytes>item[1] + CRLF)
-    return EMPTY.join(parts)
+            names.append(item[0])
+            values.append(item[1])
+            size += PyBytes_GET_SIZE(<bytes>item[0]) + PyBytes_GET_SIZE(<bytes>item[1]) + 4
+    return _join_fields(names, values, size)
+
+
+def encode_forwarded(dict headers, skip):
+    cdef list names = [], values = []
+    cdef Py_ssize_t size = 0
+    cdef object connection = headers.get(H_CONNECTION)
+    cdef object named = None
+    if connection is not None:
+        named = _connection_named(<bytes>connection)
+    for name, value in headers.items():
+        if name in skip or (named is not None and name in named):
+            continue
+        names.append(name)
+        values.append(value)
+        size += PyBytes_GET_SIZE(<bytes>name) + PyBytes_GET_SIZE(<bytes>value) + 4
+    return _join_fields(names, values, size)
+
+
+cdef object _connection_named(bytes value):
+    """Field names listed in Connection, other than the close/keep-alive options (usually none)."""
+    cdef set named = {token.strip(b" \t").lower() for token in value.split(b",")}
+    named.discard(B_CLOSE)
+    named.discard(B_KEEP_ALIVE)
+    return named or None
 
 
 def frame_response(int status, bytes header_block, bytes body, bint close=False):

@@ -534,6 +534,17 @@ def encode_headers(headers):
     return b"".join(name + b": " + value + _CRLF for name, value in headers if name not in HOP_BY_HOP)
 
 
+def encode_forwarded(headers, skip):
+    named = set()
+    connection = headers.get(b"connection")
+    if connection is not None:
+        # RFC 9110 section 7.6.1: fields named in Connection are hop-by-hop too.
+        named = _connection_tokens(connection) - {b"close", b"keep-alive"}
+    return b"".join(
+        name + b": " + value + _CRLF for name, value in headers.items() if name not in skip and name not in named
+    )
+
+
 def frame_response(status, header_block, body, close=False):
     connection = b"connection: close\r\n" if close else b""
     return b"%s%scontent-length: %d\r\n%s\r\n%s" % (_status_line(status), header_block, len(body), connection, body)

@@ -30,6 +30,7 @@ ScanResult = _impl.ScanResult
 RouteTable = _impl.RouteTable
 LAST_CHUNK = _impl.LAST_CHUNK
 encode_headers = _impl.encode_headers
+encode_forwarded = _impl.encode_forwarded
 frame_response = _impl.frame_response
 frame_head = _impl.frame_head
 frame_stream_head = _impl.frame_stream_head
@@ -50,6 +51,7 @@ __all__ = [
     "RouteTable",
     "SSESplitter",
     "ScanResult",
+    "encode_forwarded",
     "encode_headers",
     "frame_chunk",
     "frame_head",

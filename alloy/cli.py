@@ -1,0 +1,46 @@
+"""The ``alloy`` command: argument parsing, then hand-off to the server or the mock upstream.
+
+    alloy [--host H] [--port P] [--config alloy.toml]   run the gateway
+    alloy mock-upstream [--port P] ...                  run the offline OpenAI-compatible fake LLM
+    alloy --version
+"""
+
+import argparse
+import logging
+import sys
+
+from alloy import mock_upstream, server
+from alloy._version import __version__
+from alloy.config import ConfigError, load
+
+
+def gateway_arguments():
+    parser = argparse.ArgumentParser(
+        prog="alloy",
+        description="Alloy: an OpenAI-compatible AI gateway. Subcommand: 'alloy mock-upstream --help'.",
+    )
+    parser.add_argument("--version", action="version", version=f"alloy {__version__}")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 3000)")
+    parser.add_argument("--config", metavar="FILE", help="alloy.toml with providers and models")
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "mock-upstream":
+        raise SystemExit(mock_upstream.main(argv[1:]))
+    args = gateway_arguments().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load(args.config, host=args.host, port=args.port)
+    except ConfigError as error:
+        print(f"alloy: configuration refused: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        server.run(config)
+    except OSError as error:  # e.g. the port is taken
+        print(f"alloy: cannot listen on {config.server.host}:{config.server.port}: {error.strerror}", file=sys.stderr)
+        raise SystemExit(1) from None
+    raise SystemExit(0)

@@ -1,0 +1,251 @@
+"""Configuration: ``alloy.toml`` plus the environment, loaded once into frozen dataclasses.
+
+Everything is validated at start-up, so a running gateway never discovers a bad setting on a request.
+Unknown keys are refused (a typo must not silently disable a limit), and every message names the
+file, the key and what is wrong. Secrets are read from the environment (``"env:NAME"``) and never
+appear in an error message or a log line.
+"""
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the person starting the gateway."""
+
+
+PROVIDER_KINDS = ("openai",)
+UPSTREAM_CLIENTS = ("core", "httpx")
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    master_key: str | None = None
+    max_header_bytes: int = 65536
+    max_body_bytes: int = 32 * 1024 * 1024
+    read_timeout: float = 15.0  # a request must arrive whole within this many seconds of its first byte
+    keepalive_timeout: float = 75.0  # an idle client connection is closed after this
+    shutdown_timeout: float = 30.0  # in-flight requests get this long to finish on SIGTERM
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    name: str
+    kind: str
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    client: str = "core"
+    connect_timeout: float = 10.0
+    read_timeout: float = 600.0  # first byte, and any silence between two reads of a stream
+    max_connections: int = 512
+    http2: bool = False  # httpx client only
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str
+    provider: str
+    model: str  # the name sent upstream
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerSettings
+    providers: tuple[ProviderSettings, ...]
+    models: tuple[ModelSettings, ...] = ()
+    wildcards: tuple[tuple[str, str], ...] = ()  # (pattern, provider name)
+    default_provider: str | None = None
+    uses_mock: bool = False  # no provider configured: the built-in mock answers
+
+
+# --- reading values ------------------------------------------------------------------------------
+
+
+class _Section:
+    """One TOML table being read: hands out typed values and refuses what it did not hand out."""
+
+    def __init__(self, source, where, table):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{where}] must be a table")
+        self.source = source
+        self.where = where
+        self.table = table
+        self.read = set()
+
+    def _fail(self, key, problem):
+        raise ConfigError(f"{self.source}: {self.where}.{key}: {problem}")
+
+    def get(self, key, kind, default=None):
+        self.read.add(key)
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self._fail(key, f"expected {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    def positive(self, key, kind, default):
+        value = self.get(key, kind, default)
+        if value <= 0:
+            self._fail(key, "must be greater than zero")
+        return value
+
+    def secret(self, key, env):
+        """A secret: ``"env:NAME"`` reads the environment; a literal is accepted but discouraged."""
+        value = self.get(key, str)
+        if value is None:
+            return None
+        if value.startswith("env:"):
+            name = value[4:]
+            if name not in env or not env[name]:
+                self._fail(key, f"environment variable {name} is not set")
+            return env[name]
+        return value
+
+    def finish(self):
+        unknown = sorted(set(self.table) - self.read)
+        if unknown:
+            self._fail(unknown[0], "unknown key")
+
+
+def _check_base_url(source, where, url):
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{source}: {where}.base_url: expected an http(s) URL, got {url!r}")
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError(f"{source}: {where}.base_url: invalid port in {url!r}") from None
+    return url.rstrip("/")
+
+
+# --- the file --------------------------------------------------------------------------------------
+
+
+def _load_server(source, table, env, overrides):
+    section = _Section(source, "server", table)
+    master_key = section.secret("master_key", env) or env.get("ALLOY_MASTER_KEY") or None
+    settings = ServerSettings(
+        host=section.get("host", str, "127.0.0.1"),
+        port=section.get("port", int, 3000),
+        master_key=master_key,
+        max_header_bytes=section.positive("max_header_bytes", int, 65536),
+        max_body_bytes=section.positive("max_body_bytes", int, 32 * 1024 * 1024),
+        read_timeout=section.positive("read_timeout", float, 15.0),
+        keepalive_timeout=section.positive("keepalive_timeout", float, 75.0),
+        shutdown_timeout=section.positive("shutdown_timeout", float, 30.0),
+    )
+    section.finish()
+    return _replace(settings, overrides)
+
+
+def _replace(settings, overrides):
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if not values:
+        return settings
+    return ServerSettings(**{**settings.__dict__, **values})
+
+
+def _load_provider(source, name, table, env):
+    where = f"providers.{name}"
+    section = _Section(source, where, table)
+    kind = section.get("kind", str, "openai")
+    if kind not in PROVIDER_KINDS:
+        section._fail("kind", f"unknown provider kind {kind!r} (known: {', '.join(PROVIDER_KINDS)})")
+    client = section.get("client", str, "core")
+    if client not in UPSTREAM_CLIENTS:
+        section._fail("client", f"expected one of {', '.join(UPSTREAM_CLIENTS)}, got {client!r}")
+    base_url = section.get("base_url", str, OPENAI_DEFAULT_BASE_URL)
+    headers = section.get("headers", dict, {})
+    for key, value in headers.items():
+        if not isinstance(value, str) or any(c in value for c in "\r\n") or any(c in key for c in ":\r\n "):
+            section._fail("headers", f"invalid header {key!r}")
+    provider = ProviderSettings(
+        name=name,
+        kind=kind,
+        base_url=_check_base_url(source, where, base_url),
+        api_key=section.secret("api_key", env),
+        headers=tuple(headers.items()),
+        client=client,
+        connect_timeout=section.positive("connect_timeout", float, 10.0),
+        read_timeout=section.positive("read_timeout", float, 600.0),
+        max_connections=section.positive("max_connections", int, 512),
+        http2=section.get("http2", bool, False),
+    )
+    section.finish()
+    return provider
+
+
+def _load_model(source, index, table, provider_names):
+    section = _Section(source, f"models[{index}]", table)
+    name = section.get("name", str)
+    if not name:
+        section._fail("name", "required")
+    provider = section.get("provider", str)
+    if provider not in provider_names:
+        section._fail("provider", f"no provider named {provider!r}")
+    aliases = section.get("aliases", list, [])
+    if not all(isinstance(alias, str) and alias for alias in aliases):
+        section._fail("aliases", "expected a list of names")
+    model = ModelSettings(name=name, provider=provider, model=section.get("model", str, name), aliases=tuple(aliases))
+    section.finish()
+    return model
+
+
+def load(path=None, env=None, **server_overrides):
+    """Build the ``Config`` from ``path`` (optional) and ``env`` (defaults to ``os.environ``).
+
+    ``server_overrides`` (host, port, ...) come from the command line and win over the file.
+    """
+    env = os.environ if env is None else env
+    document = {}
+    source = path or "<environment>"
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                document = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    root = _Section(source, "<top level>", document)
+    server = _load_server(source, root.get("server", dict, {}), env, server_overrides)
+    provider_tables = root.get("providers", dict, {})
+    providers = [_load_provider(source, name, table, env) for name, table in provider_tables.items()]
+    if not providers and env.get("OPENAI_API_KEY"):
+        # Zero-config: the environment alone makes Alloy an OpenAI proxy.
+        providers.append(
+            ProviderSettings(
+                name="openai",
+                kind="openai",
+                base_url=_check_base_url("OPENAI_BASE_URL", "env", env.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL),
+                api_key=env["OPENAI_API_KEY"],
+            )
+        )
+    names = [p.name for p in providers]
+    models = [_load_model(source, i, table, names) for i, table in enumerate(root.get("models", list, []))]
+    wildcard_table = root.get("wildcards", dict, {})
+    for pattern, provider in wildcard_table.items():
+        if provider not in names:
+            raise ConfigError(f"{source}: wildcards.{pattern}: no provider named {provider!r}")
+    default = root.get("default_provider", str, names[0] if names else None)
+    if default is not None and default not in names:
+        raise ConfigError(f"{source}: default_provider: no provider named {default!r}")
+    root.finish()
+    return Config(
+        server=server,
+        providers=tuple(providers),
+        models=tuple(models),
+        wildcards=tuple(wildcard_table.items()),
+        default_provider=default,
+        uses_mock=not providers,
+    )

@@ -1,0 +1,158 @@
+"""One client connection: bytes in, the core parser, requests answered strictly in order.
+
+Theory of operation
+- Requests are answered one at a time in the order they arrived (RFC 9112 section 9.3.2:
+  pipelined responses go out in request order). While a proxied request is in flight, later
+  pipelined requests wait in ``queue``; past ``MAX_QUEUED`` we stop reading from the socket.
+- Back-pressure both ways: when the client's write buffer fills, ``pause_writing`` pauses the
+  upstream read of the exchange that fills it; ``resume_writing`` resumes it.
+- Timeouts cost nothing per request: the server's once-a-second sweep calls ``tick``, which counts
+  seconds spent reading one request (slow-loris) and seconds idle between requests.
+- A protocol error answers with its own status and closes: after a framing error the byte stream
+  cannot be trusted to delimit another request.
+"""
+
+import asyncio
+from collections import deque
+
+from alloy.core import RequestParser, frame_response
+from alloy.errors import AlloyError, RequestTimeout, error_response_body
+
+MAX_QUEUED = 32
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+JSON_HEADER = b"content-type: application/json\r\n"
+
+
+class ClientConnection(asyncio.Protocol):
+    __slots__ = (
+        "gateway", "transport", "parser", "queue", "current", "closing", "continue_sent",
+        "read_seconds", "idle_seconds", "reading_paused",
+    )
+
+    def __init__(self, gateway):
+        self.gateway = gateway
+        self.transport = None
+        settings = gateway.settings
+        self.parser = RequestParser(settings.max_header_bytes, settings.max_body_bytes)
+        self.queue = deque()
+        self.current = None  # the in-flight proxied exchange, if any
+        self.closing = False
+        self.continue_sent = False
+        self.read_seconds = 0
+        self.idle_seconds = 0
+        self.reading_paused = False
+
+    # --- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.gateway.connections.add(self)
+
+    def data_received(self, data):
+        self.idle_seconds = 0
+        if self.closing:
+            return
+        try:
+            requests = self.parser.feed(data)
+        except AlloyError as error:
+            self.queue.clear()
+            if self.current is None:
+                self.send_error(error, close=True)
+            else:
+                self.closing = True  # answer what is in flight, then close
+            return
+        if self.parser.expect_continue and not self.continue_sent:
+            # RFC 9110 section 10.1.1: tell the client to send the body it is holding back.
+            self.continue_sent = True
+            if self.current is None and not self.queue:
+                self.transport.write(CONTINUE)
+        for request in requests:
+            self.continue_sent = False
+            if self.current is None and not self.queue:
+                self.handle(request)
+            else:
+                self.queue.append(request)
+        if len(self.queue) > MAX_QUEUED and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def connection_lost(self, exc):
+        self.closing = True
+        self.gateway.connections.discard(self)
+        self.queue.clear()
+        current = self.current
+        if current is not None:
+            self.current = None
+            current.cancel()  # the client is gone: so is the upstream request
+
+    def pause_writing(self):
+        if self.current is not None:
+            self.current.pause()
+
+    def resume_writing(self):
+        if self.current is not None:
+            self.current.resume()
+
+    # --- answering ------------------------------------------------------------------------------
+
+    def handle(self, request):
+        self.read_seconds = 0
+        try:
+            answer = self.gateway.dispatch(request, self)
+        except AlloyError as error:
+            self.send_error(error, close=not request.keep_alive)
+            return
+        if answer is not None:  # a Prebuilt answer, written synchronously
+            if request.keep_alive and not self.gateway.draining:
+                self.transport.write(answer.keep_alive)
+            else:
+                self.transport.write(answer.closing)
+                self.close()
+        # else: a proxied exchange now owns the answer and calls ``exchange_finished``
+
+    def exchange_finished(self, keep_alive):
+        """Called by the exchange once its response is fully written."""
+        self.current = None
+        if not keep_alive or self.closing or self.gateway.draining:
+            self.close()
+            return
+        queue = self.queue
+        while queue and self.current is None and not self.closing:
+            self.handle(queue.popleft())
+        if self.reading_paused and len(queue) <= MAX_QUEUED // 2:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        if self.parser.expect_continue and self.current is None and not queue:
+            self.transport.write(CONTINUE)
+
+    def send_error(self, error, close=False, extra_headers=b""):
+        close = close or self.gateway.draining
+        body = error_response_body(error)
+        self.transport.write(frame_response(error.status, JSON_HEADER + extra_headers, body, close))
+        if close:
+            self.close()
+
+    def close(self):
+        self.closing = True
+        self.queue.clear()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()  # flushes what is buffered, then closes
+
+    # --- the server's once-a-second sweep ---------------------------------------------------------
+
+    def tick(self, settings, draining):
+        """Enforce the read and keep-alive timeouts; close idle connections while draining."""
+        if self.current is not None:
+            return
+        if self.parser.in_progress:
+            self.read_seconds += 1
+            if self.read_seconds > settings.read_timeout:
+                self.send_error(RequestTimeout("the request was not received in time"), close=True)
+            return
+        self.read_seconds = 0
+        if draining and not self.queue:
+            self.close()
+            return
+        self.idle_seconds += 1
+        if self.idle_seconds > settings.keepalive_timeout:
+            self.close()

@@ -1,0 +1,73 @@
+"""The gateway's own endpoints, answered from bytes built once, and dispatch of the rest.
+
+``Endpoints.dispatch`` returns a ``Prebuilt`` answer for what Alloy answers itself, or hands the
+request to the proxy (which answers asynchronously and returns None). Method and path decide;
+nothing here reads a body.
+"""
+
+import orjson
+
+from alloy.auth import MasterKey
+from alloy.core import frame_response
+from alloy.errors import MethodNotAllowed, ModelNotFound, NotFound
+
+JSON_HEADER = b"content-type: application/json\r\n"
+MODEL_ENDPOINTS = frozenset((b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings"))
+
+
+class Prebuilt:
+    """A complete response in its two framings: keep the connection, or close it."""
+
+    __slots__ = ("keep_alive", "closing")
+
+    def __init__(self, status, body, header_block=JSON_HEADER):
+        self.keep_alive = frame_response(status, header_block, body)
+        self.closing = frame_response(status, header_block, body, True)
+
+
+class Endpoints:
+    def __init__(self, config, proxy):
+        self.proxy = proxy
+        self.auth = MasterKey(config.server.master_key)
+        self.health = Prebuilt(200, b'{"status":"ok"}')
+        # With configured models, /v1/models lists them; a plain proxy passes it through instead.
+        self.model_list = None
+        self.models = {}
+        if proxy.listed_models:
+            listing = [
+                {"id": name, "object": "model", "created": 0, "owned_by": owner}
+                for name, owner in proxy.listed_models
+            ]
+            self.models = {entry["id"]: Prebuilt(200, orjson.dumps(entry)) for entry in listing}
+            self.model_list = Prebuilt(200, orjson.dumps({"object": "list", "data": listing}))
+
+    def dispatch(self, request, connection):
+        target = request.target
+        query = target.find(b"?")
+        path = target if query < 0 else target[:query]
+        method = request.method
+        if path == b"/health":
+            if method == b"GET" or method == b"HEAD":
+                return self.health
+            raise MethodNotAllowed("use GET for /health")
+        if not path.startswith(b"/v1/"):
+            raise NotFound(f"no route for {method.decode()} {path.decode('latin-1')}")
+        self.auth.check(request.headers)
+        if path in MODEL_ENDPOINTS:
+            if method != b"POST":
+                raise MethodNotAllowed(f"use POST for {path.decode()}")
+            self.proxy.model_request(request, path, connection)
+            return None
+        if self.model_list is not None and path.startswith(b"/v1/models") and method == b"GET":
+            return self._model_answer(path)
+        self.proxy.passthrough(request, path, connection)
+        return None
+
+    def _model_answer(self, path):
+        if path == b"/v1/models":
+            return self.model_list
+        name = path[len(b"/v1/models/"):].decode("utf-8", "replace")
+        answer = self.models.get(name)
+        if answer is None:
+            raise ModelNotFound(f"The model '{name}' does not exist", param="model")
+        return answer

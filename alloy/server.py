@@ -1,0 +1,148 @@
+"""The running gateway: event loop, listening socket, the once-a-second sweep, signals and drain.
+
+Shutdown (SIGTERM or SIGINT): stop accepting, close idle keep-alive connections, let requests and
+streams in flight finish for up to ``shutdown_timeout`` seconds, then exit 0. A second signal exits
+at once.
+"""
+
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from dataclasses import replace
+
+try:
+    import uvloop
+except ImportError:  # platforms without uvloop fall back to the stdlib loop
+    uvloop = None
+
+from alloy import core
+from alloy.config import ProviderSettings
+from alloy.connection import ClientConnection
+from alloy.endpoints import Endpoints
+from alloy.mock_upstream import MockOptions, start_mock_upstream
+from alloy.proxy import Proxy
+from alloy.upstream import open_upstream
+
+log = logging.getLogger("alloy")
+
+
+class Gateway:
+    """What every connection shares: settings, the endpoint dispatcher, the set of connections."""
+
+    def __init__(self, config, loop):
+        self.config = config
+        self.settings = config.server
+        self.loop = loop
+        self.connections = set()
+        self.draining = False
+        self.upstreams = {p.name: open_upstream(p, loop) for p in config.providers}
+        self.endpoints = Endpoints(config, Proxy(config, self.upstreams))
+        self.dispatch = self.endpoints.dispatch
+        self._sweeper = None
+
+    def protocol(self):
+        return ClientConnection(self)
+
+    def start_sweeping(self):
+        self._sweeper = self.loop.call_later(1.0, self._sweep)
+
+    def _sweep(self):
+        settings, draining = self.settings, self.draining
+        for connection in list(self.connections):
+            connection.tick(settings, draining)
+        for upstream in self.upstreams.values():
+            upstream.tick()
+        self._sweeper = self.loop.call_later(1.0, self._sweep)
+
+    def start_draining(self):
+        self.draining = True
+        for connection in list(self.connections):
+            if connection.current is None and not connection.parser.in_progress and not connection.queue:
+                connection.close()
+
+    async def close(self):
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for connection in list(self.connections):
+            connection.close()
+        for upstream in self.upstreams.values():
+            await upstream.close()
+
+
+def listening_socket(host, port):
+    """A listening socket; SO_REUSEPORT lets several workers share the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(config):
+    loop = asyncio.get_running_loop()
+    mock_server = None
+    if config.uses_mock:
+        config, mock_server = await _with_builtin_mock(config)
+    gateway = Gateway(config, loop)
+    settings = config.server
+    sock = listening_socket(settings.host, settings.port)
+    server = await loop.create_server(gateway.protocol, sock=sock, backlog=4096)
+    gateway.start_sweeping()
+    host, port = sock.getsockname()[:2]
+    print(f"alloy listening on http://{host}:{port} (core: {core.IMPLEMENTATION})", file=sys.stderr, flush=True)
+
+    stop = asyncio.Event()
+    signals = {"count": 0}
+
+    def on_signal(signum):
+        signals["count"] += 1
+        if signals["count"] > 1:
+            log.warning("second signal: exiting now")
+            sys.stderr.flush()
+            raise SystemExit(0)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    await stop.wait()
+    print("alloy: draining (stopped accepting new connections)", file=sys.stderr, flush=True)
+    server.close()
+    gateway.start_draining()
+    deadline = loop.time() + settings.shutdown_timeout
+    while gateway.connections and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    await gateway.close()
+    if mock_server is not None:
+        mock_server.close()
+    print("alloy: stopped", file=sys.stderr, flush=True)
+
+
+async def _with_builtin_mock(config):
+    """No provider configured: start the mock upstream in-process on an ephemeral loopback port and
+    route everything to it, so a fresh install answers at once."""
+    mock_server = await start_mock_upstream("127.0.0.1", 0, MockOptions(record=False))
+    port = mock_server.sockets[0].getsockname()[1]
+    provider = ProviderSettings(
+        name="mock", kind="openai", base_url=f"http://127.0.0.1:{port}/v1", api_key="alloy-mock"
+    )
+    print(
+        "alloy: no provider key found (set OPENAI_API_KEY or use --config): "
+        "serving the built-in mock LLM, whose replies are canned",
+        file=sys.stderr,
+        flush=True,
+    )
+    return replace(config, providers=(provider,), default_provider="mock", uses_mock=True), mock_server
+
+
+def run(config):
+    if uvloop is None:
+        asyncio.run(serve(config))
+    else:
+        uvloop.run(serve(config))
