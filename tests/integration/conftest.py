@@ -21,6 +21,7 @@ import pytest
 
 LISTENING = re.compile(r"listening on http://([^\s:]+):(\d+)")
 START_TIMEOUT = 20.0
+RUN_DIR = os.path.abspath(os.sep)
 
 
 class Process:
@@ -33,6 +34,7 @@ class Process:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            cwd=RUN_DIR,  # never the source tree: "-m alloy" must import the installed package
         )
         self.pid = self.popen.pid
         self.lines = []
