@@ -33,8 +33,9 @@ API_KEY = "sk-alloy-bench"
 
 
 def alloy_command():
-    """``$ALLOY_CMD`` (split like a shell would), else ``alloy`` on PATH, else ``python -m alloy``
-    from this checkout."""
+    """``$ALLOY_CMD`` (split like a shell would), else ``alloy`` on PATH (the installed package),
+    else ``python -m alloy`` from this checkout. Processes run from a temporary directory, so
+    ``-m alloy`` never picks up the source tree by accident."""
     if os.environ.get("ALLOY_CMD"):
         return shlex.split(os.environ["ALLOY_CMD"])
     found = shutil.which("alloy")
@@ -103,7 +104,7 @@ class Processes:
         log_path = os.path.join(self.tmp, f"{name}.log")
         log = open(log_path, "wb")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=cwd or REPO)
+                                env=env, cwd=cwd or self.tmp)
         log.close()
         self.started.append((name, proc))
         deadline = time.monotonic() + READY_TIMEOUT
@@ -312,7 +313,7 @@ def summarise(samples_us, elapsed_s):
 def provenance():
     def run(argv):
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=10, env=alloy_env())
+            done = subprocess.run(argv, capture_output=True, text=True, cwd=os.sep, timeout=10, env=alloy_env())
         except (OSError, subprocess.SubprocessError):
             return ""
         text = (done.stdout or done.stderr).strip() if done.returncode == 0 else ""

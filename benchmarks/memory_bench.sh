@@ -151,6 +151,7 @@ for s in socks:
     s.close()
 PY
 
+cd "$tmp"  # never the source tree: "-m alloy" must load the package being measured
 mock_port=$(free_port)
 start mock "${alloy[@]}" mock-upstream --host 127.0.0.1 --port "$mock_port"
 alloy_port=$(free_port)

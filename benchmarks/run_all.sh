@@ -35,6 +35,12 @@ out="${out:-$here/results/$(date -u +%Y-%m-%dT%H%M)-$commit}"
 mkdir -p "$out/raw"
 cd "$repo"
 status=0
+# Every step measures the same alloy: the installed package when there is one, else this checkout
+# (python -P keeps the working directory off sys.path, so the checkout cannot shadow an install).
+if ! alloy_site=$(cd / && python3 -c 'import alloy, os; print(os.path.dirname(os.path.dirname(alloy.__file__)))' 2>/dev/null); then
+    alloy_site="$repo"
+fi
+export PYTHONPATH="$alloy_site${PYTHONPATH:+:$PYTHONPATH}"
 
 step() { # step NAME OUTPUT.md COMMAND...: run, keep the log, keep the tables
     local name="$1" md="$2"; shift 2
@@ -55,7 +61,8 @@ step() { # step NAME OUTPUT.md COMMAND...: run, keep the log, keep the tables
     echo "kernel: $(uname -srvm)"
     echo "python: $(python3 --version 2>&1)"
     echo "alloy: $(${ALLOY_CMD:-python3 -m alloy} --version 2>&1 | head -1)"
-    echo "core: $(python3 -c 'import alloy.core as c; print(c.IMPLEMENTATION)' 2>&1 | tail -1)"
+    echo "package: $alloy_site/alloy"
+    echo "core: $(cd / && python3 -c 'import alloy.core as c; print(c.IMPLEMENTATION)' 2>&1 | tail -1)"
     echo "nginx: $( (nginx -v || /usr/sbin/nginx -v) 2>&1 | head -1)"
     echo "wrk: $(wrk -v 2>&1 | head -1)"
     echo "cc: $(cc --version 2>&1 | head -1)"
@@ -83,7 +90,7 @@ else
     memory=()
 fi
 
-step micro "" python3 -m pytest benchmarks --benchmark-only -q -p no:cacheprovider "${micro[@]}" \
+step micro "" python3 -P -m pytest benchmarks --benchmark-only -q -p no:cacheprovider "${micro[@]}" \
     --benchmark-json="$out/raw/micro-with-samples.json"
 if [ -s "$out/raw/micro-with-samples.json" ]; then
     # pytest-benchmark's JSON carries every timing sample; the archived copy keeps the statistics

@@ -1,8 +1,8 @@
 """Every benchmark script runs a tiny round and prints its table, so the suite cannot rot.
 
 Benchmarks are not tests: nothing here checks a number. Each test runs one script the way the
-README tells a user to (small counts), against this checkout's ``alloy`` (``python -m alloy``, or
-``$ALLOY_CMD`` when set), and
+README tells a user to (small counts), against the ``alloy`` this test run imports (``python -m
+alloy``; ``$ALLOY_CMD`` when set), and
 checks that it exits 0 and prints its table header. The scripts start and stop their own processes
 by PID on loopback; each run is bounded by a timeout.
 """
@@ -15,13 +15,17 @@ import sys
 
 import pytest
 
+import alloy
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, "benchmarks")
 TIMEOUT = 120
+# the scripts measure the same alloy this test process imported (installed, or the checkout)
+ALLOY_PATH = os.path.dirname(os.path.dirname(os.path.abspath(alloy.__file__)))
 
 
 def run(argv, timeout=TIMEOUT):
-    env = dict(os.environ, PYTHONPATH=REPO, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=ALLOY_PATH + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.setdefault("ALLOY_CMD", f"{sys.executable} -m alloy")  # set ALLOY_CMD to smoke-test another build
     env.pop("OPENAI_API_KEY", None)  # never call the real API from the test suite
     env.pop("OPENAI_BASE_URL", None)
@@ -77,7 +81,7 @@ def test_compare_prints_nginx_next_to_alloy():
 
 def test_micro_benchmarks_run_correct_and_report_renders(tmp_path):
     saved = tmp_path / "micro.json"
-    run([sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-q", "-p", "no:cacheprovider",
+    run([sys.executable, "-P", "-m", "pytest", "benchmarks", "--benchmark-only", "-q", "-p", "no:cacheprovider",
          "--benchmark-min-rounds=1", "--benchmark-max-time=0.002", "--benchmark-warmup=off",
          f"--benchmark-json={saved}"])
     benchmarks = json.loads(saved.read_text())["benchmarks"]
