@@ -311,9 +311,9 @@ def summarise(samples_us, elapsed_s):
 
 
 def provenance():
-    def run(argv):
+    def run(argv, cwd):
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, cwd=os.sep, timeout=10, env=alloy_env())
+            done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=10, env=alloy_env())
         except (OSError, subprocess.SubprocessError):
             return ""
         text = (done.stdout or done.stderr).strip() if done.returncode == 0 else ""
@@ -327,13 +327,13 @@ def provenance():
         pass
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": run(["git", "rev-parse", "--short=12", "HEAD"]),
-        "dirty": bool(run(["git", "status", "--porcelain", "--untracked-files=no"])),
+        "commit": run(["git", "rev-parse", "--short=12", "HEAD"], REPO),
+        "dirty": bool(run(["git", "status", "--porcelain", "--untracked-files=no"], REPO)),
         "cpus": os.cpu_count(),
         "cpu_model": model,
         "kernel": os.uname().release,
         "python": sys.version.split()[0],
-        "alloy": run(alloy_command() + ["--version"]),
+        "alloy": run(alloy_command() + ["--version"], os.sep),
     }
 
 

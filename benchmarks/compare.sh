@@ -13,12 +13,12 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-iterations=10000 warmup=500 rounds=4 connections=64 duration=5 requests=60000 json_dir="" pin=0
+iterations=10000 big_iterations="" warmup=500 rounds=4 connections=64 duration=5 requests=60000 json_dir="" pin=0
 tool=auto
 
 usage() {
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
-    echo "options: --iterations N --warmup N --rounds R --connections C --duration S --requests N"
+    echo "options: --iterations N --big-iterations N --warmup N --rounds R --connections C --duration S --requests N"
     echo "         --pin CPU|none --tool auto|wrk|client --json-dir DIR --quick"
     exit 2
 }
@@ -26,6 +26,7 @@ usage() {
 while [ $# -gt 0 ]; do
     case "$1" in
         --iterations) iterations="$2"; shift 2 ;;
+        --big-iterations) big_iterations="$2"; shift 2 ;;
         --warmup) warmup="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
         -c|--connections) connections="$2"; shift 2 ;;
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
         --pin) pin="$2"; shift 2 ;;
         --tool) tool="$2"; shift 2 ;;
         --json-dir) json_dir="$2"; shift 2 ;;
-        --quick) iterations=400 warmup=50 rounds=2 duration=1 requests=2000; shift ;;
+        --quick) iterations=400 big_iterations=40 warmup=20 rounds=2 duration=1 requests=2000; shift ;;
         -h|--help) usage ;;
         *) echo "compare.sh: unknown option $1" >&2; usage ;;
     esac
@@ -59,8 +60,8 @@ mkdir -p "$json_dir"
 trap '[ -n "$cleanup_dir" ] && rm -rf "$cleanup_dir"' EXIT
 
 status=0
-python3 "$here/latency_bench" --nginx --iterations "$iterations" --warmup "$warmup" --rounds "$rounds" \
-    --pin "$pin" --json "$json_dir/compare-latency.json" || status=$?
+python3 "$here/latency_bench" --nginx --iterations "$iterations" --big-iterations "${big_iterations:-$iterations}" \
+    --warmup "$warmup" --rounds "$rounds" --pin "$pin" --json "$json_dir/compare-latency.json" || status=$?
 echo
 python3 "$here/latency_bench" --nginx --throughput -c "$connections" --duration "$duration" \
     --requests "$requests" --rounds "$rounds" --warmup "$warmup" --pin "$pin" --tool "$tool" \
