@@ -1,0 +1,183 @@
+"""Graceful shutdown: SIGTERM drains what is in flight, refuses what is new and exits 0.
+
+A streaming chat in flight when the signal arrives must finish whole; an idle gateway must exit at
+once; a second signal or ``shutdown_timeout`` must end a drain that would otherwise wait for ever.
+"""
+
+import json
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+IO_TIMEOUT = 10.0
+
+
+def start(start_gateway, mock, server="", client="core"):
+    """A gateway whose one provider is ``mock`` (on upstream backend ``client``), with ``server``
+    lines under ``[server]``."""
+    config = (
+        f'[server]\n{server}\n\n[providers.openai]\nbase_url = "{mock.base}/v1"\napi_key = "env:K"\n'
+        f'client = "{client}"\n'
+    )
+    return start_gateway(config=config, env={"K": "sk-provider"})
+
+
+def chat(text, stream=False, extra=b""):
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}], "stream": stream}).encode()
+    return (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        + extra
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+
+
+def connect(port):
+    return socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
+
+
+def read_until_closed(sock, seconds):
+    """Everything the peer sends until it closes; fails if it does not close within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    data = b""
+    while (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        try:
+            piece = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        except TimeoutError:
+            break
+        if not piece:
+            return data
+        data += piece
+    pytest.fail(f"the connection was still open after {seconds} s; received {data[-300:]!r}")
+
+
+def dechunk(body):
+    out, pos = b"", 0
+    while True:
+        end = body.index(b"\r\n", pos)
+        size = int(body[pos:end], 16)
+        if size == 0:
+            return out
+        out += body[end + 2 : end + 2 + size]
+        pos = end + 4 + size
+
+
+def stream_text(sse):
+    data = [line[5:].strip() for line in sse.decode().split("\n") if line.startswith("data:")]
+    text = "".join(
+        (json.loads(d)["choices"][0].get("delta") or {}).get("content") or "" for d in data if d != "[DONE]"
+    )
+    return text, data
+
+
+def wait_for_line(process, text, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if text in process.stderr:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"{text!r} never appeared on the gateway's stderr:\n{process.stderr}")
+
+
+def exit_code(process, seconds):
+    try:
+        return process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the gateway was still running {seconds} s later:\n{process.stderr}")
+
+
+def assert_refused(port):
+    """A new connection is refused, or closed without an answer."""
+    try:
+        sock = connect(port)
+    except ConnectionRefusedError:
+        return
+    with sock:
+        try:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        except OSError:
+            return
+        answer = read_until_closed(sock, 5)
+    assert answer == b"", f"a connection made after the signal was served: {answer[:200]!r}"
+
+
+@pytest.fixture
+def slow_mock(start_mock):
+    """A mock whose streams send 20 words a second."""
+    return start_mock("--api-key", "sk-provider", "--tokens-per-second", "20")
+
+
+def test_sigterm_lets_a_stream_in_flight_finish_then_exits_0(start_gateway, slow_mock, upstream_client):
+    gateway = start(start_gateway, slow_mock, client=upstream_client)
+    prompt = " ".join(f"word{i}" for i in range(30))  # ~1.5 s of stream
+    idle = connect(gateway.port)  # a keep-alive connection between requests
+    idle.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    assert idle.recv(65536).startswith(b"HTTP/1.1 200 ")
+    sock = connect(gateway.port)
+    sock.sendall(chat(prompt, stream=True))
+    received = sock.recv(65536)
+    assert received.startswith(b"HTTP/1.1 200 "), received
+    gateway.signal(signal.SIGTERM)
+    wait_for_line(gateway, "draining")
+    assert_refused(gateway.port)
+    assert read_until_closed(idle, 1) == b"", "the idle connection got bytes during the drain"
+    assert gateway.popen.poll() is None, "the gateway exited with a stream in flight"
+    received += read_until_closed(sock, 15)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower(), head
+    assert body.endswith(b"0\r\n\r\n"), f"the stream was cut: {body[-200:]!r}"
+    text, data = stream_text(dechunk(body))
+    assert text == "echo: " + prompt
+    assert data[-1] == "[DONE]"
+    assert exit_code(gateway, 10) == 0, gateway.stderr
+
+
+def test_sigint_on_an_idle_gateway_exits_0_promptly(start_gateway, mock):
+    gateway = start(start_gateway, mock)
+    sock = connect(gateway.port)  # an idle keep-alive connection must not hold up the exit
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+    started = time.monotonic()
+    gateway.signal(signal.SIGINT)
+    assert exit_code(gateway, 5) == 0, gateway.stderr
+    assert time.monotonic() - started < 3, "an idle gateway took long to stop"
+    assert read_until_closed(sock, 2) == b""
+
+
+def test_a_second_sigterm_during_the_drain_exits_at_once(start_gateway, slow_mock):
+    gateway = start(start_gateway, slow_mock)
+    sock = connect(gateway.port)
+    sock.sendall(chat(" ".join(f"word{i}" for i in range(400)), stream=True))  # ~20 s of stream
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+    gateway.signal(signal.SIGTERM)
+    wait_for_line(gateway, "draining")
+    time.sleep(0.3)
+    assert gateway.popen.poll() is None, "the gateway did not wait for the stream in flight"
+    started = time.monotonic()
+    gateway.signal(signal.SIGTERM)
+    code = exit_code(gateway, 5)
+    assert time.monotonic() - started < 3, "the second signal did not end the drain at once"
+    assert code == 0, gateway.stderr
+    sock.close()
+
+
+def test_shutdown_timeout_bounds_the_drain_of_a_hanging_upstream(start_gateway, mock):
+    gateway = start(start_gateway, mock, "shutdown_timeout = 1")
+    sock = connect(gateway.port)
+    sock.sendall(chat("never answered", extra=b"x-mock-fault: hang\r\n"))
+    deadline = time.monotonic() + 5
+    while not mock.requests() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert mock.requests(), "the request never reached the upstream"
+    started = time.monotonic()
+    gateway.signal(signal.SIGTERM)
+    code = exit_code(gateway, 6)
+    assert time.monotonic() - started < 3, "the drain outlived shutdown_timeout"
+    assert code == 0, gateway.stderr
+    read_until_closed(sock, 2)  # the client is not left hanging either
