@@ -1,0 +1,211 @@
+# Included by alloy/_core.pyx (one extension, one concept per file); the twin's section of
+# the same name in alloy/_pycore.py states the rules in plain Python.
+
+# ============================================================================================
+# Request body scanning
+# ============================================================================================
+
+cdef class ScanResult:
+    cdef readonly object model
+    cdef readonly bint stream
+    cdef readonly bytes body
+    cdef Py_ssize_t _span_start
+    cdef Py_ssize_t _span_end
+    cdef object _parsed
+
+    def __repr__(self):
+        return f"<ScanResult model={self.model!r} stream={self.stream}>"
+
+
+class _Undecided(Exception):
+    """The scanner cannot answer alone; orjson decides."""
+
+
+cdef inline Py_ssize_t _skip_ws(const char *p, Py_ssize_t pos, Py_ssize_t end):
+    while pos < end and (p[pos] == 32 or p[pos] == 9 or p[pos] == 10 or p[pos] == 13):
+        pos += 1
+    return pos
+
+
+cdef Py_ssize_t _skip_string(const char *p, Py_ssize_t pos, Py_ssize_t end) except -1:
+    cdef const char *hit
+    cdef Py_ssize_t close, backslashes
+    while True:
+        hit = <const char *>memchr(p + pos + 1, 34, end - pos - 1) if end - pos - 1 > 0 else NULL
+        if hit == NULL:
+            raise _InvalidRequest("request body is not valid JSON")
+        close = hit - p
+        backslashes = 0
+        while p[close - 1 - backslashes] == 92:
+            backslashes += 1
+        if backslashes % 2 == 0:
+            return close + 1
+        pos = close
+
+
+cdef Py_ssize_t _skip_value(const char *p, Py_ssize_t pos, Py_ssize_t end) except -1:
+    cdef char c
+    cdef Py_ssize_t depth, start
+    if pos >= end:
+        raise _InvalidRequest("request body is not valid JSON")
+    c = p[pos]
+    if c == 34:
+        return _skip_string(p, pos, end)
+    if c == 123 or c == 91:
+        depth = 0
+        while pos < end:
+            c = p[pos]
+            if c == 34:
+                pos = _skip_string(p, pos, end)
+                continue
+            if c == 123 or c == 91:
+                depth += 1
+            elif c == 125 or c == 93:
+                depth -= 1
+                if depth == 0:
+                    return pos + 1
+            pos += 1
+        raise _InvalidRequest("request body is not valid JSON")
+    start = pos
+    while pos < end and LITERAL[<unsigned char>p[pos]]:
+        pos += 1
+    if pos == start:
+        raise _InvalidRequest("request body is not valid JSON")
+    return pos
+
+
+cdef ScanResult _scan(bytes body):
+    cdef const char *p = PyBytes_AS_STRING(body)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(body)
+    cdef Py_ssize_t pos, key_end, value_end, ks, kn
+    cdef object model = None
+    cdef Py_ssize_t span_start = -1, span_end = -1
+    cdef bint stream = False
+    cdef set seen = set()
+    cdef bytes key
+    cdef ScanResult result
+
+    pos = _skip_ws(p, 0, end)
+    if pos >= end or p[pos] != 123:
+        raise _InvalidRequest("request body must be a JSON object")
+    pos = _skip_ws(p, pos + 1, end)
+    if pos < end and p[pos] == 125:
+        pos += 1
+    else:
+        while True:
+            if pos >= end or p[pos] != 34:
+                raise _InvalidRequest("request body is not valid JSON")
+            key_end = _skip_string(p, pos, end)
+            ks = pos + 1
+            kn = key_end - 1 - ks
+            key = PyBytes_FromStringAndSize(p + ks, kn)
+            if key in seen:
+                raise _Undecided
+            seen.add(key)
+            pos = _skip_ws(p, key_end, end)
+            if pos >= end or p[pos] != 58:
+                raise _InvalidRequest("request body is not valid JSON")
+            pos = _skip_ws(p, pos + 1, end)
+            value_end = _skip_value(p, pos, end)
+            if kn == 5 and memcmp(p + ks, b"model", 5) == 0:
+                if p[pos] != 34:
+                    if value_end - pos == 4 and memcmp(p + pos, b"null", 4) == 0:
+                        model = None
+                        span_start = -1
+                    else:
+                        raise _InvalidRequest("'model' must be a string", param="model")
+                else:
+                    if memchr(p + pos + 1, 92, value_end - pos - 2) != NULL:
+                        raise _Undecided
+                    model = PyUnicode_DecodeUTF8(p + pos + 1, value_end - pos - 2, NULL)
+                    span_start = pos + 1
+                    span_end = value_end - 1
+            elif kn == 6 and memcmp(p + ks, b"stream", 6) == 0:
+                if value_end - pos == 4 and memcmp(p + pos, b"true", 4) == 0:
+                    stream = True
+                elif (value_end - pos == 5 and memcmp(p + pos, b"false", 5) == 0) or (
+                    value_end - pos == 4 and memcmp(p + pos, b"null", 4) == 0
+                ):
+                    stream = False
+                else:
+                    raise _InvalidRequest("'stream' must be a boolean", param="stream")
+            elif kn and memchr(p + ks, 92, kn) != NULL:
+                raise _Undecided
+            pos = _skip_ws(p, value_end, end)
+            if pos < end and p[pos] == 44:
+                pos = _skip_ws(p, pos + 1, end)
+                continue
+            if pos < end and p[pos] == 125:
+                pos += 1
+                break
+            raise _InvalidRequest("request body is not valid JSON")
+    if _skip_ws(p, pos, end) != end:
+        raise _InvalidRequest("request body is not valid JSON")
+    result = ScanResult.__new__(ScanResult)
+    result.model = model
+    result.stream = stream
+    result.body = body
+    result._span_start = span_start
+    result._span_end = span_end
+    result._parsed = None
+    return result
+
+
+cdef ScanResult _scan_with_orjson(bytes body):
+    cdef ScanResult result
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _InvalidRequest("request body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise _InvalidRequest("request body must be a JSON object")
+    model = document.get("model")
+    if model is not None and not isinstance(model, str):
+        raise _InvalidRequest("'model' must be a string", param="model")
+    stream = document.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _InvalidRequest("'stream' must be a boolean", param="stream")
+    result = ScanResult.__new__(ScanResult)
+    result.model = model
+    result.stream = bool(stream)
+    result.body = orjson.dumps(document)
+    result._span_start = -1
+    result._span_end = -1
+    result._parsed = document
+    return result
+
+
+def scan_body(bytes body):
+    try:
+        return _scan(body)
+    except _Undecided:
+        return _scan_with_orjson(body)
+    except UnicodeDecodeError:
+        raise _InvalidRequest("request body is not valid UTF-8") from None
+
+
+def rewrite_model(ScanResult result, str model):
+    cdef bytes body = result.body
+    cdef bytes encoded
+    cdef Py_ssize_t brace
+    if result._parsed is not None:
+        document = dict(result._parsed)
+        document["model"] = model
+        return orjson.dumps(document)
+    if result._span_start < 0:
+        brace = body.index(b"{")
+        inner_empty = body[brace + 1:].strip(b" \t\r\n").startswith(b"}")
+        separator = EMPTY if inner_empty else b","
+        return body[:brace + 1] + b'"model":' + orjson.dumps(model) + separator + body[brace + 1:]
+    encoded = orjson.dumps(model)
+    encoded = encoded[1:PyBytes_GET_SIZE(encoded) - 1]
+    return body[:result._span_start] + encoded + body[result._span_end:]
+
+
+def rewrite_model_parts(ScanResult result, str model):
+    cdef bytes encoded
+    if result._parsed is not None or result._span_start < 0:
+        return [rewrite_model(result, model)]
+    view = memoryview(result.body)
+    encoded = orjson.dumps(model)
+    return [view[:result._span_start], encoded[1:PyBytes_GET_SIZE(encoded) - 1], view[result._span_end:]]

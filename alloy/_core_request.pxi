@@ -1,0 +1,274 @@
+# Included by alloy/_core.pyx (one extension, one concept per file); the twin's section of
+# the same name in alloy/_pycore.py states the rules in plain Python.
+
+# ============================================================================================
+# HTTP/1.1 request parsing (RFC 9112)
+# ============================================================================================
+
+cdef class Request:
+    cdef readonly bytes method
+    cdef readonly bytes target
+    cdef readonly int version
+    cdef readonly dict headers
+    cdef readonly bytes body
+    cdef readonly bint keep_alive
+
+    def __repr__(self):
+        return f"<Request {self.method.decode()} {self.target.decode(errors='replace')}>"
+
+
+cdef enum:
+    S_HEAD = 0
+    S_BODY_LENGTH = 1
+    S_BODY_CHUNKED = 2
+    S_DEAD = 3
+
+
+cdef class RequestParser:
+    cdef Py_ssize_t _max_header
+    cdef long long _max_body
+    cdef bytes _buf
+    cdef int _state
+    cdef Py_ssize_t _scan_from
+    cdef Request _current
+    cdef long long _remaining
+    cdef list _body_parts
+    cdef long long _body_size
+    cdef _ChunkedDecoder _chunked
+    cdef bint _expect_continue
+
+    def __init__(self, Py_ssize_t max_header_bytes=65536, long long max_body_bytes=33554432):
+        self._max_header = max_header_bytes
+        self._max_body = max_body_bytes
+        self._buf = EMPTY
+        self._state = S_HEAD
+        self._scan_from = 0
+        self._current = None
+        self._body_parts = []
+        self._body_size = 0
+        self._chunked = None
+        self._expect_continue = False
+
+    @property
+    def expect_continue(self):
+        return self._expect_continue
+
+    @property
+    def in_progress(self):
+        return PyBytes_GET_SIZE(self._buf) > 0 or self._state != S_HEAD
+
+    def feed(self, bytes data):
+        if self._state == S_DEAD:
+            raise _ProtocolError("connection is no longer readable after an error")
+        try:
+            return self._feed(data)
+        except ProtocolError:
+            self._state = S_DEAD
+            raise
+
+    cdef list _feed(self, bytes data):
+        cdef bytes buf
+        cdef list done = []
+        cdef const char *p
+        cdef const char *hit
+        cdef Py_ssize_t n, pos = 0, end, search, take
+        if PyBytes_GET_SIZE(self._buf):
+            buf = self._buf + data
+            self._buf = EMPTY
+        else:
+            buf = data
+        p = PyBytes_AS_STRING(buf)
+        n = PyBytes_GET_SIZE(buf)
+        while True:
+            if self._state == S_HEAD:
+                while n - pos >= 2 and p[pos] == 13 and p[pos + 1] == 10:
+                    pos += 2
+                search = self._scan_from - 3
+                if search < pos:
+                    search = pos
+                hit = NULL
+                if n - search >= 4:
+                    hit = <const char *>memmem(p + search, n - search, b"\r\n\r\n", 4)
+                if hit == NULL:
+                    self._check_incomplete_head(p, pos, n)
+                    break
+                end = hit - p
+                if end - pos + 4 > self._max_header:
+                    raise HeadersTooLarge("request header section too large")
+                self._start_request(p + pos, end - pos)
+                pos = end + 4
+                self._scan_from = 0
+            elif self._state == S_BODY_LENGTH:
+                take = n - pos
+                if take > self._remaining:
+                    take = <Py_ssize_t>self._remaining
+                if take:
+                    if take == n and pos == 0 and not self._body_parts:
+                        self._body_parts.append(buf)
+                    else:
+                        self._body_parts.append(PyBytes_FromStringAndSize(p + pos, take))
+                    pos += take
+                    self._remaining -= take
+                if self._remaining:
+                    break
+                done.append(self._finish_request())
+            else:
+                pos = self._feed_chunked(p, pos, n)
+                if not self._chunked.finished:
+                    break
+                done.append(self._finish_request())
+            if pos >= n and self._state == S_HEAD:
+                break
+        if pos < n:
+            self._buf = PyBytes_FromStringAndSize(p + pos, n - pos) if pos else buf
+        if self._state == S_HEAD:
+            self._scan_from = n - pos
+        return done
+
+    cdef Py_ssize_t _feed_chunked(self, const char *p, Py_ssize_t pos, Py_ssize_t n) except -1:
+        cdef list pieces = []
+        cdef bytes piece
+        pos = self._chunked.feed(p, pos, n, pieces)
+        for piece in pieces:
+            self._body_size += PyBytes_GET_SIZE(piece)
+            if self._body_size > self._max_body:
+                raise _BodyTooLarge("request body too large")
+            self._body_parts.append(piece)
+        return pos
+
+    cdef int _check_incomplete_head(self, const char *p, Py_ssize_t pos, Py_ssize_t n) except -1:
+        if n - pos > self._max_header:
+            raise HeadersTooLarge("request header section too large")
+        if n - pos >= 2 and (memmem(p + pos, n - pos, b"\n\n", 2) != NULL or memmem(p + pos, n - pos, b"\r\r", 2) != NULL):
+            raise _ProtocolError("bare CR or LF in message head")
+        return 0
+
+    cdef int _start_request(self, const char *p, Py_ssize_t n) except -1:
+        cdef Py_ssize_t line_end, sp1, sp2, i, pos, name_len, vs = 0, ve = 0, count
+        cdef int version
+        cdef bytes method, target, name, value, expects
+        cdef object previous
+        cdef dict headers = {}
+        cdef list content_lengths = None
+        cdef list transfer_encodings = None
+        cdef int hosts = 0
+        cdef bint has_close = False, has_keep_alive = False, keep_alive
+        cdef tuple field
+        cdef Request request
+
+        _check_line_endings(p, n, _ProtocolError)
+
+        # request-line = method SP request-target SP HTTP-version (RFC 9112 section 3)
+        line_end = _find_crlf(p, 0, n)
+        if line_end < 0:
+            line_end = n
+        sp1 = -1
+        sp2 = -1
+        for i in range(line_end):
+            if p[i] == 32:
+                if sp1 < 0:
+                    sp1 = i
+                elif sp2 < 0:
+                    sp2 = i
+                else:
+                    raise _ProtocolError("malformed request line")
+        if sp2 < 0:
+            raise _ProtocolError("malformed request line")
+        if not _is_token(p, sp1):
+            raise _ProtocolError("invalid method")
+        if sp2 == sp1 + 1:
+            raise _ProtocolError("invalid request target")
+        for i in range(sp1 + 1, sp2):
+            if not TARGET_OK[<unsigned char>p[i]]:
+                raise _ProtocolError("invalid request target")
+        version = _parse_version(p + sp2 + 1, line_end - sp2 - 1, _ProtocolError, UnsupportedVersion)
+        method = PyBytes_FromStringAndSize(p, sp1)
+        target = PyBytes_FromStringAndSize(p + sp1 + 1, sp2 - sp1 - 1)
+
+        pos = line_end + 2
+        while pos < n:
+            line_end = _find_crlf(p, pos, n)
+            if line_end < 0:
+                line_end = n
+            if line_end > pos:
+                name_len = _field_bounds(p + pos, line_end - pos, _ProtocolError, &vs, &ve)
+                name = _header_name(p + pos, name_len)
+                value = PyBytes_FromStringAndSize(p + pos + vs, ve - vs)
+                if name is H_CONTENT_LENGTH or name == H_CONTENT_LENGTH:
+                    if content_lengths is None:
+                        content_lengths = []
+                    content_lengths.append(value)
+                elif name is H_TRANSFER_ENCODING or name == H_TRANSFER_ENCODING:
+                    if transfer_encodings is None:
+                        transfer_encodings = []
+                    transfer_encodings.append(value)
+                elif name is H_HOST or name == H_HOST:
+                    hosts += 1
+                count = len(headers)
+                previous = headers.setdefault(name, value)
+                if len(headers) == count:  # the name was already there: join (RFC 9110 5.3)
+                    headers[name] = <bytes>previous + COMMA_SP + value
+            pos = line_end + 2
+
+        # RFC 9112 section 3.2: exactly one Host in an HTTP/1.1 request.
+        if version == 11 and hosts != 1:
+            raise _ProtocolError("HTTP/1.1 request needs exactly one Host header")
+
+        previous = headers.get(H_CONNECTION)
+        if previous is not None:
+            _connection_flags(<bytes>previous, &has_close, &has_keep_alive)
+        if version == 11:
+            keep_alive = not has_close
+        else:
+            keep_alive = has_keep_alive and not has_close
+
+        request = Request.__new__(Request)
+        request.method = method
+        request.target = target
+        request.version = version
+        request.headers = headers
+        request.keep_alive = keep_alive
+        self._current = request
+        self._body_parts = []
+        self._body_size = 0
+        previous = headers.get(H_EXPECT)
+        self._expect_continue = (
+            previous is not None and version == 11
+            and _ieq(PyBytes_AS_STRING(previous), PyBytes_GET_SIZE(previous), b"100-continue", 12)
+        )
+
+        if transfer_encodings is not None:
+            # RFC 9112 section 6.1: CL with TE is refused (smuggling), see the twin.
+            if content_lengths is not None:
+                raise _ProtocolError("both Content-Length and Transfer-Encoding")
+            if version == 10:
+                raise _ProtocolError("Transfer-Encoding in an HTTP/1.0 request")
+            if not _codings_are(transfer_encodings, True):
+                raise UnsupportedTransferCoding("only Transfer-Encoding: chunked is supported")
+            self._chunked = _ChunkedDecoder(_ProtocolError)
+            self._state = S_BODY_CHUNKED
+        elif content_lengths is not None:
+            self._remaining = _parse_content_length(content_lengths, _ProtocolError)
+            if self._remaining > self._max_body:
+                raise _BodyTooLarge("request body too large")
+            self._state = S_BODY_LENGTH
+        else:
+            self._remaining = 0
+            self._state = S_BODY_LENGTH
+        return 0
+
+    cdef Request _finish_request(self):
+        cdef Request request = self._current
+        cdef list parts = self._body_parts
+        if len(parts) == 1:
+            request.body = parts[0]
+        elif not parts:
+            request.body = EMPTY
+        else:
+            request.body = EMPTY.join(parts)
+        self._current = None
+        self._body_parts = []
+        self._chunked = None
+        self._state = S_HEAD
+        self._expect_continue = False
+        return request
