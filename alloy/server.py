@@ -6,6 +6,7 @@ at once.
 """
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -94,6 +95,9 @@ async def serve(config):
     sock = listening_socket(settings.host, settings.port)
     server = await loop.create_server(gateway.protocol, sock=sock, backlog=4096)
     gateway.start_sweeping()
+    # Everything built so far lives as long as the process: keep it out of the collector's scans,
+    # so a full collection under load walks only per-request objects (shorter pauses, lower p99).
+    gc.freeze()
     host, port = sock.getsockname()[:2]
     print(f"alloy listening on http://{host}:{port} (core: {core.IMPLEMENTATION})", file=sys.stderr, flush=True)
 
