@@ -141,6 +141,13 @@ cdef class RequestParser:
             raise HeadersTooLarge("request header section too large")
         if n - pos >= 2 and (memmem(p + pos, n - pos, b"\n\n", 2) != NULL or memmem(p + pos, n - pos, b"\r\r", 2) != NULL):
             raise _ProtocolError("bare CR or LF in message head")
+        # Bytes that cannot begin a method token (TLS, binary noise) are refused at once.
+        cdef Py_ssize_t i
+        for i in range(pos, n):
+            if p[i] == 32:
+                break
+            if not TCHAR[<unsigned char>p[i]]:
+                raise _ProtocolError("invalid method")
         return 0
 
     cdef int _start_request(self, const char *p, Py_ssize_t n) except -1:

@@ -283,6 +283,13 @@ class RequestParser:
         # A head ended with bare LFs would otherwise wait for the timeout: refuse it now.
         if buffer.find(b"\n\n", pos) >= 0 or buffer.find(b"\r\r", pos) >= 0:
             raise ProtocolError("bare CR or LF in message head")
+        # Bytes that cannot begin a method token (TLS, binary noise) are refused at once instead
+        # of after the read timeout: nothing that follows could make them a request.
+        for c in buffer[pos:]:
+            if c == 0x20:
+                break
+            if c not in _TCHAR:
+                raise ProtocolError("invalid method")
 
     def _start_request(self, head):
         lines = _split_head(head, ProtocolError)

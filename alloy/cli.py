@@ -40,7 +40,7 @@ def main(argv=None):
         raise SystemExit(2) from None
     try:
         server.run(config)
-    except OSError as error:  # e.g. the port is taken
-        print(f"alloy: cannot listen on {config.server.host}:{config.server.port}: {error.strerror}", file=sys.stderr)
+    except server.ListenError as error:  # e.g. the port is taken
+        print(f"alloy: {error}", file=sys.stderr)
         raise SystemExit(1) from None
     raise SystemExit(0)

@@ -7,10 +7,11 @@ at once.
 
 import asyncio
 import gc
-import logging
 import signal
+import os
 import socket
 import sys
+import threading
 from dataclasses import replace
 
 try:
@@ -26,7 +27,6 @@ from alloy.mock_upstream import MockOptions, start_mock_upstream
 from alloy.proxy import Proxy
 from alloy.upstream import open_upstream
 
-log = logging.getLogger("alloy")
 
 
 class Gateway:
@@ -72,14 +72,28 @@ class Gateway:
             await upstream.close()
 
 
+def say(message):
+    """A line on stderr for the operator; a closed stderr must not stop the gateway."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+class ListenError(Exception):
+    """The gateway cannot listen where it was asked to."""
+
+
 def listening_socket(host, port):
-    """A listening socket; SO_REUSEPORT lets several workers share the port."""
+    """A listening socket on ``host:port``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if hasattr(socket, "SO_REUSEPORT"):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {error.strerror}") from None
     sock.listen(4096)
     sock.setblocking(False)
     return sock
@@ -99,7 +113,7 @@ async def serve(config):
     # so a full collection under load walks only per-request objects (shorter pauses, lower p99).
     gc.freeze()
     host, port = sock.getsockname()[:2]
-    print(f"alloy listening on http://{host}:{port} (core: {core.IMPLEMENTATION})", file=sys.stderr, flush=True)
+    say(f"alloy listening on http://{host}:{port} (core: {core.IMPLEMENTATION})")
 
     stop = asyncio.Event()
     signals = {"count": 0}
@@ -107,16 +121,19 @@ async def serve(config):
     def on_signal(signum):
         signals["count"] += 1
         if signals["count"] > 1:
-            log.warning("second signal: exiting now")
-            sys.stderr.flush()
-            raise SystemExit(0)
+            say("alloy: second signal: exiting now")
+            os._exit(0)
         stop.set()
+        # Whatever happens while draining, the process is gone shortly after the deadline.
+        watchdog = threading.Timer(settings.shutdown_timeout + 5.0, os._exit, (0,))
+        watchdog.daemon = True
+        watchdog.start()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
 
     await stop.wait()
-    print("alloy: draining (stopped accepting new connections)", file=sys.stderr, flush=True)
+    say("alloy: draining (stopped accepting new connections)")
     server.close()
     gateway.start_draining()
     deadline = loop.time() + settings.shutdown_timeout
@@ -125,7 +142,7 @@ async def serve(config):
     await gateway.close()
     if mock_server is not None:
         mock_server.close()
-    print("alloy: stopped", file=sys.stderr, flush=True)
+    say("alloy: stopped")
 
 
 async def _with_builtin_mock(config):
@@ -136,11 +153,9 @@ async def _with_builtin_mock(config):
     provider = ProviderSettings(
         name="mock", kind="openai", base_url=f"http://127.0.0.1:{port}/v1", api_key="alloy-mock"
     )
-    print(
+    say(
         "alloy: no provider key found (set OPENAI_API_KEY or use --config): "
-        "serving the built-in mock LLM, whose replies are canned",
-        file=sys.stderr,
-        flush=True,
+        "serving the built-in mock LLM, whose replies are canned"
     )
     return replace(config, providers=(provider,), default_provider="mock", uses_mock=True), mock_server
 
