@@ -1,0 +1,226 @@
+"""The ``alloy`` command: --version, refusing a bad configuration at start-up (naming the file and
+the key, never printing a secret), and the zero-config paths (built-in mock; environment only).
+"""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import openai
+import pytest
+
+RUN_DIR = os.path.abspath(os.sep)  # like the harness: never the source tree
+SECRETS = {
+    "ALLOY_TEST_SECRET": "sk-envsecret-3b1f0a9d",
+    "ALLOY_MASTER_KEY": "mk-mastersecret-71c2",
+}
+
+
+def alloy_env(extra=None):
+    """The test environment minus provider keys and base URLs (as the harness does), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.endswith("_BASE_URL")}
+    env.pop("ALLOY_MASTER_KEY", None)
+    env.update(extra or {})
+    return env
+
+
+def run_alloy(*args, env=None, timeout=20):
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "alloy", *args],
+            env=alloy_env(env),
+            cwd=RUN_DIR,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail(f"alloy {' '.join(args)} still running after {timeout}s (it should have exited):\n{expired.stderr}")
+    return result, time.monotonic() - started
+
+
+def sdk(gateway):
+    return openai.OpenAI(base_url=gateway.base + "/v1", api_key="client-key", max_retries=0, timeout=30.0)
+
+
+# --- --version --------------------------------------------------------------------------------------
+
+
+def test_version():
+    from alloy._version import __version__
+
+    result, elapsed = run_alloy("--version")
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout + result.stderr).strip() == f"alloy {__version__}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", __version__)
+    assert elapsed < 15
+
+
+def test_help_mentions_the_options():
+    result, _ = run_alloy("--help")
+    assert result.returncode == 0
+    for option in ("--config", "--port", "--host", "--version"):
+        assert option in result.stdout
+
+
+# --- bad configuration ---------------------------------------------------------------------------
+
+VALID_PROVIDER = """
+[providers.openai]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key = "env:ALLOY_TEST_SECRET"
+"""
+
+BAD_CONFIGS = {
+    # name: (file content, words the message must contain)
+    "unknown_provider_key": (
+        VALID_PROVIDER + 'base_urll = "http://127.0.0.1:9/v1"\n',
+        ["providers.openai", "base_urll", "unknown"],
+    ),
+    "unknown_server_key": (
+        '[server]\nmax_body = 10\n' + VALID_PROVIDER,
+        ["server", "max_body", "unknown"],
+    ),
+    "unknown_top_level_key": (
+        VALID_PROVIDER + '\n[routes]\nfast = "openai"\n',
+        ["routes"],
+    ),
+    "wrong_type_timeout": (
+        VALID_PROVIDER + 'read_timeout = "slow"\n',
+        ["providers.openai", "read_timeout", "float", "str"],
+    ),
+    "unknown_provider_in_model": (
+        VALID_PROVIDER + '\n[[models]]\nname = "fast"\nprovider = "anthropic"\nmodel = "claude"\n',
+        ["models[0]", "provider", "anthropic"],
+    ),
+    "unknown_upstream_client": (
+        VALID_PROVIDER + 'client = "requests"\n',
+        ["providers.openai", "client", "requests"],
+    ),
+    "bad_base_url": (
+        VALID_PROVIDER.replace("http://127.0.0.1:9/v1", "127.0.0.1:9/v1"),
+        ["providers.openai", "base_url"],
+    ),
+    "missing_env_secret": (
+        VALID_PROVIDER.replace("env:ALLOY_TEST_SECRET", "env:ALLOY_TEST_NOT_SET"),
+        ["providers.openai", "api_key", "ALLOY_TEST_NOT_SET"],
+    ),
+    "bad_toml": (
+        '[providers.openai\nkind = "openai"\n',
+        [],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
+def test_bad_config_is_refused_at_start(tmp_path, name):
+    content, words = BAD_CONFIGS[name]
+    path = tmp_path / f"{name}.toml"
+    path.write_text(textwrap.dedent(content))
+
+    result, elapsed = run_alloy("--host", "127.0.0.1", "--port", "0", "--config", str(path), env=SECRETS)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"alloy started with a bad config:\n{output}"
+    assert elapsed < 15
+    assert "listening on" not in output
+    assert "Traceback" not in output, output
+    assert str(path) in result.stderr, f"the message must name the file:\n{result.stderr}"
+    for word in words:
+        assert word in result.stderr, f"the message must mention {word!r}:\n{result.stderr}"
+    for secret in SECRETS.values():
+        assert secret not in output, "a secret from the environment was printed"
+
+
+def test_missing_config_file_is_refused(tmp_path):
+    path = tmp_path / "nowhere.toml"
+    result, _ = run_alloy("--port", "0", "--config", str(path))
+    assert result.returncode != 0
+    assert str(path) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_environment_does_not_print_the_key():
+    """Zero-config from the environment with an unusable base URL: refused, key not shown."""
+    secret = "sk-zeroconfig-secret-9e8d"
+    result, _ = run_alloy(
+        "--port", "0", env={"OPENAI_API_KEY": secret, "OPENAI_BASE_URL": "ftp://example.invalid/v1"}
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "OPENAI_BASE_URL" in result.stderr
+    assert secret not in output
+
+
+def test_port_in_use_exits_with_a_message():
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        result, _ = run_alloy("--host", "127.0.0.1", "--port", str(port))
+    finally:
+        taken.close()
+    assert result.returncode != 0
+    assert str(port) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- zero configuration --------------------------------------------------------------------------
+
+
+def test_zero_config_serves_the_builtin_mock(start_gateway):
+    gateway = start_gateway()  # no --config, no provider key in the environment
+    assert "mock" in gateway.stderr.lower(), gateway.stderr
+    # The run tests the core it means to: ALLOY_PURE=1 selects the pure twin, else the compiled one.
+    expected_core = "pure" if os.environ.get("ALLOY_PURE") == "1" else "compiled"
+    assert f"core: {expected_core}" in gateway.stderr, gateway.stderr
+    client = sdk(gateway)
+    completion = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hello offline world"}]
+    )
+    assert completion.choices[0].message.content == "echo: hello offline world"
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "stream offline"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "echo: stream offline"
+    assert len(client.embeddings.create(model="text-embedding-3-small", input="x").data[0].embedding) > 0
+
+
+def test_environment_only_proxies_to_openai_base_url(start_mock, start_gateway):
+    """The "Done when" command: OPENAI_API_KEY=sk-x OPENAI_BASE_URL=<mock>/v1 alloy."""
+    mock = start_mock("--api-key", "sk-x")
+    gateway = start_gateway(env={"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": mock.base + "/v1"})
+    assert "built-in mock" not in gateway.stderr, gateway.stderr
+    assert "sk-x" not in gateway.stderr
+
+    raw = sdk(gateway).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "through the environment"}]
+    )
+    assert raw.parse().choices[0].message.content == "echo: through the environment"
+    assert raw.headers["x-alloy-provider"] == "openai"
+    [record] = mock.requests()
+    assert record["path"] == "/v1/chat/completions"
+    assert record["headers"]["authorization"] == "Bearer sk-x"
+
+
+def test_config_file_secret_from_environment_is_used_not_printed(start_mock, start_gateway):
+    mock = start_mock("--api-key", "sk-from-env-5150")
+    gateway = start_gateway(
+        config=f"""
+        [providers.openai]
+        base_url = "{mock.base}/v1"
+        api_key = "env:MY_PROVIDER_SECRET"
+        """,
+        env={"MY_PROVIDER_SECRET": "sk-from-env-5150"},
+        args=["--log-level", "DEBUG"],
+    )
+    completion = sdk(gateway).chat.completions.create(model="m", messages=[{"role": "user", "content": "ok"}])
+    assert completion.choices[0].message.content == "echo: ok"
+    assert mock.requests()[0]["headers"]["authorization"] == "Bearer sk-from-env-5150"
+    assert "sk-from-env-5150" not in gateway.stderr
