@@ -9,7 +9,7 @@ from alloy.errors import AuthenticationFailed
 
 class MasterKey:
     def __init__(self, key):
-        self.expected = ("Bearer " + key).encode() if key else None
+        self.expected = key.encode() if key else None
 
     def check(self, headers):
         if self.expected is None:
@@ -17,5 +17,7 @@ class MasterKey:
         given = headers.get(b"authorization")
         if given is None:
             raise AuthenticationFailed("Missing bearer authentication in header")
-        if not hmac.compare_digest(given, self.expected):
+        scheme, _, token = given.partition(b" ")
+        # RFC 9110 section 11.1: the auth scheme is case-insensitive.
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self.expected):
             raise AuthenticationFailed("Incorrect API key provided")

@@ -128,7 +128,8 @@ class ClientConnection(asyncio.Protocol):
     def send_error(self, error, close=False, extra_headers=b""):
         close = close or self.gateway.draining
         body = error_response_body(error)
-        self.transport.write(frame_response(error.status, JSON_HEADER + extra_headers, body, close))
+        headers = JSON_HEADER + error.header_block + extra_headers
+        self.transport.write(frame_response(error.status, headers, body, close))
         if close:
             self.close()
 

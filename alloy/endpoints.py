@@ -49,13 +49,13 @@ class Endpoints:
         if path == b"/health":
             if method == b"GET" or method == b"HEAD":
                 return self.health
-            raise MethodNotAllowed("use GET for /health")
+            raise MethodNotAllowed("use GET for /health", allow=b"GET, HEAD")
         if not path.startswith(b"/v1/"):
             raise NotFound(f"no route for {method.decode()} {path.decode('latin-1')}")
         self.auth.check(request.headers)
         if path in MODEL_ENDPOINTS:
             if method != b"POST":
-                raise MethodNotAllowed(f"use POST for {path.decode()}")
+                raise MethodNotAllowed(f"use POST for {path.decode()}", allow=b"POST")
             self.proxy.model_request(request, path, connection)
             return None
         if self.model_list is not None and path.startswith(b"/v1/models") and method == b"GET":

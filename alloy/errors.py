@@ -16,6 +16,7 @@ class AlloyError(Exception):
     status = 500
     type = "server_error"
     code = "internal_error"
+    header_block = b""  # extra response header lines this error requires (e.g. Allow on 405)
 
     def __init__(self, message, *, code=None, param=None):
         super().__init__(message)
@@ -90,6 +91,11 @@ class MethodNotAllowed(AlloyError):
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
+
+    def __init__(self, message, *, allow):
+        super().__init__(message)
+        # RFC 9110 section 15.5.6: a 405 response MUST carry an Allow header.
+        self.header_block = b"allow: " + allow + b"\r\n"
 
 
 class ServiceUnavailable(AlloyError):

@@ -17,6 +17,7 @@ Rules the replies keep, because tests assert them:
 
 import base64
 import hashlib
+import itertools
 import math
 import re
 import struct
@@ -220,14 +221,25 @@ def text_of(content):
     return ""
 
 
+# The echo of a long prompt stops after this many words: a 200 KB benchmark prompt must cost the
+# mock microseconds, not a 200 KB reply streamed in thousands of chunks.
+ECHO_WORDS = 256
+
+
 def words(text, limit):
     """``text`` cut into word pieces, at most ``limit`` of them: (pieces, finish_reason)."""
-    pieces = WORD.findall(text)
-    if limit is None or len(pieces) <= limit:
+    cap = ECHO_WORDS if limit is None else min(limit, ECHO_WORDS)
+    pieces = [match.group() for match in itertools.islice(WORD.finditer(text), cap + 1)]
+    if len(pieces) <= cap:
         return pieces, "stop"
-    pieces = pieces[:limit]
+    pieces = pieces[:cap]
     pieces[-1] = pieces[-1].rstrip()
-    return pieces, "length"
+    return pieces, "length" if limit is not None and limit <= ECHO_WORDS else "stop"
+
+
+def count_tokens(text):
+    """Words in ``text`` (exact for short texts; ~4 characters a token for long ones, as cheap)."""
+    return len(text.split()) if len(text) < 4096 else len(text) // 4
 
 
 def chosen_tool(request, tools, user_text):
@@ -288,7 +300,7 @@ def chat_completion(body, serial):
 
     texts = [text_of(m.get("content")) for m in messages]
     user_text = next((t for m, t in zip(reversed(messages), reversed(texts)) if m["role"] == "user"), "")
-    prompt_tokens = sum(len(t.split()) for t in texts)
+    prompt_tokens = sum(count_tokens(t) for t in texts)
     tool = chosen_tool(request, tools, user_text)
     if tool is not None:
         name, arguments = tool["function"]["name"], orjson.dumps({"query": user_text}).decode()
@@ -371,7 +383,7 @@ def completion(body, serial):
         max_tokens = 16  # the legacy endpoint's documented default
     replies = [words("echo: " + p, max_tokens) for p in prompts]
     completion_tokens = sum(len(pieces) for pieces, _ in replies) * n
-    tokens = usage(sum(len(p.split()) for p in prompts), completion_tokens)
+    tokens = usage(sum(count_tokens(p) for p in prompts), completion_tokens)
     head = {"id": f"cmpl-mock-{serial}", "object": "text_completion", "created": int(time.time()), "model": model}
     indexed = [(k * n + i, pieces, finish) for k, (pieces, finish) in enumerate(replies) for i in range(n)]
 

@@ -137,8 +137,7 @@ class MockUpstream:
                     return Answer(status, headers, fault_body(status), fault, delay)
             payload = self.route(request.method, path, request.body)
         except AlloyError as error:
-            if isinstance(error, MethodNotAllowed):  # RFC 9110 section 15.5.6: a 405 lists what is allowed
-                headers += b"allow: " + error.allow + b"\r\n"
+            headers += error.header_block  # e.g. the Allow header a 405 must carry
             return Answer(error.status, headers, error_response_body(error), fault, delay)
         except Exception as bug:  # a reply bug answers 500 (visible in the test) and the connection lives on
             body = error_response_body(AlloyError(f"mock upstream bug: {bug!r}"))
@@ -210,13 +209,11 @@ class MockUpstream:
                 self.log.clear()
             return Answer(200, JSON_HEADER, b'{"requests":[]}')
         error = not_allowed(method, b"/_mock/requests", b"GET, DELETE")
-        return Answer(405, JSON_HEADER + b"allow: GET, DELETE\r\n", error_response_body(error))
+        return Answer(405, JSON_HEADER + error.header_block, error_response_body(error))
 
 
 def not_allowed(method, path, allow):
-    error = MethodNotAllowed(f"Invalid method for URL ({method.decode('latin-1')} {path.decode('latin-1')})")
-    error.allow = allow
-    return error
+    return MethodNotAllowed(f"Invalid method for URL ({method.decode('latin-1')} {path.decode('latin-1')})", allow=allow)
 
 
 def parse_fault(spec):

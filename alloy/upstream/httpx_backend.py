@@ -9,7 +9,7 @@ import asyncio
 
 import httpx
 
-from alloy.errors import UpstreamError, UpstreamTimeout
+from alloy.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
 from alloy.headers import HOP_BY_HOP
 
 
@@ -58,6 +58,12 @@ class HttpxUpstream:
             limits=httpx.Limits(max_connections=provider.max_connections, max_keepalive_connections=64),
             trust_env=True,  # proxies and CA settings from the environment
         )
+        # httpx adds Accept, Accept-Encoding and User-Agent of its own: the upstream must see only
+        # what the client sent plus Alloy's headers, as with the core backend (an Accept-Encoding
+        # nobody asked for would make the provider compress a body the client cannot read).
+        for name in list(self.client.headers):
+            if name.lower() != "connection":
+                del self.client.headers[name]
 
     def start(self, request, sink, head_request=False):
         url = f"{self.origin.scheme}://{self.origin.host_header}{request.target.decode('latin-1')}"
@@ -76,10 +82,13 @@ class HttpxUpstream:
         except asyncio.CancelledError:
             return
         except httpx.TimeoutException:
-            sink.upstream_failed(UpstreamTimeout(f"upstream {self.origin.label} timed out"))
+            sink.upstream_failed(UpstreamTimeout("upstream timed out"))
+            return
+        except (httpx.RemoteProtocolError, httpx.DecodingError) as exc:
+            sink.upstream_failed(UpstreamProtocolError(f"upstream answered invalid HTTP: {exc.__class__.__name__}"))
             return
         except httpx.HTTPError as exc:
-            sink.upstream_failed(UpstreamError(f"upstream {self.origin.label} failed: {exc.__class__.__name__}"))
+            sink.upstream_failed(UpstreamError(f"upstream request failed: {exc.__class__.__name__}"))
             return
         sink.upstream_done()
 
