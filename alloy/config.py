@@ -11,14 +11,15 @@ import tomllib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from alloy.providers.presets import PRESETS, ZERO_CONFIG_ORDER
+
 
 class ConfigError(Exception):
     """A configuration problem, already phrased for the person starting the gateway."""
 
 
-PROVIDER_KINDS = ("openai",)
+PROVIDER_KINDS = tuple(PRESETS)
 UPSTREAM_CLIENTS = ("core", "httpx")
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 @dataclass(frozen=True)
@@ -36,15 +37,23 @@ class ServerSettings:
 @dataclass(frozen=True)
 class ProviderSettings:
     name: str
-    kind: str
+    kind: str  # a preset name (alloy/providers/presets.py)
     base_url: str
     api_key: str | None = field(default=None, repr=False)
+    api_version: str | None = None  # azure api-version, anthropic-version
+    max_tokens_default: int = 4096  # anthropic: max_tokens is required upstream
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     client: str = "core"
     connect_timeout: float = 10.0
     read_timeout: float = 600.0  # first byte, and any silence between two reads of a stream
     max_connections: int = 512
     http2: bool = False  # httpx client only
+    families: tuple[str, ...] = ()  # model-name patterns routed here by default
+
+    @property
+    def api(self):
+        """Which API the provider speaks: "openai", "azure", "anthropic" or "gemini"."""
+        return PRESETS[self.kind].kind
 
 
 @dataclass(frozen=True)
@@ -158,31 +167,62 @@ def _replace(settings, overrides):
 def _load_provider(source, name, table, env):
     where = f"providers.{name}"
     section = _Section(source, where, table)
-    kind = section.get("kind", str, "openai")
-    if kind not in PROVIDER_KINDS:
+    kind = section.get("kind", str, name if name in PRESETS else "openai")
+    if kind not in PRESETS:
         section._fail("kind", f"unknown provider kind {kind!r} (known: {', '.join(PROVIDER_KINDS)})")
+    preset = PRESETS[kind]
     client = section.get("client", str, "core")
     if client not in UPSTREAM_CLIENTS:
         section._fail("client", f"expected one of {', '.join(UPSTREAM_CLIENTS)}, got {client!r}")
-    base_url = section.get("base_url", str, OPENAI_DEFAULT_BASE_URL)
+    base_url = section.get("base_url", str, preset.base_url)
+    if not base_url:
+        section._fail("base_url", f"required for kind {kind!r}")
     headers = section.get("headers", dict, {})
     for key, value in headers.items():
         if not isinstance(value, str) or any(c in value for c in "\r\n") or any(c in key for c in ":\r\n "):
             section._fail("headers", f"invalid header {key!r}")
+    api_key = section.secret("api_key", env)
+    if api_key is None and preset.key_env:
+        api_key = env.get(preset.key_env) or None
     provider = ProviderSettings(
         name=name,
         kind=kind,
         base_url=_check_base_url(source, where, base_url),
-        api_key=section.secret("api_key", env),
+        api_key=api_key,
+        api_version=section.get("api_version", str),
+        max_tokens_default=section.positive("max_tokens_default", int, 4096),
         headers=tuple(headers.items()),
         client=client,
         connect_timeout=section.positive("connect_timeout", float, 10.0),
         read_timeout=section.positive("read_timeout", float, 600.0),
         max_connections=section.positive("max_connections", int, 512),
         http2=section.get("http2", bool, False),
+        families=preset.families,
     )
     section.finish()
     return provider
+
+
+def _zero_config_providers(env):
+    """Each provider whose key is in the environment, at its default (or ``*_BASE_URL``) address."""
+    providers = []
+    for name in ZERO_CONFIG_ORDER:
+        preset = PRESETS[name]
+        key = env.get(preset.key_env)
+        if not key:
+            continue
+        url_variable = f"{name.upper()}_BASE_URL"
+        base_url = env.get(url_variable) or preset.base_url
+        providers.append(
+            ProviderSettings(
+                name=name,
+                kind=name,
+                base_url=_check_base_url(url_variable, "env", base_url),
+                api_key=key,
+                families=preset.families,
+            )
+        )
+    return providers
 
 
 def _load_model(source, index, table, provider_names):
@@ -221,16 +261,9 @@ def load(path=None, env=None, **server_overrides):
     server = _load_server(source, root.get("server", dict, {}), env, server_overrides)
     provider_tables = root.get("providers", dict, {})
     providers = [_load_provider(source, name, table, env) for name, table in provider_tables.items()]
-    if not providers and env.get("OPENAI_API_KEY"):
-        # Zero-config: the environment alone makes Alloy an OpenAI proxy.
-        providers.append(
-            ProviderSettings(
-                name="openai",
-                kind="openai",
-                base_url=_check_base_url("OPENAI_BASE_URL", "env", env.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL),
-                api_key=env["OPENAI_API_KEY"],
-            )
-        )
+    if not providers:
+        # Zero-config: the environment alone enables every provider whose key it holds.
+        providers = _zero_config_providers(env)
     names = [p.name for p in providers]
     models = [_load_model(source, i, table, names) for i, table in enumerate(root.get("models", list, []))]
     wildcard_table = root.get("wildcards", dict, {})

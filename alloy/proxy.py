@@ -23,6 +23,7 @@ from alloy.core import (
 )
 from alloy.errors import InvalidRequest, ModelNotFound, ServiceUnavailable, error_payload
 from alloy.headers import CLIENT_CREDENTIALS, HOP_BY_HOP, STATUS_REASONS
+from alloy.providers import PASSTHROUGH
 from alloy.upstream import UpstreamRequest
 
 # Client headers that never go upstream: hop-by-hop fields, the client's own credentials (the
@@ -33,15 +34,17 @@ _REQUEST_ID_OK = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 
 
 class Deployment:
-    """A provider as the proxy sees it: its upstream and the header lines built once for it."""
+    """A provider as the proxy sees it: its upstream, its API adapter and the header lines built
+    once for it."""
 
     def __init__(self, provider, upstream):
         self.name = provider.name
         self.upstream = upstream
+        self.adapter = PASSTHROUGH[provider.api]
+        self.api_version = provider.api_version
         self.base_path = upstream.origin.base_path.encode()
         lines = [b"host: " + upstream.origin.host_header.encode() + b"\r\n"]
-        if provider.api_key:
-            lines.append(b"authorization: Bearer " + provider.api_key.encode() + b"\r\n")
+        lines.append(self.adapter.auth_lines(provider.api_key))
         for name, value in provider.headers:
             lines.append(name.lower().encode() + b": " + value.encode() + b"\r\n")
         self.header_block = b"".join(lines)
@@ -86,6 +89,12 @@ class Proxy:
             self.routes.add_prefix(name, Route(deployment))
         for pattern, provider in config.wildcards:
             self.routes.add_wildcard(pattern, Route(deployments[provider]))
+        configured = {pattern for pattern, _ in config.wildcards}
+        for provider in config.providers:
+            # Model families a provider serves (claude-* for anthropic...), unless configured.
+            for pattern in provider.families:
+                if pattern not in configured:
+                    self.routes.add_wildcard(pattern, Route(deployments[provider.name]))
         if not config.models and not config.wildcards and self.default is not None:
             # A plain proxy: every model goes to the default provider under its own name.
             self.routes.add_wildcard("*", Route(self.default))
@@ -106,19 +115,24 @@ class Proxy:
         else:
             body = rewrite_model_parts(scan, upstream_model)
         model_header = b"x-alloy-model: " + upstream_model.encode() + b"\r\n"
-        self._send(request, path, route.deployment, body, model_header, connection)
+        deployment = route.deployment
+        suffix = request.target[3:]  # "/v1/x?y" -> "/x?y"
+        target = deployment.adapter.target(deployment.base_path, suffix, upstream_model, deployment.api_version)
+        self._send(request, target, deployment, body, model_header, connection)
 
     def passthrough(self, request, path, connection):
         """Any other /v1/ path goes to the default provider unchanged (files, images, audio...)."""
-        if self.default is None:
+        deployment = self.default
+        if deployment is None:
             raise ServiceUnavailable("no default provider is configured for this endpoint")
-        self._send(request, path, self.default, [request.body], b"", connection)
+        suffix = request.target[3:]
+        target = deployment.adapter.passthrough_target(deployment.base_path, suffix, deployment.api_version)
+        self._send(request, target, deployment, [request.body], b"", connection)
 
-    def _send(self, request, path, deployment, body, model_header, connection):
+    def _send(self, request, target, deployment, body, model_header, connection):
         request_id = self.request_ids.for_request(request.headers)
         id_line = b"x-request-id: " + request_id + b"\r\n"
         forwarded = encode_forwarded(request.headers, NOT_FORWARDED)
-        target = deployment.base_path + request.target[3:]  # "/v1/x?y" -> base path + "/x?y"
         upstream_request = UpstreamRequest(
             request.method,
             target,

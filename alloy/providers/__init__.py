@@ -27,6 +27,11 @@ included), the extra header lines (credentials in the provider's own scheme), an
 
 from dataclasses import dataclass, field
 
+from alloy.providers import azure, openai
+
+# APIs reached by passthrough: the body is forwarded as it is; only path and credentials differ.
+PASSTHROUGH = {"openai": openai, "azure": azure}
+
 
 @dataclass(frozen=True)
 class TranslateSettings:
