@@ -105,6 +105,9 @@ class Answer:
         self.delay = delay
 
 
+AZURE_PREFIX = b"/openai/deployments/"
+
+
 class MockUpstream:
     """What the connections of one mock server share: options, request log, fault counters."""
 
@@ -128,7 +131,10 @@ class MockUpstream:
             self.log.append((request.method, request.target, request.headers, request.body))
         delay, fault, headers = self.first_byte_delay(), None, JSON_HEADER
         try:
-            self.authenticate(request.headers.get(b"authorization"))
+            if path.startswith(AZURE_PREFIX):
+                path = self.azure_path(request)
+            else:
+                self.authenticate(request.headers.get(b"authorization"))
             injected = self.fault_for(request.headers)
             if injected is not None:
                 status, headers, extra_delay, fault = injected
@@ -162,6 +168,20 @@ class MockUpstream:
                 raise ModelNotFound(message, param="model")
             return model
         raise NotFound(f"Invalid URL ({method.decode('latin-1')} {path.decode('latin-1')})")
+
+    def azure_path(self, request):
+        """Azure OpenAI's shape: ``/openai/deployments/{name}/chat/completions?api-version=...``
+        with an ``api-key`` header; answered as the matching OpenAI path."""
+        key = request.headers.get(b"api-key")
+        if not key or (self.options.api_key is not None and key != self.options.api_key.encode()):
+            raise AuthenticationFailed(BAD_KEY if key else NO_KEY)
+        path, _, query = request.target.partition(b"?")
+        if not any(part.startswith(b"api-version=") for part in query.split(b"&")):
+            raise InvalidRequest("Missing required query parameter: api-version", param="api-version")
+        deployment, _, rest = path[len(AZURE_PREFIX) :].partition(b"/")
+        if not deployment:
+            raise NotFound("The API deployment for this resource does not exist.")
+        return b"/v1/" + rest
 
     def authenticate(self, given):
         if not given:

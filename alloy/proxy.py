@@ -21,9 +21,10 @@ from alloy.core import (
     rewrite_model_parts,
     scan_body,
 )
-from alloy.errors import InvalidRequest, ModelNotFound, ServiceUnavailable, error_payload
+from alloy.errors import InvalidRequest, ModelNotFound, NotFound, ServiceUnavailable, error_payload
 from alloy.headers import CLIENT_CREDENTIALS, HOP_BY_HOP, STATUS_REASONS
-from alloy.providers import PASSTHROUGH
+from alloy.providers import PASSTHROUGH, TRANSLATORS
+from alloy.translated import Translation
 from alloy.upstream import UpstreamRequest
 
 # Client headers that never go upstream: hop-by-hop fields, the client's own credentials (the
@@ -34,8 +35,10 @@ _REQUEST_ID_OK = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 
 
 class Deployment:
-    """A provider as the proxy sees it: its upstream, its API adapter and the header lines built
-    once for it."""
+    """A provider reached by passthrough, as the proxy sees it: its upstream, its API adapter and
+    the header lines built once for it."""
+
+    translates = False
 
     def __init__(self, provider, upstream):
         self.name = provider.name
@@ -49,6 +52,13 @@ class Deployment:
             lines.append(name.lower().encode() + b": " + value.encode() + b"\r\n")
         self.header_block = b"".join(lines)
         self.provider_header = b"x-alloy-provider: " + provider.name.encode() + b"\r\n"
+
+
+def _deployment(provider, upstream):
+    translator = TRANSLATORS.get(provider.api)
+    if translator is not None:
+        return Translation(provider, upstream, translator)
+    return Deployment(provider, upstream)
 
 
 class Route:
@@ -76,7 +86,7 @@ class RequestIds:
 
 class Proxy:
     def __init__(self, config, upstreams):
-        deployments = {p.name: Deployment(p, upstreams[p.name]) for p in config.providers}
+        deployments = {p.name: _deployment(p, upstreams[p.name]) for p in config.providers}
         self.default = deployments.get(config.default_provider)
         self.routes = RouteTable()
         self.listed_models = []
@@ -116,6 +126,12 @@ class Proxy:
             body = rewrite_model_parts(scan, upstream_model)
         model_header = b"x-alloy-model: " + upstream_model.encode() + b"\r\n"
         deployment = route.deployment
+        if deployment.translates:
+            id_line = b"x-request-id: " + self.request_ids.for_request(request.headers) + b"\r\n"
+            extra_headers = id_line + deployment.provider_header + model_header
+            endpoint = path[4:].decode()  # "chat/completions", "completions", "embeddings"
+            deployment.send(request, endpoint, upstream_model, extra_headers, id_line, connection)
+            return
         suffix = request.target[3:]  # "/v1/x?y" -> "/x?y"
         target = deployment.adapter.target(deployment.base_path, suffix, upstream_model, deployment.api_version)
         self._send(request, target, deployment, body, model_header, connection)
@@ -125,6 +141,8 @@ class Proxy:
         deployment = self.default
         if deployment is None:
             raise ServiceUnavailable("no default provider is configured for this endpoint")
+        if deployment.translates:
+            raise NotFound(f"{path.decode('latin-1')} is not available through provider {deployment.name}")
         suffix = request.target[3:]
         target = deployment.adapter.passthrough_target(deployment.base_path, suffix, deployment.api_version)
         self._send(request, target, deployment, [request.body], b"", connection)

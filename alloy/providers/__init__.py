@@ -31,6 +31,8 @@ from alloy.providers import azure, openai
 
 # APIs reached by passthrough: the body is forwarded as it is; only path and credentials differ.
 PASSTHROUGH = {"openai": openai, "azure": azure}
+# APIs reached by translation: modules with build_request / translate_response / StreamTranslator.
+TRANSLATORS = {}
 
 
 @dataclass(frozen=True)
