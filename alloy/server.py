@@ -23,6 +23,7 @@ from alloy import core
 from alloy.config import ProviderSettings
 from alloy.connection import ClientConnection
 from alloy.endpoints import Endpoints
+from alloy.malloc import tune_allocator
 from alloy.mock_upstream import MockOptions, start_mock_upstream
 from alloy.proxy import Proxy
 from alloy.upstream import open_upstream
@@ -161,6 +162,7 @@ async def _with_builtin_mock(config):
 
 
 def run(config):
+    tune_allocator()
     if uvloop is None:
         asyncio.run(serve(config))
     else:
