@@ -1,0 +1,377 @@
+"""Anthropic Messages API (``POST /v1/messages``) behind the OpenAI Chat Completions API.
+
+Request mapping (OpenAI -> Anthropic)
+    messages            ``system`` / ``developer`` messages -> top-level ``system`` (text joined
+                        with a blank line, in order, wherever they stand); user / assistant / tool
+                        messages -> alternating turns of content blocks: consecutive messages of one
+                        role merge into one turn, ``tool`` messages become ``tool_result`` blocks of
+                        a user turn (placed before that turn's text, as Anthropic requires)
+    content parts       text -> text block (empty text dropped: Anthropic refuses empty blocks);
+                        image_url data: URL -> base64 image; http(s) URL -> url image;
+                        refusal (assistant) -> text; input_audio, file -> 400
+    tool_calls          -> ``tool_use`` blocks, ``input`` = the decoded ``arguments`` (a JSON object;
+                        "" reads as {}; anything else -> 400 naming the message)
+    max_completion_tokens / max_tokens -> ``max_tokens`` (the first present; else the provider's
+                        ``max_tokens_default``: Anthropic requires it)
+    stop                str or list -> ``stop_sequences``
+    temperature, top_p  passed as they are (Anthropic accepts temperature 0..1 and answers 400 above)
+    tools               function tools -> {name, description, input_schema}; other tool types -> 400
+    tool_choice         auto/none/required/{function} -> {auto}/{none}/{any}/{tool, name}; sent only
+                        with tools; ``parallel_tool_calls: false`` -> ``disable_parallel_tool_use``
+    response_format     json_object / json_schema -> an instruction appended to ``system`` asking
+                        for one JSON value and nothing else (with the schema, pretty-printed, for
+                        json_schema). Anthropic then answers JSON text; it is not enforced by a
+                        grammar as with OpenAI's strict mode, so clients should still validate.
+    user                -> ``metadata.user_id``
+    stream              -> ``stream``; ``stream_options.include_usage`` is read by the proxy
+Rejected with 400 (the client asked for something the answer cannot contain): ``n`` > 1,
+``logprobs: true``, ``top_logprobs``, ``audio`` / ``modalities`` with audio, the legacy
+``functions`` / ``function_call`` (use ``tools``), ``function`` role messages, and the embeddings
+endpoint (Anthropic has none).
+Ignored (tuning or bookkeeping with no Anthropic counterpart; the answer keeps its shape):
+``frequency_penalty``, ``presence_penalty``, ``seed``, ``logit_bias``, ``service_tier``, ``store``,
+``metadata``, ``prediction``, ``reasoning_effort``, ``verbosity``, ``web_search_options`` and any
+field this table does not name.
+
+Response mapping (Anthropic -> OpenAI): see ``translate_response``; stream: ``anthropic_stream``.
+"""
+
+import time
+
+import orjson
+
+# The package, not its names: ``alloy.providers`` imports this module while it is initialising, so
+# ``UpstreamCall`` is looked up when a request is built, not at import time.
+import alloy.providers as providers
+from alloy.errors import InvalidRequest, UpstreamProtocolError, error_payload
+from alloy.providers.anthropic_stream import (
+    FINISH_REASONS,
+    STATUS_ERROR_TYPES,
+    StreamTranslator,
+    openai_error,
+    openai_status,
+    openai_usage,
+)
+
+__all__ = ["StreamTranslator", "build_request", "translate_response"]
+
+PATH = b"/v1/messages"
+DEFAULT_VERSION = b"2023-06-01"
+CHAT = "chat/completions"
+SYSTEM_ROLES = frozenset(("system", "developer"))
+TOOL_CHOICES = {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"}}
+JSON_OBJECT_INSTRUCTION = (
+    "Answer with one valid JSON object and nothing else: no prose before or after it, no code fences."
+)
+JSON_SCHEMA_INSTRUCTION = (
+    "Answer with one valid JSON value that conforms to the JSON Schema below, and nothing else: "
+    "no prose before or after it, no code fences.\nSchema"
+)
+
+
+def _reject_n(value):
+    return value not in (None, 1)
+
+
+def _truthy(value):
+    return bool(value)
+
+
+def _present(value):
+    return value is not None
+
+
+def _audio_modality(value):
+    return isinstance(value, list) and "audio" in value
+
+
+# field -> (test of the value, why). A field whose test is true cannot be answered faithfully.
+REJECTED = {
+    "n": (_reject_n, "Anthropic returns one choice per request; n must be 1"),
+    "logprobs": (_truthy, "Anthropic does not return log probabilities"),
+    "top_logprobs": (_present, "Anthropic does not return log probabilities"),
+    "audio": (_present, "Anthropic does not produce audio"),
+    "modalities": (_audio_modality, "Anthropic does not produce audio"),
+    "functions": (_present, "the legacy functions field is not supported; use tools"),
+    "function_call": (_present, "the legacy function_call field is not supported; use tool_choice"),
+}
+
+
+# --- request ----------------------------------------------------------------------------------------
+
+def build_request(body, upstream_model, endpoint, settings):
+    """An OpenAI chat completions body -> the Anthropic Messages call (see the module docstring).
+
+    Raises:
+        alloy.errors.InvalidRequest: what Anthropic cannot express, with ``param`` naming the field.
+    """
+    if endpoint != CHAT:
+        raise InvalidRequest(f"the Anthropic API has no {endpoint} endpoint", code="unsupported_endpoint")
+    for name, (test, why) in REJECTED.items():
+        if test(body.get(name)):
+            raise InvalidRequest(f"{name}: {why}", param=name, code="unsupported_parameter")
+    system, turns = convert_messages(body.get("messages"))
+    instruction = response_format_instruction(body.get("response_format"))
+    if instruction:
+        system.append(instruction)
+    max_tokens = body.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = body.get("max_tokens")
+    out = {
+        "model": upstream_model,
+        "messages": turns,
+        "max_tokens": settings.max_tokens_default if max_tokens is None else max_tokens,
+    }
+    if system:
+        out["system"] = "\n\n".join(system)
+    stop = body.get("stop")
+    if stop is not None:
+        out["stop_sequences"] = [stop] if isinstance(stop, str) else stop
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None:
+            out[name] = body[name]
+    tools = body.get("tools")
+    if tools:
+        out["tools"] = [convert_tool(tool, i) for i, tool in enumerate(tools)]
+        choice = convert_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+        if choice is not None:
+            out["tool_choice"] = choice
+    if body.get("user") is not None:
+        out["metadata"] = {"user_id": body["user"]}
+    stream = bool(body.get("stream"))
+    if stream:
+        out["stream"] = True
+    headers = [
+        (b"anthropic-version", settings.api_version.encode() if settings.api_version else DEFAULT_VERSION),
+        (b"content-type", b"application/json"),
+    ]
+    if settings.api_key:
+        headers.insert(0, (b"x-api-key", settings.api_key.encode()))
+    return providers.UpstreamCall(method=b"POST", path=PATH, headers=headers, body=orjson.dumps(out), stream=stream)
+
+
+def convert_messages(messages):
+    """OpenAI messages -> (system texts, Anthropic turns)."""
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("messages must be a non-empty array", param="messages")
+    system, turns = [], []
+    for i, message in enumerate(messages):
+        param = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"{param} must be an object", param=param)
+        role = message.get("role")
+        if role in SYSTEM_ROLES:
+            text = plain_text(message.get("content"), param)
+            if text:
+                system.append(text)
+            continue
+        if role == "user":
+            blocks = user_blocks(message.get("content"), param)
+        elif role == "assistant":
+            blocks = assistant_blocks(message, param)
+        elif role == "tool":
+            blocks = [tool_result(message, param)]
+            role = "user"
+        else:
+            raise InvalidRequest(f"{param}.role {role!r} is not supported", param=f"{param}.role")
+        if not blocks:
+            continue  # an empty turn carries nothing, and Anthropic refuses it
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    for turn in turns:
+        if turn["role"] == "user":
+            # Anthropic wants a user turn's tool_result blocks first; the order among them is kept.
+            turn["content"].sort(key=lambda block: block["type"] != "tool_result")
+    if not turns:
+        raise InvalidRequest("messages must contain a user or assistant message", param="messages")
+    return system, turns
+
+
+def plain_text(content, param):
+    """The text of a string or an array of text parts (system, developer and tool messages)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, list):
+        raise InvalidRequest(f"{param}.content must be a string or an array", param=f"{param}.content")
+    texts = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+            raise InvalidRequest(f"{param}.content[{j}] must be a text part", param=f"{param}.content[{j}]")
+        texts.append(part["text"])
+    return "\n".join(texts)
+
+
+def text_block(text):
+    return [{"type": "text", "text": text}] if text else []
+
+
+def user_blocks(content, param):
+    if content is None or isinstance(content, str):
+        return text_block(content)
+    if not isinstance(content, list):
+        raise InvalidRequest(f"{param}.content must be a string or an array", param=f"{param}.content")
+    blocks = []
+    for j, part in enumerate(content):
+        where = f"{param}.content[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            blocks.extend(text_block(part.get("text")))
+        elif kind == "image_url":
+            blocks.append(image_block(part.get("image_url"), where))
+        else:
+            raise InvalidRequest(f"{where}: content part type {kind!r} is not supported", param=where)
+    return blocks
+
+
+def image_block(image, param):
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        raise InvalidRequest(f"{param}.image_url.url must be a string", param=param)
+    if url.startswith("data:"):
+        header, comma, data = url[5:].partition(",")
+        media_type, _, encoding = header.partition(";")
+        if not comma or encoding != "base64" or not media_type:
+            raise InvalidRequest(f"{param}: a data URL image must be data:<type>;base64,<data>", param=param)
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    if url.startswith(("https://", "http://")):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise InvalidRequest(f"{param}: an image URL must be http(s) or a base64 data URL", param=param)
+
+
+def assistant_blocks(message, param):
+    content = message.get("content")
+    blocks = []
+    if isinstance(content, list):
+        for j, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in ("text", "refusal"):
+                where = f"{param}.content[{j}]"
+                raise InvalidRequest(f"{where}: assistant content part {kind!r} is not supported", param=where)
+            blocks.extend(text_block(part.get(kind)))
+    elif content is None or isinstance(content, str):
+        blocks.extend(text_block(content))
+    else:
+        raise InvalidRequest(f"{param}.content must be a string or an array", param=f"{param}.content")
+    for k, call in enumerate(message.get("tool_calls") or ()):
+        where = f"{param}.tool_calls[{k}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise InvalidRequest(f"{where} must be a function call with a name", param=where)
+        arguments = function.get("arguments") or "{}"
+        try:
+            decoded = orjson.loads(arguments)
+        except (orjson.JSONDecodeError, TypeError):
+            decoded = None
+        if not isinstance(decoded, dict):
+            raise InvalidRequest(
+                f"{where}.function.arguments must be a JSON object", param=f"{where}.function.arguments"
+            )
+        blocks.append({"type": "tool_use", "id": call.get("id"), "name": function["name"], "input": decoded})
+    return blocks
+
+
+def tool_result(message, param):
+    tool_call_id = message.get("tool_call_id")
+    if not isinstance(tool_call_id, str):
+        raise InvalidRequest(f"{param}.tool_call_id is required", param=f"{param}.tool_call_id")
+    return {"type": "tool_result", "tool_use_id": tool_call_id, "content": plain_text(message.get("content"), param)}
+
+
+def convert_tool(tool, i):
+    function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise InvalidRequest(f"tools[{i}] must be a function tool with a name", param=f"tools[{i}]")
+    out = {"name": function["name"]}
+    if function.get("description"):
+        out["description"] = function["description"]
+    out["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+    return out
+
+
+def convert_tool_choice(choice, parallel):
+    if choice is None:
+        out = {"type": "auto"} if parallel is False else None
+    elif isinstance(choice, str) and choice in TOOL_CHOICES:
+        out = dict(TOOL_CHOICES[choice])
+    elif isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
+        out = {"type": "tool", "name": choice["function"]["name"]}
+    else:
+        raise InvalidRequest("tool_choice must be auto, none, required or a named function", param="tool_choice")
+    if parallel is False and out["type"] != "none":
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def response_format_instruction(response_format):
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if response_format is None or kind == "text":
+        return None
+    if kind == "json_object":
+        return JSON_OBJECT_INSTRUCTION
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise InvalidRequest("response_format.json_schema.schema must be an object", param="response_format")
+        name = f" {spec['name']}" if isinstance(spec.get("name"), str) else ""
+        return JSON_SCHEMA_INSTRUCTION + name + ":\n" + orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode()
+    raise InvalidRequest(f"response_format type {kind!r} is not supported", param="response_format")
+
+
+# --- response ----------------------------------------------------------------------------------------
+
+def translate_response(status, body, model, endpoint):
+    """A complete Anthropic answer -> (status, OpenAI JSON bytes): a chat.completion or an error."""
+    if status != 200:
+        return translate_error(status, body)
+    try:
+        message = orjson.loads(body)
+        choice = completion_choice(message)
+    except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError):
+        error = UpstreamProtocolError("the Anthropic answer is not a Messages API message")
+        return error.status, orjson.dumps(error_payload(error))
+    completion = {
+        "id": "chatcmpl-" + str(message.get("id")),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+        "usage": openai_usage(message.get("usage") or {}),
+    }
+    return 200, orjson.dumps(completion)
+
+
+def completion_choice(message):
+    texts, calls = [], []
+    for block in message["content"]:
+        kind = block["type"]
+        if kind == "text":
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            calls.append({"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}})
+        # thinking, redacted_thinking and server-tool blocks have no OpenAI counterpart
+    reply = {"role": "assistant", "content": "".join(texts) if texts or not calls else None, "refusal": None}
+    if calls:
+        reply["tool_calls"] = calls
+    finish = FINISH_REASONS.get(message.get("stop_reason"), "stop")
+    return {"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}
+
+
+def translate_error(status, body):
+    """An Anthropic error answer (``{"type": "error", "error": {type, message}}`` or anything else)."""
+    kind, message = STATUS_ERROR_TYPES.get(status, "api_error"), None
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        decoded = None
+    error = decoded.get("error") if isinstance(decoded, dict) else None
+    if isinstance(error, dict):
+        kind = error.get("type") or kind
+        message = error.get("message")
+    if not isinstance(message, str) or not message:
+        excerpt = body[:200].decode("utf-8", "replace").strip()
+        message = f"Anthropic answered status {status}" + (f": {excerpt}" if excerpt else "")
+    return openai_status(status), orjson.dumps(openai_error(kind, message))

@@ -1,0 +1,268 @@
+"""Anthropic Messages answers as OpenAI chat completions: shared facts and the stream translator.
+
+Theory of operation
+Anthropic streams one message as named events: ``message_start``, then per content block
+``content_block_start`` / ``content_block_delta``... / ``content_block_stop``, then one or more
+``message_delta`` (stop reason, cumulative usage) and ``message_stop``; ``ping`` may come at any
+time and ``error`` ends the stream. OpenAI streams ``chat.completion.chunk`` objects that carry
+deltas of one choice. The translator is a small state machine written as a table:
+
+    TRANSITIONS[(state, event kind)] = (action, next state)
+
+The driver classifies each event (``kind_of``), looks the pair up and runs the action, which returns
+the OpenAI events it owes. Rules it keeps:
+1. It knows only the event kinds in ``TRANSITIONS``; a pair not in the table (a delta outside a block,
+   a second ``message_start``, JSON that does not parse) is an upstream protocol violation. The
+   stream then ends like an upstream ``error`` event: one OpenAI error event, then ``[DONE]``. Nothing
+   is guessed, and nothing is sent after ``[DONE]``.
+2. Content blocks it cannot express (thinking, server tools, redacted thinking) are entered and left
+   as ``IGNORED`` blocks, their deltas dropped; deltas it cannot express inside a known block
+   (citations) are dropped too. A client therefore sees text and tool calls only.
+3. It never reorders: each Anthropic event yields its OpenAI events at once, so the proxy can flush
+   per upstream read. The finish chunk is owed until ``message_stop`` (there may be several
+   ``message_delta`` events; the last stop reason and usage win).
+4. The event name from the SSE ``event:`` line is not trusted over the JSON ``type`` field: the
+   documented payloads always carry ``type``, and the two agree on the real API.
+"""
+
+import time
+
+import orjson
+
+from alloy.errors import UpstreamProtocolError, error_payload
+
+# Anthropic stop_reason -> OpenAI finish_reason; an unknown reason reads as "stop".
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+# Anthropic error type -> (OpenAI error type, code). The HTTP status is mapped separately
+# (``openai_status``) because the status, not the type, is what OpenAI clients branch on.
+ERROR_TYPES = {
+    "invalid_request_error": ("invalid_request_error", "invalid_request"),
+    "authentication_error": ("invalid_request_error", "invalid_api_key"),
+    "permission_error": ("invalid_request_error", "permission_denied"),
+    "not_found_error": ("invalid_request_error", "not_found"),
+    "request_too_large": ("invalid_request_error", "request_too_large"),
+    "billing_error": ("insufficient_quota", "insufficient_quota"),
+    "rate_limit_error": ("requests", "rate_limit_exceeded"),
+    "api_error": ("server_error", "internal_error"),
+    "timeout_error": ("server_error", "upstream_timeout"),
+    "overloaded_error": ("server_error", "overloaded"),
+}
+# When the body names no type (not JSON, or not Anthropic's shape): the type its status implies.
+STATUS_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+# 529 is Anthropic's own "overloaded"; OpenAI clients know it as 503 (and retry it).
+STATUS_MAP = {529: 503}
+
+
+def openai_status(status):
+    """The status an OpenAI client should see for an Anthropic error status."""
+    if status in STATUS_MAP:
+        return STATUS_MAP[status]
+    if 400 <= status < 500 or status == 500:
+        return status
+    return 502  # other 5xx (or a non-error status on an error path): the upstream failed
+
+
+def openai_error(anthropic_type, message):
+    """``{"error": {...}}`` in OpenAI's shape for an Anthropic error type and message."""
+    kind, code = ERROR_TYPES.get(anthropic_type) or ("server_error", anthropic_type or "upstream_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def openai_usage(usage):
+    """Anthropic usage -> OpenAI usage. Prompt tokens include cached and cache-written input, which
+    Anthropic counts apart from ``input_tokens``; ``cached_tokens`` is the part read from cache."""
+    cache_read = usage.get("cache_read_input_tokens") or 0
+    prompt = (usage.get("input_tokens") or 0) + cache_read + (usage.get("cache_creation_input_tokens") or 0)
+    completion = usage.get("output_tokens") or 0
+    result = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    if "cache_read_input_tokens" in usage:
+        result["prompt_tokens_details"] = {"cached_tokens": cache_read}
+    return result
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def sse(payload):
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+# --- states ---------------------------------------------------------------------------------------
+START = "START"  # nothing yet: only message_start (or ping, error) may come
+MESSAGE = "MESSAGE"  # inside the message, between content blocks
+TEXT = "TEXT"  # inside a text block
+TOOL = "TOOL"  # inside a tool_use block
+IGNORED = "IGNORED"  # inside a block OpenAI cannot express (thinking, server tools)
+STOPPING = "STOPPING"  # after message_delta: more message_delta, or message_stop
+DONE_STATE = "DONE"  # [DONE] sent: everything else is dropped
+
+# content_block_start / content_block_delta sub-types the table knows by name; others are "other".
+BLOCK_KINDS = {"text": "start_text", "tool_use": "start_tool"}
+DELTA_KINDS = {"text_delta": "text_delta", "input_json_delta": "json_delta"}
+
+
+def kind_of(event):
+    """The table key of one decoded Anthropic event."""
+    kind = event.get("type")
+    if kind == "content_block_start":
+        return BLOCK_KINDS.get((event.get("content_block") or {}).get("type"), "start_other")
+    if kind == "content_block_delta":
+        return DELTA_KINDS.get((event.get("delta") or {}).get("type"), "other_delta")
+    return kind
+
+
+class StreamTranslator:
+    """Anthropic Messages SSE events -> OpenAI ``chat.completion.chunk`` SSE events (see above)."""
+
+    # (state, event kind) -> (action name, next state). ``error`` and ``ping`` are handled for
+    # every state by the driver (rows would repeat them seven times).
+    TRANSITIONS = {
+        (START, "message_start"): ("on_message_start", MESSAGE),
+        (MESSAGE, "start_text"): ("on_text_start", TEXT),
+        (MESSAGE, "start_tool"): ("on_tool_start", TOOL),
+        (MESSAGE, "start_other"): (None, IGNORED),
+        (MESSAGE, "message_delta"): ("on_message_delta", STOPPING),
+        (TEXT, "text_delta"): ("on_text_delta", TEXT),
+        (TEXT, "other_delta"): (None, TEXT),  # citations: the text itself comes as text_delta
+        (TEXT, "content_block_stop"): (None, MESSAGE),
+        (TOOL, "json_delta"): ("on_json_delta", TOOL),
+        (TOOL, "content_block_stop"): ("on_tool_stop", MESSAGE),
+        (IGNORED, "text_delta"): (None, IGNORED),
+        (IGNORED, "json_delta"): (None, IGNORED),
+        (IGNORED, "other_delta"): (None, IGNORED),
+        (IGNORED, "content_block_stop"): (None, MESSAGE),
+        (STOPPING, "message_delta"): ("on_message_delta", STOPPING),
+        (STOPPING, "message_stop"): ("on_message_stop", DONE_STATE),
+    }
+
+    def __init__(self, model, include_usage):
+        self.model = model
+        self.include_usage = include_usage
+        self.state = START
+        self.created = int(time.time())
+        self.prefix = b""  # data: {"id":...,"choices":[{"index":0,"delta": -- set by message_start
+        self.usage = {}
+        self.stop_reason = None
+        self.tool_index = -1  # OpenAI index of the current tool call (0, 1, ... in order)
+        self.tool_has_arguments = False
+
+    # --- the driver --------------------------------------------------------------------------------
+
+    def feed(self, event_name, data):
+        """One Anthropic SSE event (``event:`` value or None, ``data:`` bytes) -> OpenAI SSE events."""
+        if self.state is DONE_STATE:
+            return []
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return self.fail("upstream stream event is not JSON")
+        if type(event) is not dict:
+            return self.fail("upstream stream event is not a JSON object")
+        kind = kind_of(event)
+        if kind == "ping":
+            return []
+        if kind == "error":
+            error = event.get("error") or {}
+            self.state = DONE_STATE
+            message = error.get("message") or "upstream stream error"
+            return [sse(openai_error(error.get("type"), message)), DONE]
+        row = self.TRANSITIONS.get((self.state, kind))
+        if row is None:
+            return self.fail(f"unexpected upstream event {kind!r} in state {self.state}")
+        action, self.state = row
+        return getattr(self, action)(event) if action is not None else []
+
+    def finish(self):
+        """The upstream stream ended: nothing more is owed after [DONE]; otherwise it broke off."""
+        if self.state is DONE_STATE:
+            return []
+        return self.fail("upstream stream ended before message_stop")
+
+    def fail(self, message):
+        self.state = DONE_STATE
+        return [sse(error_payload(UpstreamProtocolError(message))), DONE]
+
+    # --- actions: each returns the OpenAI events it owes ----------------------------------------
+
+    def chunk(self, delta, finish_reason=None):
+        if finish_reason is None:
+            return self.prefix + orjson.dumps(delta) + b',"logprobs":null,"finish_reason":null}]}\n\n'
+        tail = b',"logprobs":null,"finish_reason":' + orjson.dumps(finish_reason) + b"}]}\n\n"
+        return self.prefix + orjson.dumps(delta) + tail
+
+    def on_message_start(self, event):
+        message = event.get("message") or {}
+        chunk_id = "chatcmpl-" + str(message.get("id") or "anthropic")
+        head = {"id": chunk_id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+        # The fixed part of every chunk is serialised once; only the delta changes per event.
+        self.prefix = b"data: " + orjson.dumps(head)[:-1] + b',"choices":[{"index":0,"delta":'
+        self.usage = dict(message.get("usage") or {})
+        return [self.chunk({"role": "assistant", "content": ""})]
+
+    def on_text_start(self, event):
+        text = (event.get("content_block") or {}).get("text")
+        return [self.chunk({"content": text})] if text else []
+
+    def on_text_delta(self, event):
+        text = event["delta"].get("text")
+        return [self.chunk({"content": text})] if text else []
+
+    def on_tool_start(self, event):
+        block = event.get("content_block") or {}
+        self.tool_index += 1
+        self.tool_has_arguments = False
+        call = {
+            "index": self.tool_index,
+            "id": block.get("id"),
+            "type": "function",
+            "function": {"name": block.get("name"), "arguments": ""},
+        }
+        return [self.chunk({"tool_calls": [call]})]
+
+    def on_json_delta(self, event):
+        fragment = event["delta"].get("partial_json")
+        if not fragment:
+            return []
+        self.tool_has_arguments = True
+        return [self.chunk({"tool_calls": [{"index": self.tool_index, "function": {"arguments": fragment}}]})]
+
+    def on_tool_stop(self, event):
+        # A call without arguments streams no fragment; OpenAI clients parse arguments as JSON.
+        if self.tool_has_arguments:
+            return []
+        return [self.chunk({"tool_calls": [{"index": self.tool_index, "function": {"arguments": "{}"}}]})]
+
+    def on_message_delta(self, event):
+        delta = event.get("delta") or {}
+        if delta.get("stop_reason"):
+            self.stop_reason = delta["stop_reason"]
+        self.usage.update(event.get("usage") or {})  # cumulative counts: the latest wins
+        return []
+
+    def on_message_stop(self, event):
+        out = [self.chunk({}, FINISH_REASONS.get(self.stop_reason, "stop"))]
+        if self.include_usage:
+            usage = orjson.dumps(openai_usage(self.usage))
+            out.append(self.prefix.split(b',"choices":', 1)[0] + b',"choices":[],"usage":' + usage + b"}\n\n")
+        out.append(DONE)
+        return out
