@@ -22,6 +22,15 @@ HOP_BY_HOP = frozenset(
 # Client credentials are never forwarded: the upstream always receives the provider's key.
 CLIENT_CREDENTIALS = frozenset((b"authorization", b"api-key", b"x-api-key", b"x-goog-api-key"))
 
+# Client headers that never go upstream: hop-by-hop fields, the client's own credentials (the
+# upstream gets the provider's key), Host (the upstream's own), Expect (answered here), and the
+# request id, which Alloy sets itself.
+NOT_FORWARDED = HOP_BY_HOP | CLIENT_CREDENTIALS | {b"host", b"expect", b"x-request-id"}
+
+# On a translated request Alloy writes a new body, so the client's description of its body and of
+# the encodings it accepts does not apply either.
+NOT_FORWARDED_TRANSLATED = NOT_FORWARDED | {b"content-type", b"accept-encoding", b"accept"}
+
 # Reason phrases for the statuses Alloy can send. Unknown codes get an empty phrase, which
 # RFC 9112 section 4 allows.
 STATUS_REASONS = {

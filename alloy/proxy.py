@@ -22,15 +22,11 @@ from alloy.core import (
     scan_body,
 )
 from alloy.errors import InvalidRequest, ModelNotFound, NotFound, ServiceUnavailable, error_payload
-from alloy.headers import CLIENT_CREDENTIALS, HOP_BY_HOP, STATUS_REASONS
+from alloy.headers import NOT_FORWARDED, STATUS_REASONS
 from alloy.providers import PASSTHROUGH, TRANSLATORS
 from alloy.translated import Translation
 from alloy.upstream import UpstreamRequest
 
-# Client headers that never go upstream: hop-by-hop fields, the client's own credentials (the
-# upstream gets the provider's key), Host (the upstream's own), Expect (answered here), and the
-# request id, which Alloy sets itself.
-NOT_FORWARDED = HOP_BY_HOP | CLIENT_CREDENTIALS | {b"host", b"expect", b"x-request-id"}
 _REQUEST_ID_OK = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 

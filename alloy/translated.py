@@ -9,8 +9,9 @@ upstream read is written to the client at once.
 
 import orjson
 
-from alloy.core import LAST_CHUNK, SSESplitter, frame_chunk, frame_response, frame_stream_head
+from alloy.core import LAST_CHUNK, SSESplitter, encode_forwarded, frame_chunk, frame_response, frame_stream_head
 from alloy.errors import InvalidRequest, error_payload
+from alloy.headers import NOT_FORWARDED_TRANSLATED
 from alloy.providers import TranslateSettings
 from alloy.upstream import UpstreamRequest
 
@@ -44,7 +45,10 @@ class Translation:
         except orjson.JSONDecodeError:
             raise InvalidRequest("request body is not valid JSON") from None
         call = self.translator.build_request(body, upstream_model, endpoint, self.settings)
-        lines = [self.host_line, self.extra_lines, id_line]
+        # The client's other headers travel on (tracing, provider beta flags), except those the
+        # translated call sets itself.
+        skip = NOT_FORWARDED_TRANSLATED | {name for name, _ in call.headers}
+        lines = [self.host_line, self.extra_lines, encode_forwarded(request.headers, skip), id_line]
         lines.extend(name + b": " + value + b"\r\n" for name, value in call.headers)
         upstream_request = UpstreamRequest(
             call.method, self.base_path + call.path, b"".join(lines), [call.body], len(call.body)

@@ -27,9 +27,9 @@ RUN_DIR = os.path.abspath(os.sep)
 class Process:
     """A started ``alloy`` process, its address and everything it wrote to stderr."""
 
-    def __init__(self, args, env):
+    def __init__(self, args, env, command=(sys.executable, "-m", "alloy")):
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "alloy", *args],
+            [*command, *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -102,6 +102,34 @@ def start_mock():
         mock = Mock(["mock-upstream", "--host", "127.0.0.1", "--port", "0", *args], _env(env))
         started.append(mock)
         return mock
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+EMULATORS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "emulators")
+
+
+class Emulator(Process):
+    """A strict provider emulator from tests/emulators (its request log at /_emulator/requests)."""
+
+    def requests(self):
+        with urllib.request.urlopen(self.base + "/_emulator/requests", timeout=5) as response:
+            log = json.load(response)
+        return log["requests"] if isinstance(log, dict) else log
+
+
+@pytest.fixture
+def start_emulator():
+    """``start_emulator("anthropic", "--api-key", "k")`` -> a running emulator."""
+    started = []
+
+    def start(name, *args):
+        script = os.path.join(EMULATORS, f"{name}.py")
+        emulator = Emulator(["--port", "0", *args], _env(), command=(sys.executable, script))
+        started.append(emulator)
+        return emulator
 
     yield start
     for process in started:
