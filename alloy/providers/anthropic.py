@@ -362,7 +362,9 @@ def completion_choice(message):
 
 def translate_error(status, body):
     """An Anthropic error answer (``{"type": "error", "error": {type, message}}`` or anything else)."""
-    kind, message = STATUS_ERROR_TYPES.get(status, "api_error"), None
+    # Anthropic uses invalid_request_error for the 4xx statuses it does not list apart.
+    kind = STATUS_ERROR_TYPES.get(status) or ("invalid_request_error" if 400 <= status < 500 else "api_error")
+    message = None
     try:
         decoded = orjson.loads(body)
     except orjson.JSONDecodeError:

@@ -1,0 +1,340 @@
+"""The Anthropic translator in both directions: OpenAI requests -> Messages bodies, Messages answers and
+errors -> OpenAI completions, and Messages event streams -> OpenAI chunk streams (event by event, and
+through the real core ``SSESplitter`` cut at every byte boundary)."""
+
+import time
+
+import orjson
+import pytest
+
+from alloy.core import SSESplitter
+from alloy.errors import InvalidRequest
+from alloy.providers import TranslateSettings, UpstreamCall, anthropic
+from alloy.providers import anthropic_stream as machine
+from fixtures_anthropic import (
+    BROKEN_STREAM,
+    ERROR_CASES,
+    ERROR_STREAM,
+    JSON_SCHEMA_BODY,
+    REJECT_CASES,
+    REQUEST_CASES,
+    RESPONSE_CASES,
+    TEXT_STREAM,
+    TEXT_STREAM_TEXT,
+    TOOL_STREAM,
+    TOOL_STREAM_CALLS,
+    USER_HI,
+    event,
+    message_start,
+    text_delta,
+    to_sse,
+)
+
+CHAT = "chat/completions"
+SETTINGS = TranslateSettings(api_key="sk-ant-test")
+MODEL = "claude-sonnet-4-5"
+DONE = b"data: [DONE]\n\n"
+
+
+def build(body, settings=SETTINGS):
+    return anthropic.build_request(body, MODEL, CHAT, settings)
+
+
+# --- requests ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, body, expected", REQUEST_CASES, ids=[case[0] for case in REQUEST_CASES])
+def test_request_mapping(name, body, expected):
+    call = build(body)
+    assert orjson.loads(call.body) == {"model": MODEL, "max_tokens": 4096, **expected}
+    assert call.stream is bool(body.get("stream"))
+
+
+def test_call_is_a_post_to_messages_with_anthropic_credentials():
+    call = build({"messages": [USER_HI]})
+    assert isinstance(call, UpstreamCall)
+    assert (call.method, call.path, call.stream) == (b"POST", b"/v1/messages", False)
+    assert call.headers == [
+        (b"x-api-key", b"sk-ant-test"),
+        (b"anthropic-version", b"2023-06-01"),
+        (b"content-type", b"application/json"),
+    ]
+
+
+def test_configured_version_and_max_tokens_default():
+    settings = TranslateSettings(api_key="k", api_version="2024-01-01", max_tokens_default=123)
+    call = build({"messages": [USER_HI], "stream": True}, settings)
+    assert (b"anthropic-version", b"2024-01-01") in call.headers
+    assert orjson.loads(call.body)["max_tokens"] == 123
+    assert call.stream is True
+
+
+def test_json_schema_response_format_puts_the_schema_in_the_system_prompt():
+    system = orjson.loads(build(JSON_SCHEMA_BODY).body)["system"]
+    assert "JSON" in system and "greeting" in system
+    schema = JSON_SCHEMA_BODY["response_format"]["json_schema"]["schema"]
+    assert orjson.loads(system[system.index("{") :]) == schema
+
+
+@pytest.mark.parametrize("name, body, param", REJECT_CASES, ids=[case[0] for case in REJECT_CASES])
+def test_request_anthropic_cannot_express_is_a_400_naming_the_field(name, body, param):
+    with pytest.raises(InvalidRequest) as caught:
+        build(body)
+    assert caught.value.status == 400
+    assert caught.value.param == param
+
+
+def test_embeddings_are_refused():
+    with pytest.raises(InvalidRequest) as caught:
+        anthropic.build_request({"input": "x"}, MODEL, "embeddings", SETTINGS)
+    assert caught.value.code == "unsupported_endpoint"
+
+
+# --- complete answers -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, message, reply, finish, usage", RESPONSE_CASES, ids=[case[0] for case in RESPONSE_CASES])
+def test_response_mapping(name, message, reply, finish, usage):
+    before = int(time.time())
+    status, body = anthropic.translate_response(200, orjson.dumps(message), "my-alias", CHAT)
+    completion = orjson.loads(body)
+    assert status == 200
+    assert completion["id"] == "chatcmpl-" + message["id"]
+    assert completion["object"] == "chat.completion"
+    assert before <= completion["created"] <= int(time.time())
+    assert completion["model"] == "my-alias"
+    assert completion["choices"] == [{"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}]
+    assert completion["usage"] == usage
+
+
+@pytest.mark.parametrize("status, body, to_status, kind, code, fragment", ERROR_CASES)
+def test_error_mapping(status, body, to_status, kind, code, fragment):
+    got_status, got = anthropic.translate_response(status, body, MODEL, CHAT)
+    error = orjson.loads(got)["error"]
+    assert got_status == to_status
+    assert (error["type"], error["code"], error["param"]) == (kind, code, None)
+    assert fragment in error["message"]
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"content": "x"}'])
+def test_a_success_that_is_not_a_message_is_a_502(body):
+    status, got = anthropic.translate_response(200, body, MODEL, CHAT)
+    assert status == 502
+    assert orjson.loads(got)["error"]["code"] == "upstream_protocol_error"
+
+
+# --- streams ---------------------------------------------------------------------------------------------
+
+def translate(events, include_usage=True):
+    """Feed ``events`` one by one, then finish; every output must be one complete SSE data event."""
+    translator = anthropic.StreamTranslator("my-alias", include_usage)
+    out = []
+    for name, data in events:
+        out.extend(translator.feed(name.encode(), orjson.dumps(data)))
+    out.extend(translator.finish())
+    for item in out:
+        assert item.startswith(b"data: ") and item.endswith(b"\n\n") and item.count(b"\n\n") == 1
+    return out
+
+
+def payloads(out):
+    assert out[-1] == DONE and out.count(DONE) == 1
+    return [orjson.loads(item[len(b"data: ") :]) for item in out[:-1]]
+
+
+def deltas(chunks):
+    return [chunk["choices"][0]["delta"] for chunk in chunks if chunk.get("choices")]
+
+
+def test_text_stream_joins_to_the_text_then_finish_usage_and_done():
+    chunks = payloads(translate(TEXT_STREAM))
+    assert {chunk["id"] for chunk in chunks} == {"chatcmpl-msg_stream_1"}
+    assert {chunk["object"] for chunk in chunks} == {"chat.completion.chunk"}
+    assert {chunk["model"] for chunk in chunks} == {"my-alias"}
+    assert len({chunk["created"] for chunk in chunks}) == 1
+    assert deltas(chunks)[0] == {"role": "assistant", "content": ""}
+    assert "".join(delta.get("content", "") for delta in deltas(chunks)) == TEXT_STREAM_TEXT
+    *body, final, usage = chunks
+    assert [chunk["choices"][0]["finish_reason"] for chunk in body] == [None] * len(body)
+    assert final["choices"] == [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]
+    assert usage["choices"] == []
+    assert usage["usage"] == {"prompt_tokens": 25, "completion_tokens": 15, "total_tokens": 40}
+
+
+def test_without_include_usage_there_is_no_usage_chunk():
+    chunks = payloads(translate(TEXT_STREAM, include_usage=False))
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert all("usage" not in chunk for chunk in chunks)
+
+
+def test_tool_stream_sends_calls_the_way_openai_does():
+    chunks = payloads(translate(TOOL_STREAM))
+    call_deltas = [call for delta in deltas(chunks) for call in delta.get("tool_calls", ())]
+    assert call_deltas[0] == {
+        "index": 0,
+        "id": "toolu_01A",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": ""},
+    }
+    assert call_deltas[1:4] == [
+        {"index": 0, "function": {"arguments": fragment}} for fragment in ('{"ci', 'ty": "Os', 'lo"}')
+    ]
+    calls = {}
+    for call in call_deltas:
+        entry = calls.setdefault(call["index"], {"id": None, "name": None, "arguments": ""})
+        entry["id"] = call.get("id", entry["id"])
+        entry["name"] = call["function"].get("name", entry["name"])
+        entry["arguments"] += call["function"]["arguments"]
+    assert [calls[i] for i in sorted(calls)] == TOOL_STREAM_CALLS
+    assert "".join(delta.get("content") or "" for delta in deltas(chunks)) == "Checking both."
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-1]["usage"] == {
+        "prompt_tokens": 50,
+        "completion_tokens": 60,
+        "total_tokens": 110,
+        "prompt_tokens_details": {"cached_tokens": 10},
+    }
+
+
+def test_later_message_delta_usage_wins():
+    events = [
+        *TEXT_STREAM[:-2],
+        event("message_delta", delta={"stop_reason": "max_tokens"}, usage={"output_tokens": 3}),
+        event("message_delta", delta={}, usage={"input_tokens": 30, "output_tokens": 4}),
+        event("message_stop"),
+    ]
+    chunks = payloads(translate(events))
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+    assert chunks[-1]["usage"] == {"prompt_tokens": 30, "completion_tokens": 4, "total_tokens": 34}
+
+
+def test_an_error_event_ends_the_stream_with_one_openai_error():
+    out = translate(ERROR_STREAM)
+    chunks = payloads(out)
+    assert "".join(delta.get("content", "") for delta in deltas(chunks)) == "Partial"
+    assert chunks[-1] == {
+        "error": {"message": "Overloaded", "type": "server_error", "param": None, "code": "overloaded"}
+    }
+    assert sum("error" in chunk for chunk in chunks) == 1
+
+
+def test_nothing_follows_done():
+    translator = anthropic.StreamTranslator(MODEL, True)
+    for name, data in TEXT_STREAM:
+        translator.feed(name.encode(), orjson.dumps(data))
+    assert translator.feed(b"ping", b'{"type":"ping"}') == []
+    assert translator.feed(None, orjson.dumps(text_delta(0, "late")[1])) == []
+    assert translator.finish() == []
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        BROKEN_STREAM,
+        [],
+        [message_start()],
+        TEXT_STREAM[:-1],  # message_delta came, message_stop did not
+    ],
+    ids=["mid-text", "nothing", "after-message_start", "before-message_stop"],
+)
+def test_a_stream_that_breaks_off_ends_with_an_error_then_done(events):
+    chunks = payloads(translate(events))
+    assert chunks[-1]["error"]["code"] == "upstream_protocol_error"
+    assert all("finish_reason" not in str(chunk.get("choices")) or chunk["choices"][0]["finish_reason"] is None
+               for chunk in chunks if chunk.get("choices"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "first",
+    [text_delta(0, "x"), event("message_stop"), event("content_block_stop", index=0)],
+    ids=["delta", "stop", "block_stop"],
+)
+def test_events_out_of_order_are_a_protocol_error(first):
+    chunks = payloads(translate([first, *TEXT_STREAM]))
+    assert len(chunks) == 1 and chunks[0]["error"]["code"] == "upstream_protocol_error"
+
+
+@pytest.mark.parametrize("data", [b"{not json", b"[1, 2]"])
+def test_undecodable_event_is_a_protocol_error(data):
+    translator = anthropic.StreamTranslator(MODEL, False)
+    out = translator.feed(b"message_start", data)
+    assert out[-1] == DONE and b"upstream_protocol_error" in out[0]
+
+
+# One event of every kind the table knows (and one it does not), as Anthropic would send it.
+SAMPLES = {
+    "message_start": message_start()[1],
+    "start_text": event("content_block_start", index=0, content_block={"type": "text", "text": ""})[1],
+    "start_tool": event("content_block_start", index=0, content_block={"type": "tool_use", "id": "t", "name": "f", "input": {}})[1],
+    "start_other": event("content_block_start", index=0, content_block={"type": "thinking", "thinking": ""})[1],
+    "text_delta": text_delta(0, "x")[1],
+    "json_delta": event("content_block_delta", index=0, delta={"type": "input_json_delta", "partial_json": "{"})[1],
+    "other_delta": event("content_block_delta", index=0, delta={"type": "thinking_delta", "thinking": "x"})[1],
+    "content_block_stop": event("content_block_stop", index=0)[1],
+    "message_delta": event("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 1})[1],
+    "message_stop": event("message_stop")[1],
+    "message_restart": {"type": "message_restart"},  # a kind the table does not know
+}
+STATES = [machine.START, machine.MESSAGE, machine.TEXT, machine.TOOL, machine.IGNORED, machine.STOPPING]
+
+
+def test_samples_cover_the_table():
+    assert {machine.kind_of(sample) for sample in SAMPLES.values()} == set(SAMPLES)
+    assert {kind for _, kind in machine.StreamTranslator.TRANSITIONS} <= set(SAMPLES)
+    assert {state for state, _ in machine.StreamTranslator.TRANSITIONS} == set(STATES)
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_every_pair_outside_the_table_is_refused(state):
+    """The table is the whole machine: a pair it does not list ends the stream, whatever it is."""
+    for kind, sample in SAMPLES.items():
+        if (state, kind) in machine.StreamTranslator.TRANSITIONS:
+            continue
+        translator = anthropic.StreamTranslator(MODEL, False)
+        translator.state = state
+        out = translator.feed(None, orjson.dumps(sample))
+        assert out[-1] == DONE and b"upstream_protocol_error" in out[0], (state, kind)
+        assert translator.state == machine.DONE_STATE
+
+
+def test_ping_and_error_are_accepted_in_every_state():
+    for state in STATES:
+        translator = anthropic.StreamTranslator(MODEL, False)
+        translator.state = state
+        assert translator.feed(b"ping", b'{"type": "ping"}') == []
+        out = translator.feed(b"error", b'{"type":"error","error":{"type":"api_error","message":"boom"}}')
+        assert orjson.loads(out[0][6:])["error"]["code"] == "internal_error" and out[1] == DONE
+
+
+# --- through the core SSE splitter ---------------------------------------------------------------------
+
+def through_splitter(pieces):
+    splitter = SSESplitter()
+    translator = anthropic.StreamTranslator("my-alias", True)
+    out = []
+    for piece in pieces:
+        for name, data in splitter.feed(piece):
+            out.extend(translator.feed(name, data))
+    for name, data in splitter.flush():
+        out.extend(translator.feed(name, data))
+    out.extend(translator.finish())
+    return [orjson.loads(item[6:]) if item != DONE else "[DONE]" for item in out]
+
+
+def without_created(items):
+    return [{k: v for k, v in item.items() if k != "created"} if isinstance(item, dict) else item for item in items]
+
+
+def test_split_at_every_byte_boundary_gives_the_same_chunks():
+    small = [TEXT_STREAM[0], TEXT_STREAM[1], TEXT_STREAM[3], TEXT_STREAM[6], *TEXT_STREAM[7:]]
+    wire = to_sse(small)
+    expected = without_created(through_splitter([wire]))
+    assert expected[-1] == "[DONE]" and expected[-3]["choices"][0]["finish_reason"] == "stop"
+    for cut in range(len(wire) + 1):
+        assert without_created(through_splitter([wire[:cut], wire[cut:]])) == expected, cut
+    assert without_created(through_splitter([wire[i : i + 1] for i in range(len(wire))])) == expected
+
+
+def test_crlf_wire_and_a_last_event_without_blank_line():
+    wire = to_sse(TOOL_STREAM).replace(b"\n", b"\r\n")[: -len(b"\r\n")]
+    chunks = through_splitter([wire])
+    assert chunks[-1] == "[DONE]"
+    assert chunks[-2]["usage"]["prompt_tokens_details"] == {"cached_tokens": 10}
