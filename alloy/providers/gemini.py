@@ -1,0 +1,437 @@
+"""Google Gemini API (``generateContent``, ``streamGenerateContent``, ``batchEmbedContents``) behind
+the OpenAI Chat Completions and Embeddings APIs.
+
+Request mapping (OpenAI -> Gemini), chat
+    messages            ``system`` / ``developer`` -> ``systemInstruction.parts`` (one text part each,
+                        in order, wherever they stand); ``user`` -> role "user", ``assistant`` ->
+                        role "model", ``tool`` -> a ``functionResponse`` part of a "user" turn.
+                        Consecutive turns of one role merge (Gemini wants one functionResponse per
+                        functionCall of the previous model turn, in one user turn).
+    content parts       text -> ``{text}`` (empty text dropped: Gemini refuses empty parts);
+                        image_url data: URL -> ``inlineData {mimeType, data}``; http(s) URL ->
+                        ``fileData {fileUri, mimeType}`` with the type guessed from the extension
+                        (``image/jpeg`` when it says nothing). Gemini fetches only some public URLs
+                        itself; others answer 400 from Gemini. input_audio, file -> 400.
+    tool_calls          -> ``functionCall {name, args}``, ``args`` = the decoded ``arguments`` (a JSON
+                        object; "" reads as {})
+    tool messages       -> ``functionResponse {name, response: {"content": X}}``: ``name`` is looked up
+                        from the assistant tool call with that ``tool_call_id`` (400 when none);
+                        X is the tool text, or the JSON object when the text decodes to one
+    tools               function tools -> one ``tools`` entry ``{functionDeclarations: [...]}``; the
+                        ``parameters`` schema is reduced to the OpenAPI subset Gemini accepts (see
+                        ``clean_schema``: ``additionalProperties``, ``$schema``, ``strict``, ``$ref``,
+                        ``title``... are dropped; ``type: [T, "null"]`` -> ``type: T, nullable``)
+    tool_choice         auto/none/required -> ``toolConfig.functionCallingConfig.mode`` AUTO/NONE/ANY;
+                        a named function -> ANY + ``allowedFunctionNames``; sent only with tools
+    generationConfig    temperature, top_p -> topP, max_completion_tokens / max_tokens ->
+                        maxOutputTokens, stop -> stopSequences, n -> candidateCount, seed,
+                        presence_penalty, frequency_penalty; response_format json_object ->
+                        ``responseMimeType: application/json``; json_schema -> that plus
+                        ``responseSchema`` (cleaned like tool parameters)
+    stream              -> the ``:streamGenerateContent?alt=sse`` method
+Rejected with 400: ``logprobs: true``, ``top_logprobs``, audio output, the legacy ``functions`` /
+``function_call``, ``function`` role messages, non-function tools.
+Ignored (no Gemini counterpart; the answer keeps its shape): ``parallel_tool_calls``, ``user``,
+``logit_bias``, ``service_tier``, ``store``, ``metadata``, ``reasoning_effort``, ``prediction`` and
+any field this table does not name.
+
+Embeddings: ``input`` (a string or a list of strings) -> ``batchEmbedContents`` with one request per
+string; ``dimensions`` -> ``outputDimensionality``. Token-array input -> 400. The answer always
+carries float lists (``encoding_format`` cannot reach the response translator; the official SDK
+accepts floats when it asked for base64).
+
+Response mapping (Gemini -> OpenAI): ``translate_response`` here; stream: ``gemini_stream``.
+"""
+
+import mimetypes
+import time
+import uuid
+from urllib.parse import quote
+
+import orjson
+
+from alloy import providers  # the package: UpstreamCall is read at call time (no import cycle either way)
+from alloy.errors import InvalidRequest, UpstreamProtocolError, error_payload
+from alloy.providers.gemini_stream import (
+    StreamTranslator,
+    choice_parts,
+    finish_reason,
+    openai_error,
+    openai_usage,
+    translate_error,
+)
+
+__all__ = ["StreamTranslator", "build_request", "translate_response"]
+
+CHAT = "chat/completions"
+EMBEDDINGS = "embeddings"
+SYSTEM_ROLES = frozenset(("system", "developer"))
+TOOL_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+# OpenAI field -> generationConfig field, passed as they are.
+GENERATION_FIELDS = {
+    "temperature": "temperature",
+    "top_p": "topP",
+    "n": "candidateCount",
+    "seed": "seed",
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+}
+# The OpenAPI 3.0 Schema subset Gemini's ``Schema`` object knows; every other key is dropped.
+SCHEMA_KEYS = frozenset((
+    "type", "format", "description", "nullable", "enum", "maxItems", "minItems", "properties",
+    "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example",
+    "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum",
+))  # fmt: skip
+DEFAULT_IMAGE_TYPE = "image/jpeg"
+
+
+def _truthy(value):
+    return bool(value)
+
+
+def _present(value):
+    return value is not None
+
+
+def _audio_modality(value):
+    return isinstance(value, list) and "audio" in value
+
+
+# field -> (test of the value, why). A field whose test is true cannot be answered faithfully.
+REJECTED = {
+    "logprobs": (_truthy, "log probabilities are not translated for Gemini"),
+    "top_logprobs": (_present, "log probabilities are not translated for Gemini"),
+    "audio": (_present, "audio output is not translated for Gemini"),
+    "modalities": (_audio_modality, "audio output is not translated for Gemini"),
+    "functions": (_present, "the legacy functions field is not supported; use tools"),
+    "function_call": (_present, "the legacy function_call field is not supported; use tool_choice"),
+}
+
+
+# --- request ----------------------------------------------------------------------------------------
+
+def build_request(body, upstream_model, endpoint, settings):
+    """An OpenAI chat completions or embeddings body -> the Gemini call (see the module docstring).
+
+    Raises:
+        alloy.errors.InvalidRequest: what Gemini cannot express, with ``param`` naming the field.
+    """
+    model = quote(upstream_model.removeprefix("models/"), safe="-._~")
+    headers = [(b"content-type", b"application/json")]
+    if settings.api_key:
+        headers.insert(0, (b"x-goog-api-key", settings.api_key.encode()))
+    prefix = b"/v1beta/models/" + model.encode()
+    if endpoint == EMBEDDINGS:
+        out = embeddings_body(body, "models/" + model)
+        return providers.UpstreamCall(b"POST", prefix + b":batchEmbedContents", headers, orjson.dumps(out), False)
+    if endpoint != CHAT:
+        raise InvalidRequest(f"the Gemini API has no {endpoint} endpoint", code="unsupported_endpoint")
+    out = chat_body(body)
+    stream = bool(body.get("stream"))
+    method = b":streamGenerateContent?alt=sse" if stream else b":generateContent"
+    return providers.UpstreamCall(b"POST", prefix + method, headers, orjson.dumps(out), stream)
+
+
+def chat_body(body):
+    for name, (test, why) in REJECTED.items():
+        if test(body.get(name)):
+            raise InvalidRequest(f"{name}: {why}", param=name, code="unsupported_parameter")
+    system, contents = convert_messages(body.get("messages"))
+    out = {"contents": contents}
+    if system:
+        out["systemInstruction"] = {"parts": [{"text": text} for text in system]}
+    tools = body.get("tools")
+    if tools:
+        if not isinstance(tools, list):
+            raise InvalidRequest("tools must be an array", param="tools")
+        out["tools"] = [{"functionDeclarations": [convert_tool(tool, i) for i, tool in enumerate(tools)]}]
+        config = convert_tool_choice(body.get("tool_choice"))
+        if config is not None:
+            out["toolConfig"] = {"functionCallingConfig": config}
+    generation = generation_config(body)
+    if generation:
+        out["generationConfig"] = generation
+    return out
+
+
+def convert_messages(messages):
+    """OpenAI messages -> (system texts, Gemini contents)."""
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("messages must be a non-empty array", param="messages")
+    system, contents, call_names = [], [], {}
+    for i, message in enumerate(messages):
+        param = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"{param} must be an object", param=param)
+        role = message.get("role")
+        if role in SYSTEM_ROLES:
+            text = plain_text(message.get("content"), param)
+            if text:
+                system.append(text)
+            continue
+        if role == "user":
+            parts, role = user_parts(message.get("content"), param), "user"
+        elif role == "assistant":
+            parts, role = model_parts(message, param, call_names), "model"
+        elif role == "tool":
+            parts, role = [function_response(message, param, call_names)], "user"
+        else:
+            raise InvalidRequest(f"{param}.role {role!r} is not supported", param=f"{param}.role")
+        if not parts:
+            continue  # an empty turn carries nothing, and Gemini refuses a content without parts
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
+    if not contents:
+        raise InvalidRequest("messages must contain a user or assistant message", param="messages")
+    return system, contents
+
+
+def plain_text(content, param):
+    """The text of a string or an array of text parts (system, developer and tool messages)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if not isinstance(content, list):
+        raise InvalidRequest(f"{param}.content must be a string or an array", param=f"{param}.content")
+    texts = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+            raise InvalidRequest(f"{param}.content[{j}] must be a text part", param=f"{param}.content[{j}]")
+        texts.append(part["text"])
+    return "\n".join(texts)
+
+
+def text_part(text):
+    return [{"text": text}] if text else []
+
+
+def user_parts(content, param):
+    if content is None or isinstance(content, str):
+        return text_part(content)
+    if not isinstance(content, list):
+        raise InvalidRequest(f"{param}.content must be a string or an array", param=f"{param}.content")
+    parts = []
+    for j, part in enumerate(content):
+        where = f"{param}.content[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            parts.extend(text_part(part.get("text")))
+        elif kind == "image_url":
+            parts.append(image_part(part.get("image_url"), where))
+        else:
+            raise InvalidRequest(f"{where}: content part type {kind!r} is not supported", param=where)
+    return parts
+
+
+def image_part(image, param):
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        raise InvalidRequest(f"{param}.image_url.url must be a string", param=param)
+    if url.startswith("data:"):
+        header, comma, data = url[5:].partition(",")
+        mime_type, _, encoding = header.partition(";")
+        if not comma or encoding != "base64" or not mime_type:
+            raise InvalidRequest(f"{param}: a data URL image must be data:<type>;base64,<data>", param=param)
+        return {"inlineData": {"mimeType": mime_type, "data": data}}
+    if url.startswith(("https://", "http://")):
+        guessed, _ = mimetypes.guess_type(url.partition("?")[0], strict=False)
+        return {"fileData": {"mimeType": guessed or DEFAULT_IMAGE_TYPE, "fileUri": url}}
+    raise InvalidRequest(f"{param}: an image URL must be http(s) or a base64 data URL", param=param)
+
+
+def model_parts(message, param, call_names):
+    content = message.get("content")
+    parts = []
+    if isinstance(content, list):
+        for j, part in enumerate(content):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in ("text", "refusal"):
+                where = f"{param}.content[{j}]"
+                raise InvalidRequest(f"{where}: assistant content part {kind!r} is not supported", param=where)
+            parts.extend(text_part(part.get(kind)))
+    elif content is None or isinstance(content, str):
+        parts.extend(text_part(content))
+    else:
+        raise InvalidRequest(f"{param}.content must be a string or an array", param=f"{param}.content")
+    for k, call in enumerate(message.get("tool_calls") or ()):
+        where = f"{param}.tool_calls[{k}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise InvalidRequest(f"{where} must be a function call with a name", param=where)
+        try:
+            args = orjson.loads(function.get("arguments") or "{}")
+        except (orjson.JSONDecodeError, TypeError):
+            args = None
+        if not isinstance(args, dict):
+            raise InvalidRequest(f"{where}.function.arguments must be a JSON object", param=f"{where}.function.arguments")
+        if isinstance(call.get("id"), str):
+            call_names[call["id"]] = function["name"]
+        parts.append({"functionCall": {"name": function["name"], "args": args}})
+    return parts
+
+
+def function_response(message, param, call_names):
+    call_id = message.get("tool_call_id")
+    name = call_names.get(call_id) if isinstance(call_id, str) else None
+    if name is None:
+        where = f"{param}.tool_call_id"
+        raise InvalidRequest(f"{where} names no tool call of an earlier assistant message", param=where)
+    text = plain_text(message.get("content"), param)
+    try:
+        decoded = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        decoded = None
+    return {"functionResponse": {"name": name, "response": {"content": decoded if isinstance(decoded, dict) else text}}}
+
+
+def convert_tool(tool, i):
+    function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise InvalidRequest(f"tools[{i}] must be a function tool with a name", param=f"tools[{i}]")
+    out = {"name": function["name"]}
+    if function.get("description"):
+        out["description"] = function["description"]
+    parameters = function.get("parameters")
+    if isinstance(parameters, dict) and parameters.get("properties"):
+        out["parameters"] = clean_schema(parameters)
+    # A function without parameters is declared without a schema: Gemini refuses an OBJECT
+    # schema with empty properties.
+    return out
+
+
+def clean_schema(schema):
+    """A JSON Schema -> the subset Gemini's ``Schema`` accepts, recursively (see ``SCHEMA_KEYS``)."""
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key == "type" and isinstance(value, list):
+            kinds = [kind for kind in value if kind != "null"]
+            if len(kinds) < len(value):
+                out["nullable"] = True
+            if kinds:
+                out["type"] = kinds[0]
+        elif key == "const" and "enum" not in schema:
+            out["enum"] = [value]
+        elif key == "properties" and isinstance(value, dict):
+            out[key] = {name: clean_schema(sub) for name, sub in value.items()}
+        elif key == "items":
+            out[key] = clean_schema(value)
+        elif key == "anyOf" and isinstance(value, list):
+            out[key] = [clean_schema(sub) for sub in value]
+        elif key in SCHEMA_KEYS:
+            out[key] = value
+    if "enum" in out:  # Gemini's enums are strings of a STRING schema (integer enums read as strings)
+        out["enum"] = [str(item) for item in out["enum"]]
+        out["type"] = "string"
+    return out
+
+
+def convert_tool_choice(choice):
+    if choice is None:
+        return None
+    if isinstance(choice, str) and choice in TOOL_MODES:
+        return {"mode": TOOL_MODES[choice]}
+    if isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
+        return {"mode": "ANY", "allowedFunctionNames": [choice["function"]["name"]]}
+    raise InvalidRequest("tool_choice must be auto, none, required or a named function", param="tool_choice")
+
+
+def generation_config(body):
+    out = {name: body[field] for field, name in GENERATION_FIELDS.items() if body.get(field) is not None}
+    max_tokens = body.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = body.get("max_tokens")
+    if max_tokens is not None:
+        out["maxOutputTokens"] = max_tokens
+    stop = body.get("stop")
+    if stop is not None:
+        out["stopSequences"] = [stop] if isinstance(stop, str) else stop
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_object":
+        out["responseMimeType"] = "application/json"
+    elif kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise InvalidRequest("response_format.json_schema.schema must be an object", param="response_format")
+        out["responseMimeType"] = "application/json"
+        out["responseSchema"] = clean_schema(schema)
+    elif response_format is not None and kind != "text":
+        raise InvalidRequest(f"response_format type {kind!r} is not supported", param="response_format")
+    return out
+
+
+def embeddings_body(body, model_name):
+    given = body.get("input")
+    texts = [given] if isinstance(given, str) else given
+    if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
+        raise InvalidRequest("input must be a string or a non-empty array of strings for Gemini", param="input")
+    dimensions = body.get("dimensions")
+    requests = []
+    for text in texts:
+        request = {"model": model_name, "content": {"parts": [{"text": text}]}}
+        if dimensions is not None:
+            request["outputDimensionality"] = dimensions
+        requests.append(request)
+    return {"requests": requests}
+
+
+# --- response ----------------------------------------------------------------------------------------
+
+def translate_response(status, body, model, endpoint):
+    """A complete Gemini answer -> (status, OpenAI JSON bytes): a completion, an embedding list or an error."""
+    if status != 200:
+        return translate_error(status, body)
+    try:
+        data = orjson.loads(body)
+        if endpoint == EMBEDDINGS:
+            return 200, orjson.dumps(embedding_list(data, model))
+        return chat_completion(data, model)
+    except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError):
+        error = UpstreamProtocolError("the Gemini answer is not a GenerateContentResponse")
+        return error.status, orjson.dumps(error_payload(error))
+
+
+def chat_completion(data, model):
+    candidates = data.get("candidates") or []
+    if not candidates:
+        reason = (data.get("promptFeedback") or {}).get("blockReason")
+        if reason:
+            message = f"Gemini blocked the prompt ({reason})"
+            return 400, orjson.dumps(openai_error("invalid_request_error", "content_filter", message))
+        raise KeyError("candidates")
+    choices = [completion_choice(candidate, i) for i, candidate in enumerate(candidates)]
+    completion = {
+        "id": "chatcmpl-" + (data.get("responseId") or uuid.uuid4().hex),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": openai_usage(data.get("usageMetadata") or {}),
+    }
+    return 200, orjson.dumps(completion)
+
+
+def completion_choice(candidate, position):
+    texts, calls = choice_parts(candidate)
+    reply = {"role": "assistant", "content": "".join(texts) if texts or not calls else None, "refusal": None}
+    if calls:
+        reply["tool_calls"] = calls
+    index = candidate.get("index", position)
+    finish = finish_reason(candidate.get("finishReason"), bool(calls)) or "stop"
+    return {"index": index, "message": reply, "logprobs": None, "finish_reason": finish}
+
+
+def embedding_list(data, model):
+    vectors = [item["values"] for item in data["embeddings"]]
+    usage = data.get("usageMetadata") or {}
+    tokens = usage.get("promptTokenCount") or 0
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(vectors)],
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": usage.get("totalTokenCount") or tokens},
+    }

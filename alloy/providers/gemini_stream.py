@@ -1,0 +1,256 @@
+"""Gemini answers as OpenAI chat completions: shared facts (finish reasons, errors, usage, parts) and
+the stream translator.
+
+Theory of operation
+``streamGenerateContent?alt=sse`` sends a sequence of unnamed SSE events, each a whole
+``GenerateContentResponse``: candidates with the parts generated since the previous event, the
+``finishReason`` of a candidate on its last event, and ``usageMetadata`` (cumulative: the last one
+wins). A function call always arrives whole, in one part. So, unlike Anthropic's, the stream has
+no block structure to follow: each event is translated on its own, and the translator only keeps
+
+    per candidate index: whether the role chunk went out, how many tool calls it sent, whether it
+    finished (and with calls, so STOP reads as "tool_calls"),
+    the chunk id (from the first event's ``responseId``), the latest usage, and ``done``.
+
+Rules it keeps:
+1. Each Gemini event yields its OpenAI chunks at once, in order: the role chunk (first time a
+   candidate appears), one content chunk for its text, one chunk per function call (index, id,
+   type, name and the whole ``arguments`` JSON in one delta), then the finish chunk when the event
+   carries ``finishReason``.
+2. The usage chunk (``choices: []``, when asked for) and ``[DONE]`` are owed until the upstream
+   stream ends (``finish``): Gemini may send usage after the finish reason.
+3. An ``error`` object in the stream, a prompt blocked before any candidate, an event that is not a
+   JSON object, or the end of the stream before every candidate seen has a ``finishReason`` ends the
+   stream with one OpenAI error event, then ``[DONE]``. Nothing is sent after ``[DONE]``.
+4. Parts OpenAI cannot express (``thought`` summaries, executable code, inline media) are dropped.
+"""
+
+import time
+import uuid
+
+import orjson
+
+from alloy.errors import UpstreamProtocolError, error_payload
+
+# Gemini finishReason -> OpenAI finish_reason; STOP with function calls reads as "tool_calls".
+FINISH_REASONS = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+}
+# Google's canonical status -> (HTTP status, OpenAI error type, code).
+STATUS_ERRORS = {
+    "INVALID_ARGUMENT": (400, "invalid_request_error", "invalid_request"),
+    "FAILED_PRECONDITION": (400, "invalid_request_error", "failed_precondition"),
+    "OUT_OF_RANGE": (400, "invalid_request_error", "invalid_request"),
+    "UNAUTHENTICATED": (401, "invalid_request_error", "invalid_api_key"),
+    "PERMISSION_DENIED": (403, "invalid_request_error", "permission_denied"),
+    "NOT_FOUND": (404, "invalid_request_error", "not_found"),
+    "RESOURCE_EXHAUSTED": (429, "requests", "rate_limit_exceeded"),
+    "INTERNAL": (500, "server_error", "internal_error"),
+    "UNAVAILABLE": (503, "server_error", "service_unavailable"),
+    "DEADLINE_EXCEEDED": (504, "server_error", "upstream_timeout"),
+}
+# When the body names no known status: the one its HTTP status implies.
+HTTP_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+# Google answers a bad API key with 400 INVALID_ARGUMENT and this ErrorInfo reason; OpenAI clients
+# know it as 401.
+KEY_INVALID = "API_KEY_INVALID"
+DONE = b"data: [DONE]\n\n"
+
+
+def finish_reason(reason, with_calls):
+    """The OpenAI finish reason for a Gemini one (None while the candidate goes on)."""
+    if not reason:
+        return None
+    finish = FINISH_REASONS.get(reason, "stop")
+    return "tool_calls" if finish == "stop" and with_calls else finish
+
+
+def openai_error(kind, code, message):
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def google_error(status, body):
+    """(HTTP status, OpenAI error dict) for a Google error body ``{"error": {code, message, status}}``
+    (or a one-element array of it, as the JSON-array stream answers)."""
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        decoded = None
+    if isinstance(decoded, list) and decoded:
+        decoded = decoded[0]
+    error = decoded.get("error") if isinstance(decoded, dict) else None
+    error = error if isinstance(error, dict) else {}
+    name = error.get("status") if error.get("status") in STATUS_ERRORS else HTTP_STATUSES.get(status)
+    if name is None and isinstance(error.get("code"), int):
+        name = HTTP_STATUSES.get(error["code"])
+    mapped, kind, code = STATUS_ERRORS.get(name) or (502, "server_error", "upstream_error")
+    reasons = [detail.get("reason") for detail in error.get("details") or () if isinstance(detail, dict)]
+    if KEY_INVALID in reasons:
+        mapped, kind, code = 401, "invalid_request_error", "invalid_api_key"
+    message = error.get("message")
+    if not isinstance(message, str) or not message:
+        excerpt = body[:200].decode("utf-8", "replace").strip()
+        message = f"Gemini answered status {status}" + (f": {excerpt}" if excerpt else "")
+    if status >= 400 and mapped != 401:
+        # The HTTP status wins over the body's (a 4xx stays itself); unknown 5xx become 502.
+        mapped = status if status < 500 or status in (500, 503, 504) else 502
+    return mapped, openai_error(kind, code, message)
+
+
+def translate_error(status, body):
+    mapped, payload = google_error(status, body)
+    return mapped, orjson.dumps(payload)
+
+
+def openai_usage(usage):
+    """Gemini ``usageMetadata`` -> OpenAI usage. Thinking tokens count as completion tokens (as
+    OpenAI's reasoning tokens do); cached tokens are part of the prompt count on both sides."""
+    prompt = usage.get("promptTokenCount") or 0
+    thoughts = usage.get("thoughtsTokenCount") or 0
+    completion = (usage.get("candidatesTokenCount") or 0) + thoughts
+    result = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": usage.get("totalTokenCount") or prompt + completion,
+    }
+    if "cachedContentTokenCount" in usage:
+        result["prompt_tokens_details"] = {"cached_tokens": usage["cachedContentTokenCount"] or 0}
+    if thoughts:
+        result["completion_tokens_details"] = {"reasoning_tokens": thoughts}
+    return result
+
+
+def choice_parts(candidate):
+    """(texts, OpenAI tool calls) of one candidate's parts; thought and media parts are dropped."""
+    texts, calls = [], []
+    for part in (candidate.get("content") or {}).get("parts") or ():
+        if part.get("thought"):
+            continue
+        if isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif isinstance(part.get("functionCall"), dict):
+            call = part["functionCall"]
+            call_id = call.get("id") or "call_" + uuid.uuid4().hex[:24]
+            arguments = orjson.dumps(call.get("args") or {}).decode()
+            calls.append({"id": call_id, "type": "function", "function": {"name": call["name"], "arguments": arguments}})
+    return texts, calls
+
+
+class Candidate:
+    __slots__ = ("role_sent", "calls", "finished")
+
+    def __init__(self):
+        self.role_sent = False
+        self.calls = 0
+        self.finished = False
+
+
+class StreamTranslator:
+    """Gemini ``streamGenerateContent?alt=sse`` events -> OpenAI ``chat.completion.chunk`` events."""
+
+    def __init__(self, model, include_usage):
+        self.model = model
+        self.include_usage = include_usage
+        self.created = int(time.time())
+        self.head = b""  # {"id":..,"object":..,"created":..,"model":.. without the closing brace
+        self.candidates = {}  # index -> Candidate
+        self.usage = None
+        self.done = False
+
+    def feed(self, event_name, data):
+        """One Gemini SSE event (the ``event:`` value, unused, and the ``data:`` bytes) -> OpenAI events."""
+        if self.done:
+            return []
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return self.fail("upstream stream event is not JSON")
+        if type(event) is not dict:
+            return self.fail("upstream stream event is not a JSON object")
+        if "error" in event:
+            self.done = True
+            _, payload = google_error(200, data)
+            return [sse(payload), DONE]
+        if not self.head:
+            chunk_id = "chatcmpl-" + (event.get("responseId") or uuid.uuid4().hex)
+            head = {"id": chunk_id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
+            self.head = orjson.dumps(head)[:-1]  # the fixed part of every chunk, serialised once
+        if event.get("usageMetadata"):
+            self.usage = event["usageMetadata"]
+        candidates = event.get("candidates") or []
+        if not candidates and not self.candidates:
+            reason = (event.get("promptFeedback") or {}).get("blockReason")
+            if reason:
+                self.done = True
+                message = f"Gemini blocked the prompt ({reason})"
+                return [sse(openai_error("invalid_request_error", "content_filter", message)), DONE]
+        out = []
+        for position, candidate in enumerate(candidates):
+            if type(candidate) is not dict:
+                return self.fail("upstream stream candidate is not a JSON object")
+            out.extend(self.on_candidate(candidate.get("index", position), candidate))
+        return out
+
+    def on_candidate(self, index, candidate):
+        state = self.candidates.get(index)
+        if state is None:
+            state = self.candidates[index] = Candidate()
+        out = []
+        if not state.role_sent:
+            state.role_sent = True
+            out.append(self.chunk(index, {"role": "assistant", "content": ""}))
+        texts, calls = choice_parts(candidate)
+        text = "".join(texts)
+        if text:
+            out.append(self.chunk(index, {"content": text}))
+        for call in calls:
+            call["index"] = state.calls
+            state.calls += 1
+            out.append(self.chunk(index, {"tool_calls": [call]}))
+        finish = finish_reason(candidate.get("finishReason"), state.calls > 0)
+        if finish is not None and not state.finished:
+            state.finished = True
+            out.append(self.chunk(index, {}, finish))
+        return out
+
+    def finish(self):
+        """The upstream stream ended: the usage chunk and [DONE], or an error when it broke off."""
+        if self.done:
+            return []
+        if not self.candidates or not all(state.finished for state in self.candidates.values()):
+            return self.fail("upstream stream ended before a finishReason")
+        self.done = True
+        out = []
+        if self.include_usage:
+            usage = orjson.dumps(openai_usage(self.usage or {}))
+            out.append(b"data: " + self.head + b',"choices":[],"usage":' + usage + b"}\n\n")
+        out.append(DONE)
+        return out
+
+    def fail(self, message):
+        self.done = True
+        return [sse(error_payload(UpstreamProtocolError(message))), DONE]
+
+    def chunk(self, index, delta, finish=None):
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return b"data: " + self.head + b',"choices":[' + orjson.dumps(choice) + b"]}\n\n"
+
+
+def sse(payload):
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
