@@ -259,6 +259,8 @@ def assistant_blocks(message, param):
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise InvalidRequest(f"{where} must be a function call with a name", param=where)
+        if not isinstance(call.get("id"), str) or not call["id"]:
+            raise InvalidRequest(f"{where}.id is required", param=f"{where}.id")
         arguments = function.get("arguments") or "{}"
         try:
             decoded = orjson.loads(arguments)
@@ -351,7 +353,8 @@ def completion_choice(message):
             texts.append(block["text"])
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
-            calls.append({"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}})
+            function = {"name": block["name"], "arguments": arguments}
+            calls.append({"id": block["id"], "type": "function", "function": function})
         # thinking, redacted_thinking and server-tool blocks have no OpenAI counterpart
     reply = {"role": "assistant", "content": "".join(texts) if texts or not calls else None, "refusal": None}
     if calls:
@@ -371,7 +374,7 @@ def translate_error(status, body):
         decoded = None
     error = decoded.get("error") if isinstance(decoded, dict) else None
     if isinstance(error, dict):
-        kind = error.get("type") or kind
+        kind = error.get("type") if isinstance(error.get("type"), str) else kind
         message = error.get("message")
     if not isinstance(message, str) or not message:
         excerpt = body[:200].decode("utf-8", "replace").strip()

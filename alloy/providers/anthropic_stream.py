@@ -84,6 +84,8 @@ def openai_status(status):
 
 def openai_error(anthropic_type, message):
     """``{"error": {...}}`` in OpenAI's shape for an Anthropic error type and message."""
+    if type(anthropic_type) is not str:
+        anthropic_type = None
     kind, code = ERROR_TYPES.get(anthropic_type) or ("server_error", anthropic_type or "upstream_error")
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
@@ -122,13 +124,18 @@ DELTA_KINDS = {"text_delta": "text_delta", "input_json_delta": "json_delta"}
 
 
 def kind_of(event):
-    """The table key of one decoded Anthropic event."""
+    """The table key of one decoded Anthropic event ("malformed" when its shape is wrong)."""
     kind = event.get("type")
     if kind == "content_block_start":
-        return BLOCK_KINDS.get((event.get("content_block") or {}).get("type"), "start_other")
-    if kind == "content_block_delta":
-        return DELTA_KINDS.get((event.get("delta") or {}).get("type"), "other_delta")
-    return kind
+        part, names, other = event.get("content_block"), BLOCK_KINDS, "start_other"
+    elif kind == "content_block_delta":
+        part, names, other = event.get("delta"), DELTA_KINDS, "other_delta"
+    else:
+        return kind if type(kind) is str else "malformed"
+    if type(part) is not dict:
+        return "malformed"
+    sub = part.get("type")
+    return names.get(sub, other) if type(sub) is str else other
 
 
 class StreamTranslator:
@@ -160,7 +167,8 @@ class StreamTranslator:
         self.include_usage = include_usage
         self.state = START
         self.created = int(time.time())
-        self.prefix = b""  # data: {"id":...,"choices":[{"index":0,"delta": -- set by message_start
+        self.head = b""  # data: {"id":...,"model":... without the closing brace: set by message_start
+        self.prefix = b""  # data: + head + the opening of choices[0].delta
         self.usage = {}
         self.stop_reason = None
         self.tool_index = -1  # OpenAI index of the current tool call (0, 1, ... in order)
@@ -182,15 +190,22 @@ class StreamTranslator:
         if kind == "ping":
             return []
         if kind == "error":
-            error = event.get("error") or {}
+            error = event.get("error")
+            error = error if type(error) is dict else {}
             self.state = DONE_STATE
-            message = error.get("message") or "upstream stream error"
+            message = error.get("message")
+            message = message if type(message) is str and message else "upstream stream error"
             return [sse(openai_error(error.get("type"), message)), DONE]
         row = self.TRANSITIONS.get((self.state, kind))
         if row is None:
             return self.fail(f"unexpected upstream event {kind!r} in state {self.state}")
         action, self.state = row
-        return getattr(self, action)(event) if action is not None else []
+        if action is None:
+            return []
+        try:
+            return getattr(self, action)(event)
+        except (AttributeError, KeyError, TypeError):  # a field of the wrong JSON type
+            return self.fail(f"malformed upstream {kind!r} event")
 
     def finish(self):
         """The upstream stream ended: nothing more is owed after [DONE]; otherwise it broke off."""
@@ -215,7 +230,8 @@ class StreamTranslator:
         chunk_id = "chatcmpl-" + str(message.get("id") or "anthropic")
         head = {"id": chunk_id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
         # The fixed part of every chunk is serialised once; only the delta changes per event.
-        self.prefix = b"data: " + orjson.dumps(head)[:-1] + b',"choices":[{"index":0,"delta":'
+        self.head = b"data: " + orjson.dumps(head)[:-1]
+        self.prefix = self.head + b',"choices":[{"index":0,"delta":'
         self.usage = dict(message.get("usage") or {})
         return [self.chunk({"role": "assistant", "content": ""})]
 
@@ -263,6 +279,6 @@ class StreamTranslator:
         out = [self.chunk({}, FINISH_REASONS.get(self.stop_reason, "stop"))]
         if self.include_usage:
             usage = orjson.dumps(openai_usage(self.usage))
-            out.append(self.prefix.split(b',"choices":', 1)[0] + b',"choices":[],"usage":' + usage + b"}\n\n")
+            out.append(self.head + b',"choices":[],"usage":' + usage + b"}\n\n")
         out.append(DONE)
         return out

@@ -307,6 +307,11 @@ REJECT_CASES = [
         "messages[1].tool_calls[0].function.arguments",
     ),
     (
+        "tool call without id",
+        {"messages": [USER_HI, {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "now"}}]}]},
+        "messages[1].tool_calls[0].id",
+    ),
+    (
         "tool message without tool_call_id",
         {"messages": [USER_HI, {"role": "tool", "content": "x"}]},
         "messages[1].tool_call_id",

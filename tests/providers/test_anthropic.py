@@ -216,6 +216,13 @@ def test_an_error_event_ends_the_stream_with_one_openai_error():
     assert sum("error" in chunk for chunk in chunks) == 1
 
 
+@pytest.mark.parametrize("error", [None, "boom", {"type": ["x"], "message": 3}], ids=["null", "string", "wrong-types"])
+def test_a_malformed_error_event_still_ends_the_stream_cleanly(error):
+    chunks = payloads(translate([*TEXT_STREAM[:2], ("error", {"type": "error", "error": error})]))
+    assert chunks[-1]["error"]["type"] == "server_error"
+    assert chunks[-1]["error"]["message"] == "upstream stream error"
+
+
 def test_nothing_follows_done():
     translator = anthropic.StreamTranslator(MODEL, True)
     for name, data in TEXT_STREAM:
@@ -250,6 +257,19 @@ def test_a_stream_that_breaks_off_ends_with_an_error_then_done(events):
 def test_events_out_of_order_are_a_protocol_error(first):
     chunks = payloads(translate([first, *TEXT_STREAM]))
     assert len(chunks) == 1 and chunks[0]["error"]["code"] == "upstream_protocol_error"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"type": "content_block_delta", "index": 0, "delta": "not an object"},
+        {"type": "content_block_start", "index": 0, "content_block": ["text"]},
+    ],
+    ids=["delta", "content_block"],
+)
+def test_a_field_of_the_wrong_type_is_a_protocol_error(bad):
+    chunks = payloads(translate([*TEXT_STREAM[:2], ("x", bad), *TEXT_STREAM[2:]]))
+    assert chunks[-1]["error"]["code"] == "upstream_protocol_error"
 
 
 @pytest.mark.parametrize("data", [b"{not json", b"[1, 2]"])
