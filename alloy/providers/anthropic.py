@@ -107,6 +107,8 @@ def build_request(body, upstream_model, endpoint, settings):
     """
     if endpoint != CHAT:
         raise InvalidRequest(f"the Anthropic API has no {endpoint} endpoint", code="unsupported_endpoint")
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
     for name, (test, why) in REJECTED.items():
         if test(body.get(name)):
             raise InvalidRequest(f"{name}: {why}", param=name, code="unsupported_parameter")

@@ -465,6 +465,7 @@ class Connection(asyncio.Protocol):
         self.emulator = emulator
         self.parser = RequestParser()
         self.transport = None
+        self.continue_sent = False
 
     def connection_made(self, transport):
         self.transport = transport
@@ -487,6 +488,12 @@ class Connection(asyncio.Protocol):
             if not self.serve(request):
                 self.transport.close()
                 return
+        if self.parser.expect_continue and not self.continue_sent:
+            # RFC 9110 section 10.1.1: the client holds the body back until told to send it.
+            self.continue_sent = True
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        elif requests:
+            self.continue_sent = False
 
     def serve(self, request):
         """Write the answer; False when the connection must close after it."""
