@@ -1,0 +1,346 @@
+"""The Gemini translator in both directions: OpenAI requests -> generateContent / batchEmbedContents
+calls, Gemini answers and errors -> OpenAI completions, embedding lists and errors, and Gemini event
+streams -> OpenAI chunk streams (event by event, and through the real core ``SSESplitter`` cut at
+every byte boundary)."""
+
+import orjson
+import pytest
+
+from alloy.core import SSESplitter
+from alloy.errors import InvalidRequest
+from alloy.providers import TranslateSettings, UpstreamCall, gemini
+from fixtures_gemini import (
+    BLOCKED,
+    BLOCKED_STREAM,
+    BROKEN_STREAM,
+    CALL_ANSWER,
+    ERROR_CASES,
+    ERROR_STREAM,
+    REJECT_CASES,
+    REQUEST_CASES,
+    RESPONSE_CASES,
+    TEXT_STREAM,
+    TEXT_STREAM_TEXT,
+    TEXT_STREAM_USAGE,
+    TOOL_STREAM,
+    TWO_CANDIDATES,
+    USAGE_AFTER_FINISH,
+    USER_HI,
+    chunk,
+    to_sse,
+)
+
+SETTINGS = TranslateSettings(api_key="AIza-test")
+MODEL = "gemini-2.0-flash"
+CHAT = "chat/completions"
+
+
+def build(body, model=MODEL, endpoint=CHAT, settings=SETTINGS):
+    call = gemini.build_request(body, model, endpoint, settings)
+    assert isinstance(call, UpstreamCall)
+    return call, orjson.loads(call.body)
+
+
+# --- requests ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, body, expected", REQUEST_CASES, ids=[case[0] for case in REQUEST_CASES])
+def test_request_mapping(name, body, expected):
+    _, out = build(body)
+    for key, value in expected.items():
+        if value is None:
+            assert key not in out, key
+        else:
+            assert out[key] == value, key
+
+
+def test_chat_call_path_headers_and_stream_flag():
+    call, _ = build({"messages": [USER_HI]})
+    assert (call.method, call.path, call.stream) == (b"POST", b"/v1beta/models/gemini-2.0-flash:generateContent", False)
+    assert call.headers == [(b"x-goog-api-key", b"AIza-test"), (b"content-type", b"application/json")]
+    call, out = build({"messages": [USER_HI], "stream": True, "stream_options": {"include_usage": True}})
+    assert call.path == b"/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+    assert call.stream is True
+    assert set(out) == {"contents"}  # stream and stream_options are not body fields for Gemini
+
+
+def test_model_name_in_path_is_quoted_and_models_prefix_dropped():
+    call, _ = build({"messages": [USER_HI]}, model="models/gemini 1.5?x")
+    assert call.path == b"/v1beta/models/gemini%201.5%3Fx:generateContent"
+
+
+def test_no_api_key_sends_no_key_header():
+    call, _ = build({"messages": [USER_HI]}, settings=TranslateSettings(api_key=None))
+    assert call.headers == [(b"content-type", b"application/json")]
+
+
+@pytest.mark.parametrize("name, body, param", REJECT_CASES, ids=[case[0] for case in REJECT_CASES])
+def test_rejected_requests(name, body, param):
+    with pytest.raises(InvalidRequest) as caught:
+        gemini.build_request(body, MODEL, CHAT, SETTINGS)
+    assert caught.value.status == 400
+    assert caught.value.param == param
+
+
+def test_tool_call_id_lookup_uses_the_latest_call_with_that_id():
+    call = lambda name: {"role": "assistant", "tool_calls": [{"id": "call_0", "type": "function", "function": {"name": name, "arguments": "{}"}}]}  # noqa: E731
+    result = {"role": "tool", "tool_call_id": "call_0", "content": "ok"}
+    _, out = build({"messages": [USER_HI, call("first"), result, call("second"), result]})
+    names = [p["functionResponse"]["name"] for c in out["contents"] for p in c["parts"] if "functionResponse" in p]
+    assert names == ["first", "second"]
+
+
+def test_unknown_endpoint_rejected():
+    with pytest.raises(InvalidRequest):
+        gemini.build_request({"prompt": "x"}, MODEL, "completions", SETTINGS)
+
+
+def test_embeddings_request():
+    call, out = build({"input": ["a", "b"], "dimensions": 4}, model="text-embedding-004", endpoint="embeddings")
+    assert call.path == b"/v1beta/models/text-embedding-004:batchEmbedContents"
+    assert call.stream is False
+    assert out == {"requests": [
+        {"model": "models/text-embedding-004", "content": {"parts": [{"text": "a"}]}, "outputDimensionality": 4},
+        {"model": "models/text-embedding-004", "content": {"parts": [{"text": "b"}]}, "outputDimensionality": 4},
+    ]}  # fmt: skip
+    _, out = build({"input": "one"}, model="text-embedding-004", endpoint="embeddings")
+    assert out == {"requests": [{"model": "models/text-embedding-004", "content": {"parts": [{"text": "one"}]}}]}
+
+
+@pytest.mark.parametrize("given", [[1, 2, 3], [], None, [["a"]]])
+def test_embeddings_reject_token_arrays_and_empty_input(given):
+    with pytest.raises(InvalidRequest) as caught:
+        gemini.build_request({"input": given}, "text-embedding-004", "embeddings", SETTINGS)
+    assert caught.value.param == "input"
+
+
+# --- complete answers --------------------------------------------------------------------------------
+
+def translate(answer, status=200, endpoint=CHAT):
+    out_status, body = gemini.translate_response(status, orjson.dumps(answer) if isinstance(answer, dict) else answer, "my-model", endpoint)
+    return out_status, orjson.loads(body)
+
+
+@pytest.mark.parametrize("name, answer, choice, usage", RESPONSE_CASES, ids=[case[0] for case in RESPONSE_CASES])
+def test_response_mapping(name, answer, choice, usage):
+    status, out = translate(answer)
+    assert status == 200
+    assert out["object"] == "chat.completion"
+    assert out["id"] == "chatcmpl-resp1"
+    assert out["model"] == "my-model"
+    assert isinstance(out["created"], int)
+    for key, value in choice.items():
+        assert out["choices"][0][key] == value, key
+    if usage is not None:
+        assert out["usage"] == usage
+
+
+def test_function_calls_become_tool_calls():
+    _, out = translate(CALL_ANSWER)
+    choice = out["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["content"] == "Let me check."
+    calls = choice["message"]["tool_calls"]
+    assert [(c["type"], c["function"]["name"], orjson.loads(c["function"]["arguments"])) for c in calls] == [
+        ("function", "weather", {"city": "Oslo"}),
+        ("function", "time", {}),
+    ]
+    assert all(c["id"].startswith("call_") for c in calls) and calls[0]["id"] != calls[1]["id"]
+
+
+def test_function_call_only_has_null_content_and_keeps_gemini_id():
+    answer = {"candidates": [{"content": {"parts": [{"functionCall": {"id": "g-7", "name": "f", "args": {}}}]}, "finishReason": "STOP"}]}
+    _, out = translate(answer)
+    message = out["choices"][0]["message"]
+    assert message["content"] is None
+    assert message["tool_calls"][0]["id"] == "g-7"
+    assert out["id"].startswith("chatcmpl-") and len(out["id"]) > len("chatcmpl-")  # generated without responseId
+    assert out["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+
+def test_several_candidates_become_choices():
+    _, out = translate(TWO_CANDIDATES)
+    assert [(c["index"], c["message"]["content"], c["finish_reason"]) for c in out["choices"]] == [
+        (0, "a", "stop"),
+        (1, "b", "length"),
+    ]
+
+
+def test_blocked_prompt_is_a_content_filter_error():
+    status, out = translate(BLOCKED)
+    assert status == 400
+    assert out["error"]["code"] == "content_filter"
+    assert "SAFETY" in out["error"]["message"]
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"candidates": []}', b'{"candidates": [{"content": {"parts": [{"functionCall": {}}]}}]}'])
+def test_malformed_answers_are_502(body):
+    status, out = translate(body)
+    assert status == 502
+    assert out["error"]["code"] == "upstream_protocol_error"
+
+
+@pytest.mark.parametrize("name, status, body, mapped, kind, code", ERROR_CASES, ids=[case[0] for case in ERROR_CASES])
+def test_error_mapping(name, status, body, mapped, kind, code):
+    out_status, out = translate(body, status)
+    assert out_status == mapped
+    assert out["error"]["type"] == kind
+    assert out["error"]["code"] == code
+    assert out["error"]["param"] is None
+    assert out["error"]["message"]
+
+
+def test_error_message_is_kept():
+    _, out = translate(ERROR_CASES[0][2], 400)
+    assert out["error"]["message"] == "bad field"
+
+
+def test_embeddings_answer():
+    answer = {"embeddings": [{"values": [0.1, 0.2]}, {"values": [0.3, 0.4]}]}
+    status, out = translate(answer, endpoint="embeddings")
+    assert status == 200
+    assert out == {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": 0, "embedding": [0.1, 0.2]},
+            {"object": "embedding", "index": 1, "embedding": [0.3, 0.4]},
+        ],
+        "model": "my-model",
+        "usage": {"prompt_tokens": 0, "total_tokens": 0},
+    }
+    status, out = translate({"embeddings": [{"values": [1.0]}], "usageMetadata": {"promptTokenCount": 3}}, endpoint="embeddings")
+    assert out["usage"] == {"prompt_tokens": 3, "total_tokens": 3}
+
+
+def test_embeddings_error_is_mapped_too():
+    status, out = translate(ERROR_CASES[6][2], 429, endpoint="embeddings")
+    assert (status, out["error"]["code"]) == (429, "rate_limit_exceeded")
+
+
+# --- streams -----------------------------------------------------------------------------------------
+
+def run(events, include_usage=False, splitter_bytes=None):
+    """Feed events (each whole, or the SSE bytes through a splitter cut at ``splitter_bytes``)."""
+    translator = gemini.StreamTranslator("my-model", include_usage)
+    out = []
+    if splitter_bytes is None:
+        for data in events:
+            out.extend(translator.feed(None, data))
+    else:
+        splitter, wire = SSESplitter(), to_sse(events)
+        for start in range(0, len(wire), splitter_bytes):
+            for name, data in splitter.feed(wire[start : start + splitter_bytes]):
+                out.extend(translator.feed(name, data))
+        for name, data in splitter.flush():
+            out.extend(translator.feed(name, data))
+    out.extend(translator.finish())
+    for item in out:
+        assert item.startswith(b"data: ") and item.endswith(b"\n\n")
+    assert out[-1] == b"data: [DONE]\n\n"
+    assert translator.finish() == [] and translator.feed(None, TEXT_STREAM[0]) == []  # nothing after [DONE]
+    return parsed(out[:-1])
+
+
+def parsed(items):
+    """The chunks as dicts, ``created`` checked and dropped (a second may pass between runs)."""
+    chunks = [orjson.loads(item[6:]) for item in items]
+    for c in chunks:
+        if "error" not in c:
+            assert isinstance(c.pop("created"), int)
+    return chunks
+
+
+def text_of(chunks):
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+
+
+def test_text_stream_event_by_event():
+    chunks = run(TEXT_STREAM)
+    assert {c["id"] for c in chunks} == {"chatcmpl-s1"}
+    assert all(c["object"] == "chat.completion.chunk" and c["model"] == "my-model" for c in chunks)
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert text_of(chunks) == TEXT_STREAM_TEXT
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, None, None, None, "stop"]
+    assert "usage" not in chunks[-1]
+
+
+def test_text_stream_with_usage():
+    chunks = run(TEXT_STREAM, include_usage=True)
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"] == TEXT_STREAM_USAGE
+    assert chunks[-1]["id"] == "chatcmpl-s1"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_usage_sent_after_the_finish_reason_is_used():
+    chunks = run(USAGE_AFTER_FINISH, include_usage=True)
+    assert chunks[-1]["usage"] == {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+
+
+@pytest.mark.parametrize("step", [1, 2, 7, 64])
+def test_stream_through_the_core_splitter_at_every_cut(step):
+    assert run(TEXT_STREAM, True, splitter_bytes=step) == run(TEXT_STREAM, True)
+
+
+def test_small_stream_split_at_every_byte_boundary():
+    wire = to_sse(TEXT_STREAM[:1] + TEXT_STREAM[2:])
+    whole = run(TEXT_STREAM[:1] + TEXT_STREAM[2:], True)
+    for cut in range(1, len(wire)):
+        translator, splitter, out = gemini.StreamTranslator("my-model", True), SSESplitter(), []
+        for piece in (wire[:cut], wire[cut:]):
+            for name, data in splitter.feed(piece):
+                out.extend(translator.feed(name, data))
+        out.extend(translator.finish())
+        assert parsed(out[:-1]) == whole, cut
+        assert out[-1] == b"data: [DONE]\n\n"
+
+
+def test_tool_stream_sends_whole_calls():
+    chunks = run(TOOL_STREAM)
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert deltas[1] == {"content": "Checking"}
+    calls = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
+    assert [(c["index"], c["type"], c["function"]["name"], orjson.loads(c["function"]["arguments"])) for c in calls] == [
+        (0, "function", "weather", {"city": "Oslo"}),
+        (1, "function", "time", {}),
+    ]
+    assert all(c["id"].startswith("call_") for c in calls)
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_stream_with_two_candidates():
+    events = [chunk([{"text": "a"}], "STOP", index=0), chunk([{"text": "b"}], "MAX_TOKENS", index=1)]
+    chunks = run(events)
+    by_index = {}
+    for c in chunks:
+        choice = c["choices"][0]
+        by_index.setdefault(choice["index"], []).append(choice)
+    assert [ch["finish_reason"] for ch in by_index[1]] == [None, None, "length"]
+    assert by_index[0][0]["delta"]["role"] == "assistant"
+
+
+def test_error_in_stream_ends_it():
+    chunks = run(ERROR_STREAM)
+    assert chunks[-1]["error"]["code"] == "rate_limit_exceeded"
+    assert chunks[-1]["error"]["message"] == "quota in stream"
+    assert text_of(chunks[:-1]) == "x"
+
+
+def test_stream_without_finish_reason_is_an_error():
+    chunks = run(BROKEN_STREAM, include_usage=True)
+    assert chunks[-1]["error"]["code"] == "upstream_protocol_error"
+    assert not any("usage" in c for c in chunks)
+
+
+def test_empty_stream_is_an_error():
+    assert run([])[-1]["error"]["code"] == "upstream_protocol_error"
+
+
+def test_blocked_prompt_in_stream():
+    chunks = run(BLOCKED_STREAM)
+    assert len(chunks) == 1 and chunks[0]["error"]["code"] == "content_filter"
+
+
+@pytest.mark.parametrize("data", [b"{not json", b"[1]", b'{"candidates": [3]}'])
+def test_malformed_stream_events(data):
+    chunks = run([TEXT_STREAM[0], data])
+    assert chunks[-1]["error"]["code"] == "upstream_protocol_error"
