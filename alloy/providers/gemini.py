@@ -264,7 +264,8 @@ def model_parts(message, param, call_names):
         except (orjson.JSONDecodeError, TypeError):
             args = None
         if not isinstance(args, dict):
-            raise InvalidRequest(f"{where}.function.arguments must be a JSON object", param=f"{where}.function.arguments")
+            where += ".function.arguments"
+            raise InvalidRequest(f"{where} must be a JSON object", param=where)
         if isinstance(call.get("id"), str):
             call_names[call["id"]] = function["name"]
         parts.append({"functionCall": {"name": function["name"], "args": args}})

@@ -148,7 +148,8 @@ def choice_parts(candidate):
             call = part["functionCall"]
             call_id = call.get("id") or "call_" + uuid.uuid4().hex[:24]
             arguments = orjson.dumps(call.get("args") or {}).decode()
-            calls.append({"id": call_id, "type": "function", "function": {"name": call["name"], "arguments": arguments}})
+            function = {"name": call["name"], "arguments": arguments}
+            calls.append({"id": call_id, "type": "function", "function": function})
     return texts, calls
 
 
