@@ -27,13 +27,6 @@ included), the extra header lines (credentials in the provider's own scheme), an
 
 from dataclasses import dataclass, field
 
-from alloy.providers import azure, openai
-
-# APIs reached by passthrough: the body is forwarded as it is; only path and credentials differ.
-PASSTHROUGH = {"openai": openai, "azure": azure}
-# APIs reached by translation: modules with build_request / translate_response / StreamTranslator.
-TRANSLATORS = {}
-
 
 @dataclass(frozen=True)
 class TranslateSettings:
@@ -49,3 +42,12 @@ class UpstreamCall:
     headers: list = field(default_factory=list)  # [(b"x-api-key", b"..."), ...]
     body: bytes = b""
     stream: bool = False
+
+
+# The registry comes after the types above: the translator modules read them from this package.
+from alloy.providers import anthropic, azure, gemini, openai  # noqa: E402
+
+# APIs reached by passthrough: the body is forwarded as it is; only path and credentials differ.
+PASSTHROUGH = {"openai": openai, "azure": azure}
+# APIs reached by translation: modules with build_request / translate_response / StreamTranslator.
+TRANSLATORS = {"anthropic": anthropic, "gemini": gemini}

@@ -1,0 +1,226 @@
+"""One application, three provider APIs: the official openai SDK against an OpenAI route, an
+Anthropic route and a Gemini route through one running gateway, each upstream a strict emulator.
+
+Every test runs once per route and expects the same client-visible behaviour; what each provider
+received is checked in its own shape (Anthropic's top-level ``system``, Gemini's
+``systemInstruction``...).
+"""
+
+import base64
+import importlib.util
+import json
+import textwrap
+from pathlib import Path
+
+import openai
+import pytest
+
+KEY = "sk-provider"
+ROUTES = {
+    "openai": "gpt-4o-mini",
+    "anthropic": "claude-3-5-haiku-20241022",
+    "gemini": "gemini-2.0-flash",
+}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup",
+        "description": "Look something up.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    },
+}
+PIXEL = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16).decode()
+
+
+def _load_harness():
+    """The integration conftest as a module of its own, so this module can start its processes
+    once (module scope) with the harness's classes."""
+    spec = importlib.util.spec_from_file_location(__name__ + "_harness", Path(__file__).with_name("conftest.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+HARNESS = _load_harness()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    started = []
+    try:
+        mock = HARNESS.Mock(["mock-upstream", "--host", "127.0.0.1", "--port", "0", "--api-key", KEY], HARNESS._env())
+        started.append(mock)
+        emulators = {}
+        for name in ("anthropic", "gemini"):
+            script = str(Path(HARNESS.EMULATORS) / f"{name}.py")
+            emulators[name] = HARNESS.Emulator(["--port", "0", "--api-key", KEY], HARNESS._env(), command=(HARNESS.sys.executable, script))
+            started.append(emulators[name])
+        config = tmp_path_factory.mktemp("providers") / "alloy.toml"
+        config.write_text(
+            textwrap.dedent(
+                f"""
+                [providers.openai]
+                base_url = "{mock.base}/v1"
+                api_key = "env:PK"
+
+                [providers.anthropic]
+                kind = "anthropic"
+                base_url = "{emulators['anthropic'].base}"
+                api_key = "env:PK"
+
+                [providers.gemini]
+                kind = "gemini"
+                base_url = "{emulators['gemini'].base}"
+                api_key = "env:PK"
+                """
+            )
+        )
+        gateway = HARNESS.Process(["--host", "127.0.0.1", "--port", "0", "--config", str(config)], HARNESS._env({"PK": KEY}))
+        started.append(gateway)
+        client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="client-key", max_retries=0)
+        yield {"gateway": gateway, "client": client, "openai": mock, **emulators}
+        assert "Traceback" not in gateway.stderr, gateway.stderr
+    finally:
+        for process in started:
+            process.stop()
+
+
+@pytest.fixture(params=list(ROUTES))
+def route(request):
+    return request.param
+
+
+def last_body(stack, route):
+    upstream = stack[route]
+    body = upstream.requests()[-1]["body"]
+    return json.loads(body) if isinstance(body, (str, bytes)) else body
+
+
+def test_chat(stack, route):
+    reply = stack["client"].chat.completions.with_raw_response.create(
+        model=ROUTES[route], messages=[{"role": "user", "content": "hello there"}]
+    )
+    completion = reply.parse()
+    assert completion.choices[0].message.content == "echo: hello there"
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.completion_tokens > 0 and completion.usage.total_tokens >= completion.usage.prompt_tokens
+    assert reply.headers["x-alloy-provider"] == route
+
+
+def test_stream_with_usage(stack, route):
+    stream = stack["client"].chat.completions.create(
+        model=ROUTES[route],
+        messages=[{"role": "user", "content": "one two three"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "echo: one two three"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    assert len({c.id for c in chunks}) == 1
+
+
+def test_system_prompt_reaches_the_provider_in_its_shape(stack, route):
+    completion = stack["client"].chat.completions.create(
+        model=ROUTES[route],
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+    )
+    assert completion.choices[0].message.content == "echo: hi"
+    body = last_body(stack, route)
+    if route == "anthropic":
+        assert "Be brief." in json.dumps(body["system"]) and all(m["role"] != "system" for m in body["messages"])
+    elif route == "gemini":
+        assert body["systemInstruction"]["parts"][0]["text"] == "Be brief."
+    else:
+        assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_tool_call(stack, route):
+    completion = stack["client"].chat.completions.create(
+        model=ROUTES[route], messages=[{"role": "user", "content": "please call tool now"}], tools=[WEATHER_TOOL]
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    [call] = choice.message.tool_calls
+    assert call.function.name == "lookup"
+    assert json.loads(call.function.arguments) == {"query": "please call tool now"}
+
+
+def test_streamed_tool_call_accumulates(stack, route):
+    with stack["client"].chat.completions.stream(
+        model=ROUTES[route], messages=[{"role": "user", "content": "call tool for me"}], tools=[WEATHER_TOOL]
+    ) as stream:
+        final = stream.get_final_completion()
+    [call] = final.choices[0].message.tool_calls
+    assert call.function.name == "lookup"
+    assert json.loads(call.function.arguments) == {"query": "call tool for me"}
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+def test_multi_turn_with_tool_result(stack, route):
+    messages = [
+        {"role": "user", "content": "call tool please"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"query": "x"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        {"role": "user", "content": "thanks"},
+    ]
+    completion = stack["client"].chat.completions.create(model=ROUTES[route], messages=messages, tools=[WEATHER_TOOL])
+    assert completion.choices[0].message.content  # the strict emulator accepted the whole history
+    sent = last_body(stack, route)
+    if route == "anthropic":
+        results = [b for m in sent["messages"] for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_result"]
+        assert results and results[0]["tool_use_id"] == "call_1"
+    elif route == "gemini":
+        responses = [p["functionResponse"] for c in sent["contents"] for p in c["parts"] if "functionResponse" in p]
+        assert responses and responses[0]["name"] == "lookup"
+    else:
+        assert sent["messages"][2] == {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+
+
+def test_image_part(stack, route):
+    completion = stack["client"].chat.completions.create(
+        model=ROUTES[route],
+        messages=[
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "what is this"}, {"type": "image_url", "image_url": {"url": PIXEL}}],
+            }
+        ],
+    )
+    assert completion.choices[0].message.content == "echo: what is this"
+    sent = json.dumps(last_body(stack, route))
+    assert base64.b64encode(b"\x89PNG").decode()[:4] in sent
+
+
+def test_max_tokens_truncates_with_length(stack, route):
+    completion = stack["client"].chat.completions.create(
+        model=ROUTES[route], messages=[{"role": "user", "content": "a b c d e f g h"}], max_tokens=2
+    )
+    assert completion.choices[0].finish_reason == "length"
+
+
+def test_rate_limit_maps_to_the_sdk_error(stack, route):
+    header = "x-mock-fault" if route == "openai" else "x-emulator-fault"
+    with pytest.raises(openai.RateLimitError) as raised:
+        stack["client"].chat.completions.create(
+            model=ROUTES[route], messages=[{"role": "user", "content": "hi"}], extra_headers={header: "status=429"}
+        )
+    assert raised.value.status_code == 429
+    assert isinstance(raised.value.body, dict) and "message" in raised.value.body
+
+
+def test_embeddings_where_the_provider_has_them(stack):
+    for route, model in (("openai", "text-embedding-3-small"), ("gemini", "gemini/text-embedding-004")):
+        result = stack["client"].embeddings.create(model=model, input=["a", "b"], encoding_format="float")
+        assert [d.index for d in result.data] == [0, 1] and len(result.data[0].embedding) > 0, route
+    with pytest.raises(openai.BadRequestError):
+        stack["client"].embeddings.create(model="anthropic/claude-3-5-haiku-20241022", input="a")
