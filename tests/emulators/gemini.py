@@ -20,8 +20,8 @@ Strictness (answered in Google's error shape ``{"error": {code, message, status}
     that is neither ``gemini*`` nor an embedding model -> 404 NOT_FOUND.
 
 Replies
-    text: ``"echo: " + the last user text`` (``{"echo": text}`` when responseMimeType is JSON); after a
-    functionResponse: ``"result: " + its response as JSON``; with tools, a mode other than NONE and
+    text: ``"echo: " + the last user text`` (``{"echo": text}`` when responseMimeType is JSON); a last
+    turn with function responses and no text: ``"result: " + the response as JSON``; with tools, a mode other than NONE and
     "call tool" in the last user text: a functionCall to the first declared (or first allowed)
     function with args ``{"query": text}``. ``maxOutputTokens`` counts words (cut -> MAX_TOKENS);
     stop sequences cut the text; ``candidateCount`` candidates; usage counts words.
@@ -277,7 +277,7 @@ def reply_for(request, fault):
     if declarations and calling.get("mode") != "NONE" and "call tool" in text and not responses:
         name = (calling.get("allowedFunctionNames") or [declarations[0]["name"]])[0]
         return [{"functionCall": {"name": name, "args": {"query": text}}}], "STOP", prompt_words, 3
-    if responses:
+    if responses and not text:
         answer = "result: " + orjson.dumps(responses if len(responses) > 1 else responses[0]).decode()
     elif config.get("responseMimeType") == "application/json":
         answer = orjson.dumps({"echo": text}).decode()
