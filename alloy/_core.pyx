@@ -39,6 +39,7 @@ cdef extern from "string.h":
 
 cdef unsigned char TCHAR[256]
 cdef unsigned char VALUE_BAD[256]
+DEF CONTENT_LENGTH_HUGE = 1000000000000000000
 cdef unsigned char TARGET_OK[256]
 cdef signed char HEXVAL[256]
 cdef unsigned char LITERAL[256]
@@ -50,7 +51,7 @@ cdef void _init_tables():
     for c in range(256):
         TCHAR[c] = 0
         VALUE_BAD[c] = 1 if (c < 0x20 and c != 0x09) or c == 0x7F else 0
-        TARGET_OK[c] = 1 if (0x21 <= c < 0x7F) or c >= 0x80 else 0
+        TARGET_OK[c] = 1 if 0x21 <= c < 0x7F else 0  # URI characters are ASCII (RFC 3986)
         HEXVAL[c] = -1
         LITERAL[c] = 0
         LOWER[c] = c + 32 if 0x41 <= c <= 0x5A else c
@@ -264,13 +265,14 @@ cdef long long _parse_content_length(list values, object error) except -2:
                 s += 1
             while e > s and (p[e - 1] == 32 or p[e - 1] == 9):
                 e -= 1
-            if e == s or e - s > 18:
+            if e == s:
                 raise error("invalid Content-Length")
             number = 0
             for i in range(s, e):
                 if not (48 <= p[i] <= 57):
                     raise error("invalid Content-Length")
-                number = number * 10 + (p[i] - 48)
+                # Past 18 digits the number saturates: it is over any body limit (413), never wraps.
+                number = CONTENT_LENGTH_HUGE if number >= CONTENT_LENGTH_HUGE // 10 else number * 10 + (p[i] - 48)
             if length != -1 and number != length:
                 raise error("conflicting Content-Length values")
             length = number

@@ -84,6 +84,7 @@ cdef ScanResult _scan(bytes body):
     cdef set seen = set()
     cdef bytes key
     cdef ScanResult result
+    cdef object deferred = None
 
     pos = _skip_ws(p, 0, end)
     if pos >= end or p[pos] != 123:
@@ -113,7 +114,9 @@ cdef ScanResult _scan(bytes body):
                         model = None
                         span_start = -1
                     else:
-                        raise _InvalidRequest("'model' must be a string", param="model")
+                        # Raised once the whole object is read: a repeated "model" later on
+                        # hands the decision to orjson, whose last-one-wins is what providers see.
+                        deferred = _InvalidRequest("'model' must be a string", param="model")
                 else:
                     if memchr(p + pos + 1, 92, value_end - pos - 2) != NULL:
                         raise _Undecided
@@ -128,7 +131,7 @@ cdef ScanResult _scan(bytes body):
                 ):
                     stream = False
                 else:
-                    raise _InvalidRequest("'stream' must be a boolean", param="stream")
+                    deferred = _InvalidRequest("'stream' must be a boolean", param="stream")
             elif kn and memchr(p + ks, 92, kn) != NULL:
                 raise _Undecided
             pos = _skip_ws(p, value_end, end)
@@ -141,6 +144,8 @@ cdef ScanResult _scan(bytes body):
             raise _InvalidRequest("request body is not valid JSON")
     if _skip_ws(p, pos, end) != end:
         raise _InvalidRequest("request body is not valid JSON")
+    if deferred is not None:
+        raise deferred
     result = ScanResult.__new__(ScanResult)
     result.model = model
     result.stream = stream

@@ -139,8 +139,24 @@ cdef class RequestParser:
     cdef int _check_incomplete_head(self, const char *p, Py_ssize_t pos, Py_ssize_t n) except -1:
         if n - pos > self._max_header:
             raise HeadersTooLarge("request header section too large")
-        if n - pos >= 2 and (memmem(p + pos, n - pos, b"\n\n", 2) != NULL or memmem(p + pos, n - pos, b"\r\r", 2) != NULL):
-            raise _ProtocolError("bare CR or LF in message head")
+        # A bare LF (or a CR not followed by LF) means the CRLF CRLF may never come: refuse now.
+        cdef const char *hit = p + pos
+        cdef const char *end = p + n
+        while True:
+            hit = <const char *>memchr(hit, 10, end - hit)
+            if hit == NULL:
+                break
+            if hit == p + pos or (hit - 1)[0] != 13:
+                raise _ProtocolError("bare CR or LF in message head")
+            hit += 1
+        hit = p + pos
+        while True:
+            hit = <const char *>memchr(hit, 13, end - hit)
+            if hit == NULL or hit + 1 >= end:
+                break
+            if hit[1] != 10:
+                raise _ProtocolError("bare CR or LF in message head")
+            hit += 1
         # Bytes that cannot begin a method token (TLS, binary noise) are refused at once.
         cdef Py_ssize_t i
         for i in range(pos, n):

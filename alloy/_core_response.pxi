@@ -81,6 +81,8 @@ cdef class ResponseParser:
                         raise _UpstreamProtocolError("upstream response head too large")
                     break
                 end = hit - p
+                if end - pos + 4 > self._max_header:
+                    raise _UpstreamProtocolError("upstream response head too large")
                 head = self._parse_head(p + pos, end - pos)
                 pos = end + 4
                 if head is not None:

@@ -26,6 +26,8 @@ cdef class SSESplitter:
         cdef bytes buf
         cdef const char *p
         cdef Py_ssize_t n, pos = 0, i, skip
+        if not PyBytes_GET_SIZE(data):
+            return events  # nothing read: a CR pending from the last feed stays pending
         if self._pending_cr and PyBytes_GET_SIZE(data) and PyBytes_AS_STRING(data)[0] == 10:
             data = data[1:]
         self._pending_cr = False

@@ -31,7 +31,7 @@ _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH
 # we reject, because a proxy that "replaces" is how smuggling vectors survive.
 _FORBIDDEN_IN_VALUE = frozenset(range(0x00, 0x20)) - {0x09} | {0x7F}
 # Request targets: visible ASCII only (RFC 9112 section 3.2); no spaces, no controls.
-_TARGET_OK = frozenset(range(0x21, 0x7F)) | frozenset(range(0x80, 0x100))
+_TARGET_OK = frozenset(range(0x21, 0x7F))
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _DIGITS = frozenset(b"0123456789")
 _MAX_CHUNK_SIZE_DIGITS = 16
@@ -91,6 +91,9 @@ def _connection_tokens(value):
     return {token.strip().lower() for token in value.split(b",")}
 
 
+_CONTENT_LENGTH_HUGE = 10**18
+
+
 def _parse_content_length(values, error):
     """RFC 9112 section 6.3 rule 5: several Content-Length values are acceptable only when they
     are all the same valid number; anything else is unrecoverable framing."""
@@ -98,9 +101,11 @@ def _parse_content_length(values, error):
     for raw in values:
         for part in raw.split(b","):
             part = part.strip(b" \t")
-            if not part or len(part) > 18 or not all(c in _DIGITS for c in part):
+            if not part or not all(c in _DIGITS for c in part):
                 raise error("invalid Content-Length")
-            number = int(part)
+            # Past 18 digits the number saturates: it is over any body limit (413).
+            significant = part.lstrip(b"0")
+            number = _CONTENT_LENGTH_HUGE if len(significant) > 18 else int(significant or b"0")
             if length is not None and number != length:
                 raise error("conflicting Content-Length values")
             length = number
@@ -280,9 +285,18 @@ class RequestParser:
         pending = len(buffer) - pos
         if pending > self._max_header:
             raise HeadersTooLarge("request header section too large")
-        # A head ended with bare LFs would otherwise wait for the timeout: refuse it now.
-        if buffer.find(b"\n\n", pos) >= 0 or buffer.find(b"\r\r", pos) >= 0:
-            raise ProtocolError("bare CR or LF in message head")
+        # A head with a bare LF (or a CR not followed by LF) would otherwise wait for a CRLF CRLF
+        # that may never come (RFC 9112 section 2.2): refuse it now.
+        lf = buffer.find(b"\n", pos)
+        while lf >= 0:
+            if lf == pos or buffer[lf - 1] != 0x0D:
+                raise ProtocolError("bare CR or LF in message head")
+            lf = buffer.find(b"\n", lf + 1)
+        cr = buffer.find(b"\r", pos)
+        while 0 <= cr < len(buffer) - 1:
+            if buffer[cr + 1] != 0x0A:
+                raise ProtocolError("bare CR or LF in message head")
+            cr = buffer.find(b"\r", cr + 1)
         # Bytes that cannot begin a method token (TLS, binary noise) are refused at once instead
         # of after the read timeout: nothing that follows could make them a request.
         for c in buffer[pos:]:
@@ -433,6 +447,8 @@ class ResponseParser:
                     if len(buffer) - pos > self._max_header:
                         raise UpstreamProtocolError("upstream response head too large")
                     break
+                if end - pos + 4 > self._max_header:
+                    raise UpstreamProtocolError("upstream response head too large")
                 head = self._parse_head(bytes(buffer[pos:end]))
                 pos = end + 4
                 if head is not None:
@@ -600,6 +616,8 @@ class SSESplitter:
 
     def feed(self, data):
         buffer = self._buffer
+        if not data:
+            return []  # nothing read: a CR pending from the last feed stays pending
         if self._pending_cr and data[:1] == b"\n":
             data = data[1:]
         self._pending_cr = False
@@ -746,6 +764,7 @@ def _scan(body):
     span = None
     stream = False
     seen = set()
+    deferred = None
     if pos < len(body) and body[pos] == 0x7D:
         pos += 1
     else:
@@ -767,7 +786,9 @@ def _scan(body):
                     if body[pos:value_end] == b"null":
                         model = None
                     else:
-                        raise InvalidRequest("'model' must be a string", param="model")
+                        # Raised once the whole object is read: a repeated "model" later on
+                        # hands the decision to orjson, whose last-one-wins is what providers see.
+                        deferred = InvalidRequest("'model' must be a string", param="model")
                 else:
                     raw = body[pos + 1 : value_end - 1]
                     if b"\\" in raw:
@@ -781,7 +802,7 @@ def _scan(body):
                 elif literal in (b"false", b"null"):
                     stream = False
                 else:
-                    raise InvalidRequest("'stream' must be a boolean", param="stream")
+                    deferred = InvalidRequest("'stream' must be a boolean", param="stream")
             elif b"\\" in key:
                 raise _Undecided  # an escaped key might spell "model"
             pos = _skip_ws(body, value_end)
@@ -794,6 +815,8 @@ def _scan(body):
             raise InvalidRequest("request body is not valid JSON")
     if _skip_ws(body, pos) != len(body):
         raise InvalidRequest("request body is not valid JSON")
+    if deferred is not None:
+        raise deferred
     return ScanResult(model, stream, body, span, None)
 
 
