@@ -1,6 +1,7 @@
 """The ``alloy`` command: argument parsing, then hand-off to the server or the mock upstream.
 
     alloy [--host H] [--port P] [--config alloy.toml]   run the gateway
+    alloy --workers N ...                               run N gateway processes on one port
     alloy mock-upstream [--port P] ...                  run the offline OpenAI-compatible fake LLM
     alloy --version
 """
@@ -9,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from alloy import mock_upstream, server
+from alloy import mock_upstream, server, supervisor
 from alloy._version import __version__
 from alloy.config import ConfigError, load
 
@@ -23,6 +24,13 @@ def gateway_arguments():
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--port", type=int, help="port to listen on (default 3000)")
     parser.add_argument("--config", metavar="FILE", help="alloy.toml with providers and models")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"gateway processes sharing the port, 1 to {supervisor.MAX_WORKERS} (default 1; Linux for more)",
+    )
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -32,6 +40,10 @@ def main(argv=None):
     if argv and argv[0] == "mock-upstream":
         raise SystemExit(mock_upstream.main(argv[1:]))
     args = gateway_arguments().parse_args(argv)
+    refused = supervisor.check_workers(args.workers)
+    if refused:
+        print(f"alloy: {refused}", file=sys.stderr)
+        raise SystemExit(2)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load(args.config, host=args.host, port=args.port)
@@ -39,8 +51,12 @@ def main(argv=None):
         print(f"alloy: configuration refused: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     try:
-        server.run(config)
+        if args.workers == 1:
+            server.run(config)
+            code = 0
+        else:  # forks the workers, which run server.run with SO_REUSEPORT
+            code = supervisor.run(config, args.workers)
     except server.ListenError as error:  # e.g. the port is taken
         print(f"alloy: {error}", file=sys.stderr)
         raise SystemExit(1) from None
-    raise SystemExit(0)
+    raise SystemExit(code)

@@ -85,11 +85,14 @@ class ListenError(Exception):
     """The gateway cannot listen where it was asked to."""
 
 
-def listening_socket(host, port):
-    """A listening socket on ``host:port``."""
+def listening_socket(host, port, reuse_port=False):
+    """A listening socket on ``host:port``; with ``reuse_port`` several worker processes each bind
+    their own socket to the same port and the kernel spreads new connections between them."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as error:
@@ -100,21 +103,24 @@ def listening_socket(host, port):
     return sock
 
 
-async def serve(config):
+async def serve(config, reuse_port=False, ready=None):
     loop = asyncio.get_running_loop()
     mock_server = None
     if config.uses_mock:
         config, mock_server = await _with_builtin_mock(config)
     gateway = Gateway(config, loop)
     settings = config.server
-    sock = listening_socket(settings.host, settings.port)
+    sock = listening_socket(settings.host, settings.port, reuse_port)
     server = await loop.create_server(gateway.protocol, sock=sock, backlog=4096)
     gateway.start_sweeping()
     # Everything built so far lives as long as the process: keep it out of the collector's scans,
     # so a full collection under load walks only per-request objects (shorter pauses, lower p99).
     gc.freeze()
     host, port = sock.getsockname()[:2]
-    say(f"alloy listening on http://{host}:{port} (core: {core.IMPLEMENTATION})")
+    if ready is None:
+        say(f"alloy listening on http://{host}:{port} (core: {core.IMPLEMENTATION})")
+    else:  # a worker: its supervisor announces the address, once, when every worker is ready
+        ready()
 
     stop = asyncio.Event()
     signals = {"count": 0}
@@ -161,9 +167,9 @@ async def _with_builtin_mock(config):
     return replace(config, providers=(provider,), default_provider="mock", uses_mock=True), mock_server
 
 
-def run(config):
+def run(config, reuse_port=False, ready=None):
     tune_allocator()
     if uvloop is None:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, reuse_port, ready))
     else:
-        uvloop.run(serve(config))
+        uvloop.run(serve(config, reuse_port, ready))
