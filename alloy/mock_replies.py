@@ -354,6 +354,25 @@ def chat_completion(body, serial):
     return events
 
 
+def sized_chat_completion(body, serial, size):
+    """A chat completion whose content is exactly ``size`` bytes ("0123456789" repeated, cut), for
+    the ``huge`` fault. The request is not validated (a fault answers whatever was asked); its
+    model is echoed when the body names one."""
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        request = None
+    model = request.get("model") if type(request) is dict else None
+    content = ("0123456789" * (size // 10 + 1))[:size]
+    message = {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+    return orjson.dumps({
+        "id": f"chatcmpl-mock-{serial}", "object": "chat.completion", "created": int(time.time()),
+        "model": model if type(model) is str else "gpt-4o-mini",
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+        "usage": usage(0, size // 4), "service_tier": "default", "system_fingerprint": FINGERPRINT,
+    })  # fmt: skip
+
+
 # --- POST /v1/completions (legacy) ------------------------------------------------------------------
 
 

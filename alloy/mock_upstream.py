@@ -15,17 +15,30 @@ Theory of operation
 - Everything constant (header blocks, the model list, the expected Authorization value) is built once
   per server; the request log keeps the raw request and decodes it only when a test reads it.
 
-Faults, header ``x-mock-fault`` with items separated by ";":
-  status=<code>[;retry-after=<s>]   answer that status with an OpenAI error body
+Faults, header ``x-mock-fault`` with items separated by ";" (each item at most once):
+  status=<code>                     answer that status with an OpenAI error body
+  context-length | content-policy   answer 400 with OpenAI's context_length_exceeded |
+                                    content_policy_violation error
+  invalid-json                      answer 200, application/json, with a body that is not JSON
+  huge=<bytes>                      answer 200 with a valid chat completion whose content is that
+                                    many bytes (ASCII digits; at most 64 MB)
+  retry-after=<s or HTTP date>      add that header (to any answer)
+  retry-after-ms=<ms>               add that header (to any answer)
   slow-first-byte=<ms>              wait that long before the first byte
+  drip=<ms>                         pace a stream's events that many ms apart (a JSON body: its
+                                    two halves)
   reset | hang | garbage            close with RST unanswered | never answer | send non-HTTP bytes
   reset-mid-stream                  send part of the answer, then close without finishing it
-With ``x-mock-fail-times: n`` a fault applies to the first n requests carrying the same
-``x-mock-key`` value only; the later ones succeed (so "503, then success" can be tested).
+At most one of status, context-length, content-policy, invalid-json and huge; at most one
+transport fault. With ``x-mock-fail-times: n`` a fault applies to the first n requests carrying the
+same ``x-mock-key`` value only; the later ones succeed (so "503, then success" can be tested).
+``--fault SPEC`` applies SPEC to every request without an ``x-mock-fault`` of its own (an always
+failing upstream next to a healthy one); with ``--fail-times n`` to the first n such requests only.
 """
 
 import argparse
 import asyncio
+import email.utils
 import itertools
 import random
 import signal
@@ -62,6 +75,19 @@ LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on with 0 s: close() sends R
 LOG_SIZE = 1000
 MAX_FAULT_KEYS = 10000  # a client sending endless x-mock-key values cannot grow memory forever
 TRANSPORT_FAULTS = frozenset(("reset", "hang", "garbage", "reset-mid-stream"))
+HUGE_MAX = 64 * 1024 * 1024
+INVALID_JSON = b'{"id": "chatcmpl-mock-invalid", "object": "chat.completion", "choices": [{"index": 0, '
+# The 400s OpenAI sends when a prompt is too long for the model, or refused by its safety system.
+CONTEXT_LENGTH_BODY = orjson.dumps({"error": {
+    "message": "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+               "200000 tokens. Please reduce the length of the messages.",
+    "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded",
+}})  # fmt: skip
+CONTENT_POLICY_BODY = orjson.dumps({"error": {
+    "message": "Your request was rejected as a result of our safety system. Your prompt may contain text "
+               "that is not allowed by our safety system.",
+    "type": "invalid_request_error", "param": None, "code": "content_policy_violation",
+}})  # fmt: skip
 POST_ROUTES = {
     b"/v1/chat/completions": mock_replies.chat_completion,
     b"/v1/completions": mock_replies.completion,
@@ -89,20 +115,36 @@ class MockOptions:
     tokens_per_second: float = 0.0  # stream pacing; 0 sends all chunks at once
     api_key: str | None = None  # None: any non-empty bearer token is accepted
     record: bool = True  # keep the request log (the last LOG_SIZE requests)
+    fault: str | None = None  # an x-mock-fault spec for every request that sends none of its own
+    fail_times: int | None = None  # ... applied to the first fail_times such requests only (None: all)
 
 
 class Answer:
     """What to send for one request: status, header block, body (bytes) or SSE events (list), the
-    transport fault to play instead or on top, and the delay before the first byte."""
+    transport fault to play instead or on top, the delay before the first byte and the pacing of
+    a stream's events (0: the server's ``tokens_per_second``)."""
 
-    __slots__ = ("status", "headers", "payload", "fault", "delay")
+    __slots__ = ("status", "headers", "payload", "fault", "delay", "interval")
 
-    def __init__(self, status, headers, payload, fault=None, delay=0.0):
+    def __init__(self, status, headers, payload, fault=None, delay=0.0, interval=0.0):
         self.status = status
         self.headers = headers
         self.payload = payload
         self.fault = fault
         self.delay = delay
+        self.interval = interval
+
+
+class Fault:
+    """A parsed ``x-mock-fault``: the status to answer instead of the route (None: route as usual)
+    with its body (``size`` bytes of content: a huge completion), the header block, the extra
+    first-byte delay, the event pacing and the transport fault."""
+
+    __slots__ = ("status", "body", "size", "headers", "delay", "interval", "transport")
+
+    def __init__(self):
+        self.status, self.body, self.size = None, None, None
+        self.headers, self.delay, self.interval, self.transport = JSON_HEADER, 0.0, 0.0, None
 
 
 AZURE_PREFIX = b"/openai/deployments/"
@@ -122,6 +164,8 @@ class MockUpstream:
         self.latency = max(options.latency_ms, 0.0) / 1000.0
         self.chunk_interval = 1.0 / options.tokens_per_second if options.tokens_per_second > 0 else 0.0
         self.random = random.Random()
+        self.fault = parse_fault(options.fault.encode("latin-1")) if options.fault else None
+        self.fault_left = options.fail_times  # None: the server-wide fault never runs out
 
     def answer(self, request):
         path = request.target.partition(b"?")[0]
@@ -129,7 +173,7 @@ class MockUpstream:
             return self.hooks(request.method)
         if self.log is not None:
             self.log.append((request.method, request.target, request.headers, request.body))
-        delay, fault, headers = self.first_byte_delay(), None, JSON_HEADER
+        delay, fault, headers, interval = self.first_byte_delay(), None, JSON_HEADER, 0.0
         try:
             if path.startswith(AZURE_PREFIX):
                 path = self.azure_path(request)
@@ -137,18 +181,23 @@ class MockUpstream:
                 self.authenticate(request.headers.get(b"authorization"))
             injected = self.fault_for(request.headers)
             if injected is not None:
-                status, headers, extra_delay, fault = injected
-                delay += extra_delay
-                if status is not None:
-                    return Answer(status, headers, fault_body(status), fault, delay)
+                headers, fault, interval = injected.headers, injected.transport, injected.interval
+                delay += injected.delay
+                if injected.size is not None:
+                    payload = mock_replies.sized_chat_completion(request.body, next(self.serial), injected.size)
+                    return Answer(200, headers, payload, fault, delay, interval)
+                if injected.status is not None:
+                    return Answer(injected.status, headers, injected.body, fault, delay, interval)
             payload = self.route(request.method, path, request.body)
         except AlloyError as error:
             headers += error.header_block  # e.g. the Allow header a 405 must carry
-            return Answer(error.status, headers, error_response_body(error), fault, delay)
+            return Answer(error.status, headers, error_response_body(error), fault, delay, interval)
         except Exception as bug:  # a reply bug answers 500 (visible in the test) and the connection lives on
             body = error_response_body(AlloyError(f"mock upstream bug: {bug!r}"))
             return Answer(500, JSON_HEADER, body, fault, delay)
-        return Answer(200, JSON_HEADER if type(payload) is bytes else SSE_HEADER, payload, fault, delay)
+        if type(payload) is not bytes:  # a stream; a fault's retry-after stays
+            headers = SSE_HEADER if headers is JSON_HEADER else headers.replace(JSON_HEADER, SSE_HEADER, 1)
+        return Answer(200, headers, payload, fault, delay, interval)
 
     def route(self, method, path, body):
         reply = POST_ROUTES.get(path)
@@ -201,10 +250,15 @@ class MockUpstream:
         return max(0.0, self.latency * (1.0 + self.random.uniform(-jitter, jitter))) if jitter else self.latency
 
     def fault_for(self, headers):
-        """The parsed ``x-mock-fault`` if it applies to this request, else None."""
+        """The parsed ``x-mock-fault`` if it applies to this request, else None; a request without
+        one gets the server-wide ``--fault`` while it lasts."""
         spec = headers.get(b"x-mock-fault")
         if spec is None:
-            return None
+            if self.fault is None or self.fault_left == 0:
+                return None
+            if self.fault_left is not None:
+                self.fault_left -= 1
+            return self.fault
         fault = parse_fault(spec)
         times = headers.get(b"x-mock-fail-times")
         if times is not None:
@@ -236,25 +290,54 @@ def not_allowed(method, path, allow):
     return MethodNotAllowed(f"Invalid method for URL ({method.decode('latin-1')} {path.decode('latin-1')})", allow=allow)
 
 
+# The fault items that decide the answer instead of the route: (status, body) each.
+ANSWER_FAULTS = {
+    "context-length": (400, CONTEXT_LENGTH_BODY),
+    "content-policy": (400, CONTENT_POLICY_BODY),
+    "invalid-json": (200, INVALID_JSON),
+}
+
+
 def parse_fault(spec):
-    """``x-mock-fault`` -> (status or None, header block, extra delay in seconds, transport fault or None)."""
-    status, headers, delay, fault = None, JSON_HEADER, 0.0, None
+    """``x-mock-fault`` -> its ``Fault``; an item it cannot apply, repeated or contradicting another
+    is refused (400), so a typo never passes for a healthy answer."""
+    fault, seen = Fault(), set()
     for item in spec.decode("latin-1").split(";"):
         name, _, value = item.strip().partition("=")
+        answers = fault.status is not None or fault.size is not None  # the answer is decided already
         try:
-            if name == "status" and 400 <= int(value) <= 599:
-                status = int(value)
-            elif name == "retry-after" and value.isdigit():
-                headers += b"retry-after: " + value.encode() + b"\r\n"
+            if name in seen:
+                raise ValueError(item)
+            seen.add(name)
+            if name == "status" and not answers and 400 <= int(value) <= 599:
+                fault.status, fault.body = int(value), fault_body(int(value))
+            elif name in ANSWER_FAULTS and not answers and not value:
+                fault.status, fault.body = ANSWER_FAULTS[name]
+            elif name == "huge" and not answers and value.isdigit() and int(value) <= HUGE_MAX:
+                fault.size = int(value)
+            elif (name == "retry-after-ms" and value.isdigit()) or (name == "retry-after" and retry_after(value)):
+                fault.headers += name.encode() + b": " + value.encode() + b"\r\n"
             elif name == "slow-first-byte" and 0 <= float(value) < 3_600_000:
-                delay += float(value) / 1000.0
-            elif name in TRANSPORT_FAULTS and not value:
-                fault = name
+                fault.delay = float(value) / 1000.0
+            elif name == "drip" and 0 < float(value) < 3_600_000:
+                fault.interval = float(value) / 1000.0
+            elif name in TRANSPORT_FAULTS and not value and fault.transport is None:
+                fault.transport = name
             else:
                 raise ValueError(item)
         except ValueError:
             raise InvalidRequest(f"x-mock-fault: cannot apply {item.strip()!r}", param="x-mock-fault") from None
-    return status, headers, delay, fault
+    return fault
+
+
+def retry_after(value):
+    """True for a valid Retry-After value: delay seconds or an HTTP date (RFC 9110 section 10.2.3)."""
+    if value.isdigit():
+        return True
+    try:
+        return email.utils.parsedate_to_datetime(value).tzinfo is not None
+    except (TypeError, ValueError):
+        return False
 
 
 def fault_body(status):
@@ -343,7 +426,8 @@ class MockConnection(asyncio.Protocol):
     def serve(self, request):
         answer = self.mock.answer(request)
         close = not request.keep_alive
-        if answer.delay or answer.fault or (self.mock.chunk_interval and type(answer.payload) is list):
+        paced = answer.interval or (self.mock.chunk_interval and type(answer.payload) is list)
+        if answer.delay or answer.fault or paced:
             self.task = asyncio.ensure_future(self.play(answer, close))
             return
         self.transport.write(framed(answer, close))
@@ -355,6 +439,7 @@ class MockConnection(asyncio.Protocol):
         if answer.delay:
             await asyncio.sleep(answer.delay)
         fault, write, payload = answer.fault, self.transport.write, answer.payload
+        interval = answer.interval or self.mock.chunk_interval
         if fault == "hang":
             await asyncio.get_running_loop().create_future()  # until the client leaves and cancels us
         if fault == "reset":
@@ -372,14 +457,21 @@ class MockConnection(asyncio.Protocol):
                 write(data[: len(data) - len(payload) // 2 - 1])
             else:
                 write(frame_stream_head(answer.status, answer.headers, close))
-                for event in payload[: max(1, min(3, len(payload) // 2))]:
+                for i, event in enumerate(payload[: max(1, min(3, len(payload) // 2))]):
+                    if i and interval:
+                        await asyncio.sleep(interval)
                     write(frame_chunk(event))
             self.close()
             return
         if type(payload) is bytes:
-            write(frame_response(answer.status, answer.headers, payload, close))
+            data = frame_response(answer.status, answer.headers, payload, close)
+            if answer.interval:  # dripped: the head and half the body, then the rest
+                cut = len(data) - len(payload) // 2
+                write(data[:cut])
+                await asyncio.sleep(answer.interval)
+                data = data[cut:]
+            write(data)
         else:
-            interval = self.mock.chunk_interval
             write(frame_stream_head(answer.status, answer.headers, close) + frame_chunk(payload[0]))
             for event in payload[1:]:
                 if interval:
@@ -443,14 +535,25 @@ def arguments():
     parser.add_argument("--jitter", type=float, default=0.0, help="latency spread, a fraction (0.2 = +-20%%)")
     parser.add_argument("--tokens-per-second", type=float, default=0.0, help="stream pacing (default 0: no pacing)")
     parser.add_argument("--api-key", help="accept only 'Authorization: Bearer <key>' (default: any bearer token)")
+    parser.add_argument("--fault", metavar="SPEC", help="an x-mock-fault for every request that sends none")
+    parser.add_argument("--fail-times", type=int, metavar="N", help="apply --fault to the first N requests only")
     return parser
 
 
 def main(argv: list[str]) -> int:
-    args = arguments().parse_args(argv)
+    parser = arguments()
+    args = parser.parse_args(argv)
+    if args.fail_times is not None and (args.fault is None or args.fail_times < 0):
+        parser.error("--fail-times needs --fault and a non-negative count")
+    if args.fault is not None:
+        try:
+            parse_fault(args.fault.encode("latin-1"))
+        except (InvalidRequest, UnicodeEncodeError) as error:
+            parser.error(f"--fault: {getattr(error, 'message', error)}")
     options = MockOptions(
-        latency_ms=args.latency_ms, jitter=args.jitter, tokens_per_second=args.tokens_per_second, api_key=args.api_key
-    )
+        latency_ms=args.latency_ms, jitter=args.jitter, tokens_per_second=args.tokens_per_second, api_key=args.api_key,
+        fault=args.fault, fail_times=args.fail_times,
+    )  # fmt: skip
     try:
         (uvloop.run if uvloop is not None else asyncio.run)(_run(args.host, args.port, options))
     except OSError as error:  # e.g. the port is taken
