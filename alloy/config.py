@@ -20,6 +20,7 @@ class ConfigError(Exception):
 
 PROVIDER_KINDS = tuple(PRESETS)
 UPSTREAM_CLIENTS = ("core", "httpx")
+STRATEGIES = ("weighted", "round-robin", "least-inflight", "latency")
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ class ProviderSettings:
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     client: str = "core"
     connect_timeout: float = 10.0
-    read_timeout: float = 600.0  # first byte, and any silence between two reads of a stream
+    first_byte_timeout: float = 600.0  # from the request sent to the response head
+    stream_idle_timeout: float = 600.0  # the longest silence between two reads of a response body
+    total_timeout: float = 0.0  # the whole request, retries included; 0: no limit
     max_connections: int = 512
     http2: bool = False  # httpx client only
     families: tuple[str, ...] = ()  # model-name patterns routed here by default
@@ -57,17 +60,53 @@ class ProviderSettings:
 
 
 @dataclass(frozen=True)
-class ModelSettings:
-    name: str
+class RouterSettings:
+    """How a request survives upstream failures: retries, balancing and the circuit breaker."""
+
+    max_retries: int = 2  # further attempts after the first, within one model
+    retry_deadline: float = 60.0  # no attempt starts this many seconds after the request arrived
+    backoff_base: float = 0.25  # retry n waits a random time in [0, min(backoff_max, base * 2**n)]
+    backoff_max: float = 8.0
+    retry_after_max: float = 30.0  # a longer Retry-After is not waited: try elsewhere or answer
+    strategy: str = "weighted"
+    failure_threshold: int = 5  # failures within failure_window that take a deployment out
+    failure_window: float = 30.0
+    cooldown: float = 30.0  # seconds out before a single probe request is let through
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
     provider: str
     model: str  # the name sent upstream
+    weight: float = 1.0
+    max_inflight: int = 0  # 0: no limit
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str
+    deployments: tuple[DeploymentSettings, ...]
     aliases: tuple[str, ...] = ()
+    strategy: str | None = None  # None: the router's
+    max_retries: int | None = None
+    fallbacks: tuple[str, ...] = ()
+    context_window_fallbacks: tuple[str, ...] = ()
+    content_policy_fallbacks: tuple[str, ...] = ()
+    first_byte_timeout: float | None = None  # None: the provider's
+    stream_idle_timeout: float | None = None
+    total_timeout: float | None = None
+
+    @property
+    def provider(self):
+        """The provider of the first deployment (the owner shown by /v1/models)."""
+        return self.deployments[0].provider
 
 
 @dataclass(frozen=True)
 class Config:
     server: ServerSettings
     providers: tuple[ProviderSettings, ...]
+    router: RouterSettings = RouterSettings()
     models: tuple[ModelSettings, ...] = ()
     wildcards: tuple[tuple[str, str], ...] = ()  # (pattern, provider name)
     default_provider: str | None = None
@@ -104,9 +143,28 @@ class _Section:
 
     def positive(self, key, kind, default):
         value = self.get(key, kind, default)
-        if value <= 0:
+        if value is not None and value <= 0:
             self._fail(key, "must be greater than zero")
         return value
+
+    def at_least_zero(self, key, kind, default):
+        value = self.get(key, kind, default)
+        if value is not None and value < 0:
+            self._fail(key, "must not be negative")
+        return value
+
+    def one_of(self, key, choices, default):
+        value = self.get(key, str, default)
+        if value is not None and value not in choices:
+            self._fail(key, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def names(self, key):
+        """A list of non-empty strings (aliases, fallbacks)."""
+        value = self.get(key, list, [])
+        if not all(isinstance(item, str) and item for item in value):
+            self._fail(key, "expected a list of names")
+        return tuple(value)
 
     def secret(self, key, env):
         """A secret: ``"env:NAME"`` reads the environment; a literal is accepted but discouraged."""
@@ -181,6 +239,9 @@ def _load_provider(source, name, table, env):
     for key, value in headers.items():
         if not isinstance(value, str) or any(c in value for c in "\r\n") or any(c in key for c in ":\r\n "):
             section._fail("headers", f"invalid header {key!r}")
+    # read_timeout is the earlier name of first_byte_timeout (it also bounded stream silences).
+    read_timeout = section.positive("read_timeout", float, 600.0)
+    first_byte_timeout = section.positive("first_byte_timeout", float, read_timeout)
     api_key = section.secret("api_key", env)
     if api_key is None and preset.key_env:
         api_key = env.get(preset.key_env) or None
@@ -194,7 +255,9 @@ def _load_provider(source, name, table, env):
         headers=tuple(headers.items()),
         client=client,
         connect_timeout=section.positive("connect_timeout", float, 10.0),
-        read_timeout=section.positive("read_timeout", float, 600.0),
+        first_byte_timeout=first_byte_timeout,
+        stream_idle_timeout=section.positive("stream_idle_timeout", float, first_byte_timeout),
+        total_timeout=section.at_least_zero("total_timeout", float, 0.0),
         max_connections=section.positive("max_connections", int, 512),
         http2=section.get("http2", bool, False),
         families=preset.families,
@@ -225,20 +288,86 @@ def _zero_config_providers(env):
     return providers
 
 
-def _load_model(source, index, table, provider_names):
-    section = _Section(source, f"models[{index}]", table)
-    name = section.get("name", str)
-    if not name:
-        section._fail("name", "required")
+def _load_router(source, table):
+    section = _Section(source, "router", table)
+    default = RouterSettings()
+    router = RouterSettings(
+        max_retries=section.at_least_zero("max_retries", int, default.max_retries),
+        retry_deadline=section.positive("retry_deadline", float, default.retry_deadline),
+        backoff_base=section.at_least_zero("backoff_base", float, default.backoff_base),
+        backoff_max=section.at_least_zero("backoff_max", float, default.backoff_max),
+        retry_after_max=section.at_least_zero("retry_after_max", float, default.retry_after_max),
+        strategy=section.one_of("strategy", STRATEGIES, default.strategy),
+        failure_threshold=section.positive("failure_threshold", int, default.failure_threshold),
+        failure_window=section.positive("failure_window", float, default.failure_window),
+        cooldown=section.positive("cooldown", float, default.cooldown),
+    )
+    section.finish()
+    return router
+
+
+def _load_deployment(source, where, table, name, provider_names):
+    section = _Section(source, where, table)
     provider = section.get("provider", str)
     if provider not in provider_names:
         section._fail("provider", f"no provider named {provider!r}")
-    aliases = section.get("aliases", list, [])
-    if not all(isinstance(alias, str) and alias for alias in aliases):
-        section._fail("aliases", "expected a list of names")
-    model = ModelSettings(name=name, provider=provider, model=section.get("model", str, name), aliases=tuple(aliases))
+    deployment = DeploymentSettings(
+        provider=provider,
+        model=section.get("model", str, name) or name,
+        weight=section.positive("weight", float, 1.0),
+        max_inflight=section.at_least_zero("max_inflight", int, 0),
+    )
+    section.finish()
+    return deployment
+
+
+def _load_model(source, index, table, provider_names):
+    where = f"models[{index}]"
+    section = _Section(source, where, table)
+    name = section.get("name", str)
+    if not name:
+        section._fail("name", "required")
+    listed = section.get("deployments", list)
+    if listed is not None:
+        if "provider" in table or "model" in table:
+            section._fail("deployments", "give either provider (and model) or deployments, not both")
+        if not listed:
+            section._fail("deployments", "must list at least one deployment")
+        deployments = tuple(
+            _load_deployment(source, f"{where}.deployments[{i}]", item, name, provider_names)
+            for i, item in enumerate(listed)
+        )
+    else:
+        # The short form: one deployment, given by provider and model.
+        single = {key: table[key] for key in ("provider", "model") if key in table}
+        section.read.update(("provider", "model"))
+        deployments = (_load_deployment(source, where, single, name, provider_names),)
+    model = ModelSettings(
+        name=name,
+        deployments=deployments,
+        aliases=section.names("aliases"),
+        strategy=section.one_of("strategy", STRATEGIES, None),
+        max_retries=section.at_least_zero("max_retries", int, None),
+        fallbacks=section.names("fallbacks"),
+        context_window_fallbacks=section.names("context_window_fallbacks"),
+        content_policy_fallbacks=section.names("content_policy_fallbacks"),
+        first_byte_timeout=section.positive("first_byte_timeout", float, None),
+        stream_idle_timeout=section.positive("stream_idle_timeout", float, None),
+        total_timeout=section.at_least_zero("total_timeout", float, None),
+    )
     section.finish()
     return model
+
+
+def _check_fallbacks(source, models):
+    known = set()
+    for model in models:
+        known.update((model.name, *model.aliases))
+    for index, model in enumerate(models):
+        for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+            for name in getattr(model, key):
+                if name not in known:
+                    raise ConfigError(f"{source}: models[{index}].{key}: no model named {name!r}")
 
 
 def load(path=None, env=None, **server_overrides):
@@ -265,7 +394,9 @@ def load(path=None, env=None, **server_overrides):
         # Zero-config: the environment alone enables every provider whose key it holds.
         providers = _zero_config_providers(env)
     names = [p.name for p in providers]
+    router = _load_router(source, root.get("router", dict, {}))
     models = [_load_model(source, i, table, names) for i, table in enumerate(root.get("models", list, []))]
+    _check_fallbacks(source, models)
     wildcard_table = root.get("wildcards", dict, {})
     for pattern, provider in wildcard_table.items():
         if provider not in names:
@@ -277,6 +408,7 @@ def load(path=None, env=None, **server_overrides):
     return Config(
         server=server,
         providers=tuple(providers),
+        router=router,
         models=tuple(models),
         wildcards=tuple(wildcard_table.items()),
         default_provider=default,

@@ -2,7 +2,8 @@
 
 ``Endpoints.dispatch`` returns a ``Prebuilt`` answer for what Alloy answers itself, or hands the
 request to the proxy (which answers asynchronously and returns None). Method and path decide;
-nothing here reads a body.
+nothing here reads a body. ``/health`` says the process is alive; ``/health/ready`` says whether
+every configured model still has a healthy deployment (see ``alloy.balancer``); neither needs a key.
 """
 
 import orjson
@@ -50,6 +51,10 @@ class Endpoints:
             if method == b"GET" or method == b"HEAD":
                 return self.health
             raise MethodNotAllowed("use GET for /health", allow=b"GET, HEAD")
+        if path == b"/health/ready":
+            if method == b"GET" or method == b"HEAD":
+                return self._readiness()
+            raise MethodNotAllowed("use GET for /health/ready", allow=b"GET, HEAD")
         if not path.startswith(b"/v1/"):
             raise NotFound(f"no route for {method.decode()} {path.decode('latin-1')}")
         self.auth.check(request.headers)
@@ -62,6 +67,11 @@ class Endpoints:
             return self._model_answer(path)
         self.proxy.passthrough(request, path, connection)
         return None
+
+    def _readiness(self):
+        # Built on each call (it is state, not configuration); load balancers poll it, clients don't.
+        ready, report = self.proxy.readiness()
+        return Prebuilt(200 if ready else 503, orjson.dumps(report))
 
     def _model_answer(self, path):
         if path == b"/v1/models":

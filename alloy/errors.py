@@ -17,6 +17,7 @@ class AlloyError(Exception):
     type = "server_error"
     code = "internal_error"
     header_block = b""  # extra response header lines this error requires (e.g. Allow on 405)
+    retryable = False  # another attempt (on this deployment or another) may well succeed
 
     def __init__(self, message, *, code=None, param=None):
         super().__init__(message)
@@ -104,6 +105,25 @@ class ServiceUnavailable(AlloyError):
     code = "service_unavailable"
 
 
+class NoHealthyDeployment(ServiceUnavailable):
+    """Every deployment that could serve the model is cooling down after repeated failures."""
+
+    code = "no_healthy_deployment"
+
+    def __init__(self, message, *, retry_after):
+        super().__init__(message)
+        self.header_block = b"retry-after: %d\r\n" % retry_after
+
+
+class DeploymentsBusy(AlloyError):
+    """Every deployment that could serve the model is at its ``max_inflight``."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "deployments_busy"
+    header_block = b"retry-after: 1\r\n"
+
+
 # --- the upstream ----------------------------------------------------------------------------
 
 class UpstreamError(AlloyError):
@@ -114,13 +134,31 @@ class UpstreamError(AlloyError):
     code = "bad_gateway"
 
 
+class UpstreamUnreachable(UpstreamError):
+    """No connection could be opened, or the upstream closed it before answering a byte: the
+    request was not processed, so it is safe to try again."""
+
+    retryable = True
+
+    def __init__(self, message, *, stale=False):
+        super().__init__(message)
+        self.stale = stale  # a reused keep-alive connection: retried at once, not held against it
+
+
 class UpstreamProtocolError(UpstreamError):
     code = "upstream_protocol_error"
 
 
 class UpstreamTimeout(UpstreamError):
+    """The upstream did not answer (or went silent) in time. Not retried: a model that takes
+    longer than the first-byte timeout would take as long again."""
+
     status = 504
     code = "upstream_timeout"
+
+
+class UpstreamConnectTimeout(UpstreamTimeout):
+    retryable = True
 
 
 def error_payload(exc):

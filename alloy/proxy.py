@@ -21,23 +21,26 @@ from alloy.core import (
     rewrite_model_parts,
     scan_body,
 )
+from alloy.attempts import Attempts, Call
+from alloy.balancer import Breaker, Deployment, ModelGroup
 from alloy.errors import InvalidRequest, ModelNotFound, NotFound, ServiceUnavailable, error_payload
 from alloy.headers import NOT_FORWARDED, STATUS_REASONS
 from alloy.providers import PASSTHROUGH, TRANSLATORS
 from alloy.translated import Translation
-from alloy.upstream import UpstreamRequest
+from alloy.upstream import Timeouts, UpstreamRequest
 
 _REQUEST_ID_OK = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
-class Deployment:
-    """A provider reached by passthrough, as the proxy sees it: its upstream, its API adapter and
-    the header lines built once for it."""
+class Passthrough:
+    """A provider reached by passthrough (OpenAI and compatible APIs, Azure): the body goes as the
+    client sent it, with only the model name spliced in. Holds what is built once for it."""
 
     translates = False
 
     def __init__(self, provider, upstream):
         self.name = provider.name
+        self.name_bytes = provider.name.encode()
         self.upstream = upstream
         self.adapter = PASSTHROUGH[provider.api]
         self.api_version = provider.api_version
@@ -47,22 +50,38 @@ class Deployment:
         for name, value in provider.headers:
             lines.append(name.lower().encode() + b": " + value.encode() + b"\r\n")
         self.header_block = b"".join(lines)
-        self.provider_header = b"x-alloy-provider: " + provider.name.encode() + b"\r\n"
+
+    def send(self, plan, deployment, served_by, total_ticks):
+        """Start one attempt of ``plan``'s request on ``deployment``; returns its exchange."""
+        call = plan.call
+        request = call.request
+        scan = call.scan
+        if scan is None:  # an endpoint without a model: files, images, audio...
+            target = self.adapter.passthrough_target(self.base_path, call.suffix, self.api_version)
+            body = [request.body]
+        else:
+            model = deployment.upstream_model or call.model_name
+            body = [scan.body] if model == scan.model else rewrite_model_parts(scan, model)
+            target = self.adapter.target(self.base_path, call.suffix, model, self.api_version)
+        upstream_request = UpstreamRequest(
+            request.method,
+            target,
+            self.header_block + encode_forwarded(request.headers, NOT_FORWARDED) + call.id_line,
+            body,
+            sum(len(part) for part in body),
+            deployment.timeouts,
+            total_ticks,
+        )
+        exchange = ProxyExchange(plan, request.keep_alive, call.id_line + served_by)
+        exchange.handle = self.upstream.start(upstream_request, exchange, request.method == b"HEAD")
+        return exchange
 
 
-def _deployment(provider, upstream):
+def _connector(provider, upstream):
     translator = TRANSLATORS.get(provider.api)
     if translator is not None:
         return Translation(provider, upstream, translator)
-    return Deployment(provider, upstream)
-
-
-class Route:
-    __slots__ = ("deployment", "upstream_model")
-
-    def __init__(self, deployment, upstream_model=None):
-        self.deployment = deployment
-        self.upstream_model = upstream_model  # None: send the requested name as it is
+    return Passthrough(provider, upstream)
 
 
 class RequestIds:
@@ -80,30 +99,70 @@ class RequestIds:
         return b"%s-%x" % (self.prefix.encode(), self.counter)
 
 
+def _timeouts(provider, model=None):
+    def pick(key):
+        value = getattr(model, key) if model is not None else None
+        return getattr(provider, key) if value is None else value
+
+    return Timeouts(pick("first_byte_timeout"), pick("stream_idle_timeout"), pick("total_timeout"))
+
+
 class Proxy:
-    def __init__(self, config, upstreams):
-        deployments = {p.name: _deployment(p, upstreams[p.name]) for p in config.providers}
-        self.default = deployments.get(config.default_provider)
+    """Routes a model name to its model group and hands the request to ``Attempts``."""
+
+    def __init__(self, config, upstreams, loop):
+        self.loop = loop
+        self.router = config.router
+        breaker = Breaker(config.router)
+        providers = {p.name: p for p in config.providers}
+        connectors = {p.name: _connector(p, upstreams[p.name]) for p in config.providers}
+
+        def provider_group(name):
+            # Every model a provider serves by prefix, wildcard or as the plain proxy shares one
+            # deployment, without a circuit breaker: there is nowhere else to send its requests, so
+            # cooling it would only turn the provider's own answers into 503s.
+            deployment = Deployment(connectors[name], None, 1.0, 0, _timeouts(providers[name]), None)
+            return ModelGroup(name, [deployment], config.router.strategy, config.router.max_retries)
+
+        provider_groups = {name: provider_group(name) for name in connectors}
+        self.default = connectors.get(config.default_provider)
+        self.default_group = provider_groups.get(config.default_provider)
         self.routes = RouteTable()
         self.listed_models = []
+        self.groups = {}  # configured models by name and alias, for fallbacks and /health/ready
+        self.configured = []
         for model in config.models:
-            route = Route(deployments[model.provider], model.model)
+            deployments = [
+                Deployment(
+                    connectors[d.provider], d.model, d.weight, d.max_inflight,
+                    _timeouts(providers[d.provider], model), breaker,
+                )  # fmt: skip
+                for d in model.deployments
+            ]
+            max_retries = config.router.max_retries if model.max_retries is None else model.max_retries
+            group = ModelGroup(model.name, deployments, model.strategy or config.router.strategy, max_retries)
+            self.configured.append(group)
             for name in (model.name, *model.aliases):
-                self.routes.add_exact(name, route)
+                self.routes.add_exact(name, group)
+                self.groups[name] = group
                 self.listed_models.append((name, model.provider))
-        for name, deployment in deployments.items():
-            self.routes.add_prefix(name, Route(deployment))
+        for model, group in zip(config.models, self.configured):
+            group.fallbacks = tuple(self.groups[name] for name in model.fallbacks)
+            group.context_window_fallbacks = tuple(self.groups[name] for name in model.context_window_fallbacks)
+            group.content_policy_fallbacks = tuple(self.groups[name] for name in model.content_policy_fallbacks)
+        for name, group in provider_groups.items():
+            self.routes.add_prefix(name, group)
         for pattern, provider in config.wildcards:
-            self.routes.add_wildcard(pattern, Route(deployments[provider]))
+            self.routes.add_wildcard(pattern, provider_groups[provider])
         configured = {pattern for pattern, _ in config.wildcards}
         for provider in config.providers:
             # Model families a provider serves (claude-* for anthropic...), unless configured.
             for pattern in provider.families:
                 if pattern not in configured:
-                    self.routes.add_wildcard(pattern, Route(deployments[provider.name]))
-        if not config.models and not config.wildcards and self.default is not None:
+                    self.routes.add_wildcard(pattern, provider_groups[provider.name])
+        if not config.models and not config.wildcards and self.default_group is not None:
             # A plain proxy: every model goes to the default provider under its own name.
-            self.routes.add_wildcard("*", Route(self.default))
+            self.routes.add_wildcard("*", self.default_group)
         self.request_ids = RequestIds()
 
     def model_request(self, request, path, connection):
@@ -114,102 +173,91 @@ class Proxy:
         found = self.routes.lookup(scan.model)
         if found is None:
             raise ModelNotFound(f"The model '{scan.model}' does not exist or is not routed by this gateway", param="model")
-        route, name = found
-        upstream_model = route.upstream_model or name
-        if upstream_model == scan.model:
-            body = [scan.body]
-        else:
-            body = rewrite_model_parts(scan, upstream_model)
-        model_header = b"x-alloy-model: " + upstream_model.encode() + b"\r\n"
-        deployment = route.deployment
-        if deployment.translates:
-            id_line = b"x-request-id: " + self.request_ids.for_request(request.headers) + b"\r\n"
-            extra_headers = id_line + deployment.provider_header + model_header
-            endpoint = path[4:].decode()  # "chat/completions", "completions", "embeddings"
-            deployment.send(request, endpoint, upstream_model, extra_headers, id_line, connection)
-            return
-        suffix = request.target[3:]  # "/v1/x?y" -> "/x?y"
-        target = deployment.adapter.target(deployment.base_path, suffix, upstream_model, deployment.api_version)
-        self._send(request, target, deployment, body, model_header, connection)
+        group, name = found
+        id_line = b"x-request-id: " + self.request_ids.for_request(request.headers) + b"\r\n"
+        # "/v1/x?y" -> "/x?y"; the endpoint is "chat/completions", "completions" or "embeddings".
+        call = Call(request, connection, id_line, scan, name, request.target[3:], path[4:].decode())
+        Attempts(self.router, self.loop, call, group).start()
 
     def passthrough(self, request, path, connection):
         """Any other /v1/ path goes to the default provider unchanged (files, images, audio...)."""
-        deployment = self.default
-        if deployment is None:
+        connector = self.default
+        if connector is None:
             raise ServiceUnavailable("no default provider is configured for this endpoint")
-        if deployment.translates:
-            raise NotFound(f"{path.decode('latin-1')} is not available through provider {deployment.name}")
-        suffix = request.target[3:]
-        target = deployment.adapter.passthrough_target(deployment.base_path, suffix, deployment.api_version)
-        self._send(request, target, deployment, [request.body], b"", connection)
+        if connector.translates:
+            raise NotFound(f"{path.decode('latin-1')} is not available through provider {connector.name}")
+        id_line = b"x-request-id: " + self.request_ids.for_request(request.headers) + b"\r\n"
+        call = Call(request, connection, id_line, suffix=request.target[3:])
+        Attempts(self.router, self.loop, call, self.default_group).start()
 
-    def _send(self, request, target, deployment, body, model_header, connection):
-        request_id = self.request_ids.for_request(request.headers)
-        id_line = b"x-request-id: " + request_id + b"\r\n"
-        forwarded = encode_forwarded(request.headers, NOT_FORWARDED)
-        upstream_request = UpstreamRequest(
-            request.method,
-            target,
-            deployment.header_block + forwarded + id_line,
-            body,
-            sum(len(part) for part in body),
-        )
-        exchange = ProxyExchange(connection, request, id_line + deployment.provider_header + model_header)
-        connection.current = exchange
-        exchange.handle = deployment.upstream.start(upstream_request, exchange, request.method == b"HEAD")
+    def readiness(self):
+        """``/health/ready``: each configured model's deployments and their state; unavailable when
+        some model has no healthy deployment left."""
+        models = {group.name: group.report() for group in self.configured}
+        ready = all(report["healthy"] for report in models.values())
+        return ready, {"status": "ready" if ready else "unavailable", "models": models}
 
 
 class ProxyExchange:
-    """The sink of one upstream exchange: re-frames what the upstream sends for the client."""
+    """The sink of one upstream attempt: re-frames what the upstream sends for the client.
 
-    __slots__ = ("connection", "transport", "keep_alive", "extra_headers", "handle", "chunked", "head_sent", "event_stream", "finished")
+    An answer that another attempt might replace (``Attempts.holds``) is held: read whole, relayed
+    only if ``Attempts`` finally gives it to the client (``relay_held``).
+    """
 
-    def __init__(self, connection, request, extra_headers):
-        self.connection = connection
+    __slots__ = (
+        "plan", "connection", "transport", "keep_alive", "extra_headers", "handle", "chunked",
+        "head_sent", "event_stream", "finished", "held",
+    )  # fmt: skip
+
+    def __init__(self, plan, keep_alive, extra_headers):
+        self.plan = plan
+        self.connection = connection = plan.call.connection
         self.transport = connection.transport
-        self.keep_alive = request.keep_alive
+        self.keep_alive = keep_alive
         self.extra_headers = extra_headers
         self.handle = None
         self.chunked = False
         self.head_sent = False
         self.event_stream = False
         self.finished = False
+        self.held = None
 
     # --- the sink interface (see alloy.upstream) ------------------------------------------------
 
     def upstream_events(self, events):
         if self.finished:
             return
-        out = []
-        for event in events:
-            if type(event) is bytes:
-                out.append(frame_chunk(event) if self.chunked else event)
-            else:
-                out.append(self._head(event))
-        if len(out) == 1:
-            self.transport.write(out[0])
-        else:
-            self.transport.writelines(out)
+        if not self.head_sent:
+            if self.held is not None:
+                self.held.extend(events)
+                return
+            status = events[0].status
+            if status >= 400 and self.plan.holds(status):
+                self.held = list(events)
+                return
+            self.plan.first_byte()
+        self._relay(events)
 
     def upstream_done(self):
         if self.finished:
             return
         self.finished = True
-        if self.chunked:
-            self.transport.write(LAST_CHUNK)
-        self.connection.exchange_finished(self.keep_alive)
+        if self.held is not None:
+            self.plan.failed_with_answer(self)
+            return
+        self.plan.succeeded()
+        self._end()
 
     def upstream_failed(self, error):
         if self.finished:
             return
         self.finished = True
-        connection = self.connection
         if not self.head_sent:
-            connection.current = None
-            connection.send_error(error, close=not self.keep_alive, extra_headers=self.extra_headers)
-            if self.keep_alive:
-                connection.exchange_finished(True)
+            self.plan.failed_with_error(error)
             return
+        self.plan.broke_off()
+        connection = self.connection
         if self.chunked and self.event_stream:
             # The stream already started: end it with an OpenAI-style error event, cleanly framed,
             # so SDKs raise an error instead of hanging or silently truncating.
@@ -218,10 +266,12 @@ class ProxyExchange:
         connection.current = None
         connection.close() if self.chunked else self.transport.abort()
 
-    def upstream_retargeted(self, exchange):
-        self.handle = exchange
+    # --- called by Attempts -----------------------------------------------------------------------
 
-    # --- called by the client connection ------------------------------------------------------
+    def relay_held(self):
+        events, self.held = self.held, None
+        self._relay(events)
+        self._end()
 
     def cancel(self):
         self.finished = True
@@ -235,6 +285,25 @@ class ProxyExchange:
     def resume(self):
         if self.handle is not None:
             self.handle.resume_reading()
+
+    # --- writing to the client ----------------------------------------------------------------------
+
+    def _relay(self, events):
+        out = []
+        for event in events:
+            if type(event) is bytes:
+                out.append(frame_chunk(event) if self.chunked else event)
+            else:
+                out.append(self._head(event))
+        if len(out) == 1:
+            self.transport.write(out[0])
+        else:
+            self.transport.writelines(out)
+
+    def _end(self):
+        if self.chunked:
+            self.transport.write(LAST_CHUNK)
+        self.connection.exchange_finished(self.keep_alive)
 
     # --- framing the head -------------------------------------------------------------------------
 

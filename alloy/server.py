@@ -40,7 +40,7 @@ class Gateway:
         self.connections = set()
         self.draining = False
         self.upstreams = {p.name: open_upstream(p, loop) for p in config.providers}
-        self.endpoints = Endpoints(config, Proxy(config, self.upstreams))
+        self.endpoints = Endpoints(config, Proxy(config, self.upstreams, loop))
         self.dispatch = self.endpoints.dispatch
         self._sweeper = None
 

@@ -26,7 +26,7 @@ class Translation:
 
     def __init__(self, provider, upstream, translator):
         self.name = provider.name
-        self.provider_header = b"x-alloy-provider: " + provider.name.encode() + b"\r\n"
+        self.name_bytes = provider.name.encode()
         self.translator = translator
         self.upstream = upstream
         self.base_path = upstream.origin.base_path.encode()
@@ -39,36 +39,49 @@ class Translation:
         extra = [name.lower().encode() + b": " + value.encode() + b"\r\n" for name, value in provider.headers]
         self.extra_lines = b"".join(extra)
 
-    def send(self, request, endpoint, upstream_model, extra_headers, id_line, connection):
+    def send(self, plan, deployment, served_by, total_ticks):
+        """Start one attempt of ``plan``'s request on ``deployment``; returns its exchange."""
+        call = plan.call
+        request = call.request
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
             raise InvalidRequest("request body is not valid JSON") from None
-        call = self.translator.build_request(body, upstream_model, endpoint, self.settings)
+        model = deployment.upstream_model or call.model_name
+        translated = self.translator.build_request(body, model, call.endpoint, self.settings)
         # The client's other headers travel on (tracing, provider beta flags), except those the
         # translated call sets itself.
-        skip = NOT_FORWARDED_TRANSLATED | {name for name, _ in call.headers}
-        lines = [self.host_line, self.extra_lines, encode_forwarded(request.headers, skip), id_line]
-        lines.extend(name + b": " + value + b"\r\n" for name, value in call.headers)
+        skip = NOT_FORWARDED_TRANSLATED | {name for name, _ in translated.headers}
+        lines = [self.host_line, self.extra_lines, encode_forwarded(request.headers, skip), call.id_line]
+        lines.extend(name + b": " + value + b"\r\n" for name, value in translated.headers)
         upstream_request = UpstreamRequest(
-            call.method, self.base_path + call.path, b"".join(lines), [call.body], len(call.body)
+            translated.method,
+            self.base_path + translated.path,
+            b"".join(lines),
+            [translated.body],
+            len(translated.body),
+            deployment.timeouts,
+            total_ticks,
         )
         stream_options = body.get("stream_options") or {}
         include_usage = bool(stream_options.get("include_usage")) if isinstance(stream_options, dict) else False
         exchange = TranslatedExchange(
-            connection, request, extra_headers, self.translator, upstream_model, endpoint, call.stream, include_usage
-        )
-        connection.current = exchange
+            plan, request.keep_alive, call.id_line + served_by, self.translator, model, call.endpoint,
+            translated.stream, include_usage,
+        )  # fmt: skip
         exchange.handle = self.upstream.start(upstream_request, exchange)
+        return exchange
 
 
 class TranslatedExchange:
-    """The sink of one translated exchange (see ``alloy.upstream`` for the sink interface)."""
+    """The sink of one translated attempt (see ``alloy.upstream`` for the sink interface, and
+    ``ProxyExchange`` for holding an answer another attempt may replace)."""
 
-    def __init__(self, connection, request, extra_headers, translator, model, endpoint, stream, include_usage):
-        self.connection = connection
-        self.transport = connection.transport
-        self.keep_alive = request.keep_alive
+    def __init__(self, plan, keep_alive, extra_headers, translator, model, endpoint, stream, include_usage):
+        self.plan = plan
+        self.connection = plan.call.connection
+        self.transport = self.connection.transport
+        self.keep_alive = keep_alive
         self.extra_headers = extra_headers
         self.translator = translator
         self.model = model
@@ -80,6 +93,7 @@ class TranslatedExchange:
         self.pieces = []  # a complete (or error) response, read whole before translating
         self.splitter = None  # set when relaying a stream
         self.events = None
+        self.held = None  # an answer another attempt may replace: [head, body pieces...]
         self.finished = False
 
     # --- the sink interface -------------------------------------------------------------------------
@@ -87,9 +101,16 @@ class TranslatedExchange:
     def upstream_events(self, events):
         if self.finished:
             return
+        if self.held is not None:
+            self.held.extend(events)
+            return
         out = []
         for event in events:
             if type(event) is not bytes:
+                if event.status >= 400 and self.plan.holds(event.status):
+                    self.held = list(events)
+                    return
+                self.plan.first_byte()
                 self._head(event, out)
             elif self.splitter is not None:
                 for name, data in self.splitter.feed(event):
@@ -103,40 +124,34 @@ class TranslatedExchange:
         if self.finished:
             return
         self.finished = True
-        if self.splitter is not None:
-            out = []
-            for name, data in self.splitter.flush():
-                out.extend(frame_chunk(chunk) for chunk in self.events.feed(name, data))
-            out.extend(frame_chunk(chunk) for chunk in self.events.finish())
-            out.append(LAST_CHUNK)
-            self.transport.writelines(out)
-        else:
-            status, body = self.translator.translate_response(self.status, b"".join(self.pieces), self.model, self.endpoint)
-            close = self._closing()
-            self.transport.write(frame_response(status, JSON_HEADER + self.extra_headers, body, close))
-        self.connection.exchange_finished(self.keep_alive)
+        if self.held is not None:
+            self.plan.failed_with_answer(self)
+            return
+        self.plan.succeeded()
+        self._end()
 
     def upstream_failed(self, error):
         if self.finished:
             return
         self.finished = True
-        connection = self.connection
         if self.splitter is None:
-            connection.current = None
-            connection.send_error(error, close=not self.keep_alive, extra_headers=self.extra_headers)
-            if self.keep_alive:
-                connection.exchange_finished(True)
+            self.plan.failed_with_error(error)
             return
         # The stream started: end it with an OpenAI-style error event, cleanly framed.
+        self.plan.broke_off()
+        connection = self.connection
         event = b"data: " + orjson.dumps(error_payload(error)) + b"\n\n"
         self.transport.writelines([frame_chunk(event), frame_chunk(b"data: [DONE]\n\n"), LAST_CHUNK])
         connection.current = None
         connection.close()
 
-    def upstream_retargeted(self, exchange):
-        self.handle = exchange
+    # --- called by Attempts -------------------------------------------------------------------------
 
-    # --- called by the client connection ---------------------------------------------------------
+    def relay_held(self):
+        head, *self.pieces = self.held
+        self.held = None
+        self.status = head.status
+        self._end()
 
     def cancel(self):
         self.finished = True
@@ -152,6 +167,20 @@ class TranslatedExchange:
             self.handle.resume_reading()
 
     # --- internals -------------------------------------------------------------------------------------
+
+    def _end(self):
+        if self.splitter is not None:
+            out = []
+            for name, data in self.splitter.flush():
+                out.extend(frame_chunk(chunk) for chunk in self.events.feed(name, data))
+            out.extend(frame_chunk(chunk) for chunk in self.events.finish())
+            out.append(LAST_CHUNK)
+            self.transport.writelines(out)
+        else:
+            status, body = self.translator.translate_response(self.status, b"".join(self.pieces), self.model, self.endpoint)
+            close = self._closing()
+            self.transport.write(frame_response(status, JSON_HEADER + self.extra_headers, body, close))
+        self.connection.exchange_finished(self.keep_alive)
 
     def _closing(self):
         close = not self.keep_alive or self.connection.gateway.draining

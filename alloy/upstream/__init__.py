@@ -11,12 +11,39 @@ upstream socket to the client socket without a task or a future per request:
 
 ``start`` returns an ``Exchange`` the caller can ``cancel()`` (client gone) or pause and resume
 (back-pressure from a slow client).
+
+Response timeouts (first byte, stream idle, total) travel with each request, so one provider can
+serve models with different limits; the gateway's once-a-second sweep calls ``tick()`` to enforce
+them, which costs nothing per read.
 """
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 from alloy.upstream.httpx_backend import HttpxUpstream
 from alloy.upstream.pool import CorePool, Origin
+
+
+def sweep_ticks(seconds):
+    """How many ticks of the once-a-second sweep make sure at least ``seconds`` have passed: the
+    first tick comes anywhere within a second of the start, so a limit fires between ``seconds``
+    and ``seconds + 1`` after it."""
+    return math.ceil(seconds) + 1
+
+
+@dataclass(slots=True, frozen=True)
+class Timeouts:
+    """The response-side limits of one deployment, in seconds and in sweep ticks."""
+
+    first_byte: float
+    stream_idle: float
+    total: float  # the whole request, retries included; 0: none
+    first_byte_ticks: int = field(init=False)
+    idle_ticks: int = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "first_byte_ticks", sweep_ticks(self.first_byte))
+        object.__setattr__(self, "idle_ticks", sweep_ticks(self.stream_idle))
 
 
 @dataclass(slots=True)
@@ -26,6 +53,8 @@ class UpstreamRequest:
     header_block: bytes  # host, provider credentials and forwarded headers, each line CRLF-terminated
     body: list  # buffers (bytes or memoryview) whose concatenation is the body
     body_length: int
+    timeouts: Timeouts
+    total_ticks: int = 0  # what is left of the total timeout for this attempt; 0: no limit
 
 
 def open_upstream(provider, loop):
@@ -36,4 +65,4 @@ def open_upstream(provider, loop):
     return CorePool(origin, provider, loop)
 
 
-__all__ = ["Origin", "UpstreamRequest", "open_upstream"]
+__all__ = ["Origin", "Timeouts", "UpstreamRequest", "open_upstream", "sweep_ticks"]

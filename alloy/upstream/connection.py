@@ -9,7 +9,7 @@ connection can never serve the next request.
 import asyncio
 
 from alloy.core import ResponseParser, frame_request, frame_request_head
-from alloy.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from alloy.errors import UpstreamProtocolError, UpstreamTimeout, UpstreamUnreachable
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -26,7 +26,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._parser = None
         self._head = None
         self._received = False
-        self.quiet_seconds = 0  # counted by the pool's sweep, reset by every read
+        self.quiet_ticks = 0  # sweeps since the last read (or the request), reset by every read
+        self.age_ticks = 0  # sweeps since the request was sent
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
@@ -40,7 +41,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self._received = True
-        self.quiet_seconds = 0
+        self.quiet_ticks = 0
         try:
             events = self._parser.feed(data)
         except UpstreamProtocolError as error:
@@ -58,13 +59,14 @@ class UpstreamConnection(asyncio.Protocol):
         if self._sink is None:
             self.pool.forget(self)
             return
-        if not self._received and self.reused:
-            # RFC 9112 section 9.3.1: the upstream may close an idle connection just as we reuse
-            # it. Nothing came back, so the request is retried once on a fresh connection.
-            request, sink = self._request, self._sink
-            self._sink = None
-            self.pool.forget(self)
-            self.pool.retry_fresh(request, sink)
+        if not self._received:
+            # Closed (or reset) before a single byte of answer: the request was not processed.
+            # On a reused connection this is most likely the keep-alive race of RFC 9112 section
+            # 9.3.1 (the upstream closed it as idle just as we sent): Attempts retries at once.
+            error = UpstreamUnreachable(
+                f"upstream {self.pool.origin.label} closed the connection before answering", stale=self.reused
+            )
+            self._fail(error)
             return
         try:
             events = self._parser.feed_eof()
@@ -90,7 +92,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._parser = ResponseParser(head_request)
         self._head = None
         self._received = False
-        self.quiet_seconds = 0
+        self.quiet_ticks = 0
+        self.age_ticks = 0
         self.pool.busy.add(self)
         if request.body_length <= 65536:
             body = request.body[0] if len(request.body) == 1 else b"".join(request.body)
@@ -142,17 +145,24 @@ class UpstreamConnection(asyncio.Protocol):
         if sink is not None:
             sink.upstream_failed(error)
 
-    # --- timeouts: the pool's once-a-second sweep counts the seconds since the last read ----------
+    # --- timeouts: the pool's once-a-second sweep counts ticks since the request and the last read --
 
     def tick(self):
         if self._sink is None:
             return
-        self.quiet_seconds += 1
-        if self.quiet_seconds >= self.pool.read_timeout:
-            phase = "a stream event" if self._received else "the first byte"
-            self._fail(UpstreamTimeout(f"upstream did not send {phase} within {self.pool.read_timeout:g} s"))
+        self.quiet_ticks += 1
+        self.age_ticks += 1
+        request = self._request
+        timeouts = request.timeouts
+        if request.total_ticks and self.age_ticks >= request.total_ticks:
+            self._fail(UpstreamTimeout(f"upstream did not complete the response within {timeouts.total:g} s"))
+        elif self._received:
+            if self.quiet_ticks >= timeouts.idle_ticks:
+                self._fail(UpstreamTimeout(f"upstream went silent for {timeouts.stream_idle:g} s"))
+        elif self.quiet_ticks >= timeouts.first_byte_ticks:
+            self._fail(UpstreamTimeout(f"upstream did not send the first byte within {timeouts.first_byte:g} s"))
 
 
 def connection_error(exc, origin):
-    """An ``UpstreamError`` for a failure to connect, naming the origin but nothing secret."""
-    return UpstreamError(f"could not connect to upstream {origin.label}: {exc.__class__.__name__}")
+    """The error for a failure to connect, naming the origin but nothing secret."""
+    return UpstreamUnreachable(f"could not connect to upstream {origin.label}: {exc.__class__.__name__}")

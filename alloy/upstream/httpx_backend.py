@@ -9,7 +9,13 @@ import asyncio
 
 import httpx
 
-from alloy.errors import UpstreamError, UpstreamProtocolError, UpstreamTimeout
+from alloy.errors import (
+    UpstreamConnectTimeout,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 from alloy.headers import HOP_BY_HOP
 
 
@@ -51,10 +57,11 @@ class HttpxUpstream:
     def __init__(self, origin, provider, loop):
         self.origin = origin
         self.loop = loop
-        self.read_timeout = provider.read_timeout
+        # Response timeouts are the sweep's (see ``tick``), per request like the core pool's;
+        # httpx keeps only the connect timeout.
         self.client = httpx.AsyncClient(
             http2=provider.http2,
-            timeout=httpx.Timeout(provider.read_timeout, connect=provider.connect_timeout),
+            timeout=httpx.Timeout(None, connect=provider.connect_timeout),
             limits=httpx.Limits(max_connections=provider.max_connections, max_keepalive_connections=64),
             trust_env=True,  # proxies and CA settings from the environment
         )
@@ -64,46 +71,93 @@ class HttpxUpstream:
         for name in list(self.client.headers):
             if name.lower() != "connection":
                 del self.client.headers[name]
+        self.active = set()  # exchanges in flight, for the timeout sweep
 
     def start(self, request, sink, head_request=False):
         url = f"{self.origin.scheme}://{self.origin.host_header}{request.target.decode('latin-1')}"
         headers = [(k, v) for k, v in _parse_header_block(request.header_block) if k.lower() != b"host"]
         body = b"".join(bytes(part) for part in request.body)
-        task = self.loop.create_task(self._exchange(request.method.decode(), url, headers, body, sink))
-        return HttpxExchange(task)
+        exchange = HttpxExchange(self, request, sink)
+        exchange.task = self.loop.create_task(exchange.run(request.method.decode(), url, headers, body))
+        self.active.add(exchange)
+        return exchange
 
-    async def _exchange(self, method, url, headers, body, sink):
-        try:
-            async with self.client.stream(method, url, headers=headers, content=body or None) as response:
-                sink.upstream_events([HttpxHead(response)])
-                async for piece in response.aiter_raw():
-                    if piece:
-                        sink.upstream_events([piece])
-        except asyncio.CancelledError:
-            return
-        except httpx.TimeoutException:
-            sink.upstream_failed(UpstreamTimeout("upstream timed out"))
-            return
-        except (httpx.RemoteProtocolError, httpx.DecodingError) as exc:
-            sink.upstream_failed(UpstreamProtocolError(f"upstream answered invalid HTTP: {exc.__class__.__name__}"))
-            return
-        except httpx.HTTPError as exc:
-            sink.upstream_failed(UpstreamError(f"upstream request failed: {exc.__class__.__name__}"))
-            return
-        sink.upstream_done()
-
-    def tick(self):  # httpx enforces its own timeouts
-        pass
+    def tick(self):
+        for exchange in list(self.active):
+            exchange.tick()
 
     async def close(self):
         await self.client.aclose()
 
 
 class HttpxExchange:
-    def __init__(self, task):
-        self.task = task
+    """One request through httpx, as one task; reports to its sink like the core pool's exchanges."""
+
+    def __init__(self, upstream, request, sink):
+        self.upstream = upstream
+        self.request = request
+        self.sink = sink
+        self.task = None
+        self.received = False
+        self.quiet_ticks = 0
+        self.age_ticks = 0
+
+    async def run(self, method, url, headers, body):
+        sink = self.sink
+        try:
+            async with self.upstream.client.stream(method, url, headers=headers, content=body or None) as response:
+                self.received = True
+                self.quiet_ticks = 0
+                sink.upstream_events([HttpxHead(response)])
+                async for piece in response.aiter_raw():
+                    self.quiet_ticks = 0
+                    if piece:
+                        sink.upstream_events([piece])
+        except asyncio.CancelledError:
+            return
+        except httpx.ConnectTimeout:
+            self._fail(UpstreamConnectTimeout(f"connecting to upstream {self.upstream.origin.label} timed out"))
+            return
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            # httpx reports a close before any answer and an unparsable answer with one class.
+            garbled = isinstance(exc, httpx.RemoteProtocolError) and "without sending" not in str(exc)
+            if not self.received and not garbled:  # nothing came back: the request was not processed
+                self._fail(UpstreamUnreachable(f"upstream request failed: {exc.__class__.__name__}"))
+            elif isinstance(exc, httpx.RemoteProtocolError):
+                self._fail(UpstreamProtocolError(f"upstream answered invalid HTTP: {exc.__class__.__name__}"))
+            else:
+                self._fail(UpstreamError(f"upstream request failed: {exc.__class__.__name__}"))
+            return
+        except httpx.DecodingError as exc:
+            self._fail(UpstreamProtocolError(f"upstream answered invalid HTTP: {exc.__class__.__name__}"))
+            return
+        except httpx.HTTPError as exc:
+            self._fail(UpstreamError(f"upstream request failed: {exc.__class__.__name__}"))
+            return
+        self.upstream.active.discard(self)
+        sink.upstream_done()
+
+    def _fail(self, error):
+        self.upstream.active.discard(self)
+        self.sink.upstream_failed(error)
+
+    def tick(self):
+        self.quiet_ticks += 1
+        self.age_ticks += 1
+        request, timeouts = self.request, self.request.timeouts
+        if request.total_ticks and self.age_ticks >= request.total_ticks:
+            error = UpstreamTimeout(f"upstream did not complete the response within {timeouts.total:g} s")
+        elif self.received and self.quiet_ticks >= timeouts.idle_ticks:
+            error = UpstreamTimeout(f"upstream went silent for {timeouts.stream_idle:g} s")
+        elif not self.received and self.quiet_ticks >= timeouts.first_byte_ticks:
+            error = UpstreamTimeout(f"upstream did not send the first byte within {timeouts.first_byte:g} s")
+        else:
+            return
+        self.cancel()
+        self.sink.upstream_failed(error)
 
     def cancel(self):
+        self.upstream.active.discard(self)
         self.task.cancel()
 
     # httpx reads into its own buffers; back-pressure is its stream iterator awaiting our writes.

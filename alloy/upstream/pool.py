@@ -3,8 +3,8 @@
 Measured on the development machine, a keep-alive request through ``httpx.AsyncClient`` costs
 ~1.1 ms and through a raw asyncio connection ~0.15 ms, so the default path is this pool: idle
 connections in a LIFO stack (the most recently used socket is the least likely to have been closed
-by the upstream), a cap on open connections with a FIFO queue of waiting requests, connect and read
-timeouts, and one retry on a fresh connection when a reused one fails before any byte came back.
+by the upstream), a cap on open connections with a FIFO queue of waiting requests, a connect
+timeout. Retries are not the pool's business: ``alloy.attempts`` decides them.
 """
 
 import asyncio
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import certifi
 
-from alloy.errors import UpstreamError, UpstreamTimeout
+from alloy.errors import UpstreamConnectTimeout, UpstreamError
 from alloy.upstream.connection import UpstreamConnection, connection_error
 
 # Close pooled connections idle for longer than this: most servers drop idle keep-alive
@@ -53,7 +53,6 @@ class CorePool:
     def __init__(self, origin, provider, loop):
         self.origin = origin
         self.loop = loop
-        self.read_timeout = provider.read_timeout
         self.connect_timeout = provider.connect_timeout
         self.max_connections = provider.max_connections
         self._idle = []  # LIFO stack of UpstreamConnection
@@ -76,7 +75,7 @@ class CorePool:
         return pending
 
     def tick(self):
-        """Once a second, from the gateway's sweep: enforce read timeouts."""
+        """Once a second, from the gateway's sweep: enforce response timeouts."""
         for connection in list(self.busy):
             connection.tick()
 
@@ -112,11 +111,6 @@ class CorePool:
             self._open -= 1
             self._serve_waiting_with_new_connection()
 
-    def retry_fresh(self, request, sink, head_request=False):
-        pending = PendingExchange()
-        sink.upstream_retargeted(pending)
-        self._connect(request, sink, head_request, pending, retry=False)
-
     # --- internals ----------------------------------------------------------------------------------
 
     def _take_idle(self):
@@ -135,7 +129,7 @@ class CorePool:
             if not pending.cancelled:
                 self._connect(request, sink, head_request, pending)
 
-    def _connect(self, request, sink, head_request, pending, retry=True):
+    def _connect(self, request, sink, head_request, pending):
         self._open += 1
         task = self.loop.create_task(self._open_connection())
         pending.connecting = task
@@ -155,7 +149,7 @@ class CorePool:
                 self.connect_timeout,
             )
         except asyncio.TimeoutError:
-            raise UpstreamTimeout(f"connecting to upstream {origin.label} timed out") from None
+            raise UpstreamConnectTimeout(f"connecting to upstream {origin.label} timed out") from None
         except (OSError, ssl.SSLError) as exc:
             raise connection_error(exc, origin) from None
         return connection

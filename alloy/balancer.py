@@ -1,0 +1,227 @@
+"""Which deployment takes the next attempt: the deployments of a model, their health, the strategies.
+
+A *deployment* is one place a model is served: a provider, the model name sent there, a weight and
+an in-flight cap. Each carries what the gateway learned about it: requests in flight, an EWMA of
+its first-byte latency (for the latency strategy) and a circuit breaker:
+
+    healthy --(failure_threshold failures within failure_window)--> cooling
+    cooling --(cooldown over, next request picks it)--> probing (that one request only)
+    probing --success--> healthy        probing --failure--> cooling
+
+A *model group* is what a client's model name routes to: its deployments, the strategy that picks
+among them, its retry budget and its fallbacks. A pick skips deployments that are cooling, probing
+or full, prefers deployments that have not failed this request, and returns None when none is left.
+"""
+
+import math
+import random
+import time
+from collections import deque
+
+from alloy.errors import DeploymentsBusy, NoHealthyDeployment
+
+HEALTHY, COOLING, PROBING = "healthy", "cooling", "probing"
+LATENCY_WEIGHT = 0.3  # of the newest first-byte sample in the EWMA
+
+
+class Breaker:
+    """The circuit-breaker settings every deployment shares (from ``[router]``)."""
+
+    __slots__ = ("threshold", "window", "cooldown")
+
+    def __init__(self, router):
+        self.threshold = router.failure_threshold
+        self.window = router.failure_window
+        self.cooldown = router.cooldown
+
+
+class Deployment:
+    __slots__ = (
+        "connector", "provider", "upstream_model", "weight", "max_inflight", "timeouts", "breaker",
+        "served_once", "inflight", "state", "cooling_until", "failures", "latency",
+    )  # fmt: skip
+
+    def __init__(self, connector, upstream_model, weight, max_inflight, timeouts, breaker):
+        self.connector = connector  # how requests reach the provider (passthrough or translation)
+        self.provider = connector.name
+        self.upstream_model = upstream_model  # None: the name the client asked for
+        self.weight = weight
+        self.max_inflight = max_inflight  # 0: no cap
+        self.timeouts = timeouts
+        self.breaker = breaker
+        # The response headers naming what served a first attempt, built once.
+        self.served_once = self.served_by(upstream_model.encode(), 1) if upstream_model else None
+        self.inflight = 0
+        self.state = HEALTHY
+        self.cooling_until = 0.0
+        self.failures = deque()  # monotonic times of recent failures
+        self.latency = None  # EWMA of first-byte seconds; None until measured
+
+    def served_by(self, model, attempt):
+        """``x-alloy-provider``, ``x-alloy-model`` (unless the endpoint has no model) and
+        ``x-alloy-attempts`` lines for an answer from this deployment."""
+        model_line = b"x-alloy-model: %s\r\n" % model if model else b""
+        return b"x-alloy-provider: %s\r\n%sx-alloy-attempts: %d\r\n" % (self.connector.name_bytes, model_line, attempt)
+
+    def admits(self):
+        """May an attempt start here now? (A cooled-down deployment admits its single probe.)"""
+        if self.state is HEALTHY:
+            return not self.max_inflight or self.inflight < self.max_inflight
+        return self.state is COOLING and time.monotonic() >= self.cooling_until
+
+    # --- what attempts report -----------------------------------------------------------------
+
+    def begin(self):
+        self.inflight += 1
+        if self.state is COOLING:
+            self.state = PROBING
+
+    def succeeded(self):
+        self.inflight -= 1
+        if self.state is PROBING:
+            self.state = HEALTHY
+            self.failures.clear()
+
+    def failed(self):
+        self.inflight -= 1
+        if self.breaker is None:  # an implicit provider route: never taken out (see Proxy)
+            return
+        now = time.monotonic()
+        failures = self.failures
+        failures.append(now)
+        while failures[0] < now - self.breaker.window:
+            failures.popleft()
+        if self.state is PROBING or len(failures) >= self.breaker.threshold:
+            self.state = COOLING
+            self.cooling_until = now + self.breaker.cooldown
+            failures.clear()
+
+    def abandoned(self):
+        """The attempt was cancelled (the client left): it proves nothing either way."""
+        self.inflight -= 1
+        if self.state is PROBING:
+            self.state = COOLING  # with its cooldown already over: the next request probes
+
+    def first_byte_after(self, seconds):
+        previous = self.latency
+        self.latency = seconds if previous is None else previous + LATENCY_WEIGHT * (seconds - previous)
+
+    def report(self, model_name):
+        return {"provider": self.provider, "model": self.upstream_model or model_name, "state": self.state, "inflight": self.inflight}
+
+
+# --- strategies: each picks from the admitting deployments, preferring those not in ``avoid`` ---------
+
+
+def _candidates(group, avoid, barred):
+    usable = [d for d in group.deployments if d not in barred and d.admits()]
+    if avoid:
+        fresh = [d for d in usable if d not in avoid]
+        if fresh:
+            return fresh
+    return usable
+
+
+def pick_weighted(group, avoid, barred):
+    candidates = _candidates(group, avoid, barred)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    point = random.random() * sum(d.weight for d in candidates)
+    for deployment in candidates:
+        point -= deployment.weight
+        if point < 0:
+            return deployment
+    return candidates[-1]
+
+
+def pick_round_robin(group, avoid, barred):
+    deployments = group.deployments
+    count = len(deployments)
+    start = group.turn
+    group.turn = (start + 1) % count
+    fallback = None
+    for step in range(count):
+        deployment = deployments[(start + step) % count]
+        if deployment in barred or not deployment.admits():
+            continue
+        if deployment not in avoid:
+            return deployment
+        if fallback is None:
+            fallback = deployment
+    return fallback
+
+
+def pick_least_inflight(group, avoid, barred):
+    candidates = _candidates(group, avoid, barred)
+    if not candidates:
+        return None
+    # Ties go round in turn, so equally idle deployments share the work.
+    start = group.turn
+    group.turn += 1
+    count = len(candidates)
+    return min((candidates[(start + i) % count] for i in range(count)), key=lambda d: d.inflight)
+
+
+def pick_latency(group, avoid, barred):
+    """Power of two choices: of two deployments drawn at random, the one with the lower expected
+    first-byte latency (scaled by its queue); an unmeasured deployment is tried first."""
+    candidates = _candidates(group, avoid, barred)
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    first, second = random.sample(candidates, 2)
+    return first if _expected(first) <= _expected(second) else second
+
+
+def _expected(deployment):
+    if deployment.latency is None:
+        return -1.0
+    return deployment.latency * (deployment.inflight + 1)
+
+
+STRATEGIES = {
+    "weighted": pick_weighted,
+    "round-robin": pick_round_robin,
+    "least-inflight": pick_least_inflight,
+    "latency": pick_latency,
+}
+
+
+class ModelGroup:
+    """The deployments a model name routes to, how to choose among them, and what to do when they
+    fail: ``max_retries`` more attempts, then the ``fallbacks`` (other groups), in order."""
+
+    def __init__(self, name, deployments, strategy, max_retries):
+        self.name = name
+        self.deployments = tuple(deployments)
+        self.strategy = strategy
+        self._pick = STRATEGIES[strategy]
+        self.single = self.deployments[0] if len(self.deployments) == 1 else None
+        self.measures_latency = strategy == "latency"
+        self.max_retries = max_retries
+        self.fallbacks = ()  # ModelGroups, set once every group exists
+        self.context_window_fallbacks = ()
+        self.content_policy_fallbacks = ()
+        self.turn = 0
+
+    def pick(self, avoid=(), barred=()):
+        single = self.single
+        if single is not None:  # the common case, without building a candidate list
+            return single if single not in barred and single.admits() else None
+        return self._pick(self, avoid, barred)
+
+    def refusal(self, barred=()):
+        """Why nothing could be picked: every deployment full (429) or cooling (503)."""
+        remaining = [d for d in self.deployments if d not in barred]
+        if any(d.state is HEALTHY for d in remaining):
+            return DeploymentsBusy(f"every deployment of model '{self.name}' is at its max_inflight; retry shortly")
+        now = time.monotonic()
+        waits = [d.cooling_until - now for d in remaining if d.state is COOLING]
+        retry_after = max(1, math.ceil(min(waits))) if waits else 1
+        return NoHealthyDeployment(
+            f"every deployment of model '{self.name}' is cooling down after repeated failures",
+            retry_after=retry_after,
+        )
+
+    def report(self):
+        deployments = [d.report(self.name) for d in self.deployments]
+        return {"healthy": sum(d["state"] == HEALTHY for d in deployments), "deployments": deployments}
