@@ -33,6 +33,7 @@ class ServerSettings:
     read_timeout: float = 15.0  # a request must arrive whole within this many seconds of its first byte
     keepalive_timeout: float = 75.0  # an idle client connection is closed after this
     shutdown_timeout: float = 30.0  # in-flight requests get this long to finish on SIGTERM
+    max_connections: int = 10000  # client connections at once; one more is answered 503 and closed
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,7 @@ def _load_server(source, table, env, overrides):
         read_timeout=section.positive("read_timeout", float, 15.0),
         keepalive_timeout=section.positive("keepalive_timeout", float, 75.0),
         shutdown_timeout=section.positive("shutdown_timeout", float, 30.0),
+        max_connections=section.positive("max_connections", int, 10000),
     )
     section.finish()
     return _replace(settings, overrides)

@@ -16,7 +16,7 @@ import asyncio
 from collections import deque
 
 from alloy.core import RequestParser, frame_response
-from alloy.errors import AlloyError, RequestTimeout, error_response_body
+from alloy.errors import AlloyError, RequestTimeout, TooManyConnections, error_response_body
 
 MAX_QUEUED = 32
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -46,7 +46,15 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
-        self.gateway.connections.add(self)
+        gateway = self.gateway
+        if len(gateway.connections) >= gateway.settings.max_connections:
+            # Over the cap: a clear refusal now, rather than a file-descriptor shortage later that
+            # would hurt the connections already being served.
+            self.closing = True
+            transport.write(gateway.over_capacity)
+            transport.close()
+            return
+        gateway.connections.add(self)
 
     def data_received(self, data):
         self.idle_seconds = 0
@@ -157,3 +165,11 @@ class ClientConnection(asyncio.Protocol):
         self.idle_seconds += 1
         if self.idle_seconds > settings.keepalive_timeout:
             self.close()
+
+
+def over_capacity_answer(settings):
+    """The 503 a connection beyond ``max_connections`` gets before it is closed (built once)."""
+    error = TooManyConnections(
+        f"the gateway already serves its maximum of {settings.max_connections} connections; retry shortly"
+    )
+    return frame_response(error.status, JSON_HEADER + error.header_block, error_response_body(error), True)

@@ -105,6 +105,11 @@ class ServiceUnavailable(AlloyError):
     code = "service_unavailable"
 
 
+class TooManyConnections(ServiceUnavailable):
+    code = "too_many_connections"
+    header_block = b"retry-after: 1\r\n"
+
+
 class NoHealthyDeployment(ServiceUnavailable):
     """Every deployment that could serve the model is cooling down after repeated failures."""
 

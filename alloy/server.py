@@ -21,7 +21,7 @@ except ImportError:  # platforms without uvloop fall back to the stdlib loop
 
 from alloy import core
 from alloy.config import ProviderSettings
-from alloy.connection import ClientConnection
+from alloy.connection import ClientConnection, over_capacity_answer
 from alloy.endpoints import Endpoints
 from alloy.malloc import tune_allocator
 from alloy.mock_upstream import MockOptions, start_mock_upstream
@@ -38,6 +38,7 @@ class Gateway:
         self.settings = config.server
         self.loop = loop
         self.connections = set()
+        self.over_capacity = over_capacity_answer(self.settings)
         self.draining = False
         self.upstreams = {p.name: open_upstream(p, loop) for p in config.providers}
         self.endpoints = Endpoints(config, Proxy(config, self.upstreams, loop))
@@ -167,8 +168,22 @@ async def _with_builtin_mock(config):
     return replace(config, providers=(provider,), default_provider="mock", uses_mock=True), mock_server
 
 
+def raise_open_file_limit():
+    """Every connection is a file descriptor: lift the soft limit (often 1,024) to the hard one, so
+    ``max_connections`` and the upstream pools are what bounds the gateway."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def run(config, reuse_port=False, ready=None):
     tune_allocator()
+    raise_open_file_limit()
     if uvloop is None:
         asyncio.run(serve(config, reuse_port, ready))
     else:

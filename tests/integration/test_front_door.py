@@ -511,6 +511,35 @@ def test_a_thousand_idle_connections_do_not_stop_a_new_client(start_gateway, moc
     assert_healthy(gateway)
 
 
+def test_connections_beyond_max_connections_get_503_and_the_others_are_unaffected(start_gateway, mock):
+    gateway = start(start_gateway, mock, "max_connections = 3")
+    held = [Client(gateway.port) for _ in range(3)]
+    try:
+        for client in held:  # each really accepted and served
+            client.send(HEALTH)
+            assert client.response().status == 200
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=IO_TIMEOUT) as extra:
+            received = b""
+            while chunk := extra.recv(65536):  # the gateway answers and closes, unasked
+                received += chunk
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 503 "), received
+        assert b"\r\nretry-after: 1" in head.lower() and b"connection: close" in head.lower()
+        assert json.loads(body)["error"]["code"] == "too_many_connections"
+        held[0].send(chat("still served"))  # the connections within the cap never noticed
+        assert reply_text(held[0].response()) == "echo: still served"
+        held.pop().close()
+        time.sleep(0.2)
+        replacement = Client(gateway.port)  # a slot was freed
+        held.append(replacement)
+        replacement.send(HEALTH)
+        assert replacement.response().status == 200
+    finally:
+        for client in held:
+            client.close()
+    assert_healthy(gateway)
+
+
 # --- isolation between connections ------------------------------------------------------------------
 
 
