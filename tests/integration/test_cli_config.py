@@ -115,6 +115,42 @@ BAD_CONFIGS = {
         '[providers.openai\nkind = "openai"\n',
         [],
     ),
+    "unknown_router_key": (
+        '[router]\nmax_retry = 3\n' + VALID_PROVIDER,
+        ["router", "max_retry", "unknown"],
+    ),
+    "unknown_strategy": (
+        '[router]\nstrategy = "fastest"\n' + VALID_PROVIDER,
+        ["router.strategy", "fastest", "round-robin"],
+    ),
+    "negative_retries": (
+        '[router]\nmax_retries = -1\n' + VALID_PROVIDER,
+        ["router.max_retries", "negative"],
+    ),
+    "fallback_to_an_unknown_model": (
+        VALID_PROVIDER + '\n[[models]]\nname = "fast"\nprovider = "openai"\nfallbacks = ["slow"]\n',
+        ["models[0].fallbacks", "slow"],
+    ),
+    "provider_and_deployments_together": (
+        VALID_PROVIDER + '\n[[models]]\nname = "fast"\nprovider = "openai"\ndeployments = [{ provider = "openai" }]\n',
+        ["models[0].deployments", "not both"],
+    ),
+    "deployment_of_an_unknown_provider": (
+        VALID_PROVIDER + '\n[[models]]\nname = "fast"\ndeployments = [{ provider = "openai" }, { provider = "azure" }]\n',
+        ["models[0].deployments[1].provider", "azure"],
+    ),
+    "unknown_deployment_key": (
+        VALID_PROVIDER + '\n[[models]]\nname = "fast"\ndeployments = [{ provider = "openai", wieght = 2 }]\n',
+        ["models[0].deployments[0]", "wieght", "unknown"],
+    ),
+    "zero_weight": (
+        VALID_PROVIDER + '\n[[models]]\nname = "fast"\ndeployments = [{ provider = "openai", weight = 0 }]\n',
+        ["models[0].deployments[0].weight", "greater than zero"],
+    ),
+    "unknown_model_key": (
+        VALID_PROVIDER + '\n[[models]]\nname = "fast"\nprovider = "openai"\ntimeout = 5\n',
+        ["models[0]", "timeout", "unknown"],
+    ),
 }
 
 
