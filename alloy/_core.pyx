@@ -300,6 +300,15 @@ cdef enum:
     MAX_CHUNK_LINE = 4096
 
 
+cdef inline bint _has_bare_cr_or_lf(const char *p, Py_ssize_t pos, Py_ssize_t end):
+    """In a line with no CRLF yet: an LF anywhere, or a CR that is not the last byte received."""
+    cdef Py_ssize_t i
+    for i in range(pos, end):
+        if p[i] == 10 or (p[i] == 13 and i + 1 < end):
+            return True
+    return False
+
+
 cdef class _ChunkedDecoder:
     cdef int state
     cdef long long remaining
@@ -322,7 +331,11 @@ cdef class _ChunkedDecoder:
                 if eol < 0:
                     if end - pos > MAX_CHUNK_LINE:
                         raise self.error("chunk size line too long")
+                    if _has_bare_cr_or_lf(p, pos, end):  # no CRLF can end this line any more
+                        raise self.error("bare CR or LF in chunk size line")
                     break
+                if _has_bare_cr_or_lf(p, pos, eol + 1):  # hidden in a chunk extension
+                    raise self.error("bare CR or LF in chunk size line")
                 e = pos
                 while e < eol and p[e] != 59:
                     e += 1
@@ -351,6 +364,8 @@ cdef class _ChunkedDecoder:
                     self.state = CH_DATA_CRLF
             elif self.state == CH_DATA_CRLF:
                 if end - pos < 2:
+                    if p[pos] != 13:
+                        raise self.error("chunk data not followed by CRLF")
                     break
                 if p[pos] != 13 or p[pos + 1] != 10:
                     raise self.error("chunk data not followed by CRLF")
@@ -361,6 +376,8 @@ cdef class _ChunkedDecoder:
                 if eol < 0:
                     if end - pos > MAX_CHUNK_LINE:
                         raise self.error("trailer line too long")
+                    if _has_bare_cr_or_lf(p, pos, end):
+                        raise self.error("bare CR or LF in trailer")
                     break
                 s = pos
                 pos = eol + 2

@@ -120,6 +120,11 @@ def _parse_chunk_size(line, error):
     return int(size_text, 16)
 
 
+def _has_bare_cr_or_lf(buffer, pos, end):
+    """In a line with no CRLF yet: an LF anywhere, or a CR that is not the last byte received."""
+    return buffer.find(b"\n", pos, end) >= 0 or buffer.find(b"\r", pos, end - 1) >= 0
+
+
 class _ChunkedDecoder:
     """Incremental de-chunking shared by the request and response parsers.
 
@@ -145,7 +150,11 @@ class _ChunkedDecoder:
                 if eol < 0:
                     if end - pos > self.max_line:
                         raise self.error("chunk size line too long")
+                    if _has_bare_cr_or_lf(buffer, pos, end):  # no CRLF can end this line any more
+                        raise self.error("bare CR or LF in chunk size line")
                     break
+                if _has_bare_cr_or_lf(buffer, pos, eol + 1):  # hidden in a chunk extension
+                    raise self.error("bare CR or LF in chunk size line")
                 self.remaining = _parse_chunk_size(bytes(buffer[pos:eol]), self.error)
                 pos = eol + 2
                 self.state = self.DATA if self.remaining else self.TRAILER
@@ -158,6 +167,8 @@ class _ChunkedDecoder:
                     self.state = self.DATA_CRLF
             elif self.state == self.DATA_CRLF:
                 if end - pos < 2:
+                    if buffer[pos] != 13:
+                        raise self.error("chunk data not followed by CRLF")
                     break
                 if buffer[pos : pos + 2] != _CRLF:
                     raise self.error("chunk data not followed by CRLF")
@@ -168,6 +179,8 @@ class _ChunkedDecoder:
                 if eol < 0:
                     if end - pos > self.max_line:
                         raise self.error("trailer line too long")
+                    if _has_bare_cr_or_lf(buffer, pos, end):
+                        raise self.error("bare CR or LF in trailer")
                     break
                 line = bytes(buffer[pos:eol])
                 pos = eol + 2

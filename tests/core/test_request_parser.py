@@ -514,3 +514,35 @@ def test_overflowing_chunk_size_is_refused(core):
     parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
     with pytest.raises(errors.ProtocolError):
         parser.feed(b"1" + b"0" * 40 + b"\r\n")
+
+
+# A line ended by a bare LF or CR can never be completed by a CRLF: refused as soon as it is seen,
+# not after the read timeout (and never half-accepted as h11 would for some of them).
+BARE_LINE_ENDINGS = [
+    b"5\nhello\r\n0\r\n\r\n",  # chunk size ended by a bare LF
+    b"5\rhello\r\n0\r\n\r\n",  # ... by a lone CR
+    b"5;ext\nhello\r\n0\r\n\r\n",  # ... after an extension
+    b"0\r\nx-trailer: 1\n",  # a trailer ended by a bare LF
+    b"0\r\nx-trailer: 1\rmore",  # ... by a lone CR
+    b"5\r\nhelloX",  # chunk data followed by something other than CR
+    b"0;ext\r \r\n\r\n",  # a lone CR hidden in a chunk extension
+    b"0;a=b\nAccept: x\r\n\r\n",  # a bare LF hidden in a chunk extension
+    b"5;x\r\r\nhello\r\n0\r\n\r\n",  # a CR just before the line's CRLF
+]
+
+
+@pytest.mark.parametrize("body", BARE_LINE_ENDINGS)
+def test_bare_line_endings_in_chunked_framing_are_refused_at_once(core, body):
+    parser = core.RequestParser()
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+    with pytest.raises(errors.ProtocolError):
+        feed_bytewise(parser, body)
+
+
+@pytest.mark.parametrize("split", range(1, 12))
+def test_crlf_split_anywhere_in_chunked_framing_still_parses(core, split):
+    body = b"5\r\nhello\r\n0\r\nx-t: 1\r\n\r\n"
+    parser = core.RequestParser()
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+    requests = parser.feed(body[:split]) + parser.feed(body[split:])
+    assert [r.body for r in requests] == [b"hello"]

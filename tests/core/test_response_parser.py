@@ -335,3 +335,12 @@ def test_truncated_at_eof_is_upstream_protocol_error(core, wire):
 
 def test_done_starts_false(core):
     assert core.ResponseParser().done is False
+
+
+@pytest.mark.parametrize("body", [b"2\nhi\r\n0\r\n\r\n", b"2\r\nhi\r\n0\r\nX-T: 1\n", b"2\r\nhiX"])
+def test_bare_line_endings_in_an_upstream_chunked_body_fail_at_once(core, body):
+    parser = core.ResponseParser()
+    parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    with pytest.raises(errors.UpstreamProtocolError):
+        for i in range(len(body)):
+            parser.feed(body[i : i + 1])
