@@ -35,7 +35,9 @@ class RequestParser:
     than ``chunked``, an invalid chunk size, a control character in a header value, obs-fold, a bare
     LF line ending, whitespace before the colon, or a missing or repeated Host in HTTP/1.1 is refused.
 
-    After it raised once the parser is dead: the connection answers the error and closes.
+    After an error the parser is dead: the connection answers the error and closes. When the same
+    ``feed`` completed requests before the error, it returns them and keeps the error in ``error``,
+    so they are answered first (nothing a client sent whole is lost).
     """
 
     def __init__(self, max_header_bytes: int = 65536, max_body_bytes: int = 33554432) -> None: ...
@@ -50,6 +52,9 @@ class RequestParser:
             alloy.errors.UnsupportedTransferCoding: a transfer coding other than chunked (501).
             alloy.errors.UnsupportedVersion: an HTTP version other than 1.0 and 1.1 (505).
         """
+    @property
+    def error(self) -> "alloy.errors.ProtocolError | None":
+        """The error met after the requests the last ``feed`` returned, or None."""
     @property
     def expect_continue(self) -> bool:
         """True while the current request sent ``Expect: 100-continue`` and its body is still

@@ -36,6 +36,7 @@ cdef class RequestParser:
     cdef long long _body_size
     cdef _ChunkedDecoder _chunked
     cdef bint _expect_continue
+    cdef object _error
 
     def __init__(self, Py_ssize_t max_header_bytes=65536, long long max_body_bytes=33554432):
         self._max_header = max_header_bytes
@@ -48,6 +49,11 @@ cdef class RequestParser:
         self._body_size = 0
         self._chunked = None
         self._expect_continue = False
+        self._error = None
+
+    @property
+    def error(self):
+        return self._error
 
     @property
     def expect_continue(self):
@@ -58,17 +64,20 @@ cdef class RequestParser:
         return PyBytes_GET_SIZE(self._buf) > 0 or self._state != S_HEAD
 
     def feed(self, bytes data):
+        cdef list done = []
         if self._state == S_DEAD:
             raise _ProtocolError("connection is no longer readable after an error")
         try:
-            return self._feed(data)
-        except ProtocolError:
+            self._feed(data, done)
+        except ProtocolError as error:
             self._state = S_DEAD
-            raise
+            if not done:
+                raise
+            self._error = error  # the requests before it are answered first
+        return done
 
-    cdef list _feed(self, bytes data):
+    cdef int _feed(self, bytes data, list done) except -1:
         cdef bytes buf
-        cdef list done = []
         cdef const char *p
         cdef const char *hit
         cdef Py_ssize_t n, pos = 0, end, search, take
@@ -123,7 +132,7 @@ cdef class RequestParser:
             self._buf = PyBytes_FromStringAndSize(p + pos, n - pos) if pos else buf
         if self._state == S_HEAD:
             self._scan_from = n - pos
-        return done
+        return 0
 
     cdef Py_ssize_t _feed_chunked(self, const char *p, Py_ssize_t pos, Py_ssize_t n) except -1:
         cdef list pieces = []

@@ -230,6 +230,7 @@ class RequestParser:
         self._body_size = 0
         self._chunked = None
         self._expect_continue = False
+        self._error = None
 
     @property
     def expect_continue(self):
@@ -239,19 +240,26 @@ class RequestParser:
     def in_progress(self):
         return bool(self._buffer) or self._state != _HEAD
 
+    @property
+    def error(self):
+        return self._error
+
     def feed(self, data):
         if self._state == _DEAD:
             raise ProtocolError("connection is no longer readable after an error")
+        done = []
         try:
-            return self._feed(data)
-        except ProtocolError:
+            self._feed(data, done)
+        except ProtocolError as error:
             self._state = _DEAD
-            raise
+            if not done:
+                raise
+            self._error = error  # the requests before it are answered first
+        return done
 
-    def _feed(self, data):
+    def _feed(self, data, done):
         buffer = self._buffer
         buffer += data
-        done = []
         pos = 0
         while True:
             if self._state == _HEAD:
@@ -292,7 +300,6 @@ class RequestParser:
         del buffer[:pos]
         if self._state == _HEAD:
             self._scan_from = len(buffer)
-        return done
 
     def _check_incomplete_head(self, buffer, pos):
         pending = len(buffer) - pos

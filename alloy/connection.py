@@ -9,13 +9,13 @@ Theory of operation
 - Timeouts cost nothing per request: the server's once-a-second sweep calls ``tick``, which counts
   seconds spent reading one request (slow-loris) and seconds idle between requests.
 - A protocol error answers with its own status and closes: after a framing error the byte stream
-  cannot be trusted to delimit another request.
+  cannot be trusted to delimit another request. Requests completed before it are answered first.
 """
 
 import asyncio
 from collections import deque
 
-from alloy.core import RequestParser, frame_response
+from alloy.core import Request, RequestParser, frame_response
 from alloy.errors import AlloyError, RequestTimeout, TooManyConnections, error_response_body
 
 MAX_QUEUED = 32
@@ -26,7 +26,7 @@ JSON_HEADER = b"content-type: application/json\r\n"
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "gateway", "transport", "parser", "queue", "current", "closing", "continue_sent",
-        "read_seconds", "idle_seconds", "reading_paused",
+        "read_seconds", "idle_seconds", "reading_paused", "refused",
     )
 
     def __init__(self, gateway):
@@ -41,6 +41,7 @@ class ClientConnection(asyncio.Protocol):
         self.read_seconds = 0
         self.idle_seconds = 0
         self.reading_paused = False
+        self.refused = False  # a protocol error is queued: nothing more is read
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -58,17 +59,19 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data):
         self.idle_seconds = 0
-        if self.closing:
+        if self.closing or self.refused:
             return
         try:
             requests = self.parser.feed(data)
         except AlloyError as error:
-            self.queue.clear()
-            if self.current is None:
-                self.send_error(error, close=True)
-            else:
-                self.closing = True  # answer what is in flight, then close
-            return
+            requests = [error]
+        else:
+            if self.parser.error is not None:  # met after the requests this data completed
+                requests.append(self.parser.error)
+        if requests and type(requests[-1]) is not Request:
+            # A protocol error is answered in its turn, after the requests before it, and closes
+            # the connection: past a framing error the bytes cannot be trusted to delimit more.
+            self.refused = True
         if self.parser.expect_continue and not self.continue_sent:
             # RFC 9110 section 10.1.1: tell the client to send the body it is holding back.
             self.continue_sent = True
@@ -104,6 +107,9 @@ class ClientConnection(asyncio.Protocol):
     # --- answering ------------------------------------------------------------------------------
 
     def handle(self, request):
+        if type(request) is not Request:  # the protocol error that ended the byte stream
+            self.send_error(request, close=True)
+            return
         self.read_seconds = 0
         try:
             answer = self.gateway.dispatch(request, self)

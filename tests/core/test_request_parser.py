@@ -546,3 +546,21 @@ def test_crlf_split_anywhere_in_chunked_framing_still_parses(core, split):
     parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
     requests = parser.feed(body[:split]) + parser.feed(body[split:])
     assert [r.body for r in requests] == [b"hello"]
+
+
+def test_requests_completed_before_an_error_in_the_same_data_are_returned_first(core):
+    parser = core.RequestParser()
+    good = b"GET /first HTTP/1.1\r\nHost: h\r\n\r\nPOST /second HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok"
+    smuggling = b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+    requests = parser.feed(good + smuggling)
+    assert [r.target for r in requests] == [b"/first", b"/second"]
+    assert isinstance(parser.error, errors.ProtocolError)
+    with pytest.raises(errors.ProtocolError):  # and the parser is dead
+        parser.feed(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+
+
+def test_an_error_with_no_request_before_it_is_raised_and_error_stays_none(core):
+    parser = core.RequestParser()
+    with pytest.raises(errors.ProtocolError):
+        parser.feed(b"GET / HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n")
+    assert parser.error is None
