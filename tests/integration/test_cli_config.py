@@ -13,19 +13,12 @@ import time
 import openai
 import pytest
 
-RUN_DIR = os.path.abspath(os.sep)  # like the harness: never the source tree
+from harness import RUN_DIR, gateway_env
+
 SECRETS = {
     "ALLOY_TEST_SECRET": "sk-envsecret-3b1f0a9d",
     "ALLOY_MASTER_KEY": "mk-mastersecret-71c2",
 }
-
-
-def alloy_env(extra=None):
-    """The test environment minus provider keys and base URLs (as the harness does), plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.endswith("_BASE_URL")}
-    env.pop("ALLOY_MASTER_KEY", None)
-    env.update(extra or {})
-    return env
 
 
 def run_alloy(*args, env=None, timeout=20):
@@ -33,7 +26,7 @@ def run_alloy(*args, env=None, timeout=20):
     try:
         result = subprocess.run(
             [sys.executable, "-m", "alloy", *args],
-            env=alloy_env(env),
+            env=gateway_env(env),
             cwd=RUN_DIR,
             capture_output=True,
             text=True,

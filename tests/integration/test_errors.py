@@ -4,16 +4,15 @@ gateway refused the request itself or the upstream failed; and the gateway survi
 
 import asyncio
 import http.client
-import importlib.util
 import json
 import socket
-import textwrap
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import openai
 import pytest
+
+from harness import assert_no_crash_logged, start_gateway_process
 
 PROVIDER_KEY = "sk-provider"
 MASTER_KEY = "mk-alloy-master-7f3e9c"
@@ -87,46 +86,10 @@ def sdk(gateway, api_key="client-key", timeout=30.0):
     return openai.OpenAI(base_url=gateway.base + "/v1", api_key=api_key, max_retries=0, timeout=timeout)
 
 
-def _load_harness():
-    """The harness module (conftest.py) under a private name, for processes shared by a module.
-
-    The harness fixtures start a mock and a gateway for every test, about two seconds each on a
-    loaded machine; one set of processes per module (the mock's log cleared before each test)
-    keeps the suite fast with the same process classes. A shared gateway that survives every
-    fault below is also the stronger check.
-    """
-    spec = importlib.util.spec_from_file_location(__name__ + "_harness", Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-HARNESS = _load_harness()
-
-
-def assert_no_crash_logged(process):
-    """At the end of a shared process's life: nothing it wrote to stderr is a traceback."""
-    assert "Traceback" not in process.stderr, process.stderr
-
-
 def start_shared_gateway(directory, config, env):
-    path = directory / "alloy.toml"
-    path.write_text(textwrap.dedent(config))
-    return HARNESS.Process(["--host", "127.0.0.1", "--port", "0", "--config", str(path)], HARNESS._env(env))
-
-
-@pytest.fixture(scope="module")
-def shared_mock():
-    mock = HARNESS.Mock(["mock-upstream", "--host", "127.0.0.1", "--port", "0", "--api-key", PROVIDER_KEY], HARNESS._env())
-    yield mock
-    mock.stop()
-
-
-@pytest.fixture
-def upstream(shared_mock):
-    """The shared strict mock (expects ``sk-provider``) with an empty request log."""
-    shared_mock.clear()
-    return shared_mock
+    """A gateway shared by the module (with ``shared_mock``): one that survives every fault below
+    is also the stronger check."""
+    return start_gateway_process(directory / "alloy.toml", config, env)
 
 
 @pytest.fixture(scope="module")

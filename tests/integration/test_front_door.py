@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from harness import start_proxy, stream_text
+
 IO_TIMEOUT = 10.0  # no single read may block longer than this
 HEALTH = b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n"
 
@@ -155,15 +157,6 @@ def reply_text(response):
     return response.json()["choices"][0]["message"]["content"]
 
 
-def stream_text(body):
-    """The content deltas of an SSE body joined, and the data fields in order."""
-    data = [line[5:].strip() for line in body.decode().split("\n") if line.startswith("data:")]
-    text = "".join(
-        (json.loads(d)["choices"][0].get("delta") or {}).get("content") or "" for d in data if d != "[DONE]"
-    )
-    return text, data
-
-
 def assert_openai_error(response, status, code=None):
     assert response.status == status, response
     assert response.headers.get("content-type", "").startswith("application/json"), response
@@ -185,21 +178,11 @@ def assert_no_traceback(gateway):
     assert "Traceback" not in gateway.stderr, gateway.stderr
 
 
-def start(start_gateway, mock, server="", client="core"):
-    """A gateway whose one provider is ``mock`` (on upstream backend ``client``), with ``server``
-    lines under ``[server]``."""
-    config = (
-        f'[server]\n{server}\n\n[providers.openai]\nbase_url = "{mock.base}/v1"\napi_key = "env:K"\n'
-        f'client = "{client}"\n'
-    )
-    return start_gateway(config=config, env={"K": "sk-provider"})
-
-
 @pytest.fixture
 def gateway(start_gateway, mock):
     """Overrides the conftest fixture: the front door does not depend on the upstream backend, so
     these tests run once, on the default one."""
-    return start(start_gateway, mock)
+    return start_proxy(start_gateway, mock)
 
 
 @pytest.fixture
@@ -297,7 +280,7 @@ def test_chunked_body_and_expect_100_continue(gateway, mock):
 
 
 def test_limits_431_and_413_are_answered_and_close(start_gateway, mock):
-    gateway = start(start_gateway, mock, "max_header_bytes = 4096\nmax_body_bytes = 1024")
+    gateway = start_proxy(start_gateway, mock, "max_header_bytes = 4096\nmax_body_bytes = 1024")
     client = Client(gateway.port, timeout=5)
     client.send(b"GET /health HTTP/1.1\r\nHost: gateway\r\nX-Big: " + b"a" * 6000 + b"\r\n\r\n")
     assert_openai_error(client.response(), 431, "request_header_fields_too_large")
@@ -446,7 +429,7 @@ def test_tls_and_binary_noise_are_refused_without_waiting_for_the_read_timeout(g
 
 
 def test_slow_loris_and_idle_connections_are_cut_off_while_others_are_served(start_gateway, mock):
-    gateway = start(start_gateway, mock, "read_timeout = 2\nkeepalive_timeout = 2")
+    gateway = start_proxy(start_gateway, mock, "read_timeout = 2\nkeepalive_timeout = 2")
     started = time.monotonic()
     stalled = Client(gateway.port)
     stalled.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n")
@@ -487,7 +470,7 @@ def test_a_thousand_idle_connections_do_not_stop_a_new_client(start_gateway, moc
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 2200:  # the gateway inherits the limit and needs a descriptor per connection too
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
-    gateway = start(start_gateway, mock)
+    gateway = start_proxy(start_gateway, mock)
     idle = []
     try:
         for _ in range(1000):
@@ -512,7 +495,7 @@ def test_a_thousand_idle_connections_do_not_stop_a_new_client(start_gateway, moc
 
 
 def test_connections_beyond_max_connections_get_503_and_the_others_are_unaffected(start_gateway, mock):
-    gateway = start(start_gateway, mock, "max_connections = 3")
+    gateway = start_proxy(start_gateway, mock, "max_connections = 3")
     held = [Client(gateway.port) for _ in range(3)]
     try:
         for client in held:  # each really accepted and served
@@ -544,7 +527,7 @@ def test_connections_beyond_max_connections_get_503_and_the_others_are_unaffecte
 
 
 def test_a_bad_connection_never_disturbs_a_good_one(start_gateway, slow_mock):
-    gateway = start(start_gateway, slow_mock)
+    gateway = start_proxy(start_gateway, slow_mock)
     stop = threading.Event()
     bad_rounds = []
 
@@ -574,7 +557,7 @@ def test_a_bad_connection_never_disturbs_a_good_one(start_gateway, slow_mock):
 
 
 def test_client_disconnect_mid_stream_leaves_the_gateway_healthy(start_gateway, slow_mock, upstream_client):
-    gateway = start(start_gateway, slow_mock, client=upstream_client)
+    gateway = start_proxy(start_gateway, slow_mock, client=upstream_client)
     client = Client(gateway.port)
     client.send(chat(" ".join(f"word{i}" for i in range(200)), stream=True))  # ~10 s of stream
     status, headers = client.read_head()

@@ -2,21 +2,20 @@
 
 Every test checks what the client saw and, through the mock's request log, what the upstream
 really received. Tests whose outcome depends on the upstream backend run once per backend (``each_backend``);
-the rest use one gateway on the default backend. The processes are the harness's, shared by the
-module (see ``_load_harness``).
+the rest use one gateway on the default backend. The processes are shared by the module (the
+conftest's ``shared_mock``, its log cleared before each test by ``upstream``).
 """
 
 import asyncio
 import http.client
-import importlib.util
 import json
-import textwrap
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import openai
 import pytest
+
+from harness import assert_no_crash_logged, start_gateway_process
 
 PROVIDER_KEY = "sk-provider"
 CLIENT_KEY = "client-key"
@@ -92,58 +91,15 @@ def raw_request(base, method, path, headers, body=b""):
         connection.close()
 
 
-def _load_harness():
-    """The harness module (conftest.py) under a private name, for processes shared by a module.
-
-    The harness fixtures start a mock and a gateway for every test, about two seconds each on a
-    loaded machine; the tests here only read the mock's log, so one set of processes per module
-    (log cleared before each test) keeps the suite fast while using the same process classes.
-    """
-    spec = importlib.util.spec_from_file_location(__name__ + "_harness", Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-HARNESS = _load_harness()
-
-
-def assert_no_crash_logged(process):
-    """At the end of a shared process's life: nothing it wrote to stderr is a traceback."""
-    assert "Traceback" not in process.stderr, process.stderr
-
-
 def start_gateway_for(mock, directory, client="core"):
-    path = directory / f"alloy-{client}.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [providers.openai]
-            kind = "openai"
-            base_url = "{mock.base}/v1"
-            api_key = "env:TEST_PROVIDER_KEY"
-            client = "{client}"
-            """
-        )
-    )
-    return HARNESS.Process(
-        ["--host", "127.0.0.1", "--port", "0", "--config", str(path)], HARNESS._env({"TEST_PROVIDER_KEY": PROVIDER_KEY})
-    )
-
-
-@pytest.fixture(scope="module")
-def shared_mock():
-    """The strict mock, expecting the provider key ``sk-provider``; shared by the module."""
-    mock = HARNESS.Mock(["mock-upstream", "--host", "127.0.0.1", "--port", "0", "--api-key", PROVIDER_KEY], HARNESS._env())
-    yield mock
-    mock.stop()
-
-
-@pytest.fixture
-def upstream(shared_mock):
-    """The shared mock with an empty request log."""
-    shared_mock.clear()
-    return shared_mock
+    config = f"""
+    [providers.openai]
+    kind = "openai"
+    base_url = "{mock.base}/v1"
+    api_key = "env:TEST_PROVIDER_KEY"
+    client = "{client}"
+    """
+    return start_gateway_process(directory / f"alloy-{client}.toml", config, {"TEST_PROVIDER_KEY": PROVIDER_KEY})
 
 
 @pytest.fixture(scope="module", params=["core", "httpx"])

@@ -7,13 +7,12 @@ received is checked in its own shape (Anthropic's top-level ``system``, Gemini's
 """
 
 import base64
-import importlib.util
 import json
-import textwrap
-from pathlib import Path
 
 import openai
 import pytest
+
+from harness import assert_no_crash_logged, start_emulator_process, start_gateway_process, start_mock_process
 
 KEY = "sk-provider"
 ROUTES = {
@@ -32,54 +31,36 @@ WEATHER_TOOL = {
 PIXEL = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16).decode()
 
 
-def _load_harness():
-    """The integration conftest as a module of its own, so this module can start its processes
-    once (module scope) with the harness's classes."""
-    spec = importlib.util.spec_from_file_location(__name__ + "_harness", Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-HARNESS = _load_harness()
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     started = []
     try:
-        mock = HARNESS.Mock(["mock-upstream", "--host", "127.0.0.1", "--port", "0", "--api-key", KEY], HARNESS._env())
+        mock = start_mock_process("--api-key", KEY)
         started.append(mock)
         emulators = {}
         for name in ("anthropic", "gemini"):
-            script = str(Path(HARNESS.EMULATORS) / f"{name}.py")
-            emulators[name] = HARNESS.Emulator(["--port", "0", "--api-key", KEY], HARNESS._env(), command=(HARNESS.sys.executable, script))
+            emulators[name] = start_emulator_process(name, "--api-key", KEY)
             started.append(emulators[name])
-        config = tmp_path_factory.mktemp("providers") / "alloy.toml"
-        config.write_text(
-            textwrap.dedent(
-                f"""
-                [providers.openai]
-                base_url = "{mock.base}/v1"
-                api_key = "env:PK"
+        config = f"""
+        [providers.openai]
+        base_url = "{mock.base}/v1"
+        api_key = "env:PK"
 
-                [providers.anthropic]
-                kind = "anthropic"
-                base_url = "{emulators['anthropic'].base}"
-                api_key = "env:PK"
+        [providers.anthropic]
+        kind = "anthropic"
+        base_url = "{emulators['anthropic'].base}"
+        api_key = "env:PK"
 
-                [providers.gemini]
-                kind = "gemini"
-                base_url = "{emulators['gemini'].base}"
-                api_key = "env:PK"
-                """
-            )
-        )
-        gateway = HARNESS.Process(["--host", "127.0.0.1", "--port", "0", "--config", str(config)], HARNESS._env({"PK": KEY}))
+        [providers.gemini]
+        kind = "gemini"
+        base_url = "{emulators['gemini'].base}"
+        api_key = "env:PK"
+        """
+        gateway = start_gateway_process(tmp_path_factory.mktemp("providers") / "alloy.toml", config, {"PK": KEY})
         started.append(gateway)
         client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="client-key", max_retries=0)
         yield {"gateway": gateway, "client": client, "openai": mock, **emulators}
-        assert "Traceback" not in gateway.stderr, gateway.stderr
+        assert_no_crash_logged(gateway)
     finally:
         for process in started:
             process.stop()

@@ -13,83 +13,23 @@ test_reliability_breaker.py.
 
 import email.utils
 import http.client
-import importlib.util
 import json
 import socket
-import textwrap
-import threading
 import time
 import uuid
-from pathlib import Path
 
 import openai
 import pytest
 
 from alloy.mock_upstream import INVALID_JSON
 
-PROVIDER_KEY = "sk-provider"
+from harness import assert_no_crash_logged, in_parallel, start_gateway_process, wait_until
+from reliability_helpers import PROVIDER_KEY, assert_proxied_headers, call, chats, openai_error, provider, started_mocks
+
 SLOW_MS = 700  # the "slow" mock's first-byte delay
 
 
-def _load_harness():
-    """The harness module (conftest.py) under a private name, for processes shared by the module."""
-    spec = importlib.util.spec_from_file_location(__name__ + "_harness", Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-HARNESS = _load_harness()
-
-
 # --- helpers --------------------------------------------------------------------------------------
-
-
-class Reply:
-    """One raw exchange with the gateway: status, lower-case headers, body bytes, seconds taken."""
-
-    def __init__(self, status, headers, data, elapsed):
-        self.status, self.headers, self.data, self.elapsed = status, headers, data, elapsed
-
-    def json(self):
-        return json.loads(self.data)
-
-    @property
-    def attempts(self):
-        return int(self.headers["x-alloy-attempts"])
-
-    def __repr__(self):
-        return f"Reply({self.status}, {self.headers}, {self.data[:300]!r}, {self.elapsed:.2f}s)"
-
-
-def call(gateway, model, text="hello", headers=None, stream=False, timeout=15.0):
-    """POST /v1/chat/completions through the gateway; the whole answer read (a stream to its end)."""
-    body = {"model": model, "messages": [{"role": "user", "content": text}]}
-    if stream:
-        body["stream"] = True
-    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=timeout)
-    started = time.monotonic()
-    try:
-        connection.request(
-            "POST", "/v1/chat/completions", body=json.dumps(body),
-            headers={"Content-Type": "application/json", **(headers or {})},
-        )  # fmt: skip
-        response = connection.getresponse()
-        data = response.read()
-        headers = {k.lower(): v for k, v in response.getheaders()}
-        return Reply(response.status, headers, data, time.monotonic() - started)
-    finally:
-        connection.close()
-
-
-def get(gateway, path, timeout=10.0):
-    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=timeout)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
 
 
 def sdk(gateway, timeout=15.0):
@@ -102,84 +42,25 @@ def fails(fault, times=1):
     return {"x-mock-fault": fault, "x-mock-fail-times": str(times), "x-mock-key": uuid.uuid4().hex}
 
 
-def chats(mock):
-    """The upstream model of each chat request ``mock`` received, in order."""
-    return [r["body"]["model"] for r in mock.requests() if r["path"].split("?")[0] == "/v1/chat/completions"]
-
-
-def openai_error(data):
-    error = json.loads(data)["error"]
-    assert {"message", "type", "param", "code"} <= set(error), error
-    assert isinstance(error["message"], str) and error["message"]
-    return error
-
-
 def events_of(data):
     """The ``data:`` payloads of an SSE body, in order."""
     return [block[6:] for block in data.decode().split("\n\n") if block.startswith("data: ")]
 
 
-def in_parallel(functions):
-    """Run the callables at once (each in a thread); their results in order."""
-    results = [None] * len(functions)
-
-    def run(i):
-        try:
-            results[i] = functions[i]()
-        except BaseException as error:  # surfaced to the test below
-            results[i] = error
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(functions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results
-
-
-def assert_proxied_headers(reply, model, provider, attempts):
-    assert reply.headers.get("x-alloy-model") == model, reply
-    assert reply.headers.get("x-alloy-provider") == provider, reply
-    assert reply.headers.get("x-alloy-attempts") == str(attempts), reply
-    assert reply.headers.get("x-request-id"), reply
-
-
 # --- processes ------------------------------------------------------------------------------------
-
-
-def start_mock(*args):
-    return HARNESS.Mock(
-        ["mock-upstream", "--host", "127.0.0.1", "--port", "0", "--api-key", PROVIDER_KEY, *args], HARNESS._env()
-    )
 
 
 @pytest.fixture(scope="module")
 def mocks():
-    started = {}
-    try:
-        started["a"] = start_mock()
-        started["b"] = start_mock()
-        started["down"] = start_mock("--fault", "status=503")
-        started["slow"] = start_mock("--fault", f"slow-first-byte={SLOW_MS}")
-        started["limited"] = start_mock("--fault", "status=429;retry-after=30")
-        yield started
-    finally:
-        for mock in started.values():
-            mock.stop()
-
-
-def provider(name, mock, extra="", client="core"):
-    return f"""
-    [providers.{name}]
-    kind = "openai"
-    base_url = "{mock.base}/v1"
-    api_key = "env:TEST_PROVIDER_KEY"
-    client = "{client}"
-    {extra}
-    """
+    yield from started_mocks(
+        {
+            "a": (),
+            "b": (),
+            "down": ("--fault", "status=503"),
+            "slow": ("--fault", f"slow-first-byte={SLOW_MS}"),
+            "limited": ("--fault", "status=429;retry-after=30"),
+        }
+    )
 
 
 def gateway_config(m, client="core"):
@@ -345,18 +226,15 @@ def gateways(mocks, tmp_path_factory):
     def gateway(client):
         if client not in started:
             path = tmp_path_factory.mktemp(f"reliability-{client}") / "alloy.toml"
-            path.write_text(textwrap.dedent(gateway_config(mocks, client)))
-            started[client] = HARNESS.Process(
-                ["--host", "127.0.0.1", "--port", "0", "--config", str(path)],
-                HARNESS._env({"TEST_PROVIDER_KEY": PROVIDER_KEY}),
-            )
+            env = {"TEST_PROVIDER_KEY": PROVIDER_KEY}
+            started[client] = start_gateway_process(path, gateway_config(mocks, client), env)
         return started[client]
 
     yield gateway
     for process in started.values():
         process.stop()
     for process in started.values():
-        assert "Traceback" not in process.stderr, process.stderr
+        assert_no_crash_logged(process)
 
 
 @pytest.fixture
@@ -855,7 +733,7 @@ def test_client_disconnect_during_backoff_cancels_the_retry(gateway, a):
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"x-mock-fault: status=503;retry-after=2\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
         )
-        assert HARNESS.wait_until(lambda: len(chats(a)) == 1, timeout=5)
+        assert wait_until(lambda: len(chats(a)) == 1, timeout=5)
         time.sleep(0.2)  # the gateway is now sleeping out the Retry-After
     time.sleep(2.5)  # past the moment the retry would have started
     assert len(chats(a)) == 1, "no upstream attempt after the client left"

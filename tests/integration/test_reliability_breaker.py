@@ -7,30 +7,29 @@ The breaker keeps state, so each gateway here serves models whose deployments no
 touches. The failing upstreams are mocks started with a server-wide ``--fault``.
 """
 
-import importlib.util
 import json
-import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
+from harness import assert_no_crash_logged, in_parallel, start_gateway_process
+from reliability_helpers import (
+    PROVIDER_KEY,
+    assert_proxied_headers,
+    call,
+    chats,
+    get,
+    openai_error,
+    provider,
+    started_mocks,
+)
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"{__name__}_{name}", Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-R = _load("test_reliability")  # the helpers: call, get, chats, openai_error, in_parallel...
-HARNESS = R.HARNESS
 COOLDOWN = 1.5
 PROBE_MS = 400  # the slow failing mock answers its 503 after this long
 
 
 def ready(gateway):
-    status, headers, data = R.get(gateway, "/health/ready")
+    status, headers, data = get(gateway, "/health/ready")
     assert headers["content-type"].startswith("application/json")
     return status, json.loads(data)
 
@@ -41,25 +40,20 @@ def states(report, model):
 
 
 def start_gateway(directory, config):
-    path = directory / "alloy.toml"
-    path.write_text(textwrap.dedent(config))
-    env = HARNESS._env({"TEST_PROVIDER_KEY": R.PROVIDER_KEY})
-    return HARNESS.Process(["--host", "127.0.0.1", "--port", "0", "--config", str(path)], env)
+    return start_gateway_process(directory / "alloy.toml", config, {"TEST_PROVIDER_KEY": PROVIDER_KEY})
 
 
 @pytest.fixture(scope="module")
 def mocks():
-    started = {}
-    try:
-        started["a"] = R.start_mock()
-        started["b"] = R.start_mock()
-        started["down"] = R.start_mock("--fault", "status=503")
-        started["down-slow"] = R.start_mock("--fault", f"status=503;slow-first-byte={PROBE_MS}")
-        started["flaky"] = R.start_mock("--fault", "status=503", "--fail-times", "2")
-        yield started
-    finally:
-        for mock in started.values():
-            mock.stop()
+    yield from started_mocks(
+        {
+            "a": (),
+            "b": (),
+            "down": ("--fault", "status=503"),
+            "down-slow": ("--fault", f"status=503;slow-first-byte={PROBE_MS}"),
+            "flaky": ("--fault", "status=503", "--fail-times", "2"),
+        }
+    )
 
 
 ROUTER = f"""
@@ -80,10 +74,10 @@ def breaker(mocks, tmp_path_factory):
     (a deployment failing twice then healthy, beside a healthy one)."""
     config = (
         ROUTER
-        + R.provider("a", mocks["a"])
-        + R.provider("b", mocks["b"])
-        + R.provider("down", mocks["down-slow"])
-        + R.provider("flaky", mocks["flaky"])
+        + provider("a", mocks["a"])
+        + provider("b", mocks["b"])
+        + provider("down", mocks["down-slow"])
+        + provider("flaky", mocks["flaky"])
         + """
     [[models]]
     name = "cb"
@@ -97,7 +91,7 @@ def breaker(mocks, tmp_path_factory):
     gateway = start_gateway(tmp_path_factory.mktemp("breaker"), config)
     yield gateway
     gateway.stop()
-    assert "Traceback" not in gateway.stderr, gateway.stderr
+    assert_no_crash_logged(gateway)
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +100,9 @@ def all_down(mocks, tmp_path_factory):
     deployment with a fallback) and "alive"."""
     config = (
         ROUTER.replace("max_retries = 1", "max_retries = 0")
-        + R.provider("a", mocks["a"])
-        + R.provider("down", mocks["down"])
-        + R.provider("down2", mocks["down"])
+        + provider("a", mocks["a"])
+        + provider("down", mocks["down"])
+        + provider("down2", mocks["down"])
         + """
     [[models]]
     name = "dead"
@@ -130,7 +124,7 @@ def all_down(mocks, tmp_path_factory):
     gateway = start_gateway(tmp_path_factory.mktemp("all-down"), config)
     yield gateway
     gateway.stop()
-    assert "Traceback" not in gateway.stderr, gateway.stderr
+    assert_no_crash_logged(gateway)
 
 
 @pytest.fixture(autouse=True)
@@ -150,17 +144,17 @@ def test_ready_lists_every_deployment_healthy_at_start(breaker):
         {"provider": "a", "model": "gpt-4o-mini", "state": "healthy", "inflight": 0},
     ]
     # /health stays liveness only
-    status, _, data = R.get(breaker, "/health")
+    status, _, data = get(breaker, "/health")
     assert status == 200 and json.loads(data) == {"status": "ok"}
 
 
 def test_failing_deployment_cools_then_gets_exactly_one_probe(breaker, mocks):
     down, a = mocks["down-slow"], mocks["a"]
     for i in range(8):
-        reply = R.call(breaker, "cb", text=f"cb {i}")
+        reply = call(breaker, "cb", text=f"cb {i}")
         assert reply.status == 200 and reply.headers["x-alloy-provider"] == "a", reply
-    assert len(R.chats(down)) == 2, "failure_threshold = 2: no request after the second failure"
-    assert len(R.chats(a)) == 8
+    assert len(chats(down)) == 2, "failure_threshold = 2: no request after the second failure"
+    assert len(chats(a)) == 8
     cooled_at = time.monotonic()
 
     status, report = ready(breaker)
@@ -170,43 +164,43 @@ def test_failing_deployment_cools_then_gets_exactly_one_probe(breaker, mocks):
 
     # During the cooldown: nothing reaches the cooling deployment, and nothing waits for it.
     for i in range(4):
-        reply = R.call(breaker, "cb", text=f"cooling {i}")
+        reply = call(breaker, "cb", text=f"cooling {i}")
         assert reply.status == 200 and reply.attempts == 1 and reply.elapsed < PROBE_MS / 1000, reply
-    assert len(R.chats(down)) == 2
+    assert len(chats(down)) == 2
 
     # After it (+1 s: the sweep), exactly one probe is admitted, even to concurrent requests.
     time.sleep(max(0.0, COOLDOWN + 1.1 - (time.monotonic() - cooled_at)))
-    replies = R.in_parallel(
-        [lambda: R.call(breaker, "cb", text="probe?")] * 2
-        + [lambda i=i: (time.sleep(0.1 + 0.05 * i), R.call(breaker, "cb", text=f"during {i}"))[1] for i in range(4)]
+    replies = in_parallel(
+        [lambda: call(breaker, "cb", text="probe?")] * 2
+        + [lambda i=i: (time.sleep(0.1 + 0.05 * i), call(breaker, "cb", text=f"during {i}"))[1] for i in range(4)]
         + [lambda: (time.sleep(0.15), ready(breaker))[1]]
     )
     *calls, (_, during) = replies
     assert all(r.status == 200 for r in calls), calls
-    assert len(R.chats(down)) == 3, "exactly one probe after the cooldown"
+    assert len(chats(down)) == 3, "exactly one probe after the cooldown"
     assert states(during, "cb")["down"] == "probing", during
     # The probe failed: cooling again.
     status, report = ready(breaker)
     assert states(report, "cb")["down"] == "cooling"
-    assert R.call(breaker, "cb").status == 200
-    assert len(R.chats(down)) == 3
+    assert call(breaker, "cb").status == 200
+    assert len(chats(down)) == 3
 
 
 def test_successful_probe_restores_the_deployment(breaker, mocks):
     flaky = mocks["flaky"]
     for i in range(6):
-        assert R.call(breaker, "recovering", text=f"rec {i}").status == 200
-    assert len(R.chats(flaky)) == 2  # its two failures: cooling
+        assert call(breaker, "recovering", text=f"rec {i}").status == 200
+    assert len(chats(flaky)) == 2  # its two failures: cooling
     assert states(ready(breaker)[1], "recovering")["flaky"] == "cooling"
     for i in range(3):
-        assert R.call(breaker, "recovering").headers["x-alloy-provider"] == "b"
-    assert len(R.chats(flaky)) == 2
+        assert call(breaker, "recovering").headers["x-alloy-provider"] == "b"
+    assert len(chats(flaky)) == 2
 
     time.sleep(COOLDOWN + 1.1)
-    providers = [R.call(breaker, "recovering", text=f"after {i}").headers["x-alloy-provider"] for i in range(6)]
+    providers = [call(breaker, "recovering", text=f"after {i}").headers["x-alloy-provider"] for i in range(6)]
     assert providers.count("flaky") >= 2, f"the probe succeeded: back in the rotation {providers}"
     assert all(x != y for x, y in zip(providers, providers[1:])), providers
-    assert len(R.chats(flaky)) == 2 + providers.count("flaky")
+    assert len(chats(flaky)) == 2 + providers.count("flaky")
     assert states(ready(breaker)[1], "recovering") == {"flaky": "healthy", "b": "healthy"}
 
 
@@ -216,38 +210,38 @@ def test_every_deployment_cooling_is_503_no_healthy_deployment(all_down, mocks):
     assert status == 200 and report["status"] == "ready"
 
     for _ in range(2):
-        reply = R.call(all_down, "dead")
+        reply = call(all_down, "dead")
         assert reply.status == 503 and reply.attempts == 1, reply
-        assert R.openai_error(reply.data)["message"] == "Injected by x-mock-fault: status 503."
-    assert R.chats(down).count("gpt-4o-mini") == 2
+        assert openai_error(reply.data)["message"] == "Injected by x-mock-fault: status 503."
+    assert chats(down).count("gpt-4o-mini") == 2
 
-    reply = R.call(all_down, "dead")
+    reply = call(all_down, "dead")
     assert reply.status == 503, reply
-    error = R.openai_error(reply.data)
+    error = openai_error(reply.data)
     assert error["code"] == "no_healthy_deployment" and error["type"] == "server_error"
     assert reply.headers.get("retry-after", "").isdigit() and int(reply.headers["retry-after"]) >= 1, reply
     assert reply.headers.get("x-request-id")
-    assert R.chats(down).count("gpt-4o-mini") == 2, "a cooling deployment gets no request"
+    assert chats(down).count("gpt-4o-mini") == 2, "a cooling deployment gets no request"
 
     status, report = ready(all_down)
     assert status == 503 and report["status"] == "unavailable", report
     assert report["models"]["dead"]["healthy"] == 0
     assert states(report, "dead") == {"down": "cooling"}
     assert report["models"]["alive"]["healthy"] == 1
-    status, _, _ = R.get(all_down, "/health")
+    status, _, _ = get(all_down, "/health")
     assert status == 200, "liveness is not readiness"
-    assert R.call(all_down, "alive").status == 200
+    assert call(all_down, "alive").status == 200
 
 
 def test_a_cooling_model_with_a_fallback_is_served_by_it(all_down, mocks):
     down, a = mocks["down"], mocks["a"]
     for _ in range(2):
-        reply = R.call(all_down, "rescued")
+        reply = call(all_down, "rescued")
         assert reply.status == 200 and reply.attempts == 2, reply
-        R.assert_proxied_headers(reply, "gpt-4.1-mini", "a", 2)
-    assert R.chats(down).count("gpt-4o") == 2
-    reply = R.call(all_down, "rescued")
+        assert_proxied_headers(reply, "gpt-4.1-mini", "a", 2)
+    assert chats(down).count("gpt-4o") == 2
+    reply = call(all_down, "rescued")
     assert reply.status == 200, reply
-    R.assert_proxied_headers(reply, "gpt-4.1-mini", "a", 1)
-    assert R.chats(down).count("gpt-4o") == 2, "the cooling deployment is skipped, straight to the fallback"
-    assert R.chats(a).count("gpt-4.1-mini") >= 3
+    assert_proxied_headers(reply, "gpt-4.1-mini", "a", 1)
+    assert chats(down).count("gpt-4o") == 2, "the cooling deployment is skipped, straight to the fallback"
+    assert chats(a).count("gpt-4.1-mini") >= 3

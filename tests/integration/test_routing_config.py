@@ -3,14 +3,13 @@ models, and the /v1/models listing (answered by the gateway, or passed through t
 """
 
 import http.client
-import importlib.util
 import json
-import textwrap
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import openai
 import pytest
+
+from harness import assert_no_crash_logged, start_gateway_process
 
 PROVIDER_KEY = "sk-provider"
 
@@ -63,47 +62,8 @@ def raw(base, method, path, body=None):
         connection.close()
 
 
-def _load_harness():
-    """The harness module (conftest.py) under a private name, for processes shared by a module.
-
-    The harness fixtures start a mock and a gateway for every test, about two seconds each on a
-    loaded machine; one set of processes per module (the mock's log cleared before each test)
-    keeps the suite fast with the same process classes.
-    """
-    spec = importlib.util.spec_from_file_location(__name__ + "_harness", Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-HARNESS = _load_harness()
-
-
-def assert_no_crash_logged(process):
-    """At the end of a shared process's life: nothing it wrote to stderr is a traceback."""
-    assert "Traceback" not in process.stderr, process.stderr
-
-
 def start_shared_gateway(directory, config):
-    path = directory / "alloy.toml"
-    path.write_text(textwrap.dedent(config))
-    return HARNESS.Process(
-        ["--host", "127.0.0.1", "--port", "0", "--config", str(path)], HARNESS._env({"TEST_PROVIDER_KEY": PROVIDER_KEY})
-    )
-
-
-@pytest.fixture(scope="module")
-def shared_mock():
-    mock = HARNESS.Mock(["mock-upstream", "--host", "127.0.0.1", "--port", "0", "--api-key", PROVIDER_KEY], HARNESS._env())
-    yield mock
-    mock.stop()
-
-
-@pytest.fixture
-def upstream(shared_mock):
-    """The shared strict mock (expects ``sk-provider``) with an empty request log."""
-    shared_mock.clear()
-    return shared_mock
+    return start_gateway_process(directory / "alloy.toml", config, {"TEST_PROVIDER_KEY": PROVIDER_KEY})
 
 
 @pytest.fixture(scope="module")

@@ -7,22 +7,13 @@ once; a second signal or ``shutdown_timeout`` must end a drain that would otherw
 import json
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
 
+from harness import dechunk, exit_code, read_until_closed, start_proxy, stream_text, wait_until
+
 IO_TIMEOUT = 10.0
-
-
-def start(start_gateway, mock, server="", client="core"):
-    """A gateway whose one provider is ``mock`` (on upstream backend ``client``), with ``server``
-    lines under ``[server]``."""
-    config = (
-        f'[server]\n{server}\n\n[providers.openai]\nbase_url = "{mock.base}/v1"\napi_key = "env:K"\n'
-        f'client = "{client}"\n'
-    )
-    return start_gateway(config=config, env={"K": "sk-provider"})
 
 
 def chat(text, stream=False, extra=b""):
@@ -39,57 +30,9 @@ def connect(port):
     return socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
 
 
-def read_until_closed(sock, seconds):
-    """Everything the peer sends until it closes; fails if it does not close within ``seconds``."""
-    deadline = time.monotonic() + seconds
-    data = b""
-    while (remaining := deadline - time.monotonic()) > 0:
-        sock.settimeout(remaining)
-        try:
-            piece = sock.recv(65536)
-        except ConnectionResetError:
-            return data
-        except TimeoutError:
-            break
-        if not piece:
-            return data
-        data += piece
-    pytest.fail(f"the connection was still open after {seconds} s; received {data[-300:]!r}")
-
-
-def dechunk(body):
-    out, pos = b"", 0
-    while True:
-        end = body.index(b"\r\n", pos)
-        size = int(body[pos:end], 16)
-        if size == 0:
-            return out
-        out += body[end + 2 : end + 2 + size]
-        pos = end + 4 + size
-
-
-def stream_text(sse):
-    data = [line[5:].strip() for line in sse.decode().split("\n") if line.startswith("data:")]
-    text = "".join(
-        (json.loads(d)["choices"][0].get("delta") or {}).get("content") or "" for d in data if d != "[DONE]"
-    )
-    return text, data
-
-
 def wait_for_line(process, text, seconds=5.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if text in process.stderr:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"{text!r} never appeared on the gateway's stderr:\n{process.stderr}")
-
-
-def exit_code(process, seconds):
-    try:
-        return process.wait(seconds)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the gateway was still running {seconds} s later:\n{process.stderr}")
+    if not wait_until(lambda: text in process.stderr, seconds, interval=0.02):
+        pytest.fail(f"{text!r} never appeared on the gateway's stderr:\n{process.stderr}")
 
 
 def assert_refused(port):
@@ -114,7 +57,7 @@ def slow_mock(start_mock):
 
 
 def test_sigterm_lets_a_stream_in_flight_finish_then_exits_0(start_gateway, slow_mock, upstream_client):
-    gateway = start(start_gateway, slow_mock, client=upstream_client)
+    gateway = start_proxy(start_gateway, slow_mock, client=upstream_client)
     prompt = " ".join(f"word{i}" for i in range(30))  # ~1.5 s of stream
     idle = connect(gateway.port)  # a keep-alive connection between requests
     idle.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
@@ -139,7 +82,7 @@ def test_sigterm_lets_a_stream_in_flight_finish_then_exits_0(start_gateway, slow
 
 
 def test_sigint_on_an_idle_gateway_exits_0_promptly(start_gateway, mock):
-    gateway = start(start_gateway, mock)
+    gateway = start_proxy(start_gateway, mock)
     sock = connect(gateway.port)  # an idle keep-alive connection must not hold up the exit
     sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
     assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
@@ -151,7 +94,7 @@ def test_sigint_on_an_idle_gateway_exits_0_promptly(start_gateway, mock):
 
 
 def test_a_second_sigterm_during_the_drain_exits_at_once(start_gateway, slow_mock):
-    gateway = start(start_gateway, slow_mock)
+    gateway = start_proxy(start_gateway, slow_mock)
     sock = connect(gateway.port)
     sock.sendall(chat(" ".join(f"word{i}" for i in range(400)), stream=True))  # ~20 s of stream
     assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
@@ -168,7 +111,7 @@ def test_a_second_sigterm_during_the_drain_exits_at_once(start_gateway, slow_moc
 
 
 def test_shutdown_timeout_bounds_the_drain_of_a_hanging_upstream(start_gateway, mock):
-    gateway = start(start_gateway, mock, "shutdown_timeout = 1")
+    gateway = start_proxy(start_gateway, mock, "shutdown_timeout = 1")
     sock = connect(gateway.port)
     sock.sendall(chat("never answered", extra=b"x-mock-fault: hang\r\n"))
     deadline = time.monotonic() + 5

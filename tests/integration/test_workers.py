@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 
+from harness import dechunk, exit_code, read_until_closed, stream_text, wait_until
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers is Linux-only")
 
 IO_TIMEOUT = 10.0
@@ -23,15 +25,6 @@ CONNECTIONS = 32  # with two workers, the chance that all of them land on one is
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-
-def wait_until(predicate, timeout=10.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def start(start_gateway, mock, workers=2, server=""):
@@ -153,49 +146,6 @@ def assert_both_serve(gateway, pids):
     assert all(counts.values()), f"a worker accepted no connection: {counts}"
 
 
-def stream_text(sse):
-    data = [line[5:].strip() for line in sse.decode().split("\n") if line.startswith("data:")]
-    text = "".join(
-        (json.loads(d)["choices"][0].get("delta") or {}).get("content") or "" for d in data if d != "[DONE]"
-    )
-    return text, data
-
-
-def dechunk(body):
-    out, pos = b"", 0
-    while True:
-        end = body.index(b"\r\n", pos)
-        size = int(body[pos:end], 16)
-        if size == 0:
-            return out
-        out += body[end + 2 : end + 2 + size]
-        pos = end + 4 + size
-
-
-def read_until_closed(sock, seconds):
-    deadline = time.monotonic() + seconds
-    data = b""
-    while (remaining := deadline - time.monotonic()) > 0:
-        sock.settimeout(remaining)
-        try:
-            piece = sock.recv(65536)
-        except ConnectionResetError:
-            return data
-        except TimeoutError:
-            break
-        if not piece:
-            return data
-        data += piece
-    pytest.fail(f"the connection was still open after {seconds} s; received {data[-300:]!r}")
-
-
-def exit_code(process, seconds):
-    try:
-        return process.wait(seconds)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the supervisor was still running {seconds} s later:\n{process.stderr}")
-
-
 @pytest.fixture
 def slow_mock(start_mock):
     """A mock whose streams send 20 words a second."""
@@ -259,7 +209,7 @@ def test_sigterm_lets_a_stream_in_flight_finish_then_exits_0_with_the_workers(st
     text, data = stream_text(dechunk(body))
     assert text == "echo: " + prompt
     assert data[-1] == "[DONE]"
-    assert exit_code(gateway, 10) == 0, gateway.stderr
+    assert exit_code(gateway, 10, "the supervisor") == 0, gateway.stderr
     assert not any(alive(pid) for pid in pids), "a worker outlived its supervisor"
 
 
@@ -275,7 +225,7 @@ def test_a_second_signal_kills_the_workers_at_once(start_gateway, slow_mock):
     assert gateway.popen.poll() is None, "the supervisor did not wait for the stream in flight"
     started = time.monotonic()
     gateway.signal(signal.SIGINT)
-    assert exit_code(gateway, 5) == 0, gateway.stderr
+    assert exit_code(gateway, 5, "the supervisor") == 0, gateway.stderr
     assert time.monotonic() - started < 3, "the second signal did not end the drain at once"
     assert not any(alive(pid) for pid in pids), "a worker outlived its supervisor"
     sock.close()
