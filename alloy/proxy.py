@@ -279,11 +279,11 @@ class ProxyExchange:
             self.handle.cancel()
 
     def pause(self):
-        if self.handle is not None:
+        if self.handle is not None and not self.finished:
             self.handle.pause_reading()
 
     def resume(self):
-        if self.handle is not None:
+        if self.handle is not None and not self.finished:
             self.handle.resume_reading()
 
     # --- writing to the client ----------------------------------------------------------------------

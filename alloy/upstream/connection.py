@@ -26,6 +26,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._parser = None
         self._head = None
         self._received = False
+        self.reading_paused = False  # by back-pressure from the client; never left so in the pool
         self.quiet_ticks = 0  # sweeps since the last read (or the request), reset by every read
         self.age_ticks = 0  # sweeps since the request was sent
 
@@ -110,11 +111,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.close()
 
     def pause_reading(self):
-        if not self.closed:
+        if not self.closed and not self.reading_paused:
+            self.reading_paused = True
             self.transport.pause_reading()
 
     def resume_reading(self):
-        if not self.closed:
+        if not self.closed and self.reading_paused:
+            self.reading_paused = False
             self.transport.resume_reading()
 
     def close(self):
@@ -131,6 +134,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool.busy.discard(self)
         if keep and not self.closed:
             self.reused = True
+            # The response may have ended while a slow client had paused our reads: the next
+            # exchange on this connection must not start deaf.
+            self.resume_reading()
             self.pool.release(self)
         else:
             self.close()

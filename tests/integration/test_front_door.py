@@ -556,6 +556,45 @@ def test_a_bad_connection_never_disturbs_a_good_one(start_gateway, slow_mock):
     assert_no_traceback(gateway)
 
 
+def read_slowly(sock, piece=8192, pause=0.0005):
+    """One whole Content-Length response, read in small pieces with pauses: the gateway's write
+    buffer stays near its limit, so back-pressure pauses and resumes the upstream read many times."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(piece)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")).split(b":")[1])
+    while len(body) < length:
+        chunk = sock.recv(piece)
+        assert chunk, "the gateway closed the connection mid-answer"
+        body += chunk
+        time.sleep(pause)
+    return head, body
+
+
+def test_a_slow_reader_of_a_large_answer_leaves_no_paused_upstream_connection_behind(gateway, mock):
+    """A slow client pauses the upstream read (back-pressure). When the answer ends while paused,
+    the upstream connection must be resumed before it goes back to the pool: otherwise the next
+    request sent on it waits for an answer that is never read."""
+    for attempt in range(4):
+        # Whether the last read comes while paused depends on how the body splits into reads.
+        size = 6_000_000 + attempt * 77_777
+        with socket.socket() as sock:
+            # A tiny receive window (set before connecting) keeps the gateway's buffer full, so the
+            # last upstream read of the answer usually happens with reading paused.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(IO_TIMEOUT)
+            sock.connect(("127.0.0.1", gateway.port))
+            sock.sendall(chat(f"big {attempt}", extra=b"x-mock-fault: huge=%d\r\n" % size))
+            head, body = read_slowly(sock)
+            assert head.startswith(b"HTTP/1.1 200 ") and len(body) > size
+        for i in range(3):  # served on the pooled upstream connection, promptly
+            client = Client(gateway.port, timeout=5.0)
+            client.send(chat(f"after {attempt}.{i}"))
+            assert reply_text(client.response()) == f"echo: after {attempt}.{i}"
+            client.close()
+
+
 def test_client_disconnect_mid_stream_leaves_the_gateway_healthy(start_gateway, slow_mock, upstream_client):
     gateway = start_proxy(start_gateway, slow_mock, client=upstream_client)
     client = Client(gateway.port)
