@@ -94,6 +94,7 @@ class TranslatedExchange:
         self.splitter = None  # set when relaying a stream
         self.events = None
         self.held = None  # an answer another attempt may replace: [head, body pieces...]
+        self.kept_headers = b""  # of an error answer: the provider's Retry-After, for the client
         self.finished = False
 
     # --- the sink interface -------------------------------------------------------------------------
@@ -151,6 +152,7 @@ class TranslatedExchange:
         head, *self.pieces = self.held
         self.held = None
         self.status = head.status
+        self.kept_headers = _retry_after_lines(head)
         self._end()
 
     def cancel(self):
@@ -159,11 +161,11 @@ class TranslatedExchange:
             self.handle.cancel()
 
     def pause(self):
-        if self.handle is not None:
+        if self.handle is not None and not self.finished:
             self.handle.pause_reading()
 
     def resume(self):
-        if self.handle is not None:
+        if self.handle is not None and not self.finished:
             self.handle.resume_reading()
 
     # --- internals -------------------------------------------------------------------------------------
@@ -179,7 +181,8 @@ class TranslatedExchange:
         else:
             status, body = self.translator.translate_response(self.status, b"".join(self.pieces), self.model, self.endpoint)
             close = self._closing()
-            self.transport.write(frame_response(status, JSON_HEADER + self.extra_headers, body, close))
+            headers = JSON_HEADER + self.extra_headers + self.kept_headers
+            self.transport.write(frame_response(status, headers, body, close))
         self.connection.exchange_finished(self.keep_alive)
 
     def _closing(self):
@@ -190,7 +193,20 @@ class TranslatedExchange:
 
     def _head(self, head, out):
         self.status = head.status
+        if head.status >= 400:
+            self.kept_headers = _retry_after_lines(head)
         if self.stream and head.status == 200:
             self.splitter = SSESplitter()
             self.events = self.translator.StreamTranslator(self.model, self.include_usage)
             out.append(frame_stream_head(200, EVENT_STREAM_HEADERS + self.extra_headers, self._closing()))
+
+
+def _retry_after_lines(head):
+    """A provider's ``retry-after`` (and OpenAI-style ``retry-after-ms``), kept on a translated
+    error so SDKs back off as the provider asked."""
+    lines = []
+    for name in (b"retry-after", b"retry-after-ms"):
+        value = head.get(name)
+        if value is not None:
+            lines.append(name + b": " + value + b"\r\n")
+    return b"".join(lines)
