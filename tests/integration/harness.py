@@ -112,6 +112,10 @@ class Emulator(Process):
             log = json.load(response)
         return log["requests"] if isinstance(log, dict) else log
 
+    def clear(self):
+        request = urllib.request.Request(self.base + "/_emulator/requests", method="DELETE")
+        urllib.request.urlopen(request, timeout=5).close()
+
 
 def start_mock_process(*args, env=None):
     """``alloy mock-upstream *args`` on a free loopback port."""

@@ -359,6 +359,24 @@ def test_smuggling_vectors_are_refused_and_never_reach_the_upstream(gateway, moc
     assert not problems, "\n".join(problems)
 
 
+def test_requests_pipelined_before_a_malformed_one_are_answered_before_its_error(gateway, mock):
+    """Requests that arrived whole are never lost to a malformed one sent after them in the same
+    packet: they are answered in order, then the error, then the connection closes."""
+    for name in ("cl-and-te", "invalid-chunk-size", "obs-fold"):
+        statuses, build = SMUGGLING[name]
+        mock.clear()
+        client = Client(gateway.port)
+        client.send(HEALTH + chat(f"before {name}") + build(chat_body("smuggled")))
+        assert client.response().status == 200
+        assert reply_text(client.response()) == f"echo: before {name}"
+        error = client.response()
+        assert error.status in statuses, error
+        assert_openai_error(error, error.status)
+        assert client.closed_within(5)
+        client.close()
+        assert bodies(mock) == [json.loads(chat_body(f"before {name}"))], "only the whole request went upstream"
+
+
 # --- garbage on the plain port ----------------------------------------------------------------------
 
 
