@@ -33,12 +33,17 @@ CONTEXT_WINDOW_MARKERS = (b"context_length_exceeded", b"maximum context length",
 CONTENT_POLICY_MARKERS = (b"content_policy_violation", b"content_filter", b"content policy")
 
 
-class Call:
-    """What the client asked for, as every attempt needs it."""
+class Attempts:
+    __slots__ = (
+        # what the client asked for, as every attempt needs it
+        "request", "connection", "id_line", "scan", "model_name", "suffix", "endpoint",
+        # the way through the models
+        "router", "loop", "origin", "group", "measuring", "fallbacks", "switched", "count", "in_group",
+        "failed", "barred", "deployment", "exchange", "sent_at", "started", "timer", "last_failure",
+        "over",
+    )  # fmt: skip
 
-    __slots__ = ("request", "connection", "id_line", "scan", "model_name", "suffix", "endpoint")
-
-    def __init__(self, request, connection, id_line, scan=None, model_name=None, suffix=b"", endpoint=None):
+    def __init__(self, router, loop, group, request, connection, id_line, scan=None, model_name=None, suffix=b"", endpoint=None):
         self.request = request
         self.connection = connection
         self.id_line = id_line  # b"x-request-id: ...\r\n"
@@ -46,21 +51,11 @@ class Call:
         self.model_name = model_name  # what the route resolved the client's model to
         self.suffix = suffix  # the target after "/v1"
         self.endpoint = endpoint  # "chat/completions", "completions" or "embeddings"
-
-
-class Attempts:
-    __slots__ = (
-        "router", "loop", "call", "origin", "group", "fallbacks", "switched", "count", "in_group",
-        "failed", "barred", "deployment", "exchange", "sent_at", "started", "timer", "last_failure",
-        "over",
-    )  # fmt: skip
-
-    def __init__(self, router, loop, call, group):
         self.router = router  # RouterSettings
         self.loop = loop
-        self.call = call
         self.origin = group  # the model the client asked for
         self.group = group  # the model being tried
+        self.measuring = group.measures_latency  # first-byte latency feeds the latency strategy
         self.fallbacks = None  # groups still to try, once the current one is exhausted
         self.switched = False  # moved to context-window or content-policy fallbacks
         self.count = 0  # attempts started, over all groups
@@ -78,7 +73,7 @@ class Attempts:
     # --- the first attempt, from the proxy ------------------------------------------------------
 
     def start(self):
-        self.call.connection.current = self
+        self.connection.current = self
         deployment = self.group.pick()
         if deployment is None:
             self._exhausted()
@@ -96,8 +91,8 @@ class Attempts:
         return status == 400 and not self.switched and bool(origin.context_window_fallbacks or origin.content_policy_fallbacks)
 
     def first_byte(self):
-        if self.group.measures_latency:
-            self.deployment.first_byte_after(self.loop.time() - self.sent_at)
+        """Called by the exchange at the head, when ``measuring``."""
+        self.deployment.first_byte_after(self.loop.time() - self.sent_at)
 
     def succeeded(self):
         """The answer was relayed whole (whatever its status: a 4xx is not the deployment's fault)."""
@@ -169,29 +164,27 @@ class Attempts:
         self.count += 1
         self.in_group += 1
         self.deployment = deployment
-        total_ticks = 0
         timeouts = deployment.timeouts
-        if timeouts.total:
-            remaining = timeouts.total - (self.loop.time() - self.started)
-            if remaining <= 0:
-                return self._answer(UpstreamTimeout(f"the request did not complete within {timeouts.total:g} s"))
-            total_ticks = sweep_ticks(remaining)
-        if self.group.measures_latency:
+        total_ticks = self._total_ticks(timeouts.total) if timeouts.total else 0
+        if total_ticks < 0:
+            return self._answer(UpstreamTimeout(f"the request did not complete within {timeouts.total:g} s"))
+        if self.measuring:
             self.sent_at = self.loop.time()
         deployment.begin()
-        if self.count == 1 and deployment.served_once is not None:
-            served_by = deployment.served_once
-        else:
-            model = deployment.upstream_model or self.call.model_name or ""
-            served_by = deployment.served_by(model.encode(), self.count)
+        served_by = deployment.served_by(self.model_name, self.count)
         try:
             self.exchange = deployment.connector.send(self, deployment, served_by, total_ticks)
         except AlloyError as error:  # the request cannot be expressed for this provider
             deployment.abandoned()
             if self.count == 1:
-                self.call.connection.current = None
+                self.connection.current = None
                 raise
             self._answer(error)
+
+    def _total_ticks(self, total):
+        """Sweep ticks left of the request's total timeout (-1: none left)."""
+        remaining = total - (self.loop.time() - self.started)
+        return sweep_ticks(remaining) if remaining > 0 else -1
 
     def _retry(self, retry_after):
         deployment = self.deployment
@@ -238,6 +231,7 @@ class Attempts:
             if choice is not None:
                 self.group = group
                 self.in_group = 0
+                self.measuring = group.measures_latency
                 return self._begin(choice)
         self._exhausted()
 
@@ -266,12 +260,12 @@ class Attempts:
     def _answer(self, failure):
         self.over = True
         if isinstance(failure, AlloyError):
-            connection = self.call.connection
-            keep_alive = self.call.request.keep_alive
-            headers = self.call.id_line + b"x-alloy-attempts: %d\r\n" % self.count
+            connection = self.connection
+            keep_alive = self.request.keep_alive
             if self.deployment is not None:
-                model = self.deployment.upstream_model or self.call.model_name or ""
-                headers = self.call.id_line + self.deployment.served_by(model.encode(), self.count)
+                headers = self.id_line + self.deployment.served_by(self.model_name, self.count)
+            else:
+                headers = self.id_line + b"x-alloy-attempts: %d\r\n" % self.count
             connection.current = None
             connection.send_error(failure, close=not keep_alive, extra_headers=headers)
             if keep_alive:

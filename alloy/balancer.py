@@ -22,6 +22,7 @@ from alloy.errors import DeploymentsBusy, NoHealthyDeployment
 
 HEALTHY, COOLING, PROBING = "healthy", "cooling", "probing"
 LATENCY_WEIGHT = 0.3  # of the newest first-byte sample in the EWMA
+SERVED_BY_CACHE = 1024  # model names whose first-attempt headers a deployment keeps
 
 
 class Breaker:
@@ -38,7 +39,7 @@ class Breaker:
 class Deployment:
     __slots__ = (
         "connector", "provider", "upstream_model", "weight", "max_inflight", "timeouts", "breaker",
-        "served_once", "inflight", "state", "cooling_until", "failures", "latency",
+        "served_once", "served_once_as", "inflight", "state", "cooling_until", "failures", "latency",
     )  # fmt: skip
 
     def __init__(self, connector, upstream_model, weight, max_inflight, timeouts, breaker):
@@ -50,17 +51,32 @@ class Deployment:
         self.timeouts = timeouts
         self.breaker = breaker
         # The response headers naming what served a first attempt, built once.
-        self.served_once = self.served_by(upstream_model.encode(), 1) if upstream_model else None
+        self.served_once = self._served_by(upstream_model, 1) if upstream_model else None
+        self.served_once_as = {}  # without a model of its own: by the requested name
         self.inflight = 0
         self.state = HEALTHY
         self.cooling_until = 0.0
         self.failures = deque()  # monotonic times of recent failures
         self.latency = None  # EWMA of first-byte seconds; None until measured
 
-    def served_by(self, model, attempt):
-        """``x-alloy-provider``, ``x-alloy-model`` (unless the endpoint has no model) and
-        ``x-alloy-attempts`` lines for an answer from this deployment."""
-        model_line = b"x-alloy-model: %s\r\n" % model if model else b""
+    def served_by(self, requested, attempt):
+        """The ``x-alloy-provider``, ``x-alloy-model`` and ``x-alloy-attempts`` lines of an answer
+        from here. ``requested`` is the name the route resolved, sent when the deployment has no
+        model of its own (None for endpoints without a model: no model line). First attempts, the
+        common case, come from a cache."""
+        if attempt != 1:
+            return self._served_by(self.upstream_model or requested, attempt)
+        if self.served_once is not None:
+            return self.served_once
+        lines = self.served_once_as.get(requested)
+        if lines is None:
+            if len(self.served_once_as) >= SERVED_BY_CACHE:  # model names come from clients: bounded
+                self.served_once_as.clear()
+            lines = self.served_once_as[requested] = self._served_by(requested, 1)
+        return lines
+
+    def _served_by(self, model, attempt):
+        model_line = b"x-alloy-model: %s\r\n" % model.encode() if model else b""
         return b"x-alloy-provider: %s\r\n%sx-alloy-attempts: %d\r\n" % (self.connector.name_bytes, model_line, attempt)
 
     def admits(self):

@@ -21,7 +21,7 @@ from alloy.core import (
     rewrite_model_parts,
     scan_body,
 )
-from alloy.attempts import Attempts, Call
+from alloy.attempts import Attempts
 from alloy.balancer import Breaker, Deployment, ModelGroup
 from alloy.errors import InvalidRequest, ModelNotFound, NotFound, ServiceUnavailable, error_payload
 from alloy.headers import NOT_FORWARDED, STATUS_REASONS
@@ -53,26 +53,25 @@ class Passthrough:
 
     def send(self, plan, deployment, served_by, total_ticks):
         """Start one attempt of ``plan``'s request on ``deployment``; returns its exchange."""
-        call = plan.call
-        request = call.request
-        scan = call.scan
+        request = plan.request
+        scan = plan.scan
         if scan is None:  # an endpoint without a model: files, images, audio...
-            target = self.adapter.passthrough_target(self.base_path, call.suffix, self.api_version)
+            target = self.adapter.passthrough_target(self.base_path, plan.suffix, self.api_version)
             body = [request.body]
         else:
-            model = deployment.upstream_model or call.model_name
+            model = deployment.upstream_model or plan.model_name
             body = [scan.body] if model == scan.model else rewrite_model_parts(scan, model)
-            target = self.adapter.target(self.base_path, call.suffix, model, self.api_version)
+            target = self.adapter.target(self.base_path, plan.suffix, model, self.api_version)
         upstream_request = UpstreamRequest(
             request.method,
             target,
-            self.header_block + encode_forwarded(request.headers, NOT_FORWARDED) + call.id_line,
+            self.header_block + encode_forwarded(request.headers, NOT_FORWARDED) + plan.id_line,
             body,
             sum(len(part) for part in body),
             deployment.timeouts,
             total_ticks,
         )
-        exchange = ProxyExchange(plan, request.keep_alive, call.id_line + served_by)
+        exchange = ProxyExchange(plan, request.keep_alive, plan.id_line + served_by)
         exchange.handle = self.upstream.start(upstream_request, exchange, request.method == b"HEAD")
         return exchange
 
@@ -176,8 +175,8 @@ class Proxy:
         group, name = found
         id_line = b"x-request-id: " + self.request_ids.for_request(request.headers) + b"\r\n"
         # "/v1/x?y" -> "/x?y"; the endpoint is "chat/completions", "completions" or "embeddings".
-        call = Call(request, connection, id_line, scan, name, request.target[3:], path[4:].decode())
-        Attempts(self.router, self.loop, call, group).start()
+        suffix, endpoint = request.target[3:], path[4:].decode()
+        Attempts(self.router, self.loop, group, request, connection, id_line, scan, name, suffix, endpoint).start()
 
     def passthrough(self, request, path, connection):
         """Any other /v1/ path goes to the default provider unchanged (files, images, audio...)."""
@@ -187,8 +186,7 @@ class Proxy:
         if connector.translates:
             raise NotFound(f"{path.decode('latin-1')} is not available through provider {connector.name}")
         id_line = b"x-request-id: " + self.request_ids.for_request(request.headers) + b"\r\n"
-        call = Call(request, connection, id_line, suffix=request.target[3:])
-        Attempts(self.router, self.loop, call, self.default_group).start()
+        Attempts(self.router, self.loop, self.default_group, request, connection, id_line, suffix=request.target[3:]).start()
 
     def readiness(self):
         """``/health/ready``: each configured model's deployments and their state; unavailable when
@@ -212,7 +210,7 @@ class ProxyExchange:
 
     def __init__(self, plan, keep_alive, extra_headers):
         self.plan = plan
-        self.connection = connection = plan.call.connection
+        self.connection = connection = plan.connection
         self.transport = connection.transport
         self.keep_alive = keep_alive
         self.extra_headers = extra_headers
@@ -233,10 +231,12 @@ class ProxyExchange:
                 self.held.extend(events)
                 return
             status = events[0].status
-            if status >= 400 and self.plan.holds(status):
+            plan = self.plan
+            if status >= 400 and plan.holds(status):
                 self.held = list(events)
                 return
-            self.plan.first_byte()
+            if plan.measuring:
+                plan.first_byte()
         self._relay(events)
 
     def upstream_done(self):

@@ -41,18 +41,17 @@ class Translation:
 
     def send(self, plan, deployment, served_by, total_ticks):
         """Start one attempt of ``plan``'s request on ``deployment``; returns its exchange."""
-        call = plan.call
-        request = call.request
+        request = plan.request
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
             raise InvalidRequest("request body is not valid JSON") from None
-        model = deployment.upstream_model or call.model_name
-        translated = self.translator.build_request(body, model, call.endpoint, self.settings)
+        model = deployment.upstream_model or plan.model_name
+        translated = self.translator.build_request(body, model, plan.endpoint, self.settings)
         # The client's other headers travel on (tracing, provider beta flags), except those the
         # translated call sets itself.
         skip = NOT_FORWARDED_TRANSLATED | {name for name, _ in translated.headers}
-        lines = [self.host_line, self.extra_lines, encode_forwarded(request.headers, skip), call.id_line]
+        lines = [self.host_line, self.extra_lines, encode_forwarded(request.headers, skip), plan.id_line]
         lines.extend(name + b": " + value + b"\r\n" for name, value in translated.headers)
         upstream_request = UpstreamRequest(
             translated.method,
@@ -66,7 +65,7 @@ class Translation:
         stream_options = body.get("stream_options") or {}
         include_usage = bool(stream_options.get("include_usage")) if isinstance(stream_options, dict) else False
         exchange = TranslatedExchange(
-            plan, request.keep_alive, call.id_line + served_by, self.translator, model, call.endpoint,
+            plan, request.keep_alive, plan.id_line + served_by, self.translator, model, plan.endpoint,
             translated.stream, include_usage,
         )  # fmt: skip
         exchange.handle = self.upstream.start(upstream_request, exchange)
@@ -79,7 +78,7 @@ class TranslatedExchange:
 
     def __init__(self, plan, keep_alive, extra_headers, translator, model, endpoint, stream, include_usage):
         self.plan = plan
-        self.connection = plan.call.connection
+        self.connection = plan.connection
         self.transport = self.connection.transport
         self.keep_alive = keep_alive
         self.extra_headers = extra_headers
@@ -111,7 +110,8 @@ class TranslatedExchange:
                 if event.status >= 400 and self.plan.holds(event.status):
                     self.held = list(events)
                     return
-                self.plan.first_byte()
+                if self.plan.measuring:
+                    self.plan.first_byte()
                 self._head(event, out)
             elif self.splitter is not None:
                 for name, data in self.splitter.feed(event):

@@ -134,9 +134,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool.busy.discard(self)
         if keep and not self.closed:
             self.reused = True
-            # The response may have ended while a slow client had paused our reads: the next
-            # exchange on this connection must not start deaf.
-            self.resume_reading()
+            if self.reading_paused:
+                # The response ended while a slow client had paused our reads: the next exchange
+                # on this connection must not start deaf.
+                self.resume_reading()
             self.pool.release(self)
         else:
             self.close()
