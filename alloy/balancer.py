@@ -127,6 +127,8 @@ class Deployment:
 
 
 # --- strategies: each picks from the admitting deployments, preferring those not in ``avoid`` ---------
+# They run on every request of a model with several deployments, so they loop without building
+# lists in the common case (nothing avoided, nothing barred).
 
 
 def _candidates(group, avoid, barred):
@@ -139,6 +141,15 @@ def _candidates(group, avoid, barred):
 
 
 def pick_weighted(group, avoid, barred):
+    if not avoid and not barred:
+        # One draw over every deployment; only a full or cooling one sends us the slow way.
+        point = random.random() * group.total_weight
+        for deployment in group.deployments:
+            point -= deployment.weight
+            if point < 0:
+                break
+        if deployment.admits():
+            return deployment
     candidates = _candidates(group, avoid, barred)
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
@@ -155,37 +166,62 @@ def pick_round_robin(group, avoid, barred):
     count = len(deployments)
     start = group.turn
     group.turn = (start + 1) % count
-    fallback = None
+    spare = None
     for step in range(count):
         deployment = deployments[(start + step) % count]
-        if deployment in barred or not deployment.admits():
+        if (barred and deployment in barred) or not deployment.admits():
             continue
-        if deployment not in avoid:
+        if not avoid or deployment not in avoid:
             return deployment
-        if fallback is None:
-            fallback = deployment
-    return fallback
+        if spare is None:
+            spare = deployment
+    return spare
 
 
 def pick_least_inflight(group, avoid, barred):
-    candidates = _candidates(group, avoid, barred)
-    if not candidates:
-        return None
-    # Ties go round in turn, so equally idle deployments share the work.
+    # Scanned from a turning start, so equally idle deployments take turns.
+    deployments = group.deployments
+    count = len(deployments)
     start = group.turn
-    group.turn += 1
-    count = len(candidates)
-    return min((candidates[(start + i) % count] for i in range(count)), key=lambda d: d.inflight)
+    group.turn = (start + 1) % count
+    best = spare = None
+    for step in range(count):
+        deployment = deployments[(start + step) % count]
+        if (barred and deployment in barred) or not deployment.admits():
+            continue
+        if avoid and deployment in avoid:
+            if spare is None or deployment.inflight < spare.inflight:
+                spare = deployment
+        elif best is None or deployment.inflight < best.inflight:
+            best = deployment
+    return best if best is not None else spare
 
 
 def pick_latency(group, avoid, barred):
     """Power of two choices: of two deployments drawn at random, the one with the lower expected
     first-byte latency (scaled by its queue); an unmeasured deployment is tried first."""
-    candidates = _candidates(group, avoid, barred)
-    if len(candidates) <= 1:
-        return candidates[0] if candidates else None
-    first, second = random.sample(candidates, 2)
+    candidates = group.deployments if not avoid and not barred else _candidates(group, avoid, barred)
+    count = len(candidates)
+    if count == 2:
+        first, second = candidates
+    elif count > 2:
+        i = int(random.random() * count)
+        j = int(random.random() * (count - 1))
+        first, second = candidates[i], candidates[j + (j >= i)]
+    else:
+        return candidates[0] if count and candidates[0].admits() else None
+    if not first.admits():
+        return second if second.admits() else _first_admitting(candidates)
+    if not second.admits():
+        return first
     return first if _expected(first) <= _expected(second) else second
+
+
+def _first_admitting(deployments):
+    for deployment in deployments:
+        if deployment.admits():
+            return deployment
+    return None
 
 
 def _expected(deployment):
@@ -212,6 +248,7 @@ class ModelGroup:
         self.strategy = strategy
         self._pick = STRATEGIES[strategy]
         self.single = self.deployments[0] if len(self.deployments) == 1 else None
+        self.total_weight = sum(d.weight for d in self.deployments)
         self.measures_latency = strategy == "latency"
         self.max_retries = max_retries
         self.fallbacks = ()  # ModelGroups, set once every group exists
