@@ -5,6 +5,7 @@
 #   micro.json         pytest-benchmark run, statistics only  -> micro.md, micro.png (report.py)
 #   compare-*.json     latency + throughput, Alloy and nginx   -> latency.md (tables as printed)
 #   e2e.json                                                    -> e2e.md
+#   reliability.json   reliability machinery on the success path -> reliability.md
 #   memory.md
 #   raw/               stdout/stderr of every script, micro run with samples (git-ignored)
 #
@@ -12,6 +13,8 @@
 #   benchmarks/run_all.sh --quick     # small counts: checks the pipeline, numbers not publishable
 #   benchmarks/run_all.sh --out DIR   # somewhere else
 #
+# With ALLOY_BASELINE_CMD set (an alloy from before the reliability work, e.g.
+# /work/baseline-venv/bin/alloy), reliability_bench also measures it: after vs before.
 # A failing script is reported and the others still run; the exit status is that of the last failure.
 # These VMs are noisy: run the suite twice and compare before publishing anything.
 set -uo pipefail
@@ -23,7 +26,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1; shift ;;
         --out) out="$2"; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -82,13 +85,16 @@ if [ "$quick" = 1 ]; then
     micro=(--benchmark-min-rounds=3 --benchmark-max-time=0.05)
     compare=(--quick --tool client)
     e2e=(-n 2 --latency-ms 100)
+    reliability=(--iterations 400 --warmup 20 --rounds 4)
     memory=(--requests 100 --connections 50 --streams 10 --settle 0.3)
 else
     micro=(--benchmark-min-time=0.000005 --benchmark-max-time=1.0 --benchmark-disable-gc)
     compare=()
     e2e=()
+    reliability=()
     memory=()
 fi
+[ -n "${ALLOY_BASELINE_CMD:-}" ] && reliability+=(--baseline-cmd "$ALLOY_BASELINE_CMD")
 
 step micro "" python3 -P -m pytest benchmarks --benchmark-only -q -p no:cacheprovider "${micro[@]}" \
     --benchmark-json="$out/raw/micro-with-samples.json"
@@ -105,6 +111,7 @@ PY
 fi
 step compare latency.md bash "$here/compare.sh" --json-dir "$out" "${compare[@]}"
 step e2e e2e.md bash "$here/e2e_bench.sh" --json "$out/e2e.json" "${e2e[@]}"
+step reliability reliability.md python3 "$here/reliability_bench" --json "$out/reliability.json" "${reliability[@]}"
 step memory memory.md bash "$here/memory_bench.sh" "${memory[@]}"
 
 echo "results in $out" >&2

@@ -56,6 +56,20 @@ def test_latency_bench_throughput_mode_prints_its_table():
     assert "| Target (8 connections) | Throughput (req/s) |" in out
 
 
+def test_reliability_bench_prints_every_target_and_the_differences(tmp_path):
+    out = run([sys.executable, os.path.join(BENCH, "reliability_bench"), "--iterations", "200", "--warmup", "20",
+               "--rounds", "2", "--json", str(tmp_path / "reliability.json")])
+    assert "| Target | Median (µs) | Mean (µs) | P99 (µs) |" in out
+    for label in ("direct to mock", "current, plain proxy (", "current, plain proxy, a second process",
+                  "current, configured `single`", "current, configured `balanced`"):
+        assert f"| {label}" in out
+    assert "| Difference | Median (µs) | Mean (µs) | P99 (µs) |" in out
+    assert "`plain-twin - plain`" in out and "`balanced - plain`" in out
+    result = json.loads((tmp_path / "reliability.json").read_text())
+    assert set(result["latency"]) == {"direct", "plain", "plain-twin", "single", "balanced"}
+    assert all(r["requests"] == 200 and r["errors"] == 0 for r in result["latency"].values())
+
+
 def test_e2e_bench_prints_direct_vs_alloy_table():
     out = run(["bash", os.path.join(BENCH, "e2e_bench.sh"), "-n", "2", "--latency-ms", "50"])
     assert "| Measure | Direct (mean) | Through Alloy (mean) | Overhead (µs) |" in out
