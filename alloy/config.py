@@ -93,7 +93,8 @@ class ModelSettings:
     fallbacks: tuple[str, ...] = ()
     context_window_fallbacks: tuple[str, ...] = ()
     content_policy_fallbacks: tuple[str, ...] = ()
-    first_byte_timeout: float | None = None  # None: the provider's
+    connect_timeout: float | None = None  # None: the provider's
+    first_byte_timeout: float | None = None
     stream_idle_timeout: float | None = None
     total_timeout: float | None = None
 
@@ -353,6 +354,7 @@ def _load_model(source, index, table, provider_names):
         fallbacks=section.names("fallbacks"),
         context_window_fallbacks=section.names("context_window_fallbacks"),
         content_policy_fallbacks=section.names("content_policy_fallbacks"),
+        connect_timeout=section.positive("connect_timeout", float, None),
         first_byte_timeout=section.positive("first_byte_timeout", float, None),
         stream_idle_timeout=section.positive("stream_idle_timeout", float, None),
         total_timeout=section.at_least_zero("total_timeout", float, None),

@@ -103,7 +103,9 @@ def _timeouts(provider, model=None):
         value = getattr(model, key) if model is not None else None
         return getattr(provider, key) if value is None else value
 
-    return Timeouts(pick("first_byte_timeout"), pick("stream_idle_timeout"), pick("total_timeout"))
+    return Timeouts(
+        pick("connect_timeout"), pick("first_byte_timeout"), pick("stream_idle_timeout"), pick("total_timeout")
+    )
 
 
 class Proxy:

@@ -33,8 +33,10 @@ def sweep_ticks(seconds):
 
 @dataclass(slots=True, frozen=True)
 class Timeouts:
-    """The response-side limits of one deployment, in seconds and in sweep ticks."""
+    """The limits of one deployment's requests, in seconds (and in sweep ticks for those the sweep
+    enforces)."""
 
+    connect: float
     first_byte: float
     stream_idle: float
     total: float  # the whole request, retries included; 0: none

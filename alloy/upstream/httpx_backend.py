@@ -58,7 +58,7 @@ class HttpxUpstream:
         self.origin = origin
         self.loop = loop
         # Response timeouts are the sweep's (see ``tick``), per request like the core pool's;
-        # httpx keeps only the connect timeout.
+        # httpx keeps only the connect timeout, given per request (a model may override it).
         self.client = httpx.AsyncClient(
             http2=provider.http2,
             timeout=httpx.Timeout(None, connect=provider.connect_timeout),
@@ -72,12 +72,16 @@ class HttpxUpstream:
             if name.lower() != "connection":
                 del self.client.headers[name]
         self.active = set()  # exchanges in flight, for the timeout sweep
+        self.connect_timeouts = {}  # seconds -> httpx.Timeout, built once each
 
     def start(self, request, sink, head_request=False):
         url = f"{self.origin.scheme}://{self.origin.host_header}{request.target.decode('latin-1')}"
         headers = [(k, v) for k, v in _parse_header_block(request.header_block) if k.lower() != b"host"]
         body = b"".join(bytes(part) for part in request.body)
-        exchange = HttpxExchange(self, request, sink)
+        timeout = self.connect_timeouts.get(request.timeouts.connect)
+        if timeout is None:
+            timeout = self.connect_timeouts[request.timeouts.connect] = httpx.Timeout(None, connect=request.timeouts.connect)
+        exchange = HttpxExchange(self, request, sink, timeout)
         exchange.task = self.loop.create_task(exchange.run(request.method.decode(), url, headers, body))
         self.active.add(exchange)
         return exchange
@@ -93,10 +97,11 @@ class HttpxUpstream:
 class HttpxExchange:
     """One request through httpx, as one task; reports to its sink like the core pool's exchanges."""
 
-    def __init__(self, upstream, request, sink):
+    def __init__(self, upstream, request, sink, timeout):
         self.upstream = upstream
         self.request = request
         self.sink = sink
+        self.timeout = timeout
         self.task = None
         self.received = False
         self.quiet_ticks = 0
@@ -105,7 +110,8 @@ class HttpxExchange:
     async def run(self, method, url, headers, body):
         sink = self.sink
         try:
-            async with self.upstream.client.stream(method, url, headers=headers, content=body or None) as response:
+            stream = self.upstream.client.stream(method, url, headers=headers, content=body or None, timeout=self.timeout)
+            async with stream as response:
                 self.received = True
                 self.quiet_ticks = 0
                 sink.upstream_events([HttpxHead(response)])

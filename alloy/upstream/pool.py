@@ -53,7 +53,6 @@ class CorePool:
     def __init__(self, origin, provider, loop):
         self.origin = origin
         self.loop = loop
-        self.connect_timeout = provider.connect_timeout
         self.max_connections = provider.max_connections
         self._idle = []  # LIFO stack of UpstreamConnection
         self.busy = set()  # connections carrying an exchange (their read timeouts are swept)
@@ -131,11 +130,11 @@ class CorePool:
 
     def _connect(self, request, sink, head_request, pending):
         self._open += 1
-        task = self.loop.create_task(self._open_connection())
+        task = self.loop.create_task(self._open_connection(request.timeouts.connect))
         pending.connecting = task
         task.add_done_callback(lambda done: self._connected(done, request, sink, head_request, pending))
 
-    async def _open_connection(self):
+    async def _open_connection(self, timeout):
         origin = self.origin
         try:
             _, connection = await asyncio.wait_for(
@@ -146,7 +145,7 @@ class CorePool:
                     ssl=origin.ssl,
                     server_hostname=origin.host if origin.ssl else None,
                 ),
-                self.connect_timeout,
+                timeout,
             )
         except asyncio.TimeoutError:
             raise UpstreamConnectTimeout(f"connecting to upstream {origin.label} timed out") from None

@@ -738,3 +738,60 @@ def test_client_disconnect_during_backoff_cancels_the_retry(gateway, a):
     time.sleep(2.5)  # past the moment the retry would have started
     assert len(chats(a)) == 1, "no upstream attempt after the client left"
     assert call(gateway, "solo").status == 200
+
+
+# --- connect timeouts ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def black_hole():
+    """A loopback port that never completes a connection: a listening socket whose accept queue is
+    full (it is never accepted from), so the kernel drops further SYNs and a connect just waits."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    fillers = []
+    try:
+        for _ in range(8):  # enough to fill the queue whatever the kernel's slack
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(server.getsockname())
+            fillers.append(filler)
+        time.sleep(0.2)
+        yield server.getsockname()[1]
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
+@pytest.mark.parametrize("client", ["core", "httpx"])
+def test_a_model_connect_timeout_overrides_the_provider_and_is_retried(tmp_path, black_hole, client):
+    config = f"""
+    [router]
+    max_retries = 1
+    backoff_base = 0.01
+    backoff_max = 0.05
+
+    [providers.hole]
+    base_url = "http://127.0.0.1:{black_hole}/v1"
+    api_key = "env:TEST_PROVIDER_KEY"
+    client = "{client}"
+    connect_timeout = 30
+
+    [[models]]
+    name = "impatient"
+    provider = "hole"
+    model = "gpt-4o-mini"
+    connect_timeout = 0.5
+    """
+    gateway = start_gateway_process(tmp_path / "alloy.toml", config, {"TEST_PROVIDER_KEY": PROVIDER_KEY})
+    try:
+        reply = call(gateway, "impatient", timeout=20)
+        assert reply.status == 504, reply
+        assert openai_error(reply.data)["code"] == "upstream_timeout"
+        assert reply.attempts == 2, "a connect timeout is retried (the request never reached the upstream)"
+        assert 0.9 <= reply.elapsed < 5.0, f"two 0.5 s connect timeouts, not the provider's 30 s: {reply.elapsed:.2f}s"
+    finally:
+        gateway.stop()
+    assert_no_crash_logged(gateway)
