@@ -17,13 +17,17 @@ MODEL_ENDPOINTS = frozenset((b"/v1/chat/completions", b"/v1/completions", b"/v1/
 
 
 class Prebuilt:
-    """A complete response in its two framings: keep the connection, or close it."""
+    """A complete response in its two framings: keep the connection, or close it. For a HEAD
+    request the same head (Content-Length included) without the body (RFC 9110 section 9.3.2)."""
 
     __slots__ = ("keep_alive", "closing")
 
-    def __init__(self, status, body, header_block=JSON_HEADER):
+    def __init__(self, status, body, header_block=JSON_HEADER, head=False):
         self.keep_alive = frame_response(status, header_block, body)
         self.closing = frame_response(status, header_block, body, True)
+        if head and body:
+            self.keep_alive = self.keep_alive[: -len(body)]
+            self.closing = self.closing[: -len(body)]
 
 
 class Endpoints:
@@ -31,6 +35,7 @@ class Endpoints:
         self.proxy = proxy
         self.auth = MasterKey(config.server.master_key)
         self.health = Prebuilt(200, b'{"status":"ok"}')
+        self.health_head = Prebuilt(200, b'{"status":"ok"}', head=True)
         # With configured models, /v1/models lists them; a plain proxy passes it through instead.
         self.model_list = None
         self.models = {}
@@ -48,12 +53,14 @@ class Endpoints:
         path = target if query < 0 else target[:query]
         method = request.method
         if path == b"/health":
-            if method == b"GET" or method == b"HEAD":
+            if method == b"GET":
                 return self.health
+            if method == b"HEAD":
+                return self.health_head
             raise MethodNotAllowed("use GET for /health", allow=b"GET, HEAD")
         if path == b"/health/ready":
             if method == b"GET" or method == b"HEAD":
-                return self._readiness()
+                return self._readiness(head=method == b"HEAD")
             raise MethodNotAllowed("use GET for /health/ready", allow=b"GET, HEAD")
         if not path.startswith(b"/v1/"):
             raise NotFound(f"no route for {method.decode()} {path.decode('latin-1')}")
@@ -68,10 +75,10 @@ class Endpoints:
         self.proxy.passthrough(request, path, connection)
         return None
 
-    def _readiness(self):
+    def _readiness(self, head=False):
         # Built on each call (it is state, not configuration); load balancers poll it, clients don't.
         ready, report = self.proxy.readiness()
-        return Prebuilt(200 if ready else 503, orjson.dumps(report))
+        return Prebuilt(200 if ready else 503, orjson.dumps(report), head=head)
 
     def _model_answer(self, path):
         if path == b"/v1/models":

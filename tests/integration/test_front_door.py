@@ -246,6 +246,22 @@ def test_pipelined_requests_are_answered_in_order_each_as_its_own(gateway, mock)
 # --- request body framings ------------------------------------------------------------------------
 
 
+def test_head_on_the_health_endpoints_has_no_body_and_keeps_the_connection_in_step(gateway, mock):
+    for path in (b"/health", b"/health/ready"):
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=IO_TIMEOUT) as sock:
+            sock.sendall(b"HEAD %s HTTP/1.1\r\nHost: g\r\n\r\nGET /health HTTP/1.1\r\nHost: g\r\n\r\n" % path)
+            received = b""
+            while not received.endswith(b'{"status":"ok"}'):
+                chunk = sock.recv(65536)
+                assert chunk, received
+                received += chunk
+        head, rest = received.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"content-length: " in head.lower(), received
+        # RFC 9110 section 9.3.2: the same head as GET, no body: the next bytes are the next response.
+        assert rest.startswith(b"HTTP/1.1 200 "), received
+        assert rest.endswith(b'\r\n\r\n{"status":"ok"}')
+
+
 def test_chunked_body_and_expect_100_continue(gateway, mock):
     body = chat_body("chunked " * 200)
     pieces = [body[:1], body[1:100], body[100:1500], body[1500:]]
