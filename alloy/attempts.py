@@ -267,7 +267,8 @@ class Attempts:
             else:
                 headers = self.id_line + b"x-alloy-attempts: %d\r\n" % self.count
             connection.current = None
-            connection.send_error(failure, close=not keep_alive, extra_headers=headers)
+            head = self.request.method == b"HEAD"
+            connection.send_error(failure, close=not keep_alive, extra_headers=headers, head=head)
             if keep_alive:
                 connection.exchange_finished(True)
             return

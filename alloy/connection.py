@@ -114,7 +114,7 @@ class ClientConnection(asyncio.Protocol):
         try:
             answer = self.gateway.dispatch(request, self)
         except AlloyError as error:
-            self.send_error(error, close=not request.keep_alive)
+            self.send_error(error, close=not request.keep_alive, head=request.method == b"HEAD")
             return
         if answer is not None:  # a Prebuilt answer, written synchronously
             if request.keep_alive and not self.gateway.draining:
@@ -139,11 +139,13 @@ class ClientConnection(asyncio.Protocol):
         if self.parser.expect_continue and self.current is None and not queue:
             self.transport.write(CONTINUE)
 
-    def send_error(self, error, close=False, extra_headers=b""):
+    def send_error(self, error, close=False, extra_headers=b"", head=False):
+        """Answer ``error`` OpenAI-shaped; to a HEAD request, the same head without its body."""
         close = close or self.gateway.draining
         body = error_response_body(error)
         headers = JSON_HEADER + error.header_block + extra_headers
-        self.transport.write(frame_response(error.status, headers, body, close))
+        answer = frame_response(error.status, headers, body, close)
+        self.transport.write(answer[: -len(body)] if head else answer)
         if close:
             self.close()
 

@@ -262,6 +262,19 @@ def test_head_on_the_health_endpoints_has_no_body_and_keeps_the_connection_in_st
         assert rest.endswith(b'\r\n\r\n{"status":"ok"}')
 
 
+def test_an_error_answer_to_head_has_no_body_either(gateway, mock):
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=IO_TIMEOUT) as sock:
+        sock.sendall(b"HEAD /nowhere HTTP/1.1\r\nHost: g\r\n\r\nGET /health HTTP/1.1\r\nHost: g\r\n\r\n")
+        received = b""
+        while not received.endswith(b'{"status":"ok"}'):
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    head, rest = received.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 404 "), received
+    assert rest.startswith(b"HTTP/1.1 200 "), received
+
+
 def test_chunked_body_and_expect_100_continue(gateway, mock):
     body = chat_body("chunked " * 200)
     pieces = [body[:1], body[1:100], body[100:1500], body[1500:]]
