@@ -118,8 +118,13 @@ class Attempts:
             self.last_failure = exchange
             self.fallbacks = list(switch)
             return self._next_group()
-        self.deployment.failed()
+        deployment = self.deployment
+        deployment.failed()
         self.last_failure = exchange
+        if head.get(b"x-should-retry") == b"false":
+            # The provider says retrying is pointless here (OpenAI: an exhausted quota): other
+            # deployments and fallbacks may still serve, this one is not asked again.
+            self.barred = (*self.barred, deployment)
         self._retry(_retry_after(head))
 
     def failed_with_error(self, error):

@@ -24,6 +24,7 @@ Faults, header ``x-mock-fault`` with items separated by ";" (each item at most o
                                     many bytes (ASCII digits; at most 64 MB)
   retry-after=<s or HTTP date>      add that header (to any answer)
   retry-after-ms=<ms>               add that header (to any answer)
+  no-retry                          add ``x-should-retry: false`` (OpenAI's "do not retry this")
   slow-first-byte=<ms>              wait that long before the first byte
   drip=<ms>                         pace a stream's events that many ms apart (a JSON body: its
                                     two halves)
@@ -317,6 +318,8 @@ def parse_fault(spec):
                 fault.size = int(value)
             elif (name == "retry-after-ms" and value.isdigit()) or (name == "retry-after" and retry_after(value)):
                 fault.headers += name.encode() + b": " + value.encode() + b"\r\n"
+            elif name == "no-retry" and not value:
+                fault.headers += b"x-should-retry: false\r\n"
             elif name == "slow-first-byte" and 0 <= float(value) < 3_600_000:
                 fault.delay = float(value) / 1000.0
             elif name == "drip" and 0 < float(value) < 3_600_000:

@@ -423,6 +423,17 @@ def test_retry_after_beyond_retry_after_max_is_not_waited(gateway, a):
     assert reply.attempts == len(chats(a)) == 1
 
 
+def test_x_should_retry_false_is_not_retried_but_falls_back(gateway, a):
+    reply = call(gateway, "solo", headers={"x-mock-fault": "status=429;no-retry"})
+    assert reply.status == 429 and reply.headers.get("x-should-retry") == "false", reply
+    assert reply.attempts == 1 and len(chats(a)) == 1, "the upstream said not to retry"
+    a.clear()
+    reply = call(gateway, "guarded", headers=fails("status=429;no-retry"))
+    assert reply.status == 200, reply
+    assert_proxied_headers(reply, "gpt-4o", "a", 2)
+    assert chats(a) == ["gpt-4o-mini", "gpt-4o"], "no retry of the same model: straight to its fallback"
+
+
 def test_retry_after_beyond_the_max_tries_another_deployment_at_once(gateway, mocks, a):
     replies = [call(gateway, "half-limited", text=f"r{i}") for i in range(4)]
     for reply in replies:
