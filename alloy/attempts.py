@@ -97,11 +97,13 @@ class Attempts:
     def succeeded(self):
         """The answer was relayed whole (whatever its status: a 4xx is not the deployment's fault)."""
         self.over = True
+        self.exchange = self.last_failure = None  # no reference cycle left for the collector
         self.deployment.succeeded()
 
     def broke_off(self):
         """The upstream failed after its answer started reaching the client: nothing to retry."""
         self.over = True
+        self.exchange = self.last_failure = None
         self.deployment.failed()
 
     def failed_with_answer(self, exchange):
@@ -148,6 +150,7 @@ class Attempts:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        self.last_failure = None
         exchange = self.exchange
         if exchange is not None and not self.over:
             self.over = True
@@ -277,7 +280,7 @@ class Attempts:
             if keep_alive:
                 connection.exchange_finished(True)
             return
-        self.exchange = failure
+        self.exchange = self.last_failure = None
         failure.relay_held()
 
 
