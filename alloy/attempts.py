@@ -25,6 +25,7 @@ import email.utils
 import random
 import time
 
+from alloy.balancer import HEALTHY
 from alloy.errors import AlloyError, UpstreamTimeout
 from alloy.upstream import sweep_ticks
 
@@ -74,7 +75,10 @@ class Attempts:
 
     def start(self):
         self.connection.current = self
-        deployment = self.group.pick()
+        group = self.group
+        deployment = group.single
+        if deployment is None or deployment.state is not HEALTHY or deployment.max_inflight:
+            deployment = group.pick()  # several deployments, or one that may refuse
         if deployment is None:
             self._exhausted()
         else:
@@ -169,13 +173,13 @@ class Attempts:
     # --- choosing the next attempt ---------------------------------------------------------------
 
     def _begin(self, deployment):
+        timeouts = deployment.timeouts
+        total_ticks = self._total_ticks(timeouts.total) if timeouts.total else 0
+        if total_ticks < 0:  # the request's total_timeout ran out before this attempt could start
+            return self._answer(UpstreamTimeout(f"the request did not complete within {timeouts.total:g} s"))
         self.count += 1
         self.in_group += 1
         self.deployment = deployment
-        timeouts = deployment.timeouts
-        total_ticks = self._total_ticks(timeouts.total) if timeouts.total else 0
-        if total_ticks < 0:
-            return self._answer(UpstreamTimeout(f"the request did not complete within {timeouts.total:g} s"))
         if self.measuring:
             self.sent_at = self.loop.time()
         deployment.begin()

@@ -61,17 +61,19 @@ class ClientConnection(asyncio.Protocol):
         self.idle_seconds = 0
         if self.closing or self.refused:
             return
+        parser = self.parser
         try:
-            requests = self.parser.feed(data)
+            requests = parser.feed(data)
         except AlloyError as error:
             requests = [error]
-        else:
-            if self.parser.error is not None:  # met after the requests this data completed
-                requests.append(self.parser.error)
-        if requests and type(requests[-1]) is not Request:
-            # A protocol error is answered in its turn, after the requests before it, and closes
-            # the connection: past a framing error the bytes cannot be trusted to delimit more.
             self.refused = True
+        else:
+            if parser.error is not None:  # met after the requests this data completed
+                requests.append(parser.error)
+                self.refused = True
+        # A protocol error (last in ``requests``) is answered in its turn, after the requests
+        # before it, and closes the connection: past a framing error the bytes cannot be trusted
+        # to delimit another request, so nothing more is read (``refused``).
         if self.parser.expect_continue and not self.continue_sent:
             # RFC 9110 section 10.1.1: tell the client to send the body it is holding back.
             self.continue_sent = True

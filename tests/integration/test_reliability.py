@@ -112,6 +112,13 @@ def gateway_config(m, client="core"):
     total_timeout = 2.0
 
     [[models]]
+    name = "bounded-retries"
+    provider = "a"
+    model = "gpt-4o-mini"
+    total_timeout = 2.0
+    max_retries = 20
+
+    [[models]]
     name = "persistent"
     provider = "a"
     model = "gpt-4o-mini"
@@ -522,6 +529,15 @@ def test_total_timeout_ends_a_long_stream(any_gateway, a):
     assert "[DONE]" not in events
     assert 1.9 <= reply.elapsed < 3.6, f"total_timeout = 2 fires between 2 and 3 s, took {reply.elapsed:.2f}s"
     assert len(chats(a)) == 1
+
+
+def test_total_timeout_counts_the_retries_too(gateway, a):
+    # Each attempt: a 503 after 0.7 s; max_retries = 20, but total_timeout = 2 s for the request.
+    reply = call(gateway, "bounded-retries", headers={"x-mock-fault": "status=503;slow-first-byte=700"})
+    assert reply.status == 504, reply
+    assert openai_error(reply.data)["code"] == "upstream_timeout"
+    assert reply.attempts == len(chats(a)) and 3 <= reply.attempts <= 4, reply
+    assert 1.9 <= reply.elapsed < 3.5, reply
 
 
 def test_retry_deadline_stops_new_attempts(gateway, a):
