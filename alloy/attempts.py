@@ -100,14 +100,23 @@ class Attempts:
 
     def succeeded(self):
         """The answer was relayed whole (whatever its status: a 4xx is not the deployment's fault)."""
-        self.over = True
         self.exchange = self.last_failure = None  # no reference cycle left for the collector
-        self.deployment.succeeded()
+        if not self.over:
+            self.over = True
+            self.deployment.succeeded()
 
     def broke_off(self):
         """The upstream failed after its answer started reaching the client: nothing to retry."""
-        self.over = True
         self.exchange = self.last_failure = None
+        if not self.over:
+            self.over = True
+            self.deployment.failed()
+
+    def relaying_failure(self):
+        """A held answer grew too big to hold: it goes to the client as it comes, as the final
+        answer (memory stays bounded whatever an upstream sends)."""
+        self.over = True
+        self.last_failure = None
         self.deployment.failed()
 
     def failed_with_answer(self, exchange):
@@ -156,11 +165,12 @@ class Attempts:
             self.timer = None
         self.last_failure = None
         exchange = self.exchange
-        if exchange is not None and not self.over:
-            self.over = True
+        if exchange is not None:
             self.exchange = None
             exchange.cancel()
-            self.deployment.abandoned()
+            if not self.over:
+                self.over = True
+                self.deployment.abandoned()
 
     def pause(self):
         if self.exchange is not None:

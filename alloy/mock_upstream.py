@@ -25,6 +25,8 @@ Faults, header ``x-mock-fault`` with items separated by ";" (each item at most o
   retry-after=<s or HTTP date>      add that header (to any answer)
   retry-after-ms=<ms>               add that header (to any answer)
   no-retry                          add ``x-should-retry: false`` (OpenAI's "do not retry this")
+  pad=<bytes>                       with status=: lengthen the error message by that many bytes
+                                    (at most 64 MB): an error answer too big to hold
   slow-first-byte=<ms>              wait that long before the first byte
   drip=<ms>                         pace a stream's events that many ms apart (a JSON body: its
                                     two halves)
@@ -318,6 +320,8 @@ def parse_fault(spec):
                 fault.size = int(value)
             elif (name == "retry-after-ms" and value.isdigit()) or (name == "retry-after" and retry_after(value)):
                 fault.headers += name.encode() + b": " + value.encode() + b"\r\n"
+            elif name == "pad" and fault.status is not None and value.isdigit() and int(value) <= HUGE_MAX:
+                fault.body = fault_body(fault.status, int(value))
             elif name == "no-retry" and not value:
                 fault.headers += b"x-should-retry: false\r\n"
             elif name == "slow-first-byte" and 0 <= float(value) < 3_600_000:
@@ -343,9 +347,9 @@ def retry_after(value):
         return False
 
 
-def fault_body(status):
+def fault_body(status, pad=0):
     kind, code = FAULT_ERRORS.get(status) or (("server_error" if status >= 500 else "invalid_request_error"), None)
-    message = f"Injected by x-mock-fault: status {status}."
+    message = f"Injected by x-mock-fault: status {status}." + "." * pad
     return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
 
 

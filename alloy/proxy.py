@@ -29,6 +29,7 @@ from alloy.providers import PASSTHROUGH, TRANSLATORS
 from alloy.translated import Translation
 from alloy.upstream import Timeouts, UpstreamRequest
 
+HOLD_LIMIT = 1024 * 1024  # an error answer longer than this is relayed as it comes, never retried
 _REQUEST_ID_OK = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
@@ -207,7 +208,7 @@ class ProxyExchange:
 
     __slots__ = (
         "plan", "connection", "transport", "keep_alive", "extra_headers", "handle", "chunked",
-        "head_sent", "event_stream", "finished", "held",
+        "head_sent", "event_stream", "finished", "held", "held_bytes",
     )  # fmt: skip
 
     def __init__(self, plan, keep_alive, extra_headers):
@@ -231,11 +232,17 @@ class ProxyExchange:
         if not self.head_sent:
             if self.held is not None:
                 self.held.extend(events)
+                self.held_bytes += sum(len(event) for event in events)
+                if self.held_bytes > HOLD_LIMIT:
+                    events, self.held = self.held, None
+                    self.plan.relaying_failure()
+                    self._relay(events)
                 return
             status = events[0].status
             plan = self.plan
             if status >= 400 and plan.holds(status):
                 self.held = list(events)
+                self.held_bytes = sum(len(event) for event in events[1:])
                 return
             if plan.measuring:
                 plan.first_byte()

@@ -421,6 +421,19 @@ def test_huge_body_is_relayed_whole(gateway, a):
     assert reply.attempts == 1 and len(chats(a)) == 1
 
 
+def test_an_error_answer_too_big_to_hold_is_relayed_as_it_comes_and_not_retried(gateway, a):
+    # A retryable 503 is held (read whole) in case another attempt replaces it; past 1 MiB it is
+    # relayed as the final answer instead, so a hostile upstream cannot make the gateway buffer it.
+    pad = 3 * 1024 * 1024
+    reply = call(gateway, "solo", headers={"x-mock-fault": f"status=503;pad={pad}"}, timeout=30)
+    assert reply.status == 503, reply
+    error = openai_error(reply.data)
+    assert error["message"].startswith("Injected by x-mock-fault: status 503.") and len(error["message"]) > pad
+    assert reply.attempts == 1 and len(chats(a)) == 1
+    small = call(gateway, "solo", headers={"x-mock-fault": "status=503;pad=1000"})
+    assert small.status == 503 and small.attempts == 3, "a small one is still held and retried"
+
+
 def test_retry_after_beyond_retry_after_max_is_not_waited(gateway, a):
     reply = call(gateway, "solo", headers={"x-mock-fault": "status=429;retry-after=30"})
     assert reply.status == 429, reply
