@@ -146,7 +146,7 @@ class Attempts:
         """The attempt failed before anything reached the client, with Alloy's own error."""
         self.exchange = None
         self.last_failure = error
-        if getattr(error, "stale", False):
+        if error.stale:
             # A keep-alive connection the upstream had just closed: not the deployment's fault.
             self.deployment.abandoned()
             return self._retry(0.0)

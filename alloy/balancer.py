@@ -25,17 +25,6 @@ LATENCY_WEIGHT = 0.3  # of the newest first-byte sample in the EWMA
 SERVED_BY_CACHE = 1024  # model names whose first-attempt headers a deployment keeps
 
 
-class Breaker:
-    """The circuit-breaker settings every deployment shares (from ``[router]``)."""
-
-    __slots__ = ("threshold", "window", "cooldown")
-
-    def __init__(self, router):
-        self.threshold = router.failure_threshold
-        self.window = router.failure_window
-        self.cooldown = router.cooldown
-
-
 class Deployment:
     __slots__ = (
         "connector", "provider", "upstream_model", "weight", "max_inflight", "timeouts", "breaker",
@@ -49,7 +38,7 @@ class Deployment:
         self.weight = weight
         self.max_inflight = max_inflight  # 0: no cap
         self.timeouts = timeouts
-        self.breaker = breaker
+        self.breaker = breaker  # the RouterSettings with its failure_* and cooldown; None: never cooled
         # The response headers naming what served a first attempt, built once.
         self.served_once = self._served_by(upstream_model, 1) if upstream_model else None
         self.served_once_as = {}  # without a model of its own: by the requested name
@@ -105,9 +94,9 @@ class Deployment:
         now = time.monotonic()
         failures = self.failures
         failures.append(now)
-        while failures[0] < now - self.breaker.window:
+        while failures[0] < now - self.breaker.failure_window:
             failures.popleft()
-        if self.state is PROBING or len(failures) >= self.breaker.threshold:
+        if self.state is PROBING or len(failures) >= self.breaker.failure_threshold:
             self.state = COOLING
             self.cooling_until = now + self.breaker.cooldown
             failures.clear()

@@ -18,6 +18,7 @@ class AlloyError(Exception):
     code = "internal_error"
     header_block = b""  # extra response header lines this error requires (e.g. Allow on 405)
     retryable = False  # another attempt (on this deployment or another) may well succeed
+    stale = False  # a keep-alive connection the upstream had just closed (see UpstreamUnreachable)
 
     def __init__(self, message, *, code=None, param=None):
         super().__init__(message)

@@ -22,7 +22,7 @@ from alloy.core import (
     scan_body,
 )
 from alloy.attempts import Attempts
-from alloy.balancer import Breaker, Deployment, ModelGroup
+from alloy.balancer import Deployment, ModelGroup
 from alloy.errors import InvalidRequest, ModelNotFound, NotFound, ServiceUnavailable, error_payload
 from alloy.headers import NOT_FORWARDED, STATUS_REASONS
 from alloy.providers import PASSTHROUGH, TRANSLATORS
@@ -115,7 +115,6 @@ class Proxy:
     def __init__(self, config, upstreams, loop):
         self.loop = loop
         self.router = config.router
-        breaker = Breaker(config.router)
         providers = {p.name: p for p in config.providers}
         connectors = {p.name: _connector(p, upstreams[p.name]) for p in config.providers}
 
@@ -137,7 +136,7 @@ class Proxy:
             deployments = [
                 Deployment(
                     connectors[d.provider], d.model, d.weight, d.max_inflight,
-                    _timeouts(providers[d.provider], model), breaker,
+                    _timeouts(providers[d.provider], model), config.router,
                 )  # fmt: skip
                 for d in model.deployments
             ]

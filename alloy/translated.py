@@ -151,8 +151,7 @@ class TranslatedExchange:
     def relay_held(self):
         head, *self.pieces = self.held
         self.held = None
-        self.status = head.status
-        self.kept_headers = _retry_after_lines(head)
+        self._head(head, [])  # an error head: its status and Retry-After, no stream to start
         self._end()
 
     def cancel(self):

@@ -20,6 +20,8 @@ them, which costs nothing per read.
 import math
 from dataclasses import dataclass, field
 
+from alloy.errors import UpstreamTimeout
+
 from alloy.upstream.httpx_backend import HttpxUpstream
 from alloy.upstream.pool import CorePool, Origin
 
@@ -57,6 +59,19 @@ class UpstreamRequest:
     body_length: int
     timeouts: Timeouts
     total_ticks: int = 0  # what is left of the total timeout for this attempt; 0: no limit
+
+    def expired(self, age_ticks, quiet_ticks, received):
+        """The ``UpstreamTimeout`` this request has run into, after ``age_ticks`` sweeps since it
+        was sent and ``quiet_ticks`` since the last read (``received``: any byte came back), or None."""
+        timeouts = self.timeouts
+        if self.total_ticks and age_ticks >= self.total_ticks:
+            return UpstreamTimeout(f"upstream did not complete the response within {timeouts.total:g} s")
+        if received:
+            if quiet_ticks >= timeouts.idle_ticks:
+                return UpstreamTimeout(f"upstream went silent for {timeouts.stream_idle:g} s")
+        elif quiet_ticks >= timeouts.first_byte_ticks:
+            return UpstreamTimeout(f"upstream did not send the first byte within {timeouts.first_byte:g} s")
+        return None
 
 
 def open_upstream(provider, loop):

@@ -9,7 +9,7 @@ connection can never serve the next request.
 import asyncio
 
 from alloy.core import ResponseParser, frame_request, frame_request_head
-from alloy.errors import UpstreamProtocolError, UpstreamTimeout, UpstreamUnreachable
+from alloy.errors import UpstreamProtocolError, UpstreamUnreachable
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -159,15 +159,9 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.quiet_ticks += 1
         self.age_ticks += 1
-        request = self._request
-        timeouts = request.timeouts
-        if request.total_ticks and self.age_ticks >= request.total_ticks:
-            self._fail(UpstreamTimeout(f"upstream did not complete the response within {timeouts.total:g} s"))
-        elif self._received:
-            if self.quiet_ticks >= timeouts.idle_ticks:
-                self._fail(UpstreamTimeout(f"upstream went silent for {timeouts.stream_idle:g} s"))
-        elif self.quiet_ticks >= timeouts.first_byte_ticks:
-            self._fail(UpstreamTimeout(f"upstream did not send the first byte within {timeouts.first_byte:g} s"))
+        error = self._request.expired(self.age_ticks, self.quiet_ticks, self._received)
+        if error is not None:
+            self._fail(error)
 
 
 def connection_error(exc, origin):

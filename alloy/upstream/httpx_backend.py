@@ -13,7 +13,6 @@ from alloy.errors import (
     UpstreamConnectTimeout,
     UpstreamError,
     UpstreamProtocolError,
-    UpstreamTimeout,
     UpstreamUnreachable,
 )
 from alloy.headers import HOP_BY_HOP
@@ -150,17 +149,10 @@ class HttpxExchange:
     def tick(self):
         self.quiet_ticks += 1
         self.age_ticks += 1
-        request, timeouts = self.request, self.request.timeouts
-        if request.total_ticks and self.age_ticks >= request.total_ticks:
-            error = UpstreamTimeout(f"upstream did not complete the response within {timeouts.total:g} s")
-        elif self.received and self.quiet_ticks >= timeouts.idle_ticks:
-            error = UpstreamTimeout(f"upstream went silent for {timeouts.stream_idle:g} s")
-        elif not self.received and self.quiet_ticks >= timeouts.first_byte_ticks:
-            error = UpstreamTimeout(f"upstream did not send the first byte within {timeouts.first_byte:g} s")
-        else:
-            return
-        self.cancel()
-        self.sink.upstream_failed(error)
+        error = self.request.expired(self.age_ticks, self.quiet_ticks, self.received)
+        if error is not None:
+            self.cancel()
+            self.sink.upstream_failed(error)
 
     def cancel(self):
         self.upstream.active.discard(self)
