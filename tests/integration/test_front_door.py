@@ -246,15 +246,22 @@ def test_pipelined_requests_are_answered_in_order_each_as_its_own(gateway, mock)
 # --- request body framings ------------------------------------------------------------------------
 
 
+def head_then_health(gateway, path):
+    """HEAD ``path`` then GET /health pipelined on one connection: every byte up to the end of the
+    second answer's body."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=IO_TIMEOUT) as sock:
+        sock.sendall(b"HEAD %s HTTP/1.1\r\nHost: g\r\n\r\nGET /health HTTP/1.1\r\nHost: g\r\n\r\n" % path)
+        received = b""
+        while not received.endswith(b'{"status":"ok"}'):
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    return received
+
+
 def test_head_on_the_health_endpoints_has_no_body_and_keeps_the_connection_in_step(gateway, mock):
     for path in (b"/health", b"/health/ready"):
-        with socket.create_connection(("127.0.0.1", gateway.port), timeout=IO_TIMEOUT) as sock:
-            sock.sendall(b"HEAD %s HTTP/1.1\r\nHost: g\r\n\r\nGET /health HTTP/1.1\r\nHost: g\r\n\r\n" % path)
-            received = b""
-            while not received.endswith(b'{"status":"ok"}'):
-                chunk = sock.recv(65536)
-                assert chunk, received
-                received += chunk
+        received = head_then_health(gateway, path)
         head, rest = received.split(b"\r\n\r\n", 1)
         assert head.startswith(b"HTTP/1.1 200 ") and b"content-length: " in head.lower(), received
         # RFC 9110 section 9.3.2: the same head as GET, no body: the next bytes are the next response.
@@ -263,13 +270,7 @@ def test_head_on_the_health_endpoints_has_no_body_and_keeps_the_connection_in_st
 
 
 def test_an_error_answer_to_head_has_no_body_either(gateway, mock):
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=IO_TIMEOUT) as sock:
-        sock.sendall(b"HEAD /nowhere HTTP/1.1\r\nHost: g\r\n\r\nGET /health HTTP/1.1\r\nHost: g\r\n\r\n")
-        received = b""
-        while not received.endswith(b'{"status":"ok"}'):
-            chunk = sock.recv(65536)
-            assert chunk, received
-            received += chunk
+    received = head_then_health(gateway, b"/nowhere")
     head, rest = received.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 404 "), received
     assert rest.startswith(b"HTTP/1.1 200 "), received
