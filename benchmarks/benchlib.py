@@ -1,18 +1,22 @@
 """Shared plumbing of the macro benchmarks (latency_bench, compare.sh, e2e_bench.sh, memory_bench.sh):
 finding the ``alloy`` command, building the C client, starting and stopping processes by PID,
-nginx as a reverse proxy, the request bodies, and the statistics of merged samples.
+nginx as a reverse proxy, the request bodies, the statistics of merged samples, and reports
+without this machine's paths (``portable``; ``python3 benchlib.py portable`` as a filter).
 
 Rules kept here so every script keeps them:
 - every process is started by us, remembered by PID, and stopped by that PID (SIGTERM, then
   SIGKILL after 5 s), also when the script is interrupted;
 - everything listens on 127.0.0.1 only, on ports the kernel handed out;
-- every wait is bounded (``READY_TIMEOUT``).
+- every wait is bounded (``READY_TIMEOUT``);
+- what is saved (JSON, tables) holds no absolute path of this machine: results are committed
+  (``portable``, ``write_json``; ``check_paths.py`` checks the folder).
 """
 
 import atexit
 import datetime
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -341,3 +345,68 @@ def provenance_line(meta):
     return (f"{meta['date']} · commit {meta['commit']}{' (dirty)' if meta['dirty'] else ''} · "
             f"{meta['cpus']} CPU {meta['cpu_model']} · Linux {meta['kernel']} · Python {meta['python']} · "
             f"{meta['alloy'] or 'alloy ?'}")
+
+
+# --- portable reports -----------------------------------------------------------------------------
+
+# An absolute path under a root that names this machine's layout (not a URL's path: the character
+# before it must not be part of a word, a path or a variable name).
+MACHINE_PATH = re.compile(r"(?<![\w.~$/-])/(?:work|root|tmp|home|usr|opt|var|srv|mnt|media|nix|private|Users|scratch)"
+                          r"(?![\w.-])(?:/[^\s`'\"<>|,;:()\[\]{}]*)?")
+# the same on every Linux machine the scripts run on (a shebang, Debian's nginx): allowed where they appear
+SYSTEM_PATHS = ("/usr/bin/env", "/usr/sbin/nginx")
+
+
+def _short(match):
+    """An absolute path that no name covers: from ``site-packages`` on, else its last component
+    (a program or file name)."""
+    path = match.group(0)
+    if path in SYSTEM_PATHS:
+        return path
+    parts = path.rstrip("/").split("/")
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            return "/".join(parts[parts.index(marker):])
+    return parts[-1] or path
+
+
+def portable(value, names=None):
+    """``value`` (a string, or the lists and dicts of one saved as JSON) without this machine's
+    absolute paths: each prefix in ``names`` ({"/abs/dir": "$VAR"}) becomes its variable, the
+    Python running this becomes ``python3.X``, the repository root becomes ``.``, and any other
+    absolute path keeps its program or file name (``site-packages/...`` for an installed package).
+    Numbers and other values are returned unchanged."""
+    if isinstance(value, dict):
+        return {key: portable(item, names) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item, names) for item in value]
+    if not isinstance(value, str):
+        return value
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    prefixes = sorted((names or {}).items(), key=lambda item: -len(item[0]))
+    for prefix, name in prefixes + [(sys.executable, python), (REPO, ".")]:
+        if prefix and prefix != os.sep:
+            value = re.sub(re.escape(prefix.rstrip("/")) + r"(?![\w.-])", lambda _: name, value)
+    return MACHINE_PATH.sub(_short, value)
+
+
+def write_json(path, doc, names=None):
+    """Save ``doc`` as indented JSON, through ``portable`` (results are committed)."""
+    with open(path, "w") as f:
+        json.dump(portable(doc, names), f, indent=1)
+
+
+def venv_names(program, name):
+    """``{venv: name}`` when ``program`` is ``<venv>/bin/<program>`` (for ``portable``), else ``{}``:
+    ``$BASELINE_VENV/bin/alloy`` says more than ``alloy`` in a report."""
+    bin_dir = os.path.dirname(program)
+    if os.path.isabs(program) and os.path.basename(bin_dir) == "bin":
+        return {os.path.dirname(bin_dir): name}
+    return {}
+
+
+if __name__ == "__main__":
+    # python3 benchmarks/benchlib.py portable < text > text: the filter the shell scripts use
+    if sys.argv[1:] != ["portable"]:
+        raise SystemExit("usage: benchlib.py portable < TEXT")
+    sys.stdout.write(portable(sys.stdin.read()))

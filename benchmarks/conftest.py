@@ -20,6 +20,7 @@ import gc
 import importlib
 import os
 
+import benchlib
 import pytest
 
 IMPLEMENTATIONS = {
@@ -63,6 +64,15 @@ def _quiet_process():
         gc.enable()
         gc.unfreeze()
         os.sched_setaffinity(0, previous)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-benchmark hook: plain pytest without the plugin still loads this file
+def pytest_benchmark_update_json(config, benchmarks, output_json):
+    """``--benchmark-json`` files get committed under results/: no absolute path of this machine in
+    the environment pytest-benchmark records (``benchlib.portable``)."""
+    for key in ("machine_info", "commit_info"):
+        if key in output_json:
+            output_json[key] = benchlib.portable(output_json[key])
 
 
 @pytest.fixture

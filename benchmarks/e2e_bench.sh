@@ -172,6 +172,5 @@ for r in rows:
     print(f"| {r['measure']} | {r['direct_mean_ms']:.1f} ms | {r['alloy_mean_ms']:.1f} ms | {r['overhead_us']:,.0f} | "
           f"{r['overhead_ci95_us']:,.0f} | {r['overhead_pct']:+.2f}% |")
 if json_out:
-    with open(json_out, "w") as f:
-        json.dump({"meta": meta, "upstream": where, "n": n, "rows": rows}, f, indent=1)
+    benchlib.write_json(json_out, {"meta": meta, "upstream": where, "n": n, "rows": rows})
 PY

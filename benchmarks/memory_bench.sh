@@ -116,6 +116,7 @@ if [ -n "$dist_info" ] && [ "$(dirname "$pkg_dir")" != "$repo" ]; then
 else
     where="checkout at $pkg_dir (not pip-installed: includes sources such as _core.c)"
 fi
+where=$(printf '%s' "$where" | python3 "$here/benchlib.py" portable)  # no path of this machine in the report
 
 # --- load generators ----------------------------------------------------------------------------
 client="$here/latency_client"

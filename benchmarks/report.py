@@ -19,6 +19,9 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
 
 def newest_saved_run(root="."):
     runs = glob.glob(os.path.join(root, ".benchmarks", "**", "*.json"), recursive=True)
@@ -60,7 +63,7 @@ def header(run, source):
     machine = run.get("machine_info") or {}
     cpu = (machine.get("cpu") or {}).get("brand_raw") or machine.get("processor") or "?"
     lines = [
-        f"Source: `{source}`  ",
+        f"Source: `{benchlib.portable(source)}`  ",
         f"Date: {run.get('datetime', '?')}  ",
         f"Commit: {str(commit.get('id', '?'))[:12]}{' (dirty)' if commit.get('dirty') else ''}"
         f" on {commit.get('branch', '?')}  ",

@@ -79,7 +79,7 @@ for name in ("uvloop", "orjson", "httpx", "httptools", "h11", "pytest-benchmark"
 PY
     echo
     lscpu
-} >"$out/machine.txt" 2>&1
+} 2>&1 | python3 "$here/benchlib.py" portable >"$out/machine.txt"  # no path of this machine in it
 
 if [ "$quick" = 1 ]; then
     micro=(--benchmark-min-rounds=3 --benchmark-max-time=0.05)
@@ -100,12 +100,14 @@ step micro "" python3 -P -m pytest benchmarks --benchmark-only -q -p no:cachepro
     --benchmark-json="$out/raw/micro-with-samples.json"
 if [ -s "$out/raw/micro-with-samples.json" ]; then
     # pytest-benchmark's JSON carries every timing sample; the archived copy keeps the statistics
-    python3 - "$out/raw/micro-with-samples.json" "$out/micro.json" <<'PY'
+    python3 - "$here" "$out/raw/micro-with-samples.json" "$out/micro.json" <<'PY'
 import json, sys
-run = json.load(open(sys.argv[1]))
+sys.path.insert(0, sys.argv[1])
+import benchlib
+run = json.load(open(sys.argv[2]))
 for bench in run["benchmarks"]:
     bench["stats"].pop("data", None)
-json.dump(run, open(sys.argv[2], "w"), indent=1)
+benchlib.write_json(sys.argv[3], run)
 PY
     step report micro.md python3 "$here/report.py" "$out/micro.json" --png "$out/micro.png"
 fi
