@@ -14,7 +14,7 @@
 #   benchmarks/run_all.sh --out DIR   # somewhere else
 #
 # With ALLOY_BASELINE_CMD set (an alloy from before the reliability work, e.g.
-# /work/baseline-venv/bin/alloy), reliability_bench also measures it: after vs before.
+# $BASELINE_VENV/bin/alloy), reliability_bench also measures it: after vs before.
 # A failing script is reported and the others still run; the exit status is that of the last failure.
 # These VMs are noisy: run the suite twice and compare before publishing anything.
 set -uo pipefail
