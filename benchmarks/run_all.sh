@@ -17,6 +17,8 @@
 # $BASELINE_VENV/bin/alloy), reliability_bench also measures it: after vs before.
 # A failing script is reported and the others still run; the exit status is that of the last failure.
 # These VMs are noisy: run the suite twice and compare before publishing anything.
+# Saved files name no path of this machine (repository-relative, $BASELINE_VENV...): check_paths.py
+# checks them at the end, a hit makes the exit status 1.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,7 +28,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1; shift ;;
         --out) out="$2"; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -116,5 +118,8 @@ step e2e e2e.md bash "$here/e2e_bench.sh" --json "$out/e2e.json" "${e2e[@]}"
 step reliability reliability.md python3 "$here/reliability_bench" --json "$out/reliability.json" "${reliability[@]}"
 step memory memory.md bash "$here/memory_bench.sh" "${memory[@]}"
 
+# the results get committed: nothing in them may name this machine's paths
+python3 "$here/check_paths.py" "$out"/*.md "$out"/*.json "$out"/*.txt >&2 || {
+    echo "run_all.sh: absolute paths of this machine in the results above (see benchlib.portable)" >&2; status=1; }
 echo "results in $out" >&2
 exit "$status"
