@@ -14,8 +14,8 @@
 # One persistent client connection per side (TLS set up during an untimed warm-up request), so both
 # sides pay the same connection costs. The overhead is the mean of paired differences (each Alloy
 # request against the direct one next to it) with its 95% confidence interval: at 800 ms ± 25% the
-# interval is tens of milliseconds wide, which is the honest answer to "what does Alloy add to a
-# real LLM call" -- it is lost in the provider's own variation.
+# interval is far wider than the overhead (e2e.md of a saved run), which is the honest answer to
+# "what does Alloy add to a real LLM call" -- it is lost in the provider's own variation.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
