@@ -61,7 +61,13 @@ class RequestParser:
         awaited. The server answers ``100 Continue`` once per request when it sees this."""
     @property
     def in_progress(self) -> bool:
-        """True when bytes of an incomplete request are buffered (header-read timeout applies)."""
+        """True when bytes of an incomplete request are buffered, or empty lines that precede one
+        were received (the read timeout applies). More than four empty lines before a request
+        line raise ``ProtocolError``."""
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the request in progress (head buffer and body so far): what a pipelining
+        client has made the gateway hold beyond the requests already returned."""
 
 # --- upstream response parsing ------------------------------------------------------------------
 
@@ -103,13 +109,20 @@ class ResponseParser:
 LAST_CHUNK: bytes
 """The terminating chunk of a chunked body: ``b"0\\r\\n\\r\\n"``."""
 
-def encode_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
-    """``name: value\\r\\n`` lines for forwarding, skipping hop-by-hop and framing fields
-    (``alloy.headers.HOP_BY_HOP``)."""
+def encode_headers(headers: list[tuple[bytes, bytes]], skip: frozenset[bytes] | None = None) -> bytes:
+    """``name: value\\r\\n`` lines for forwarding, skipping the names in ``skip`` (default: the
+    hop-by-hop and framing fields, ``alloy.headers.HOP_BY_HOP``; a caller hiding more passes a
+    superset)."""
 
-def encode_forwarded(headers: dict[bytes, bytes], skip: frozenset[bytes]) -> bytes:
-    """The client's request headers as lines for the upstream, without the names in ``skip`` and
-    without any field the Connection header names as hop-by-hop (RFC 9110 section 7.6.1)."""
+def encode_forwarded(headers: dict[bytes, bytes], skip: frozenset[bytes], skip_prefixes: tuple[bytes, ...] = ()) -> bytes:
+    """The client's request headers as lines for the upstream, without the names in ``skip``, the
+    names starting with one of ``skip_prefixes`` (provider-scoped families such as ``anthropic-``),
+    and any field the Connection header names as hop-by-hop (RFC 9110 section 7.6.1)."""
+
+# Every framing function below checks what it writes: each line of ``header_block`` must be
+# ``token ":" field-value CRLF`` (no CR, LF, NUL or other control but HTAB inside a value), the
+# method a token and the target visible ASCII. Anything else raises ``alloy.errors.UnsafeHead``
+# and nothing is written: no value, whatever its source, can end a line or a message early.
 
 def frame_response(status: int, header_block: bytes, body: bytes, close: bool = False) -> bytes:
     """A whole response in one buffer: status line, ``header_block`` (pre-encoded lines, each ending
@@ -130,7 +143,20 @@ def frame_request(method: bytes, target: bytes, header_block: bytes, body: bytes
     bodiless GET/HEAD), blank line, body."""
 
 def frame_request_head(method: bytes, target: bytes, header_block: bytes, content_length: int) -> bytes:
-    """The head of an upstream request whose body the caller writes separately."""
+    """The head of an upstream request whose body the caller writes separately (``content-length``
+    omitted for a bodiless GET/HEAD, as ``frame_request`` does)."""
+
+# --- request paths --------------------------------------------------------------------------------
+
+def clean_path(path: bytes) -> bytes:
+    """The path (no query) a request is routed and forwarded by: repeated slashes merged, a trailing
+    slash dropped. Returns ``path`` itself when there is nothing to change (the common case).
+
+    Raises:
+        alloy.errors.InvalidPath: a dot segment (``.`` or ``..``), a backslash, or a percent-encoded
+            slash, backslash, dot or control character (400): each next hop may decode them into a
+            path other than the one routed here.
+    """
 
 # --- Server-Sent Events -----------------------------------------------------------------------
 
@@ -166,8 +192,9 @@ def scan_body(body: bytes) -> ScanResult:
     string, a repeated top-level key), the body is decoded with orjson instead.
 
     Raises:
-        alloy.errors.InvalidRequest: not JSON, not an object, ``model`` not a string, ``stream``
-            neither a boolean nor null (400).
+        alloy.errors.InvalidRequest: not JSON, not an object, ``model`` not a string or not
+            printable text of at most 256 bytes (it is echoed in a header and may be placed in an
+            upstream URL), ``stream`` neither a boolean nor null (400).
     """
 
 def rewrite_model(result: ScanResult, model: str) -> bytes:

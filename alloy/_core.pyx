@@ -12,7 +12,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.list cimport PyList_Append
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
-from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.unicode cimport PyUnicode_1BYTE_DATA, PyUnicode_DecodeUTF8, PyUnicode_GET_LENGTH
 from libc.string cimport memchr, memcmp, memcpy
 
 import orjson
@@ -20,13 +20,19 @@ import orjson
 from alloy.errors import (
     BodyTooLarge,
     HeadersTooLarge,
+    InvalidPath,
     InvalidRequest,
     ProtocolError,
+    UnsafeHead,
     UnsupportedTransferCoding,
     UnsupportedVersion,
     UpstreamProtocolError,
 )
 from alloy.headers import HOP_BY_HOP, STATUS_REASONS
+
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
 
 
 cdef extern from "string.h":
@@ -39,7 +45,13 @@ cdef extern from "string.h":
 
 cdef unsigned char TCHAR[256]
 cdef unsigned char VALUE_BAD[256]
-DEF CONTENT_LENGTH_HUGE = 1000000000000000000
+cdef enum:
+    # RFC 9112 section 2.2: a few empty lines before a request line are ignored; more are refused
+    # (a client trickling CRLFs would otherwise hold a connection open forever).
+    MAX_EMPTY_LINES = 4
+    # Model names are echoed in a header and may be placed in an upstream URL: bounded.
+    MAX_MODEL_BYTES = 256
+cdef long long CONTENT_LENGTH_HUGE = 1000000000000000000
 cdef unsigned char TARGET_OK[256]
 cdef signed char HEXVAL[256]
 cdef unsigned char LITERAL[256]
@@ -87,6 +99,8 @@ cdef object _ProtocolError = ProtocolError
 cdef object _UpstreamProtocolError = UpstreamProtocolError
 cdef object _BodyTooLarge = BodyTooLarge
 cdef object _InvalidRequest = InvalidRequest
+cdef object _InvalidPath = InvalidPath
+cdef object _UnsafeHead = UnsafeHead
 
 
 cdef inline bint _is_token(const char *p, Py_ssize_t n):
@@ -398,6 +412,7 @@ cdef class _ChunkedDecoder:
 include "_core_request.pxi"
 include "_core_response.pxi"
 include "_core_framing.pxi"
+include "_core_paths.pxi"
 include "_core_sse.pxi"
 include "_core_jsonscan.pxi"
 include "_core_routes.pxi"

@@ -19,6 +19,39 @@ cdef bytes _status_line(int status):
     return <bytes>line
 
 
+cdef int _check_block(bytes block) except -1:
+    """Every line of ``block`` is ``token ":" field-value CRLF`` (see the twin): nothing is written
+    into a head unchecked, whatever the value's source. One pass, a table lookup per byte."""
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(block)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(block), i = 0, start
+    while i < n:
+        start = i
+        while i < n and TCHAR[p[i]]:
+            i += 1
+        if i == start or i >= n or p[i] != 58:
+            raise _UnsafeHead("refused to write a header holding bytes not allowed in an HTTP head")
+        i += 1
+        while i < n and not VALUE_BAD[p[i]]:
+            i += 1
+        if i + 1 >= n or p[i] != 13 or p[i + 1] != 10:
+            raise _UnsafeHead("refused to write a header holding bytes not allowed in an HTTP head")
+        i += 2
+    return 0
+
+
+cdef int _check_request_line(bytes method, bytes target) except -1:
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(target)
+    cdef Py_ssize_t i, n = PyBytes_GET_SIZE(target)
+    if not _is_token(PyBytes_AS_STRING(method), PyBytes_GET_SIZE(method)):
+        raise _UnsafeHead("refused to write an invalid method")
+    if n == 0:
+        raise _UnsafeHead("refused to write a request target holding bytes outside visible ASCII")
+    for i in range(n):
+        if not TARGET_OK[p[i]]:
+            raise _UnsafeHead("refused to write a request target holding bytes outside visible ASCII")
+    return 0
+
+
 cdef inline char *_put(char *o, const char *s, Py_ssize_t n):
     memcpy(o, s, n)
     return o + n
@@ -53,19 +86,31 @@ cdef bytes _join_fields(list names, list values, Py_ssize_t size):
     return out
 
 
-def encode_headers(list headers):
+def encode_headers(list headers, skip=None):
     cdef list names = [], values = []
     cdef Py_ssize_t size = 0
     cdef tuple item
+    if skip is None:
+        skip = _HOP_BY_HOP
     for item in headers:
-        if item[0] not in _HOP_BY_HOP:
+        if item[0] not in skip:
             names.append(item[0])
             values.append(item[1])
             size += PyBytes_GET_SIZE(<bytes>item[0]) + PyBytes_GET_SIZE(<bytes>item[1]) + 4
     return _join_fields(names, values, size)
 
 
-def encode_forwarded(dict headers, skip):
+cdef inline bint _has_prefix(bytes name, tuple prefixes):
+    cdef bytes prefix
+    for prefix in prefixes:
+        if PyBytes_GET_SIZE(name) >= PyBytes_GET_SIZE(prefix) and memcmp(
+            PyBytes_AS_STRING(name), PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix)
+        ) == 0:
+            return True
+    return False
+
+
+def encode_forwarded(dict headers, skip, tuple skip_prefixes=()):
     cdef list names = [], values = []
     cdef Py_ssize_t size = 0
     cdef object connection = headers.get(H_CONNECTION)
@@ -74,6 +119,8 @@ def encode_forwarded(dict headers, skip):
         named = _connection_named(<bytes>connection)
     for name, value in headers.items():
         if name in skip or (named is not None and name in named):
+            continue
+        if skip_prefixes and _has_prefix(<bytes>name, skip_prefixes):
             continue
         names.append(name)
         values.append(value)
@@ -90,6 +137,7 @@ cdef object _connection_named(bytes value):
 
 
 def frame_response(int status, bytes header_block, bytes body, bint close=False):
+    _check_block(header_block)
     cdef bytes line = _status_line(status)
     cdef char digits[20]
     cdef int nd = _decimal(digits, PyBytes_GET_SIZE(body))
@@ -112,6 +160,7 @@ def frame_response(int status, bytes header_block, bytes body, bint close=False)
 
 
 def frame_head(int status, bytes header_block, long long content_length, bint close=False):
+    _check_block(header_block)
     cdef bytes line = _status_line(status)
     cdef char digits[20]
     cdef int nd = _decimal(digits, content_length)
@@ -132,6 +181,7 @@ def frame_head(int status, bytes header_block, long long content_length, bint cl
 
 
 def frame_stream_head(int status, bytes header_block, bint close=False):
+    _check_block(header_block)
     cdef bytes connection = b"connection: close\r\n" if close else EMPTY
     return _status_line(status) + header_block + b"transfer-encoding: chunked\r\n" + connection + CRLF
 
@@ -164,6 +214,8 @@ def frame_request(bytes method, bytes target, bytes header_block, bytes body):
     cdef Py_ssize_t total
     cdef bytes out
     cdef char *o
+    _check_request_line(method, target)
+    _check_block(header_block)
     if not body and (method == b"GET" or method == b"HEAD"):
         return method + b" " + target + b" HTTP/1.1\r\n" + header_block + CRLF
     nd = _decimal(digits, PyBytes_GET_SIZE(body))
@@ -186,4 +238,8 @@ def frame_request(bytes method, bytes target, bytes header_block, bytes body):
 
 
 def frame_request_head(bytes method, bytes target, bytes header_block, long long content_length):
+    _check_request_line(method, target)
+    _check_block(header_block)
+    if not content_length and (method == b"GET" or method == b"HEAD"):
+        return method + b" " + target + b" HTTP/1.1\r\n" + header_block + CRLF
     return b"%s %s HTTP/1.1\r\n%scontent-length: %d\r\n\r\n" % (method, target, header_block, content_length)

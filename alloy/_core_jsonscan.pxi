@@ -180,13 +180,39 @@ cdef ScanResult _scan_with_orjson(bytes body):
     return result
 
 
+cdef int _check_model(str model) except -1:
+    """Printable text of at most MAX_MODEL_BYTES (see the twin); ASCII, the common case, is
+    checked byte by byte without a method call."""
+    cdef Py_ssize_t i, n
+    cdef const unsigned char *data
+    if PyUnicode_IS_ASCII(model):
+        n = PyUnicode_GET_LENGTH(model)
+        data = <const unsigned char *>PyUnicode_1BYTE_DATA(model)
+        if n <= MAX_MODEL_BYTES:
+            for i in range(n):
+                if data[i] < 0x20 or data[i] == 0x7F:
+                    break
+            else:
+                return 0
+    elif len(model) <= MAX_MODEL_BYTES and model.isprintable() and len(model.encode()) <= MAX_MODEL_BYTES:
+        return 0
+    raise _InvalidRequest(
+        f"'model' must be printable text without control characters, at most {MAX_MODEL_BYTES} bytes",
+        param="model",
+    )
+
+
 def scan_body(bytes body):
+    cdef ScanResult result
     try:
-        return _scan(body)
+        result = _scan(body)
     except _Undecided:
-        return _scan_with_orjson(body)
+        result = _scan_with_orjson(body)
     except UnicodeDecodeError:
         raise _InvalidRequest("request body is not valid UTF-8") from None
+    if result.model is not None:
+        _check_model(result.model)
+    return result
 
 
 def rewrite_model(ScanResult result, str model):

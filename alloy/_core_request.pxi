@@ -37,6 +37,7 @@ cdef class RequestParser:
     cdef _ChunkedDecoder _chunked
     cdef bint _expect_continue
     cdef object _error
+    cdef int _empty_lines
 
     def __init__(self, Py_ssize_t max_header_bytes=65536, long long max_body_bytes=33554432):
         self._max_header = max_header_bytes
@@ -50,6 +51,7 @@ cdef class RequestParser:
         self._chunked = None
         self._expect_continue = False
         self._error = None
+        self._empty_lines = 0
 
     @property
     def error(self):
@@ -61,7 +63,11 @@ cdef class RequestParser:
 
     @property
     def in_progress(self):
-        return PyBytes_GET_SIZE(self._buf) > 0 or self._state != S_HEAD
+        return PyBytes_GET_SIZE(self._buf) > 0 or self._state != S_HEAD or self._empty_lines > 0
+
+    @property
+    def buffered(self):
+        return PyBytes_GET_SIZE(self._buf) + self._body_size
 
     def feed(self, bytes data):
         cdef list done = []
@@ -92,6 +98,9 @@ cdef class RequestParser:
             if self._state == S_HEAD:
                 while n - pos >= 2 and p[pos] == 13 and p[pos + 1] == 10:
                     pos += 2
+                    self._empty_lines += 1
+                    if self._empty_lines > MAX_EMPTY_LINES:
+                        raise _ProtocolError("too many empty lines before the request line")
                 search = self._scan_from - 3
                 if search < pos:
                     search = pos
@@ -107,6 +116,7 @@ cdef class RequestParser:
                 self._start_request(p + pos, end - pos)
                 pos = end + 4
                 self._scan_from = 0
+                self._empty_lines = 0
             elif self._state == S_BODY_LENGTH:
                 take = n - pos
                 if take > self._remaining:
@@ -117,6 +127,7 @@ cdef class RequestParser:
                     else:
                         self._body_parts.append(PyBytes_FromStringAndSize(p + pos, take))
                     pos += take
+                    self._body_size += take
                     self._remaining -= take
                 if self._remaining:
                     break
@@ -300,6 +311,7 @@ cdef class RequestParser:
             request.body = EMPTY.join(parts)
         self._current = None
         self._body_parts = []
+        self._body_size = 0
         self._chunked = None
         self._state = S_HEAD
         self._expect_continue = False

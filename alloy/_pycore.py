@@ -6,13 +6,17 @@ Selected with ``ALLOY_PURE=1`` (or automatically when the extension is missing).
 against both twins.
 """
 
+import re
+
 import orjson
 
 from alloy.errors import (
     BodyTooLarge,
     HeadersTooLarge,
     InvalidRequest,
+    InvalidPath,
     ProtocolError,
+    UnsafeHead,
     UnsupportedTransferCoding,
     UnsupportedVersion,
     UpstreamProtocolError,
@@ -35,6 +39,9 @@ _TARGET_OK = frozenset(range(0x21, 0x7F))
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _DIGITS = frozenset(b"0123456789")
 _MAX_CHUNK_SIZE_DIGITS = 16
+# RFC 9112 section 2.2 asks a server to ignore "at least one" empty line before a request line;
+# a few are tolerated, more are a client trickling CRLFs to hold the connection open.
+MAX_EMPTY_LINES = 4
 
 _CRLF = b"\r\n"
 
@@ -231,6 +238,7 @@ class RequestParser:
         self._chunked = None
         self._expect_continue = False
         self._error = None
+        self._empty_lines = 0  # skipped before the request line being waited for
 
     @property
     def expect_continue(self):
@@ -238,7 +246,13 @@ class RequestParser:
 
     @property
     def in_progress(self):
-        return bool(self._buffer) or self._state != _HEAD
+        # An empty line already counts as the start of the next request, so the read timeout
+        # runs from it: a CRLF every few seconds cannot hold a connection open.
+        return bool(self._buffer) or self._state != _HEAD or self._empty_lines > 0
+
+    @property
+    def buffered(self):
+        return len(self._buffer) + self._body_size
 
     @property
     def error(self):
@@ -267,6 +281,9 @@ class RequestParser:
                 # before the request line (some clients send a stray CRLF after a body).
                 while buffer[pos : pos + 2] == _CRLF:
                     pos += 2
+                    self._empty_lines += 1
+                    if self._empty_lines > MAX_EMPTY_LINES:
+                        raise ProtocolError("too many empty lines before the request line")
                 end = buffer.find(b"\r\n\r\n", max(pos, self._scan_from - 3))
                 if end < 0:
                     self._check_incomplete_head(buffer, pos)
@@ -276,10 +293,12 @@ class RequestParser:
                 self._start_request(bytes(buffer[pos:end]))
                 pos = end + 4
                 self._scan_from = 0
+                self._empty_lines = 0
             elif self._state == _BODY_LENGTH:
                 take = min(self._remaining, len(buffer) - pos)
                 if take:
                     self._body_parts.append(bytes(buffer[pos : pos + take]))
+                    self._body_size += take
                     pos += take
                     self._remaining -= take
                 if self._remaining:
@@ -402,6 +421,7 @@ class RequestParser:
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         self._current = None
         self._body_parts = []
+        self._body_size = 0
         self._chunked = None
         self._state = _HEAD
         self._expect_continue = False
@@ -569,36 +589,62 @@ class ResponseParser:
 LAST_CHUNK = b"0\r\n\r\n"
 
 
+# Nothing is written into a head unchecked: whatever its source (the client's body, the config,
+# the upstream), every header block must be ``field-name ":" field-value CRLF`` lines (RFC 9110
+# section 5.1 and 5.5: a token, then visible characters, SP, HTAB or obs-text), and a request
+# target visible ASCII (RFC 9112 section 3.2). One CR, LF or NUL in a value would end the line,
+# or the head, and let the bytes after it become headers or a second message of their own.
+_HEADER_BLOCK = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
+
+
+def _check_block(header_block):
+    if _HEADER_BLOCK.fullmatch(header_block) is None:
+        raise UnsafeHead("refused to write a header holding bytes not allowed in an HTTP head")
+
+
+def _check_request_line(method, target):
+    if not _is_token(method):
+        raise UnsafeHead("refused to write an invalid method")
+    if not target or not all(c in _TARGET_OK for c in target):
+        raise UnsafeHead("refused to write a request target holding bytes outside visible ASCII")
+
+
 def _status_line(status):
     return b"HTTP/1.1 %d %s\r\n" % (status, STATUS_REASONS.get(status, b""))
 
 
-def encode_headers(headers):
-    return b"".join(name + b": " + value + _CRLF for name, value in headers if name not in HOP_BY_HOP)
+def encode_headers(headers, skip=None):
+    skip = HOP_BY_HOP if skip is None else skip
+    return b"".join(name + b": " + value + _CRLF for name, value in headers if name not in skip)
 
 
-def encode_forwarded(headers, skip):
+def encode_forwarded(headers, skip, skip_prefixes=()):
     named = set()
     connection = headers.get(b"connection")
     if connection is not None:
         # RFC 9110 section 7.6.1: fields named in Connection are hop-by-hop too.
         named = _connection_tokens(connection) - {b"close", b"keep-alive"}
     return b"".join(
-        name + b": " + value + _CRLF for name, value in headers.items() if name not in skip and name not in named
+        name + b": " + value + _CRLF
+        for name, value in headers.items()
+        if name not in skip and name not in named and not name.startswith(skip_prefixes)
     )
 
 
 def frame_response(status, header_block, body, close=False):
+    _check_block(header_block)
     connection = b"connection: close\r\n" if close else b""
     return b"%s%scontent-length: %d\r\n%s\r\n%s" % (_status_line(status), header_block, len(body), connection, body)
 
 
 def frame_head(status, header_block, content_length, close=False):
+    _check_block(header_block)
     connection = b"connection: close\r\n" if close else b""
     return b"%s%scontent-length: %d\r\n%s\r\n" % (_status_line(status), header_block, content_length, connection)
 
 
 def frame_stream_head(status, header_block, close=False):
+    _check_block(header_block)
     connection = b"connection: close\r\n" if close else b""
     return _status_line(status) + header_block + b"transfer-encoding: chunked\r\n" + connection + _CRLF
 
@@ -608,6 +654,8 @@ def frame_chunk(data):
 
 
 def frame_request(method, target, header_block, body):
+    _check_request_line(method, target)
+    _check_block(header_block)
     line = method + b" " + target + b" HTTP/1.1\r\n"
     if body or method not in (b"GET", b"HEAD"):
         return b"%s%scontent-length: %d\r\n\r\n%s" % (line, header_block, len(body), body)
@@ -615,7 +663,35 @@ def frame_request(method, target, header_block, body):
 
 
 def frame_request_head(method, target, header_block, content_length):
+    _check_request_line(method, target)
+    _check_block(header_block)
+    if not content_length and method in (b"GET", b"HEAD"):
+        return method + b" " + target + b" HTTP/1.1\r\n" + header_block + _CRLF
     return b"%s %s HTTP/1.1\r\n%scontent-length: %d\r\n\r\n" % (method, target, header_block, content_length)
+
+
+# ============================================================================================
+# Request paths
+# ============================================================================================
+
+# Percent-encodings that would let a path mean something else after the next hop decodes it:
+# "/" (%2F) and "\" (%5C) split segments, "." (%2E) forms dot segments (RFC 3986 section 6.2.2.2
+# says %2E *is* "."), and controls (%00-%1F, %7F) have no place in a path.
+_ENCODED_FORBIDDEN = re.compile(rb"%(?:2[eEfF]|5[cC]|[01][0-9a-fA-F]|7[fF])")
+
+
+def clean_path(path):
+    """The path a request is routed and forwarded by: repeated slashes merged and a trailing slash
+    dropped; dot segments, backslashes and encoded slashes, dots and controls refused with
+    ``InvalidPath`` (a client never needs them, and each next hop may read them differently)."""
+    if b"//" not in path and b"/." not in path and b"%" not in path and b"\\" not in path and path[-1:] != b"/":
+        return path  # the common case: nothing to normalize
+    if b"\\" in path or _ENCODED_FORBIDDEN.search(path) is not None:
+        raise InvalidPath("the request path holds a backslash or an encoded slash, dot or control character")
+    segments = [segment for segment in path.split(b"/") if segment]
+    if b"." in segments or b".." in segments:
+        raise InvalidPath("the request path holds a dot segment ('.' or '..')")
+    return b"/" + b"/".join(segments)
 
 
 # ============================================================================================
@@ -856,13 +932,29 @@ def _scan_with_orjson(body):
     return ScanResult(model, bool(stream), orjson.dumps(document), None, document)
 
 
+# The model name is echoed in a response header (x-alloy-model) and, for some providers, placed
+# in the upstream's URL: it must be printable text of a sane length, whatever JSON allowed.
+MAX_MODEL_BYTES = 256
+
+
+def _check_model(model):
+    if len(model) > MAX_MODEL_BYTES or not model.isprintable() or len(model.encode()) > MAX_MODEL_BYTES:
+        raise InvalidRequest(
+            f"'model' must be printable text without control characters, at most {MAX_MODEL_BYTES} bytes",
+            param="model",
+        )
+
+
 def scan_body(body):
     try:
-        return _scan(body)
+        result = _scan(body)
     except _Undecided:
-        return _scan_with_orjson(body)
+        result = _scan_with_orjson(body)
     except UnicodeDecodeError:
         raise InvalidRequest("request body is not valid UTF-8") from None
+    if result.model is not None:
+        _check_model(result.model)
+    return result
 
 
 def rewrite_model(result, model):

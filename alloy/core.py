@@ -29,6 +29,7 @@ SSESplitter = _impl.SSESplitter
 ScanResult = _impl.ScanResult
 RouteTable = _impl.RouteTable
 LAST_CHUNK = _impl.LAST_CHUNK
+clean_path = _impl.clean_path
 encode_headers = _impl.encode_headers
 encode_forwarded = _impl.encode_forwarded
 frame_response = _impl.frame_response
@@ -51,6 +52,7 @@ __all__ = [
     "RouteTable",
     "SSESplitter",
     "ScanResult",
+    "clean_path",
     "encode_forwarded",
     "encode_headers",
     "frame_chunk",

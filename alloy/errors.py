@@ -73,6 +73,12 @@ class InvalidRequest(AlloyError):
     code = "invalid_request"
 
 
+class InvalidPath(InvalidRequest):
+    """A path spelled to mean something else at the next hop (dot segments, encoded slashes)."""
+
+    code = "invalid_path"
+
+
 class AuthenticationFailed(AlloyError):
     status = 401
     type = "invalid_request_error"
@@ -128,6 +134,15 @@ class DeploymentsBusy(AlloyError):
     type = "rate_limit_error"
     code = "deployments_busy"
     header_block = b"retry-after: 1\r\n"
+
+
+class UnsafeHead(AlloyError):
+    """The core refused to write bytes into a request line or a header where they do not belong
+    (CR, LF, NUL...). Every value is validated where it enters; this is the last guard, so meeting
+    it means a value slipped past its check: nothing is written, the request fails instead."""
+
+    status = 500
+    code = "unsafe_head"
 
 
 # --- the upstream ----------------------------------------------------------------------------

@@ -74,7 +74,7 @@ FOUND = [
     (b'{"model":"gpt\\u002d4o"}', "gpt-4o", False),
     (b'{"model":"a\\"b"}', 'a"b', False),
     (b'{"model":"\\/slash"}', "/slash", False),
-    (b'{"model":"tab\\there","stream":true}', "tab\there", True),
+    (b'{"model":"sl\\/ash","stream":true}', "sl/ash", True),
     (b'{"model":"\\ud83d\\ude00"}', "\U0001f600", False),
     # non-ASCII model passes through as text
     ('{"model":"mod\u00e8le-\u2603"}'.encode(), "mod\u00e8le-\u2603", False),
@@ -173,6 +173,40 @@ def test_invalid_bodies_are_400(core, body):
     with pytest.raises(errors.InvalidRequest) as info:
         core.scan_body(body)
     assert info.value.status == 400
+
+
+# The model is echoed in the x-alloy-model response header and may be placed in an upstream URL: a
+# name JSON allows but an HTTP head does not (an escaped or raw CR/LF, NUL, any control, a Unicode
+# line separator) or longer than 256 bytes is refused where it is read, naming the field.
+UNSAFE_MODELS = [
+    b'{"model":"gpt-4o\\r\\nSet-Cookie: a=b"}',
+    b'{"model":"gpt-4o\r\nSet-Cookie: a=b"}',  # raw CR LF: not JSON, still never a header
+    b'{"model":"a\\u0000b"}',
+    b'{"model":"a\x00b"}',
+    b'{"model":"tab\\there"}',
+    b'{"model":"tab\there"}',
+    b'{"model":"del\x7f"}',
+    b'{"model":"c1\\u0085"}',
+    b'{"model":"line\\u2028sep"}',
+    b'{"model":"\n"}',
+    b'{"model":"' + b"m" * 257 + b'"}',
+    b'{"model":"' + "\u00e8".encode() * 129 + b'"}',  # 129 characters, 258 bytes
+    b'{"model":"a","model":"b\\n"}',  # the model that counts is the last one
+]
+
+
+@pytest.mark.parametrize("body", UNSAFE_MODELS)
+def test_models_unfit_for_a_header_are_400_naming_model(core, body):
+    with pytest.raises(errors.InvalidRequest) as info:
+        core.scan_body(body)
+    assert info.value.status == 400
+    assert info.value.param == "model"
+
+
+@pytest.mark.parametrize("model", ["m" * 256, "\u00e8" * 128, "gpt-4o mini (2024)", "azure/x", "mod\u00e8le-\u2603"])
+def test_printable_models_up_to_256_bytes_pass(core, model):
+    model = model.encode().decode("unicode_escape") if "\\u" in model else model
+    assert core.scan_body(orjson.dumps({"model": model})).model == model
 
 
 def test_null_model_is_no_model(core):
@@ -386,6 +420,10 @@ def documents(draw):
 def test_property_scan_and_rewrite_agree_with_orjson(core, doc, new):
     body, span, keys = doc
     model, stream = oracle(body)
+    if model is not None and (not model.isprintable() or len(model.encode()) > 256):
+        with pytest.raises(errors.InvalidRequest):  # unfit for a header: refused, see UNSAFE_MODELS
+            core.scan_body(body)
+        return
     result = core.scan_body(body)
     assert result.model == model
     assert result.stream is stream
