@@ -13,6 +13,7 @@ from fixtures_messages import (
     TEXT_CHUNKS,
     TOOL_CALLS,
     TOOL_CHUNKS,
+    blocks_of,
     chunk,
     feed_all,
     parse_events,
@@ -31,30 +32,6 @@ def translate(chunks, done=True, **kwargs):
 
 def names(events):
     return [name for name, _ in events]
-
-
-def blocks_of(events):
-    """What a client assembles: per index, the start block with its deltas applied (and whether it
-    was stopped), in the order the blocks were started."""
-    blocks, stopped = {}, set()
-    for name, data in events:
-        if name == "content_block_start":
-            assert data["index"] == len(blocks), "blocks must be started at consecutive indexes"
-            blocks[data["index"]] = dict(data["content_block"], _json="")
-        elif name == "content_block_delta":
-            assert data["index"] in blocks and data["index"] not in stopped, "delta outside its open block"
-            block, delta = blocks[data["index"]], data["delta"]
-            field = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "_json"}[delta["type"]]
-            block[field] += delta["partial_json" if field == "_json" else field]
-        elif name == "content_block_stop":
-            assert data["index"] in blocks and data["index"] not in stopped
-            stopped.add(data["index"])
-    assert stopped == set(blocks), "every started block is stopped"
-    for block in blocks.values():
-        raw = block.pop("_json")
-        if block["type"] == "tool_use" and raw:
-            block["input"] = orjson.loads(raw)
-    return [blocks[i] for i in range(len(blocks))]
 
 
 def end_of(events):
