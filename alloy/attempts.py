@@ -119,6 +119,14 @@ class Attempts:
         self.last_failure = None
         self.deployment.failed()
 
+    def failed_for_good(self, error):
+        """The attempt's answer cannot reach the client (it outgrew what may be held to translate
+        it): Alloy's ``error`` is the final answer; no other attempt, it would be as large."""
+        self.exchange = self.last_failure = None
+        if not self.over:
+            self.deployment.failed()
+        self._answer(error)
+
     def failed_with_answer(self, exchange):
         """The upstream answered a failure the exchange held (read whole, relayed nothing)."""
         self.exchange = None

@@ -11,6 +11,8 @@ import tomllib
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from alloy.headers import HIDDEN_RESPONSE_HEADERS
+from alloy.passthrough import DEFAULT_ALLOW, parse_allow_rule
 from alloy.providers.presets import PRESETS, ZERO_CONFIG_ORDER
 
 
@@ -34,6 +36,8 @@ class ServerSettings:
     keepalive_timeout: float = 75.0  # an idle client connection is closed after this
     shutdown_timeout: float = 30.0  # in-flight requests get this long to finish on SIGTERM
     max_connections: int = 10000  # client connections at once; one more is answered 503 and closed
+    write_timeout: float = 60.0  # a client that reads nothing of its answer for this long is dropped
+    max_buffered_response_bytes: int = 64 * 1024 * 1024  # a translated answer is read whole: its cap
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,12 @@ class ProviderSettings:
     max_connections: int = 512
     http2: bool = False  # httpx client only
     families: tuple[str, ...] = ()  # model-name patterns routed here by default
+    max_queued: int = 1024  # requests waiting for one of the max_connections; one more is refused
+    # Provider-scoped client headers (openai-organization, openai-project, anthropic-*, x-goog-*)
+    # are dropped unless named here: they choose which account the gateway's key bills.
+    forward_client_headers: tuple[str, ...] = ()
+    # Upstream answer headers that name the account behind the key: hidden from clients.
+    hidden_response_headers: tuple[str, ...] = HIDDEN_RESPONSE_HEADERS
 
     @property
     def api(self):
@@ -105,10 +115,19 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class PassthroughSettings:
+    """Which ``/v1/`` paths other than the model endpoints reach the default provider, as
+    (method, path pattern) rules; ``*`` in a pattern stands for exactly one path segment."""
+
+    allow: tuple[tuple[str, str], ...] = DEFAULT_ALLOW
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSettings
     providers: tuple[ProviderSettings, ...]
     router: RouterSettings = RouterSettings()
+    passthrough: PassthroughSettings = PassthroughSettings()
     models: tuple[ModelSettings, ...] = ()
     wildcards: tuple[tuple[str, str], ...] = ()  # (pattern, provider name)
     default_provider: str | None = None
@@ -177,13 +196,45 @@ class _Section:
             name = value[4:]
             if name not in env or not env[name]:
                 self._fail(key, f"environment variable {name} is not set")
-            return env[name]
-        return value
+            return clean_secret(env[name], f"{self.source}: {self.where}.{key} (environment variable {name})")
+        return clean_secret(value, f"{self.source}: {self.where}.{key}")
+
+    def header_names(self, key, default=()):
+        """A list of header field names (tokens), lower-cased."""
+        value = self.get(key, list, list(default))
+        if not all(isinstance(item, str) and _is_token(item) for item in value):
+            self._fail(key, "expected a list of header names")
+        return tuple(item.lower() for item in value)
 
     def finish(self):
         unknown = sorted(set(self.table) - self.read)
         if unknown:
             self._fail(unknown[0], "unknown key")
+
+
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _is_token(text):
+    return bool(text) and all(c in _TOKEN_CHARS for c in text)
+
+
+def clean_secret(value, where):
+    """A key as it goes into a header: surrounding whitespace (a mounted secret's trailing newline)
+    stripped; anything else outside visible ASCII refused, naming where it came from, never the
+    value."""
+    value = value.strip()
+    if not value:
+        raise ConfigError(f"{where}: the key is empty")
+    if not all("!" <= c <= "~" for c in value):
+        raise ConfigError(f"{where}: the key holds a space, a control or a non-ASCII character")
+    return value
+
+
+def _check_header_value(value):
+    """A configured header value goes into every upstream request as it is: visible characters,
+    spaces and tabs only (RFC 9110 section 5.5)."""
+    return isinstance(value, str) and all(c == "\t" or " " <= c <= "~" or c > "\x7f" for c in value)
 
 
 def _check_base_url(source, where, url):
@@ -202,7 +253,9 @@ def _check_base_url(source, where, url):
 
 def _load_server(source, table, env, overrides):
     section = _Section(source, "server", table)
-    master_key = section.secret("master_key", env) or env.get("ALLOY_MASTER_KEY") or None
+    master_key = section.secret("master_key", env)
+    if master_key is None and env.get("ALLOY_MASTER_KEY"):
+        master_key = clean_secret(env["ALLOY_MASTER_KEY"], "environment variable ALLOY_MASTER_KEY")
     settings = ServerSettings(
         host=section.get("host", str, "127.0.0.1"),
         port=section.get("port", int, 3000),
@@ -213,6 +266,8 @@ def _load_server(source, table, env, overrides):
         keepalive_timeout=section.positive("keepalive_timeout", float, 75.0),
         shutdown_timeout=section.positive("shutdown_timeout", float, 30.0),
         max_connections=section.positive("max_connections", int, 10000),
+        write_timeout=section.positive("write_timeout", float, 60.0),
+        max_buffered_response_bytes=section.positive("max_buffered_response_bytes", int, 64 * 1024 * 1024),
     )
     section.finish()
     return _replace(settings, overrides)
@@ -240,14 +295,14 @@ def _load_provider(source, name, table, env):
         section._fail("base_url", f"required for kind {kind!r}")
     headers = section.get("headers", dict, {})
     for key, value in headers.items():
-        if not isinstance(value, str) or any(c in value for c in "\r\n") or any(c in key for c in ":\r\n "):
+        if not _is_token(key) or not _check_header_value(value):
             section._fail("headers", f"invalid header {key!r}")
     # read_timeout is the earlier name of first_byte_timeout (it also bounded stream silences).
     read_timeout = section.positive("read_timeout", float, 600.0)
     first_byte_timeout = section.positive("first_byte_timeout", float, read_timeout)
     api_key = section.secret("api_key", env)
-    if api_key is None and preset.key_env:
-        api_key = env.get(preset.key_env) or None
+    if api_key is None and preset.key_env and env.get(preset.key_env, "").strip():
+        api_key = clean_secret(env[preset.key_env], f"environment variable {preset.key_env}")
     provider = ProviderSettings(
         name=name,
         kind=kind,
@@ -264,6 +319,9 @@ def _load_provider(source, name, table, env):
         max_connections=section.positive("max_connections", int, 512),
         http2=section.get("http2", bool, False),
         families=preset.families,
+        max_queued=section.at_least_zero("max_queued", int, 1024),
+        forward_client_headers=section.header_names("forward_client_headers"),
+        hidden_response_headers=section.header_names("hidden_response_headers", HIDDEN_RESPONSE_HEADERS),
     )
     section.finish()
     return provider
@@ -275,8 +333,9 @@ def _zero_config_providers(env):
     for name in ZERO_CONFIG_ORDER:
         preset = PRESETS[name]
         key = env.get(preset.key_env)
-        if not key:
+        if not key or not key.strip():
             continue
+        key = clean_secret(key, f"environment variable {preset.key_env}")
         url_variable = f"{name.upper()}_BASE_URL"
         base_url = env.get(url_variable) or preset.base_url
         providers.append(
@@ -307,6 +366,19 @@ def _load_router(source, table):
     )
     section.finish()
     return router
+
+
+def _load_passthrough(source, table):
+    section = _Section(source, "passthrough", table)
+    rules = section.get("allow", list, None)
+    settings = PassthroughSettings()
+    if rules is not None:
+        try:
+            settings = PassthroughSettings(allow=tuple(parse_allow_rule(rule) for rule in rules))
+        except ValueError as problem:
+            section._fail("allow", str(problem))
+    section.finish()
+    return settings
 
 
 def _load_deployment(source, where, table, name, provider_names):
@@ -399,6 +471,7 @@ def load(path=None, env=None, **server_overrides):
         providers = _zero_config_providers(env)
     names = [p.name for p in providers]
     router = _load_router(source, root.get("router", dict, {}))
+    passthrough = _load_passthrough(source, root.get("passthrough", dict, {}))
     models = [_load_model(source, i, table, names) for i, table in enumerate(root.get("models", list, []))]
     _check_fallbacks(source, models)
     wildcard_table = root.get("wildcards", dict, {})
@@ -413,6 +486,7 @@ def load(path=None, env=None, **server_overrides):
         server=server,
         providers=tuple(providers),
         router=router,
+        passthrough=passthrough,
         models=tuple(models),
         wildcards=tuple(wildcard_table.items()),
         default_provider=default,

@@ -3,11 +3,15 @@
 Theory of operation
 - Requests are answered one at a time in the order they arrived (RFC 9112 section 9.3.2:
   pipelined responses go out in request order). While a proxied request is in flight, later
-  pipelined requests wait in ``queue``; past ``MAX_QUEUED`` we stop reading from the socket.
+  pipelined requests wait in ``queue``; past ``MAX_QUEUED`` requests, or ``MAX_PIPELINED_BYTES``
+  held for them (queued bodies plus the one being read), we stop reading from the socket, so a
+  pipelining client makes the gateway hold at most about one more request than it is serving.
 - Back-pressure both ways: when the client's write buffer fills, ``pause_writing`` pauses the
-  upstream read of the exchange that fills it; ``resume_writing`` resumes it.
+  upstream read of the exchange that fills it; ``resume_writing`` resumes it. A client that takes
+  nothing for ``write_timeout`` seconds is dropped, which frees its upstream connection.
 - Timeouts cost nothing per request: the server's once-a-second sweep calls ``tick``, which counts
-  seconds spent reading one request (slow-loris) and seconds idle between requests.
+  seconds spent reading one request (slow-loris, empty lines included), seconds idle between
+  requests and seconds the client's socket stayed full.
 - A protocol error answers with its own status and closes: after a framing error the byte stream
   cannot be trusted to delimit another request. Requests completed before it are answered first.
 """
@@ -19,14 +23,15 @@ from alloy.core import Request, RequestParser, frame_response
 from alloy.errors import AlloyError, RequestTimeout, TooManyConnections, error_response_body
 
 MAX_QUEUED = 32
+MAX_PIPELINED_BYTES = 1024 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 JSON_HEADER = b"content-type: application/json\r\n"
 
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
-        "gateway", "transport", "parser", "queue", "current", "closing", "continue_sent",
-        "read_seconds", "idle_seconds", "reading_paused", "refused",
+        "gateway", "transport", "parser", "queue", "queued_bytes", "current", "closing", "continue_sent",
+        "read_seconds", "idle_seconds", "write_paused_seconds", "writing_paused", "reading_paused", "refused",
     )
 
     def __init__(self, gateway):
@@ -35,11 +40,14 @@ class ClientConnection(asyncio.Protocol):
         settings = gateway.settings
         self.parser = RequestParser(settings.max_header_bytes, settings.max_body_bytes)
         self.queue = deque()
+        self.queued_bytes = 0  # bodies of the requests in ``queue``
         self.current = None  # the in-flight proxied exchange, if any
         self.closing = False
         self.continue_sent = False
         self.read_seconds = 0
         self.idle_seconds = 0
+        self.write_paused_seconds = 0
+        self.writing_paused = False
         self.reading_paused = False
         self.refused = False  # a protocol error is queued: nothing more is read
 
@@ -85,7 +93,11 @@ class ClientConnection(asyncio.Protocol):
                 self.handle(request)
             else:
                 self.queue.append(request)
-        if len(self.queue) > MAX_QUEUED and not self.reading_paused:
+                if type(request) is Request:
+                    self.queued_bytes += len(request.body)
+        if self.current is not None and not self.reading_paused and (
+            len(self.queue) > MAX_QUEUED or self.queued_bytes + parser.buffered > MAX_PIPELINED_BYTES
+        ):
             self.reading_paused = True
             self.transport.pause_reading()
 
@@ -93,16 +105,20 @@ class ClientConnection(asyncio.Protocol):
         self.closing = True
         self.gateway.connections.discard(self)
         self.queue.clear()
+        self.queued_bytes = 0
         current = self.current
         if current is not None:
             self.current = None
             current.cancel()  # the client is gone: so is the upstream request
 
     def pause_writing(self):
+        self.writing_paused = True
         if self.current is not None:
             self.current.pause()
 
     def resume_writing(self):
+        self.writing_paused = False
+        self.write_paused_seconds = 0
         if self.current is not None:
             self.current.resume()
 
@@ -134,8 +150,15 @@ class ClientConnection(asyncio.Protocol):
             return
         queue = self.queue
         while queue and self.current is None and not self.closing:
-            self.handle(queue.popleft())
-        if self.reading_paused and len(queue) <= MAX_QUEUED // 2:
+            request = queue.popleft()
+            if type(request) is Request:
+                self.queued_bytes -= len(request.body)
+            self.handle(request)
+        if self.reading_paused and not self.closing and (
+            # Nothing in flight: the request being read must be read to be served, whatever its size.
+            self.current is None
+            or (len(queue) <= MAX_QUEUED // 2 and self.queued_bytes + self.parser.buffered <= MAX_PIPELINED_BYTES // 2)
+        ):
             self.reading_paused = False
             self.transport.resume_reading()
         if self.parser.expect_continue and self.current is None and not queue:
@@ -154,13 +177,21 @@ class ClientConnection(asyncio.Protocol):
     def close(self):
         self.closing = True
         self.queue.clear()
+        self.queued_bytes = 0
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()  # flushes what is buffered, then closes
 
     # --- the server's once-a-second sweep ---------------------------------------------------------
 
     def tick(self, settings, draining):
-        """Enforce the read and keep-alive timeouts; close idle connections while draining."""
+        """Enforce the read, write and keep-alive timeouts; close idle connections while draining."""
+        if self.writing_paused:
+            self.write_paused_seconds += 1
+            if self.write_paused_seconds > settings.write_timeout:
+                # The client reads nothing: drop it (connection_lost cancels its upstream request).
+                self.closing = True
+                self.transport.abort()
+                return
         if self.current is not None:
             return
         if self.parser.in_progress:

@@ -166,6 +166,21 @@ class UpstreamUnreachable(UpstreamError):
         self.stale = stale  # a reused keep-alive connection: retried at once, not held against it
 
 
+class UpstreamBusy(UpstreamError):
+    """Every pooled connection to the upstream is busy and the queue for one is full, or the wait
+    outlasted the connect timeout. Nothing was sent: another attempt may find room."""
+
+    status = 503
+    code = "upstream_pool_exhausted"
+    retryable = True
+
+
+class ResponseTooLarge(UpstreamError):
+    """An answer the gateway must read whole (to translate it) outgrew its cap."""
+
+    code = "upstream_response_too_large"
+
+
 class UpstreamProtocolError(UpstreamError):
     code = "upstream_protocol_error"
 

@@ -27,6 +27,17 @@ CLIENT_CREDENTIALS = frozenset((b"authorization", b"api-key", b"x-api-key", b"x-
 # request id, which Alloy sets itself.
 NOT_FORWARDED = HOP_BY_HOP | CLIENT_CREDENTIALS | {b"host", b"expect", b"x-request-id"}
 
+# Client headers that choose which account the gateway's provider key bills (OpenAI's organization
+# and project, Anthropic's and Google's header families): dropped unless a provider's
+# ``forward_client_headers`` names them, so a client cannot bill another organization or project.
+PROVIDER_SCOPED = frozenset((b"openai-organization", b"openai-project"))
+PROVIDER_SCOPED_PREFIXES = (b"anthropic-", b"x-goog-")
+
+# Upstream answer headers that name the account behind the provider key (or set state for the
+# gateway's own origin): hidden from clients unless a provider's ``hidden_response_headers`` says
+# otherwise.
+HIDDEN_RESPONSE_HEADERS = ("openai-organization", "openai-project", "anthropic-organization-id", "set-cookie")
+
 # On a translated request Alloy writes a new body, so the client's description of its body and of
 # the encodings it accepts does not apply either.
 NOT_FORWARDED_TRANSLATED = NOT_FORWARDED | {b"content-type", b"accept-encoding", b"accept"}

@@ -23,14 +23,60 @@ from alloy.core import (
 )
 from alloy.attempts import Attempts
 from alloy.balancer import Deployment, ModelGroup
-from alloy.errors import InvalidRequest, ModelNotFound, NotFound, ServiceUnavailable, error_payload
-from alloy.headers import NOT_FORWARDED, STATUS_REASONS
+from alloy.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    NotFound,
+    ServiceUnavailable,
+    UnsafeHead,
+    UpstreamProtocolError,
+    error_payload,
+)
+from alloy.headers import (
+    HOP_BY_HOP,
+    NOT_FORWARDED,
+    NOT_FORWARDED_TRANSLATED,
+    PROVIDER_SCOPED,
+    PROVIDER_SCOPED_PREFIXES,
+    STATUS_REASONS,
+)
 from alloy.providers import PASSTHROUGH, TRANSLATORS
 from alloy.translated import Translation
 from alloy.upstream import Timeouts, UpstreamRequest
 
 HOLD_LIMIT = 1024 * 1024  # an error answer longer than this is relayed as it comes, never retried
 _REQUEST_ID_OK = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+class ForwardingPolicy:
+    """Which client headers go upstream for one provider, built once: never hop-by-hop fields or
+    the client's credentials; never a header the provider's configuration sets (the configured
+    value replaces the client's); never a provider-scoped header (organization, project,
+    ``anthropic-*``, ``x-goog-*``) unless ``forward_client_headers`` names it."""
+
+    def __init__(self, provider, skip=NOT_FORWARDED):
+        configured = {name.lower().encode() for name, _ in provider.headers}
+        allowed = {name.encode() for name in provider.forward_client_headers} - configured
+        self.skip = frozenset(skip | configured | (PROVIDER_SCOPED - allowed))
+        self.prefixes = PROVIDER_SCOPED_PREFIXES
+        # Allowed names inside a dropped family are added back one by one (usually none).
+        self.readd = tuple(name for name in allowed if name.startswith(PROVIDER_SCOPED_PREFIXES))
+        self.configured_lines = b"".join(
+            name.lower().encode() + b": " + value.encode() + b"\r\n" for name, value in provider.headers
+        )
+
+    def lines(self, headers, skip=None):
+        block = encode_forwarded(headers, self.skip if skip is None else self.skip | skip, self.prefixes)
+        for name in self.readd:
+            value = headers.get(name)
+            if value is not None:
+                block += name + b": " + value + b"\r\n"
+        return block
+
+
+def hidden_response_headers(provider):
+    """Hop-by-hop fields and the upstream headers that name the account behind the key."""
+    return frozenset(HOP_BY_HOP | {name.encode() for name in provider.hidden_response_headers})
 
 
 class Passthrough:
@@ -46,11 +92,10 @@ class Passthrough:
         self.adapter = PASSTHROUGH[provider.api]
         self.api_version = provider.api_version
         self.base_path = upstream.origin.base_path.encode()
-        lines = [b"host: " + upstream.origin.host_header.encode() + b"\r\n"]
-        lines.append(self.adapter.auth_lines(provider.api_key))
-        for name, value in provider.headers:
-            lines.append(name.lower().encode() + b": " + value.encode() + b"\r\n")
-        self.header_block = b"".join(lines)
+        self.forwarding = ForwardingPolicy(provider)
+        self.response_skip = hidden_response_headers(provider)
+        host = b"host: " + upstream.origin.host_header.encode() + b"\r\n"
+        self.header_block = host + self.adapter.auth_lines(provider.api_key) + self.forwarding.configured_lines
 
     def send(self, plan, deployment, served_by, total_ticks):
         """Start one attempt of ``plan``'s request on ``deployment``; returns its exchange."""
@@ -66,21 +111,22 @@ class Passthrough:
         upstream_request = UpstreamRequest(
             request.method,
             target,
-            self.header_block + encode_forwarded(request.headers, NOT_FORWARDED) + plan.id_line,
+            self.header_block + self.forwarding.lines(request.headers) + plan.id_line,
             body,
             sum(len(part) for part in body),
             deployment.timeouts,
             total_ticks,
         )
-        exchange = ProxyExchange(plan, request.keep_alive, plan.id_line + served_by)
+        exchange = ProxyExchange(plan, request.keep_alive, plan.id_line + served_by, self.response_skip)
         exchange.handle = self.upstream.start(upstream_request, exchange, request.method == b"HEAD")
         return exchange
 
 
-def _connector(provider, upstream):
+def _connector(provider, upstream, server):
     translator = TRANSLATORS.get(provider.api)
     if translator is not None:
-        return Translation(provider, upstream, translator)
+        forwarding = ForwardingPolicy(provider, NOT_FORWARDED_TRANSLATED)
+        return Translation(provider, upstream, translator, forwarding, server.max_buffered_response_bytes)
     return Passthrough(provider, upstream)
 
 
@@ -116,7 +162,7 @@ class Proxy:
         self.loop = loop
         self.router = config.router
         providers = {p.name: p for p in config.providers}
-        connectors = {p.name: _connector(p, upstreams[p.name]) for p in config.providers}
+        connectors = {p.name: _connector(p, upstreams[p.name], config.server) for p in config.providers}
 
         def provider_group(name):
             # Every model a provider serves by prefix, wildcard or as the plain proxy shares one
@@ -166,8 +212,9 @@ class Proxy:
             self.routes.add_wildcard("*", self.default_group)
         self.request_ids = RequestIds()
 
-    def model_request(self, request, path, connection):
-        """chat/completions, completions, embeddings: the body names the model that routes it."""
+    def model_request(self, request, path, query, connection):
+        """chat/completions, completions, embeddings: the body names the model that routes it.
+        ``path`` is normalized (``clean_path``); ``query`` is ``b""`` or starts with ``?``."""
         scan = scan_body(request.body)
         if scan.model is None:
             raise InvalidRequest("you must provide a model parameter", param="model")
@@ -176,19 +223,20 @@ class Proxy:
             raise ModelNotFound(f"The model '{scan.model}' does not exist or is not routed by this gateway", param="model")
         group, name = found
         id_line = b"x-request-id: " + self.request_ids.for_request(request.headers) + b"\r\n"
-        # "/v1/x?y" -> "/x?y"; the endpoint is "chat/completions", "completions" or "embeddings".
-        suffix, endpoint = request.target[3:], path[4:].decode()
+        # "/v1/x", "?y" -> "/x?y"; the endpoint is "chat/completions", "completions" or "embeddings".
+        suffix, endpoint = path[3:] + query, path[4:].decode()
         Attempts(self.router, self.loop, group, request, connection, id_line, scan, name, suffix, endpoint).start()
 
-    def passthrough(self, request, path, connection):
-        """Any other /v1/ path goes to the default provider unchanged (files, images, audio...)."""
+    def passthrough(self, request, path, query, connection):
+        """Another allowed /v1/ path goes to the default provider (files, images, audio...), as
+        normalized."""
         connector = self.default
         if connector is None:
             raise ServiceUnavailable("no default provider is configured for this endpoint")
         if connector.translates:
             raise NotFound(f"{path.decode('latin-1')} is not available through provider {connector.name}")
         id_line = b"x-request-id: " + self.request_ids.for_request(request.headers) + b"\r\n"
-        Attempts(self.router, self.loop, self.default_group, request, connection, id_line, suffix=request.target[3:]).start()
+        Attempts(self.router, self.loop, self.default_group, request, connection, id_line, suffix=path[3:] + query).start()
 
     def readiness(self):
         """``/health/ready``: each configured model's deployments and their state; unavailable when
@@ -206,12 +254,13 @@ class ProxyExchange:
     """
 
     __slots__ = (
-        "plan", "connection", "transport", "keep_alive", "extra_headers", "handle", "chunked",
-        "head_sent", "event_stream", "finished", "held", "held_bytes",
+        "plan", "connection", "transport", "keep_alive", "extra_headers", "response_skip", "handle",
+        "chunked", "head_sent", "event_stream", "finished", "held", "held_bytes",
     )  # fmt: skip
 
-    def __init__(self, plan, keep_alive, extra_headers):
+    def __init__(self, plan, keep_alive, extra_headers, response_skip):
         self.plan = plan
+        self.response_skip = response_skip  # upstream headers the client never sees
         self.connection = connection = plan.connection
         self.transport = connection.transport
         self.keep_alive = keep_alive
@@ -245,6 +294,13 @@ class ProxyExchange:
                 return
             if plan.measuring:
                 plan.first_byte()
+            try:
+                self._relay(events)
+            except UnsafeHead as error:  # a head the core refuses to write: nothing was written
+                self.head_sent = self.chunked = False
+                self.cancel()
+                plan.failed_with_error(UpstreamProtocolError(f"the upstream's answer cannot be relayed: {error.message}"))
+            return
         self._relay(events)
 
     def upstream_done(self):
@@ -318,7 +374,7 @@ class ProxyExchange:
     def _head(self, head):
         self.head_sent = True
         status = head.status
-        block = encode_headers(head.headers) + self.extra_headers
+        block = encode_headers(head.headers, self.response_skip) + self.extra_headers
         close = not self.keep_alive or self.connection.gateway.draining
         if close:
             self.keep_alive = False

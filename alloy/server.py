@@ -7,6 +7,7 @@ at once.
 
 import asyncio
 import gc
+import ipaddress
 import signal
 import os
 import socket
@@ -74,6 +75,24 @@ class Gateway:
             await upstream.close()
 
 
+def _is_loopback(host):
+    """Only this machine can connect (127.0.0.0/8, ::1, localhost)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def warn_if_open(settings):
+    """Listening beyond loopback without a master key makes the gateway an open relay for the
+    provider keys: say so loudly at start (once, by the supervisor with --workers)."""
+    if settings.master_key is None and not _is_loopback(settings.host):
+        say(
+            f"alloy: WARNING: listening on {settings.host} without a master key: anyone who can reach "
+            "this address spends your provider keys (set ALLOY_MASTER_KEY or [server] master_key)"
+        )
+
+
 def say(message):
     """A line on stderr for the operator; a closed stderr must not stop the gateway."""
     try:
@@ -119,6 +138,7 @@ async def serve(config, reuse_port=False, ready=None):
     gc.freeze()
     host, port = sock.getsockname()[:2]
     if ready is None:
+        warn_if_open(settings)
         say(f"alloy listening on http://{host}:{port} (core: {core.IMPLEMENTATION})")
     else:  # a worker: its supervisor announces the address, once, when every worker is ready
         ready()

@@ -178,6 +178,7 @@ class Supervisor:
                 say(f"alloy: worker {pid} ready")
             elif len(self.ready) == self.count:
                 self.announced = True
+                server.warn_if_open(self.config.server)
                 host, port = self.listener.getsockname()[:2]
                 workers = " ".join(str(pid) for pid in self.workers)
                 say(f"alloy listening on http://{host}:{port} (workers: {self.count}, core: {core.IMPLEMENTATION})")

@@ -1,7 +1,10 @@
 """Requests to providers that speak another API (Anthropic, Gemini): decode, translate, relay back.
 
 Unlike the passthrough, this path must decode the client's JSON (the provider needs a different
-document) and, for a complete response, read the provider's answer whole before translating it.
+document) and, for a complete response, read the provider's answer whole before translating it:
+that read is capped at ``[server] max_buffered_response_bytes`` (past it the client gets a 502
+``upstream_response_too_large`` and the upstream connection is dropped), and an error answer held
+for a possible retry at ``HOLD_LIMIT``, so an upstream cannot make the gateway buffer without end.
 Streams are translated event by event as they arrive: the core ``SSESplitter`` cuts the provider's
 event stream, the provider's ``StreamTranslator`` turns each event into OpenAI chunks, and each
 upstream read is written to the client at once.
@@ -9,11 +12,13 @@ upstream read is written to the client at once.
 
 import orjson
 
-from alloy.core import LAST_CHUNK, SSESplitter, encode_forwarded, frame_chunk, frame_response, frame_stream_head
-from alloy.errors import InvalidRequest, error_payload
+from alloy.core import LAST_CHUNK, SSESplitter, frame_chunk, frame_response, frame_stream_head
+from alloy.errors import InvalidRequest, ResponseTooLarge, error_payload
 from alloy.headers import NOT_FORWARDED_TRANSLATED
 from alloy.providers import TranslateSettings
 from alloy.upstream import UpstreamRequest
+
+HOLD_LIMIT = 1024 * 1024  # an error answer held for a possible retry (the same cap as passthrough)
 
 JSON_HEADER = b"content-type: application/json\r\n"
 EVENT_STREAM_HEADERS = b"content-type: text/event-stream\r\ncache-control: no-cache\r\n"
@@ -24,7 +29,7 @@ class Translation:
 
     translates = True
 
-    def __init__(self, provider, upstream, translator):
+    def __init__(self, provider, upstream, translator, forwarding, max_buffered):
         self.name = provider.name
         self.name_bytes = provider.name.encode()
         self.translator = translator
@@ -36,8 +41,8 @@ class Translation:
             api_version=provider.api_version,
             max_tokens_default=provider.max_tokens_default,
         )
-        extra = [name.lower().encode() + b": " + value.encode() + b"\r\n" for name, value in provider.headers]
-        self.extra_lines = b"".join(extra)
+        self.forwarding = forwarding  # a proxy.ForwardingPolicy over NOT_FORWARDED_TRANSLATED
+        self.max_buffered = max_buffered
 
     def send(self, plan, deployment, served_by, total_ticks):
         """Start one attempt of ``plan``'s request on ``deployment``; returns its exchange."""
@@ -48,10 +53,11 @@ class Translation:
             raise InvalidRequest("request body is not valid JSON") from None
         model = deployment.upstream_model or plan.model_name
         translated = self.translator.build_request(body, model, plan.endpoint, self.settings)
-        # The client's other headers travel on (tracing, provider beta flags), except those the
-        # translated call sets itself.
-        skip = NOT_FORWARDED_TRANSLATED | {name for name, _ in translated.headers}
-        lines = [self.host_line, self.extra_lines, encode_forwarded(request.headers, skip), plan.id_line]
+        # The client's other headers travel on (tracing...), except those the translated call
+        # sets itself and those the provider's forwarding policy drops.
+        skip = frozenset(name for name, _ in translated.headers)
+        forwarding = self.forwarding
+        lines = [self.host_line, forwarding.configured_lines, forwarding.lines(request.headers, skip), plan.id_line]
         lines.extend(name + b": " + value + b"\r\n" for name, value in translated.headers)
         upstream_request = UpstreamRequest(
             translated.method,
@@ -66,7 +72,7 @@ class Translation:
         include_usage = bool(stream_options.get("include_usage")) if isinstance(stream_options, dict) else False
         exchange = TranslatedExchange(
             plan, request.keep_alive, plan.id_line + served_by, self.translator, model, plan.endpoint,
-            translated.stream, include_usage,
+            translated.stream, include_usage, self.max_buffered,
         )  # fmt: skip
         exchange.handle = self.upstream.start(upstream_request, exchange)
         return exchange
@@ -76,7 +82,7 @@ class TranslatedExchange:
     """The sink of one translated attempt (see ``alloy.upstream`` for the sink interface, and
     ``ProxyExchange`` for holding an answer another attempt may replace)."""
 
-    def __init__(self, plan, keep_alive, extra_headers, translator, model, endpoint, stream, include_usage):
+    def __init__(self, plan, keep_alive, extra_headers, translator, model, endpoint, stream, include_usage, max_buffered):
         self.plan = plan
         self.connection = plan.connection
         self.transport = self.connection.transport
@@ -90,6 +96,8 @@ class TranslatedExchange:
         self.handle = None
         self.status = 0
         self.pieces = []  # a complete (or error) response, read whole before translating
+        self.buffered = 0  # bytes in ``pieces`` (or ``held``)
+        self.max_buffered = max_buffered
         self.splitter = None  # set when relaying a stream
         self.events = None
         self.held = None  # an answer another attempt may replace: [head, body pieces...]
@@ -103,12 +111,16 @@ class TranslatedExchange:
             return
         if self.held is not None:
             self.held.extend(events)
+            self.buffered += sum(len(event) for event in events)
+            if self.buffered > HOLD_LIMIT:
+                self._overflow(HOLD_LIMIT, "error answer")
             return
         out = []
         for event in events:
             if type(event) is not bytes:
                 if event.status >= 400 and self.plan.holds(event.status):
                     self.held = list(events)
+                    self.buffered = sum(len(piece) for piece in events[1:])
                     return
                 if self.plan.measuring:
                     self.plan.first_byte()
@@ -118,8 +130,20 @@ class TranslatedExchange:
                     out.extend(frame_chunk(chunk) for chunk in self.events.feed(name, data))
             else:
                 self.pieces.append(event)
+                self.buffered += len(event)
+                if self.buffered > self.max_buffered:
+                    return self._overflow(self.max_buffered, "answer")
         if out:
             self.transport.writelines(out)
+
+    def _overflow(self, limit, what):
+        """The answer outgrew what may be held: drop it and the upstream connection; the client
+        gets Alloy's 502 (as the final answer: the next attempt would be as large)."""
+        self.pieces = self.held = None
+        self.finished = True
+        if self.handle is not None:
+            self.handle.cancel()
+        self.plan.failed_for_good(ResponseTooLarge(f"the upstream's {what} exceeded the gateway's limit of {limit} bytes"))
 
     def upstream_done(self):
         if self.finished:

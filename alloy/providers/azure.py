@@ -2,8 +2,12 @@
 
 ``/v1/chat/completions`` for model ``fast`` routed to deployment ``gpt4o-prod`` becomes
 ``{base}/openai/deployments/gpt4o-prod/chat/completions?api-version=...``: the upstream model name
-of the route is the deployment name. The body passes through unchanged.
+of the route is the deployment name, percent-encoded as one path segment (never a dot segment).
+The gateway's ``api-version`` is the one sent: a client's own in the query is dropped. The body
+passes through unchanged.
 """
+
+from alloy.providers import path_segment
 
 DEFAULT_API_VERSION = "2024-10-21"
 
@@ -13,13 +17,14 @@ def auth_lines(api_key):
 
 
 def _with_version(path, query, api_version):
-    version = b"api-version=" + (api_version or DEFAULT_API_VERSION).encode()
-    return path + b"?" + (query + b"&" + version if query else version)
+    kept = [pair for pair in query.split(b"&") if pair and not pair.startswith(b"api-version=")]
+    kept.append(b"api-version=" + (api_version or DEFAULT_API_VERSION).encode())
+    return path + b"?" + b"&".join(kept)
 
 
 def target(base_path, suffix, upstream_model, api_version):
     path, _, query = suffix.partition(b"?")
-    return _with_version(base_path + b"/openai/deployments/" + upstream_model.encode() + path, query, api_version)
+    return _with_version(base_path + b"/openai/deployments/" + path_segment(upstream_model) + path, query, api_version)
 
 
 def passthrough_target(base_path, suffix, api_version):

@@ -46,7 +46,6 @@ Response mapping (Gemini -> OpenAI): ``translate_response`` here; stream: ``gemi
 import mimetypes
 import time
 import uuid
-from urllib.parse import quote
 
 import orjson
 
@@ -116,7 +115,7 @@ def build_request(body, upstream_model, endpoint, settings):
     Raises:
         alloy.errors.InvalidRequest: what Gemini cannot express, with ``param`` naming the field.
     """
-    model = quote(upstream_model.removeprefix("models/"), safe="-._~")
+    model = providers.path_segment(upstream_model.removeprefix("models/")).decode()
     headers = [(b"content-type", b"application/json")]
     if settings.api_key:
         headers.insert(0, (b"x-goog-api-key", settings.api_key.encode()))

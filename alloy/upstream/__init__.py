@@ -20,9 +20,8 @@ them, which costs nothing per read.
 import math
 from dataclasses import dataclass, field
 
+from alloy.core import frame_request_head
 from alloy.errors import UpstreamTimeout
-
-from alloy.upstream.httpx_backend import HttpxUpstream
 from alloy.upstream.pool import CorePool, Origin
 
 
@@ -44,14 +43,19 @@ class Timeouts:
     total: float  # the whole request, retries included; 0: none
     first_byte_ticks: int = field(init=False)
     idle_ticks: int = field(init=False)
+    connect_ticks: int = field(init=False)  # also the longest wait for a free pooled connection
 
     def __post_init__(self):
+        object.__setattr__(self, "connect_ticks", sweep_ticks(self.connect))
         object.__setattr__(self, "first_byte_ticks", sweep_ticks(self.first_byte))
         object.__setattr__(self, "idle_ticks", sweep_ticks(self.stream_idle))
 
 
 @dataclass(slots=True)
 class UpstreamRequest:
+    """One attempt's request. Its head is framed when it is made, so a value that does not belong
+    in a head (``alloy.errors.UnsafeHead``) fails the attempt before any backend sees it."""
+
     method: bytes
     target: bytes
     header_block: bytes  # host, provider credentials and forwarded headers, each line CRLF-terminated
@@ -59,6 +63,10 @@ class UpstreamRequest:
     body_length: int
     timeouts: Timeouts
     total_ticks: int = 0  # what is left of the total timeout for this attempt; 0: no limit
+    head: bytes = field(init=False)  # request line, headers and framing, checked by the core
+
+    def __post_init__(self):
+        self.head = frame_request_head(self.method, self.target, self.header_block, self.body_length)
 
     def expired(self, age_ticks, quiet_ticks, received):
         """The ``UpstreamTimeout`` this request has run into, after ``age_ticks`` sweeps since it
@@ -75,9 +83,12 @@ class UpstreamRequest:
 
 
 def open_upstream(provider, loop):
-    """The backend a provider asked for (``client = "core"`` or ``"httpx"``)."""
+    """The backend a provider asked for (``client = "core"`` or ``"httpx"``). httpx is imported
+    only when a provider asks for it: the default backend never needs its ~5 MB."""
     origin = Origin.from_url(provider.base_url)
     if provider.client == "httpx":
+        from alloy.upstream.httpx_backend import HttpxUpstream
+
         return HttpxUpstream(origin, provider, loop)
     return CorePool(origin, provider, loop)
 

@@ -8,7 +8,7 @@ connection can never serve the next request.
 
 import asyncio
 
-from alloy.core import ResponseParser, frame_request, frame_request_head
+from alloy.core import ResponseParser
 from alloy.errors import UpstreamProtocolError, UpstreamUnreachable
 
 
@@ -97,12 +97,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.age_ticks = 0
         self.pool.busy.add(self)
         if request.body_length <= 65536:
-            body = request.body[0] if len(request.body) == 1 else b"".join(request.body)
-            self.transport.write(frame_request(request.method, request.target, request.header_block, bytes(body)))
+            self.transport.write(b"".join([request.head, *request.body]))  # one write, one copy
         else:
             # A large body is written as it is, never copied into one joined buffer.
-            head = frame_request_head(request.method, request.target, request.header_block, request.body_length)
-            self.transport.writelines([head, *request.body])
+            self.transport.writelines([request.head, *request.body])
         return self
 
     def cancel(self):

@@ -3,6 +3,8 @@
 Chosen per provider with ``client = "httpx"`` for upstreams that need what only httpx offers:
 HTTP/2, proxies from the environment (``HTTPS_PROXY``...). It costs about a millisecond per request
 more than the core pool, which is why it is not the default. Each exchange runs as one task.
+Back-pressure: while the client's socket is full the task stops pulling pieces from httpx, so at
+most one read (httpx's, some tens of KB) waits in the gateway, as with the core pool.
 """
 
 import asyncio
@@ -105,6 +107,8 @@ class HttpxExchange:
         self.received = False
         self.quiet_ticks = 0
         self.age_ticks = 0
+        self.flowing = asyncio.Event()  # cleared while the client cannot take more
+        self.flowing.set()
 
     async def run(self, method, url, headers, body):
         sink = self.sink
@@ -118,6 +122,8 @@ class HttpxExchange:
                     self.quiet_ticks = 0
                     if piece:
                         sink.upstream_events([piece])
+                    if not self.flowing.is_set():
+                        await self.flowing.wait()
         except asyncio.CancelledError:
             return
         except httpx.ConnectTimeout:
@@ -158,9 +164,8 @@ class HttpxExchange:
         self.upstream.active.discard(self)
         self.task.cancel()
 
-    # httpx reads into its own buffers; back-pressure is its stream iterator awaiting our writes.
     def pause_reading(self):
-        pass
+        self.flowing.clear()
 
     def resume_reading(self):
-        pass
+        self.flowing.set()

@@ -5,16 +5,19 @@ Measured on the development machine, a keep-alive request through ``httpx.AsyncC
 connections in a LIFO stack (the most recently used socket is the least likely to have been closed
 by the upstream), a cap on open connections with a FIFO queue of waiting requests, a connect
 timeout. Retries are not the pool's business: ``alloy.attempts`` decides them.
+
+The queue is bounded twice: at most ``max_queued`` requests wait (one more is refused at once with
+``UpstreamBusy``), and none waits longer than its connect timeout (the sweep refuses it then). A
+request whose client left is dropped from the queue at once, body and all.
 """
 
 import asyncio
-import collections
 import ssl
 from urllib.parse import urlsplit
 
 import certifi
 
-from alloy.errors import UpstreamConnectTimeout, UpstreamError
+from alloy.errors import UpstreamBusy, UpstreamConnectTimeout, UpstreamError
 from alloy.upstream.connection import UpstreamConnection, connection_error
 
 # Close pooled connections idle for longer than this: most servers drop idle keep-alive
@@ -54,10 +57,14 @@ class CorePool:
         self.origin = origin
         self.loop = loop
         self.max_connections = provider.max_connections
+        self.max_queued = provider.max_queued
         self._idle = []  # LIFO stack of UpstreamConnection
         self.busy = set()  # connections carrying an exchange (their read timeouts are swept)
         self._open = 0  # idle + busy + connecting
-        self._waiting = collections.deque()  # (request, sink, head_request, PendingExchange)
+        # Requests waiting for a connection, oldest first: PendingExchange -> (request, sink,
+        # head_request). A dict, so a cancelled request leaves it at once.
+        self._waiting = {}
+        self._ticks = 0  # sweeps so far: a waiting request's age is counted in them
         self._closing = False
 
     # --- the interface ------------------------------------------------------------------------
@@ -66,17 +73,38 @@ class CorePool:
         connection = self._take_idle()
         if connection is not None:
             return connection.send(request, sink, head_request)
-        pending = PendingExchange()
         if self._open < self.max_connections:
+            pending = PendingExchange(self)
             self._connect(request, sink, head_request, pending)
-        else:
-            self._waiting.append((request, sink, head_request, pending))
+            return pending
+        if len(self._waiting) >= self.max_queued:
+            # Reported like any failure to connect (soon, never from inside start): Attempts may
+            # try another deployment.
+            error = UpstreamBusy(
+                f"upstream {self.origin.label}: all {self.max_connections} connections are busy "
+                f"and {self.max_queued} requests already wait for one"
+            )
+            self.loop.call_soon(sink.upstream_failed, error)
+            return PendingExchange(self)
+        pending = PendingExchange(self, self._ticks + request.timeouts.connect_ticks)
+        self._waiting[pending] = (request, sink, head_request)
         return pending
 
     def tick(self):
-        """Once a second, from the gateway's sweep: enforce response timeouts."""
+        """Once a second, from the gateway's sweep: enforce response timeouts, and refuse the
+        requests that waited for a connection longer than their connect timeout (the oldest
+        first, so the walk stops at the first one still in time)."""
         for connection in list(self.busy):
             connection.tick()
+        self._ticks += 1
+        while self._waiting:
+            pending = next(iter(self._waiting))
+            if pending.deadline > self._ticks:
+                break
+            _, sink, _ = self._waiting.pop(pending)
+            sink.upstream_failed(
+                UpstreamBusy(f"upstream {self.origin.label}: no connection became free within the connect timeout")
+            )
 
     async def close(self):
         self._closing = True
@@ -88,10 +116,9 @@ class CorePool:
 
     def release(self, connection):
         """A connection finished its exchange cleanly: serve a waiting request or keep it idle."""
-        while self._waiting:
-            request, sink, head_request, pending = self._waiting.popleft()
-            if pending.cancelled:
-                continue
+        if self._waiting:
+            pending = next(iter(self._waiting))
+            request, sink, head_request = self._waiting.pop(pending)
             pending.attach(connection.send(request, sink, head_request))
             return
         if self._closing:
@@ -124,14 +151,17 @@ class CorePool:
 
     def _serve_waiting_with_new_connection(self):
         while self._waiting and self._open < self.max_connections:
-            request, sink, head_request, pending = self._waiting.popleft()
-            if not pending.cancelled:
-                self._connect(request, sink, head_request, pending)
+            pending = next(iter(self._waiting))
+            request, sink, head_request = self._waiting.pop(pending)
+            self._connect(request, sink, head_request, pending)
+
+    def withdraw(self, pending):
+        """A waiting request's client left: it no longer waits (nor holds its body)."""
+        self._waiting.pop(pending, None)
 
     def _connect(self, request, sink, head_request, pending):
         self._open += 1
         task = self.loop.create_task(self._open_connection(request.timeouts.connect))
-        pending.connecting = task
         task.add_done_callback(lambda done: self._connected(done, request, sink, head_request, pending))
 
     async def _open_connection(self, timeout):
@@ -154,7 +184,6 @@ class CorePool:
         return connection
 
     def _connected(self, task, request, sink, head_request, pending):
-        pending.connecting = None
         if task.cancelled():
             self._open -= 1
             self._serve_waiting_with_new_connection()
@@ -176,9 +205,12 @@ class CorePool:
 class PendingExchange:
     """Stands for an exchange whose connection is still being opened (or waits for a free one)."""
 
-    def __init__(self):
+    __slots__ = ("pool", "deadline", "cancelled", "_exchange", "_paused")
+
+    def __init__(self, pool, deadline=0):
+        self.pool = pool
+        self.deadline = deadline  # the pool's tick count past which waiting fails (0: not waiting)
         self.cancelled = False
-        self.connecting = None
         self._exchange = None
         self._paused = False
 
@@ -191,6 +223,8 @@ class PendingExchange:
         self.cancelled = True
         if self._exchange is not None:
             self._exchange.cancel()
+        elif self.deadline:
+            self.pool.withdraw(self)
 
     def pause_reading(self):
         self._paused = True

@@ -63,9 +63,16 @@ def test_chat_call_path_headers_and_stream_flag():
     assert set(out) == {"contents"}  # stream and stream_options are not body fields for Gemini
 
 
-def test_model_name_in_path_is_quoted_and_models_prefix_dropped():
-    call, _ = build({"messages": [USER_HI]}, model="models/gemini 1.5?x")
-    assert call.path == b"/v1beta/models/gemini%201.5%3Fx:generateContent"
+def test_models_prefix_dropped_from_the_model_in_the_path():
+    call, _ = build({"messages": [USER_HI]}, model="models/gemini-1.5-pro")
+    assert call.path == b"/v1beta/models/gemini-1.5-pro:generateContent"
+
+
+@pytest.mark.parametrize("model", ["gemini 1.5?x", "../../v1/files", "..", "a/b", "a%2Fb", "a#b"])
+def test_a_model_that_is_not_a_plain_name_never_reaches_the_path(model):
+    with pytest.raises(InvalidRequest) as info:
+        build({"messages": [USER_HI]}, model=model)
+    assert info.value.param == "model"
 
 
 def test_no_api_key_sends_no_key_header():
