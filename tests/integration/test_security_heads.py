@@ -1,0 +1,366 @@
+"""Issue 10, as an attacker tries it against the running gateway: no byte a client sends becomes a
+header, a request line or a path it was not meant to be, and nothing that names the account behind
+the provider key passes between client and upstream. Each test failed on the code before the fix.
+
+Every reply is read by h11 as a client would (``parse_responses``): one whole, well-formed response
+per request, nothing after it. What reached the upstream is checked in the mock's request log or,
+where the mock cannot play the upstream (Azure paths, headers it never sends), in the raw bytes a
+``ScriptedUpstream`` received.
+"""
+
+import json
+import urllib.request
+
+import pytest
+
+from harness import start_proxy
+from security_helpers import ScriptedUpstream, json_reply, parse_responses, send_and_read
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+COMPLETION = json.dumps(
+    {"id": "c", "object": "chat.completion", "created": 0, "model": "m",
+     "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}
+).encode()  # fmt: skip
+
+
+def post(path, body, headers=b""):
+    """A complete HTTP/1.1 POST that closes the connection after its answer."""
+    return b"POST %s HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n%scontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
+        path, headers, len(body), body
+    )
+
+
+def get(path, method=b"GET", headers=b""):
+    return b"%s %s HTTP/1.1\r\nhost: gw\r\n%sconnection: close\r\n\r\n" % (method, path, headers)
+
+
+def one_answer(gateway, raw):
+    """The single response the gateway gave to ``raw`` (fails if there were more, or none)."""
+    [answer] = parse_responses(send_and_read(gateway.port, raw))
+    return answer
+
+
+@pytest.fixture
+def scripted():
+    started = []
+
+    def start(reply):
+        upstream = ScriptedUpstream(reply)
+        started.append(upstream)
+        return upstream
+
+    yield start
+    for upstream in started:
+        upstream.stop()
+
+
+# --- 1. the model cannot write response headers ---------------------------------------------------
+
+SPLITTING = (
+    "gpt-4o\r\nSet-Cookie: session=attacker\r\nContent-Length: 0\r\n\r\n"
+    "HTTP/1.1 200 OK\r\nX-Injected: yes\r\nContent-Length: 2\r\n\r\nhi"
+)
+
+
+@pytest.mark.parametrize("encode", ["json-escape", "raw-bytes"])
+def test_a_model_with_crlf_cannot_split_the_response(start_gateway, mock, encode):
+    """Both spellings: JSON's escaped \\r\\n (which decodes to CR LF) and raw CR LF bytes."""
+    gateway = start_proxy(start_gateway, mock)
+    body = json.dumps({"model": SPLITTING, **CHAT}).encode()
+    if encode == "raw-bytes":
+        body = body.replace(b"\\r\\n", b"\r\n")
+    status, headers, payload = one_answer(gateway, post(b"/v1/chat/completions", body))
+    assert status == 400
+    assert json.loads(payload)["error"]["param"] == "model"
+    assert "set-cookie" not in headers and "x-injected" not in headers
+    assert mock.requests() == []
+
+
+def test_a_model_unfit_for_a_header_is_refused_even_when_unrouted(start_gateway, mock):
+    """With a [[models]] list the name is not routed at all, and still never echoed raw."""
+    gateway = start_gateway(
+        config=f"""
+        [providers.openai]
+        base_url = "{mock.base}/v1"
+        api_key = "env:K"
+
+        [[models]]
+        name = "gpt-4o-mini"
+        provider = "openai"
+        """,
+        env={"K": "sk-provider"},
+    )
+    for model in ("nope\r\nSet-Cookie: a=b", "x" * 257, "tab\there", "nul\x00"):
+        status, headers, payload = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": model, **CHAT}).encode()))
+        assert status == 400, model
+        assert "set-cookie" not in headers
+        assert json.loads(payload)["error"]["param"] == "model"
+
+
+# --- 2. Azure: the model never leaves its path segment -----------------------------------------------
+
+
+def azure_gateway(start_gateway, upstream):
+    return start_gateway(
+        config=f"""
+        default_provider = "azure"
+
+        [providers.azure]
+        kind = "azure"
+        base_url = "{upstream.base}"
+        api_key = "env:AZ"
+        api_version = "2024-10-21"
+        """,
+        env={"AZ": "az-provider-key"},
+    )
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "azure/x HTTP/1.1\r\nHost: evil\r\ncontent-length: 0\r\n\r\nDELETE /openai/files/f HTTP/1.1\r\nX-Ignore: ",
+        "azure/../../../openai/files",
+        "azure/..",
+        "azure/a/b",
+        "azure/a%2Fb",
+        "azure/x?api-version=evil#",
+        "../../openai/files",
+    ],
+)
+def test_an_azure_model_cannot_pick_another_request_or_path(start_gateway, scripted, model):
+    upstream = scripted(json_reply(COMPLETION))
+    gateway = azure_gateway(start_gateway, upstream)
+    status, _, payload = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": model, **CHAT}).encode()))
+    assert status == 400, payload
+    assert json.loads(payload)["error"]["param"] == "model"
+    assert upstream.received == []
+
+
+def test_an_azure_deployment_is_reached_with_the_gateways_api_version_only(start_gateway, scripted):
+    upstream = scripted(json_reply(COMPLETION))
+    gateway = azure_gateway(start_gateway, upstream)
+    body = json.dumps({"model": "azure/gpt4o-prod", **CHAT}).encode()
+    status, _, _ = one_answer(gateway, post(b"/v1/chat/completions?api-version=2099-01-01&x=1", body))
+    assert status == 200
+    [request] = upstream.received
+    line = request.split(b"\r\n", 1)[0]
+    assert line == b"POST /openai/deployments/gpt4o-prod/chat/completions?x=1&api-version=2024-10-21 HTTP/1.1"
+    assert request.lower().count(b"\r\napi-key: az-provider-key\r\n") == 1
+
+
+# --- 3. paths: normalized before routing, passthrough follows an allow-list ------------------------------
+
+
+@pytest.fixture
+def listed(start_gateway, mock):
+    """A gateway whose [[models]] list allows gpt-4o-mini only."""
+    return start_gateway(
+        config=f"""
+        [providers.openai]
+        base_url = "{mock.base}/v1"
+        api_key = "env:K"
+
+        [[models]]
+        name = "gpt-4o-mini"
+        provider = "openai"
+        """,
+        env={"K": "sk-provider"},
+    )
+
+
+@pytest.mark.parametrize("path", [b"/v1//chat/completions", b"/v1/chat/completions/", b"//v1/chat//completions"])
+def test_other_spellings_of_a_model_endpoint_meet_the_model_allow_list(listed, mock, path):
+    status, _, payload = one_answer(listed, post(path, json.dumps({"model": "gpt-4-unlisted", **CHAT}).encode()))
+    assert status == 404 and json.loads(payload)["error"]["code"] == "model_not_found"
+    assert mock.requests() == []
+    status, _, _ = one_answer(listed, post(path, json.dumps({"model": "gpt-4o-mini", **CHAT}).encode()))
+    assert status == 200
+    assert [r["path"] for r in mock.requests()] == ["/v1/chat/completions"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [b"/v1/./chat/completions", b"/v1/chat%2Fcompletions", b"/v1/../../admin?x=1", b"/v1/%2e%2e/admin",
+     b"/v1/files/..", b"/v1/files\\x"],
+)  # fmt: skip
+def test_dot_segments_and_encoded_separators_are_refused_before_anything_is_sent(listed, mock, path):
+    status, _, payload = one_answer(listed, post(path, json.dumps({"model": "gpt-4o-mini", **CHAT}).encode()))
+    assert status == 400
+    assert json.loads(payload)["error"]["code"] == "invalid_path"
+    assert mock.requests() == []
+
+
+def test_passthrough_follows_the_allow_list(listed, mock):
+    status, _, payload = one_answer(listed, get(b"/v1/fine_tuning/jobs"))
+    assert status == 404 and "allow-list" in json.loads(payload)["error"]["message"]
+    status, headers, _ = one_answer(listed, get(b"/v1/files/file-1", method=b"PUT"))
+    assert status == 405 and headers["allow"] == ["DELETE, GET, HEAD"]
+    assert mock.requests() == []
+    one_answer(listed, get(b"/v1/files/file-1"))  # allowed: it reaches the upstream
+    assert [(r["method"], r["path"]) for r in mock.requests()] == [("GET", "/v1/files/file-1")]
+
+
+def test_the_allow_list_is_configurable(start_gateway, mock):
+    gateway = start_gateway(
+        config=f"""
+        [providers.openai]
+        base_url = "{mock.base}/v1"
+        api_key = "env:K"
+
+        [passthrough]
+        allow = ["GET /v1/fine_tuning/jobs", "GET /v1/fine_tuning/jobs/*/events"]
+        """,
+        env={"K": "sk-provider"},
+    )
+    one_answer(gateway, get(b"/v1/fine_tuning/jobs"))
+    one_answer(gateway, get(b"/v1/fine_tuning/jobs/ft-1/events?limit=2"))
+    assert one_answer(gateway, get(b"/v1/files"))[0] == 404  # no longer on the list
+    assert [r["path"] for r in mock.requests()] == ["/v1/fine_tuning/jobs", "/v1/fine_tuning/jobs/ft-1/events?limit=2"]
+
+
+# --- 4. provider-scoped headers: the operator's, never the client's ----------------------------------------
+
+SCOPED = (
+    b"openai-organization: org-client\r\nopenai-project: proj-client\r\n"
+    b"anthropic-beta: client-beta\r\nx-goog-user-project: someone-else\r\nx-trace: t-1\r\n"
+)
+
+
+def test_configured_headers_replace_the_clients_and_scoped_ones_are_dropped(start_gateway, mock):
+    gateway = start_gateway(
+        config=f"""
+        [providers.openai]
+        base_url = "{mock.base}/v1"
+        api_key = "env:K"
+        headers = {{ "OpenAI-Organization" = "org-gateway" }}
+        """,
+        env={"K": "sk-provider"},
+    )
+    body = json.dumps({"model": "gpt-4o-mini", **CHAT}).encode()
+    assert one_answer(gateway, post(b"/v1/chat/completions", body, SCOPED))[0] == 200
+    [received] = mock.requests()
+    headers = received["headers"]
+    assert headers["openai-organization"] == "org-gateway"  # once: a repeated header would read "a, b"
+    for name in ("openai-project", "anthropic-beta", "x-goog-user-project"):
+        assert name not in headers
+    assert headers["x-trace"] == "t-1"
+
+
+def test_a_provider_may_let_named_client_headers_through(start_gateway, mock):
+    gateway = start_gateway(
+        config=f"""
+        [providers.openai]
+        base_url = "{mock.base}/v1"
+        api_key = "env:K"
+        forward_client_headers = ["OpenAI-Project", "anthropic-beta"]
+        """,
+        env={"K": "sk-provider"},
+    )
+    body = json.dumps({"model": "gpt-4o-mini", **CHAT}).encode()
+    assert one_answer(gateway, post(b"/v1/chat/completions", body, SCOPED))[0] == 200
+    headers = mock.requests()[0]["headers"]
+    assert (headers["openai-project"], headers["anthropic-beta"]) == ("proj-client", "client-beta")
+    assert "openai-organization" not in headers and "x-goog-user-project" not in headers
+
+
+# --- 7. keys from mounted secrets ---------------------------------------------------------------------------
+
+
+def test_keys_with_surrounding_whitespace_are_stripped(start_gateway, mock):
+    gateway = start_gateway(
+        config=f"""
+        [providers.openai]
+        base_url = "{mock.base}/v1"
+        api_key = "env:K"
+        """,
+        env={"K": "sk-provider\n", "ALLOY_MASTER_KEY": "  mk-gateway\r\n"},
+    )
+    body = json.dumps({"model": "gpt-4o-mini", **CHAT}).encode()
+    status, _, payload = one_answer(gateway, post(b"/v1/chat/completions", body, b"authorization: Bearer mk-gateway\r\n"))
+    assert status == 200, payload  # the strict mock accepted "sk-provider" exactly
+    assert mock.requests()[0]["headers"]["authorization"] == "Bearer sk-provider"
+
+
+@pytest.mark.parametrize("variable", ["K", "ALLOY_MASTER_KEY"])
+def test_a_key_with_a_control_character_stops_the_start_naming_the_variable_not_the_value(start_gateway, mock, variable):
+    env = {"K": "sk-provider", variable: "sk-se\x01cret-value"}
+    with pytest.raises(RuntimeError) as info:
+        start_gateway(
+            config=f"""
+            [providers.openai]
+            base_url = "{mock.base}/v1"
+            api_key = "env:K"
+            """,
+            env=env,
+        )
+    message = str(info.value)
+    assert variable in message and "control" in message
+    assert "cret-value" not in message
+
+
+# --- 8. upstream owner identifiers stay upstream ----------------------------------------------------------
+
+OWNER_HEADERS = (
+    b"openai-organization: org-secret-owner\r\nopenai-project: proj_secret\r\n"
+    b"set-cookie: __cf_bm=upstream; path=/\r\nx-ratelimit-remaining-requests: 99\r\n"
+)
+
+
+def owner_gateway(start_gateway, upstream, extra=""):
+    return start_gateway(
+        config=f"""
+        [providers.openai]
+        base_url = "{upstream.base}/v1"
+        api_key = "env:K"
+        {extra}
+        """,
+        env={"K": "sk-provider"},
+    )
+
+
+def test_upstream_account_headers_are_hidden_from_clients(start_gateway, scripted):
+    gateway = owner_gateway(start_gateway, scripted(json_reply(COMPLETION, OWNER_HEADERS)))
+    status, headers, _ = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": "m", **CHAT}).encode()))
+    assert status == 200
+    for name in ("openai-organization", "openai-project", "set-cookie"):
+        assert name not in headers
+    assert headers["x-ratelimit-remaining-requests"] == ["99"]
+
+
+def test_hidden_upstream_headers_are_configurable(start_gateway, scripted):
+    gateway = owner_gateway(start_gateway, scripted(json_reply(COMPLETION, OWNER_HEADERS)), 'hidden_response_headers = ["set-cookie"]')
+    _, headers, _ = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": "m", **CHAT}).encode()))
+    assert headers["openai-organization"] == ["org-secret-owner"]
+    assert "set-cookie" not in headers
+
+
+# --- 9. readiness details and the open-relay warning ----------------------------------------------------------
+
+
+def test_readiness_details_need_the_master_key(start_gateway, mock):
+    gateway = start_gateway(
+        config=f"""
+        [providers.openai]
+        base_url = "{mock.base}/v1"
+        api_key = "env:K"
+
+        [[models]]
+        name = "gpt-4o-mini"
+        provider = "openai"
+        """,
+        env={"K": "sk-provider", "ALLOY_MASTER_KEY": "mk-1"},
+    )
+    status, _, payload = one_answer(gateway, get(b"/health/ready"))
+    assert (status, json.loads(payload)) == (200, {"status": "ready"})
+    status, _, payload = one_answer(gateway, get(b"/health/ready", headers=b"authorization: Bearer mk-1\r\n"))
+    assert status == 200 and "gpt-4o-mini" in json.loads(payload)["models"]
+
+
+def test_listening_beyond_loopback_without_a_master_key_warns(start_gateway, mock):
+    open_gateway = start_gateway(config=None, args=["--host", "0.0.0.0"])
+    with urllib.request.urlopen(open_gateway.base + "/health", timeout=5) as answer:
+        assert answer.status == 200
+    assert "WARNING" in open_gateway.stderr and "master key" in open_gateway.stderr
+    keyed = start_gateway(config=None, env={"ALLOY_MASTER_KEY": "mk-1"}, args=["--host", "0.0.0.0"])
+    local = start_gateway(config=None)
+    assert "WARNING" not in keyed.stderr and "WARNING" not in local.stderr

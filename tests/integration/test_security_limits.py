@@ -1,0 +1,229 @@
+"""Issue 10, the buffers and the timeouts: whatever a client or an upstream does, the gateway holds a
+bounded amount of memory for it, says so with a clear OpenAI-shaped error, and never lets one
+connection be held open forever. Each test measures the gateway's resident memory (or time) and
+failed on the code before the fix.
+"""
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from harness import in_parallel, read_until_closed, wait_until
+from security_helpers import ScriptedUpstream, parse_responses, rss_bytes, send_and_read
+
+MiB = 1024 * 1024
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+def post(body, headers=b"", close=True):
+    return b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n%scontent-length: %d\r\n%s\r\n%s" % (
+        headers, len(body), b"connection: close\r\n" if close else b"", body
+    )
+
+
+def chat(model="gpt-4o-mini", content="hi"):
+    return json.dumps({"model": model, "messages": [{"role": "user", "content": content}]}).encode()
+
+
+def proxy_config(mock, server="", provider="", router=""):
+    return f"""
+    [server]
+    {server}
+
+    [router]
+    {router}
+
+    [providers.openai]
+    base_url = "{mock.base}/v1"
+    api_key = "env:K"
+    {provider}
+    """
+
+
+# --- 5a. a translated answer is read whole: capped ---------------------------------------------------
+
+
+def endless_answer(request):
+    """A 200 whose announced body is 200 MiB, written until the gateway hangs up."""
+    yield b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % (200 * MiB)
+    piece = b" " * MiB
+    for _ in range(200):
+        yield piece
+
+
+def test_a_huge_translated_answer_is_refused_not_buffered(start_gateway):
+    upstream = ScriptedUpstream(endless_answer)
+    try:
+        gateway = start_gateway(
+            config=f"""
+            [providers.anthropic]
+            base_url = "{upstream.base}"
+            api_key = "env:K"
+            """,
+            env={"K": "sk-ant"},
+        )
+        before = rss_bytes(gateway.pid)
+        [(status, _, payload)] = parse_responses(send_and_read(gateway.port, post(chat("claude-3-5-haiku")), timeout=30))
+        grown = rss_bytes(gateway.pid) - before
+    finally:
+        upstream.stop()
+    assert status == 502
+    assert json.loads(payload)["error"]["code"] == "upstream_response_too_large"
+    assert grown < 120 * MiB, f"RSS grew by {grown // MiB} MiB for a 200 MiB answer (the cap is 64 MiB)"
+
+
+# --- 5b. pipelined bodies wait in the socket, not in the gateway -------------------------------------------
+
+
+def test_pipelined_bodies_do_not_pile_up_in_memory(start_gateway, mock):
+    gateway = start_gateway(config=proxy_config(mock), env={"K": "sk-provider"})
+    before = rss_bytes(gateway.pid)
+    sock = socket.create_connection(("127.0.0.1", gateway.port))
+    sock.settimeout(3.0)
+    big = chat(content="x" * (8 * MiB))
+    # The first request waits 4 s upstream; 34 more of 8 MiB each are pipelined behind it.
+    sent = 0
+    try:
+        sock.sendall(post(chat(), b"x-mock-fault: slow-first-byte=4000\r\n", close=False))
+        for _ in range(34):
+            sock.sendall(post(big, close=False))
+            sent += 1
+    except TimeoutError:
+        pass  # the gateway stopped reading: the bytes wait in the socket buffers
+    grown = rss_bytes(gateway.pid) - before
+    sock.close()
+    assert sent < 34, "the gateway read every pipelined body while the first request was in flight"
+    assert grown < 64 * MiB, f"RSS grew by {grown // MiB} MiB holding pipelined requests"
+    [(status, _, _)] = parse_responses(send_and_read(gateway.port, b"GET /health HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n"))
+    assert status == 200
+
+
+def test_pipelined_requests_are_all_answered_in_order_when_reading_resumes(start_gateway, mock):
+    gateway = start_gateway(config=proxy_config(mock), env={"K": "sk-provider"})
+    requests = [post(chat(content=f"n{i}-" + "y" * (300 * 1024)), close=i == 9) for i in range(10)]
+    received = send_and_read(gateway.port, b"".join(requests), timeout=30)
+    answers = parse_responses(received)
+    assert [status for status, _, _ in answers] == [200] * 10
+    contents = [json.loads(body)["choices"][0]["message"]["content"][:9] for _, _, body in answers]
+    assert contents == [f"echo: n{i}-"[:9] for i in range(10)]
+
+
+# --- 5c. the upstream pool's queue: bounded in length and in time -----------------------------------------
+
+
+def test_requests_beyond_the_pool_queue_are_refused_at_once(start_gateway, mock):
+    gateway = start_gateway(
+        config=proxy_config(mock, provider="max_connections = 1\nmax_queued = 1", router="max_retries = 0"),
+        env={"K": "sk-provider"},
+    )
+    slow = b"x-mock-fault: slow-first-byte=1500\r\n"
+    before = rss_bytes(gateway.pid)
+    body = chat(content="z" * (2 * MiB))
+    started = time.monotonic()
+    answers = in_parallel([lambda: (send_and_read(gateway.port, post(body, slow), timeout=20), time.monotonic()) for _ in range(12)])
+    grown = rss_bytes(gateway.pid) - before
+    outcomes = []
+    for raw, finished in answers:
+        [(status, _, payload)] = parse_responses(raw)
+        outcomes.append((status, json.loads(payload).get("error", {}).get("code"), finished - started))
+    served = [o for o in outcomes if o[0] == 200]
+    refused = [o for o in outcomes if o[0] == 503]
+    assert len(served) >= 2 and len(served) + len(refused) == 12, outcomes
+    assert all(code == "upstream_pool_exhausted" for _, code, _ in refused)
+    assert min(elapsed for _, _, elapsed in refused) < 1.4  # refused before the first answer came back
+    assert grown < 80 * MiB
+
+
+def test_a_request_waits_for_a_pooled_connection_no_longer_than_the_connect_timeout(start_gateway, mock):
+    gateway = start_gateway(
+        config=proxy_config(mock, provider="max_connections = 1\nconnect_timeout = 1", router="max_retries = 0"),
+        env={"K": "sk-provider"},
+    )
+    hang = post(chat(), b"x-mock-fault: slow-first-byte=8000\r\n")
+    first, second = in_parallel(
+        [lambda: send_and_read(gateway.port, hang, timeout=20),
+         lambda: (time.sleep(0.3), send_and_read(gateway.port, post(chat()), timeout=20), time.monotonic())[1:]]
+    )  # fmt: skip
+    raw, _ = second
+    [(status, _, payload)] = parse_responses(raw)
+    assert status == 503 and json.loads(payload)["error"]["code"] == "upstream_pool_exhausted"
+    assert parse_responses(first)[0][0] == 200
+
+
+# --- 5d. a client that reads nothing does not hold an upstream forever --------------------------------------
+
+
+def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout(start_gateway, mock):
+    gateway = start_gateway(
+        config=proxy_config(mock, server="write_timeout = 1", provider="max_connections = 1"), env={"K": "sk-provider"}
+    )
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", gateway.port))
+    sock.sendall(post(chat(), b"x-mock-fault: huge=60000000\r\n"))
+    time.sleep(4.0)  # read nothing: the gateway's buffer fills, then the write timeout runs
+    received = read_until_closed(sock, 15)
+    sock.close()
+    assert len(received) < 60_000_000
+    # Its upstream connection (the provider's only one) is free again.
+    [(status, _, _)] = parse_responses(send_and_read(gateway.port, post(chat()), timeout=10))
+    assert status == 200
+
+
+# --- 5e. the httpx backend follows back-pressure ----------------------------------------------------------------
+
+
+def test_the_httpx_backend_stops_reading_while_the_client_cannot_keep_up(start_gateway, mock):
+    gateway = start_gateway(config=proxy_config(mock, provider='client = "httpx"'), env={"K": "sk-provider"})
+    [(status, _, _)] = parse_responses(send_and_read(gateway.port, post(chat())))  # httpx imported, warm
+    before = rss_bytes(gateway.pid)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", gateway.port))
+    sock.sendall(post(chat(), b"x-mock-fault: huge=60000000\r\n"))
+    time.sleep(3.0)
+    grown = rss_bytes(gateway.pid) - before
+    sock.close()
+    assert status == 200
+    assert grown < 24 * MiB, f"RSS grew by {grown // MiB} MiB while a client read nothing of a 60 MB answer"
+
+
+# --- 6. empty lines count toward the read timeout ------------------------------------------------------------------
+
+
+def test_a_crlf_trickle_cannot_hold_a_connection_open(start_gateway, mock):
+    gateway = start_gateway(config=proxy_config(mock, server="read_timeout = 2"), env={"K": "sk-provider"})
+    sock = socket.create_connection(("127.0.0.1", gateway.port))
+    closed = threading.Event()
+    received = []
+
+    def read():
+        received.append(read_until_closed(sock, 20))
+        closed.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    started = time.monotonic()
+    try:
+        for _ in range(4):  # within the limit of empty lines, one every 1.5 s
+            if closed.is_set():
+                break
+            sock.sendall(b"\r\n")
+            time.sleep(1.5)
+    except OSError:
+        pass
+    assert wait_until(closed.is_set, 10)
+    assert time.monotonic() - started < 6
+    [(status, _, _)] = parse_responses(received[0])
+    assert status == 408
+
+
+def test_too_many_empty_lines_are_refused(start_gateway, mock):
+    gateway = start_gateway(config=proxy_config(mock), env={"K": "sk-provider"})
+    raw = send_and_read(gateway.port, b"\r\n" * 5 + b"GET /health HTTP/1.1\r\nhost: gw\r\n\r\n")
+    [(status, _, payload)] = parse_responses(raw)
+    assert status == 400 and "empty lines" in json.loads(payload)["error"]["message"]
+    raw = send_and_read(gateway.port, b"\r\n" * 4 + b"GET /health HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n")
+    assert parse_responses(raw)[0][0] == 200
