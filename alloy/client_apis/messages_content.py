@@ -94,8 +94,8 @@ def user_turn(blocks, path):
             message, moved = tool_message(block, where)
             tool_messages.append(message)
             attachments.extend(moved)
-        elif kind in ("text", "image", "document"):
-            parts.append(user_part(block, where))
+        elif kind in PART_BUILDERS:
+            parts.append(PART_BUILDERS[kind](block, where))
         else:
             raise unsupported_block(kind, where, "a user turn")
     parts = attachments + parts
@@ -111,15 +111,8 @@ def collapse(parts):
     return parts
 
 
-def user_part(block, path):
-    kind = block["type"]
-    if kind == "text":
-        return {"type": "text", "text": text_of(block, path)}
-    if kind == "image":
-        return image_part(block, path)
-    if kind == "document":
-        return document_part(block, path)
-    raise unsupported_block(kind, path, "this place")
+def text_part(block, path):
+    return {"type": "text", "text": text_of(block, path)}
 
 
 def source_of(block, path):
@@ -157,6 +150,10 @@ def document_part(block, path):
     raise invalid(f"{where}.type", "only base64 PDF and plain text documents can be sent to this model")
 
 
+# Content block type -> the OpenAI content part for it (in user turns and tool results).
+PART_BUILDERS = {"text": text_part, "image": image_part, "document": document_part}
+
+
 def tool_message(block, path):
     """A ``tool_result`` block -> (the OpenAI tool message, parts that must move to the user message)."""
     tool_use_id = string_field(block, "tool_use_id", path)
@@ -168,9 +165,9 @@ def tool_message(block, path):
         for k, item in enumerate(content):
             where = f"{path}.content.{k}"
             kind = block_type(item, where)
-            if kind not in ("text", "image", "document"):
+            if kind not in PART_BUILDERS:
                 raise unsupported_block(kind, where, "a tool_result")
-            part = user_part(item, where)
+            part = PART_BUILDERS[kind](item, where)
             if part["type"] == "text":
                 texts.append(part["text"])
             else:
