@@ -27,13 +27,17 @@ The oracle is h11, an HTTP/1.1 implementation independent of Alloy's core, on bo
   key, and where the client's own credential appears nowhere. For the model endpoints the target
   is exactly the endpoint's (``/v1/chat/completions``; ``/openai/deployments/ONE-SEGMENT/chat/
   completions?api-version=...`` for Azure): a model can never add a segment or a query parameter.
+  An encoded ``%2f`` is refused even inside one segment: next hops such as nginx decode it before
+  they route, so ``..%2F..%2Fadmin`` as an Azure deployment would still climb out of it.
 
 Two checks go a little beyond the issue's list, on purpose: a backslash counts as a segment
 separator when looking for dot segments (``..\\``; IIS and Azure front ends read ``\\`` as ``/``),
 and ``%5c`` counts with ``%2f``.
 
-A last test sends arbitrary raw bytes (not a valid request) and half-closes: the gateway must
-answer at most one well-formed response and close, or say nothing; never two responses, never hang.
+A last test sends arbitrary raw bytes (mostly not a valid request) and half-closes: when h11 finds
+no complete request in them, the gateway answers at most one well-formed error and closes, or says
+nothing; bytes that do hold complete requests get at most one answer per request plus the error.
+Never two answers to one malformed request, never bytes after a closing answer, never a hang.
 
 Every socket read is bounded (``IO_TIMEOUT``), so a gateway that stops answering fails the example
 instead of hanging the suite. Settings are derandomized: CI runs the same examples every time.
@@ -110,16 +114,17 @@ CREDENTIAL_HEADERS = {b"authorization", b"api-key", b"x-api-key", b"x-goog-api-k
 MODEL_ENDPOINTS = ("chat/completions", "completions", "embeddings")
 
 
+# Named apart from conftest.py's ``gateway`` and ``upstream`` (mock-based): these two live for the module.
 @pytest.fixture(scope="module")
-def upstream():
+def recorder():
     server = RawUpstream()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def gateway(upstream, tmp_path_factory):
-    config = CONFIG.format(base=upstream.base, api_version=API_VERSION.decode())
+def fuzz_gateway(recorder, tmp_path_factory):
+    config = CONFIG.format(base=recorder.base, api_version=API_VERSION.decode())
     env = {"FUZZ_OPENAI_KEY": OPENAI_KEY.decode(), "FUZZ_AZURE_KEY": AZURE_KEY.decode()}
     process = start_gateway_process(tmp_path_factory.mktemp("security-fuzz") / "alloy.toml", config, env)
     yield process
@@ -306,13 +311,13 @@ def assert_clean_path(path, who):
         assert segment not in (b".", b".."), f"{who}: a dot segment in the upstream path {path!r}"
 
 
-def upstream_requests(upstream, reply=None, client_secret=CLIENT_SECRET):
+def upstream_requests(recorder, reply=None, client_secret=CLIENT_SECRET):
     """What the upstream received for this example, each checked: at most MAX_ATTEMPTS requests,
     each one complete request for h11 with no byte left over, a clean head and path, the provider's
     credential exactly once. Returns the (provider, Received) pairs."""
-    upstream.settle()
-    received = upstream.received()
-    leftovers = upstream.leftovers()
+    recorder.settle()
+    received = recorder.received()
+    leftovers = recorder.leftovers()
     shown = "\n".join(repr(entry.raw[:2000]) for entry in received)
     assert not leftovers, f"the upstream received bytes beyond its request(s): {leftovers}\nrequests: {shown}"
     assert len(received) <= MAX_ATTEMPTS, f"{len(received)} upstream requests for one client request:\n{shown}"
@@ -324,7 +329,7 @@ def upstream_requests(upstream, reply=None, client_secret=CLIENT_SECRET):
         request = entry.request
         for name, value in request.headers:
             assert not set(value) & {0x0D, 0x0A, 0x00}, f"{who}: CR, LF or NUL in {name!r}"
-        assert entry.headers(b"host") == [upstream.host_header], who
+        assert entry.headers(b"host") == [recorder.host_header], who
         path = request.target.partition(b"?")[0]
         if path.startswith(b"/v1/"):
             provider = "openai"
@@ -467,15 +472,15 @@ def chat_body(model, messages_first=False):
 @example(model="openai/x\r\nSet-Cookie: pwned=1", endpoint="chat/completions", messages_first=False)
 @example(model="azure/../../admin", endpoint="chat/completions", messages_first=False)
 @example(model="azure/%2F..", endpoint="chat/completions", messages_first=False)
-def test_the_model_string_never_leaves_its_json_string(gateway, upstream, model, endpoint, messages_first):
+def test_the_model_string_never_leaves_its_json_string(fuzz_gateway, recorder, model, endpoint, messages_first):
     """An attacker choosing the JSON ``model`` (escapes like ``\\r\\n`` are legal JSON and decode to
     real CR LF) cannot add a header to the answer (response splitting through ``x-alloy-model``),
     cannot change the Azure request line, path or ``api-version`` (request smuggling, a second
     ``api-key``), and cannot break the JSON body the upstream receives."""
-    upstream.reset()
+    recorder.reset()
     body = chat_body(model, messages_first)
-    reply = one_reply(send(gateway, http_request(b"POST", b"/v1/" + endpoint.encode(), body=body)))
-    for provider, entry in upstream_requests(upstream, reply):
+    reply = one_reply(send(fuzz_gateway, http_request(b"POST", b"/v1/" + endpoint.encode(), body=body)))
+    for provider, entry in upstream_requests(recorder, reply):
         check_model_target(provider, entry, endpoint)
         document = orjson.loads(entry.body)  # the body stayed one JSON document
         assert isinstance(document, dict) and isinstance(document.get("model"), str), entry.body[:500]
@@ -486,14 +491,14 @@ def test_the_model_string_never_leaves_its_json_string(gateway, upstream, model,
 @given(raw=raw_models, endpoint=st.sampled_from(MODEL_ENDPOINTS))
 @example(raw=b"azure/x\\r\\nHost: evil", endpoint="chat/completions")
 @example(raw=b"openai/x\r\nSet-Cookie: pwned=1", endpoint="chat/completions")
-def test_raw_bytes_spliced_into_the_model_string(gateway, upstream, raw, endpoint):
+def test_raw_bytes_spliced_into_the_model_string(fuzz_gateway, recorder, raw, endpoint):
     """The same attacker writing the body by hand: raw CR LF, NUL, invalid UTF-8, broken escapes
     or quotes spliced into the model string (often not valid JSON at all). Whatever the gateway
     makes of it, the answer and the upstream request stay single well-formed messages."""
-    upstream.reset()
+    recorder.reset()
     body = b'{"model":"' + raw + b'","messages":[{"role":"user","content":"hi"}]}'
-    reply = one_reply(send(gateway, http_request(b"POST", b"/v1/" + endpoint.encode(), body=body)))
-    for provider, entry in upstream_requests(upstream, reply):
+    reply = one_reply(send(fuzz_gateway, http_request(b"POST", b"/v1/" + endpoint.encode(), body=body)))
+    for provider, entry in upstream_requests(recorder, reply):
         check_model_target(provider, entry, endpoint)
 
 
@@ -508,16 +513,16 @@ def test_raw_bytes_spliced_into_the_model_string(gateway, upstream, raw, endpoin
 @example(method=b"POST", tail="/chat/completions", query=None, model="fast")
 @example(method=b"GET", tail="./x", query=None, model="fast")
 @example(method=b"POST", tail="chat%2Fcompletions", query=None, model="fast")
-def test_the_path_reaches_the_upstream_only_as_a_clean_path(gateway, upstream, method, tail, query, model):
+def test_the_path_reaches_the_upstream_only_as_a_clean_path(fuzz_gateway, recorder, method, tail, query, model):
     """An attacker choosing the path after ``/v1/`` (dot segments, empty segments, encoded slashes
     and dots, backslashes, any query; a POST's model routes it to either provider) cannot make the
     upstream see a path outside the provider's base path or one that a normalising server would read
     as another resource."""
-    upstream.reset()
+    recorder.reset()
     target = ("/v1/" + tail + ("" if query is None else "?" + query)).encode()
     body = chat_body(model) if method == b"POST" else None
-    reply = one_reply(send(gateway, http_request(method, target, body=body)))
-    upstream_requests(upstream, reply)
+    reply = one_reply(send(fuzz_gateway, http_request(method, target, body=body)))
+    upstream_requests(recorder, reply)
 
 
 @settings(max_examples=400, **SETTINGS)
@@ -526,17 +531,17 @@ def test_the_path_reaches_the_upstream_only_as_a_clean_path(gateway, upstream, m
     model="azure/gpt4o-prod", headers=[(b"api-key", CLIENT_SECRET), (b"Authorization", b"Bearer " + CLIENT_SECRET)]
 )
 @example(model="fast", headers=[(b"openai-organization", b"org-\xff\x80"), (b"anthropic-beta", b"a, b")])
-def test_client_headers_are_forwarded_without_changing_the_message(gateway, upstream, model, headers):
+def test_client_headers_are_forwarded_without_changing_the_message(fuzz_gateway, recorder, model, headers):
     """Any header a valid HTTP/1.1 client may send (tokens, field-values with obs-text, the
     client's own credentials, hop-by-hop names) is forwarded or dropped, never able to add a
     second provider key or a second Host, or to leak the client's key upstream."""
-    upstream.reset()
+    recorder.reset()
     wire = http_request(b"POST", b"/v1/chat/completions", headers, chat_body(model))
-    reply = one_reply(send(gateway, wire))
+    reply = one_reply(send(fuzz_gateway, wire))
     # The client's secret must not go upstream in a credential header; under any other name it is
     # just a value, forwarded as such.
     elsewhere = any(CLIENT_SECRET in v for n, v in headers if n.lower() not in CREDENTIAL_HEADERS)
-    checked = upstream_requests(upstream, reply, client_secret=None if elsewhere else CLIENT_SECRET)
+    checked = upstream_requests(recorder, reply, client_secret=None if elsewhere else CLIENT_SECRET)
     assert reply.status != 200 or len(checked) == 1, reply
     for provider, entry in checked:
         check_model_target(provider, entry, "chat/completions")
@@ -549,14 +554,14 @@ def test_client_headers_are_forwarded_without_changing_the_message(gateway, upst
 )
 @example(model="fast", values=[b"req-123"])
 @example(model="azure/gpt4o-prod", values=[b"a\xffb"])
-def test_the_request_id_is_one_clean_value_on_both_sides(gateway, upstream, model, values):
+def test_the_request_id_is_one_clean_value_on_both_sides(fuzz_gateway, recorder, model, values):
     """``x-request-id`` is echoed to the client and sent upstream: whatever the client sent (any
     field-value, sent twice, very long), both sides see exactly one, the same one, and a plain
     token the client sent is the one kept."""
-    upstream.reset()
+    recorder.reset()
     wire = http_request(b"POST", b"/v1/chat/completions", [(b"X-Request-Id", v) for v in values], chat_body(model))
-    reply = one_reply(send(gateway, wire))
-    checked = upstream_requests(upstream, reply, client_secret=None)  # CLIENT_SECRET is just an id here
+    reply = one_reply(send(fuzz_gateway, wire))
+    checked = upstream_requests(recorder, reply, client_secret=None)  # CLIENT_SECRET is just an id here
     assert reply.status == 200 and len(checked) == 1, reply
     ids = reply.values(b"x-request-id")
     assert len(ids) == 1 and ids == checked[0][1].headers(b"x-request-id"), (ids, checked[0][1].raw[:1000])
@@ -584,24 +589,25 @@ raw_streams = st.builds(
 @settings(max_examples=600, **SETTINGS)
 @given(raw=raw_streams)
 @example(raw=b"GET /health HTTP/1.1\r\nHost: a\r\n\r\nGET /health HTTP/1.1\r\nHost: a\r\n\r\n\x00garbage")
-def test_arbitrary_bytes_get_at_most_one_answer_then_a_close(gateway, upstream, raw):
+def test_arbitrary_bytes_get_at_most_one_answer_then_a_close(fuzz_gateway, recorder, raw):
     """An attacker sending arbitrary bytes (then closing its side) gets nothing, or one
     well-formed answer and a close; never two answers for one malformed request, never a hang.
     Bytes holding complete requests (h11's reading) may get one answer per request, each complete
     and well-formed, and nothing after the last. The upstream sees only well-formed requests."""
-    upstream.reset()
-    reply = send(gateway, raw, half_close=True)
+    recorder.reset()
+    reply = send(fuzz_gateway, raw, half_close=True)
     requests = complete_requests(raw)
     replies = parse_responses(reply, requests + 1)
+    event(f"complete requests (h11): {min(requests, 2)}; answers: {[each.status for each in replies]}")
     for each in replies:
         check_reply(each)
     if requests == 0 and replies:
         assert replies[0].status >= 400, replies[0]
-    upstream_requests(upstream)
+    upstream_requests(recorder)
 
 
-def test_the_gateway_survived_the_fuzzing(gateway):
+def test_the_gateway_survived_the_fuzzing(fuzz_gateway):
     """After all of the above the gateway still serves, and nothing it met was an unhandled crash."""
-    reply = one_reply(send(gateway, http_request(b"GET", b"/health")))
+    reply = one_reply(send(fuzz_gateway, http_request(b"GET", b"/health")))
     assert reply.status == 200
-    assert "Traceback" not in gateway.stderr, gateway.stderr[-5000:]
+    assert "Traceback" not in fuzz_gateway.stderr, fuzz_gateway.stderr[-5000:]
