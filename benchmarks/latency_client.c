@@ -13,13 +13,17 @@
  *     -w N        warm-up requests, not timed (default 500)
  *     -b FILE     POST the contents of FILE (Content-Type: application/json); default GET
  *     -X METHOD   override the method
- *     -H 'K: V'   extra header (repeatable, up to 32)
+ *     -H 'K: V'   extra header (repeatable, up to 32); one named Host, User-Agent, Accept or
+ *                 Content-Type replaces the client's own (so a captured SDK head is sent as is)
  *     -c N        throughput mode: N connections driven by one epoll loop, closed loop
  *     -t SEC      time limit for warm-up + measurement (default 60); the run stops early and says so
  *     -l LABEL    label of the markdown row (default: the path)
  *     --json      one JSON object instead of the markdown row
  *     --header    print the markdown table header before the row
  *     --samples F write every timed round trip to F, one per line, in µs (for merging rounds)
+ *     --first-event  latency mode: stop each timing at the first Server-Sent Event of the body (the
+ *                 read that brings its blank line, "\n\n"); the rest of the stream is still read,
+ *                 untimed, before the next request. A 2xx answer without an event counts as an error.
  *
  * Every request is bounded: the run stops at N requests or at the time limit, whichever comes
  * first, and a connection that stays silent for 10 s counts as an error. Only 2xx counts as success.
@@ -66,6 +70,7 @@ typedef struct {
     double time_limit;
     int json;
     int print_header;
+    int first_event; /* time to the first SSE event instead of the whole response */
 } options;
 
 typedef struct {
@@ -77,7 +82,8 @@ typedef struct {
 static void usage(void) {
     fprintf(stderr,
             "usage: latency_client [-n N] [-w N] [-b FILE] [-X METHOD] [-H 'K: V'] [-c N] [-t SEC]\n"
-            "                      [-l LABEL] [--json] [--header] [--samples FILE] http://HOST:PORT/PATH\n");
+            "                      [-l LABEL] [--json] [--header] [--samples FILE] [--first-event]\n"
+            "                      http://HOST:PORT/PATH\n");
     exit(2);
 }
 
@@ -104,6 +110,8 @@ static void parse_args(int argc, char **argv, options *o) {
             o->json = 1;
         } else if (!strcmp(a, "--header")) {
             o->print_header = 1;
+        } else if (!strcmp(a, "--first-event")) {
+            o->first_event = 1;
         } else if (!strcmp(a, "--samples")) {
             if (!next) usage();
             o->samples_file = argv[++i];
@@ -132,6 +140,10 @@ static void parse_args(int argc, char **argv, options *o) {
         }
     }
     if (!o->url || o->requests < 1 || o->time_limit <= 0) usage();
+    if (o->first_event && o->connections) {
+        fprintf(stderr, "latency_client: --first-event is a latency-mode option (no -c)\n");
+        exit(2);
+    }
 }
 
 static void parse_url(const char *url, target *t) {
@@ -167,6 +179,14 @@ typedef struct {
     size_t len;
 } buf;
 
+/* whether one of the -H headers has this (lower-case) name */
+static int given(const options *o, const char *name) {
+    size_t n = strlen(name);
+    for (int i = 0; i < o->n_headers; i++)
+        if (!strncasecmp(o->headers[i], name, n) && o->headers[i][n] == ':') return 1;
+    return 0;
+}
+
 static buf build_request(const options *o, const target *t) {
     char *body = NULL;
     size_t body_len = 0;
@@ -190,14 +210,16 @@ static buf build_request(const options *o, const target *t) {
     size_t cap = 4096 + body_len;
     for (int i = 0; i < o->n_headers; i++) cap += strlen(o->headers[i]) + 2;
     buf r = {malloc(cap), 0};
-    r.len += (size_t)sprintf(r.data + r.len,
-                             "%s %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: alloy-latency-client/1\r\n"
-                             "Accept: application/json\r\n",
-                             method, t->path, t->host, t->port);
+    r.len += (size_t)sprintf(r.data + r.len, "%s %s HTTP/1.1\r\n", method, t->path);
+    if (!given(o, "host")) r.len += (size_t)sprintf(r.data + r.len, "Host: %s:%s\r\n", t->host, t->port);
+    if (!given(o, "user-agent")) r.len += (size_t)sprintf(r.data + r.len, "User-Agent: alloy-latency-client/1\r\n");
+    if (!given(o, "accept")) r.len += (size_t)sprintf(r.data + r.len, "Accept: application/json\r\n");
     for (int i = 0; i < o->n_headers; i++) r.len += (size_t)sprintf(r.data + r.len, "%s\r\n", o->headers[i]);
-    if (o->body_file)
-        r.len += (size_t)sprintf(r.data + r.len, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
-                                 body_len);
+    if (o->body_file) {
+        if (!given(o, "content-type"))
+            r.len += (size_t)sprintf(r.data + r.len, "Content-Type: application/json\r\n");
+        r.len += (size_t)sprintf(r.data + r.len, "Content-Length: %zu\r\n", body_len);
+    }
     r.len += (size_t)sprintf(r.data + r.len, "\r\n");
     if (body_len) {
         memcpy(r.data + r.len, body, body_len);
@@ -470,7 +492,7 @@ static void print_result(const options *o, const result *r) {
                "\"reconnects\": %ld, \"elapsed_s\": %.6f, \"truncated\": %s, \"min_us\": %.2f, "
                "\"median_us\": %.2f, \"mean_us\": %.2f, \"p95_us\": %.2f, \"p99_us\": %.2f, "
                "\"max_us\": %.2f, \"stdev_us\": %.2f, \"rps\": %.1f}\n",
-               o->connections ? "throughput" : "latency", r->connections, r->count, r->errors,
+               o->connections ? "throughput" : o->first_event ? "first-event" : "latency", r->connections, r->count, r->errors,
                r->reconnects, r->elapsed, r->truncated ? "true" : "false", r->min, r->median, r->mean,
                r->p95, r->p99, r->max, r->stdev, r->rps);
         return;
@@ -501,14 +523,25 @@ static int write_all(int fd, const char *p, size_t n) {
 }
 
 /* one round trip; returns the status, or -1 on a connection error. *close_after is set when the
- * server will not reuse the connection. */
-static int round_trip(int fd, const buf *req, rbuf *in, int *close_after) {
+ * server will not reuse the connection. With first_at, it receives the time of the read that
+ * completed the body's first Server-Sent Event (0 when the body has none). */
+static int round_trip(int fd, const buf *req, rbuf *in, int *close_after, uint64_t *first_at) {
     reader rd;
     reader_reset(&rd);
+    size_t event_scan = 0; /* first_at: where the search for "\n\n" resumes */
+    uint64_t read_at = 0;
+    if (first_at) *first_at = 0;
     if (write_all(fd, req->data, req->len) < 0) return -1;
     for (;;) {
         long done = in->len ? reader_feed(&rd, in->data, in->len) : 0;
         if (done < 0) return -1;
+        if (first_at && !*first_at && rd.state != R_HEAD) {
+            /* the raw body: a chunk-size line is "\r\n"-terminated, so "\n\n" is an event's end */
+            size_t end = done > 0 ? (size_t)done : in->len;
+            size_t from = event_scan > rd.body_start + 1 ? event_scan - 1 : rd.body_start;
+            if (end > from && memmem(in->data + from, end - from, "\n\n", 2)) *first_at = read_at ? read_at : now_ns();
+            event_scan = end;
+        }
         if (done > 0) {
             rbuf_consume(in, (size_t)done);
             *close_after = rd.close;
@@ -516,6 +549,7 @@ static int round_trip(int fd, const buf *req, rbuf *in, int *close_after) {
         }
         rbuf_reserve(in, 65536);
         ssize_t got = read(fd, in->data + in->len, in->cap - in->len);
+        if (first_at) read_at = now_ns();
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0) {
             if (got == 0 && rd.state == R_UNTIL_CLOSE) {
@@ -548,15 +582,19 @@ static int run_latency(const options *o, const target *t, const buf *req, result
             break;
         }
         int close_after = 0;
+        uint64_t first_at = 0;
         uint64_t t0 = now_ns();
-        int status = round_trip(fd, req, &in, &close_after);
+        int status = round_trip(fd, req, &in, &close_after, o->first_event ? &first_at : NULL);
         uint64_t t1 = now_ns();
-        if (i >= o->warmup) samples[n++] = t1 - t0;
-        if (status >= 200 && status < 300) ok++;
+        int no_event = o->first_event && status >= 200 && status < 300 && !first_at;
+        if (i >= o->warmup) samples[n++] = (o->first_event && first_at ? first_at : t1) - t0;
+        if (status >= 200 && status < 300 && !no_event) ok++;
         else {
             if (i >= o->warmup) r->errors++;
-            if (r->errors == 1 && i >= o->warmup)
-                fprintf(stderr, "latency_client: %s: status %d\n", t->path, status);
+            if (r->errors == 1 && i >= o->warmup) {
+                if (no_event) fprintf(stderr, "latency_client: %s: a %d answer without an event (--first-event)\n", t->path, status);
+                else fprintf(stderr, "latency_client: %s: status %d\n", t->path, status);
+            }
         }
         if (status < 0 || close_after) {
             close(fd);
