@@ -1,0 +1,208 @@
+"""The front door, byte by byte: raw sockets against a real gateway in front of the mock upstream.
+
+Keep-alive, pipelining, request body framings (chunked, Expect: 100-continue, HEAD) and smuggling
+rejects. Every read has a deadline, so a gateway that stops answering fails the test instead of
+hanging it. Smuggling rejects are checked on both sides: the client gets an OpenAI-shaped error and
+the mock's request log proves that nothing reached the upstream.
+
+The raw client is in front_door_client.py; limits, garbage and slow clients are in
+test_front_door_limits.py, isolation between connections in test_front_door_isolation.py.
+"""
+
+import json
+import socket
+import time
+
+import pytest
+
+from front_door_client import HEALTH, IO_TIMEOUT, Client, assert_openai_error, bodies, chat, chat_body, reply_text
+from harness import start_proxy
+
+
+@pytest.fixture
+def gateway(start_gateway, mock):
+    """Overrides the conftest fixture: the front door does not depend on the upstream backend, so
+    these tests run once, on the default one."""
+    return start_proxy(start_gateway, mock)
+
+
+# --- keep-alive and pipelining -----------------------------------------------------------------------
+
+
+def test_keep_alive_http10_and_connection_close(gateway, mock):
+    client = Client(gateway.port)
+    for i in range(3):
+        client.send(HEALTH)
+        health = client.response()
+        assert health.status == 200 and health.json() == {"status": "ok"}, health
+        client.send(chat(f"round {i}"))
+        assert reply_text(client.response()) == f"echo: round {i}"
+    assert not client.closed_within(0.3), "the gateway closed a keep-alive connection"
+    assert bodies(mock) == [json.loads(chat_body(f"round {i}")) for i in range(3)]
+
+    old = Client(gateway.port)  # HTTP/1.0 without "Connection: keep-alive": one answer, then close
+    old.send(b"GET /health HTTP/1.0\r\n\r\n")
+    assert old.response().status == 200
+    assert old.closed_within(5), "an HTTP/1.0 connection without keep-alive stayed open"
+
+    closing = Client(gateway.port)
+    closing.send(chat("bye", extra=b"Connection: close\r\n") + HEALTH)  # nothing after "close" is answered
+    response = closing.response()
+    assert reply_text(response) == "echo: bye"
+    assert response.headers.get("connection", "").lower() == "close", response
+    assert closing.closed_within(5), "the gateway kept the connection after Connection: close"
+    assert closing.buffer == b"", "a request after Connection: close was answered"
+
+
+def test_pipelined_requests_are_answered_in_order_each_as_its_own(gateway, mock):
+    client = Client(gateway.port)
+    client.send(HEALTH + chat("in the middle") + HEALTH)
+    first, second, third = client.response(), client.response(), client.response()
+    assert first.status == 200 and first.json() == {"status": "ok"}, first
+    assert reply_text(second) == "echo: in the middle"
+    assert third.status == 200 and third.json() == {"status": "ok"}, third
+    assert not client.closed_within(0.3)
+    # A request right behind a Content-Length body is a request of its own, handled by the gateway
+    # (the upstream gets the provider key, not the client's), never bytes of the first body.
+    mock.clear()
+    client.send(chat("first") + chat("second", extra=b"Authorization: Bearer sk-client\r\nX-Hidden: 1\r\n"))
+    assert reply_text(client.response()) == "echo: first"
+    assert reply_text(client.response()) == "echo: second"
+    received = mock.requests()
+    assert [r["body"] for r in received] == [json.loads(chat_body("first")), json.loads(chat_body("second"))]
+    assert received[1]["headers"]["authorization"] == "Bearer sk-provider"
+    assert received[1]["headers"].get("x-hidden") == "1"
+
+
+# --- request body framings ------------------------------------------------------------------------
+
+
+def head_then_health(gateway, path):
+    """HEAD ``path`` then GET /health pipelined on one connection: every byte up to the end of the
+    second answer's body."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=IO_TIMEOUT) as sock:
+        sock.sendall(b"HEAD %s HTTP/1.1\r\nHost: g\r\n\r\nGET /health HTTP/1.1\r\nHost: g\r\n\r\n" % path)
+        received = b""
+        while not received.endswith(b'{"status":"ok"}'):
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    return received
+
+
+def test_head_on_the_health_endpoints_has_no_body_and_keeps_the_connection_in_step(gateway, mock):
+    for path in (b"/health", b"/health/ready"):
+        received = head_then_health(gateway, path)
+        head, rest = received.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"content-length: " in head.lower(), received
+        # RFC 9110 section 9.3.2: the same head as GET, no body: the next bytes are the next response.
+        assert rest.startswith(b"HTTP/1.1 200 "), received
+        assert rest.endswith(b'\r\n\r\n{"status":"ok"}')
+
+
+def test_an_error_answer_to_head_has_no_body_either(gateway, mock):
+    received = head_then_health(gateway, b"/nowhere")
+    head, rest = received.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 404 "), received
+    assert rest.startswith(b"HTTP/1.1 200 "), received
+
+
+def test_chunked_body_and_expect_100_continue(gateway, mock):
+    body = chat_body("chunked " * 200)
+    pieces = [body[:1], body[1:100], body[100:1500], body[1500:]]
+    wire = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+    client = Client(gateway.port)
+    client.send(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    for i in range(0, len(wire), 700):  # arrives in pieces that cut the chunk framing anywhere
+        client.send(wire[i : i + 700])
+        time.sleep(0.01)
+    assert reply_text(client.response()) == "echo: " + "chunked " * 200
+    assert bodies(mock) == [json.loads(body)]
+
+    mock.clear()
+    body = chat_body("after continue")
+    client.send(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nExpect: 100-continue\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    client.sock.settimeout(5)  # the body is held back: without the 100 this read times out
+    assert client.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    client.send(body)
+    assert reply_text(client.response()) == "echo: after continue"
+    [received] = mock.requests()
+    assert received["body"] == json.loads(body)
+    assert "expect" not in received["headers"], "Expect is answered by the gateway, never forwarded"
+
+
+# --- request smuggling -------------------------------------------------------------------------------
+
+
+def chunked(body):
+    return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+
+POST = b"POST /v1/chat/completions HTTP/1.1\r\n"
+SMUGGLING = {  # name -> (statuses accepted, the vector built around a body)
+    "cl-and-te": ({400}, lambda b: POST + b"Host: g\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(b) + chunked(b)),
+    "te-and-cl": ({400}, lambda b: POST + b"Host: g\r\nTransfer-Encoding: chunked\r\nContent-Length: %d\r\n\r\n" % len(b) + chunked(b)),
+    "differing-content-lengths": ({400}, lambda b: POST + b"Host: g\r\nContent-Length: %d\r\nContent-Length: %d\r\n\r\n" % (len(b), len(b) + 6) + b + b"GET / "),
+    "differing-lengths-one-field": ({400}, lambda b: POST + b"Host: g\r\nContent-Length: %d, %d\r\n\r\n" % (len(b), len(b) + 6) + b + b"GET / "),
+    "te-chunked-identity": ({400, 501}, lambda b: POST + b"Host: g\r\nTransfer-Encoding: chunked, identity\r\n\r\n" + chunked(b)),
+    "invalid-chunk-size": ({400}, lambda b: POST + b"Host: g\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + b + b"\r\n0\r\n\r\n"),
+    "obs-fold": ({400}, lambda b: POST + b"Host: g\r\nX-Folded: a\r\n b\r\nContent-Length: %d\r\n\r\n" % len(b) + b),
+    "space-before-colon": ({400}, lambda b: POST + b"Host: g\r\nContent-Length : %d\r\n\r\n" % len(b) + b),
+    "bare-lf-line-endings": ({400}, lambda b: b"POST /v1/chat/completions HTTP/1.1\nHost: g\nContent-Length: %d\n\n" % len(b) + b),
+    "bare-lf-in-one-line": ({400}, lambda b: POST + b"Host: g\nContent-Length: %d\r\n\r\n" % len(b) + b),
+    "nul-in-header-value": ({400}, lambda b: POST + b"Host: g\r\nX-Evil: a\x00b\r\nContent-Length: %d\r\n\r\n" % len(b) + b),
+    "control-char-in-header-value": ({400}, lambda b: POST + b"Host: g\r\nX-Evil: a\x1bb\r\nContent-Length: %d\r\n\r\n" % len(b) + b),
+    "missing-host": ({400}, lambda b: POST + b"Content-Length: %d\r\n\r\n" % len(b) + b),
+    "two-hosts": ({400}, lambda b: POST + b"Host: g\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(b) + b),
+}
+
+
+def test_smuggling_vectors_are_refused_and_never_reach_the_upstream(gateway, mock):
+    problems = []
+    for name, (statuses, build) in SMUGGLING.items():
+        client = Client(gateway.port, timeout=5)
+        client.send(build(chat_body(f"smuggled {name}")))
+        try:
+            response = client.response()
+            assert_openai_error(response, response.status)
+        except (AssertionError, EOFError, TimeoutError, ValueError) as error:
+            problems.append(f"{name}: no OpenAI-shaped error answer ({error!r})")
+            continue
+        if response.status not in statuses:
+            problems.append(f"{name}: expected {sorted(statuses)}, got {response!r}")
+        elif not client.closed_within(5):
+            problems.append(f"{name}: the connection stayed open after the error")
+        client.close()
+        leaked = mock.requests()  # a forwarded request is logged before its answer comes back
+        if leaked:
+            problems.append(f"{name}: reached the upstream: {leaked}")
+            mock.clear()
+    probe = Client(gateway.port)  # the log is live and the gateway is fine
+    probe.send(chat("probe"))
+    assert reply_text(probe.response()) == "echo: probe"
+    assert bodies(mock) == [json.loads(chat_body("probe"))]
+    assert not problems, "\n".join(problems)
+
+
+def test_requests_pipelined_before_a_malformed_one_are_answered_before_its_error(gateway, mock):
+    """Requests that arrived whole are never lost to a malformed one sent after them in the same
+    packet: they are answered in order, then the error, then the connection closes."""
+    for name in ("cl-and-te", "invalid-chunk-size", "obs-fold"):
+        statuses, build = SMUGGLING[name]
+        mock.clear()
+        client = Client(gateway.port)
+        client.send(HEALTH + chat(f"before {name}") + build(chat_body("smuggled")))
+        assert client.response().status == 200
+        assert reply_text(client.response()) == f"echo: before {name}"
+        error = client.response()
+        assert error.status in statuses, error
+        assert_openai_error(error, error.status)
+        assert client.closed_within(5)
+        client.close()
+        assert bodies(mock) == [json.loads(chat_body(f"before {name}"))], "only the whole request went upstream"
