@@ -1,6 +1,7 @@
 """Shared plumbing of the macro benchmarks (latency_bench, compare.sh, e2e_bench.sh, memory_bench.sh):
 finding the ``alloy`` command, building the C client, starting and stopping processes by PID,
-nginx as a reverse proxy, the request bodies, the statistics of merged samples, and reports
+nginx as a reverse proxy, nginx as the fast upstream (``nginx_upstream``), the blind relay
+(``blind_relay.py``), the request bodies, the statistics of merged samples, and reports
 without this machine's paths (``portable``; ``python3 benchlib.py portable`` as a filter).
 
 Rules kept here so every script keeps them:
@@ -175,7 +176,7 @@ def start_alloy(procs, upstream_url, cpus=None, api_key=API_KEY, extra=()):
 # --- nginx --------------------------------------------------------------------------------------
 
 NGINX_CONF = """\
-# nginx as a plain reverse proxy: the floor any proxy is compared against.
+# nginx as a plain reverse proxy: the reference any proxy is compared against.
 worker_processes 1;
 daemon off;
 master_process on;
@@ -194,7 +195,7 @@ http {{
     client_max_body_size 64m;
     client_body_buffer_size 1m;   # a 200 KB body stays in memory, as it does in Alloy
     tcp_nodelay on;
-    upstream mock {{
+    upstream backend {{
         server 127.0.0.1:{upstream_port};
         keepalive 128;
         keepalive_requests 10000000;
@@ -206,7 +207,7 @@ http {{
             return 200 '{{"status":"ok"}}';
         }}
         location / {{
-            proxy_pass http://mock;
+            proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_buffering off;
@@ -247,6 +248,56 @@ def start_nginx(procs, upstream_port, cpus=None):
     return port, proc
 
 
+def start_nginx_upstream(procs, requests, cpus=None, workers=1):
+    """nginx serving fixed answers to the three chat requests ({kind: body}; see nginx_upstream.py):
+    returns (port, facts about the answers)."""
+    import nginx_upstream
+
+    binary = nginx_binary()
+    directory = os.path.join(procs.tmp, "upstream-nginx")
+    port = free_port()
+    conf, facts = nginx_upstream.prepare(directory, port, requests, workers)
+    # started as root, nginx's workers run as nobody: they must reach the answer files
+    for path in (procs.tmp, directory, os.path.join(directory, "replies")):
+        os.chmod(path, 0o711)
+    proc = procs.start("upstream-nginx", pin_prefix(cpus) + [binary, "-c", conf, "-p", directory, "-e",
+                                                              os.path.join(directory, "nginx-error.log")], ready=None)
+    wait_for_port(port, proc, procs, "upstream-nginx")
+    return port, facts
+
+
+# --- the blind relay ----------------------------------------------------------------------------
+
+
+def relay_python():
+    """A Python that has uvloop, for blind_relay.py: this one, else alloy's own interpreter (the
+    relay on plain asyncio would be a different, slower floor)."""
+    candidates = [sys.executable]
+    command = alloy_command()
+    if "python" in os.path.basename(command[0]):
+        candidates.append(command[0])
+    else:
+        try:
+            with open(shutil.which(command[0]) or command[0], "rb") as f:
+                line = f.readline()
+            if line.startswith(b"#!"):
+                candidates.append(line[2:].decode().split()[0])
+        except (OSError, TypeError, UnicodeDecodeError, IndexError):
+            pass
+    for python in candidates:
+        if subprocess.run([python, "-c", "import uvloop"], capture_output=True, env=alloy_env()).returncode == 0:
+            return python
+    raise SystemExit("blind_relay.py needs uvloop (pip install uvloop), in this Python or alloy's")
+
+
+def start_relay(procs, upstream_port, cpus=None):
+    port = free_port()
+    argv = pin_prefix(cpus) + [relay_python(), os.path.join(HERE, "blind_relay.py"), "--host", "127.0.0.1",
+                               "--port", str(port), "--upstream", f"127.0.0.1:{upstream_port}"]
+    proc = procs.start("blind-relay", argv, env=alloy_env())
+    return port, proc
+
+
 def wait_for_port(port, proc, procs, name):
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
@@ -271,6 +322,16 @@ def chat_body(size, stream=False, model="gpt-4o-mini"):
     sentence = "Summarise the attached quarterly report in three bullet points, please. "
     text = (sentence * (max(size - base, 0) // len(sentence) + 1))[: max(size - base, 0)]
     doc["messages"][1]["content"] = text
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def stream_body(small_body):
+    """The stream request: the ~300 B request with ``"stream": true`` and
+    ``stream_options.include_usage`` (as most SDK-based clients ask for usage); its length differs from
+    the small request's, which the nginx upstream's map relies on."""
+    doc = json.loads(small_body)
+    doc["stream"] = True
+    doc["stream_options"] = {"include_usage": True}
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
