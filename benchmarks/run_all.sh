@@ -3,7 +3,8 @@
 #
 #   machine.txt        lscpu, kernel, Python, versions of Alloy, nginx, wrk and the compared libraries
 #   micro.json         pytest-benchmark run, statistics only  -> micro.md, micro.png (report.py)
-#   compare-*.json     latency + throughput, Alloy and nginx   -> latency.md (tables as printed)
+#   compare-*.json     latency + throughput: Alloy, nginx and the blind relay on the nginx upstream,
+#                      both header variants, and the targets   -> latency.md (tables as printed)
 #   e2e.json                                                    -> e2e.md
 #   reliability.json   reliability machinery on the success path -> reliability.md
 #   memory.md
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=1; shift ;;
         --out) out="$2"; shift 2 ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run_all.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
