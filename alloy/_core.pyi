@@ -130,7 +130,8 @@ def frame_response(status: int, header_block: bytes, body: bytes, close: bool = 
 
 def frame_head(status: int, header_block: bytes, content_length: int, close: bool = False) -> bytes:
     """The head of a response whose ``content_length``-byte body the caller writes separately
-    (large bodies are written as they are, never copied into a joined buffer)."""
+    (large bodies are written as they are, never copied into a joined buffer). A negative
+    ``content_length`` writes no length at all: 204 and 304 answers have no body."""
 
 def frame_stream_head(status: int, header_block: bytes, close: bool = False) -> bytes:
     """Status line and headers of a chunked response (``transfer-encoding: chunked``)."""
@@ -196,6 +197,11 @@ def scan_body(body: bytes) -> ScanResult:
             printable text of at most 256 bytes (it is echoed in a header and may be placed in an
             upstream URL), ``stream`` neither a boolean nor null (400).
     """
+
+def find_usage(data: bytes) -> dict | None:
+    """The last ``"usage": {...}`` object in ``data`` (the tail of a JSON answer, or the last events
+    of a stream), decoded with orjson; None when there is none (a ``null`` usage is skipped) or it
+    is cut off. Used on demand by ``Call.usage``: nothing on the relay path calls it."""
 
 def rewrite_model(result: ScanResult, model: str) -> bytes:
     """``result.body`` with the top-level ``model`` value replaced by ``model``: a splice of the

@@ -163,8 +163,12 @@ def frame_head(int status, bytes header_block, long long content_length, bint cl
     _check_block(header_block)
     cdef bytes line = _status_line(status)
     cdef char digits[20]
-    cdef int nd = _decimal(digits, content_length)
-    cdef Py_ssize_t total = (
+    cdef int nd
+    cdef Py_ssize_t total
+    if content_length < 0:  # 204, 304: no body and no length (RFC 9110 section 8.6)
+        return line + header_block + (b"connection: close\r\n" if close else EMPTY) + CRLF
+    nd = _decimal(digits, content_length)
+    total = (
         PyBytes_GET_SIZE(line) + PyBytes_GET_SIZE(header_block) + 16 + nd + 2 + (19 if close else 0) + 2
     )
     cdef bytes out = PyBytes_FromStringAndSize(NULL, total)

@@ -240,3 +240,21 @@ def rewrite_model_parts(ScanResult result, str model):
     view = memoryview(result.body)
     encoded = orjson.dumps(model)
     return [view[:result._span_start], encoded[1:PyBytes_GET_SIZE(encoded) - 1], view[result._span_end:]]
+
+
+def find_usage(bytes data):
+    cdef const char *p = PyBytes_AS_STRING(data)
+    cdef Py_ssize_t end = PyBytes_GET_SIZE(data)
+    cdef Py_ssize_t pos = data.rfind(b'"usage"'), value, close
+    while pos >= 0:
+        value = _skip_ws(p, pos + 7, end)
+        if value < end and p[value] == 58:
+            value = _skip_ws(p, value + 1, end)
+            if value < end and p[value] == 123:
+                try:
+                    close = _skip_value(p, value, end)
+                    return orjson.loads(data[value:close])
+                except (InvalidRequest, orjson.JSONDecodeError):
+                    return None
+        pos = data.rfind(b'"usage"', 0, pos)
+    return None

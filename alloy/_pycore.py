@@ -640,6 +640,8 @@ def frame_response(status, header_block, body, close=False):
 def frame_head(status, header_block, content_length, close=False):
     _check_block(header_block)
     connection = b"connection: close\r\n" if close else b""
+    if content_length < 0:  # 204, 304: no body and no length (RFC 9110 section 8.6)
+        return b"%s%s%s\r\n" % (_status_line(status), header_block, connection)
     return b"%s%scontent-length: %d\r\n%s\r\n" % (_status_line(status), header_block, content_length, connection)
 
 
@@ -980,6 +982,25 @@ def rewrite_model_parts(result, model):
     start, end = result._span
     view = memoryview(result.body)
     return [view[:start], orjson.dumps(model)[1:-1], view[end:]]
+
+
+def find_usage(data):
+    """The last ``"usage": {...}`` object in ``data`` (the tail of a JSON answer, or a stream's last
+    events), decoded; None when there is none. ``"usage"`` cannot occur inside a JSON string with
+    its quotes unescaped, so the last match is the answer's own (OpenAI puts it after the choices,
+    and a stream's usage chunk is its last before ``[DONE]``); a ``null`` usage is skipped."""
+    pos = data.rfind(b'"usage"')
+    while pos >= 0:
+        value = _skip_ws(data, pos + 7)
+        if value < len(data) and data[value] == 0x3A:  # ":"
+            value = _skip_ws(data, value + 1)
+            if value < len(data) and data[value] == 0x7B:  # "{"
+                try:
+                    return orjson.loads(data[value : _skip_value(data, value)])
+                except (InvalidRequest, orjson.JSONDecodeError):
+                    return None
+        pos = data.rfind(b'"usage"', 0, pos)
+    return None
 
 
 # ============================================================================================

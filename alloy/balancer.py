@@ -27,13 +27,12 @@ SERVED_BY_CACHE = 1024  # model names whose first-attempt headers a deployment k
 
 class Deployment:
     __slots__ = (
-        "connector", "provider", "upstream_model", "weight", "max_inflight", "timeouts", "breaker",
+        "provider", "upstream_model", "weight", "max_inflight", "timeouts", "breaker",
         "served_once", "served_once_as", "inflight", "state", "cooling_until", "failures", "latency",
     )  # fmt: skip
 
-    def __init__(self, connector, upstream_model, weight, max_inflight, timeouts, breaker):
-        self.connector = connector  # how requests reach the provider (passthrough or translation)
-        self.provider = connector.name
+    def __init__(self, provider, upstream_model, weight, max_inflight, timeouts, breaker):
+        self.provider = provider  # how requests reach the provider (alloy.sending)
         self.upstream_model = upstream_model  # None: the name the client asked for
         self.weight = weight
         self.max_inflight = max_inflight  # 0: no cap
@@ -66,7 +65,7 @@ class Deployment:
 
     def _served_by(self, model, attempt):
         model_line = b"x-alloy-model: %s\r\n" % model.encode() if model else b""
-        return b"x-alloy-provider: %s\r\n%sx-alloy-attempts: %d\r\n" % (self.connector.name_bytes, model_line, attempt)
+        return b"x-alloy-provider: %s\r\n%sx-alloy-attempts: %d\r\n" % (self.provider.name_bytes, model_line, attempt)
 
     def admits(self):
         """May an attempt start here now? (A cooled-down deployment admits its single probe.)"""
@@ -112,7 +111,7 @@ class Deployment:
         self.latency = seconds if previous is None else previous + LATENCY_WEIGHT * (seconds - previous)
 
     def report(self, model_name):
-        return {"provider": self.provider, "model": self.upstream_model or model_name, "state": self.state, "inflight": self.inflight}
+        return {"provider": self.provider.name, "model": self.upstream_model or model_name, "state": self.state, "inflight": self.inflight}
 
 
 # --- strategies: each picks from the admitting deployments, preferring those not in ``avoid`` ---------

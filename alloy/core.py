@@ -30,6 +30,7 @@ ScanResult = _impl.ScanResult
 RouteTable = _impl.RouteTable
 LAST_CHUNK = _impl.LAST_CHUNK
 clean_path = _impl.clean_path
+find_usage = _impl.find_usage
 encode_headers = _impl.encode_headers
 encode_forwarded = _impl.encode_forwarded
 frame_response = _impl.frame_response
@@ -53,6 +54,7 @@ __all__ = [
     "SSESplitter",
     "ScanResult",
     "clean_path",
+    "find_usage",
     "encode_forwarded",
     "encode_headers",
     "frame_chunk",

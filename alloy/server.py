@@ -22,11 +22,11 @@ except ImportError:  # platforms without uvloop fall back to the stdlib loop
 
 from alloy import core
 from alloy.config import ProviderSettings
-from alloy.connection import ClientConnection, over_capacity_answer
+from alloy.client_connection import ClientConnection, over_capacity_answer
 from alloy.endpoints import Endpoints
 from alloy.malloc import tune_allocator
 from alloy.mock_upstream import MockOptions, start_mock_upstream
-from alloy.proxy import Proxy
+from alloy.pipeline import Pipeline
 from alloy.upstream import open_upstream
 
 
@@ -42,7 +42,8 @@ class Gateway:
         self.over_capacity = over_capacity_answer(self.settings)
         self.draining = False
         self.upstreams = {p.name: open_upstream(p, loop) for p in config.providers}
-        self.endpoints = Endpoints(config, Proxy(config, self.upstreams, loop))
+        self.pipeline = Pipeline(config, self.upstreams, loop)
+        self.endpoints = Endpoints(self.pipeline)
         self.dispatch = self.endpoints.dispatch
         self._sweeper = None
 

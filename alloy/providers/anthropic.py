@@ -42,7 +42,7 @@ import orjson
 
 # The package, not its names: ``alloy.providers`` imports this module while it is initialising, so
 # ``UpstreamCall`` is looked up when a request is built, not at import time.
-import alloy.providers as providers
+from alloy.providers import types as providers  # UpstreamCall
 from alloy.errors import InvalidRequest, UpstreamProtocolError, error_payload
 from alloy.providers.anthropic_stream import (
     FINISH_REASONS,

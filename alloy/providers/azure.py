@@ -7,7 +7,7 @@ The gateway's ``api-version`` is the one sent: a client's own in the query is dr
 passes through unchanged.
 """
 
-from alloy.providers import path_segment
+from alloy.providers.types import path_segment
 
 DEFAULT_API_VERSION = "2024-10-21"
 

@@ -49,7 +49,7 @@ import uuid
 
 import orjson
 
-from alloy import providers  # the package: UpstreamCall is read at call time (no import cycle either way)
+from alloy.providers import types as providers  # UpstreamCall, path_segment
 from alloy.errors import InvalidRequest, UpstreamProtocolError, error_payload
 from alloy.providers.gemini_stream import (
     StreamTranslator,

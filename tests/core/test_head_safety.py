@@ -178,3 +178,10 @@ def test_buffered_counts_the_request_in_progress(core):
     [request] = parser.feed(b"67890GET")
     assert request.body == b"1234567890"
     assert parser.buffered == 3
+
+
+def test_a_head_without_a_length_for_bodiless_statuses(core):
+    assert core.frame_head(204, b"x-a: 1\r\n", -1) == b"HTTP/1.1 204 No Content\r\nx-a: 1\r\n\r\n"
+    assert core.frame_head(304, b"", -1, True) == b"HTTP/1.1 304 Not Modified\r\nconnection: close\r\n\r\n"
+    with pytest.raises(errors.UnsafeHead):
+        core.frame_head(204, b"x-a: 1\nx-b: 2\r\n", -1)

@@ -438,3 +438,34 @@ def test_property_scan_and_rewrite_agree_with_orjson(core, doc, new):
     if len(set(keys)) == len(keys) and b"\\" not in body[start:end] and not escaped_key:
         # no fallback was needed: a splice, every byte outside the model value unchanged
         assert_spliced(out, body[:start], body[end:], new)
+
+
+# --- find_usage: the usage object of an answer's tail or a stream's last events --------------------
+
+USAGE = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15, "prompt_tokens_details": {"cached_tokens": 4}}
+
+
+def test_find_usage_in_a_complete_answer(core):
+    body = orjson.dumps(
+        {"id": "c", "choices": [{"message": {"content": 'a "usage": {"fake": 1} inside text'}}], "usage": USAGE}
+    )
+    assert core.find_usage(body) == USAGE
+
+
+def test_find_usage_in_the_last_events_of_a_stream_skipping_null_usage(core):
+    events = b"".join(
+        b"data: " + orjson.dumps(chunk) + b"\n\n"
+        for chunk in (
+            {"choices": [{"delta": {"content": "hi"}}], "usage": None},
+            {"choices": [], "usage": USAGE},
+        )
+    )
+    assert core.find_usage(events + b"data: [DONE]\n\n") == USAGE
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b'{"usage":null}', b'{"usage": 3}', b'{"x":1}', b'{"usage":{"prompt_tokens":1', b'data: {"usage":null}\n\n'],
+)
+def test_find_usage_says_none_when_there_is_no_whole_usage_object(core, data):
+    assert core.find_usage(data) is None

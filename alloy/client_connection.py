@@ -7,7 +7,7 @@ Theory of operation
   held for them (queued bodies plus the one being read), we stop reading from the socket, so a
   pipelining client makes the gateway hold at most about one more request than it is serving.
 - Back-pressure both ways: when the client's write buffer fills, ``pause_writing`` pauses the
-  upstream read of the exchange that fills it; ``resume_writing`` resumes it. A client that takes
+  upstream read of the call whose answer fills it; ``resume_writing`` resumes it. A client that takes
   nothing for ``write_timeout`` seconds is dropped, which frees its upstream connection.
 - Timeouts cost nothing per request: the server's once-a-second sweep calls ``tick``, which counts
   seconds spent reading one request (slow-loris, empty lines included), seconds idle between
@@ -21,11 +21,10 @@ from collections import deque
 
 from alloy.core import Request, RequestParser, frame_response
 from alloy.errors import AlloyError, RequestTimeout, TooManyConnections, error_response_body
+from alloy.headers import CONTINUE, JSON_HEADER
 
 MAX_QUEUED = 32
 MAX_PIPELINED_BYTES = 1024 * 1024
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-JSON_HEADER = b"content-type: application/json\r\n"
 
 
 class ClientConnection(asyncio.Protocol):
@@ -41,7 +40,7 @@ class ClientConnection(asyncio.Protocol):
         self.parser = RequestParser(settings.max_header_bytes, settings.max_body_bytes)
         self.queue = deque()
         self.queued_bytes = 0  # bodies of the requests in ``queue``
-        self.current = None  # the in-flight proxied exchange, if any
+        self.current = None  # the call answering the request in flight, if any (alloy.call)
         self.closing = False
         self.continue_sent = False
         self.read_seconds = 0
@@ -140,10 +139,10 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self.transport.write(answer.closing)
                 self.close()
-        # else: a proxied exchange now owns the answer and calls ``exchange_finished``
+        # else: a call now owns the answer and calls ``answer_finished``
 
-    def exchange_finished(self, keep_alive):
-        """Called by the exchange once its response is fully written."""
+    def answer_finished(self, keep_alive):
+        """Called by the call once its answer is fully written."""
         self.current = None
         if not keep_alive or self.closing or self.gateway.draining:
             self.close()

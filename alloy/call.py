@@ -1,0 +1,239 @@
+"""One proxied request, from the moment it is routed to its answer: the context every stage reads.
+
+A ``Call`` is created once per request by the pipeline (``alloy.pipeline``) and carries what the
+stages need: the parsed request and its normalized path, the body scan and the route (the model
+group and the name it resolved), the key identity (None until virtual keys exist), four clock reads
+(arrival, upstream send, upstream head, end) and the outcome (status, bytes relayed, usage when
+read). It drives the first attempt itself: pick a deployment, hand the request to its provider's
+``send`` (``alloy.sending``), and let the relay (``alloy.relay``) report back. The first failure
+creates the retry state (``alloy.attempts.Attempts``), so a request that succeeds at once pays for
+no retry bookkeeping.
+
+When the answer is complete, whatever it was (relayed, Alloy's own error, the client gone), the
+call ends once: ``finish`` takes the last clock read and calls the pipeline's finish listeners
+(metrics, access log, ledger, cache fill), off the bytes' way: the client's answer is written
+before they run.
+"""
+
+from time import monotonic
+
+from alloy.attempts import Attempts, may_retry
+from alloy.balancer import HEALTHY
+from alloy.core import find_usage
+from alloy.errors import AlloyError, UpstreamTimeout
+from alloy.upstream import sweep_ticks
+
+
+class Call:
+    __slots__ = (
+        # what the client asked for
+        "request", "connection", "path", "query", "suffix", "endpoint", "scan", "model_name", "id_line",
+        "key",  # who asked: the key identity, once keys exist (None: the master key or none)
+        # the way to an answer
+        "pipeline", "group", "deployment", "count", "relay", "attempts", "over", "ended",
+        # four clock reads (time.monotonic): arrival, upstream send, upstream head, end
+        "arrived", "sent_at", "head_at", "ended_at",
+        # the outcome
+        "status", "bytes_out", "error", "tail", "_usage",
+    )  # fmt: skip
+
+    def __init__(self, pipeline, request, connection, path, query, id_line, group, scan=None, model_name=None):
+        self.arrived = monotonic()
+        self.pipeline = pipeline
+        self.request = request
+        self.connection = connection
+        self.path = path  # normalized by core.clean_path
+        self.query = query  # b"" or b"?..."
+        self.suffix = path[3:] + query  # what follows /v1 upstream: "/chat/completions?x=1"
+        self.endpoint = path[4:].decode() if scan is not None else None  # "chat/completions"...
+        self.scan = scan  # the core's scan of a model request's body; None for other endpoints
+        self.model_name = model_name  # what the route resolved the client's model to
+        self.id_line = id_line  # b"x-request-id: ...\r\n"
+        self.key = None
+        self.group = group  # the model being tried (the one asked for, until a fallback)
+        self.deployment = None
+        self.count = 0  # attempts started, over all groups
+        self.relay = None  # the attempt in flight
+        self.attempts = None  # the retry state, created by the first failure
+        self.over = False  # the deployment has been told how its attempt ended
+        self.ended = False
+        self.sent_at = self.head_at = self.ended_at = 0.0
+        self.status = 0
+        self.bytes_out = 0
+        self.error = None  # Alloy's own error, when that was the answer
+        self.tail = ()  # the last pieces of the answer body the relay wrote (where usage is)
+        self._usage = None
+
+    # --- the send stage: the first attempt ------------------------------------------------------
+
+    def start(self):
+        self.connection.current = self
+        group = self.group
+        deployment = group.single
+        if deployment is None or deployment.state is not HEALTHY or deployment.max_inflight:
+            deployment = group.pick()  # several deployments, or one that may refuse
+        if deployment is None:
+            self._retrying().exhausted()
+        else:
+            self.begin(deployment)
+
+    def begin(self, deployment):
+        """Start an attempt on ``deployment`` (the first, or one ``Attempts`` chose)."""
+        timeouts = deployment.timeouts
+        total_ticks = self._total_ticks(timeouts.total) if timeouts.total else 0
+        if total_ticks < 0:  # the request's total_timeout ran out before this attempt could start
+            return self.answer(UpstreamTimeout(f"the request did not complete within {timeouts.total:g} s"))
+        self.count += 1
+        self.deployment = deployment
+        self.over = False
+        if self.attempts is not None:
+            self.attempts.in_group += 1
+        deployment.begin()
+        served_by = deployment.served_by(self.model_name, self.count)
+        self.sent_at = monotonic()
+        try:
+            self.relay = deployment.provider.send(self, deployment, served_by, total_ticks)
+        except AlloyError as error:  # the request cannot be expressed for this provider
+            deployment.abandoned()
+            if self.count == 1:
+                self.connection.current = None
+                raise
+            self.answer(error)
+
+    def _total_ticks(self, total):
+        """Sweep ticks left of the request's total timeout (-1: none left)."""
+        remaining = total - (monotonic() - self.arrived)
+        return sweep_ticks(remaining) if remaining > 0 else -1
+
+    # --- what the relay reports ------------------------------------------------------------------
+
+    def holds(self, status):
+        """May an answer with this status be followed by another attempt? Then the relay holds it
+        (reads it whole, relays nothing) until ``failed_with_answer`` decides."""
+        return may_retry(self, status)
+
+    def head_arrived(self, status):
+        self.head_at = monotonic()
+        self.status = status
+        if self.group.measures_latency:  # first-byte latency feeds the latency strategy
+            self.deployment.first_byte_after(self.head_at - self.sent_at)
+
+    def succeeded(self, tail=()):
+        """The answer was relayed whole (whatever its status: a 4xx is not the deployment's fault);
+        ``tail`` holds its last body pieces."""
+        self.relay = None
+        self.tail = tail
+        if not self.over:
+            self.over = True
+            self.deployment.succeeded()
+        if self.attempts is not None:
+            self.attempts.last_failure = None  # no reference cycle left for the collector
+
+    def broke_off(self):
+        """The upstream failed after its answer started reaching the client: nothing to retry."""
+        self.relay = None
+        if not self.over:
+            self.over = True
+            self.deployment.failed()
+        self.finish()
+
+    def relaying_failure(self):
+        """A held answer grew too big to hold: it goes to the client as it comes, as the final
+        answer (memory stays bounded whatever an upstream sends)."""
+        self.over = True
+        self.deployment.failed()
+        if self.attempts is not None:
+            self.attempts.last_failure = None
+
+    def failed_for_good(self, error):
+        """The attempt's answer cannot reach the client (it outgrew what may be held to translate
+        it): Alloy's ``error`` is the final answer; no other attempt, it would be as large."""
+        self.relay = None
+        if not self.over:
+            self.over = True
+            self.deployment.failed()
+        self.answer(error)
+
+    def failed_with_answer(self, relay):
+        """The upstream answered a failure the relay held (read whole, relayed nothing)."""
+        self.relay = None
+        self._retrying().failed_with_answer(relay)
+
+    def failed_with_error(self, error):
+        """The attempt failed before anything reached the client, with Alloy's own error."""
+        self.relay = None
+        self._retrying().failed_with_error(error)
+
+    def _retrying(self):
+        if self.attempts is None:
+            self.attempts = Attempts(self)
+        return self.attempts
+
+    # --- called by the client connection --------------------------------------------------------
+
+    def cancel(self):
+        """The client left: stop the attempt in flight, or the wait for the next one."""
+        if self.attempts is not None:
+            self.attempts.cancel()
+        relay = self.relay
+        if relay is not None:
+            self.relay = None
+            relay.cancel()
+            if not self.over:
+                self.over = True
+                self.deployment.abandoned()
+        self.finish()
+
+    def pause(self):
+        if self.relay is not None:
+            self.relay.pause()
+
+    def resume(self):
+        if self.relay is not None:
+            self.relay.resume()
+
+    # --- the answer -------------------------------------------------------------------------------
+
+    def answer(self, failure):
+        """The final answer when no attempt succeeded: Alloy's own error, or the upstream's failed
+        answer a relay still holds."""
+        self.over = True
+        if self.attempts is not None:
+            self.attempts.last_failure = None
+        if not isinstance(failure, AlloyError):
+            failure.relay_held()
+            return
+        self.error = failure
+        self.status = failure.status
+        connection = self.connection
+        keep_alive = self.request.keep_alive
+        if self.deployment is not None:
+            headers = self.id_line + self.deployment.served_by(self.model_name, self.count)
+        else:
+            headers = self.id_line + b"x-alloy-attempts: %d\r\n" % self.count
+        connection.current = None
+        connection.send_error(failure, close=not keep_alive, extra_headers=headers, head=self.request.method == b"HEAD")
+        self.finish()
+        if keep_alive:
+            connection.answer_finished(True)
+
+    # --- the account stage -------------------------------------------------------------------------
+
+    def finish(self):
+        """The answer is complete (or abandoned): the last clock read, then the finish listeners."""
+        if self.ended:
+            return
+        self.ended = True
+        self.ended_at = monotonic()
+        for listener in self.pipeline.listeners:
+            listener(self)
+        self.attempts = None  # it points back at the call: no cycle left for the collector
+
+    @property
+    def usage(self):
+        """The ``usage`` object of the answer relayed (a JSON body or a stream's final events), as a
+        dict, or None when it carried none. Read on demand from the last pieces the relay wrote
+        (``tail``), so a request nobody asks about pays nothing."""
+        if self._usage is None:
+            self._usage = find_usage(b"".join(self.tail)) or {} if self.tail else {}
+        return self._usage or None

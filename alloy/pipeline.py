@@ -1,0 +1,125 @@
+"""How a ``/v1/`` request becomes an answer: the stages, in order, in one place.
+
+    parse         the client connection feeds the core RequestParser (alloy.client_connection);
+                  the path is normalized (core.clean_path) by the dispatcher (alloy.endpoints)
+    authenticate  who is asking: the master key today; virtual keys set ``call.key``
+    route         the body's model (core scan_body) -> a model group (alloy.routing), or the
+                  passthrough allow-list for endpoints without a model; a ``Call`` is made
+    admit         rate limits and budgets may refuse the call here (none yet)
+    cache lookup  a stored answer may be the answer (none yet)
+    send          the call's first attempt (alloy.call); retries and fallbacks (alloy.attempts)
+                  only after a failure; each attempt goes out through its provider (alloy.sending)
+    relay         the upstream's answer to the client as it arrives (alloy.relay)
+    account       once the answer is complete, each finish listener is called with the call:
+                  metrics, access log, ledger, cache fill
+
+A stage either passes the call on or raises an ``AlloyError``, which the connection answers
+OpenAI-shaped. A new feature is a stage here or a listener in ``listeners``, never a special case
+inside the relay. Fixed answers (the ``/v1/models`` listing of configured models) are ``Prebuilt``
+bytes returned to the connection, which writes them at once.
+"""
+
+import os
+
+from alloy.auth import MasterKey
+from alloy.call import Call
+from alloy.core import scan_body
+from alloy.errors import InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound, ServiceUnavailable
+from alloy.passthrough import AllowList
+from alloy.routing import Routes
+from alloy.sending import provider_for
+
+MODEL_ENDPOINTS = frozenset((b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings"))
+_REQUEST_ID_OK = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+class Pipeline:
+    def __init__(self, config, upstreams, loop):
+        self.loop = loop
+        self.router = config.router  # retries, backoff, deadlines (read by alloy.attempts)
+        self.keys = MasterKey(config.server.master_key)
+        providers = {p.name: provider_for(p, upstreams[p.name], config.server) for p in config.providers}
+        self.routes = Routes(config, providers)
+        self.passthrough_allowed = AllowList(config.passthrough.allow)
+        self.request_ids = RequestIds()
+        self.listeners = []  # the account stage: callables given each call once it has ended
+
+    def handle(self, request, path, query, connection):
+        """One authenticated-or-refused ``/v1/`` request through the stages. Returns a ``Prebuilt``
+        answer, or None when a call now owns the answer."""
+        key = self.authenticate(request)
+        if path in MODEL_ENDPOINTS:
+            if request.method != b"POST":
+                raise MethodNotAllowed(f"use POST for {path.decode()}", allow=b"POST")
+            call = self.route_model(request, path, query, connection)
+        else:
+            listed = self.routes.listing.answer(request.method, path)
+            if listed is not None:
+                return listed
+            call = self.route_passthrough(request, path, query, connection)
+        call.key = key
+        self.admit(call)
+        if self.lookup(call):
+            return None
+        call.start()  # send, then relay and account as the answer arrives
+        return None
+
+    # --- the stages ------------------------------------------------------------------------------
+
+    def authenticate(self, request):
+        """The key identity of the request (None: the master key, or no key required)."""
+        self.keys.check(request.headers)
+        return None
+
+    def route_model(self, request, path, query, connection):
+        """chat/completions, completions, embeddings: the body names the model that routes it."""
+        scan = scan_body(request.body)
+        if scan.model is None:
+            raise InvalidRequest("you must provide a model parameter", param="model")
+        found = self.routes.table.lookup(scan.model)
+        if found is None:
+            raise ModelNotFound(f"The model '{scan.model}' does not exist or is not routed by this gateway", param="model")
+        group, name = found
+        return Call(self, request, connection, path, query, self.request_ids.line(request.headers), group, scan, name)
+
+    def route_passthrough(self, request, path, query, connection):
+        """Another /v1/ path goes to the default provider (files, images, audio...) when the
+        allow-list has its method and path (404 otherwise, 405 with Allow for a wrong method)."""
+        allowed = self.passthrough_allowed.methods_for(path)
+        method = request.method
+        if method not in allowed:
+            if allowed:
+                raise MethodNotAllowed(
+                    f"use {' or '.join(sorted(m.decode() for m in allowed))} for {path.decode()}",
+                    allow=b", ".join(sorted(allowed)),
+                )
+            raise NotFound(f"no route for {method.decode()} {path.decode()}: not on this gateway's passthrough allow-list")
+        provider = self.routes.default
+        if provider is None:
+            raise ServiceUnavailable("no default provider is configured for this endpoint")
+        if provider.translates:
+            raise NotFound(f"{path.decode()} is not available through provider {provider.name}")
+        id_line = self.request_ids.line(request.headers)
+        return Call(self, request, connection, path, query, id_line, self.routes.default_group)
+
+    def admit(self, call):
+        """Rate limits and budgets refuse a call here (with an ``AlloyError``); none exist yet."""
+
+    def lookup(self, call):
+        """The response cache answers a call here (True when it did); none exists yet."""
+        return False
+
+
+class RequestIds:
+    """``x-request-id``: the client's when it is a sane token, else a process-unique one."""
+
+    def __init__(self):
+        self.prefix = os.urandom(6).hex().encode()
+        self.counter = 0
+
+    def line(self, headers):
+        given = headers.get(b"x-request-id")
+        if given is None or not 0 < len(given) <= 128 or not all(c in _REQUEST_ID_OK for c in given):
+            self.counter += 1
+            given = b"%s-%x" % (self.prefix, self.counter)
+        return b"x-request-id: " + given + b"\r\n"

@@ -1,0 +1,18 @@
+"""Answers built once at start: the gateway's fixed endpoints cost one write, no framing."""
+
+from alloy.core import frame_response
+from alloy.headers import JSON_HEADER
+
+
+class Prebuilt:
+    """A complete response in its two framings: keep the connection, or close it. For a HEAD
+    request the same head (Content-Length included) without the body (RFC 9110 section 9.3.2)."""
+
+    __slots__ = ("keep_alive", "closing")
+
+    def __init__(self, status, body, header_block=JSON_HEADER, head=False):
+        self.keep_alive = frame_response(status, header_block, body)
+        self.closing = frame_response(status, header_block, body, True)
+        if head and body:
+            self.keep_alive = self.keep_alive[: -len(body)]
+            self.closing = self.closing[: -len(body)]

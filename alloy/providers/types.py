@@ -1,0 +1,41 @@
+"""What the provider modules share: the settings a translator is given, the call it returns, and
+how a model name becomes a path segment. A module of its own so that the provider modules and the
+package that lists them import it without a cycle."""
+
+import re
+from dataclasses import dataclass, field
+
+from alloy.errors import InvalidRequest
+
+
+@dataclass(frozen=True)
+class TranslateSettings:
+    api_key: str | None
+    api_version: str | None = None  # anthropic-version / Azure api-version
+    max_tokens_default: int = 4096  # Anthropic requires max_tokens; used when the client sent none
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    method: bytes
+    path: bytes  # e.g. b"/v1/messages" or b"/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"
+    headers: list = field(default_factory=list)  # [(b"x-api-key", b"..."), ...]
+    body: bytes = b""
+    stream: bool = False
+
+
+# Azure deployment names and Gemini model ids are letters, digits, "-", "_", "." (and ":" in some
+# Gemini ids); nothing that would need percent-encoding, which a next hop may decode into "/".
+_SEGMENT = re.compile(r"[A-Za-z0-9._:~-]+")
+
+
+def path_segment(model):
+    """A model name as one segment of an upstream URL path (Azure deployments, Gemini models).
+    Anything but a plain name is refused rather than encoded: "/", "%", "?", spaces or controls
+    and the dot segments "." and ".." would let a client pick another path on the upstream."""
+    if _SEGMENT.fullmatch(model) is None or model in (".", ".."):
+        raise InvalidRequest(
+            f"the model name {model!r} cannot name an upstream deployment: use letters, digits, '-', '_', '.' or ':'",
+            param="model",
+        )
+    return model.encode()

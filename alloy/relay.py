@@ -1,0 +1,318 @@
+"""The relay stage: one attempt's upstream answer, written to the client as it arrives.
+
+A relay is the sink an upstream backend reports to (``alloy.upstream``: ``upstream_events``,
+``upstream_done``, ``upstream_failed``) for one attempt of a call (``alloy.call``), and the only
+writer to the client while that attempt runs. Two kinds, side by side:
+
+- ``PassthroughRelay`` (OpenAI-compatible providers, Azure): the upstream's head is re-framed
+  (hop-by-hop and account headers dropped, Alloy's own added) and written at once; each body piece
+  is written the moment it arrives, chunk-framed when the upstream's answer was chunked, so
+  ``text/event-stream`` answers go out event by event. Everything one upstream read produced goes to
+  the client in one write.
+- ``TranslatedRelay`` (Anthropic, Gemini): a stream is cut into events by the core ``SSESplitter``
+  and each translated into OpenAI chunks as it arrives; a complete answer is read whole (capped at
+  ``max_buffered_response_bytes``) and translated at the end.
+
+Both hold an answer another attempt may replace (``Call.holds``: a retryable status, or a 400 that
+a context-window or content-policy fallback may repair): read whole, written only if it finally is
+the answer (``relay_held``), capped at ``HOLD_LIMIT`` so an upstream cannot make the gateway
+buffer without end. Both keep the last two body pieces they wrote, by reference, so the call can
+read the answer's ``usage`` when a finish listener asks.
+"""
+
+import orjson
+
+from alloy.core import LAST_CHUNK, SSESplitter, encode_headers, frame_chunk, frame_head, frame_response, frame_stream_head
+from alloy.errors import ResponseTooLarge, UnsafeHead, UpstreamProtocolError, error_payload
+from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
+
+HOLD_LIMIT = 1024 * 1024  # an error answer held for a possible retry is never longer than this
+
+
+class Relay:
+    """What both relays share: the client side, holding, and the controls the call uses."""
+
+    __slots__ = (
+        "call", "connection", "transport", "keep_alive", "extra_headers", "handle", "finished", "held",
+        "held_bytes", "before_last", "last",
+    )  # fmt: skip
+
+    def __init__(self, call, extra_headers):
+        self.call = call
+        self.connection = connection = call.connection
+        self.transport = connection.transport
+        self.keep_alive = call.request.keep_alive
+        self.extra_headers = extra_headers  # x-request-id and the x-alloy-* lines naming what served it
+        self.handle = None  # the backend's handle on the upstream request: cancel, pause, resume
+        self.finished = False
+        self.held = None  # an answer another attempt may replace: [head, body pieces...]
+        self.held_bytes = 0
+        self.before_last = self.last = b""  # the last two body pieces written (where usage is)
+
+    # --- called by the call --------------------------------------------------------------------
+
+    def cancel(self):
+        self.finished = True
+        if self.handle is not None:
+            self.handle.cancel()
+
+    def pause(self):
+        if self.handle is not None and not self.finished:
+            self.handle.pause_reading()
+
+    def resume(self):
+        if self.handle is not None and not self.finished:
+            self.handle.resume_reading()
+
+    # --- shared steps ----------------------------------------------------------------------------
+
+    def _hold(self, events):
+        """Keep ``events`` of a held answer; past HOLD_LIMIT, True (the caller decides what then)."""
+        self.held.extend(events)
+        self.held_bytes += sum(len(event) for event in events)
+        return self.held_bytes > HOLD_LIMIT
+
+    def _closing(self):
+        """Must the connection close after this answer? (The request said so, or we drain.)"""
+        if self.keep_alive and self.connection.gateway.draining:
+            self.keep_alive = False
+        return not self.keep_alive
+
+    def _end(self, out=None):
+        """The answer is written whole: its last bytes, the call's account, the next request."""
+        if out:
+            self.transport.writelines(out)
+        self.call.finish()
+        self.connection.answer_finished(self.keep_alive)
+
+
+class PassthroughRelay(Relay):
+    __slots__ = ("response_skip", "head_sent", "chunked", "event_stream")
+
+    def __init__(self, call, extra_headers, response_skip):
+        super().__init__(call, extra_headers)
+        self.response_skip = response_skip  # upstream headers the client never sees
+        self.head_sent = False
+        self.chunked = False
+        self.event_stream = False
+
+    # --- the sink interface ------------------------------------------------------------------------
+
+    def upstream_events(self, events):
+        if self.finished:
+            return
+        if not self.head_sent:
+            if self.held is not None:
+                if self._hold(events):
+                    events, self.held = self.held, None
+                    self.call.relaying_failure()
+                    self._write(events)
+                return
+            status = events[0].status
+            call = self.call
+            if status >= 400 and call.holds(status):
+                self.held = list(events)
+                self.held_bytes = sum(len(event) for event in events[1:])
+                return
+            call.head_arrived(status)
+            try:
+                self._write(events)
+            except UnsafeHead as error:  # a head the core refuses to write: nothing was written
+                self.head_sent = self.chunked = False
+                self.cancel()
+                call.failed_with_error(UpstreamProtocolError(f"the upstream's answer cannot be relayed: {error.message}"))
+            return
+        self._write(events)
+
+    def upstream_done(self):
+        if self.finished:
+            return
+        self.finished = True
+        if self.held is not None:
+            self.call.failed_with_answer(self)
+            return
+        self.call.succeeded((self.before_last, self.last))
+        self._end([LAST_CHUNK] if self.chunked else None)
+
+    def upstream_failed(self, error):
+        if self.finished:
+            return
+        self.finished = True
+        if not self.head_sent:
+            self.call.failed_with_error(error)
+            return
+        self.call.broke_off()
+        connection = self.connection
+        if self.chunked and self.event_stream:
+            # The stream already started: end it with an OpenAI-style error event, cleanly framed,
+            # so SDKs raise an error instead of hanging or silently truncating.
+            event = b"data: " + orjson.dumps(error_payload(error)) + b"\n\n"
+            self.transport.writelines([frame_chunk(event), LAST_CHUNK])
+        connection.current = None
+        connection.close() if self.chunked else self.transport.abort()
+
+    def relay_held(self):
+        """This held answer is the final one after all."""
+        events, self.held = self.held, None
+        self._write(events)
+        self._end([LAST_CHUNK] if self.chunked else None)
+
+    # --- writing to the client ------------------------------------------------------------------------
+
+    def _write(self, events):
+        out = []
+        for event in events:
+            if type(event) is bytes:
+                self.before_last = self.last
+                self.last = event
+                out.append(frame_chunk(event) if self.chunked else event)
+            else:
+                out.append(self._head(event))
+        if len(out) == 1:
+            self.transport.write(out[0])
+        else:
+            self.transport.writelines(out)
+
+    def _head(self, head):
+        self.head_sent = True
+        status = head.status
+        self.call.status = status
+        block = encode_headers(head.headers, self.response_skip) + self.extra_headers
+        close = self._closing()
+        if status == 204 or status == 304:
+            return frame_head(status, block, -1, close)  # no body, no length (RFC 9110 section 8.6)
+        if head.content_length >= 0:
+            return frame_head(status, block, head.content_length, close)
+        self.chunked = True
+        content_type = head.get(b"content-type")
+        self.event_stream = content_type is not None and content_type.startswith(b"text/event-stream")
+        return frame_stream_head(status, block, close)
+
+
+class TranslatedRelay(Relay):
+    __slots__ = (
+        "translator", "model", "endpoint", "stream", "include_usage", "max_buffered", "status", "pieces",
+        "buffered", "splitter", "events", "kept_headers",
+    )  # fmt: skip
+
+    def __init__(self, call, extra_headers, translator, model, stream, include_usage, max_buffered):
+        super().__init__(call, extra_headers)
+        self.translator = translator
+        self.model = model
+        self.endpoint = call.endpoint
+        self.stream = stream
+        self.include_usage = include_usage
+        self.max_buffered = max_buffered
+        self.status = 0
+        self.pieces = []  # a complete (or error) response, read whole before translating
+        self.buffered = 0  # bytes in ``pieces``
+        self.splitter = None  # set when relaying a stream
+        self.events = None
+        self.kept_headers = b""  # of an error answer: the provider's Retry-After, for the client
+
+    # --- the sink interface -------------------------------------------------------------------------
+
+    def upstream_events(self, events):
+        if self.finished:
+            return
+        if self.held is not None:
+            if self._hold(events):
+                self._overflow(HOLD_LIMIT, "error answer")
+            return
+        out = []
+        for event in events:
+            if type(event) is not bytes:
+                if event.status >= 400 and self.call.holds(event.status):
+                    self.held = list(events)
+                    self.held_bytes = sum(len(piece) for piece in events[1:])
+                    return
+                self.call.head_arrived(event.status)
+                self._head(event, out)
+            elif self.splitter is not None:
+                for name, data in self.splitter.feed(event):
+                    out.extend(frame_chunk(chunk) for chunk in self.events.feed(name, data))
+            else:
+                self.pieces.append(event)
+                self.buffered += len(event)
+                if self.buffered > self.max_buffered:
+                    return self._overflow(self.max_buffered, "answer")
+        if out:
+            self.transport.writelines(out)
+
+    def upstream_done(self):
+        if self.finished:
+            return
+        self.finished = True
+        if self.held is not None:
+            self.call.failed_with_answer(self)
+            return
+        if self.splitter is not None:
+            out = []
+            for name, data in self.splitter.flush():
+                out.extend(self.events.feed(name, data))
+            out.extend(self.events.finish())
+            self.call.succeeded(tuple(out[-2:]))
+            self._end([*(frame_chunk(chunk) for chunk in out), LAST_CHUNK])
+        else:
+            body = self._translated()
+            self.call.succeeded((body,))
+            self._end([frame_response(self.status, JSON_HEADER + self.extra_headers + self.kept_headers, body, self._closing())])
+
+    def upstream_failed(self, error):
+        if self.finished:
+            return
+        self.finished = True
+        if self.splitter is None:
+            self.call.failed_with_error(error)
+            return
+        # The stream started: end it with an OpenAI-style error event, cleanly framed.
+        self.call.broke_off()
+        connection = self.connection
+        event = b"data: " + orjson.dumps(error_payload(error)) + b"\n\n"
+        self.transport.writelines([frame_chunk(event), frame_chunk(b"data: [DONE]\n\n"), LAST_CHUNK])
+        connection.current = None
+        connection.close()
+
+    def relay_held(self):
+        """This held error is the final answer after all: translated like any complete answer."""
+        head, *self.pieces = self.held
+        self.held = None
+        self._head(head, [])  # an error head: its status and Retry-After, no stream to start
+        body = self._translated()
+        self._end([frame_response(self.status, JSON_HEADER + self.extra_headers + self.kept_headers, body, self._closing())])
+
+    # --- internals -------------------------------------------------------------------------------------
+
+    def _translated(self):
+        status, body = self.translator.translate_response(self.status, b"".join(self.pieces), self.model, self.endpoint)
+        self.status = self.call.status = status
+        return body
+
+    def _overflow(self, limit, what):
+        """The answer outgrew what may be held: drop it and the upstream connection; the client
+        gets Alloy's 502 (as the final answer: the next attempt would be as large)."""
+        self.pieces = self.held = None
+        self.finished = True
+        if self.handle is not None:
+            self.handle.cancel()
+        self.call.failed_for_good(ResponseTooLarge(f"the upstream's {what} exceeded the gateway's limit of {limit} bytes"))
+
+    def _head(self, head, out):
+        self.status = self.call.status = head.status
+        if head.status >= 400:
+            self.kept_headers = _retry_after_lines(head)
+        if self.stream and head.status == 200:
+            self.splitter = SSESplitter()
+            self.events = self.translator.StreamTranslator(self.model, self.include_usage)
+            out.append(frame_stream_head(200, EVENT_STREAM_HEADERS + self.extra_headers, self._closing()))
+
+
+def _retry_after_lines(head):
+    """A provider's ``retry-after`` (and OpenAI-style ``retry-after-ms``), kept on a translated
+    error so SDKs back off as the provider asked."""
+    lines = []
+    for name in (b"retry-after", b"retry-after-ms"):
+        value = head.get(name)
+        if value is not None:
+            lines.append(name + b": " + value + b"\r\n")
+    return b"".join(lines)

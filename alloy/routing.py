@@ -1,0 +1,113 @@
+"""The route stage's table: every name a client may ask for, and the model group it reaches.
+
+Built once at start from the configuration: each configured ``[[models]]`` entry is a model group
+of its deployments (with circuit breakers), reached by its name and aliases; each provider is a
+group of one deployment (no breaker: there is nowhere else to send its requests, so cooling it
+would only turn the provider's own answers into 503s), reached by ``provider/model``, by the
+``[wildcards]`` and model families that name it, and, for the default provider of a plain proxy,
+by every name. The core ``RouteTable`` does the lookup.
+"""
+
+import orjson
+
+from alloy.balancer import Deployment, ModelGroup
+from alloy.core import RouteTable
+from alloy.errors import ModelNotFound
+from alloy.headers import JSON_HEADER
+from alloy.prebuilt import Prebuilt
+from alloy.upstream import Timeouts
+
+
+def _timeouts(provider, model=None):
+    """A deployment's timeouts: the model's overrides, else its provider's."""
+
+    def pick(key):
+        value = getattr(model, key) if model is not None else None
+        return getattr(provider, key) if value is None else value
+
+    return Timeouts(
+        pick("connect_timeout"), pick("first_byte_timeout"), pick("stream_idle_timeout"), pick("total_timeout")
+    )
+
+
+class Routes:
+    def __init__(self, config, providers):
+        """``providers``: the send-stage object of each provider, by name (``alloy.sending``)."""
+        settings = {p.name: p for p in config.providers}
+        router = config.router
+
+        def provider_group(name):
+            deployment = Deployment(providers[name], None, 1.0, 0, _timeouts(settings[name]), None)
+            return ModelGroup(name, [deployment], router.strategy, router.max_retries)
+
+        provider_groups = {name: provider_group(name) for name in providers}
+        self.default = providers.get(config.default_provider)
+        self.default_group = provider_groups.get(config.default_provider)
+        self.table = RouteTable()
+        self.listed = []  # (name, owner) of each configured model and alias, for /v1/models
+        self.configured = []  # the configured model groups, for /health/ready
+        groups = {}  # configured models by name and alias, for fallbacks
+        for model in config.models:
+            deployments = [
+                Deployment(
+                    providers[d.provider], d.model, d.weight, d.max_inflight,
+                    _timeouts(settings[d.provider], model), router,
+                )  # fmt: skip
+                for d in model.deployments
+            ]
+            max_retries = router.max_retries if model.max_retries is None else model.max_retries
+            group = ModelGroup(model.name, deployments, model.strategy or router.strategy, max_retries)
+            self.configured.append(group)
+            for name in (model.name, *model.aliases):
+                self.table.add_exact(name, group)
+                groups[name] = group
+                self.listed.append((name, model.provider))
+        for model, group in zip(config.models, self.configured):
+            group.fallbacks = tuple(groups[name] for name in model.fallbacks)
+            group.context_window_fallbacks = tuple(groups[name] for name in model.context_window_fallbacks)
+            group.content_policy_fallbacks = tuple(groups[name] for name in model.content_policy_fallbacks)
+        for name, group in provider_groups.items():
+            self.table.add_prefix(name, group)
+        for pattern, provider in config.wildcards:
+            self.table.add_wildcard(pattern, provider_groups[provider])
+        configured = {pattern for pattern, _ in config.wildcards}
+        for provider in config.providers:
+            # Model families a provider serves (claude-* for anthropic...), unless configured.
+            for pattern in provider.families:
+                if pattern not in configured:
+                    self.table.add_wildcard(pattern, provider_groups[provider.name])
+        if not config.models and not config.wildcards and self.default_group is not None:
+            # A plain proxy: every model goes to the default provider under its own name.
+            self.table.add_wildcard("*", self.default_group)
+        self.listing = ModelListing(self.listed)
+
+    def readiness(self):
+        """``/health/ready``: each configured model's deployments and their state; unavailable when
+        some model has no healthy deployment left."""
+        models = {group.name: group.report() for group in self.configured}
+        ready = all(report["healthy"] for report in models.values())
+        return ready, {"status": "ready" if ready else "unavailable", "models": models}
+
+
+class ModelListing:
+    """``GET /v1/models`` and ``/v1/models/{id}`` for the configured models, built once. Without
+    configured models there is no listing: the request passes through to the default provider."""
+
+    def __init__(self, listed):
+        entries = [{"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in listed]
+        self.models = {entry["id"]: Prebuilt(200, orjson.dumps(entry), JSON_HEADER) for entry in entries}
+        self.everything = Prebuilt(200, orjson.dumps({"object": "list", "data": entries})) if entries else None
+
+    def answer(self, method, path):
+        """The prebuilt answer for ``path``, or None when the listing does not answer it."""
+        if self.everything is None or method != b"GET":
+            return None
+        if path == b"/v1/models":
+            return self.everything
+        if not path.startswith(b"/v1/models/"):
+            return None
+        name = path[len(b"/v1/models/") :].decode("utf-8", "replace")
+        answer = self.models.get(name)
+        if answer is None:
+            raise ModelNotFound(f"The model '{name}' does not exist", param="model")
+        return answer

@@ -1,0 +1,157 @@
+"""The send stage: how one attempt of a call reaches a provider.
+
+Each configured provider is one of two kinds, built once at start with everything that does not
+change per request (the host line, the credentials, the configured headers, which client headers
+go through):
+
+- ``PassthroughProvider`` (OpenAI and compatible APIs, Azure): the body goes as the client sent it,
+  with only the model name spliced in by the core scanner; the provider's API module
+  (``alloy.providers.openai`` / ``azure``) knows its paths and its credentials header.
+- ``TranslatedProvider`` (Anthropic, Gemini): the body is decoded and rewritten by the provider's
+  translator (``alloy.providers.anthropic`` / ``gemini``), and the answer translated back.
+
+``send(call, deployment, served_by, total_ticks)`` builds the ``UpstreamRequest`` (whose head the
+core frames and checks at once), creates the attempt's relay (``alloy.relay``) and starts it on
+the provider's upstream backend.
+"""
+
+import orjson
+
+from alloy.core import encode_forwarded, rewrite_model_parts
+from alloy.errors import InvalidRequest
+from alloy.headers import (
+    HOP_BY_HOP,
+    NOT_FORWARDED,
+    NOT_FORWARDED_TRANSLATED,
+    PROVIDER_SCOPED,
+    PROVIDER_SCOPED_PREFIXES,
+)
+from alloy.providers import PASSTHROUGH, TRANSLATORS, TranslateSettings
+from alloy.relay import PassthroughRelay, TranslatedRelay
+from alloy.upstream import UpstreamRequest
+
+
+class ForwardingPolicy:
+    """Which client headers go upstream for one provider, built once: never hop-by-hop fields or
+    the client's credentials; never a header the provider's configuration sets (the configured
+    value replaces the client's); never a provider-scoped header (organization, project,
+    ``anthropic-*``, ``x-goog-*``) unless ``forward_client_headers`` names it."""
+
+    def __init__(self, settings, skip=NOT_FORWARDED):
+        configured = {name.lower().encode() for name, _ in settings.headers}
+        allowed = {name.encode() for name in settings.forward_client_headers} - configured
+        self.skip = frozenset(skip | configured | (PROVIDER_SCOPED - allowed))
+        self.prefixes = PROVIDER_SCOPED_PREFIXES
+        # Allowed names inside a dropped family are added back one by one (usually none).
+        self.readd = tuple(name for name in allowed if name.startswith(PROVIDER_SCOPED_PREFIXES))
+        self.configured_lines = b"".join(
+            name.lower().encode() + b": " + value.encode() + b"\r\n" for name, value in settings.headers
+        )
+
+    def lines(self, headers, skip=None):
+        block = encode_forwarded(headers, self.skip if skip is None else self.skip | skip, self.prefixes)
+        for name in self.readd:
+            value = headers.get(name)
+            if value is not None:
+                block += name + b": " + value + b"\r\n"
+        return block
+
+
+class PassthroughProvider:
+    translates = False
+
+    def __init__(self, settings, upstream):
+        self.name = settings.name
+        self.name_bytes = settings.name.encode()
+        self.upstream = upstream
+        self.api = PASSTHROUGH[settings.api]  # the module that knows this API's paths and key header
+        self.api_version = settings.api_version
+        self.base_path = upstream.origin.base_path.encode()
+        self.forwarding = ForwardingPolicy(settings)
+        # Hop-by-hop fields and the upstream headers that name the account behind the key.
+        self.response_skip = frozenset(HOP_BY_HOP | {name.encode() for name in settings.hidden_response_headers})
+        host = b"host: " + upstream.origin.host_header.encode() + b"\r\n"
+        self.header_block = host + self.api.auth_lines(settings.api_key) + self.forwarding.configured_lines
+
+    def send(self, call, deployment, served_by, total_ticks):
+        """Start one attempt of ``call`` on ``deployment``; returns its relay."""
+        request = call.request
+        scan = call.scan
+        if scan is None:  # an endpoint without a model: files, images, audio...
+            target = self.api.passthrough_target(self.base_path, call.suffix, self.api_version)
+            body = [request.body]
+        else:
+            model = deployment.upstream_model or call.model_name
+            body = [scan.body] if model == scan.model else rewrite_model_parts(scan, model)
+            target = self.api.target(self.base_path, call.suffix, model, self.api_version)
+        upstream_request = UpstreamRequest(
+            request.method,
+            target,
+            self.header_block + self.forwarding.lines(request.headers) + call.id_line,
+            body,
+            sum(len(part) for part in body),
+            deployment.timeouts,
+            total_ticks,
+        )
+        relay = PassthroughRelay(call, call.id_line + served_by, self.response_skip)
+        relay.handle = self.upstream.start(upstream_request, relay, request.method == b"HEAD")
+        return relay
+
+
+class TranslatedProvider:
+    translates = True
+
+    def __init__(self, settings, upstream, translator, max_buffered):
+        self.name = settings.name
+        self.name_bytes = settings.name.encode()
+        self.translator = translator
+        self.upstream = upstream
+        self.base_path = upstream.origin.base_path.encode()
+        self.host_line = b"host: " + upstream.origin.host_header.encode() + b"\r\n"
+        self.settings = TranslateSettings(
+            api_key=settings.api_key,
+            api_version=settings.api_version,
+            max_tokens_default=settings.max_tokens_default,
+        )
+        self.forwarding = ForwardingPolicy(settings, NOT_FORWARDED_TRANSLATED)
+        self.max_buffered = max_buffered
+
+    def send(self, call, deployment, served_by, total_ticks):
+        """Start one attempt of ``call`` on ``deployment``; returns its relay."""
+        request = call.request
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("request body is not valid JSON") from None
+        model = deployment.upstream_model or call.model_name
+        translated = self.translator.build_request(body, model, call.endpoint, self.settings)
+        # The client's other headers travel on (tracing...), except those the translated call
+        # sets itself and those the provider's forwarding policy drops.
+        skip = frozenset(name for name, _ in translated.headers)
+        forwarding = self.forwarding
+        lines = [self.host_line, forwarding.configured_lines, forwarding.lines(request.headers, skip), call.id_line]
+        lines.extend(name + b": " + value + b"\r\n" for name, value in translated.headers)
+        upstream_request = UpstreamRequest(
+            translated.method,
+            self.base_path + translated.path,
+            b"".join(lines),
+            [translated.body],
+            len(translated.body),
+            deployment.timeouts,
+            total_ticks,
+        )
+        stream_options = body.get("stream_options") or {}
+        include_usage = bool(stream_options.get("include_usage")) if isinstance(stream_options, dict) else False
+        relay = TranslatedRelay(
+            call, call.id_line + served_by, self.translator, model, translated.stream, include_usage, self.max_buffered
+        )
+        relay.handle = self.upstream.start(upstream_request, relay)
+        return relay
+
+
+def provider_for(settings, upstream, server):
+    """The send-stage object for one configured provider."""
+    translator = TRANSLATORS.get(settings.api)
+    if translator is not None:
+        return TranslatedProvider(settings, upstream, translator, server.max_buffered_response_bytes)
+    return PassthroughProvider(settings, upstream)
