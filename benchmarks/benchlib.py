@@ -235,6 +235,21 @@ def nginx_binary(install=True):
     return nginx_binary(install=False)
 
 
+def wrk_binary(install=True):
+    """wrk, the throughput load generator; installed with apt-get when missing and we may (root),
+    else None (latency_bench then uses the C client's epoll mode)."""
+    found = shutil.which("wrk")
+    if found or not install or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    print("wrk not found: apt-get install -y wrk", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    if subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], **quiet).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], **quiet)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], **quiet)
+    return shutil.which("wrk")
+
+
 def start_nginx(procs, upstream_port, cpus=None):
     binary = nginx_binary()
     port = free_port()

@@ -11,8 +11,9 @@
 #
 # The upstream is nginx serving fixed answers made by the mock's reply code (nginx_upstream.py);
 # both header variants run (--headers both: minimal, and the openai SDK's real head with OpenAI's
-# response headers). Installs nginx-light with apt-get when nginx is missing (root only); every
-# process is started and stopped by PID (latency_bench does the process work). Prints the latency and
+# response headers). Installs nginx-light, and wrk for the throughput run (--tool auto), with
+# apt-get when they are missing (root only; without wrk the C client's epoll mode generates the
+# load); every process is started and stopped by PID (latency_bench does the process work). Prints the latency and
 # overhead tables, the throughput table, and the targets of benchmarks/README.md as met or not with
 # their figures ("Against the targets"); the compiled-core and memory targets are not measured here.
 set -euo pipefail
@@ -22,7 +23,7 @@ iterations=10000 big_iterations="" warmup=500 rounds=4 connections=64 duration=5
 tool=auto upstream=nginx headers=both floor=--floor
 
 usage() {
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
     echo "options: --iterations N --big-iterations N --warmup N --rounds R --connections C --duration S --requests N"
     echo "         --pin CPU|none --tool auto|wrk|client --upstream nginx|mock --headers minimal|realistic|both"
     echo "         --no-floor --json-dir DIR --quick"
