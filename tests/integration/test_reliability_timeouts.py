@@ -1,0 +1,255 @@
+"""Timeouts through the running gateway (README, "Reliability"): first-byte, stream-idle and total
+timeouts, the retry deadline, a model's connect timeout, and streams that fail midway (an error
+event, no retry, the connection closed); each seen as the client sees it AND counted in the mock
+upstreams' request logs (how many attempts really reached an upstream).
+
+One gateway for the whole module (one per upstream client), in front of shared mocks, both set up
+in reliability_gateway.py, whose docstring says how faults are injected; the circuit breaker is
+disabled there and tested in test_reliability_breaker.py.
+"""
+
+import json
+import socket
+import time
+
+import openai
+import pytest
+
+from harness import assert_no_crash_logged, start_gateway_process
+from reliability_gateway import MOCK_FAULTS, events_of, sdk, started_gateways
+from reliability_helpers import PROVIDER_KEY, call, chats, openai_error, started_mocks
+
+
+@pytest.fixture(scope="module")
+def mocks():
+    yield from started_mocks(MOCK_FAULTS)
+
+
+@pytest.fixture(scope="module")
+def gateways(mocks, tmp_path_factory):
+    """The module's gateways, one per upstream client, each started when a test first needs it."""
+    yield from started_gateways(mocks, tmp_path_factory)
+
+
+@pytest.fixture
+def gateway(gateways):
+    """The gateway on the core upstream client."""
+    return gateways("core")
+
+
+@pytest.fixture(params=["core", "httpx"])
+def any_gateway(request, gateways):
+    """Runs the test once per upstream client."""
+    return gateways(request.param)
+
+
+@pytest.fixture(autouse=True)
+def clean_logs(mocks):
+    for mock in mocks.values():
+        mock.clear()
+
+
+@pytest.fixture
+def a(mocks):
+    return mocks["a"]
+
+
+# --- timeouts ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["timed", "timed-provider"])
+def test_hang_is_504_after_the_first_byte_timeout_without_retry(any_gateway, a, model):
+    reply = call(any_gateway, model, headers={"x-mock-fault": "hang"})
+    assert reply.status == 504, reply
+    error = openai_error(reply.data)
+    assert error["code"] == "upstream_timeout" and error["type"] == "server_error"
+    assert 0.9 <= reply.elapsed < 3.0, f"first_byte_timeout = 1 fires between 1 and 2 s, took {reply.elapsed:.2f}s"
+    assert reply.attempts == 1 and len(chats(a)) == 1, "a first-byte timeout is not retried"
+
+
+def test_slow_first_byte_beyond_the_timeout_is_504(gateway, a):
+    reply = call(gateway, "timed", headers={"x-mock-fault": "slow-first-byte=3500"})
+    assert reply.status == 504, reply
+    assert openai_error(reply.data)["code"] == "upstream_timeout"
+    assert reply.elapsed < 3.2, "the gateway gave up before the upstream answered"
+    assert reply.attempts == 1 and len(chats(a)) == 1
+
+
+def test_slow_first_byte_within_the_timeout_succeeds(gateway, a):
+    reply = call(gateway, "timed", headers={"x-mock-fault": "slow-first-byte=300"})
+    assert reply.status == 200, reply
+    assert reply.attempts == 1 and len(chats(a)) == 1
+
+
+def test_hanging_stream_is_504_before_its_head(gateway, a):
+    reply = call(gateway, "timed", headers={"x-mock-fault": "hang"}, stream=True)
+    assert reply.status == 504, reply
+    assert openai_error(reply.data)["code"] == "upstream_timeout"
+    assert len(chats(a)) == 1
+
+
+@pytest.mark.parametrize("model", ["timed", "timed-provider"])
+def test_stream_idle_timeout_ends_the_stream_with_an_error_event(any_gateway, a, model):
+    reply = call(any_gateway, model, text="drip drip drip", headers={"x-mock-fault": "drip=2500"}, stream=True)
+    assert reply.status == 200, reply  # the head was relayed before the silence
+    events = events_of(reply.data)
+    assert len(events) >= 2 and "choices" in json.loads(events[0]), events
+    assert "[DONE]" not in events
+    error = json.loads(events[-1])["error"]
+    assert error["message"] and error["type"], error
+    assert 0.9 <= reply.elapsed < 2.4, f"stream_idle_timeout = 1 < the 2.5 s drip, took {reply.elapsed:.2f}s"
+    assert len(chats(a)) == 1, "a started stream is never retried"
+
+
+def test_stream_idle_timeout_through_the_sdk(gateway, a):
+    received = []
+    with pytest.raises(openai.APIError) as caught:
+        stream = sdk(gateway).chat.completions.create(
+            model="timed", messages=[{"role": "user", "content": "drip drip"}], stream=True,
+            extra_headers={"x-mock-fault": "drip=2500"},
+        )  # fmt: skip
+        for chunk in stream:
+            received.append(chunk)
+    assert not isinstance(caught.value, openai.APITimeoutError), "the gateway must end the stream, not the client"
+    assert received and not any(c.choices and c.choices[0].finish_reason for c in received)
+    assert len(chats(a)) == 1
+
+
+def test_drip_shorter_than_the_idle_timeout_streams_to_the_end(gateway, a):
+    reply = call(gateway, "timed", text="one two three", headers={"x-mock-fault": "drip=300"}, stream=True)
+    assert reply.status == 200 and events_of(reply.data)[-1] == "[DONE]", reply
+    assert reply.elapsed >= 1.5, "six gaps of 0.3 s: the idle timeout (1 s) is per silence, not per stream"
+
+
+def test_total_timeout_ends_a_long_stream(any_gateway, a):
+    text = " ".join(f"w{i}" for i in range(20))  # 24 events 0.5 s apart: 12 s unbounded
+    reply = call(any_gateway, "bounded", text=text, headers={"x-mock-fault": "drip=500"}, stream=True)
+    assert reply.status == 200, reply
+    events = events_of(reply.data)
+    assert "error" in json.loads(events[-1]), events[-1]
+    assert "[DONE]" not in events
+    assert 1.9 <= reply.elapsed < 3.6, f"total_timeout = 2 fires between 2 and 3 s, took {reply.elapsed:.2f}s"
+    assert len(chats(a)) == 1
+
+
+def test_total_timeout_counts_the_retries_too(gateway, a):
+    # Each attempt: a 503 after 0.7 s; max_retries = 20, but total_timeout = 2 s for the request.
+    reply = call(gateway, "bounded-retries", headers={"x-mock-fault": "status=503;slow-first-byte=700"})
+    assert reply.status == 504, reply
+    assert openai_error(reply.data)["code"] == "upstream_timeout"
+    assert reply.attempts == len(chats(a)) and 3 <= reply.attempts <= 4, reply
+    assert 1.9 <= reply.elapsed < 3.5, reply
+
+
+def test_retry_deadline_stops_new_attempts(gateway, a):
+    # Each attempt: a 503 after 0.5 s; max_retries = 20, but retry_deadline = 3 s.
+    reply = call(gateway, "persistent", headers={"x-mock-fault": "status=503;slow-first-byte=500"})
+    assert reply.status == 503, reply
+    attempts = len(chats(a))
+    assert reply.attempts == attempts
+    assert 5 <= attempts <= 8, f"attempts start until 3 s have passed, 0.5 s apart: {attempts}"
+    assert reply.elapsed < 4.5, reply
+
+
+# --- mid-stream failures -------------------------------------------------------------------------
+
+
+def test_reset_mid_stream_ends_with_an_error_event_and_no_retry(any_gateway, a):
+    text = "a long enough answer to be cut in the middle by the upstream"
+    reply = call(any_gateway, "solo", text=text, headers={"x-mock-fault": "reset-mid-stream"}, stream=True)
+    assert reply.status == 200, reply
+    assert reply.headers.get("transfer-encoding") == "chunked"
+    events = events_of(reply.data)  # read to the chunked terminator: no IncompleteRead
+    assert len(events) >= 2 and "[DONE]" not in events
+    error = json.loads(events[-1])["error"]
+    assert error["message"] and error["type"]
+    assert all("choices" in json.loads(e) for e in events[:-1])
+    assert reply.attempts == 1 and len(chats(a)) == 1
+
+
+def test_reset_mid_stream_raises_in_the_sdk(gateway, a):
+    received = []
+    started = time.monotonic()
+    with pytest.raises(openai.APIError) as caught:
+        stream = sdk(gateway).chat.completions.create(
+            model="solo", messages=[{"role": "user", "content": "cut this stream somewhere please"}], stream=True,
+            extra_headers={"x-mock-fault": "reset-mid-stream"},
+        )  # fmt: skip
+        for chunk in stream:
+            received.append(chunk)
+    assert not isinstance(caught.value, (openai.APITimeoutError, openai.APIConnectionError)), caught.value
+    assert time.monotonic() - started < 5
+    assert received and not any(c.choices and c.choices[0].finish_reason for c in received)
+    assert len(chats(a)) == 1
+
+
+def test_connection_closes_after_a_failed_stream(gateway, a):
+    """After the error event the gateway closes the client connection (the stream's state is lost)."""
+    body = json.dumps({"model": "solo", "messages": [{"role": "user", "content": "cut me off now"}], "stream": True})
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"x-mock-fault: reset-mid-stream\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode())
+        )
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.endswith(b"\r\n0\r\n\r\n"), received[-200:]
+    assert b'data: {"error"' in received
+
+
+# --- connect timeouts ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def black_hole():
+    """A loopback port that never completes a connection: a listening socket whose accept queue is
+    full (it is never accepted from), so the kernel drops further SYNs and a connect just waits."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    fillers = []
+    try:
+        for _ in range(8):  # enough to fill the queue whatever the kernel's slack
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(server.getsockname())
+            fillers.append(filler)
+        time.sleep(0.2)
+        yield server.getsockname()[1]
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
+@pytest.mark.parametrize("client", ["core", "httpx"])
+def test_a_model_connect_timeout_overrides_the_provider_and_is_retried(tmp_path, black_hole, client):
+    config = f"""
+    [router]
+    max_retries = 1
+    backoff_base = 0.01
+    backoff_max = 0.05
+
+    [providers.hole]
+    base_url = "http://127.0.0.1:{black_hole}/v1"
+    api_key = "env:TEST_PROVIDER_KEY"
+    client = "{client}"
+    connect_timeout = 30
+
+    [[models]]
+    name = "impatient"
+    provider = "hole"
+    model = "gpt-4o-mini"
+    connect_timeout = 0.5
+    """
+    gateway = start_gateway_process(tmp_path / "alloy.toml", config, {"TEST_PROVIDER_KEY": PROVIDER_KEY})
+    try:
+        reply = call(gateway, "impatient", timeout=20)
+        assert reply.status == 504, reply
+        assert openai_error(reply.data)["code"] == "upstream_timeout"
+        assert reply.attempts == 2, "a connect timeout is retried (the request never reached the upstream)"
+        assert 0.9 <= reply.elapsed < 5.0, f"two 0.5 s connect timeouts, not the provider's 30 s: {reply.elapsed:.2f}s"
+    finally:
+        gateway.stop()
+    assert_no_crash_logged(gateway)
