@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""The whole request path in one process, without sockets: what the gateway's own code costs.
+
+A real ``Gateway`` (the configuration, pipeline, call, relay, upstream pool and client connection a
+running ``alloy`` uses) is driven by hand: a client connection gets a fake transport, the upstream
+pool gets one idle upstream connection on a fake transport, and each iteration feeds the client's
+request bytes to ``ClientConnection.data_received``, then the upstream's answer bytes to
+``UpstreamConnection.data_received``, and checks that the client's answer was written whole. No
+event loop runs and no system call is made, so the time per request is the gateway's CPU work
+alone: parsing, routing, framing, relaying, and every Python frame in between.
+
+    python benchmarks/request_path_bench.py                      # the build as installed
+    python benchmarks/request_path_bench.py --shell source       # compiled core, shell from its .py
+    ALLOY_PURE=1 python benchmarks/request_path_bench.py         # the pure twin, core and shell
+    python benchmarks/request_path_bench.py --compare            # the three above, in one run
+
+``--compare`` runs each variant in its own process, interleaved over rounds, and prints the median
+µs per request of each and the ratios (the issue's target: compiled vs pure twin >= 3x).
+"""
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from realistic_headers import OPENAI_RESPONSE_HEADERS as RESPONSE_HEADERS  # noqa: E402
+from realistic_headers import SDK_REQUEST_HEADERS as REQUEST_HEADERS  # noqa: E402
+
+CHAT_BODY = json.dumps(
+    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello in one short sentence, please."}]}
+).encode()
+ANSWER_BODY = json.dumps(
+    {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there!"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
+    }
+).encode()  # fmt: skip
+
+
+class FakeTransport:
+    """Enough of an asyncio transport for the gateway: it counts what is written."""
+
+    def __init__(self):
+        self.written = 0
+
+    def write(self, data):
+        self.written += len(data)
+
+    def writelines(self, pieces):
+        for piece in pieces:
+            self.written += len(piece)
+
+    def is_closing(self):
+        return False
+
+    def close(self):
+        raise AssertionError("the benchmark's connection was closed")
+
+    abort = close
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+
+def client_request(realistic):
+    lines = [b"POST /v1/chat/completions HTTP/1.1", b"host: gateway"]
+    if realistic:
+        lines += [name.encode() + b": " + value.encode() for name, value in REQUEST_HEADERS if name.lower() not in ("host", "content-length")]
+    else:
+        lines += [b"content-type: application/json", b"authorization: Bearer client-key"]
+    lines.append(b"content-length: %d" % len(CHAT_BODY))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + CHAT_BODY
+
+
+def upstream_answer(realistic):
+    lines = [b"HTTP/1.1 200 OK", b"content-type: application/json"]
+    if realistic:
+        lines += [name.encode() + b": " + value.encode() for name, value in RESPONSE_HEADERS if name.lower() not in ("content-type", "content-length", "transfer-encoding", "connection")]
+    lines.append(b"content-length: %d" % len(ANSWER_BODY))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + ANSWER_BODY
+
+
+def build(realistic):
+    """A gateway with one client connection and one idle upstream connection, both on fakes."""
+    from alloy import config as alloy_config
+    from alloy.server import Gateway
+    from alloy.upstream.connection import UpstreamConnection
+
+    config = alloy_config.load(None, env={"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    loop = asyncio.new_event_loop()
+    gateway = Gateway(config, loop)
+    pool = gateway.upstreams["openai"]
+    upstream = UpstreamConnection(pool, loop)
+    upstream.connection_made(FakeTransport())
+    pool._open += 1
+    pool.release(upstream)
+    client = gateway.protocol()
+    client_transport = FakeTransport()
+    client.connection_made(client_transport)
+    request, answer = client_request(realistic), upstream_answer(realistic)
+
+    def one():
+        before = client_transport.written
+        client.data_received(request)
+        upstream.data_received(answer)
+        if client_transport.written - before < len(ANSWER_BODY):
+            raise AssertionError("the answer did not reach the client")
+
+    return one
+
+
+def measure(iterations, rounds, realistic):
+    one = build(realistic)
+    for _ in range(2000):
+        one()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    medians = []
+    for _ in range(rounds):
+        started = time.perf_counter_ns()
+        for _ in range(iterations):
+            one()
+        medians.append((time.perf_counter_ns() - started) / iterations / 1000.0)
+    return medians
+
+
+VARIANTS = {
+    "compiled": ({}, []),
+    "source shell": ({}, ["--shell", "source"]),
+    "pure twin": ({"ALLOY_PURE": "1"}, []),
+}
+
+
+def compare(args):
+    results = {name: [] for name in VARIANTS}
+    for _ in range(args.rounds):
+        for name, (env, extra) in VARIANTS.items():
+            command = [sys.executable, __file__, "--iterations", str(args.iterations), "--rounds", "1", "--json"]
+            command += extra + (["--realistic"] if args.realistic else [])
+            output = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True, check=True)
+            results[name].extend(json.loads(output.stdout)["us_per_request"])
+    heads = "the openai SDK's 15 request headers, OpenAI's 17 response headers" if args.realistic else "minimal headers"
+    print(f"Request path in process ({heads}): µs per request, median of {args.rounds} rounds of {args.iterations}\n")
+    print("| Variant | µs per request | rounds (min-max) | vs compiled |")
+    print("|---|---:|---|---:|")
+    compiled = statistics.median(results["compiled"])
+    for name, values in results.items():
+        median = statistics.median(values)
+        print(f"| {name} | {median:.2f} | {min(values):.2f}-{max(values):.2f} | {median / compiled:.2f}x |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--realistic", action="store_true", help="the SDK's request head and OpenAI's response head")
+    parser.add_argument("--shell", choices=("compiled", "source"), default="compiled")
+    parser.add_argument("--compare", action="store_true", help="compiled, source shell and pure twin in one run")
+    parser.add_argument("--json", action="store_true", help="print the per-round figures as JSON")
+    args = parser.parse_args()
+    if args.compare:
+        return compare(args)
+    if args.shell == "source":
+        import alloy
+
+        sys.meta_path.insert(0, alloy._SourceFirst)
+    medians = measure(args.iterations, args.rounds, args.realistic)
+    if args.json:
+        print(json.dumps({"us_per_request": medians}))
+    else:
+        print(f"{statistics.median(medians):.2f} µs per request (rounds: {', '.join(f'{m:.2f}' for m in medians)})")
+
+
+if __name__ == "__main__":
+    main()
