@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from alloy import mock_upstream, server, supervisor
+from alloy import server, supervisor
 from alloy._version import __version__
 from alloy.config import ConfigError, load
 
@@ -38,6 +38,9 @@ def gateway_arguments():
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "mock-upstream":
+        # Imported here: the gateway itself never loads the mock's ~5 MB unless it serves it.
+        from alloy import mock_upstream
+
         raise SystemExit(mock_upstream.main(argv[1:]))
     args = gateway_arguments().parse_args(argv)
     refused = supervisor.check_workers(args.workers)

@@ -25,7 +25,6 @@ from alloy.config import ProviderSettings
 from alloy.client_connection import ClientConnection, over_capacity_answer
 from alloy.endpoints import Endpoints
 from alloy.malloc import tune_allocator
-from alloy.mock_upstream import MockOptions, start_mock_upstream
 from alloy.pipeline import Pipeline
 from alloy.upstream import open_upstream
 
@@ -177,6 +176,9 @@ async def serve(config, reuse_port=False, ready=None):
 async def _with_builtin_mock(config):
     """No provider configured: start the mock upstream in-process on an ephemeral loopback port and
     route everything to it, so a fresh install answers at once."""
+    # Imported here: a gateway with a provider never loads the mock (its idle memory stays lower).
+    from alloy.mock_upstream import MockOptions, start_mock_upstream
+
     mock_server = await start_mock_upstream("127.0.0.1", 0, MockOptions(record=False))
     port = mock_server.sockets[0].getsockname()[1]
     provider = ProviderSettings(

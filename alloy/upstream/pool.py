@@ -15,8 +15,6 @@ import asyncio
 import ssl
 from urllib.parse import urlsplit
 
-import certifi
-
 from alloy.errors import UpstreamBusy, UpstreamConnectTimeout, UpstreamError
 from alloy.upstream.connection import UpstreamConnection, connection_error
 
@@ -48,7 +46,10 @@ class Origin:
 
 
 def _tls_context():
-    # The system store may be missing in slim containers; certifi ships with httpx anyway.
+    # The system store may be missing in slim containers; certifi ships with httpx anyway. Imported
+    # here, for https origins only: a gateway in front of local servers never loads it.
+    import certifi
+
     return ssl.create_default_context(cafile=certifi.where())
 
 
