@@ -76,7 +76,6 @@ class ResponseHead:
 
     status: int
     version: int
-    reason: bytes
     headers: list[tuple[bytes, bytes]]
     """(lower-cased name, value) in the order received, duplicates kept."""
     keep_alive: bool
@@ -229,5 +228,3 @@ class RouteTable:
     def lookup(self, model: str) -> Optional[tuple[Any, str]]:
         """``(target, upstream_model)``: the model name to send upstream is ``model`` itself for exact
         and wildcard matches and the part after ``prefix/`` for prefix matches. None if no route."""
-    def exact_names(self) -> list[str]:
-        """The exact names in insertion order (what ``/v1/models`` lists)."""

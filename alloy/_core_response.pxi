@@ -8,7 +8,6 @@
 cdef class ResponseHead:
     cdef readonly int status
     cdef readonly int version
-    cdef readonly bytes reason
     cdef readonly list headers
     cdef public bint keep_alive
     cdef readonly long long content_length
@@ -142,7 +141,7 @@ cdef class ResponseParser:
         cdef bint has_close = False, has_keep_alive = False, keep_alive, chunked
         cdef long long content_length
         cdef tuple field
-        cdef bytes name, reason
+        cdef bytes name
         cdef ResponseHead head
 
         _check_line_endings(p, n, _UpstreamProtocolError)
@@ -165,7 +164,6 @@ cdef class ResponseParser:
                 raise _UpstreamProtocolError("upstream sent an invalid status line")
             status = status * 10 + (p[i] - 48)
         version = _parse_version(p, sp1, _UpstreamProtocolError, _UpstreamProtocolError)
-        reason = PyBytes_FromStringAndSize(p + sp2 + 1, line_end - sp2 - 1) if sp2 < line_end else EMPTY
 
         pos = line_end + 2
         while pos < n:
@@ -217,7 +215,6 @@ cdef class ResponseParser:
         head = ResponseHead.__new__(ResponseHead)
         head.status = status
         head.version = version
-        head.reason = reason
         head.headers = headers
         head.keep_alive = keep_alive
         head.content_length = content_length

@@ -66,5 +66,3 @@ cdef class RouteTable:
                 return (entry[3], model)
         return None
 
-    def exact_names(self):
-        return list(self._exact)

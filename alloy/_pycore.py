@@ -434,12 +434,11 @@ class RequestParser:
 
 
 class ResponseHead:
-    __slots__ = ("status", "version", "reason", "headers", "keep_alive", "content_length", "chunked")
+    __slots__ = ("status", "version", "headers", "keep_alive", "content_length", "chunked")
 
-    def __init__(self, status, version, reason, headers, keep_alive, content_length, chunked):
+    def __init__(self, status, version, headers, keep_alive, content_length, chunked):
         self.status = status
         self.version = version
-        self.reason = reason
         self.headers = headers
         self.keep_alive = keep_alive
         self.content_length = content_length
@@ -541,7 +540,6 @@ class ResponseParser:
             raise UpstreamProtocolError("upstream sent an invalid status line")
         version = _parse_version(parts[0], UpstreamProtocolError, UpstreamProtocolError)
         status = int(parts[1])
-        reason = parts[2] if len(parts) == 3 else b""
         headers = _parse_header_lines(lines[1:], UpstreamProtocolError)
         if 100 <= status < 200:
             return None  # interim response (100 Continue, 103 Early Hints): wait for the final one
@@ -578,7 +576,7 @@ class ResponseParser:
             content_length, chunked = -1, False
             keep_alive = False
             self._state = _R_UNTIL_CLOSE
-        self._head = ResponseHead(status, version, reason, headers, keep_alive, content_length, chunked)
+        self._head = ResponseHead(status, version, headers, keep_alive, content_length, chunked)
         return self._head
 
 
@@ -1060,5 +1058,3 @@ class RouteTable:
                 return target, model
         return None
 
-    def exact_names(self):
-        return list(self._exact)

@@ -23,11 +23,10 @@ from alloy.headers import HOP_BY_HOP
 class HttpxHead:
     """The response head in the shape of the core ``ResponseHead`` (what the relay reads)."""
 
-    __slots__ = ("status", "reason", "headers", "content_length", "chunked", "keep_alive")
+    __slots__ = ("status", "headers", "content_length", "chunked", "keep_alive")
 
     def __init__(self, response):
         self.status = response.status_code
-        self.reason = response.reason_phrase.encode("latin-1", "replace")
         # httpx decodes the framing itself: the relay re-frames what it yields.
         self.headers = [
             (name.lower(), value)

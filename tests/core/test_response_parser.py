@@ -10,7 +10,6 @@ def head_fields(head, skip=()):
     got = {
         "status": head.status,
         "version": head.version,
-        "reason": head.reason,
         "headers": head.headers,
         "keep_alive": head.keep_alive,
         "content_length": head.content_length,

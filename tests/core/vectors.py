@@ -437,10 +437,11 @@ STREAM_ROUND_TRIP = [
 # --- responses: wire -> values -------------------------------------------------------------------
 def _resp(status, headers, body, *, version=11, reason=b"OK", keep_alive=True, content_length=-1,
           chunked=False):
+    # ``reason`` documents the wire only: the parser does not keep the reason phrase (Alloy writes
+    # its own status line, RFC 9112 section 4 lets a client ignore the phrase).
     return {
         "status": status,
         "version": version,
-        "reason": reason,
         "headers": headers,
         "body": body,
         "keep_alive": keep_alive,
