@@ -178,6 +178,11 @@ class PassthroughRelay(Relay):
         status = head.status
         self.call.status = status
         block = encode_headers(head.headers, self.response_skip) + self.extra_headers
+        upstream_id = head.get(b"x-request-id")
+        if upstream_id is not None:
+            # The client's x-request-id is the gateway's (one value, the one in its logs); the
+            # provider's own travels on under its own name, for a support ticket with the provider.
+            block += b"x-upstream-request-id: " + upstream_id + b"\r\n"
         close = self._closing()
         if status == 204 or status == 304:
             return frame_head(status, block, -1, close)  # no body, no length (RFC 9110 section 8.6)

@@ -68,8 +68,10 @@ class PassthroughProvider:
         self.api_version = settings.api_version
         self.base_path = upstream.origin.base_path.encode()
         self.forwarding = ForwardingPolicy(settings)
-        # Hop-by-hop fields and the upstream headers that name the account behind the key.
-        self.response_skip = frozenset(HOP_BY_HOP | {name.encode() for name in settings.hidden_response_headers})
+        # Hop-by-hop fields, the upstream headers that name the account behind the key, and the
+        # upstream's x-request-id (relayed as x-upstream-request-id: the gateway sets its own).
+        hidden = {name.encode() for name in settings.hidden_response_headers}
+        self.response_skip = frozenset(HOP_BY_HOP | hidden | {b"x-request-id"})
         host = b"host: " + upstream.origin.host_header.encode() + b"\r\n"
         self.header_block = host + self.api.auth_lines(settings.api_key) + self.forwarding.configured_lines
 

@@ -327,6 +327,14 @@ def test_upstream_account_headers_are_hidden_from_clients(start_gateway, scripte
     assert headers["x-ratelimit-remaining-requests"] == ["99"]
 
 
+def test_the_upstreams_request_id_travels_under_its_own_name(start_gateway, scripted):
+    """One x-request-id reaches the client (the gateway's, the one in its logs), never two."""
+    gateway = owner_gateway(start_gateway, scripted(json_reply(COMPLETION, b"x-request-id: req_upstream_1\r\n")))
+    _, headers, _ = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": "m", **CHAT}).encode(), b"x-request-id: mine-1\r\n"))
+    assert headers["x-request-id"] == ["mine-1"]
+    assert headers["x-upstream-request-id"] == ["req_upstream_1"]
+
+
 def test_hidden_upstream_headers_are_configurable(start_gateway, scripted):
     gateway = owner_gateway(start_gateway, scripted(json_reply(COMPLETION, OWNER_HEADERS)), 'hidden_response_headers = ["set-cookie"]')
     _, headers, _ = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": "m", **CHAT}).encode()))
