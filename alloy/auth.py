@@ -1,6 +1,8 @@
 """The master key: when ``ALLOY_MASTER_KEY`` (or ``server.master_key``) is set, every ``/v1/`` request
-must carry ``Authorization: Bearer <key>``. Compared in constant time; the key never appears in an
-error."""
+must carry it, as ``Authorization: Bearer <key>`` (OpenAI's SDKs, Claude Code with
+``ANTHROPIC_AUTH_TOKEN``) or as ``x-api-key: <key>`` (the Anthropic convention: Claude Code with
+``ANTHROPIC_API_KEY``). A request carrying both passes when either holds the key. Compared in
+constant time; the key never appears in an error."""
 
 import hmac
 
@@ -14,10 +16,15 @@ class MasterKey:
     def check(self, headers):
         if self.expected is None:
             return
-        given = headers.get(b"authorization")
-        if given is None:
-            raise AuthenticationFailed("Missing bearer authentication in header")
-        scheme, _, token = given.partition(b" ")
-        # RFC 9110 section 11.1: the auth scheme is case-insensitive.
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self.expected):
-            raise AuthenticationFailed("Incorrect API key provided")
+        bearer = headers.get(b"authorization")
+        api_key = headers.get(b"x-api-key")
+        if bearer is None and api_key is None:
+            raise AuthenticationFailed("Missing API key: send it as Authorization: Bearer <key> or x-api-key: <key>")
+        if bearer is not None:
+            scheme, _, token = bearer.partition(b" ")
+            # RFC 9110 section 11.1: the auth scheme is case-insensitive.
+            if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.expected):
+                return
+        if api_key is not None and hmac.compare_digest(api_key, self.expected):
+            return
+        raise AuthenticationFailed("Incorrect API key provided")
