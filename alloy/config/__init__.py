@@ -1,0 +1,34 @@
+"""Configuration: ``alloy.toml`` plus the environment, loaded once into frozen dataclasses.
+
+Everything is validated at start-up, so a running gateway never discovers a bad setting on a request.
+Unknown keys are refused (a typo must not silently disable a limit), and every message names the
+file, the key and what is wrong. Secrets are read from the environment (``"env:NAME"``) and never
+appear in an error message or a log line. The package holds one module per section (``server``,
+``providers``, ``router``, ``models``, ``passthrough``), the reading machinery they share
+(``reading``) and the document that assembles them (``document``); the public API is re-exported
+here, so ``from alloy.config import load, ConfigError, Config`` and every settings class works.
+"""
+
+from alloy.config.document import Config, load
+from alloy.config.models import DeploymentSettings, ModelSettings
+from alloy.config.passthrough import PassthroughSettings
+from alloy.config.providers import PROVIDER_KINDS, UPSTREAM_CLIENTS, ProviderSettings
+from alloy.config.reading import ConfigError, clean_secret
+from alloy.config.router import STRATEGIES, RouterSettings
+from alloy.config.server import ServerSettings
+
+__all__ = [
+    "PROVIDER_KINDS",
+    "STRATEGIES",
+    "UPSTREAM_CLIENTS",
+    "Config",
+    "ConfigError",
+    "DeploymentSettings",
+    "ModelSettings",
+    "PassthroughSettings",
+    "ProviderSettings",
+    "RouterSettings",
+    "ServerSettings",
+    "clean_secret",
+    "load",
+]

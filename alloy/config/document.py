@@ -1,0 +1,76 @@
+"""The whole document: ``load`` reads ``alloy.toml`` (when given) and the environment, hands each
+section to its module, checks what spans sections (``[wildcards]`` and ``default_provider`` name
+configured providers, fallbacks name known models), refuses unknown top-level keys, and assembles
+the frozen ``Config``.
+"""
+
+import os
+import tomllib
+from dataclasses import dataclass
+
+from alloy.config.models import ModelSettings, _check_fallbacks, _load_model
+from alloy.config.passthrough import PassthroughSettings, _load_passthrough
+from alloy.config.providers import ProviderSettings, _load_provider, _zero_config_providers
+from alloy.config.reading import ConfigError, _Section
+from alloy.config.router import RouterSettings, _load_router
+from alloy.config.server import ServerSettings, _load_server
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerSettings
+    providers: tuple[ProviderSettings, ...]
+    router: RouterSettings = RouterSettings()
+    passthrough: PassthroughSettings = PassthroughSettings()
+    models: tuple[ModelSettings, ...] = ()
+    wildcards: tuple[tuple[str, str], ...] = ()  # (pattern, provider name)
+    default_provider: str | None = None
+    uses_mock: bool = False  # no provider configured: the built-in mock answers
+
+
+def load(path=None, env=None, **server_overrides):
+    """Build the ``Config`` from ``path`` (optional) and ``env`` (defaults to ``os.environ``).
+
+    ``server_overrides`` (host, port, ...) come from the command line and win over the file.
+    """
+    env = os.environ if env is None else env
+    document = {}
+    source = path or "<environment>"
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                document = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    root = _Section(source, "<top level>", document)
+    server = _load_server(source, root.get("server", dict, {}), env, server_overrides)
+    provider_tables = root.get("providers", dict, {})
+    providers = [_load_provider(source, name, table, env) for name, table in provider_tables.items()]
+    if not providers:
+        # Zero-config: the environment alone enables every provider whose key it holds.
+        providers = _zero_config_providers(env)
+    names = [p.name for p in providers]
+    router = _load_router(source, root.get("router", dict, {}))
+    passthrough = _load_passthrough(source, root.get("passthrough", dict, {}))
+    models = [_load_model(source, i, table, names) for i, table in enumerate(root.get("models", list, []))]
+    _check_fallbacks(source, models)
+    wildcard_table = root.get("wildcards", dict, {})
+    for pattern, provider in wildcard_table.items():
+        if provider not in names:
+            raise ConfigError(f"{source}: wildcards.{pattern}: no provider named {provider!r}")
+    default = root.get("default_provider", str, names[0] if names else None)
+    if default is not None and default not in names:
+        raise ConfigError(f"{source}: default_provider: no provider named {default!r}")
+    root.finish()
+    return Config(
+        server=server,
+        providers=tuple(providers),
+        router=router,
+        passthrough=passthrough,
+        models=tuple(models),
+        wildcards=tuple(wildcard_table.items()),
+        default_provider=default,
+        uses_mock=not providers,
+    )

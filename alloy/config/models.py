@@ -1,0 +1,103 @@
+"""The ``[[models]]`` array: each model's name, aliases and deployments (the short form, one
+provider and model, or a ``deployments`` list), with its own strategy, retries, fallbacks and
+timeouts; and the check, once every model is read, that each fallback names a known model or alias.
+"""
+
+from dataclasses import dataclass
+
+from alloy.config.reading import ConfigError, _Section
+from alloy.config.router import STRATEGIES
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    provider: str
+    model: str  # the name sent upstream
+    weight: float = 1.0
+    max_inflight: int = 0  # 0: no limit
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str
+    deployments: tuple[DeploymentSettings, ...]
+    aliases: tuple[str, ...] = ()
+    strategy: str | None = None  # None: the router's
+    max_retries: int | None = None
+    fallbacks: tuple[str, ...] = ()
+    context_window_fallbacks: tuple[str, ...] = ()
+    content_policy_fallbacks: tuple[str, ...] = ()
+    connect_timeout: float | None = None  # None: the provider's
+    first_byte_timeout: float | None = None
+    stream_idle_timeout: float | None = None
+    total_timeout: float | None = None
+
+    @property
+    def provider(self):
+        """The provider of the first deployment (the owner shown by /v1/models)."""
+        return self.deployments[0].provider
+
+
+def _load_deployment(source, where, table, name, provider_names):
+    section = _Section(source, where, table)
+    provider = section.get("provider", str)
+    if provider not in provider_names:
+        section._fail("provider", f"no provider named {provider!r}")
+    deployment = DeploymentSettings(
+        provider=provider,
+        model=section.get("model", str, name) or name,
+        weight=section.positive("weight", float, 1.0),
+        max_inflight=section.at_least_zero("max_inflight", int, 0),
+    )
+    section.finish()
+    return deployment
+
+
+def _load_model(source, index, table, provider_names):
+    where = f"models[{index}]"
+    section = _Section(source, where, table)
+    name = section.get("name", str)
+    if not name:
+        section._fail("name", "required")
+    listed = section.get("deployments", list)
+    if listed is not None:
+        if "provider" in table or "model" in table:
+            section._fail("deployments", "give either provider (and model) or deployments, not both")
+        if not listed:
+            section._fail("deployments", "must list at least one deployment")
+        deployments = tuple(
+            _load_deployment(source, f"{where}.deployments[{i}]", item, name, provider_names)
+            for i, item in enumerate(listed)
+        )
+    else:
+        # The short form: one deployment, given by provider and model.
+        single = {key: table[key] for key in ("provider", "model") if key in table}
+        section.read.update(("provider", "model"))
+        deployments = (_load_deployment(source, where, single, name, provider_names),)
+    model = ModelSettings(
+        name=name,
+        deployments=deployments,
+        aliases=section.names("aliases"),
+        strategy=section.one_of("strategy", STRATEGIES, None),
+        max_retries=section.at_least_zero("max_retries", int, None),
+        fallbacks=section.names("fallbacks"),
+        context_window_fallbacks=section.names("context_window_fallbacks"),
+        content_policy_fallbacks=section.names("content_policy_fallbacks"),
+        connect_timeout=section.positive("connect_timeout", float, None),
+        first_byte_timeout=section.positive("first_byte_timeout", float, None),
+        stream_idle_timeout=section.positive("stream_idle_timeout", float, None),
+        total_timeout=section.at_least_zero("total_timeout", float, None),
+    )
+    section.finish()
+    return model
+
+
+def _check_fallbacks(source, models):
+    known = set()
+    for model in models:
+        known.update((model.name, *model.aliases))
+    for index, model in enumerate(models):
+        for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+            for name in getattr(model, key):
+                if name not in known:
+                    raise ConfigError(f"{source}: models[{index}].{key}: no model named {name!r}")

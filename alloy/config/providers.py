@@ -1,0 +1,113 @@
+"""The ``[providers.NAME]`` tables: each provider's kind (a preset), address, key, headers, client
+and timeouts; and zero-config, which enables every provider whose key is in the environment when
+the file configures none.
+"""
+
+from dataclasses import dataclass, field
+
+from alloy.config.reading import _check_base_url, _check_header_value, _is_token, _Section, clean_secret
+from alloy.headers import HIDDEN_RESPONSE_HEADERS
+from alloy.providers.presets import PRESETS, ZERO_CONFIG_ORDER
+
+PROVIDER_KINDS = tuple(PRESETS)
+UPSTREAM_CLIENTS = ("core", "httpx")
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    name: str
+    kind: str  # a preset name (alloy/providers/presets.py)
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    api_version: str | None = None  # azure api-version, anthropic-version
+    max_tokens_default: int = 4096  # anthropic: max_tokens is required upstream
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    client: str = "core"
+    connect_timeout: float = 10.0
+    first_byte_timeout: float = 600.0  # from the request sent to the response head
+    stream_idle_timeout: float = 600.0  # the longest silence between two reads of a response body
+    total_timeout: float = 0.0  # the whole request, retries included; 0: no limit
+    max_connections: int = 512
+    http2: bool = False  # httpx client only
+    families: tuple[str, ...] = ()  # model-name patterns routed here by default
+    max_queued: int = 1024  # requests waiting for one of the max_connections; one more is refused
+    # Provider-scoped client headers (openai-organization, openai-project, anthropic-*, x-goog-*)
+    # are dropped unless named here: they choose which account the gateway's key bills.
+    forward_client_headers: tuple[str, ...] = ()
+    # Upstream answer headers that name the account behind the key: hidden from clients.
+    hidden_response_headers: tuple[str, ...] = HIDDEN_RESPONSE_HEADERS
+
+    @property
+    def api(self):
+        """Which API the provider speaks: "openai", "azure", "anthropic" or "gemini"."""
+        return PRESETS[self.kind].kind
+
+
+def _load_provider(source, name, table, env):
+    where = f"providers.{name}"
+    section = _Section(source, where, table)
+    kind = section.get("kind", str, name if name in PRESETS else "openai")
+    if kind not in PRESETS:
+        section._fail("kind", f"unknown provider kind {kind!r} (known: {', '.join(PROVIDER_KINDS)})")
+    preset = PRESETS[kind]
+    client = section.get("client", str, "core")
+    if client not in UPSTREAM_CLIENTS:
+        section._fail("client", f"expected one of {', '.join(UPSTREAM_CLIENTS)}, got {client!r}")
+    base_url = section.get("base_url", str, preset.base_url)
+    if not base_url:
+        section._fail("base_url", f"required for kind {kind!r}")
+    headers = section.get("headers", dict, {})
+    for key, value in headers.items():
+        if not _is_token(key) or not _check_header_value(value):
+            section._fail("headers", f"invalid header {key!r}")
+    # read_timeout is the earlier name of first_byte_timeout (it also bounded stream silences).
+    read_timeout = section.positive("read_timeout", float, 600.0)
+    first_byte_timeout = section.positive("first_byte_timeout", float, read_timeout)
+    api_key = section.secret("api_key", env)
+    if api_key is None and preset.key_env and env.get(preset.key_env, "").strip():
+        api_key = clean_secret(env[preset.key_env], f"environment variable {preset.key_env}")
+    provider = ProviderSettings(
+        name=name,
+        kind=kind,
+        base_url=_check_base_url(source, where, base_url),
+        api_key=api_key,
+        api_version=section.get("api_version", str),
+        max_tokens_default=section.positive("max_tokens_default", int, 4096),
+        headers=tuple(headers.items()),
+        client=client,
+        connect_timeout=section.positive("connect_timeout", float, 10.0),
+        first_byte_timeout=first_byte_timeout,
+        stream_idle_timeout=section.positive("stream_idle_timeout", float, first_byte_timeout),
+        total_timeout=section.at_least_zero("total_timeout", float, 0.0),
+        max_connections=section.positive("max_connections", int, 512),
+        http2=section.get("http2", bool, False),
+        families=preset.families,
+        max_queued=section.at_least_zero("max_queued", int, 1024),
+        forward_client_headers=section.header_names("forward_client_headers"),
+        hidden_response_headers=section.header_names("hidden_response_headers", HIDDEN_RESPONSE_HEADERS),
+    )
+    section.finish()
+    return provider
+
+
+def _zero_config_providers(env):
+    """Each provider whose key is in the environment, at its default (or ``*_BASE_URL``) address."""
+    providers = []
+    for name in ZERO_CONFIG_ORDER:
+        preset = PRESETS[name]
+        key = env.get(preset.key_env)
+        if not key or not key.strip():
+            continue
+        key = clean_secret(key, f"environment variable {preset.key_env}")
+        url_variable = f"{name.upper()}_BASE_URL"
+        base_url = env.get(url_variable) or preset.base_url
+        providers.append(
+            ProviderSettings(
+                name=name,
+                kind=name,
+                base_url=_check_base_url(url_variable, "env", base_url),
+                api_key=key,
+                families=preset.families,
+            )
+        )
+    return providers

@@ -1,0 +1,52 @@
+"""The ``[server]`` section: where the gateway listens, the master key (``master_key`` or the
+``ALLOY_MASTER_KEY`` environment variable), and the limits and timeouts of the front door. Values
+given on the command line (host, port, ...) win over the file.
+"""
+
+from dataclasses import dataclass
+
+from alloy.config.reading import _Section, clean_secret
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    master_key: str | None = None
+    max_header_bytes: int = 65536
+    max_body_bytes: int = 32 * 1024 * 1024
+    read_timeout: float = 15.0  # a request must arrive whole within this many seconds of its first byte
+    keepalive_timeout: float = 75.0  # an idle client connection is closed after this
+    shutdown_timeout: float = 30.0  # in-flight requests get this long to finish on SIGTERM
+    max_connections: int = 10000  # client connections at once; one more is answered 503 and closed
+    write_timeout: float = 60.0  # a client that reads nothing of its answer for this long is dropped
+    max_buffered_response_bytes: int = 64 * 1024 * 1024  # a translated answer is read whole: its cap
+
+
+def _load_server(source, table, env, overrides):
+    section = _Section(source, "server", table)
+    master_key = section.secret("master_key", env)
+    if master_key is None and env.get("ALLOY_MASTER_KEY"):
+        master_key = clean_secret(env["ALLOY_MASTER_KEY"], "environment variable ALLOY_MASTER_KEY")
+    settings = ServerSettings(
+        host=section.get("host", str, "127.0.0.1"),
+        port=section.get("port", int, 3000),
+        master_key=master_key,
+        max_header_bytes=section.positive("max_header_bytes", int, 65536),
+        max_body_bytes=section.positive("max_body_bytes", int, 32 * 1024 * 1024),
+        read_timeout=section.positive("read_timeout", float, 15.0),
+        keepalive_timeout=section.positive("keepalive_timeout", float, 75.0),
+        shutdown_timeout=section.positive("shutdown_timeout", float, 30.0),
+        max_connections=section.positive("max_connections", int, 10000),
+        write_timeout=section.positive("write_timeout", float, 60.0),
+        max_buffered_response_bytes=section.positive("max_buffered_response_bytes", int, 64 * 1024 * 1024),
+    )
+    section.finish()
+    return _replace(settings, overrides)
+
+
+def _replace(settings, overrides):
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if not values:
+        return settings
+    return ServerSettings(**{**settings.__dict__, **values})
