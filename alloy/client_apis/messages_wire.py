@@ -1,0 +1,359 @@
+"""A Messages call's answer as its client must see it: what the relay writes, read back and written
+again in Anthropic's shape.
+
+A ``/v1/messages`` call (``alloy.client_apis.messages_endpoint``) runs through the ordinary call and
+relay stages (``alloy.call``, ``alloy.relay``), which write an HTTP/1.1 answer to the connection's
+``transport``. For a Messages call that transport is a ``MessagesTransport``: it reads those bytes
+back with the core ``ResponseParser`` (they are well-formed: the relay framed them) and writes the
+client's answer to the real transport. Which answer it is, is decided by the head, from the provider
+of the deployment whose relay is writing (``call.deployment``: a relayed answer is always the latest
+attempt's):
+
+    the relay wrote                     the client gets
+    an Anthropic provider's answer      the same bytes (native passthrough, ``messages_native``);
+                                        only Alloy's own "the stream broke off" event, which the
+                                        relay writes OpenAI-shaped, is rewritten as an Anthropic
+                                        ``error`` event
+    200 text/event-stream               200 text/event-stream: each relay write's OpenAI chunks
+                                        translated at once (``MessagesStreamTranslator``), one client
+                                        write per relay write, then the end of the chunked body
+    200 JSON, the client streams        the same event sequence made from the complete answer (an
+                                        upstream that ignored ``stream``)
+    200 JSON                            the Message (``messages_response_from_chat``) once complete
+    an error status                     the same status with Anthropic's error body
+                                        (``anthropic_error_body``); ``retry-after`` and the other
+                                        headers kept
+The translated answers keep the relay's headers (``x-request-id``, ``x-alloy-*``, the provider's
+``retry-after`` and rate-limit headers) except framing and those describing the OpenAI body
+(``NOT_KEPT``). A complete answer is held at most ``max_buffered`` bytes (the server's
+``max_buffered_response_bytes``): past that, or when what came back cannot be translated, the
+client gets Alloy's 502 in Anthropic's shape while nothing of the answer has reached it yet, else
+an ``error`` event that ends the stream.
+"""
+
+import orjson
+
+from alloy.client_apis.messages_response import (
+    anthropic_error,
+    anthropic_error_body,
+    anthropic_error_type,
+    messages_response_from_chat,
+    stream_error_type,
+)
+from alloy.client_apis.messages_stream import MessagesStreamTranslator, sse_event
+from alloy.core import (
+    LAST_CHUNK,
+    ResponseParser,
+    SSESplitter,
+    encode_headers,
+    frame_chunk,
+    frame_response,
+    frame_stream_head,
+)
+from alloy.errors import AlloyError, ResponseTooLarge, UpstreamProtocolError
+from alloy.headers import EVENT_STREAM_HEADERS, HOP_BY_HOP, JSON_HEADER
+
+# Relay head fields a translated answer does not keep: framing, and what describes the OpenAI body.
+NOT_KEPT = frozenset(HOP_BY_HOP | {b"content-type", b"content-encoding", b"cache-control", b"etag"})
+# How alloy.relay ends a stream that broke off: one OpenAI error event (error_payload), then the end.
+ALLOY_STREAM_ERROR = b'data: {"error":{"message":'
+
+# What the transport is doing with the answer being written.
+HEAD, NATIVE, STREAM, WHOLE, ERROR, OVER = range(6)
+
+
+def anthropic_error_answer(error, headers=b"", close=False):
+    """Alloy's ``error`` (an ``AlloyError``) as a whole Anthropic-shaped response."""
+    body = orjson.dumps(anthropic_error(anthropic_error_type(error.status), error.message))
+    return frame_response(error.status, JSON_HEADER + error.header_block + headers, body, close)
+
+
+def message_events(message):
+    """A complete Message as the stream events Anthropic would have sent for it."""
+    usage = message["usage"]
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**usage, "output_tokens": 0},
+    }
+    out = [sse_event(b"message_start", {"type": "message_start", "message": start})]
+    for index, block in enumerate(message["content"]):
+        kind = block["type"]
+        if kind == "text":
+            opening, delta = {"type": "text", "text": ""}, {"type": "text_delta", "text": block["text"]}
+        elif kind == "thinking":
+            opening = {"type": "thinking", "thinking": "", "signature": ""}
+            delta = {"type": "thinking_delta", "thinking": block["thinking"]}
+        else:  # tool_use
+            opening = {**block, "input": {}}
+            delta = {"type": "input_json_delta", "partial_json": orjson.dumps(block["input"]).decode()}
+        out.append(
+            sse_event(b"content_block_start", {"type": "content_block_start", "index": index, "content_block": opening})
+        )
+        out.append(sse_event(b"content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+        out.append(sse_event(b"content_block_stop", {"type": "content_block_stop", "index": index}))
+    delta = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
+    out.append(sse_event(b"message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
+    out.append(sse_event(b"message_stop", {"type": "message_stop"}))
+    return out
+
+
+class MessagesConnection:
+    """The client connection as a Messages call sees it: what ``alloy.call`` and ``alloy.relay`` use of
+    a connection, with answers in Anthropic's shape. ``transport`` is the call's ``MessagesTransport``;
+    ``current`` is the real connection's, so its cancel, pause and resume reach the call; Alloy's own
+    errors (``send_error``) are written Anthropic-shaped. It also carries the client's Messages request
+    as it came (``request``, its ``scan``, ``path``, ``query``) for an attempt that sends it natively
+    (``alloy.client_apis.messages_native``)."""
+
+    __slots__ = ("real", "transport", "gateway", "request", "scan", "path", "query")
+
+    def __init__(self, real, transport, request, scan, path, query):
+        self.real = real  # alloy.client_connection.ClientConnection
+        self.transport = transport
+        self.gateway = real.gateway
+        self.request = request
+        self.scan = scan
+        self.path = path  # b"/v1/messages" or b"/v1/messages/count_tokens"
+        self.query = query  # b"" or b"?beta=true"...
+
+    @property
+    def current(self):
+        return self.real.current
+
+    @current.setter
+    def current(self, call):
+        self.real.current = call
+
+    def send_error(self, error, close=False, extra_headers=b"", head=False):
+        close = close or self.gateway.draining
+        self.transport.state = OVER
+        self.real.transport.write(anthropic_error_answer(error, extra_headers, close))
+        if close:
+            self.real.close()
+
+    def answer_finished(self, keep_alive):
+        self.real.answer_finished(keep_alive)
+
+    def close(self):
+        self.real.close()
+
+
+class MessagesTransport:
+    """The transport a Messages call's relays write to (see the module docstring)."""
+
+    __slots__ = (
+        "connection", "real", "call", "model", "stream", "input_tokens", "max_buffered", "parser", "state", "status",
+        "closing", "kept", "event_stream", "head_bytes", "pieces", "buffered", "splitter", "translator", "started",
+    )  # fmt: skip
+
+    def __init__(self, connection, model, stream, max_buffered, input_tokens=0):
+        self.connection = connection  # the client's connection (alloy.client_connection)
+        self.real = connection.transport  # and its transport
+        self.call = None  # set once the call exists
+        self.model = model  # the name the client asked for: what a translated answer says
+        self.stream = stream  # the client asked for a stream
+        self.input_tokens = input_tokens  # message_start's estimate until the real count comes
+        self.max_buffered = max_buffered
+        self.parser = ResponseParser()
+        self.state = HEAD
+        self.status = 0
+        self.closing = False  # the relay's head said the connection closes after this answer
+        self.kept = b""  # the relay's header lines a translated answer keeps
+        self.event_stream = False
+        self.head_bytes = b""  # what came before the head was complete
+        self.pieces = []
+        self.buffered = 0
+        self.splitter = None
+        self.translator = None
+        self.started = False  # something of the answer reached the client
+
+    # --- what the relay and the call use of a transport ----------------------------------------------
+
+    def write(self, data):
+        if self.state == OVER:
+            return
+        try:
+            events = self.parser.feed(data)
+        except UpstreamProtocolError as error:  # cannot happen with a relay's own framing; still safe
+            return self._broken(f"the answer could not be read back: {error.message}")
+        if self.state == HEAD:
+            if not events:  # a head split across writes (the relay writes it whole; still)
+                self.head_bytes += data
+                return
+            if self._native(events[0]):
+                return self._native_write(self.head_bytes + data, events)
+        elif self.state == NATIVE:
+            return self._native_write(data, events)
+        out = []
+        try:
+            for event in events:
+                if type(event) is bytes:
+                    self._piece(event, out)
+                else:
+                    self._head(event, out)
+            if self.parser.done and self.state != OVER:
+                self._complete(out)
+        except AlloyError as error:
+            if out:
+                self.real.writelines(out)
+            return self._broken(error.message, error)
+        if out:
+            self.started = True
+            self.real.writelines(out)
+
+    def writelines(self, pieces):
+        self.write(b"".join(pieces))
+
+    def abort(self):
+        """The relay gives up on an answer it framed with a length and could not finish."""
+        if self.state == OVER:  # Alloy's answer was written instead: let it reach the client
+            return
+        if self.state == NATIVE:
+            self.state = OVER
+            self.real.abort()
+            return
+        self._broken("the upstream failed before its answer was complete")
+
+    def close(self):
+        self.real.close()
+
+    def is_closing(self):
+        return self.real.is_closing()
+
+    def get_extra_info(self, name, default=None):
+        return self.real.get_extra_info(name, default)
+
+    # --- native answers ------------------------------------------------------------------------------
+
+    def _native(self, head):
+        deployment = self.call.deployment  # whose relay writes: the call's latest attempt
+        if not getattr(deployment.provider, "messages_native", False):
+            return False
+        self.state = NATIVE
+        content_type = head.get(b"content-type")
+        self.event_stream = content_type is not None and content_type.startswith(b"text/event-stream")
+        return True
+
+    def _native_write(self, data, events):
+        last = events[-1] if events else None
+        if (
+            self.started
+            and self.event_stream
+            and self.parser.done
+            and type(last) is bytes
+            and last.startswith(ALLOY_STREAM_ERROR)
+        ):
+            # The relay's own end of a stream that broke off: said the way Anthropic says it.
+            out = [frame_chunk(piece) for piece in events[:-1]]
+            out.extend((frame_chunk(stream_error_event(last)), LAST_CHUNK))
+            self.real.writelines(out)
+        else:
+            self.real.write(data)
+        self.started = True
+        if self.parser.done:
+            self.state = OVER
+
+    # --- translated answers --------------------------------------------------------------------------
+
+    def _head(self, head, out):
+        self.status = head.status
+        self.closing = not head.keep_alive
+        self.kept = encode_headers(head.headers, NOT_KEPT)
+        if not 200 <= head.status < 300:
+            self.state = ERROR
+            return
+        content_type = head.get(b"content-type") or b""
+        if self.stream and content_type.startswith(b"text/event-stream"):
+            self.state = STREAM
+            self.splitter = SSESplitter()
+            self.translator = MessagesStreamTranslator(self.model, self.input_tokens)
+            out.append(frame_stream_head(200, EVENT_STREAM_HEADERS + self.kept, self.closing))
+        else:
+            self.state = WHOLE
+
+    def _piece(self, piece, out):
+        if self.state == STREAM:
+            translated = []
+            for _, data in self.splitter.feed(piece):
+                translated.extend(self.translator.feed(data))
+            if translated:
+                out.append(frame_chunk(b"".join(translated)))
+            return
+        self.pieces.append(piece)
+        self.buffered += len(piece)
+        if self.buffered > self.max_buffered:
+            self.pieces = []
+            raise ResponseTooLarge(f"the upstream's answer exceeded the gateway's limit of {self.max_buffered} bytes")
+
+    def _complete(self, out):
+        state = self.state
+        self.state = OVER
+        if state == STREAM:
+            translated = []
+            for _, data in self.splitter.flush():
+                translated.extend(self.translator.feed(data))
+            translated.extend(self.translator.finish())
+            if translated:
+                out.append(frame_chunk(b"".join(translated)))
+            out.append(LAST_CHUNK)
+            return
+        body = b"".join(self.pieces)
+        self.pieces = []
+        if state == ERROR:
+            out.append(
+                frame_response(
+                    self.status, JSON_HEADER + self.kept, anthropic_error_body(self.status, body), self.closing
+                )
+            )
+            return
+        try:
+            message = messages_response_from_chat(orjson.loads(body), self.model)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError("the upstream answer is not JSON") from None
+        if self.stream:
+            events = message_events(message)
+            out.extend(
+                (
+                    frame_stream_head(200, EVENT_STREAM_HEADERS + self.kept, self.closing),
+                    frame_chunk(b"".join(events)),
+                    LAST_CHUNK,
+                )
+            )
+        else:
+            out.append(frame_response(200, JSON_HEADER + self.kept, orjson.dumps(message), self.closing))
+
+    def _broken(self, message, error=None):
+        """The answer cannot be given as it came: Alloy's 502 if nothing reached the client yet, else
+        an ``error`` event ending the stream; the connection then closes (the upstream answer, if any
+        is still coming, is dropped with it)."""
+        state = self.state
+        self.state = OVER
+        self.pieces = []
+        if self.call is not None:
+            self.call.status = 502
+        if state == STREAM or self.started:
+            if self.translator is not None and not self.translator.done:
+                event = self.translator.fail(message)[0]
+                self.real.writelines([frame_chunk(event), LAST_CHUNK])
+            self.connection.close()
+            return
+        if error is None or error.status < 500:
+            error = UpstreamProtocolError(message)
+        self.real.write(anthropic_error_answer(error, self.kept, close=True))
+        self.started = True
+        self.connection.close()
+
+
+def stream_error_event(openai_event):
+    """The relay's ``data: {"error": {...}}`` event as Anthropic's ``error`` event."""
+    try:
+        error = orjson.loads(openai_event[len(b"data: ") :])["error"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        error = None
+    error = error if isinstance(error, dict) else {}
+    message = error.get("message")
+    message = message if isinstance(message, str) and message else "upstream stream error"
+    return sse_event(b"error", anthropic_error(stream_error_type(error), message))
