@@ -23,6 +23,7 @@ import os
 
 from alloy.auth import MasterKey
 from alloy.call import Call
+from alloy.client_apis.messages_endpoint import MESSAGES_PATHS, MessagesEndpoint
 from alloy.core import scan_body
 from alloy.errors import InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound, ServiceUnavailable
 from alloy.passthrough import AllowList
@@ -39,7 +40,9 @@ class Pipeline:
         self.router = config.router  # retries, backoff, deadlines (read by alloy.attempts)
         self.keys = MasterKey(config.server.master_key)
         providers = {p.name: provider_for(p, upstreams[p.name], config.server) for p in config.providers}
-        self.routes = Routes(config, providers)
+        # /v1/messages (Anthropic clients); its providers answer Messages natively where they can
+        self.messages = MessagesEndpoint(self, config, upstreams, providers)
+        self.routes = Routes(config, self.messages.providers)
         self.passthrough_allowed = AllowList(config.passthrough.allow)
         self.request_ids = RequestIds()
         self.listeners = []  # the account stage: callables given each call once it has ended
@@ -47,6 +50,8 @@ class Pipeline:
     def handle(self, request, path, query, connection):
         """One authenticated-or-refused ``/v1/`` request through the stages. Returns a ``Prebuilt``
         answer, or None when a call now owns the answer."""
+        if path in MESSAGES_PATHS:  # Anthropic Messages: the same stages, answered in its shape
+            return self.messages.handle(request, path, query, connection)
         key = self.authenticate(request)
         if path in MODEL_ENDPOINTS:
             if request.method != b"POST":

@@ -10,6 +10,12 @@ Each client API is a module of pure functions (no I/O, no gateway state), so the
 wire them in front of the proxy without the two knowing about each other:
 
     messages   Anthropic Messages API (``POST /v1/messages``, ``/v1/messages/count_tokens``)
+
+and the modules that wire it into the request path (``alloy.pipeline`` hands both paths over):
+
+    messages_endpoint   the stages for a Messages request: authenticate, route, translate, a Call
+    messages_wire       the call's connection and transport: the relay's answer in Anthropic's shape
+    messages_native     Anthropic providers answering Messages natively (passthrough)
 """
 
 from alloy.client_apis.messages import (

@@ -1,0 +1,199 @@
+"""``POST /v1/messages`` and ``POST /v1/messages/count_tokens``: Anthropic Messages clients (Claude
+Code, the ``anthropic`` SDK) through the gateway's own stages.
+
+The pipeline hands both paths here (``alloy.pipeline``), whatever the query (Claude Code adds
+``?beta=true``). The stages are the pipeline's, in its order, with every answer in Anthropic's shape:
+
+    authenticate  the master key, as ``x-api-key`` or ``Authorization: Bearer`` (``alloy.auth``)
+    route         the body's ``model`` through the same route table as chat completions (aliases,
+                  ``provider/model``, wildcards, deployments); 404 ``not_found_error`` otherwise
+    translate     unless every deployment the model (and its fallbacks) may reach is an Anthropic
+                  provider: the body becomes an OpenAI chat request (``chat_request_from_messages``;
+                  a body it cannot express is a 400 here), sent as an ordinary chat completions call
+    admit, cache lookup, send, relay, account
+                  a ``Call`` (``alloy.call``) like any other: retries, fallbacks, balancing, the
+                  breaker, limits and finish listeners apply. Its connection is a
+                  ``MessagesConnection`` whose transport (``MessagesTransport``) turns what the relay
+                  writes into the Anthropic answer (``alloy.client_apis.messages_wire``); an attempt
+                  on an Anthropic provider sends the client's own body natively
+                  (``alloy.client_apis.messages_native``)
+
+``count_tokens`` goes to the Anthropic deployments of the routed model (retried among them, no
+fallbacks to other models), which count exactly; a model with none is answered here with
+``estimate_input_tokens`` (``{"input_tokens": n}``, marked by ``x-alloy-token-count: estimate``).
+
+The call's ``path`` is the client's (``/v1/messages``), so a finish listener sees which API was
+used; what went upstream is in its ``endpoint`` ("chat/completions" when translated) and the
+request it carries. ``anthropic-version`` and ``anthropic-beta`` are accepted and not required;
+they reach an Anthropic provider as its forwarding policy says (``messages_native``).
+"""
+
+import orjson
+
+from alloy.balancer import ModelGroup
+from alloy.call import Call
+from alloy.client_apis.messages import chat_request_from_messages, estimate_input_tokens
+from alloy.client_apis.messages_content import invalid
+from alloy.client_apis.messages_native import NativeAnthropic
+from alloy.client_apis.messages_response import anthropic_error, anthropic_error_type
+from alloy.client_apis.messages_tokens import estimate_chat_tokens
+from alloy.client_apis.messages_wire import MessagesConnection, MessagesTransport
+from alloy.core import scan_body
+from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, ModelNotFound
+from alloy.headers import JSON_HEADER
+from alloy.prebuilt import Prebuilt
+
+MESSAGES = b"/v1/messages"
+COUNT_TOKENS = b"/v1/messages/count_tokens"
+MESSAGES_PATHS = frozenset((MESSAGES, COUNT_TOKENS))
+CHAT = b"/v1/chat/completions"
+# Client headers a translated call does not send on: they describe the Messages body, or encodings
+# the client reads (the answer must come back uncompressed to be translated).
+NOT_TRANSLATED = frozenset((b"content-type", b"content-length", b"transfer-encoding", b"accept", b"accept-encoding"))
+ESTIMATE_HEADER = b"x-alloy-token-count: estimate\r\n"
+
+
+class ChatRequest:
+    """The chat completions request a Messages request became, with what a call reads of a request:
+    the client's headers but those above and ``anthropic-*`` (nothing to another provider)."""
+
+    __slots__ = ("method", "target", "version", "headers", "body", "keep_alive")
+
+    def __init__(self, request, body):
+        self.method = b"POST"
+        self.target = CHAT
+        self.version = request.version
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name not in NOT_TRANSLATED and not name.startswith(b"anthropic-")
+        }
+        headers[b"content-type"] = b"application/json"
+        self.headers = headers
+        self.body = body
+        self.keep_alive = request.keep_alive
+
+
+class MessagesEndpoint:
+    def __init__(self, pipeline, config, upstreams, providers):
+        """``providers``: the send-stage object of each provider, by name (``alloy.sending``); the
+        ``providers`` attribute is the same with each Anthropic one wrapped to answer Messages
+        natively, for the route table to build its deployments from."""
+        self.pipeline = pipeline
+        self.max_buffered = config.server.max_buffered_response_bytes
+        settings = {p.name: p for p in config.providers}
+        self.providers = {
+            name: (
+                NativeAnthropic(provider, settings[name], upstreams[name])
+                if settings[name].api == "anthropic"
+                else provider
+            )
+            for name, provider in providers.items()
+        }
+        self.native_only = {}  # model group -> does every deployment it may reach answer natively?
+        self.counters = {}  # model group -> its Anthropic deployments as a group without fallbacks, or None
+
+    def handle(self, request, path, query, connection):
+        """A ``Prebuilt`` answer (an error, an estimate), or None when a call now owns the answer."""
+        id_line = self.pipeline.request_ids.line(request.headers)
+        try:
+            return self._handle(request, path, query, connection, id_line)
+        except AlloyError as error:
+            body = orjson.dumps(anthropic_error(anthropic_error_type(error.status), error.message))
+            return Prebuilt(error.status, body, JSON_HEADER + error.header_block + id_line)
+
+    def _handle(self, request, path, query, connection, id_line):
+        pipeline = self.pipeline
+        key = pipeline.authenticate(request)
+        if request.method != b"POST":
+            raise MethodNotAllowed(f"use POST for {path.decode()}", allow=b"POST")
+        body, scan = decoded(request.body)
+        found = pipeline.routes.table.lookup(scan.model)
+        if found is None:
+            raise ModelNotFound(
+                f"model: the model '{scan.model}' does not exist or is not routed by this gateway", param="model"
+            )
+        group, name = found
+        stream = body.get("stream") is True
+        estimate = 0
+        if path == COUNT_TOKENS:
+            group = self._counter(group)
+            if group is None:
+                count = orjson.dumps({"input_tokens": estimate_input_tokens(body)})
+                return Prebuilt(200, count, JSON_HEADER + ESTIMATE_HEADER + id_line)
+            call_request, call_path, call_query, call_scan = request, path, query, scan
+        elif self._native_only(group):
+            call_request, call_path, call_query, call_scan = request, path, query, scan
+        else:
+            chat = chat_request_from_messages(body)
+            chat_body = orjson.dumps(chat)
+            call_request, call_path, call_query, call_scan = (
+                ChatRequest(request, chat_body),
+                CHAT,
+                b"",
+                scan_body(chat_body),
+            )
+            if stream:
+                estimate = estimate_chat_tokens(chat)  # message_start's input_tokens until the real count
+        transport = MessagesTransport(connection, body["model"], stream, self.max_buffered, estimate)
+        call = Call(
+            pipeline, call_request, MessagesConnection(connection, transport, request, scan, path, query),
+            call_path, call_query, id_line, group, call_scan, name,
+        )  # fmt: skip
+        call.path = path  # the client's; what goes upstream is in call.suffix and call.endpoint
+        call.key = key
+        transport.call = call
+        pipeline.admit(call)
+        if pipeline.lookup(call):
+            return None
+        call.start()
+        return None
+
+    def _native_only(self, group):
+        """Does every deployment of ``group`` and of the models it may fall back to answer Messages
+        natively? Then the body needs no translation (and may use what only Anthropic has)."""
+        known = self.native_only.get(group)
+        if known is None:
+            known = self.native_only[group] = all(
+                getattr(deployment.provider, "messages_native", False)
+                for reached in reachable(group)
+                for deployment in reached.deployments
+            )
+        return known
+
+    def _counter(self, group):
+        if group not in self.counters:
+            natives = [d for d in group.deployments if getattr(d.provider, "messages_native", False)]
+            self.counters[group] = (
+                ModelGroup(group.name, natives, group.strategy, group.max_retries) if natives else None
+            )
+        return self.counters[group]
+
+
+def decoded(raw):
+    """The Messages body decoded, and the core's scan of it (the model as the route and the upstream
+    see it: printable, at most 256 bytes)."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("There was an error parsing the body: it is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    model = body.get("model")
+    if model is None:
+        raise invalid("model", "Field required")
+    if not isinstance(model, str) or not model:
+        raise invalid("model", "Input should be a non-empty string")
+    return body, scan_body(raw)
+
+
+def reachable(group):
+    """``group`` and every model group its fallbacks (of any kind) may lead to."""
+    seen, todo = [], [group]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.append(current)
+        todo.extend((*current.fallbacks, *current.context_window_fallbacks, *current.content_policy_fallbacks))
+    return seen
