@@ -16,6 +16,7 @@ Theory of operation
   cannot be trusted to delimit another request. Requests completed before it are answered first.
 """
 
+import asyncio
 from collections import deque
 
 from alloy.core import Request, RequestParser, frame_response
@@ -26,7 +27,7 @@ MAX_QUEUED = 32
 MAX_PIPELINED_BYTES = 1024 * 1024
 
 
-class ClientConnection:
+class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "gateway", "transport", "parser", "queue", "queued_bytes", "current", "closing", "continue_sent",
         "read_seconds", "idle_seconds", "write_paused_seconds", "writing_paused", "reading_paused", "refused",
@@ -50,11 +51,6 @@ class ClientConnection:
         self.refused = False  # a protocol error is queued: nothing more is read
 
     # --- asyncio.Protocol ------------------------------------------------------------------------
-    # (The protocol interface by name, not by subclassing asyncio.Protocol: a compiled class cannot
-    # derive from a Python one, and the event loop only calls these methods.)
-
-    def eof_received(self):
-        return None  # the peer finished sending: close, as asyncio.Protocol's default does
 
     def connection_made(self, transport):
         self.transport = transport

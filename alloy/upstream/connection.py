@@ -6,12 +6,13 @@ allow keep-alive. Anything else (a cancel, an error, stray bytes) closes it, so 
 connection can never serve the next request.
 """
 
+import asyncio
 
 from alloy.core import ResponseParser
 from alloy.errors import UpstreamProtocolError, UpstreamUnreachable
 
 
-class UpstreamConnection:
+class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool, loop):
         self.pool = pool
         self.loop = loop
@@ -30,11 +31,6 @@ class UpstreamConnection:
         self.age_ticks = 0  # sweeps since the request was sent
 
     # --- asyncio.Protocol --------------------------------------------------------------------
-    # (The protocol interface by name, not by subclassing asyncio.Protocol: a compiled class cannot
-    # derive from a Python one, and the event loop only calls these methods.)
-
-    def eof_received(self):
-        return None  # the peer finished sending: close, as asyncio.Protocol's default does
 
     def connection_made(self, transport):
         self.transport = transport
