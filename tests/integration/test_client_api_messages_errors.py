@@ -1,0 +1,271 @@
+"""Anthropic Messages clients when things go wrong, through the running gateway: the gateway's own
+refusals (key, model) and the upstreams' errors reach the ``anthropic`` SDK in Anthropic's shape with
+their status and ``retry-after``, for complete answers and streams; a stream that breaks off ends
+with an ``error`` event the SDK raises; and the reliability machinery (retries, fallbacks both ways
+between a native and a translated provider, a model whose deployments are of both kinds, finish
+listeners) serves Messages calls as it serves chat completions.
+"""
+
+import asyncio
+import threading
+
+import anthropic
+import httpx
+import orjson
+import pytest
+
+from alloy import config as alloy_config
+from alloy.server import Gateway
+from harness import start_mock_process
+from test_client_api_messages import MASTER_KEY, PROVIDER_KEY, ROUTES, start_stack
+
+HI = [{"role": "user", "content": "hi"}]
+RELIABILITY = """
+"dead-*" = "dead"
+
+[providers.dead]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key = "x"
+
+[[models]]
+name = "retried-gpt"
+provider = "openai"
+model = "gpt-4o-mini"
+max_retries = 2
+
+[[models]]
+name = "claude-backup"
+provider = "anthropic"
+model = "claude-3-5-haiku-20241022"
+
+[[models]]
+name = "gpt-backup"
+provider = "openai"
+model = "gpt-4o-mini"
+
+[[models]]
+name = "gpt-then-claude"
+provider = "openai"
+model = "gpt-4o-mini"
+fallbacks = ["claude-backup"]
+
+[[models]]
+name = "claude-then-gpt"
+provider = "anthropic"
+model = "claude-3-5-haiku-20241022"
+fallbacks = ["gpt-backup"]
+
+[[models]]
+name = "mixed"
+strategy = "round-robin"
+deployments = [
+    { provider = "anthropic", model = "claude-3-5-haiku-20241022" },
+    { provider = "openai", model = "gpt-4o-mini" },
+]
+"""
+# route -> (the fault header that makes its upstream answer `status`, with retry-after where it sends one)
+FAULTS = {"anthropic": "x-emulator-fault", "openai": "x-mock-fault", "gemini": "x-emulator-fault"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    stack = start_stack(tmp_path_factory, config_extra=RELIABILITY)
+    yield stack
+    stack["stop"]()
+
+
+@pytest.fixture
+def client(stack):
+    for name in ("anthropic", "openai", "gemini"):
+        stack[name].clear()
+    return anthropic.Anthropic(base_url=stack["gateway"].base, api_key=MASTER_KEY, max_retries=0)
+
+
+@pytest.fixture(params=list(ROUTES))
+def route(request):
+    return request.param
+
+
+@pytest.fixture(params=[False, True], ids=["complete", "stream"])
+def stream(request):
+    return request.param
+
+
+def ask(client, model, stream=False, **extra):
+    """A Messages request as a complete answer, or a stream read to its end: the final message."""
+    if not stream:
+        return client.messages.create(model=model, max_tokens=20, messages=HI, **extra)
+    with client.messages.stream(model=model, max_tokens=20, messages=HI, **extra) as events:
+        return events.get_final_message()
+
+
+# --- the gateway's own refusals --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", ["x-api-key", "authorization"])
+def test_a_wrong_key_is_401(stack, header):
+    value = "wrong" if header == "x-api-key" else "Bearer wrong"
+    answer = httpx.post(
+        stack["gateway"].base + "/v1/messages",
+        json={"model": ROUTES["openai"], "max_tokens": 5, "messages": HI},
+        headers={header: value, "anthropic-version": "2023-06-01"},
+    )
+    assert answer.status_code == 401 and answer.headers["x-request-id"]
+    assert answer.json() == {
+        "type": "error",
+        "error": {"type": "authentication_error", "message": "Incorrect API key provided"},
+    }
+    assert stack["openai"].requests() == []
+
+
+def test_a_missing_key_is_401_in_the_sdk(stack):
+    client = anthropic.Anthropic(base_url=stack["gateway"].base, api_key="wrong", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError) as raised:
+        client.messages.count_tokens(model=ROUTES["anthropic"], messages=HI)
+    assert raised.value.body["error"]["type"] == "authentication_error"
+    answer = httpx.post(stack["gateway"].base + "/v1/messages", json={"model": "gpt-4o-mini"})
+    assert answer.status_code == 401 and "x-api-key" in answer.json()["error"]["message"]
+
+
+def test_the_key_as_x_api_key_alone_passes(stack):
+    answer = httpx.post(
+        stack["gateway"].base + "/v1/messages?beta=true",
+        json={"model": ROUTES["gemini"], "max_tokens": 5, "messages": HI},
+        headers={"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"},
+    )
+    assert answer.status_code == 200 and answer.json()["content"][0]["text"] == "echo: hi"
+
+
+def test_an_unknown_model_is_404(stack, client, stream):
+    with pytest.raises(anthropic.NotFoundError) as raised:
+        ask(client, "no-such-model", stream)
+    assert raised.value.body["error"]["type"] == "not_found_error"
+    assert "no-such-model" in raised.value.body["error"]["message"]
+    assert all(stack[name].requests() == [] for name in ROUTES)
+
+
+def test_a_wrong_method_is_405_with_allow(stack):
+    answer = httpx.get(stack["gateway"].base + "/v1/messages", headers={"x-api-key": MASTER_KEY})
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_an_unreachable_upstream_is_alloys_502(stack, client, stream):
+    with pytest.raises(anthropic.InternalServerError) as raised:
+        ask(client, "dead-model", stream)
+    assert raised.value.status_code == 502 and raised.value.body["error"]["type"] == "api_error"
+    assert raised.value.response.headers["x-alloy-provider"] == "dead"
+
+
+# --- the upstreams' errors ------------------------------------------------------------------------------
+
+
+def test_rate_limited_is_429_with_retry_after(stack, client, route, stream):
+    fault = "status=429;retry-after=1" if route == "openai" else "status=429"
+    with pytest.raises(anthropic.RateLimitError) as raised:
+        ask(client, ROUTES[route], stream, extra_headers={FAULTS[route]: fault})
+    assert raised.value.body["type"] == "error" and raised.value.body["error"]["type"] == "rate_limit_error"
+    if route != "gemini":  # Google sends no retry-after
+        assert raised.value.response.headers["retry-after"] == "1"
+    assert len(stack[route].requests()) == 1  # max_retries = 0: the upstream's answer as it came
+
+
+@pytest.mark.parametrize("route, status", [("anthropic", 529), ("openai", 529), ("gemini", 503)])
+def test_overloaded(stack, client, route, status, stream):
+    with pytest.raises(anthropic.InternalServerError) as raised:
+        ask(client, ROUTES[route], stream, extra_headers={FAULTS[route]: f"status={status}"})
+    assert raised.value.status_code == status and raised.value.body["error"]["type"] == "overloaded_error"
+    assert isinstance(raised.value, anthropic.OverloadedError if status == 529 else anthropic.ServiceUnavailableError)
+
+
+@pytest.mark.parametrize(
+    "route, fault, kind",
+    [
+        ("anthropic", "mid-stream-error", "overloaded_error"),
+        ("gemini", "stream-error", None),
+        ("openai", "reset-mid-stream", None),
+    ],
+)
+def test_a_stream_that_breaks_off_raises_in_the_sdk(stack, client, route, fault, kind):
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        ask(client, ROUTES[route], True, extra_headers={FAULTS[route]: fault})
+    assert raised.value.body["type"] == "error"
+    if kind is not None:
+        assert raised.value.body["error"]["type"] == kind
+
+
+# --- reliability ----------------------------------------------------------------------------------------
+
+
+def test_a_failed_attempt_is_retried(stack, client, stream):
+    headers = {"x-mock-fault": "status=503", "x-mock-fail-times": "1", "x-mock-key": f"retry-{stream}"}
+    raw = client.messages.with_raw_response.create(
+        model="retried-gpt", max_tokens=20, messages=HI, stream=stream, extra_headers=headers
+    )
+    assert raw.headers["x-alloy-attempts"] == "2" and len(stack["openai"].requests()) == 2
+    if not stream:
+        assert raw.parse().content[0].text == "echo: hi"
+
+
+def test_a_translated_model_falls_back_to_a_native_one(stack, client, stream):
+    raw = client.messages.with_raw_response.create(
+        model="gpt-then-claude", max_tokens=20, messages=HI, stream=stream, extra_headers={"x-mock-fault": "status=503"}
+    )
+    assert raw.headers["x-alloy-provider"] == "anthropic" and raw.headers["x-alloy-attempts"] == "2"
+    text = (
+        raw.parse().content[0].text
+        if not stream
+        else "".join(e.delta.text for e in raw.parse() if e.type == "content_block_delta")
+    )
+    assert text == "echo: hi"
+    [native] = stack["anthropic"].requests()
+    # The client's own body, the model spliced: the attempt before it was translated, this one is not.
+    assert native["body"] == {"max_tokens": 20, "messages": HI, "model": "claude-3-5-haiku-20241022", "stream": stream}
+    assert stack["openai"].requests()[0]["body"]["messages"] == HI  # the first attempt, translated
+
+
+def test_a_native_model_falls_back_to_a_translated_one(stack, client, stream):
+    message = ask(client, "claude-then-gpt", stream, extra_headers={"x-emulator-fault": "status=529"})
+    assert message.content[0].text == "echo: hi" and message.model == "claude-then-gpt"
+    assert len(stack["anthropic"].requests()) == 1
+    assert stack["openai"].requests()[0]["body"]["model"] == "gpt-4o-mini"
+
+
+def test_a_model_with_native_and_translated_deployments(stack, client):
+    served = []
+    for _ in range(2):
+        raw = client.messages.with_raw_response.create(model="mixed", max_tokens=20, messages=HI)
+        assert raw.parse().content[0].text == "echo: hi"
+        served.append(raw.headers["x-alloy-provider"])
+    assert sorted(served) == ["anthropic", "openai"]
+    assert stack["anthropic"].requests()[0]["body"]["messages"] == HI
+    assert stack["openai"].requests()[0]["path"] == "/v1/chat/completions"
+
+
+# --- the account stage ----------------------------------------------------------------------------------
+
+
+def test_finish_listeners_see_each_messages_call_once(tmp_path):
+    mock = start_mock_process("--api-key", PROVIDER_KEY)
+    path = tmp_path / "alloy.toml"
+    path.write_text(f'[providers.openai]\nbase_url = "{mock.base}/v1"\napi_key = "{PROVIDER_KEY}"\n')
+    loop = asyncio.new_event_loop()
+    gateway = Gateway(alloy_config.load(str(path), env={}), loop)
+    calls = []
+    gateway.pipeline.listeners.append(lambda call: calls.append((call.path, call.endpoint, call.status, call.usage)))
+    server = loop.run_until_complete(loop.create_server(gateway.protocol, "127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        for stream in (False, True):
+            body = {"model": "gpt-4o-mini", "max_tokens": 9, "messages": HI, "stream": stream}
+            answer = httpx.post(base + "/v1/messages", content=orjson.dumps(body))
+            assert answer.status_code == 200
+        assert [c[:3] for c in calls] == [(b"/v1/messages", "chat/completions", 200)] * 2
+        assert all(c[3]["completion_tokens"] > 0 for c in calls)  # usage read from the relayed answer
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        mock.stop()
