@@ -227,3 +227,26 @@ def test_too_many_empty_lines_are_refused(start_gateway, mock):
     assert status == 400 and "empty lines" in json.loads(payload)["error"]["message"]
     raw = send_and_read(gateway.port, b"\r\n" * 4 + b"GET /health HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n")
     assert parse_responses(raw)[0][0] == 200
+
+
+def test_a_queued_request_whose_client_left_leaves_the_pool_queue_at_once():
+    """In process: the pool's queue must not keep a cancelled request (and its body) until a
+    connection frees up."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from alloy.upstream import Timeouts, UpstreamRequest
+    from alloy.upstream.pool import CorePool, Origin
+
+    loop = asyncio.new_event_loop()
+    try:
+        pool = CorePool(Origin("http", "127.0.0.1", 9, ""), SimpleNamespace(max_connections=1, max_queued=8), loop)
+        pool._open = 1  # the only connection is busy
+        request = UpstreamRequest(b"POST", b"/v1/x", b"host: h\r\n", [b"x" * MiB], MiB, Timeouts(1.0, 1.0, 1.0, 0.0))
+        waiting = [pool.start(request, SimpleNamespace(upstream_failed=lambda error: None)) for _ in range(3)]
+        assert len(pool._waiting) == 3
+        for pending in waiting:
+            pending.cancel()
+        assert not pool._waiting
+    finally:
+        loop.close()
