@@ -60,6 +60,7 @@ except ImportError:  # platforms without uvloop fall back to the stdlib loop
 
 from alloy import mock_replies
 from alloy.core import LAST_CHUNK, RequestParser, frame_chunk, frame_response, frame_stream_head
+from alloy.headers import CONTINUE, JSON_HEADER
 from alloy.errors import (
     AlloyError,
     AuthenticationFailed,
@@ -70,9 +71,7 @@ from alloy.errors import (
     error_response_body,
 )
 
-JSON_HEADER = b"content-type: application/json\r\n"
 SSE_HEADER = b"content-type: text/event-stream; charset=utf-8\r\ncache-control: no-cache\r\n"
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 GARBAGE = b"\x16\x03\x01\x00\xffSSH-2.0-this-is-not-http\r\n\x00\r\n\r\n"
 LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on with 0 s: close() sends RST, not FIN
 LOG_SIZE = 1000
