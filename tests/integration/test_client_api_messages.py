@@ -36,7 +36,8 @@ LOOKUP = {
 
 def start_stack(tmp_path_factory, config_extra="", anthropic_extra=""):
     """The three upstreams and a gateway in front of them (the master key set, no retries unless a
-    model asks): {"gateway", "anthropic", "openai", "gemini", "stop"}."""
+    model asks): {"gateway", "anthropic", "openai", "gemini", "stop"}. ``config_extra`` follows the
+    ``[wildcards]`` table, with ``{anthropic_base}`` standing for the Anthropic emulator's address."""
     started = []
     try:
         mock = start_mock_process("--api-key", PROVIDER_KEY)
@@ -47,6 +48,7 @@ def start_stack(tmp_path_factory, config_extra="", anthropic_extra=""):
         started.append(counting)
         gemini = start_emulator_process("gemini", "--api-key", PROVIDER_KEY)
         started.append(gemini)
+        extra = config_extra.replace("{anthropic_base}", counting.base)
         config = f"""
         [server]
         master_key = "env:MK"
@@ -71,7 +73,7 @@ def start_stack(tmp_path_factory, config_extra="", anthropic_extra=""):
 
         [wildcards]
         "gpt-*" = "openai"
-        {config_extra}
+        {extra}
         """
         path = tmp_path_factory.mktemp("client-api") / "alloy.toml"
         gateway = start_gateway_process(path, config, {"PK": PROVIDER_KEY, "MK": MASTER_KEY})
