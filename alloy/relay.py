@@ -87,7 +87,7 @@ class Relay:
 
 
 class PassthroughRelay(Relay):
-    __slots__ = ("response_skip", "head_sent", "chunked", "event_stream")
+    __slots__ = ("response_skip", "head_sent", "chunked", "event_stream", "closed_chunks")
 
     def __init__(self, call, extra_headers, response_skip):
         super().__init__(call, extra_headers)
@@ -95,10 +95,11 @@ class PassthroughRelay(Relay):
         self.head_sent = False
         self.chunked = False
         self.event_stream = False
+        self.closed_chunks = False  # the last chunk went out with the last data
 
     # --- the sink interface ------------------------------------------------------------------------
 
-    def upstream_events(self, events):
+    def upstream_events(self, events, last=False):
         if self.finished:
             return
         if not self.head_sent:
@@ -116,13 +117,13 @@ class PassthroughRelay(Relay):
                 return
             call.head_arrived(status)
             try:
-                self._write(events)
+                self._write(events, last)
             except UnsafeHead as error:  # a head the core refuses to write: nothing was written
                 self.head_sent = self.chunked = False
                 self.cancel()
                 call.failed_with_error(UpstreamProtocolError(f"the upstream's answer cannot be relayed: {error.message}"))
             return
-        self._write(events)
+        self._write(events, last)
 
     def upstream_done(self):
         if self.finished:
@@ -132,7 +133,7 @@ class PassthroughRelay(Relay):
             self.call.failed_with_answer(self)
             return
         self.call.succeeded((self.before_last, self.last))
-        self._end([LAST_CHUNK] if self.chunked else None)
+        self._end([LAST_CHUNK] if self.chunked and not self.closed_chunks else None)
 
     def upstream_failed(self, error):
         if self.finished:
@@ -159,7 +160,7 @@ class PassthroughRelay(Relay):
 
     # --- writing to the client ------------------------------------------------------------------------
 
-    def _write(self, events):
+    def _write(self, events, last=False):
         out = []
         for event in events:
             if type(event) is bytes:
@@ -168,6 +169,9 @@ class PassthroughRelay(Relay):
                 out.append(frame_chunk(event) if self.chunked else event)
             else:
                 out.append(self._head(event))
+        if last and self.chunked:  # the answer ends here: its last chunk goes in the same write
+            out.append(LAST_CHUNK)
+            self.closed_chunks = True
         if len(out) == 1:
             self.transport.write(out[0])
         else:
@@ -217,7 +221,7 @@ class TranslatedRelay(Relay):
 
     # --- the sink interface -------------------------------------------------------------------------
 
-    def upstream_events(self, events):
+    def upstream_events(self, events, last=False):
         if self.finished:
             return
         if self.held is not None:

@@ -4,8 +4,10 @@ A proxied request is handed to ``Upstream.start(request, sink)``. The backend re
 the sink, never by returning a coroutine, so the default (``core``) backend relays bytes from the
 upstream socket to the client socket without a task or a future per request:
 
-- ``sink.upstream_events(events)``: a list of ``ResponseHead`` (once) and ``bytes`` body pieces,
-  everything one read produced, so the sink can answer the client with one write;
+- ``sink.upstream_events(events, last)``: a list of ``ResponseHead`` (once) and ``bytes`` body
+  pieces, everything one read produced, so the sink can answer the client with one write; ``last``
+  says the answer ends with this read (``upstream_done`` follows at once), so the end of a chunked
+  body can go out in that same write;
 - ``sink.upstream_done()``: the response is complete;
 - ``sink.upstream_failed(error)``: an ``alloy.errors.UpstreamError`` (before or after the head).
 

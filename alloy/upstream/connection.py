@@ -48,11 +48,12 @@ class UpstreamConnection(asyncio.Protocol):
         except UpstreamProtocolError as error:
             self._fail(error)
             return
+        done = self._parser.done
         if events:
             if self._head is None and type(events[0]) is not bytes:
                 self._head = events[0]
-            sink.upstream_events(events)
-        if self._parser.done and self._sink is sink:
+            sink.upstream_events(events, done)
+        if done and self._sink is sink:
             self._finish()
 
     def connection_lost(self, exc):
@@ -76,7 +77,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         sink = self._sink
         if events:
-            sink.upstream_events(events)
+            sink.upstream_events(events, True)
         self._finish()
 
     def pause_writing(self):  # the upstream reads our request body slowly: nothing to pause

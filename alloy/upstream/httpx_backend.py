@@ -116,11 +116,11 @@ class HttpxExchange:
             async with stream as response:
                 self.received = True
                 self.quiet_ticks = 0
-                sink.upstream_events([HttpxHead(response)])
+                sink.upstream_events([HttpxHead(response)], False)
                 async for piece in response.aiter_raw():
                     self.quiet_ticks = 0
                     if piece:
-                        sink.upstream_events([piece])
+                        sink.upstream_events([piece], False)
                     if not self.flowing.is_set():
                         await self.flowing.wait()
         except asyncio.CancelledError:

@@ -1,0 +1,89 @@
+"""How many writes an answer costs the client's socket: one per upstream read, the end of a chunked
+body included. Each extra write is a system call on the path of every request.
+
+In process, over fake transports that record each write: a real ``Gateway`` with one client
+connection and one idle upstream connection, fed the client's request and the upstream's answer by
+hand (as benchmarks/request_path_bench.py does), so nothing else can coalesce or split the writes.
+"""
+
+import asyncio
+
+import pytest
+
+from alloy import config as alloy_config
+from alloy.server import Gateway
+from alloy.upstream.connection import UpstreamConnection
+
+BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+REQUEST = b"POST /v1/chat/completions HTTP/1.1\r\nhost: g\r\ncontent-length: %d\r\n\r\n%s" % (len(BODY), BODY)
+
+
+class RecordingTransport:
+    def __init__(self):
+        self.writes = []
+
+    def write(self, data):
+        self.writes.append(bytes(data))
+
+    def writelines(self, pieces):
+        self.writes.append(b"".join(bytes(piece) for piece in pieces))
+
+    def is_closing(self):
+        return False
+
+    def close(self):
+        pass
+
+    abort = close
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+
+@pytest.fixture
+def wired():
+    config = alloy_config.load(None, env={"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    loop = asyncio.new_event_loop()
+    gateway = Gateway(config, loop)
+    pool = gateway.upstreams["openai"]
+    upstream = UpstreamConnection(pool, loop)
+    upstream.connection_made(RecordingTransport())
+    pool._open += 1
+    pool.release(upstream)
+    client = gateway.protocol()
+    transport = RecordingTransport()
+    client.connection_made(transport)
+    yield client, upstream, transport
+    loop.close()
+
+
+def test_a_chunked_answer_read_at_once_is_one_write_with_its_last_chunk(wired):
+    client, upstream, transport = wired
+    client.data_received(REQUEST)
+    upstream.data_received(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+    [written] = transport.writes
+    assert written.startswith(b"HTTP/1.1 200 OK\r\n") and written.endswith(b"2\r\n{}\r\n0\r\n\r\n")
+
+
+def test_a_stream_ends_in_the_write_of_its_last_read(wired):
+    client, upstream, transport = wired
+    client.data_received(REQUEST)
+    upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+    upstream.data_received(b"6\r\ndata: \r\n")
+    upstream.data_received(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
+    assert len(transport.writes) == 3
+    assert transport.writes[-1] == b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
+
+
+def test_a_content_length_answer_is_one_write(wired):
+    client, upstream, transport = wired
+    client.data_received(REQUEST)
+    upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+    [written] = transport.writes
+    assert written.endswith(b"\r\n\r\n{}")
