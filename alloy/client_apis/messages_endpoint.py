@@ -142,7 +142,6 @@ class MessagesEndpoint:
         )  # fmt: skip
         call.path = path  # the client's; what goes upstream is in call.suffix and call.endpoint
         call.key = key
-        transport.call = call
         pipeline.admit(call)
         if pipeline.lookup(call):
             return None

@@ -6,8 +6,9 @@ relay stages (``alloy.call``, ``alloy.relay``), which write an HTTP/1.1 answer t
 ``transport``. For a Messages call that transport is a ``MessagesTransport``: it reads those bytes
 back with the core ``ResponseParser`` (they are well-formed: the relay framed them) and writes the
 client's answer to the real transport. Which answer it is, is decided by the head, from the provider
-of the deployment whose relay is writing (``call.deployment``: a relayed answer is always the latest
-attempt's):
+of the deployment whose relay is writing: the ``deployment`` of the connection's ``current`` call (a
+relayed answer is always its latest attempt's; the transport keeps no reference to the call, so the
+two make no reference cycle):
 
     the relay wrote                     the client gets
     an Anthropic provider's answer      the same bytes (native passthrough, ``messages_native``);
@@ -145,14 +146,13 @@ class MessagesTransport:
     """The transport a Messages call's relays write to (see the module docstring)."""
 
     __slots__ = (
-        "connection", "real", "call", "model", "stream", "input_tokens", "max_buffered", "parser", "state", "status",
+        "connection", "real", "model", "stream", "input_tokens", "max_buffered", "parser", "state", "status",
         "closing", "kept", "event_stream", "head_bytes", "pieces", "buffered", "splitter", "translator", "started",
     )  # fmt: skip
 
     def __init__(self, connection, model, stream, max_buffered, input_tokens=0):
         self.connection = connection  # the client's connection (alloy.client_connection)
         self.real = connection.transport  # and its transport
-        self.call = None  # set once the call exists
         self.model = model  # the name the client asked for: what a translated answer says
         self.stream = stream  # the client asked for a stream
         self.input_tokens = input_tokens  # message_start's estimate until the real count comes
@@ -229,8 +229,9 @@ class MessagesTransport:
     # --- native answers ------------------------------------------------------------------------------
 
     def _native(self, head):
-        deployment = self.call.deployment  # whose relay writes: the call's latest attempt
-        if not getattr(deployment.provider, "messages_native", False):
+        call = self.connection.current  # the call writing (no reference of ours: no cycle)
+        deployment = call.deployment if call is not None else None  # its latest attempt's
+        if deployment is None or not getattr(deployment.provider, "messages_native", False):
             return False
         self.state = NATIVE
         content_type = head.get(b"content-type")
@@ -332,8 +333,9 @@ class MessagesTransport:
         state = self.state
         self.state = OVER
         self.pieces = []
-        if self.call is not None:
-            self.call.status = 502
+        call = self.connection.current
+        if call is not None:
+            call.status = 502
         if state == STREAM or self.started:
             if self.translator is not None and not self.translator.done:
                 event = self.translator.fail(message)[0]

@@ -76,7 +76,7 @@ def wire(native=False, stream=False, max_buffered=1 << 20):
     connection = Connection()
     transport = MessagesTransport(connection, MODEL, stream, max_buffered, input_tokens=7)
     provider = SimpleNamespace(messages_native=True) if native else SimpleNamespace()
-    transport.call = SimpleNamespace(deployment=SimpleNamespace(provider=provider), status=200)
+    connection.current = SimpleNamespace(deployment=SimpleNamespace(provider=provider), status=200)  # the call
     return connection, transport
 
 
@@ -223,7 +223,7 @@ def test_an_answer_over_the_buffer_cap_becomes_a_502():
     connection, transport = wire(max_buffered=1000)
     transport.write(frame_response(200, JSON + SERVED, orjson.dumps(completion({"content": "x" * 5000}))))
     head, raw = answer(connection.transport.data)
-    assert head.status == 502 and connection.closed and transport.call.status == 502
+    assert head.status == 502 and connection.closed and connection.current.status == 502
     assert "exceeded" in orjson.loads(raw)["error"]["message"]
 
 
