@@ -7,6 +7,8 @@ listeners) serves Messages calls as it serves chat completions.
 """
 
 import asyncio
+import gc
+import socket
 import threading
 
 import anthropic
@@ -16,7 +18,7 @@ import pytest
 
 from alloy import config as alloy_config
 from alloy.server import Gateway
-from harness import start_mock_process
+from harness import start_emulator_process, start_mock_process, wait_until
 from test_client_api_messages import MASTER_KEY, PROVIDER_KEY, ROUTES, start_stack
 
 HI = [{"role": "user", "content": "hi"}]
@@ -243,29 +245,101 @@ def test_a_model_with_native_and_translated_deployments(stack, client):
     assert stack["openai"].requests()[0]["path"] == "/v1/chat/completions"
 
 
-# --- the account stage ----------------------------------------------------------------------------------
+# --- in the gateway's own process: the account stage, reference cycles -------------------------------
 
 
-def test_finish_listeners_see_each_messages_call_once(tmp_path):
+@pytest.fixture
+def in_process(tmp_path):
+    """A gateway running in this process (its real Gateway on a loop in a thread) in front of the
+    mock and the Anthropic emulator: (its address, its pipeline)."""
     mock = start_mock_process("--api-key", PROVIDER_KEY)
+    emulator = start_emulator_process("anthropic", "--api-key", PROVIDER_KEY)
     path = tmp_path / "alloy.toml"
-    path.write_text(f'[providers.openai]\nbase_url = "{mock.base}/v1"\napi_key = "{PROVIDER_KEY}"\n')
+    path.write_text(
+        f"[router]\nbackoff_base = 0.001\nbackoff_max = 0.002\n\n"
+        f'[providers.openai]\nbase_url = "{mock.base}/v1"\napi_key = "{PROVIDER_KEY}"\n\n'
+        f'[providers.anthropic]\nbase_url = "{emulator.base}"\napi_key = "{PROVIDER_KEY}"\n\n'
+        f'[wildcards]\n"gpt-*" = "openai"\n'
+    )
     loop = asyncio.new_event_loop()
     gateway = Gateway(alloy_config.load(str(path), env={}), loop)
-    calls = []
-    gateway.pipeline.listeners.append(lambda call: calls.append((call.path, call.endpoint, call.status, call.usage)))
     server = loop.run_until_complete(loop.create_server(gateway.protocol, "127.0.0.1", 0))
+    gateway.start_sweeping()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        for stream in (False, True):
-            body = {"model": "gpt-4o-mini", "max_tokens": 9, "messages": HI, "stream": stream}
-            answer = httpx.post(base + "/v1/messages", content=orjson.dumps(body))
-            assert answer.status_code == 200
-        assert [c[:3] for c in calls] == [(b"/v1/messages", "chat/completions", 200)] * 2
-        assert all(c[3]["completion_tokens"] > 0 for c in calls)  # usage read from the relayed answer
+        yield server.sockets[0].getsockname()[1], gateway.pipeline
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         mock.stop()
+        emulator.stop()
+
+
+def exchange(sock, path, body, extra=b""):
+    """One request on a keep-alive socket; the answer's head once the whole answer arrived."""
+    sock.sendall(
+        b"POST %s HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s"
+        % (path, extra, len(body), body)
+    )
+    data = b""
+    while True:
+        data += sock.recv(65536)
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        if b"transfer-encoding: chunked" in head.lower():
+            if rest.endswith(b"0\r\n\r\n"):
+                return head
+        elif len(rest) >= int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]):
+            return head
+
+
+def messages(model, stream=False):
+    return orjson.dumps({"model": model, "max_tokens": 9, "messages": HI, "stream": stream})
+
+
+def test_finish_listeners_see_each_messages_call_once(in_process):
+    port, pipeline = in_process
+    calls = []
+    pipeline.listeners.append(lambda call: calls.append((call.path, call.endpoint, call.status, call.usage)))
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        for stream in (False, True):
+            assert exchange(sock, b"/v1/messages", messages("gpt-4o-mini", stream)).startswith(b"HTTP/1.1 200 ")
+    finally:
+        sock.close()
+    assert wait_until(lambda: len(calls) == 2)  # listeners run just after the answer's last write
+    assert [c[:3] for c in calls] == [(b"/v1/messages", "chat/completions", 200)] * 2
+    assert all(c[3]["completion_tokens"] > 0 for c in calls)  # usage read from the relayed answer
+
+
+def test_messages_calls_leave_no_reference_cycles(in_process):
+    port, _ = in_process
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    kinds = [
+        (b"/v1/messages", messages("gpt-4o-mini"), b""),  # translated
+        (b"/v1/messages", messages("gpt-4o-mini", True), b""),  # translated stream
+        (b"/v1/messages", messages("claude-3-5-haiku-20241022", True), b""),  # native stream
+        (b"/v1/messages", messages("gpt-4o-mini"), b"x-mock-fault: status=503\r\n"),  # retried, then the last
+        (b"/v1/messages/count_tokens", messages("gpt-4o-mini"), b""),  # the estimate
+        (b"/v1/messages", messages("no-such-model"), b""),  # refused before a call exists
+    ]
+    try:
+        for path, body, extra in kinds * 5:  # warm every path first
+            exchange(sock, path, body, extra)
+        gc.collect()
+        gc.disable()
+        try:
+            tracked_before = len(gc.get_objects())
+            for path, body, extra in kinds * 30:
+                head = exchange(sock, path, body, extra)
+                assert head.startswith((b"HTTP/1.1 200 ", b"HTTP/1.1 503 ", b"HTTP/1.1 404 ")), head
+            garbage = gc.collect()
+            tracked_after = len(gc.get_objects())
+        finally:
+            gc.enable()
+    finally:
+        sock.close()
+    assert garbage == 0, f"{garbage} objects were only freed by the cyclic collector"
+    assert tracked_after - tracked_before < 20, f"{tracked_after - tracked_before} tracked objects survived"
