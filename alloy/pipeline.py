@@ -20,6 +20,7 @@ bytes returned to the connection, which writes them at once.
 """
 
 import os
+from time import monotonic
 
 from alloy.auth import MasterKey
 from alloy.call import Call
@@ -45,11 +46,13 @@ class Pipeline:
         self.routes = Routes(config, self.messages.providers)
         self.passthrough_allowed = AllowList(config.passthrough.allow)
         self.request_ids = RequestIds()
+        self.overhead_header = config.server.overhead_header  # x-alloy-overhead-us (alloy.relay)
         self.listeners = []  # the account stage: callables given each call once it has ended
 
     def handle(self, request, path, query, connection):
         """One authenticated-or-refused ``/v1/`` request through the stages. Returns a ``Prebuilt``
         answer, or None when a call now owns the answer."""
+        arrived = monotonic()  # the gateway's time for this request counts from here
         if path in MESSAGES_PATHS:  # Anthropic Messages: the same stages, answered in its shape
             return self.messages.handle(request, path, query, connection)
         key = self.authenticate(request)
@@ -63,6 +66,7 @@ class Pipeline:
                 return listed
             call = self.route_passthrough(request, path, query, connection)
         call.key = key
+        call.arrived = arrived
         self.admit(call)
         if self.lookup(call):
             return None

@@ -20,6 +20,8 @@ buffer without end. Both keep the last two body pieces they wrote, by reference,
 read the answer's ``usage`` when a finish listener asks.
 """
 
+from time import monotonic
+
 import orjson
 
 from alloy.core import LAST_CHUNK, SSESplitter, encode_headers, frame_chunk, frame_head, frame_response, frame_stream_head
@@ -187,6 +189,10 @@ class PassthroughRelay(Relay):
             # The client's x-request-id is the gateway's (one value, the one in its logs); the
             # provider's own travels on under its own name, for a support ticket with the provider.
             block += b"x-upstream-request-id: " + upstream_id + b"\r\n"
+        call = self.call
+        if call.pipeline.overhead_header:
+            # The gateway's own time: up to the upstream request, and from its head to this one.
+            block += _overhead_line(call.sent_at - call.arrived + monotonic() - call.head_at)
         close = self._closing()
         if status == 204 or status == 304:
             return frame_head(status, block, -1, close)  # no body, no length (RFC 9110 section 8.6)
@@ -263,9 +269,15 @@ class TranslatedRelay(Relay):
             self.call.succeeded(tuple(out[-2:]))
             self._end([*(frame_chunk(chunk) for chunk in out), LAST_CHUNK])
         else:
+            started = monotonic()
             body = self._translated()
-            self.call.succeeded((body,))
-            self._end([frame_response(self.status, JSON_HEADER + self.extra_headers + self.kept_headers, body, self._closing())])
+            call = self.call
+            block = JSON_HEADER + self.extra_headers + self.kept_headers
+            if call.pipeline.overhead_header:
+                # The gateway's own time: up to the upstream request, and translating the answer.
+                block += _overhead_line(call.sent_at - call.arrived + monotonic() - started)
+            call.succeeded((body,))
+            self._end([frame_response(self.status, block, body, self._closing())])
 
     def upstream_failed(self, error):
         if self.finished:
@@ -313,7 +325,15 @@ class TranslatedRelay(Relay):
         if self.stream and head.status == 200:
             self.splitter = SSESplitter()
             self.events = self.translator.StreamTranslator(self.model, self.include_usage)
-            out.append(frame_stream_head(200, EVENT_STREAM_HEADERS + self.extra_headers, self._closing()))
+            block = EVENT_STREAM_HEADERS + self.extra_headers
+            call = self.call
+            if call.pipeline.overhead_header:
+                block += _overhead_line(call.sent_at - call.arrived + monotonic() - call.head_at)
+            out.append(frame_stream_head(200, block, self._closing()))
+
+
+def _overhead_line(seconds):
+    return b"x-alloy-overhead-us: %d\r\n" % (seconds * 1e6)
 
 
 def _retry_after_lines(head):

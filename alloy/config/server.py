@@ -21,6 +21,7 @@ class ServerSettings:
     max_connections: int = 10000  # client connections at once; one more is answered 503 and closed
     write_timeout: float = 60.0  # a client that reads nothing of its answer for this long is dropped
     max_buffered_response_bytes: int = 64 * 1024 * 1024  # a translated answer is read whole: its cap
+    overhead_header: bool = True  # x-alloy-overhead-us on every proxied answer
 
 
 def _load_server(source, table, env, overrides):
@@ -40,6 +41,7 @@ def _load_server(source, table, env, overrides):
         max_connections=section.positive("max_connections", int, 10000),
         write_timeout=section.positive("write_timeout", float, 60.0),
         max_buffered_response_bytes=section.positive("max_buffered_response_bytes", int, 64 * 1024 * 1024),
+        overhead_header=section.get("overhead_header", bool, True),
     )
     section.finish()
     return _replace(settings, overrides)
