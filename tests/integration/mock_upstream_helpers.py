@@ -17,7 +17,11 @@ import threading
 import urllib.request
 
 import h11
+import httpx
 import openai
+import pytest
+
+from harness import stopped_after
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LISTENING = re.compile(r"^alloy mock-upstream listening on http://127\.0\.0\.1:(\d+)$")
@@ -118,3 +122,28 @@ def chat_request(text, extra=b"", connection=b""):
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: mock\r\nAuthorization: Bearer " + KEY.encode() + b"\r\n"
         b"Content-Type: application/json\r\nContent-Length: %d\r\n%s%s\r\n%s" % (len(body), extra, connection, body)
     )
+
+
+# --- the fixtures every mock-upstream module uses: import them by name into the module -----------
+# (pytest registers an imported fixture per module, so each module still gets its own mock)
+
+
+@pytest.fixture
+def start_upstream():
+    """``start_upstream(*args)`` -> a running ``MockProcess``; stopped after the test."""
+    yield from stopped_after(MockProcess)
+
+
+@pytest.fixture(scope="module")
+def shared_upstream():
+    process = MockProcess("--api-key", KEY)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def upstream(shared_upstream):
+    """The strict mock (expects ``KEY``), shared by the module's tests, with an empty request log."""
+    assert shared_upstream.popen.poll() is None, "the mock exited:\n" + "".join(shared_upstream.lines)
+    httpx.delete(shared_upstream.base + "/_mock/requests").raise_for_status()
+    return shared_upstream

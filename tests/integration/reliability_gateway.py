@@ -18,9 +18,10 @@ reliability_helpers.py).
 import uuid
 
 import openai
+import pytest
 
 from harness import assert_no_crash_logged, start_gateway_process
-from reliability_helpers import PROVIDER_KEY, provider
+from reliability_helpers import PROVIDER_KEY, provider, started_mocks
 
 SLOW_MS = 700  # the "slow" mock's first-byte delay
 
@@ -235,3 +236,46 @@ def started_gateways(mocks, tmp_path_factory):
     for process in started.values():
         assert_no_crash_logged(process)
 
+
+
+# --- the fixtures every reliability module uses: import them by name into the module ------------
+# (pytest registers an imported fixture per module, so each module still gets its own processes)
+
+
+@pytest.fixture(scope="module")
+def mocks():
+    yield from started_mocks(MOCK_FAULTS)
+
+
+@pytest.fixture(scope="module")
+def gateways(mocks, tmp_path_factory):
+    """The module's gateways, one per upstream client, each started when a test first needs it."""
+    yield from started_gateways(mocks, tmp_path_factory)
+
+
+@pytest.fixture
+def gateway(gateways):
+    """The gateway on the core upstream client."""
+    return gateways("core")
+
+
+@pytest.fixture(params=["core", "httpx"])
+def any_gateway(request, gateways):
+    """Runs the test once per upstream client."""
+    return gateways(request.param)
+
+
+@pytest.fixture(autouse=True)
+def clean_logs(mocks):
+    for mock in mocks.values():
+        mock.clear()
+
+
+@pytest.fixture
+def a(mocks):
+    return mocks["a"]
+
+
+@pytest.fixture
+def b(mocks):
+    return mocks["b"]

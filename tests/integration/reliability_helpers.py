@@ -1,4 +1,4 @@
-"""Helpers of the reliability tests (test_reliability.py and test_reliability_breaker.py): raw chat
+"""Helpers of the reliability tests (test_reliability_*.py): raw chat
 calls through the gateway, timed and with their headers; the upstream models a mock was asked for;
 provider configuration lines; the strict mocks those tests start.
 

@@ -15,29 +15,8 @@ import httpx
 import openai
 import pytest
 
-from harness import stopped_after
 from mock_upstream_helpers import AUTH, CHAT, KEY, SEARCH_TOOL, MockProcess, user
-
-
-@pytest.fixture
-def start_upstream():
-    """``start_upstream(*args)`` -> a running ``MockProcess``; stopped after the test."""
-    yield from stopped_after(MockProcess)
-
-
-@pytest.fixture(scope="module")
-def shared_upstream():
-    process = MockProcess("--api-key", KEY)
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def upstream(shared_upstream):
-    """The strict mock (expects ``KEY``), shared by the module's tests, with an empty request log."""
-    assert shared_upstream.popen.poll() is None, "the mock exited:\n" + "".join(shared_upstream.lines)
-    httpx.delete(shared_upstream.base + "/_mock/requests").raise_for_status()
-    return shared_upstream
+from mock_upstream_helpers import shared_upstream, start_upstream, upstream  # noqa: F401 (fixtures)
 
 
 # --- chat completions with the SDK ------------------------------------------------------------------

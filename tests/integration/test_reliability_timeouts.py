@@ -16,42 +16,9 @@ import openai
 import pytest
 
 from harness import assert_no_crash_logged, start_gateway_process
-from reliability_gateway import MOCK_FAULTS, events_of, sdk, started_gateways
-from reliability_helpers import PROVIDER_KEY, call, chats, openai_error, started_mocks
-
-
-@pytest.fixture(scope="module")
-def mocks():
-    yield from started_mocks(MOCK_FAULTS)
-
-
-@pytest.fixture(scope="module")
-def gateways(mocks, tmp_path_factory):
-    """The module's gateways, one per upstream client, each started when a test first needs it."""
-    yield from started_gateways(mocks, tmp_path_factory)
-
-
-@pytest.fixture
-def gateway(gateways):
-    """The gateway on the core upstream client."""
-    return gateways("core")
-
-
-@pytest.fixture(params=["core", "httpx"])
-def any_gateway(request, gateways):
-    """Runs the test once per upstream client."""
-    return gateways(request.param)
-
-
-@pytest.fixture(autouse=True)
-def clean_logs(mocks):
-    for mock in mocks.values():
-        mock.clear()
-
-
-@pytest.fixture
-def a(mocks):
-    return mocks["a"]
+from reliability_gateway import events_of, sdk
+from reliability_gateway import a, any_gateway, clean_logs, gateway, gateways, mocks  # noqa: F401 (the fixtures this module uses)
+from reliability_helpers import PROVIDER_KEY, call, chats, openai_error
 
 
 # --- timeouts ---------------------------------------------------------------------------------------
