@@ -40,6 +40,22 @@ def one_answer(gateway, raw):
     return answer
 
 
+def listed_gateway(start_gateway, mock, env=None):
+    """A gateway in front of ``mock`` whose [[models]] list allows gpt-4o-mini only."""
+    return start_gateway(
+        config=f"""
+        [providers.openai]
+        base_url = "{mock.base}/v1"
+        api_key = "env:K"
+
+        [[models]]
+        name = "gpt-4o-mini"
+        provider = "openai"
+        """,
+        env={"K": "sk-provider", **(env or {})},
+    )
+
+
 @pytest.fixture
 def scripted():
     started = []
@@ -78,18 +94,7 @@ def test_a_model_with_crlf_cannot_split_the_response(start_gateway, mock, encode
 
 def test_a_model_unfit_for_a_header_is_refused_even_when_unrouted(start_gateway, mock):
     """With a [[models]] list the name is not routed at all, and still never echoed raw."""
-    gateway = start_gateway(
-        config=f"""
-        [providers.openai]
-        base_url = "{mock.base}/v1"
-        api_key = "env:K"
-
-        [[models]]
-        name = "gpt-4o-mini"
-        provider = "openai"
-        """,
-        env={"K": "sk-provider"},
-    )
+    gateway = listed_gateway(start_gateway, mock)
     for model in ("nope\r\nSet-Cookie: a=b", "x" * 257, "tab\there", "nul\x00"):
         status, headers, payload = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": model, **CHAT}).encode()))
         assert status == 400, model
@@ -154,18 +159,7 @@ def test_an_azure_deployment_is_reached_with_the_gateways_api_version_only(start
 @pytest.fixture
 def listed(start_gateway, mock):
     """A gateway whose [[models]] list allows gpt-4o-mini only."""
-    return start_gateway(
-        config=f"""
-        [providers.openai]
-        base_url = "{mock.base}/v1"
-        api_key = "env:K"
-
-        [[models]]
-        name = "gpt-4o-mini"
-        provider = "openai"
-        """,
-        env={"K": "sk-provider"},
-    )
+    return listed_gateway(start_gateway, mock)
 
 
 @pytest.mark.parametrize("path", [b"/v1//chat/completions", b"/v1/chat/completions/", b"//v1/chat//completions"])
@@ -346,18 +340,7 @@ def test_hidden_upstream_headers_are_configurable(start_gateway, scripted):
 
 
 def test_readiness_details_need_the_master_key(start_gateway, mock):
-    gateway = start_gateway(
-        config=f"""
-        [providers.openai]
-        base_url = "{mock.base}/v1"
-        api_key = "env:K"
-
-        [[models]]
-        name = "gpt-4o-mini"
-        provider = "openai"
-        """,
-        env={"K": "sk-provider", "ALLOY_MASTER_KEY": "mk-1"},
-    )
+    gateway = listed_gateway(start_gateway, mock, {"ALLOY_MASTER_KEY": "mk-1"})
     status, _, payload = one_answer(gateway, get(b"/health/ready"))
     assert (status, json.loads(payload)) == (200, {"status": "ready"})
     status, _, payload = one_answer(gateway, get(b"/health/ready", headers=b"authorization: Bearer mk-1\r\n"))
