@@ -28,6 +28,8 @@ request it carries. ``anthropic-version`` and ``anthropic-beta`` are accepted an
 they reach an Anthropic provider as its forwarding policy says (``messages_native``).
 """
 
+from time import monotonic
+
 import orjson
 
 from alloy.balancer import ModelGroup
@@ -95,14 +97,15 @@ class MessagesEndpoint:
 
     def handle(self, request, path, query, connection):
         """A ``Prebuilt`` answer (an error, an estimate), or None when a call now owns the answer."""
+        arrived = monotonic()  # the gateway's time counts from here (decoding and translating included)
         id_line = self.pipeline.request_ids.line(request.headers)
         try:
-            return self._handle(request, path, query, connection, id_line)
+            return self._handle(request, path, query, connection, id_line, arrived)
         except AlloyError as error:
             body = orjson.dumps(anthropic_error(anthropic_error_type(error.status), error.message))
             return Prebuilt(error.status, body, JSON_HEADER + error.header_block + id_line)
 
-    def _handle(self, request, path, query, connection, id_line):
+    def _handle(self, request, path, query, connection, id_line, arrived):
         pipeline = self.pipeline
         key = pipeline.authenticate(request)
         if request.method != b"POST":
@@ -141,6 +144,7 @@ class MessagesEndpoint:
             call_path, call_query, id_line, group, call_scan, name,
         )  # fmt: skip
         call.path = path  # the client's; what goes upstream is in call.suffix and call.endpoint
+        call.arrived = arrived
         call.key = key
         pipeline.admit(call)
         if pipeline.lookup(call):
