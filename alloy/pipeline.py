@@ -32,6 +32,9 @@ from alloy.routing import Routes
 from alloy.sending import provider_for
 
 MODEL_ENDPOINTS = frozenset((b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings"))
+# Passthrough endpoints whose JSON body names a model: routed by it (to a passthrough provider)
+# rather than always to the default provider.
+MODEL_BEARING = frozenset((b"/v1/images/generations", b"/v1/moderations", b"/v1/audio/speech", b"/v1/responses"))
 _REQUEST_ID_OK = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
@@ -103,6 +106,10 @@ class Pipeline:
                     allow=b", ".join(sorted(allowed)),
                 )
             raise NotFound(f"no route for {method.decode()} {path.decode()}: not on this gateway's passthrough allow-list")
+        if path in MODEL_BEARING and method == b"POST":
+            routed = self.route_by_model(request, path, query, connection)
+            if routed is not None:
+                return routed
         provider = self.routes.default
         if provider is None:
             raise ServiceUnavailable("no default provider is configured for this endpoint")
@@ -110,6 +117,27 @@ class Pipeline:
             raise NotFound(f"{path.decode()} is not available through provider {provider.name}")
         id_line = self.request_ids.line(request.headers)
         return Call(self, request, connection, path, query, id_line, self.routes.default_group)
+
+    def route_by_model(self, request, path, query, connection):
+        """A passthrough endpoint whose JSON body names a model goes where that model routes, as
+        the model endpoints do; without a model (or a JSON body) it goes to the default provider."""
+        content_type = request.headers.get(b"content-type", b"")
+        if not content_type.startswith(b"application/json"):
+            return None
+        scan = scan_body(request.body)
+        if scan.model is None:
+            return None
+        found = self.routes.table.lookup(scan.model)
+        if found is None:
+            raise ModelNotFound(f"The model '{scan.model}' does not exist or is not routed by this gateway", param="model")
+        group, name = found
+        for deployment in group.deployments:
+            if deployment.provider.translates:
+                raise NotFound(
+                    f"{path.decode()} is not available for model '{scan.model}': provider "
+                    f"{deployment.provider.name} speaks another API"
+                )
+        return Call(self, request, connection, path, query, self.request_ids.line(request.headers), group, scan, name)
 
     def admit(self, call):
         """Rate limits and budgets refuse a call here (with an ``AlloyError``); none exist yet."""
