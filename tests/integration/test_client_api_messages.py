@@ -5,6 +5,7 @@ and the Gemini emulator (both translated). Every test runs once per route and ch
 read and what the upstream received, in the upstream's own shape.
 """
 
+import base64
 import os
 import sys
 
@@ -27,6 +28,7 @@ ROUTES = {
     "gemini": "gemini-2.0-flash",
 }
 UPSTREAM_MODEL = {"anthropic": "claude-3-5-haiku-20241022", "openai": "gpt-4o-mini", "gemini": "gemini-2.0-flash"}
+PIXEL = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16).decode()
 LOOKUP = {
     "name": "lookup",
     "description": "Look something up.",
@@ -197,6 +199,26 @@ def test_tool_use_then_tool_result(stack, client, route):
     else:
         responses = [p["functionResponse"] for c in body["contents"] for p in c["parts"] if "functionResponse" in p]
         assert responses[0]["name"] == "lookup"
+
+
+def test_an_image_reaches_the_upstream_in_its_shape(stack, client, route):
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}}
+    message = client.messages.create(
+        model=ROUTES[route],
+        max_tokens=50,
+        messages=[{"role": "user", "content": [image, {"type": "text", "text": "what is this"}]}],
+    )
+    assert message.content[0].text == "echo: what is this"
+    parts = received(stack, route)[-1]["body"]
+    if route == "anthropic":
+        assert parts["messages"][0]["content"][0] == image
+    elif route == "openai":
+        assert parts["messages"][0]["content"][0] == {
+            "type": "image_url",
+            "image_url": {"url": "data:image/png;base64," + PIXEL},
+        }
+    else:
+        assert parts["contents"][0]["parts"][0] == {"inlineData": {"mimeType": "image/png", "data": PIXEL}}
 
 
 def test_max_tokens_ends_with_max_tokens(stack, client, route):
