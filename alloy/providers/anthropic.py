@@ -2,17 +2,39 @@
 
 Request mapping (OpenAI -> Anthropic)
     messages            ``system`` / ``developer`` messages -> top-level ``system`` (text joined
-                        with a blank line, in order, wherever they stand); user / assistant / tool
-                        messages -> alternating turns of content blocks: consecutive messages of one
-                        role merge into one turn, ``tool`` messages become ``tool_result`` blocks of
-                        a user turn (placed before that turn's text, as Anthropic requires)
+                        with a blank line, in order, wherever they stand; a list of text blocks, one
+                        per part, when any of them carries ``cache_control``); user / assistant /
+                        tool messages -> alternating turns of content blocks: consecutive messages of
+                        one role merge into one turn, ``tool`` messages become ``tool_result`` blocks
+                        of a user turn (placed before that turn's text, as Anthropic requires)
     content parts       text -> text block (empty text dropped: Anthropic refuses empty blocks);
                         image_url data: URL -> base64 image; http(s) URL -> url image;
                         refusal (assistant) -> text; input_audio, file -> 400
+    cache_control       on a content part (``{"type": "text", "text": ..., "cache_control":
+                        {"type": "ephemeral"}}``, the form OpenAI clients use with Anthropic-compatible
+                        gateways) -> the same ``cache_control`` on the block it becomes (text, image,
+                        system text; on a tool message's part -> its ``tool_result`` block); on a
+                        message itself -> its last block; on a function tool (beside ``function``)
+                        -> that tool. Passed as it is (Anthropic checks the type, the ttl and its limit
+                        of 4 breakpoints)
     tool_calls          -> ``tool_use`` blocks, ``input`` = the decoded ``arguments`` (a JSON object;
                         "" reads as {}; anything else -> 400 naming the message)
     max_completion_tokens / max_tokens -> ``max_tokens`` (the first present; else the provider's
-                        ``max_tokens_default``: Anthropic requires it)
+                        ``max_tokens_default``: Anthropic requires it). With thinking, see below
+    reasoning_effort    -> ``thinking: {type: enabled, budget_tokens}`` by ``THINKING_BUDGETS``:
+                        minimal 1024 (Anthropic's minimum), low 2048, medium 8192, high 16384, xhigh
+                        24576, max 27904; "none" sends no thinking. Anthropic counts thinking inside
+                        ``max_tokens`` and wants ``budget_tokens < max_tokens``, so max_tokens is
+                        RAISED, never clamped: it becomes max(M, budget + min(M, D)) for the
+                        client's max M (D = max_tokens_default when the client sent none): never
+                        below the client's, and the answer keeps min(M, D) tokens beside the
+                        budget. With thinking, Anthropic accepts temperature 1 only and top_p 0.95..1:
+                        another temperature is dropped, a lower top_p raised to 0.95. Thinking is
+                        NOT requested (the effort is ignored) when tool_choice forces a tool
+                        (required or a named function: Anthropic refuses forced tool use with
+                        thinking), when the last assistant turn holds tool calls (Anthropic wants
+                        that turn to start with its signed thinking block, which an OpenAI history
+                        cannot carry), and for models that do not think (Claude 2 and 3 before 3.7)
     stop                str or list -> ``stop_sequences``
     temperature, top_p  passed as they are (Anthropic accepts temperature 0..1 and answers 400 above)
     tools               function tools -> {name, description, input_schema}; other tool types -> 400
@@ -26,16 +48,29 @@ Request mapping (OpenAI -> Anthropic)
     stream              -> ``stream``; ``stream_options.include_usage`` is read by the proxy
 Rejected with 400 (the client asked for something the answer cannot contain): ``n`` > 1,
 ``logprobs: true``, ``top_logprobs``, ``audio`` / ``modalities`` with audio, the legacy
-``functions`` / ``function_call`` (use ``tools``), ``function`` role messages, and the embeddings
-endpoint (Anthropic has none).
+``functions`` / ``function_call`` (use ``tools``), ``function`` role messages, a
+``reasoning_effort`` OpenAI does not define, and the embeddings endpoint (Anthropic has none).
 Ignored (tuning or bookkeeping with no Anthropic counterpart; the answer keeps its shape):
 ``frequency_penalty``, ``presence_penalty``, ``seed``, ``logit_bias``, ``service_tier``, ``store``,
-``metadata``, ``prediction``, ``reasoning_effort``, ``verbosity``, ``web_search_options`` and any
-field this table does not name.
+``metadata``, ``prediction``, ``verbosity``, ``web_search_options`` and any field this table does
+not name.
 
-Response mapping (Anthropic -> OpenAI): see ``translate_response``; stream: ``anthropic_stream``.
+Response mapping (Anthropic -> OpenAI)
+    text blocks         -> ``content`` (joined); tool_use -> ``tool_calls``
+    thinking blocks     -> ``reasoning_content`` (joined with a blank line; the field DeepSeek and
+                        vLLM use, read by the openai SDK as an extra field). The ``signature`` and
+                        ``redacted_thinking`` blocks are dropped: an OpenAI message has no place for
+                        them, so a signed thinking block cannot survive an OpenAI round trip (hence
+                        no thinking on a turn that continues a tool call, above)
+    usage               prompt_tokens = input + cache read + cache creation tokens;
+                        ``prompt_tokens_details``: ``cached_tokens`` = cache_read_input_tokens,
+                        ``cache_write_tokens`` = cache_creation_input_tokens (0 when absent), on
+                        every answer. Anthropic counts thinking inside output_tokens and reports no
+                        count of its own, so there is no ``completion_tokens_details``
+Complete answers: ``translate_response``; streams: ``anthropic_stream``.
 """
 
+import re
 import time
 
 import orjson
@@ -47,6 +82,7 @@ from alloy.errors import InvalidRequest, UpstreamProtocolError, error_payload
 from alloy.providers.anthropic_stream import (
     FINISH_REASONS,
     STATUS_ERROR_TYPES,
+    THOUGHT_SEPARATOR,
     StreamTranslator,
     openai_error,
     openai_status,
@@ -60,6 +96,13 @@ DEFAULT_VERSION = b"2023-06-01"
 CHAT = "chat/completions"
 SYSTEM_ROLES = frozenset(("system", "developer"))
 TOOL_CHOICES = {"auto": {"type": "auto"}, "none": {"type": "none"}, "required": {"type": "any"}}
+# reasoning_effort -> thinking.budget_tokens. Each sits inside the band the Messages client API
+# maps back to the same effort (< 4096 low, < 16384 medium, else high); max leaves 4096 tokens of
+# answer under the 32000 output tokens of the smallest thinking Claude models (Opus 4 and 4.1).
+THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576, "max": 27904}
+MIN_THINKING_TOP_P = 0.95  # with thinking, Anthropic accepts top_p from 0.95 to 1
+# Models that do not think (Claude Instant, 2, and 3 before 3.7): reasoning_effort is ignored there.
+NO_THINKING = re.compile(r"claude-(?:instant|2|3-(?!7))")
 JSON_OBJECT_INSTRUCTION = (
     "Answer with one valid JSON object and nothing else: no prose before or after it, no code fences."
 )
@@ -112,10 +155,11 @@ def build_request(body, upstream_model, endpoint, settings):
     for name, (test, why) in REJECTED.items():
         if test(body.get(name)):
             raise InvalidRequest(f"{name}: {why}", param=name, code="unsupported_parameter")
+    effort = reasoning_effort(body.get("reasoning_effort"))
     system, turns = convert_messages(body.get("messages"))
     instruction = response_format_instruction(body.get("response_format"))
     if instruction:
-        system.append(instruction)
+        system.append({"type": "text", "text": instruction})
     max_tokens = body.get("max_completion_tokens")
     if max_tokens is None:
         max_tokens = body.get("max_tokens")
@@ -125,7 +169,8 @@ def build_request(body, upstream_model, endpoint, settings):
         "max_tokens": settings.max_tokens_default if max_tokens is None else max_tokens,
     }
     if system:
-        out["system"] = "\n\n".join(system)
+        cached = any("cache_control" in block for block in system)
+        out["system"] = system if cached else "\n\n".join(block["text"] for block in system)
     stop = body.get("stop")
     if stop is not None:
         out["stop_sequences"] = [stop] if isinstance(stop, str) else stop
@@ -138,6 +183,8 @@ def build_request(body, upstream_model, endpoint, settings):
         choice = convert_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
         if choice is not None:
             out["tool_choice"] = choice
+    if effort is not None and thinking_allowed(upstream_model, out):
+        add_thinking(out, THINKING_BUDGETS[effort], settings.max_tokens_default, max_tokens)
     if body.get("user") is not None:
         out["metadata"] = {"user_id": body["user"]}
     stream = bool(body.get("stream"))
@@ -152,8 +199,47 @@ def build_request(body, upstream_model, endpoint, settings):
     return providers.UpstreamCall(method=b"POST", path=PATH, headers=headers, body=orjson.dumps(out), stream=stream)
 
 
+# --- thinking ---------------------------------------------------------------------------------------
+
+def reasoning_effort(value):
+    """The effort that asks for thinking, None for none (absent or "none"); 400 for an unknown one."""
+    if value is None or value == "none":
+        return None
+    if not isinstance(value, str) or value not in THINKING_BUDGETS:
+        efforts = ", ".join(("none", *THINKING_BUDGETS))
+        raise InvalidRequest(f"reasoning_effort must be one of {efforts}", param="reasoning_effort")
+    return value
+
+
+def thinking_allowed(model, out):
+    """Whether Anthropic would take ``thinking`` with this request (see the module docstring)."""
+    if NO_THINKING.match(model):
+        return False
+    if (out.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        return False
+    for turn in reversed(out["messages"]):
+        if turn["role"] == "assistant":
+            return not any(block["type"] == "tool_use" for block in turn["content"])
+    return True
+
+
+def add_thinking(out, budget, default, client_max):
+    """``thinking`` with ``budget`` on the Messages body ``out``, and what it requires of the rest."""
+    room = default if client_max is None else client_max
+    if type(room) is int:  # anything else is the client's error: Anthropic answers it
+        out["max_tokens"] = max(room, budget + min(room, default))
+    out["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    if out.get("temperature") is not None and out["temperature"] != 1:
+        del out["temperature"]
+    top_p = out.get("top_p")
+    if isinstance(top_p, (int, float)) and top_p < MIN_THINKING_TOP_P:
+        out["top_p"] = MIN_THINKING_TOP_P
+
+
+# --- messages ---------------------------------------------------------------------------------------
+
 def convert_messages(messages):
-    """OpenAI messages -> (system texts, Anthropic turns)."""
+    """OpenAI messages -> (system text blocks, Anthropic turns)."""
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages must be a non-empty array", param="messages")
     system, turns = [], []
@@ -163,9 +249,7 @@ def convert_messages(messages):
             raise InvalidRequest(f"{param} must be an object", param=param)
         role = message.get("role")
         if role in SYSTEM_ROLES:
-            text = plain_text(message.get("content"), param)
-            if text:
-                system.append(text)
+            system.extend(with_message_cache(system_blocks(message.get("content"), param), message, param))
             continue
         if role == "user":
             blocks = user_blocks(message.get("content"), param)
@@ -176,6 +260,7 @@ def convert_messages(messages):
             role = "user"
         else:
             raise InvalidRequest(f"{param}.role {role!r} is not supported", param=f"{param}.role")
+        blocks = with_message_cache(blocks, message, param)
         if not blocks:
             continue  # an empty turn carries nothing, and Anthropic refuses it
         if turns and turns[-1]["role"] == role:
@@ -191,22 +276,54 @@ def convert_messages(messages):
     return system, turns
 
 
-def plain_text(content, param):
-    """The text of a string or an array of text parts (system, developer and tool messages)."""
+def cache_control(holder, param):
+    """The ``cache_control`` of a content part, message or tool (None when it has none)."""
+    value = holder.get("cache_control")
+    if value is not None and not isinstance(value, dict):
+        raise InvalidRequest(f"{param}.cache_control must be an object", param=f"{param}.cache_control")
+    return value
+
+
+def with_cache(block, cache):
+    if cache is not None:
+        block["cache_control"] = cache
+    return block
+
+
+def with_message_cache(blocks, message, param):
+    """A message's own ``cache_control`` marks its last block (the end of what it adds)."""
+    cache = cache_control(message, param)
+    if cache is not None and blocks:
+        blocks[-1]["cache_control"] = cache
+    return blocks
+
+
+def text_parts(content, param):
+    """[(text, cache_control)] of a string or an array of text parts (system, developer, tool)."""
     if content is None or isinstance(content, str):
-        return content or ""
+        return [(content or "", None)]
     if not isinstance(content, list):
         raise InvalidRequest(f"{param}.content must be a string or an array", param=f"{param}.content")
-    texts = []
+    parts = []
     for j, part in enumerate(content):
+        where = f"{param}.content[{j}]"
         if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-            raise InvalidRequest(f"{param}.content[{j}] must be a text part", param=f"{param}.content[{j}]")
-        texts.append(part["text"])
-    return "\n".join(texts)
+            raise InvalidRequest(f"{where} must be a text part", param=where)
+        parts.append((part["text"], cache_control(part, where)))
+    return parts
 
 
-def text_block(text):
-    return [{"type": "text", "text": text}] if text else []
+def system_blocks(content, param):
+    """The text blocks of a system or developer message: its parts joined into one block, or one
+    block per non-empty part when a part carries ``cache_control`` (the breakpoint stays where it is)."""
+    parts = text_parts(content, param)
+    if all(cache is None for _, cache in parts):
+        return text_block("\n".join(text for text, _ in parts))
+    return [block for text, cache in parts for block in text_block(text, cache)]
+
+
+def text_block(text, cache=None):
+    return [with_cache({"type": "text", "text": text}, cache)] if text else []
 
 
 def user_blocks(content, param):
@@ -219,9 +336,9 @@ def user_blocks(content, param):
         where = f"{param}.content[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            blocks.extend(text_block(part.get("text")))
+            blocks.extend(text_block(part.get("text"), cache_control(part, where)))
         elif kind == "image_url":
-            blocks.append(image_block(part.get("image_url"), where))
+            blocks.append(with_cache(image_block(part.get("image_url"), where), cache_control(part, where)))
         else:
             raise InvalidRequest(f"{where}: content part type {kind!r} is not supported", param=where)
     return blocks
@@ -247,11 +364,11 @@ def assistant_blocks(message, param):
     blocks = []
     if isinstance(content, list):
         for j, part in enumerate(content):
+            where = f"{param}.content[{j}]"
             kind = part.get("type") if isinstance(part, dict) else None
             if kind not in ("text", "refusal"):
-                where = f"{param}.content[{j}]"
                 raise InvalidRequest(f"{where}: assistant content part {kind!r} is not supported", param=where)
-            blocks.extend(text_block(part.get(kind)))
+            blocks.extend(text_block(part.get(kind), cache_control(part, where)))
     elif content is None or isinstance(content, str):
         blocks.extend(text_block(content))
     else:
@@ -280,7 +397,10 @@ def tool_result(message, param):
     tool_call_id = message.get("tool_call_id")
     if not isinstance(tool_call_id, str):
         raise InvalidRequest(f"{param}.tool_call_id is required", param=f"{param}.tool_call_id")
-    return {"type": "tool_result", "tool_use_id": tool_call_id, "content": plain_text(message.get("content"), param)}
+    parts = text_parts(message.get("content"), param)
+    block = {"type": "tool_result", "tool_use_id": tool_call_id, "content": "\n".join(text for text, _ in parts)}
+    caches = [cache for _, cache in parts if cache is not None]
+    return with_cache(block, caches[-1] if caches else None)
 
 
 def convert_tool(tool, i):
@@ -291,7 +411,7 @@ def convert_tool(tool, i):
     if function.get("description"):
         out["description"] = function["description"]
     out["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
-    return out
+    return with_cache(out, cache_control(tool, f"tools[{i}]"))
 
 
 def convert_tool_choice(choice, parallel):
@@ -348,7 +468,7 @@ def translate_response(status, body, model, endpoint):
 
 
 def completion_choice(message):
-    texts, calls = [], []
+    texts, calls, thoughts = [], [], []
     for block in message["content"]:
         kind = block["type"]
         if kind == "text":
@@ -357,8 +477,12 @@ def completion_choice(message):
             arguments = orjson.dumps(block.get("input") or {}).decode()
             function = {"name": block["name"], "arguments": arguments}
             calls.append({"id": block["id"], "type": "function", "function": function})
-        # thinking, redacted_thinking and server-tool blocks have no OpenAI counterpart
+        elif kind == "thinking" and block["thinking"]:
+            thoughts.append(block["thinking"])  # its signature has no OpenAI counterpart
+        # redacted_thinking and server-tool blocks have no OpenAI counterpart
     reply = {"role": "assistant", "content": "".join(texts) if texts or not calls else None, "refusal": None}
+    if thoughts:
+        reply["reasoning_content"] = THOUGHT_SEPARATOR.join(thoughts)
     if calls:
         reply["tool_calls"] = calls
     finish = FINISH_REASONS.get(message.get("stop_reason"), "stop")

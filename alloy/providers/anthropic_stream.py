@@ -15,12 +15,15 @@ the OpenAI events it owes. Rules it keeps:
    a second ``message_start``, JSON that does not parse) is an upstream protocol violation. The
    stream then ends like an upstream ``error`` event: one OpenAI error event, then ``[DONE]``. Nothing
    is guessed, and nothing is sent after ``[DONE]``.
-2. Content blocks it cannot express (thinking, server tools, redacted thinking) are entered and left
-   as ``IGNORED`` blocks, their deltas dropped; deltas it cannot express inside a known block
-   (citations) are dropped too. A client therefore sees text and tool calls only.
+2. Thinking blocks become ``delta.reasoning_content`` chunks (a blank line between two blocks, as
+   the complete answer joins them); their ``signature_delta`` is dropped, as OpenAI has no place for
+   it. Content blocks it cannot express (server tools, redacted thinking) are entered and left as
+   ``IGNORED`` blocks, their deltas dropped; deltas it cannot express inside a known block
+   (citations) are dropped too. A client therefore sees reasoning, text and tool calls.
 3. It never reorders: each Anthropic event yields its OpenAI events at once, so the proxy can flush
    per upstream read. The finish chunk is owed until ``message_stop`` (there may be several
-   ``message_delta`` events; the last stop reason and usage win).
+   ``message_delta`` events; the last stop reason and usage win). The usage chunk (when asked for)
+   carries ``prompt_tokens_details`` with the cache reads and writes, as complete answers do.
 4. The event name from the SSE ``event:`` line is not trusted over the JSON ``type`` field: the
    documented payloads always carry ``type``, and the two agree on the real API.
 """
@@ -90,18 +93,31 @@ def openai_error(anthropic_type, message):
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
+def tokens(usage, name):
+    """One count of an Anthropic usage object: 0 when absent, null or not a count."""
+    value = usage.get(name)
+    return value if type(value) is int and value > 0 else 0
+
+
 def openai_usage(usage):
     """Anthropic usage -> OpenAI usage. Prompt tokens include cached and cache-written input, which
-    Anthropic counts apart from ``input_tokens``; ``cached_tokens`` is the part read from cache."""
-    cache_read = usage.get("cache_read_input_tokens") or 0
-    prompt = (usage.get("input_tokens") or 0) + cache_read + (usage.get("cache_creation_input_tokens") or 0)
-    completion = usage.get("output_tokens") or 0
-    result = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-    if "cache_read_input_tokens" in usage:
-        result["prompt_tokens_details"] = {"cached_tokens": cache_read}
-    return result
+    Anthropic counts apart from ``input_tokens``; ``cached_tokens`` is the part read from cache,
+    ``cache_write_tokens`` the part written to it. Thinking is inside ``output_tokens``: Anthropic
+    gives no count of its own, so no ``reasoning_tokens`` are reported."""
+    cache_read = tokens(usage, "cache_read_input_tokens")
+    cache_write = tokens(usage, "cache_creation_input_tokens")
+    prompt = tokens(usage, "input_tokens") + cache_read + cache_write
+    completion = tokens(usage, "output_tokens")
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cache_read, "cache_write_tokens": cache_write},
+    }
 
 
+# Between two thinking blocks' texts, in a complete answer's reasoning_content and in a stream.
+THOUGHT_SEPARATOR = "\n\n"
 DONE = b"data: [DONE]\n\n"
 
 
@@ -114,13 +130,19 @@ START = "START"  # nothing yet: only message_start (or ping, error) may come
 MESSAGE = "MESSAGE"  # inside the message, between content blocks
 TEXT = "TEXT"  # inside a text block
 TOOL = "TOOL"  # inside a tool_use block
-IGNORED = "IGNORED"  # inside a block OpenAI cannot express (thinking, server tools)
+THINKING = "THINKING"  # inside a thinking block
+IGNORED = "IGNORED"  # inside a block OpenAI cannot express (redacted thinking, server tools)
 STOPPING = "STOPPING"  # after message_delta: more message_delta, or message_stop
 DONE_STATE = "DONE"  # [DONE] sent: everything else is dropped
 
 # content_block_start / content_block_delta sub-types the table knows by name; others are "other".
-BLOCK_KINDS = {"text": "start_text", "tool_use": "start_tool"}
-DELTA_KINDS = {"text_delta": "text_delta", "input_json_delta": "json_delta"}
+BLOCK_KINDS = {"text": "start_text", "tool_use": "start_tool", "thinking": "start_thinking"}
+DELTA_KINDS = {
+    "text_delta": "text_delta",
+    "input_json_delta": "json_delta",
+    "thinking_delta": "thinking_delta",
+    "signature_delta": "signature_delta",
+}
 
 
 def kind_of(event):
@@ -147,6 +169,7 @@ class StreamTranslator:
         (START, "message_start"): ("on_message_start", MESSAGE),
         (MESSAGE, "start_text"): ("on_text_start", TEXT),
         (MESSAGE, "start_tool"): ("on_tool_start", TOOL),
+        (MESSAGE, "start_thinking"): ("on_thinking_start", THINKING),
         (MESSAGE, "start_other"): (None, IGNORED),
         (MESSAGE, "message_delta"): ("on_message_delta", STOPPING),
         (TEXT, "text_delta"): ("on_text_delta", TEXT),
@@ -154,6 +177,9 @@ class StreamTranslator:
         (TEXT, "content_block_stop"): (None, MESSAGE),
         (TOOL, "json_delta"): ("on_json_delta", TOOL),
         (TOOL, "content_block_stop"): ("on_tool_stop", MESSAGE),
+        (THINKING, "thinking_delta"): ("on_thinking_delta", THINKING),
+        (THINKING, "signature_delta"): (None, THINKING),  # OpenAI has no place for the signature
+        (THINKING, "content_block_stop"): (None, MESSAGE),
         (IGNORED, "text_delta"): (None, IGNORED),
         (IGNORED, "json_delta"): (None, IGNORED),
         (IGNORED, "other_delta"): (None, IGNORED),
@@ -173,6 +199,8 @@ class StreamTranslator:
         self.stop_reason = None
         self.tool_index = -1  # OpenAI index of the current tool call (0, 1, ... in order)
         self.tool_has_arguments = False
+        self.reasoning_sent = False  # some reasoning_content went out (a later block is separated)
+        self.separate = False  # the next reasoning text opens a later thinking block
 
     # --- the driver --------------------------------------------------------------------------------
 
@@ -242,6 +270,22 @@ class StreamTranslator:
     def on_text_delta(self, event):
         text = event["delta"].get("text")
         return [self.chunk({"content": text})] if text else []
+
+    def on_thinking_start(self, event):
+        self.separate = self.reasoning_sent
+        return self.reasoning((event.get("content_block") or {}).get("thinking"))
+
+    def on_thinking_delta(self, event):
+        return self.reasoning(event["delta"].get("thinking"))
+
+    def reasoning(self, text):
+        if not text or type(text) is not str:
+            return []
+        if self.separate:
+            self.separate = False
+            text = THOUGHT_SEPARATOR + text
+        self.reasoning_sent = True
+        return [self.chunk({"reasoning_content": text})]
 
     def on_tool_start(self, event):
         block = event.get("content_block") or {}

@@ -28,22 +28,49 @@ Request mapping (OpenAI -> Gemini), chat
                         presence_penalty, frequency_penalty; response_format json_object ->
                         ``responseMimeType: application/json``; json_schema -> that plus
                         ``responseSchema`` (cleaned like tool parameters)
+    reasoning_effort    -> ``generationConfig.thinkingConfig`` with ``includeThoughts: true`` (so the
+                        thought summaries come back as ``reasoning_content``) and, by model:
+                        Gemini 3 -> ``thinkingLevel`` (minimal / low / medium / high as they are on
+                        Flash; Pro has low and high only: minimal -> low, medium -> high); xhigh and
+                        max -> high; other thinking models (2.5...) -> ``thinkingBudget`` by
+                        ``THINKING_BUDGETS``: minimal 512 (2.5 Flash-Lite's least), low 2048, medium
+                        8192, high 16384, xhigh and max 24576 (2.5 Flash's most). "none" ->
+                        ``thinkingBudget: 0`` on 2.5 Flash and Flash-Lite, which can stop thinking;
+                        nothing elsewhere (2.5 Pro and Gemini 3 always think). Ignored for models
+                        that do not think (Gemini 1.x and 2.0, Gemma), which refuse a thinkingConfig.
+                        Gemini counts thinking inside ``maxOutputTokens``; it is passed unchanged
+    cache_control       on content parts or messages (Anthropic's prompt caching): ignored. Gemini
+                        caches repeated prefixes by itself (implicit caching) and its explicit
+                        caches are named resources (``cachedContent``) that no OpenAI field names
     stream              -> the ``:streamGenerateContent?alt=sse`` method
 Rejected with 400: ``logprobs: true``, ``top_logprobs``, audio output, the legacy ``functions`` /
-``function_call``, ``function`` role messages, non-function tools.
+``function_call``, ``function`` role messages, non-function tools, a ``reasoning_effort`` OpenAI
+does not define.
 Ignored (no Gemini counterpart; the answer keeps its shape): ``parallel_tool_calls``, ``user``,
-``logit_bias``, ``service_tier``, ``store``, ``metadata``, ``reasoning_effort``, ``prediction`` and
-any field this table does not name.
+``logit_bias``, ``service_tier``, ``store``, ``metadata``, ``prediction`` and any field this table
+does not name.
+
+Response mapping (Gemini -> OpenAI)
+    parts               text -> ``content`` (joined); functionCall -> ``tool_calls``; ``thought: true``
+                        parts -> ``reasoning_content`` (joined; Gemini's thought summaries, not its raw
+                        thinking). ``thoughtSignature`` has no OpenAI counterpart and is dropped, so
+                        it cannot come back on a later turn
+    usage               promptTokenCount (which includes cached tokens) -> prompt_tokens;
+                        candidatesTokenCount + thoughtsTokenCount -> completion_tokens;
+                        ``prompt_tokens_details.cached_tokens`` = cachedContentTokenCount and
+                        ``completion_tokens_details.reasoning_tokens`` = thoughtsTokenCount (0 when
+                        absent), on every answer, complete or streamed
 
 Embeddings: ``input`` (a string or a list of strings) -> ``batchEmbedContents`` with one request per
 string; ``dimensions`` -> ``outputDimensionality``. Token-array input -> 400. The answer always
 carries float lists (``encoding_format`` cannot reach the response translator; the official SDK
 accepts floats when it asked for base64).
 
-Response mapping (Gemini -> OpenAI): ``translate_response`` here; stream: ``gemini_stream``.
+Complete answers: ``translate_response`` here; streams: ``gemini_stream``.
 """
 
 import mimetypes
+import re
 import time
 import uuid
 
@@ -82,6 +109,16 @@ SCHEMA_KEYS = frozenset((
     "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum",
 ))  # fmt: skip
 DEFAULT_IMAGE_TYPE = "image/jpeg"
+# reasoning_effort -> thinkingBudget (Gemini 2.5 and other budget-driven thinking models): inside
+# every 2.5 model's range (Pro 128..32768, Flash 0..24576, Flash-Lite 512..24576).
+THINKING_BUDGETS = {"minimal": 512, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576, "max": 24576}
+# reasoning_effort -> thinkingLevel (Gemini 3): Flash has the four levels, Pro low and high.
+FLASH_LEVELS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+PRO_LEVELS = {"minimal": "low", "low": "low", "medium": "high", "high": "high", "xhigh": "high", "max": "high"}
+# Models that do not think: a thinkingConfig is refused there, so reasoning_effort is ignored.
+NO_THINKING = re.compile(r"(?:gemini-(?:1\.|2\.0-(?!flash-thinking))|gemma-)")
+LEVEL_MODELS = re.compile(r"gemini-3")  # thinkingLevel rather than thinkingBudget
+CAN_STOP_THINKING = re.compile(r"gemini-2\.5-flash")  # thinkingBudget 0 turns thinking off
 
 
 def _truthy(value):
@@ -125,13 +162,13 @@ def build_request(body, upstream_model, endpoint, settings):
         return providers.UpstreamCall(b"POST", prefix + b":batchEmbedContents", headers, orjson.dumps(out), False)
     if endpoint != CHAT:
         raise InvalidRequest(f"the Gemini API has no {endpoint} endpoint", code="unsupported_endpoint")
-    out = chat_body(body)
+    out = chat_body(body, model)
     stream = bool(body.get("stream"))
     method = b":streamGenerateContent?alt=sse" if stream else b":generateContent"
     return providers.UpstreamCall(b"POST", prefix + method, headers, orjson.dumps(out), stream)
 
 
-def chat_body(body):
+def chat_body(body, model):
     for name, (test, why) in REJECTED.items():
         if test(body.get(name)):
             raise InvalidRequest(f"{name}: {why}", param=name, code="unsupported_parameter")
@@ -148,9 +185,29 @@ def chat_body(body):
         if config is not None:
             out["toolConfig"] = {"functionCallingConfig": config}
     generation = generation_config(body)
+    thinking = thinking_config(body.get("reasoning_effort"), model)
+    if thinking is not None:
+        generation["thinkingConfig"] = thinking
     if generation:
         out["generationConfig"] = generation
     return out
+
+
+def thinking_config(effort, model):
+    """The ``thinkingConfig`` for a reasoning_effort on ``model``, or None (see the module docstring)."""
+    if effort is None:
+        return None
+    if not isinstance(effort, str) or (effort != "none" and effort not in THINKING_BUDGETS):
+        efforts = ", ".join(("none", *THINKING_BUDGETS))
+        raise InvalidRequest(f"reasoning_effort must be one of {efforts}", param="reasoning_effort")
+    if NO_THINKING.match(model):
+        return None
+    if effort == "none":
+        return {"thinkingBudget": 0} if CAN_STOP_THINKING.match(model) else None
+    if LEVEL_MODELS.match(model):
+        levels = PRO_LEVELS if "pro" in model else FLASH_LEVELS
+        return {"includeThoughts": True, "thinkingLevel": levels[effort]}
+    return {"includeThoughts": True, "thinkingBudget": THINKING_BUDGETS[effort]}
 
 
 def convert_messages(messages):
@@ -416,8 +473,10 @@ def chat_completion(data, model):
 
 
 def completion_choice(candidate, position):
-    texts, calls = choice_parts(candidate)
+    texts, calls, thoughts = choice_parts(candidate)
     reply = {"role": "assistant", "content": "".join(texts) if texts or not calls else None, "refusal": None}
+    if thoughts:
+        reply["reasoning_content"] = "".join(thoughts)
     if calls:
         reply["tool_calls"] = calls
     index = candidate.get("index", position)

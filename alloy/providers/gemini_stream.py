@@ -14,15 +14,17 @@ no block structure to follow: each event is translated on its own, and the trans
 
 Rules it keeps:
 1. Each Gemini event yields its OpenAI chunks at once, in order: the role chunk (first time a
-   candidate appears), one content chunk for its text, one chunk per function call (index, id,
-   type, name and the whole ``arguments`` JSON in one delta), then the finish chunk when the event
-   carries ``finishReason``.
-2. The usage chunk (``choices: []``, when asked for) and ``[DONE]`` are owed until the upstream
-   stream ends (``finish``): Gemini may send usage after the finish reason.
+   candidate appears), one ``reasoning_content`` chunk for its thought parts, one content chunk for
+   its text, one chunk per function call (index, id, type, name and the whole ``arguments`` JSON in
+   one delta), then the finish chunk when the event carries ``finishReason``.
+2. The usage chunk (``choices: []``, when asked for; with the cached and reasoning token details
+   of a complete answer) and ``[DONE]`` are owed until the upstream stream ends (``finish``):
+   Gemini may send usage after the finish reason.
 3. An ``error`` object in the stream, a prompt blocked before any candidate, an event that is not a
    JSON object, or the end of the stream before every candidate seen has a ``finishReason`` ends the
    stream with one OpenAI error event, then ``[DONE]``. Nothing is sent after ``[DONE]``.
-4. Parts OpenAI cannot express (``thought`` summaries, executable code, inline media) are dropped.
+4. Parts OpenAI cannot express (executable code, inline media) are dropped, and so is a part's
+   ``thoughtSignature``.
 """
 
 import time
@@ -118,29 +120,35 @@ def translate_error(status, body):
     return mapped, orjson.dumps(payload)
 
 
+def tokens(usage, name):
+    """One count of ``usageMetadata``: 0 when absent or not a count (Gemini omits zero counts)."""
+    value = usage.get(name)
+    return value if type(value) is int and value > 0 else 0
+
+
 def openai_usage(usage):
     """Gemini ``usageMetadata`` -> OpenAI usage. Thinking tokens count as completion tokens (as
-    OpenAI's reasoning tokens do); cached tokens are part of the prompt count on both sides."""
-    prompt = usage.get("promptTokenCount") or 0
-    thoughts = usage.get("thoughtsTokenCount") or 0
-    completion = (usage.get("candidatesTokenCount") or 0) + thoughts
-    result = {
+    OpenAI's reasoning tokens do) and are reported as ``reasoning_tokens``; cached tokens are part of
+    the prompt count on both sides. The details are there on every answer, 0 when Gemini has none."""
+    prompt = tokens(usage, "promptTokenCount")
+    thoughts = tokens(usage, "thoughtsTokenCount")
+    completion = tokens(usage, "candidatesTokenCount") + thoughts
+    return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": usage.get("totalTokenCount") or prompt + completion,
+        "total_tokens": tokens(usage, "totalTokenCount") or prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": tokens(usage, "cachedContentTokenCount")},
+        "completion_tokens_details": {"reasoning_tokens": thoughts},
     }
-    if "cachedContentTokenCount" in usage:
-        result["prompt_tokens_details"] = {"cached_tokens": usage["cachedContentTokenCount"] or 0}
-    if thoughts:
-        result["completion_tokens_details"] = {"reasoning_tokens": thoughts}
-    return result
 
 
 def choice_parts(candidate):
-    """(texts, OpenAI tool calls) of one candidate's parts; thought and media parts are dropped."""
-    texts, calls = [], []
+    """(texts, OpenAI tool calls, thought texts) of one candidate's parts; media parts are dropped."""
+    texts, calls, thoughts = [], [], []
     for part in (candidate.get("content") or {}).get("parts") or ():
         if part.get("thought"):
+            if isinstance(part.get("text"), str):
+                thoughts.append(part["text"])
             continue
         if isinstance(part.get("text"), str):
             texts.append(part["text"])
@@ -150,7 +158,7 @@ def choice_parts(candidate):
             arguments = orjson.dumps(call.get("args") or {}).decode()
             function = {"name": call["name"], "arguments": arguments}
             calls.append({"id": call_id, "type": "function", "function": function})
-    return texts, calls
+    return texts, calls, thoughts
 
 
 class Candidate:
@@ -205,7 +213,10 @@ class StreamTranslator:
         for position, candidate in enumerate(candidates):
             if type(candidate) is not dict:
                 return self.fail("upstream stream candidate is not a JSON object")
-            out.extend(self.on_candidate(candidate.get("index", position), candidate))
+            try:
+                out.extend(self.on_candidate(candidate.get("index", position), candidate))
+            except (AttributeError, KeyError, TypeError):  # a part or field of the wrong JSON type
+                return out + self.fail("malformed upstream stream candidate")
         return out
 
     def on_candidate(self, index, candidate):
@@ -216,7 +227,10 @@ class StreamTranslator:
         if not state.role_sent:
             state.role_sent = True
             out.append(self.chunk(index, {"role": "assistant", "content": ""}))
-        texts, calls = choice_parts(candidate)
+        texts, calls, thoughts = choice_parts(candidate)
+        thought = "".join(thoughts)
+        if thought:
+            out.append(self.chunk(index, {"reasoning_content": thought}))
         text = "".join(texts)
         if text:
             out.append(self.chunk(index, {"content": text}))

@@ -10,8 +10,18 @@ import orjson
 USER_HI = {"role": "user", "content": "Hi there"}
 
 
-def text(value):
-    return {"type": "text", "text": value}
+def text(value, **fields):
+    return {"type": "text", "text": value, **fields}
+
+
+def usage(prompt, completion, cached=0, written=0):
+    """The OpenAI usage every translated answer carries: cache reads and writes always named."""
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
+    }
 
 
 # --- requests: (name, OpenAI body, expected Anthropic body without model/max_tokens unless given) ---
@@ -267,6 +277,184 @@ REQUEST_CASES = [
     ),
 ]
 
+EPHEMERAL = {"type": "ephemeral"}
+HOUR = {"type": "ephemeral", "ttl": "1h"}
+ASK = [{"role": "user", "content": [text("Hi there")]}]
+WEATHER_FUNCTION = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+CALL_A = {"id": "toolu_A", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}
+
+
+def thinking(budget):
+    return {"type": "enabled", "budget_tokens": budget}
+
+
+# reasoning_effort -> thinking (the model of the tests, claude-sonnet-4-5, thinks).
+REASONING_CASES = [
+    (
+        "reasoning_effort low: a 2048 budget, max_tokens raised to budget + the default",
+        {"messages": [USER_HI], "reasoning_effort": "low"},
+        {"thinking": thinking(2048), "max_tokens": 6144, "messages": ASK},
+    ),
+    (
+        "a client max above the budget is kept: it bounds thinking and answer together",
+        {"messages": [USER_HI], "reasoning_effort": "high", "max_completion_tokens": 40000},
+        {"thinking": thinking(16384), "max_tokens": 40000, "messages": ASK},
+    ),
+    (
+        "a client max below the budget is raised by the budget: the answer keeps its room",
+        {"messages": [USER_HI], "reasoning_effort": "medium", "max_tokens": 300},
+        {"thinking": thinking(8192), "max_tokens": 8492, "messages": ASK},
+    ),
+    (
+        "a client max just above the budget is raised so the answer keeps the default's room",
+        {"messages": [USER_HI], "reasoning_effort": "minimal", "max_completion_tokens": 5000},
+        {"thinking": thinking(1024), "max_tokens": 5120, "messages": ASK},
+    ),
+    (
+        "with thinking, temperature other than 1 is dropped and top_p raised to 0.95",
+        {"messages": [USER_HI], "reasoning_effort": "low", "temperature": 0.2, "top_p": 0.5},
+        {"thinking": thinking(2048), "max_tokens": 6144, "top_p": 0.95, "messages": ASK},
+    ),
+    (
+        "with thinking, temperature 1 and top_p 0.97 stay",
+        {"messages": [USER_HI], "reasoning_effort": "low", "temperature": 1, "top_p": 0.97},
+        {"thinking": thinking(2048), "max_tokens": 6144, "temperature": 1, "top_p": 0.97, "messages": ASK},
+    ),
+    (
+        "reasoning_effort none asks for no thinking",
+        {"messages": [USER_HI], "reasoning_effort": "none", "temperature": 0.2},
+        {"temperature": 0.2, "messages": ASK},
+    ),
+    (
+        "a forced tool call gets no thinking (Anthropic refuses both together)",
+        {"messages": [USER_HI], "reasoning_effort": "high", "tools": [WEATHER_FUNCTION], "tool_choice": "required"},
+        {
+            "messages": ASK,
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+            "tool_choice": {"type": "any"},
+        },
+    ),
+    (
+        "a turn that continues a tool call gets no thinking (its signed block cannot come back)",
+        {
+            "messages": [USER_HI, {"role": "assistant", "tool_calls": [CALL_A]},
+                         {"role": "tool", "tool_call_id": "toolu_A", "content": "4 C"}],
+            "reasoning_effort": "high",
+            "tools": [WEATHER_FUNCTION],
+        },
+        {
+            "messages": [
+                {"role": "user", "content": [text("Hi there")]},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_A", "name": "get_weather",
+                                                   "input": {"city": "Oslo"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_A", "content": "4 C"}]},
+            ],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+        },
+    ),
+    (
+        "a tool call answered in an earlier exchange does not stop thinking",
+        {
+            "messages": [USER_HI, {"role": "assistant", "tool_calls": [CALL_A]},
+                         {"role": "tool", "tool_call_id": "toolu_A", "content": "4 C"},
+                         {"role": "assistant", "content": "It is 4 C."}, {"role": "user", "content": "And now?"}],
+            "reasoning_effort": "low",
+            "tools": [WEATHER_FUNCTION],
+        },
+        {
+            "thinking": thinking(2048),
+            "max_tokens": 6144,
+            "messages": [
+                {"role": "user", "content": [text("Hi there")]},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_A", "name": "get_weather",
+                                                   "input": {"city": "Oslo"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_A", "content": "4 C"}]},
+                {"role": "assistant", "content": [text("It is 4 C.")]},
+                {"role": "user", "content": [text("And now?")]},
+            ],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+        },
+    ),
+]  # fmt: skip
+# Every effort's budget and the max_tokens it gets when the client sent none (default 4096).
+EFFORT_BUDGETS = [("minimal", 1024), ("low", 2048), ("medium", 8192), ("high", 16384), ("xhigh", 24576),
+                  ("max", 27904)]  # fmt: skip
+
+# cache_control on content parts, messages and tools -> the blocks they become.
+CACHE_CASES = [
+    (
+        "cache_control on a user text part and an image part",
+        {"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "A long document.", "cache_control": EPHEMERAL},
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}, "cache_control": HOUR},
+            {"type": "text", "text": "Summarise it."},
+        ]}]},
+        {"messages": [{"role": "user", "content": [
+            text("A long document.", cache_control=EPHEMERAL),
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}, "cache_control": HOUR},
+            text("Summarise it."),
+        ]}]},
+    ),
+    (
+        "cache_control in the system prompt: system becomes text blocks, one per part",
+        {"messages": [
+            {"role": "system", "content": [{"type": "text", "text": "You are terse."},
+                                           {"type": "text", "text": "Rules: ...", "cache_control": EPHEMERAL}]},
+            {"role": "developer", "content": "Use metric units."},
+            USER_HI,
+        ]},
+        {
+            "system": [text("You are terse."), text("Rules: ...", cache_control=EPHEMERAL), text("Use metric units.")],
+            "messages": ASK,
+        },
+    ),
+    (
+        "cache_control on a message marks its last block; the JSON instruction follows the system blocks",
+        {"messages": [
+            {"role": "system", "content": "Be exact.", "cache_control": EPHEMERAL},
+            {"role": "user", "content": "Hi there", "cache_control": EPHEMERAL},
+        ], "response_format": {"type": "json_object"}},
+        {
+            "system": [text("Be exact.", cache_control=EPHEMERAL), text(
+                "Answer with one valid JSON object and nothing else: no prose before or after it, no code fences.")],
+            "messages": [{"role": "user", "content": [text("Hi there", cache_control=EPHEMERAL)]}],
+        },
+    ),
+    (
+        "cache_control on an assistant part, a tool result part and a tool definition",
+        {
+            "messages": [
+                USER_HI,
+                {"role": "assistant", "content": [{"type": "text", "text": "Checking.", "cache_control": EPHEMERAL}],
+                 "tool_calls": [CALL_A]},
+                {"role": "tool", "tool_call_id": "toolu_A",
+                 "content": [{"type": "text", "text": "4 C"}, {"type": "text", "text": "snow", "cache_control": EPHEMERAL}]},
+            ],
+            "tools": [{**WEATHER_FUNCTION, "cache_control": EPHEMERAL}],
+        },
+        {
+            "messages": [
+                {"role": "user", "content": [text("Hi there")]},
+                {"role": "assistant", "content": [
+                    text("Checking.", cache_control=EPHEMERAL),
+                    {"type": "tool_use", "id": "toolu_A", "name": "get_weather", "input": {"city": "Oslo"}},
+                ]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_A", "content": "4 C\nsnow",
+                                              "cache_control": EPHEMERAL}]},
+            ],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}, "cache_control": EPHEMERAL}],
+        },
+    ),
+    (
+        "cache_control with thinking: both reach Anthropic",
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "Hi there", "cache_control": EPHEMERAL}]}],
+         "reasoning_effort": "medium"},
+        {"thinking": thinking(8192), "max_tokens": 12288,
+         "messages": [{"role": "user", "content": [text("Hi there", cache_control=EPHEMERAL)]}]},
+    ),
+]  # fmt: skip
+REQUEST_CASES += REASONING_CASES + CACHE_CASES
+
 # A json_schema response_format: the schema must reach the system prompt (checked by substring).
 JSON_SCHEMA_BODY = {
     "messages": [USER_HI],
@@ -338,6 +526,18 @@ REJECT_CASES = [
         "tool_choice",
     ),
     ("unknown response_format", {"messages": [USER_HI], "response_format": {"type": "yaml"}}, "response_format"),
+    ("unknown reasoning_effort", {"messages": [USER_HI], "reasoning_effort": "extreme"}, "reasoning_effort"),
+    ("reasoning_effort not a string", {"messages": [USER_HI], "reasoning_effort": 3}, "reasoning_effort"),
+    (
+        "cache_control that is not an object",
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": "ephemeral"}]}]},
+        "messages[0].content[0].cache_control",
+    ),
+    (
+        "cache_control on a message that is not an object",
+        {"messages": [{"role": "user", "content": "x", "cache_control": True}]},
+        "messages[0].cache_control",
+    ),
 ]
 
 # --- complete answers: (name, Anthropic message, expected OpenAI message, finish_reason, usage) -----
@@ -353,7 +553,7 @@ RESPONSE_CASES = [
         },
         {"role": "assistant", "content": "Hello, world.", "refusal": None},
         "stop",
-        {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
+        usage(12, 5),
     ),
     (
         "only tool calls: content is null",
@@ -376,10 +576,10 @@ RESPONSE_CASES = [
             ],
         },
         "tool_calls",
-        {"prompt_tokens": 30, "completion_tokens": 20, "total_tokens": 50},
+        usage(30, 20),
     ),
     (
-        "text and a tool call; thinking dropped",
+        "text and a tool call; thinking becomes reasoning_content, its signature dropped",
         {
             **MESSAGE_BASE,
             "content": [
@@ -394,12 +594,13 @@ RESPONSE_CASES = [
             "role": "assistant",
             "content": "Let me check.",
             "refusal": None,
+            "reasoning_content": "The user wants weather.",
             "tool_calls": [
                 {"id": "toolu_03", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}
             ],
         },
         "tool_calls",
-        {"prompt_tokens": 8, "completion_tokens": 9, "total_tokens": 17},
+        usage(8, 9),
     ),
     (
         "max_tokens is length; cache tokens count as prompt tokens",
@@ -416,28 +617,66 @@ RESPONSE_CASES = [
         },
         {"role": "assistant", "content": "Once upon a", "refusal": None},
         "length",
-        {
-            "prompt_tokens": 2110,
-            "completion_tokens": 3,
-            "total_tokens": 2113,
-            "prompt_tokens_details": {"cached_tokens": 2000},
-        },
+        usage(2110, 3, cached=2000, written=100),
     ),
     (
         "stop_sequence is stop; empty content is an empty string",
         {**MESSAGE_BASE, "content": [], "stop_reason": "stop_sequence", "stop_sequence": "END", "usage": {"input_tokens": 4, "output_tokens": 0}},
         {"role": "assistant", "content": "", "refusal": None},
         "stop",
-        {"prompt_tokens": 4, "completion_tokens": 0, "total_tokens": 4},
+        usage(4, 0),
     ),
     (
         "refusal is content_filter",
         {**MESSAGE_BASE, "content": [text("I can't help with that.")], "stop_reason": "refusal", "usage": {"input_tokens": 4, "output_tokens": 6}},
         {"role": "assistant", "content": "I can't help with that.", "refusal": None},
         "content_filter",
-        {"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10},
+        usage(4, 6),
     ),
-]
+    (
+        "thinking blocks join with a blank line; redacted and empty thinking dropped",
+        {
+            **MESSAGE_BASE,
+            "content": [
+                {"type": "thinking", "thinking": "First, the units.", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"},
+                {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIw"},
+                {"type": "thinking", "thinking": "", "signature": "EqQBCgIYAhIMempty"},
+                {"type": "thinking", "thinking": "Then the answer.", "signature": "EqQBCgIYAhIM2hcdEb0HKxaB"},
+                text("42 km."),
+            ],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 20, "output_tokens": 90, "cache_creation_input_tokens": None,
+                      "cache_read_input_tokens": None},
+        },
+        {
+            "role": "assistant",
+            "content": "42 km.",
+            "refusal": None,
+            "reasoning_content": "First, the units.\n\nThen the answer.",
+        },
+        "stop",
+        usage(20, 90),
+    ),
+    (
+        "cache writes of both lifetimes count as prompt tokens and cache_write_tokens",
+        {
+            **MESSAGE_BASE,
+            "content": [text("ok")],
+            "stop_reason": "end_turn",
+            "usage": {
+                "input_tokens": 3,
+                "cache_creation_input_tokens": 1500,
+                "cache_read_input_tokens": 0,
+                "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 500},
+                "output_tokens": 1,
+                "service_tier": "standard",
+            },
+        },
+        {"role": "assistant", "content": "ok", "refusal": None},
+        "stop",
+        usage(1503, 1, written=1500),
+    ),
+]  # fmt: skip
 
 
 def anthropic_error(kind, message):
@@ -534,6 +773,55 @@ TOOL_STREAM_CALLS = [
     {"id": "toolu_01A", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
     {"id": "toolu_01B", "name": "now", "arguments": "{}"},
 ]
+
+def thinking_delta(index, value):
+    return event("content_block_delta", index=index, delta={"type": "thinking_delta", "thinking": value})
+
+
+def signature_delta(index, value):
+    return event("content_block_delta", index=index, delta={"type": "signature_delta", "signature": value})
+
+
+# Extended thinking with prompt caching: two thinking blocks around a redacted one, then the text.
+# Newer API versions repeat the cache counts in message_delta (cumulative, like output_tokens).
+THINKING_STREAM = [
+    message_start("msg_stream_4", input_tokens=12, cache_creation_input_tokens=300, cache_read_input_tokens=2000),
+    event("content_block_start", index=0, content_block={"type": "thinking", "thinking": "", "signature": ""}),
+    thinking_delta(0, "The user asks "),
+    thinking_delta(0, "for a sum."),
+    signature_delta(0, "EqQBCgIYAhIM1gbcDa9GJwZA"),
+    event("content_block_stop", index=0),
+    event("content_block_start", index=1, content_block={"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pz"}),
+    event("content_block_stop", index=1),
+    event("content_block_start", index=2, content_block={"type": "thinking", "thinking": "", "signature": ""}),
+    event("ping"),
+    thinking_delta(2, "2 + 2 = 4."),
+    signature_delta(2, "EqQBCgIYAhIM2hcdEb0HKxaB"),
+    event("content_block_stop", index=2),
+    event("content_block_start", index=3, content_block=text("")),
+    text_delta(3, "It is 4."),
+    event("content_block_stop", index=3),
+    event("message_delta", delta={"stop_reason": "end_turn", "stop_sequence": None},
+          usage={"input_tokens": 12, "cache_creation_input_tokens": 300, "cache_read_input_tokens": 2000,
+                 "output_tokens": 57}),
+    event("message_stop"),
+]  # fmt: skip
+THINKING_STREAM_REASONING = "The user asks for a sum.\n\n2 + 2 = 4."
+THINKING_STREAM_USAGE = usage(2312, 57, cached=2000, written=300)
+# The same message, complete: what translate_response must read as the stream's sum.
+THINKING_MESSAGE = {
+    **MESSAGE_BASE,
+    "id": "msg_stream_4",
+    "content": [
+        {"type": "thinking", "thinking": "The user asks for a sum.", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"},
+        {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pz"},
+        {"type": "thinking", "thinking": "2 + 2 = 4.", "signature": "EqQBCgIYAhIM2hcdEb0HKxaB"},
+        text("It is 4."),
+    ],
+    "stop_reason": "end_turn",
+    "usage": {"input_tokens": 12, "cache_creation_input_tokens": 300, "cache_read_input_tokens": 2000,
+              "output_tokens": 57},
+}  # fmt: skip
 
 ERROR_STREAM = [
     message_start("msg_stream_3"),

@@ -139,7 +139,49 @@ REQUEST_CASES = [
             "type": "object", "properties": {"n": {"type": "integer"}, "k": {"enum": ["x"], "type": "string"}}, "required": ["n"]}}},
     ),
     ("response_format text sends nothing", {"messages": [USER_HI], "response_format": {"type": "text"}}, {"generationConfig": None}),
+    (
+        "cache_control on parts and messages is ignored (Gemini caches prefixes by itself)",
+        {"messages": [{"role": "system", "content": [{"type": "text", "text": "rules", "cache_control": {"type": "ephemeral"}}]},
+                      {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+                       "cache_control": {"type": "ephemeral"}}],
+         "tools": [{**WEATHER_TOOL, "cache_control": {"type": "ephemeral"}}]},
+        {"contents": [GEMINI_HI], "systemInstruction": {"parts": [{"text": "rules"}]},
+         "tools": [{"functionDeclarations": [WEATHER_DECLARATION]}]},
+    ),
+    (
+        "reasoning_effort on a model that does not think (2.0) sends no thinkingConfig",
+        {"messages": [USER_HI], "reasoning_effort": "high", "max_tokens": 50},
+        {"generationConfig": {"maxOutputTokens": 50}},
+    ),
 ]  # fmt: skip
+
+# (model, reasoning_effort, the generationConfig.thinkingConfig sent, or None when none is)
+THINKING_CASES = [
+    ("gemini-2.5-flash", "minimal", {"includeThoughts": True, "thinkingBudget": 512}),
+    ("gemini-2.5-flash", "low", {"includeThoughts": True, "thinkingBudget": 2048}),
+    ("gemini-2.5-flash", "medium", {"includeThoughts": True, "thinkingBudget": 8192}),
+    ("gemini-2.5-flash", "high", {"includeThoughts": True, "thinkingBudget": 16384}),
+    ("gemini-2.5-flash", "xhigh", {"includeThoughts": True, "thinkingBudget": 24576}),
+    ("gemini-2.5-flash", "max", {"includeThoughts": True, "thinkingBudget": 24576}),
+    ("gemini-2.5-flash", "none", {"thinkingBudget": 0}),
+    ("gemini-2.5-flash-lite", "minimal", {"includeThoughts": True, "thinkingBudget": 512}),
+    ("gemini-2.5-flash-lite", "none", {"thinkingBudget": 0}),
+    ("gemini-2.5-pro", "minimal", {"includeThoughts": True, "thinkingBudget": 512}),
+    ("gemini-2.5-pro", "max", {"includeThoughts": True, "thinkingBudget": 24576}),
+    ("gemini-2.5-pro", "none", None),  # 2.5 Pro cannot stop thinking
+    ("gemini-flash-latest", "low", {"includeThoughts": True, "thinkingBudget": 2048}),
+    ("gemini-3-pro-preview", "minimal", {"includeThoughts": True, "thinkingLevel": "low"}),
+    ("gemini-3-pro-preview", "medium", {"includeThoughts": True, "thinkingLevel": "high"}),
+    ("gemini-3-pro-preview", "high", {"includeThoughts": True, "thinkingLevel": "high"}),
+    ("gemini-3-pro-preview", "none", None),
+    ("gemini-3-flash-preview", "minimal", {"includeThoughts": True, "thinkingLevel": "minimal"}),
+    ("gemini-3-flash-preview", "medium", {"includeThoughts": True, "thinkingLevel": "medium"}),
+    ("gemini-3-flash-preview", "max", {"includeThoughts": True, "thinkingLevel": "high"}),
+    ("gemini-2.0-flash", "high", None),
+    ("gemini-2.0-flash-lite", "low", None),
+    ("gemini-1.5-pro", "low", None),
+    ("gemma-3-27b-it", "low", None),
+]
 
 # (name, OpenAI body, the param the 400 names)
 REJECT_CASES = [
@@ -156,12 +198,25 @@ REJECT_CASES = [
     ("bad tool_choice", {"messages": [USER_HI], "tools": [WEATHER_TOOL], "tool_choice": "sometimes"}, "tool_choice"),
     ("logprobs", {"messages": [USER_HI], "logprobs": True}, "logprobs"),
     ("legacy functions", {"messages": [USER_HI], "functions": []}, "functions"),
+    ("unknown reasoning_effort", {"messages": [USER_HI], "reasoning_effort": "extreme"}, "reasoning_effort"),
+    ("reasoning_effort not a string", {"messages": [USER_HI], "reasoning_effort": ["low"]}, "reasoning_effort"),
     ("audio output", {"messages": [USER_HI], "modalities": ["text", "audio"]}, "modalities"),
     ("json_schema without schema", {"messages": [USER_HI], "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format"),
     ("unknown response_format", {"messages": [USER_HI], "response_format": {"type": "yaml"}}, "response_format"),
 ]  # fmt: skip
 
 USAGE = {"promptTokenCount": 10, "candidatesTokenCount": 4, "totalTokenCount": 14}
+
+
+def usage(prompt, completion, cached=0, reasoning=0, total=None):
+    """The OpenAI usage every translated answer carries: cached and reasoning tokens always named."""
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion if total is None else total,
+        "prompt_tokens_details": {"cached_tokens": cached},
+        "completion_tokens_details": {"reasoning_tokens": reasoning},
+    }
 
 
 def answer(parts, finish="STOP", **extra):
@@ -174,8 +229,13 @@ def answer(parts, finish="STOP", **extra):
 RESPONSE_CASES = [
     ("text joined", answer([{"text": "Hel"}, {"text": "lo"}]),
      {"message": {"role": "assistant", "content": "Hello", "refusal": None}, "finish_reason": "stop"},
-     {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}),
-    ("thought parts dropped", answer([{"text": "hmm", "thought": True}, {"text": "ok"}]),
+     usage(10, 4)),
+    ("thought parts become reasoning_content, their signature dropped",
+     answer([{"text": "**Planning** ", "thought": True}, {"text": "the reply.", "thought": True},
+             {"text": "ok", "thoughtSignature": "CiQB0e2Kb8kV"}]),
+     {"message": {"role": "assistant", "content": "ok", "refusal": None, "reasoning_content": "**Planning** the reply."}},
+     None),
+    ("a thought part without text adds nothing", answer([{"thought": True, "thoughtSignature": "CiQB"}, {"text": "ok"}]),
      {"message": {"role": "assistant", "content": "ok", "refusal": None}}, None),
     ("max tokens", answer([{"text": "cut"}], "MAX_TOKENS"), {"finish_reason": "length"}, None),
     ("safety", answer([], "SAFETY"), {"message": {"role": "assistant", "content": "", "refusal": None}, "finish_reason": "content_filter"}, None),
@@ -188,8 +248,15 @@ RESPONSE_CASES = [
      {**answer([{"text": "x"}]), "usageMetadata": {"promptTokenCount": 100, "cachedContentTokenCount": 60,
                                                   "candidatesTokenCount": 5, "thoughtsTokenCount": 20, "totalTokenCount": 125}},
      {"finish_reason": "stop"},
-     {"prompt_tokens": 100, "completion_tokens": 25, "total_tokens": 125,
-      "prompt_tokens_details": {"cached_tokens": 60}, "completion_tokens_details": {"reasoning_tokens": 20}}),
+     usage(100, 25, cached=60, reasoning=20)),
+    ("thinking with a tool call",
+     {**answer([{"text": "Need the weather.", "thought": True},
+                {"functionCall": {"id": "c1", "name": "weather", "args": {"city": "Oslo"}}, "thoughtSignature": "CiQB"}]),
+      "usageMetadata": {"promptTokenCount": 30, "candidatesTokenCount": 8, "thoughtsTokenCount": 40, "totalTokenCount": 78}},
+     {"finish_reason": "tool_calls",
+      "message": {"role": "assistant", "content": None, "refusal": None, "reasoning_content": "Need the weather.",
+                  "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Oslo"}'}}]}},
+     usage(30, 48, reasoning=40, total=78)),
 ]  # fmt: skip
 
 CALL_ANSWER = answer([{"text": "Let me check."}, {"functionCall": {"name": "weather", "args": {"city": "Oslo"}}},
@@ -247,13 +314,33 @@ TEXT_STREAM = [
     chunk([{"text": "world"}], "STOP", {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8}),
 ]
 TEXT_STREAM_TEXT = "Hello, world"
-TEXT_STREAM_USAGE = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+TEXT_STREAM_USAGE = usage(5, 3)
 TOOL_STREAM = [
     chunk([{"text": "Checking"}]),
     chunk([{"functionCall": {"name": "weather", "args": {"city": "Oslo"}}}, {"functionCall": {"name": "time", "args": {}}}]),
     chunk([], "STOP", USAGE),
 ]
 USAGE_AFTER_FINISH = [chunk([{"text": "x"}], "STOP"), orjson.dumps({"usageMetadata": USAGE, "responseId": "s1"})]
+# Thought summaries first (includeThoughts), then the answer; cumulative usage with thoughts and an
+# implicit cache hit on the last event.
+THINKING_STREAM = [
+    chunk([{"text": "**Weighing it** ", "thought": True}],
+          usage={"promptTokenCount": 1200, "thoughtsTokenCount": 12, "totalTokenCount": 1212}),
+    chunk([{"text": "I add them.", "thought": True}]),
+    chunk([{"text": "It is ", "thoughtSignature": "CiQB0e2Kb8kV"}]),
+    chunk([{"text": "4."}], "STOP", {"promptTokenCount": 1200, "cachedContentTokenCount": 1024, "candidatesTokenCount": 3,
+                                      "thoughtsTokenCount": 30, "totalTokenCount": 1233}),
+]  # fmt: skip
+THINKING_STREAM_REASONING = "**Weighing it** I add them."
+THINKING_STREAM_USAGE = usage(1200, 33, cached=1024, reasoning=30)
+THINKING_ANSWER = {
+    "candidates": [{"content": {"role": "model", "parts": [
+        {"text": "**Weighing it** ", "thought": True}, {"text": "I add them.", "thought": True},
+        {"text": "It is ", "thoughtSignature": "CiQB0e2Kb8kV"}, {"text": "4."}]}, "finishReason": "STOP", "index": 0}],
+    "usageMetadata": {"promptTokenCount": 1200, "cachedContentTokenCount": 1024, "candidatesTokenCount": 3,
+                      "thoughtsTokenCount": 30, "totalTokenCount": 1233},
+    "modelVersion": "gemini-2.5-flash", "responseId": "s1",
+}  # fmt: skip
 ERROR_STREAM = [chunk([{"text": "x"}]), google_error(429, "RESOURCE_EXHAUSTED", "quota in stream")]
 BROKEN_STREAM = [chunk([{"text": "x"}])]
 BLOCKED_STREAM = [orjson.dumps(BLOCKED)]

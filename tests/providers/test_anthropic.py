@@ -13,6 +13,7 @@ from alloy.providers import TranslateSettings, UpstreamCall, anthropic
 from alloy.providers import anthropic_stream as machine
 from fixtures_anthropic import (
     BROKEN_STREAM,
+    EFFORT_BUDGETS,
     ERROR_CASES,
     ERROR_STREAM,
     JSON_SCHEMA_BODY,
@@ -21,13 +22,20 @@ from fixtures_anthropic import (
     RESPONSE_CASES,
     TEXT_STREAM,
     TEXT_STREAM_TEXT,
+    THINKING_MESSAGE,
+    THINKING_STREAM,
+    THINKING_STREAM_REASONING,
+    THINKING_STREAM_USAGE,
     TOOL_STREAM,
     TOOL_STREAM_CALLS,
     USER_HI,
     event,
     message_start,
+    signature_delta,
     text_delta,
+    thinking_delta,
     to_sse,
+    usage,
 )
 
 CHAT = "chat/completions"
@@ -73,6 +81,61 @@ def test_json_schema_response_format_puts_the_schema_in_the_system_prompt():
     assert "JSON" in system and "greeting" in system
     schema = JSON_SCHEMA_BODY["response_format"]["json_schema"]["schema"]
     assert orjson.loads(system[system.index("{") :]) == schema
+
+
+@pytest.mark.parametrize("effort, budget", EFFORT_BUDGETS)
+def test_every_effort_has_its_budget(effort, budget):
+    sent = orjson.loads(build({"messages": [USER_HI], "reasoning_effort": effort}).body)
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": budget}
+    assert sent["max_tokens"] == budget + 4096 and 1024 <= budget < sent["max_tokens"]
+
+
+@pytest.mark.parametrize("client_max", [1, 100, 1024, 2047, 2048, 2049, 6000, 6144, 6145, 64000])
+def test_max_tokens_is_raised_never_lowered_and_always_above_the_budget(client_max):
+    sent = orjson.loads(build({"messages": [USER_HI], "reasoning_effort": "low", "max_tokens": client_max}).body)
+    budget = sent["thinking"]["budget_tokens"]
+    assert sent["max_tokens"] >= client_max and sent["max_tokens"] > budget
+    assert sent["max_tokens"] - budget >= min(client_max, 4096)  # the answer keeps its room
+
+
+def test_the_configured_default_is_the_answer_room_without_a_client_max():
+    settings = TranslateSettings(api_key="k", max_tokens_default=1000)
+    sent = orjson.loads(build({"messages": [USER_HI], "reasoning_effort": "medium"}, settings).body)
+    assert (sent["thinking"]["budget_tokens"], sent["max_tokens"]) == (8192, 9192)
+
+
+@pytest.mark.parametrize(
+    "model", ["claude-3-5-haiku-20241022", "claude-3-5-sonnet-latest", "claude-3-opus-20240229", "claude-3-haiku-20240307",
+              "claude-2.1", "claude-instant-1.2"],
+)  # fmt: skip
+def test_models_that_do_not_think_ignore_reasoning_effort(model):
+    call = anthropic.build_request({"messages": [USER_HI], "reasoning_effort": "high", "temperature": 0.2}, model, CHAT, SETTINGS)
+    sent = orjson.loads(call.body)
+    assert "thinking" not in sent and (sent["max_tokens"], sent["temperature"]) == (4096, 0.2)
+
+
+@pytest.mark.parametrize("model", ["claude-3-7-sonnet-20250219", "claude-sonnet-4-20250514", "claude-opus-4-1", "claude-haiku-4-5"])
+def test_models_that_think_get_thinking(model):
+    call = anthropic.build_request({"messages": [USER_HI], "reasoning_effort": "low"}, model, CHAT, SETTINGS)
+    assert orjson.loads(call.body)["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+
+
+def test_a_named_tool_choice_also_stops_thinking():
+    body = {
+        "messages": [USER_HI],
+        "reasoning_effort": "low",
+        "tools": [{"type": "function", "function": {"name": "now"}}],
+        "tool_choice": {"type": "function", "function": {"name": "now"}},
+    }
+    assert "thinking" not in orjson.loads(build(body).body)
+    body["tool_choice"] = "auto"
+    assert orjson.loads(build(body).body)["thinking"]["budget_tokens"] == 2048
+
+
+def test_without_cache_control_the_system_prompt_stays_one_string():
+    parts = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+    body = {"messages": [{"role": "system", "content": parts}, {"role": "system", "content": "c"}, USER_HI]}
+    assert orjson.loads(build(body).body)["system"] == "a\nb\n\nc"
 
 
 @pytest.mark.parametrize("name, body, param", REJECT_CASES, ids=[case[0] for case in REJECT_CASES])
@@ -156,7 +219,12 @@ def test_text_stream_joins_to_the_text_then_finish_usage_and_done():
     assert [chunk["choices"][0]["finish_reason"] for chunk in body] == [None] * len(body)
     assert final["choices"] == [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]
     assert usage["choices"] == []
-    assert usage["usage"] == {"prompt_tokens": 25, "completion_tokens": 15, "total_tokens": 40}
+    assert usage["usage"] == {
+        "prompt_tokens": 25,
+        "completion_tokens": 15,
+        "total_tokens": 40,
+        "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+    }
 
 
 def test_without_include_usage_there_is_no_usage_chunk():
@@ -185,13 +253,9 @@ def test_tool_stream_sends_calls_the_way_openai_does():
         entry["arguments"] += call["function"]["arguments"]
     assert [calls[i] for i in sorted(calls)] == TOOL_STREAM_CALLS
     assert "".join(delta.get("content") or "" for delta in deltas(chunks)) == "Checking both."
+    assert "".join(delta.get("reasoning_content") or "" for delta in deltas(chunks)) == "weather twice"
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
-    assert chunks[-1]["usage"] == {
-        "prompt_tokens": 50,
-        "completion_tokens": 60,
-        "total_tokens": 110,
-        "prompt_tokens_details": {"cached_tokens": 10},
-    }
+    assert chunks[-1]["usage"] == usage(50, 60, cached=10)
 
 
 def test_later_message_delta_usage_wins():
@@ -203,7 +267,64 @@ def test_later_message_delta_usage_wins():
     ]
     chunks = payloads(translate(events))
     assert chunks[-2]["choices"][0]["finish_reason"] == "length"
-    assert chunks[-1]["usage"] == {"prompt_tokens": 30, "completion_tokens": 4, "total_tokens": 34}
+    assert chunks[-1]["usage"] == usage(30, 4)
+
+
+def test_thinking_streams_as_reasoning_content_before_the_text():
+    chunks = payloads(translate(THINKING_STREAM))
+    sent = deltas(chunks)
+    assert sent[0] == {"role": "assistant", "content": ""}
+    reasoning = [delta["reasoning_content"] for delta in sent if "reasoning_content" in delta]
+    assert reasoning == ["The user asks ", "for a sum.", "\n\n2 + 2 = 4."]  # a blank line between blocks
+    assert all(set(delta) == {"reasoning_content"} for delta in sent if "reasoning_content" in delta)
+    first_text = next(i for i, delta in enumerate(sent) if delta.get("content"))
+    assert all("reasoning_content" not in delta for delta in sent[first_text:])
+    assert "".join(delta.get("content", "") for delta in sent) == "It is 4."
+    assert b"signature" not in b"".join(translate(THINKING_STREAM))  # signatures have no OpenAI place
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"] == THINKING_STREAM_USAGE
+
+
+def test_a_thinking_stream_sums_to_the_complete_answer():
+    """What a client accumulates from the stream is the complete answer's message and usage."""
+    chunks = payloads(translate(THINKING_STREAM))
+    _, body = anthropic.translate_response(200, orjson.dumps(THINKING_MESSAGE), "my-alias", CHAT)
+    complete = orjson.loads(body)
+    message = complete["choices"][0]["message"]
+    assert "".join(delta.get("reasoning_content", "") for delta in deltas(chunks)) == message["reasoning_content"]
+    assert message["reasoning_content"] == THINKING_STREAM_REASONING
+    assert "".join(delta.get("content", "") for delta in deltas(chunks)) == message["content"]
+    assert chunks[-1]["usage"] == complete["usage"] == THINKING_STREAM_USAGE
+
+
+def test_a_thinking_start_with_text_and_an_empty_delta():
+    events = [
+        message_start(),
+        event("content_block_start", index=0, content_block={"type": "thinking", "thinking": "Hm. ", "signature": ""}),
+        thinking_delta(0, ""),
+        thinking_delta(0, "Yes."),
+        signature_delta(0, "c2ln"),
+        event("content_block_stop", index=0),
+        *TEXT_STREAM[1:],
+    ]
+    reasoning = [d["reasoning_content"] for d in deltas(payloads(translate(events))) if "reasoning_content" in d]
+    assert reasoning == ["Hm. ", "Yes."]
+
+
+def test_without_include_usage_a_thinking_stream_has_no_usage_chunk():
+    chunks = payloads(translate(THINKING_STREAM, include_usage=False))
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and all("usage" not in c for c in chunks)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [text_delta(0, "x"), event("content_block_delta", index=0, delta={"type": "input_json_delta", "partial_json": "{"})],
+    ids=["text_delta", "json_delta"],
+)
+def test_a_foreign_delta_inside_a_thinking_block_is_a_protocol_error(bad):
+    events = [message_start(), THINKING_STREAM[1], bad, *THINKING_STREAM[3:]]
+    chunks = payloads(translate(events))
+    assert chunks[-1]["error"]["code"] == "upstream_protocol_error"
 
 
 def test_an_error_event_ends_the_stream_with_one_openai_error():
@@ -284,16 +405,19 @@ SAMPLES = {
     "message_start": message_start()[1],
     "start_text": event("content_block_start", index=0, content_block={"type": "text", "text": ""})[1],
     "start_tool": event("content_block_start", index=0, content_block={"type": "tool_use", "id": "t", "name": "f", "input": {}})[1],
-    "start_other": event("content_block_start", index=0, content_block={"type": "thinking", "thinking": ""})[1],
+    "start_thinking": event("content_block_start", index=0, content_block={"type": "thinking", "thinking": ""})[1],
+    "start_other": event("content_block_start", index=0, content_block={"type": "redacted_thinking", "data": "x"})[1],
     "text_delta": text_delta(0, "x")[1],
     "json_delta": event("content_block_delta", index=0, delta={"type": "input_json_delta", "partial_json": "{"})[1],
-    "other_delta": event("content_block_delta", index=0, delta={"type": "thinking_delta", "thinking": "x"})[1],
+    "thinking_delta": thinking_delta(0, "x")[1],
+    "signature_delta": signature_delta(0, "c2ln")[1],
+    "other_delta": event("content_block_delta", index=0, delta={"type": "citations_delta", "citation": {}})[1],
     "content_block_stop": event("content_block_stop", index=0)[1],
     "message_delta": event("message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 1})[1],
     "message_stop": event("message_stop")[1],
     "message_restart": {"type": "message_restart"},  # a kind the table does not know
 }
-STATES = [machine.START, machine.MESSAGE, machine.TEXT, machine.TOOL, machine.IGNORED, machine.STOPPING]
+STATES = [machine.START, machine.MESSAGE, machine.TEXT, machine.TOOL, machine.THINKING, machine.IGNORED, machine.STOPPING]
 
 
 def test_samples_cover_the_table():
@@ -353,8 +477,20 @@ def test_split_at_every_byte_boundary_gives_the_same_chunks():
     assert without_created(through_splitter([wire[i : i + 1] for i in range(len(wire))])) == expected
 
 
+def test_a_thinking_stream_split_at_every_byte_boundary_gives_the_same_chunks():
+    small = [THINKING_STREAM[0], THINKING_STREAM[1], THINKING_STREAM[2], THINKING_STREAM[4], THINKING_STREAM[5],
+             *THINKING_STREAM[13:]]  # fmt: skip
+    wire = to_sse(small)
+    expected = without_created(through_splitter([wire]))
+    reasoning = [c["choices"][0]["delta"].get("reasoning_content") for c in expected[:-1] if c.get("choices")]
+    assert "The user asks " in reasoning and expected[-2]["usage"] == THINKING_STREAM_USAGE
+    for cut in range(len(wire) + 1):
+        assert without_created(through_splitter([wire[:cut], wire[cut:]])) == expected, cut
+    assert without_created(through_splitter([wire[i : i + 1] for i in range(len(wire))])) == expected
+
+
 def test_crlf_wire_and_a_last_event_without_blank_line():
     wire = to_sse(TOOL_STREAM).replace(b"\n", b"\r\n")[: -len(b"\r\n")]
     chunks = through_splitter([wire])
     assert chunks[-1] == "[DONE]"
-    assert chunks[-2]["usage"]["prompt_tokens_details"] == {"cached_tokens": 10}
+    assert chunks[-2]["usage"]["prompt_tokens_details"] == {"cached_tokens": 10, "cache_write_tokens": 0}

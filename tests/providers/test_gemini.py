@@ -22,12 +22,18 @@ from fixtures_gemini import (
     TEXT_STREAM,
     TEXT_STREAM_TEXT,
     TEXT_STREAM_USAGE,
+    THINKING_ANSWER,
+    THINKING_CASES,
+    THINKING_STREAM,
+    THINKING_STREAM_REASONING,
+    THINKING_STREAM_USAGE,
     TOOL_STREAM,
     TWO_CANDIDATES,
     USAGE_AFTER_FINISH,
     USER_HI,
     chunk,
     to_sse,
+    usage,
 )
 
 SETTINGS = TranslateSettings(api_key="AIza-test")
@@ -51,6 +57,21 @@ def test_request_mapping(name, body, expected):
             assert key not in out, key
         else:
             assert out[key] == value, key
+
+
+@pytest.mark.parametrize("model, effort, expected", THINKING_CASES, ids=[f"{c[0]}-{c[1]}" for c in THINKING_CASES])
+def test_reasoning_effort_becomes_a_thinking_config(model, effort, expected):
+    _, out = build({"messages": [USER_HI], "reasoning_effort": effort, "max_completion_tokens": 100, "temperature": 0.5}, model=model)
+    generation = out["generationConfig"]
+    assert generation.get("thinkingConfig") == expected
+    assert (generation["maxOutputTokens"], generation["temperature"]) == (100, 0.5)  # passed unchanged
+
+
+def test_reasoning_effort_alone_makes_the_generation_config():
+    _, out = build({"messages": [USER_HI], "reasoning_effort": "low"}, model="gemini-2.5-flash")
+    assert out["generationConfig"] == {"thinkingConfig": {"includeThoughts": True, "thinkingBudget": 2048}}
+    _, out = build({"messages": [USER_HI], "reasoning_effort": "none"}, model="gemini-2.5-pro")
+    assert "generationConfig" not in out
 
 
 def test_chat_call_path_headers_and_stream_flag():
@@ -161,7 +182,7 @@ def test_function_call_only_has_null_content_and_keeps_gemini_id():
     assert message["content"] is None
     assert message["tool_calls"][0]["id"] == "g-7"
     assert out["id"].startswith("chatcmpl-") and len(out["id"]) > len("chatcmpl-")  # generated without responseId
-    assert out["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert out["usage"] == usage(0, 0)
 
 
 def test_several_candidates_become_choices():
@@ -280,7 +301,48 @@ def test_text_stream_with_usage():
 
 def test_usage_sent_after_the_finish_reason_is_used():
     chunks = run(USAGE_AFTER_FINISH, include_usage=True)
-    assert chunks[-1]["usage"] == {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+    assert chunks[-1]["usage"] == usage(10, 4)
+
+
+def test_thought_parts_stream_as_reasoning_content_before_the_text():
+    chunks = run(THINKING_STREAM, include_usage=True)
+    deltas = [c["choices"][0]["delta"] for c in chunks if c.get("choices")]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert deltas[1:5] == [{"reasoning_content": "**Weighing it** "}, {"reasoning_content": "I add them."},
+                           {"content": "It is "}, {"content": "4."}]  # fmt: skip
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"] == THINKING_STREAM_USAGE
+
+
+def test_a_thinking_stream_sums_to_the_complete_answer():
+    chunks = run(THINKING_STREAM, include_usage=True)
+    _, complete = translate(THINKING_ANSWER)
+    message = complete["choices"][0]["message"]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c.get("choices")]
+    assert "".join(d.get("reasoning_content", "") for d in deltas) == message["reasoning_content"] == THINKING_STREAM_REASONING
+    assert "".join(d.get("content", "") for d in deltas) == message["content"] == "It is 4."
+    assert chunks[-1]["usage"] == complete["usage"] == THINKING_STREAM_USAGE
+    assert b"thoughtSignature" not in orjson.dumps(chunks)
+
+
+def test_a_thinking_stream_split_at_every_byte_boundary():
+    events = [THINKING_STREAM[0], THINKING_STREAM[3]]
+    wire = to_sse(events)
+    whole = run(events, True)
+    assert whole[1]["choices"][0]["delta"] == {"reasoning_content": "**Weighing it** "}
+    for cut in range(1, len(wire)):
+        translator, splitter, out = gemini.StreamTranslator("my-model", True), SSESplitter(), []
+        for piece in (wire[:cut], wire[cut:]):
+            for name, data in splitter.feed(piece):
+                out.extend(translator.feed(name, data))
+        out.extend(translator.finish())
+        assert parsed(out[:-1]) == whole, cut
+        assert out[-1] == b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("step", [1, 3, 64])
+def test_a_thinking_stream_through_the_core_splitter(step):
+    assert run(THINKING_STREAM, True, splitter_bytes=step) == run(THINKING_STREAM, True)
 
 
 @pytest.mark.parametrize("step", [1, 2, 7, 64])
@@ -347,7 +409,11 @@ def test_blocked_prompt_in_stream():
     assert len(chunks) == 1 and chunks[0]["error"]["code"] == "content_filter"
 
 
-@pytest.mark.parametrize("data", [b"{not json", b"[1]", b'{"candidates": [3]}'])
+@pytest.mark.parametrize(
+    "data",
+    [b"{not json", b"[1]", b'{"candidates": [3]}', b'{"candidates": [{"content": {"parts": [3]}}]}',
+     b'{"candidates": [{"content": {"parts": [{"functionCall": {}}]}}]}', b'{"candidates": [{"index": [0]}]}'],
+)  # fmt: skip
 def test_malformed_stream_events(data):
     chunks = run([TEXT_STREAM[0], data])
     assert chunks[-1]["error"]["code"] == "upstream_protocol_error"
