@@ -11,28 +11,54 @@ missing ``model`` / ``max_tokens`` / ``messages``, a ``system`` role inside ``me
 not alternate or a first turn that is not the user's, empty text blocks, a ``tool_result`` whose id
 is not a ``tool_use`` of the turn just before, a ``tool_use`` left unanswered in the next turn,
 malformed tools / tool_choice / images / metadata, and out-of-range sampling values are 400
-invalid_request_errors.
+invalid_request_errors. So are, as the API reference and the extended thinking and prompt caching
+guides describe them:
+    thinking            not {type: enabled, budget_tokens >= 1024} / {type: disabled} / {type:
+                        adaptive}; enabled on a model that does not think (Claude 2, 3 before 3.7)
+                        or no longer takes a budget (Opus 4.7); budget_tokens not below max_tokens
+                        (checked for /v1/messages, not for count_tokens, which has no max_tokens);
+                        with thinking on: a temperature other than 1, top_k, top_p outside 0.95..1,
+                        a tool_choice that forces a tool (any, tool), and a last assistant turn with
+                        tool_use that does not start with its thinking block
+    thinking blocks     in a user turn, or whose signature the emulator did not issue (it signs its
+                        own: an HMAC of the thinking text; redacted_thinking data likewise)
+    cache_control       not {type: ephemeral[, ttl: 5m | 1h]}; on a block type that cannot carry it
+                        (thinking, redacted_thinking); more than 4 in one request; a 1h one after a
+                        5m one (tools, then system, then messages)
+    fields              a block, system block or tool with a field its type does not have
 
 Deterministic replies: ``"echo: " + the last user text`` (the tool results' text when the last user
-turn has only those), one word per token. With tools, a user text containing "call tool" (or a
+turn has only those), one word per token. With thinking enabled (or adaptive), the reply starts
+with a signed ``thinking`` block ("Considering: " + the text), plus a ``redacted_thinking`` block
+when the text holds Anthropic's documented test string ``REDACTED_TRIGGER``; its words count as
+output tokens and come off what max_tokens leaves the answer. With tools, a user text containing "call tool" (or a
 tool_choice of ``any`` / ``tool``) gets one ``tool_use`` block for the first (or the named) tool with
 input ``{"query": text}`` and stop_reason ``tool_use``, unless tool_choice is ``none``. A stop
 sequence found in the reply cuts it there (``stop_sequence``); more words than ``max_tokens`` are cut
 to ``max_tokens`` words (``max_tokens``). ``stream: true`` sends the documented event sequence:
 message_start, per block content_block_start (a ping after the first), text_delta per word or
-input_json_delta fragments, content_block_stop; then message_delta (stop reason, usage) and
-message_stop.
+input_json_delta fragments (thinking_delta per word, then a signature_delta), content_block_stop;
+then message_delta (stop reason, cumulative usage) and message_stop.
+
+Prompt caching as the API reports it: the prefix up to each ``cache_control`` breakpoint (tools,
+system, messages in that order, the model included) is cached once it is at least 1024 tokens
+(words here); a request whose breakpoint prefix was cached before reads it
+(``cache_read_input_tokens``), the prefix up to its last breakpoint beyond that is written
+(``cache_creation_input_tokens``, split by ttl in ``cache_creation``), and ``input_tokens`` is what
+follows the last breakpoint (at least 1). Entries do not expire.
 
 Test hooks: ``GET /_emulator/requests`` returns the log (JSON list of {method, path, headers, body},
 oldest first); ``DELETE`` clears it. Header ``x-emulator-fault``, items separated by ";":
     status=<400..599>[;retry-after=<s>]   answer that status with Anthropic's error body for it
     mid-stream-error                      a stream that sends an ``error`` event after its first delta
     cut-mid-stream                        a stream whose connection closes after its first delta
-Header ``x-emulator-cache-read: <n>`` reports n ``cache_read_input_tokens`` in the usage.
 """
 
 import argparse
 import asyncio
+import base64
+import hashlib
+import hmac
 import itertools
 import os
 import re
@@ -56,6 +82,26 @@ TOP_LEVEL = frozenset(
      "top_k", "top_p", "tools", "tool_choice", "thinking", "service_tier")
 )  # fmt: skip
 TOOL_FIELDS = frozenset(("name", "description", "input_schema", "cache_control", "type"))
+# block type -> the fields it may have (request side: "Extra inputs are not permitted" otherwise)
+BLOCK_FIELDS = {
+    "text": frozenset(("type", "text", "cache_control", "citations")),
+    "image": frozenset(("type", "source", "cache_control")),
+    "tool_use": frozenset(("type", "id", "name", "input", "cache_control")),
+    "tool_result": frozenset(("type", "tool_use_id", "content", "is_error", "cache_control")),
+    "thinking": frozenset(("type", "thinking", "signature")),
+    "redacted_thinking": frozenset(("type", "data")),
+}
+MIN_THINKING_BUDGET = 1024
+MIN_THINKING_TOP_P = 0.95
+THINKING_TYPES = frozenset(("enabled", "disabled", "adaptive"))
+NO_THINKING = re.compile(r"claude-(?:instant|2|3-(?!7))")  # models that do not think
+ADAPTIVE_ONLY = re.compile(r"claude-opus-4-7")  # manual thinking (budget_tokens) removed
+CACHE_TTLS = ("1h", "5m")  # in the order they may appear in a request
+MAX_BREAKPOINTS = 4
+MIN_CACHEABLE = 1024  # tokens (words here) a prefix needs to be cached
+SIGNING_KEY = b"anthropic-emulator thinking signatures"
+# Anthropic's documented string that makes a thinking model answer a redacted_thinking block.
+REDACTED_TRIGGER = "ANTHROPIC_MAGIC_STRING_TRIGGER_REDACTED_THINKING_46C9A13E193C177646C7398A98432ECCCE4C1253D5E2D82641AC0E52CC2876CB"
 TOOL_CHOICE_TYPES = frozenset(("auto", "any", "tool", "none"))
 IMAGE_TYPES = frozenset(("image/jpeg", "image/png", "image/gif", "image/webp"))
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
@@ -108,6 +154,20 @@ def validate(body):
     check_options(body)
     tool_names = check_tools(body.get("tools"), body.get("tool_choice"))
     check_messages(body["messages"], tool_names)
+    check_thinking(body)
+    check_cache_controls(body)
+
+
+def validate_messages(body):
+    """``validate`` plus what only a Messages call (which has a max_tokens) is refused for."""
+    validate(body)
+    thinking = body.get("thinking") or {}
+    if thinking.get("type") == "enabled" and thinking["budget_tokens"] >= body["max_tokens"]:
+        raise invalid(
+            f"`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at "
+            f"https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size "
+            f"(max_tokens: {body['max_tokens']}, budget_tokens: {thinking['budget_tokens']})"
+        )
 
 
 def is_int(value):
@@ -123,6 +183,14 @@ def check_system(system):
         return
     if not isinstance(system, list) or not all(is_text_block(block) for block in system):
         raise invalid("system: Input should be a string or a list of text blocks")
+    for j, block in enumerate(system):
+        check_fields(block, BLOCK_FIELDS["text"], f"system.{j}")
+
+
+def check_fields(holder, allowed, where):
+    for name in holder:
+        if name not in allowed:
+            raise invalid(f"{where}.{name}: Extra inputs are not permitted")
 
 
 def is_text_block(block):
@@ -264,8 +332,100 @@ def check_block(block, role, where):
         if content is not None and not isinstance(content, str):
             if not isinstance(content, list) or not all(isinstance(b, dict) and b.get("type") in ("text", "image") for b in content):
                 raise invalid(f"{where}.content: Input should be a string or a list of text and image blocks")
+        if "is_error" in block and not isinstance(block["is_error"], bool):
+            raise invalid(f"{where}.is_error: Input should be a valid boolean")
+    elif kind == "thinking" and role == "assistant":
+        if not isinstance(block.get("thinking"), str) or not isinstance(block.get("signature"), str):
+            raise invalid(f"{where}: thinking blocks need thinking and signature strings")
+        if not hmac.compare_digest(block["signature"], sign(block["thinking"])):
+            raise invalid(f"{where}: Invalid `signature` in `thinking` block")
+    elif kind == "redacted_thinking" and role == "assistant":
+        if not isinstance(block.get("data"), str) or not hmac.compare_digest(block["data"], REDACTED_DATA):
+            raise invalid(f"{where}: Invalid `data` in `redacted_thinking` block")
     else:
         raise invalid(f"{where}: block type {kind!r} is not permitted in a {role} message")
+    check_fields(block, BLOCK_FIELDS[kind], where)
+
+
+def check_thinking(body):
+    """The thinking setting, and what it rules out elsewhere in the request."""
+    thinking = body.get("thinking")
+    if thinking is None:
+        return
+    if not isinstance(thinking, dict) or thinking.get("type") not in THINKING_TYPES:
+        raise invalid("thinking: Input tag should be 'enabled', 'disabled' or 'adaptive'")
+    kind = thinking["type"]
+    check_fields(thinking, {"type", "budget_tokens"} if kind == "enabled" else {"type"}, f"thinking.{kind}")
+    if kind == "disabled":
+        return
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not is_int(budget):
+            raise invalid("thinking.enabled.budget_tokens: Field required")
+        if budget < MIN_THINKING_BUDGET:
+            raise invalid(f"thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_THINKING_BUDGET}")
+        if NO_THINKING.match(body["model"]):
+            raise invalid(f"thinking: the model {body['model']} does not support extended thinking")
+        if ADAPTIVE_ONLY.match(body["model"]):
+            raise invalid(f'thinking.type.enabled is not supported for this model. Use thinking.type.adaptive ({body["model"]})')
+    if body.get("temperature") is not None and body["temperature"] != 1:
+        raise invalid("`temperature` may only be set to 1 when thinking is enabled. Please consult our documentation "
+                      "at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#important-considerations-when-using-extended-thinking")
+    if body.get("top_k") is not None:
+        raise invalid("`top_k` must be unset when thinking is enabled")
+    if body.get("top_p") is not None and not MIN_THINKING_TOP_P <= body["top_p"] <= 1:
+        raise invalid(f"`top_p` must be greater than or equal to {MIN_THINKING_TOP_P} or unset when thinking is enabled")
+    if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        raise invalid("Thinking may not be enabled when tool_choice forces tool use.")
+    for i in range(len(body["messages"]) - 1, -1, -1):
+        message = body["messages"][i]
+        if message["role"] != "assistant":
+            continue
+        blocks = message_blocks(message)
+        if any(block["type"] == "tool_use" for block in blocks) and blocks[0]["type"] not in ("thinking", "redacted_thinking"):
+            raise invalid(
+                f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+                f"`{blocks[0]['type']}`. When `thinking` is enabled, a final `assistant` message must start with a "
+                "thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend "
+                "you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`."
+            )
+        return
+
+
+def cache_breakpoints(body):
+    """[(where, cache_control)] of the request, in the order Anthropic reads them."""
+    found = [(f"tools.{i}", tool["cache_control"]) for i, tool in enumerate(body.get("tools") or ()) if "cache_control" in tool]
+    system = body.get("system")
+    if isinstance(system, list):
+        found += [(f"system.{j}", b["cache_control"]) for j, b in enumerate(system) if "cache_control" in b]
+    for i, message in enumerate(body["messages"]):
+        found += [(f"messages.{i}.content.{j}", b["cache_control"])
+                  for j, b in enumerate(message_blocks(message)) if "cache_control" in b]  # fmt: skip
+    return found
+
+
+def check_cache_controls(body):
+    breakpoints = cache_breakpoints(body)
+    seen_5m = False
+    for where, cache in breakpoints:
+        if not isinstance(cache, dict) or cache.get("type") != "ephemeral" or set(cache) - {"type", "ttl"}:
+            raise invalid(f"{where}.cache_control: Input should be an object with type 'ephemeral'")
+        ttl = cache.get("ttl", "5m")
+        if ttl not in CACHE_TTLS:
+            raise invalid(f"{where}.cache_control.ttl: Input should be '5m' or '1h'")
+        if ttl == "1h" and seen_5m:
+            raise invalid("a ttl='1h' cache_control block must not come after a ttl='5m' cache_control block")
+        seen_5m = seen_5m or ttl == "5m"
+    if len(breakpoints) > MAX_BREAKPOINTS:
+        raise invalid(f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {len(breakpoints)}.")
+
+
+def sign(thinking):
+    """The signature the emulator gives (and expects back on) a thinking block."""
+    return base64.b64encode(hmac.new(SIGNING_KEY, thinking.encode(), hashlib.sha256).digest()).decode()
+
+
+REDACTED_DATA = sign("redacted_thinking")
 
 
 # --- replies ------------------------------------------------------------------------------------------
@@ -304,30 +464,94 @@ def input_tokens(body):
     return max(count, 1)
 
 
-def reply(body, serial, cache_read):
+def prefix_items(body):
+    """The request as the cache sees it, in order: [(item without its cache_control, words, cache_control)]."""
+    items = [({"tool": without_cache(tool)}, 0, tool.get("cache_control")) for tool in body.get("tools") or ()]
+    system = body.get("system")
+    system_blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system or []
+    items += [({"system": without_cache(b)}, words_of(b["text"]), b.get("cache_control")) for b in system_blocks]
+    for i, message in enumerate(body["messages"]):
+        items += [({"message": i, "role": message["role"], "block": without_cache(b)}, words_of(block_text(b)),
+                   b.get("cache_control")) for b in message_blocks(message)]  # fmt: skip
+    return items
+
+
+def without_cache(holder):
+    return {k: v for k, v in holder.items() if k != "cache_control"}
+
+
+class PromptCache:
+    """Prefixes written by earlier requests (keyed by model and content up to a breakpoint)."""
+
+    def __init__(self):
+        self.entries = set()
+
+    def usage(self, body):
+        """The input side of the usage: input_tokens and the cache reads and writes."""
+        items = prefix_items(body)
+        words, total, keys, breakpoints = [], 0, [], []
+        digest = hashlib.sha256(body["model"].encode())
+        for k, (item, count, cache) in enumerate(items):
+            total += count
+            digest.update(orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
+            words.append(total)
+            keys.append(digest.hexdigest())
+            if cache is not None:
+                breakpoints.append((k, cache.get("ttl", "5m")))
+        read_at = max((k for k, _ in breakpoints if keys[k] in self.entries), default=-1)
+        read = words[read_at] if read_at >= 0 else 0
+        written = {"5m": 0, "1h": 0}
+        previous = read
+        for k, ttl in breakpoints:
+            if k > read_at and words[k] >= MIN_CACHEABLE:
+                written[ttl] += words[k] - previous
+                previous = words[k]
+                self.entries.add(keys[k])
+        write = written["5m"] + written["1h"]
+        return {
+            "input_tokens": max(1, total - read - write),
+            "cache_creation_input_tokens": write,
+            "cache_read_input_tokens": read,
+            "cache_creation": {"ephemeral_5m_input_tokens": written["5m"], "ephemeral_1h_input_tokens": written["1h"]},
+        }
+
+
+def thinking_blocks(body, text):
+    """The thinking the reply starts with when the request turned thinking on (else [])."""
+    if (body.get("thinking") or {}).get("type") not in ("enabled", "adaptive"):
+        return []
+    thought = "Considering: " + text
+    blocks = [{"type": "thinking", "thinking": thought, "signature": sign(thought)}]
+    if REDACTED_TRIGGER in text:
+        blocks.append({"type": "redacted_thinking", "data": REDACTED_DATA})
+    return blocks
+
+
+def reply(body, serial, usage):
     """The message the emulator answers: (content blocks, stop_reason, stop_sequence, usage)."""
     text = last_user_text(body["messages"])
     tools, choice = body.get("tools") or [], body.get("tool_choice") or {"type": "auto"}
     wants_tool = "call tool" in text or choice["type"] in ("any", "tool")
-    usage = {"input_tokens": input_tokens(body), "cache_creation_input_tokens": 0, "cache_read_input_tokens": cache_read}
+    thinking = thinking_blocks(body, text)
+    thought = sum(words_of(block.get("thinking", "")) for block in thinking)
     if tools and wants_tool and choice["type"] != "none":
         name = choice["name"] if choice["type"] == "tool" else tools[0]["name"]
         block = {"type": "tool_use", "id": f"toolu_emu_{serial:06d}", "name": name, "input": {"query": text}}
-        return [block], "tool_use", None, {**usage, "output_tokens": 3 + words_of(text)}
+        return [*thinking, block], "tool_use", None, {**usage, "output_tokens": thought + 3 + words_of(text)}
     answer, stop_reason, stop_sequence = "echo: " + text, "end_turn", None
     found = [(answer.find(s), s) for s in body.get("stop_sequences") or () if s in answer]
     if found:
         position, stop_sequence = min(found)
         answer, stop_reason = answer[:position], "stop_sequence"
-    words = answer.split(" ")
-    if len(words) > body["max_tokens"]:
-        answer, stop_reason, stop_sequence = " ".join(words[: body["max_tokens"]]), "max_tokens", None
-    content = [{"type": "text", "text": answer}] if answer else []
-    return content, stop_reason, stop_sequence, {**usage, "output_tokens": words_of(answer)}
+    words, room = answer.split(" "), max(0, body["max_tokens"] - thought)
+    if len(words) > room:
+        answer, stop_reason, stop_sequence = " ".join(words[:room]), "max_tokens", None
+    content = [*thinking, {"type": "text", "text": answer}] if answer else thinking
+    return content, stop_reason, stop_sequence, {**usage, "output_tokens": thought + words_of(answer)}
 
 
-def message_object(body, serial, cache_read):
-    content, stop_reason, stop_sequence, usage = reply(body, serial, cache_read)
+def message_object(body, serial, usage):
+    content, stop_reason, stop_sequence, usage = reply(body, serial, usage)
     return {
         "id": f"msg_emu_{serial:06d}",
         "type": "message",
@@ -336,7 +560,7 @@ def message_object(body, serial, cache_read):
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
-        "usage": usage,
+        "usage": {**usage, "service_tier": "standard"},
     }
 
 
@@ -349,6 +573,12 @@ def stream_events(message):
         if block["type"] == "text":
             opening, words = {"type": "text", "text": ""}, block["text"].split(" ")
             deltas = [{"type": "text_delta", "text": (" " if k else "") + word} for k, word in enumerate(words)]
+        elif block["type"] == "thinking":
+            opening, words = {"type": "thinking", "thinking": "", "signature": ""}, block["thinking"].split(" ")
+            deltas = [{"type": "thinking_delta", "thinking": (" " if k else "") + word} for k, word in enumerate(words)]
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+        elif block["type"] == "redacted_thinking":
+            opening, deltas = block, []
         else:
             opening = {**block, "input": {}}
             arguments = orjson.dumps(block["input"]).decode()
@@ -361,7 +591,8 @@ def stream_events(message):
         events.extend(("content_block_delta", {"index": index, "delta": delta}) for delta in deltas)
         events.append(("content_block_stop", {"index": index}))
     delta = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
-    events.append(("message_delta", {"delta": delta, "usage": {"output_tokens": usage["output_tokens"]}}))
+    counts = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+    events.append(("message_delta", {"delta": delta, "usage": {name: usage[name] for name in counts}}))
     events.append(("message_stop", {}))
     return [encode_event(name, data) for name, data in events]
 
@@ -376,13 +607,15 @@ OVERLOADED_EVENT = encode_event("error", {"error": {"type": "overloaded_error", 
 # --- the server ----------------------------------------------------------------------------------------
 
 class Emulator:
-    """What the connections share: the expected key, the request log, the message counter."""
+    """What the connections share: the expected key, the request log, the message counter, the
+    prompt cache."""
 
     def __init__(self, api_key):
         self.api_key = api_key.encode() if api_key else None
         self.log = []
         self.serial = itertools.count(1)
         self.connections = set()
+        self.cache = PromptCache()
 
     def answer(self, request):
         """-> (status, header block, body bytes or list of SSE events, stream fault or None)."""
@@ -425,9 +658,8 @@ class Emulator:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
             raise invalid("There was an error parsing the body: not valid JSON") from None
-        validate(body)
-        cache_read = headers.get(b"x-emulator-cache-read", b"0")
-        message = message_object(body, serial, int(cache_read) if cache_read.isdigit() else 0)
+        validate_messages(body)
+        message = message_object(body, serial, self.cache.usage(body))
         if body.get("stream"):
             return 200, SSE_HEADER, stream_events(message), fault
         return 200, JSON_HEADER, orjson.dumps(message), None

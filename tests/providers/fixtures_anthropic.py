@@ -385,13 +385,13 @@ CACHE_CASES = [
     (
         "cache_control on a user text part and an image part",
         {"messages": [{"role": "user", "content": [
-            {"type": "text", "text": "A long document.", "cache_control": EPHEMERAL},
-            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}, "cache_control": HOUR},
+            {"type": "text", "text": "A long document.", "cache_control": HOUR},
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}, "cache_control": EPHEMERAL},
             {"type": "text", "text": "Summarise it."},
         ]}]},
         {"messages": [{"role": "user", "content": [
-            text("A long document.", cache_control=EPHEMERAL),
-            {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}, "cache_control": HOUR},
+            text("A long document.", cache_control=HOUR),
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}, "cache_control": EPHEMERAL},
             text("Summarise it."),
         ]}]},
     ),
