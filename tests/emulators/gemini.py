@@ -18,6 +18,13 @@ Strictness (answered in Google's error shape ``{"error": {code, message, status}
     no earlier functionCall has, an OBJECT schema without properties, an enum on a non-string schema,
     an unknown function calling mode, more than 5 stop sequences -> 400 INVALID_ARGUMENT; a model
     that is neither ``gemini*`` nor an embedding model -> 404 NOT_FOUND.
+    ``generationConfig.thinkingConfig`` (includeThoughts, thinkingBudget, thinkingLevel) as the thinking
+    guide describes it -> 400 INVALID_ARGUMENT for: any thinking setting on a model that does not
+    think (Gemini 1.x, 2.0, Gemma); thinkingBudget and thinkingLevel together; a budget outside the
+    model's range (-1 is dynamic everywhere; 2.5 Pro 128..32768, 2.5 Flash 0..24576, 2.5 Flash-Lite
+    0 or 512..24576, other thinking models 0..32768 except Gemini 3, which cannot turn thinking off);
+    thinkingLevel before Gemini 3, or a level the model lacks (Pro: low, high; Flash: minimal, low,
+    medium, high; any case).
 
 Replies
     text: ``"echo: " + the last user text`` (``{"echo": text}`` when responseMimeType is JSON); a last
@@ -25,6 +32,14 @@ Replies
     "call tool" in the last user text: a functionCall to the first declared (or first allowed)
     function with args ``{"query": text}``. ``maxOutputTokens`` counts words (cut -> MAX_TOKENS);
     stop sequences cut the text; ``candidateCount`` candidates; usage counts words.
+    Models that think (2.5 and later) think unless thinkingBudget is 0: "Considering: " + the last
+    user text, counted in ``thoughtsTokenCount`` and taken from ``maxOutputTokens`` first; with
+    ``includeThoughts`` it comes back as a ``thought: true`` part before the answer (its own chunk
+    when streamed), and a function call it led to carries a ``thoughtSignature``.
+    Implicit caching on those models: a request whose systemInstruction, tools and first k contents
+    (k >= 1, at least 1024 words together) equal those of an earlier request to the same model
+    reports them as ``cachedContentTokenCount`` (still counted in promptTokenCount). Entries do not
+    expire.
 
 Faults, header ``x-emulator-fault``: ``status=<code>`` (that status, Google's shape),
 ``block-prompt`` (promptFeedback.blockReason SAFETY, no candidates), ``cut-stream`` (the stream ends
@@ -33,6 +48,7 @@ before any finishReason), ``stream-error`` (one chunk, then an error object in t
 
 import argparse
 import asyncio
+import base64
 import hashlib
 import math
 import os
@@ -62,6 +78,19 @@ STATUS_NAMES = {
 }  # fmt: skip
 SCHEMA_TYPES = frozenset(("string", "number", "integer", "boolean", "array", "object"))
 FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
+NO_THINKING = re.compile(r"(?:gemini-(?:1\.|2\.0-(?!flash-thinking))|gemma-)")  # models that do not think
+LEVEL_MODELS = re.compile(r"gemini-3")  # thinkingLevel models; they always think
+# model pattern -> the thinkingBudget values it takes besides -1 (dynamic), first match wins
+BUDGET_RANGES = [
+    (re.compile(r"gemini-2\.5-pro"), ((128, 32768),)),
+    (re.compile(r"gemini-2\.5-flash-lite"), ((0, 0), (512, 24576))),
+    (re.compile(r"gemini-2\.5-flash"), ((0, 24576),)),
+    (re.compile(r"gemini-3"), ((1, 32768),)),
+    (re.compile(r""), ((0, 32768),)),
+]
+PRO_LEVELS = frozenset(("low", "high"))
+FLASH_LEVELS = frozenset(("minimal", "low", "medium", "high"))
+MIN_CACHED = 1024  # words a prefix needs for implicit caching
 DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode", "codeExecutionResult")
 
 # Message type -> field -> type. A type is a scalar name, a message name, ("list", T) or ("map", T).
@@ -103,9 +132,10 @@ MESSAGES = {
         "stopSequences": ("list", S), "responseMimeType": S, "responseSchema": "Schema",
         "responseJsonSchema": ANY, "responseModalities": ("list", S), "candidateCount": I,
         "maxOutputTokens": I, "temperature": N, "topP": N, "topK": I, "seed": I, "presencePenalty": N,
-        "frequencyPenalty": N, "responseLogprobs": B, "logprobs": I, "thinkingConfig": ANY,
+        "frequencyPenalty": N, "responseLogprobs": B, "logprobs": I, "thinkingConfig": "ThinkingConfig",
         "speechConfig": ANY, "mediaResolution": S,
     },
+    "ThinkingConfig": {"includeThoughts": B, "thinkingBudget": I, "thinkingLevel": S},
     "SafetySetting": {"category": S, "threshold": S},
     "BatchEmbedContentsRequest": {"requests": ("list", "EmbedContentRequest")},
     "EmbedContentRequest": {"model": S, "content": "Content", "taskType": S, "title": S, "outputDimensionality": I},
@@ -196,7 +226,7 @@ def check_schema(schema, path, top):
 
 # --- semantic validation (what the service refuses) --------------------------------------------
 
-def check_generate(request):
+def check_generate(request, model):
     contents = request.get("contents")
     if not contents:
         raise invalid("* GenerateContentRequest.contents: contents is not specified")
@@ -243,6 +273,28 @@ def check_generate(request):
         if config.get("responseMimeType") != "application/json":
             raise invalid("* GenerationConfig.response_schema: requires response_mime_type application/json")
         check_schema(config["responseSchema"], "GenerationConfig.response_schema", False)
+    if "thinkingConfig" in config:
+        check_thinking(config["thinkingConfig"], model)
+
+
+def check_thinking(thinking, model):
+    where = "* GenerationConfig.thinking_config"
+    if NO_THINKING.match(model) and thinking:
+        raise invalid(f"{where}: thinking is not supported by models/{model}.")
+    budget, level = thinking.get("thinkingBudget"), thinking.get("thinkingLevel")
+    if budget is not None and level is not None:
+        raise invalid(f"{where}: thinking_budget and thinking_level cannot be set together.")
+    if budget is not None and budget != -1:
+        ranges = next(ranges for pattern, ranges in BUDGET_RANGES if pattern.match(model))
+        if not any(low <= budget <= high for low, high in ranges):
+            if budget == 0:
+                raise invalid("Budget 0 is invalid. This model only works in thinking mode.")
+            spans = " or ".join(f"{low} to {high}" if low != high else str(low) for low, high in ranges)
+            raise invalid(f"{where}.thinking_budget: the thinking budget {budget} is invalid; models/{model} takes {spans} (or -1).")
+    if level is not None:
+        levels = (PRO_LEVELS if "pro" in model else FLASH_LEVELS) if LEVEL_MODELS.match(model) else frozenset()
+        if level.lower() not in levels:
+            raise invalid(f"{where}.thinking_level: thinking level {level!r} is not supported by models/{model}.")
 
 
 def check_parts(parts, path):
@@ -262,8 +314,19 @@ def words(text):
     return len(text.split())
 
 
-def reply_for(request, fault):
-    """The candidates' content, finish reason and usage for a valid GenerateContentRequest."""
+def thinks(model, config):
+    """Whether ``model`` thinks for this request (models that think do unless the budget is 0)."""
+    return not NO_THINKING.match(model) and (config.get("thinkingConfig") or {}).get("thinkingBudget") != 0
+
+
+def signature(text):
+    """The thoughtSignature the emulator gives a function call it thought about (opaque bytes, base64)."""
+    return base64.b64encode(hashlib.sha256(b"gemini-emulator:" + text.encode()).digest()).decode()
+
+
+def reply_for(request, fault, model="gemini"):
+    """The candidates' content, finish reason and usage for a valid GenerateContentRequest:
+    (answer parts or None, finish reason, prompt words, answer words, thought text or None)."""
     contents, config = request["contents"], request.get("generationConfig") or {}
     prompt_words = sum(words(p.get("text", "")) for c in contents for p in c["parts"])
     prompt_words += sum(words(p.get("text", "")) for p in (request.get("systemInstruction") or {}).get("parts", ()))
@@ -273,10 +336,14 @@ def reply_for(request, fault):
     declarations = [d for t in request.get("tools") or () for d in t.get("functionDeclarations") or ()]
     calling = (request.get("toolConfig") or {}).get("functionCallingConfig") or {}
     if fault == "block-prompt":
-        return None, None, prompt_words, 0
+        return None, None, prompt_words, 0, None
+    thought = "Considering: " + (text or "the function results") if thinks(model, config) else None
     if declarations and calling.get("mode") != "NONE" and "call tool" in text and not responses:
         name = (calling.get("allowedFunctionNames") or [declarations[0]["name"]])[0]
-        return [{"functionCall": {"name": name, "args": {"query": text}}}], "STOP", prompt_words, 3
+        part = {"functionCall": {"name": name, "args": {"query": text}}}
+        if thought is not None:
+            part["thoughtSignature"] = signature(thought)
+        return [part], "STOP", prompt_words, 3, thought
     if responses and not text:
         answer = "result: " + orjson.dumps(responses if len(responses) > 1 else responses[0]).decode()
     elif config.get("responseMimeType") == "application/json":
@@ -288,25 +355,42 @@ def reply_for(request, fault):
         if stop in answer:
             answer = answer[: answer.index(stop)]
     limit = config.get("maxOutputTokens")
+    if limit is not None and thought is not None:
+        limit = max(0, limit - words(thought))  # thinking is taken from maxOutputTokens first
     if limit is not None and words(answer) > limit:
         answer, reason = " ".join(answer.split()[:limit]), "MAX_TOKENS"
-    return [{"text": answer}], reason, prompt_words, words(answer)
+    return ([{"text": answer}] if answer else []), reason, prompt_words, words(answer), thought
 
 
-def responses_for(model, request, serial, fault, stream):
+def usage_metadata(prompt, output, thoughts, cached):
+    """``usageMetadata`` as Gemini writes it: counts that are 0 are left out (candidates excepted)."""
+    usage = {"promptTokenCount": prompt, "candidatesTokenCount": output, "totalTokenCount": prompt + output + thoughts}
+    if cached:
+        usage["cachedContentTokenCount"] = cached
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
+
+
+def responses_for(model, request, serial, fault, stream, cached=0):
     """The GenerateContentResponse documents to send (one, or the stream's chunks)."""
-    parts, reason, prompt, output = reply_for(request, fault)
-    count = (request.get("generationConfig") or {}).get("candidateCount", 1)
+    parts, reason, prompt, output, thought = reply_for(request, fault, model)
+    config = request.get("generationConfig") or {}
+    count = config.get("candidateCount", 1)
+    thoughts = words(thought) * count if thought else 0
+    shown = [{"text": thought, "thought": True}] if thought and (config.get("thinkingConfig") or {}).get("includeThoughts") else []
     base = {"modelVersion": model, "responseId": f"emu-{serial}"}
-    usage = {"promptTokenCount": prompt, "candidatesTokenCount": output * count, "totalTokenCount": prompt + output * count}
+    usage = usage_metadata(prompt, output * count, thoughts, cached)
     if parts is None:
         return [{**base, "promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": usage}]
-    if not stream or "functionCall" in parts[0]:
-        pieces = [parts]
+    if not stream or not parts or "functionCall" in parts[0]:
+        pieces = [shown + parts] if not stream or not shown else [shown, parts]
     else:
         split = parts[0]["text"].split(" ")
         size = max(1, math.ceil(len(split) / 3))
         pieces = [[{"text": " ".join(split[i : i + size]) + (" " if i + size < len(split) else "")}] for i in range(0, len(split), size)]
+        if shown:
+            pieces.insert(0, shown)
     out = []
     for n, piece in enumerate(pieces):
         last = n == len(pieces) - 1
@@ -316,8 +400,9 @@ def responses_for(model, request, serial, fault, stream):
             if last:
                 candidate["finishReason"] = reason
             candidates.append(candidate)
-        done = sum(words(p[0].get("text", "")) for p in pieces[: n + 1]) if "text" in piece[0] else output
-        running = {"promptTokenCount": prompt, "candidatesTokenCount": done * count, "totalTokenCount": prompt + done * count}
+        done = sum(words(p.get("text", "")) for q in pieces[: n + 1] for p in q if not p.get("thought"))
+        done = done if parts and "text" in parts[0] else (output if last else 0)
+        running = usage_metadata(prompt, done * count, thoughts, cached)
         out.append({**base, "candidates": candidates, "usageMetadata": usage if last else running})
     if fault == "cut-stream":
         for document in out:
@@ -353,6 +438,7 @@ class Emulator:
         self.api_key = api_key.encode() if api_key else None
         self.log = deque(maxlen=1000)
         self.serial = 0
+        self.cache = ImplicitCache()
 
     def answer(self, request):
         """(status, header block, body bytes or list of SSE event bytes)."""
@@ -391,8 +477,9 @@ class Emulator:
         self.serial += 1
         if method in ("generateContent", "streamGenerateContent"):
             body = check(body, "GenerateContentRequest", "")
-            check_generate(body)
-            documents = responses_for(model, body, self.serial, fault, method != "generateContent")
+            check_generate(body, model)
+            cached = self.cache.cached(model, body) if thinks(model, {}) else 0
+            documents = responses_for(model, body, self.serial, fault, method != "generateContent", cached)
             if method == "generateContent":
                 return 200, JSON_HEADER, orjson.dumps(documents[0])
             if params.get(b"alt") == b"sse":
@@ -406,6 +493,30 @@ class Emulator:
         if method == "embedContent":
             return 200, JSON_HEADER, orjson.dumps({"embedding": embed(model, check(body, "EmbedContentRequest", ""))})
         raise GoogleError(404, f"The requested URL {path.decode('latin-1')} was not found on this server.")
+
+
+class ImplicitCache:
+    """Request prefixes seen before, per model: systemInstruction, tools and the first k contents."""
+
+    def __init__(self):
+        self.entries = set()
+
+    def cached(self, model, request):
+        """The words of the longest prefix of ``request`` an earlier request had; this one's are kept."""
+        digest = hashlib.sha256(model.encode())
+        head = {key: request.get(key) for key in ("systemInstruction", "tools", "toolConfig")}
+        digest.update(orjson.dumps(head, option=orjson.OPT_SORT_KEYS))
+        total = sum(words(p.get("text", "")) for p in (request.get("systemInstruction") or {}).get("parts", ()))
+        found = 0
+        for content in request["contents"]:
+            digest.update(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
+            total += sum(words(p.get("text", "")) for p in content["parts"])
+            key = digest.hexdigest()
+            if key in self.entries:
+                found = total
+            elif total >= MIN_CACHED:
+                self.entries.add(key)
+        return found
 
 
 def logged(request):

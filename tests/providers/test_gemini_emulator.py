@@ -17,7 +17,7 @@ import pytest
 
 from alloy.core import SSESplitter
 from alloy.providers import TranslateSettings, gemini
-from fixtures_gemini import REQUEST_CASES
+from fixtures_gemini import REQUEST_CASES, THINKING_CASES
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(REPO, "tests", "emulators", "gemini.py")
@@ -117,6 +117,100 @@ def test_strict_rejections(emulator, body, needle):
     assert needle in error["message"]
 
 
+def generate(model):
+    return f"/v1beta/models/{model}:generateContent"
+
+
+def thinking(**config):
+    return {**HELLO, "generationConfig": {"thinkingConfig": config}}
+
+
+@pytest.mark.parametrize(
+    "model, body, needle",
+    [
+        ("gemini-2.0-flash", thinking(thinkingBudget=1024), "thinking is not supported"),
+        ("gemini-2.0-flash", thinking(includeThoughts=True), "thinking is not supported"),
+        ("gemini-1.5-pro", thinking(thinkingBudget=0), "thinking is not supported"),
+        ("gemini-2.5-flash", thinking(thinkingBudget=1024, thinkingLevel="low"), "cannot be set together"),
+        ("gemini-2.5-pro", thinking(thinkingBudget=0), "only works in thinking mode"),
+        ("gemini-2.5-pro", thinking(thinkingBudget=64), "128 to 32768"),
+        ("gemini-2.5-flash", thinking(thinkingBudget=30000), "0 to 24576"),
+        ("gemini-2.5-flash-lite", thinking(thinkingBudget=100), "0 or 512 to 24576"),
+        ("gemini-3-pro-preview", thinking(thinkingBudget=0), "only works in thinking mode"),
+        ("gemini-2.5-flash", thinking(thinkingLevel="low"), "thinking level 'low' is not supported"),
+        ("gemini-3-pro-preview", thinking(thinkingLevel="medium"), "thinking level 'medium'"),
+        ("gemini-3-flash-preview", thinking(thinkingLevel="extreme"), "thinking level 'extreme'"),
+        ("gemini-2.5-flash", thinking(thinking_budget="lots"), "thinking_config.thinking_budget"),
+        ("gemini-2.5-flash", thinking(budget=5), 'Unknown name "budget"'),
+    ],
+    ids=["2.0 budget", "2.0 includeThoughts", "1.5", "budget and level", "pro off", "pro too small", "flash too big",
+         "flash-lite gap", "3 off", "level on 2.5", "medium on 3 pro", "unknown level", "wrong type", "unknown field"],
+)  # fmt: skip
+def test_thinking_config_rejections(emulator, model, body, needle):
+    error = google_error(post(emulator, generate(model), body), 400, "INVALID_ARGUMENT")
+    assert needle in error["message"]
+
+
+@pytest.mark.parametrize(
+    "model, config",
+    [("gemini-2.5-flash", {"thinkingBudget": -1}), ("gemini-2.5-flash", {"thinkingBudget": 0}),
+     ("gemini-2.5-flash-lite", {"thinkingBudget": 512}), ("gemini-2.5-pro", {"thinkingBudget": 32768}),
+     ("gemini-3-pro-preview", {"thinkingLevel": "LOW"}), ("gemini-3-flash-preview", {"thinkingLevel": "minimal"}),
+     ("gemini-3-flash-preview", {"thinkingBudget": 2048, "includeThoughts": True}), ("gemini-2.0-flash", {})],
+)  # fmt: skip
+def test_thinking_configs_the_api_takes(emulator, model, config):
+    status, _, body = post(emulator, generate(model), thinking(**config))
+    assert status == 200, body
+
+
+def test_a_thinking_model_thinks_and_shows_thoughts_only_when_asked(emulator):
+    answer = json.loads(post(emulator, generate("gemini-2.5-flash"), HELLO)[2])
+    assert answer["candidates"][0]["content"]["parts"] == [{"text": "echo: hello there"}]
+    assert answer["usageMetadata"] == {"promptTokenCount": 2, "candidatesTokenCount": 3, "thoughtsTokenCount": 3, "totalTokenCount": 8}
+    shown = json.loads(post(emulator, generate("gemini-2.5-flash"), thinking(includeThoughts=True))[2])
+    assert shown["candidates"][0]["content"]["parts"] == [{"text": "Considering: hello there", "thought": True}, {"text": "echo: hello there"}]
+    off = json.loads(post(emulator, generate("gemini-2.5-flash"), thinking(thinkingBudget=0))[2])
+    assert "thoughtsTokenCount" not in off["usageMetadata"]
+
+
+def test_thinking_is_taken_from_max_output_tokens_first(emulator):
+    body = {**HELLO, "generationConfig": {"maxOutputTokens": 4, "thinkingConfig": {"includeThoughts": True}}}
+    candidate = json.loads(post(emulator, generate("gemini-2.5-flash"), body)[2])["candidates"][0]
+    assert candidate["content"]["parts"][-1] == {"text": "echo:"} and candidate["finishReason"] == "MAX_TOKENS"
+
+
+def test_a_function_call_after_thinking_carries_a_thought_signature(emulator):
+    tools = [{"functionDeclarations": [{"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}]}]
+    body = {"contents": [{"role": "user", "parts": [{"text": "call tool"}]}], "tools": tools}
+    [part] = json.loads(post(emulator, generate("gemini-2.5-pro"), body)[2])["candidates"][0]["content"]["parts"]
+    assert part["functionCall"]["name"] == "lookup" and part["thoughtSignature"]
+    [part] = json.loads(post(emulator, generate("gemini-2.0-flash"), body)[2])["candidates"][0]["content"]["parts"]
+    assert "thoughtSignature" not in part
+
+
+def test_a_thinking_stream_sends_the_thought_first(emulator):
+    path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    body = {"contents": [{"role": "user", "parts": [{"text": "a b c d e f"}]}], "generationConfig": {"thinkingConfig": {"includeThoughts": True}}}
+    events = [json.loads(data) for _, data in SSESplitter().feed(post(emulator, path, body)[2])]
+    assert events[0]["candidates"][0]["content"]["parts"] == [{"text": "Considering: a b c d e f", "thought": True}]
+    assert "".join(e["candidates"][0]["content"]["parts"][0]["text"] for e in events[1:]) == "echo: a b c d e f"
+    assert events[-1]["usageMetadata"]["thoughtsTokenCount"] == 7
+
+
+def test_implicit_caching_of_a_repeated_prefix(emulator):
+    document = {"role": "user", "parts": [{"text": " ".join(["omega"] * 1100)}]}
+    ask = lambda text: {"contents": [document, {"role": "model", "parts": [{"text": "read"}]}, {"role": "user", "parts": [{"text": text}]}]}  # noqa: E731
+    first = json.loads(post(emulator, generate("gemini-2.5-flash"), ask("first question"))[2])["usageMetadata"]
+    assert "cachedContentTokenCount" not in first
+    second = json.loads(post(emulator, generate("gemini-2.5-flash"), ask("second question"))[2])["usageMetadata"]
+    assert (second["cachedContentTokenCount"], second["promptTokenCount"]) == (1101, 1103)
+    older = json.loads(post(emulator, generate("gemini-2.0-flash"), ask("first question"))[2])["usageMetadata"]
+    assert "cachedContentTokenCount" not in older  # implicit caching is for 2.5 and later
+    short = {"contents": [{"role": "user", "parts": [{"text": "short prompt"}]}]}
+    for _ in range(2):
+        assert "cachedContentTokenCount" not in json.loads(post(emulator, generate("gemini-2.5-flash"), short)[2])["usageMetadata"]
+
+
 def test_unknown_model_is_404(emulator):
     google_error(post(emulator, "/v1beta/models/gpt-4o:generateContent", HELLO), 404, "NOT_FOUND")
 
@@ -184,6 +278,36 @@ def test_every_translated_request_is_accepted(emulator, name, body, expected):
     assert status == 200, answer
     out_status, completion = gemini.translate_response(status, answer, "gemini-2.0-flash", "chat/completions")
     assert out_status == 200 and json.loads(completion)["object"] == "chat.completion"
+
+
+@pytest.mark.parametrize("model, effort, expected", THINKING_CASES, ids=[f"{c[0]}-{c[1]}" for c in THINKING_CASES])
+def test_every_translated_thinking_config_is_accepted(emulator, model, effort, expected):
+    if model.startswith("gemma"):
+        return  # the emulator serves gemini models only; the translator sends gemma none
+    status, answer, _ = through(emulator, {"messages": [{"role": "user", "content": "think"}], "reasoning_effort": effort}, model=model)
+    assert status == 200, answer
+    message = json.loads(gemini.translate_response(status, answer, model, "chat/completions")[1])["choices"][0]["message"]
+    assert ("reasoning_content" in message) is bool(expected and expected.get("includeThoughts"))
+
+
+def test_reasoning_effort_round_trips_as_reasoning_content_and_reasoning_tokens(emulator):
+    body = {"messages": [{"role": "user", "content": "six times seven"}], "reasoning_effort": "medium"}
+    status, answer, _ = through(emulator, body, model="gemini-2.5-flash")
+    completion = json.loads(gemini.translate_response(status, answer, "g", "chat/completions")[1])
+    message = completion["choices"][0]["message"]
+    assert (message["reasoning_content"], message["content"]) == ("Considering: six times seven", "echo: six times seven")
+    assert completion["usage"]["completion_tokens_details"] == {"reasoning_tokens": 4}
+    assert completion["usage"]["completion_tokens"] == 4 + 4
+
+
+def test_implicit_cache_hits_round_trip_as_cached_tokens(emulator):
+    document = " ".join(["sigma"] * 1200)
+    messages = [{"role": "system", "content": document}, {"role": "user", "content": "first"}]
+    first = json.loads(gemini.translate_response(200, through(emulator, {"messages": messages}, model="gemini-2.5-pro")[1], "g", "chat/completions")[1])
+    messages += [first["choices"][0]["message"], {"role": "user", "content": "second"}]
+    status, answer, _ = through(emulator, {"messages": messages}, model="gemini-2.5-pro")
+    usage = json.loads(gemini.translate_response(status, answer, "g", "chat/completions")[1])["usage"]
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 1201} and usage["prompt_tokens"] > 1201
 
 
 def test_tool_round_trip(emulator):
