@@ -103,7 +103,8 @@ class MessagesEndpoint:
             return self._handle(request, path, query, connection, id_line, arrived)
         except AlloyError as error:
             body = orjson.dumps(anthropic_error(anthropic_error_type(error.status), error.message))
-            return Prebuilt(error.status, body, JSON_HEADER + error.header_block + id_line)
+            head = request.method == b"HEAD"  # its head alone (RFC 9110 section 9.3.2)
+            return Prebuilt(error.status, body, JSON_HEADER + error.header_block + id_line, head=head)
 
     def _handle(self, request, path, query, connection, id_line, arrived):
         pipeline = self.pipeline

@@ -153,6 +153,20 @@ def test_a_wrong_method_is_405_with_allow(stack):
     assert answer.json()["error"]["type"] == "invalid_request_error"
 
 
+def test_a_head_request_gets_the_head_alone(stack):
+    with socket.create_connection(("127.0.0.1", stack["gateway"].port), timeout=5) as sock:
+        sock.sendall(b"HEAD /v1/messages HTTP/1.1\r\nHost: g\r\nx-api-key: %s\r\n\r\n" % MASTER_KEY.encode())
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: g\r\n\r\n")  # the next answer follows at once
+        data = b""
+        while b'{"status":"ok"}' not in data:
+            piece = sock.recv(65536)
+            assert piece, data
+            data += piece
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 ") and b"allow: POST" in head and b"content-length: " in head
+    assert rest.startswith(b"HTTP/1.1 200 ")  # no body came between the two heads
+
+
 def test_an_unreachable_upstream_is_alloys_502(stack, client, stream):
     with pytest.raises(anthropic.InternalServerError) as raised:
         ask(client, "dead-model", stream)
