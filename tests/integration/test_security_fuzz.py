@@ -108,8 +108,12 @@ model = "gpt4o-prod"
 RESPONSE_HEADERS = {
     b"content-type", b"content-length", b"transfer-encoding", b"connection", b"x-request-id",
     b"x-alloy-provider", b"x-alloy-model", b"x-alloy-attempts", b"retry-after", b"allow",
+    b"x-alloy-overhead-us", b"x-upstream-request-id",
 }  # fmt: skip
-ONCE = (b"x-request-id", b"x-alloy-provider", b"x-alloy-model", b"x-alloy-attempts", b"content-length")
+ONCE = (
+    b"x-request-id", b"x-alloy-provider", b"x-alloy-model", b"x-alloy-attempts", b"content-length",
+    b"x-alloy-overhead-us",
+)  # fmt: skip
 CREDENTIAL_HEADERS = {b"authorization", b"api-key", b"x-api-key", b"x-goog-api-key", b"proxy-authorization"}
 MODEL_ENDPOINTS = ("chat/completions", "completions", "embeddings")
 
