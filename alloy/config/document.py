@@ -8,6 +8,8 @@ import os
 import tomllib
 from dataclasses import dataclass
 
+from alloy.config.log import LogSettings, _load_log
+from alloy.config.metrics import MetricsSettings, _load_metrics
 from alloy.config.models import ModelSettings, _check_fallbacks, _load_model
 from alloy.config.passthrough import PassthroughSettings, _load_passthrough
 from alloy.config.providers import ProviderSettings, _load_provider, _zero_config_providers
@@ -26,6 +28,8 @@ class Config:
     wildcards: tuple[tuple[str, str], ...] = ()  # (pattern, provider name)
     default_provider: str | None = None
     uses_mock: bool = False  # no provider configured: the built-in mock answers
+    metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
 
 
 def load(path=None, env=None, **server_overrides):
@@ -63,6 +67,8 @@ def load(path=None, env=None, **server_overrides):
     default = root.get("default_provider", str, names[0] if names else None)
     if default is not None and default not in names:
         raise ConfigError(f"{source}: default_provider: no provider named {default!r}")
+    metrics = _load_metrics(source, root.get("metrics", dict, {}))
+    log = _load_log(source, root.get("log", dict, {}))
     root.finish()
     return Config(
         server=server,
@@ -73,4 +79,6 @@ def load(path=None, env=None, **server_overrides):
         wildcards=tuple(wildcard_table.items()),
         default_provider=default,
         uses_mock=not providers,
+        metrics=metrics,
+        log=log,
     )
