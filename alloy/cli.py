@@ -13,6 +13,7 @@ import sys
 from alloy import server, supervisor
 from alloy._version import __version__
 from alloy.config import ConfigError, load
+from alloy.observability import describe
 
 
 def gateway_arguments():
@@ -53,6 +54,7 @@ def main(argv=None):
     except ConfigError as error:
         print(f"alloy: configuration refused: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    logging.getLogger("alloy").info("configuration loaded from %s: %s", args.config or "the environment", describe(config))
     try:
         if args.workers == 1:
             server.run(config)

@@ -8,7 +8,8 @@ request to the pipeline (``alloy.pipeline``), which answers asynchronously and r
 Method and path decide; nothing here reads a body. ``/health`` says the process is alive;
 ``/health/ready`` says whether every configured model still has a healthy deployment (see
 ``alloy.balancer``); neither needs a key, but the readiness details (providers, deployments,
-in-flight counts) are shown only with the master key when one is set.
+in-flight counts) are shown only with the master key when one is set. ``/metrics`` (Prometheus,
+``alloy.observability``) needs the master key too, unless ``[metrics] public = true``.
 """
 
 import orjson
@@ -23,6 +24,7 @@ class Endpoints:
         self.pipeline = pipeline
         self.health = Prebuilt(200, b'{"status":"ok"}')
         self.health_head = Prebuilt(200, b'{"status":"ok"}', head=True)
+        self.metrics = None  # GET /metrics, when alloy.observability serves it on this port
 
     def dispatch(self, request, connection):
         target = request.target
@@ -44,6 +46,8 @@ class Endpoints:
             if method == b"GET" or method == b"HEAD":
                 return self._readiness(request, head=method == b"HEAD")
             raise MethodNotAllowed("use GET for /health/ready", allow=b"GET, HEAD")
+        if path == b"/metrics" and self.metrics is not None:
+            return self.metrics.answer(request)  # Prometheus text; the master key unless public
         raise NotFound(f"no route for {method.decode()} {path.decode('latin-1')}")
 
     def _readiness(self, request, head=False):

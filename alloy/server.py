@@ -8,6 +8,7 @@ at once.
 import asyncio
 import gc
 import ipaddress
+import logging
 import signal
 import os
 import socket
@@ -25,6 +26,7 @@ from alloy.config import ProviderSettings
 from alloy.client_connection import ClientConnection, over_capacity_answer
 from alloy.endpoints import Endpoints
 from alloy.malloc import tune_allocator
+from alloy.observability import Observability
 from alloy.pipeline import Pipeline
 from alloy.upstream import open_upstream
 
@@ -129,9 +131,11 @@ async def serve(config, reuse_port=False, ready=None):
     if config.uses_mock:
         config, mock_server = await _with_builtin_mock(config)
     gateway = Gateway(config, loop)
+    observability = Observability(gateway)  # metrics, access log, gateway events
     settings = config.server
     sock = listening_socket(settings.host, settings.port, reuse_port)
     server = await loop.create_server(gateway.protocol, sock=sock, backlog=4096)
+    metrics_address = await observability.start()
     gateway.start_sweeping()
     # Everything built so far lives as long as the process: keep it out of the collector's scans,
     # so a full collection under load walks only per-request objects (shorter pauses, lower p99).
@@ -140,8 +144,11 @@ async def serve(config, reuse_port=False, ready=None):
     if ready is None:
         warn_if_open(settings)
         say(f"alloy listening on http://{host}:{port} (core: {core.IMPLEMENTATION})")
+        if metrics_address is not None:
+            say(f"alloy: metrics served at http://{metrics_address[0]}:{metrics_address[1]}/metrics")
     else:  # a worker: its supervisor announces the address, once, when every worker is ready
         ready()
+    logging.getLogger("alloy").info("gateway started: pid %d on %s:%d", os.getpid(), host, port)
 
     stop = asyncio.Event()
     signals = {"count": 0}
@@ -168,8 +175,10 @@ async def serve(config, reuse_port=False, ready=None):
     while gateway.connections and loop.time() < deadline:
         await asyncio.sleep(0.05)
     await gateway.close()
+    observability.close()  # the last access log lines, the last metrics snapshot
     if mock_server is not None:
         mock_server.close()
+    logging.getLogger("alloy").info("gateway stopped: pid %d", os.getpid())
     say("alloy: stopped")
 
 

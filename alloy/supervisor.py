@@ -22,9 +22,11 @@ death signal is a Linux ``prctl``.
 import ctypes
 import os
 import select
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import replace
@@ -77,6 +79,18 @@ class Supervisor:
         self.listener = reserve_port(config.server.host, config.server.port)
         port = self.listener.getsockname()[1]  # the one the kernel picked, for --port 0
         self.config = replace(config, server=replace(config.server, port=port))
+        self.metrics_listener = self.metrics_dir = None
+        metrics = self.config.metrics
+        if metrics.enabled:
+            # /metrics reports the whole server: each worker leaves its counters in this directory
+            # and the one that answers a scrape sums them (alloy.observability.metrics). A separate
+            # metrics port is reserved here like the main one, then bound by every worker.
+            if metrics.port is not None:
+                self.metrics_listener = reserve_port(metrics.host, metrics.port)
+                metrics = replace(metrics, port=self.metrics_listener.getsockname()[1])
+            shared = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            self.metrics_dir = tempfile.mkdtemp(prefix="alloy-metrics-", dir=shared)
+            self.config = replace(self.config, metrics=replace(metrics, workers_dir=self.metrics_dir))
         self.count = count
         self.workers = {}  # pid -> (slot, monotonic start time)
         self.ready = set()  # pids that reported they are listening
@@ -121,6 +135,10 @@ class Supervisor:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             self.listener.close()
+            if self.metrics_listener is not None:
+                self.metrics_listener.close()
+            if self.metrics_dir is not None:
+                shutil.rmtree(self.metrics_dir, ignore_errors=True)
         if self.announced:
             say("alloy: stopped")
         return self.exit_code
@@ -183,6 +201,9 @@ class Supervisor:
                 workers = " ".join(str(pid) for pid in self.workers)
                 say(f"alloy listening on http://{host}:{port} (workers: {self.count}, core: {core.IMPLEMENTATION})")
                 say(f"alloy: worker pids {workers}")
+                if self.metrics_listener is not None:
+                    metrics = self.config.metrics
+                    say(f"alloy: metrics served at http://{metrics.host}:{metrics.port}/metrics")
 
     def reap(self):
         while True:
@@ -242,6 +263,8 @@ class Supervisor:
             for fd in (self.wakeup_r, self.wakeup_w, self.ready_r):
                 os.close(fd)
             self.listener.close()
+            if self.metrics_listener is not None:
+                self.metrics_listener.close()
             ready_w = self.ready_w
 
             def ready():

@@ -1,0 +1,201 @@
+"""Operating the gateway: Prometheus metrics (``GET /metrics``), the access log, gateway events.
+
+``Observability(gateway)`` plugs what ``[metrics]`` and ``[log]`` ask for into a built gateway,
+through the seams it already has and no special case on the request path:
+
+- two finish listeners in ``Pipeline.listeners`` (``Metrics.record``, ``AccessLog.record``), called
+  with each call once its answer is written;
+- ``gateway.dispatch`` wrapped, so a ``/v1/`` request refused before a call exists (401, 404, 400)
+  is counted and logged too; a request that passes costs one more function call;
+- ``Endpoints.metrics``: ``GET /metrics`` on the gateway's port, or on a listener of its own
+  (``[metrics] port``), answered by ``MetricsEndpoint``;
+- a timer of its own, once a second: the access log's lines go to its writer thread, the metrics
+  snapshot is shared with the other workers, and breaker changes are logged.
+
+Gateway events go through ``logging`` (the ``alloy`` logger), so ``--log-level`` decides which are
+shown: start, stop and the configuration loaded at INFO, a breaker opening at WARNING and closing at
+INFO. The access log does not depend on the log level.
+"""
+
+import logging
+
+from alloy.auth import MasterKey
+from alloy.errors import AlloyError, MethodNotAllowed, NotFound
+from alloy.observability.access_log import AccessLog, LogWriter
+from alloy.observability.exposition import CONTENT_TYPE
+from alloy.observability.metrics import Metrics
+from alloy.prebuilt import Prebuilt
+
+log = logging.getLogger("alloy")
+
+METRICS_PATH = b"/metrics"
+TICK_SECONDS = 1.0
+
+
+class MetricsEndpoint:
+    """``GET /metrics`` (and HEAD): the master key is required when one is set, unless ``public``."""
+
+    def __init__(self, metrics, master_key, public):
+        self.metrics = metrics
+        self.keys = None if public else MasterKey(master_key)
+        self.header = b"content-type: " + CONTENT_TYPE + b"\r\ncache-control: no-store\r\n"
+
+    def answer(self, request):
+        method = request.method
+        if method != b"GET" and method != b"HEAD":
+            raise MethodNotAllowed("use GET for /metrics", allow=b"GET, HEAD")
+        if self.keys is not None:
+            self.keys.check(request.headers)
+        return Prebuilt(200, self.metrics.render(), self.header, head=method == b"HEAD")
+
+
+class MetricsFront:
+    """What a ``ClientConnection`` needs of a gateway, for the separate metrics listener: its own
+    connections, the main gateway's limits, and a dispatcher that knows only ``/metrics``."""
+
+    def __init__(self, gateway, endpoint):
+        self.gateway = gateway
+        self.settings = gateway.settings
+        self.over_capacity = gateway.over_capacity
+        self.connections = set()
+        self.endpoint = endpoint
+
+    @property
+    def draining(self):
+        return self.gateway.draining
+
+    def dispatch(self, request, connection):
+        target = request.target
+        path = target.split(b"?", 1)[0]
+        if path == METRICS_PATH:
+            return self.endpoint.answer(request)
+        raise NotFound(f"no route for {request.method.decode()} {path.decode('latin-1')}: this listener serves /metrics")
+
+    def protocol(self):
+        from alloy.client_connection import ClientConnection
+
+        return ClientConnection(self)
+
+
+class Observability:
+    def __init__(self, gateway):
+        config = gateway.config
+        self.gateway = gateway
+        self.loop = gateway.loop
+        self.metrics = None
+        self.access_log = None
+        self.endpoint = None
+        self.front = None
+        self.server = None
+        self.timer = None
+        self.breakers = {}
+        pipeline = gateway.pipeline
+        if config.log.access:
+            self.access_log = AccessLog(config.log, LogWriter(config.log.path), self.loop)
+            pipeline.listeners.append(self.access_log.record)
+        if config.metrics.enabled:
+            names = [name for model in config.models for name in (model.name, *model.aliases)]
+            self.metrics = Metrics(gateway, config.metrics, names, config.passthrough.allow)
+            self.metrics.access_log = self.access_log
+            pipeline.listeners.append(self.metrics.record)
+            self.endpoint = MetricsEndpoint(self.metrics, config.server.master_key, config.metrics.public)
+            if config.metrics.port is None:
+                gateway.endpoints.metrics = self.endpoint
+        if self.metrics is not None or self.access_log is not None:
+            inner = gateway.dispatch
+            refused = self.refused
+
+            def dispatch(request, connection):
+                try:
+                    answer = inner(request, connection)
+                except AlloyError as error:
+                    refused(request, connection, error.status, error)
+                    raise
+                if answer is not None and request.target.startswith(b"/v1/messages"):
+                    status = int(answer.keep_alive[9:12])  # a Messages refusal is a prebuilt answer
+                    if status >= 400:
+                        refused(request, connection, status, None)
+                return answer
+
+            gateway.dispatch = dispatch
+        for group in pipeline.routes.configured:
+            for deployment in group.deployments:
+                self.breakers[deployment] = (group.name, deployment.state)
+
+    async def start(self):
+        """Open the separate metrics listener, when ``[metrics] port`` asks for one, and start the
+        once-a-second timer. Returns the metrics listener's address, or None."""
+        address = None
+        settings = self.gateway.config.metrics
+        if self.metrics is not None and settings.port is not None:
+            from alloy.server import listening_socket
+
+            self.front = MetricsFront(self.gateway, self.endpoint)
+            sock = listening_socket(settings.host, settings.port, reuse_port=settings.workers_dir is not None)
+            self.server = await self.loop.create_server(self.front.protocol, sock=sock)
+            address = sock.getsockname()[:2]
+        self.timer = self.loop.call_later(TICK_SECONDS, self.tick)
+        return address
+
+    def refused(self, request, connection, status, error):
+        target = request.target
+        if not target.startswith(b"/v1/"):
+            return
+        path = target.split(b"?", 1)[0]
+        if self.metrics is not None:
+            self.metrics.refused(path, status, error)
+        if self.access_log is not None:
+            self.access_log.refused(request, path, status, error, connection)
+
+    def tick(self):
+        self.timer = self.loop.call_later(TICK_SECONDS, self.tick)
+        if self.access_log is not None:
+            self.access_log.flush()
+        if self.metrics is not None:
+            self.metrics.write_snapshot()
+        if self.front is not None:  # the separate listener's keep-alive and read timeouts
+            draining = self.gateway.draining
+            for connection in list(self.front.connections):
+                connection.tick(self.front.settings, draining)
+        self.watch_breakers()
+
+    def watch_breakers(self):
+        for deployment, (model, was) in self.breakers.items():
+            state = deployment.state
+            if state is was:
+                continue
+            self.breakers[deployment] = (model, state)
+            where = f"model {model}: deployment {deployment.provider.name}/{deployment.upstream_model or model}"
+            if state == "cooling" and was != "probing":
+                log.warning("%s: breaker opened after repeated failures (cooling)", where)
+            elif state == "cooling":
+                log.warning("%s: probe failed, breaker open again (cooling)", where)
+            elif state == "healthy":
+                log.info("%s: breaker closed (healthy again)", where)
+
+    def close(self):
+        """At shutdown, after the requests in flight: the last lines written, the last snapshot."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.server is not None:
+            self.server.close()
+        if self.front is not None:
+            for connection in list(self.front.connections):
+                connection.close()
+        if self.access_log is not None:
+            self.access_log.close()
+        if self.metrics is not None:
+            self.metrics.write_snapshot()
+
+
+def describe(config):
+    """One line on what the configuration holds, for the INFO event 'configuration loaded'."""
+    parts = [
+        f"{len(config.providers)} provider(s)" + (f" ({', '.join(p.name for p in config.providers)})" if config.providers else ""),
+        f"{len(config.models)} model(s)",
+        f"{len(config.wildcards)} wildcard(s)",
+        "metrics " + ("off" if not config.metrics.enabled else (f"on port {config.metrics.port}" if config.metrics.port is not None else "at /metrics")),
+        "access log " + (f"{config.log.format} to {config.log.path}" if config.log.access else "off"),
+    ]  # fmt: skip
+    return ", ".join(parts)

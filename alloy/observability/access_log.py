@@ -1,0 +1,320 @@
+"""The access log: one line per request, written off the request path.
+
+``AccessLog.record`` is a finish listener (``Pipeline.listeners``): it copies what the line needs out
+of the ended call into a tuple appended to a list, nothing more. Once a second (and at shutdown)
+``flush`` turns the list into lines (JSON objects, or ``key=value`` text) and hands them, as one
+block of bytes, to a ``LogWriter``: a thread that does the writing, so a slow disk, a full disk or a
+stderr nobody reads never blocks the event loop. What the writer cannot take (more than
+``MAX_PENDING_BYTES`` waiting, or a write that fails) is dropped and counted
+(``alloy_access_log_dropped_total``), never retried against a request.
+
+A line's fields (absent when they do not apply):
+
+    time            when the answer ended, UTC, ISO 8601 with microseconds
+    request_id      the x-request-id the answer carried
+    client          the client's address and port
+    key             the name (or id) of the virtual key used, once keys exist: never a key itself
+    method, path    the request line's method and normalized path (never the query string)
+    model           the model the client asked for
+    served_model    the model the last attempt asked the upstream for
+    provider        the provider of the last attempt
+    status          the status the client got (0: it left before any answer)
+    attempts        upstream attempts made
+    stream          the client asked for a stream
+    bytes_in        the request body's size
+    ttfb_ms         upstream time to first byte of the last attempt
+    duration_ms     arrival to the end of the answer
+    overhead_us     the gateway's own time (see alloy.observability.metrics), first attempts only
+    prompt_tokens, completion_tokens   from the answer's usage
+    error, error_code                  Alloy's own error, when that was the answer (OpenAI type, code)
+"""
+
+import os
+import stat
+import sys
+import threading
+import time
+from collections import deque
+from random import random
+
+import orjson
+
+FLUSH_LINES = 256  # a flush comes sooner when this many lines wait: the loop pauses ~0.5 ms, not 20
+MAX_PENDING_BYTES = 8 * 1024 * 1024  # lines waiting for the writer; past this they are dropped
+PIPE_CHUNK = 4096  # PIPE_BUF: a write this small to a pipe is never interleaved with another's
+
+
+class AccessLog:
+    def __init__(self, settings, writer, loop=None):
+        self.loop = loop
+        self.sample = settings.sample
+        self.text = settings.format == "text"
+        self.writer = writer
+        self.entries = []
+        self.lines = 0  # lines handed to the writer (what it dropped is counted there)
+
+    @property
+    def dropped(self):
+        return self.writer.dropped
+
+    # --- the finish listener: copy, append ---------------------------------------------------------
+
+    def record(self, call):
+        if self.sample < 1.0 and random() >= self.sample:
+            return
+        connection = call.connection
+        try:  # a Messages call's connection wraps the client's (``real``)
+            peer = getattr(connection, "real", connection).transport.get_extra_info("peername")
+        except Exception:  # noqa: BLE001 - a transport gone or of another kind: no address then
+            peer = None
+        deployment = call.deployment
+        scan = call.scan
+        entries = self.entries
+        if len(entries) == FLUSH_LINES and self.loop is not None:
+            self.loop.call_soon(self.flush)  # formatted in slices, between other callbacks
+        entries.append(
+            (
+                call.ended_at, call.id_line, peer, call.key, call.request.method, call.path,
+                None if scan is None else scan.model, None if scan is None else scan.stream,
+                None if deployment is None else (deployment.upstream_model or call.model_name),
+                None if deployment is None else deployment.provider.name,
+                call.status, call.count, len(call.request.body),
+                call.arrived, call.sent_at, call.head_at, call.error, call.usage if call.tail else None,
+            )
+        )  # fmt: skip
+
+    def refused(self, request, path, status, error, connection):
+        """A ``/v1/`` request answered by Alloy before any call was made (401, 404, 400...)."""
+        if self.sample < 1.0 and random() >= self.sample:
+            return
+        try:
+            peer = connection.transport.get_extra_info("peername")
+        except Exception:  # noqa: BLE001
+            peer = None
+        now = time.monotonic()
+        self.entries.append(
+            (now, None, peer, None, request.method, path, None, None, None, None, status, 0, len(request.body),
+             None, 0.0, 0.0, error, None)
+        )  # fmt: skip
+
+    # --- once a second and at shutdown --------------------------------------------------------------
+
+    def flush(self):
+        entries = self.entries
+        if not entries:
+            return
+        self.entries = []
+        offset = time.time() - time.monotonic()  # monotonic clock reads -> wall-clock time
+        line = text_line if self.text else json_line
+        block = b"".join([line(entry, offset) for entry in entries])
+        self.lines += len(entries)
+        self.writer.submit(block, len(entries))
+
+    def close(self, timeout=2.0):
+        self.flush()
+        self.writer.close(timeout)
+
+
+_clock = [-1, ""]  # the last whole second formatted, and its text: most lines of a flush share it
+
+
+def fields(entry, offset):
+    """The line's fields in order, those that apply."""
+    (ended, id_line, peer, key, method, path, model, stream, served, provider, status, count, bytes_in,
+     arrived, sent, head, error, usage) = entry  # fmt: skip
+    when = ended + offset
+    second = int(when)
+    if second != _clock[0]:
+        _clock[0], _clock[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    out = {"time": "%s.%06dZ" % (_clock[1], (when - second) * 1e6)}
+    if id_line:
+        out["request_id"] = id_line[14:-2].decode("latin-1")
+    if peer:
+        out["client"] = "%s:%s" % peer[:2] if type(peer) is tuple else str(peer)
+    if key is not None:
+        name = getattr(key, "name", None) or getattr(key, "id", None)
+        if type(name) is str:
+            out["key"] = name
+    out["method"] = method.decode("latin-1")
+    out["path"] = path.decode("utf-8", "replace")
+    if model is not None:
+        out["model"] = model
+    if served is not None:
+        out["served_model"] = served
+        out["provider"] = provider
+    out["status"] = status
+    out["attempts"] = count
+    if stream is not None:
+        out["stream"] = stream
+    out["bytes_in"] = bytes_in
+    timed = head and head >= sent
+    if timed:
+        out["ttfb_ms"] = int((head - sent) * 1e6) / 1e3
+    if arrived is not None:
+        out["duration_ms"] = int((ended - arrived) * 1e6) / 1e3
+        if timed and count == 1 and error is None:
+            out["overhead_us"] = int((sent - arrived if stream else sent - arrived + ended - head) * 1e6)
+    if usage:
+        prompt = usage.get("prompt_tokens")
+        if prompt is None:
+            prompt = usage.get("input_tokens")
+        completion = usage.get("completion_tokens")
+        if completion is None:
+            completion = usage.get("output_tokens")
+        if type(prompt) is int:
+            out["prompt_tokens"] = prompt
+        if type(completion) is int:
+            out["completion_tokens"] = completion
+    if error is not None:
+        out["error"] = error.type
+        out["error_code"] = error.code
+    return out
+
+
+def json_line(entry, offset):
+    return orjson.dumps(fields(entry, offset)) + b"\n"
+
+
+def text_line(entry, offset):
+    """``time method path status key=value ...``: logfmt, values quoted when they hold a space, a
+    quote, an equals sign or a control character."""
+    out = fields(entry, offset)
+    head = f'{out.pop("time")} {out.pop("method")} {_text_value(out.pop("path"))} {out.pop("status")}'
+    rest = " ".join(f"{name}={_text_value(value)}" for name, value in out.items())
+    return (head + " " + rest + "\n").encode("utf-8", "replace")
+
+
+def _text_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    if not text or any(c in text for c in ' "=\\') or not text.isprintable():
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').encode("unicode_escape").decode("ascii") + '"'
+    return text
+
+
+class LogWriter:
+    """Writes blocks of lines to stderr, stdout or a file, from a thread of its own.
+
+    A file is opened for appending and reopened when its path no longer names it (moved or removed
+    by logrotate, or by hand): checked before each block, which costs a ``stat`` a second. A file
+    that cannot be opened, a full disk, a closed stderr: the block is dropped and counted, and the
+    next block tries again."""
+
+    def __init__(self, target):
+        self.target = target
+        self.dropped = 0
+        self.pending = deque()
+        self.pending_bytes = 0
+        self.lock = threading.Lock()
+        self.wake = threading.Condition(self.lock)
+        self.stopping = False
+        self.fd = None
+        self.inode = None
+        self.regular = False
+        self.thread = threading.Thread(target=self._run, name="alloy-access-log", daemon=True)
+        self.thread.start()
+
+    # --- from the event loop ------------------------------------------------------------------------
+
+    def submit(self, block, lines):
+        with self.lock:
+            if self.pending_bytes + len(block) > MAX_PENDING_BYTES:
+                self.dropped += lines
+                return
+            self.pending.append((block, lines))
+            self.pending_bytes += len(block)
+            self.wake.notify()
+
+    def close(self, timeout):
+        """Write what is pending (for up to ``timeout`` seconds), then stop."""
+        with self.lock:
+            self.stopping = True
+            self.wake.notify()
+        self.thread.join(timeout)
+
+    # --- the writer thread ----------------------------------------------------------------------------
+
+    def _run(self):
+        while True:
+            with self.lock:
+                while not self.pending and not self.stopping:
+                    self.wake.wait()
+                if not self.pending:
+                    break
+                block, lines = self.pending.popleft()
+                self.pending_bytes -= len(block)
+            if not self._write(block):
+                with self.lock:
+                    self.dropped += lines
+        if self.fd is not None and self.target not in ("stderr", "stdout"):
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+
+    def _write(self, block):
+        fd = self._descriptor()
+        if fd is None:
+            return False
+        try:
+            if self.regular:
+                _write_all(fd, block)
+            else:  # a pipe or a terminal: whole lines, at most PIPE_BUF at a time
+                for piece in _pieces(block):
+                    _write_all(fd, piece)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _descriptor(self):
+        target = self.target
+        if target in ("stderr", "stdout"):
+            if self.fd is None:
+                stream = sys.stderr if target == "stderr" else sys.stdout
+                try:
+                    self.fd = stream.fileno()
+                    self.regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
+                except (AttributeError, OSError, ValueError):
+                    return None
+            return self.fd
+        try:
+            inode = os.stat(target).st_ino
+        except OSError:
+            inode = None
+        if self.fd is not None and inode != self.inode:  # moved or removed: start a new file
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = None
+        if self.fd is None:
+            try:
+                self.fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                info = os.fstat(self.fd)
+            except OSError:
+                self.fd = None
+                return None
+            self.inode = info.st_ino
+            self.regular = stat.S_ISREG(info.st_mode)
+        return self.fd
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _pieces(block):
+    """``block`` cut at line ends into pieces of at most ``PIPE_CHUNK`` bytes (a longer line alone)."""
+    start = 0
+    size = len(block)
+    while start < size:
+        end = start + PIPE_CHUNK
+        if end < size:
+            cut = block.rfind(b"\n", start, end)
+            end = cut + 1 if cut >= start else block.find(b"\n", end) + 1 or size
+        yield block[start:end]
+        start = end
