@@ -1,0 +1,261 @@
+"""The access log through a running gateway: one line per request with the right fields (a success,
+a stream, the upstream's error, Alloy's own error, a refused request, a Messages call), in JSON or
+text, flushed within a second and at shutdown; a log file that is removed, a full disk, an
+unwritable path or a closed stderr never fails a request (the lines are dropped and counted).
+Gateway events (configuration loaded, started, stopped) follow ``--log-level``.
+"""
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import openai
+import pytest
+
+from harness import LISTENING, RUN_DIR, assert_no_crash_logged, exit_code, gateway_env, wait_until
+from metrics_helpers import scrape
+
+KEY = "sk-provider"
+MASTER = "team-key-123"
+
+
+def config(mock, log, extra=""):
+    return f"""
+[router]
+max_retries = 1
+backoff_base = 0.001
+backoff_max = 0.002
+
+[providers.openai]
+base_url = "{mock.base}/v1"
+api_key = "env:K"
+
+[[models]]
+name = "fast"
+provider = "openai"
+model = "gpt-4o-mini"
+
+[log]
+{log}
+
+{extra}
+"""
+
+
+def start(start_gateway, mock, log, extra="", env=None, args=()):
+    return start_gateway(config=config(mock, log, extra), env={"K": KEY, **(env or {})}, args=args)
+
+
+def post(gateway, body, headers=None, path="/v1/chat/completions"):
+    host, port = gateway.base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    raw = json.dumps(body).encode()
+    connection.request("POST", path, raw, {"content-type": "application/json", **(headers or {})})
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, data, raw
+
+
+def chat(model="fast", **extra):
+    return {"model": model, "messages": [{"role": "user", "content": "log me"}], **extra}
+
+
+def lines_of(path, count, seconds=5.0):
+    """The file's lines once it has ``count`` of them (flushed at least once a second)."""
+    assert wait_until(lambda: path.exists() and len(path.read_text().splitlines()) >= count, seconds), (
+        path.read_text() if path.exists() else "no log file"
+    )
+    return path.read_text().splitlines()
+
+
+AUTH = {"authorization": f"Bearer {MASTER}"}
+
+
+def test_each_request_is_one_json_line_with_its_fields(start_gateway, mock, tmp_path):
+    log = tmp_path / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{log}"', env={"ALLOY_MASTER_KEY": MASTER})
+    status, body, raw = post(gateway, chat(), {**AUTH, "x-request-id": "req-success-1"})
+    assert status == 200
+    usage = json.loads(body)["usage"]
+    sdk = openai.OpenAI(base_url=gateway.base + "/v1", api_key=MASTER, max_retries=0)
+    streamed_usage = None
+    for chunk in sdk.chat.completions.create(
+        model="fast", messages=[{"role": "user", "content": "stream"}], stream=True, stream_options={"include_usage": True}
+    ):
+        streamed_usage = chunk.usage or streamed_usage
+    assert post(gateway, chat(), {**AUTH, "x-mock-fault": "status=400"})[0] == 400  # the upstream's own
+    assert post(gateway, chat(), {**AUTH, "x-mock-fault": "reset"})[0] == 502  # Alloy's, after a retry
+    assert post(gateway, chat())[0] == 401  # no key: refused before any call
+    messages = {"model": "fast", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    assert post(gateway, messages, {"x-api-key": MASTER, "anthropic-version": "2023-06-01"}, "/v1/messages")[0] == 200
+    scrape(gateway.base, key=MASTER)  # not a /v1/ request: not logged
+
+    lines = [json.loads(line) for line in lines_of(log, 6)]
+    time.sleep(1.2)
+    assert len(log.read_text().splitlines()) == 6  # one line per request, the scrape none
+    success, stream, upstream_error, alloy_error, refused, anthropic = lines
+
+    assert success["request_id"] == "req-success-1"
+    assert success["client"].startswith("127.0.0.1:")
+    assert success["time"].endswith("Z") and success["time"][:4].isdigit()
+    for key, value in {
+        "method": "POST", "path": "/v1/chat/completions", "model": "fast", "served_model": "gpt-4o-mini",
+        "provider": "openai", "status": 200, "attempts": 1, "stream": False, "bytes_in": len(raw),
+        "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
+    }.items():  # fmt: skip
+        assert success[key] == value, key
+    assert 0 <= success["ttfb_ms"] <= success["duration_ms"]
+    assert 0 <= success["overhead_us"] <= success["duration_ms"] * 1000
+    assert "error" not in success and "key" not in success
+
+    assert stream["stream"] is True and stream["status"] == 200
+    assert stream["prompt_tokens"] == streamed_usage.prompt_tokens
+    assert stream["completion_tokens"] == streamed_usage.completion_tokens
+    assert stream["request_id"] and stream["request_id"] != success["request_id"]
+
+    assert upstream_error["status"] == 400 and upstream_error["attempts"] == 1
+    assert "error" not in upstream_error  # the upstream's answer, relayed: not Alloy's own error
+    assert upstream_error["provider"] == "openai" and "ttfb_ms" in upstream_error
+
+    assert alloy_error["status"] == 502 and alloy_error["attempts"] == 2
+    assert (alloy_error["error"], alloy_error["error_code"]) == ("server_error", "bad_gateway")
+    assert "ttfb_ms" not in alloy_error and "overhead_us" not in alloy_error
+    assert alloy_error["duration_ms"] > 0
+
+    assert refused["status"] == 401 and refused["attempts"] == 0
+    assert (refused["error"], refused["error_code"]) == ("invalid_request_error", "invalid_api_key")
+    assert "model" not in refused and "provider" not in refused and "duration_ms" not in refused
+
+    assert anthropic["path"] == "/v1/messages" and anthropic["status"] == 200
+    assert anthropic["model"] == "fast" and anthropic["provider"] == "openai"
+    assert MASTER not in log.read_text() and KEY not in log.read_text()  # never a key
+    assert_no_crash_logged(gateway)
+
+
+def test_text_format_is_one_key_value_line_per_request(start_gateway, mock, tmp_path):
+    log = tmp_path / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{log}"\nformat = "text"')
+    assert post(gateway, chat(), {"x-request-id": "txt-1"})[0] == 200
+    assert post(gateway, chat("unknown model"))[0] == 404
+    ok, missing = lines_of(log, 2)
+    assert ok.split(" ")[1:4] == ["POST", "/v1/chat/completions", "200"]
+    pairs = dict(part.split("=", 1) for part in ok.split(" ")[4:])
+    assert pairs["request_id"] == "txt-1" and pairs["model"] == "fast" and pairs["provider"] == "openai"
+    assert pairs["attempts"] == "1" and float(pairs["duration_ms"]) > 0
+    assert " 404 " in missing and "error_code=model_not_found" in missing
+
+
+def test_sampling_logs_the_share_asked_for(start_gateway, mock, tmp_path):
+    log = tmp_path / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{log}"\nsample = 0.0')
+    for _ in range(5):
+        assert post(gateway, chat())[0] == 200
+    time.sleep(1.5)
+    assert not log.exists() or log.read_text() == ""
+    off = start(start_gateway, mock, "access = false")
+    assert post(off, chat())[0] == 200
+    assert scrape(off.base).value("alloy_access_log_lines_total") == 0
+
+
+def test_lines_are_flushed_at_shutdown(start_gateway, mock, tmp_path):
+    log = tmp_path / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{log}"')
+    for _ in range(3):
+        assert post(gateway, chat())[0] == 200
+    gateway.signal(signal.SIGTERM)  # before the next once-a-second flush, most likely
+    assert exit_code(gateway, 10) == 0
+    assert len(log.read_text().splitlines()) == 3
+
+
+def test_a_removed_log_file_is_started_again(start_gateway, mock, tmp_path):
+    log = tmp_path / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{log}"')
+    assert post(gateway, chat())[0] == 200
+    lines_of(log, 1)
+    os.rename(log, tmp_path / "access.log.1")  # logrotate, without a signal
+    for _ in range(3):
+        assert post(gateway, chat())[0] == 200
+    assert len(lines_of(log, 3)) == 3
+    assert len((tmp_path / "access.log.1").read_text().splitlines()) == 1
+    log.unlink()
+    assert post(gateway, chat())[0] == 200
+    assert len(lines_of(log, 1)) == 1
+
+
+@pytest.mark.parametrize("where", ["full disk", "unwritable path"])
+def test_a_log_that_cannot_be_written_drops_lines_and_fails_no_request(start_gateway, mock, tmp_path, where):
+    if where == "full disk":
+        if not os.path.exists("/dev/full"):
+            pytest.skip("no /dev/full here")
+        path = "/dev/full"  # every write fails with ENOSPC
+    else:
+        blocker = tmp_path / "a-file"
+        blocker.write_text("not a directory")
+        path = str(blocker / "access.log")  # ENOTDIR, even for root
+    gateway = start(start_gateway, mock, f'path = "{path}"')
+    for _ in range(5):
+        assert post(gateway, chat())[0] == 200
+    assert wait_until(lambda: scrape(gateway.base).value("alloy_access_log_dropped_total") == 5, 5)
+    assert post(gateway, chat())[0] == 200
+    assert gateway.popen.poll() is None
+    assert_no_crash_logged(gateway)
+
+
+def test_a_closed_stderr_never_breaks_a_request(mock, tmp_path):
+    path = tmp_path / "alloy.toml"
+    path.write_text(config(mock, ""))  # the access log on its default: stderr
+    process = subprocess.Popen(
+        [sys.executable, "-m", "alloy", "--host", "127.0.0.1", "--port", "0", "--config", str(path)],
+        env=gateway_env({"K": KEY}), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=RUN_DIR,
+    )  # fmt: skip
+    try:
+        port = None
+        deadline = time.monotonic() + 20
+        while port is None and time.monotonic() < deadline:
+            match = LISTENING.search(process.stderr.readline())
+            port = match and int(match.group(2))
+        assert port, "the gateway did not start"
+        process.stderr.close()  # nobody reads stderr any more: writes to it fail (EPIPE)
+
+        class Gateway:
+            base = f"http://127.0.0.1:{port}"
+
+        for _ in range(3):
+            assert post(Gateway, chat())[0] == 200
+        time.sleep(1.5)  # a flush into the closed pipe
+        for _ in range(3):
+            assert post(Gateway, chat())[0] == 200
+        assert wait_until(lambda: scrape(Gateway.base).value("alloy_access_log_dropped_total") >= 3, 5)
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+
+
+def test_log_level_decides_which_gateway_events_are_shown(start_gateway, mock, tmp_path):
+    log = tmp_path / "access.log"
+    verbose = start(start_gateway, mock, f'path = "{log}"', args=["--log-level", "INFO"])
+    assert "configuration loaded from" in verbose.stderr and "1 provider(s) (openai)" in verbose.stderr
+    assert wait_until(lambda: "gateway started" in verbose.stderr, 5)
+    verbose.signal(signal.SIGTERM)
+    assert exit_code(verbose, 10) == 0
+    assert "gateway stopped" in verbose.stderr
+    quiet = start(start_gateway, mock, f'path = "{tmp_path / "other.log"}"')
+    assert post(quiet, chat())[0] == 200
+    quiet.signal(signal.SIGTERM)
+    assert exit_code(quiet, 10) == 0
+    assert "configuration loaded" not in quiet.stderr and "gateway started" not in quiet.stderr
+
+
+def test_log_settings_are_checked_at_start(start_gateway, mock):
+    for bad, message in (('format = "xml"', "log.format"), ("sample = 1.5", "log.sample"), ("colour = 1", "log.colour")):
+        with pytest.raises(RuntimeError, match=message):
+            start(start_gateway, mock, bad)
