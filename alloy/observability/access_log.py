@@ -51,7 +51,10 @@ class AccessLog:
         self.text = settings.format == "text"
         self.writer = writer
         self.entries = []
-        self.lines = 0  # lines handed to the writer (what it dropped is counted there)
+
+    @property
+    def lines(self):
+        return self.writer.written
 
     @property
     def dropped(self):
@@ -106,8 +109,11 @@ class AccessLog:
         self.entries = []
         offset = time.time() - time.monotonic()  # monotonic clock reads -> wall-clock time
         line = text_line if self.text else json_line
-        block = b"".join([line(entry, offset) for entry in entries])
-        self.lines += len(entries)
+        try:
+            block = b"".join([line(entry, offset) for entry in entries])
+        except Exception:  # noqa: BLE001 - a line that cannot be formatted must not stop the gateway
+            self.writer.dropped += len(entries)
+            return
         self.writer.submit(block, len(entries))
 
     def close(self, timeout=2.0):
@@ -203,7 +209,8 @@ class LogWriter:
 
     def __init__(self, target):
         self.target = target
-        self.dropped = 0
+        self.written = 0  # lines written
+        self.dropped = 0  # lines dropped: the queue was full, or the write failed
         self.pending = deque()
         self.pending_bytes = 0
         self.lock = threading.Lock()
@@ -244,7 +251,9 @@ class LogWriter:
                     break
                 block, lines = self.pending.popleft()
                 self.pending_bytes -= len(block)
-            if not self._write(block):
+            if self._write(block):
+                self.written += lines
+            else:
                 with self.lock:
                     self.dropped += lines
         if self.fd is not None and self.target not in ("stderr", "stdout"):

@@ -424,7 +424,7 @@ def render(states):
         "alloy_deployment_in_flight", "gauge", "Attempts in flight on each configured deployment.",
         ("model", "provider", "deployment"), deployments,
     )  # fmt: skip
-    out.metric("alloy_access_log_lines_total", "counter", "Access log lines written.", (), {(): lines})
+    out.metric("alloy_access_log_lines_total", "counter", "Access log lines written to their destination.", (), {(): lines})
     out.metric(
         "alloy_access_log_dropped_total", "counter",
         "Access log lines dropped (the destination failed or fell behind); requests never wait for the log.",

@@ -134,6 +134,9 @@ def test_each_request_is_one_json_line_with_its_fields(start_gateway, mock, tmp_
     assert anthropic["path"] == "/v1/messages" and anthropic["status"] == 200
     assert anthropic["model"] == "fast" and anthropic["provider"] == "openai"
     assert MASTER not in log.read_text() and KEY not in log.read_text()  # never a key
+    counted = scrape(gateway.base, key=MASTER)
+    assert counted.value("alloy_access_log_lines_total") == 6
+    assert counted.value("alloy_access_log_dropped_total") == 0
     assert_no_crash_logged(gateway)
 
 
