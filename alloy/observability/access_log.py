@@ -112,7 +112,7 @@ class AccessLog:
         try:
             block = b"".join([line(entry, offset) for entry in entries])
         except Exception:  # noqa: BLE001 - a line that cannot be formatted must not stop the gateway
-            self.writer.dropped += len(entries)
+            self.writer.drop(len(entries))
             return
         self.writer.submit(block, len(entries))
 
@@ -233,6 +233,10 @@ class LogWriter:
             self.pending_bytes += len(block)
             self.wake.notify()
 
+    def drop(self, lines):
+        with self.lock:
+            self.dropped += lines
+
     def close(self, timeout):
         """Write what is pending (for up to ``timeout`` seconds), then stop."""
         with self.lock:
@@ -254,8 +258,7 @@ class LogWriter:
             if self._write(block):
                 self.written += lines
             else:
-                with self.lock:
-                    self.dropped += lines
+                self.drop(lines)
         if self.fd is not None and self.target not in ("stderr", "stdout"):
             try:
                 os.close(self.fd)

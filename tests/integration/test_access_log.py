@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -262,3 +263,25 @@ def test_log_settings_are_checked_at_start(start_gateway, mock):
     for bad, message in (('format = "xml"', "log.format"), ("sample = 1.5", "log.sample"), ("colour = 1", "log.colour")):
         with pytest.raises(RuntimeError, match=message):
             start(start_gateway, mock, bad)
+
+
+def test_a_client_that_leaves_before_its_answer_is_logged_with_status_0(start_gateway, mock, tmp_path):
+    log = tmp_path / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{log}"')
+    host, port = gateway.base.removeprefix("http://").split(":")
+    body = json.dumps(chat()).encode()
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: g\r\ncontent-type: application/json\r\n"
+        b"x-mock-fault: slow-first-byte=3000\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    assert wait_until(lambda: scrape(gateway.base).value("alloy_requests_in_flight") == 1, 5)
+    sock.close()  # gone before the upstream's first byte
+    (line,) = [json.loads(text) for text in lines_of(log, 1)]
+    assert line["status"] == 0 and line["attempts"] == 1 and line["provider"] == "openai"
+    assert "ttfb_ms" not in line and "error" not in line and line["duration_ms"] > 0
+    counted = scrape(gateway.base)
+    assert counted.value(
+        "alloy_requests_total", endpoint="chat/completions", model="fast", provider="openai", status_class="none"
+    ) == 1
+    assert counted.value("alloy_requests_in_flight") == 0
