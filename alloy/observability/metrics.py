@@ -66,6 +66,7 @@ ENDPOINT_LABELS = {
 STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx")
 BREAKER_STATES = (HEALTHY, COOLING, PROBING)
 PASSTHROUGH_CACHE = 4096  # paths whose passthrough label is remembered (paths come from clients)
+SEEN_CACHE = 4096  # (path, model, deployment) combinations whose slot is remembered
 GAUGES_FRESH = 5.0  # seconds: a worker's snapshot older than this contributes no gauges
 
 
@@ -94,7 +95,7 @@ class Metrics:
         self.gateway = gateway
         self.settings = settings
         self.slots = {}  # (endpoint, model, provider) -> its slot (a list: see new_slot)
-        self.endpoint_labels = ENDPOINT_LABELS
+        self.seen = {}  # (path, model asked, deployment) -> its slot: a cache of slot_for
         self.errors = {}  # (type, code) -> Alloy's own error answers
         self.fallbacks = {}  # model label -> calls answered by a fallback model
         self.model_labels = {name: name for name in (*model_names, *settings.models)}
@@ -112,30 +113,32 @@ class Metrics:
     def record(
         self, call, _bisect=bisect_left, _latency=LATENCY_BOUNDS, _overhead=OVERHEAD_BOUNDS,
         _total=TOTAL, _ttfb=TTFB, _overhead_at=OVERHEAD, _attempts=ATTEMPTS,
+        _total_sum=TOTAL_SUM, _ttfb_sum=TTFB_SUM, _overhead_sum=OVERHEAD_SUM,
     ):  # fmt: skip
         """The finish listener. (Constants as default arguments: local reads, the cheapest.)"""
-        path = call.path
-        endpoint = self.endpoint_labels.get(path)
-        if endpoint is None:
-            endpoint = self.passthrough_label(path)
         scan = call.scan
+        deployment = call.deployment
         if scan is None:
-            model = ""
+            asked = None
             stream = False
         else:
-            model = self.model_labels.get(scan.model, "other")
+            asked = scan.model
             stream = scan.stream
-        deployment = call.deployment
-        key = (endpoint, model, "" if deployment is None else deployment.provider.name)
-        slot = self.slots.get(key)
+        # The slot by what the call holds (its path, the name asked, the deployment): one lookup in
+        # the common case; the labels are resolved on a miss. Bounded: names come from clients.
+        seen = (call.path, asked, deployment)
+        slot = self.seen.get(seen)
         if slot is None:
-            slot = self.slots[key] = new_slot()
+            slot = self.slot_for(call.path, asked, deployment)
+            if len(self.seen) >= SEEN_CACHE:
+                self.seen.clear()
+            self.seen[seen] = slot
         slot[call.status // 100 % 10] += 1
         arrived = call.arrived
         ended = call.ended_at
         elapsed = ended - arrived
         slot[_total + _bisect(_latency, elapsed)] += 1
-        slot[TOTAL_SUM] += elapsed
+        slot[_total_sum] += elapsed
         count = call.count
         slot[_attempts] += count
         error = call.error
@@ -145,14 +148,15 @@ class Metrics:
             if head >= sent:
                 waited = head - sent
                 slot[_ttfb + _bisect(_latency, waited)] += 1
-                slot[TTFB_SUM] += waited
+                slot[_ttfb_sum] += waited
                 if count == 1 and error is None:
                     own = sent - arrived if stream else sent - arrived + ended - head
                     slot[_overhead_at + _bisect(_overhead, own)] += 1
-                    slot[OVERHEAD_SUM] += own
+                    slot[_overhead_sum] += own
         if count > 1:
             slot[RETRIES] += count - 1
         if call.attempts is not None and call.attempts.origin is not call.group:
+            model = "" if asked is None else self.model_labels.get(asked, "other")
             self.fallbacks[model] = self.fallbacks.get(model, 0) + 1
         if error is not None:
             kind = (error.type, error.code)
@@ -160,16 +164,20 @@ class Metrics:
         if call.tail:
             usage = call.usage
             if usage:
-                tokens = usage.get("prompt_tokens")
-                if tokens is None:
-                    tokens = usage.get("input_tokens")  # an Anthropic answer relayed natively
-                if type(tokens) is int:
-                    slot[PROMPT] += tokens
-                tokens = usage.get("completion_tokens")
-                if tokens is None:
-                    tokens = usage.get("output_tokens")
-                if type(tokens) is int:
-                    slot[COMPLETION] += tokens
+                try:  # OpenAI's names, or Anthropic's for an answer relayed natively
+                    slot[PROMPT] += usage.get("prompt_tokens") or usage.get("input_tokens") or 0
+                    slot[COMPLETION] += usage.get("completion_tokens") or usage.get("output_tokens") or 0
+                except TypeError:  # not a number: an upstream's usage we cannot count
+                    pass
+
+    def slot_for(self, path, asked, deployment):
+        endpoint = ENDPOINT_LABELS.get(path) or self.passthrough_label(path)
+        model = "" if asked is None else self.model_labels.get(asked, "other")
+        key = (endpoint, model, "" if deployment is None else deployment.provider.name)
+        slot = self.slots.get(key)
+        if slot is None:
+            slot = self.slots[key] = new_slot()
+        return slot
 
     def refused(self, path, status, error):
         """A ``/v1/`` request answered by Alloy before any call was made (401, 404, 400...)."""
