@@ -148,7 +148,6 @@ async def serve(config, reuse_port=False, ready=None):
             say(f"alloy: metrics served at http://{metrics_address[0]}:{metrics_address[1]}/metrics")
     else:  # a worker: its supervisor announces the address, once, when every worker is ready
         ready()
-    logging.getLogger("alloy").info("gateway started: pid %d on %s:%d", os.getpid(), host, port)
 
     stop = asyncio.Event()
     signals = {"count": 0}
@@ -166,6 +165,7 @@ async def serve(config, reuse_port=False, ready=None):
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    logging.getLogger("alloy").info("gateway started: pid %d on %s:%d", os.getpid(), host, port)
 
     await stop.wait()
     say("alloy: draining (stopped accepting new connections)")
