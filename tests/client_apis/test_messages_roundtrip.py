@@ -77,8 +77,10 @@ def test_a_request_both_can_express_comes_back_unchanged():
          {"messages": [{"role": "user", "content": [text("a\n\nb")]}]}),
         # top_k has no OpenAI counterpart.
         ({"top_k": 5}, "top_k", None),
-        # Thinking settings become a reasoning_effort, which the Anthropic provider does not read back.
-        ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, "thinking", None),
+        # Thinking becomes a reasoning_effort ("low") and comes back as that effort's budget, with
+        # max_tokens raised above it (Anthropic wants budget_tokens below max_tokens).
+        ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, None,
+         {"thinking": {"type": "enabled", "budget_tokens": 2048}, "max_tokens": 2058}),
         # Earlier thinking blocks are not sent to an OpenAI model.
         ({"messages": [{"role": "user", "content": [text("hi")]},
                        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"},
