@@ -3,6 +3,7 @@
     alloy [--host H] [--port P] [--config alloy.toml]   run the gateway
     alloy --workers N ...                               run N gateway processes on one port
     alloy mock-upstream [--port P] ...                  run the offline OpenAI-compatible fake LLM
+    alloy check [--config alloy.toml]                   validate a configuration, say what it routes
     alloy --version
 """
 
@@ -36,6 +37,21 @@ def gateway_arguments():
     return parser
 
 
+def check(argv):
+    """``alloy check [--config FILE]``: 0 when it would start, 2 (with the reason) when not."""
+    parser = argparse.ArgumentParser(prog="alloy check", description="Validate a configuration and say what it routes.")
+    parser.add_argument("--config", metavar="FILE", help="alloy.toml (default: the environment alone)")
+    args = parser.parse_args(argv)
+    # Imported here: only this subcommand needs it.
+    from alloy import check as checking
+
+    try:
+        return checking.main(args.config)
+    except ConfigError as error:
+        print(f"alloy: configuration refused: {error}", file=sys.stderr)
+        return 2
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "mock-upstream":
@@ -43,6 +59,8 @@ def main(argv=None):
         from alloy import mock_upstream
 
         raise SystemExit(mock_upstream.main(argv[1:]))
+    if argv and argv[0] == "check":
+        raise SystemExit(check(argv[1:]))
     args = gateway_arguments().parse_args(argv)
     refused = supervisor.check_workers(args.workers)
     if refused:

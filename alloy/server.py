@@ -77,7 +77,7 @@ class Gateway:
             await upstream.close()
 
 
-def _is_loopback(host):
+def is_loopback(host):
     """Only this machine can connect (127.0.0.0/8, ::1, localhost)."""
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -88,7 +88,7 @@ def _is_loopback(host):
 def warn_if_open(settings):
     """Listening beyond loopback without a master key makes the gateway an open relay for the
     provider keys: say so loudly at start (once, by the supervisor with --workers)."""
-    if settings.master_key is None and not _is_loopback(settings.host):
+    if settings.master_key is None and not is_loopback(settings.host):
         say(
             f"alloy: WARNING: listening on {settings.host} without a master key: anyone who can reach "
             "this address spends your provider keys (set ALLOY_MASTER_KEY or [server] master_key)"
