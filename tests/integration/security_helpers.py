@@ -4,28 +4,19 @@ may send but the mock never does, answers of any size), and the gateway's reside
 
 import socket
 import threading
-import time
 
 import h11
+
+from harness import read_until_closed
 
 IO_TIMEOUT = 10.0
 
 
 def send_and_read(port, data, timeout=IO_TIMEOUT):
-    """Send ``data`` on a new connection and read until the gateway closes it (or ``timeout``)."""
+    """Send ``data`` on a new connection and read until the gateway closes it (fails after ``timeout``)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
-        deadline = time.monotonic() + timeout
-        received = b""
-        while time.monotonic() < deadline:
-            try:
-                piece = sock.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not piece:
-                break
-            received += piece
-        return received
+        return read_until_closed(sock, timeout)
 
 
 def parse_responses(data, head_requests=0):

@@ -45,7 +45,6 @@ instead of hanging the suite. Settings are derandomized: CI runs the same exampl
 
 import re
 import socket
-import time
 
 import h11
 import orjson
@@ -53,7 +52,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
-from harness import start_gateway_process
+from harness import read_until_closed, start_gateway_process
 from raw_upstream import REPLY_BODY, RawUpstream
 
 IO_TIMEOUT = 5.0
@@ -153,8 +152,6 @@ def http_request(method, target, headers=(), body=None):
 def send(gateway, wire, half_close=False):
     """Send ``wire`` on a fresh connection; everything the gateway answers until it closes. Fails
     if it has not closed within IO_TIMEOUT."""
-    deadline = time.monotonic() + IO_TIMEOUT
-    data = b""
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=IO_TIMEOUT) as sock:
         try:
             sock.sendall(wire)
@@ -162,18 +159,7 @@ def send(gateway, wire, half_close=False):
                 sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the gateway refused early and closed: read what it said
-        while (remaining := deadline - time.monotonic()) > 0:
-            sock.settimeout(remaining)
-            try:
-                piece = sock.recv(65536)
-            except ConnectionResetError:
-                return data
-            except TimeoutError:
-                break
-            if not piece:
-                return data
-            data += piece
-    pytest.fail(f"the gateway neither answered nor closed within {IO_TIMEOUT} s; it sent {data[:500]!r}")
+        return read_until_closed(sock, IO_TIMEOUT)
 
 
 # --- the oracle --------------------------------------------------------------------------------------
