@@ -14,6 +14,8 @@ works from conftest.py (which holds the fixtures) and from the test modules, som
 their processes once per module with the classes below.
 """
 
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -26,6 +28,9 @@ import time
 import urllib.request
 
 import pytest
+
+from alloy import config as alloy_config
+from alloy.server import Gateway
 
 LISTENING = re.compile(r"listening on http://([^\s:]+):(\d+)")
 START_TIMEOUT = 20.0
@@ -247,3 +252,43 @@ def stream_text(body):
         (json.loads(d)["choices"][0].get("delta") or {}).get("content") or "" for d in data if d != "[DONE]"
     )
     return text, data
+
+
+# --- the gateway in this process ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def in_process_gateway(config_path):
+    """The real ``Gateway`` for ``config_path`` serving on a loopback port from an event loop in a
+    thread of this process, so a test can reach into it (its pipeline's listeners, the collector):
+    yields (port, gateway)."""
+    loop = asyncio.new_event_loop()
+    gateway = Gateway(alloy_config.load(str(config_path), env={}), loop)
+    server = loop.run_until_complete(loop.create_server(gateway.protocol, "127.0.0.1", 0))
+    gateway.start_sweeping()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.sockets[0].getsockname()[1], gateway
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def post_and_read(sock, path, body, extra=b""):
+    """One POST on a keep-alive socket; (head, body bytes as framed) once the whole answer came."""
+    sock.sendall(
+        b"POST %s HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s"
+        % (path, extra, len(body), body)
+    )
+    data = b""
+    while True:
+        data += sock.recv(65536)
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        if b"transfer-encoding: chunked" in head.lower():
+            if rest.endswith(b"0\r\n\r\n"):
+                return head, rest
+        elif len(rest) >= int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]):
+            return head, rest

@@ -6,19 +6,15 @@ between a native and a translated provider, a model whose deployments are of bot
 listeners) serves Messages calls as it serves chat completions.
 """
 
-import asyncio
 import gc
 import socket
-import threading
 
 import anthropic
 import httpx
 import orjson
 import pytest
 
-from alloy import config as alloy_config
-from alloy.server import Gateway
-from harness import start_emulator_process, start_mock_process, wait_until
+from harness import in_process_gateway, post_and_read, start_emulator_process, start_mock_process, wait_until
 from test_client_api_messages import MASTER_KEY, PROVIDER_KEY, ROUTES, start_stack
 
 HI = [{"role": "user", "content": "hi"}]
@@ -275,38 +271,17 @@ def in_process(tmp_path):
         f'[providers.anthropic]\nbase_url = "{emulator.base}"\napi_key = "{PROVIDER_KEY}"\n\n'
         f'[wildcards]\n"gpt-*" = "openai"\n'
     )
-    loop = asyncio.new_event_loop()
-    gateway = Gateway(alloy_config.load(str(path), env={}), loop)
-    server = loop.run_until_complete(loop.create_server(gateway.protocol, "127.0.0.1", 0))
-    gateway.start_sweeping()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     try:
-        yield server.sockets[0].getsockname()[1], gateway.pipeline
+        with in_process_gateway(path) as (port, gateway):
+            yield port, gateway.pipeline
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
         mock.stop()
         emulator.stop()
 
 
 def exchange(sock, path, body, extra=b""):
     """One request on a keep-alive socket; the answer's head once the whole answer arrived."""
-    sock.sendall(
-        b"POST %s HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s"
-        % (path, extra, len(body), body)
-    )
-    data = b""
-    while True:
-        data += sock.recv(65536)
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        if b"transfer-encoding: chunked" in head.lower():
-            if rest.endswith(b"0\r\n\r\n"):
-                return head
-        elif len(rest) >= int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]):
-            return head
+    return post_and_read(sock, path, body, extra)[0]
 
 
 def messages(model, stream=False):

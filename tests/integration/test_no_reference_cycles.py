@@ -8,23 +8,19 @@ pool, on its own event loop in a thread) so the collector can be asked; the upst
 process and the client a raw keep-alive socket.
 """
 
-import asyncio
 import gc
 import json
 import socket
-import threading
 
 import pytest
 
-from alloy import config as alloy_config
-from alloy.server import Gateway
-from harness import start_mock_process
+from harness import in_process_gateway, post_and_read, start_mock_process
 
 KEY = "sk-provider"
 
 
 @pytest.fixture
-def in_process_gateway(tmp_path):
+def gateway_port(tmp_path):
     mock = start_mock_process("--api-key", KEY)
     path = tmp_path / "alloy.toml"
     path.write_text(
@@ -34,43 +30,20 @@ def in_process_gateway(tmp_path):
         f'{{ provider = "openai", model = "gpt-4o" }}]\nstrategy = "least-inflight"\n\n'
         f'[wildcards]\n"gpt-*" = "openai"\n'
     )
-    loop = asyncio.new_event_loop()
-    gateway = Gateway(alloy_config.load(str(path), env={}), loop)
-    server = loop.run_until_complete(loop.create_server(gateway.protocol, "127.0.0.1", 0))
-    gateway.start_sweeping()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     try:
-        yield server.sockets[0].getsockname()[1]
+        with in_process_gateway(path) as (port, _):
+            yield port
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
         mock.stop()
 
 
 def exchange(sock, model, extra=b"", stream=False):
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}).encode()
-    sock.sendall(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\n%s"
-        b"Content-Length: %d\r\n\r\n%s" % (extra, len(body), body)
-    )
-    data = b""
-    while True:
-        data += sock.recv(65536)
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        if b"transfer-encoding: chunked" in head.lower():
-            if rest.endswith(b"0\r\n\r\n"):
-                return head
-        else:
-            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-            if len(rest) >= length:
-                return head
+    return post_and_read(sock, b"/v1/chat/completions", body, extra)[0]
 
 
-def test_requests_leave_no_reference_cycles(in_process_gateway):
-    sock = socket.create_connection(("127.0.0.1", in_process_gateway), timeout=10)
+def test_requests_leave_no_reference_cycles(gateway_port):
+    sock = socket.create_connection(("127.0.0.1", gateway_port), timeout=10)
     kinds = [
         (b"gpt-4o-mini", b"", False),  # plain route
         (b"pair", b"", False),  # a configured model with two deployments

@@ -7,16 +7,12 @@ listener can be added to its pipeline; the upstream is a real mock process and t
 keep-alive socket.
 """
 
-import asyncio
 import json
 import socket
-import threading
 
 import pytest
 
-from alloy import config as alloy_config
-from alloy.server import Gateway
-from harness import start_mock_process, wait_until
+from harness import in_process_gateway, post_and_read, start_mock_process, wait_until
 
 KEY = "sk-provider"
 
@@ -30,8 +26,6 @@ def ended_calls(tmp_path):
         f'[router]\nmax_retries = 1\nbackoff_base = 0.001\nbackoff_max = 0.002\n\n'
         f'[providers.openai]\nbase_url = "{mock.base}/v1"\napi_key = "{KEY}"\n'
     )
-    loop = asyncio.new_event_loop()
-    gateway = Gateway(alloy_config.load(str(path), env={}), loop)
     calls = []
 
     def record(call):
@@ -46,38 +40,16 @@ def ended_calls(tmp_path):
             }
         )
 
-    gateway.pipeline.listeners.append(record)
-    server = loop.run_until_complete(loop.create_server(gateway.protocol, "127.0.0.1", 0))
-    gateway.start_sweeping()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     try:
-        yield server.sockets[0].getsockname()[1], calls
+        with in_process_gateway(path) as (port, gateway):
+            gateway.pipeline.listeners.append(record)
+            yield port, calls
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
         mock.stop()
 
 
 def ask(sock, body, extra=b""):
-    body = json.dumps(body).encode()
-    sock.sendall(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\n%s"
-        b"Content-Length: %d\r\n\r\n%s" % (extra, len(body), body)
-    )
-    data = b""
-    while True:
-        data += sock.recv(65536)
-        head, sep, rest = data.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        if b"transfer-encoding: chunked" in head.lower():
-            if rest.endswith(b"0\r\n\r\n"):
-                return head, rest
-        else:
-            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-            if len(rest) >= length:
-                return head, rest
+    return post_and_read(sock, b"/v1/chat/completions", json.dumps(body).encode(), extra)
 
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "count me"}]}
