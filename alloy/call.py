@@ -3,7 +3,7 @@
 A ``Call`` is created once per request by the pipeline (``alloy.pipeline``) and carries what the
 stages need: the parsed request and its normalized path, the body scan and the route (the model
 group and the name it resolved), the key identity (None until virtual keys exist), four clock reads
-(arrival, upstream send, upstream head, end) and the outcome (status, bytes relayed, usage when
+(arrival, upstream send, upstream head, end) and the outcome (status, Alloy's own error, usage when
 read). It drives the first attempt itself: pick a deployment, hand the request to its provider's
 ``send`` (``alloy.sending``), and let the relay (``alloy.relay``) report back. The first failure
 creates the retry state (``alloy.attempts.Attempts``), so a request that succeeds at once pays for
@@ -34,11 +34,13 @@ class Call:
         # four clock reads (time.monotonic): arrival, upstream send, upstream head, end
         "arrived", "sent_at", "head_at", "ended_at",
         # the outcome
-        "status", "bytes_out", "error", "tail", "_usage",
+        "status", "error", "tail", "_usage",
     )  # fmt: skip
 
     def __init__(self, pipeline, request, connection, path, query, id_line, group, scan=None, model_name=None):
-        self.arrived = monotonic()
+        # The clock read at arrival is the taker's (Pipeline.handle, the Messages endpoint), made
+        # before routing, and set right after the call is made.
+        self.arrived = 0.0
         self.pipeline = pipeline
         self.request = request
         self.connection = connection
@@ -59,7 +61,6 @@ class Call:
         self.ended = False
         self.sent_at = self.head_at = self.ended_at = 0.0
         self.status = 0
-        self.bytes_out = 0
         self.error = None  # Alloy's own error, when that was the answer
         self.tail = ()  # the last pieces of the answer body the relay wrote (where usage is)
         self._usage = None

@@ -69,13 +69,24 @@ class AllowList:
         for method, path in rules:
             pattern = tuple(None if segment == "*" else segment.encode() for segment in path.split("/")[1:])
             methods = {method.encode()} | ({b"HEAD"} if method == "GET" else set())
-            self.by_length.setdefault(len(pattern), []).append((pattern, methods))
+            self.by_length.setdefault(len(pattern), []).append((pattern, methods, path))
+
+    def _matching(self, path):
+        """The (pattern, methods, rule path) of each rule ``path`` (bytes) matches."""
+        segments = path.split(b"/")[1:]
+        for rule in self.by_length.get(len(segments), ()):
+            if all(want is None or want == got for want, got in zip(rule[0], segments)):
+                yield rule
 
     def methods_for(self, path):
         """The methods allowed on ``path`` (bytes, normalized): an empty set when none is."""
-        segments = path.split(b"/")[1:]
         allowed = set()
-        for pattern, methods in self.by_length.get(len(segments), ()):
-            if all(want is None or want == got for want, got in zip(pattern, segments)):
-                allowed |= methods
+        for _, methods, _ in self._matching(path):
+            allowed |= methods
         return allowed
+
+    def rule_for(self, path):
+        """The path of the first rule ``path`` matches (``"/v1/files/*"``), or None."""
+        for _, _, rule in self._matching(path):
+            return rule
+        return None

@@ -42,6 +42,7 @@ from alloy import core
 from alloy._version import __version__
 from alloy.balancer import COOLING, HEALTHY, PROBING
 from alloy.observability.exposition import Exposition
+from alloy.passthrough import AllowList
 
 # Upper bounds in seconds. Latency and upstream time to first byte span a local model's 100 us to
 # a long generation's minutes; the gateway's own overhead lives in microseconds.
@@ -99,10 +100,7 @@ class Metrics:
         self.errors = {}  # (type, code) -> Alloy's own error answers
         self.fallbacks = {}  # model label -> calls answered by a fallback model
         self.model_labels = {name: name for name in (*model_names, *settings.models)}
-        self.rules = [
-            (tuple(None if part == "*" else part.encode() for part in pattern.split("/")[1:]), pattern[4:])
-            for _, pattern in passthrough_rules
-        ]
+        self.allowed = AllowList(passthrough_rules)
         self.passthrough_labels = {}
         self.access_log = None  # set when the access log runs: its counters are exported too
         self.workers_dir = settings.workers_dir
@@ -195,12 +193,8 @@ class Metrics:
         """The allow-list rule matching ``path`` (``files/*``), or ``other``."""
         label = self.passthrough_labels.get(path)
         if label is None:
-            label = "other"
-            segments = path.split(b"/")[1:]
-            for pattern, name in self.rules:
-                if len(pattern) == len(segments) and all(p is None or p == s for p, s in zip(pattern, segments)):
-                    label = name
-                    break
+            rule = self.allowed.rule_for(path)
+            label = "other" if rule is None else rule[4:]
             if len(self.passthrough_labels) >= PASSTHROUGH_CACHE:
                 self.passthrough_labels.clear()
             self.passthrough_labels[path] = label
