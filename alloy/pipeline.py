@@ -51,6 +51,9 @@ class Pipeline:
         self.request_ids = RequestIds()
         self.overhead_header = config.server.overhead_header  # x-alloy-overhead-us (alloy.relay)
         self.listeners = []  # the account stage: callables given each call once it has ended
+        # Given (request, connection, status, error) for a request refused before a call existed
+        # whose error did not leave as an exception (the Messages endpoint answers in its shape).
+        self.refusal_listeners = []
 
     def handle(self, request, path, query, connection):
         """One authenticated-or-refused ``/v1/`` request through the stages. Returns a ``Prebuilt``

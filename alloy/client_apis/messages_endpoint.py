@@ -102,6 +102,8 @@ class MessagesEndpoint:
         try:
             return self._handle(request, path, query, connection, id_line, arrived)
         except AlloyError as error:
+            for listener in self.pipeline.refusal_listeners:
+                listener(request, connection, error.status, error)
             body = orjson.dumps(anthropic_error(anthropic_error_type(error.status), error.message))
             head = request.method == b"HEAD"  # its head alone (RFC 9110 section 9.3.2)
             return Prebuilt(error.status, body, JSON_HEADER + error.header_block + id_line, head=head)

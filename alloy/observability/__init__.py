@@ -6,7 +6,9 @@ through the seams it already has and no special case on the request path:
 - two finish listeners in ``Pipeline.listeners`` (``Metrics.record``, ``AccessLog.record``), called
   with each call once its answer is written;
 - ``gateway.dispatch`` wrapped, so a ``/v1/`` request refused before a call exists (401, 404, 400)
-  is counted and logged too; a request that passes costs one more function call;
+  is counted and logged too; a request that passes costs one more function call; the Messages
+  endpoint, which answers its refusals in Anthropic's shape instead of raising, reports them
+  through ``Pipeline.refusal_listeners``;
 - ``Endpoints.metrics``: ``GET /metrics`` on the gateway's port, or on a listener of its own
   (``[metrics] port``), answered by ``MetricsEndpoint``;
 - a timer of its own, once a second: the access log's lines go to its writer thread, the metrics
@@ -107,17 +109,13 @@ class Observability:
 
             def dispatch(request, connection):
                 try:
-                    answer = inner(request, connection)
+                    return inner(request, connection)
                 except AlloyError as error:
                     refused(request, connection, error.status, error)
                     raise
-                if answer is not None and request.target.startswith(b"/v1/messages"):
-                    status = int(answer.keep_alive[9:12])  # a Messages refusal is a prebuilt answer
-                    if status >= 400:
-                        refused(request, connection, status, None)
-                return answer
 
             gateway.dispatch = dispatch
+            pipeline.refusal_listeners.append(refused)  # Messages refusals, answered in their shape
         for group in pipeline.routes.configured:
             for deployment in group.deployments:
                 self.breakers[deployment] = (group.name, deployment.state)
