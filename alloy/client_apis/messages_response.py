@@ -37,6 +37,7 @@ import uuid
 import orjson
 
 from alloy.errors import UpstreamProtocolError
+from alloy.providers.anthropic_stream import STATUS_ERROR_TYPES as PROVIDER_STATUS_ERROR_TYPES
 
 UNPARSED_ARGUMENTS = "_unparsed_arguments"
 
@@ -49,21 +50,9 @@ STOP_REASONS = {
     "content_filter": "refusal",
 }
 
-# HTTP status -> Anthropic error type, as Anthropic's documentation lists them (503 is what other
-# servers say for Anthropic's own 529 "overloaded").
-STATUS_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    503: "overloaded_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
+# HTTP status -> Anthropic error type: the provider translator's table (Anthropic's documented
+# statuses), plus 503, which other servers say for Anthropic's own 529 "overloaded".
+STATUS_ERROR_TYPES = {**PROVIDER_STATUS_ERROR_TYPES, 503: "overloaded_error"}
 
 # An error inside a stream has no status: its OpenAI ``code`` (else ``type``) -> Anthropic type.
 # Covers OpenAI's own values and those of ``alloy.errors`` and the provider translators.
