@@ -91,10 +91,22 @@ class Pipeline:
         scan = scan_body(request.body)
         if scan.model is None:
             raise InvalidRequest("you must provide a model parameter", param="model")
+        return self._call_for_model(request, path, query, connection, scan)
+
+    def _call_for_model(self, request, path, query, connection, scan, passthrough_only=False):
+        """The call for the model ``scan`` names (404 when nothing routes it); with
+        ``passthrough_only``, 404 too when a deployment of it speaks another API."""
         found = self.routes.table.lookup(scan.model)
         if found is None:
             raise ModelNotFound(f"The model '{scan.model}' does not exist or is not routed by this gateway", param="model")
         group, name = found
+        if passthrough_only:
+            for deployment in group.deployments:
+                if deployment.provider.translates:
+                    raise NotFound(
+                        f"{path.decode()} is not available for model '{scan.model}': provider "
+                        f"{deployment.provider.name} speaks another API"
+                    )
         return Call(self, request, connection, path, query, self.request_ids.line(request.headers), group, scan, name)
 
     def route_passthrough(self, request, path, query, connection):
@@ -130,17 +142,7 @@ class Pipeline:
         scan = scan_body(request.body)
         if scan.model is None:
             return None
-        found = self.routes.table.lookup(scan.model)
-        if found is None:
-            raise ModelNotFound(f"The model '{scan.model}' does not exist or is not routed by this gateway", param="model")
-        group, name = found
-        for deployment in group.deployments:
-            if deployment.provider.translates:
-                raise NotFound(
-                    f"{path.decode()} is not available for model '{scan.model}': provider "
-                    f"{deployment.provider.name} speaks another API"
-                )
-        return Call(self, request, connection, path, query, self.request_ids.line(request.headers), group, scan, name)
+        return self._call_for_model(request, path, query, connection, scan, passthrough_only=True)
 
     def admit(self, call):
         """Rate limits and budgets refuse a call here (with an ``AlloyError``); none exist yet."""
