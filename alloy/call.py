@@ -35,6 +35,7 @@ class Call:
         "arrived", "sent_at", "head_at", "ended_at",
         # the outcome
         "status", "error", "tail", "_usage",
+        "recording",  # None, or a list the relay appends each body piece the client receives to
     )  # fmt: skip
 
     def __init__(self, pipeline, request, connection, path, query, id_line, group, scan=None, model_name=None):
@@ -64,6 +65,7 @@ class Call:
         self.error = None  # Alloy's own error, when that was the answer
         self.tail = ()  # the last pieces of the answer body the relay wrote (where usage is)
         self._usage = None
+        self.recording = None  # set by the cache lookup when the answer should be stored
 
     # --- the send stage: the first attempt ------------------------------------------------------
 

@@ -9,13 +9,14 @@ Method and path decide; nothing here reads a body. ``/health`` says the process 
 ``/health/ready`` says whether every configured model still has a healthy deployment (see
 ``alloy.balancer``); neither needs a key, but the readiness details (providers, deployments,
 in-flight counts) are shown only with the master key when one is set. ``/metrics`` (Prometheus,
-``alloy.observability``) needs the master key too, unless ``[metrics] public = true``.
+``alloy.observability``) needs the master key too, unless ``[metrics] public = true``. ``/admin/...``
+goes to the handlers the features register (keys, usage, cache), always behind the master key.
 """
 
 import orjson
 
 from alloy.core import clean_path
-from alloy.errors import AlloyError, MethodNotAllowed, NotFound
+from alloy.errors import AlloyError, MethodNotAllowed, NotFound, PermissionDenied
 from alloy.prebuilt import Prebuilt
 
 
@@ -46,9 +47,22 @@ class Endpoints:
             if method == b"GET" or method == b"HEAD":
                 return self._readiness(request, head=method == b"HEAD")
             raise MethodNotAllowed("use GET for /health/ready", allow=b"GET, HEAD")
+        if path.startswith(b"/admin/"):
+            return self._admin(request, path, query, connection)
         if path == b"/metrics" and self.metrics is not None:
             return self.metrics.answer(request)  # Prometheus text; the master key unless public
         raise NotFound(f"no route for {method.decode()} {path.decode('latin-1')}")
+
+    def _admin(self, request, path, query, connection):
+        """``/admin/...``: the features' admin handlers (``Pipeline.admin_routes``), always behind
+        the master key; without one configured the admin API is closed (the CLI still works)."""
+        for prefix, handler in self.pipeline.admin_routes.items():
+            if path == prefix or path.startswith(prefix + b"/"):
+                if self.pipeline.keys.expected is None:
+                    raise PermissionDenied("the admin API needs a master key: set ALLOY_MASTER_KEY (or server.master_key)")
+                self.pipeline.keys.check(request.headers)
+                return handler(request, path, query, connection)
+        raise NotFound(f"no route for {request.method.decode()} {path.decode('latin-1')}")
 
     def _readiness(self, request, head=False):
         # Built on each call (it is state, not configuration); load balancers poll it, clients don't.

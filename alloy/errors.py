@@ -85,6 +85,15 @@ class AuthenticationFailed(AlloyError):
     code = "invalid_api_key"
 
 
+class PermissionDenied(AlloyError):
+    """The caller is known but may not do this (the admin API without a master key, a key limited
+    to other models)."""
+
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
 class NotFound(AlloyError):
     status = 404
     type = "invalid_request_error"

@@ -2,11 +2,12 @@
 
     parse         the client connection feeds the core RequestParser (alloy.client_connection);
                   the path is normalized (core.clean_path) by the dispatcher (alloy.endpoints)
-    authenticate  who is asking: the master key today; virtual keys set ``call.key``
+    authenticate  who is asking: the master key, or a virtual key (``alloy.governance``), which
+                  becomes ``call.key``
     route         the body's model (core scan_body) -> a model group (alloy.routing), or the
                   passthrough allow-list for endpoints without a model; a ``Call`` is made
-    admit         rate limits and budgets may refuse the call here (none yet)
-    cache lookup  a stored answer may be the answer (none yet)
+    admit         rate limits and budgets may refuse the call here (``alloy.governance``)
+    cache lookup  a stored answer may be the answer (``alloy.cache``)
     send          the call's first attempt (alloy.call); retries and fallbacks (alloy.attempts)
                   only after a failure; each attempt goes out through its provider (alloy.sending)
     relay         the upstream's answer to the client as it arrives (alloy.relay)
@@ -23,10 +24,13 @@ import os
 from time import monotonic
 
 from alloy.auth import MasterKey
+from alloy.cache import cache_for
 from alloy.call import Call
 from alloy.client_apis.messages_endpoint import MESSAGES_PATHS, MessagesEndpoint
+from alloy.client_apis.responses_endpoint import RESPONSES, RESPONSES_PREFIX, ResponsesEndpoint
 from alloy.core import scan_body
 from alloy.errors import InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound, ServiceUnavailable
+from alloy.governance import governance_for
 from alloy.passthrough import AllowList
 from alloy.routing import Routes
 from alloy.sending import provider_for
@@ -47,6 +51,7 @@ class Pipeline:
         # /v1/messages (Anthropic clients); its providers answer Messages natively where they can
         self.messages = MessagesEndpoint(self, config, upstreams, providers)
         self.routes = Routes(config, self.messages.providers)
+        self.responses = ResponsesEndpoint(self, config, providers)  # /v1/responses (Codex, Agents SDK)
         self.passthrough_allowed = AllowList(config.passthrough.allow)
         self.request_ids = RequestIds()
         self.overhead_header = config.server.overhead_header  # x-alloy-overhead-us (alloy.relay)
@@ -54,6 +59,11 @@ class Pipeline:
         # Given (request, connection, status, error) for a request refused before a call existed
         # whose error did not leave as an exception (the Messages endpoint answers in its shape).
         self.refusal_listeners = []
+        # /admin/... endpoints (always behind the master key): path prefix -> handler(request,
+        # path, query, connection) returning a Prebuilt answer. Filled by the features below.
+        self.admin_routes = {}
+        self.governance = governance_for(config, self)  # None: the master key alone
+        self.cache = cache_for(config, self)  # None: no response cache
 
     def handle(self, request, path, query, connection):
         """One authenticated-or-refused ``/v1/`` request through the stages. Returns a ``Prebuilt``
@@ -61,6 +71,8 @@ class Pipeline:
         arrived = monotonic()  # the gateway's time for this request counts from here
         if path in MESSAGES_PATHS:  # Anthropic Messages: the same stages, answered in its shape
             return self.messages.handle(request, path, query, connection)
+        if path == RESPONSES or path.startswith(RESPONSES_PREFIX):  # the OpenAI Responses API
+            return self.responses.handle(request, path, query, connection, arrived)
         key = self.authenticate(request)
         if path in MODEL_ENDPOINTS:
             if request.method != b"POST":
@@ -71,6 +83,11 @@ class Pipeline:
             if listed is not None:
                 return listed
             call = self.route_passthrough(request, path, query, connection)
+        return self.proceed(call, key, arrived)
+
+    def proceed(self, call, key, arrived):
+        """The stages after routing, for every taker of a request (this pipeline, the Messages and
+        Responses endpoints): admit, cache lookup, then send. Returns None (the call answers)."""
         call.key = key
         call.arrived = arrived
         self.admit(call)
@@ -83,6 +100,8 @@ class Pipeline:
 
     def authenticate(self, request):
         """The key identity of the request (None: the master key, or no key required)."""
+        if self.governance is not None:
+            return self.governance.authenticate(request)
         self.keys.check(request.headers)
         return None
 
@@ -145,11 +164,13 @@ class Pipeline:
         return self._call_for_model(request, path, query, connection, scan, passthrough_only=True)
 
     def admit(self, call):
-        """Rate limits and budgets refuse a call here (with an ``AlloyError``); none exist yet."""
+        """Rate limits and budgets refuse a call here (with an ``AlloyError``)."""
+        if self.governance is not None:
+            self.governance.admit(call)
 
     def lookup(self, call):
-        """The response cache answers a call here (True when it did); none exists yet."""
-        return False
+        """The response cache answers a call here (True when it did)."""
+        return self.cache is not None and self.cache.lookup(call)
 
 
 class RequestIds:

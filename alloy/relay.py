@@ -17,7 +17,8 @@ Both hold an answer another attempt may replace (``Call.holds``: a retryable sta
 a context-window or content-policy fallback may repair): read whole, written only if it finally is
 the answer (``relay_held``), capped at ``HOLD_LIMIT`` so an upstream cannot make the gateway
 buffer without end. Both keep the last two body pieces they wrote, by reference, so the call can
-read the answer's ``usage`` when a finish listener asks.
+read the answer's ``usage`` when a finish listener asks; and when the cache lookup set
+``call.recording``, they append every body piece the client receives to it (unframed).
 """
 
 from time import monotonic
@@ -164,11 +165,14 @@ class PassthroughRelay(Relay):
 
     def _write(self, events, last=False):
         out = []
+        recording = self.call.recording
         for event in events:
             if type(event) is bytes:
                 self.before_last = self.last
                 self.last = event
                 out.append(frame_chunk(event) if self.chunked else event)
+                if recording is not None:
+                    recording.append(event)
             else:
                 out.append(self._head(event))
         if last and self.chunked:  # the answer ends here: its last chunk goes in the same write
@@ -244,8 +248,12 @@ class TranslatedRelay(Relay):
                 self.call.head_arrived(event.status)
                 self._head(event, out)
             elif self.splitter is not None:
+                recording = self.call.recording
                 for name, data in self.splitter.feed(event):
-                    out.extend(frame_chunk(chunk) for chunk in self.events.feed(name, data))
+                    chunks = self.events.feed(name, data)
+                    if recording is not None:
+                        recording.extend(chunks)
+                    out.extend(frame_chunk(chunk) for chunk in chunks)
             else:
                 self.pieces.append(event)
                 self.buffered += len(event)
@@ -266,6 +274,8 @@ class TranslatedRelay(Relay):
             for name, data in self.splitter.flush():
                 out.extend(self.events.feed(name, data))
             out.extend(self.events.finish())
+            if self.call.recording is not None:
+                self.call.recording.extend(out)
             self.call.succeeded(tuple(out[-2:]))
             self._end([*(frame_chunk(chunk) for chunk in out), LAST_CHUNK])
         else:
@@ -277,6 +287,8 @@ class TranslatedRelay(Relay):
                 # The gateway's own time: up to the upstream request, and translating the answer.
                 block += _overhead_line(call.sent_at - call.arrived + monotonic() - started)
             call.succeeded((body,))
+            if call.recording is not None:
+                call.recording.append(body)
             self._end([frame_response(self.status, block, body, self._closing())])
 
     def upstream_failed(self, error):

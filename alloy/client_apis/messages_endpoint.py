@@ -147,13 +147,7 @@ class MessagesEndpoint:
             call_path, call_query, id_line, group, call_scan, name,
         )  # fmt: skip
         call.path = path  # the client's; what goes upstream is in call.suffix and call.endpoint
-        call.arrived = arrived
-        call.key = key
-        pipeline.admit(call)
-        if pipeline.lookup(call):
-            return None
-        call.start()
-        return None
+        return pipeline.proceed(call, key, arrived)
 
     def _native_only(self, group):
         """Does every deployment of ``group`` and of the models it may fall back to answer Messages

@@ -8,6 +8,8 @@ import os
 import tomllib
 from dataclasses import dataclass
 
+from alloy.config.cache import CacheSettings, _load_cache
+from alloy.config.governance import GovernanceSettings, _load_governance
 from alloy.config.log import LogSettings, _load_log
 from alloy.config.metrics import MetricsSettings, _load_metrics
 from alloy.config.models import ModelSettings, _check_fallbacks, _load_model
@@ -30,6 +32,8 @@ class Config:
     uses_mock: bool = False  # no provider configured: the built-in mock answers
     metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
+    governance: GovernanceSettings = GovernanceSettings()
+    cache: CacheSettings = CacheSettings()
 
 
 def load(path=None, env=None, **server_overrides):
@@ -69,6 +73,8 @@ def load(path=None, env=None, **server_overrides):
         raise ConfigError(f"{source}: default_provider: no provider named {default!r}")
     metrics = _load_metrics(source, root.get("metrics", dict, {}))
     log = _load_log(source, root.get("log", dict, {}))
+    governance = _load_governance(source, root.get("governance", dict, {}), env)
+    cache = _load_cache(source, root.get("cache", dict, {}), env)
     root.finish()
     return Config(
         server=server,
@@ -81,4 +87,6 @@ def load(path=None, env=None, **server_overrides):
         uses_mock=not providers,
         metrics=metrics,
         log=log,
+        governance=governance,
+        cache=cache,
     )

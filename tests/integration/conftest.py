@@ -73,3 +73,13 @@ def upstream(shared_mock):
     """The shared strict mock with an empty request log."""
     shared_mock.clear()
     return shared_mock
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on a free port for this test, stopped by PID after it."""
+    from redis_server import RedisServer
+
+    server = RedisServer.start(tmp_path)
+    yield server
+    server.stop()
