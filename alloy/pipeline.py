@@ -90,9 +90,15 @@ class Pipeline:
         Responses endpoints): admit, cache lookup, then send. Returns None (the call answers)."""
         call.key = key
         call.arrived = arrived
-        self.admit(call)
+        if self.admit(call):
+            return None  # admission went asynchronous (shared limits): it calls admitted() later
+        return self.admitted(call)
+
+    def admitted(self, call):
+        """The stages after admission: the cache lookup, then the first attempt. A stage that went
+        asynchronous calls this itself (and answers an ``AlloyError`` it raises with call.answer)."""
         if self.lookup(call):
-            return None
+            return None  # the cache answered, or took the call to answer it or send it later
         call.start()  # send, then relay and account as the answer arrives
         return None
 
@@ -164,12 +170,13 @@ class Pipeline:
         return self._call_for_model(request, path, query, connection, scan, passthrough_only=True)
 
     def admit(self, call):
-        """Rate limits and budgets refuse a call here (with an ``AlloyError``)."""
-        if self.governance is not None:
-            self.governance.admit(call)
+        """Rate limits and budgets refuse a call here (raising an ``AlloyError``). True when the
+        decision went asynchronous: governance then continues with ``admitted(call)`` itself."""
+        return self.governance is not None and self.governance.admit(call)
 
     def lookup(self, call):
-        """The response cache answers a call here (True when it did)."""
+        """The response cache answers a call here. True when the cache took the call (answered it
+        from the store, or will answer or send it once an asynchronous lookup is back)."""
         return self.cache is not None and self.cache.lookup(call)
 
 
