@@ -36,6 +36,9 @@ class ProviderSettings:
     forward_client_headers: tuple[str, ...] = ()
     # Upstream answer headers that name the account behind the key: hidden from clients.
     hidden_response_headers: tuple[str, ...] = HIDDEN_RESPONSE_HEADERS
+    # Does the provider answer the OpenAI Responses API itself? None: only the "openai" kind does
+    # (alloy.client_apis.responses_endpoint); false translates /v1/responses onto chat completions.
+    responses_api: bool | None = None
 
     @property
     def api(self):
@@ -85,6 +88,7 @@ def _load_provider(source, name, table, env):
         max_queued=section.at_least_zero("max_queued", int, 1024),
         forward_client_headers=section.header_names("forward_client_headers"),
         hidden_response_headers=section.header_names("hidden_response_headers", HIDDEN_RESPONSE_HEADERS),
+        responses_api=section.get("responses_api", bool, None),
     )
     section.finish()
     return provider
