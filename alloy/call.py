@@ -232,6 +232,10 @@ class Call:
             listener(self)
         self.attempts = None  # it points back at the call: no cycle left for the collector
 
+    def usage_known(self, usage):
+        """The relay read the answer's usage itself (a stream's usage the client did not ask for)."""
+        self._usage = usage or {}
+
     @property
     def usage(self):
         """The ``usage`` object of the answer relayed (a JSON body or a stream's final events), as a

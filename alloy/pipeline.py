@@ -56,6 +56,9 @@ class Pipeline:
         self.request_ids = RequestIds()
         self.overhead_header = config.server.overhead_header  # x-alloy-overhead-us (alloy.relay)
         self.listeners = []  # the account stage: callables given each call once it has ended
+        # Must every stream's usage be known, also when its client did not ask for it? (Limits,
+        # budgets and the ledger set it: alloy.stream_usage asks the upstream and hides it again.)
+        self.needs_stream_usage = config.server.stream_usage
         # Given (request, connection, status, error) for a request refused before a call existed
         # whose error did not leave as an exception (the Messages endpoint answers in its shape).
         self.refusal_listeners = []

@@ -90,15 +90,18 @@ class Relay:
 
 
 class PassthroughRelay(Relay):
-    __slots__ = ("response_skip", "head_sent", "chunked", "event_stream", "closed_chunks")
+    __slots__ = ("response_skip", "head_sent", "chunked", "event_stream", "closed_chunks", "hidden_usage")
 
-    def __init__(self, call, extra_headers, response_skip):
+    def __init__(self, call, extra_headers, response_skip, hidden_usage=None):
         super().__init__(call, extra_headers)
         self.response_skip = response_skip  # upstream headers the client never sees
         self.head_sent = False
         self.chunked = False
         self.event_stream = False
         self.closed_chunks = False  # the last chunk went out with the last data
+        # A stream asked for usage the client did not ask for (alloy.stream_usage): the filter
+        # that takes it out again, keeping the counts for the call.
+        self.hidden_usage = hidden_usage
 
     # --- the sink interface ------------------------------------------------------------------------
 
@@ -135,8 +138,15 @@ class PassthroughRelay(Relay):
         if self.held is not None:
             self.call.failed_with_answer(self)
             return
+        out = [LAST_CHUNK] if self.chunked and not self.closed_chunks else None
+        hidden = self.hidden_usage
+        if hidden is not None and self.event_stream:
+            self.call.usage_known(hidden.usage)
+            left = hidden.finish()
+            if left and out:
+                out.insert(0, frame_chunk(left))
         self.call.succeeded((self.before_last, self.last))
-        self._end([LAST_CHUNK] if self.chunked and not self.closed_chunks else None)
+        self._end(out)
 
     def upstream_failed(self, error):
         if self.finished:
@@ -166,8 +176,13 @@ class PassthroughRelay(Relay):
     def _write(self, events, last=False):
         out = []
         recording = self.call.recording
+        hidden = self.hidden_usage
         for event in events:
             if type(event) is bytes:
+                if hidden is not None and self.event_stream:  # known once the head went through
+                    event = hidden.feed(event)
+                    if not event:
+                        continue
                 self.before_last = self.last
                 self.last = event
                 out.append(frame_chunk(event) if self.chunked else event)
@@ -176,8 +191,15 @@ class PassthroughRelay(Relay):
             else:
                 out.append(self._head(event))
         if last and self.chunked:  # the answer ends here: its last chunk goes in the same write
+            if hidden is not None and self.event_stream:
+                self.call.usage_known(hidden.usage)
+                left = hidden.finish()
+                if left:
+                    out.append(frame_chunk(left))
             out.append(LAST_CHUNK)
             self.closed_chunks = True
+        if not out:
+            return  # all of it was usage the client did not ask for, or an incomplete event
         if len(out) == 1:
             self.transport.write(out[0])
         else:
@@ -201,6 +223,8 @@ class PassthroughRelay(Relay):
         if status == 204 or status == 304:
             return frame_head(status, block, -1, close)  # no body, no length (RFC 9110 section 8.6)
         if head.content_length >= 0:
+            # A body of announced length goes as it is (taking usage out would break its length).
+            self.hidden_usage = None
             return frame_head(status, block, head.content_length, close)
         self.chunked = True
         content_type = head.get(b"content-type")
@@ -274,6 +298,8 @@ class TranslatedRelay(Relay):
             for name, data in self.splitter.flush():
                 out.extend(self.events.feed(name, data))
             out.extend(self.events.finish())
+            if not self.include_usage:  # the client did not ask for it; the account still needs it
+                self.call.usage_known(self.events.final_usage())
             if self.call.recording is not None:
                 self.call.recording.extend(out)
             self.call.succeeded(tuple(out[-2:]))

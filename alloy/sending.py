@@ -28,7 +28,11 @@ from alloy.headers import (
 )
 from alloy.providers import PASSTHROUGH, TRANSLATORS, TranslateSettings
 from alloy.relay import PassthroughRelay, TranslatedRelay
+from alloy.stream_usage import HiddenUsage, ask_for_usage
 from alloy.upstream import UpstreamRequest
+
+# The endpoints whose streams report usage only when asked (stream_options.include_usage).
+STREAM_USAGE_ENDPOINTS = frozenset(("chat/completions", "completions"))
 
 
 class ForwardingPolicy:
@@ -79,6 +83,7 @@ class PassthroughProvider:
         """Start one attempt of ``call`` on ``deployment``; returns its relay."""
         request = call.request
         scan = call.scan
+        hidden = None
         if scan is None:  # an endpoint without a model: files, images, audio...
             target = self.api.passthrough_target(self.base_path, call.suffix, self.api_version)
             body = [request.body]
@@ -86,6 +91,10 @@ class PassthroughProvider:
             model = deployment.upstream_model or call.model_name
             body = [scan.body] if model == scan.model else rewrite_model_parts(scan, model)
             target = self.api.target(self.base_path, call.suffix, model, self.api_version)
+            if scan.stream and call.pipeline.needs_stream_usage and call.endpoint in STREAM_USAGE_ENDPOINTS:
+                asked = ask_for_usage(body, scan)  # None: the client asked for usage itself
+                if asked is not None:
+                    body, hidden = asked, HiddenUsage()
         upstream_request = UpstreamRequest(
             request.method,
             target,
@@ -95,7 +104,7 @@ class PassthroughProvider:
             deployment.timeouts,
             total_ticks,
         )
-        relay = PassthroughRelay(call, call.id_line + served_by, self.response_skip)
+        relay = PassthroughRelay(call, call.id_line + served_by, self.response_skip, hidden)
         relay.handle = self.upstream.start(upstream_request, relay, request.method == b"HEAD")
         return relay
 

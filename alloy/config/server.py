@@ -22,6 +22,9 @@ class ServerSettings:
     write_timeout: float = 60.0  # a client that reads nothing of its answer for this long is dropped
     max_buffered_response_bytes: int = 64 * 1024 * 1024  # a translated answer is read whole: its cap
     overhead_header: bool = True  # x-alloy-overhead-us on every proxied answer
+    # Read every stream's usage, also when its client did not ask (alloy.stream_usage); keys,
+    # limits and budgets turn it on whatever this says.
+    stream_usage: bool = False
 
 
 def _load_server(source, table, env, overrides):
@@ -42,6 +45,7 @@ def _load_server(source, table, env, overrides):
         write_timeout=section.positive("write_timeout", float, 60.0),
         max_buffered_response_bytes=section.positive("max_buffered_response_bytes", int, 64 * 1024 * 1024),
         overhead_header=section.get("overhead_header", bool, True),
+        stream_usage=section.get("stream_usage", bool, False),
     )
     section.finish()
     return _replace(settings, overrides)

@@ -20,6 +20,9 @@ file and a row in ``TRANSLATORS``:
         .finish() -> list[bytes]
             end of the upstream stream -> what is still owed, ending with ``b"data: [DONE]\\n\\n"``
             (or an error event then [DONE] when the provider stream broke off).
+        .final_usage() -> dict | None
+            the stream's usage in OpenAI's shape once it ended, whether or not the client asked
+            to receive it (the call's account reads it).
 
 ``UpstreamCall`` says how to send it: method, path (appended to the provider's base URL, query
 included), the extra header lines (credentials in the provider's own scheme), and the body bytes.

@@ -319,6 +319,11 @@ class StreamTranslator:
         self.usage.update(event.get("usage") or {})  # cumulative counts: the latest wins
         return []
 
+    def final_usage(self):
+        """The stream's usage in OpenAI's shape (None when the provider sent none), for the call's
+        account whether or not the client asked to receive it."""
+        return openai_usage(self.usage) if self.usage else None
+
     def on_message_stop(self, event):
         out = [self.chunk({}, FINISH_REASONS.get(self.stop_reason, "stop"))]
         if self.include_usage:

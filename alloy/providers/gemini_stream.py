@@ -244,6 +244,11 @@ class StreamTranslator:
             out.append(self.chunk(index, {}, finish))
         return out
 
+    def final_usage(self):
+        """The stream's usage in OpenAI's shape (None when the provider sent none), for the call's
+        account whether or not the client asked to receive it."""
+        return openai_usage(self.usage) if self.usage else None
+
     def finish(self):
         """The upstream stream ended: the usage chunk and [DONE], or an error when it broke off."""
         if self.done:
