@@ -1,22 +1,112 @@
 """The OpenAI Responses API (``/v1/responses`` and ``/v1/responses/{id}``): Codex and agents built on
-the OpenAI Agents SDK.
+the OpenAI Agents SDK, routed by model to every provider.
 
-Today a Responses request follows the passthrough rules: a ``POST /v1/responses`` naming a model
-goes where that model routes (to an OpenAI-compatible provider), anything else to the default
-provider, as the allow-list says.
+The pipeline hands every ``/v1/responses`` path here (``alloy.pipeline``). The stages are the
+pipeline's, in its order; every answer keeps OpenAI's shape:
+
+    authenticate  the master key (or a virtual key), as for chat completions
+    route         ``POST /v1/responses``: the body's ``model`` through the route table (aliases,
+                  ``provider/model``, wildcards, deployments); 404 model_not_found otherwise
+    passthrough   when every deployment the model (and its fallbacks) may reach answers the
+                  Responses API itself (``responses_api``: by default the ``openai`` kind only):
+                  the client's bytes, the model name alone replaced, streamed as they come
+                  (``Pipeline.route_passthrough``: the allow-list, then by model)
+    translate     otherwise (Anthropic, Gemini, Azure, OpenAI-compatible servers with
+                  ``responses_api = false``): the body becomes a chat completions request
+                  (``chat_request_from_responses``; what it cannot express, such as
+                  ``previous_response_id``, is a 400 here) sent as an ordinary chat completions
+                  call, its answer made a Response or a Responses event stream again by the
+                  call's connection and transport (``alloy.client_apis.responses_wire``)
+    admit, cache lookup, send, relay, account
+                  ``Pipeline.proceed``: keys, limits, the cache, retries, fallbacks, the breaker
+                  and the finish listeners apply to both kinds of call
+
+``GET``/``DELETE /v1/responses/{id}``, ``/input_items`` and ``/cancel`` (and a ``POST`` without a
+model) pass through to the default provider as the allow-list says: stored responses live with
+OpenAI. A translated response is stored nowhere (``store`` is false in it), so its id cannot be
+fetched later and cannot be a ``previous_response_id``.
+
+The call's ``path`` is the client's (``/v1/responses``), so a finish listener sees which API was
+used; what went upstream is in its ``endpoint`` ("chat/completions" when translated).
 """
+
+import orjson
+
+from alloy.call import Call
+from alloy.client_apis.messages_endpoint import CHAT, ChatRequest, reachable
+from alloy.client_apis.responses_request import chat_request_from_responses
+from alloy.client_apis.responses_wire import ResponsesConnection, ResponsesTransport
+from alloy.core import scan_body
+from alloy.errors import InvalidRequest, ModelNotFound
 
 RESPONSES = b"/v1/responses"
 RESPONSES_PREFIX = b"/v1/responses/"
 
 
+def answers_responses(settings):
+    """Does this provider answer the Responses API itself? Its ``responses_api`` setting; by
+    default the ``openai`` kind (OpenAI, and custom OpenAI-compatible servers) only: the other
+    presets' APIs (Groq, Mistral...) and Azure's per-deployment paths are reached through chat
+    completions."""
+    if settings.api != "openai":
+        return False
+    return settings.kind == "openai" if settings.responses_api is None else settings.responses_api
+
+
 class ResponsesEndpoint:
     def __init__(self, pipeline, config, providers):
         self.pipeline = pipeline
+        self.max_buffered = config.server.max_buffered_response_bytes
+        self.native = frozenset(p.name for p in config.providers if answers_responses(p))
+        self.native_only = {}  # model group -> does every deployment it may reach answer Responses?
 
     def handle(self, request, path, query, connection, arrived):
         """The stages for a Responses request; returns None (the call answers) or a Prebuilt."""
         pipeline = self.pipeline
         key = pipeline.authenticate(request)
+        if path == RESPONSES and request.method == b"POST":
+            call = self._call_for_model(request, path, query, connection)
+            if call is not None:
+                return pipeline.proceed(call, key, arrived)
         call = pipeline.route_passthrough(request, path, query, connection)
         return pipeline.proceed(call, key, arrived)
+
+    def _call_for_model(self, request, path, query, connection):
+        """The translated call for a model whose providers do not all answer Responses; None when
+        the passthrough rules apply (no JSON model, or every deployment answers it)."""
+        content_type = request.headers.get(b"content-type", b"")
+        if not content_type.startswith(b"application/json"):
+            return None
+        scan = scan_body(request.body)
+        if scan.model is None:
+            return None
+        pipeline = self.pipeline
+        found = pipeline.routes.table.lookup(scan.model)
+        if found is None:
+            raise ModelNotFound(f"The model '{scan.model}' does not exist or is not routed by this gateway", param="model")
+        group, name = found
+        if self._native_only(group):
+            return None
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            raise InvalidRequest("We could not parse the JSON body of your request.") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("the request body must be a JSON object")
+        chat_body = orjson.dumps(chat_request_from_responses(body))
+        model = body["model"]
+        transport = ResponsesTransport(connection, body, model, body.get("stream") is True, self.max_buffered)
+        call = Call(
+            pipeline, ChatRequest(request, chat_body), ResponsesConnection(connection, transport, request, scan, path, query),
+            CHAT, b"", pipeline.request_ids.line(request.headers), group, scan_body(chat_body), name,
+        )  # fmt: skip
+        call.path = path  # the client's; what goes upstream is in call.suffix and call.endpoint
+        return call
+
+    def _native_only(self, group):
+        known = self.native_only.get(group)
+        if known is None:
+            known = self.native_only[group] = all(
+                deployment.provider.name in self.native for reached in reachable(group) for deployment in reached.deployments
+            )
+        return known
