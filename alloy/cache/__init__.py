@@ -10,10 +10,35 @@ Where it plugs into the request path (``alloy.pipeline``):
                   that completed successfully
     admin API     handlers it puts in ``pipeline.admin_routes`` (``/admin/cache``)
 
-``cache_for`` returns None when the cache is off (the default).
+The modules: ``keys`` (what makes two requests the same, namespaces, the client's controls),
+``entries`` (a stored answer, replayed as JSON or SSE), ``memory`` and ``redis_store`` (the two
+backends), ``response_cache`` (the stage, the listener, the admin handler).
+
+``cache_for`` returns None when the cache is off (the default) for every model.
 """
+
+from alloy.cache.memory import MemoryStore
+from alloy.cache.response_cache import Policy, ResponseCache, Stats
 
 
 def cache_for(config, pipeline):
     """The response cache of this gateway, or None (off)."""
-    return None
+    settings = config.cache
+    enabled = [settings.enabled if model.cache is None else model.cache for model in config.models]
+    if not settings.enabled and not any(enabled):
+        return None
+    policies = {}
+    for model, group, on in zip(config.models, pipeline.routes.configured, enabled):
+        policies[group] = Policy(model.cache_ttl or settings.ttl) if on else None
+    default_policy = Policy(settings.ttl) if settings.enabled else None
+    stats = Stats()
+    if settings.backend == "redis":
+        from alloy.cache.redis_store import RedisStore  # redis is imported only when used
+
+        store = RedisStore(settings, stats, pipeline.loop)
+    else:
+        store = MemoryStore(settings.max_bytes, stats)
+    cache = ResponseCache(settings, policies, default_policy, store, stats)
+    pipeline.listeners.append(cache.filled)
+    pipeline.admin_routes[b"/admin/cache"] = cache.admin
+    return cache

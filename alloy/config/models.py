@@ -1,6 +1,7 @@
 """The ``[[models]]`` array: each model's name, aliases and deployments (the short form, one
-provider and model, or a ``deployments`` list), with its own strategy, retries, fallbacks and
-timeouts; and the check, once every model is read, that each fallback names a known model or alias.
+provider and model, or a ``deployments`` list), with its own strategy, retries, fallbacks,
+timeouts and response-cache settings (``cache``, ``cache_ttl``: see ``alloy.config.cache``); and
+the check, once every model is read, that each fallback names a known model or alias.
 """
 
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ class ModelSettings:
     first_byte_timeout: float | None = None
     stream_idle_timeout: float | None = None
     total_timeout: float | None = None
+    cache: bool | None = None  # None: [cache] enabled decides
+    cache_ttl: float | None = None  # None: [cache] ttl
 
     @property
     def provider(self):
@@ -87,6 +90,8 @@ def _load_model(source, index, table, provider_names):
         first_byte_timeout=section.positive("first_byte_timeout", float, None),
         stream_idle_timeout=section.positive("stream_idle_timeout", float, None),
         total_timeout=section.at_least_zero("total_timeout", float, None),
+        cache=section.get("cache", bool, None),
+        cache_ttl=section.positive("cache_ttl", float, None),
     )
     section.finish()
     return model

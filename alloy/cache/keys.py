@@ -1,0 +1,106 @@
+"""What makes two requests the same request, whose namespace they fall in, and what the client asked
+the cache to do.
+
+The key is a 16-byte BLAKE2b digest of: the namespace, the endpoint, the model after alias
+resolution (a configured model's name, whichever alias asked; else the name a provider route
+resolved) and the body as the upstream would see it, normalized: parsed by orjson and dumped with
+sorted keys, so key order and insignificant whitespace do not matter while every parameter that
+can change the answer does (temperature, tools, seed, n, user...). For ``/v1/chat/completions``
+``stream`` and ``stream_options`` are left out: a stored stream answers a non-stream request and
+the other way round (``alloy.cache.entries``). The other endpoints keep them: their answers do not
+cross over.
+
+The namespace: the tenant first (the key's team, else the key's id, when virtual keys exist;
+``global`` for the master key or no key), then, when the request names one, ``/`` and its
+``x-alloy-cache-namespace``. The header only divides a tenant's cache; it cannot reach into
+another tenant's, so one tenant never receives another's cached answer.
+
+Controls (request headers): ``Cache-Control: no-cache`` skips the lookup and stores the new answer
+(``refresh``), ``no-store`` never stores (a stored answer may still answer: ``hit``, else
+``bypass``), both together leave the cache out entirely; ``x-alloy-cache-ttl: SECONDS`` sets how
+long this answer stays (0: not stored); ``x-alloy-cache-namespace: NAME`` as above.
+"""
+
+from hashlib import blake2b
+
+import orjson
+
+from alloy.errors import InvalidRequest
+
+CHAT = b"/v1/chat/completions"
+CACHEABLE = frozenset((CHAT, b"/v1/completions", b"/v1/embeddings"))
+MAX_TTL = 365 * 24 * 3600.0
+_NAMESPACE_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
+
+class Asked:
+    """What one request is, for the cache: its key, whether it streams, and the client's controls."""
+
+    __slots__ = ("key", "stream", "include_usage", "namespace")
+
+    def __init__(self, key, stream, include_usage, namespace):
+        self.key = key
+        self.stream = stream
+        self.include_usage = include_usage
+        self.namespace = namespace
+
+
+def asked_of(call, model, namespace):
+    """The ``Asked`` of a model request for ``model`` (the configured model an alias names, or the
+    name a provider route resolved), or None when its body is not a JSON object (the upstream
+    answers what it makes of it, uncached)."""
+    try:
+        document = orjson.loads(call.request.body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(document) is not dict:
+        return None
+    stream = document.get("stream") is True
+    options = document.get("stream_options")
+    include_usage = stream and type(options) is dict and options.get("include_usage") is True
+    if call.path == CHAT:
+        document.pop("stream", None)
+        document.pop("stream_options", None)
+    document.pop("model", None)  # the resolved name stands for it
+    material = b"%s\n%s\n%s\n%s" % (
+        namespace.encode(), call.path, model.encode(), orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    )
+    return Asked(blake2b(material, digest_size=16).digest(), stream, include_usage, namespace)
+
+
+def namespace_of(key, given):
+    """The tenant's namespace (``team:T``, ``key:ID`` or ``global``), divided by the client's
+    ``x-alloy-cache-namespace`` when it sent one."""
+    if key is None:
+        tenant = "global"
+    elif getattr(key, "team", None):
+        tenant = f"team:{key.team}"
+    else:
+        tenant = f"key:{key.id}"
+    if given is None:
+        return tenant
+    if not 0 < len(given) <= 128 or not all(c in _NAMESPACE_CHARS for c in given):
+        raise InvalidRequest(
+            "x-alloy-cache-namespace must be 1 to 128 characters of letters, digits, '-', '_', '.' and ':'",
+            param="x-alloy-cache-namespace",
+        )
+    return tenant + "/" + given.decode()
+
+
+def cache_control(value):
+    """(no_cache, no_store) of a request's ``Cache-Control``."""
+    if value is None:
+        return False, False
+    directives = {part.strip().lower().split(b"=")[0] for part in value.split(b",")}
+    return b"no-cache" in directives, b"no-store" in directives
+
+
+def ttl_of(value, default):
+    """``x-alloy-cache-ttl``: whole seconds, 0 (do not store) up to a year."""
+    if value is None:
+        return default
+    if not value.isdigit() or len(value) > 9 or int(value) > MAX_TTL:
+        raise InvalidRequest(
+            "x-alloy-cache-ttl must be a whole number of seconds from 0 to 31536000", param="x-alloy-cache-ttl"
+        )
+    return float(int(value))

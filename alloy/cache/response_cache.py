@@ -1,0 +1,227 @@
+"""The cache lookup stage and the cache fill listener: a repeated request answered from the store.
+
+Theory of operation
+- ``lookup(call)`` runs after admission, before the first attempt (``alloy.pipeline``). A call of
+  a model whose cache is off, or on another endpoint than the three cacheable ones, passes
+  untouched. Otherwise the request's controls and namespace are read, its key computed
+  (``alloy.cache.keys``) and the store asked:
+  - a hit that can answer this request (a stream asking for usage needs a stored answer with
+    usage) is written at once, framed as a complete JSON answer or a one-chunk stream, with
+    ``x-alloy-cache: hit`` and ``age``; the call then ends like any answered call (its finish
+    listeners run; no deployment, no attempt, no usage counted: nothing was spent upstream);
+  - a miss that may be stored gets a ``Recording`` as ``call.recording``: the relay appends every
+    body piece the client receives, and the ``x-alloy-cache: miss`` (or ``refresh``) line goes out
+    on the upstream's answer.
+  A shared store (Redis) answers later: the call is parked as the connection's current call (so a
+  client that leaves cancels it, and pipelined requests wait behind it), and ``_resume`` answers
+  it or starts it once the store replied; a store that fails or is slow is a miss.
+- ``filled(call)``, a finish listener, stores a recording when the answer completed with 200 and
+  no error of Alloy's own (``alloy.cache.entries`` refuses a body cut short or a stream without its
+  ``[DONE]``). A recording that outgrows ``max_entry_bytes`` stops recording and is dropped.
+- ``DELETE /admin/cache`` (master key) empties the store, or one namespace and those under it
+  with ``?namespace=NAME``.
+"""
+
+import time
+from urllib.parse import parse_qs
+
+import orjson
+
+from alloy.cache.entries import JSON, SSE, completion_from_stream, entry_from_recording, stream_from_completion
+from alloy.cache.keys import CACHEABLE, CHAT, asked_of, cache_control, namespace_of, ttl_of
+from alloy.core import LAST_CHUNK, frame_chunk, frame_response, frame_stream_head
+from alloy.errors import AlloyError, MethodNotAllowed
+from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
+from alloy.prebuilt import Prebuilt
+
+MISS, REFRESH, BYPASS = b"x-alloy-cache: miss\r\n", b"x-alloy-cache: refresh\r\n", b"x-alloy-cache: bypass\r\n"
+
+
+class Stats:
+    """What the cache did since start (for the operations endpoints and the benchmark)."""
+
+    __slots__ = ("hits", "misses", "bypasses", "stored_entries", "stored_bytes", "evictions", "store_errors")
+
+    def __init__(self):
+        self.hits = self.misses = self.bypasses = 0
+        self.stored_entries = self.stored_bytes = self.evictions = self.store_errors = 0
+
+    def stored(self, size):
+        self.stored_entries += 1
+        self.stored_bytes += size
+
+    def report(self):
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Recording(list):
+    """The body pieces of an answer to store (the relay appends them), and where they go. Stops
+    recording (and is not stored) once it outgrows ``limit`` bytes: an answer too big to store
+    costs no memory here."""
+
+    __slots__ = ("asked", "ttl", "limit", "size", "over")
+
+    def __init__(self, asked, ttl, limit):
+        super().__init__()
+        self.asked = asked
+        self.ttl = ttl
+        self.limit = limit
+        self.size = 0
+        self.over = False
+
+    def append(self, piece):
+        if not self.over:
+            self.size += len(piece)
+            if self.size > self.limit:
+                self._overflow()
+            else:
+                list.append(self, piece)
+
+    def extend(self, pieces):
+        for piece in pieces:
+            self.append(piece)
+
+    def _overflow(self):
+        self.over = True
+        self.clear()
+
+
+class Policy:
+    """One model's cache settings (None in the policy table: its cache is off)."""
+
+    __slots__ = ("ttl",)
+
+    def __init__(self, ttl):
+        self.ttl = ttl
+
+
+class ResponseCache:
+    def __init__(self, settings, policies, default_policy, store, stats, affinity=None):
+        self.policies = policies  # ModelGroup -> Policy or None, for the configured models
+        self.default_policy = default_policy  # the other routes (providers, wildcards)
+        self.store = store
+        self.stats = stats
+        self.max_entry_bytes = settings.max_entry_bytes
+        self.affinity = affinity  # prefix-affinity hints, set just before a call starts
+
+    # --- the lookup stage ------------------------------------------------------------------------
+
+    def lookup(self, call):
+        policy = self.policies.get(call.group, self.default_policy)  # None: this model's cache is off
+        if policy is None or call.path not in CACHEABLE:
+            return self._pass(call)
+        headers = call.request.headers
+        no_cache, no_store = cache_control(headers.get(b"cache-control"))
+        ttl = ttl_of(headers.get(b"x-alloy-cache-ttl"), policy.ttl)
+        group = call.group
+        model = group.name if group in self.policies else call.model_name or ""
+        asked = asked_of(call, model, namespace_of(call.key, headers.get(b"x-alloy-cache-namespace")))
+        if asked is None:
+            return self._pass(call)
+        if no_cache and no_store:
+            return self._bypass(call)
+        if no_cache:
+            return self._record(call, asked, ttl, REFRESH)
+        if self.store.synchronous:
+            now = time.time()
+            entry = self.store.get(asked.key, now)
+            if entry is not None and _answers(entry, asked):
+                self._answer(call, entry, asked, now)
+                return True
+            return self._missed(call, asked, ttl, no_store)
+        if not self.store.available():
+            return self._missed(call, asked, ttl, no_store)
+        call.connection.current = call  # parked: a client that leaves cancels it
+        self.store.get_later(asked.key, asked.namespace, lambda entry: self._resume(call, asked, ttl, no_store, entry))
+        return True
+
+    def _missed(self, call, asked, ttl, no_store):
+        self.stats.misses += 1
+        if no_store or ttl <= 0:
+            return self._bypass(call)
+        return self._record(call, asked, ttl, MISS)
+
+    def _record(self, call, asked, ttl, line):
+        call.recording = Recording(asked, ttl, self.max_entry_bytes)
+        call.id_line += line
+        return self._pass(call)
+
+    def _bypass(self, call):
+        self.stats.bypasses += 1
+        call.id_line += BYPASS
+        return self._pass(call)
+
+    def _pass(self, call):
+        """The call goes upstream: its first pick may use a prefix-affinity hint."""
+        if self.affinity is not None:
+            self.affinity.hint(call)
+        return False
+
+    def _resume(self, call, asked, ttl, no_store, entry):
+        """A shared store's answer is back (None: a miss, whatever went wrong)."""
+        if call.ended:
+            return  # the client left while the store was asked
+        call.connection.current = None
+        if entry is not None and entry.expires_at > time.time() and _answers(entry, asked):
+            self._answer(call, entry, asked, time.time())
+            return
+        try:
+            self._missed(call, asked, ttl, no_store)
+            call.start()
+        except AlloyError as error:
+            call.answer(error)
+
+    def _answer(self, call, entry, asked, now):
+        """Write the stored answer as this request wants it, then end the call."""
+        self.stats.hits += 1
+        lines = call.id_line + b"x-alloy-cache: hit\r\nage: %d\r\n" % max(0, int(now - entry.stored_at))
+        connection = call.connection
+        keep_alive = call.request.keep_alive
+        close = not keep_alive or connection.gateway.draining
+        if asked.stream:
+            if entry.kind == SSE:
+                body = entry.stream_body(asked.include_usage)
+            else:
+                body = stream_from_completion(entry.body, asked.include_usage)
+            answer = frame_stream_head(200, EVENT_STREAM_HEADERS + lines, close) + frame_chunk(body) + LAST_CHUNK
+        else:
+            body = entry.body if entry.kind == JSON else completion_from_stream(entry.body)
+            answer = frame_response(200, JSON_HEADER + lines, body, close)
+        connection.transport.write(answer)
+        call.status = 200
+        call.finish()
+        connection.answer_finished(keep_alive)
+
+    # --- the account stage: the fill listener -----------------------------------------------------------
+
+    def filled(self, call):
+        recording = call.recording
+        if type(recording) is not Recording or call.status != 200 or call.error is not None or recording.over:
+            return
+        call.recording = None
+        asked = recording.asked
+        now = time.time()
+        entry = entry_from_recording(recording, asked.stream, now, now + recording.ttl, asked.namespace)
+        if entry is not None:
+            self.store.put(asked.key, entry)
+
+    # --- the admin API ---------------------------------------------------------------------------------
+
+    def admin(self, request, path, query, connection):
+        if request.method != b"DELETE" or path != b"/admin/cache":
+            raise MethodNotAllowed("use DELETE /admin/cache (optionally ?namespace=NAME)", allow=b"DELETE")
+        namespaces = parse_qs(query[1:].decode("latin-1")).get("namespace")
+        namespace = namespaces[0] if namespaces else None
+        deleted = self.store.clear(namespace)
+        return Prebuilt(200, orjson.dumps({"deleted": deleted, "namespace": namespace}))
+
+
+def _answers(entry, asked):
+    """May this stored answer answer this request? Streams and JSON cross over for chat only (the
+    other endpoints' keys keep ``stream``); usage must be there when the request wants it."""
+    if asked.stream:
+        return entry.kind == JSON or not asked.include_usage or entry.has_usage
+    return entry.kind == JSON or entry.has_usage
+
+
+__all__ = ["CHAT", "ResponseCache", "Stats", "Policy", "Recording"]
