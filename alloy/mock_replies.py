@@ -479,3 +479,123 @@ def model_objects():
     objects = {name: {"id": name, "object": "model", "created": 1700000000, "owned_by": "openai"} for name in MODELS}
     listing = orjson.dumps({"object": "list", "data": list(objects.values())})
     return {name.encode(): orjson.dumps(obj) for name, obj in objects.items()}, listing
+
+
+# --- POST /v1/responses ----------------------------------------------------------------------------
+# A minimal strict Responses API: enough for the gateway's passthrough tests (what reached the
+# upstream, and that the SDK parses what came back). Unknown parameters are refused as OpenAI does.
+# The reply follows the chat rules: "echo: " + the last user text (the function_call_output text
+# when the input ends with those), and a function_call to the first tool when that text says "call
+# tool" or tool_choice is "required".
+
+RESPONSES_PARAMS = frozenset((
+    "model", "input", "background", "conversation", "include", "instructions", "max_output_tokens",
+    "max_tool_calls", "metadata", "parallel_tool_calls", "previous_response_id", "prompt",
+    "prompt_cache_key", "reasoning", "safety_identifier", "service_tier", "store", "stream",
+    "stream_options", "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p",
+    "truncation", "user",
+))  # fmt: skip
+
+
+def last_input_text(given, param="input"):
+    """The text the mock echoes: a string input, else the last user message's text parts (or the
+    outputs of the function calls the input ends with)."""
+    if type(given) is str:
+        return given
+    items = non_empty(expect(given, "array", param), param)
+    outputs = []
+    for item in reversed(items):
+        if type(item) is not dict:
+            raise invalid(f"Invalid type for '{param}': expected an object.", param, "invalid_type")
+        if item.get("type") == "function_call_output":
+            outputs.append(str(item.get("output", "")))
+            continue
+        if outputs:
+            return " ".join(reversed(outputs))
+        if item.get("role") == "user":
+            content = item.get("content")
+            if type(content) is str:
+                return content
+            return " ".join(part.get("text", "") for part in content or () if part.get("type") == "input_text")
+    return " ".join(reversed(outputs))
+
+
+def responses(body, serial):
+    request = decode_object(body, RESPONSES_PARAMS)
+    model = required(request, "model", "string")
+    if request.get("input") is None:
+        raise missing("input")
+    text = "echo: " + last_input_text(request["input"])
+    tools = optional(request, "tools", "array") or []
+    for i, tool in enumerate(tools):
+        if tool.get("type") == "function":
+            required(tool, "name", "string", f"tools[{i}].name")
+    functions = [tool for tool in tools if tool.get("type") == "function"]
+    call_tool = functions and request.get("tool_choice") != "none" and (
+        request.get("tool_choice") == "required" or "call tool" in text
+    )
+    pieces, finish = words(text, optional(request, "max_output_tokens", "integer", low=16))
+    response_id = f"resp_mock_{serial}"
+    if call_tool:
+        arguments = orjson.dumps({"query": text[len("echo: ") :]}).decode()
+        item = {"id": f"fc_mock_{serial}", "type": "function_call", "status": "completed",
+                "arguments": arguments, "call_id": "call_mock_1", "name": functions[0]["name"]}  # fmt: skip
+    else:
+        content = {"type": "output_text", "text": "".join(pieces), "annotations": [], "logprobs": []}
+        item = {"id": f"msg_mock_{serial}", "type": "message", "status": "completed", "role": "assistant",
+                "content": [content]}  # fmt: skip
+    prompt_tokens = count_tokens(last_input_text(request["input"]))
+    output_tokens = len(pieces) if not call_tool else 1
+    response = {
+        "id": response_id, "object": "response", "created_at": int(time.time()), "status": "completed",
+        "error": None, "incomplete_details": None, "instructions": request.get("instructions"),
+        "max_output_tokens": request.get("max_output_tokens"), "model": model, "output": [item],
+        "parallel_tool_calls": request.get("parallel_tool_calls", True), "previous_response_id":
+        request.get("previous_response_id"), "store": request.get("store", True),
+        "temperature": request.get("temperature", 1.0), "text": request.get("text", {"format": {"type": "text"}}),
+        "tool_choice": request.get("tool_choice", "auto"), "tools": tools, "top_p": request.get("top_p", 1.0),
+        "truncation": "disabled", "metadata": request.get("metadata", {}),
+        "usage": {"input_tokens": prompt_tokens, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+                  "total_tokens": prompt_tokens + output_tokens},
+    }  # fmt: skip
+    if finish == "length" and not call_tool:
+        response["status"], response["incomplete_details"] = "incomplete", {"reason": "max_output_tokens"}
+    if request.get("stream") is not True:
+        return orjson.dumps(response)
+    return responses_events(response, pieces)
+
+
+def responses_events(response, pieces):
+    """The documented event sequence for ``response``, one output_text.delta per word."""
+    events = []
+
+    def say(payload):
+        payload["sequence_number"] = len(events)
+        events.append(b"event: " + payload["type"].encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n")
+
+    final_status = response["status"]
+    started = {**response, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
+    say({"type": "response.created", "response": started})
+    say({"type": "response.in_progress", "response": started})
+    item = response["output"][0]
+    where = {"item_id": item["id"], "output_index": 0}
+    if item["type"] == "function_call":
+        say({"type": "response.output_item.added", "output_index": 0,
+             "item": {**item, "status": "in_progress", "arguments": ""}})  # fmt: skip
+        say({"type": "response.function_call_arguments.delta", **where, "delta": item["arguments"]})
+        say({"type": "response.function_call_arguments.done", **where, "arguments": item["arguments"]})
+    else:
+        part = item["content"][0]
+        say({"type": "response.output_item.added", "output_index": 0,
+             "item": {**item, "status": "in_progress", "content": []}})  # fmt: skip
+        where["content_index"] = 0
+        say({"type": "response.content_part.added", **where, "part": {**part, "text": ""}})
+        for piece in pieces:
+            say({"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []})
+        say({"type": "response.output_text.done", **where, "text": part["text"], "logprobs": []})
+        say({"type": "response.content_part.done", **where, "part": part})
+    say({"type": "response.output_item.done", "output_index": 0, "item": item})
+    kind = "response.completed" if final_status == "completed" else "response.incomplete"
+    say({"type": kind, "response": response})
+    return events

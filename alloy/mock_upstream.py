@@ -94,6 +94,7 @@ POST_ROUTES = {
     b"/v1/chat/completions": mock_replies.chat_completion,
     b"/v1/completions": mock_replies.completion,
     b"/v1/embeddings": mock_replies.embeddings,
+    b"/v1/responses": mock_replies.responses,
 }
 MODELS_PATH = b"/v1/models"
 # The error type and code OpenAI sends with a status; other 4xx are invalid_request_error, 5xx server_error.
