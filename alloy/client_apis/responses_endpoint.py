@@ -59,21 +59,30 @@ class ResponsesEndpoint:
         self.max_buffered = config.server.max_buffered_response_bytes
         self.native = frozenset(p.name for p in config.providers if answers_responses(p))
         self.native_only = {}  # model group -> does every deployment it may reach answer Responses?
+        self.creating = None  # is POST /v1/responses on the allow-list? (creating_allowed)
 
     def handle(self, request, path, query, connection, arrived):
         """The stages for a Responses request; returns None (the call answers) or a Prebuilt."""
         pipeline = self.pipeline
         key = pipeline.authenticate(request)
-        if path == RESPONSES and request.method == b"POST":
+        call = None
+        if path == RESPONSES and request.method == b"POST" and self.creating_allowed():
             call = self._call_for_model(request, path, query, connection)
-            if call is not None:
-                return pipeline.proceed(call, key, arrived)
-        call = pipeline.route_passthrough(request, path, query, connection)
+        if call is None:  # no JSON model, or the allow-list refuses: the passthrough rules decide
+            call = pipeline.route_passthrough(request, path, query, connection)
         return pipeline.proceed(call, key, arrived)
 
+    def creating_allowed(self):
+        """``POST /v1/responses`` is on the passthrough allow-list (the default list has it): taking
+        it off turns the Responses API off for every provider, translated ones included. Read once
+        (the pipeline builds its allow-list after this endpoint)."""
+        if self.creating is None:
+            self.creating = b"POST" in self.pipeline.passthrough_allowed.methods_for(RESPONSES)
+        return self.creating
+
     def _call_for_model(self, request, path, query, connection):
-        """The translated call for a model whose providers do not all answer Responses; None when
-        the passthrough rules apply (no JSON model, or every deployment answers it)."""
+        """The call for the model the body names: passthrough when every deployment it may reach
+        answers Responses itself, else translated onto chat completions. None without a JSON model."""
         content_type = request.headers.get(b"content-type", b"")
         if not content_type.startswith(b"application/json"):
             return None
@@ -85,8 +94,9 @@ class ResponsesEndpoint:
         if found is None:
             raise ModelNotFound(f"The model '{scan.model}' does not exist or is not routed by this gateway", param="model")
         group, name = found
-        if self._native_only(group):
-            return None
+        id_line = pipeline.request_ids.line(request.headers)
+        if self._native_only(group):  # the client's bytes, the model spliced in by the send stage
+            return Call(pipeline, request, connection, path, query, id_line, group, scan, name)
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
@@ -98,7 +108,7 @@ class ResponsesEndpoint:
         transport = ResponsesTransport(connection, body, model, body.get("stream") is True, self.max_buffered)
         call = Call(
             pipeline, ChatRequest(request, chat_body), ResponsesConnection(connection, transport, request, scan, path, query),
-            CHAT, b"", pipeline.request_ids.line(request.headers), group, scan_body(chat_body), name,
+            CHAT, b"", id_line, group, scan_body(chat_body), name,
         )  # fmt: skip
         call.path = path  # the client's; what goes upstream is in call.suffix and call.endpoint
         return call
