@@ -176,6 +176,8 @@ async def serve(config, reuse_port=False, ready=None):
         await asyncio.sleep(0.05)
     await gateway.close()
     observability.close()  # the last access log lines, the last metrics snapshot
+    if gateway.pipeline.governance is not None:
+        gateway.pipeline.governance.close()  # the last ledger rows
     if mock_server is not None:
         mock_server.close()
     logging.getLogger("alloy").info("gateway stopped: pid %d", os.getpid())
