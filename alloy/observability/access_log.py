@@ -134,7 +134,7 @@ def fields(entry, offset):
         _clock[0], _clock[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
     out = {"time": "%s.%06dZ" % (_clock[1], (when - second) * 1e6)}
     if id_line:
-        out["request_id"] = id_line[14:-2].decode("latin-1")
+        out["request_id"] = id_line[14 : id_line.find(b"\r\n")].decode("latin-1")  # governance appends lines
     if peer:
         out["client"] = "%s:%s" % peer[:2] if type(peer) is tuple else str(peer)
     if key is not None:
