@@ -4,6 +4,7 @@
     alloy --workers N ...                               run N gateway processes on one port
     alloy mock-upstream [--port P] ...                  run the offline OpenAI-compatible fake LLM
     alloy check [--config alloy.toml]                   validate a configuration, say what it routes
+    alloy keys|teams|usage ...                          virtual keys, teams, the spend ledger
     alloy --version
 """
 
@@ -61,6 +62,10 @@ def main(argv=None):
         raise SystemExit(mock_upstream.main(argv[1:]))
     if argv and argv[0] == "check":
         raise SystemExit(check(argv[1:]))
+    if argv and argv[0] in ("keys", "teams", "usage"):
+        from alloy.governance import commands  # only these subcommands need it
+
+        raise SystemExit(commands.main(argv))
     args = gateway_arguments().parse_args(argv)
     refused = supervisor.check_workers(args.workers)
     if refused:

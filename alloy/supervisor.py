@@ -32,6 +32,8 @@ import traceback
 from dataclasses import replace
 
 from alloy import core, server
+from alloy.governance import applies as governance_applies
+from alloy.governance.counters import create_shared
 from alloy.server import say
 
 MAX_WORKERS = 64
@@ -91,6 +93,14 @@ class Supervisor:
             shared = "/dev/shm" if os.path.isdir("/dev/shm") else None
             self.metrics_dir = tempfile.mkdtemp(prefix="alloy-metrics-", dir=shared)
             self.config = replace(self.config, metrics=replace(metrics, workers_dir=self.metrics_dir))
+        # Limits and budgets hold for the whole server: every worker maps the same counters file
+        # (alloy.governance.counters), created here before the first fork.
+        self.governance_dir = None
+        if governance_applies(self.config.governance):
+            shared = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            self.governance_dir = tempfile.mkdtemp(prefix="alloy-governance-", dir=shared)
+            governance = replace(self.config.governance, shared_path=create_shared(self.governance_dir))
+            self.config = replace(self.config, governance=governance)
         self.count = count
         self.workers = {}  # pid -> (slot, monotonic start time)
         self.ready = set()  # pids that reported they are listening
@@ -137,8 +147,9 @@ class Supervisor:
             self.listener.close()
             if self.metrics_listener is not None:
                 self.metrics_listener.close()
-            if self.metrics_dir is not None:
-                shutil.rmtree(self.metrics_dir, ignore_errors=True)
+            for directory in (self.metrics_dir, self.governance_dir):
+                if directory is not None:
+                    shutil.rmtree(directory, ignore_errors=True)
         if self.announced:
             say("alloy: stopped")
         return self.exit_code

@@ -8,13 +8,33 @@ Where it plugs into the request path (``alloy.pipeline``):
                   goes upstream; lines it appends to ``call.id_line`` go on every answer of the call
     account       a finish listener it adds to ``pipeline.listeners`` reads ``call.usage``, the
                   status and the clock reads, and releases what ``admit`` reserved
-    admin API     handlers it puts in ``pipeline.admin_routes`` (``/admin/keys``, ``/admin/usage``)
+    admin API     handlers it puts in ``pipeline.admin_routes`` (``/admin/keys``, ``/admin/teams``,
+                  ``/admin/usage``)
 
-``governance_for`` returns None when nothing is configured and no key exists: the gateway then
-behaves exactly as with the master key alone.
+The modules, each with one job: ``store`` (the SQLite file), ``fields`` (what a key or team may
+be given), ``keyring`` (the keys in memory, reloaded when they change), ``counters`` (the live
+limits and spend, shared by the workers of a server), ``gate`` (the three stages above),
+``prices`` and ``prices.json`` (what a request cost), ``ledger`` (rows written off the request
+path), ``admin`` (the HTTP API) and ``commands`` (``alloy keys``, ``alloy teams``, ``alloy usage``).
+
+``governance_for`` returns None when no ``[governance]`` section is configured and the database
+does not exist (no key was ever created): the gateway then behaves exactly as with the master key
+alone, and pays nothing.
 """
+
+import os
+
+
+def applies(settings):
+    """Keys apply: a [governance] section is configured, or the database exists."""
+    return settings.configured or os.path.exists(settings.path)
 
 
 def governance_for(config, pipeline):
     """The governance of this gateway, or None (the master key alone)."""
-    return None
+    settings = config.governance
+    if not applies(settings):
+        return None
+    from alloy.governance.gate import Governance  # imported only when keys apply
+
+    return Governance(settings, pipeline)

@@ -1,0 +1,155 @@
+"""The admin API (behind the master key, see ``alloy.endpoints``): JSON in, JSON out.
+
+    GET    /admin/keys                    every key (no secrets: a short prefix and the name)
+    POST   /admin/keys                    create: {"name", "team", "models", "rpm", "tpm",
+                                          "max_parallel", "budget", "budget_period", "expires",
+                                          "metadata"} -> 201, the key with its secret, shown once
+    GET    /admin/keys/{id or name}       one key
+    PATCH  /admin/keys/{id or name}       change any of the fields above (null removes a limit)
+    DELETE /admin/keys/{id or name}       revoke (also POST .../revoke)
+    POST   /admin/keys/{id or name}/rotate  a new secret, shown once; the old one stops working
+    GET|POST /admin/teams, GET|PATCH|DELETE /admin/teams/{id or name}   the same for teams
+    GET    /admin/usage?by=key|team|model|day&since=ISO-or-7d&key=..&team=..   ledger totals
+
+Bad input is a 400 naming the field (unknown fields, negative limits, absurd budgets, duplicate
+names) and nothing is written; an unknown key or team is a 404. These calls write the SQLite file
+on the event loop: they are rare and take a millisecond or two; the request path never does.
+The worker that served the change reloads its keys at once, the others within ``sync_interval``.
+"""
+
+from urllib.parse import parse_qs, unquote
+
+import orjson
+
+from alloy.errors import InvalidRequest, MethodNotAllowed, NotFound
+from alloy.governance.fields import FieldError, key_values, moment, public, team_values
+from alloy.governance.store import NotFoundError, StoreError
+from alloy.prebuilt import Prebuilt
+
+USAGE_GROUPS = ("key", "team", "model", "day")
+
+
+def register(governance, routes):
+    admin = Admin(governance)
+    routes[b"/admin/keys"] = admin.keys
+    routes[b"/admin/teams"] = admin.teams
+    routes[b"/admin/usage"] = admin.usage
+
+
+class Admin:
+    def __init__(self, governance):
+        self.governance = governance
+        self.store = governance.store
+
+    def keys(self, request, path, query, connection):
+        ref, action = _parts(path, b"/admin/keys")
+        method = request.method
+        store = self.store
+        if ref is None:
+            if method == b"GET":
+                return _json(200, {"object": "list", "data": [public(row) for row in store.keys()]})
+            if method == b"POST":
+                row, secret = self._write(lambda: store.create_key(key_values(_body(request), creating=True)))
+                return _json(201, {**public(row), "key": secret})
+            raise MethodNotAllowed("use GET or POST for /admin/keys", allow=b"GET, POST")
+        if action is None:
+            if method == b"GET":
+                return _json(200, public(self._found(lambda: store.key(ref))))
+            if method in (b"PATCH", b"POST"):
+                return _json(200, public(self._write(lambda: store.update_key(ref, key_values(_body(request), creating=False)))))
+            if method == b"DELETE":
+                return _json(200, public(self._write(lambda: store.revoke_key(ref))))
+            raise MethodNotAllowed("use GET, PATCH or DELETE for /admin/keys/{key}", allow=b"GET, PATCH, DELETE")
+        if method != b"POST":
+            raise MethodNotAllowed(f"use POST for /admin/keys/{{key}}/{action}", allow=b"POST")
+        if action == "rotate":
+            row, secret = self._write(lambda: store.rotate_key(ref))
+            return _json(200, {**public(row), "key": secret})
+        if action == "revoke":
+            return _json(200, public(self._write(lambda: store.revoke_key(ref))))
+        raise NotFound(f"no admin action {action!r} (rotate, revoke)")
+
+    def teams(self, request, path, query, connection):
+        ref, action = _parts(path, b"/admin/teams")
+        method = request.method
+        store = self.store
+        if action is not None:
+            raise NotFound(f"no admin action {action!r} for teams")
+        if ref is None:
+            if method == b"GET":
+                return _json(200, {"object": "list", "data": [public(row) for row in store.teams()]})
+            if method == b"POST":
+                return _json(201, public(self._write(lambda: store.create_team(team_values(_body(request), creating=True)))))
+            raise MethodNotAllowed("use GET or POST for /admin/teams", allow=b"GET, POST")
+        if method == b"GET":
+            return _json(200, public(self._found(lambda: store.team(ref))))
+        if method in (b"PATCH", b"POST"):
+            return _json(200, public(self._write(lambda: store.update_team(ref, team_values(_body(request), creating=False)))))
+        if method == b"DELETE":
+            return _json(200, public(self._write(lambda: store.delete_team(ref))))
+        raise MethodNotAllowed("use GET, PATCH or DELETE for /admin/teams/{team}", allow=b"GET, PATCH, DELETE")
+
+    def usage(self, request, path, query, connection):
+        if path != b"/admin/usage":
+            raise NotFound(f"no route for {path.decode('latin-1')}")
+        if request.method != b"GET":
+            raise MethodNotAllowed("use GET for /admin/usage", allow=b"GET")
+        params = {name: values[-1] for name, values in parse_qs(query[1:].decode("latin-1")).items()}
+        unknown = sorted(set(params) - {"by", "since", "key", "team"})
+        if unknown:
+            raise InvalidRequest(f"unknown parameter {unknown[0]!r} (by, since, key, team)", param=unknown[0])
+        by = params.get("by", "key")
+        if by not in USAGE_GROUPS:
+            raise InvalidRequest(f"by: expected one of {', '.join(USAGE_GROUPS)}", param="by")
+        since = None
+        if "since" in params:
+            since = since_time(params["since"])
+        self.governance.ledger.flush()  # what has ended so far, as far as this worker knows
+        rows = self.store.usage(by, since, params.get("key"), params.get("team"))
+        return _json(200, {"object": "list", "by": by, "data": rows})
+
+    def _write(self, change):
+        result = self._found(change)
+        self.governance.changed()
+        return result
+
+    def _found(self, read):
+        try:
+            return read()
+        except FieldError as error:
+            raise InvalidRequest(str(error), param=error.field) from None
+        except NotFoundError as error:
+            raise NotFound(str(error)) from None
+        except StoreError as error:
+            raise InvalidRequest(str(error)) from None
+
+
+def since_time(text):
+    """``7d`` (that long ago) or an ISO 8601 time, as a wall-clock time."""
+    try:
+        return moment("since", text, ahead=False)
+    except FieldError as error:
+        raise InvalidRequest(str(error), param="since") from None
+
+
+def _parts(path, prefix):
+    """(reference, action) from /admin/keys/{ref}[/{action}], URL-decoded."""
+    rest = path[len(prefix) :].strip(b"/")
+    if not rest:
+        return None, None
+    pieces = rest.split(b"/")
+    if len(pieces) > 2:
+        raise NotFound(f"no route for {path.decode('latin-1')}")
+    ref = unquote(pieces[0].decode("latin-1"))
+    return ref, (pieces[1].decode("latin-1") if len(pieces) == 2 else None)
+
+
+def _body(request):
+    try:
+        return orjson.loads(request.body or b"{}")
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("the body is not valid JSON") from None
+
+
+def _json(status, document):
+    return Prebuilt(status, orjson.dumps(document))

@@ -1,0 +1,185 @@
+"""``alloy keys``, ``alloy teams`` and ``alloy usage``: the admin API's twin on the command line,
+working on the database file directly (no running gateway needed; a running one sees the change
+within its ``sync_interval``).
+
+    alloy keys create [--name N] [--team T] [--models a,b] [--rpm N] [--tpm N] [--max-parallel N]
+                      [--budget USD] [--budget-period 30d] [--expires 7d|ISO] [--metadata k=v ...]
+    alloy keys list | show KEY | update KEY [options] | revoke KEY | rotate KEY
+    alloy teams create --name N [limits] | list | show TEAM | update TEAM [limits] | delete TEAM
+    alloy usage [--by key|team|model|day] [--since 7d|ISO] [--key KEY] [--team TEAM]
+
+Every command takes ``--db FILE`` or ``--config alloy.toml`` (its ``[governance] path``); without
+either, the default location (``$ALLOY_DB``, else the XDG data directory). ``update`` takes
+``none`` to remove a limit (``--rpm none``). Output is JSON, except ``list`` and ``usage`` which
+print a table (``--json`` for JSON). A key's secret is printed once, by ``create`` and ``rotate``.
+Exit codes: 0 done, 1 refused (the reason on stderr), 2 bad usage.
+"""
+
+import argparse
+import secrets
+import sys
+
+import orjson
+
+from alloy.config import ConfigError, load
+from alloy.config.governance import default_database_path
+from alloy.governance.admin import USAGE_GROUPS
+from alloy.governance.fields import FieldError, key_values, moment, public, team_values
+from alloy.governance.store import Store, StoreError
+
+LIMIT_OPTIONS = (
+    ("--models", "models", str, "model names, aliases or wildcards this may use, comma-separated"),
+    ("--rpm", "rpm", int, "requests per minute"),
+    ("--tpm", "tpm", int, "tokens per minute (reserved from max_tokens + prompt size, then the real usage)"),
+    ("--max-parallel", "max_parallel", int, "requests in flight at once"),
+    ("--budget", "budget", float, "USD per budget period"),
+    ("--budget-period", "budget_period", str, "how often the budget resets: 1d, 30d, 1w... (default 30d)"),
+)
+
+
+REMOVE = object()  # "--rpm none": remove the limit (an absent option leaves it as it is)
+
+
+def _number(kind):
+    def parse(text):
+        return REMOVE if text.lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _limits(parser, key=False):
+    parser.add_argument("--name")
+    if key:
+        parser.add_argument("--team", type=_number(str), help="the team this key belongs to (none: no team)")
+        parser.add_argument("--expires", type=_number(str), help="7d, 12h... from now, or an ISO 8601 time")
+        parser.add_argument("--metadata", action="append", metavar="K=V", help="a label to keep with the key")
+    for flag, dest, kind, text in LIMIT_OPTIONS:
+        parser.add_argument(flag, dest=dest, type=_number(kind), help=text + " (none: no limit)")
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="alloy", description="Virtual keys, teams and the spend ledger.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="FILE", help="the database (default: $ALLOY_DB or the XDG data dir)")
+    common.add_argument("--config", metavar="FILE", help="read the database path from this alloy.toml")
+    common.add_argument("--json", action="store_true", help="JSON output for list and usage")
+    groups = parser.add_subparsers(dest="group", required=True)
+    keys = groups.add_parser("keys", help="virtual keys").add_subparsers(dest="command", required=True)
+    _limits(keys.add_parser("create", parents=[common], help="a new key, its secret shown once"), key=True)
+    keys.add_parser("list", parents=[common])
+    for name in ("show", "revoke", "rotate"):
+        keys.add_parser(name, parents=[common]).add_argument("ref", metavar="KEY", help="its id or name")
+    update = keys.add_parser("update", parents=[common])
+    update.add_argument("ref", metavar="KEY")
+    _limits(update, key=True)
+    teams = groups.add_parser("teams", help="teams of keys").add_subparsers(dest="command", required=True)
+    _limits(teams.add_parser("create", parents=[common]))
+    teams.add_parser("list", parents=[common])
+    for name in ("show", "delete"):
+        teams.add_parser(name, parents=[common]).add_argument("ref", metavar="TEAM")
+    update = teams.add_parser("update", parents=[common])
+    update.add_argument("ref", metavar="TEAM")
+    _limits(update)
+    usage = groups.add_parser("usage", parents=[common], help="spend and tokens from the ledger")
+    usage.add_argument("--by", choices=USAGE_GROUPS, default="key")
+    usage.add_argument("--since", help="7d, 24h... ago, or an ISO 8601 time")
+    usage.add_argument("--key")
+    usage.add_argument("--team")
+    return parser
+
+
+def main(argv):
+    """``argv`` starts with ``keys``, ``teams`` or ``usage``; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        store = Store(database_path(args))
+    except (ConfigError, StoreError) as error:
+        print(f"alloy: {error}", file=sys.stderr)
+        return 1
+    try:
+        return run(args, store)
+    except FieldError as error:
+        print(f"alloy: {error}", file=sys.stderr)
+        return 2
+    except StoreError as error:
+        print(f"alloy: {error}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+
+
+def database_path(args):
+    if args.db:
+        return args.db
+    if args.config:
+        return load(args.config).governance.path
+    return default_database_path()
+
+
+def given(args, key):
+    """The options the person typed, as the admin API's JSON would carry them."""
+    out = {}
+    for name in ("name", "team", "expires", *(dest for _, dest, _, _ in LIMIT_OPTIONS)):
+        value = getattr(args, name, None)
+        if value is not None:
+            out[name] = None if value is REMOVE else value
+    if key and args.metadata:
+        pairs = [item.partition("=") for item in args.metadata]
+        if any(not sep or not k for k, sep, _ in pairs):
+            raise FieldError("metadata", "expected K=V")
+        out["metadata"] = {k: v for k, _, v in pairs}
+    return out
+
+
+def run(args, store):
+    group, command = args.group, getattr(args, "command", None)
+    if group == "usage":
+        since = None if args.since is None else moment("since", args.since, ahead=False)
+        rows = store.usage(args.by, since, args.key, args.team)
+        return _table(rows, [args.by, "requests", "tokens_in", "tokens_out", "tokens_cached", "cost_usd", "errors"], args.json)
+    key = group == "keys"
+    if command == "list":
+        rows = [public(row) for row in (store.keys() if key else store.teams())]
+        columns = ["id", "name", "prefix", "team", "rpm", "tpm", "budget", "revoked_at"] if key else ["id", "name", "rpm", "tpm", "budget"]
+        return _table(rows, columns, args.json)
+    if command == "show":
+        return _print(public(store.key(args.ref) if key else store.team(args.ref)))
+    if command == "create":
+        values = given(args, key)
+        if key:
+            values.setdefault("name", "key-" + secrets.token_hex(4))
+            row, secret = store.create_key(key_values(values, creating=True))
+            print("alloy: the key is shown this once; store it now", file=sys.stderr)
+            return _print({**public(row), "key": secret})
+        return _print(public(store.create_team(team_values(values, creating=True))))
+    if command == "update":
+        values = given(args, key)
+        if key:
+            return _print(public(store.update_key(args.ref, key_values(values, creating=False))))
+        return _print(public(store.update_team(args.ref, team_values(values, creating=False))))
+    if command == "revoke":
+        return _print(public(store.revoke_key(args.ref)))
+    if command == "rotate":
+        row, secret = store.rotate_key(args.ref)
+        print("alloy: the new key is shown this once; the old one no longer works", file=sys.stderr)
+        return _print({**public(row), "key": secret})
+    if command == "delete":
+        return _print(public(store.delete_team(args.ref)))
+    raise AssertionError(command)
+
+
+def _print(document):
+    print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def _table(rows, columns, as_json):
+    if as_json:
+        print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    cells = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
+    for line in [columns, *cells]:
+        print("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())
+    return 0

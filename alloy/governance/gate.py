@@ -1,0 +1,277 @@
+"""The gate: who a request is, whether it may go upstream now, and what it cost once it ended.
+
+    authenticate  the master key (-> None) or a virtual key ``sk-alloy-...`` (-> its
+                  ``KeyIdentity``), from ``Authorization: Bearer`` or ``x-api-key``: one SHA-256
+                  and one dict lookup. Revoked or expired: 401. No master key and no live key:
+                  every request passes, as without governance.
+    admit         a keyed call's model against the key's (and team's) models (404, naming only the
+                  model asked for), then every limit of the key and its team in the shared
+                  counters, under one lock: requests per minute, tokens per minute (reserved from
+                  ``max_tokens`` plus the prompt's size / 4), requests in flight and the budget of
+                  the period. Over any: 429 before anything is sent, with ``Retry-After``. Passed:
+                  the counters move, the ``x-ratelimit-*`` lines join the call's header lines, and
+                  the gate carries the call on itself (``Pipeline.admitted``), so an error raised
+                  further on is answered through the call and the call always ends: what was
+                  reserved is always given back.
+    finished      (a finish listener) the answer's usage replaces the reservation in the token
+                  window, the cost (``alloy.governance.prices``) joins the key's and team's spend,
+                  the request in flight is released, and a ledger row is queued.
+
+Budgets are checked against what ended calls spent: calls in flight when the budget is reached
+still finish, so a budget can be overshot by at most the cost of the calls in flight at that
+moment (bounded by ``max_parallel`` times the largest answer ``max_tokens`` allows).
+"""
+
+import hashlib
+import hmac
+import logging
+import re
+from time import monotonic, time
+
+from alloy.errors import AlloyError, AuthenticationFailed, ModelNotFound
+from alloy.governance.counters import WINDOW, CounterTable
+from alloy.governance.keyring import Keyring
+from alloy.governance.ledger import Ledger
+from alloy.governance.prices import MICRO, Prices, tokens_of
+from alloy.governance.refusals import BudgetExceeded, RateLimitExceeded
+from alloy.governance.store import SECRET_PREFIX, Store
+
+log = logging.getLogger("alloy.governance")
+_PREFIX = SECRET_PREFIX.encode()
+MAX_TOKENS = re.compile(rb'"max(?:_completion)?_tokens"\s*:\s*(\d{1,9})')
+USER = re.compile(rb'(?<!\\)"user"\s*:\s*"([^"\\]{1,256})"')
+CHARS_PER_TOKEN = 4  # the prompt's estimate: its size in bytes / 4, reconciled from the real usage
+
+
+class Governance:
+    def __init__(self, settings, pipeline):
+        self.settings = settings
+        self.pipeline = pipeline
+        self.master = pipeline.keys
+        self.store = Store(settings.path)
+        self.table = CounterTable(settings.shared_path)
+        self.keyring = Keyring(self.store, self.table)
+        self.keyring.reload()
+        self.prices = Prices(settings.prices)
+        self.ledger = Ledger(settings.path)
+        self.held = {}  # call -> (tokens reserved, each scope's token window at the reservation)
+        self.sync_failed = False
+        self.timers = []
+        pipeline.listeners.append(self.finished)
+        from alloy.governance.admin import register  # the admin API: rarely used, its own module
+
+        register(self, pipeline.admin_routes)
+        loop = pipeline.loop
+        if loop is not None:
+            self.timers = [loop.call_later(settings.sync_interval, self._sync), loop.call_later(settings.flush_interval, self._flush)]
+
+    # --- authenticate -------------------------------------------------------------------------------
+
+    def authenticate(self, request):
+        headers = request.headers
+        bearer = headers.get(b"authorization")
+        api_key = headers.get(b"x-api-key")
+        expected = self.master.expected
+        if bearer is None and api_key is None:
+            if expected is None and not self.keyring.active:
+                return None  # no master key, no key: open, as without governance
+            raise AuthenticationFailed("Missing API key: send it as Authorization: Bearer <key> or x-api-key: <key>")
+        for token in (_bearer_token(bearer), api_key):
+            if token is None:
+                continue
+            if token.startswith(_PREFIX):
+                identity = self.keyring.by_hash.get(hashlib.sha256(token).digest())
+                if identity is not None:
+                    if identity.revoked:
+                        raise AuthenticationFailed("This API key has been revoked")
+                    if identity.expires_at is not None and identity.expires_at <= time():
+                        raise AuthenticationFailed("This API key has expired")
+                    return identity
+            if expected is not None and hmac.compare_digest(token, expected):
+                return None
+        if expected is None and not self.keyring.active:
+            return None
+        raise AuthenticationFailed("Incorrect API key provided")
+
+    # --- admit --------------------------------------------------------------------------------------
+
+    def admit(self, call):
+        key = call.key
+        if key is None:
+            return False  # the master key (or an open gateway): no limits
+        scan = call.scan
+        if key.rules and scan is not None and not key.may_use(scan.model, call.model_name):
+            raise ModelNotFound(f"The model '{scan.model}' does not exist or you do not have access to it", param="model")
+        reserve = estimate_tokens(call.request.body) if key.counts_tokens else 0
+        windows, lines = self._take(key, reserve)
+        self.held[call] = (reserve, windows)
+        call.id_line += lines
+        try:
+            self.pipeline.admitted(call)
+        except AlloyError as error:
+            call.answer(error)
+        return True
+
+    def _take(self, key, reserve):
+        """Check every limit of the key and its team, then count the call in all of them (or in
+        none: the first limit reached raises, nothing is written). Returns each scope's token
+        window start and the x-ratelimit-* lines."""
+        now, wall = monotonic(), time()
+        table = self.table
+        table.lock()
+        try:
+            rows = []
+            for scope in key.scopes:
+                (digest, rpm_start, requests, tpm_start, tokens, inflight, period, spend, loaded) = table.read(scope.slot)
+                if now - rpm_start >= WINDOW:
+                    rpm_start, requests = now, 0
+                if now - tpm_start >= WINDOW:
+                    tpm_start, tokens = now, 0
+                index = scope.period_index(wall)
+                if period != index:
+                    period, spend = index, 0
+                if scope.rpm and requests >= scope.rpm:
+                    raise self._over(key, "requests", f"Rate limit reached for requests per minute on {scope.kind} '{scope.name}': limit {scope.rpm}", rpm_start + WINDOW - now)
+                if scope.tpm and tokens + reserve > scope.tpm:
+                    raise self._over(key, "tokens", f"Rate limit reached for tokens per minute on {scope.kind} '{scope.name}': limit {scope.tpm}, used {tokens}, requested {reserve}", tpm_start + WINDOW - now)
+                if scope.max_parallel and inflight >= scope.max_parallel:
+                    raise self._over(key, "requests", f"Too many requests in flight on {scope.kind} '{scope.name}': limit {scope.max_parallel}", 1.0)
+                if scope.budget and spend >= scope.budget:
+                    end = scope.period_start(wall) + scope.period if scope.period else None
+                    raise BudgetExceeded(
+                        f"You exceeded your current quota: {scope.kind} '{scope.name}' spent ${spend / MICRO:.6f} of its "
+                        f"${scope.budget / MICRO:.2f} budget" + (" for this period" if end else ""),
+                        retry_after=None if end is None else end - wall,
+                    )
+                rows.append((digest, rpm_start, requests + 1, tpm_start, tokens + reserve, inflight + 1, period, spend, loaded))
+            windows = []
+            for scope, row in zip(key.scopes, rows):
+                table.write(scope.slot, row)
+                windows.append(row[3])
+            lines = self._headers(key, rows, now)
+        finally:
+            table.unlock()
+        return windows, lines
+
+    def _over(self, key, kind, message, retry_after):
+        table = self.table
+        rows = [table.read(scope.slot) for scope in key.scopes]
+        return RateLimitExceeded(message, kind=kind, retry_after=retry_after, header_block=self._headers(key, rows, monotonic()))
+
+    def _headers(self, key, rows, now):
+        """OpenAI's x-ratelimit-* lines from the tightest of the key's and its team's windows."""
+        lines = b""
+        for kind, limit_of, start_at, used_at in (("requests", "rpm", 1, 2), ("tokens", "tpm", 3, 4)):
+            best = None
+            for scope, row in zip(key.scopes, rows):
+                limit = getattr(scope, limit_of)
+                if limit:
+                    fresh = now - row[start_at] >= WINDOW
+                    remaining = limit if fresh else max(limit - row[used_at], 0)
+                    reset = 0.0 if fresh else row[start_at] + WINDOW - now
+                    if best is None or remaining < best[1]:
+                        best = (limit, remaining, reset)
+            if best is not None:
+                lines += b"x-ratelimit-limit-%s: %d\r\nx-ratelimit-remaining-%s: %d\r\nx-ratelimit-reset-%s: %s\r\n" % (
+                    kind.encode(), best[0], kind.encode(), best[1], kind.encode(), _reset(best[2])
+                )
+        return lines
+
+    # --- account ------------------------------------------------------------------------------------
+
+    def finished(self, call):
+        held = self.held.pop(call, None)
+        usage = call.usage if call.tail else None
+        tokens_in, tokens_out, tokens_cached = tokens_of(usage)
+        scan = call.scan
+        asked = scan.model if scan is not None else None
+        deployment = call.deployment
+        served = (deployment.upstream_model or call.model_name) if deployment is not None else None
+        cost = self.prices.cost(self.prices.price(served, call.model_name, asked), tokens_in, tokens_out, tokens_cached)
+        key = call.key
+        if held is not None:
+            used = tokens_in + tokens_out if usage else held[0]
+            self._give_back(key, held, used, int(round(cost * MICRO)))
+        body = call.request.body
+        user = USER.search(body) if b'"user"' in body else None
+        tags = call.request.headers.get(b"x-alloy-tags")
+        id_line = call.id_line
+        self.ledger.append(
+            (
+                time(), None if key is None else key.id, None if key is None else key.name,
+                None if key is None else key.team, asked, served,
+                None if deployment is None else deployment.provider.name, call.path.decode("latin-1"), call.status,
+                tokens_in, tokens_out, tokens_cached, cost, round((call.ended_at - call.arrived) * 1000, 3),
+                None if user is None else user.group(1).decode("utf-8", "replace"),
+                None if tags is None else tags[:256].decode("latin-1"),
+                id_line[14 : id_line.find(b"\r\n")].decode("latin-1") if id_line else None,
+            )
+        )  # fmt: skip
+
+    def _give_back(self, key, held, used, cost):
+        reserved, windows = held
+        wall = time()
+        table = self.table
+        table.lock()
+        try:
+            for scope, window in zip(key.scopes, windows):
+                digest, rpm_start, requests, tpm_start, tokens, inflight, period, spend, loaded = table.read(scope.slot)
+                if tpm_start == window and used != reserved:  # still the window it was reserved in
+                    tokens = max(tokens + used - reserved, 0)
+                index = scope.period_index(wall)
+                if period != index:
+                    period, spend = index, 0
+                table.write(scope.slot, (digest, rpm_start, requests, tpm_start, tokens, max(inflight - 1, 0), period, spend + cost, loaded))
+        finally:
+            table.unlock()
+
+    # --- upkeep -------------------------------------------------------------------------------------
+
+    def _sync(self):
+        try:
+            self.keyring.refresh()
+            if self.sync_failed:
+                log.warning("governance: keys reloaded from %s again", self.settings.path)
+                self.sync_failed = False
+        except Exception as error:  # noqa: BLE001 - keep serving with the keys already loaded
+            if not self.sync_failed:
+                log.error("governance: cannot reload keys from %s (serving with the last ones): %s", self.settings.path, error)
+                self.sync_failed = True
+        self.timers[0] = self.pipeline.loop.call_later(self.settings.sync_interval, self._sync)
+
+    def _flush(self):
+        self.ledger.flush()
+        self.timers[1] = self.pipeline.loop.call_later(self.settings.flush_interval, self._flush)
+
+    def changed(self):
+        """A key or a team was changed through this process's admin API: reload now."""
+        self.keyring.refresh()
+
+    def close(self):
+        """At shutdown, after the drain: write the last ledger rows."""
+        for timer in self.timers:
+            timer.cancel()
+        self.ledger.close()
+        self.store.close()
+
+
+def _bearer_token(value):
+    if value is None:
+        return None
+    scheme, _, token = value.partition(b" ")
+    # RFC 9110 section 11.1: the auth scheme is case-insensitive.
+    return token.strip() if scheme.lower() == b"bearer" else None
+
+
+def estimate_tokens(body):
+    """Tokens to reserve: the answer's ``max_tokens`` (or ``max_completion_tokens``) plus the
+    prompt estimated from the body's size; no tokenizer."""
+    found = MAX_TOKENS.search(body)
+    return len(body) // CHARS_PER_TOKEN + (int(found.group(1)) if found else 0)
+
+
+def _reset(seconds):
+    """OpenAI's spelling of a reset time: ``1s``, ``12.5s``, ``1m0s``."""
+    if seconds < 60:
+        return (b"%.3f" % seconds).rstrip(b"0").rstrip(b".") + b"s"
+    return b"%dm%ds" % (seconds // 60, seconds % 60)

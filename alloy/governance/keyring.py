@@ -1,0 +1,138 @@
+"""The keys and teams a gateway knows, in memory: what ``authenticate`` and ``admit`` read.
+
+``Keyring.reload`` reads every key and team from the store into ``KeyIdentity`` objects indexed
+by the hash of their secret. The gateway calls ``refresh`` every ``sync_interval`` (0.5 s by
+default): it reads one number (``keys_version``, bumped by every change) and reloads only when it
+moved, so a revoked, rotated or changed key takes effect in every worker within that interval plus
+the reload itself (a few ms for thousands of keys). The request path never touches the database.
+
+A ``Scope`` is what a key or a team limits (models, rpm, tpm, in flight, budget) and where its live
+counters are (its slot in ``alloy.governance.counters``). A key's ``scopes`` are its own and its
+team's: every limit of both applies, so the tighter one decides.
+"""
+
+import fnmatch
+import logging
+import time
+
+from alloy.governance.prices import MICRO
+
+log = logging.getLogger("alloy.governance")
+
+
+class Scope:
+    __slots__ = ("id", "name", "kind", "models", "rpm", "tpm", "max_parallel", "budget", "period", "anchor", "slot")
+
+    def __init__(self, row, kind, table):
+        self.id = row["id"]
+        self.name = row["name"]
+        self.kind = kind  # "key" or "team": what the refusal message names
+        self.models = ModelRule(row["models"]) if row["models"] else None
+        self.rpm = row["rpm"] or 0
+        self.tpm = row["tpm"] or 0
+        self.max_parallel = row["max_parallel"] or 0
+        self.budget = int(row["budget"] * MICRO) if row["budget"] else 0  # micro-USD
+        self.period = row["budget_period"] or 0
+        self.anchor = row["created_at"]  # budget periods are counted from here
+        self.slot = table.slot_of(self.id)
+
+    def period_index(self, now):
+        return int((now - self.anchor) // self.period) if self.period else 0
+
+    def period_start(self, now):
+        return self.anchor + self.period_index(now) * self.period if self.period else 0.0
+
+
+class ModelRule:
+    """The models a key or a team may use: names and aliases as given, and wildcards."""
+
+    __slots__ = ("exact", "patterns", "decided")
+
+    def __init__(self, models):
+        self.exact = frozenset(m for m in models if not any(c in m for c in "*?["))
+        self.patterns = tuple(m for m in models if m not in self.exact)
+        self.decided = {}
+
+    def allows(self, name):
+        decided = self.decided.get(name)
+        if decided is None:
+            decided = name in self.exact or any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
+            if len(self.decided) < 4096:
+                self.decided[name] = decided
+        return decided
+
+
+class KeyIdentity:
+    """Who a request is: ``id``, ``name`` and ``team`` (read by the cache and the access log too)."""
+
+    __slots__ = ("id", "name", "team", "expires_at", "revoked", "scopes", "counts_tokens", "rules")
+
+    def __init__(self, row, scopes):
+        self.id = row["id"]
+        self.name = row["name"]
+        self.team = row["team"]
+        self.expires_at = row["expires_at"]
+        self.revoked = row["revoked_at"] is not None
+        self.scopes = scopes
+        self.counts_tokens = any(scope.tpm for scope in scopes)
+        self.rules = tuple(scope.models for scope in scopes if scope.models is not None)
+
+    def may_use(self, *names):
+        """Every model rule (the key's, its team's) allows one of the names the request goes by."""
+        return all(any(name is not None and rule.allows(name) for name in names) for rule in self.rules)
+
+    def __repr__(self):
+        return f"KeyIdentity({self.name!r}, team={self.team!r})"
+
+
+class Keyring:
+    def __init__(self, store, table):
+        self.store = store
+        self.table = table
+        self.by_hash = {}
+        self.version = None
+        self.active = 0  # keys neither revoked nor expired at the last reload
+
+    def refresh(self):
+        """Reload when a key or a team changed since the last reload."""
+        version = self.store.keys_version()
+        if version != self.version:
+            self.reload(version)
+
+    def reload(self, version=None):
+        version = self.store.keys_version() if version is None else version
+        now = time.time()
+        teams = {}
+        for row in self.store.teams():
+            teams[row["name"]] = scope = Scope(row, "team", self.table)
+            self._load_spend(scope, "team", row["name"], now)
+        by_hash, active = {}, 0
+        for row in self.store.keys():
+            scope = Scope(row, "key", self.table)
+            self._load_spend(scope, "key_id", row["id"], now)
+            team = teams.get(row["team"])
+            identity = KeyIdentity(row, (scope,) if team is None else (scope, team))
+            if any(s.slot is None for s in identity.scopes):
+                log.error("governance: the counters table is full; key %s is refused", row["name"])
+                identity.revoked = True
+            by_hash[row["hash"]] = identity
+            active += not identity.revoked and (identity.expires_at is None or identity.expires_at > now)
+        self.by_hash, self.version, self.active = by_hash, version, active
+
+    def _load_spend(self, scope, column, value, now):
+        """At a scope's first sight since the counters were created, its spend this period comes
+        from the ledger (what earlier runs spent); afterwards the counters are the truth."""
+        if scope.slot is None:
+            return
+        table = self.table
+        if table.read(scope.slot)[8]:
+            return
+        spent = self.store.spent_since(column, value, scope.period_start(now))
+        table.lock()
+        try:
+            values = list(table.read(scope.slot))
+            if not values[8]:
+                values[6], values[7], values[8] = scope.period_index(now), int(round(spent * MICRO)), 1
+                table.write(scope.slot, values)
+        finally:
+            table.unlock()

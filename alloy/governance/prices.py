@@ -1,0 +1,78 @@
+"""What a request cost: the shipped price table (prices.json, USD per million tokens: input, output,
+cached input), overridden per model by ``[governance.prices]``; nothing is fetched at start.
+
+A model is priced by the served name (what went upstream), then the name the client asked for;
+each exactly, then by the longest listed prefix followed by ``-`` or ``:`` (so a dated snapshot
+such as ``gpt-4o-2024-08-06`` costs what ``gpt-4o`` costs), after dropping a ``provider/`` prefix.
+A model found nowhere costs 0 and its tokens are still counted. Cached input tokens are part of
+the input tokens (as OpenAI reports them) and are billed at the cached price instead.
+"""
+
+import json
+from importlib import resources
+
+MICRO = 1_000_000
+
+
+def shipped_prices():
+    table = json.loads(resources.files("alloy.governance").joinpath("prices.json").read_text())
+    return {model: tuple(price) for model, price in table.items() if not model.startswith("_")}
+
+
+class Prices:
+    def __init__(self, overrides=()):
+        self.table = shipped_prices()
+        self.table.update(dict(overrides))
+        self.found = {}  # name -> price or None: each name is resolved once
+
+    def price(self, *names):
+        for name in names:
+            if not name:
+                continue
+            found = self.found.get(name, False)
+            if found is False:
+                found = self._resolve(name)
+                if len(self.found) < 10000:  # client-chosen names: the memo stays bounded
+                    self.found[name] = found
+            if found is not None:
+                return found
+        return None
+
+    def _resolve(self, name):
+        table = self.table
+        for candidate in (name, name.rpartition("/")[2]):
+            if candidate in table:
+                return table[candidate]
+            best = None
+            for listed in table:
+                if candidate.startswith(listed) and candidate[len(listed) : len(listed) + 1] in ("-", ":", "@"):
+                    if best is None or len(listed) > len(best):
+                        best = listed
+            if best is not None:
+                return table[best]
+        return None
+
+    def cost(self, price, tokens_in, tokens_out, tokens_cached):
+        """USD for these tokens at ``price`` (None: unpriced, 0)."""
+        if price is None:
+            return 0.0
+        uncached = max(tokens_in - tokens_cached, 0)
+        return (uncached * price[0] + tokens_out * price[1] + tokens_cached * price[2]) / MICRO
+
+
+def tokens_of(usage):
+    """(input, output, cached input) from an OpenAI or an Anthropic usage object."""
+    if not usage:
+        return 0, 0, 0
+    if "prompt_tokens" in usage or "completion_tokens" in usage:
+        details = usage.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(cached)
+    # Anthropic: input_tokens excludes the cache reads and writes; count them all as input.
+    read = _int(usage.get("cache_read_input_tokens"))
+    written = _int(usage.get("cache_creation_input_tokens"))
+    return _int(usage.get("input_tokens")) + read + written, _int(usage.get("output_tokens")), read
+
+
+def _int(value):
+    return value if type(value) is int and value > 0 else 0

@@ -1,0 +1,322 @@
+"""The SQLite file that holds keys, teams and the spend ledger.
+
+One file, created on first use, in WAL mode (readers never wait for the writer, so every worker and
+``alloy keys`` read it at once), with ``busy_timeout`` so concurrent writers queue rather than fail.
+The schema is versioned with SQLite's ``user_version``: ``MIGRATIONS[n]`` takes a file from version
+n to n + 1, each in its own transaction, so an older file is brought up to date when opened and a
+newer one (from a later Alloy) is refused instead of misread.
+
+A key's secret never enters the file: only its SHA-256 (keys are 256 random bits, so a plain hash
+cannot be reversed by guessing) and a short prefix to recognize it in a listing. Every change to a
+key or a team bumps ``keys_version`` in ``meta``: the gateway polls that one value to know when to
+reload (``alloy.governance.keyring``).
+
+Rows are plain dicts at this boundary; validation of what goes in is ``alloy.governance.fields``.
+"""
+
+import hashlib
+import os
+import secrets
+import sqlite3
+import time
+
+import orjson
+
+SECRET_PREFIX = "sk-alloy-"
+MIGRATIONS = (
+    # 0 -> 1: keys, teams, the ledger
+    """
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO meta VALUES ('keys_version', 0);
+    CREATE TABLE teams (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, models TEXT, rpm INTEGER, tpm INTEGER,
+        max_parallel INTEGER, budget REAL, budget_period INTEGER, metadata TEXT,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL
+    );
+    CREATE TABLE keys (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL, hash BLOB NOT NULL UNIQUE,
+        team TEXT, models TEXT, rpm INTEGER, tpm INTEGER, max_parallel INTEGER, budget REAL,
+        budget_period INTEGER, expires_at REAL, metadata TEXT, created_at REAL NOT NULL,
+        updated_at REAL NOT NULL, revoked_at REAL
+    );
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY, at REAL NOT NULL, key_id TEXT, key_name TEXT, team TEXT, model TEXT,
+        served_model TEXT, provider TEXT, endpoint TEXT, status INTEGER, tokens_in INTEGER NOT NULL,
+        tokens_out INTEGER NOT NULL, tokens_cached INTEGER NOT NULL, cost REAL NOT NULL,
+        latency_ms REAL, user TEXT, tags TEXT, request_id TEXT
+    );
+    CREATE INDEX ledger_at ON ledger (at);
+    CREATE INDEX ledger_key_at ON ledger (key_id, at);
+    CREATE INDEX ledger_team_at ON ledger (team, at);
+    """,
+)
+LIMIT_COLUMNS = ("models", "rpm", "tpm", "max_parallel", "budget", "budget_period", "metadata")
+KEY_COLUMNS = ("team", *LIMIT_COLUMNS, "expires_at")
+JSON_COLUMNS = frozenset(("models", "metadata"))
+LEDGER_COLUMNS = (
+    "at", "key_id", "key_name", "team", "model", "served_model", "provider", "endpoint", "status",
+    "tokens_in", "tokens_out", "tokens_cached", "cost", "latency_ms", "user", "tags", "request_id",
+)  # fmt: skip
+
+
+class StoreError(Exception):
+    """A request the store refuses (a duplicate name, an unknown key): phrased for the caller."""
+
+
+class NotFoundError(StoreError):
+    pass
+
+
+def hash_secret(secret):
+    """The stored form of a key: its SHA-256 digest (bytes)."""
+    return hashlib.sha256(secret if isinstance(secret, bytes) else secret.encode()).digest()
+
+
+def new_secret():
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    return secret, secret[: len(SECRET_PREFIX) + 4] + "..."
+
+
+class Store:
+    def __init__(self, path, create=True):
+        if not create and not os.path.exists(path):
+            raise StoreError(f"no database at {path}")
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        self.path = path
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA busy_timeout = 10000")
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at each checkpoint, never corrupt
+        self._migrate()
+
+    def close(self):
+        self.db.close()
+
+    def _migrate(self):
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(f"{self.path} has schema version {version}, newer than this Alloy knows ({len(MIGRATIONS)})")
+        while version < len(MIGRATIONS):
+            with self.transaction():
+                _run_script(self.db, MIGRATIONS[version])
+                version += 1
+                self.db.execute(f"PRAGMA user_version = {version}")
+
+    def transaction(self):
+        return _Transaction(self.db)
+
+    # --- keys and teams ----------------------------------------------------------------------------
+
+    def create_key(self, values):
+        """A new key from validated ``values`` (name, team, limits...): (row, secret)."""
+        secret, prefix = new_secret()
+        now = time.time()
+        row = {"id": "key_" + secrets.token_hex(8), "name": values["name"], "prefix": prefix}
+        row.update({column: values.get(column) for column in KEY_COLUMNS})
+        with self.transaction():
+            self._check_team(row["team"])
+            self._check_free("keys", row["name"])
+            self.db.execute(
+                "INSERT INTO keys (id, name, prefix, hash, team, models, rpm, tpm, max_parallel, budget, budget_period,"
+                " expires_at, metadata, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (row["id"], row["name"], prefix, hash_secret(secret), row["team"], *self._stored(row, LIMIT_COLUMNS),
+                 row["expires_at"], now, now),
+            )  # fmt: skip
+            self._bump()
+        return self.key(row["id"]), secret
+
+    def key(self, ref):
+        """The key addressed by its id or its name (NotFoundError otherwise)."""
+        found = self.db.execute("SELECT * FROM keys WHERE id = ? OR name = ?", (ref, ref)).fetchone()
+        if found is None:
+            raise NotFoundError(f"no key with the id or name {ref!r}")
+        return _key_row(found)
+
+    def keys(self, include_revoked=True):
+        query = "SELECT * FROM keys" + ("" if include_revoked else " WHERE revoked_at IS NULL") + " ORDER BY created_at"
+        return [_key_row(row) for row in self.db.execute(query)]
+
+    def update_key(self, ref, values):
+        with self.transaction():
+            current = self.key(ref)
+            if "team" in values:
+                self._check_team(values["team"])
+            if "name" in values and values["name"] != current["name"]:
+                self._check_free("keys", values["name"])
+            self._update("keys", current["id"], values)
+        return self.key(current["id"])
+
+    def revoke_key(self, ref):
+        with self.transaction():
+            current = self.key(ref)
+            if current["revoked_at"] is None:
+                self.db.execute("UPDATE keys SET revoked_at = ?, updated_at = ? WHERE id = ?", (time.time(), time.time(), current["id"]))
+                self._bump()
+        return self.key(current["id"])
+
+    def rotate_key(self, ref):
+        """A new secret for the key (same id, name, limits and spend); the old one stops working."""
+        secret, prefix = new_secret()
+        with self.transaction():
+            current = self.key(ref)
+            if current["revoked_at"] is not None:
+                raise StoreError(f"key {current['name']!r} is revoked: create a new one")
+            self.db.execute(
+                "UPDATE keys SET hash = ?, prefix = ?, updated_at = ? WHERE id = ?",
+                (hash_secret(secret), prefix, time.time(), current["id"]),
+            )
+            self._bump()
+        return self.key(current["id"]), secret
+
+    def create_team(self, values):
+        now = time.time()
+        row = {"id": "team_" + secrets.token_hex(6), "name": values["name"]}
+        row.update({column: values.get(column) for column in LIMIT_COLUMNS})
+        with self.transaction():
+            self._check_free("teams", row["name"])
+            self.db.execute(
+                "INSERT INTO teams (id, name, models, rpm, tpm, max_parallel, budget, budget_period, metadata,"
+                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (row["id"], row["name"], *self._stored(row, LIMIT_COLUMNS), now, now),
+            )
+            self._bump()
+        return self.team(row["id"])
+
+    def team(self, ref):
+        found = self.db.execute("SELECT * FROM teams WHERE id = ? OR name = ?", (ref, ref)).fetchone()
+        if found is None:
+            raise NotFoundError(f"no team with the id or name {ref!r}")
+        return _team_row(found)
+
+    def teams(self):
+        return [_team_row(row) for row in self.db.execute("SELECT * FROM teams ORDER BY created_at")]
+
+    def update_team(self, ref, values):
+        with self.transaction():
+            current = self.team(ref)
+            if "name" in values and values["name"] != current["name"]:
+                self._check_free("teams", values["name"])
+                self.db.execute("UPDATE keys SET team = ? WHERE team = ?", (values["name"], current["name"]))
+            self._update("teams", current["id"], values)
+        return self.team(current["id"])
+
+    def delete_team(self, ref):
+        with self.transaction():
+            current = self.team(ref)
+            used = self.db.execute("SELECT count(*) FROM keys WHERE team = ? AND revoked_at IS NULL", (current["name"],)).fetchone()[0]
+            if used:
+                raise StoreError(f"team {current['name']!r} still has {used} active key(s)")
+            self.db.execute("DELETE FROM teams WHERE id = ?", (current["id"],))
+            self._bump()
+        return current
+
+    def keys_version(self):
+        return self.db.execute("SELECT value FROM meta WHERE name = 'keys_version'").fetchone()[0]
+
+    def _check_team(self, team):
+        if team is not None and self.db.execute("SELECT 1 FROM teams WHERE name = ?", (team,)).fetchone() is None:
+            raise StoreError(f"no team named {team!r}: create it first (alloy teams create --name {team})")
+
+    def _check_free(self, table, name):
+        # A name must not read as another row's id either: every command takes an id or a name.
+        taken = self.db.execute(f"SELECT 1 FROM {table} WHERE name = ? OR id = ?", (name, name)).fetchone()
+        if taken is not None:
+            raise StoreError(f"the name {name!r} is already taken")
+
+    def _update(self, table, row_id, values):
+        columns = [column for column in values if column != "id"]
+        if columns:
+            stored = self._stored(values, columns)
+            assignments = ", ".join(f"{column} = ?" for column in columns)
+            self.db.execute(f"UPDATE {table} SET {assignments}, updated_at = ? WHERE id = ?", (*stored, time.time(), row_id))
+            self._bump()
+
+    def _stored(self, row, columns):
+        return [
+            orjson.dumps(row[c]).decode() if c in JSON_COLUMNS and row.get(c) is not None else row.get(c) for c in columns
+        ]
+
+    def _bump(self):
+        self.db.execute("UPDATE meta SET value = value + 1 WHERE name = 'keys_version'")
+
+    # --- the ledger --------------------------------------------------------------------------------
+
+    def append_ledger(self, rows):
+        """Rows (tuples in ``LEDGER_COLUMNS`` order) in one transaction."""
+        placeholders = ",".join("?" * len(LEDGER_COLUMNS))
+        with self.transaction():
+            self.db.executemany(f"INSERT INTO ledger ({','.join(LEDGER_COLUMNS)}) VALUES ({placeholders})", rows)
+
+    def spent_since(self, column, value, since):
+        """USD spent by a key (column ``key_id``) or a team (``team``) since a wall-clock time."""
+        found = self.db.execute(f"SELECT coalesce(sum(cost), 0) FROM ledger WHERE {column} = ? AND at >= ?", (value, since))
+        return found.fetchone()[0]
+
+    def usage(self, by="key", since=None, key=None, team=None):
+        """Totals grouped by key, team, model or day, newest activity first."""
+        group = {"key": "key_name", "team": "team", "model": "model", "day": "date(at, 'unixepoch')"}[by]
+        where, args = ["1 = 1"], []
+        if since is not None:
+            where.append("at >= ?")
+            args.append(since)
+        if key is not None:
+            where.append("(key_id = ? OR key_name = ?)")
+            args.extend((key, key))
+        if team is not None:
+            where.append("team = ?")
+            args.append(team)
+        query = (
+            f"SELECT {group} AS grp, count(*) AS requests, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,"
+            f" sum(tokens_cached) AS tokens_cached, sum(cost) AS cost, sum(status >= 400) AS errors, max(at) AS last"
+            f" FROM ledger WHERE {' AND '.join(where)} GROUP BY grp ORDER BY last DESC"
+        )
+        return [
+            {by: row["grp"], "requests": row["requests"], "tokens_in": row["tokens_in"], "tokens_out": row["tokens_out"],
+             "tokens_cached": row["tokens_cached"], "cost_usd": round(row["cost"], 9), "errors": row["errors"]}
+            for row in self.db.execute(query, args)
+        ]  # fmt: skip
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception: nothing half-written."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind, value, traceback):
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
+
+
+def _run_script(db, script):
+    # executescript would COMMIT the open transaction first: run the statements one by one instead.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _limits(row):
+    out = {column: row[column] for column in LIMIT_COLUMNS}
+    for column in JSON_COLUMNS:
+        if out[column] is not None:
+            out[column] = orjson.loads(out[column])
+    return out
+
+
+def _key_row(row):
+    out = {"id": row["id"], "name": row["name"], "prefix": row["prefix"], "team": row["team"], **_limits(row)}
+    out.update(expires_at=row["expires_at"], created_at=row["created_at"], updated_at=row["updated_at"], revoked_at=row["revoked_at"])
+    out["hash"] = row["hash"]  # for the keyring; never shown (fields.public drops it)
+    return out
+
+
+def _team_row(row):
+    out = {"id": row["id"], "name": row["name"], **_limits(row)}
+    out.update(created_at=row["created_at"], updated_at=row["updated_at"])
+    return out
