@@ -555,7 +555,7 @@ def responses(body, serial):
         "temperature": request.get("temperature", 1.0), "text": request.get("text", {"format": {"type": "text"}}),
         "tool_choice": request.get("tool_choice", "auto"), "tools": tools, "top_p": request.get("top_p", 1.0),
         "truncation": "disabled", "metadata": request.get("metadata", {}),
-        "usage": {"input_tokens": prompt_tokens, "input_tokens_details": {"cached_tokens": 0},
+        "usage": {"input_tokens": prompt_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                   "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
                   "total_tokens": prompt_tokens + output_tokens},
     }  # fmt: skip

@@ -13,7 +13,8 @@ Response mapping (OpenAI chat completion -> Response)
                         ``incomplete_details.reason`` max_output_tokens; content_filter ->
                         "incomplete", reason content_filter
     usage               input_tokens = prompt_tokens (cached ones included, as OpenAI counts),
-                        ``input_tokens_details.cached_tokens``, output_tokens = completion_tokens,
+                        ``input_tokens_details.cached_tokens`` (``cache_write_tokens`` 0: chat
+                        completions report no cache writes), output_tokens = completion_tokens,
                         ``output_tokens_details.reasoning_tokens``, total_tokens = their sum
     echoed              instructions, tools, tool_choice, parallel_tool_calls, temperature, top_p,
                         max_output_tokens, reasoning, text, metadata, user as the client sent them
@@ -53,7 +54,7 @@ def response_usage(usage):
     reasoning = count(output_details.get("reasoning_tokens")) if isinstance(output_details, dict) else 0
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": min(cached, prompt)},
+        "input_tokens_details": {"cached_tokens": min(cached, prompt), "cache_write_tokens": 0},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": min(reasoning, output)},
         "total_tokens": prompt + output,
