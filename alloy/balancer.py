@@ -9,14 +9,18 @@ its first-byte latency (for the latency strategy) and a circuit breaker:
     probing --success--> healthy        probing --failure--> cooling
 
 A *model group* is what a client's model name routes to: its deployments, the strategy that picks
-among them, its retry budget and its fallbacks. A pick skips deployments that are cooling, probing
+among them (weighted, round-robin, least-inflight, latency, or prefix-affinity: requests sharing a
+prompt prefix meet on one deployment, see ``pick_prefix_affinity``), its retry budget and its
+fallbacks. A pick skips deployments that are cooling, probing
 or full, prefers deployments that have not failed this request, and returns None when none is left.
 """
 
 import math
 import random
 import time
+from bisect import bisect
 from collections import deque
+from hashlib import blake2b
 
 from alloy.errors import DeploymentsBusy, NoHealthyDeployment
 
@@ -205,6 +209,54 @@ def pick_latency(group, avoid, barred):
     return first if _expected(first) <= _expected(second) else second
 
 
+def pick_prefix_affinity(group, avoid, barred):
+    """Consistent hashing with bounded load: the request's prompt-prefix hash (``group.affinity``,
+    set just before the pick by ``alloy.cache.prompt_prefix``) names a point on the group's ring;
+    the first deployment clockwise from it that admits, was not avoided and carries no more than
+    ``AFFINITY_LOAD_FACTOR`` times the average in-flight load (counting this request) takes it.
+    Requests sharing a prefix thus meet on one deployment (its prompt cache stays warm) until it
+    is unhealthy or loaded past the bound; removing a deployment moves only the prefixes it held.
+    Without a hint (a retry, a body without messages) the least loaded deployment is taken."""
+    point = group.affinity
+    group.affinity = None  # the hint is for this pick only
+    if point is None:
+        return pick_least_inflight(group, avoid, barred)
+    deployments = group.deployments
+    load = sum(d.inflight for d in deployments) + 1
+    bound = math.ceil(AFFINITY_LOAD_FACTOR * load / len(deployments))
+    ring, owners = group.ring, group.ring_owners
+    start = bisect(ring, point)
+    spare = None  # the least loaded usable one, should none be within the bound
+    for step in range(len(ring)):  # in practice a step or two: the bound leaves one under it
+        deployment = owners[(start + step) % len(ring)]
+        if (barred and deployment in barred) or not deployment.admits():
+            continue
+        if (avoid and deployment in avoid) or deployment.inflight + 1 > bound:
+            if spare is None or deployment.inflight < spare.inflight:
+                spare = deployment
+            continue
+        return deployment
+    return spare
+
+
+def _ring(deployments):
+    """The hash ring: ``AFFINITY_POINTS`` points per deployment (times its weight), placed by a
+    hash of what the deployment is (provider, model, and which of equal ones), never by its position
+    in the list, so adding or removing one leaves the others' points where they were; every process
+    builds the same ring."""
+    points = []
+    occurrences = {}
+    for deployment in deployments:
+        name = f"{deployment.provider.name}/{deployment.upstream_model}"
+        occurrences[name] = occurrences.get(name, 0) + 1
+        name += f"#{occurrences[name]}"
+        for i in range(max(1, round(AFFINITY_POINTS * deployment.weight))):
+            digest = blake2b(f"{name}:{i}".encode(), digest_size=8).digest()
+            points.append((int.from_bytes(digest, "big"), deployment))
+    points.sort(key=lambda item: item[0])
+    return [p for p, _ in points], [d for _, d in points]
+
+
 def _first_admitting(deployments):
     for deployment in deployments:
         if deployment.admits():
@@ -223,7 +275,10 @@ STRATEGIES = {
     "round-robin": pick_round_robin,
     "least-inflight": pick_least_inflight,
     "latency": pick_latency,
+    "prefix-affinity": pick_prefix_affinity,
 }
+AFFINITY_POINTS = 64  # ring points per deployment of weight 1: shares even to a few percent
+AFFINITY_LOAD_FACTOR = 1.25  # a deployment takes a prefix's request up to this times the average load
 
 
 class ModelGroup:
@@ -243,6 +298,9 @@ class ModelGroup:
         self.context_window_fallbacks = ()
         self.content_policy_fallbacks = ()
         self.turn = 0
+        self.affinity = None  # prefix-affinity: the prompt-prefix hash of the request being placed
+        if strategy == "prefix-affinity":
+            self.ring, self.ring_owners = _ring(self.deployments)
 
     def pick(self, avoid=(), barred=()):
         single = self.single

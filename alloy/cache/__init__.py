@@ -12,21 +12,28 @@ Where it plugs into the request path (``alloy.pipeline``):
 
 The modules: ``keys`` (what makes two requests the same, namespaces, the client's controls),
 ``entries`` (a stored answer, replayed as JSON or SSE), ``memory`` and ``redis_store`` (the two
-backends), ``response_cache`` (the stage, the listener, the admin handler).
+backends), ``response_cache`` (the stage, the listener, the admin handler), and ``prompt_prefix``
+(the prompt-prefix hint of the ``prefix-affinity`` balancing strategy, given in the same stage,
+just before a call starts).
 
-``cache_for`` returns None when the cache is off (the default) for every model.
+``cache_for`` returns None when the cache is off (the default) for every model and no model uses
+``prefix-affinity``; with only the latter, the ``PrefixAffinity`` hint alone.
 """
 
 from alloy.cache.memory import MemoryStore
+from alloy.cache.prompt_prefix import AFFINITY, PrefixAffinity
 from alloy.cache.response_cache import Policy, ResponseCache, Stats
 
 
 def cache_for(config, pipeline):
     """The response cache of this gateway, or None (off)."""
     settings = config.cache
+    affinity = None
+    if any(group.strategy == AFFINITY for group in pipeline.routes.configured):
+        affinity = PrefixAffinity()  # places calls of prefix-affinity groups, just before they start
     enabled = [settings.enabled if model.cache is None else model.cache for model in config.models]
     if not settings.enabled and not any(enabled):
-        return None
+        return affinity  # no response cache: at most the prefix hint, which never answers a call
     policies = {}
     for model, group, on in zip(config.models, pipeline.routes.configured, enabled):
         policies[group] = Policy(model.cache_ttl or settings.ttl) if on else None
@@ -38,7 +45,7 @@ def cache_for(config, pipeline):
         store = RedisStore(settings, stats, pipeline.loop)
     else:
         store = MemoryStore(settings.max_bytes, stats)
-    cache = ResponseCache(settings, policies, default_policy, store, stats)
+    cache = ResponseCache(settings, policies, default_policy, store, stats, affinity)
     pipeline.listeners.append(cache.filled)
     pipeline.admin_routes[b"/admin/cache"] = cache.admin
     return cache

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from alloy.config.reading import _Section
 
-STRATEGIES = ("weighted", "round-robin", "least-inflight", "latency")
+STRATEGIES = ("weighted", "round-robin", "least-inflight", "latency", "prefix-affinity")
 
 
 @dataclass(frozen=True)
