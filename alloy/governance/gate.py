@@ -58,6 +58,7 @@ class Governance:
         self.sync_failed = False
         self.timers = []
         pipeline.listeners.append(self.finished)
+        pipeline.needs_stream_usage = True  # every stream's usage, also when its client did not ask
         from alloy.governance.admin import register  # the admin API: rarely used, its own module
 
         register(self, pipeline.admin_routes)

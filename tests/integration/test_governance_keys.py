@@ -1,0 +1,144 @@
+"""Virtual keys through the running gateway: created with ``alloy keys`` or ``/admin/keys``, used
+with the openai and anthropic SDKs, limited to models, expired, revoked and rotated (refused within
+the sync interval), and the admin API's refusals of bad input, which write nothing."""
+
+import anthropic
+import openai
+import pytest
+
+from governance_helpers import MASTER, admin, alloy, chat, create_key, keyed_config, post
+from harness import wait_until
+
+REVOCATION_BOUND = 3.0  # seconds; documented bound is sync_interval (0.1 s here) + a reload
+
+
+@pytest.fixture
+def keyed(start_gateway, upstream, tmp_path):
+    """A gateway with keys in tmp_path/alloy.db and the master key MASTER: (gateway, db)."""
+    db = tmp_path / "alloy.db"
+    gateway = start_gateway(config=keyed_config(upstream, db), env={"ALLOY_MASTER_KEY": MASTER})
+    return gateway, db
+
+
+def sdk(gateway, key):
+    return openai.OpenAI(base_url=gateway.base + "/v1", api_key=key, max_retries=0)
+
+
+def test_a_created_key_works_with_the_sdk_and_others_do_not(keyed, upstream):
+    gateway, db = keyed
+    row, secret = create_key(db, "alice")
+    assert secret.startswith("sk-alloy-") and row["prefix"] == secret[:13] + "..."
+    wait_until(lambda: post(gateway.port, secret, chat())[0] == 200, timeout=REVOCATION_BOUND)
+    answer = sdk(gateway, secret).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content == "echo: hi"
+    assert sdk(gateway, MASTER).models.list() is not None  # the master key keeps working
+    upstream.clear()
+    with pytest.raises(openai.AuthenticationError) as refused:
+        sdk(gateway, "sk-alloy-" + "x" * 43).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert refused.value.body["code"] == "invalid_api_key"
+    with pytest.raises(openai.AuthenticationError):
+        sdk(gateway, "no-such-key").chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert upstream.requests() == []
+    # Listed by prefix and name; the secret and its hash are never shown again.
+    status, listing = admin(gateway.port, "GET", "/admin/keys")
+    assert status == 200
+    assert [(k["name"], k["prefix"]) for k in listing["data"]] == [("alice", row["prefix"])]
+    assert secret not in str(listing) and "hash" not in listing["data"][0]
+    assert "key" not in alloy(db, "keys", "show", "alice")
+
+
+def test_x_api_key_and_the_messages_endpoint(keyed):
+    gateway, db = keyed
+    _, secret = create_key(db, "claude-code")
+    client = anthropic.Anthropic(base_url=gateway.base, api_key=secret, max_retries=0)
+    wait_until(lambda: post(gateway.port, secret, chat())[0] == 200, timeout=REVOCATION_BOUND)
+    message = client.messages.create(model="gpt-4o", max_tokens=50, messages=[{"role": "user", "content": "hello"}])
+    assert message.content[0].text == "echo: hello"
+    with pytest.raises(anthropic.AuthenticationError):
+        anthropic.Anthropic(base_url=gateway.base, api_key="sk-alloy-wrong", max_retries=0).messages.create(
+            model="gpt-4o", max_tokens=50, messages=[{"role": "user", "content": "hello"}]
+        )
+
+
+def test_a_key_limited_to_models_sees_no_other(keyed, upstream):
+    gateway, db = keyed
+    _, secret = create_key(db, "mini-only", "--models", "gpt-4o-mini,o3*")
+    wait_until(lambda: post(gateway.port, secret, chat("gpt-4o-mini"))[0] == 200, timeout=REVOCATION_BOUND)
+    assert post(gateway.port, secret, chat("o3-mini"))[0] == 200  # a wildcard
+    upstream.clear()
+    status, _, body = post(gateway.port, secret, chat("gpt-4o"))
+    assert status == 404 and body["error"]["code"] == "model_not_found"
+    assert "'gpt-4o'" in body["error"]["message"] and "mini" not in body["error"]["message"]
+    assert upstream.requests() == []
+    assert post(gateway.port, MASTER, chat("gpt-4o"))[0] == 200  # the master key is not limited
+
+
+def test_expiry_revocation_and_rotation(keyed, upstream):
+    gateway, db = keyed
+    _, secret = create_key(db, "temp", "--expires", "1h")
+    wait_until(lambda: post(gateway.port, secret, chat())[0] == 200, timeout=REVOCATION_BOUND)
+    # Expired: moved into the past through the admin API.
+    assert admin(gateway.port, "PATCH", "/admin/keys/temp", {"expires": "2020-01-01T00:00:00Z"})[0] == 200
+    status, _, body = post(gateway.port, secret, chat())
+    assert status == 401 and "expired" in body["error"]["message"]
+    assert admin(gateway.port, "PATCH", "/admin/keys/temp", {"expires": None})[0] == 200
+    assert post(gateway.port, secret, chat())[0] == 200
+    # Rotated: the old secret stops, the new one works, same key (id, name).
+    status, rotated = admin(gateway.port, "POST", "/admin/keys/temp/rotate")
+    assert status == 200 and rotated["key"] != secret and rotated["name"] == "temp"
+    assert post(gateway.port, secret, chat())[0] == 401
+    assert post(gateway.port, rotated["key"], chat())[0] == 200
+    # Revoked with the CLI (another process): refused within the bound, by id as by name.
+    alloy(db, "keys", "revoke", rotated["id"])
+    wait_until(lambda: post(gateway.port, rotated["key"], chat())[0] == 401, timeout=REVOCATION_BOUND)
+    status, _, body = post(gateway.port, rotated["key"], chat())
+    assert "revoked" in body["error"]["message"]
+    assert alloy(db, "keys", "show", "temp")["revoked_at"] is not None
+
+
+def test_admin_api_refuses_bad_input_and_writes_nothing(keyed):
+    gateway, db = keyed
+    assert admin(gateway.port, "POST", "/admin/keys", {"name": "ok", "rpm": 10})[0] == 201
+    refused = [
+        (b"{not json", None),
+        ({"name": "x", "colour": "red"}, "colour"),
+        ({"name": "x", "rpm": -1}, "rpm"),
+        ({"name": "x", "tpm": 1.5}, "tpm"),
+        ({"name": "x", "max_parallel": 0}, "max_parallel"),
+        ({"name": "x", "budget": 1e12}, "budget"),
+        ({"name": "x", "budget": -5}, "budget"),
+        ({"name": "x", "budget_period": "fortnight"}, "budget_period"),
+        ({"name": "x", "expires": "soon"}, "expires"),
+        ({"name": "x", "team": "nobody"}, None),
+        ({"name": "ok"}, None),  # a duplicate name
+        ({"name": "bad name"}, "name"),
+        ([1, 2], "body"),
+    ]
+    for body, param in refused:
+        status, answer = admin(gateway.port, "POST", "/admin/keys", body)
+        assert status == 400, (body, answer)
+        assert answer["error"]["type"] == "invalid_request_error" and answer["error"]["message"]
+        assert answer["error"]["param"] == param, answer
+    assert [k["name"] for k in admin(gateway.port, "GET", "/admin/keys")[1]["data"]] == ["ok"]
+    assert admin(gateway.port, "PATCH", "/admin/keys/ok", {"rpm": -3})[0] == 400
+    assert alloy(db, "keys", "show", "ok")["rpm"] == 10  # unchanged
+    assert admin(gateway.port, "GET", "/admin/keys/nobody")[0] == 404
+    assert admin(gateway.port, "PUT", "/admin/keys")[0] == 405
+    # The admin API is the master key's alone.
+    _, secret = create_key(db, "user")
+    assert admin(gateway.port, "GET", "/admin/keys", key=secret)[0] == 401
+    # The CLI refuses the same way, exit code 2, nothing written.
+    done = alloy(db, "keys", "create", "--name", "neg", "--rpm", "-1", expect=2)
+    assert "rpm" in done.stderr
+    assert alloy(db, "keys", "show", "neg", expect=1).returncode == 1
+
+
+def test_no_key_and_no_master_key_behaves_as_before(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    gateway = start_gateway(config=keyed_config(upstream, db))
+    assert post(gateway.port, None, chat())[0] == 200
+    assert post(gateway.port, "any-provider-key", chat())[0] == 200
+    # The first key closes the gateway to requests without one.
+    _, secret = create_key(db, "first")
+    wait_until(lambda: post(gateway.port, None, chat())[0] == 401, timeout=REVOCATION_BOUND)
+    assert post(gateway.port, secret, chat())[0] == 200
