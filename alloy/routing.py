@@ -79,7 +79,8 @@ class Routes:
         if not config.models and not config.wildcards and self.default_group is not None:
             # A plain proxy: every model goes to the default provider under its own name.
             self.table.add_wildcard("*", self.default_group)
-        self.listing = ModelListing(self.listed)
+        catalogue = catalogue_names(config)
+        self.listing = ModelListing(catalogue, self.table) if catalogue else ModelListing(self.listed)
 
     def readiness(self):
         """``/health/ready``: each configured model's deployments and their state; unavailable when
@@ -89,13 +90,55 @@ class Routes:
         return ready, {"status": "ready" if ready else "unavailable", "models": models}
 
 
-class ModelListing:
-    """``GET /v1/models`` and ``/v1/models/{id}`` for the configured models, built once. Without
-    configured models there is no listing: the request passes through to the default provider."""
+# Zero-config ``/v1/models``: the models each preset's provider is known to serve (a static list, not
+# fetched: it may lag the provider's own; any other name the provider knows still routes). Listed for
+# a provider configured under its preset's own name (``openai``, ``anthropic``...); others have none.
+CATALOGUE = {
+    "openai": (
+        "gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o",
+        "gpt-4o-mini", "o3", "o4-mini", "text-embedding-3-small", "text-embedding-3-large",
+    ),
+    "anthropic": (
+        "claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1", "claude-opus-4-0",
+        "claude-sonnet-4-0", "claude-3-7-sonnet-latest", "claude-3-5-haiku-latest",
+    ),
+    "gemini": ("gemini-3-pro-preview", "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash"),
+    "mistral": ("mistral-large-latest", "mistral-medium-latest", "mistral-small-latest", "codestral-latest"),
+    "deepseek": ("deepseek-chat", "deepseek-reasoner"),
+    "groq": ("llama-3.3-70b-versatile", "llama-3.1-8b-instant", "openai/gpt-oss-120b", "openai/gpt-oss-20b"),
+}  # fmt: skip
 
-    def __init__(self, listed):
-        entries = [{"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in listed]
-        self.models = {entry["id"]: Prebuilt(200, orjson.dumps(entry), JSON_HEADER) for entry in entries}
+
+def catalogue_names(config):
+    """(name, provider) for ``/v1/models`` without configured models, or () when the default
+    provider's own listing says it all (a single OpenAI-compatible provider: passed through).
+
+    Every provider whose catalogue is known is listed: the default provider's models under their
+    own names (the plain proxy routes every name there), the others as ``provider/model``, the
+    names by which the route table reaches them."""
+    if config.models or (len(config.providers) == 1 and config.providers[0].api in ("openai", "azure")):
+        return ()
+    names = []
+    for provider in config.providers:
+        models = CATALOGUE.get(provider.name) if provider.kind == provider.name else None
+        bare = provider.name == config.default_provider and not config.wildcards
+        for model in models or ():
+            names.append((model if bare else f"{provider.name}/{model}", provider.name))
+    return names
+
+
+class ModelListing:
+    """``GET /v1/models`` and ``/v1/models/{id}``, built once: the configured models and aliases;
+    without any, the providers' catalogues (``catalogue_names``) when more than one provider (or a
+    translated one) is enabled, where ``/v1/models/{id}`` also answers any other name the route
+    table reaches. Otherwise there is no listing: the request passes through to the default
+    provider."""
+
+    def __init__(self, listed, table=None):
+        """``listed``: (name, owner) pairs; ``table``: the route table when they are a catalogue."""
+        entries = [entry(name, owner) for name, owner in listed]
+        self.table = table
+        self.models = {e["id"]: Prebuilt(200, orjson.dumps(e), JSON_HEADER) for e in entries}
         self.everything = Prebuilt(200, orjson.dumps({"object": "list", "data": entries})) if entries else None
 
     def answer(self, method, path):
@@ -108,6 +151,13 @@ class ModelListing:
             return None
         name = path[len(b"/v1/models/") :].decode("utf-8", "replace")
         answer = self.models.get(name)
-        if answer is None:
+        if answer is not None:
+            return answer
+        found = self.table.lookup(name) if self.table is not None else None
+        if found is None:
             raise ModelNotFound(f"The model '{name}' does not exist", param="model")
-        return answer
+        return Prebuilt(200, orjson.dumps(entry(name, found[0].name)), JSON_HEADER)
+
+
+def entry(name, owner):
+    return {"id": name, "object": "model", "created": 0, "owned_by": owner}
