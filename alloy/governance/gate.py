@@ -182,7 +182,7 @@ class Governance:
 
     def finished(self, call):
         held = self.held.pop(call, None)
-        usage = call.usage if call.tail else None
+        usage = call.usage
         tokens_in, tokens_out, tokens_cached = tokens_of(usage)
         scan = call.scan
         asked = scan.model if scan is not None else None

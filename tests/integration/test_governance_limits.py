@@ -1,0 +1,148 @@
+"""Rate limits through the running gateway: requests per minute, tokens per minute (reserved from
+the request, reconciled from the answer's usage, streams and Anthropic routes included) and
+requests in flight, exact under concurrent load with one process and with ``--workers 2``; the
+x-ratelimit-* headers on every keyed answer; a 429 with Retry-After, and nothing sent upstream."""
+
+import sys
+
+import openai
+import pytest
+
+from governance_helpers import MASTER, burst, chat, create_key, keyed_config, post, statuses
+from harness import in_parallel, start_emulator_process, wait_until
+
+SLOW = {"x-mock-fault": "slow-first-byte=400"}  # keeps requests in flight while others arrive
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    process = start_emulator_process("anthropic", "--api-key", "sk-ant")
+    yield process
+    process.stop()
+
+
+def start_keyed(start_gateway, upstream, db, args=(), extra=""):
+    gateway = start_gateway(config=keyed_config(upstream, db, extra), env={"ALLOY_MASTER_KEY": MASTER}, args=args)
+    return gateway
+
+
+def ready(gateway, secret):
+    """Wait until the gateway knows the key (it reloads every 0.1 s here), using the master key so
+    no limit of the key is spent."""
+    wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] != 401, timeout=5)
+
+
+def refusals_are_clean(results, kind):
+    for status, head, body in results:
+        if status == 429:
+            assert body["error"]["code"] == "rate_limit_exceeded" and body["error"]["type"] == kind
+            assert int(head["retry-after"]) >= 1
+            assert head["x-ratelimit-remaining-requests"] == "0" if kind == "requests" else True
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rpm_lets_exactly_the_limit_through(start_gateway, upstream, tmp_path, workers):
+    if workers > 1 and not sys.platform.startswith("linux"):
+        pytest.skip("--workers is Linux-only")
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "rpm", "--rpm", "7")
+    gateway = start_keyed(start_gateway, upstream, db, args=["--workers", str(workers)])
+    ready(gateway, secret)
+    upstream.clear()
+    results = burst(gateway.port, secret, 24)
+    assert statuses(results) == [200] * 7 + [429] * 17
+    assert len(upstream.requests()) == 7  # nothing refused went upstream
+    refusals_are_clean(results, "requests")
+    remaining = sorted(int(head["x-ratelimit-remaining-requests"]) for status, head, _ in results if status == 200)
+    assert remaining == list(range(7))  # each admitted request saw the count after it
+    assert all(head["x-ratelimit-limit-requests"] == "7" for _, head, _ in results)
+    # The master key is not limited.
+    assert post(gateway.port, MASTER, chat())[0] == 200
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_max_parallel_caps_requests_in_flight(start_gateway, upstream, tmp_path, workers):
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "narrow", "--max-parallel", "3")
+    gateway = start_keyed(start_gateway, upstream, db, args=["--workers", str(workers)])
+    ready(gateway, secret)
+    upstream.clear()
+    results = burst(gateway.port, secret, 10, headers=SLOW)
+    assert statuses(results) == [200] * 3 + [429] * 7
+    assert len(upstream.requests()) == 3
+    # Released when they end: the next ones pass.
+    assert statuses(burst(gateway.port, secret, 3)) == [200] * 3
+
+
+def test_tpm_reserves_max_tokens_and_reconciles_from_usage(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "tokens", "--tpm", "400")
+    gateway = start_keyed(start_gateway, upstream, db)
+    ready(gateway, secret)
+    client = openai.OpenAI(base_url=gateway.base + "/v1", api_key=secret, max_retries=0)
+    messages = [{"role": "user", "content": "one two three"}]
+    # Reserved: max_tokens 300 plus the prompt's estimate; the answer used 3 + 3 tokens, which is
+    # what stays counted once it ended.
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages, max_tokens=300)
+    assert raw.headers["x-ratelimit-limit-tokens"] == "400"
+    reserved_first = 400 - int(raw.headers["x-ratelimit-remaining-tokens"])
+    assert reserved_first > 300
+    used = raw.parse().usage.total_tokens
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages, max_tokens=300)
+    # Had the first reservation stayed, this one would not have fit in 400.
+    assert int(raw.headers["x-ratelimit-remaining-tokens"]) == 400 - used - reserved_first
+    # A stream without include_usage is reconciled too (the gateway asks for its usage).
+    stream = client.chat.completions.create(model="gpt-4o", messages=messages, max_tokens=300, stream=True)
+    chunks = list(stream)
+    assert all(chunk.usage is None for chunk in chunks)
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages, max_tokens=300)
+    assert int(raw.headers["x-ratelimit-remaining-tokens"]) == 400 - 3 * used - reserved_first
+    # A request that cannot fit is refused before it goes upstream.
+    upstream.clear()
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="gpt-4o", messages=messages, max_tokens=390)
+    assert refused.value.body["type"] == "tokens" and refused.value.response.headers["retry-after"]
+    assert upstream.requests() == []
+
+
+def test_tpm_on_an_anthropic_route_streaming_and_not(start_gateway, upstream, emulator, tmp_path):
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "claude", "--tpm", "1000")
+    extra = f"""
+        [providers.anthropic]
+        base_url = "{emulator.base}"
+        api_key = "sk-ant"
+        """
+    gateway = start_keyed(start_gateway, upstream, db, extra=extra)
+    ready(gateway, secret)
+    client = openai.OpenAI(base_url=gateway.base + "/v1", api_key=secret, max_retries=0)
+    messages = [{"role": "user", "content": "hello there"}]
+    model = "claude-sonnet-4-5"
+    first = client.chat.completions.with_raw_response.create(model=model, messages=messages, max_tokens=200)
+    reserved = 1000 - int(first.headers["x-ratelimit-remaining-tokens"])
+    used = first.parse().usage.total_tokens
+    assert 0 < used < reserved
+    list(client.chat.completions.create(model=model, messages=messages, max_tokens=200, stream=True))
+    third = client.chat.completions.with_raw_response.create(model=model, messages=messages, max_tokens=200)
+    # Both earlier calls were reconciled to what they used; the stream used what the first did.
+    assert int(third.headers["x-ratelimit-remaining-tokens"]) == 1000 - 2 * used - reserved
+
+
+def test_refused_requests_carry_the_headers_and_keyless_answers_none(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "one", "--rpm", "1", "--tpm", "100000")
+    gateway = start_keyed(start_gateway, upstream, db)
+    ready(gateway, secret)
+    status, head, _ = post(gateway.port, secret, chat())
+    assert status == 200 and head["x-ratelimit-remaining-requests"] == "0"
+    assert head["x-ratelimit-limit-tokens"] == "100000"
+    assert head["x-ratelimit-reset-requests"].endswith("s")
+    status, head, body = post(gateway.port, secret, chat())
+    assert status == 429 and 1 <= int(head["retry-after"]) <= 60
+    assert body["error"]["message"].startswith("Rate limit reached for requests per minute on key 'one'")
+    status, head, _ = post(gateway.port, MASTER, chat())
+    assert status == 200 and not any(name.startswith("x-ratelimit") for name in head)
+    # Concurrency on the same key after the window is spent: every one refused, none upstream.
+    upstream.clear()
+    assert statuses(in_parallel([lambda: post(gateway.port, secret, chat())] * 5)) == [429] * 5
+    assert upstream.requests() == []
