@@ -43,7 +43,10 @@ _REQUEST_ID_OK = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 
 
 class Pipeline:
-    def __init__(self, config, upstreams, loop):
+    def __init__(self, config, upstreams, loop, previous=None):
+        """``previous``: the pipeline this one replaces at a reload (``alloy.reload``); what is not
+        configuration but running state (the account stage's listeners, the admin API, keys and
+        limits, the cache, the request id counter) is carried over from it."""
         self.loop = loop
         self.router = config.router  # retries, backoff, deadlines (read by alloy.attempts)
         self.keys = MasterKey(config.server.master_key)
@@ -53,7 +56,7 @@ class Pipeline:
         self.routes = Routes(config, self.messages.providers)
         self.responses = ResponsesEndpoint(self, config, providers)  # /v1/responses (Codex, Agents SDK)
         self.passthrough_allowed = AllowList(config.passthrough.allow)
-        self.request_ids = RequestIds()
+        self.request_ids = RequestIds() if previous is None else previous.request_ids
         self.overhead_header = config.server.overhead_header  # x-alloy-overhead-us (alloy.relay)
         self.listeners = []  # the account stage: callables given each call once it has ended
         # Must every stream's usage be known, also when its client did not ask for it? (Limits,
@@ -65,6 +68,14 @@ class Pipeline:
         # /admin/... endpoints (always behind the master key): path prefix -> handler(request,
         # path, query, connection) returning a Prebuilt answer. Filled by the features below.
         self.admin_routes = {}
+        if previous is not None:
+            self.listeners = previous.listeners
+            self.refusal_listeners = previous.refusal_listeners
+            self.admin_routes = previous.admin_routes
+            self.governance = previous.governance
+            self.cache = previous.cache
+            self.needs_stream_usage = previous.needs_stream_usage or config.server.stream_usage
+            return
         self.governance = governance_for(config, self)  # None: the master key alone
         self.cache = cache_for(config, self)  # None: no response cache
 

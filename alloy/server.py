@@ -28,6 +28,7 @@ from alloy.endpoints import Endpoints
 from alloy.malloc import tune_allocator
 from alloy.observability import Observability
 from alloy.pipeline import Pipeline
+from alloy.reload import Reloader
 from alloy.upstream import open_upstream
 
 
@@ -46,6 +47,7 @@ class Gateway:
         self.pipeline = Pipeline(config, self.upstreams, loop)
         self.endpoints = Endpoints(self.pipeline)
         self.dispatch = self.endpoints.dispatch
+        self.retired = []  # pools a reload left unused: still swept, closed once their requests had time
         self._sweeper = None
 
     def protocol(self):
@@ -60,7 +62,21 @@ class Gateway:
             connection.tick(settings, draining)
         for upstream in self.upstreams.values():
             upstream.tick()
+        for upstream in self.retired:
+            upstream.tick()
         self._sweeper = self.loop.call_later(1.0, self._sweep)
+
+    def retire(self, upstream):
+        """A reload no longer uses ``upstream``: the requests on it finish (their timeouts still
+        swept), then it closes, ``shutdown_timeout`` seconds later."""
+        self.retired.append(upstream)
+
+        def close():
+            if upstream in self.retired:
+                self.retired.remove(upstream)
+                self.loop.create_task(upstream.close())
+
+        self.loop.call_later(self.settings.shutdown_timeout, close)
 
     def start_draining(self):
         self.draining = True
@@ -73,7 +89,7 @@ class Gateway:
             self._sweeper.cancel()
         for connection in list(self.connections):
             connection.close()
-        for upstream in self.upstreams.values():
+        for upstream in (*self.upstreams.values(), *self.retired):
             await upstream.close()
 
 
@@ -165,6 +181,8 @@ async def serve(config, reuse_port=False, ready=None):
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    reloader = Reloader(gateway, observability)  # SIGHUP and POST /admin/reload
+    loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
     logging.getLogger("alloy").info("gateway started: pid %d on %s:%d", os.getpid(), host, port)
 
     await stop.wait()

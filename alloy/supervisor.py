@@ -12,6 +12,8 @@ between them. The supervisor itself serves nothing; a single-threaded loop that 
 - SIGTERM or SIGINT is forwarded to every worker as SIGTERM: each drains what it has in flight for
   up to ``shutdown_timeout``, as a lone gateway does, and the supervisor exits 0 when all are gone;
   a second signal SIGKILLs the workers and exits at once;
+- SIGHUP is forwarded to every worker, each of which reloads the configuration (``alloy.reload``);
+  the supervisor keeps the new configuration for the workers it starts later;
 - if the supervisor itself is killed, the kernel sends each worker SIGTERM (PR_SET_PDEATHSIG), so
   no orphan keeps serving the port.
 
@@ -32,6 +34,7 @@ import traceback
 from dataclasses import replace
 
 from alloy import core, server
+from alloy.config import ConfigError, load
 from alloy.governance import applies as governance_applies
 from alloy.governance.counters import create_shared
 from alloy.server import say
@@ -124,7 +127,8 @@ class Supervisor:
     # --- the loop --------------------------------------------------------------------------------
 
     def run(self):
-        previous = {signum: signal.signal(signum, lambda *_: None) for signum in (*STOP_SIGNALS, signal.SIGCHLD)}
+        handled = (*STOP_SIGNALS, signal.SIGCHLD, signal.SIGHUP)
+        previous = {signum: signal.signal(signum, lambda *_: None) for signum in handled}
         self.previous_handlers = previous
         signal.set_wakeup_fd(self.wakeup_w)
         try:
@@ -136,6 +140,8 @@ class Supervisor:
                     for signum in os.read(self.wakeup_r, 256):
                         if signum in STOP_SIGNALS:
                             self.on_stop_signal()
+                        elif signum == signal.SIGHUP:
+                            self.on_reload_signal()
                 if self.ready_r in readable:
                     self.read_ready()
                 self.reap()
@@ -178,6 +184,19 @@ class Supervisor:
         else:
             say("alloy: second signal: killing the workers")
             self.kill(signal.SIGKILL)
+
+    def on_reload_signal(self):
+        """SIGHUP: every worker reloads the configuration itself (alloy.reload: each validates it
+        and logs a refusal); the supervisor keeps the new one too, for the workers it starts later
+        in place of one that died. Sections that need a restart stay as they were."""
+        try:
+            new = load(self.config.path, host=self.config.server.host, port=self.config.server.port)
+        except ConfigError:
+            new = None  # the workers say why; a replacement worker gets the running configuration
+        if new is not None and not new.uses_mock:
+            kept = {name: getattr(self.config, name) for name in ("metrics", "log", "governance", "cache")}
+            self.config = replace(new, **kept)
+        self.kill(signal.SIGHUP)
 
     def stop(self, exit_code):
         """Ask every worker to drain and exit; the loop ends when the last one is gone."""

@@ -34,14 +34,19 @@ class Config:
     log: LogSettings = LogSettings()
     governance: GovernanceSettings = GovernanceSettings()
     cache: CacheSettings = CacheSettings()
+    # Where it was read from (None: the environment alone), so a reload reads the same file.
+    path: str | None = None
 
 
 def load(path=None, env=None, **server_overrides):
-    """Build the ``Config`` from ``path`` (optional) and ``env`` (defaults to ``os.environ``).
+    """Build the ``Config`` from ``path`` (optional; ``ALLOY_CONFIG`` in ``env`` names it when not
+    given) and ``env`` (defaults to ``os.environ``).
 
     ``server_overrides`` (host, port, ...) come from the command line and win over the file.
     """
     env = os.environ if env is None else env
+    if path is None and env.get("ALLOY_CONFIG"):
+        path = env["ALLOY_CONFIG"]
     document = {}
     source = path or "<environment>"
     if path is not None:
@@ -89,4 +94,5 @@ def load(path=None, env=None, **server_overrides):
         log=log,
         governance=governance,
         cache=cache,
+        path=path,
     )

@@ -116,9 +116,15 @@ class Observability:
 
             gateway.dispatch = dispatch
             pipeline.refusal_listeners.append(refused)  # Messages refusals, answered in their shape
-        for group in pipeline.routes.configured:
-            for deployment in group.deployments:
-                self.breakers[deployment] = (group.name, deployment.state)
+        self.watch(pipeline)
+
+    def watch(self, pipeline):
+        """Log the breaker changes of ``pipeline``'s deployments (again after each reload)."""
+        self.breakers = {
+            deployment: (group.name, deployment.state)
+            for group in pipeline.routes.configured
+            for deployment in group.deployments
+        }
 
     async def start(self):
         """Open the separate metrics listener, when ``[metrics] port`` asks for one, and start the
