@@ -40,10 +40,12 @@ MISS, REFRESH, BYPASS = b"x-alloy-cache: miss\r\n", b"x-alloy-cache: refresh\r\n
 class Stats:
     """What the cache did since start (for the operations endpoints and the benchmark)."""
 
-    __slots__ = ("hits", "misses", "bypasses", "stored_entries", "stored_bytes", "evictions", "store_errors")
+    __slots__ = (
+        "hits", "misses", "refreshes", "bypasses", "stored_entries", "stored_bytes", "evictions", "store_errors",
+    )  # fmt: skip
 
     def __init__(self):
-        self.hits = self.misses = self.bypasses = 0
+        self.hits = self.misses = self.refreshes = self.bypasses = 0  # by the x-alloy-cache each answer got
         self.stored_entries = self.stored_bytes = self.evictions = self.store_errors = 0
 
     def stored(self, size):
@@ -136,12 +138,15 @@ class ResponseCache:
         return True
 
     def _missed(self, call, asked, ttl, no_store):
-        self.stats.misses += 1
         if no_store or ttl <= 0:
             return self._bypass(call)
         return self._record(call, asked, ttl, MISS)
 
     def _record(self, call, asked, ttl, line):
+        if line is MISS:
+            self.stats.misses += 1
+        else:
+            self.stats.refreshes += 1
         call.recording = Recording(asked, ttl, self.max_entry_bytes)
         call.id_line += line
         return self._pass(call)

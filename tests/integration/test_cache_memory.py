@@ -291,3 +291,28 @@ def test_a_model_may_turn_its_cache_on_alone(start_gateway, upstream):
         raw = sdk.embeddings.with_raw_response.create(model="embed", input=text)
     assert raw.headers["x-alloy-cache"] == "hit"
     assert len(upstream_chats(upstream)) == 2
+
+
+def test_metrics_count_hits_misses_and_stored_bytes(gateway, upstream):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape():
+        request = urllib.request.Request(gateway.base + "/metrics", headers={"authorization": f"Bearer {MASTER}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+        return {
+            (sample.name, sample.labels.get("result")): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name.startswith("alloy_cache_")
+        }
+
+    before = scrape()
+    text = unique()
+    chat(gateway, text)
+    chat(gateway, text)
+    after = scrape()
+    assert after[("alloy_cache_requests_total", "hit")] - before.get(("alloy_cache_requests_total", "hit"), 0) == 1
+    assert after[("alloy_cache_requests_total", "miss")] - before.get(("alloy_cache_requests_total", "miss"), 0) == 1
+    assert after[("alloy_cache_stored_total", None)] - before.get(("alloy_cache_stored_total", None), 0) == 1
+    assert after[("alloy_cache_stored_bytes_total", None)] > before.get(("alloy_cache_stored_bytes_total", None), 0)
