@@ -14,7 +14,8 @@ are resolved by dict lookups, so a label never grows past what the configuration
 - ``provider``: the provider of the deployment that served the last attempt (``""``: none did).
 
 What the gateway holds now (in-flight requests, client connections, upstream pools, breakers) is
-read when ``/metrics`` is scraped, never counted per request.
+read when ``/metrics`` is scraped, never counted per request. So are the response cache's counters
+(``alloy_cache_*``, kept by ``alloy.cache`` itself), exported only when the cache is on.
 
 Gateway overhead, the ``alloy_overhead_seconds`` histogram: the call's time minus the upstream's
 share, from the call's four clock reads. For a complete (non-streamed) answer it is
@@ -68,6 +69,7 @@ STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx"
 BREAKER_STATES = (HEALTHY, COOLING, PROBING)
 PASSTHROUGH_CACHE = 4096  # paths whose passthrough label is remembered (paths come from clients)
 SEEN_CACHE = 4096  # (path, model, deployment) combinations whose slot is remembered
+CACHE_RESULTS = (("hit", "hits"), ("miss", "misses"), ("refresh", "refreshes"), ("bypass", "bypasses"))
 GAUGES_FRESH = 5.0  # seconds: a worker's snapshot older than this contributes no gauges
 
 
@@ -213,7 +215,13 @@ class Metrics:
             "fallbacks": dict(self.fallbacks),
             "log": (log.lines, log.dropped) if log is not None else (0, 0),
             "gauges": self.gauges(),
+            "cache": self.cache_counts(),
         }
+
+    def cache_counts(self):
+        """The response cache's counters (``alloy.cache``: kept by the cache, read here)."""
+        stats = getattr(self.gateway.pipeline.cache, "stats", None)
+        return stats.report() if stats is not None else {}
 
     def gauges(self):
         gateway = self.gateway
@@ -313,6 +321,7 @@ def render(states):
     inflight = connections = 0
     pools, breakers, deployments = {}, {}, {}
     lines = dropped = 0
+    cache = {}
     now = time.time()
     workers = 0
     for index, state in enumerate(states):
@@ -345,6 +354,8 @@ def render(states):
             _add(errors, kind, count)
         lines += state["log"][0]
         dropped += state["log"][1]
+        for name, count in state.get("cache", {}).items():
+            _add(cache, name, count)
         # Gauges: this worker's (the first state) and those of workers alive with a fresh snapshot.
         if index and (now - state["time"] > GAUGES_FRESH or not _alive(state["pid"])):
             continue
@@ -409,6 +420,19 @@ def render(states):
         "alloy_errors_total", "counter", "Alloy's own error answers, by OpenAI error type and code.",
         ("type", "code"), errors,
     )  # fmt: skip
+    if cache:
+        lookups = {(result,): cache.get(key, 0) for result, key in CACHE_RESULTS}
+        out.metric(
+            "alloy_cache_requests_total", "counter", "Requests the response cache saw, by their x-alloy-cache.",
+            ("result",), lookups,
+        )  # fmt: skip
+        for name, key, help_text in (
+            ("alloy_cache_stored_total", "stored_entries", "Answers the response cache stored."),
+            ("alloy_cache_stored_bytes_total", "stored_bytes", "Bytes of the answers the response cache stored."),
+            ("alloy_cache_evictions_total", "evictions", "Entries the memory store evicted to fit max_bytes."),
+            ("alloy_cache_store_errors_total", "store_errors", "Failed or timed-out commands to the cache's Redis."),
+        ):
+            out.metric(name, "counter", help_text, (), {(): cache.get(key, 0)})
     out.metric("alloy_requests_in_flight", "gauge", "Requests being answered now.", (), {(): inflight})
     out.metric("alloy_client_connections", "gauge", "Open client connections.", (), {(): connections})
     out.metric(
