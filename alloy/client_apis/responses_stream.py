@@ -62,6 +62,7 @@ class ResponseBuilder:
         self.response = None  # the Response, once the first chunk came
         self.item = None  # the open output item (a dict in response["output"])
         self.key = None  # what the open item is: (REASONING,), (TEXT,) or (TOOL, index)
+        self.pieces = []  # the open part's text (or arguments) so far: joined once, when it closes
         self.closed_tools = set()
         self.finish_reason = None
         self.usage = None
@@ -104,6 +105,7 @@ class ResponseBuilder:
     def fail(self, message, code="server_error"):
         out = []
         self.start({}, out)
+        self.settle()
         self.done = True
         response = self.response
         response["status"] = "failed"
@@ -177,7 +179,7 @@ class ResponseBuilder:
                 "type": "response.reasoning_summary_part.added", "item_id": item["id"],
                 "output_index": self.index, "summary_index": 0, "part": {"type": "summary_text", "text": ""},
             })  # fmt: skip
-        self.item["summary"][0]["text"] += text
+        self.pieces.append(text)
         self.emit(out, {
             "type": "response.reasoning_summary_text.delta", "item_id": self.item["id"],
             "output_index": self.index, "summary_index": 0, "delta": text,
@@ -204,16 +206,16 @@ class ResponseBuilder:
         return part
 
     def on_text(self, text, out):
-        part = self.message_part("output_text", out)
-        part["text"] += text
+        self.message_part("output_text", out)
+        self.pieces.append(text)
         self.emit(out, {
             "type": "response.output_text.delta", "item_id": self.item["id"], "output_index": self.index,
             "content_index": len(self.item["content"]) - 1, "delta": text, "logprobs": [],
         })  # fmt: skip
 
     def on_refusal(self, text, out):
-        part = self.message_part("refusal", out)
-        part["refusal"] += text
+        self.message_part("refusal", out)
+        self.pieces.append(text)
         self.emit(out, {
             "type": "response.refusal.delta", "item_id": self.item["id"], "output_index": self.index,
             "content_index": len(self.item["content"]) - 1, "delta": text,
@@ -236,7 +238,7 @@ class ResponseBuilder:
         if isinstance(arguments, dict):
             arguments = orjson.dumps(arguments).decode()  # some servers send the object itself
         if isinstance(arguments, str) and arguments:
-            self.item["arguments"] += arguments
+            self.pieces.append(arguments)
             self.emit(out, {
                 "type": "response.function_call_arguments.delta", "item_id": self.item["id"],
                 "output_index": self.index, "delta": arguments,
@@ -273,7 +275,26 @@ class ResponseBuilder:
             added["summary"] = []
         self.emit(out, {"type": "response.output_item.added", "output_index": self.index, "item": added})
 
+    def settle(self):
+        """The open part's pieces joined into it (a text grows by one join, not one copy a delta)."""
+        item = self.item
+        if item is None:
+            return
+        text = "".join(self.pieces)
+        kind = item["type"]
+        if kind == "message":
+            if not item["content"]:
+                return
+            part = item["content"][-1]
+            part["text" if part["type"] == "output_text" else "refusal"] = text
+        elif kind == "reasoning":
+            item["summary"][0]["text"] = text
+        else:
+            item["arguments"] = text
+
     def close_part(self, out):
+        self.settle()
+        self.pieces = []
         part = self.item["content"][-1]
         where = {"item_id": self.item["id"], "output_index": self.index, "content_index": len(self.item["content"]) - 1}
         if part["type"] == "output_text":
@@ -288,6 +309,7 @@ class ResponseBuilder:
             return
         kind = item["type"]
         where = {"item_id": item["id"], "output_index": self.index}
+        self.settle()
         if kind == "message":
             self.close_part(out)
         elif kind == "reasoning":
@@ -305,6 +327,7 @@ class ResponseBuilder:
             item["status"] = "completed"
         self.emit(out, {"type": "response.output_item.done", "output_index": self.index, "item": item})
         self.item = self.key = None
+        self.pieces = []
 
 
 # --- complete answers ---------------------------------------------------------------------------------

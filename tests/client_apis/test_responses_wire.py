@@ -205,3 +205,18 @@ def test_alloy_errors_stay_openai_shaped():
     assert sent == [(error, False, b"")]
     transport.write(b"HTTP/1.1 200 OK\r\n")  # a relay writing after that reaches nobody
     assert connection.transport.data == b""
+
+
+def test_a_long_stream_and_a_refusal_come_out_whole():
+    words = [f"w{i} " for i in range(2000)]
+    chunks = [chunk({"content": word}) for word in words] + [chunk({"refusal": "I can't"}), chunk({}, "stop")]
+    connection, transport = wire(stream=True)
+    transport.write(relay_stream(openai_events(chunks)))
+    events = events_of(answer(connection.transport.data)[1])
+    [message] = events[-1]["response"]["output"]
+    assert message["content"] == [
+        {"type": "output_text", "text": "".join(words), "annotations": []},
+        {"type": "refusal", "refusal": "I can't"},
+    ]
+    assert events[-1]["response"]["usage"] is None  # the upstream sent none: none is made up
+    assert [e["type"] for e in events].count("response.content_part.done") == 2
