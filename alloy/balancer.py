@@ -299,6 +299,7 @@ class ModelGroup:
         self.content_policy_fallbacks = ()
         self.turn = 0
         self.affinity = None  # prefix-affinity: the prompt-prefix hash of the request being placed
+        self.cache_policy = None  # the response cache's settings for it, set on its first lookup (alloy.cache)
         if strategy == "prefix-affinity":
             self.ring, self.ring_owners = _ring(self.deployments)
 

@@ -22,22 +22,20 @@ just before a call starts).
 
 from alloy.cache.memory import MemoryStore
 from alloy.cache.prompt_prefix import AFFINITY, PrefixAffinity
-from alloy.cache.response_cache import Policy, ResponseCache, Stats
+from alloy.cache.response_cache import Policies, ResponseCache, Stats
 
 
 def cache_for(config, pipeline):
     """The response cache of this gateway, or None (off)."""
     settings = config.cache
-    affinity = None
-    if any(group.strategy == AFFINITY for group in pipeline.routes.configured):
-        affinity = PrefixAffinity()  # places calls of prefix-affinity groups, just before they start
+    affinity = PrefixAffinity()  # places calls of prefix-affinity groups, just before they start
     enabled = [settings.enabled if model.cache is None else model.cache for model in config.models]
     if not settings.enabled and not any(enabled):
-        return affinity  # no response cache: at most the prefix hint, which never answers a call
-    policies = {}
-    for model, group, on in zip(config.models, pipeline.routes.configured, enabled):
-        policies[group] = Policy(model.cache_ttl or settings.ttl) if on else None
-    default_policy = Policy(settings.ttl) if settings.enabled else None
+        # No response cache: at most the prefix hint, which never answers a call (a hot reload
+        # that brings in the strategy places by least in-flight until a restart).
+        if any(group.strategy == AFFINITY for group in pipeline.routes.configured):
+            return affinity
+        return None
     stats = Stats()
     if settings.backend == "redis":
         from alloy.cache.redis_store import RedisStore  # redis is imported only when used
@@ -45,7 +43,7 @@ def cache_for(config, pipeline):
         store = RedisStore(settings, stats, pipeline.loop)
     else:
         store = MemoryStore(settings.max_bytes, stats)
-    cache = ResponseCache(settings, policies, default_policy, store, stats, affinity)
+    cache = ResponseCache(settings, Policies(settings, config.models), store, stats, affinity)
     pipeline.listeners.append(cache.filled)
     pipeline.admin_routes[b"/admin/cache"] = cache.admin
     return cache

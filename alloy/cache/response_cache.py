@@ -89,34 +89,64 @@ class Recording(list):
 
 
 class Policy:
-    """One model's cache settings (None in the policy table: its cache is off)."""
+    """The cache settings of one model group: on or off, its TTL, and the model name its keys use
+    (a configured model's own name, whichever alias asked; None for provider routes: the name the
+    route resolved)."""
 
-    __slots__ = ("ttl",)
+    __slots__ = ("on", "ttl", "model")
 
-    def __init__(self, ttl):
+    def __init__(self, on, ttl, model=None):
+        self.on = on
         self.ttl = ttl
+        self.model = model
+
+
+class Policies:
+    """Each model group's ``Policy``, decided on its first lookup and kept on the group (one
+    attribute read per request after that). Decided from the configuration the cache started with,
+    by model name, so the groups a hot reload builds (``alloy.reload``) get their model's settings
+    too; a model the start-up configuration did not name follows ``[cache] enabled``."""
+
+    def __init__(self, settings, models):
+        self.settings = settings
+        self.models = {model.name: model for model in models}
+        self.default = Policy(settings.enabled, settings.ttl)
+
+    def of(self, call):
+        group = call.group
+        policy = group.cache_policy
+        if policy is None:
+            policy = group.cache_policy = self._decide(group, call.pipeline.routes.configured)
+        return policy
+
+    def _decide(self, group, configured):
+        if group not in configured:
+            return self.default  # a provider route, a wildcard, the plain proxy
+        model = self.models.get(group.name)
+        if model is None:
+            return Policy(self.settings.enabled, self.settings.ttl, group.name)
+        on = self.settings.enabled if model.cache is None else model.cache
+        return Policy(on, model.cache_ttl or self.settings.ttl, group.name)
 
 
 class ResponseCache:
-    def __init__(self, settings, policies, default_policy, store, stats, affinity=None):
-        self.policies = policies  # ModelGroup -> Policy or None, for the configured models
-        self.default_policy = default_policy  # the other routes (providers, wildcards)
+    def __init__(self, settings, policies, store, stats, affinity):
+        self.policies = policies
         self.store = store
         self.stats = stats
         self.max_entry_bytes = settings.max_entry_bytes
-        self.affinity = affinity  # prefix-affinity hints, set just before a call starts
+        self.affinity = affinity  # the prefix-affinity hint, given just before a call starts
 
     # --- the lookup stage ------------------------------------------------------------------------
 
     def lookup(self, call):
-        policy = self.policies.get(call.group, self.default_policy)  # None: this model's cache is off
-        if policy is None or call.path not in CACHEABLE:
+        policy = self.policies.of(call)
+        if not policy.on or call.path not in CACHEABLE:
             return self._pass(call)
         headers = call.request.headers
         no_cache, no_store = cache_control(headers.get(b"cache-control"))
         ttl = ttl_of(headers.get(b"x-alloy-cache-ttl"), policy.ttl)
-        group = call.group
-        model = group.name if group in self.policies else call.model_name or ""
+        model = policy.model or call.model_name or ""
         asked = asked_of(call, model, namespace_of(call.key, headers.get(b"x-alloy-cache-namespace")))
         if asked is None:
             return self._pass(call)
@@ -158,8 +188,7 @@ class ResponseCache:
 
     def _pass(self, call):
         """The call goes upstream: its first pick may use a prefix-affinity hint."""
-        if self.affinity is not None:
-            self.affinity.hint(call)
+        self.affinity.hint(call)
         return False
 
     def _resume(self, call, asked, ttl, no_store, entry):
@@ -229,4 +258,4 @@ def _answers(entry, asked):
     return entry.kind == JSON or entry.has_usage
 
 
-__all__ = ["CHAT", "ResponseCache", "Stats", "Policy", "Recording"]
+__all__ = ["CHAT", "Policies", "Policy", "Recording", "ResponseCache", "Stats"]

@@ -316,3 +316,17 @@ def test_metrics_count_hits_misses_and_stored_bytes(gateway, upstream):
     assert after[("alloy_cache_requests_total", "miss")] - before.get(("alloy_cache_requests_total", "miss"), 0) == 1
     assert after[("alloy_cache_stored_total", None)] - before.get(("alloy_cache_stored_total", None), 0) == 1
     assert after[("alloy_cache_stored_bytes_total", None)] > before.get(("alloy_cache_stored_bytes_total", None), 0)
+
+
+def test_a_reload_keeps_the_store_and_each_models_setting(start_gateway, upstream):
+    gateway = start_gateway(config=gateway_config(upstream, "", "cache = true"), env={"K": "sk-provider"})
+    sdk = client(gateway)
+    text = unique()
+    sdk.embeddings.create(model="embed", input=text)
+    request = urllib.request.Request(gateway.base + "/admin/reload", method="POST", headers={"authorization": f"Bearer {MASTER}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    raw = sdk.embeddings.with_raw_response.create(model="embed", input=text)
+    assert raw.headers["x-alloy-cache"] == "hit"  # the new routes' group found its model's setting
+    assert "x-alloy-cache" not in chat(gateway, text)[0]  # and "chat" still has none
+    assert [r["path"] for r in upstream.requests()].count("/v1/embeddings") == 1
