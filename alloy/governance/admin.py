@@ -9,7 +9,7 @@
     DELETE /admin/keys/{id or name}       revoke (also POST .../revoke)
     POST   /admin/keys/{id or name}/rotate  a new secret, shown once; the old one stops working
     GET|POST /admin/teams, GET|PATCH|DELETE /admin/teams/{id or name}   the same for teams
-    GET    /admin/usage?by=key|team|model|day&since=ISO-or-7d&key=..&team=..   ledger totals
+    GET    /admin/usage?by=key|team|model|day|user|tags&since=ISO-or-7d&key=..&team=..   ledger totals
 
 Bad input is a 400 naming the field (unknown fields, negative limits, absurd budgets, duplicate
 names) and nothing is written; an unknown key or team is a 404. These calls write the SQLite file
@@ -17,23 +17,40 @@ on the event loop: they are rare and take a millisecond or two; the request path
 The worker that served the change reloads its keys at once, the others within ``sync_interval``.
 """
 
+import logging
 from urllib.parse import parse_qs, unquote
 
 import orjson
 
-from alloy.errors import InvalidRequest, MethodNotAllowed, NotFound
+from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound
 from alloy.governance.fields import FieldError, key_values, moment, public, team_values
 from alloy.governance.store import NotFoundError, StoreError
 from alloy.prebuilt import Prebuilt
 
-USAGE_GROUPS = ("key", "team", "model", "day")
+log = logging.getLogger("alloy.governance")
+USAGE_GROUPS = ("key", "team", "model", "day", "user", "tags")
 
 
 def register(governance, routes):
     admin = Admin(governance)
-    routes[b"/admin/keys"] = admin.keys
-    routes[b"/admin/teams"] = admin.teams
-    routes[b"/admin/usage"] = admin.usage
+    routes[b"/admin/keys"] = guarded(admin.keys)
+    routes[b"/admin/teams"] = guarded(admin.teams)
+    routes[b"/admin/usage"] = guarded(admin.usage)
+
+
+def guarded(handler):
+    """An unexpected failure (a full disk, a locked file) is a 500 with a message, not a crash."""
+
+    def handle(request, path, query, connection):
+        try:
+            return handler(request, path, query, connection)
+        except AlloyError:
+            raise
+        except Exception as error:  # noqa: BLE001
+            log.exception("governance: the admin request %s failed", path.decode("latin-1"))
+            raise AlloyError(f"the admin request failed: {type(error).__name__}") from None
+
+    return handle
 
 
 class Admin:

@@ -6,7 +6,7 @@ within its ``sync_interval``).
                       [--budget USD] [--budget-period 30d] [--expires 7d|ISO] [--metadata k=v ...]
     alloy keys list | show KEY | update KEY [options] | revoke KEY | rotate KEY
     alloy teams create --name N [limits] | list | show TEAM | update TEAM [limits] | delete TEAM
-    alloy usage [--by key|team|model|day] [--since 7d|ISO] [--key KEY] [--team TEAM]
+    alloy usage [--by key|team|model|day|user|tags] [--since 7d|ISO] [--key KEY] [--team TEAM]
 
 Every command takes ``--db FILE`` or ``--config alloy.toml`` (its ``[governance] path``); without
 either, the default location (``$ALLOY_DB``, else the XDG data directory). ``update`` takes

@@ -121,7 +121,7 @@ class Store:
             self._check_free("keys", row["name"])
             self.db.execute(
                 "INSERT INTO keys (id, name, prefix, hash, team, models, rpm, tpm, max_parallel, budget, budget_period,"
-                " expires_at, metadata, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " metadata, expires_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (row["id"], row["name"], prefix, hash_secret(secret), row["team"], *self._stored(row, LIMIT_COLUMNS),
                  row["expires_at"], now, now),
             )  # fmt: skip
@@ -256,8 +256,9 @@ class Store:
         return found.fetchone()[0]
 
     def usage(self, by="key", since=None, key=None, team=None):
-        """Totals grouped by key, team, model or day, newest activity first."""
-        group = {"key": "key_name", "team": "team", "model": "model", "day": "date(at, 'unixepoch')"}[by]
+        """Totals grouped by key, team, model, day, user (the body's ``user``) or tags (``x-alloy-tags``),
+        newest activity first."""
+        group = {"key": "key_name", "team": "team", "model": "model", "day": "date(at, 'unixepoch')", "user": "user", "tags": "tags"}[by]
         where, args = ["1 = 1"], []
         if since is not None:
             where.append("at >= ?")

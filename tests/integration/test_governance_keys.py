@@ -75,7 +75,8 @@ def test_a_key_limited_to_models_sees_no_other(keyed, upstream):
 
 def test_expiry_revocation_and_rotation(keyed, upstream):
     gateway, db = keyed
-    _, secret = create_key(db, "temp", "--expires", "1h")
+    row, secret = create_key(db, "temp", "--expires", "1h", "--metadata", "owner=ops")
+    assert row["metadata"] == {"owner": "ops"} and row["expires_at"].endswith("Z")
     wait_until(lambda: post(gateway.port, secret, chat())[0] == 200, timeout=REVOCATION_BOUND)
     # Expired: moved into the past through the admin API.
     assert admin(gateway.port, "PATCH", "/admin/keys/temp", {"expires": "2020-01-01T00:00:00Z"})[0] == 200

@@ -1,0 +1,174 @@
+"""Spend through the running gateway: each request priced from the answer's usage, budgets that
+refuse (429 insufficient_quota) before anything goes upstream and reset with their period, the
+overshoot bound under concurrent streams, and the ledger read as a person reads it (``alloy usage``
+and ``GET /admin/usage``): its totals equal the usage the clients received, to the token, after a
+SIGTERM and, up to the flush window, after a ``kill -9``."""
+
+import json
+import signal
+import socket
+import time
+
+import openai
+import pytest
+
+from governance_helpers import MASTER, admin, alloy, burst, chat, create_key, keyed_config, post, statuses, usage_rows
+from harness import in_parallel, wait_until
+
+# $0.10 a token, in and out: a request of the mock costs about a dollar, easy to reason about.
+PRICES = """
+        [governance.prices."gpt-4o"]
+        input = 100000
+        output = 100000
+        """
+
+
+def start_keyed(start_gateway, upstream, db, extra=PRICES, flush=None):
+    config = keyed_config(upstream, db, extra)
+    if flush is not None:
+        config = config.replace("flush_interval = 0.1", f"flush_interval = {flush}")
+    return start_gateway(config=config, env={"ALLOY_MASTER_KEY": MASTER})
+
+
+def ready(gateway, secret):
+    wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] != 401, timeout=5)
+
+
+def cost_of(usage):
+    return (usage["prompt_tokens"] + usage["completion_tokens"]) * 0.1
+
+
+def test_budget_refuses_before_upstream_then_resets(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "capped", "--budget", "1.5", "--budget-period", "3s")
+    gateway = start_keyed(start_gateway, upstream, db)
+    ready(gateway, secret)
+    upstream.clear()
+    spent, answered = 0.0, 0
+    while True:
+        status, head, body = post(gateway.port, secret, chat(text="one two three"))
+        if status != 200:
+            break
+        answered += 1
+        spent += cost_of(body["usage"])
+        last = body
+        assert answered < 10
+    assert status == 429 and body["error"]["code"] == "insufficient_quota" and body["error"]["type"] == "insufficient_quota"
+    assert "'capped'" in body["error"]["message"] and 1 <= int(head["retry-after"]) <= 3
+    assert spent >= 1.5 > spent - cost_of(last["usage"])  # the last one answered crossed it
+    assert len(upstream.requests()) == answered  # the refused request never went upstream
+    with pytest.raises(openai.RateLimitError) as refused:
+        openai.OpenAI(base_url=gateway.base + "/v1", api_key=secret, max_retries=0).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert refused.value.code == "insufficient_quota"
+    # The period ends: the budget is whole again.
+    after = []
+    wait_until(lambda: after.append(post(gateway.port, secret, chat(text="one two three"))) or after[-1][0] == 200, timeout=8)
+    total = spent + cost_of(after[-1][2]["usage"])
+    wait_until(lambda: usage_rows(db)[0]["cost_usd"] == pytest.approx(total), timeout=5)
+    assert usage_rows(db)[0]["requests"] == answered + 1  # refused requests are not in the ledger
+
+
+def test_concurrent_streams_overshoot_by_at_most_what_is_in_flight(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "streams", "--budget", "1")
+    gateway = start_keyed(start_gateway, upstream, db)
+    ready(gateway, secret)
+    upstream.clear()
+    body = chat(text="one two three", stream=True, stream_options={"include_usage": True})
+    # Six streams admitted while nothing was spent yet, held in flight together.
+    results = burst(gateway.port, secret, 6, body=body, headers={"x-mock-fault": "slow-first-byte=300"})
+    assert statuses(results) == [200] * 6
+    in_flight_cost = sum(cost_of(json.loads(line[6:])["usage"]) for _, _, data in results
+                         for line in data.decode().splitlines() if line.startswith("data: {") and '"usage":{' in line)  # fmt: skip
+    wait_until(lambda: usage_rows(db) and usage_rows(db)[0]["requests"] == 6, timeout=5)
+    spent = usage_rows(db)[0]["cost_usd"]
+    assert spent == pytest.approx(in_flight_cost)
+    assert spent - 1.0 <= in_flight_cost  # the documented bound: what was in flight when it was reached
+    status, _, answer = post(gateway.port, secret, body)
+    assert status == 429 and answer["error"]["code"] == "insufficient_quota"
+    assert len(upstream.requests()) == 6
+
+
+def test_ledger_totals_equal_the_usage_clients_received_after_sigterm(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    _, alice = create_key(db, "alice")
+    _, bob = create_key(db, "bob")
+    # Flushed only at shutdown: every row below is written by the SIGTERM drain.
+    gateway = start_keyed(start_gateway, upstream, db, flush=60)
+    ready(gateway, alice)
+    ready(gateway, bob)
+    texts = ["one", "one two", "one two three four", "a b c d e f g h"]
+    seen = {"alice": [0, 0, 0.0], "bob": [0, 0, 0.0]}
+    jobs = []
+    for i in range(24):
+        name, secret = ("alice", alice) if i % 2 else ("bob", bob)
+        text = texts[i % len(texts)]
+        if i % 3 == 0:  # a stream that asked for usage: the client sees it in the last chunk
+            body = chat(text=text, stream=True, stream_options={"include_usage": True}, user=f"u{i % 4}")
+        else:
+            body = chat(text=text, user=f"u{i % 4}")
+        jobs.append((name, secret, body))
+    results = in_parallel([lambda s=secret, b=body: post(gateway.port, s, b, headers={"x-alloy-tags": "load"}) for _, secret, body in jobs])
+    for (name, _, _), (status, _, data) in zip(jobs, results):
+        assert status == 200
+        if isinstance(data, dict):
+            usage = data["usage"]
+        else:
+            usage = [json.loads(line[6:]) for line in data.decode().splitlines() if '"usage":{' in line][-1]["usage"]
+        seen[name][0] += usage["prompt_tokens"]
+        seen[name][1] += usage["completion_tokens"]
+        seen[name][2] += cost_of(usage)
+    # A stream without include_usage: the client sees no usage, the ledger still counts it (the
+    # same text as a JSON answer, whose usage the client does see).
+    status, _, plain = post(gateway.port, alice, chat(text="five words in this one"))
+    client_stream = post(gateway.port, alice, chat(text="five words in this one", stream=True))
+    assert status == 200 and client_stream[0] == 200 and b'"usage"' not in client_stream[2]
+    for _ in range(2):
+        seen["alice"][0] += plain["usage"]["prompt_tokens"]
+        seen["alice"][1] += plain["usage"]["completion_tokens"]
+        seen["alice"][2] += cost_of(plain["usage"])
+    gateway.signal(signal.SIGTERM)
+    assert gateway.wait(20) == 0
+    rows = {row["key"]: row for row in usage_rows(db)}
+    for name in ("alice", "bob"):
+        assert (rows[name]["tokens_in"], rows[name]["tokens_out"]) == tuple(seen[name][:2])
+        assert rows[name]["cost_usd"] == pytest.approx(seen[name][2])
+    assert rows["alice"]["requests"] == 14 and rows["bob"]["requests"] == 12
+    by_user = {row["user"]: row["requests"] for row in usage_rows(db, by="user")}
+    assert by_user == {"u0": 6, "u1": 6, "u2": 6, "u3": 6, None: 2}
+    assert {row["tags"]: row["requests"] for row in usage_rows(db, by="tags")} == {"load": 24, None: 2}
+    assert usage_rows(db, by="model")[0]["model"] == "gpt-4o"
+
+
+def test_kill_9_loses_at_most_the_flush_window(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    gateway = start_keyed(start_gateway, upstream, db, flush=0.2)
+    assert statuses(burst(gateway.port, MASTER, 10)) == [200] * 10
+    time.sleep(0.2 * 3)  # past the flush window (and the write of the batch it handed over)
+    gateway.signal(signal.SIGKILL)
+    gateway.wait(10)
+    rows = usage_rows(db)
+    assert rows[0]["key"] is None and rows[0]["requests"] == 10  # the master key's requests, all of them
+
+
+def test_admin_usage_groups_and_filters(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    gateway = start_keyed(start_gateway, upstream, db)
+    status, created = admin(gateway.port, "POST", "/admin/keys", {"name": "carol", "metadata": {"owner": "c"}})
+    assert status == 201
+    ready(gateway, created["key"])
+    assert post(gateway.port, created["key"], chat())[0] == 200
+    assert post(gateway.port, MASTER, chat())[0] == 200
+    status, usage = admin(gateway.port, "GET", "/admin/usage?by=key&since=1h")
+    assert status == 200 and usage["by"] == "key"
+    wait_until(lambda: len(admin(gateway.port, "GET", "/admin/usage")[1]["data"]) == 2, timeout=5)
+    status, usage = admin(gateway.port, "GET", "/admin/usage?key=carol")
+    assert [row["key"] for row in usage["data"]] == ["carol"] and usage["data"][0]["requests"] == 1
+    status, usage = admin(gateway.port, "GET", f"/admin/usage?by=day&since={time.strftime('%Y-%m-%d')}T00:00:00Z")
+    assert usage["data"][0]["day"] == time.strftime("%Y-%m-%d", time.gmtime()) and usage["data"][0]["requests"] == 2
+    assert admin(gateway.port, "GET", "/admin/usage?by=colour")[0] == 400
+    assert admin(gateway.port, "GET", "/admin/usage?since=yesterday")[0] == 400
+    assert admin(gateway.port, "GET", "/admin/usage?limit=3")[0] == 400
+    assert admin(gateway.port, "POST", "/admin/usage")[0] == 405
