@@ -36,6 +36,7 @@ class Call:
         # the outcome
         "status", "error", "tail", "_usage",
         "recording",  # None, or a list the relay appends each body piece the client receives to
+        "trace",  # its place in a W3C trace (alloy.observability.tracing), when tracing is on
     )  # fmt: skip
 
     def __init__(self, pipeline, request, connection, path, query, id_line, group, scan=None, model_name=None):
@@ -66,6 +67,7 @@ class Call:
         self.tail = ()  # the last pieces of the answer body the relay wrote (where usage is)
         self._usage = None
         self.recording = None  # set by the cache lookup when the answer should be stored
+        self.trace = None
 
     # --- the send stage: the first attempt ------------------------------------------------------
 

@@ -68,7 +68,9 @@ class Pipeline:
         # /admin/... endpoints (always behind the master key): path prefix -> handler(request,
         # path, query, connection) returning a Prebuilt answer. Filled by the features below.
         self.admin_routes = {}
+        self.tracing = None  # W3C trace context and span export, set by alloy.observability
         if previous is not None:
+            self.tracing = previous.tracing
             self.listeners = previous.listeners
             self.refusal_listeners = previous.refusal_listeners
             self.admin_routes = previous.admin_routes
@@ -104,6 +106,8 @@ class Pipeline:
         Responses endpoints): admit, cache lookup, then send. Returns None (the call answers)."""
         call.key = key
         call.arrived = arrived
+        if self.tracing is not None:
+            call.trace = self.tracing.begin(call.request.headers)
         if self.admit(call):
             return None  # admission went asynchronous (shared limits): it calls admitted() later
         return self.admitted(call)

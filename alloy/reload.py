@@ -16,9 +16,9 @@ the environment alone when there is none), validates all of it, and only then sw
   cache and request ids go on as they were (``Pipeline(previous=...)``).
 - Pools that are no longer used stay open for the requests still on them, then close after
   ``shutdown_timeout`` seconds.
-- The listening address, and the ``[metrics]``, ``[log]``, ``[governance]`` and ``[cache]``
-  sections, take effect at the next start: a reload that changes them says so in the log and in
-  its answer, and applies the rest.
+- The listening address, and the ``[metrics]``, ``[log]``, ``[tracing]``, ``[governance]`` and
+  ``[cache]`` sections, take effect at the next start: a reload that changes them says so in the
+  log and in its answer, and applies the rest.
 """
 
 import logging
@@ -36,7 +36,7 @@ from alloy.upstream import open_upstream
 
 log = logging.getLogger("alloy")
 
-RESTART_ONLY = ("metrics", "log", "governance", "cache")
+RESTART_ONLY = ("metrics", "log", "governance", "cache", "tracing")
 
 
 class Reloader:

@@ -33,6 +33,8 @@ from alloy.upstream import UpstreamRequest
 
 # The endpoints whose streams report usage only when asked (stream_options.include_usage).
 STREAM_USAGE_ENDPOINTS = frozenset(("chat/completions", "completions"))
+# Replaced by Alloy's own when tracing is on (alloy.observability.tracing).
+TRACE_HEADERS = frozenset((b"traceparent",))
 
 
 class ForwardingPolicy:
@@ -95,10 +97,15 @@ class PassthroughProvider:
                 asked = ask_for_usage(body, scan)  # None: the client asked for usage itself
                 if asked is not None:
                     body, hidden = asked, HiddenUsage()
+        trace = call.trace
+        if trace is None:
+            forwarded = self.forwarding.lines(request.headers)
+        else:  # the upstream's parent span is this attempt's, not the client's
+            forwarded = self.forwarding.lines(request.headers, TRACE_HEADERS) + trace.attempt_line(call.sent_at)
         upstream_request = UpstreamRequest(
             request.method,
             target,
-            self.header_block + self.forwarding.lines(request.headers) + call.id_line,
+            self.header_block + forwarded + call.id_line,
             body,
             sum(len(part) for part in body),
             deployment.timeouts,
@@ -140,7 +147,12 @@ class TranslatedProvider:
         # sets itself and those the provider's forwarding policy drops.
         skip = frozenset(name for name, _ in translated.headers)
         forwarding = self.forwarding
+        trace = call.trace
+        if trace is not None:  # the upstream's parent span is this attempt's, not the client's
+            skip |= TRACE_HEADERS
         lines = [self.host_line, forwarding.configured_lines, forwarding.lines(request.headers, skip), call.id_line]
+        if trace is not None:
+            lines.append(trace.attempt_line(call.sent_at))
         lines.extend(name + b": " + value + b"\r\n" for name, value in translated.headers)
         upstream_request = UpstreamRequest(
             translated.method,

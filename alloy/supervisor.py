@@ -194,7 +194,7 @@ class Supervisor:
         except ConfigError:
             new = None  # the workers say why; a replacement worker gets the running configuration
         if new is not None and not new.uses_mock:
-            kept = {name: getattr(self.config, name) for name in ("metrics", "log", "governance", "cache")}
+            kept = {name: getattr(self.config, name) for name in ("metrics", "log", "governance", "cache", "tracing")}
             self.config = replace(new, **kept)
         self.kill(signal.SIGHUP)
 

@@ -4,7 +4,8 @@ Everything is validated at start-up, so a running gateway never discovers a bad 
 Unknown keys are refused (a typo must not silently disable a limit), and every message names the
 file, the key and what is wrong. Secrets are read from the environment (``"env:NAME"``) and never
 appear in an error message or a log line. The package holds one module per section (``server``,
-``providers``, ``router``, ``models``, ``passthrough``, ``metrics``, ``log``, ``governance``, ``cache``), the reading machinery
+``providers``, ``router``, ``models``, ``passthrough``, ``metrics``, ``log``, ``tracing``,
+``governance``, ``cache``), the reading machinery
 they share (``reading``) and the document that assembles them (``document``); the public API is
 re-exported here, so ``from alloy.config import load, ConfigError, Config`` and every settings class
 works.
@@ -21,6 +22,7 @@ from alloy.config.providers import PROVIDER_KINDS, UPSTREAM_CLIENTS, ProviderSet
 from alloy.config.reading import ConfigError, clean_secret
 from alloy.config.router import STRATEGIES, RouterSettings
 from alloy.config.server import ServerSettings
+from alloy.config.tracing import TracingSettings
 
 __all__ = [
     "LOG_FORMATS",
@@ -39,6 +41,7 @@ __all__ = [
     "ProviderSettings",
     "RouterSettings",
     "ServerSettings",
+    "TracingSettings",
     "clean_secret",
     "load",
 ]

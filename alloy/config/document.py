@@ -18,6 +18,7 @@ from alloy.config.providers import ProviderSettings, _load_provider, _zero_confi
 from alloy.config.reading import ConfigError, _Section
 from alloy.config.router import RouterSettings, _load_router
 from alloy.config.server import ServerSettings, _load_server
+from alloy.config.tracing import TracingSettings, _load_tracing
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Config:
     log: LogSettings = LogSettings()
     governance: GovernanceSettings = GovernanceSettings()
     cache: CacheSettings = CacheSettings()
+    tracing: TracingSettings = TracingSettings()
     # Where it was read from (None: the environment alone), so a reload reads the same file.
     path: str | None = None
 
@@ -80,6 +82,7 @@ def load(path=None, env=None, **server_overrides):
     log = _load_log(source, root.get("log", dict, {}))
     governance = _load_governance(source, root.get("governance", dict, {}), env)
     cache = _load_cache(source, root.get("cache", dict, {}), env)
+    tracing = _load_tracing(source, root.get("tracing", dict, {}), env)
     root.finish()
     return Config(
         server=server,
@@ -94,5 +97,6 @@ def load(path=None, env=None, **server_overrides):
         log=log,
         governance=governance,
         cache=cache,
+        tracing=tracing,
         path=path,
     )

@@ -1,10 +1,11 @@
-"""Operating the gateway: Prometheus metrics (``GET /metrics``), the access log, gateway events.
+"""Operating the gateway: Prometheus metrics (``GET /metrics``), the access log, traces, gateway events.
 
 ``Observability(gateway)`` plugs what ``[metrics]`` and ``[log]`` ask for into a built gateway,
 through the seams it already has and no special case on the request path:
 
-- two finish listeners in ``Pipeline.listeners`` (``Metrics.record``, ``AccessLog.record``), called
-  with each call once its answer is written;
+- finish listeners in ``Pipeline.listeners`` (``Metrics.record``, ``AccessLog.record``, and
+  ``Tracing.record`` with ``[tracing]``), called with each call once its answer is written; with
+  tracing, ``Pipeline.tracing`` gives each call its place in a trace (``alloy.observability.tracing``);
 - ``gateway.dispatch`` wrapped, so a ``/v1/`` request refused before a call exists (401, 404, 400)
   is counted and logged too; a request that passes costs one more function call; the Messages
   endpoint, which answers its refusals in Anthropic's shape instead of raising, reports them
@@ -26,6 +27,7 @@ from alloy.errors import AlloyError, MethodNotAllowed, NotFound
 from alloy.observability.access_log import AccessLog, LogWriter
 from alloy.observability.exposition import CONTENT_TYPE
 from alloy.observability.metrics import Metrics
+from alloy.observability.tracing import Tracing
 from alloy.prebuilt import Prebuilt
 
 log = logging.getLogger("alloy")
@@ -91,7 +93,12 @@ class Observability:
         self.server = None
         self.timer = None
         self.breakers = {}
+        self.tracing = None
         pipeline = gateway.pipeline
+        if config.tracing.enabled:
+            self.tracing = Tracing(config.tracing, self.loop)
+            pipeline.tracing = self.tracing
+            pipeline.listeners.append(self.tracing.record)
         if config.log.access:
             self.access_log = AccessLog(config.log, LogWriter(config.log.path), self.loop)
             pipeline.listeners.append(self.access_log.record)
@@ -139,6 +146,8 @@ class Observability:
             self.server = await self.loop.create_server(self.front.protocol, sock=sock)
             address = sock.getsockname()[:2]
         self.timer = self.loop.call_later(TICK_SECONDS, self.tick)
+        if self.tracing is not None:
+            self.tracing.start()
         return address
 
     def refused(self, request, connection, status, error):
@@ -189,6 +198,8 @@ class Observability:
                 connection.close()
         if self.access_log is not None:
             self.access_log.close()
+        if self.tracing is not None:
+            self.tracing.close()  # the last spans exported
         if self.metrics is not None:
             self.metrics.write_snapshot()
 
