@@ -31,10 +31,11 @@ class Call:
         "key",  # who asked: the key identity, once keys exist (None: the master key or none)
         # the way to an answer
         "pipeline", "group", "deployment", "count", "relay", "attempts", "over", "ended",
-        # four clock reads (time.monotonic): arrival, upstream send, upstream head, end
-        "arrived", "sent_at", "head_at", "ended_at",
+        # four clock reads (time.monotonic): arrival, upstream send, upstream head, end; and for a
+        # stream, when its first event went to the client
+        "arrived", "sent_at", "head_at", "ended_at", "first_event_at",
         # the outcome
-        "status", "error", "tail", "_usage",
+        "status", "error", "tail", "_usage", "bytes_out",
         "recording",  # None, or a list the relay appends each body piece the client receives to
         "trace",  # its place in a W3C trace (alloy.observability.tracing), when tracing is on
     )  # fmt: skip
@@ -61,7 +62,8 @@ class Call:
         self.attempts = None  # the retry state, created by the first failure
         self.over = False  # the deployment has been told how its attempt ended
         self.ended = False
-        self.sent_at = self.head_at = self.ended_at = 0.0
+        self.sent_at = self.head_at = self.ended_at = self.first_event_at = 0.0
+        self.bytes_out = 0  # body bytes written to the client (what the relay wrote)
         self.status = 0
         self.error = None  # Alloy's own error, when that was the answer
         self.tail = ()  # the last pieces of the answer body the relay wrote (where usage is)

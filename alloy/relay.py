@@ -175,8 +175,10 @@ class PassthroughRelay(Relay):
 
     def _write(self, events, last=False):
         out = []
-        recording = self.call.recording
+        call = self.call
+        recording = call.recording
         hidden = self.hidden_usage
+        sent = 0
         for event in events:
             if type(event) is bytes:
                 if hidden is not None and self.event_stream:  # known once the head went through
@@ -185,6 +187,7 @@ class PassthroughRelay(Relay):
                         continue
                 self.before_last = self.last
                 self.last = event
+                sent += len(event)
                 out.append(frame_chunk(event) if self.chunked else event)
                 if recording is not None:
                     recording.append(event)
@@ -200,6 +203,10 @@ class PassthroughRelay(Relay):
             self.closed_chunks = True
         if not out:
             return  # all of it was usage the client did not ask for, or an incomplete event
+        if sent:
+            if not call.bytes_out and self.event_stream:
+                call.first_event_at = monotonic()  # time to first token, for the metrics
+            call.bytes_out += sent
         if len(out) == 1:
             self.transport.write(out[0])
         else:
@@ -272,11 +279,17 @@ class TranslatedRelay(Relay):
                 self.call.head_arrived(event.status)
                 self._head(event, out)
             elif self.splitter is not None:
-                recording = self.call.recording
+                call = self.call
+                recording = call.recording
                 for name, data in self.splitter.feed(event):
                     chunks = self.events.feed(name, data)
+                    if not chunks:
+                        continue
                     if recording is not None:
                         recording.extend(chunks)
+                    if not call.bytes_out:
+                        call.first_event_at = monotonic()  # time to first token, for the metrics
+                    call.bytes_out += sum(len(chunk) for chunk in chunks)
                     out.extend(frame_chunk(chunk) for chunk in chunks)
             else:
                 self.pieces.append(event)
@@ -302,6 +315,7 @@ class TranslatedRelay(Relay):
                 self.call.usage_known(self.events.final_usage())
             if self.call.recording is not None:
                 self.call.recording.extend(out)
+            self.call.bytes_out += sum(len(chunk) for chunk in out)
             self.call.succeeded(tuple(out[-2:]))
             self._end([*(frame_chunk(chunk) for chunk in out), LAST_CHUNK])
         else:
@@ -313,6 +327,7 @@ class TranslatedRelay(Relay):
                 # The gateway's own time: up to the upstream request, and translating the answer.
                 block += _overhead_line(call.sent_at - call.arrived + monotonic() - started)
             call.succeeded((body,))
+            call.bytes_out = len(body)
             if call.recording is not None:
                 call.recording.append(body)
             self._end([frame_response(self.status, block, body, self._closing())])
@@ -338,6 +353,7 @@ class TranslatedRelay(Relay):
         self.held = None
         self._head(head, [])  # an error head: its status and Retry-After, no stream to start
         body = self._translated()
+        self.call.bytes_out = len(body)
         self._end([frame_response(self.status, JSON_HEADER + self.extra_headers + self.kept_headers, body, self._closing())])
 
     # --- internals -------------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ A line's fields (absent when they do not apply):
     attempts        upstream attempts made
     stream          the client asked for a stream
     bytes_in        the request body's size
+    bytes_out       the answer body's size as the client received it (0 for Alloy's own errors)
     ttfb_ms         upstream time to first byte of the last attempt
+    ttft_ms         a stream's time to its first event at the client (time to first token)
     duration_ms     arrival to the end of the answer
     overhead_us     the gateway's own time (see alloy.observability.metrics), first attempts only
     prompt_tokens, completion_tokens   from the answer's usage
@@ -82,7 +84,8 @@ class AccessLog:
                 None if deployment is None else (deployment.upstream_model or call.model_name),
                 None if deployment is None else deployment.provider.name,
                 call.status, call.count, len(call.request.body),
-                call.arrived, call.sent_at, call.head_at, call.error, call.usage if call.tail else None,
+                call.arrived, call.sent_at, call.head_at, call.error, call.usage,
+                call.bytes_out, call.first_event_at,
             )
         )  # fmt: skip
 
@@ -97,7 +100,7 @@ class AccessLog:
         now = time.monotonic()
         self.entries.append(
             (now, None, peer, None, request.method, path, None, None, None, None, status, 0, len(request.body),
-             None, 0.0, 0.0, error, None)
+             None, 0.0, 0.0, error, None, 0, 0.0)
         )  # fmt: skip
 
     # --- once a second and at shutdown --------------------------------------------------------------
@@ -127,7 +130,7 @@ _clock = [-1, ""]  # the last whole second formatted, and its text: most lines o
 def fields(entry, offset):
     """The line's fields in order, those that apply."""
     (ended, id_line, peer, key, method, path, model, stream, served, provider, status, count, bytes_in,
-     arrived, sent, head, error, usage) = entry  # fmt: skip
+     arrived, sent, head, error, usage, bytes_out, first_event) = entry  # fmt: skip
     when = ended + offset
     second = int(when)
     if second != _clock[0]:
@@ -153,10 +156,13 @@ def fields(entry, offset):
     if stream is not None:
         out["stream"] = stream
     out["bytes_in"] = bytes_in
+    out["bytes_out"] = bytes_out
     timed = head and head >= sent
     if timed:
         out["ttfb_ms"] = int((head - sent) * 1e6) / 1e3
     if arrived is not None:
+        if first_event:
+            out["ttft_ms"] = int((first_event - arrived) * 1e6) / 1e3
         out["duration_ms"] = int((ended - arrived) * 1e6) / 1e3
         if timed and count == 1 and error is None:
             out["overhead_us"] = int((sent - arrived if stream else sent - arrived + ended - head) * 1e6)

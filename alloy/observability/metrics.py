@@ -2,7 +2,8 @@
 
 ``Metrics.record`` is a listener of the pipeline's account stage (``Pipeline.listeners``): it is
 given each call once it has ended and adds it to a slot per (endpoint, model, provider): requests by
-status class, three latency histograms, attempts, retries and tokens. Nothing but dict and int
+status class, four latency histograms (total, upstream time to first byte, the gateway's overhead,
+and a stream's time to its first event), attempts, retries and tokens. Nothing but dict and int
 arithmetic runs per call (histogram buckets by ``bisect`` on a fixed tuple of bounds); label values
 are resolved by dict lookups, so a label never grows past what the configuration names:
 
@@ -79,18 +80,20 @@ GAUGES_FRESH = 5.0  # seconds: a worker's snapshot older than this contributes n
 TOTAL = 10
 TTFB = TOTAL + LATENCY_BUCKETS
 OVERHEAD = TTFB + LATENCY_BUCKETS
-ATTEMPTS = OVERHEAD + OVERHEAD_BUCKETS
+TTFT = OVERHEAD + OVERHEAD_BUCKETS
+ATTEMPTS = TTFT + LATENCY_BUCKETS
 RETRIES = ATTEMPTS + 1
 PROMPT = ATTEMPTS + 2
 COMPLETION = ATTEMPTS + 3
 TOTAL_SUM = ATTEMPTS + 4
 TTFB_SUM = ATTEMPTS + 5
 OVERHEAD_SUM = ATTEMPTS + 6
-SLOT_SIZE = ATTEMPTS + 7
+TTFT_SUM = ATTEMPTS + 7
+SLOT_SIZE = ATTEMPTS + 8
 
 
 def new_slot():
-    return [0] * ATTEMPTS + [0, 0, 0, 0, 0.0, 0.0, 0.0]
+    return [0] * ATTEMPTS + [0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0]
 
 
 class Metrics:
@@ -153,6 +156,11 @@ class Metrics:
                     own = sent - arrived if stream else sent - arrived + ended - head
                     slot[_overhead_at + _bisect(_overhead, own)] += 1
                     slot[_overhead_sum] += own
+        first_event = call.first_event_at
+        if first_event:  # a stream: the time to its first event (first token) at the client
+            waited = first_event - arrived
+            slot[TTFT + _bisect(_latency, waited)] += 1
+            slot[TTFT_SUM] += waited
         if count > 1:
             slot[RETRIES] += count - 1
         if call.attempts is not None and call.attempts.origin is not call.group:
@@ -316,7 +324,7 @@ def _add(target, key, value):
 
 def render(states):
     """The exposition text of every worker's state summed."""
-    requests, totals, ttfbs, overheads = {}, {}, {}, {}
+    requests, totals, ttfbs, overheads, ttfts = {}, {}, {}, {}, {}
     tokens, attempts, retries, fallbacks, errors = {}, {}, {}, {}, {}
     inflight = connections = 0
     pools, breakers, deployments = {}, {}, {}
@@ -333,7 +341,8 @@ def render(states):
             for series, counts, seconds in (
                 (totals, slot[TOTAL:TTFB], slot[TOTAL_SUM]),
                 (ttfbs, slot[TTFB:OVERHEAD], slot[TTFB_SUM]),
-                (overheads, slot[OVERHEAD:ATTEMPTS], slot[OVERHEAD_SUM]),
+                (overheads, slot[OVERHEAD:TTFT], slot[OVERHEAD_SUM]),
+                (ttfts, slot[TTFT:ATTEMPTS], slot[TTFT_SUM]),
             ):
                 if not any(counts):
                     continue
@@ -399,6 +408,11 @@ def render(states):
         "The gateway's own time for a request answered by its first attempt: (sent - arrived) + "
         "(end - upstream head) for complete answers, (sent - arrived) for streams.",
         names, OVERHEAD_BOUNDS, overheads,
+    )  # fmt: skip
+    out.histogram(
+        "alloy_time_to_first_token_seconds",
+        "Streams: from the request's arrival to its first event written to the client.",
+        names, LATENCY_BOUNDS, ttfts,
     )  # fmt: skip
     out.metric(
         "alloy_tokens_total", "counter", "Tokens reported by the answers' usage, by model and kind.",

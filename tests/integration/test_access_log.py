@@ -111,6 +111,7 @@ def test_each_request_is_one_json_line_with_its_fields(start_gateway, mock, tmp_
     }.items():  # fmt: skip
         assert success[key] == value, key
     assert 0 <= success["ttfb_ms"] <= success["duration_ms"]
+    assert success["bytes_out"] == len(body) and "ttft_ms" not in success
     assert 0 <= success["overhead_us"] <= success["duration_ms"] * 1000
     assert "error" not in success and "key" not in success
 
@@ -118,6 +119,7 @@ def test_each_request_is_one_json_line_with_its_fields(start_gateway, mock, tmp_
     assert stream["prompt_tokens"] == streamed_usage.prompt_tokens
     assert stream["completion_tokens"] == streamed_usage.completion_tokens
     assert stream["request_id"] and stream["request_id"] != success["request_id"]
+    assert 0 < stream["ttft_ms"] <= stream["duration_ms"] and stream["bytes_out"] > 0
 
     assert upstream_error["status"] == 400 and upstream_error["attempts"] == 1
     assert "error" not in upstream_error  # the upstream's answer, relayed: not Alloy's own error

@@ -132,7 +132,16 @@ def test_counters_and_histograms_move_by_exactly_the_requests_made(start_gateway
     assert 0 < delta(after, before, "alloy_overhead_seconds_sum", **chat_fast) < delta(
         after, before, "alloy_request_duration_seconds_sum", **chat_fast
     )
-    for name in ("alloy_request_duration_seconds", "alloy_upstream_ttfb_seconds", "alloy_overhead_seconds"):
+    # Time to first token: the one stream, and nothing else.
+    assert after.total("alloy_time_to_first_token_seconds_count") - before.total("alloy_time_to_first_token_seconds_count") == 1
+    assert delta(after, before, "alloy_time_to_first_token_seconds_count", **chat_fast) == 1
+    assert 0 < delta(after, before, "alloy_time_to_first_token_seconds_sum", **chat_fast) < delta(
+        after, before, "alloy_request_duration_seconds_sum", **chat_fast
+    )
+    for name in (
+        "alloy_request_duration_seconds", "alloy_upstream_ttfb_seconds", "alloy_overhead_seconds",
+        "alloy_time_to_first_token_seconds",
+    ):  # fmt: skip
         assert after.families[name][0] == "histogram"
 
     assert delta(after, before, "alloy_tokens_total", model="fast", kind="prompt") == usage["prompt"] > 0
