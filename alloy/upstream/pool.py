@@ -12,7 +12,9 @@ request whose client left is dropped from the queue at once, body and all.
 """
 
 import asyncio
+import logging
 import ssl
+import time
 from urllib.parse import urlsplit
 
 from alloy.errors import UpstreamBusy, UpstreamConnectTimeout, UpstreamError
@@ -21,6 +23,39 @@ from alloy.upstream.connection import UpstreamConnection, connection_error
 # Close pooled connections idle for longer than this: most servers drop idle keep-alive
 # connections after 60-120 s, and a write to a socket the peer already closed costs a retry.
 POOL_IDLE_SECONDS = 50.0
+# While an upstream cannot be reached, its failures are logged at most this often (with a count).
+REPORT_EVERY = 10.0
+
+log = logging.getLogger("alloy")
+
+
+class ConnectReports:
+    """Gateway events for one origin's connection attempts: a WARNING when connecting starts to
+    fail (then at most one every ``REPORT_EVERY`` seconds, counting the failures in between), and
+    an INFO when a connection succeeds again. A down upstream cannot flood the log."""
+
+    __slots__ = ("label", "failing", "unreported", "last_report")
+
+    def __init__(self, label):
+        self.label = label
+        self.failing = False
+        self.unreported = 0
+        self.last_report = 0.0
+
+    def failed(self, error):
+        self.unreported += 1
+        now = time.monotonic()
+        if not self.failing or now - self.last_report >= REPORT_EVERY:
+            log.warning(
+                "upstream %s: cannot connect (%s); %d failed attempt(s) since the last report",
+                self.label, getattr(error, "message", error), self.unreported,
+            )  # fmt: skip
+            self.failing, self.unreported, self.last_report = True, 0, now
+
+    def connected(self):
+        if self.failing:
+            self.failing = False
+            log.info("upstream %s: connected again", self.label)
 
 
 class Origin:
@@ -67,6 +102,7 @@ class CorePool:
         self._waiting = {}
         self._ticks = 0  # sweeps so far: a waiting request's age is counted in them
         self._closing = False
+        self.reports = ConnectReports(origin.label)
 
     # --- the interface ------------------------------------------------------------------------
 
@@ -192,10 +228,13 @@ class CorePool:
         error = task.exception()
         if error is not None:
             self._open -= 1
+            error = error if isinstance(error, UpstreamError) else connection_error(error, self.origin)
+            self.reports.failed(error)
             self._serve_waiting_with_new_connection()
             if not pending.cancelled:
-                sink.upstream_failed(error if isinstance(error, UpstreamError) else connection_error(error, self.origin))
+                sink.upstream_failed(error)
             return
+        self.reports.connected()
         connection = task.result()
         if pending.cancelled:
             self.release(connection)

@@ -287,3 +287,29 @@ def test_a_client_that_leaves_before_its_answer_is_logged_with_status_0(start_ga
         "alloy_requests_total", endpoint="chat/completions", model="fast", provider="openai", status_class="none"
     ) == 1
     assert counted.value("alloy_requests_in_flight") == 0
+
+
+def test_an_unreachable_upstream_is_reported_once_then_its_return(start_gateway, tmp_path):
+    """Connection failures are a WARNING once per outage window (with a count), not once per
+    request, and the first connection that succeeds again is an INFO."""
+    import socket as sockets
+
+    from harness import start_mock_process
+
+    with sockets.socket() as probe:  # a port nothing listens on, yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gateway = start_gateway(
+        config=f'[router]\nmax_retries = 0\n\n[providers.openai]\nbase_url = "http://127.0.0.1:{port}/v1"\napi_key = "sk-provider"\n',
+        args=["--log-level", "INFO"],
+    )
+    for _ in range(5):
+        assert post(gateway, chat("gpt-4o-mini"))[0] == 502
+    assert wait_until(lambda: "cannot connect" in gateway.stderr, 5)
+    assert gateway.stderr.count("cannot connect") == 1  # five failures, one report
+    mock = start_mock_process("--api-key", "sk-provider", "--port", str(port))
+    try:
+        assert post(gateway, chat("gpt-4o-mini"))[0] == 200
+        assert wait_until(lambda: "connected again" in gateway.stderr, 5)
+    finally:
+        mock.stop()
