@@ -25,7 +25,6 @@ export with one offset. An attempt's span ends when the next attempt starts (or,
 when the answer ended); its ``alloy.ttfb_ms`` attribute is known for the last attempt only.
 """
 
-import http.client
 import logging
 import os
 import threading
@@ -283,6 +282,8 @@ class Exporter:
                 self.dropped += spans
 
     def _post(self, body):
+        import http.client  # here: a gateway that exports no traces never loads it (~1 MB)
+
         kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
         connection = kind(self.host, self.port, timeout=SEND_TIMEOUT)
         try:
