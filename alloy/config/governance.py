@@ -5,6 +5,10 @@
     path = "/var/lib/alloy/alloy.db"   # the SQLite file of keys, teams and the ledger (see below)
     sync_interval = 0.5                # seconds between two reloads of the keys (revocation bound)
     flush_interval = 0.5               # seconds between two ledger writes (the kill -9 window)
+    redis_url = "redis://10.0.0.5:6379/0"  # share limits and budgets between gateways (see below)
+    redis_timeout = 0.25               # seconds Redis has to answer before the local limits decide
+    fail_mode = "open"                 # Redis unreachable: "open" decides with this server's own
+                                       # counters, "closed" refuses keyed requests with 503
 
     [governance.prices."my-model"]     # USD per million tokens, overriding the shipped table
     input = 1.0
@@ -32,6 +36,9 @@ class GovernanceSettings:
     configured: bool = False  # a [governance] section is present: keys apply even before the first
     sync_interval: float = 0.5
     flush_interval: float = 0.5
+    redis_url: str | None = None
+    redis_timeout: float = 0.25
+    fail_mode: str = "open"
     prices: tuple = ()  # ((model, (input, output, cached_input)), ...) USD per million tokens
     # Not a configuration key: with --workers N the supervisor creates the shared counters file
     # (rate limits, in-flight counts, spend) every worker maps, so limits hold for the whole server.
@@ -57,10 +64,20 @@ def _load_governance(source, table, env):
         configured=bool(table),
         sync_interval=section.positive("sync_interval", float, 0.5),
         flush_interval=section.positive("flush_interval", float, 0.5),
+        redis_url=_redis_url(section),
+        redis_timeout=section.positive("redis_timeout", float, 0.25),
+        fail_mode=section.one_of("fail_mode", ("open", "closed"), "open"),
         prices=_prices(source, section.get("prices", dict, {})),
     )
     section.finish()
     return settings
+
+
+def _redis_url(section):
+    url = section.get("redis_url", str, None)
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        section._fail("redis_url", "expected redis://HOST:PORT/DB, rediss://... or unix://PATH")
+    return url or None
 
 
 def _prices(source, table):

@@ -33,7 +33,7 @@ from alloy.governance.counters import WINDOW, CounterTable
 from alloy.governance.keyring import Keyring
 from alloy.governance.ledger import Ledger
 from alloy.governance.prices import MICRO, Prices, tokens_of
-from alloy.governance.refusals import BudgetExceeded, RateLimitExceeded
+from alloy.governance.refusals import BudgetExceeded, RateLimitExceeded, SharedLimitsUnavailable
 from alloy.governance.store import SECRET_PREFIX, Store
 
 log = logging.getLogger("alloy.governance")
@@ -54,6 +54,11 @@ class Governance:
         self.keyring.reload()
         self.prices = Prices(settings.prices)
         self.ledger = Ledger(settings.path)
+        self.shared = None  # Redis, when limits are shared between gateways
+        if settings.redis_url is not None:
+            from alloy.governance.shared import SharedCounters
+
+            self.shared = SharedCounters(settings.redis_url, settings.redis_timeout)
         self.held = {}  # call -> (tokens reserved, each scope's token window at the reservation)
         self.sync_failed = False
         self.timers = []
@@ -104,8 +109,22 @@ class Governance:
         if key.rules and scan is not None and not key.may_use(scan.model, call.model_name):
             raise ModelNotFound(f"The model '{scan.model}' does not exist or you do not have access to it", param="model")
         reserve = estimate_tokens(call.request.body) if key.counts_tokens else 0
+        shared = self.shared
+        if shared is not None:
+            if shared.usable(monotonic()):
+                # Decided in Redis (one round trip, asynchronous). The connection holds the call
+                # meanwhile, so a pipelined request waits its turn and a client that leaves ends it.
+                call.connection.current = call
+                self.pipeline.loop.create_task(self._admit_shared(call, key, reserve))
+                return True
+            if self.settings.fail_mode == "closed":
+                raise SharedLimitsUnavailable()
         windows, lines = self._take(key, reserve)
-        self.held[call] = (reserve, windows)
+        return self._carry_on(call, reserve, windows, lines, False)
+
+    def _carry_on(self, call, reserve, windows, lines, shared):
+        """Admitted: remember the reservation, add the headers, go on to the next stages."""
+        self.held[call] = (reserve, windows, shared)
         call.id_line += lines
         try:
             self.pipeline.admitted(call)
@@ -131,40 +150,88 @@ class Governance:
                 index = scope.period_index(wall)
                 if period != index:
                     period, spend = index, 0
+                refused = None
                 if scope.rpm and requests >= scope.rpm:
-                    raise self._over(key, "requests", f"Rate limit reached for requests per minute on {scope.kind} '{scope.name}': limit {scope.rpm}", rpm_start + WINDOW - now)
-                if scope.tpm and tokens + reserve > scope.tpm:
-                    raise self._over(key, "tokens", f"Rate limit reached for tokens per minute on {scope.kind} '{scope.name}': limit {scope.tpm}, used {tokens}, requested {reserve}", tpm_start + WINDOW - now)
-                if scope.max_parallel and inflight >= scope.max_parallel:
-                    raise self._over(key, "requests", f"Too many requests in flight on {scope.kind} '{scope.name}': limit {scope.max_parallel}", 1.0)
-                if scope.budget and spend >= scope.budget:
-                    end = scope.period_start(wall) + scope.period if scope.period else None
-                    raise BudgetExceeded(
-                        f"You exceeded your current quota: {scope.kind} '{scope.name}' spent ${spend / MICRO:.6f} of its "
-                        f"${scope.budget / MICRO:.2f} budget" + (" for this period" if end else ""),
-                        retry_after=None if end is None else end - wall,
-                    )
+                    refused = ("requests", rpm_start + WINDOW - now)
+                elif scope.tpm and tokens + reserve > scope.tpm:
+                    refused = ("tokens", tpm_start + WINDOW - now)
+                elif scope.max_parallel and inflight >= scope.max_parallel:
+                    refused = ("parallel", 1.0)
+                elif scope.budget and spend >= scope.budget:
+                    refused = ("budget", spend)
+                if refused is not None:
+                    rows = [table.read(s.slot) for s in key.scopes]
+                    raise self._refusal(key.scopes, scope, *refused, reserve, tokens, rows, now, wall)
                 rows.append((digest, rpm_start, requests + 1, tpm_start, tokens + reserve, inflight + 1, period, spend, loaded))
             windows = []
             for scope, row in zip(key.scopes, rows):
                 table.write(scope.slot, row)
                 windows.append(row[3])
-            lines = self._headers(key, rows, now)
+            lines = self._headers(key.scopes, rows, now)
         finally:
             table.unlock()
         return windows, lines
 
-    def _over(self, key, kind, message, retry_after):
-        table = self.table
-        rows = [table.read(scope.slot) for scope in key.scopes]
-        return RateLimitExceeded(message, kind=kind, retry_after=retry_after, header_block=self._headers(key, rows, monotonic()))
+    def _refusal(self, scopes, scope, what, figure, reserve, tokens, rows, now, wall):
+        """The error for the first limit reached: ``figure`` is the seconds until the window
+        resets, or the spend of the period for a budget."""
+        where = f"{scope.kind} '{scope.name}'"
+        if what == "budget":
+            end = scope.period_start(wall) + scope.period if scope.period else None
+            return BudgetExceeded(
+                f"You exceeded your current quota: {where} spent ${figure / MICRO:.6f} of its "
+                f"${scope.budget / MICRO:.2f} budget" + (" for this period" if end else ""),
+                retry_after=None if end is None else end - wall,
+            )
+        if what == "requests":
+            message = f"Rate limit reached for requests per minute on {where}: limit {scope.rpm}"
+        elif what == "tokens":
+            message = f"Rate limit reached for tokens per minute on {where}: limit {scope.tpm}, used {tokens}, requested {reserve}"
+        else:
+            message = f"Too many requests in flight on {where}: limit {scope.max_parallel}"
+        kind = "tokens" if what == "tokens" else "requests"
+        return RateLimitExceeded(message, kind=kind, retry_after=figure, header_block=self._headers(scopes, rows, now))
 
-    def _headers(self, key, rows, now):
+    async def _admit_shared(self, call, key, reserve):
+        shared = self.shared
+        wall = time()
+        try:
+            result = await shared.admit(key, reserve, wall)
+        except shared.errors as error:
+            shared.failed(error)
+            if call.ended:
+                return
+            if self.settings.fail_mode == "closed":
+                return call.answer(SharedLimitsUnavailable())
+            try:
+                windows, lines = self._take(key, reserve)
+            except AlloyError as refused:
+                return call.answer(refused)
+            self._carry_on(call, reserve, windows, lines, False)
+            return
+        shared.recovered()
+        now = result[1] / 1000
+        counts = result[5:9] if result[0] == 0 else result[2:]
+        rows = [(None, counts[i] / 1000, counts[i + 1], counts[i + 2] / 1000, counts[i + 3]) for i in range(0, len(counts), 4)]
+        if result[0] == 0:
+            scope = key.scopes[result[1] - 1]
+            what = result[2].decode() if isinstance(result[2], bytes) else result[2]
+            figure = result[3] if what == "budget" else result[3] / 1000
+            if not call.ended:  # the refused scope's windows make the headers
+                call.answer(self._refusal((scope,), scope, what, figure, reserve, rows[0][4], rows, now, wall))
+            return
+        windows = [result[4 + 4 * i] for i in range(len(key.scopes))]
+        if call.ended:  # the client left while Redis decided: give the reservation back
+            self._release_shared(key, (reserve, windows, True), reserve, 0)
+            return
+        self._carry_on(call, reserve, windows, self._headers(key.scopes, rows, now), True)
+
+    def _headers(self, scopes, rows, now):
         """OpenAI's x-ratelimit-* lines from the tightest of the key's and its team's windows."""
         lines = b""
         for kind, limit_of, start_at, used_at in (("requests", "rpm", 1, 2), ("tokens", "tpm", 3, 4)):
             best = None
-            for scope, row in zip(key.scopes, rows):
+            for scope, row in zip(scopes, rows):
                 limit = getattr(scope, limit_of)
                 if limit:
                     fresh = now - row[start_at] >= WINDOW
@@ -192,7 +259,10 @@ class Governance:
         key = call.key
         if held is not None:
             used = tokens_in + tokens_out if usage else held[0]
-            self._give_back(key, held, used, int(round(cost * MICRO)))
+            if held[2]:
+                self._release_shared(key, held, used, int(round(cost * MICRO)))
+            else:
+                self._give_back(key, held, used, int(round(cost * MICRO)))
         body = call.request.body
         user = USER.search(body) if b'"user"' in body else None
         tags = call.request.headers.get(b"x-alloy-tags")
@@ -209,8 +279,17 @@ class Governance:
             )
         )  # fmt: skip
 
+    def _release_shared(self, key, held, used, cost):
+        self.pipeline.loop.create_task(self._released_shared(key, held, used, cost))
+
+    async def _released_shared(self, key, held, used, cost):
+        try:
+            await self.shared.release(key, held[0], used, held[1], cost, time())
+        except self.shared.errors as error:
+            self.shared.failed(error)
+
     def _give_back(self, key, held, used, cost):
-        reserved, windows = held
+        reserved, windows, _ = held
         wall = time()
         table = self.table
         table.lock()

@@ -1,7 +1,8 @@
 """The errors governance answers with, in OpenAI's own shapes: a rate limit (429
-``rate_limit_exceeded``, ``Retry-After``) and a budget spent (429 ``insufficient_quota``)."""
+``rate_limit_exceeded``, ``Retry-After``), a budget spent (429 ``insufficient_quota``), and shared
+limits out of reach with ``fail_mode = "closed"`` (503)."""
 
-from alloy.errors import AlloyError
+from alloy.errors import AlloyError, ServiceUnavailable
 
 
 class RateLimitExceeded(AlloyError):
@@ -25,3 +26,13 @@ class BudgetExceeded(AlloyError):
         super().__init__(message)
         if retry_after is not None:
             self.header_block = b"retry-after: %d\r\n" % max(1, int(retry_after + 0.999))
+
+
+class SharedLimitsUnavailable(ServiceUnavailable):
+    """Redis does not answer and ``fail_mode = "closed"``: keyed requests wait for it."""
+
+    code = "shared_limits_unavailable"
+    header_block = b"retry-after: 1\r\n"
+
+    def __init__(self):
+        super().__init__("the shared rate limits are unavailable (Redis does not answer); try again shortly")
