@@ -1,8 +1,9 @@
 """The in-memory store: entries of this process, least recently used first out, bounded in bytes.
 
-An ``OrderedDict`` from key (a 16-byte digest, ``alloy.cache.keys``) to ``Entry``: a hit moves its
-entry to the end; a store adds at the end and evicts from the front until the stored bytes (each
-entry's ``size()``: its body plus a fixed allowance for the objects around it) fit ``max_bytes``.
+An ``OrderedDict`` from key (``alloy.cache.keys``: the request's normalized bytes, or their
+SHA-256) to ``Entry``: a hit moves its entry to the end; a store adds at the end and evicts from
+the front until the stored bytes (each entry's ``size()``, its body plus a fixed allowance for the
+objects around it, and its key's length) fit ``max_bytes``.
 An expired entry is dropped when a lookup meets it; eviction takes the rest. Every operation is
 synchronous and O(1) except ``clear`` by namespace, an admin operation that walks the entries.
 """
@@ -33,8 +34,9 @@ class MemoryStore:
         if key in self.entries:
             self._drop(key)
         self.entries[key] = entry
-        self.bytes += entry.size()
-        self.stats.stored(entry.size())
+        size = entry.size() + len(key)
+        self.bytes += size
+        self.stats.stored(size)
         while self.bytes > self.max_bytes:
             oldest = next(iter(self.entries))
             self._drop(oldest)
@@ -55,4 +57,4 @@ class MemoryStore:
 
     def _drop(self, key):
         entry = self.entries.pop(key)
-        self.bytes -= entry.size()
+        self.bytes -= entry.size() + len(key)

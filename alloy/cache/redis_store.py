@@ -1,6 +1,6 @@
 """The Redis store: entries shared by every gateway process that names the same Redis.
 
-Each entry is one Redis string, ``alloy:cache:<namespace>:<key as hex>``, holding the packed entry
+Each entry is one Redis string, ``alloy:cache:<namespace>:<SHA-256 of the key, hex>``, holding the packed entry
 (``alloy.cache.entries.pack``), set with an expiry of its TTL, so Redis forgets it by itself; Redis'
 own ``maxmemory`` policy bounds the whole (``max_entry_bytes`` still caps each entry).
 
@@ -18,6 +18,7 @@ admin operation: it uses a short-lived synchronous connection (1 s timeout) and 
 
 import asyncio
 import time
+from hashlib import sha256
 
 from alloy.cache.entries import pack, unpack
 from alloy.errors import ServiceUnavailable
@@ -99,8 +100,8 @@ class RedisStore:
             patterns = [PREFIX + "*"]
         else:
             escaped = namespace.translate(_GLOB_SPECIAL)
-            # The namespace exactly (its keys end with ":" and 32 hex digits), and those under it.
-            patterns = [PREFIX + escaped + ":" + "?" * 32, PREFIX + escaped + "/*"]
+            # The namespace exactly (its keys end with ":" and 64 hex digits), and those under it.
+            patterns = [PREFIX + escaped + ":" + "?" * 64, PREFIX + escaped + "/*"]
         deleted = 0
         try:
             with redis.Redis.from_url(self.url, socket_timeout=1.0, socket_connect_timeout=1.0) as client:
@@ -119,4 +120,7 @@ class RedisStore:
 
 
 def _name(namespace, key):
-    return PREFIX + namespace + ":" + key.hex()
+    """The Redis key: the namespace and the 64 hex digits of the request's SHA-256 (a short key,
+    the request's own bytes, is hashed here, off the hot path)."""
+    digest = key.hex() if len(key) == 32 else sha256(key).hexdigest()
+    return PREFIX + namespace + ":" + digest

@@ -22,13 +22,14 @@ Theory of operation
   with ``?namespace=NAME``.
 """
 
-import time
+from time import time
 from urllib.parse import parse_qs
 
 import orjson
 
 from alloy.cache.entries import JSON, SSE, completion_from_stream, entry_from_recording, stream_from_completion
-from alloy.cache.keys import CACHEABLE, CHAT, asked_of, cache_control, namespace_of, ttl_of
+from alloy.cache.keys import CACHEABLE, CHAT, cache_control, key_of, namespace_of, ttl_of
+from alloy.cache.prompt_prefix import AFFINITY
 from alloy.core import LAST_CHUNK, frame_chunk, frame_response, frame_stream_head
 from alloy.errors import AlloyError, MethodNotAllowed
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
@@ -57,15 +58,18 @@ class Stats:
 
 
 class Recording(list):
-    """The body pieces of an answer to store (the relay appends them), and where they go. Stops
-    recording (and is not stored) once it outgrows ``limit`` bytes: an answer too big to store
-    costs no memory here."""
+    """The body pieces of an answer to store (the relay appends them), and where they go: the key,
+    whether it streams, its namespace and TTL. Stops recording (and is not stored) once it outgrows
+    ``limit`` bytes: an answer too big to store costs no memory here."""
 
-    __slots__ = ("asked", "ttl", "limit", "size", "over")
+    __slots__ = ("key", "stream", "include_usage", "namespace", "ttl", "limit", "size", "over")
 
-    def __init__(self, asked, ttl, limit):
-        super().__init__()
-        self.asked = asked
+    def __init__(self, key, stream, include_usage, namespace, ttl, limit):
+        # (list.__init__ would only empty the new list: not called)
+        self.key = key
+        self.stream = stream
+        self.include_usage = include_usage
+        self.namespace = namespace
         self.ttl = ttl
         self.limit = limit
         self.size = 0
@@ -140,44 +144,50 @@ class ResponseCache:
     # --- the lookup stage ------------------------------------------------------------------------
 
     def lookup(self, call):
-        policy = self.policies.of(call)
+        policy = call.group.cache_policy or self.policies.of(call)
         if not policy.on or call.path not in CACHEABLE:
             return self._pass(call)
+        # The controls: usually none, so each costs one header lookup.
         headers = call.request.headers
-        no_cache, no_store = cache_control(headers.get(b"cache-control"))
-        ttl = ttl_of(headers.get(b"x-alloy-cache-ttl"), policy.ttl)
-        model = policy.model or call.model_name or ""
-        asked = asked_of(call, model, namespace_of(call.key, headers.get(b"x-alloy-cache-namespace")))
+        control = headers.get(b"cache-control")
+        no_cache, no_store = (False, False) if control is None else cache_control(control)
+        given = headers.get(b"x-alloy-cache-ttl")
+        ttl = policy.ttl if given is None else ttl_of(given)
+        given = headers.get(b"x-alloy-cache-namespace")
+        namespace = "global" if given is None and call.key is None else namespace_of(call.key, given)
+        asked = key_of(call, policy.model or call.model_name or "", namespace)
         if asked is None:
             return self._pass(call)
-        if no_cache and no_store:
-            return self._bypass(call)
+        key, stream, include_usage = asked
+        recorded = (key, stream, include_usage, namespace, ttl, self.max_entry_bytes)  # for a Recording
         if no_cache:
-            return self._record(call, asked, ttl, REFRESH)
-        if self.store.synchronous:
-            now = time.time()
-            entry = self.store.get(asked.key, now)
-            if entry is not None and _answers(entry, asked):
-                self._answer(call, entry, asked, now)
+            return self._bypass(call) if no_store else self._record(call, Recording(*recorded), REFRESH)
+        store = self.store
+        if store.synchronous:
+            now = time()
+            entry = store.get(key, now)
+            if entry is not None and _answers(entry, stream, include_usage):
+                self._answer(call, entry, stream, include_usage, now)
                 return True
-            return self._missed(call, asked, ttl, no_store)
-        if not self.store.available():
-            return self._missed(call, asked, ttl, no_store)
+            return self._missed(call, Recording(*recorded), no_store)
+        recording = Recording(*recorded)
+        if not store.available():
+            return self._missed(call, recording, no_store)
         call.connection.current = call  # parked: a client that leaves cancels it
-        self.store.get_later(asked.key, asked.namespace, lambda entry: self._resume(call, asked, ttl, no_store, entry))
+        store.get_later(key, namespace, lambda entry: self._resume(call, recording, no_store, entry))
         return True
 
-    def _missed(self, call, asked, ttl, no_store):
-        if no_store or ttl <= 0:
+    def _missed(self, call, recording, no_store):
+        if no_store or recording.ttl <= 0:
             return self._bypass(call)
-        return self._record(call, asked, ttl, MISS)
+        return self._record(call, recording, MISS)
 
-    def _record(self, call, asked, ttl, line):
+    def _record(self, call, recording, line):
         if line is MISS:
             self.stats.misses += 1
         else:
             self.stats.refreshes += 1
-        call.recording = Recording(asked, ttl, self.max_entry_bytes)
+        call.recording = recording
         call.id_line += line
         return self._pass(call)
 
@@ -188,35 +198,37 @@ class ResponseCache:
 
     def _pass(self, call):
         """The call goes upstream: its first pick may use a prefix-affinity hint."""
-        self.affinity.hint(call)
+        if call.group.strategy == AFFINITY:
+            self.affinity.hint(call)
         return False
 
-    def _resume(self, call, asked, ttl, no_store, entry):
+    def _resume(self, call, recording, no_store, entry):
         """A shared store's answer is back (None: a miss, whatever went wrong)."""
         if call.ended:
             return  # the client left while the store was asked
         call.connection.current = None
-        if entry is not None and entry.expires_at > time.time() and _answers(entry, asked):
-            self._answer(call, entry, asked, time.time())
+        stream, include_usage = recording.stream, recording.include_usage
+        if entry is not None and entry.expires_at > time() and _answers(entry, stream, include_usage):
+            self._answer(call, entry, stream, include_usage, time())
             return
         try:
-            self._missed(call, asked, ttl, no_store)
+            self._missed(call, recording, no_store)
             call.start()
         except AlloyError as error:
             call.answer(error)
 
-    def _answer(self, call, entry, asked, now):
+    def _answer(self, call, entry, stream, include_usage, now):
         """Write the stored answer as this request wants it, then end the call."""
         self.stats.hits += 1
         lines = call.id_line + b"x-alloy-cache: hit\r\nage: %d\r\n" % max(0, int(now - entry.stored_at))
         connection = call.connection
         keep_alive = call.request.keep_alive
         close = not keep_alive or connection.gateway.draining
-        if asked.stream:
+        if stream:
             if entry.kind == SSE:
-                body = entry.stream_body(asked.include_usage)
+                body = entry.stream_body(include_usage)
             else:
-                body = stream_from_completion(entry.body, asked.include_usage)
+                body = stream_from_completion(entry.body, include_usage)
             answer = frame_stream_head(200, EVENT_STREAM_HEADERS + lines, close) + frame_chunk(body) + LAST_CHUNK
         else:
             body = entry.body if entry.kind == JSON else completion_from_stream(entry.body)
@@ -233,11 +245,10 @@ class ResponseCache:
         if type(recording) is not Recording or call.status != 200 or call.error is not None or recording.over:
             return
         call.recording = None
-        asked = recording.asked
-        now = time.time()
-        entry = entry_from_recording(recording, asked.stream, now, now + recording.ttl, asked.namespace)
+        now = time()
+        entry = entry_from_recording(recording, recording.stream, now, now + recording.ttl, recording.namespace)
         if entry is not None:
-            self.store.put(asked.key, entry)
+            self.store.put(recording.key, entry)
 
     # --- the admin API ---------------------------------------------------------------------------------
 
@@ -250,11 +261,11 @@ class ResponseCache:
         return Prebuilt(200, orjson.dumps({"deleted": deleted, "namespace": namespace}))
 
 
-def _answers(entry, asked):
+def _answers(entry, stream, include_usage):
     """May this stored answer answer this request? Streams and JSON cross over for chat only (the
     other endpoints' keys keep ``stream``); usage must be there when the request wants it."""
-    if asked.stream:
-        return entry.kind == JSON or not asked.include_usage or entry.has_usage
+    if stream:
+        return entry.kind == JSON or not include_usage or entry.has_usage
     return entry.kind == JSON or entry.has_usage
 
 

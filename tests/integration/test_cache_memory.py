@@ -263,7 +263,7 @@ def test_delete_admin_cache_needs_the_master_key(gateway, upstream):
 
 
 def test_the_store_evicts_least_recently_used_by_bytes(start_gateway, upstream):
-    # Each answer is ~0.5 KB plus the entry allowance: 3 KB holds four, not six.
+    # Each answer is ~0.5 KB, plus its key and the entry allowance: 3 KB holds three, not six.
     gateway = start_gateway(config=gateway_config(upstream, "enabled = true\nmax_bytes = 3000"), env={"K": "sk-provider"})
     texts = [unique() for _ in range(6)]
     for text in texts:
