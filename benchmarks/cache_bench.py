@@ -17,6 +17,7 @@
    completion bodies), next to the bytes the store counts for them (``max_bytes`` accounting).
 
     taskset -c 0 python benchmarks/cache_bench.py [--requests N] [--rounds R] [--pin CPU|none] [--json OUT]
+                                                  [--no-observability]
 """
 
 import argparse
@@ -99,6 +100,8 @@ def on_the_wire(args, pin):
     config = os.path.join(procs.tmp, "cache.toml")
     with open(config, "w") as f:
         f.write("[cache]\nenabled = true\n")
+        if args.no_observability:  # the defaults' wire cost apart (see benchmarks/README.md)
+            f.write("[metrics]\nenabled = false\n[log]\naccess = false\n")
     port, _ = benchlib.start_alloy(procs, f"http://127.0.0.1:{upstream_port}/v1", cpus=pin, extra=["--config", config])
     bypass = b"cache-control: no-cache, no-store\r\n"
     post_round_trips(port, small, 1)  # stores the answer
@@ -115,7 +118,7 @@ def on_the_wire(args, pin):
         proxied.extend(post_round_trips(port, small, per_round, bypass)[0])
     procs.alive_check()
     procs.stop_all()
-    return {"upstream": upstream, "requests_per_side": len(hits), "rounds": args.rounds, "body_bytes": len(small),
+    return {"upstream": upstream, "observability": not args.no_observability, "requests_per_side": len(hits), "rounds": args.rounds, "body_bytes": len(small),
             "health": _stats(health), "hit": _stats(hits), "proxied": _stats(proxied)}
 
 
@@ -330,6 +333,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pin", default="0", help="CPU for client, gateway and upstream; 'none' to not pin (0)")
     parser.add_argument("--json", help="save the figures here")
+    parser.add_argument("--no-observability", action="store_true", help="the gateway without metrics and access log")
     args = parser.parse_args()
     pin = None if args.pin == "none" else args.pin
     if pin is not None:
@@ -342,7 +346,8 @@ def main():
     print(f"# Response cache\n\n{benchlib.provenance_line(meta)}\n")
     print(f"On the wire: ~{wire['body_bytes']} B chat completion, {wire['upstream']} upstream, memory backend, "
           f"{wire['requests_per_side']} requests per side in {wire['rounds']} alternating rounds, raw keep-alive "
-          f"socket, pinned to CPU {pin if pin is not None else 'none'}\n")
+          f"socket, pinned to CPU {pin if pin is not None else 'none'}, metrics and access log "
+          f"{'on (the defaults)' if wire['observability'] else 'off'}\n")
     print("| Round trip | Median (µs) | P90 (µs) | P99 (µs) | x /health |")
     print("|---|---:|---:|---:|---:|")
     base = wire["health"]["median_us"]
