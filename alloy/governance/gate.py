@@ -39,7 +39,11 @@ from alloy.governance.store import SECRET_PREFIX, Store
 log = logging.getLogger("alloy.governance")
 _PREFIX = SECRET_PREFIX.encode()
 MAX_TOKENS = re.compile(rb'"max(?:_completion)?_tokens"\s*:\s*(\d{1,9})')
-USER = re.compile(rb'(?<!\\)"user"\s*:\s*"([^"\\]{1,256})"')
+USER_VALUE = re.compile(rb'\s*"([^"\\]{1,256})"')
+HEADER_FORMS = {  # limit -> (its lines, where its window starts and its count are in a counters row)
+    "rpm": (b"x-ratelimit-limit-requests: %d\r\nx-ratelimit-remaining-requests: %d\r\nx-ratelimit-reset-requests: %s\r\n", 1, 2),
+    "tpm": (b"x-ratelimit-limit-tokens: %d\r\nx-ratelimit-remaining-tokens: %d\r\nx-ratelimit-reset-tokens: %s\r\n", 3, 4),
+}
 CHARS_PER_TOKEN = 4  # the prompt's estimate: its size in bytes / 4, reconciled from the real usage
 
 
@@ -161,18 +165,18 @@ class Governance:
                     refused = ("budget", spend)
                 if refused is not None:
                     rows = [table.read(s.slot) for s in key.scopes]
-                    raise self._refusal(key.scopes, scope, *refused, reserve, tokens, rows, now, wall)
+                    raise self._refusal(key.reported, scope, *refused, reserve, tokens, rows, now, wall)
                 rows.append((digest, rpm_start, requests + 1, tpm_start, tokens + reserve, inflight + 1, period, spend, loaded))
             windows = []
             for scope, row in zip(key.scopes, rows):
                 table.write(scope.slot, row)
                 windows.append(row[3])
-            lines = self._headers(key.scopes, rows, now)
+            lines = self._headers(key.reported, rows, now)
         finally:
             table.unlock()
         return windows, lines
 
-    def _refusal(self, scopes, scope, what, figure, reserve, tokens, rows, now, wall):
+    def _refusal(self, reported, scope, what, figure, reserve, tokens, rows, now, wall):
         """The error for the first limit reached: ``figure`` is the seconds until the window
         resets, or the spend of the period for a budget."""
         where = f"{scope.kind} '{scope.name}'"
@@ -190,7 +194,7 @@ class Governance:
         else:
             message = f"Too many requests in flight on {where}: limit {scope.max_parallel}"
         kind = "tokens" if what == "tokens" else "requests"
-        return RateLimitExceeded(message, kind=kind, retry_after=figure, header_block=self._headers(scopes, rows, now))
+        return RateLimitExceeded(message, kind=kind, retry_after=figure, header_block=self._headers(reported, rows, now))
 
     async def _admit_shared(self, call, key, reserve):
         shared = self.shared
@@ -218,31 +222,31 @@ class Governance:
             what = result[2].decode() if isinstance(result[2], bytes) else result[2]
             figure = result[3] if what == "budget" else result[3] / 1000
             if not call.ended:  # the refused scope's windows make the headers
-                call.answer(self._refusal((scope,), scope, what, figure, reserve, rows[0][4], rows, now, wall))
+                alone = tuple((kind, ((0, getattr(scope, kind)),)) for kind in ("rpm", "tpm") if getattr(scope, kind))
+                call.answer(self._refusal(alone, scope, what, figure, reserve, rows[0][4], rows, now, wall))
             return
         windows = [result[4 + 4 * i] for i in range(len(key.scopes))]
         if call.ended:  # the client left while Redis decided: give the reservation back
             self._release_shared(key, (reserve, windows, True), reserve, 0)
             return
-        self._carry_on(call, reserve, windows, self._headers(key.scopes, rows, now), True)
+        self._carry_on(call, reserve, windows, self._headers(key.reported, rows, now), True)
 
-    def _headers(self, scopes, rows, now):
-        """OpenAI's x-ratelimit-* lines from the tightest of the key's and its team's windows."""
+    def _headers(self, reported, rows, now):
+        """OpenAI's x-ratelimit-* lines from the tightest of the key's and its team's windows
+        (``reported``: ``KeyIdentity.reported``, or the like for one scope)."""
         lines = b""
-        for kind, limit_of, start_at, used_at in (("requests", "rpm", 1, 2), ("tokens", "tpm", 3, 4)):
+        for kind, limits in reported:
+            form, start_at, used_at = HEADER_FORMS[kind]
             best = None
-            for scope, row in zip(scopes, rows):
-                limit = getattr(scope, limit_of)
-                if limit:
-                    fresh = now - row[start_at] >= WINDOW
-                    remaining = limit if fresh else max(limit - row[used_at], 0)
-                    reset = 0.0 if fresh else row[start_at] + WINDOW - now
-                    if best is None or remaining < best[1]:
-                        best = (limit, remaining, reset)
-            if best is not None:
-                lines += b"x-ratelimit-limit-%s: %d\r\nx-ratelimit-remaining-%s: %d\r\nx-ratelimit-reset-%s: %s\r\n" % (
-                    kind.encode(), best[0], kind.encode(), best[1], kind.encode(), _reset(best[2])
-                )
+            for index, limit in limits:
+                row = rows[index]
+                if now - row[start_at] >= WINDOW:  # the window is over: all of it is left
+                    remaining, reset = limit, 0.0
+                else:
+                    remaining, reset = max(limit - row[used_at], 0), row[start_at] + WINDOW - now
+                if best is None or remaining < best[1]:
+                    best = (limit, remaining, reset)
+            lines += form % (best[0], best[1], _reset(best[2]))
         return lines
 
     # --- account ------------------------------------------------------------------------------------
@@ -263,8 +267,6 @@ class Governance:
                 self._release_shared(key, held, used, int(round(cost * MICRO)))
             else:
                 self._give_back(key, held, used, int(round(cost * MICRO)))
-        body = call.request.body
-        user = USER.search(body) if b'"user"' in body else None
         tags = call.request.headers.get(b"x-alloy-tags")
         id_line = call.id_line
         self.ledger.append(
@@ -273,7 +275,7 @@ class Governance:
                 None if key is None else key.team, asked, served,
                 None if deployment is None else deployment.provider.name, call.path.decode("latin-1"), call.status,
                 tokens_in, tokens_out, tokens_cached, cost, round((call.ended_at - call.arrived) * 1000, 3),
-                None if user is None else user.group(1).decode("utf-8", "replace"),
+                user_of(call.request.body),
                 None if tags is None else tags[:256].decode("latin-1"),
                 id_line[14 : id_line.find(b"\r\n")].decode("latin-1") if id_line else None,
             )
@@ -351,7 +353,21 @@ def estimate_tokens(body):
 
 
 def _reset(seconds):
-    """OpenAI's spelling of a reset time: ``1s``, ``12.5s``, ``1m0s``."""
+    """OpenAI's spelling of a reset time: ``250ms``, ``12s``, ``1m0s``."""
+    if seconds < 1:
+        return b"%dms" % int(seconds * 1000)
     if seconds < 60:
-        return (b"%.3f" % seconds).rstrip(b"0").rstrip(b".") + b"s"
-    return b"%dm%ds" % (seconds // 60, seconds % 60)
+        return b"%ds" % int(seconds + 0.999)
+    return b"%dm%ds" % divmod(int(seconds), 60)
+
+
+def user_of(body):
+    """The request's ``user`` field (OpenAI's end-user id), for attribution; None without one.
+    Found without parsing the body: ``"user":`` (``"role": "user"`` is never followed by a colon)."""
+    at = body.find(b'"user":')
+    if at < 0:
+        at = body.find(b'"user" :')
+        if at < 0:
+            return None
+    found = USER_VALUE.match(body, body.index(b":", at) + 1)
+    return None if found is None else found.group(1).decode("utf-8", "replace")

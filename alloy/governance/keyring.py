@@ -65,7 +65,7 @@ class ModelRule:
 class KeyIdentity:
     """Who a request is: ``id``, ``name`` and ``team`` (read by the cache and the access log too)."""
 
-    __slots__ = ("id", "name", "team", "expires_at", "revoked", "scopes", "counts_tokens", "rules")
+    __slots__ = ("id", "name", "team", "expires_at", "revoked", "scopes", "counts_tokens", "rules", "reported")
 
     def __init__(self, row, scopes):
         self.id = row["id"]
@@ -76,10 +76,21 @@ class KeyIdentity:
         self.scopes = scopes
         self.counts_tokens = any(scope.tpm for scope in scopes)
         self.rules = tuple(scope.models for scope in scopes if scope.models is not None)
+        # The x-ratelimit-* trios this key reports, each with the limits it is the tightest of:
+        # ((kind, ((scope index, limit), ...)), ...), built once here rather than on each request.
+        self.reported = tuple(
+            (kind, tuple((i, getattr(scope, kind)) for i, scope in enumerate(scopes) if getattr(scope, kind)))
+            for kind in ("rpm", "tpm")
+            if any(getattr(scope, kind) for scope in scopes)
+        )
 
-    def may_use(self, *names):
-        """Every model rule (the key's, its team's) allows one of the names the request goes by."""
-        return all(any(name is not None and rule.allows(name) for name in names) for rule in self.rules)
+    def may_use(self, asked, resolved):
+        """Every model rule (the key's, its team's) allows the name asked for or the one it
+        resolved to (an alias)."""
+        for rule in self.rules:
+            if not (rule.allows(asked) or (resolved is not None and resolved != asked and rule.allows(resolved))):
+                return False
+        return True
 
     def __repr__(self):
         return f"KeyIdentity({self.name!r}, team={self.team!r})"
