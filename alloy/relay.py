@@ -311,8 +311,9 @@ class TranslatedRelay(Relay):
             for name, data in self.splitter.flush():
                 out.extend(self.events.feed(name, data))
             out.extend(self.events.finish())
-            if not self.include_usage:  # the client did not ask for it; the account still needs it
-                self.call.usage_known(self.events.final_usage())
+            # The account's usage, asked for or not: a usage chunk the client asked for went out in
+            # an earlier write (Anthropic's message_stop), so the last pieces need not hold it.
+            self.call.usage_known(self.events.final_usage())
             if self.call.recording is not None:
                 self.call.recording.extend(out)
             self.call.bytes_out += sum(len(chunk) for chunk in out)
