@@ -1,0 +1,41 @@
+"""The response cache with virtual keys: answers are kept per tenant. Two keys of one team share
+their team's cache; a key of another team, a key without a team and the master key each have their
+own; ``x-alloy-cache-namespace`` divides a tenant's cache and cannot reach another tenant's."""
+
+import uuid
+
+from governance_helpers import MASTER, alloy, chat, create_key, keyed_config, post
+from harness import wait_until
+
+
+def test_each_tenant_has_its_own_cache(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    config = keyed_config(upstream, db) + "\n[cache]\nenabled = true\n"
+    gateway = start_gateway(config=config, env={"ALLOY_MASTER_KEY": MASTER})
+    alloy(db, "teams", "create", "--name", "search")
+    alloy(db, "teams", "create", "--name", "ads")
+    secrets = {
+        name: create_key(db, name, *(("--team", team) if team else ()))[1]
+        for name, team in (("first", "search"), ("second", "search"), ("other", "ads"), ("loner", None))
+    }
+    for secret in secrets.values():
+        assert wait_until(lambda s=secret: post(gateway.port, s, chat(), path="/v1/nothing")[0] != 401, timeout=5)
+    body = chat(text=f"tenant question {uuid.uuid4().hex}")
+
+    def state(key, headers=None):
+        status, head, _ = post(gateway.port, key, body, headers=headers)
+        assert status == 200
+        return head["x-alloy-cache"]
+
+    upstream.clear()
+    assert state(secrets["first"]) == "miss"
+    assert state(secrets["second"]) == "hit"  # the same team
+    assert state(secrets["other"]) == "miss"  # another team
+    assert state(secrets["loner"]) == "miss"  # a key of its own
+    assert state(MASTER) == "miss"  # global
+    assert state(secrets["other"]) == "hit" and state(secrets["loner"]) == "hit" and state(MASTER) == "hit"
+    # a namespace header divides a tenant's cache; the same name under another tenant is another cache
+    assert state(secrets["first"], {"x-alloy-cache-namespace": "eval"}) == "miss"
+    assert state(secrets["second"], {"x-alloy-cache-namespace": "eval"}) == "hit"
+    assert state(secrets["other"], {"x-alloy-cache-namespace": "eval"}) == "miss"
+    assert len([r for r in upstream.requests() if r["path"] == "/v1/chat/completions"]) == 6
