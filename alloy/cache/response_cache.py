@@ -31,7 +31,7 @@ from alloy.cache.entries import JSON, SSE, completion_from_stream, entry_from_re
 from alloy.cache.keys import CACHEABLE, CHAT, cache_control, key_of, namespace_of, ttl_of
 from alloy.cache.prompt_prefix import AFFINITY
 from alloy.core import LAST_CHUNK, frame_chunk, frame_response, frame_stream_head
-from alloy.errors import AlloyError, MethodNotAllowed
+from alloy.errors import AlloyError, MethodNotAllowed, NotFound
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
 from alloy.prebuilt import Prebuilt
 
@@ -253,7 +253,9 @@ class ResponseCache:
     # --- the admin API ---------------------------------------------------------------------------------
 
     def admin(self, request, path, query, connection):
-        if request.method != b"DELETE" or path != b"/admin/cache":
+        if path != b"/admin/cache":
+            raise NotFound(f"no route for {request.method.decode()} {path.decode('latin-1')}")
+        if request.method != b"DELETE":
             raise MethodNotAllowed("use DELETE /admin/cache (optionally ?namespace=NAME)", allow=b"DELETE")
         namespaces = parse_qs(query[1:].decode("latin-1")).get("namespace")
         namespace = namespaces[0] if namespaces else None

@@ -259,6 +259,17 @@ def test_delete_admin_cache_needs_the_master_key(gateway, upstream):
     assert status == 401 and body["error"]["type"]
 
 
+def test_the_admin_api_refuses_other_methods_and_paths(gateway, upstream):
+    for method, path, status in (("GET", "/admin/cache", 405), ("DELETE", "/admin/cache/everything", 404)):
+        request = urllib.request.Request(gateway.base + path, method=method, headers={"authorization": f"Bearer {MASTER}"})
+        try:
+            urllib.request.urlopen(request, timeout=10)
+        except urllib.error.HTTPError as error:
+            assert error.code == status and json.load(error)["error"]["message"]
+        else:
+            raise AssertionError(f"{method} {path} was answered")
+
+
 # --- bounds and per-model settings ----------------------------------------------------------------------
 
 
