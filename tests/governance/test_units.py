@@ -1,0 +1,56 @@
+"""Unit tests of the pieces of alloy.governance that need no gateway: prices and usage shapes, what
+a key may be given, the reset spelling, the user field, and the counters table under two mappings
+of one file (what two workers see)."""
+
+import pytest
+
+from alloy.governance.counters import CounterTable, create_shared
+from alloy.governance.fields import FieldError, duration, key_values, public
+from alloy.governance.gate import _reset, estimate_tokens, user_of
+from alloy.governance.prices import Prices, tokens_of
+
+
+def test_prices_exact_then_longest_prefix_then_override():
+    prices = Prices(overrides=[("gpt-4o-mini", (1.0, 2.0, 0.5))])
+    assert prices.price("gpt-4o-2024-08-06") == prices.table["gpt-4o"]
+    assert prices.price("openai/gpt-4o") == prices.table["gpt-4o"]
+    assert prices.price("gpt-4o-mini") == (1.0, 2.0, 0.5)
+    assert prices.price("gpt-4oo") is None and prices.price(None, "no-such", "claude-sonnet-4-5-20250929") == prices.table["claude-sonnet-4-5"]
+    # cached input tokens are part of the input and billed at the cached price
+    assert prices.cost((1.0, 2.0, 0.5), 1_000_000, 1_000_000, 500_000) == pytest.approx(0.5 + 2.0 + 0.25)
+    assert prices.cost(None, 10, 10, 0) == 0.0
+
+
+def test_tokens_of_openai_and_anthropic_usage():
+    assert tokens_of({"prompt_tokens": 10, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}) == (10, 3, 4)
+    assert tokens_of({"input_tokens": 5, "output_tokens": 7, "cache_read_input_tokens": 20, "cache_creation_input_tokens": 1}) == (26, 7, 20)
+    assert tokens_of(None) == (0, 0, 0) and tokens_of({"prompt_tokens": "x"}) == (0, 0, 0)
+
+
+def test_key_fields_refuse_what_would_be_a_typo():
+    assert key_values({"name": "a", "budget": 5}, creating=True)["budget_period"] == 30 * 86400
+    for given in ({"name": "a", "rpm": True}, {"name": "a", "rpm": 10**10}, {"name": "key_x"}, {"name": "a", "budget": float("nan")},
+                  {"name": "a", "models": []}, {"name": "a", "metadata": {"k": [1]}}, {"name": "a", "expires": 5}):  # fmt: skip
+        with pytest.raises(FieldError):
+            key_values(given, creating=True)
+    assert duration("p", "12h") == 43200 and public({"budget_period": 86400 * 7, "hash": b"x"}) == {"budget_period": "1w"}
+
+
+def test_reset_spelling_user_field_and_reservation():
+    assert (_reset(0.25), _reset(12.2), _reset(61.0)) == (b"250ms", b"13s", b"1m1s")
+    assert user_of(b'{"messages":[{"role": "user","content":"x"}], "user": "u-1"}') == "u-1"
+    assert user_of(b'{"messages":[{"role":"user"}]}') is None
+    assert estimate_tokens(b'{"max_tokens": 100}' + b" " * 81) == 100 + 100 // 4
+
+
+def test_two_mappings_of_one_counters_file_see_each_other(tmp_path):
+    path = create_shared(str(tmp_path))
+    first, second = CounterTable(path), CounterTable(path)
+    slot = first.slot_of("key_a")
+    assert second.slot_of("key_a") == slot and second.slot_of("key_b") != slot
+    values = list(first.read(slot))
+    values[2] = 41
+    first.write(slot, values)
+    assert second.read(slot)[2] == 41
+    first.close()
+    second.close()
