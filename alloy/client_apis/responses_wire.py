@@ -21,12 +21,19 @@ the client, else a ``response.failed`` event that ends the stream.
 
 import orjson
 
-from alloy.client_apis.messages_wire import ERROR, OVER, STREAM, WHOLE, MessagesConnection, MessagesTransport
+from alloy.client_apis.messages_wire import (
+    ERROR,
+    NOT_KEPT,
+    OVER,
+    STREAM,
+    WHOLE,
+    MessagesConnection,
+    MessagesTransport,
+)
 from alloy.client_apis.responses_stream import ResponseBuilder, response_events, response_from_chat
 from alloy.core import LAST_CHUNK, SSESplitter, encode_headers, frame_chunk, frame_response, frame_stream_head
 from alloy.errors import UpstreamProtocolError, error_response_body
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
-from alloy.client_apis.messages_wire import NOT_KEPT
 
 
 class ResponsesConnection(MessagesConnection):

@@ -95,3 +95,14 @@ def test_a_single_openai_compatible_provider_keeps_its_own_list(upstreams, tmp_p
         assert sent["path"] == "/v1/models"  # passed through: the provider's own list
     finally:
         gateway.stop()
+
+
+def test_without_any_key_the_built_in_mock_answers_the_responses_api(tmp_path):
+    gateway = start_gateway_process(tmp_path, None, {})
+    try:
+        client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="anything", max_retries=0)
+        assert client.responses.create(model="gpt-4o-mini", input="hello").output_text == "echo: hello"
+        events = list(client.responses.create(model="gpt-4o-mini", input="hello", stream=True))
+        assert events[-1].type == "response.completed" and events[-1].response.output_text == "echo: hello"
+    finally:
+        gateway.stop()
