@@ -35,6 +35,12 @@ def governance_for(config, pipeline):
     settings = config.governance
     if not applies(settings):
         return None
-    from alloy.governance.gate import Governance  # imported only when keys apply
+    import sqlite3
 
-    return Governance(settings, pipeline)
+    from alloy.governance.gate import Governance  # imported only when keys apply
+    from alloy.governance.store import StoreError
+
+    try:
+        return Governance(settings, pipeline)
+    except (sqlite3.Error, OSError, StoreError) as error:  # a clear refusal to start, not a traceback
+        raise SystemExit(f"alloy: cannot open the keys database {settings.path}: {error}") from None
