@@ -94,7 +94,7 @@ def test_concurrent_requests_spill_over_past_the_load_bound(stack, mocks):
     home = placement(mocks)[system][0]
     for mock in mocks:
         mock.clear()
-    slow = {"x-mock-fault": "slow-first-byte=400"}
+    slow = {"x-mock-fault": "slow-first-byte=1000"}  # long enough for all six to overlap on a loaded machine
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         list(pool.map(lambda turn: ask(stack["three"], system, turn, slow), range(6)))
     where = placement(mocks)[system]
