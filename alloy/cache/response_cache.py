@@ -107,12 +107,14 @@ class Policy:
 
 class Policies:
     """Each model group's ``Policy``, decided on its first lookup and kept on the group (one
-    attribute read per request after that). Decided from the configuration the cache started with,
-    by model name, so the groups a hot reload builds (``alloy.reload``) get their model's settings
-    too; a model the start-up configuration did not name follows ``[cache] enabled``."""
+    attribute read per request after that). Decided by model name from the gateway's current
+    configuration (``gateway.config``, which a hot reload replaces along with the groups, so the
+    new groups get their model's new ``cache`` and ``cache_ttl``); ``[cache]`` itself is the one
+    the cache started with (a restart applies it)."""
 
     def __init__(self, settings, models):
         self.settings = settings
+        self.config = None  # the configuration ``models`` was read from (None: the start's)
         self.models = {model.name: model for model in models}
         self.default = Policy(settings.enabled, settings.ttl)
 
@@ -120,12 +122,16 @@ class Policies:
         group = call.group
         policy = group.cache_policy
         if policy is None:
-            policy = group.cache_policy = self._decide(group, call.pipeline.routes.configured)
+            policy = group.cache_policy = self._decide(group, call)
         return policy
 
-    def _decide(self, group, configured):
-        if group not in configured:
+    def _decide(self, group, call):
+        if group not in call.pipeline.routes.configured:
             return self.default  # a provider route, a wildcard, the plain proxy
+        config = getattr(getattr(call.connection, "gateway", None), "config", None)
+        if config is not None and config is not self.config:
+            self.config = config
+            self.models = {model.name: model for model in config.models}
         model = self.models.get(group.name)
         if model is None:
             return Policy(self.settings.enabled, self.settings.ttl, group.name)

@@ -329,15 +329,18 @@ def test_metrics_count_hits_misses_and_stored_bytes(gateway, upstream):
     assert after[("alloy_cache_stored_bytes_total", None)] > before.get(("alloy_cache_stored_bytes_total", None), 0)
 
 
-def test_a_reload_keeps_the_store_and_each_models_setting(start_gateway, upstream):
+def test_a_reload_keeps_the_store_and_applies_each_models_setting(start_gateway, upstream, tmp_path):
     gateway = start_gateway(config=gateway_config(upstream, "", "cache = true"), env={"K": "sk-provider"})
     sdk = client(gateway)
     text = unique()
     sdk.embeddings.create(model="embed", input=text)
+    # the same file, with the chat model's cache turned on too (the fixture's first config file)
+    path = tmp_path / "alloy-0.toml"
+    path.write_text(path.read_text().replace('aliases = ["chat-alias"]', 'aliases = ["chat-alias"]\ncache = true'))
     request = urllib.request.Request(gateway.base + "/admin/reload", method="POST", headers={"authorization": f"Bearer {MASTER}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
     raw = sdk.embeddings.with_raw_response.create(model="embed", input=text)
-    assert raw.headers["x-alloy-cache"] == "hit"  # the new routes' group found its model's setting
-    assert "x-alloy-cache" not in chat(gateway, text)[0]  # and "chat" still has none
+    assert raw.headers["x-alloy-cache"] == "hit"  # the store survived, the new group found its setting
+    assert [chat(gateway, text)[0]["x-alloy-cache"] for _ in range(2)] == ["miss", "hit"]  # the new setting
     assert [r["path"] for r in upstream.requests()].count("/v1/embeddings") == 1
