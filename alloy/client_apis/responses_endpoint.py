@@ -9,8 +9,8 @@ pipeline's, in its order; every answer keeps OpenAI's shape:
                   ``provider/model``, wildcards, deployments); 404 model_not_found otherwise
     passthrough   when every deployment the model (and its fallbacks) may reach answers the
                   Responses API itself (``responses_api``: by default the ``openai`` kind only):
-                  the client's bytes, the model name alone replaced, streamed as they come
-                  (``Pipeline.route_passthrough``: the allow-list, then by model)
+                  the client's bytes, the model name alone replaced by the send stage, streamed
+                  as they come (an ordinary call of the routed model group)
     translate     otherwise (Anthropic, Gemini, Azure, OpenAI-compatible servers with
                   ``responses_api = false``): the body becomes a chat completions request
                   (``chat_request_from_responses``; what it cannot express, such as
@@ -22,8 +22,9 @@ pipeline's, in its order; every answer keeps OpenAI's shape:
                   and the finish listeners apply to both kinds of call
 
 ``GET``/``DELETE /v1/responses/{id}``, ``/input_items`` and ``/cancel`` (and a ``POST`` without a
-model) pass through to the default provider as the allow-list says: stored responses live with
-OpenAI. A translated response is stored nowhere (``store`` is false in it), so its id cannot be
+JSON model) pass through to the default provider as the allow-list says
+(``Pipeline.route_passthrough``): stored responses live with OpenAI. ``POST /v1/responses`` off
+the allow-list is refused there for every model. A translated response is stored nowhere (``store`` is false in it), so its id cannot be
 fetched later and cannot be a ``previous_response_id``.
 
 The call's ``path`` is the client's (``/v1/responses``), so a finish listener sees which API was
