@@ -331,3 +331,23 @@ def test_stored_responses_are_reached_at_the_default_provider(stack, client):
         client.responses.retrieve("resp_stored_at_openai")
     [sent] = received(stack, "openai")
     assert sent["method"] == "GET" and sent["path"] == "/v1/responses/resp_stored_at_openai"
+
+
+def test_off_the_allow_list_the_responses_api_is_off_for_every_provider(stack, start_gateway):
+    claude = stack["anthropic"]
+    gateway = start_gateway(
+        config=f"""
+        [providers.anthropic]
+        base_url = "{claude.base}"
+        api_key = "{PROVIDER_KEY}"
+
+        [passthrough]
+        allow = ["GET /v1/models"]
+        """
+    )
+    claude.clear()
+    client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="anything", max_retries=0)
+    with pytest.raises(openai.NotFoundError) as refused:
+        client.responses.create(model=ROUTES["anthropic"], input="hi")
+    assert "allow-list" in refused.value.message
+    assert claude.requests() == []
