@@ -2,11 +2,13 @@
 with the openai and anthropic SDKs, limited to models, expired, revoked and rotated (refused within
 the sync interval), and the admin API's refusals of bad input, which write nothing."""
 
+import time
+
 import anthropic
 import openai
 import pytest
 
-from governance_helpers import MASTER, admin, alloy, chat, create_key, keyed_config, post
+from governance_helpers import MASTER, admin, alloy, burst, chat, create_key, keyed_config, post, statuses
 from harness import wait_until
 
 REVOCATION_BOUND = 3.0  # seconds; documented bound is sync_interval (0.1 s here) + a reload
@@ -143,3 +145,17 @@ def test_no_key_and_no_master_key_behaves_as_before(start_gateway, upstream, tmp
     _, secret = create_key(db, "first")
     wait_until(lambda: post(gateway.port, None, chat())[0] == 401, timeout=REVOCATION_BOUND)
     assert post(gateway.port, secret, chat())[0] == 200
+
+
+def test_revocation_reaches_every_worker(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "everywhere")
+    gateway = start_gateway(config=keyed_config(upstream, db), env={"ALLOY_MASTER_KEY": MASTER}, args=["--workers", "2"])
+    assert statuses(burst(gateway.port, secret, 16)) == [200] * 16  # each on its own connection: both workers
+    alloy(db, "keys", "revoke", "everywhere")
+    started = time.monotonic()
+    wait_until(lambda: statuses(burst(gateway.port, secret, 16)) == [401] * 16, timeout=REVOCATION_BOUND)
+    assert time.monotonic() - started < REVOCATION_BOUND
+    upstream.clear()
+    assert statuses(burst(gateway.port, secret, 16)) == [401] * 16  # and it stays so, in both workers
+    assert upstream.requests() == []
