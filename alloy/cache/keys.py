@@ -75,6 +75,8 @@ def namespace_of(key, given):
         tenant = f"key:{key.id}"
     if given is None:
         return tenant
+    # Team names and key ids hold no "/" (alloy.governance.fields), so no tenant's namespace can be
+    # spelled as another tenant's plus a header.
     if not 0 < len(given) <= 128 or not all(c in _NAMESPACE_CHARS for c in given):
         raise InvalidRequest(
             "x-alloy-cache-namespace must be 1 to 128 characters of letters, digits, '-', '_', '.' and ':'",

@@ -17,7 +17,7 @@ The same object stands in for the cache lookup stage when the response cache is 
 sets the hint and lets the call go on), so the pipeline needs no second hook.
 """
 
-from hashlib import blake2b
+from hashlib import sha256
 
 import orjson
 
@@ -58,4 +58,4 @@ def prefix_point(body):
             if type(message) is not dict or message.get("role") not in _LEADING_ROLES:
                 break
         material = orjson.dumps([document.get("tools"), document.get("system"), leading], option=orjson.OPT_SORT_KEYS)
-    return int.from_bytes(blake2b(material, digest_size=8).digest(), "big")
+    return int.from_bytes(sha256(material).digest()[:8], "big")  # SHA-256: the CPU's SHA extensions
