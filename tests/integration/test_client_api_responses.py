@@ -351,3 +351,38 @@ def test_off_the_allow_list_the_responses_api_is_off_for_every_provider(stack, s
         client.responses.create(model=ROUTES["anthropic"], input="hi")
     assert "allow-list" in refused.value.message
     assert claude.requests() == []
+
+
+# --- reasoning ----------------------------------------------------------------------------------------
+
+THINKERS = {"anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
+
+
+@pytest.mark.parametrize("route", list(THINKERS))
+def test_reasoning_effort_thinks_upstream_and_comes_back_as_a_reasoning_summary(stack, client, route):
+    response = client.responses.create(
+        model=THINKERS[route], input="six times seven", reasoning={"effort": "low"}, max_output_tokens=4000
+    )
+    assert [item.type for item in response.output] == ["reasoning", "message"]
+    assert [part.text for part in response.output[0].summary] == ["Considering: six times seven"]
+    assert response.output_text == "echo: six times seven"
+    if route == "gemini":  # Gemini counts thoughts apart (thoughtsTokenCount); Anthropic does not
+        assert response.usage.output_tokens_details.reasoning_tokens == 4  # "Considering: six times seven"
+    body = received(stack, route)[-1]["body"]
+    if route == "anthropic":
+        assert body["thinking"]["type"] == "enabled" and body["thinking"]["budget_tokens"] >= 1024
+    else:
+        assert body["generationConfig"]["thinkingConfig"]["includeThoughts"] is True
+
+
+@pytest.mark.parametrize("route", list(THINKERS))
+def test_streamed_reasoning_comes_before_the_text(stack, client, route):
+    with client.responses.stream(
+        model=THINKERS[route], input="one two three", reasoning={"effort": "medium"}, max_output_tokens=8000
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds.index("response.reasoning_summary_text.done") < kinds.index("response.output_text.delta")
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output[0].summary[0].text == "Considering: one two three"
+    assert final.output_text == "echo: one two three"
