@@ -262,7 +262,9 @@ class Governance:
         cost = self.prices.cost(self.prices.price(served, call.model_name, asked), tokens_in, tokens_out, tokens_cached)
         key = call.key
         if held is not None:
-            used = tokens_in + tokens_out if usage else held[0]
+            # Without a usage: nothing went upstream (a cache hit) spent nothing; an attempt whose
+            # usage is unknown (an error, a client gone mid-stream) keeps what it reserved.
+            used = tokens_in + tokens_out if usage else (held[0] if call.count else 0)
             if held[2]:
                 self._release_shared(key, held, used, int(round(cost * MICRO)))
             else:

@@ -172,3 +172,23 @@ def test_admin_usage_groups_and_filters(start_gateway, upstream, tmp_path):
     assert admin(gateway.port, "GET", "/admin/usage?since=yesterday")[0] == 400
     assert admin(gateway.port, "GET", "/admin/usage?limit=3")[0] == 400
     assert admin(gateway.port, "POST", "/admin/usage")[0] == 405
+
+
+def test_an_answer_from_the_response_cache_costs_nothing(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "cached", "--tpm", "5000", "--budget", "100")
+    gateway = start_keyed(start_gateway, upstream, db, extra=PRICES + "\n        [cache]\n        enabled = true\n")
+    ready(gateway, secret)
+    upstream.clear()
+    body = chat(text="one two three", max_tokens=1000)
+    status, head, first = post(gateway.port, secret, body)
+    assert status == 200 and head["x-alloy-cache"] == "miss"
+    status, head, _ = post(gateway.port, secret, body)
+    assert status == 200 and head["x-alloy-cache"] == "hit"
+    reserved = 5000 - int(head["x-ratelimit-remaining-tokens"]) - first["usage"]["total_tokens"]
+    status, head, _ = post(gateway.port, secret, body)
+    # The hit gave back all it reserved: only the first answer's real usage and this reservation count.
+    assert int(head["x-ratelimit-remaining-tokens"]) == 5000 - first["usage"]["total_tokens"] - reserved
+    assert len(upstream.requests()) == 1
+    wait_until(lambda: usage_rows(db) and usage_rows(db)[0]["requests"] == 3, timeout=5)
+    assert usage_rows(db)[0]["cost_usd"] == pytest.approx(cost_of(first["usage"]))
