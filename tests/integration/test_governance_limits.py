@@ -146,3 +146,23 @@ def test_refused_requests_carry_the_headers_and_keyless_answers_none(start_gatew
     upstream.clear()
     assert statuses(in_parallel([lambda: post(gateway.port, secret, chat())] * 5)) == [429] * 5
     assert upstream.requests() == []
+
+
+def test_the_messages_endpoint_is_limited_in_anthropic_shape(start_gateway, upstream, tmp_path):
+    import anthropic
+
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "claude-code", "--rpm", "2")
+    gateway = start_keyed(start_gateway, upstream, db)
+    ready(gateway, secret)
+    client = anthropic.Anthropic(base_url=gateway.base, api_key=secret, max_retries=0)
+    ask = {"model": "gpt-4o", "max_tokens": 20, "messages": [{"role": "user", "content": "hello"}]}
+    raw = client.messages.with_raw_response.create(**ask)
+    assert raw.headers["x-ratelimit-remaining-requests"] == "1"
+    client.messages.create(**ask)
+    upstream.clear()
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        client.messages.create(**ask)
+    assert refused.value.body["error"]["type"] == "rate_limit_error"
+    assert int(refused.value.response.headers["retry-after"]) >= 1
+    assert upstream.requests() == []
