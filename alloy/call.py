@@ -28,6 +28,7 @@ class Call:
     __slots__ = (
         # what the client asked for
         "request", "connection", "path", "query", "suffix", "endpoint", "scan", "model_name", "id_line",
+        "request_id_line",
         "key",  # who asked: the key identity, once keys exist (None: the master key or none)
         # the way to an answer
         "pipeline", "group", "deployment", "count", "relay", "attempts", "over", "ended",
@@ -53,7 +54,11 @@ class Call:
         self.endpoint = path[4:].decode() if scan is not None else None  # "chat/completions"...
         self.scan = scan  # the core's scan of a model request's body; None for other endpoints
         self.model_name = model_name  # what the route resolved the client's model to
-        self.id_line = id_line  # b"x-request-id: ...\r\n"
+        # b"x-request-id: ...\r\n", sent upstream with each attempt; ``id_line`` starts as the same
+        # line and is what every answer of the call carries: stages append their own answer headers
+        # to it (x-ratelimit-*, x-alloy-cache), which must never reach the upstream.
+        self.request_id_line = id_line
+        self.id_line = id_line
         self.key = None
         self.group = group  # the model being tried (the one asked for, until a fallback)
         self.deployment = None

@@ -105,7 +105,7 @@ class PassthroughProvider:
         upstream_request = UpstreamRequest(
             request.method,
             target,
-            self.header_block + forwarded + call.id_line,
+            self.header_block + forwarded + call.request_id_line,
             body,
             sum(len(part) for part in body),
             deployment.timeouts,
@@ -150,7 +150,7 @@ class TranslatedProvider:
         trace = call.trace
         if trace is not None:  # the upstream's parent span is this attempt's, not the client's
             skip |= TRACE_HEADERS
-        lines = [self.host_line, forwarding.configured_lines, forwarding.lines(request.headers, skip), call.id_line]
+        lines = [self.host_line, forwarding.configured_lines, forwarding.lines(request.headers, skip), call.request_id_line]
         if trace is not None:
             lines.append(trace.attempt_line(call.sent_at))
         lines.extend(name + b": " + value + b"\r\n" for name, value in translated.headers)

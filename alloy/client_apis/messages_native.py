@@ -66,7 +66,7 @@ class NativeAnthropic:
         upstream_request = UpstreamRequest(
             b"POST",
             self.base_path + connection.path + connection.query,
-            self.header_block + version + forwarded + call.id_line,
+            self.header_block + version + forwarded + call.request_id_line,
             body,
             sum(len(part) for part in body),
             deployment.timeouts,
