@@ -152,6 +152,9 @@ async def serve(config, reuse_port=False, ready=None):
     sock = listening_socket(settings.host, settings.port, reuse_port)
     server = await loop.create_server(gateway.protocol, sock=sock, backlog=4096)
     metrics_address = await observability.start()
+    # Before the address is announced: a SIGHUP sent on seeing it must reload, not end the process.
+    reloader = Reloader(gateway, observability)  # SIGHUP and POST /admin/reload
+    loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
     gateway.start_sweeping()
     # Everything built so far lives as long as the process: keep it out of the collector's scans,
     # so a full collection under load walks only per-request objects (shorter pauses, lower p99).
@@ -181,8 +184,6 @@ async def serve(config, reuse_port=False, ready=None):
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    reloader = Reloader(gateway, observability)  # SIGHUP and POST /admin/reload
-    loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
     logging.getLogger("alloy").info("gateway started: pid %d on %s:%d", os.getpid(), host, port)
 
     await stop.wait()
