@@ -74,17 +74,25 @@ class AccessLog:
             peer = None
         deployment = call.deployment
         scan = call.scan
+        key = call.key
+        error = call.error
+        usage = call.usage
         entries = self.entries
         if len(entries) == FLUSH_LINES and self.loop is not None:
             self.loop.call_soon(self.flush)  # formatted in slices, between other callbacks
+        # Only strings, numbers, bytes and None (and tuples of them) in an entry: the collector
+        # stops tracking such a tuple at its first pass, so the lines waiting for a flush add
+        # nothing to later collections.
         entries.append(
             (
-                call.ended_at, call.id_line, peer, call.key, call.request.method, call.path,
+                call.ended_at, call.id_line, peer, None if key is None else _key_name(key),
+                call.request.method, call.path,
                 None if scan is None else scan.model, None if scan is None else scan.stream,
                 None if deployment is None else (deployment.upstream_model or call.model_name),
                 None if deployment is None else deployment.provider.name,
                 call.status, call.count, len(call.request.body),
-                call.arrived, call.sent_at, call.head_at, call.error, call.usage,
+                call.arrived, call.sent_at, call.head_at,
+                None if error is None else (error.type, error.code), None if usage is None else _tokens(usage),
                 call.bytes_out, call.first_event_at,
             )
         )  # fmt: skip
@@ -100,7 +108,7 @@ class AccessLog:
         now = time.monotonic()
         self.entries.append(
             (now, None, peer, None, request.method, path, None, None, None, None, status, 0, len(request.body),
-             None, 0.0, 0.0, error, None, 0, 0.0)
+             None, 0.0, 0.0, None if error is None else (error.type, error.code), None, 0, 0.0)
         )  # fmt: skip
 
     # --- once a second and at shutdown --------------------------------------------------------------
@@ -127,6 +135,24 @@ class AccessLog:
 _clock = [-1, ""]  # the last whole second formatted, and its text: most lines of a flush share it
 
 
+def _key_name(key):
+    """What the line says of a virtual key: its name, else its id (never the key itself)."""
+    name = getattr(key, "name", None) or getattr(key, "id", None)
+    return name if type(name) is str else None
+
+
+def _tokens(usage):
+    """(prompt, completion) tokens of an answer's usage, OpenAI's names or Anthropic's; None for
+    a count that is not an int."""
+    prompt = usage.get("prompt_tokens")
+    if prompt is None:
+        prompt = usage.get("input_tokens")
+    completion = usage.get("completion_tokens")
+    if completion is None:
+        completion = usage.get("output_tokens")
+    return (prompt if type(prompt) is int else None, completion if type(completion) is int else None)
+
+
 def fields(entry, offset):
     """The line's fields in order, those that apply."""
     (ended, id_line, peer, key, method, path, model, stream, served, provider, status, count, bytes_in,
@@ -141,9 +167,7 @@ def fields(entry, offset):
     if peer:
         out["client"] = "%s:%s" % peer[:2] if type(peer) is tuple else str(peer)
     if key is not None:
-        name = getattr(key, "name", None) or getattr(key, "id", None)
-        if type(name) is str:
-            out["key"] = name
+        out["key"] = key
     out["method"] = method.decode("latin-1")
     out["path"] = path.decode("utf-8", "replace")
     if model is not None:
@@ -166,20 +190,14 @@ def fields(entry, offset):
         out["duration_ms"] = int((ended - arrived) * 1e6) / 1e3
         if timed and count == 1 and error is None:
             out["overhead_us"] = int((sent - arrived if stream else sent - arrived + ended - head) * 1e6)
-    if usage:
-        prompt = usage.get("prompt_tokens")
-        if prompt is None:
-            prompt = usage.get("input_tokens")
-        completion = usage.get("completion_tokens")
-        if completion is None:
-            completion = usage.get("output_tokens")
-        if type(prompt) is int:
+    if usage is not None:
+        prompt, completion = usage
+        if prompt is not None:
             out["prompt_tokens"] = prompt
-        if type(completion) is int:
+        if completion is not None:
             out["completion_tokens"] = completion
     if error is not None:
-        out["error"] = error.type
-        out["error_code"] = error.code
+        out["error"], out["error_code"] = error
     return out
 
 
