@@ -22,17 +22,20 @@ from bisect import bisect
 from collections import deque
 from hashlib import blake2b
 
-from alloy.errors import DeploymentsBusy, NoHealthyDeployment
+from alloy.errors import DeploymentQuotaExceeded, DeploymentsBusy, NoHealthyDeployment
 
 HEALTHY, COOLING, PROBING = "healthy", "cooling", "probing"
 LATENCY_WEIGHT = 0.3  # of the newest first-byte sample in the EWMA
 SERVED_BY_CACHE = 1024  # model names whose first-attempt headers a deployment keeps
+QUOTA_WINDOW = 60.0  # seconds of a deployment's rpm/tpm window
+TOKEN_COUNTS = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")  # usage without total_tokens
 
 
 class Deployment:
     __slots__ = (
         "provider", "upstream_model", "weight", "max_inflight", "timeouts", "breaker",
         "served_once", "served_once_as", "inflight", "state", "cooling_until", "failures", "latency",
+        "rpm", "tpm", "window", "requests", "tokens",
     )  # fmt: skip
 
     def __init__(self, provider, upstream_model, weight, max_inflight, timeouts, breaker):
@@ -50,6 +53,11 @@ class Deployment:
         self.cooling_until = 0.0
         self.failures = deque()  # monotonic times of recent failures
         self.latency = None  # EWMA of first-byte seconds; None until measured
+        # The provider's quota for this deployment (0: none): requests and tokens per minute, in a
+        # window that starts with its first request and lasts QUOTA_WINDOW seconds.
+        self.rpm = self.tpm = 0
+        self.window = 0.0
+        self.requests = self.tokens = 0
 
     def served_by(self, requested, attempt):
         """The ``x-alloy-provider``, ``x-alloy-model`` and ``x-alloy-attempts`` lines of an answer
@@ -74,13 +82,36 @@ class Deployment:
     def admits(self):
         """May an attempt start here now? (A cooled-down deployment admits its single probe.)"""
         if self.state is HEALTHY:
-            return not self.max_inflight or self.inflight < self.max_inflight
+            if self.max_inflight and self.inflight >= self.max_inflight:
+                return False
+            return not (self.rpm or self.tpm) or self.quota_wait() == 0.0
         return self.state is COOLING and time.monotonic() >= self.cooling_until
+
+    def quota_wait(self):
+        """Seconds until this deployment's quota lets a request through again (0.0: now)."""
+        now = time.monotonic()
+        if now - self.window >= QUOTA_WINDOW:
+            self.window, self.requests, self.tokens = now, 0, 0
+            return 0.0
+        if (self.rpm and self.requests >= self.rpm) or (self.tpm and self.tokens >= self.tpm):
+            return self.window + QUOTA_WINDOW - now
+        return 0.0
+
+    def used_tokens(self, usage):
+        """An answer's usage, counted in the tokens-per-minute window (``tpm`` deployments)."""
+        if usage:
+            total = usage.get("total_tokens")
+            if type(total) is not int:
+                total = sum(v for k, v in usage.items() if k in TOKEN_COUNTS and type(v) is int)
+            self.tokens += total
 
     # --- what attempts report -----------------------------------------------------------------
 
     def begin(self):
         self.inflight += 1
+        if self.rpm or self.tpm:
+            self.quota_wait()  # rolls the window over when its minute is up
+            self.requests += 1
         if self.state is COOLING:
             self.state = PROBING
 
@@ -310,9 +341,17 @@ class ModelGroup:
         return self._pick(self, avoid, barred)
 
     def refusal(self, barred=()):
-        """Why nothing could be picked: every deployment full (429) or cooling (503)."""
+        """Why nothing could be picked: every deployment full or over its quota (429), or cooling
+        (503)."""
         remaining = [d for d in self.deployments if d not in barred]
-        if any(d.state is HEALTHY for d in remaining):
+        healthy = [d for d in remaining if d.state is HEALTHY]
+        if healthy:
+            waits = [d.quota_wait() for d in healthy if d.rpm or d.tpm]
+            if waits and all(waits):
+                return DeploymentQuotaExceeded(
+                    f"every deployment of model '{self.name}' has used its provider quota for this minute",
+                    retry_after=max(1, math.ceil(min(waits))),
+                )
             return DeploymentsBusy(f"every deployment of model '{self.name}' is at its max_inflight; retry shortly")
         now = time.monotonic()
         waits = [d.cooling_until - now for d in remaining if d.state is COOLING]

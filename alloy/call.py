@@ -82,8 +82,8 @@ class Call:
         self.connection.current = self
         group = self.group
         deployment = group.single
-        if deployment is None or deployment.state is not HEALTHY or deployment.max_inflight:
-            deployment = group.pick()  # several deployments, or one that may refuse
+        if deployment is None or deployment.state is not HEALTHY or deployment.max_inflight or deployment.rpm or deployment.tpm:
+            deployment = group.pick()  # several deployments, or one that may refuse (cap, quota)
         if deployment is None:
             self._retrying().exhausted()
         else:
@@ -237,6 +237,9 @@ class Call:
             return
         self.ended = True
         self.ended_at = monotonic()
+        deployment = self.deployment
+        if deployment is not None and deployment.tpm:
+            deployment.used_tokens(self.usage)  # the provider's tokens-per-minute quota
         for listener in self.pipeline.listeners:
             listener(self)
         self.attempts = None  # it points back at the call: no cycle left for the collector

@@ -145,6 +145,19 @@ class DeploymentsBusy(AlloyError):
     header_block = b"retry-after: 1\r\n"
 
 
+class DeploymentQuotaExceeded(AlloyError):
+    """Every deployment that could serve the model has used its provider quota (``rpm``/``tpm``)
+    for the current minute: nothing is sent, so the provider's own 429 never comes."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message, *, retry_after):
+        super().__init__(message)
+        self.header_block = b"retry-after: %d\r\n" % retry_after
+
+
 class UnsafeHead(AlloyError):
     """The core refused to write bytes into a request line or a header where they do not belong
     (CR, LF, NUL...). Every value is validated where it enters; this is the last guard, so meeting

@@ -61,7 +61,7 @@ class Pipeline:
         self.listeners = []  # the account stage: callables given each call once it has ended
         # Must every stream's usage be known, also when its client did not ask for it? (Limits,
         # budgets and the ledger set it: alloy.stream_usage asks the upstream and hides it again.)
-        self.needs_stream_usage = config.server.stream_usage
+        self.needs_stream_usage = config.server.stream_usage or self.routes.counts_tokens
         # Given (request, connection, status, error) for a request refused before a call existed
         # whose error did not leave as an exception (the Messages endpoint answers in its shape).
         self.refusal_listeners = []
@@ -76,7 +76,7 @@ class Pipeline:
             self.admin_routes = previous.admin_routes
             self.governance = previous.governance
             self.cache = previous.cache
-            self.needs_stream_usage = previous.needs_stream_usage or config.server.stream_usage
+            self.needs_stream_usage = previous.needs_stream_usage or self.needs_stream_usage
             return
         self.governance = governance_for(config, self)  # None: the master key alone
         self.cache = cache_for(config, self)  # None: no response cache

@@ -11,8 +11,8 @@ the environment alone when there is none), validates all of it, and only then sw
   new one. Nothing is cancelled.
 - What is state, not configuration, carries over: an upstream pool whose provider settings did not
   change is the same pool (its idle connections stay warm); a deployment that is the same in both
-  (model, provider, upstream model, weight, cap, timeouts and breaker settings) keeps its breaker
-  state, its failure history and its latency estimate; metrics, the access log, keys, limits, the
+  (model, provider, upstream model, weight, cap, quota, timeouts and breaker settings) keeps its
+  breaker state, its failure history, its latency estimate and its quota's current minute; metrics, the access log, keys, limits, the
   cache and request ids go on as they were (``Pipeline(previous=...)``).
 - Pools that are no longer used stay open for the requests still on them, then close after
   ``shutdown_timeout`` seconds.
@@ -132,7 +132,7 @@ def deployment_key(group, deployment):
     """What makes two deployments the same one across a reload."""
     return (
         group.name, deployment.provider.name, deployment.upstream_model, deployment.weight,
-        deployment.max_inflight, deployment.timeouts, deployment.breaker,
+        deployment.max_inflight, deployment.timeouts, deployment.breaker, deployment.rpm, deployment.tpm,
     )  # fmt: skip
 
 
@@ -151,3 +151,5 @@ def carry_deployment_state(old, new):
                 deployment.cooling_until = previous.cooling_until
                 deployment.failures = previous.failures
                 deployment.latency = previous.latency
+                # the provider quota's current minute
+                deployment.window, deployment.requests, deployment.tokens = previous.window, previous.requests, previous.tokens

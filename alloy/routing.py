@@ -48,13 +48,14 @@ class Routes:
         self.configured = []  # the configured model groups, for /health/ready
         groups = {}  # configured models by name and alias, for fallbacks
         for model in config.models:
-            deployments = [
-                Deployment(
+            deployments = []
+            for d in model.deployments:
+                deployment = Deployment(
                     providers[d.provider], d.model, d.weight, d.max_inflight,
                     _timeouts(settings[d.provider], model), router,
                 )  # fmt: skip
-                for d in model.deployments
-            ]
+                deployment.rpm, deployment.tpm = d.rpm, d.tpm  # the provider's quota for it
+                deployments.append(deployment)
             max_retries = router.max_retries if model.max_retries is None else model.max_retries
             group = ModelGroup(model.name, deployments, model.strategy or router.strategy, max_retries)
             self.configured.append(group)
@@ -80,6 +81,8 @@ class Routes:
             # A plain proxy: every model goes to the default provider under its own name.
             self.table.add_wildcard("*", self.default_group)
         catalogue = catalogue_names(config)
+        # A deployment with a tokens-per-minute quota counts every answer's usage, streams included.
+        self.counts_tokens = any(d.tpm for group in self.configured for d in group.deployments)
         self.listing = ModelListing(catalogue, self.table) if catalogue else ModelListing(self.listed)
 
     def readiness(self):

@@ -16,6 +16,8 @@ class DeploymentSettings:
     model: str  # the name sent upstream
     weight: float = 1.0
     max_inflight: int = 0  # 0: no limit
+    rpm: int = 0  # the provider's quota for this deployment, requests per minute (0: none)
+    tpm: int = 0  # ... and tokens per minute, counted from the answers' usage (0: none)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ def _load_deployment(source, where, table, name, provider_names):
         model=section.get("model", str, name) or name,
         weight=section.positive("weight", float, 1.0),
         max_inflight=section.at_least_zero("max_inflight", int, 0),
+        rpm=section.at_least_zero("rpm", int, 0),
+        tpm=section.at_least_zero("tpm", int, 0),
     )
     section.finish()
     return deployment
