@@ -270,10 +270,15 @@ class MessagesTransport:
         if self.stream and content_type.startswith(b"text/event-stream"):
             self.state = STREAM
             self.splitter = SSESplitter()
-            self.translator = MessagesStreamTranslator(self.model, self.input_tokens)
+            self.translator = self._stream_translator()
             out.append(frame_stream_head(200, EVENT_STREAM_HEADERS + self.kept, self.closing))
         else:
             self.state = WHOLE
+
+    def _stream_translator(self):
+        """What turns the OpenAI stream into the client API's events (the Responses transport
+        builds its own)."""
+        return MessagesStreamTranslator(self.model, self.input_tokens)
 
     def _piece(self, piece, out):
         if self.state == STREAM:

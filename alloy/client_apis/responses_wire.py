@@ -23,15 +23,13 @@ import orjson
 
 from alloy.client_apis.messages_wire import (
     ERROR,
-    NOT_KEPT,
     OVER,
     STREAM,
-    WHOLE,
     MessagesConnection,
     MessagesTransport,
 )
 from alloy.client_apis.responses_stream import ResponseBuilder, response_events, response_from_chat
-from alloy.core import LAST_CHUNK, SSESplitter, encode_headers, frame_chunk, frame_response, frame_stream_head
+from alloy.core import LAST_CHUNK, frame_chunk, frame_response, frame_stream_head
 from alloy.errors import UpstreamProtocolError, error_response_body
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
 
@@ -59,21 +57,8 @@ class ResponsesTransport(MessagesTransport):
     def _native(self, head):
         return False  # no provider answers a translated call in the client's own API
 
-    def _head(self, head, out):
-        self.status = head.status
-        self.closing = not head.keep_alive
-        self.kept = encode_headers(head.headers, NOT_KEPT)
-        if not 200 <= head.status < 300:
-            self.state = ERROR
-            return
-        content_type = head.get(b"content-type") or b""
-        if self.stream and content_type.startswith(b"text/event-stream"):
-            self.state = STREAM
-            self.splitter = SSESplitter()
-            self.translator = ResponseBuilder(self.request, self.model)
-            out.append(frame_stream_head(200, EVENT_STREAM_HEADERS + self.kept, self.closing))
-        else:
-            self.state = WHOLE
+    def _stream_translator(self):
+        return ResponseBuilder(self.request, self.model)
 
     def _complete(self, out):
         state = self.state
