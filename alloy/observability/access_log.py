@@ -3,10 +3,10 @@
 ``AccessLog.record`` is a finish listener (``Pipeline.listeners``): it copies what the line needs out
 of the ended call into a tuple appended to a list, nothing more. Once a second (and at shutdown)
 ``flush`` turns the list into lines (JSON objects, or ``key=value`` text) and hands them, as one
-block of bytes, to a ``LogWriter``: a thread that does the writing, so a slow disk, a full disk or a
-stderr nobody reads never blocks the event loop. What the writer cannot take (more than
-``MAX_PENDING_BYTES`` waiting, or a write that fails) is dropped and counted
-(``alloy_access_log_dropped_total``), never retried against a request.
+block of bytes, to a ``LogWriter``, which writes from a thread of its own (``alloy.observability.
+handoff``), so a slow disk, a full disk or a stderr nobody reads never blocks the event loop. What
+the writer cannot take (more than ``MAX_PENDING_BYTES`` waiting, or a write that fails) is dropped
+and counted (``alloy_access_log_dropped_total``), never retried against a request.
 
 A line's fields (absent when they do not apply):
 
@@ -34,12 +34,12 @@ A line's fields (absent when they do not apply):
 import os
 import stat
 import sys
-import threading
 import time
-from collections import deque
 from random import random
 
 import orjson
+
+from alloy.observability.handoff import Handoff
 
 FLUSH_LINES = 256  # a flush comes sooner when this many lines wait: the loop pauses ~0.5 ms, not 20
 MAX_PENDING_BYTES = 8 * 1024 * 1024  # lines waiting for the writer; past this they are dropped
@@ -233,56 +233,27 @@ class LogWriter:
 
     def __init__(self, target):
         self.target = target
-        self.written = 0  # lines written
-        self.dropped = 0  # lines dropped: the queue was full, or the write failed
-        self.pending = deque()
-        self.pending_bytes = 0
-        self.lock = threading.Lock()
-        self.wake = threading.Condition(self.lock)
-        self.stopping = False
         self.fd = None
         self.inode = None
         self.regular = False
-        self.thread = threading.Thread(target=self._run, name="alloy-access-log", daemon=True)
-        self.thread.start()
+        self.handoff = Handoff("alloy-access-log", self._write, max_bytes=MAX_PENDING_BYTES, on_stop=self._close_file)
+        self.submit = self.handoff.submit  # (block, lines), from the event loop
+        self.drop = self.handoff.drop
+        self.close = self.handoff.close  # writes what is pending (for up to a timeout), then stops
 
-    # --- from the event loop ------------------------------------------------------------------------
+    @property
+    def written(self):
+        """Lines written."""
+        return self.handoff.delivered
 
-    def submit(self, block, lines):
-        with self.lock:
-            if self.pending_bytes + len(block) > MAX_PENDING_BYTES:
-                self.dropped += lines
-                return
-            self.pending.append((block, lines))
-            self.pending_bytes += len(block)
-            self.wake.notify()
-
-    def drop(self, lines):
-        with self.lock:
-            self.dropped += lines
-
-    def close(self, timeout):
-        """Write what is pending (for up to ``timeout`` seconds), then stop."""
-        with self.lock:
-            self.stopping = True
-            self.wake.notify()
-        self.thread.join(timeout)
+    @property
+    def dropped(self):
+        """Lines dropped: the queue was full, or the write failed."""
+        return self.handoff.dropped
 
     # --- the writer thread ----------------------------------------------------------------------------
 
-    def _run(self):
-        while True:
-            with self.lock:
-                while not self.pending and not self.stopping:
-                    self.wake.wait()
-                if not self.pending:
-                    break
-                block, lines = self.pending.popleft()
-                self.pending_bytes -= len(block)
-            if self._write(block):
-                self.written += lines
-            else:
-                self.drop(lines)
+    def _close_file(self):
         if self.fd is not None and self.target not in ("stderr", "stdout"):
             try:
                 os.close(self.fd)

@@ -27,14 +27,13 @@ when the answer ended); its ``alloy.ttfb_ms`` attribute is known for the last at
 
 import logging
 import os
-import threading
 import time
-from collections import deque
 from urllib.parse import urlsplit
 
 import orjson
 
 from alloy._version import __version__
+from alloy.observability.handoff import Handoff
 
 log = logging.getLogger("alloy")
 
@@ -235,7 +234,8 @@ def encode(entries, offset, service_name):
 
 
 class Exporter:
-    """POSTs encoded batches to the collector from a thread of its own."""
+    """POSTs encoded batches to the collector from a thread of its own (``alloy.observability.
+    handoff``): spans the collector accepted are ``handoff.delivered``, the others ``handoff.dropped``."""
 
     def __init__(self, settings):
         parts = urlsplit(settings.otlp_endpoint)
@@ -244,42 +244,10 @@ class Exporter:
         self.port = parts.port or (443 if self.https else 80)
         self.path = parts.path or "/v1/traces"
         self.headers = {"Content-Type": "application/json", **dict(settings.headers)}
-        self.sent = 0  # spans the collector accepted
-        self.dropped = 0  # spans not delivered (queue full, collector down or refusing)
-        self.pending = deque()
-        self.lock = threading.Lock()
-        self.wake = threading.Condition(self.lock)
-        self.stopping = False
         self.failing = False  # logged once per outage
-        self.thread = threading.Thread(target=self._run, name="alloy-otlp-export", daemon=True)
-        self.thread.start()
-
-    def submit(self, body, spans):
-        with self.lock:
-            if len(self.pending) >= MAX_PENDING:
-                self.dropped += spans
-                return
-            self.pending.append((body, spans))
-            self.wake.notify()
-
-    def close(self, timeout):
-        with self.lock:
-            self.stopping = True
-            self.wake.notify()
-        self.thread.join(timeout)
-
-    def _run(self):
-        while True:
-            with self.lock:
-                while not self.pending and not self.stopping:
-                    self.wake.wait()
-                if not self.pending:
-                    return
-                body, spans = self.pending.popleft()
-            if self._post(body):
-                self.sent += spans
-            else:
-                self.dropped += spans
+        self.handoff = Handoff("alloy-otlp-export", self._post, max_batches=MAX_PENDING)
+        self.submit = self.handoff.submit  # (encoded batch, spans), from the event loop
+        self.close = self.handoff.close
 
     def _post(self, body):
         import http.client  # here: a gateway that exports no traces never loads it (~1 MB)
