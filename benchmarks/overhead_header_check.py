@@ -26,11 +26,12 @@ sys.path.insert(0, HERE)
 import benchlib  # noqa: E402
 
 
-def round_trips(port, body, n, header=None):
-    """``n`` keep-alive round trips (µs), and the values of ``header`` when asked. A raw socket and
-    a minimal reader: a full HTTP client would spend more on the gateway's extra headers than the
-    gateway does (http.client parses each with the email package)."""
-    request = b"POST /v1/chat/completions HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
+def round_trips(port, body, n, header=None, extra=b"", value=int):
+    """``n`` keep-alive round trips (µs), and the values of ``header`` when asked (read by
+    ``value``; None in an answer without it). ``extra``: more request header lines. A raw socket
+    and a minimal reader: a full HTTP client would spend more on the gateway's extra headers than
+    the gateway does (http.client parses each with the email package)."""
+    request = b"POST /v1/chat/completions HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n" + extra
     request += b"content-length: %d\r\n\r\n%s" % (len(body), body)
     wanted = b"\r\n" + header.encode() + b": " if header else None
     sock = socket.create_connection(("127.0.0.1", port))
@@ -50,7 +51,7 @@ def round_trips(port, body, n, header=None):
         if not head.startswith(b"HTTP/1.1 200 "):
             raise SystemExit(f"{head[:40]!r} from port {port}")
         if wanted is not None:
-            values.append(int(head.split(wanted, 1)[1].split(b"\r\n", 1)[0]))
+            values.append(value(head.split(wanted, 1)[1].split(b"\r\n", 1)[0]) if wanted in head else None)
     sock.close()
     return times, values
 
