@@ -309,27 +309,37 @@ class MessagesTransport:
         body = b"".join(self.pieces)
         self.pieces = []
         if state == ERROR:
-            out.append(
-                frame_response(
-                    self.status, JSON_HEADER + self.kept, anthropic_error_body(self.status, body), self.closing
-                )
-            )
+            out.append(frame_response(self.status, JSON_HEADER + self.kept, self._error_body(body), self.closing))
             return
         try:
-            message = messages_response_from_chat(orjson.loads(body), self.model)
+            chat = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise UpstreamProtocolError("the upstream answer is not JSON") from None
         if self.stream:
-            events = message_events(message)
-            out.extend(
-                (
-                    frame_stream_head(200, EVENT_STREAM_HEADERS + self.kept, self.closing),
-                    frame_chunk(b"".join(events)),
-                    LAST_CHUNK,
-                )
-            )
+            events = self._answer_events(chat)
+            head = frame_stream_head(200, EVENT_STREAM_HEADERS + self.kept, self.closing)
+            out.extend((head, frame_chunk(b"".join(events)), LAST_CHUNK))
         else:
-            out.append(frame_response(200, JSON_HEADER + self.kept, orjson.dumps(message), self.closing))
+            out.append(frame_response(200, JSON_HEADER + self.kept, orjson.dumps(self._answer(chat)), self.closing))
+
+    # What the client API makes of a complete answer (the Responses transport has its own).
+
+    def _error_body(self, body):
+        """The upstream's OpenAI-shaped error body in the client API's shape."""
+        return anthropic_error_body(self.status, body)
+
+    def _answer(self, chat):
+        """A complete chat completion as the client API's answer object."""
+        return messages_response_from_chat(chat, self.model)
+
+    def _answer_events(self, chat):
+        """A complete chat completion as the client API's stream events (a client that asked for a
+        stream of an answer that came whole)."""
+        return message_events(self._answer(chat))
+
+    def _error_answer(self, error):
+        """Alloy's own error, framed in the client API's shape (the connection closes after it)."""
+        return anthropic_error_answer(error, self.kept, close=True)
 
     def _broken(self, message, error=None):
         """The answer cannot be given as it came: Alloy's 502 if nothing reached the client yet, else
@@ -343,13 +353,12 @@ class MessagesTransport:
             call.status = 502
         if state == STREAM or self.started:
             if self.translator is not None and not self.translator.done:
-                event = self.translator.fail(message)[0]
-                self.real.writelines([frame_chunk(event), LAST_CHUNK])
+                self.real.writelines([frame_chunk(b"".join(self.translator.fail(message))), LAST_CHUNK])
             self.connection.close()
             return
         if error is None or error.status < 500:
             error = UpstreamProtocolError(message)
-        self.real.write(anthropic_error_answer(error, self.kept, close=True))
+        self.real.write(self._error_answer(error))
         self.started = True
         self.connection.close()
 

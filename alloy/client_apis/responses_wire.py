@@ -4,7 +4,8 @@ completions answer), read back and written again as a Response or a Responses ev
 The machinery is the Messages endpoint's (``alloy.client_apis.messages_wire``): the call's
 connection is a ``ResponsesConnection`` whose transport, a ``ResponsesTransport``, reads the relay's
 bytes back with the core ``ResponseParser`` and writes the client's answer to the real transport.
-Only the shapes differ:
+Only the shapes differ (the transport's hooks: ``_stream_translator``, ``_answer``,
+``_answer_events``, ``_error_body``, ``_error_answer``):
 
     the relay wrote                     the client gets
     200 text/event-stream               200 text/event-stream: each relay write's chunks translated
@@ -19,19 +20,11 @@ cannot be translated, or one beyond ``max_buffered`` bytes, is Alloy's 502 while
 the client, else a ``response.failed`` event that ends the stream.
 """
 
-import orjson
-
-from alloy.client_apis.messages_wire import (
-    ERROR,
-    OVER,
-    STREAM,
-    MessagesConnection,
-    MessagesTransport,
-)
+from alloy.client_apis.messages_wire import OVER, MessagesConnection, MessagesTransport
 from alloy.client_apis.responses_stream import ResponseBuilder, response_events, response_from_chat
-from alloy.core import LAST_CHUNK, frame_chunk, frame_response, frame_stream_head
-from alloy.errors import UpstreamProtocolError, error_response_body
-from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
+from alloy.core import frame_response
+from alloy.errors import error_response_body
+from alloy.headers import JSON_HEADER
 
 
 class ResponsesConnection(MessagesConnection):
@@ -60,52 +53,14 @@ class ResponsesTransport(MessagesTransport):
     def _stream_translator(self):
         return ResponseBuilder(self.request, self.model)
 
-    def _complete(self, out):
-        state = self.state
-        self.state = OVER
-        if state == STREAM:
-            translated = []
-            for _, data in self.splitter.flush():
-                translated.extend(self.translator.feed(data))
-            translated.extend(self.translator.finish())
-            if translated:
-                out.append(frame_chunk(b"".join(translated)))
-            out.append(LAST_CHUNK)
-            return
-        body = b"".join(self.pieces)
-        self.pieces = []
-        if state == ERROR:
-            out.append(frame_response(self.status, JSON_HEADER + self.kept, body, self.closing))
-            return
-        try:
-            chat = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError("the upstream answer is not JSON") from None
-        if self.stream:
-            events = response_events(chat, self.request, self.model)
-            head = frame_stream_head(200, EVENT_STREAM_HEADERS + self.kept, self.closing)
-            out.extend((head, frame_chunk(b"".join(events)), LAST_CHUNK))
-        else:
-            response = response_from_chat(chat, self.request, self.model)
-            out.append(frame_response(200, JSON_HEADER + self.kept, orjson.dumps(response), self.closing))
+    def _error_body(self, body):
+        return body  # already OpenAI's shape, which the Responses API shares
 
-    def _broken(self, message, error=None):
-        """Alloy's 502 if nothing reached the client yet, else ``response.failed`` ending the stream;
-        the connection then closes."""
-        state = self.state
-        self.state = OVER
-        self.pieces = []
-        call = self.connection.current
-        if call is not None:
-            call.status = 502
-        if state == STREAM or self.started:
-            if self.translator is not None and not self.translator.done:
-                self.real.writelines([frame_chunk(b"".join(self.translator.fail(message))), LAST_CHUNK])
-            self.connection.close()
-            return
-        if error is None or error.status < 500:
-            error = UpstreamProtocolError(message)
-        answer = frame_response(error.status, JSON_HEADER + error.header_block + self.kept, error_response_body(error), True)
-        self.real.write(answer)
-        self.started = True
-        self.connection.close()
+    def _answer(self, chat):
+        return response_from_chat(chat, self.request, self.model)
+
+    def _answer_events(self, chat):
+        return response_events(chat, self.request, self.model)
+
+    def _error_answer(self, error):
+        return frame_response(error.status, JSON_HEADER + error.header_block + self.kept, error_response_body(error), True)
