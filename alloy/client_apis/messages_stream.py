@@ -43,6 +43,7 @@ first delta and stopped once. Rules it keeps:
 
 import orjson
 
+from alloy.client_apis.chat_stream import ChatStreamReader, StreamViolation
 from alloy.client_apis.messages_response import (
     anthropic_error,
     anthropic_usage,
@@ -61,18 +62,13 @@ BLOCK_STARTS = {
     THINKING: {"type": "thinking", "thinking": "", "signature": ""},
     TEXT: {"type": "text", "text": ""},
 }
-DONE_DATA = b"[DONE]"
-
-
-class StreamViolation(Exception):
-    """The upstream stream asks for something an Anthropic stream cannot say."""
 
 
 def sse_event(name, payload):
     return b"event: " + name + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
-class MessagesStreamTranslator:
+class MessagesStreamTranslator(ChatStreamReader):
     """OpenAI chunk events -> Anthropic Messages SSE events (see the module docstring)."""
 
     def __init__(self, model, input_tokens=0):
@@ -89,42 +85,11 @@ class MessagesStreamTranslator:
         self.tool_calls = False
         self.refused = False
 
-    # --- the driver ---------------------------------------------------------------------------------
+    # --- the driver's hooks (alloy.client_apis.chat_stream) ------------------------------------------
 
-    def feed(self, data):
-        """The data of one upstream SSE event (a chunk's JSON, or ``[DONE]``) -> Anthropic SSE events."""
-        if self.done or not data.strip():
-            return []
-        if data.strip() == DONE_DATA:
-            return self.end()
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return self.fail("upstream stream event is not JSON")
-        if type(chunk) is not dict:
-            return self.fail("upstream stream event is not a JSON object")
-        if chunk.get("error") is not None:
-            error = chunk["error"]
-            message = openai_error_message(chunk) or "upstream stream error"
-            return self.fail(message, stream_error_type(error))
-        out = []
-        try:
-            if not self.started:
-                self.start(chunk, out)
-            self.on_chunk(chunk, out)
-        except StreamViolation as exc:
-            return out + self.fail(str(exc))
-        except (AttributeError, KeyError, TypeError):  # a field of the wrong JSON type
-            return out + self.fail("malformed upstream stream chunk")
-        return out
-
-    def finish(self):
-        """The upstream stream ended: what is still owed (see rules 2 and 4)."""
-        if self.done:
-            return []
-        if self.finish_reason is not None:
-            return self.end()
-        return self.fail("upstream stream ended before the answer was complete")
+    def upstream_error(self, chunk):
+        message = openai_error_message(chunk) or "upstream stream error"
+        return self.fail(message, stream_error_type(chunk["error"]))
 
     def fail(self, message, kind="api_error"):
         self.done = True
@@ -189,6 +154,8 @@ class MessagesStreamTranslator:
     # --- chunks ------------------------------------------------------------------------------------
 
     def on_chunk(self, chunk, out):
+        if not self.started:
+            self.start(chunk, out)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = usage  # cumulative where servers repeat it: the latest wins

@@ -35,23 +35,19 @@ stream and the upstream answered whole.
 
 import orjson
 
-from alloy.client_apis.messages_response import openai_error_message, reasoning_text, text_content
+from alloy.client_apis.chat_stream import ChatStreamReader, StreamViolation
+from alloy.client_apis.messages_response import reasoning_text, text_content
 from alloy.client_apis.responses_response import bare_id, finished_status, response_shell, response_usage
 from alloy.errors import UpstreamProtocolError
 
-DONE_DATA = b"[DONE]"
 REASONING, TEXT, TOOL = "reasoning", "text", "tool"
-
-
-class StreamViolation(Exception):
-    """The upstream stream asks for something a Responses stream cannot say."""
 
 
 def sse_event(payload):
     return b"event: " + payload["type"].encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
-class ResponseBuilder:
+class ResponseBuilder(ChatStreamReader):
     """Chat completion chunks -> Response output items and, with ``events``, Responses SSE events."""
 
     def __init__(self, request, model, events=True):
@@ -69,38 +65,7 @@ class ResponseBuilder:
         self.done = False
         self.suffix = ""
 
-    # --- feeding ------------------------------------------------------------------------------------
-
-    def feed(self, data):
-        """The data of one upstream SSE event (a chunk's JSON, or ``[DONE]``) -> SSE events."""
-        if self.done or not data.strip():
-            return []
-        if data.strip() == DONE_DATA:
-            return self.end()
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return self.fail("upstream stream event is not JSON")
-        if type(chunk) is not dict:
-            return self.fail("upstream stream event is not a JSON object")
-        if chunk.get("error") is not None:
-            return self.fail(openai_error_message(chunk) or "upstream stream error")
-        out = []
-        try:
-            self.on_chunk(chunk, out)
-        except StreamViolation as exc:
-            return out + self.fail(str(exc))
-        except (AttributeError, KeyError, TypeError):  # a field of the wrong JSON type
-            return out + self.fail("malformed upstream stream chunk")
-        return out
-
-    def finish(self):
-        """The upstream stream ended: what is still owed."""
-        if self.done:
-            return []
-        if self.finish_reason is not None:
-            return self.end()
-        return self.fail("upstream stream ended before the answer was complete")
+    # --- the driver's hooks (alloy.client_apis.chat_stream) ------------------------------------------
 
     def fail(self, message, code="server_error"):
         out = []
