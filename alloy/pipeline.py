@@ -29,10 +29,10 @@ from alloy.call import Call
 from alloy.client_apis.messages_endpoint import MESSAGES_PATHS, MessagesEndpoint
 from alloy.client_apis.responses_endpoint import RESPONSES, RESPONSES_PREFIX, ResponsesEndpoint
 from alloy.core import scan_body
-from alloy.errors import InvalidRequest, MethodNotAllowed, ModelNotFound, NotFound, ServiceUnavailable
+from alloy.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceUnavailable
 from alloy.governance import governance_for
 from alloy.passthrough import AllowList
-from alloy.routing import Routes
+from alloy.routing import Routes, json_model_scan
 from alloy.sending import provider_for
 
 MODEL_ENDPOINTS = frozenset((b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings"))
@@ -139,10 +139,7 @@ class Pipeline:
     def _call_for_model(self, request, path, query, connection, scan, passthrough_only=False):
         """The call for the model ``scan`` names (404 when nothing routes it); with
         ``passthrough_only``, 404 too when a deployment of it speaks another API."""
-        found = self.routes.table.lookup(scan.model)
-        if found is None:
-            raise ModelNotFound(f"The model '{scan.model}' does not exist or is not routed by this gateway", param="model")
-        group, name = found
+        group, name = self.routes.for_model(scan)
         if passthrough_only:
             for deployment in group.deployments:
                 if deployment.provider.translates:
@@ -179,11 +176,8 @@ class Pipeline:
     def route_by_model(self, request, path, query, connection):
         """A passthrough endpoint whose JSON body names a model goes where that model routes, as
         the model endpoints do; without a model (or a JSON body) it goes to the default provider."""
-        content_type = request.headers.get(b"content-type", b"")
-        if not content_type.startswith(b"application/json"):
-            return None
-        scan = scan_body(request.body)
-        if scan.model is None:
+        scan = json_model_scan(request)
+        if scan is None:
             return None
         return self._call_for_model(request, path, query, connection, scan, passthrough_only=True)
 

@@ -11,7 +11,7 @@ by every name. The core ``RouteTable`` does the lookup.
 import orjson
 
 from alloy.balancer import Deployment, ModelGroup
-from alloy.core import RouteTable
+from alloy.core import RouteTable, scan_body
 from alloy.errors import ModelNotFound
 from alloy.headers import JSON_HEADER
 from alloy.prebuilt import Prebuilt
@@ -85,6 +85,13 @@ class Routes:
         self.counts_tokens = any(d.tpm for group in self.configured for d in group.deployments)
         self.listing = ModelListing(catalogue, self.table) if catalogue else ModelListing(self.listed)
 
+    def for_model(self, scan):
+        """(model group, resolved name) for the model ``scan`` names; 404 when nothing routes it."""
+        found = self.table.lookup(scan.model)
+        if found is None:
+            raise ModelNotFound(f"The model '{scan.model}' does not exist or is not routed by this gateway", param="model")
+        return found
+
     def readiness(self):
         """``/health/ready``: each configured model's deployments and their state; unavailable when
         some model has no healthy deployment left."""
@@ -128,6 +135,15 @@ def catalogue_names(config):
         for model in models or ():
             names.append((model if bare else f"{provider.name}/{model}", provider.name))
     return names
+
+
+def json_model_scan(request):
+    """The core's scan of a JSON body that names a model; None for another body or no model (such
+    a request is routed by its path instead)."""
+    if not request.headers.get(b"content-type", b"").startswith(b"application/json"):
+        return None
+    scan = scan_body(request.body)
+    return scan if scan.model is not None else None
 
 
 class ModelListing:

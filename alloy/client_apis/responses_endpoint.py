@@ -38,7 +38,8 @@ from alloy.client_apis.messages_endpoint import CHAT, ChatRequest, reachable
 from alloy.client_apis.responses_request import chat_request_from_responses
 from alloy.client_apis.responses_wire import ResponsesConnection, ResponsesTransport
 from alloy.core import scan_body
-from alloy.errors import InvalidRequest, ModelNotFound
+from alloy.errors import InvalidRequest
+from alloy.routing import json_model_scan
 
 RESPONSES = b"/v1/responses"
 RESPONSES_PREFIX = b"/v1/responses/"
@@ -84,17 +85,11 @@ class ResponsesEndpoint:
     def _call_for_model(self, request, path, query, connection):
         """The call for the model the body names: passthrough when every deployment it may reach
         answers Responses itself, else translated onto chat completions. None without a JSON model."""
-        content_type = request.headers.get(b"content-type", b"")
-        if not content_type.startswith(b"application/json"):
-            return None
-        scan = scan_body(request.body)
-        if scan.model is None:
+        scan = json_model_scan(request)
+        if scan is None:
             return None
         pipeline = self.pipeline
-        found = pipeline.routes.table.lookup(scan.model)
-        if found is None:
-            raise ModelNotFound(f"The model '{scan.model}' does not exist or is not routed by this gateway", param="model")
-        group, name = found
+        group, name = pipeline.routes.for_model(scan)
         id_line = pipeline.request_ids.line(request.headers)
         if self._native_only(group):  # the client's bytes, the model spliced in by the send stage
             return Call(pipeline, request, connection, path, query, id_line, group, scan, name)
