@@ -23,12 +23,12 @@ from collections import deque
 from hashlib import blake2b
 
 from alloy.errors import DeploymentQuotaExceeded, DeploymentsBusy, NoHealthyDeployment
+from alloy.usage import tokens_of
 
 HEALTHY, COOLING, PROBING = "healthy", "cooling", "probing"
 LATENCY_WEIGHT = 0.3  # of the newest first-byte sample in the EWMA
 SERVED_BY_CACHE = 1024  # model names whose first-attempt headers a deployment keeps
 QUOTA_WINDOW = 60.0  # seconds of a deployment's rpm/tpm window
-TOKEN_COUNTS = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens")  # usage without total_tokens
 
 
 class Deployment:
@@ -99,11 +99,8 @@ class Deployment:
 
     def used_tokens(self, usage):
         """An answer's usage, counted in the tokens-per-minute window (``tpm`` deployments)."""
-        if usage:
-            total = usage.get("total_tokens")
-            if type(total) is not int:
-                total = sum(v for k, v in usage.items() if k in TOKEN_COUNTS and type(v) is int)
-            self.tokens += total
+        tokens_in, tokens_out, _ = tokens_of(usage)
+        self.tokens += tokens_in + tokens_out
 
     # --- what attempts report -----------------------------------------------------------------
 

@@ -32,7 +32,8 @@ from alloy.errors import AlloyError, AuthenticationFailed, ModelNotFound
 from alloy.governance.counters import WINDOW, CounterTable
 from alloy.governance.keyring import Keyring
 from alloy.governance.ledger import Ledger
-from alloy.governance.prices import MICRO, Prices, tokens_of
+from alloy.governance.prices import MICRO, Prices
+from alloy.usage import tokens_of
 from alloy.governance.refusals import BudgetExceeded, RateLimitExceeded, SharedLimitsUnavailable
 from alloy.governance.store import SECRET_PREFIX, Store
 

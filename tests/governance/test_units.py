@@ -7,7 +7,8 @@ import pytest
 from alloy.governance.counters import CounterTable, create_shared
 from alloy.governance.fields import FieldError, duration, key_values, public
 from alloy.governance.gate import _reset, estimate_tokens, user_of
-from alloy.governance.prices import Prices, tokens_of
+from alloy.governance.prices import Prices
+from alloy.usage import tokens_of
 
 
 def test_prices_exact_then_longest_prefix_then_override():

@@ -1,0 +1,22 @@
+"""Token counts from an answer's ``usage`` object, whichever API shaped it: one reading for every
+stage that counts tokens (governance's limits, spend and ledger, a deployment's tokens-per-minute
+quota).
+"""
+
+
+def tokens_of(usage):
+    """(input, output, cached input) from an OpenAI or an Anthropic usage object."""
+    if not usage:
+        return 0, 0, 0
+    if "prompt_tokens" in usage or "completion_tokens" in usage:
+        details = usage.get("prompt_tokens_details") or {}
+        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(cached)
+    # Anthropic: input_tokens excludes the cache reads and writes; count them all as input.
+    read = _int(usage.get("cache_read_input_tokens"))
+    written = _int(usage.get("cache_creation_input_tokens"))
+    return _int(usage.get("input_tokens")) + read + written, _int(usage.get("output_tokens")), read
+
+
+def _int(value):
+    return value if type(value) is int and value > 0 else 0
