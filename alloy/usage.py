@@ -1,6 +1,10 @@
 """Token counts from an answer's ``usage`` object, whichever API shaped it: one reading for every
-stage that counts tokens (governance's limits, spend and ledger, a deployment's tokens-per-minute
-quota).
+stage that counts tokens.
+
+- ``tokens_of``: what is billed, (input, output, cached input), Anthropic's cache reads and writes
+  counted as input (governance's limits, spend and ledger; a deployment's tokens-per-minute quota);
+- ``reported_counts``: the two counts as the answer reports them, (prompt, completion) by OpenAI's
+  names or Anthropic's (metrics and the access log).
 """
 
 
@@ -20,3 +24,14 @@ def tokens_of(usage):
 
 def _int(value):
     return value if type(value) is int and value > 0 else 0
+
+
+def reported_counts(usage):
+    """(prompt, completion) as the answer names them; None for a count absent or not an int."""
+    prompt = usage.get("prompt_tokens")
+    if prompt is None:
+        prompt = usage.get("input_tokens")
+    completion = usage.get("completion_tokens")
+    if completion is None:
+        completion = usage.get("output_tokens")
+    return (prompt if type(prompt) is int else None, completion if type(completion) is int else None)

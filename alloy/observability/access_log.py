@@ -40,6 +40,7 @@ from random import random
 import orjson
 
 from alloy.observability.handoff import Handoff
+from alloy.usage import reported_counts
 
 FLUSH_LINES = 256  # a flush comes sooner when this many lines wait: the loop pauses ~0.5 ms, not 20
 MAX_PENDING_BYTES = 8 * 1024 * 1024  # lines waiting for the writer; past this they are dropped
@@ -92,7 +93,7 @@ class AccessLog:
                 None if deployment is None else deployment.provider.name,
                 call.status, call.count, len(call.request.body),
                 call.arrived, call.sent_at, call.head_at,
-                None if error is None else (error.type, error.code), None if usage is None else _tokens(usage),
+                None if error is None else (error.type, error.code), None if usage is None else reported_counts(usage),
                 call.bytes_out, call.first_event_at,
             )
         )  # fmt: skip
@@ -139,18 +140,6 @@ def _key_name(key):
     """What the line says of a virtual key: its name, else its id (never the key itself)."""
     name = getattr(key, "name", None) or getattr(key, "id", None)
     return name if type(name) is str else None
-
-
-def _tokens(usage):
-    """(prompt, completion) tokens of an answer's usage, OpenAI's names or Anthropic's; None for
-    a count that is not an int."""
-    prompt = usage.get("prompt_tokens")
-    if prompt is None:
-        prompt = usage.get("input_tokens")
-    completion = usage.get("completion_tokens")
-    if completion is None:
-        completion = usage.get("output_tokens")
-    return (prompt if type(prompt) is int else None, completion if type(completion) is int else None)
 
 
 def fields(entry, offset):

@@ -45,6 +45,7 @@ from alloy._version import __version__
 from alloy.balancer import COOLING, HEALTHY, PROBING
 from alloy.observability.exposition import Exposition
 from alloy.passthrough import AllowList
+from alloy.usage import reported_counts
 
 # Upper bounds in seconds. Latency and upstream time to first byte span a local model's 100 us to
 # a long generation's minutes; the gateway's own overhead lives in microseconds.
@@ -171,12 +172,10 @@ class Metrics:
             self.errors[kind] = self.errors.get(kind, 0) + 1
         if call.tail:
             usage = call.usage
-            if usage:
-                try:  # OpenAI's names, or Anthropic's for an answer relayed natively
-                    slot[PROMPT] += usage.get("prompt_tokens") or usage.get("input_tokens") or 0
-                    slot[COMPLETION] += usage.get("completion_tokens") or usage.get("output_tokens") or 0
-                except TypeError:  # not a number: an upstream's usage we cannot count
-                    pass
+            if usage:  # OpenAI's names, or Anthropic's for an answer relayed natively
+                prompt, completion = reported_counts(usage)
+                slot[PROMPT] += prompt or 0
+                slot[COMPLETION] += completion or 0
 
     def slot_for(self, path, asked, deployment):
         endpoint = ENDPOINT_LABELS.get(path) or self.passthrough_label(path)
