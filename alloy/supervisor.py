@@ -35,7 +35,6 @@ from dataclasses import replace
 
 from alloy import core, server
 from alloy.config import ConfigError, load
-from alloy.governance import applies as governance_applies
 from alloy.governance.counters import create_shared
 from alloy.server import say
 
@@ -97,13 +96,12 @@ class Supervisor:
             self.metrics_dir = tempfile.mkdtemp(prefix="alloy-metrics-", dir=shared)
             self.config = replace(self.config, metrics=replace(metrics, workers_dir=self.metrics_dir))
         # Limits and budgets hold for the whole server: every worker maps the same counters file
-        # (alloy.governance.counters), created here before the first fork.
-        self.governance_dir = None
-        if governance_applies(self.config.governance):
-            shared = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            self.governance_dir = tempfile.mkdtemp(prefix="alloy-governance-", dir=shared)
-            governance = replace(self.config.governance, shared_path=create_shared(self.governance_dir))
-            self.config = replace(self.config, governance=governance)
+        # (alloy.governance.counters), created here before the first fork. Also without keys yet:
+        # a database created while the server runs is picked up by every worker (a sparse file).
+        shared = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.governance_dir = tempfile.mkdtemp(prefix="alloy-governance-", dir=shared)
+        governance = replace(self.config.governance, shared_path=create_shared(self.governance_dir))
+        self.config = replace(self.config, governance=governance)
         self.count = count
         self.workers = {}  # pid -> (slot, monotonic start time)
         self.ready = set()  # pids that reported they are listening
