@@ -30,7 +30,7 @@ from alloy.client_apis.messages_endpoint import MESSAGES_PATHS, MessagesEndpoint
 from alloy.client_apis.responses_endpoint import RESPONSES, RESPONSES_PREFIX, ResponsesEndpoint
 from alloy.core import scan_body
 from alloy.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceUnavailable
-from alloy.governance import governance_for
+from alloy.governance import governance_for, watch_for_database
 from alloy.passthrough import AllowList
 from alloy.routing import Routes, json_model_scan
 from alloy.sending import provider_for
@@ -75,10 +75,15 @@ class Pipeline:
             self.refusal_listeners = previous.refusal_listeners
             self.admin_routes = previous.admin_routes
             self.governance = previous.governance
+            self.governance_watch = previous.governance_watch
+            if self.governance_watch is not None:
+                self.governance_watch.pipeline = self  # a database that appears now governs this one
             self.cache = previous.cache
             self.needs_stream_usage = previous.needs_stream_usage or self.needs_stream_usage
             return
         self.governance = governance_for(config, self)  # None: the master key alone
+        # No keys yet: a database created while serving (alloy keys create) is picked up then.
+        self.governance_watch = None if self.governance is not None else watch_for_database(config, self)
         self.cache = cache_for(config, self)  # None: no response cache
 
     def handle(self, request, path, query, connection):

@@ -19,6 +19,8 @@ the environment alone when there is none), validates all of it, and only then sw
 - The listening address, and the ``[metrics]``, ``[log]``, ``[tracing]``, ``[governance]`` and
   ``[cache]`` sections, take effect at the next start: a reload that changes them says so in the
   log and in its answer, and applies the rest.
+- A gateway started without keys (no ``[governance]`` section, no database) checks for the database
+  at each reload too (besides every ``sync_interval``): keys created since apply from then on.
 """
 
 import logging
@@ -89,6 +91,8 @@ class Reloader:
             return False, f"the configuration could not be built: {error}", []
         carry_deployment_state(gateway.pipeline, pipeline)
         self._swap(new, upstreams, pipeline)
+        if pipeline.governance is None and pipeline.governance_watch is not None:
+            pipeline.governance_watch.look()  # keys created since the start apply from this reload on
         self.count += 1
         message = f"configuration reloaded from {new.path or 'the environment'} ({reason})"
         if later:

@@ -41,8 +41,9 @@ class GovernanceSettings:
     fail_mode: str = "open"
     prices: tuple = ()  # ((model, (input, output, cached_input)), ...) USD per million tokens
     # Not a configuration key: with --workers N the supervisor creates the shared counters file
-    # (rate limits, in-flight counts, spend) every worker maps, so limits hold for the whole server.
-    shared_path: str | None = field(default=None, repr=False)
+    # (rate limits, in-flight counts, spend) every worker maps, so limits hold for the whole server;
+    # not compared, so a reload (which reads the file without it) sees no change to [governance].
+    shared_path: str | None = field(default=None, repr=False, compare=False)
 
 
 def default_database_path(env=None):

@@ -19,10 +19,16 @@ path), ``admin`` (the HTTP API) and ``commands`` (``alloy keys``, ``alloy teams`
 
 ``governance_for`` returns None when no ``[governance]`` section is configured and the database
 does not exist (no key was ever created): the gateway then behaves exactly as with the master key
-alone, and pays nothing.
+alone, and pays nothing per request. ``DatabaseWatch`` then looks for the file off the request path
+(one ``os.stat`` every ``sync_interval``, and at each reload): once ``alloy keys create`` made it,
+governance is built on the pipeline serving at that moment, exactly as if the gateway had started
+with it, and the watch stops.
 """
 
+import logging
 import os
+
+log = logging.getLogger("alloy.governance")
 
 
 def applies(settings):
@@ -35,12 +41,65 @@ def governance_for(config, pipeline):
     settings = config.governance
     if not applies(settings):
         return None
+    try:
+        return _opened(settings, pipeline)
+    except _open_errors() as error:  # a clear refusal to start, not a traceback
+        raise SystemExit(f"alloy: cannot open the keys database {settings.path}: {error}") from None
+
+
+def _opened(settings, pipeline):
+    from alloy.governance.gate import Governance  # imported only when keys apply
+
+    return Governance(settings, pipeline)
+
+
+def _open_errors():
     import sqlite3
 
-    from alloy.governance.gate import Governance  # imported only when keys apply
     from alloy.governance.store import StoreError
 
-    try:
-        return Governance(settings, pipeline)
-    except (sqlite3.Error, OSError, StoreError) as error:  # a clear refusal to start, not a traceback
-        raise SystemExit(f"alloy: cannot open the keys database {settings.path}: {error}") from None
+    return (sqlite3.Error, OSError, StoreError)
+
+
+class DatabaseWatch:
+    """A gateway started without keys looks for the database every ``sync_interval``: the first
+    key created while it serves applies within that interval, no restart needed."""
+
+    def __init__(self, settings, pipeline):
+        self.settings = settings
+        self.pipeline = pipeline  # the one serving: a reload hands the watch to its new pipeline
+        self.failed = False  # an open that failed was logged (once)
+        self.timer = pipeline.loop.call_later(settings.sync_interval, self._tick)
+
+    def _tick(self):
+        self.timer = None
+        if not self.look():
+            self.timer = self.pipeline.loop.call_later(self.settings.sync_interval, self._tick)
+
+    def look(self):
+        """Build governance now if the database exists; True once governance applies."""
+        pipeline = self.pipeline
+        if pipeline.governance is not None:
+            return True
+        if not os.path.exists(self.settings.path):
+            return False
+        try:
+            pipeline.governance = _opened(self.settings, pipeline)
+        except _open_errors() as error:  # a file half made, unreadable: try again next time
+            if not self.failed:
+                log.error("governance: cannot open the keys database %s yet: %s", self.settings.path, error)
+                self.failed = True
+            return False
+        log.warning("governance: keys apply from now on (%s appeared)", self.settings.path)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        return True
+
+
+def watch_for_database(config, pipeline):
+    """Without governance at start (no section, no file): a ``DatabaseWatch``, or None without a
+    loop to run it on."""
+    if pipeline.loop is None:
+        return None
+    return DatabaseWatch(config.governance, pipeline)

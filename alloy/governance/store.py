@@ -101,9 +101,13 @@ class Store:
             raise StoreError(f"{self.path} has schema version {version}, newer than this Alloy knows ({len(MIGRATIONS)})")
         while version < len(MIGRATIONS):
             with self.transaction():
-                _run_script(self.db, MIGRATIONS[version])
-                version += 1
-                self.db.execute(f"PRAGMA user_version = {version}")
+                # Read again under the write lock: another process (alloy keys create, a worker)
+                # may have brought the file up to date since the read above.
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                if version < len(MIGRATIONS):
+                    _run_script(self.db, MIGRATIONS[version])
+                    version += 1
+                    self.db.execute(f"PRAGMA user_version = {version}")
 
     def transaction(self):
         return _Transaction(self.db)
