@@ -9,7 +9,7 @@
     DELETE /admin/keys/{id or name}       revoke (also POST .../revoke)
     POST   /admin/keys/{id or name}/rotate  a new secret, shown once; the old one stops working
     GET|POST /admin/teams, GET|PATCH|DELETE /admin/teams/{id or name}   the same for teams
-    GET    /admin/usage?by=key|team|model|day|user|tags&since=ISO-or-7d&key=..&team=..   ledger totals
+    GET    /admin/usage?by=key|team|model|day|user|tags|metadata.KEY&since=ISO-or-7d&key=..&team=..   ledger totals
 
 Bad input is a 400 naming the field (unknown fields, negative limits, absurd budgets, duplicate
 names) and nothing is written; an unknown key or team is a 404. These calls write the SQLite file
@@ -23,12 +23,18 @@ from urllib.parse import parse_qs, unquote
 import orjson
 
 from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound
+from alloy.governance.attribution import metadata_key
 from alloy.governance.fields import FieldError, key_values, moment, public, team_values
 from alloy.governance.store import NotFoundError, StoreError
 from alloy.prebuilt import Prebuilt
 
 log = logging.getLogger("alloy.governance")
-USAGE_GROUPS = ("key", "team", "model", "day", "user", "tags")
+USAGE_GROUPS = ("key", "team", "model", "day", "user", "tags")  # and metadata.KEY
+
+
+def is_usage_group(by):
+    """What ``alloy usage --by`` and ``/admin/usage?by=`` may group by."""
+    return by in USAGE_GROUPS or metadata_key(by) is not None
 
 
 def register(governance, routes):
@@ -116,8 +122,8 @@ class Admin:
         if unknown:
             raise InvalidRequest(f"unknown parameter {unknown[0]!r} (by, since, key, team)", param=unknown[0])
         by = params.get("by", "key")
-        if by not in USAGE_GROUPS:
-            raise InvalidRequest(f"by: expected one of {', '.join(USAGE_GROUPS)}", param="by")
+        if not is_usage_group(by):
+            raise InvalidRequest(f"by: expected one of {', '.join(USAGE_GROUPS)} or metadata.KEY", param="by")
         since = None
         if "since" in params:
             since = since_time(params["since"])

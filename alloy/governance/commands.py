@@ -6,7 +6,7 @@ within its ``sync_interval``).
                       [--budget USD] [--budget-period 30d] [--expires 7d|ISO] [--metadata k=v ...]
     alloy keys list | show KEY | update KEY [options] | revoke KEY | rotate KEY
     alloy teams create --name N [limits] | list | show TEAM | update TEAM [limits] | delete TEAM
-    alloy usage [--by key|team|model|day|user|tags] [--since 7d|ISO] [--key KEY] [--team TEAM]
+    alloy usage [--by key|team|model|day|user|tags|metadata.KEY] [--since 7d|ISO] [--key KEY] [--team TEAM]
 
 Every command takes ``--db FILE`` or ``--config alloy.toml`` (its ``[governance] path``); without
 either, the default location (``$ALLOY_DB``, else the XDG data directory). ``update`` takes
@@ -23,7 +23,7 @@ import orjson
 
 from alloy.config import ConfigError, load
 from alloy.config.governance import default_database_path
-from alloy.governance.admin import USAGE_GROUPS
+from alloy.governance.admin import USAGE_GROUPS, is_usage_group
 from alloy.governance.fields import FieldError, key_values, moment, public, team_values
 from alloy.governance.store import Store, StoreError
 
@@ -82,11 +82,17 @@ def _parser():
     update.add_argument("ref", metavar="TEAM")
     _limits(update)
     usage = groups.add_parser("usage", parents=[common], help="spend and tokens from the ledger")
-    usage.add_argument("--by", choices=USAGE_GROUPS, default="key")
+    usage.add_argument("--by", type=_usage_group, default="key", help=f"{', '.join(USAGE_GROUPS)} or metadata.KEY")
     usage.add_argument("--since", help="7d, 24h... ago, or an ISO 8601 time")
     usage.add_argument("--key")
     usage.add_argument("--team")
     return parser
+
+
+def _usage_group(text):
+    if not is_usage_group(text):
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(USAGE_GROUPS)} or metadata.KEY, not {text!r}")
+    return text
 
 
 def main(argv):

@@ -29,6 +29,7 @@ import re
 from time import monotonic, time
 
 from alloy.errors import AlloyError, AuthenticationFailed, ModelNotFound
+from alloy.governance.attribution import metadata_source
 from alloy.governance.counters import WINDOW, CounterTable
 from alloy.governance.keyring import Keyring
 from alloy.governance.ledger import Ledger
@@ -270,7 +271,8 @@ class Governance:
                 self._release_shared(key, held, used, int(round(cost * MICRO)))
             else:
                 self._give_back(key, held, used, int(round(cost * MICRO)))
-        tags = call.request.headers.get(b"x-alloy-tags")
+        request = call.request
+        tags = request.headers.get(b"x-alloy-tags")
         id_line = call.id_line
         self.ledger.append(
             (
@@ -278,9 +280,10 @@ class Governance:
                 None if key is None else key.team, asked, served,
                 None if deployment is None else deployment.provider.name, call.path.decode("latin-1"), call.status,
                 tokens_in, tokens_out, tokens_cached, cost, round((call.ended_at - call.arrived) * 1000, 3),
-                user_of(call.request.body),
+                user_of(request.body),
                 None if tags is None else tags[:256].decode("latin-1"),
                 id_line[14 : id_line.find(b"\r\n")].decode("latin-1") if id_line else None,
+                self.ledger.holds(metadata_source(request.body)),  # read by the ledger's writer
             )
         )  # fmt: skip
 

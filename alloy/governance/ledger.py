@@ -7,16 +7,23 @@ last batch and waits for the thread (bounded), so a SIGTERM loses nothing. A ``k
 what was not yet written: at most the rows of the last ``flush_interval`` plus the batch being
 written. A batch that cannot be written (disk full, a locked file beyond the busy timeout) is
 logged and dropped, counted in ``dropped``; the gateway keeps serving.
+
+A row whose request body may carry ``metadata`` holds the body itself until the writer thread
+turns it into JSON text (``alloy.governance.attribution``): the listener never parses. Bodies held
+are bounded by ``MAX_HELD_BYTES`` per flush; beyond, a row's metadata is not recorded (counted in
+``metadata_dropped``).
 """
 
 import logging
 import queue
 import threading
 
-from alloy.governance.store import Store
+from alloy.governance.attribution import metadata_json
+from alloy.governance.store import METADATA_AT, Store
 
 log = logging.getLogger("alloy.governance")
 MAX_PENDING = 200_000  # rows held while the disk is slower than the traffic; beyond, rows are dropped
+MAX_HELD_BYTES = 64 << 20  # request bodies held for their metadata between two flushes
 
 
 class Ledger:
@@ -24,6 +31,8 @@ class Ledger:
         self.path = path
         self.pending = []
         self.dropped = 0
+        self.held_bytes = 0  # of request bodies in ``pending`` (rows with metadata to read)
+        self.metadata_dropped = 0
         self.batches = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._write, name="alloy-ledger", daemon=True)
         self.thread.start()
@@ -34,9 +43,20 @@ class Ledger:
         else:
             self.dropped += 1
 
+    def holds(self, body):
+        """``body`` (for its metadata, read by the writer) when the bound allows, else None."""
+        if body is None:
+            return None
+        if self.held_bytes + len(body) > MAX_HELD_BYTES:
+            self.metadata_dropped += 1
+            return None
+        self.held_bytes += len(body)
+        return body
+
     def flush(self):
         if self.pending:
             batch, self.pending = self.pending, []
+            self.held_bytes = 0
             self.batches.put(batch)
 
     def close(self, timeout=5.0):
@@ -53,9 +73,17 @@ class Ledger:
             try:
                 if store is None:
                     store = Store(self.path)
-                store.append_ledger(batch)
+                store.append_ledger([_with_metadata(row) for row in batch])
             except Exception as error:  # noqa: BLE001 - the ledger must never stop the gateway
                 self.dropped += len(batch)
                 log.error("governance: %d ledger rows could not be written: %s", len(batch), error)
         if store is not None:
             store.close()
+
+
+def _with_metadata(row):
+    """The row as stored: a request body held for its metadata becomes that metadata's JSON."""
+    body = row[METADATA_AT]
+    if body is None:
+        return row
+    return (*row[:METADATA_AT], metadata_json(body), *row[METADATA_AT + 1 :])

@@ -22,6 +22,8 @@ import time
 
 import orjson
 
+from alloy.governance.attribution import metadata_key
+
 SECRET_PREFIX = "sk-alloy-"
 MIGRATIONS = (
     # 0 -> 1: keys, teams, the ledger
@@ -49,14 +51,19 @@ MIGRATIONS = (
     CREATE INDEX ledger_key_at ON ledger (key_id, at);
     CREATE INDEX ledger_team_at ON ledger (team, at);
     """,
+    # 1 -> 2: the body's metadata object, as JSON text (alloy.governance.attribution)
+    """
+    ALTER TABLE ledger ADD COLUMN metadata TEXT;
+    """,
 )
 LIMIT_COLUMNS = ("models", "rpm", "tpm", "max_parallel", "budget", "budget_period", "metadata")
 KEY_COLUMNS = ("team", *LIMIT_COLUMNS, "expires_at")
 JSON_COLUMNS = frozenset(("models", "metadata"))
 LEDGER_COLUMNS = (
     "at", "key_id", "key_name", "team", "model", "served_model", "provider", "endpoint", "status",
-    "tokens_in", "tokens_out", "tokens_cached", "cost", "latency_ms", "user", "tags", "request_id",
+    "tokens_in", "tokens_out", "tokens_cached", "cost", "latency_ms", "user", "tags", "request_id", "metadata",
 )  # fmt: skip
+METADATA_AT = LEDGER_COLUMNS.index("metadata")
 
 
 class StoreError(Exception):
@@ -260,10 +267,15 @@ class Store:
         return found.fetchone()[0]
 
     def usage(self, by="key", since=None, key=None, team=None):
-        """Totals grouped by key, team, model, day, user (the body's ``user``) or tags (``x-alloy-tags``),
-        newest activity first."""
-        group = {"key": "key_name", "team": "team", "model": "model", "day": "date(at, 'unixepoch')", "user": "user", "tags": "tags"}[by]
+        """Totals grouped by key, team, model, day, user (the body's ``user``), tags (``x-alloy-tags``)
+        or ``metadata.KEY`` (that key of the body's ``metadata``), newest activity first."""
         where, args = ["1 = 1"], []
+        metadata = metadata_key(by)
+        if metadata is not None:
+            group = "json_extract(metadata, ?)"
+            args.append(f'$."{metadata}"')  # metadata_key refuses quotes and backslashes
+        else:
+            group = {"key": "key_name", "team": "team", "model": "model", "day": "date(at, 'unixepoch')", "user": "user", "tags": "tags"}[by]
         if since is not None:
             where.append("at >= ?")
             args.append(since)

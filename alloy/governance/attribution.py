@@ -1,0 +1,59 @@
+"""Who a request was for, as the client labels it: the body's ``metadata`` object (OpenAI's chat
+and Responses ``metadata``: up to 16 string pairs; Anthropic's Messages ``metadata``), kept in the
+ledger as JSON text so ``alloy usage --by metadata.KEY`` can group by any of its keys.
+
+Split in two so the request path pays one byte search and nothing else:
+
+    metadata_source  (the finish listener, on the loop) the body itself when ``"metadata"`` occurs
+                     in it, else None; no parse. The body is already in memory: the ledger holds a
+                     reference until its writer thread has read it (bounded, ``alloy.governance.ledger``).
+    metadata_json    (the ledger's writer thread) parses the body, takes the top-level ``metadata``
+                     (a nested one, say in a tool's schema, is not it) and keeps what OpenAI allows:
+                     string keys and values, the first 16 pairs, keys cut at 64 characters and
+                     values at 512, so a row's metadata is at most about 10 KB of JSON.
+
+A body that is not JSON, or whose ``metadata`` is not an object of strings, records nothing.
+"""
+
+import orjson
+
+MARKER = b'"metadata"'
+MAX_PAIRS = 16
+MAX_KEY = 64
+MAX_VALUE = 512
+# ``alloy usage --by metadata.KEY``: a key the JSON path can name without quoting tricks.
+KEY_FORBIDDEN = frozenset('"\\')
+
+
+def metadata_source(body):
+    """The body when it may carry ``metadata`` (one search), else None."""
+    return body if MARKER in body else None
+
+
+def metadata_json(body):
+    """The body's top-level ``metadata`` as bounded, sorted JSON text, or None."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    if not isinstance(metadata, dict):
+        return None
+    kept = {}
+    for key, value in metadata.items():
+        if len(kept) == MAX_PAIRS:
+            break
+        if isinstance(key, str) and isinstance(value, str):
+            kept[key[:MAX_KEY]] = value[:MAX_VALUE]
+    return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS).decode() if kept else None
+
+
+def metadata_key(text):
+    """The KEY of a ``metadata.KEY`` grouping, or None when ``text`` is not one (or KEY cannot be
+    a metadata key)."""
+    if not text.startswith("metadata."):
+        return None
+    key = text[len("metadata.") :]
+    if not 0 < len(key) <= MAX_KEY or any(c in KEY_FORBIDDEN or not c.isprintable() for c in key):
+        return None
+    return key
