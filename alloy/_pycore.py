@@ -6,7 +6,10 @@ Selected with ``ALLOY_PURE=1`` (or automatically when the extension is missing).
 against both twins.
 """
 
+import fcntl
 import re
+import struct
+import time
 
 import orjson
 
@@ -999,6 +1002,187 @@ def find_usage(data):
                     return None
         pos = data.rfind(b'"usage"', 0, pos)
     return None
+
+
+# ============================================================================================
+# Accounting: a virtual key's live limits, and the access log's line
+# ============================================================================================
+
+# A counters slot (``alloy.governance.counters`` owns the table): the scope's id digest, the
+# requests-per-minute window's start and count, the tokens-per-minute window's start and count,
+# requests in flight, the budget period's number and its spend (micro-USD), "spend loaded".
+COUNTER_SLOT = struct.Struct("<16s d q d q q q q q")
+LIMIT_WINDOW = 60.0
+RATELIMIT_LINES = {  # limit -> (OpenAI's three lines, where its window's start and count are in a slot)
+    "rpm": (b"x-ratelimit-limit-requests: %d\r\nx-ratelimit-remaining-requests: %d\r\nx-ratelimit-reset-requests: %s\r\n", 1, 2),
+    "tpm": (b"x-ratelimit-limit-tokens: %d\r\nx-ratelimit-remaining-tokens: %d\r\nx-ratelimit-reset-tokens: %s\r\n", 3, 4),
+}
+
+
+class LimitCounters:
+    """A keyed request's limits against the counters memory, under ``flock`` on ``fd`` (-1: one
+    process, no lock). ``scopes`` describe a key's scopes (its own, its team's), each
+    ``(slot offset, rpm, tpm, max_parallel, budget, budget period, period anchor)``, 0 for no limit;
+    ``reported`` is ``KeyIdentity.reported``: ((kind, ((scope index, limit), ...)), ...)."""
+
+    def __init__(self, memory, fd=-1):
+        self.memory = memory
+        self.fd = fd
+
+    def release(self):
+        """Let the memory map close (the compiled core holds a buffer of it until then)."""
+        self.memory = None
+
+    def take(self, scopes, reported, reserve, now, wall):
+        """Check every limit of every scope, then count the request in all of them, or in none.
+
+        Passed: ``(None, windows, lines)``: each scope's token window start (what ``give_back``
+        reconciles against) and the ``x-ratelimit-*`` lines. Refused (nothing written):
+        ``(what, scope index, figure, tokens, lines)``, ``what`` one of "requests", "tokens",
+        "parallel", "budget"; ``figure`` the seconds until the window resets (the spend of the
+        period, for a budget); ``tokens`` the scope's tokens this minute."""
+        memory = self.memory
+        rows = []
+        self._lock()
+        try:
+            for index, (offset, rpm, tpm, parallel, budget, period, anchor) in enumerate(scopes):
+                digest, rpm_start, requests, tpm_start, tokens, inflight, number, spend, loaded = COUNTER_SLOT.unpack_from(memory, offset)
+                # The windows are anchored at their first request and last a minute.
+                if now - rpm_start >= LIMIT_WINDOW:
+                    rpm_start, requests = now, 0
+                if now - tpm_start >= LIMIT_WINDOW:
+                    tpm_start, tokens = now, 0
+                current = int((wall - anchor) // period) if period else 0
+                if number != current:  # a new budget period: nothing spent yet
+                    number, spend = current, 0
+                refused = None
+                if rpm and requests >= rpm:
+                    refused = ("requests", rpm_start + LIMIT_WINDOW - now)
+                elif tpm and tokens + reserve > tpm:
+                    refused = ("tokens", tpm_start + LIMIT_WINDOW - now)
+                elif parallel and inflight >= parallel:
+                    refused = ("parallel", 1.0)
+                elif budget and spend >= budget:
+                    refused = ("budget", spend)
+                if refused is not None:
+                    stored = [COUNTER_SLOT.unpack_from(memory, scope[0]) for scope in scopes]
+                    return (refused[0], index, refused[1], tokens, _ratelimit_lines(reported, stored, now))
+                rows.append((digest, rpm_start, requests + 1, tpm_start, tokens + reserve, inflight + 1, number, spend, loaded))
+            for scope, row in zip(scopes, rows):
+                COUNTER_SLOT.pack_into(memory, scope[0], *row)
+            return (None, tuple(row[3] for row in rows), _ratelimit_lines(reported, rows, now))
+        finally:
+            self._unlock()
+
+    def give_back(self, scopes, windows, reserved, used, cost, wall):
+        """The request ended: its tokens become what it used (when the token window it reserved
+        in is still the current one), it leaves the in-flight count, its cost joins the spend."""
+        memory = self.memory
+        self._lock()
+        try:
+            for (offset, _, _, _, _, period, anchor), window in zip(scopes, windows):
+                digest, rpm_start, requests, tpm_start, tokens, inflight, number, spend, loaded = COUNTER_SLOT.unpack_from(memory, offset)
+                if tpm_start == window and used != reserved:
+                    tokens = max(tokens + used - reserved, 0)
+                current = int((wall - anchor) // period) if period else 0
+                if number != current:
+                    number, spend = current, 0
+                COUNTER_SLOT.pack_into(memory, offset, digest, rpm_start, requests, tpm_start, tokens, max(inflight - 1, 0), number, spend + cost, loaded)
+        finally:
+            self._unlock()
+
+    def _lock(self):
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def _unlock(self):
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
+def _ratelimit_lines(reported, rows, now):
+    """OpenAI's ``x-ratelimit-*`` lines, each trio from the tightest scope (the least remaining;
+    the first on a tie). A window that is over has all of its limit left."""
+    lines = b""
+    for kind, limits in reported:
+        form, start_at, used_at = RATELIMIT_LINES[kind]
+        best = None
+        for index, limit in limits:
+            row = rows[index]
+            if now - row[start_at] >= LIMIT_WINDOW:
+                remaining, reset = limit, 0.0
+            else:
+                remaining, reset = max(limit - row[used_at], 0), row[start_at] + LIMIT_WINDOW - now
+            if best is None or remaining < best[1]:
+                best = (limit, remaining, reset)
+        lines += form % (best[0], best[1], ratelimit_reset(best[2]))
+    return lines
+
+
+def ratelimit_reset(seconds):
+    """OpenAI's spelling of a reset time: ``250ms``, ``12s``, ``1m0s``."""
+    if seconds < 1:
+        return b"%dms" % int(seconds * 1000)
+    if seconds < 60:
+        return b"%ds" % int(seconds + 0.999)
+    return b"%dm%ds" % divmod(int(seconds), 60)
+
+
+_clock = [-1, ""]  # the last whole second formatted, and its text: most lines of a flush share it
+
+
+def access_fields(entry, offset):
+    """An access-log entry (``AccessLog.record``'s tuple) as the line's fields in order, those that
+    apply; ``offset`` turns its monotonic clock reads into wall-clock time."""
+    (ended, id_line, peer, key, method, path, model, stream, served, provider, status, count, bytes_in,
+     arrived, sent, head, error, usage, bytes_out, first_event) = entry  # fmt: skip
+    when = ended + offset
+    second = int(when)
+    if second != _clock[0]:
+        _clock[0], _clock[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    out = {"time": "%s.%06dZ" % (_clock[1], (when - second) * 1e6)}
+    if id_line:
+        out["request_id"] = id_line[14 : id_line.find(b"\r\n")].decode("latin-1")  # stages append lines
+    if peer:
+        out["client"] = "%s:%s" % peer[:2] if type(peer) is tuple else str(peer)
+    if key is not None:
+        out["key"] = key
+    out["method"] = method.decode("latin-1")
+    out["path"] = path.decode("utf-8", "replace")
+    if model is not None:
+        out["model"] = model
+    if served is not None:
+        out["served_model"] = served
+        out["provider"] = provider
+    out["status"] = status
+    out["attempts"] = count
+    if stream is not None:
+        out["stream"] = stream
+    out["bytes_in"] = bytes_in
+    out["bytes_out"] = bytes_out
+    timed = head and head >= sent
+    if timed:
+        out["ttfb_ms"] = int((head - sent) * 1e6) / 1e3
+    if arrived is not None:
+        if first_event:
+            out["ttft_ms"] = int((first_event - arrived) * 1e6) / 1e3
+        out["duration_ms"] = int((ended - arrived) * 1e6) / 1e3
+        if timed and count == 1 and error is None:
+            out["overhead_us"] = int((sent - arrived if stream else sent - arrived + ended - head) * 1e6)
+    if usage is not None:
+        prompt, completion = usage
+        if prompt is not None:
+            out["prompt_tokens"] = prompt
+        if completion is not None:
+            out["completion_tokens"] = completion
+    if error is not None:
+        out["error"], out["error_code"] = error
+    return out
+
+
+def access_json_line(entry, offset):
+    """The access log's JSON line for ``entry`` (``access_fields``, one object and a newline)."""
+    return orjson.dumps(access_fields(entry, offset)) + b"\n"
 
 
 # ============================================================================================

@@ -42,10 +42,14 @@ frame_request = _impl.frame_request
 scan_body = _impl.scan_body
 rewrite_model = _impl.rewrite_model
 rewrite_model_parts = _impl.rewrite_model_parts
+LimitCounters = _impl.LimitCounters
+ratelimit_reset = _impl.ratelimit_reset
+access_json_line = _impl.access_json_line
 
 __all__ = [
     "IMPLEMENTATION",
     "LAST_CHUNK",
+    "LimitCounters",
     "Request",
     "RequestParser",
     "ResponseHead",
@@ -53,6 +57,7 @@ __all__ = [
     "RouteTable",
     "SSESplitter",
     "ScanResult",
+    "access_json_line",
     "clean_path",
     "find_usage",
     "encode_forwarded",
@@ -63,6 +68,7 @@ __all__ = [
     "frame_request",
     "frame_response",
     "frame_stream_head",
+    "ratelimit_reset",
     "rewrite_model",
     "rewrite_model_parts",
     "scan_body",

@@ -39,6 +39,7 @@ from random import random
 
 import orjson
 
+from alloy.core import access_json_line
 from alloy.observability.handoff import Handoff
 from alloy.usage import reported_counts
 
@@ -133,71 +134,23 @@ class AccessLog:
         self.writer.close(timeout)
 
 
-_clock = [-1, ""]  # the last whole second formatted, and its text: most lines of a flush share it
-
-
 def _key_name(key):
     """What the line says of a virtual key: its name, else its id (never the key itself)."""
     name = getattr(key, "name", None) or getattr(key, "id", None)
     return name if type(name) is str else None
 
 
-def fields(entry, offset):
-    """The line's fields in order, those that apply."""
-    (ended, id_line, peer, key, method, path, model, stream, served, provider, status, count, bytes_in,
-     arrived, sent, head, error, usage, bytes_out, first_event) = entry  # fmt: skip
-    when = ended + offset
-    second = int(when)
-    if second != _clock[0]:
-        _clock[0], _clock[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    out = {"time": "%s.%06dZ" % (_clock[1], (when - second) * 1e6)}
-    if id_line:
-        out["request_id"] = id_line[14 : id_line.find(b"\r\n")].decode("latin-1")  # governance appends lines
-    if peer:
-        out["client"] = "%s:%s" % peer[:2] if type(peer) is tuple else str(peer)
-    if key is not None:
-        out["key"] = key
-    out["method"] = method.decode("latin-1")
-    out["path"] = path.decode("utf-8", "replace")
-    if model is not None:
-        out["model"] = model
-    if served is not None:
-        out["served_model"] = served
-        out["provider"] = provider
-    out["status"] = status
-    out["attempts"] = count
-    if stream is not None:
-        out["stream"] = stream
-    out["bytes_in"] = bytes_in
-    out["bytes_out"] = bytes_out
-    timed = head and head >= sent
-    if timed:
-        out["ttfb_ms"] = int((head - sent) * 1e6) / 1e3
-    if arrived is not None:
-        if first_event:
-            out["ttft_ms"] = int((first_event - arrived) * 1e6) / 1e3
-        out["duration_ms"] = int((ended - arrived) * 1e6) / 1e3
-        if timed and count == 1 and error is None:
-            out["overhead_us"] = int((sent - arrived if stream else sent - arrived + ended - head) * 1e6)
-    if usage is not None:
-        prompt, completion = usage
-        if prompt is not None:
-            out["prompt_tokens"] = prompt
-        if completion is not None:
-            out["completion_tokens"] = completion
-    if error is not None:
-        out["error"], out["error_code"] = error
-    return out
-
-
 def json_line(entry, offset):
-    return orjson.dumps(fields(entry, offset)) + b"\n"
+    """The line's JSON object: formatted by the core (``access_json_line``), the same bytes in both
+    twins as orjson's dump of the fields in order."""
+    return access_json_line(entry, offset)
 
 
 def text_line(entry, offset):
     """``time method path status key=value ...``: logfmt, values quoted when they hold a space, a
-    quote, an equals sign or a control character."""
-    out = fields(entry, offset)
+    quote, an equals sign or a control character. (The fields are read back from the JSON line:
+    one definition of what a line says; the text format is the rarer one.)"""
+    out = orjson.loads(access_json_line(entry, offset))
     head = f'{out.pop("time")} {out.pop("method")} {_text_value(out.pop("path"))} {out.pop("status")}'
     rest = " ".join(f"{name}={_text_value(value)}" for name, value in out.items())
     return (head + " " + rest + "\n").encode("utf-8", "replace")

@@ -1,0 +1,447 @@
+# ============================================================================================
+# Accounting: a virtual key's live limits, and the access log's line (see the twin for the rules)
+# ============================================================================================
+
+from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from libc.stdio cimport snprintf
+from libc.string cimport strlen
+
+import time as _time
+
+
+cdef extern from "sys/file.h" nogil:
+    int flock(int fd, int operation)
+    int LOCK_EX
+    int LOCK_UN
+
+
+cdef extern from "Python.h":
+    long long PyLong_AsLongLongAndOverflow(object value, int *overflow) except? -1
+
+
+# The layout of ``alloy.governance.counters.SLOT`` ("<16s d q d q q q q q", 80 bytes, no padding).
+ctypedef struct CounterSlot:
+    char digest[16]
+    double rpm_start
+    long long requests
+    double tpm_start
+    long long tokens
+    long long inflight
+    long long period
+    long long spend
+    long long loaded
+
+cdef double LIMIT_WINDOW = 60.0
+cdef enum:
+    MAX_SCOPES = 8  # a key's scopes: its own and its team's
+
+
+cdef class LimitCounters:
+    """A keyed request's limits against the counters memory (see the twin)."""
+
+    cdef Py_buffer _view
+    cdef bint _held
+    cdef char *_base
+    cdef Py_ssize_t _size
+    cdef readonly int fd
+
+    def __cinit__(self, memory, int fd=-1):
+        if sizeof(CounterSlot) != 80:
+            raise SystemError("CounterSlot does not match the counters table's 80-byte slot")
+        PyObject_GetBuffer(memory, &self._view, PyBUF_WRITABLE)
+        self._held = True
+        self._base = <char*>self._view.buf
+        self._size = self._view.len
+        self.fd = fd
+
+    def __dealloc__(self):
+        if self._held:
+            PyBuffer_Release(&self._view)
+
+    def release(self):
+        if self._held:
+            self._held = False
+            self._base = NULL
+            self._size = 0
+            PyBuffer_Release(&self._view)
+
+    cdef CounterSlot *_slot(self, object offset) except NULL:
+        cdef Py_ssize_t at = offset
+        if at < 0 or at + <Py_ssize_t>sizeof(CounterSlot) > self._size:
+            raise ValueError("a counters slot outside the table (or the table was released)")
+        return <CounterSlot*>(self._base + at)
+
+    def take(self, tuple scopes, tuple reported, long long reserve, double now, double wall):
+        cdef Py_ssize_t count = len(scopes), index
+        cdef CounterSlot rows[MAX_SCOPES]
+        cdef CounterSlot *slots[MAX_SCOPES]
+        cdef CounterSlot *row
+        cdef long long rpm, tpm, parallel, budget, current
+        cdef tuple scope
+        if count > MAX_SCOPES:
+            raise ValueError("too many scopes for one key")
+        for index in range(count):
+            slots[index] = self._slot((<tuple>scopes[index])[0])
+        if self.fd >= 0:
+            flock(self.fd, LOCK_EX)
+        try:
+            for index in range(count):
+                scope = <tuple>scopes[index]
+                rpm = scope[1]
+                tpm = scope[2]
+                parallel = scope[3]
+                budget = scope[4]
+                rows[index] = slots[index][0]
+                row = &rows[index]
+                if now - row.rpm_start >= LIMIT_WINDOW:
+                    row.rpm_start = now
+                    row.requests = 0
+                if now - row.tpm_start >= LIMIT_WINDOW:
+                    row.tpm_start = now
+                    row.tokens = 0
+                current = int((wall - scope[6]) // scope[5]) if scope[5] else 0
+                if row.period != current:
+                    row.period = current
+                    row.spend = 0
+                what = None
+                if rpm and row.requests >= rpm:
+                    what, figure = "requests", row.rpm_start + LIMIT_WINDOW - now
+                elif tpm and row.tokens + reserve > tpm:
+                    what, figure = "tokens", row.tpm_start + LIMIT_WINDOW - now
+                elif parallel and row.inflight >= parallel:
+                    what, figure = "parallel", 1.0
+                elif budget and row.spend >= budget:
+                    what, figure = "budget", row.spend
+                if what is not None:
+                    tokens = row.tokens
+                    for index2 in range(count):
+                        rows[index2] = slots[index2][0]
+                    return (what, index, figure, tokens, _ratelimit_lines(reported, rows, count, now))
+                row.requests += 1
+                row.tokens += reserve
+                row.inflight += 1
+            for index in range(count):
+                slots[index][0] = rows[index]
+            windows = tuple([rows[index].tpm_start for index in range(count)])
+            return (None, windows, _ratelimit_lines(reported, rows, count, now))
+        finally:
+            if self.fd >= 0:
+                flock(self.fd, LOCK_UN)
+
+    def give_back(self, tuple scopes, tuple windows, long long reserved, long long used, long long cost, double wall):
+        cdef Py_ssize_t count = len(scopes), index
+        cdef CounterSlot *slots[MAX_SCOPES]
+        cdef CounterSlot *row
+        cdef long long current
+        cdef tuple scope
+        if count > MAX_SCOPES or len(windows) < count:
+            raise ValueError("the windows do not match the scopes")
+        for index in range(count):
+            slots[index] = self._slot((<tuple>scopes[index])[0])
+        if self.fd >= 0:
+            flock(self.fd, LOCK_EX)
+        try:
+            for index in range(count):
+                scope = <tuple>scopes[index]
+                row = slots[index]
+                if row.tpm_start == <double>windows[index] and used != reserved:
+                    row.tokens = row.tokens + used - reserved
+                    if row.tokens < 0:
+                        row.tokens = 0
+                current = int((wall - scope[6]) // scope[5]) if scope[5] else 0
+                if row.period != current:
+                    row.period = current
+                    row.spend = 0
+                if row.inflight > 0:
+                    row.inflight -= 1
+                else:
+                    row.inflight = 0
+                row.spend += cost
+        finally:
+            if self.fd >= 0:
+                flock(self.fd, LOCK_UN)
+
+
+cdef bytes _ratelimit_lines(tuple reported, CounterSlot *rows, Py_ssize_t count, double now):
+    cdef char line[320]
+    cdef char reset[48]
+    cdef int written
+    cdef bint requests, found
+    cdef long long limit, remaining, used, best_limit = 0, best_remaining = 0
+    cdef double start, left, best_reset = 0.0
+    cdef Py_ssize_t index
+    cdef const char *name
+    out = []
+    for entry in reported:
+        requests = (<tuple>entry)[0] == "rpm"
+        found = False
+        for item in <tuple>((<tuple>entry)[1]):
+            index = (<tuple>item)[0]
+            limit = (<tuple>item)[1]
+            if index < 0 or index >= count:
+                raise ValueError("a reported limit names no scope")
+            start = rows[index].rpm_start if requests else rows[index].tpm_start
+            used = rows[index].requests if requests else rows[index].tokens
+            if now - start >= LIMIT_WINDOW:
+                remaining, left = limit, 0.0
+            else:
+                remaining = limit - used if limit > used else 0
+                left = start + LIMIT_WINDOW - now
+            if not found or remaining < best_remaining:
+                found = True
+                best_limit, best_remaining, best_reset = limit, remaining, left
+        if not found:
+            continue
+        _format_reset(reset, sizeof(reset), best_reset)
+        name = "requests" if requests else "tokens"
+        written = snprintf(
+            line, sizeof(line),
+            "x-ratelimit-limit-%s: %lld\r\nx-ratelimit-remaining-%s: %lld\r\nx-ratelimit-reset-%s: %s\r\n",
+            name, best_limit, name, best_remaining, name, reset,
+        )
+        out.append(PyBytes_FromStringAndSize(line, written))
+    return b"".join(out)
+
+
+cdef void _format_reset(char *out, size_t size, double seconds):
+    cdef long long whole
+    if seconds < 1:
+        snprintf(out, size, "%lldms", <long long>(seconds * 1000))
+    elif seconds < 60:
+        snprintf(out, size, "%llds", <long long>(seconds + 0.999))
+    else:
+        whole = <long long>seconds
+        snprintf(out, size, "%lldm%llds", whole // 60, whole % 60)
+
+
+def ratelimit_reset(double seconds):
+    cdef char out[48]
+    _format_reset(out, sizeof(out), seconds)
+    return <bytes>out
+
+
+# --- the access log's JSON line ------------------------------------------------------------------
+
+cdef struct LineBuffer:
+    char *data
+    Py_ssize_t size
+    Py_ssize_t capacity
+    bint heap  # data was allocated (else it is the caller's stack buffer)
+
+
+cdef int _line_put(LineBuffer *out, const char *text, Py_ssize_t length) except -1:
+    cdef Py_ssize_t wanted = out.size + length
+    cdef char *grown
+    if wanted > out.capacity:
+        while out.capacity < wanted:
+            out.capacity *= 2
+        if out.heap:
+            grown = <char*>PyMem_Realloc(out.data, out.capacity)
+        else:  # past the stack buffer: the line moves to the heap
+            grown = <char*>PyMem_Malloc(out.capacity)
+            if grown != NULL:
+                memcpy(grown, out.data, out.size)
+        if grown == NULL:
+            raise MemoryError()
+        out.data = grown
+        out.heap = True
+    memcpy(out.data + out.size, text, length)
+    out.size = wanted
+    return 0
+
+
+cdef inline bint _line_plain(const unsigned char *text, Py_ssize_t length):
+    """Nothing JSON escapes, all ASCII: copied as it is."""
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    for i in range(length):
+        c = text[i]
+        if c < 0x20 or c >= 0x80 or c == 0x22 or c == 0x5C:
+            return False
+    return True
+
+
+cdef int _line_put_quoted(LineBuffer *out, const char *text, Py_ssize_t length) except -1:
+    _line_put(out, '"', 1)
+    _line_put(out, text, length)
+    _line_put(out, '"', 1)
+    return 0
+
+
+cdef int _line_put_str(LineBuffer *out, object value) except -1:
+    """A JSON string (or whatever orjson makes of a value that is not a plain str)."""
+    if type(value) is str and PyUnicode_IS_ASCII(value):
+        text = <const char*>PyUnicode_1BYTE_DATA(value)
+        if _line_plain(<const unsigned char*>text, PyUnicode_GET_LENGTH(value)):
+            return _line_put_quoted(out, text, PyUnicode_GET_LENGTH(value))
+    encoded = orjson.dumps(value)
+    return _line_put(out, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded))
+
+
+cdef int _line_put_bytes_text(LineBuffer *out, bytes value, str encoding) except -1:
+    """Bytes as the JSON string of their text (latin-1 or utf-8 with replacements)."""
+    cdef const char *text = PyBytes_AS_STRING(value)
+    if _line_plain(<const unsigned char*>text, PyBytes_GET_SIZE(value)):
+        return _line_put_quoted(out, text, PyBytes_GET_SIZE(value))
+    return _line_put_str(out, value.decode(encoding, "replace"))
+
+
+cdef int _line_put_int(LineBuffer *out, object value) except -1:
+    cdef char number[32]
+    cdef int overflow = 0
+    cdef long long whole
+    if type(value) is int:
+        whole = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if not overflow:
+            return _line_put(out, number, snprintf(number, sizeof(number), "%lld", whole))
+    encoded = orjson.dumps(value)
+    return _line_put(out, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded))
+
+
+cdef int _line_put_millis(LineBuffer *out, long long micros) except -1:
+    """``micros / 1e3`` as Python's repr writes it: the exact decimal of a whole number of
+    microseconds in milliseconds, trailing zeros dropped but one (``0.051``, ``12.0``)."""
+    cdef char number[40]
+    cdef unsigned long long whole = <unsigned long long>(-micros if micros < 0 else micros)
+    cdef unsigned long long fraction = whole % 1000
+    cdef int written
+    if fraction == 0:
+        written = snprintf(number, sizeof(number), "%s%llu.0", "-" if micros < 0 else "", whole // 1000)
+    elif fraction % 100 == 0:
+        written = snprintf(number, sizeof(number), "%s%llu.%01llu", "-" if micros < 0 else "", whole // 1000, fraction // 100)
+    elif fraction % 10 == 0:
+        written = snprintf(number, sizeof(number), "%s%llu.%02llu", "-" if micros < 0 else "", whole // 1000, fraction // 10)
+    else:
+        written = snprintf(number, sizeof(number), "%s%llu.%03llu", "-" if micros < 0 else "", whole // 1000, fraction)
+    return _line_put(out, number, written)
+
+
+cdef inline int _line_put_name(LineBuffer *out, const char *name) except -1:
+    return _line_put(out, name, strlen(name))
+
+
+cdef long long _clock_second = -1
+cdef char _clock_text[32]
+
+
+def access_json_line(tuple entry, double offset):
+    global _clock_second
+    cdef LineBuffer out
+    cdef double ended, when, arrived, sent, head, first_event
+    cdef long long second, count
+    cdef Py_ssize_t end
+    cdef bint timed
+    cdef char number[64]
+    cdef char stack[1024]
+    if len(entry) != 20:
+        raise ValueError("an access-log entry has 20 fields")
+    (ended_value, id_line, peer, key, method, path, model, stream, served, provider, status, count_value,
+     bytes_in, arrived_value, sent_value, head_value, error, usage, bytes_out, first_event_value) = entry
+    ended = ended_value
+    when = ended + offset
+    second = <long long>when
+    if second != _clock_second:
+        text = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(second)).encode("ascii")
+        if len(text) >= sizeof(_clock_text):
+            raise ValueError("a date that does not fit the access log's clock")
+        memcpy(_clock_text, PyBytes_AS_STRING(text), len(text) + 1)
+        _clock_second = second
+    out.data = stack
+    out.capacity = sizeof(stack)
+    out.size = 0
+    out.heap = False
+    try:
+        _line_put_name(&out, '{"time":"')
+        _line_put_name(&out, _clock_text)
+        _line_put(&out, number, snprintf(number, sizeof(number), ".%06lldZ\"", <long long>((when - second) * 1e6)))
+        if id_line:
+            end = (<bytes>id_line).find(b"\r\n")
+            if end < 0:  # as Python's slice [14:-1] would
+                end += len(id_line)
+            _line_put_name(&out, ',"request_id":')
+            _line_put_bytes_text(&out, (<bytes>id_line)[14:end], "latin-1")
+        if peer:
+            _line_put_name(&out, ',"client":')
+            if type(peer) is tuple and len(peer) >= 2 and type(peer[0]) is str and type(peer[1]) is int:
+                host = peer[0]
+                if PyUnicode_IS_ASCII(host) and _line_plain(<const unsigned char*>PyUnicode_1BYTE_DATA(host), PyUnicode_GET_LENGTH(host)):
+                    _line_put(&out, '"', 1)
+                    _line_put(&out, <const char*>PyUnicode_1BYTE_DATA(host), PyUnicode_GET_LENGTH(host))
+                    _line_put(&out, number, snprintf(number, sizeof(number), ":%lld\"", <long long>peer[1]))
+                else:
+                    _line_put_str(&out, "%s:%s" % peer[:2])
+            else:
+                _line_put_str(&out, "%s:%s" % peer[:2] if type(peer) is tuple else str(peer))
+        if key is not None:
+            _line_put_name(&out, ',"key":')
+            _line_put_str(&out, key)
+        _line_put_name(&out, ',"method":')
+        _line_put_bytes_text(&out, method, "latin-1")
+        _line_put_name(&out, ',"path":')
+        _line_put_bytes_text(&out, path, "utf-8")
+        if model is not None:
+            _line_put_name(&out, ',"model":')
+            _line_put_str(&out, model)
+        if served is not None:
+            _line_put_name(&out, ',"served_model":')
+            _line_put_str(&out, served)
+            _line_put_name(&out, ',"provider":')
+            _line_put_str(&out, provider)
+        _line_put_name(&out, ',"status":')
+        _line_put_int(&out, status)
+        _line_put_name(&out, ',"attempts":')
+        _line_put_int(&out, count_value)
+        if stream is not None:
+            _line_put_name(&out, ',"stream":')
+            if stream is True:
+                _line_put_name(&out, "true")
+            elif stream is False:
+                _line_put_name(&out, "false")
+            else:
+                encoded = orjson.dumps(stream)
+                _line_put(&out, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded))
+        _line_put_name(&out, ',"bytes_in":')
+        _line_put_int(&out, bytes_in)
+        _line_put_name(&out, ',"bytes_out":')
+        _line_put_int(&out, bytes_out)
+        sent = sent_value
+        head = head_value if head_value else 0.0
+        timed = head != 0.0 and head >= sent
+        if timed:
+            _line_put_name(&out, ',"ttfb_ms":')
+            _line_put_millis(&out, <long long>((head - sent) * 1e6))
+        if arrived_value is not None:
+            arrived = arrived_value
+            if first_event_value:
+                first_event = first_event_value
+                _line_put_name(&out, ',"ttft_ms":')
+                _line_put_millis(&out, <long long>((first_event - arrived) * 1e6))
+            _line_put_name(&out, ',"duration_ms":')
+            _line_put_millis(&out, <long long>((ended - arrived) * 1e6))
+            if timed and count_value == 1 and error is None:
+                _line_put_name(&out, ',"overhead_us":')
+                _line_put(&out, number, snprintf(number, sizeof(number), "%lld",
+                     <long long>(((sent - arrived) if stream else (sent - arrived + ended - head)) * 1e6)))
+        if usage is not None:
+            prompt, completion = usage
+            if prompt is not None:
+                _line_put_name(&out, ',"prompt_tokens":')
+                _line_put_int(&out, prompt)
+            if completion is not None:
+                _line_put_name(&out, ',"completion_tokens":')
+                _line_put_int(&out, completion)
+        if error is not None:
+            kind, code = error
+            _line_put_name(&out, ',"error":')
+            _line_put_str(&out, kind)
+            _line_put_name(&out, ',"error_code":')
+            if code is None:
+                _line_put_name(&out, "null")
+            else:
+                _line_put_str(&out, code)
+        _line_put_name(&out, "}\n")
+        return PyBytes_FromStringAndSize(out.data, out.size)
+    finally:
+        if out.heap:
+            PyMem_Free(out.data)

@@ -1,0 +1,213 @@
+"""The core's accounting section, on both twins: a virtual key's limits against the counters
+memory (``LimitCounters``), OpenAI's reset spelling, and the access log's JSON line.
+
+The compiled twin must say exactly what the pure one says: the limit decisions and their header
+lines byte for byte, and every access-log line byte for byte (the pure twin's line is orjson's
+dump of the fields, so a line is also checked to be the JSON object a log reader expects).
+"""
+
+import importlib
+import math
+import mmap
+import os
+import random
+import struct
+
+import orjson
+import pytest
+
+PURE_ONLY = os.environ.get("ALLOY_PURE") == "1"
+
+SLOT = struct.Struct("<16s d q d q q q q q")
+OFFSETS = (64, 64 + 80)
+NOW, WALL = 1000.0, 1_700_000_000.0
+
+
+def key_scopes(rpm=0, tpm=0, parallel=0, budget=0, period=0, anchor=0.0, team=None):
+    """A key's scopes as ``KeyIdentity.limits`` holds them, and what it reports."""
+    scopes = [(OFFSETS[0], rpm, tpm, parallel, budget, period, anchor)]
+    if team is not None:
+        scopes.append((OFFSETS[1], *team))
+    reported = tuple(
+        (kind, tuple((i, scope[column]) for i, scope in enumerate(scopes) if scope[column]))
+        for kind, column in (("rpm", 1), ("tpm", 2))
+        if any(scope[column] for scope in scopes)
+    )
+    return tuple(scopes), reported
+
+
+def table(core):
+    memory = mmap.mmap(-1, 64 + 80 * 4)
+    return memory, core.LimitCounters(memory)
+
+
+def row(memory, offset):
+    return SLOT.unpack_from(memory, offset)
+
+
+def test_requests_per_minute_lets_exactly_the_limit_through(core):
+    memory, counters = table(core)
+    scopes, reported = key_scopes(rpm=3)
+    results = [counters.take(scopes, reported, 0, NOW + i, WALL) for i in range(4)]
+    assert [r[0] for r in results] == [None, None, None, "requests"]
+    assert results[0][2] == (
+        b"x-ratelimit-limit-requests: 3\r\nx-ratelimit-remaining-requests: 2\r\nx-ratelimit-reset-requests: 1m0s\r\n"
+    )
+    what, index, figure, _, lines = results[3]
+    assert (index, figure) == (0, 57.0)  # the window started at NOW and lasts a minute
+    assert b"x-ratelimit-remaining-requests: 0\r\n" in lines and b"reset-requests: 57s\r\n" in lines
+    assert row(memory, OFFSETS[0])[2:3] == (3,)  # the refusal wrote nothing
+    # A minute after the window's start, the requests count from zero again.
+    assert counters.take(scopes, reported, 0, NOW + 60, WALL)[0] is None
+    assert row(memory, OFFSETS[0])[1:3] == (NOW + 60, 1)
+
+
+def test_tokens_are_reserved_then_reconciled_within_their_window(core):
+    memory, counters = table(core)
+    scopes, reported = key_scopes(tpm=1000)
+    verdict, windows, lines = counters.take(scopes, reported, 400, NOW, WALL)
+    assert verdict is None and windows == (NOW,)
+    assert b"x-ratelimit-remaining-tokens: 600\r\n" in lines
+    assert counters.take(scopes, reported, 700, NOW + 1, WALL)[:3] == ("tokens", 0, 59.0)
+    counters.give_back(scopes, windows, 400, 30, 5, WALL)  # used 30 of the 400 reserved
+    assert row(memory, OFFSETS[0])[4:6] == (30, 0)
+    assert row(memory, OFFSETS[0])[7] == 5  # its cost joined the spend
+    # A reservation made in an older window is not taken off the new one.
+    _, old, _ = counters.take(scopes, reported, 100, NOW + 2, WALL)
+    counters.take(scopes, reported, 50, NOW + 70, WALL)
+    counters.give_back(scopes, old, 100, 10, 0, WALL)
+    assert row(memory, OFFSETS[0])[3:5] == (NOW + 70, 50)
+
+
+def test_parallel_and_budget_refuse_before_anything_is_counted(core):
+    memory, counters = table(core)
+    scopes, reported = key_scopes(parallel=1, budget=100, period=86400, anchor=WALL - 10)
+    first = counters.take(scopes, reported, 0, NOW, WALL)
+    assert first[0] is None and first[2] == b""  # no rpm or tpm: no x-ratelimit lines
+    assert counters.take(scopes, reported, 0, NOW, WALL)[:3] == ("parallel", 0, 1.0)
+    counters.give_back(scopes, first[1], 0, 0, 150, WALL)
+    assert counters.take(scopes, reported, 0, NOW, WALL)[:3] == ("budget", 0, 150)
+    # The next budget period starts with nothing spent.
+    assert counters.take(scopes, reported, 0, NOW, WALL + 86400)[0] is None
+    assert row(memory, OFFSETS[0])[6:8] == (1, 0)
+
+
+def test_the_tighter_of_key_and_team_decides_and_reports(core):
+    memory, counters = table(core)
+    scopes, reported = key_scopes(rpm=10, team=(2, 0, 0, 0, 0, 0.0))
+    lines = [counters.take(scopes, reported, 0, NOW, WALL) for _ in range(3)]
+    assert b"x-ratelimit-limit-requests: 2\r\nx-ratelimit-remaining-requests: 1\r\n" in lines[0][2]
+    assert lines[2][:2] == ("requests", 1)  # the team's scope refused
+    assert row(memory, OFFSETS[0])[2] == 2 and row(memory, OFFSETS[1])[2] == 2
+
+
+def test_a_slot_outside_the_table_is_refused(core):
+    _, counters = table(core)
+    scopes, reported = key_scopes(rpm=1)
+    bad = ((10_000, *scopes[0][1:]),)
+    with pytest.raises((ValueError, struct.error)):
+        counters.take(bad, reported, 0, NOW, WALL)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.25, 0.9999, 1.0, 1.2, 12.0, 59.5, 60.0, 61.9, 3599.0])
+def test_reset_spelling(core, seconds):
+    expected = {0.0: b"0ms", 0.25: b"250ms", 0.9999: b"999ms", 1.0: b"1s", 1.2: b"2s", 12.0: b"12s",
+                59.5: b"60s", 60.0: b"1m0s", 61.9: b"1m1s", 3599.0: b"59m59s"}  # fmt: skip
+    assert core.ratelimit_reset(seconds) == expected[seconds]
+
+
+# --- the access log's line -----------------------------------------------------------------------
+
+
+def entry(**changes):
+    base = dict(
+        ended=5000.5, id_line=b"x-request-id: abc-1\r\n", peer=("127.0.0.1", 51234), key="team-key",
+        method=b"POST", path=b"/v1/chat/completions", model="gpt-4o-mini", stream=False,
+        served="gpt-4o-mini-2024", provider="openai", status=200, count=1, bytes_in=111,
+        arrived=5000.4, sent=5000.41, head=5000.45, error=None, usage=(12, 3), bytes_out=276, first_event=0.0,
+    )  # fmt: skip
+    base.update(changes)
+    return tuple(base.values())
+
+
+ENTRIES = [
+    entry(),
+    entry(stream=True, first_event=5000.46),
+    entry(id_line=b"", peer=None, key=None, model=None, stream=None, served=None, provider=None, usage=None),
+    entry(error=("invalid_request_error", None), status=400, head=0.0, sent=0.0),
+    entry(error=("rate_limit_error", "rate_limit_exceeded"), count=3),
+    entry(arrived=None, sent=0.0, head=0.0),  # refused before a call existed
+    entry(path="/v1/chat/completions?q=é\"\\\n".encode(), key='quote " and \\', model="modèle\t1"),
+    entry(id_line=b"x-request-id: caf\xe9\r\n", method=b"P\xd6ST", path=b"/v1/\xff\xfe"),
+    entry(peer=("::1", 8080, 0, 0)),
+    entry(peer="/tmp/socket"),
+    entry(usage=(None, 7)),
+    entry(usage=(2**62, 2**40)),
+    entry(ended=1e9 + 0.999999, arrived=1e9, sent=1e9 + 0.5, head=1e9 + 0.75),
+    entry(head=5000.40999, sent=5000.41),  # the upstream head "before" the send: not timed
+    entry(id_line=b"x-request-id: no-line-end"),
+]
+
+
+def twins():
+    names = ["pure"] if PURE_ONLY else ["compiled", "pure"]
+    return [importlib.import_module("alloy._core" if name == "compiled" else "alloy._pycore") for name in names]
+
+
+@pytest.mark.parametrize("index", range(len(ENTRIES)))
+def test_access_line_is_the_json_object_of_the_fields(core, index):
+    item = ENTRIES[index]
+    line = core.access_json_line(item, 1_700_000_000.0)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    fields = orjson.loads(line)
+    assert list(fields)[:1] == ["time"] and fields["time"].endswith("Z")
+    assert fields["method"] == item[4].decode("latin-1")
+    assert fields["path"] == item[5].decode("utf-8", "replace")
+    assert fields["status"] == item[10]
+
+
+@pytest.mark.skipif(PURE_ONLY, reason="compares the compiled twin with the pure one")
+def test_access_line_compiled_equals_pure_byte_for_byte():
+    compiled, pure = twins()
+    rng = random.Random(7)
+    items = list(ENTRIES)
+    for _ in range(3000):  # random clock reads: every float the line formats
+        arrived = rng.uniform(0, 1e6)
+        sent = arrived + rng.choice([0.0, rng.uniform(0, 0.01), rng.uniform(0, 100)])
+        head = rng.choice([0.0, sent + rng.uniform(0, 5), sent - 1e-6])
+        ended = max(head, sent) + rng.uniform(0, 700)
+        first = rng.choice([0.0, arrived + rng.uniform(0, 3)])
+        items.append(entry(arrived=arrived, sent=sent, head=head, ended=ended, first_event=first,
+                           stream=rng.choice([True, False, None]), count=rng.choice([1, 2]),
+                           error=rng.choice([None, ("api_error", "x")])))  # fmt: skip
+    for item in items:
+        for offset in (0.0, 1_700_000_000.123456, 1e9):
+            assert compiled.access_json_line(item, offset) == pure.access_json_line(item, offset), item
+
+
+@pytest.mark.skipif(PURE_ONLY, reason="compares the compiled twin with the pure one")
+def test_limits_compiled_equal_pure_over_a_random_run():
+    compiled, pure = twins()
+    rng = random.Random(11)
+    tables = [table(twin) for twin in (compiled, pure)]
+    scopes, reported = key_scopes(rpm=7, tpm=900, parallel=3, budget=400, period=3600, anchor=WALL, team=(9, 2000, 0, 0, 0, 0.0))
+    held = [[], []]
+    now, wall = NOW, WALL
+    for _ in range(3000):
+        now += rng.choice([0.0, 0.5, 3.0, 25.0])
+        wall += rng.choice([0.0, 7.0, 900.0])
+        if held[0] and rng.random() < 0.5:
+            at = rng.randrange(len(held[0]))
+            used, cost = rng.randrange(0, 300), rng.randrange(0, 60)
+            for side, (_, counters) in enumerate(tables):
+                windows, reserved = held[side].pop(at)
+                counters.give_back(scopes, windows, reserved, used, cost, wall)
+        else:
+            reserve = rng.randrange(0, 400)
+            results = [counters.take(scopes, reported, reserve, now, wall) for _, counters in tables]
+            assert results[0] == results[1]
+            if results[0][0] is None:
+                for side in (0, 1):
+                    held[side].append((results[side][1], reserve))
+        assert tables[0][0][:] == tables[1][0][:]
+    assert not math.isnan(row(tables[0][0], OFFSETS[0])[1])
