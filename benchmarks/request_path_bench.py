@@ -20,6 +20,7 @@ at least 3x).
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import json
 import os
@@ -77,12 +78,13 @@ class FakeTransport:
         return default
 
 
-def client_request(realistic):
+def client_request(realistic, key=b"client-key"):
     lines = [b"POST /v1/chat/completions HTTP/1.1", b"host: gateway"]
     if realistic:
-        lines += [name.encode() + b": " + value.encode() for name, value in REQUEST_HEADERS if name.lower() not in ("host", "content-length")]
+        lines += [name.encode() + b": " + value.encode() for name, value in REQUEST_HEADERS if name.lower() not in ("host", "content-length", "authorization")]
+        lines.append(b"authorization: Bearer " + key)
     else:
-        lines += [b"content-type: application/json", b"authorization: Bearer client-key"]
+        lines += [b"content-type: application/json", b"authorization: Bearer " + key]
     lines.append(b"content-length: %d" % len(CHAT_BODY))
     return b"\r\n".join(lines) + b"\r\n\r\n" + CHAT_BODY
 
@@ -95,15 +97,44 @@ def upstream_answer(realistic):
     return b"\r\n".join(lines) + b"\r\n\r\n" + ANSWER_BODY
 
 
-def build(realistic):
-    """A gateway with one client connection and one idle upstream connection, both on fakes."""
+def keys_database():
+    """A fresh keys database with one key limited the way a team would (rpm, tpm, budget): its
+    path and the key's secret."""
+    import tempfile
+
+    from alloy.governance.store import Store
+
+    path = os.path.join(tempfile.mkdtemp(prefix="alloy-bench-"), "alloy.db")
+    store = Store(path)
+    _, secret = store.create_key({"name": "bench", "rpm": 10**9, "tpm": 10**12, "budget": 10**6, "budget_period": 86400})
+    store.close()
+    return path, secret.encode()
+
+
+def build(realistic, listeners=False, keyed=False):
+    """A gateway with one client connection and one idle upstream connection, both on fakes.
+    ``listeners``: the observability defaults (metrics, the JSON access log, here to /dev/null);
+    ``keyed``: a keys database and a key with rpm, tpm and a budget, which every request sends."""
     from alloy import config as alloy_config
     from alloy.server import Gateway
     from alloy.upstream.connection import UpstreamConnection
 
-    config = alloy_config.load(None, env={"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    env = {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    key = b"client-key"
+    if keyed:
+        env["ALLOY_DB"], key = keys_database()
+    config = alloy_config.load(None, env=env)
+    if listeners:
+        config = dataclasses.replace(config, log=dataclasses.replace(config.log, path=os.devnull))
+    else:
+        config = dataclasses.replace(config, log=dataclasses.replace(config.log, access=False), metrics=dataclasses.replace(config.metrics, enabled=False))
     loop = asyncio.new_event_loop()
     gateway = Gateway(config, loop)
+    access_log = None
+    if listeners:
+        from alloy.observability import Observability
+
+        access_log = Observability(gateway).access_log
     pool = gateway.upstreams["openai"]
     upstream = UpstreamConnection(pool, loop)
     upstream.connection_made(FakeTransport())
@@ -112,7 +143,8 @@ def build(realistic):
     client = gateway.protocol()
     client_transport = FakeTransport()
     client.connection_made(client_transport)
-    request, answer = client_request(realistic), upstream_answer(realistic)
+    request, answer = client_request(realistic, key), upstream_answer(realistic)
+    governance = gateway.pipeline.governance
 
     def one():
         before = client_transport.written
@@ -120,12 +152,16 @@ def build(realistic):
         upstream.data_received(answer)
         if client_transport.written - before < len(ANSWER_BODY):
             raise AssertionError("the answer did not reach the client")
+        if access_log is not None and len(access_log.entries) >= 256:
+            access_log.flush()  # what the loop's call_soon would do: format the lines, hand them off
+        if governance is not None and len(governance.ledger.pending) >= 256:
+            governance.ledger.flush()
 
     return one
 
 
-def measure(iterations, rounds, realistic):
-    one = build(realistic)
+def measure(iterations, rounds, realistic, listeners=False, keyed=False):
+    one = build(realistic, listeners, keyed)
     for _ in range(2000):
         one()
     gc.collect()
@@ -171,10 +207,12 @@ def main():
     parser.add_argument("--realistic", action="store_true", help="the SDK's request head and OpenAI's response head")
     parser.add_argument("--compare", action="store_true", help="the compiled core and the pure twin in one run")
     parser.add_argument("--json", action="store_true", help="print the per-round figures as JSON")
+    parser.add_argument("--listeners", action="store_true", help="with the observability defaults (metrics, access log)")
+    parser.add_argument("--keyed", action="store_true", help="every request with a virtual key (rpm, tpm, budget)")
     args = parser.parse_args()
     if args.compare:
         return compare(args)
-    medians = measure(args.iterations, args.rounds, args.realistic)
+    medians = measure(args.iterations, args.rounds, args.realistic, args.listeners, args.keyed)
     if args.json:
         print(json.dumps({"us_per_request": medians}))
     else:
