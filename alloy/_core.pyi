@@ -228,3 +228,31 @@ class RouteTable:
     def lookup(self, model: str) -> Optional[tuple[Any, str]]:
         """``(target, upstream_model)``: the model name to send upstream is ``model`` itself for exact
         and wildcard matches and the part after ``prefix/`` for prefix matches. None if no route."""
+
+# --- accounting: a virtual key's live limits, the access log's line -------------------------
+
+class LimitCounters:
+    """A keyed request's limits against the counters memory of ``alloy.governance.counters``
+    (80-byte slots), under ``flock`` on ``fd`` when the memory is shared by workers (-1: not).
+    ``scopes``: one ``(slot offset, rpm, tpm, max_parallel, budget micro-USD, budget period s,
+    period anchor)`` per scope (the key's, its team's), 0 for no limit; ``reported``:
+    ``((kind, ((scope index, limit), ...)), ...)`` for the kinds "rpm" and "tpm" reported."""
+
+    fd: int
+    def __init__(self, memory: Any, fd: int = -1) -> None: ...
+    def take(self, scopes: tuple, reported: tuple, reserve: int, now: float, wall: float) -> tuple:
+        """Every limit checked, then the request counted in every scope, or in none.
+        ``(None, windows, lines)`` when admitted (each scope's token window start, the
+        ``x-ratelimit-*`` lines); ``(what, scope index, figure, tokens, lines)`` when refused,
+        ``what`` in "requests", "tokens", "parallel", "budget"."""
+    def give_back(self, scopes: tuple, windows: tuple, reserved: int, used: int, cost: int, wall: float) -> None:
+        """The request ended: tokens reconciled (same window only), out of flight, cost spent."""
+    def release(self) -> None:
+        """Let go of the memory (before its map is closed)."""
+
+def ratelimit_reset(seconds: float) -> bytes:
+    """OpenAI's spelling of a reset time: ``250ms``, ``12s``, ``1m0s``."""
+
+def access_json_line(entry: tuple, offset: float) -> bytes:
+    """The access log's JSON line (a newline at the end) for ``AccessLog.record``'s 20-field
+    entry; ``offset`` turns its monotonic clock reads into wall-clock time."""
