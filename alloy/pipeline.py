@@ -29,7 +29,7 @@ from alloy.call import Call
 from alloy.client_apis.messages_endpoint import MESSAGES_PATHS, MessagesEndpoint
 from alloy.client_apis.responses_endpoint import RESPONSES, RESPONSES_PREFIX, ResponsesEndpoint
 from alloy.core import scan_body
-from alloy.errors import InvalidRequest, MethodNotAllowed, NotFound, ServiceUnavailable
+from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound, ServiceUnavailable
 from alloy.governance import governance_for, watch_for_database
 from alloy.passthrough import AllowList
 from alloy.routing import Routes, json_model_scan
@@ -129,8 +129,13 @@ class Pipeline:
 
     def authenticate(self, request):
         """The key identity of the request (None: the master key, or no key required)."""
-        if self.governance is not None:
-            return self.governance.authenticate(request)
+        governance = self.governance
+        if governance is not None:
+            try:
+                return governance.authenticate(request)
+            except AlloyError as refusal:  # into the ledger too (alloy.governance.refused)
+                governance.refused_request(request, refusal)
+                raise
         self.keys.check(request.headers)
         return None
 
@@ -189,7 +194,14 @@ class Pipeline:
     def admit(self, call):
         """Rate limits and budgets refuse a call here (raising an ``AlloyError``). True when the
         decision went asynchronous: governance then continues with ``admitted(call)`` itself."""
-        return self.governance is not None and self.governance.admit(call)
+        governance = self.governance
+        if governance is None:
+            return False
+        try:
+            return governance.admit(call)
+        except AlloyError as refusal:  # into the ledger too (alloy.governance.refused)
+            governance.refused_call(call, refusal)
+            raise
 
     def lookup(self, call):
         """The response cache answers a call here. True when the cache took the call (answered it

@@ -9,7 +9,7 @@
     DELETE /admin/keys/{id or name}       revoke (also POST .../revoke)
     POST   /admin/keys/{id or name}/rotate  a new secret, shown once; the old one stops working
     GET|POST /admin/teams, GET|PATCH|DELETE /admin/teams/{id or name}   the same for teams
-    GET    /admin/usage?by=key|team|model|day|user|tags|metadata.KEY&since=ISO-or-7d&key=..&team=..   ledger totals
+    GET    /admin/usage?by=key|team|model|day|user|tags|status|metadata.KEY&since=ISO-or-7d&key=..&team=..   ledger totals
 
 Bad input is a 400 naming the field (unknown fields, negative limits, absurd budgets, duplicate
 names) and nothing is written; an unknown key or team is a 404. These calls write the SQLite file
@@ -29,7 +29,7 @@ from alloy.governance.store import NotFoundError, StoreError
 from alloy.prebuilt import Prebuilt
 
 log = logging.getLogger("alloy.governance")
-USAGE_GROUPS = ("key", "team", "model", "day", "user", "tags")  # and metadata.KEY
+USAGE_GROUPS = ("key", "team", "model", "day", "user", "tags", "status")  # and metadata.KEY
 
 
 def is_usage_group(by):

@@ -6,7 +6,7 @@ within its ``sync_interval``).
                       [--budget USD] [--budget-period 30d] [--expires 7d|ISO] [--metadata k=v ...]
     alloy keys list | show KEY | update KEY [options] | revoke KEY | rotate KEY
     alloy teams create --name N [limits] | list | show TEAM | update TEAM [limits] | delete TEAM
-    alloy usage [--by key|team|model|day|user|tags|metadata.KEY] [--since 7d|ISO] [--key KEY] [--team TEAM]
+    alloy usage [--by key|team|model|day|user|tags|status|metadata.KEY] [--since 7d|ISO] [--key KEY] [--team TEAM]
 
 Every command takes ``--db FILE`` or ``--config alloy.toml`` (its ``[governance] path``); without
 either, the default location (``$ALLOY_DB``, else the XDG data directory). ``update`` takes
@@ -143,7 +143,7 @@ def run(args, store):
     if group == "usage":
         since = None if args.since is None else moment("since", args.since, ahead=False)
         rows = store.usage(args.by, since, args.key, args.team)
-        return _table(rows, [args.by, "requests", "tokens_in", "tokens_out", "tokens_cached", "cost_usd", "errors"], args.json)
+        return _table(rows, [args.by, "requests", "tokens_in", "tokens_out", "tokens_cached", "cost_usd", "errors", "refused"], args.json)
     key = group == "keys"
     if command == "list":
         rows = [public(row) for row in (store.keys() if key else store.teams())]

@@ -35,6 +35,7 @@ from alloy.governance.keyring import Keyring
 from alloy.governance.ledger import Ledger
 from alloy.governance.prices import MICRO, Prices
 from alloy.usage import tokens_of
+from alloy.governance.refused import call_refused, request_refused
 from alloy.governance.refusals import BudgetExceeded, RateLimitExceeded, SharedLimitsUnavailable
 from alloy.governance.store import SECRET_PREFIX, Store
 
@@ -284,8 +285,19 @@ class Governance:
                 None if tags is None else tags[:256].decode("latin-1"),
                 id_line[14 : id_line.find(b"\r\n")].decode("latin-1") if id_line else None,
                 self.ledger.holds(metadata_source(request.body)),  # read by the ledger's writer
+                None if call.error is None else call.error.code, 1,
             )
         )  # fmt: skip
+
+    # --- refusals (alloy.governance.refused): reported by the pipeline where the gate raised them -----
+
+    def refused_request(self, request, error):
+        request_refused(self.ledger, request, error)
+
+    def refused_call(self, call, error):
+        request = call.request
+        tags = request.headers.get(b"x-alloy-tags")
+        call_refused(self.ledger, call, error, user_of(request.body), None if tags is None else tags[:256].decode("latin-1"))
 
     def _release_shared(self, key, held, used, cost):
         self.pipeline.loop.create_task(self._released_shared(key, held, used, cost))

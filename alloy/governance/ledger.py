@@ -12,12 +12,17 @@ A row whose request body may carry ``metadata`` holds the body itself until the 
 turns it into JSON text (``alloy.governance.attribution``): the listener never parses. Bodies held
 are bounded by ``MAX_HELD_BYTES`` per flush; beyond, a row's metadata is not recorded (counted in
 ``metadata_dropped``).
+
+Refusals (``alloy.governance.refused``) are counted in ``refusals`` by group and become rows, one a
+group, at each flush.
 """
 
 import logging
 import queue
 import threading
+from time import time
 
+from alloy.governance import refused
 from alloy.governance.attribution import metadata_json
 from alloy.governance.store import METADATA_AT, Store
 
@@ -32,6 +37,7 @@ class Ledger:
         self.pending = []
         self.dropped = 0
         self.held_bytes = 0  # of request bodies in ``pending`` (rows with metadata to read)
+        self.refusals = {}  # refusal group -> requests refused since the last flush
         self.metadata_dropped = 0
         self.batches = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._write, name="alloy-ledger", daemon=True)
@@ -53,7 +59,17 @@ class Ledger:
         self.held_bytes += len(body)
         return body
 
+    def refused(self, group):
+        """Count one refusal (``alloy.governance.refused``: a group tuple)."""
+        refusals = self.refusals
+        if group not in refusals and len(refusals) >= refused.MAX_GROUPS:
+            group = refused.coarse(group)
+        refusals[group] = refusals.get(group, 0) + 1
+
     def flush(self):
+        if self.refusals:
+            self.pending.extend(refused.rows(self.refusals, time()))
+            self.refusals = {}
         if self.pending:
             batch, self.pending = self.pending, []
             self.held_bytes = 0

@@ -55,13 +55,23 @@ MIGRATIONS = (
     """
     ALTER TABLE ledger ADD COLUMN metadata TEXT;
     """,
+    # 2 -> 3: Alloy's own error code, and how many requests a row counts (refusals are counted
+    # per flush: alloy.governance.refused)
+    """
+    ALTER TABLE ledger ADD COLUMN error TEXT;
+    ALTER TABLE ledger ADD COLUMN requests INTEGER NOT NULL DEFAULT 1;
+    """,
 )
+# What governance refuses before anything goes upstream (counted as ``refused`` by ``usage``), and
+# a deployment quota's 429 (nothing sent either).
+REFUSAL_CODES = ("invalid_api_key", "model_not_found", "rate_limit_exceeded", "insufficient_quota", "shared_limits_unavailable")
 LIMIT_COLUMNS = ("models", "rpm", "tpm", "max_parallel", "budget", "budget_period", "metadata")
 KEY_COLUMNS = ("team", *LIMIT_COLUMNS, "expires_at")
 JSON_COLUMNS = frozenset(("models", "metadata"))
 LEDGER_COLUMNS = (
     "at", "key_id", "key_name", "team", "model", "served_model", "provider", "endpoint", "status",
     "tokens_in", "tokens_out", "tokens_cached", "cost", "latency_ms", "user", "tags", "request_id", "metadata",
+    "error", "requests",
 )  # fmt: skip
 METADATA_AT = LEDGER_COLUMNS.index("metadata")
 
@@ -267,15 +277,17 @@ class Store:
         return found.fetchone()[0]
 
     def usage(self, by="key", since=None, key=None, team=None):
-        """Totals grouped by key, team, model, day, user (the body's ``user``), tags (``x-alloy-tags``)
-        or ``metadata.KEY`` (that key of the body's ``metadata``), newest activity first."""
+        """Totals grouped by key, team, model, day, user (the body's ``user``), tags (``x-alloy-tags``),
+        ``metadata.KEY`` (that key of the body's ``metadata``) or status, newest activity first:
+        requests, tokens, cost, errors (status 400 or more) and refused (of the errors, those
+        refused before anything went upstream: ``REFUSAL_CODES``)."""
         where, args = ["1 = 1"], []
         metadata = metadata_key(by)
         if metadata is not None:
             group = "json_extract(metadata, ?)"
             args.append(f'$."{metadata}"')  # metadata_key refuses quotes and backslashes
         else:
-            group = {"key": "key_name", "team": "team", "model": "model", "day": "date(at, 'unixepoch')", "user": "user", "tags": "tags"}[by]
+            group = {"key": "key_name", "team": "team", "model": "model", "day": "date(at, 'unixepoch')", "user": "user", "tags": "tags", "status": "status"}[by]
         if since is not None:
             where.append("at >= ?")
             args.append(since)
@@ -285,14 +297,17 @@ class Store:
         if team is not None:
             where.append("team = ?")
             args.append(team)
+        refusals = ",".join(f"'{code}'" for code in REFUSAL_CODES)
         query = (
-            f"SELECT {group} AS grp, count(*) AS requests, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,"
-            f" sum(tokens_cached) AS tokens_cached, sum(cost) AS cost, sum(status >= 400) AS errors, max(at) AS last"
+            f"SELECT {group} AS grp, sum(requests) AS requests, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,"
+            f" sum(tokens_cached) AS tokens_cached, sum(cost) AS cost, sum((status >= 400) * requests) AS errors,"
+            f" sum((provider IS NULL AND coalesce(error, '') IN ({refusals})) * requests) AS refused, max(at) AS last"
             f" FROM ledger WHERE {' AND '.join(where)} GROUP BY grp ORDER BY last DESC"
         )
         return [
             {by: row["grp"], "requests": row["requests"], "tokens_in": row["tokens_in"], "tokens_out": row["tokens_out"],
-             "tokens_cached": row["tokens_cached"], "cost_usd": round(row["cost"], 9), "errors": row["errors"]}
+             "tokens_cached": row["tokens_cached"], "cost_usd": round(row["cost"], 9), "errors": row["errors"],
+             "refused": row["refused"]}
             for row in self.db.execute(query, args)
         ]  # fmt: skip
 

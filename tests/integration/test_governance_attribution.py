@@ -67,6 +67,6 @@ def test_a_database_of_the_previous_schema_is_migrated(tmp_path):
         connection.execute("INSERT INTO ledger (at, key_name, status, tokens_in, tokens_out, tokens_cached, cost) VALUES (1, 'old', 200, 3, 4, 0, 0.5)")
         connection.execute("PRAGMA user_version = 1")
     assert usage_rows(db) == [
-        {"key": "old", "requests": 1, "tokens_in": 3, "tokens_out": 4, "tokens_cached": 0, "cost_usd": 0.5, "errors": 0}
+        {"key": "old", "requests": 1, "tokens_in": 3, "tokens_out": 4, "tokens_cached": 0, "cost_usd": 0.5, "errors": 0, "refused": 0}
     ]
     assert usage_rows(db, by="metadata.project")[0]["metadata.project"] is None
