@@ -67,7 +67,8 @@ def test_budget_refuses_before_upstream_then_resets(start_gateway, upstream, tmp
     wait_until(lambda: after.append(post(gateway.port, secret, chat(text="one two three"))) or after[-1][0] == 200, timeout=8)
     total = spent + cost_of(after[-1][2]["usage"])
     wait_until(lambda: usage_rows(db)[0]["cost_usd"] == pytest.approx(total), timeout=5)
-    assert usage_rows(db)[0]["requests"] == answered + 1  # refused requests are not in the ledger
+    row = usage_rows(db)[0]  # the refused requests are in the ledger as refused, at no cost
+    assert row["requests"] - row["refused"] == answered + 1 and row["refused"] == len(after) - 1 + 2
 
 
 def test_concurrent_streams_overshoot_by_at_most_what_is_in_flight(start_gateway, upstream, tmp_path):
