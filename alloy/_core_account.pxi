@@ -445,3 +445,84 @@ def access_json_line(tuple entry, double offset):
     finally:
         if out.heap:
             PyMem_Free(out.data)
+
+
+# --- the metrics slot of a call ------------------------------------------------------------------
+
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_SET_ITEM
+
+
+cdef inline Py_ssize_t _bucket(double *bounds, Py_ssize_t count, double value):
+    """bisect_left: the first bound not below ``value`` (``count``: above every bound)."""
+    cdef Py_ssize_t low = 0, high = count, middle
+    while low < high:
+        middle = (low + high) >> 1
+        if bounds[middle] < value:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+cdef inline void _add(list slot, Py_ssize_t at, object amount):
+    cdef object value = <object>PyList_GET_ITEM(slot, at)
+    value = value + amount
+    Py_INCREF(value)
+    Py_XDECREF(PyList_GET_ITEM(slot, at))
+    PyList_SET_ITEM(slot, at, value)
+
+
+cdef class SlotObserver:
+    """Adds one ended call's status, latencies, attempts and retries to a metrics slot (see the
+    twin and ``alloy.observability.metrics`` for the slot's layout)."""
+
+    cdef double latency[64]
+    cdef double overhead[64]
+    cdef Py_ssize_t latency_count, overhead_count
+    cdef Py_ssize_t total, ttfb, overhead_at, ttft, attempts, retries
+    cdef Py_ssize_t total_sum, ttfb_sum, overhead_sum, ttft_sum, size
+
+    def __init__(self, tuple latency_bounds, tuple overhead_bounds, tuple layout):
+        cdef Py_ssize_t i
+        if len(latency_bounds) > 64 or len(overhead_bounds) > 64:
+            raise ValueError("at most 64 histogram bounds")
+        self.latency_count = len(latency_bounds)
+        self.overhead_count = len(overhead_bounds)
+        for i in range(self.latency_count):
+            self.latency[i] = latency_bounds[i]
+        for i in range(self.overhead_count):
+            self.overhead[i] = overhead_bounds[i]
+        (self.total, self.ttfb, self.overhead_at, self.ttft, self.attempts, self.retries,
+         self.total_sum, self.ttfb_sum, self.overhead_sum, self.ttft_sum, self.size) = layout
+
+    def observe(self, list slot, call, bint stream):
+        cdef double arrived, ended, head, sent, waited, own, first_event
+        cdef long count
+        if PyList_GET_SIZE(slot) != self.size:
+            raise ValueError("a metrics slot of another layout")
+        _add(slot, (call.status // 100) % 10, 1)
+        arrived = call.arrived
+        ended = call.ended_at
+        waited = ended - arrived
+        _add(slot, self.total + _bucket(self.latency, self.latency_count, waited), 1)
+        _add(slot, self.total_sum, waited)
+        count = call.count
+        _add(slot, self.attempts, count)
+        head = call.head_at
+        if head:
+            sent = call.sent_at
+            if head >= sent:
+                waited = head - sent
+                _add(slot, self.ttfb + _bucket(self.latency, self.latency_count, waited), 1)
+                _add(slot, self.ttfb_sum, waited)
+                if count == 1 and call.error is None:
+                    own = sent - arrived if stream else sent - arrived + ended - head
+                    _add(slot, self.overhead_at + _bucket(self.overhead, self.overhead_count, own), 1)
+                    _add(slot, self.overhead_sum, own)
+        first_event = call.first_event_at
+        if first_event:
+            waited = first_event - arrived
+            _add(slot, self.ttft + _bucket(self.latency, self.latency_count, waited), 1)
+            _add(slot, self.ttft_sum, waited)
+        if count > 1:
+            _add(slot, self.retries, count - 1)

@@ -10,6 +10,7 @@ import fcntl
 import re
 import struct
 import time
+from bisect import bisect_left
 
 import orjson
 
@@ -1184,6 +1185,50 @@ def access_json_line(entry, offset):
     """The access log's JSON line for ``entry`` (``access_fields``, one object and a newline)."""
     return orjson.dumps(access_fields(entry, offset)) + b"\n"
 
+
+
+class SlotObserver:
+    """Adds one ended call's status, latencies, attempts and retries to a metrics slot: a flat list
+    (``alloy.observability.metrics``): counts by status class at ``status // 100 % 10``, then
+    histograms (bucket ``i`` counts observations in (bound i-1, bound i], the last one above every
+    bound), then sums. ``layout``: the indexes of the total, ttfb, overhead and ttft histograms,
+    attempts, retries, the four sums, and the slot's size."""
+
+    def __init__(self, latency_bounds, overhead_bounds, layout):
+        self.latency = tuple(latency_bounds)
+        self.overhead = tuple(overhead_bounds)
+        (self.total, self.ttfb, self.overhead_at, self.ttft, self.attempts, self.retries,
+         self.total_sum, self.ttfb_sum, self.overhead_sum, self.ttft_sum, self.size) = layout  # fmt: skip
+
+    def observe(self, slot, call, stream):
+        if len(slot) != self.size:
+            raise ValueError("a metrics slot of another layout")
+        slot[call.status // 100 % 10] += 1
+        arrived = call.arrived
+        ended = call.ended_at
+        elapsed = ended - arrived
+        slot[self.total + bisect_left(self.latency, elapsed)] += 1
+        slot[self.total_sum] += elapsed
+        count = call.count
+        slot[self.attempts] += count
+        head = call.head_at
+        if head:
+            sent = call.sent_at
+            if head >= sent:  # the upstream's time to first byte, then the gateway's own time
+                waited = head - sent
+                slot[self.ttfb + bisect_left(self.latency, waited)] += 1
+                slot[self.ttfb_sum] += waited
+                if count == 1 and call.error is None:
+                    own = sent - arrived if stream else sent - arrived + ended - head
+                    slot[self.overhead_at + bisect_left(self.overhead, own)] += 1
+                    slot[self.overhead_sum] += own
+        first_event = call.first_event_at
+        if first_event:  # a stream: the time to its first event (first token) at the client
+            waited = first_event - arrived
+            slot[self.ttft + bisect_left(self.latency, waited)] += 1
+            slot[self.ttft_sum] += waited
+        if count > 1:
+            slot[self.retries] += count - 1
 
 # ============================================================================================
 # Routing table

@@ -45,6 +45,7 @@ rewrite_model_parts = _impl.rewrite_model_parts
 LimitCounters = _impl.LimitCounters
 ratelimit_reset = _impl.ratelimit_reset
 access_json_line = _impl.access_json_line
+SlotObserver = _impl.SlotObserver
 
 __all__ = [
     "IMPLEMENTATION",
@@ -57,6 +58,7 @@ __all__ = [
     "RouteTable",
     "SSESplitter",
     "ScanResult",
+    "SlotObserver",
     "access_json_line",
     "clean_path",
     "find_usage",

@@ -4,7 +4,8 @@
 given each call once it has ended and adds it to a slot per (endpoint, model, provider): requests by
 status class, four latency histograms (total, upstream time to first byte, the gateway's overhead,
 and a stream's time to its first event), attempts, retries and tokens. Nothing but dict and int
-arithmetic runs per call (histogram buckets by ``bisect`` on a fixed tuple of bounds); label values
+arithmetic runs per call (the core's ``SlotObserver``, compiled, finds histogram buckets by bisection
+of fixed bounds); label values
 are resolved by dict lookups, so a label never grows past what the configuration names:
 
 - ``endpoint``: the client's API (``chat/completions``, ``completions``, ``embeddings``,
@@ -38,7 +39,6 @@ Gauges come from workers still alive.
 import marshal
 import os
 import time
-from bisect import bisect_left
 
 from alloy import core
 from alloy._version import __version__
@@ -91,6 +91,7 @@ TTFB_SUM = ATTEMPTS + 5
 OVERHEAD_SUM = ATTEMPTS + 6
 TTFT_SUM = ATTEMPTS + 7
 SLOT_SIZE = ATTEMPTS + 8
+SLOT_LAYOUT = (TOTAL, TTFB, OVERHEAD, TTFT, ATTEMPTS, RETRIES, TOTAL_SUM, TTFB_SUM, OVERHEAD_SUM, TTFT_SUM, SLOT_SIZE)
 
 
 def new_slot():
@@ -111,15 +112,13 @@ class Metrics:
         self.access_log = None  # set when the access log runs: its counters are exported too
         self.workers_dir = settings.workers_dir
         self.pid = os.getpid()
+        self.observer = core.SlotObserver(LATENCY_BOUNDS, OVERHEAD_BOUNDS, SLOT_LAYOUT)
 
     # --- the finish listener: per call, plain arithmetic -------------------------------------------
 
-    def record(
-        self, call, _bisect=bisect_left, _latency=LATENCY_BOUNDS, _overhead=OVERHEAD_BOUNDS,
-        _total=TOTAL, _ttfb=TTFB, _overhead_at=OVERHEAD, _attempts=ATTEMPTS,
-        _total_sum=TOTAL_SUM, _ttfb_sum=TTFB_SUM, _overhead_sum=OVERHEAD_SUM,
-    ):  # fmt: skip
-        """The finish listener. (Constants as default arguments: local reads, the cheapest.)"""
+    def record(self, call):
+        """The finish listener: the call's slot, then the core's ``SlotObserver`` adds its status,
+        latencies, attempts and retries; the rarer counts (fallbacks, errors, tokens) here."""
         scan = call.scan
         deployment = call.deployment
         if scan is None:
@@ -137,36 +136,11 @@ class Metrics:
             if len(self.seen) >= SEEN_CACHE:
                 self.seen.clear()
             self.seen[seen] = slot
-        slot[call.status // 100 % 10] += 1
-        arrived = call.arrived
-        ended = call.ended_at
-        elapsed = ended - arrived
-        slot[_total + _bisect(_latency, elapsed)] += 1
-        slot[_total_sum] += elapsed
-        count = call.count
-        slot[_attempts] += count
-        error = call.error
-        head = call.head_at
-        if head:
-            sent = call.sent_at
-            if head >= sent:
-                waited = head - sent
-                slot[_ttfb + _bisect(_latency, waited)] += 1
-                slot[_ttfb_sum] += waited
-                if count == 1 and error is None:
-                    own = sent - arrived if stream else sent - arrived + ended - head
-                    slot[_overhead_at + _bisect(_overhead, own)] += 1
-                    slot[_overhead_sum] += own
-        first_event = call.first_event_at
-        if first_event:  # a stream: the time to its first event (first token) at the client
-            waited = first_event - arrived
-            slot[TTFT + _bisect(_latency, waited)] += 1
-            slot[TTFT_SUM] += waited
-        if count > 1:
-            slot[RETRIES] += count - 1
+        self.observer.observe(slot, call, stream)
         if call.attempts is not None and call.attempts.origin is not call.group:
             model = "" if asked is None else self.model_labels.get(asked, "other")
             self.fallbacks[model] = self.fallbacks.get(model, 0) + 1
+        error = call.error
         if error is not None:
             kind = (error.type, error.code)
             self.errors[kind] = self.errors.get(kind, 0) + 1

@@ -211,3 +211,57 @@ def test_limits_compiled_equal_pure_over_a_random_run():
                     held[side].append((results[side][1], reserve))
         assert tables[0][0][:] == tables[1][0][:]
     assert not math.isnan(row(tables[0][0], OFFSETS[0])[1])
+
+
+# --- the metrics slot ----------------------------------------------------------------------------
+
+
+class EndedCall:
+    def __init__(self, status, arrived, ended, head, sent, count, error=None, first_event=0.0):
+        self.status, self.arrived, self.ended_at, self.head_at, self.sent_at = status, arrived, ended, head, sent
+        self.count, self.error, self.first_event_at = count, error, first_event
+
+
+def observer(core):
+    from alloy.observability import metrics
+
+    return core.SlotObserver(metrics.LATENCY_BOUNDS, metrics.OVERHEAD_BOUNDS, metrics.SLOT_LAYOUT), metrics
+
+
+def test_a_call_lands_in_its_buckets(core):
+    watcher, m = observer(core)
+    slot = m.new_slot()
+    # 2 ms in all, the upstream's head 1.5 ms after the send 100 us after arrival: 0.6 ms its own.
+    watcher.observe(slot, EndedCall(200, 10.0, 10.002, 10.0016, 10.0001, 1), False)
+    assert slot[2] == 1 and sum(slot[:10]) == 1
+    assert slot[m.TOTAL + m.LATENCY_BOUNDS.index(0.0025)] == 1
+    assert slot[m.TTFB + m.LATENCY_BOUNDS.index(0.0025)] == 1
+    assert slot[m.OVERHEAD + m.OVERHEAD_BOUNDS.index(0.00075)] == 1
+    assert slot[m.ATTEMPTS] == 1 and slot[m.RETRIES] == 0
+    assert slot[m.OVERHEAD_SUM] == pytest.approx(0.0005)
+    # A stream retried once, an error: no overhead observed, its first event counted.
+    watcher.observe(slot, EndedCall(502, 20.0, 21.0, 20.5, 20.1, 2, error=object(), first_event=20.6), True)
+    assert slot[5] == 1 and slot[m.RETRIES] == 1 and slot[m.ATTEMPTS] == 3
+    assert sum(slot[m.OVERHEAD : m.TTFT]) == 1
+    assert slot[m.TTFT + m.LATENCY_BOUNDS.index(1.0)] == 1
+    with pytest.raises(ValueError):
+        watcher.observe([0] * 3, EndedCall(200, 0.0, 1.0, 0.0, 0.0, 1), False)
+
+
+@pytest.mark.skipif(PURE_ONLY, reason="compares the compiled twin with the pure one")
+def test_slot_compiled_equals_pure_over_random_calls():
+    rng = random.Random(5)
+    (compiled_watcher, m), (pure_watcher, _) = (observer(twin) for twin in twins())
+    slots = [m.new_slot(), m.new_slot()]
+    for _ in range(5000):
+        arrived = rng.uniform(0, 1000)
+        sent = arrived + rng.choice([0.0, rng.expovariate(1e4)])
+        head = rng.choice([0.0, sent + rng.expovariate(rng.choice([1e4, 10, 0.01])), sent - 1e-7])
+        ended = max(arrived, head, sent) + rng.expovariate(rng.choice([1e5, 1e3, 0.1]))
+        call = EndedCall(rng.choice([0, 200, 201, 404, 429, 500, 529, 999]), arrived, ended, head, sent,
+                         rng.choice([1, 1, 2, 3]), rng.choice([None, None, "error"]),
+                         rng.choice([0.0, arrived + rng.expovariate(100)]))  # fmt: skip
+        stream = rng.random() < 0.3
+        compiled_watcher.observe(slots[0], call, stream)
+        pure_watcher.observe(slots[1], call, stream)
+    assert slots[0] == slots[1]
