@@ -256,3 +256,13 @@ def ratelimit_reset(seconds: float) -> bytes:
 def access_json_line(entry: tuple, offset: float) -> bytes:
     """The access log's JSON line (a newline at the end) for ``AccessLog.record``'s 20-field
     entry; ``offset`` turns its monotonic clock reads into wall-clock time."""
+
+class SlotObserver:
+    """Adds one ended call (``status``, ``arrived``, ``sent_at``, ``head_at``, ``ended_at``,
+    ``first_event_at``, ``count``, ``error``) to a metrics slot of ``alloy.observability.metrics``:
+    its status class, its latency, time-to-first-byte, overhead and time-to-first-event buckets
+    (bisection of the bounds) and sums, attempts and retries. ``layout``: the slot's indexes
+    (``metrics.SLOT_LAYOUT``)."""
+
+    def __init__(self, latency_bounds: tuple, overhead_bounds: tuple, layout: tuple) -> None: ...
+    def observe(self, slot: list, call: Any, stream: bool) -> None: ...
