@@ -62,10 +62,14 @@ class Governance:
         self.prices = Prices(settings.prices)
         self.ledger = Ledger(settings.path)
         self.shared = None  # Redis, when limits are shared between gateways
+        self.key_sharing = None  # and keys too (alloy.governance.key_sharing)
         if settings.redis_url is not None:
             from alloy.governance.shared import SharedCounters
 
             self.shared = SharedCounters(settings.redis_url, settings.redis_timeout)
+            from alloy.governance.key_sharing import KeySharing  # keys reach every gateway of the Redis
+
+            self.key_sharing = KeySharing(self.shared.client, self.store, self.keyring, settings.redis_timeout)
         self.held = {}  # call -> (tokens reserved, each scope's token window at the reservation)
         self.sync_failed = False
         self.timers = []
@@ -337,6 +341,8 @@ class Governance:
             if not self.sync_failed:
                 log.error("governance: cannot reload keys from %s (serving with the last ones): %s", self.settings.path, error)
                 self.sync_failed = True
+        if self.key_sharing is not None:
+            self.key_sharing.tick(self.pipeline.loop)
         self.timers[0] = self.pipeline.loop.call_later(self.settings.sync_interval, self._sync)
 
     def _flush(self):
@@ -344,8 +350,11 @@ class Governance:
         self.timers[1] = self.pipeline.loop.call_later(self.settings.flush_interval, self._flush)
 
     def changed(self):
-        """A key or a team was changed through this process's admin API: reload now."""
+        """A key or a team was changed through this process's admin API: reload now (and share it
+        now, with shared keys)."""
         self.keyring.refresh()
+        if self.key_sharing is not None:
+            self.key_sharing.tick(self.pipeline.loop)
 
     def close(self):
         """At shutdown, after the drain: write the last ledger rows."""

@@ -68,6 +68,8 @@ REFUSAL_CODES = ("invalid_api_key", "model_not_found", "rate_limit_exceeded", "i
 LIMIT_COLUMNS = ("models", "rpm", "tpm", "max_parallel", "budget", "budget_period", "metadata")
 KEY_COLUMNS = ("team", *LIMIT_COLUMNS, "expires_at")
 JSON_COLUMNS = frozenset(("models", "metadata"))
+TEAM_RECORD = ("id", "name", *LIMIT_COLUMNS, "created_at", "updated_at")
+KEY_RECORD = ("id", "name", "prefix", "hash", *KEY_COLUMNS, "created_at", "updated_at", "revoked_at")
 LEDGER_COLUMNS = (
     "at", "key_id", "key_name", "team", "model", "served_model", "provider", "endpoint", "status",
     "tokens_in", "tokens_out", "tokens_cached", "cost", "latency_ms", "user", "tags", "request_id", "metadata",
@@ -233,6 +235,52 @@ class Store:
             self.db.execute("DELETE FROM teams WHERE id = ?", (current["id"],))
             self._bump()
         return current
+
+    # --- records shared with other instances (alloy.governance.key_sharing) ----------------------
+
+    def records(self):
+        """Every team and key as a record another instance can merge: (teams, keys). A key's
+        record holds the SHA-256 of its secret (hex), never the secret."""
+        keys = [{**row, "hash": row["hash"].hex()} for row in self.keys()]
+        return self.teams(), keys
+
+    def merge(self, teams, keys):
+        """Records from another instance, each written when newer (``updated_at``) than this file's
+        copy, teams first; a revocation is never undone; a team renamed renames it in its keys.
+        A record that clashes with another row's name (or secret) is skipped. Returns (records
+        written, names skipped)."""
+        written, skipped = 0, []
+        with self.transaction():
+            for record in teams:
+                written += self._merge_row("teams", record, TEAM_RECORD, skipped)
+            for record in keys:
+                written += self._merge_row("keys", {**record, "hash": bytes.fromhex(record["hash"])}, KEY_RECORD, skipped)
+            if written:
+                self._bump()
+        return written, skipped
+
+    def _merge_row(self, table, record, columns, skipped):
+        current = self.db.execute(f"SELECT name, updated_at FROM {table} WHERE id = ?", (record["id"],)).fetchone()
+        if current is not None and current["updated_at"] >= record["updated_at"]:
+            return 0
+        values = [
+            orjson.dumps(record[c]).decode() if c in JSON_COLUMNS and record.get(c) is not None else record.get(c)
+            for c in columns
+        ]
+        try:
+            if current is None:
+                self.db.execute(f"INSERT INTO {table} ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})", values)
+            else:
+                assignments = ", ".join(
+                    "revoked_at = coalesce(revoked_at, ?)" if c == "revoked_at" else f"{c} = ?" for c in columns[1:]
+                )
+                self.db.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*values[1:], record["id"]))
+                if table == "teams" and current["name"] != record["name"]:
+                    self.db.execute("UPDATE keys SET team = ? WHERE team = ?", (record["name"], current["name"]))
+        except sqlite3.IntegrityError:  # a name (or secret) this file gives another row
+            skipped.append(record["name"])
+            return 0
+        return 1
 
     def keys_version(self):
         return self.db.execute("SELECT value FROM meta WHERE name = 'keys_version'").fetchone()[0]
