@@ -9,9 +9,14 @@ Theory of operation
 - Back-pressure both ways: when the client's write buffer fills, ``pause_writing`` pauses the
   upstream read of the call whose answer fills it; ``resume_writing`` resumes it. A client that takes
   nothing for ``write_timeout`` seconds is dropped, which frees its upstream connection.
-- Timeouts cost nothing per request: the server's once-a-second sweep calls ``tick``, which counts
-  seconds spent reading one request (slow-loris, empty lines included), seconds idle between
-  requests and seconds the client's socket stayed full.
+- Timeouts cost nothing per request and nothing per idle connection: each connection is filed in
+  the gateway's timing wheel (``alloy.timing_wheel``) for the sweep its earliest deadline falls in,
+  and only then looked at (``on_due``). Activity writes the sweep number into a field: when the
+  idle clock last restarted (``quiet_since``: bytes in, an answer done), when reading the request
+  began (``read_since``: slow-loris, empty lines included), when the client's socket filled
+  (``write_paused_since``). The limits fire at the same sweeps as counters visited every second
+  would: more than ``read_timeout``, ``keepalive_timeout`` and ``write_timeout`` seconds after their
+  clock started, at most a second more.
 - A protocol error answers with its own status and closes: after a framing error the byte stream
   cannot be trusted to delimit another request. Requests completed before it are answered first.
 """
@@ -22,6 +27,7 @@ from collections import deque
 from alloy.core import Request, RequestParser, frame_response
 from alloy.errors import AlloyError, RequestTimeout, TooManyConnections, error_response_body
 from alloy.headers import CONTINUE, JSON_HEADER
+from alloy.timing_wheel import TimingWheel, sweeps
 
 MAX_QUEUED = 32
 MAX_PIPELINED_BYTES = 1024 * 1024
@@ -30,7 +36,8 @@ MAX_PIPELINED_BYTES = 1024 * 1024
 class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "gateway", "transport", "parser", "queue", "queued_bytes", "current", "closing", "continue_sent",
-        "read_seconds", "idle_seconds", "write_paused_seconds", "writing_paused", "reading_paused", "refused",
+        "wheel", "due", "quiet_since", "read_since", "write_paused_since", "writing_paused", "reading_paused",
+        "refused",
     )
 
     def __init__(self, gateway):
@@ -43,9 +50,14 @@ class ClientConnection(asyncio.Protocol):
         self.current = None  # the call answering the request in flight, if any (alloy.call)
         self.closing = False
         self.continue_sent = False
-        self.read_seconds = 0
-        self.idle_seconds = 0
-        self.write_paused_seconds = 0
+        # The gateway's wheel; an owner without one (the separate metrics listener) calls ``tick``
+        # every second instead, which sweeps a wheel of this connection's own.
+        wheel = getattr(gateway, "wheel", None)
+        self.wheel = TimingWheel() if wheel is None else wheel
+        self.due = 0  # the sweep this connection is filed for in the wheel (0: not filed)
+        self.quiet_since = 0  # the sweep count when the idle clock last restarted
+        self.read_since = -1  # the sweep count when reading the current request began; -1: not reading
+        self.write_paused_since = 0
         self.writing_paused = False
         self.reading_paused = False
         self.refused = False  # a protocol error is queued: nothing more is read
@@ -63,9 +75,12 @@ class ClientConnection(asyncio.Protocol):
             transport.close()
             return
         gateway.connections.add(self)
+        wheel = self.wheel
+        self.quiet_since = wheel.now
+        wheel.file(self, wheel.now + sweeps(gateway.settings.keepalive_timeout))
 
     def data_received(self, data):
-        self.idle_seconds = 0
+        self.quiet_since = self.wheel.now  # pushes the keep-alive deadline later: nothing to re-file
         if self.closing or self.refused:
             return
         parser = self.parser
@@ -94,7 +109,10 @@ class ClientConnection(asyncio.Protocol):
                 self.queue.append(request)
                 if type(request) is Request:
                     self.queued_bytes += len(request.body)
-        if self.current is not None and not self.reading_paused and (
+        if self.current is None:
+            if self.read_since < 0 and parser.in_progress:
+                self.start_read_clock()  # a request began and is not whole yet
+        elif not self.reading_paused and (
             len(self.queue) > MAX_QUEUED or self.queued_bytes + parser.buffered > MAX_PIPELINED_BYTES
         ):
             self.reading_paused = True
@@ -103,6 +121,7 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc):
         self.closing = True
         self.gateway.connections.discard(self)
+        self.wheel.drop(self)
         self.queue.clear()
         self.queued_bytes = 0
         current = self.current
@@ -112,12 +131,14 @@ class ClientConnection(asyncio.Protocol):
 
     def pause_writing(self):
         self.writing_paused = True
+        wheel = self.wheel
+        self.write_paused_since = wheel.now
+        wheel.file(self, wheel.now + sweeps(self.gateway.settings.write_timeout))
         if self.current is not None:
             self.current.pause()
 
     def resume_writing(self):
         self.writing_paused = False
-        self.write_paused_seconds = 0
         if self.current is not None:
             self.current.resume()
 
@@ -127,7 +148,7 @@ class ClientConnection(asyncio.Protocol):
         if type(request) is not Request:  # the protocol error that ended the byte stream
             self.send_error(request, close=True)
             return
-        self.read_seconds = 0
+        self.read_since = -1
         try:
             answer = self.gateway.dispatch(request, self)
         except AlloyError as error:
@@ -144,6 +165,7 @@ class ClientConnection(asyncio.Protocol):
     def answer_finished(self, keep_alive):
         """Called by the call once its answer is fully written."""
         self.current = None
+        self.quiet_since = self.wheel.now  # the idle clock runs from the answer's end
         if not keep_alive or self.closing or self.gateway.draining:
             self.close()
             return
@@ -160,8 +182,12 @@ class ClientConnection(asyncio.Protocol):
         ):
             self.reading_paused = False
             self.transport.resume_reading()
-        if self.parser.expect_continue and self.current is None and not queue:
-            self.transport.write(CONTINUE)
+        if self.current is None:
+            parser = self.parser
+            if self.read_since < 0 and parser.in_progress:
+                self.start_read_clock()  # the next request was only partly read while this one was served
+            if parser.expect_continue and not queue:
+                self.transport.write(CONTINUE)
 
     def send_error(self, error, close=False, extra_headers=b"", head=False):
         """Answer ``error`` OpenAI-shaped; to a HEAD request, the same head without its body."""
@@ -180,31 +206,64 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()  # flushes what is buffered, then closes
 
-    # --- the server's once-a-second sweep ---------------------------------------------------------
+    # --- timeouts: the timing wheel of the server's once-a-second sweep ---------------------------
 
-    def tick(self, settings, draining):
-        """Enforce the read, write and keep-alive timeouts; close idle connections while draining."""
+    def start_read_clock(self):
+        """Reading a request began (or resumed counting once the answer before it ended): its read
+        timeout may fall before the keep-alive deadline this connection is filed for."""
+        wheel = self.wheel
+        self.read_since = wheel.now
+        wheel.file(self, wheel.now + sweeps(self.gateway.settings.read_timeout))
+
+    def on_due(self, now):
+        """The sweep this connection was filed for: enforce the write, read and keep-alive timeouts
+        (in that order, as a visit every second would) and close it if idle while draining; else
+        file it again for its next deadline."""
+        gateway = self.gateway
+        settings = gateway.settings
+        draining = gateway.draining
+        # While draining, every connection is looked at each sweep (as long as the drain lasts).
+        next_due = now + 1 if draining else now + sweeps(settings.keepalive_timeout)
         if self.writing_paused:
-            self.write_paused_seconds += 1
-            if self.write_paused_seconds > settings.write_timeout:
+            deadline = self.write_paused_since + sweeps(settings.write_timeout)
+            if now >= deadline:
                 # The client reads nothing: drop it (connection_lost cancels its upstream request).
                 self.closing = True
                 self.transport.abort()
                 return
+            next_due = min(next_due, deadline)
         if self.current is not None:
-            return
-        if self.parser.in_progress:
-            self.read_seconds += 1
-            if self.read_seconds > settings.read_timeout:
+            # An answer is in flight: no read or idle clock runs. The idle clock restarts when it
+            # ends, so no keep-alive deadline falls before ``next_due``; a read clock that starts
+            # then files this connection earlier itself.
+            pass
+        elif self.parser.in_progress:
+            if self.read_since < 0:  # not expected: every start of a read starts the clock
+                self.read_since = now - 1
+            deadline = self.read_since + sweeps(settings.read_timeout)
+            if now >= deadline:
                 self.send_error(RequestTimeout("the request was not received in time"), close=True)
-            return
-        self.read_seconds = 0
-        if draining and not self.queue:
-            self.close()
-            return
-        self.idle_seconds += 1
-        if self.idle_seconds > settings.keepalive_timeout:
-            self.close()
+                return
+            next_due = min(next_due, deadline)
+        else:
+            if draining and not self.queue:
+                self.close()
+                return
+            deadline = self.quiet_since + sweeps(settings.keepalive_timeout)
+            if now >= deadline:
+                self.close()
+                return
+            next_due = min(next_due, deadline)
+        self.wheel.file(self, next_due)
+
+    def tick(self, settings, draining):
+        """One sweep of this connection alone, for an owner that visits each of its connections every
+        second rather than keeping a wheel (the separate metrics listener); ``settings`` and
+        ``draining`` are its owner's, which ``on_due`` reads there."""
+        wheel = self.wheel
+        if draining:
+            wheel.file(self, wheel.now + 1)
+        wheel.advance()
 
 
 def over_capacity_answer(settings):

@@ -1,5 +1,10 @@
 """The running gateway: event loop, listening socket, the once-a-second sweep, signals and drain.
 
+The sweep enforces the client connections' timeouts through a timing wheel (``alloy.timing_wheel``):
+it looks only at the connections whose deadline falls in this second, so 10,000 idle keep-alive
+connections cost nothing until their keep-alive timeout comes; each upstream pool keeps a wheel of
+its own for its response timeouts, advanced by the same sweep.
+
 Shutdown (SIGTERM or SIGINT): stop accepting, close idle keep-alive connections, let requests and
 streams in flight finish for up to ``shutdown_timeout`` seconds, then exit 0. A second signal exits
 at once.
@@ -29,6 +34,7 @@ from alloy.malloc import tune_allocator
 from alloy.observability import Observability
 from alloy.pipeline import Pipeline
 from alloy.reload import Reloader
+from alloy.timing_wheel import TimingWheel
 from alloy.upstream import open_upstream
 
 
@@ -38,9 +44,10 @@ class Gateway:
 
     def __init__(self, config, loop):
         self.config = config
+        self.wheel = TimingWheel()  # the client connections' timeouts, swept once a second
+        self.connections = set()
         self.settings = config.server
         self.loop = loop
-        self.connections = set()
         self.over_capacity = over_capacity_answer(self.settings)
         self.draining = False
         self.upstreams = {p.name: open_upstream(p, loop) for p in config.providers}
@@ -50,6 +57,19 @@ class Gateway:
         self.retired = []  # pools a reload left unused: still swept, closed once their requests had time
         self._sweeper = None
 
+    @property
+    def settings(self):
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings):
+        """A reload may shorten a timeout: every connection works out its deadlines again at the
+        next sweep (connections were filed for deadlines under the old limits)."""
+        old = getattr(self, "_settings", None)
+        self._settings = settings
+        if old is not None and client_timeouts(old) != client_timeouts(settings):
+            self.wheel.file_all_next(self.connections)
+
     def protocol(self):
         return ClientConnection(self)
 
@@ -57,9 +77,7 @@ class Gateway:
         self._sweeper = self.loop.call_later(1.0, self._sweep)
 
     def _sweep(self):
-        settings, draining = self.settings, self.draining
-        for connection in list(self.connections):
-            connection.tick(settings, draining)
+        self.wheel.advance()
         for upstream in self.upstreams.values():
             upstream.tick()
         for upstream in self.retired:
@@ -83,6 +101,8 @@ class Gateway:
         for connection in list(self.connections):
             if connection.current is None and not connection.parser.in_progress and not connection.queue:
                 connection.close()
+        # The rest are looked at every sweep while the drain lasts, and closed once idle.
+        self.wheel.file_all_next(self.connections)
 
     async def close(self):
         if self._sweeper is not None:
@@ -91,6 +111,11 @@ class Gateway:
             connection.close()
         for upstream in (*self.upstreams.values(), *self.retired):
             await upstream.close()
+
+
+def client_timeouts(settings):
+    """The limits the wheel's deadlines are computed from."""
+    return (settings.read_timeout, settings.keepalive_timeout, settings.write_timeout)
 
 
 def is_loopback(host):
