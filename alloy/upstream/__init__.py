@@ -16,7 +16,9 @@ upstream socket to the client socket without a task or a future per request:
 
 Response timeouts (first byte, stream idle, total) travel with each request, so one provider can
 serve models with different limits; the gateway's once-a-second sweep calls ``tick()`` to enforce
-them, which costs nothing per read.
+them. A backend files each exchange in a timing wheel (``alloy.timing_wheel``) for the sweep its
+first deadline falls in (``UpstreamRequest.deadline``), so a sweep looks only at the exchanges due,
+and a read costs one field write (the sweep number of the last read).
 """
 
 import math
@@ -69,6 +71,16 @@ class UpstreamRequest:
 
     def __post_init__(self):
         self.head = frame_request_head(self.method, self.target, self.header_block, self.body_length)
+
+    def deadline(self, sent, last_read, received):
+        """The sweep at which the first of this request's limits falls, for a request sent when the
+        sweep count was ``sent`` whose last read came when it was ``last_read`` (``received``: any
+        byte came back; else ``last_read`` is ``sent``)."""
+        timeouts = self.timeouts
+        quiet = last_read + (timeouts.idle_ticks if received else timeouts.first_byte_ticks)
+        if self.total_ticks and sent + self.total_ticks < quiet:
+            return sent + self.total_ticks
+        return quiet
 
     def expired(self, age_ticks, quiet_ticks, received):
         """The ``UpstreamTimeout`` this request has run into, after ``age_ticks`` sweeps since it

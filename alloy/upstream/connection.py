@@ -4,6 +4,10 @@ The connection carries one exchange at a time. It belongs to its pool while idle
 exchange while busy; it is handed back only when the response was read to its end and both sides
 allow keep-alive. Anything else (a cancel, an error, stray bytes) closes it, so a half-read
 connection can never serve the next request.
+
+Response timeouts: the pool's timing wheel looks at a busy connection at the sweep its first
+deadline falls in (``on_due``). A read only records the sweep count (``read_at``); a connection that
+went back to the pool stays filed until its sweep comes, then is left out (nothing to time).
 """
 
 import asyncio
@@ -15,6 +19,7 @@ from alloy.errors import UpstreamProtocolError, UpstreamUnreachable
 class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool, loop):
         self.pool = pool
+        self.wheel = pool.wheel
         self.loop = loop
         self.transport = None
         self.closed = False
@@ -27,8 +32,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._head = None
         self._received = False
         self.reading_paused = False  # by back-pressure from the client; never left so in the pool
-        self.quiet_ticks = 0  # sweeps since the last read (or the request), reset by every read
-        self.age_ticks = 0  # sweeps since the request was sent
+        self.due = 0  # the sweep this connection is filed for in the pool's wheel (0: not filed)
+        self.sent_at = 0  # the wheel's sweep count when the request was sent
+        self.read_at = 0  # ... and at the last read (the request's, before any)
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
@@ -42,7 +48,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self._received = True
-        self.quiet_ticks = 0
+        self.read_at = self.wheel.now  # moves the stream-idle deadline later: nothing to re-file
         try:
             events = self._parser.feed(data)
         except UpstreamProtocolError as error:
@@ -58,6 +64,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.closed = True
+        self.wheel.drop(self)
         if self._sink is None:
             self.pool.forget(self)
             return
@@ -94,9 +101,11 @@ class UpstreamConnection(asyncio.Protocol):
         self._parser = ResponseParser(head_request)
         self._head = None
         self._received = False
-        self.quiet_ticks = 0
-        self.age_ticks = 0
-        self.pool.busy.add(self)
+        wheel = self.wheel
+        self.sent_at = self.read_at = now = wheel.now
+        deadline = request.deadline(now, now, False)
+        if not self.due or self.due > deadline:  # a reused connection is often filed early enough
+            wheel.file(self, deadline)
         if request.body_length <= 65536:
             self.transport.write(b"".join([request.head, *request.body]))  # one write, one copy
         else:
@@ -122,7 +131,7 @@ class UpstreamConnection(asyncio.Protocol):
     def close(self):
         if not self.closed:
             self.closed = True
-            self.pool.busy.discard(self)
+            self.wheel.drop(self)
             self.transport.abort()
 
     def _finish(self):
@@ -130,7 +139,6 @@ class UpstreamConnection(asyncio.Protocol):
         keep = self._parser.done and self._head is not None and self._head.keep_alive
         self._sink = None
         self._request = None
-        self.pool.busy.discard(self)
         if keep and not self.closed:
             self.reused = True
             if self.reading_paused:
@@ -151,16 +159,20 @@ class UpstreamConnection(asyncio.Protocol):
         if sink is not None:
             sink.upstream_failed(error)
 
-    # --- timeouts: the pool's once-a-second sweep counts ticks since the request and the last read --
+    # --- timeouts: the pool's timing wheel, swept once a second ------------------------------------
 
-    def tick(self):
-        if self._sink is None:
+    def on_due(self, now):
+        """The sweep this connection was filed for: fail the exchange if one of its limits fell,
+        else file it again for the next one (an idle connection is simply left out)."""
+        request = self._request
+        if self._sink is None or request is None:
             return
-        self.quiet_ticks += 1
-        self.age_ticks += 1
-        error = self._request.expired(self.age_ticks, self.quiet_ticks, self._received)
-        if error is not None:
-            self._fail(error)
+        sent, last_read, received = self.sent_at, self.read_at, self._received
+        deadline = request.deadline(sent, last_read, received)
+        if now >= deadline:
+            self._fail(request.expired(now - sent, now - last_read, received))
+        else:
+            self.wheel.file(self, deadline)
 
 
 def connection_error(exc, origin):

@@ -18,6 +18,7 @@ from alloy.errors import (
     UpstreamUnreachable,
 )
 from alloy.headers import HOP_BY_HOP
+from alloy.timing_wheel import TimingWheel
 
 
 class HttpxHead:
@@ -71,7 +72,8 @@ class HttpxUpstream:
         for name in list(self.client.headers):
             if name.lower() != "connection":
                 del self.client.headers[name]
-        self.active = set()  # exchanges in flight, for the timeout sweep
+        self.active = set()  # exchanges in flight
+        self.wheel = TimingWheel()  # their response timeouts, by the sweep each falls in
         self.connect_timeouts = {}  # seconds -> httpx.Timeout, built once each
 
     def start(self, request, sink, head_request=False):
@@ -84,11 +86,11 @@ class HttpxUpstream:
         exchange = HttpxExchange(self, request, sink, timeout)
         exchange.task = self.loop.create_task(exchange.run(request.method.decode(), url, headers, body))
         self.active.add(exchange)
+        self.wheel.file(exchange, request.deadline(exchange.sent_at, exchange.sent_at, False))
         return exchange
 
     def tick(self):
-        for exchange in list(self.active):
-            exchange.tick()
+        self.wheel.advance()
 
     async def close(self):
         await self.client.aclose()
@@ -104,8 +106,9 @@ class HttpxExchange:
         self.timeout = timeout
         self.task = None
         self.received = False
-        self.quiet_ticks = 0
-        self.age_ticks = 0
+        self.wheel = upstream.wheel
+        self.due = 0  # the sweep this exchange is filed for (0: not filed)
+        self.sent_at = self.read_at = upstream.wheel.now  # sweep counts at the start and the last read
         self.flowing = asyncio.Event()  # cleared while the client cannot take more
         self.flowing.set()
 
@@ -115,10 +118,10 @@ class HttpxExchange:
             stream = self.upstream.client.stream(method, url, headers=headers, content=body or None, timeout=self.timeout)
             async with stream as response:
                 self.received = True
-                self.quiet_ticks = 0
+                self.read_at = self.wheel.now
                 sink.upstream_events([HttpxHead(response)], False)
                 async for piece in response.aiter_raw():
-                    self.quiet_ticks = 0
+                    self.read_at = self.wheel.now
                     if piece:
                         sink.upstream_events([piece], False)
                     if not self.flowing.is_set():
@@ -145,22 +148,30 @@ class HttpxExchange:
             self._fail(UpstreamError(f"upstream request failed: {exc.__class__.__name__}"))
             return
         self.upstream.active.discard(self)
+        self.wheel.drop(self)
         sink.upstream_done()
 
     def _fail(self, error):
         self.upstream.active.discard(self)
+        self.wheel.drop(self)
         self.sink.upstream_failed(error)
 
-    def tick(self):
-        self.quiet_ticks += 1
-        self.age_ticks += 1
-        error = self.request.expired(self.age_ticks, self.quiet_ticks, self.received)
-        if error is not None:
+    def on_due(self, now):
+        """The sweep this exchange was filed for: fail it if one of its limits fell, else file it
+        again for the next one."""
+        if self not in self.upstream.active:
+            return
+        request, sent, last_read, received = self.request, self.sent_at, self.read_at, self.received
+        deadline = request.deadline(sent, last_read, received)
+        if now >= deadline:
             self.cancel()
-            self.sink.upstream_failed(error)
+            self.sink.upstream_failed(request.expired(now - sent, now - last_read, received))
+        else:
+            self.wheel.file(self, deadline)
 
     def cancel(self):
         self.upstream.active.discard(self)
+        self.wheel.drop(self)
         self.task.cancel()
 
     def pause_reading(self):

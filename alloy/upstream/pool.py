@@ -18,6 +18,7 @@ import time
 from urllib.parse import urlsplit
 
 from alloy.errors import UpstreamBusy, UpstreamConnectTimeout, UpstreamError
+from alloy.timing_wheel import TimingWheel
 from alloy.upstream.connection import UpstreamConnection, connection_error
 
 # Close pooled connections idle for longer than this: most servers drop idle keep-alive
@@ -95,12 +96,13 @@ class CorePool:
         self.max_connections = provider.max_connections
         self.max_queued = provider.max_queued
         self._idle = []  # LIFO stack of UpstreamConnection
-        self.busy = set()  # connections carrying an exchange (their read timeouts are swept)
+        # Connections carrying an exchange, filed for the sweep their first response timeout falls
+        # in; its count of sweeps also ages the requests waiting for a connection.
+        self.wheel = TimingWheel()
         self._open = 0  # idle + busy + connecting
         # Requests waiting for a connection, oldest first: PendingExchange -> (request, sink,
         # head_request). A dict, so a cancelled request leaves it at once.
         self._waiting = {}
-        self._ticks = 0  # sweeps so far: a waiting request's age is counted in them
         self._closing = False
         self.reports = ConnectReports(origin.label)
 
@@ -123,20 +125,19 @@ class CorePool:
             )
             self.loop.call_soon(sink.upstream_failed, error)
             return PendingExchange(self)
-        pending = PendingExchange(self, self._ticks + request.timeouts.connect_ticks)
+        pending = PendingExchange(self, self.wheel.now + request.timeouts.connect_ticks)
         self._waiting[pending] = (request, sink, head_request)
         return pending
 
     def tick(self):
-        """Once a second, from the gateway's sweep: enforce response timeouts, and refuse the
-        requests that waited for a connection longer than their connect timeout (the oldest
-        first, so the walk stops at the first one still in time)."""
-        for connection in list(self.busy):
-            connection.tick()
-        self._ticks += 1
+        """Once a second, from the gateway's sweep: enforce the response timeouts that fall now,
+        and refuse the requests that waited for a connection longer than their connect timeout
+        (the oldest first, so the walk stops at the first one still in time)."""
+        wheel = self.wheel
+        wheel.advance()
         while self._waiting:
             pending = next(iter(self._waiting))
-            if pending.deadline > self._ticks:
+            if pending.deadline > wheel.now:
                 break
             _, sink, _ = self._waiting.pop(pending)
             sink.upstream_failed(
