@@ -221,39 +221,37 @@ class ClientConnection(asyncio.Protocol):
         file it again for its next deadline."""
         gateway = self.gateway
         settings = gateway.settings
-        draining = gateway.draining
-        # While draining, every connection is looked at each sweep (as long as the drain lasts).
-        next_due = now + 1 if draining else now + sweeps(settings.keepalive_timeout)
         if self.writing_paused:
-            deadline = self.write_paused_since + sweeps(settings.write_timeout)
-            if now >= deadline:
+            write_deadline = self.write_paused_since + sweeps(settings.write_timeout)
+            if now >= write_deadline:
                 # The client reads nothing: drop it (connection_lost cancels its upstream request).
                 self.closing = True
                 self.transport.abort()
                 return
-            next_due = min(next_due, deadline)
         if self.current is not None:
             # An answer is in flight: no read or idle clock runs. The idle clock restarts when it
-            # ends, so no keep-alive deadline falls before ``next_due``; a read clock that starts
-            # then files this connection earlier itself.
-            pass
+            # ends, so no keep-alive deadline falls before this; a read clock that starts then
+            # files this connection earlier itself.
+            next_due = now + sweeps(settings.keepalive_timeout)
         elif self.parser.in_progress:
             if self.read_since < 0:  # not expected: every start of a read starts the clock
                 self.read_since = now - 1
-            deadline = self.read_since + sweeps(settings.read_timeout)
-            if now >= deadline:
+            next_due = self.read_since + sweeps(settings.read_timeout)
+            if now >= next_due:
                 self.send_error(RequestTimeout("the request was not received in time"), close=True)
                 return
-            next_due = min(next_due, deadline)
         else:
-            if draining and not self.queue:
+            if gateway.draining and not self.queue:
                 self.close()
                 return
-            deadline = self.quiet_since + sweeps(settings.keepalive_timeout)
-            if now >= deadline:
+            next_due = self.quiet_since + sweeps(settings.keepalive_timeout)
+            if now >= next_due:
                 self.close()
                 return
-            next_due = min(next_due, deadline)
+        if gateway.draining:
+            next_due = now + 1  # while draining, every connection is looked at each sweep
+        elif self.writing_paused and write_deadline < next_due:
+            next_due = write_deadline
         self.wheel.file(self, next_due)
 
     def tick(self, settings, draining):
