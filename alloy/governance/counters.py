@@ -5,7 +5,9 @@ The table is a memory map. A lone gateway maps anonymous memory; with ``--worker
 supervisor creates a file in /dev/shm before forking and every worker maps that same file, so all
 workers read and write the same counters and a limit holds for the whole server, not N times over.
 A decision is a few reads and writes of this memory under ``flock`` on the file (two system calls,
-about a microsecond): no round trip, no database.
+about a microsecond): no round trip, no database. The request path's decisions are the core's
+(``LimitCounters.take`` and ``give_back``, one call each); ``read`` and ``write`` here serve the
+rest (claiming slots, loading a period's spend).
 
 Each slot belongs to one key or team, found by a 16-byte digest of its id with linear probing.
 The minute windows start at a scope's first request and last 60 s (anchored, so N requests at
@@ -21,6 +23,8 @@ import hashlib
 import mmap
 import os
 import struct
+
+from alloy.core import LimitCounters
 
 SLOT = struct.Struct("<16s d q d q q q q q")  # id, rpm window, requests, tpm window, tokens, in flight,
 #                                              period, spend (micro-USD), loaded
@@ -50,6 +54,9 @@ class CounterTable:
         else:
             self.fd = os.open(path, os.O_RDWR)
             self.memory = mmap.mmap(self.fd, SIZE)
+        # A request's decision and its give-back, compiled: every limit of a key and its team
+        # read, checked and counted in one call under the lock (``alloy.core.LimitCounters``).
+        self.limits = LimitCounters(self.memory, self.fd)
 
     def lock(self):
         if self.fd >= 0:
@@ -85,6 +92,7 @@ class CounterTable:
         SLOT.pack_into(self.memory, offset, *values)
 
     def close(self):
+        self.limits.release()  # the core holds a view of the map until then
         self.memory.close()
         if self.fd >= 0:
             os.close(self.fd)

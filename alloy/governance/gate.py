@@ -28,6 +28,7 @@ import logging
 import re
 from time import monotonic, time
 
+from alloy.core import ratelimit_reset
 from alloy.errors import AlloyError, AuthenticationFailed, ModelNotFound
 from alloy.governance.attribution import metadata_source
 from alloy.governance.counters import WINDOW, CounterTable
@@ -145,47 +146,19 @@ class Governance:
 
     def _take(self, key, reserve):
         """Check every limit of the key and its team, then count the call in all of them (or in
-        none: the first limit reached raises, nothing is written). Returns each scope's token
-        window start and the x-ratelimit-* lines."""
-        now, wall = monotonic(), time()
-        table = self.table
-        table.lock()
-        try:
-            rows = []
-            for scope in key.scopes:
-                (digest, rpm_start, requests, tpm_start, tokens, inflight, period, spend, loaded) = table.read(scope.slot)
-                if now - rpm_start >= WINDOW:
-                    rpm_start, requests = now, 0
-                if now - tpm_start >= WINDOW:
-                    tpm_start, tokens = now, 0
-                index = scope.period_index(wall)
-                if period != index:
-                    period, spend = index, 0
-                refused = None
-                if scope.rpm and requests >= scope.rpm:
-                    refused = ("requests", rpm_start + WINDOW - now)
-                elif scope.tpm and tokens + reserve > scope.tpm:
-                    refused = ("tokens", tpm_start + WINDOW - now)
-                elif scope.max_parallel and inflight >= scope.max_parallel:
-                    refused = ("parallel", 1.0)
-                elif scope.budget and spend >= scope.budget:
-                    refused = ("budget", spend)
-                if refused is not None:
-                    rows = [table.read(s.slot) for s in key.scopes]
-                    raise self._refusal(key.reported, scope, *refused, reserve, tokens, rows, now, wall)
-                rows.append((digest, rpm_start, requests + 1, tpm_start, tokens + reserve, inflight + 1, period, spend, loaded))
-            windows = []
-            for scope, row in zip(key.scopes, rows):
-                table.write(scope.slot, row)
-                windows.append(row[3])
-            lines = self._headers(key.reported, rows, now)
-        finally:
-            table.unlock()
-        return windows, lines
+        none: the first limit reached raises, nothing is written), in one call to the core
+        (``LimitCounters.take``). Returns each scope's token window start and the x-ratelimit-*
+        lines."""
+        wall = time()
+        verdict = self.table.limits.take(key.limits, key.reported, reserve, monotonic(), wall)
+        if verdict[0] is not None:
+            what, index, figure, tokens, lines = verdict
+            raise self._refusal(key.scopes[index], what, figure, reserve, tokens, lines, wall)
+        return verdict[1], verdict[2]
 
-    def _refusal(self, reported, scope, what, figure, reserve, tokens, rows, now, wall):
+    def _refusal(self, scope, what, figure, reserve, tokens, lines, wall):
         """The error for the first limit reached: ``figure`` is the seconds until the window
-        resets, or the spend of the period for a budget."""
+        resets, or the spend of the period for a budget; ``lines`` the x-ratelimit-* lines."""
         where = f"{scope.kind} '{scope.name}'"
         if what == "budget":
             end = scope.period_start(wall) + scope.period if scope.period else None
@@ -201,7 +174,7 @@ class Governance:
         else:
             message = f"Too many requests in flight on {where}: limit {scope.max_parallel}"
         kind = "tokens" if what == "tokens" else "requests"
-        return RateLimitExceeded(message, kind=kind, retry_after=figure, header_block=self._headers(reported, rows, now))
+        return RateLimitExceeded(message, kind=kind, retry_after=figure, header_block=lines)
 
     async def _admit_shared(self, call, key, reserve):
         shared = self.shared
@@ -230,7 +203,7 @@ class Governance:
             figure = result[3] if what == "budget" else result[3] / 1000
             if not call.ended:  # the refused scope's windows make the headers
                 alone = tuple((kind, ((0, getattr(scope, kind)),)) for kind in ("rpm", "tpm") if getattr(scope, kind))
-                call.answer(self._refusal(alone, scope, what, figure, reserve, rows[0][4], rows, now, wall))
+                call.answer(self._refusal(scope, what, figure, reserve, rows[0][4], self._headers(alone, rows, now), wall))
             return
         windows = [result[4 + 4 * i] for i in range(len(key.scopes))]
         if call.ended:  # the client left while Redis decided: give the reservation back
@@ -253,7 +226,7 @@ class Governance:
                     remaining, reset = max(limit - row[used_at], 0), row[start_at] + WINDOW - now
                 if best is None or remaining < best[1]:
                     best = (limit, remaining, reset)
-            lines += form % (best[0], best[1], _reset(best[2]))
+            lines += form % (best[0], best[1], ratelimit_reset(best[2]))
         return lines
 
     # --- account ------------------------------------------------------------------------------------
@@ -314,20 +287,7 @@ class Governance:
 
     def _give_back(self, key, held, used, cost):
         reserved, windows, _ = held
-        wall = time()
-        table = self.table
-        table.lock()
-        try:
-            for scope, window in zip(key.scopes, windows):
-                digest, rpm_start, requests, tpm_start, tokens, inflight, period, spend, loaded = table.read(scope.slot)
-                if tpm_start == window and used != reserved:  # still the window it was reserved in
-                    tokens = max(tokens + used - reserved, 0)
-                index = scope.period_index(wall)
-                if period != index:
-                    period, spend = index, 0
-                table.write(scope.slot, (digest, rpm_start, requests, tpm_start, tokens, max(inflight - 1, 0), period, spend + cost, loaded))
-        finally:
-            table.unlock()
+        self.table.limits.give_back(key.limits, windows, reserved, used, cost, time())
 
     # --- upkeep -------------------------------------------------------------------------------------
 
@@ -377,15 +337,6 @@ def estimate_tokens(body):
     prompt estimated from the body's size; no tokenizer."""
     found = MAX_TOKENS.search(body)
     return len(body) // CHARS_PER_TOKEN + (int(found.group(1)) if found else 0)
-
-
-def _reset(seconds):
-    """OpenAI's spelling of a reset time: ``250ms``, ``12s``, ``1m0s``."""
-    if seconds < 1:
-        return b"%dms" % int(seconds * 1000)
-    if seconds < 60:
-        return b"%ds" % int(seconds + 0.999)
-    return b"%dm%ds" % divmod(int(seconds), 60)
 
 
 def user_of(body):

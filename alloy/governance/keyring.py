@@ -65,7 +65,7 @@ class ModelRule:
 class KeyIdentity:
     """Who a request is: ``id``, ``name`` and ``team`` (read by the cache and the access log too)."""
 
-    __slots__ = ("id", "name", "team", "expires_at", "revoked", "scopes", "counts_tokens", "rules", "reported")
+    __slots__ = ("id", "name", "team", "expires_at", "revoked", "scopes", "counts_tokens", "rules", "reported", "limits")
 
     def __init__(self, row, scopes):
         self.id = row["id"]
@@ -83,6 +83,8 @@ class KeyIdentity:
             for kind in ("rpm", "tpm")
             if any(getattr(scope, kind) for scope in scopes)
         )
+        # What the core's LimitCounters read of each scope (alloy.core: take, give_back).
+        self.limits = tuple((s.slot, s.rpm, s.tpm, s.max_parallel, s.budget, s.period, s.anchor) for s in scopes)
 
     def may_use(self, asked, resolved):
         """Every model rule (the key's, its team's) allows the name asked for or the one it

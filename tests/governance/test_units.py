@@ -6,7 +6,8 @@ import pytest
 
 from alloy.governance.counters import CounterTable, create_shared
 from alloy.governance.fields import FieldError, duration, key_values, public
-from alloy.governance.gate import _reset, estimate_tokens, user_of
+from alloy.core import ratelimit_reset as _reset
+from alloy.governance.gate import estimate_tokens, user_of
 from alloy.governance.prices import Prices
 from alloy.usage import tokens_of
 
