@@ -13,6 +13,13 @@ among them (weighted, round-robin, least-inflight, latency, or prefix-affinity: 
 prompt prefix meet on one deployment, see ``pick_prefix_affinity``), its retry budget and its
 fallbacks. A pick skips deployments that are cooling, probing
 or full, prefers deployments that have not failed this request, and returns None when none is left.
+
+A deployment's provider quota (``rpm``/``tpm``) is counted in the deployment itself in a lone
+process; with ``--workers N`` (``share_quotas``) its window lives in a slot of the counters table
+every worker maps (``alloy.governance.counters``), so the quota holds for the whole server. The
+check (``admits``) and the count (``begin``) are two steps under the table's lock: workers racing
+at the moment a quota runs out may send at most N - 1 requests beyond it in that minute.
+Deployments without a quota never touch the table.
 """
 
 import math
@@ -35,7 +42,7 @@ class Deployment:
     __slots__ = (
         "provider", "upstream_model", "weight", "max_inflight", "timeouts", "breaker",
         "served_once", "served_once_as", "inflight", "state", "cooling_until", "failures", "latency",
-        "rpm", "tpm", "window", "requests", "tokens",
+        "rpm", "tpm", "window", "requests", "tokens", "shared_quota",
     )  # fmt: skip
 
     def __init__(self, provider, upstream_model, weight, max_inflight, timeouts, breaker):
@@ -58,6 +65,7 @@ class Deployment:
         self.rpm = self.tpm = 0
         self.window = 0.0
         self.requests = self.tokens = 0
+        self.shared_quota = None  # with --workers: the window in the shared table (SharedQuota)
 
     def served_by(self, requested, attempt):
         """The ``x-alloy-provider``, ``x-alloy-model`` and ``x-alloy-attempts`` lines of an answer
@@ -89,6 +97,8 @@ class Deployment:
 
     def quota_wait(self):
         """Seconds until this deployment's quota lets a request through again (0.0: now)."""
+        if self.shared_quota is not None:
+            return self.shared_quota.wait(self.rpm, self.tpm)
         now = time.monotonic()
         if now - self.window >= QUOTA_WINDOW:
             self.window, self.requests, self.tokens = now, 0, 0
@@ -100,6 +110,9 @@ class Deployment:
     def used_tokens(self, usage):
         """An answer's usage, counted in the tokens-per-minute window (``tpm`` deployments)."""
         tokens_in, tokens_out, _ = tokens_of(usage)
+        if self.shared_quota is not None:
+            self.shared_quota.add(0, tokens_in + tokens_out)
+            return
         self.tokens += tokens_in + tokens_out
 
     # --- what attempts report -----------------------------------------------------------------
@@ -107,8 +120,11 @@ class Deployment:
     def begin(self):
         self.inflight += 1
         if self.rpm or self.tpm:
-            self.quota_wait()  # rolls the window over when its minute is up
-            self.requests += 1
+            if self.shared_quota is not None:
+                self.shared_quota.add(1, 0)
+            else:
+                self.quota_wait()  # rolls the window over when its minute is up
+                self.requests += 1
         if self.state is COOLING:
             self.state = PROBING
 
@@ -144,6 +160,72 @@ class Deployment:
 
     def report(self, model_name):
         return {"provider": self.provider.name, "model": self.upstream_model or model_name, "state": self.state, "inflight": self.inflight}
+
+
+class SharedQuota:
+    """A deployment's quota window in the counters table the workers of a server share: the slot's
+    request window start, request count and token count (``alloy.governance.counters``; its clock,
+    ``time.monotonic()``, is the host's, the same in every worker)."""
+
+    __slots__ = ("table", "slot")
+
+    def __init__(self, table, slot):
+        self.table = table
+        self.slot = slot
+
+    def wait(self, rpm, tpm):
+        table = self.table
+        now = time.monotonic()
+        table.lock()
+        try:
+            row = table.read(self.slot)
+            window, requests, tokens = row[1], row[2], row[4]
+            if now - window >= QUOTA_WINDOW:
+                table.write(self.slot, (row[0], now, 0, row[3], 0, *row[5:]))
+                return 0.0
+        finally:
+            table.unlock()
+        if (rpm and requests >= rpm) or (tpm and tokens >= tpm):
+            return window + QUOTA_WINDOW - now
+        return 0.0
+
+    def add(self, requests, tokens):
+        """Count a request sent (its window rolled over when its minute is up) or an answer's tokens."""
+        table = self.table
+        now = time.monotonic()
+        table.lock()
+        try:
+            row = table.read(self.slot)
+            if now - row[1] >= QUOTA_WINDOW:
+                if not requests:
+                    return  # tokens of a window that is over count in none
+                row = (row[0], now, 0, row[3], 0, *row[5:])
+            table.write(self.slot, (row[0], row[1], row[2] + requests, row[3], row[4] + tokens, *row[5:]))
+        finally:
+            table.unlock()
+
+
+_shared_tables = {}  # path -> CounterTable: one mapping per process, whatever the reloads
+
+
+def share_quotas(groups, path):
+    """With ``--workers N`` (``path``: the counters file the supervisor made): the quota of every
+    deployment in ``groups`` that has one is counted in that file, for the whole server. A
+    deployment is the same one across reloads (its model, provider and upstream model), so its
+    current minute carries over. When the table is full, a quota stays counted per process."""
+    table = _shared_tables.get(path)
+    for group in groups:
+        for deployment in group.deployments:
+            if not (deployment.rpm or deployment.tpm):
+                continue
+            if table is None:
+                from alloy.governance.counters import CounterTable  # only for quotas, only with workers
+
+                table = _shared_tables[path] = CounterTable(path)
+            name = f"deployment:{group.name}\0{deployment.provider.name}\0{deployment.upstream_model}"
+            slot = table.slot_of(name)
+            if slot is not None:
+                deployment.shared_quota = SharedQuota(table, slot)
 
 
 # --- strategies: each picks from the admitting deployments, preferring those not in ``avoid`` ---------

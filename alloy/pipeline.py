@@ -24,6 +24,7 @@ import os
 from time import monotonic
 
 from alloy.auth import MasterKey
+from alloy.balancer import share_quotas
 from alloy.cache import cache_for
 from alloy.call import Call
 from alloy.client_apis.messages_endpoint import MESSAGES_PATHS, MessagesEndpoint
@@ -54,6 +55,8 @@ class Pipeline:
         # /v1/messages (Anthropic clients); its providers answer Messages natively where they can
         self.messages = MessagesEndpoint(self, config, upstreams, providers)
         self.routes = Routes(config, self.messages.providers)
+        if config.governance.shared_path is not None:  # --workers N: provider quotas for the server
+            share_quotas(self.routes.configured, config.governance.shared_path)
         self.responses = ResponsesEndpoint(self, config, providers)  # /v1/responses (Codex, Agents SDK)
         self.passthrough_allowed = AllowList(config.passthrough.allow)
         self.request_ids = RequestIds() if previous is None else previous.request_ids

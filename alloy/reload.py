@@ -81,6 +81,9 @@ class Reloader:
         if later:
             # The running sections stay; only their values in the new config are ignored.
             new = replace(new, **{name: getattr(old, name) for name in later})
+        # The running [governance] section, as it is: it carries what the supervisor added (the
+        # counters file the workers share, where provider quotas are counted too).
+        new = replace(new, governance=old.governance)
         upstreams, opened = self._upstreams(new)
         try:
             pipeline = Pipeline(new, upstreams, gateway.loop, previous=gateway.pipeline)
