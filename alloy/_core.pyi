@@ -183,6 +183,10 @@ class ScanResult:
     """The top-level ``"stream"`` value (False when absent or null)."""
     body: bytes
     """The body to forward (the input itself unless the scanner had to re-serialise)."""
+    user: Optional[bytes]
+    """The raw JSON of the top-level ``"user"`` value (attribution), or None when absent."""
+    metadata: Optional[bytes]
+    """The raw JSON of the top-level ``"metadata"`` value (attribution), or None when absent."""
 
 def scan_body(body: bytes) -> ScanResult:
     """Find the top-level ``model`` and ``stream`` of a JSON object without decoding the document.

@@ -9,6 +9,8 @@ cdef class ScanResult:
     cdef readonly object model
     cdef readonly bint stream
     cdef readonly bytes body
+    cdef readonly object user  # the raw JSON of a top-level "user" / "metadata" value, or None
+    cdef readonly object metadata
     cdef Py_ssize_t _span_start
     cdef Py_ssize_t _span_end
     cdef object _parsed
@@ -80,6 +82,7 @@ cdef ScanResult _scan(bytes body):
     cdef Py_ssize_t pos, key_end, value_end, ks, kn
     cdef object model = None
     cdef Py_ssize_t span_start = -1, span_end = -1
+    cdef Py_ssize_t user_start = -1, user_end = -1, metadata_start = -1, metadata_end = -1
     cdef bint stream = False
     cdef set seen = set()
     cdef bytes key
@@ -132,6 +135,10 @@ cdef ScanResult _scan(bytes body):
                     stream = False
                 else:
                     deferred = _InvalidRequest("'stream' must be a boolean", param="stream")
+            elif kn == 4 and memcmp(p + ks, b"user", 4) == 0:
+                user_start, user_end = pos, value_end
+            elif kn == 8 and memcmp(p + ks, b"metadata", 8) == 0:
+                metadata_start, metadata_end = pos, value_end
             elif kn and memchr(p + ks, 92, kn) != NULL:
                 raise _Undecided
             pos = _skip_ws(p, value_end, end)
@@ -153,6 +160,8 @@ cdef ScanResult _scan(bytes body):
     result._span_start = span_start
     result._span_end = span_end
     result._parsed = None
+    result.user = PyBytes_FromStringAndSize(p + user_start, user_end - user_start) if user_start >= 0 else None
+    result.metadata = PyBytes_FromStringAndSize(p + metadata_start, metadata_end - metadata_start) if metadata_start >= 0 else None
     return result
 
 
@@ -177,6 +186,8 @@ cdef ScanResult _scan_with_orjson(bytes body):
     result._span_start = -1
     result._span_end = -1
     result._parsed = document
+    result.user = orjson.dumps(document["user"]) if "user" in document else None
+    result.metadata = orjson.dumps(document["metadata"]) if "metadata" in document else None
     return result
 
 

@@ -782,14 +782,18 @@ class SSESplitter:
 
 
 class ScanResult:
-    __slots__ = ("model", "stream", "body", "_span", "_parsed")
+    __slots__ = ("model", "stream", "body", "_span", "_parsed", "user", "metadata")
 
-    def __init__(self, model, stream, body, span, parsed):
+    def __init__(self, model, stream, body, span, parsed, user=None, metadata=None):
         self.model = model
         self.stream = stream
         self.body = body
         self._span = span  # (start, end) of the model string's contents, or None
         self._parsed = parsed  # the decoded object when the scan fell back to orjson
+        # The raw JSON of the top-level "user" and "metadata" values (attribution), or None:
+        # found on the way, so nobody searches the body for them again.
+        self.user = user
+        self.metadata = metadata
 
     def __repr__(self):
         return f"<ScanResult model={self.model!r} stream={self.stream}>"
@@ -863,6 +867,7 @@ def _scan(body):
     model = None
     span = None
     stream = False
+    user = metadata = None
     seen = set()
     deferred = None
     if pos < len(body) and body[pos] == 0x7D:
@@ -903,6 +908,10 @@ def _scan(body):
                     stream = False
                 else:
                     deferred = InvalidRequest("'stream' must be a boolean", param="stream")
+            elif key == b"user":
+                user = body[pos:value_end]
+            elif key == b"metadata":
+                metadata = body[pos:value_end]
             elif b"\\" in key:
                 raise _Undecided  # an escaped key might spell "model"
             pos = _skip_ws(body, value_end)
@@ -917,7 +926,7 @@ def _scan(body):
         raise InvalidRequest("request body is not valid JSON")
     if deferred is not None:
         raise deferred
-    return ScanResult(model, stream, body, span, None)
+    return ScanResult(model, stream, body, span, None, user, metadata)
 
 
 def _scan_with_orjson(body):
@@ -933,7 +942,9 @@ def _scan_with_orjson(body):
     stream = document.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean", param="stream")
-    return ScanResult(model, bool(stream), orjson.dumps(document), None, document)
+    user = orjson.dumps(document["user"]) if "user" in document else None
+    metadata = orjson.dumps(document["metadata"]) if "metadata" in document else None
+    return ScanResult(model, bool(stream), orjson.dumps(document), None, document, user, metadata)
 
 
 # The model name is echoed in a response header (x-alloy-model) and, for some providers, placed

@@ -469,3 +469,28 @@ def test_find_usage_in_the_last_events_of_a_stream_skipping_null_usage(core):
 )
 def test_find_usage_says_none_when_there_is_no_whole_usage_object(core, data):
     assert core.find_usage(data) is None
+
+
+# --- attribution: the top-level user and metadata, found on the way ----------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model":"m","user":"u-1","messages":[{"role":"user","content":"\\"user\\": no"}],"metadata":{"a":"b"}}',
+        b'{"model":"m","messages":[{"role":"user"}],"tools":[{"metadata":{"x":"y"},"user":"nested"}]}',
+        b'{"model":"m","user":null,"metadata":[1, 2]}',
+        b'{"model":"m\\u00e9","user":"caf\\u00e9","metadata":{"k":"v"}}',  # an escape: orjson decides
+        b'{"model":"m","model":"n","user":"u","metadata":{}}',  # a repeated key: orjson decides
+        b'{ "user" : "spaced" , "metadata" :\t{ "k" : "v" } }',
+    ],
+)
+def test_user_and_metadata_are_the_top_level_values(core, body):
+    result = core.scan_body(body)
+    document = orjson.loads(body)
+    for name in ("user", "metadata"):
+        raw = getattr(result, name)
+        if name in document:
+            assert orjson.loads(raw) == document[name]
+        else:
+            assert raw is None
