@@ -2,7 +2,7 @@
 and Responses ``metadata``: up to 16 string pairs; Anthropic's Messages ``metadata``), kept in the
 ledger as JSON text so ``alloy usage --by metadata.KEY`` can group by any of its keys.
 
-Split in two so the request path pays one byte search and nothing else:
+Split in two so the request path pays no parse (and, for a body the core scanned, no search):
 
     metadata_source  (the finish listener, on the loop) the body itself when ``"metadata"`` occurs
                      in it, else None; no parse. The body is already in memory: the ledger holds a
@@ -15,14 +15,45 @@ Split in two so the request path pays one byte search and nothing else:
 A body that is not JSON, or whose ``metadata`` is not an object of strings, records nothing.
 """
 
+import re
+
 import orjson
 
 MARKER = b'"metadata"'
+USER_VALUE = re.compile(rb'\s*"([^"\\]{1,256})"')  # OpenAI's end-user id: a plain string, bounded
 MAX_PAIRS = 16
 MAX_KEY = 64
 MAX_VALUE = 512
 # ``alloy usage --by metadata.KEY``: a key the JSON path can name without quoting tricks.
 KEY_FORBIDDEN = frozenset('"\\')
+
+
+def attribution(scan, body):
+    """(the body's ``user``, what the ledger holds for its ``metadata``). A body the core scanned
+    (``call.scan``: every model endpoint) is not searched again: the scanner kept the raw top-level
+    ``user`` and ``metadata`` values on its way through, and the metadata is held as a one-field
+    document (``metadata_json`` reads it like a body). Other bodies: one search for each."""
+    if scan is None:
+        return user_of(body), metadata_source(body)
+    raw = scan.user
+    found = None if raw is None else USER_VALUE.fullmatch(raw)
+    metadata = scan.metadata
+    return (
+        None if found is None else found.group(1).decode("utf-8", "replace"),
+        None if metadata is None else b'{"metadata":' + metadata + b"}",
+    )
+
+
+def user_of(body):
+    """The request's ``user`` field (OpenAI's end-user id), for attribution; None without one.
+    Found without parsing the body: ``"user":`` (``"role": "user"`` is never followed by a colon)."""
+    at = body.find(b'"user":')
+    if at < 0:
+        at = body.find(b'"user" :')
+        if at < 0:
+            return None
+    found = USER_VALUE.match(body, body.index(b":", at) + 1)
+    return None if found is None else found.group(1).decode("utf-8", "replace")
 
 
 def metadata_source(body):

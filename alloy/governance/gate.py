@@ -30,7 +30,7 @@ from time import monotonic, time
 
 from alloy.core import ratelimit_reset
 from alloy.errors import AlloyError, AuthenticationFailed, ModelNotFound
-from alloy.governance.attribution import metadata_source
+from alloy.governance.attribution import attribution
 from alloy.governance.counters import WINDOW, CounterTable
 from alloy.governance.keyring import Keyring
 from alloy.governance.ledger import Ledger
@@ -43,7 +43,6 @@ from alloy.governance.store import SECRET_PREFIX, Store
 log = logging.getLogger("alloy.governance")
 _PREFIX = SECRET_PREFIX.encode()
 MAX_TOKENS = re.compile(rb'"max(?:_completion)?_tokens"\s*:\s*(\d{1,9})')
-USER_VALUE = re.compile(rb'\s*"([^"\\]{1,256})"')
 HEADER_FORMS = {  # limit -> (its lines, where its window starts and its count are in a counters row)
     "rpm": (b"x-ratelimit-limit-requests: %d\r\nx-ratelimit-remaining-requests: %d\r\nx-ratelimit-reset-requests: %s\r\n", 1, 2),
     "tpm": (b"x-ratelimit-limit-tokens: %d\r\nx-ratelimit-remaining-tokens: %d\r\nx-ratelimit-reset-tokens: %s\r\n", 3, 4),
@@ -252,16 +251,17 @@ class Governance:
         request = call.request
         tags = request.headers.get(b"x-alloy-tags")
         id_line = call.id_line
+        user, metadata = attribution(scan, request.body)
         self.ledger.append(
             (
                 time(), None if key is None else key.id, None if key is None else key.name,
                 None if key is None else key.team, asked, served,
                 None if deployment is None else deployment.provider.name, call.path.decode("latin-1"), call.status,
                 tokens_in, tokens_out, tokens_cached, cost, round((call.ended_at - call.arrived) * 1000, 3),
-                user_of(request.body),
+                user,
                 None if tags is None else tags[:256].decode("latin-1"),
                 id_line[14 : id_line.find(b"\r\n")].decode("latin-1") if id_line else None,
-                self.ledger.holds(metadata_source(request.body)),  # read by the ledger's writer
+                self.ledger.holds(metadata),  # read by the ledger's writer
                 None if call.error is None else call.error.code, 1,
             )
         )  # fmt: skip
@@ -274,7 +274,7 @@ class Governance:
     def refused_call(self, call, error):
         request = call.request
         tags = request.headers.get(b"x-alloy-tags")
-        call_refused(self.ledger, call, error, user_of(request.body), None if tags is None else tags[:256].decode("latin-1"))
+        call_refused(self.ledger, call, error, attribution(call.scan, request.body)[0], None if tags is None else tags[:256].decode("latin-1"))
 
     def _release_shared(self, key, held, used, cost):
         self.pipeline.loop.create_task(self._released_shared(key, held, used, cost))
@@ -337,15 +337,3 @@ def estimate_tokens(body):
     prompt estimated from the body's size; no tokenizer."""
     found = MAX_TOKENS.search(body)
     return len(body) // CHARS_PER_TOKEN + (int(found.group(1)) if found else 0)
-
-
-def user_of(body):
-    """The request's ``user`` field (OpenAI's end-user id), for attribution; None without one.
-    Found without parsing the body: ``"user":`` (``"role": "user"`` is never followed by a colon)."""
-    at = body.find(b'"user":')
-    if at < 0:
-        at = body.find(b'"user" :')
-        if at < 0:
-            return None
-    found = USER_VALUE.match(body, body.index(b":", at) + 1)
-    return None if found is None else found.group(1).decode("utf-8", "replace")

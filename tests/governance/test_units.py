@@ -7,7 +7,8 @@ import pytest
 from alloy.governance.counters import CounterTable, create_shared
 from alloy.governance.fields import FieldError, duration, key_values, public
 from alloy.core import ratelimit_reset as _reset
-from alloy.governance.gate import estimate_tokens, user_of
+from alloy.governance.attribution import attribution, user_of
+from alloy.governance.gate import estimate_tokens
 from alloy.governance.prices import Prices
 from alloy.usage import tokens_of
 
@@ -56,3 +57,25 @@ def test_two_mappings_of_one_counters_file_see_each_other(tmp_path):
     assert second.read(slot)[2] == 41
     first.close()
     second.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model":"m","user":"u-1","messages":[{"role":"user","content":"hi"}],"metadata":{"a":"b"}}',
+        b'{"model":"m","messages":[{"role":"user"}]}',
+        b'{"model":"m","user":"' + b"x" * 300 + b'"}',  # too long to be an end-user id
+        b'{"model":"m","user":"a\\"b"}',  # an escape: not a plain id
+        b'{"model":"m","user" : "spaced","metadata":{"k":"v","n":1}}',
+    ],
+)
+def test_attribution_from_the_scan_equals_the_search(body):
+    """The scanner's top-level values say what the body search says, and the metadata held reads
+    back to the same ledger text."""
+    from alloy.core import scan_body
+    from alloy.governance.attribution import metadata_json, metadata_source
+
+    user, held = attribution(scan_body(body), body)
+    assert user == user_of(body)
+    source = metadata_source(body)
+    assert (None if held is None else metadata_json(held)) == (None if source is None else metadata_json(source))
