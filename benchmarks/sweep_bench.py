@@ -12,7 +12,10 @@ Timed, one sweep each, median of ``--sweeps`` sweeps (GC off while timing):
 - after, nothing due: ``TimingWheel.advance`` at a sweep no connection's deadline falls in (the
   common case: idle connections are looked at once, when their keep-alive timeout comes);
 - after, all due: the worst case, every connection filed for the same sweep and each finding it
-  had activity since, so it files itself again (what the wheel costs per connection it looks at).
+  had activity since, so it files itself again (what the wheel costs per connection it looks at);
+- after, steady state: connections opened evenly over one keep-alive period (76 sweeps) and every
+  one active before every sweep (a busy keep-alive client), the mean sweep over the next period:
+  each connection comes due once a period and files itself again.
 
 No number here is asserted anywhere; the results folder keeps the table and the JSON.
 """
@@ -117,7 +120,7 @@ def timed(sweep, sweeps, prepare=None):
             samples.append((time.perf_counter_ns() - started) / 1000)
     finally:
         gc.enable()
-    return {"median_us": statistics.median(samples), "min_us": min(samples), "sweeps": sweeps}
+    return {"median_us": statistics.median(samples), "min_us": min(samples), "total_us": sum(samples), "sweeps": sweeps}
 
 
 def measure(n, sweeps):
@@ -154,21 +157,47 @@ def measure(n, sweeps):
 
     result["after_all_due"] = timed(wheel.advance, sweeps, all_due_with_activity)
     assert len(gateway.connections) == n and wheel.filed() == n
+
+    gateway = FakeGateway(with_wheel=True)
+    wheel = gateway.wheel
+    period = int(gateway.settings.keepalive_timeout) + 1
+    for sweep in range(period):
+        open_connections_more(gateway, n * (sweep + 1) // period - n * sweep // period)
+        wheel.advance()
+    connections = list(gateway.connections)
+
+    def everyone_active():
+        now = wheel.now
+        for connection in connections:
+            connection.quiet_since = now
+
+    steady = timed(wheel.advance, period, everyone_active)
+    result["after_steady_state"] = dict(steady, mean_us=steady.pop("total_us") / period)
+    assert len(gateway.connections) == n
     return result
+
+
+def open_connections_more(gateway, n):
+    for _ in range(n):
+        ClientConnection(gateway).connection_made(FakeTransport())
 
 
 def table(results):
     lines = [
-        "| Idle connections | Before: every connection ticked | After: nothing due | After: all due (worst case) | Before / after (nothing due) |",
-        "|---:|---:|---:|---:|---:|",
+        "| Connections | Before: every connection ticked | After: nothing due | After: all due (worst case) "
+        "| After: steady state, all active (mean) | Before / after (nothing due) | Before / after (steady) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         before = r.get("before", {}).get("median_us")
         nothing = r["after_nothing_due"]["median_us"]
+        steady = r["after_steady_state"]["mean_us"]
         ratio = f"{before / nothing:,.0f}x" if before else "-"
+        steady_ratio = f"{before / steady:,.0f}x" if before else "-"
         before_text = f"{before:,.0f} us" if before else "-"
         lines.append(
-            f"| {r['connections']:,} | {before_text} | {nothing:,.2f} us | {r['after_all_due']['median_us']:,.0f} us | {ratio} |"
+            f"| {r['connections']:,} | {before_text} | {nothing:,.2f} us | {r['after_all_due']['median_us']:,.0f} us "
+            f"| {steady:,.0f} us | {ratio} | {steady_ratio} |"
         )
     return "\n".join(lines)
 
