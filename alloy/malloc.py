@@ -11,7 +11,6 @@ A no-op where the C library is not glibc.
 """
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -21,12 +20,11 @@ TRIM_ABOVE = 64 * 1024 * 1024
 
 def tune_allocator():
     """Returns True when the thresholds were set."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
+        # The symbols the process already has, the C library's among them: ctypes.util.find_library
+        # would cost ~1 MB of imports (shutil, tempfile, random) that the gateway never uses again.
+        libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS)
+    except (OSError, AttributeError, TypeError):  # not glibc (musl, macOS), or no dlopen(NULL)
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, HEAP_UP_TO)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_ABOVE))
