@@ -21,22 +21,21 @@ Linux only: elsewhere SO_REUSEPORT does not balance connections between processe
 death signal is a Linux ``prctl``.
 """
 
-import ctypes
 import os
-import select
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import replace
 
 from alloy import core, server
 from alloy.config import ConfigError, load
-from alloy.governance.counters import create_shared
 from alloy.server import say
+
+# ctypes, select, shutil, tempfile and the shared governance counters are imported where the
+# supervisor uses them: a lone gateway (--workers 1, the default) imports this module for
+# check_workers alone, and never needs their ~1.5 MB.
 
 MAX_WORKERS = 64
 FIRST_BACKOFF = 0.5  # seconds before replacing a worker that died young; doubles up to MAX_BACKOFF
@@ -93,11 +92,17 @@ class Supervisor:
                 self.metrics_listener = reserve_port(metrics.host, metrics.port)
                 metrics = replace(metrics, port=self.metrics_listener.getsockname()[1])
             shared = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            import tempfile
+
             self.metrics_dir = tempfile.mkdtemp(prefix="alloy-metrics-", dir=shared)
             self.config = replace(self.config, metrics=replace(metrics, workers_dir=self.metrics_dir))
         # Limits and budgets hold for the whole server: every worker maps the same counters file
         # (alloy.governance.counters), created here before the first fork. Also without keys yet:
         # a database created while the server runs is picked up by every worker (a sparse file).
+        import tempfile
+
+        from alloy.governance.counters import create_shared
+
         shared = "/dev/shm" if os.path.isdir("/dev/shm") else None
         self.governance_dir = tempfile.mkdtemp(prefix="alloy-governance-", dir=shared)
         governance = replace(self.config.governance, shared_path=create_shared(self.governance_dir))
@@ -125,6 +130,9 @@ class Supervisor:
     # --- the loop --------------------------------------------------------------------------------
 
     def run(self):
+        import select
+        import shutil
+
         handled = (*STOP_SIGNALS, signal.SIGCHLD, signal.SIGHUP)
         previous = {signum: signal.signal(signum, lambda *_: None) for signum in handled}
         self.previous_handlers = previous
@@ -319,6 +327,8 @@ class Supervisor:
 def die_with_parent(parent):
     """Have the kernel send this process SIGTERM when the supervisor dies, even by SIGKILL: the
     worker then drains and exits as on an ordinary shutdown."""
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")

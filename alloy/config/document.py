@@ -5,7 +5,6 @@ the frozen ``Config``.
 """
 
 import os
-import tomllib
 from dataclasses import dataclass
 
 from alloy.config.cache import CacheSettings, _load_cache
@@ -52,6 +51,8 @@ def load(path=None, env=None, **server_overrides):
     document = {}
     source = path or "<environment>"
     if path is not None:
+        import tomllib  # only a configuration file needs it (once, at start and at a reload)
+
         try:
             with open(path, "rb") as handle:
                 document = tomllib.load(handle)
