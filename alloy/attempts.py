@@ -21,7 +21,6 @@ Alloy's 502/504. The response names what served it (``x-alloy-provider``, ``x-al
 ``x-alloy-attempts``). A first attempt that succeeds never creates an ``Attempts``.
 """
 
-import email.utils
 import random
 import time
 
@@ -206,6 +205,8 @@ def _retry_after(head):
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # here: only a Retry-After given as an HTTP date needs it (~0.5 MB)
+
     try:
         when = email.utils.parsedate_to_datetime(value.decode("latin-1"))
     except (TypeError, ValueError, IndexError):
