@@ -249,18 +249,16 @@ class Governance:
             else:
                 self._give_back(key, held, used, int(round(cost * MICRO)))
         request = call.request
-        tags = request.headers.get(b"x-alloy-tags")
-        id_line = call.id_line
         user, metadata = attribution(scan, request.body)
+        # Raw where the stored text is only a conversion (the path, the latency, the tags, the
+        # request id): the ledger's writer thread converts them (``alloy.governance.ledger``).
         self.ledger.append(
             (
                 time(), None if key is None else key.id, None if key is None else key.name,
                 None if key is None else key.team, asked, served,
-                None if deployment is None else deployment.provider.name, call.path.decode("latin-1"), call.status,
-                tokens_in, tokens_out, tokens_cached, cost, round((call.ended_at - call.arrived) * 1000, 3),
-                user,
-                None if tags is None else tags[:256].decode("latin-1"),
-                id_line[14 : id_line.find(b"\r\n")].decode("latin-1") if id_line else None,
+                None if deployment is None else deployment.provider.name, call.path, call.status,
+                tokens_in, tokens_out, tokens_cached, cost, call.ended_at - call.arrived,
+                user, request.headers.get(b"x-alloy-tags"), call.id_line,
                 self.ledger.holds(metadata),  # read by the ledger's writer
                 None if call.error is None else call.error.code, 1,
             )

@@ -1,6 +1,7 @@
 """The spend ledger, written off the request path: one row per ended call, in batches.
 
-The finish listener appends a tuple to ``pending`` (no I/O). Every ``flush_interval`` (0.5 s by
+The finish listener appends a tuple to ``pending`` (no I/O; raw references, converted to the stored
+text by the writer thread: ``_stored``). Every ``flush_interval`` (0.5 s by
 default) the loop hands the batch to a writer thread, which inserts it in one SQLite transaction
 on its own connection; the loop never waits for the disk. At shutdown ``close`` hands over the
 last batch and waits for the thread (bounded), so a SIGTERM loses nothing. A ``kill -9`` loses
@@ -8,9 +9,10 @@ what was not yet written: at most the rows of the last ``flush_interval`` plus t
 written. A batch that cannot be written (disk full, a locked file beyond the busy timeout) is
 logged and dropped, counted in ``dropped``; the gateway keeps serving.
 
-A row whose request body may carry ``metadata`` holds the body itself until the writer thread
-turns it into JSON text (``alloy.governance.attribution``): the listener never parses. Bodies held
-are bounded by ``MAX_HELD_BYTES`` per flush; beyond, a row's metadata is not recorded (counted in
+A row whose request body carries ``metadata`` holds it (the scanner's top-level value, or the body
+itself when no scan was made) until the writer thread turns it into JSON text
+(``alloy.governance.attribution``): the listener never parses. What is held is
+bounded by ``MAX_HELD_BYTES`` per flush; beyond, a row's metadata is not recorded (counted in
 ``metadata_dropped``).
 
 Refusals (``alloy.governance.refused``) are counted in ``refusals`` by group and become rows, one a
@@ -24,11 +26,12 @@ from time import time
 
 from alloy.governance import refused
 from alloy.governance.attribution import metadata_json
-from alloy.governance.store import METADATA_AT, Store
+from alloy.governance.store import LEDGER_COLUMNS, METADATA_AT, Store
 
 log = logging.getLogger("alloy.governance")
 MAX_PENDING = 200_000  # rows held while the disk is slower than the traffic; beyond, rows are dropped
 MAX_HELD_BYTES = 64 << 20  # request bodies held for their metadata between two flushes
+PATH_AT, LATENCY_AT, TAGS_AT, REQUEST_ID_AT = (LEDGER_COLUMNS.index(name) for name in ("endpoint", "latency_ms", "tags", "request_id"))
 
 
 class Ledger:
@@ -89,7 +92,7 @@ class Ledger:
             try:
                 if store is None:
                     store = Store(self.path)
-                store.append_ledger([_with_metadata(row) for row in batch])
+                store.append_ledger([_stored(row) for row in batch])
             except Exception as error:  # noqa: BLE001 - the ledger must never stop the gateway
                 self.dropped += len(batch)
                 log.error("governance: %d ledger rows could not be written: %s", len(batch), error)
@@ -97,9 +100,21 @@ class Ledger:
             store.close()
 
 
-def _with_metadata(row):
-    """The row as stored: a request body held for its metadata becomes that metadata's JSON."""
-    body = row[METADATA_AT]
-    if body is None:
+def _stored(row):
+    """The row as stored. An ended call's row comes raw from the finish listener, which only copies
+    references (the path and tags as bytes, the latency in seconds, the answer's header lines for
+    its request id, the metadata held as a document); the conversions happen here, off the loop.
+    A refusal group's row (``alloy.governance.refused``) is already as stored."""
+    path = row[PATH_AT]
+    if type(path) is not bytes:
         return row
-    return (*row[:METADATA_AT], metadata_json(body), *row[METADATA_AT + 1 :])
+    stored = list(row)
+    stored[PATH_AT] = path.decode("latin-1")
+    stored[LATENCY_AT] = round(row[LATENCY_AT] * 1000, 3)
+    tags = row[TAGS_AT]
+    stored[TAGS_AT] = None if tags is None else tags[:256].decode("latin-1")
+    id_line = row[REQUEST_ID_AT]
+    stored[REQUEST_ID_AT] = id_line[14 : id_line.find(b"\r\n")].decode("latin-1") if id_line else None
+    held = row[METADATA_AT]
+    stored[METADATA_AT] = None if held is None else metadata_json(held)
+    return tuple(stored)

@@ -70,3 +70,24 @@ def test_a_database_of_the_previous_schema_is_migrated(tmp_path):
         {"key": "old", "requests": 1, "tokens_in": 3, "tokens_out": 4, "tokens_cached": 0, "cost_usd": 0.5, "errors": 0, "refused": 0}
     ]
     assert usage_rows(db, by="metadata.project")[0]["metadata.project"] is None
+
+
+def test_a_row_says_the_request_id_path_latency_user_and_tags(start_gateway, upstream, tmp_path):
+    """The finish listener hands the ledger raw references; what is stored is what the client saw."""
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "app")
+    gateway = start_gateway(config=keyed_config(upstream, db), env={"ALLOY_MASTER_KEY": MASTER})
+    assert wait_until(lambda: post(gateway.port, secret, chat(), headers={"x-alloy-tags": "warm"})[0] == 200, timeout=5)
+    status, headers, _ = post(gateway.port, secret, chat(user="end-user-7"), headers={"x-alloy-tags": "batch,nightly"})
+    assert status == 200
+
+    def row():
+        with sqlite3.connect(db) as connection:
+            return connection.execute(
+                "SELECT endpoint, latency_ms, user, tags, request_id FROM ledger WHERE tags = 'batch,nightly'"
+            ).fetchone()
+
+    assert wait_until(lambda: row() is not None, timeout=5)
+    endpoint, latency_ms, user, tags, request_id = row()
+    assert (endpoint, user, tags, request_id) == ("/v1/chat/completions", "end-user-7", "batch,nightly", headers["x-request-id"])
+    assert 0 < latency_ms < 5000 and round(latency_ms, 3) == latency_ms
