@@ -10,6 +10,7 @@
 
 import argparse
 import logging
+import os
 import sys
 
 from alloy import server, supervisor
@@ -18,9 +19,26 @@ from alloy.config import ConfigError, load
 from alloy.observability import describe
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's own, given the terminal's width as ``shutil.get_terminal_size`` would find it:
+    argparse imports shutil (and with it bz2 and lzma, ~0.5 MB) to ask, and a gateway would keep
+    them for its whole life."""
+
+    def __init__(self, prog):
+        try:
+            columns = int(os.environ["COLUMNS"])
+        except (KeyError, ValueError):
+            try:
+                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+            except (AttributeError, ValueError, OSError):
+                columns = 80
+        super().__init__(prog, width=max(columns, 20) - 2)
+
+
 def gateway_arguments():
     parser = argparse.ArgumentParser(
         prog="alloy",
+        formatter_class=HelpFormatter,
         description="Alloy: an OpenAI-compatible AI gateway. Subcommand: 'alloy mock-upstream --help'.",
     )
     parser.add_argument("--version", action="version", version=f"alloy {__version__}")
@@ -40,7 +58,9 @@ def gateway_arguments():
 
 def check(argv):
     """``alloy check [--config FILE]``: 0 when it would start, 2 (with the reason) when not."""
-    parser = argparse.ArgumentParser(prog="alloy check", description="Validate a configuration and say what it routes.")
+    parser = argparse.ArgumentParser(
+        prog="alloy check", description="Validate a configuration and say what it routes.", formatter_class=HelpFormatter
+    )
     parser.add_argument("--config", metavar="FILE", help="alloy.toml (default: the environment alone)")
     args = parser.parse_args(argv)
     # Imported here: only this subcommand needs it.

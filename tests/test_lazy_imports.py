@@ -1,0 +1,83 @@
+"""What a started gateway has imported: nothing its default path never uses (issue 11, idle memory).
+
+Each case starts the real gateway the way the ``alloy`` command does (``alloy.cli.main``) in a
+subprocess, on a loopback port the kernel picks, and the moment it announces its address the
+subprocess reports ``sys.modules`` and exits. Imports cost resident memory for the life of the
+process (httpx alone ~5 MB), so a module that creeps back into the start path shows up here; the
+RSS figures themselves are measured by benchmarks/memory_bench.sh, never asserted.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Imported by the gateway only when something asks for it: a provider with client = "httpx", a
+# configuration file, --workers N, a Retry-After date, keys on disk, Redis, the built-in mock.
+NEVER_AT_START = (
+    "httpx", "httpcore", "h2", "alloy.upstream.httpx_backend",
+    "tomllib", "email", "email.utils", "ctypes.util", "shutil", "tempfile", "bz2", "lzma",
+    "sqlite3", "redis", "http.client", "logging.handlers",
+    "alloy.mock_upstream", "alloy.governance.counters", "alloy.governance.commands", "alloy.check",
+)  # fmt: skip
+
+START_AND_REPORT = textwrap.dedent(
+    """
+    import json, os, sys
+    from alloy import cli, server
+
+    def say(message):  # the gateway's announcement: it is started, report and leave
+        if "listening on" in message:
+            print(json.dumps(sorted(sys.modules)), flush=True)
+            os._exit(0)
+
+    server.say = say
+    cli.main(sys.argv[1:])
+    """
+)
+
+
+def started_modules(tmp_path, args=(), env=None):
+    """The modules of a gateway started with ``args`` and ``env`` (the provider's key and address)."""
+    environment = {key: value for key, value in os.environ.items() if not key.endswith("_API_KEY")}
+    environment.pop("ALLOY_CONFIG", None)
+    environment.update(env or {})
+    done = subprocess.run(
+        [sys.executable, "-c", START_AND_REPORT, "--host", "127.0.0.1", "--port", "0", *args],
+        capture_output=True, text=True, timeout=60, env=environment, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+PROVIDER = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+
+
+def test_a_gateway_in_front_of_a_provider_imports_nothing_it_does_not_use(tmp_path):
+    modules = started_modules(tmp_path, env=PROVIDER)
+    assert "alloy.upstream.pool" in modules and "orjson" in modules  # what the default path runs on
+    assert sorted(modules.intersection(NEVER_AT_START)) == []
+
+
+def test_without_a_provider_only_the_builtin_mock_is_added(tmp_path):
+    modules = started_modules(tmp_path)
+    assert "alloy.mock_upstream" in modules
+    mock_needs = {"alloy.mock_upstream", "email", "email.utils"}  # the mock reads HTTP dates
+    assert sorted(modules.intersection(NEVER_AT_START) - mock_needs) == []
+
+
+@pytest.mark.parametrize("client", ["core", "httpx"])
+def test_httpx_is_imported_only_for_a_provider_that_selects_it(tmp_path, client):
+    config = tmp_path / "alloy.toml"
+    config.write_text(
+        f'[providers.up]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\napi_key = "sk-test"\nclient = "{client}"\n'
+    )
+    modules = started_modules(tmp_path, ["--config", str(config)])
+    assert "tomllib" in modules  # a configuration file was read
+    assert ("httpx" in modules) == (client == "httpx")
+    assert ("alloy.upstream.httpx_backend" in modules) == (client == "httpx")
