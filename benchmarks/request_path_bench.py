@@ -12,6 +12,7 @@ alone: parsing, routing, framing, relaying, and every Python frame in between.
     python benchmarks/request_path_bench.py                      # the compiled core, as installed
     ALLOY_PURE=1 python benchmarks/request_path_bench.py         # the pure twin
     python benchmarks/request_path_bench.py --compare            # both, in one run
+    python benchmarks/request_path_bench.py --against DIR        # this checkout vs another (before/after)
 
 ``--compare`` runs each variant in its own process, interleaved over rounds, and prints the median
 µs per request of each and their ratio (the target: compiled vs pure twin on the whole request path
@@ -200,6 +201,40 @@ def compare(args):
         print(f"| {name} | {median:.2f} | {min(values):.2f}-{max(values):.2f} | {median / compiled:.2f}x |")
 
 
+MODES = {
+    "plain (no listeners, no keys)": [],
+    "observability defaults (metrics, access log)": ["--listeners"],
+    "a virtual key (rpm, tpm, budget)": ["--keyed"],
+    "defaults and a virtual key": ["--listeners", "--keyed"],
+}
+
+
+def against(args):
+    """This checkout against the ``alloy`` package of another one (``args.against``: a directory
+    holding ``alloy/`` with its core built), every mode, the two builds alternating round by round
+    (the same bench script drives both, so both run the same requests)."""
+    here = os.path.dirname(HERE)
+    builds = {"before": os.path.abspath(args.against), "after": here}
+    results = {(mode, build): [] for mode in MODES for build in builds}
+    for number in range(args.rounds):
+        order = list(builds.items()) if number % 2 == 0 else list(builds.items())[::-1]
+        for mode, flags in MODES.items():
+            for build, root in order:
+                command = [sys.executable, __file__, "--iterations", str(args.iterations), "--rounds", "1", "--json", *flags]
+                env = {**os.environ, "PYTHONPATH": root}
+                output = subprocess.run(command, env=env, capture_output=True, text=True, check=True, cwd=root)
+                results[(mode, build)].extend(json.loads(output.stdout)["us_per_request"])
+    print(f"Request path in process, {args.rounds} alternating rounds of {args.iterations} requests: µs per request (median, min-max)\n")
+    print("| Mode | before | after | after - before |")
+    print("|---|---:|---:|---:|")
+    for mode in MODES:
+        before, after = results[(mode, "before")], results[(mode, "after")]
+        b, a = statistics.median(before), statistics.median(after)
+        print(f"| {mode} | {b:.2f} ({min(before):.2f}-{max(before):.2f}) | {a:.2f} ({min(after):.2f}-{max(after):.2f}) | {a - b:+.2f} |")
+    if args.json:
+        print(json.dumps({f"{mode} / {build}": values for (mode, build), values in results.items()}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=20000)
@@ -209,9 +244,12 @@ def main():
     parser.add_argument("--json", action="store_true", help="print the per-round figures as JSON")
     parser.add_argument("--listeners", action="store_true", help="with the observability defaults (metrics, access log)")
     parser.add_argument("--keyed", action="store_true", help="every request with a virtual key (rpm, tpm, budget)")
+    parser.add_argument("--against", metavar="DIR", help="compare with the alloy package of another checkout (before/after)")
     args = parser.parse_args()
     if args.compare:
         return compare(args)
+    if args.against:
+        return against(args)
     medians = measure(args.iterations, args.rounds, args.realistic, args.listeners, args.keyed)
     if args.json:
         print(json.dumps({"us_per_request": medians}))
