@@ -61,6 +61,15 @@ MIGRATIONS = (
     ALTER TABLE ledger ADD COLUMN error TEXT;
     ALTER TABLE ledger ADD COLUMN requests INTEGER NOT NULL DEFAULT 1;
     """,
+    # 3 -> 4: the key and team indexes hold only the rows that have a key or a team (a row costs
+    # its indexes most of its insert: ~9 -> ~7 us a row for a key without a team); ``key_id = ?``
+    # and ``team = ?`` imply NOT NULL, so the spend and usage queries still use them.
+    """
+    DROP INDEX ledger_key_at;
+    DROP INDEX ledger_team_at;
+    CREATE INDEX ledger_key_at ON ledger (key_id, at) WHERE key_id IS NOT NULL;
+    CREATE INDEX ledger_team_at ON ledger (team, at) WHERE team IS NOT NULL;
+    """,
 )
 # What governance refuses before anything goes upstream (counted as ``refused`` by ``usage``), and
 # a deployment quota's 429 (nothing sent either).
