@@ -26,12 +26,13 @@ from time import time
 
 from alloy.governance import refused
 from alloy.governance.attribution import metadata_json
-from alloy.governance.store import LEDGER_COLUMNS, METADATA_AT, Store
+from alloy.governance.store import LEDGER_COLUMNS, LEDGER_OPTIONAL_TEXT, METADATA_AT, Store
 
 log = logging.getLogger("alloy.governance")
 MAX_PENDING = 200_000  # rows held while the disk is slower than the traffic; beyond, rows are dropped
 MAX_HELD_BYTES = 64 << 20  # request bodies held for their metadata between two flushes
 PATH_AT, LATENCY_AT, TAGS_AT, REQUEST_ID_AT = (LEDGER_COLUMNS.index(name) for name in ("endpoint", "latency_ms", "tags", "request_id"))
+OPTIONAL_TEXT_AT = tuple(LEDGER_COLUMNS.index(name) for name in LEDGER_OPTIONAL_TEXT)
 
 
 class Ledger:
@@ -117,4 +118,7 @@ def _stored(row):
     stored[REQUEST_ID_AT] = id_line[14 : id_line.find(b"\r\n")].decode("latin-1") if id_line else None
     held = row[METADATA_AT]
     stored[METADATA_AT] = None if held is None else metadata_json(held)
-    return tuple(stored)
+    for at in OPTIONAL_TEXT_AT:  # stored as NULL all the same, bound faster (LEDGER_OPTIONAL_TEXT)
+        if stored[at] is None:
+            stored[at] = ""
+    return stored

@@ -85,6 +85,13 @@ LEDGER_COLUMNS = (
     "error", "requests",
 )  # fmt: skip
 METADATA_AT = LEDGER_COLUMNS.index("metadata")
+# The text columns a row may leave empty. A row may give them as "" instead of None: SQLite's
+# NULLIF stores NULL all the same, and Python's sqlite3 binds a str far faster than a None (which
+# it first offers to the adaptation protocol), so the ledger's writer gives "".
+LEDGER_OPTIONAL_TEXT = frozenset(("key_id", "key_name", "team", "model", "served_model", "provider", "user", "tags", "request_id", "metadata", "error"))
+LEDGER_INSERT = "INSERT INTO ledger ({}) VALUES ({})".format(
+    ",".join(LEDGER_COLUMNS), ",".join("NULLIF(?, '')" if column in LEDGER_OPTIONAL_TEXT else "?" for column in LEDGER_COLUMNS)
+)
 
 
 class StoreError(Exception):
@@ -323,10 +330,9 @@ class Store:
     # --- the ledger --------------------------------------------------------------------------------
 
     def append_ledger(self, rows):
-        """Rows (tuples in ``LEDGER_COLUMNS`` order) in one transaction."""
-        placeholders = ",".join("?" * len(LEDGER_COLUMNS))
+        """Rows (tuples in ``LEDGER_COLUMNS`` order; "" or None for an optional text) in one transaction."""
         with self.transaction():
-            self.db.executemany(f"INSERT INTO ledger ({','.join(LEDGER_COLUMNS)}) VALUES ({placeholders})", rows)
+            self.db.executemany(LEDGER_INSERT, rows)
 
     def spent_since(self, column, value, since):
         """USD spent by a key (column ``key_id``) or a team (``team``) since a wall-clock time."""
