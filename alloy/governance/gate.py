@@ -253,14 +253,14 @@ class Governance:
         # Raw where the stored text is only a conversion (the path, the latency, the tags, the
         # request id): the ledger's writer thread converts them (``alloy.governance.ledger``).
         self.ledger.append(
-            (
-                time(), None if key is None else key.id, None if key is None else key.name,
-                None if key is None else key.team, asked, served,
-                None if deployment is None else deployment.provider.name, call.path, call.status,
+            (  # "" for an empty text: stored as NULL, bound faster (store.LEDGER_OPTIONAL_TEXT)
+                time(), "" if key is None else key.id, "" if key is None else key.name,
+                "" if key is None else key.team or "", asked or "", served or "",
+                "" if deployment is None else deployment.provider.name, call.path, call.status,
                 tokens_in, tokens_out, tokens_cached, cost, call.ended_at - call.arrived,
-                user, request.headers.get(b"x-alloy-tags"), call.id_line,
+                user or "", request.headers.get(b"x-alloy-tags"), call.id_line,
                 self.ledger.holds(metadata),  # read by the ledger's writer
-                None if call.error is None else call.error.code, 1,
+                "" if call.error is None else call.error.code or "", 1,
             )
         )  # fmt: skip
 

@@ -26,13 +26,12 @@ from time import time
 
 from alloy.governance import refused
 from alloy.governance.attribution import metadata_json
-from alloy.governance.store import LEDGER_COLUMNS, LEDGER_OPTIONAL_TEXT, METADATA_AT, Store
+from alloy.governance.store import LEDGER_COLUMNS, METADATA_AT, Store
 
 log = logging.getLogger("alloy.governance")
 MAX_PENDING = 200_000  # rows held while the disk is slower than the traffic; beyond, rows are dropped
 MAX_HELD_BYTES = 64 << 20  # request bodies held for their metadata between two flushes
 PATH_AT, LATENCY_AT, TAGS_AT, REQUEST_ID_AT = (LEDGER_COLUMNS.index(name) for name in ("endpoint", "latency_ms", "tags", "request_id"))
-OPTIONAL_TEXT_AT = tuple(LEDGER_COLUMNS.index(name) for name in LEDGER_OPTIONAL_TEXT)
 
 
 class Ledger:
@@ -104,7 +103,8 @@ class Ledger:
 def _stored(row):
     """The row as stored. An ended call's row comes raw from the finish listener, which only copies
     references (the path and tags as bytes, the latency in seconds, the answer's header lines for
-    its request id, the metadata held as a document); the conversions happen here, off the loop.
+    its request id, the metadata held as a document; "" for an empty text, which the store keeps as
+    NULL); the conversions happen here, off the loop.
     A refusal group's row (``alloy.governance.refused``) is already as stored."""
     path = row[PATH_AT]
     if type(path) is not bytes:
@@ -113,12 +113,9 @@ def _stored(row):
     stored[PATH_AT] = path.decode("latin-1")
     stored[LATENCY_AT] = round(row[LATENCY_AT] * 1000, 3)
     tags = row[TAGS_AT]
-    stored[TAGS_AT] = None if tags is None else tags[:256].decode("latin-1")
+    stored[TAGS_AT] = "" if tags is None else tags[:256].decode("latin-1")
     id_line = row[REQUEST_ID_AT]
-    stored[REQUEST_ID_AT] = id_line[14 : id_line.find(b"\r\n")].decode("latin-1") if id_line else None
+    stored[REQUEST_ID_AT] = id_line[14 : id_line.find(b"\r\n")].decode("latin-1") if id_line else ""
     held = row[METADATA_AT]
-    stored[METADATA_AT] = None if held is None else metadata_json(held)
-    for at in OPTIONAL_TEXT_AT:  # stored as NULL all the same, bound faster (LEDGER_OPTIONAL_TEXT)
-        if stored[at] is None:
-            stored[at] = ""
+    stored[METADATA_AT] = "" if held is None else metadata_json(held) or ""
     return stored
