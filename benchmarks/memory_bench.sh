@@ -6,6 +6,8 @@
 #
 # - installed size of the compiled extension (alloy/_core*.so) and of the whole installed package
 #   (the directory `import alloy` loads from, without __pycache__; plus its dist-info when installed);
+# - RSS of `alloy --port P` with no configuration at all (no provider key: it serves the built-in
+#   mock), at rest after start;
 # - RSS of the alloy process (VmRSS in /proc/PID/status) at rest after start, after N keep-alive chat
 #   requests, while N idle client connections are open, after they closed, and after a run of
 #   streaming chat requests;
@@ -178,6 +180,17 @@ declare -A rss
 settle
 rss[start]=$(rss_kb "$apid")
 
+# `alloy --port P` as a first run would start it: no configuration, no provider key in the
+# environment (it serves the built-in mock); measured at rest, then stopped.
+unset_keys=(-u ALLOY_CONFIG)
+for name in $(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*_API_KEY\)=.*/\1/p'); do unset_keys+=(-u "$name"); done
+bare_port=$(free_port)
+start bare env "${unset_keys[@]}" "${alloy[@]}" --host 127.0.0.1 --port "$bare_port"
+bpid=$(cat "$tmp/bare.pid")
+settle
+rss[bare]=$(rss_kb "$bpid")
+kill "$bpid" 2>/dev/null || true
+
 run_load() { # run_load ROUND
     local r="$1" n
     rss[$r.before]=$(rss_kb "$apid")
@@ -226,7 +239,8 @@ echo "## Resident memory (VmRSS of the alloy process)"
 echo
 echo "| Phase | Run 1 | Run 2 | Run 2 − Run 1 |"
 echo "|---|---:|---:|---:|"
-echo "| At rest after start | $(mb "${rss[start]}") | | |"
+echo "| At rest after start, no configuration (built-in mock) | $(mb "${rss[bare]}") | | |"
+echo "| At rest after start, in front of a provider | $(mb "${rss[start]}") | | |"
 row() { echo "| $1 | $(mb "${rss[1.$2]}") | $(mb "${rss[2.$2]}") | $(kb_delta $(( ${rss[2.$2]} - ${rss[1.$2]} ))) |"; }
 row "After $requests keep-alive chat requests" requests
 row "With $connections idle connections open" held
