@@ -187,3 +187,34 @@ def test_an_upstream_connection_is_looked_at_only_when_its_response_limit_can_fa
     for _ in range(4):
         pool.tick()
     assert failures == [(7, "upstream went silent for 4 s")] and transport.closed
+
+
+def test_the_separate_metrics_listener_ticks_its_connections_itself(gateway):
+    from alloy.observability import MetricsFront
+
+    front = MetricsFront(gateway, endpoint=None)  # what observability builds for [metrics] port
+    transport = FakeTransport()
+    connection = front.protocol()
+    transport.protocol = connection
+    connection.connection_made(transport)
+    assert connection.wheel is not gateway.wheel and gateway.wheel.filed() == 0
+    for _ in range(3):
+        connection.tick(front.settings, False)  # observability's once-a-second timer
+    assert not transport.closed
+    connection.tick(front.settings, False)
+    assert transport.closed and front.connections == set()  # idle > keepalive_timeout = 3
+
+
+def test_the_metrics_listener_closes_idle_connections_at_the_first_tick_of_a_drain(gateway):
+    from alloy.observability import MetricsFront
+
+    front = MetricsFront(gateway, endpoint=None)
+    transport = FakeTransport()
+    connection = front.protocol()
+    transport.protocol = connection
+    connection.connection_made(transport)
+    connection.tick(front.settings, False)
+    assert not transport.closed
+    gateway.draining = True  # what SIGTERM does; observability passes it on to its own tick
+    connection.tick(front.settings, gateway.draining)
+    assert transport.closed
