@@ -1143,7 +1143,7 @@ def ratelimit_reset(seconds):
 _clock = [-1, ""]  # the last whole second formatted, and its text: most lines of a flush share it
 
 
-def access_fields(entry, offset):
+def _access_fields(entry, offset):
     """An access-log entry (``AccessLog.record``'s tuple) as the line's fields in order, those that
     apply; ``offset`` turns its monotonic clock reads into wall-clock time."""
     (ended, id_line, peer, key, method, path, model, stream, served, provider, status, count, bytes_in,
@@ -1193,8 +1193,8 @@ def access_fields(entry, offset):
 
 
 def access_json_line(entry, offset):
-    """The access log's JSON line for ``entry`` (``access_fields``, one object and a newline)."""
-    return orjson.dumps(access_fields(entry, offset)) + b"\n"
+    """The access log's JSON line for ``entry`` (``_access_fields``, one object and a newline)."""
+    return orjson.dumps(_access_fields(entry, offset)) + b"\n"
 
 
 
