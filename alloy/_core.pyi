@@ -254,6 +254,11 @@ class LimitCounters:
     def release(self) -> None:
         """Let go of the memory (before its map is closed)."""
 
+def ratelimit_lines(reported: tuple, rows: Any, now: float) -> bytes:
+    """OpenAI's ``x-ratelimit-*`` lines, each trio from the tightest scope (``LimitCounters``'
+    ``reported``); ``rows``: each scope's counters, indexes 1-4 as in a slot (requests window start
+    and count, tokens window start and count), e.g. as decided in Redis."""
+
 def ratelimit_reset(seconds: float) -> bytes:
     """OpenAI's spelling of a reset time: ``250ms``, ``12s``, ``1m0s``."""
 

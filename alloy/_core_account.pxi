@@ -204,6 +204,20 @@ cdef bytes _ratelimit_lines(tuple reported, CounterSlot *rows, Py_ssize_t count,
     return b"".join(out)
 
 
+def ratelimit_lines(tuple reported, rows, double now):
+    cdef CounterSlot slots[MAX_SCOPES]
+    cdef Py_ssize_t count = len(rows), index
+    if count > MAX_SCOPES:
+        raise ValueError("too many scopes for one key")
+    for index in range(count):
+        row = rows[index]
+        slots[index].rpm_start = row[1]
+        slots[index].requests = row[2]
+        slots[index].tpm_start = row[3]
+        slots[index].tokens = row[4]
+    return _ratelimit_lines(reported, slots, count, now)
+
+
 cdef void _format_reset(char *out, size_t size, double seconds):
     cdef long long whole
     if seconds < 1:

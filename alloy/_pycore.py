@@ -1078,11 +1078,11 @@ class LimitCounters:
                     refused = ("budget", spend)
                 if refused is not None:
                     stored = [COUNTER_SLOT.unpack_from(memory, scope[0]) for scope in scopes]
-                    return (refused[0], index, refused[1], tokens, _ratelimit_lines(reported, stored, now))
+                    return (refused[0], index, refused[1], tokens, ratelimit_lines(reported, stored, now))
                 rows.append((digest, rpm_start, requests + 1, tpm_start, tokens + reserve, inflight + 1, number, spend, loaded))
             for scope, row in zip(scopes, rows):
                 COUNTER_SLOT.pack_into(memory, scope[0], *row)
-            return (None, tuple(row[3] for row in rows), _ratelimit_lines(reported, rows, now))
+            return (None, tuple(row[3] for row in rows), ratelimit_lines(reported, rows, now))
         finally:
             self._unlock()
 
@@ -1112,9 +1112,11 @@ class LimitCounters:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
-def _ratelimit_lines(reported, rows, now):
+def ratelimit_lines(reported, rows, now):
     """OpenAI's ``x-ratelimit-*`` lines, each trio from the tightest scope (the least remaining;
-    the first on a tie). A window that is over has all of its limit left."""
+    the first on a tie). A window that is over has all of its limit left. ``rows``: each scope's
+    counters as a slot holds them (index 1 to 4: the requests window's start and count, the tokens
+    window's start and count)."""
     lines = b""
     for kind, limits in reported:
         form, start_at, used_at = RATELIMIT_LINES[kind]

@@ -44,6 +44,7 @@ rewrite_model = _impl.rewrite_model
 rewrite_model_parts = _impl.rewrite_model_parts
 LimitCounters = _impl.LimitCounters
 ratelimit_reset = _impl.ratelimit_reset
+ratelimit_lines = _impl.ratelimit_lines
 access_json_line = _impl.access_json_line
 SlotObserver = _impl.SlotObserver
 
@@ -70,6 +71,7 @@ __all__ = [
     "frame_request",
     "frame_response",
     "frame_stream_head",
+    "ratelimit_lines",
     "ratelimit_reset",
     "rewrite_model",
     "rewrite_model_parts",

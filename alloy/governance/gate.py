@@ -28,10 +28,10 @@ import logging
 import re
 from time import monotonic, time
 
-from alloy.core import ratelimit_reset
+from alloy.core import ratelimit_lines
 from alloy.errors import AlloyError, AuthenticationFailed, ModelNotFound
 from alloy.governance.attribution import attribution
-from alloy.governance.counters import WINDOW, CounterTable
+from alloy.governance.counters import CounterTable
 from alloy.governance.keyring import Keyring
 from alloy.governance.ledger import Ledger
 from alloy.governance.prices import MICRO, Prices
@@ -43,10 +43,6 @@ from alloy.governance.store import SECRET_PREFIX, Store
 log = logging.getLogger("alloy.governance")
 _PREFIX = SECRET_PREFIX.encode()
 MAX_TOKENS = re.compile(rb'"max(?:_completion)?_tokens"\s*:\s*(\d{1,9})')
-HEADER_FORMS = {  # limit -> (its lines, where its window starts and its count are in a counters row)
-    "rpm": (b"x-ratelimit-limit-requests: %d\r\nx-ratelimit-remaining-requests: %d\r\nx-ratelimit-reset-requests: %s\r\n", 1, 2),
-    "tpm": (b"x-ratelimit-limit-tokens: %d\r\nx-ratelimit-remaining-tokens: %d\r\nx-ratelimit-reset-tokens: %s\r\n", 3, 4),
-}
 CHARS_PER_TOKEN = 4  # the prompt's estimate: its size in bytes / 4, reconciled from the real usage
 
 
@@ -202,31 +198,13 @@ class Governance:
             figure = result[3] if what == "budget" else result[3] / 1000
             if not call.ended:  # the refused scope's windows make the headers
                 alone = tuple((kind, ((0, getattr(scope, kind)),)) for kind in ("rpm", "tpm") if getattr(scope, kind))
-                call.answer(self._refusal(scope, what, figure, reserve, rows[0][4], self._headers(alone, rows, now), wall))
+                call.answer(self._refusal(scope, what, figure, reserve, rows[0][4], ratelimit_lines(alone, rows, now), wall))
             return
         windows = [result[4 + 4 * i] for i in range(len(key.scopes))]
         if call.ended:  # the client left while Redis decided: give the reservation back
             self._release_shared(key, (reserve, windows, True), reserve, 0)
             return
-        self._carry_on(call, reserve, windows, self._headers(key.reported, rows, now), True)
-
-    def _headers(self, reported, rows, now):
-        """OpenAI's x-ratelimit-* lines from the tightest of the key's and its team's windows
-        (``reported``: ``KeyIdentity.reported``, or the like for one scope)."""
-        lines = b""
-        for kind, limits in reported:
-            form, start_at, used_at = HEADER_FORMS[kind]
-            best = None
-            for index, limit in limits:
-                row = rows[index]
-                if now - row[start_at] >= WINDOW:  # the window is over: all of it is left
-                    remaining, reset = limit, 0.0
-                else:
-                    remaining, reset = max(limit - row[used_at], 0), row[start_at] + WINDOW - now
-                if best is None or remaining < best[1]:
-                    best = (limit, remaining, reset)
-            lines += form % (best[0], best[1], ratelimit_reset(best[2]))
-        return lines
+        self._carry_on(call, reserve, windows, ratelimit_lines(key.reported, rows, now), True)
 
     # --- account ------------------------------------------------------------------------------------
 

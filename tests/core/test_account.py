@@ -265,3 +265,14 @@ def test_slot_compiled_equals_pure_over_random_calls():
         compiled_watcher.observe(slots[0], call, stream)
         pure_watcher.observe(slots[1], call, stream)
     assert slots[0] == slots[1]
+
+
+def test_lines_from_rows_decided_elsewhere(core):
+    """Rows as Redis decided them (no slot memory): the same lines as the counters would make."""
+    memory, counters = table(core)
+    scopes, reported = key_scopes(rpm=10, tpm=500, team=(4, 0, 0, 0, 0, 0.0))
+    _, _, lines = counters.take(scopes, reported, 120, NOW, WALL)
+    rows = [row(memory, offset) for offset in OFFSETS]
+    assert core.ratelimit_lines(reported, rows, NOW) == lines
+    assert b"x-ratelimit-limit-requests: 4\r\nx-ratelimit-remaining-requests: 3\r\n" in lines
+    assert b"x-ratelimit-remaining-tokens: 380\r\n" in lines
