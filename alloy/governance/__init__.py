@@ -22,13 +22,18 @@ does not exist (no key was ever created): the gateway then behaves exactly as wi
 alone, and pays nothing per request. ``DatabaseWatch`` then looks for the file off the request path
 (one ``os.stat`` every ``sync_interval``, and at each reload): once ``alloy keys create`` made it,
 governance is built on the pipeline serving at that moment, exactly as if the gateway had started
-with it, and the watch stops.
+with it, and the watch stops. Meanwhile the watch answers the admin API itself (``ADMIN_PATHS``,
+behind the master key as always; ``alloy.governance.admin.before_database``): reads find nothing
+and create nothing, and the first write that passes validation creates the database, has the
+watch build governance at once and is then served by governance's own handlers, so the first key
+can be made over HTTP too.
 """
 
 import logging
 import os
 
 log = logging.getLogger("alloy.governance")
+ADMIN_PATHS = (b"/admin/keys", b"/admin/teams", b"/admin/usage")  # what governance registers
 
 
 def applies(settings):
@@ -70,6 +75,14 @@ class DatabaseWatch:
         self.pipeline = pipeline  # the one serving: a reload hands the watch to its new pipeline
         self.failed = False  # an open that failed was logged (once)
         self.timer = pipeline.loop.call_later(settings.sync_interval, self._tick)
+        for prefix in ADMIN_PATHS:  # replaced by governance's own handlers once it is built
+            pipeline.admin_routes.setdefault(prefix, self.admin)
+
+    def admin(self, request, path, query, connection):
+        """The admin API before the database exists (the module, and sqlite3, load only now)."""
+        from alloy.governance.admin import before_database
+
+        return before_database(self, request, path, query, connection)
 
     def _tick(self):
         self.timer = None

@@ -15,9 +15,17 @@ Bad input is a 400 naming the field (unknown fields, negative limits, absurd bud
 names) and nothing is written; an unknown key or team is a 404. These calls write the SQLite file
 on the event loop: they are rare and take a millisecond or two; the request path never does.
 The worker that served the change reloads its keys at once, the others within ``sync_interval``.
+
+Before any database exists (a gateway with a master key and no keys yet), ``before_database``
+answers the same routes with the same handlers over an empty ``_NoDatabase``: reads list nothing
+and create no file, bad input is refused with the same 400 (nothing created), and the first write
+that would succeed creates the database, has the ``DatabaseWatch`` build governance now, and is
+served by governance's handlers as if the gateway had started with the file. The other workers of
+``--workers N`` find the file within ``sync_interval``, as they find one ``alloy keys create`` made.
 """
 
 import logging
+import os
 from urllib.parse import parse_qs, unquote
 
 import orjson
@@ -25,7 +33,7 @@ import orjson
 from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound
 from alloy.governance.attribution import metadata_key
 from alloy.governance.fields import FieldError, key_values, moment, public, team_values
-from alloy.governance.store import NotFoundError, StoreError
+from alloy.governance.store import NotFoundError, Store, StoreError
 from alloy.prebuilt import Prebuilt
 
 log = logging.getLogger("alloy.governance")
@@ -42,6 +50,86 @@ def register(governance, routes):
     routes[b"/admin/keys"] = guarded(admin.keys)
     routes[b"/admin/teams"] = guarded(admin.teams)
     routes[b"/admin/usage"] = guarded(admin.usage)
+
+
+def before_database(watch, request, path, query, connection):
+    """An admin request while the gateway has no database: see the module's docstring."""
+    handler = getattr(Admin(_NoDatabase()), path.split(b"/")[2].decode())  # keys, teams or usage
+    if os.path.exists(watch.settings.path):  # made meanwhile (alloy keys create, another worker)
+        return _with_governance(watch, request, path, query, connection)
+    try:
+        return handler(request, path, query, connection)
+    except _NeedsDatabase:
+        pass
+    except AlloyError:
+        raise
+    except Exception as error:  # noqa: BLE001 - as guarded(): a 500 with a message, not a crash
+        log.exception("governance: the admin request %s failed", path.decode("latin-1"))
+        raise AlloyError(f"the admin request failed: {type(error).__name__}") from None
+    try:
+        Store(watch.settings.path).close()  # created and migrated; governance opens it again
+    except Exception as error:  # noqa: BLE001 - a directory not writable, a full disk
+        log.error("governance: cannot create the keys database %s: %s", watch.settings.path, error)
+        raise AlloyError(f"the keys database {watch.settings.path} cannot be created: {type(error).__name__}") from None
+    log.warning("governance: the admin API created the keys database %s", watch.settings.path)
+    return _with_governance(watch, request, path, query, connection)
+
+
+def _with_governance(watch, request, path, query, connection):
+    if not watch.look():
+        raise AlloyError(f"the keys database {watch.settings.path} cannot be opened (see the gateway's log)")
+    routes = watch.pipeline.admin_routes
+    for prefix, handler in routes.items():
+        if path == prefix or path.startswith(prefix + b"/"):
+            return handler(request, path, query, connection)
+    raise NotFound(f"no route for {path.decode('latin-1')}")
+
+
+class _NeedsDatabase(Exception):
+    """A write that passed validation: now the database must exist."""
+
+
+class _NoDatabase:
+    """The store and ledger of a gateway without a database, as the admin handlers see them: no
+    key, no team, no usage; a write that would succeed raises ``_NeedsDatabase``."""
+
+    def __init__(self):
+        self.store = self.ledger = self
+
+    def flush(self):
+        pass
+
+    def keys(self):
+        return []
+
+    teams = keys
+
+    def usage(self, by, since, key, team):
+        return []
+
+    def key(self, ref):
+        raise NotFoundError(f"no key with the id or name {ref!r}")
+
+    def team(self, ref):
+        raise NotFoundError(f"no team with the id or name {ref!r}")
+
+    def create_key(self, values):
+        team = values.get("team")
+        if team is not None:  # the store's own refusal: no team exists yet
+            raise StoreError(f"no team named {team!r}: create it first (alloy teams create --name {team})")
+        raise _NeedsDatabase()
+
+    def create_team(self, values):
+        raise _NeedsDatabase()
+
+    def update_key(self, ref, values):
+        self.key(ref)
+
+    def update_team(self, ref, values):
+        self.team(ref)
+
+    revoke_key = rotate_key = key
+    delete_team = team
 
 
 def guarded(handler):
