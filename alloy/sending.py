@@ -26,7 +26,7 @@ from alloy.headers import (
     PROVIDER_SCOPED,
     PROVIDER_SCOPED_PREFIXES,
 )
-from alloy.providers import PASSTHROUGH, TRANSLATORS, TranslateSettings
+from alloy.providers import PASSTHROUGH, TranslateSettings, translator_for
 from alloy.relay import PassthroughRelay, TranslatedRelay
 from alloy.stream_usage import HiddenUsage, ask_for_usage
 from alloy.upstream import UpstreamRequest
@@ -174,7 +174,7 @@ class TranslatedProvider:
 
 def provider_for(settings, upstream, server):
     """The send-stage object for one configured provider."""
-    translator = TRANSLATORS.get(settings.api)
+    translator = translator_for(settings.api)
     if translator is not None:
         return TranslatedProvider(settings, upstream, translator, server.max_buffered_response_bytes)
     return PassthroughProvider(settings, upstream)

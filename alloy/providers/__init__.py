@@ -3,7 +3,9 @@
 The ``openai`` kind (and every OpenAI-compatible preset) is a passthrough handled by the proxy
 itself: the body is forwarded byte for byte with the model spliced in by the core scanner. Every
 other kind is a module here exposing the same small interface, so adding a provider is adding a
-file and a row in ``TRANSLATORS``:
+file and a row in ``TRANSLATORS`` (its module's name: a translator is imported when the first
+provider of its kind is configured, so a gateway in front of OpenAI alone never loads one; issue 11,
+idle memory):
 
     build_request(body: dict, upstream_model: str, endpoint: str, settings: TranslateSettings)
         -> UpstreamCall
@@ -28,12 +30,23 @@ file and a row in ``TRANSLATORS``:
 included), the extra header lines (credentials in the provider's own scheme), and the body bytes.
 """
 
-from alloy.providers import anthropic, azure, gemini, openai
+from importlib import import_module
+
+from alloy.providers import azure, openai
 from alloy.providers.types import TranslateSettings, UpstreamCall, path_segment
 
 # APIs reached by passthrough: the body is forwarded as it is; only path and credentials differ.
 PASSTHROUGH = {"openai": openai, "azure": azure}
-# APIs reached by translation: modules with build_request / translate_response / StreamTranslator.
-TRANSLATORS = {"anthropic": anthropic, "gemini": gemini}
+# APIs reached by translation: the modules with build_request / translate_response / StreamTranslator,
+# by name: once imported, a translator (and what it imports) stays for the life of the process.
+TRANSLATORS = {"anthropic": "alloy.providers.anthropic", "gemini": "alloy.providers.gemini"}
 
-__all__ = ["PASSTHROUGH", "TRANSLATORS", "TranslateSettings", "UpstreamCall", "path_segment"]
+
+def translator_for(api):
+    """The translator module of ``api`` (imported now when it is the first provider of its kind),
+    or None for an API reached by passthrough. Called once per provider, at start or at a reload."""
+    module = TRANSLATORS.get(api)
+    return None if module is None else import_module(module)
+
+
+__all__ = ["PASSTHROUGH", "TRANSLATORS", "TranslateSettings", "UpstreamCall", "path_segment", "translator_for"]
