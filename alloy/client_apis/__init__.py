@@ -21,22 +21,49 @@ and the modules that wire them into the request path (``alloy.pipeline`` hands t
     messages_native     Anthropic providers answering Messages natively (passthrough)
     responses_endpoint  the stages for a Responses request: passthrough by model, or translated
     responses_wire      the translated call's transport (the Messages one, in the Responses shapes)
+
+Nothing here is imported with the package: the endpoints load the translation modules on first use
+(``OnFirstUse`` below), and this package's own names are imported when first read.
 """
 
-from alloy.client_apis.messages import (
-    MessagesStreamTranslator,
-    anthropic_error_body,
-    anthropic_error_type,
-    chat_request_from_messages,
-    estimate_input_tokens,
-    messages_response_from_chat,
-)
+from importlib import import_module
 
-__all__ = [
-    "MessagesStreamTranslator",
-    "anthropic_error_body",
-    "anthropic_error_type",
-    "chat_request_from_messages",
-    "estimate_input_tokens",
-    "messages_response_from_chat",
-]
+# The package's own names, each from the module that defines it (imported when first read).
+_EXPORTED = {
+    "MessagesStreamTranslator": "alloy.client_apis.messages",
+    "anthropic_error_body": "alloy.client_apis.messages",
+    "anthropic_error_type": "alloy.client_apis.messages",
+    "chat_request_from_messages": "alloy.client_apis.messages",
+    "estimate_input_tokens": "alloy.client_apis.messages",
+    "messages_response_from_chat": "alloy.client_apis.messages",
+}
+__all__ = sorted(_EXPORTED)
+
+
+def __getattr__(name):  # a name of __all__ not read yet (PEP 562); submodules are found as usual
+    module = _EXPORTED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(module), name)
+
+
+class OnFirstUse:
+    """Names from modules that are imported the first time one of their names is read.
+
+    ``translation = OnFirstUse(chat_request_from_messages="alloy.client_apis.messages")`` at the top
+    of a module costs nothing; ``translation.chat_request_from_messages`` imports that module when
+    first read and keeps the name as the object's own attribute, so every later read is an ordinary
+    attribute read with no import machinery. An endpoint reads its translation modules through one
+    of these: a gateway that is never asked for a translation never holds them (issue 11, idle
+    memory), and the first request that needs them pays the import once."""
+
+    def __init__(self, **modules):
+        self._modules = modules  # name -> the module that defines it
+
+    def __getattr__(self, name):  # called only while ``name`` is not yet an attribute: once per name
+        module = self.__dict__["_modules"].get(name)
+        if module is None:
+            raise AttributeError(f"{name!r} is not a name this OnFirstUse imports")
+        value = getattr(import_module(module), name)
+        setattr(self, name, value)
+        return value

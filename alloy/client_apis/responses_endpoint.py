@@ -34,12 +34,18 @@ used; what went upstream is in its ``endpoint`` ("chat/completions" when transla
 import orjson
 
 from alloy.call import Call
+from alloy.client_apis import OnFirstUse
 from alloy.client_apis.messages_endpoint import CHAT, ChatRequest, reachable
-from alloy.client_apis.responses_request import chat_request_from_responses
-from alloy.client_apis.responses_wire import ResponsesConnection, ResponsesTransport
 from alloy.core import scan_body
 from alloy.errors import InvalidRequest
 from alloy.routing import json_model_scan
+
+# What a translated Responses call runs on: imported by the first one (a passthrough needs none).
+responses_api = OnFirstUse(
+    chat_request_from_responses="alloy.client_apis.responses_request",
+    ResponsesConnection="alloy.client_apis.responses_wire",
+    ResponsesTransport="alloy.client_apis.responses_wire",
+)
 
 RESPONSES = b"/v1/responses"
 RESPONSES_PREFIX = b"/v1/responses/"
@@ -99,11 +105,13 @@ class ResponsesEndpoint:
             raise InvalidRequest("We could not parse the JSON body of your request.") from None
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object")
-        chat_body = orjson.dumps(chat_request_from_responses(body))
+        chat_body = orjson.dumps(responses_api.chat_request_from_responses(body))
         model = body["model"]
-        transport = ResponsesTransport(connection, body, model, body.get("stream") is True, self.max_buffered)
+        stream = body.get("stream") is True
+        transport = responses_api.ResponsesTransport(connection, body, model, stream, self.max_buffered)
+        answering = responses_api.ResponsesConnection(connection, transport, request, scan, path, query)
         call = Call(
-            pipeline, ChatRequest(request, chat_body), ResponsesConnection(connection, transport, request, scan, path, query),
+            pipeline, ChatRequest(request, chat_body), answering,
             CHAT, b"", id_line, group, scan_body(chat_body), name,
         )  # fmt: skip
         call.path = path  # the client's; what goes upstream is in call.suffix and call.endpoint
