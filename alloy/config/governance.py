@@ -9,6 +9,8 @@
     redis_timeout = 0.25               # seconds Redis has to answer before the local limits decide
     fail_mode = "open"                 # Redis unreachable: "open" decides with this server's own
                                        # counters, "closed" refuses keyed requests with 503
+    inflight_lease = 30                # seconds a request in flight holds its Redis slot unless
+                                       # renewed: a lost release frees itself within this time
 
     [governance.prices."my-model"]     # USD per million tokens, overriding the shipped table
     input = 1.0
@@ -39,6 +41,7 @@ class GovernanceSettings:
     redis_url: str | None = None
     redis_timeout: float = 0.25
     fail_mode: str = "open"
+    inflight_lease: float = 30.0
     prices: tuple = ()  # ((model, (input, output, cached_input)), ...) USD per million tokens
     # Not a configuration key: with --workers N the supervisor creates the shared counters file
     # (rate limits, in-flight counts, spend) every worker maps, so limits hold for the whole server;
@@ -68,6 +71,7 @@ def _load_governance(source, table, env):
         redis_url=_redis_url(section),
         redis_timeout=section.positive("redis_timeout", float, 0.25),
         fail_mode=section.one_of("fail_mode", ("open", "closed"), "open"),
+        inflight_lease=section.positive("inflight_lease", float, 30.0),
         prices=_prices(source, section.get("prices", dict, {})),
     )
     section.finish()
