@@ -4,7 +4,10 @@ Each case starts the real gateway the way the ``alloy`` command does (``alloy.cl
 subprocess, on a loopback port the kernel picks, and the moment it announces its address the
 subprocess reports ``sys.modules`` and exits. Imports cost resident memory for the life of the
 process (httpx alone ~5 MB), so a module that creeps back into the start path shows up here; the
-RSS figures themselves are measured by benchmarks/memory_bench.sh, never asserted.
+RSS figures themselves are measured by benchmarks/memory_bench.sh, never asserted. The translators
+(providers of another kind, Messages and Responses clients of providers that do not speak their
+API) come only with a provider that needs them, or with the first request that does; that they then
+work is what the client API and provider integration tests show.
 """
 
 import json
@@ -17,13 +20,31 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The translators each way: a provider of another kind (out), a Messages or Responses client whose
+# model's providers do not speak its API (in). Imported when the first provider of that kind is
+# configured, or by the first request that needs them.
+ANTHROPIC_OUT = ("alloy.providers.anthropic", "alloy.providers.anthropic_stream")
+GEMINI_OUT = ("alloy.providers.gemini", "alloy.providers.gemini_stream", "mimetypes")
+MESSAGES_ANSWER = (  # a Messages call's connection and transport, and Anthropic answering natively
+    "alloy.client_apis.messages_native", "alloy.client_apis.messages_wire", "alloy.client_apis.messages_response",
+    "alloy.client_apis.messages_stream", "alloy.client_apis.chat_stream",
+)  # fmt: skip
+MESSAGES_REQUEST = ("alloy.client_apis.messages", "alloy.client_apis.messages_content", "alloy.client_apis.messages_tokens")
+RESPONSES_IN = (
+    "alloy.client_apis.responses_request", "alloy.client_apis.responses_response",
+    "alloy.client_apis.responses_stream", "alloy.client_apis.responses_wire",
+)  # fmt: skip
+TRANSLATION = (*ANTHROPIC_OUT, *GEMINI_OUT, *MESSAGES_ANSWER, *MESSAGES_REQUEST, *RESPONSES_IN)
+
 # Imported by the gateway only when something asks for it: a provider with client = "httpx", a
-# configuration file, --workers N, a Retry-After date, keys on disk, Redis, the built-in mock.
+# configuration file, --workers N, a Retry-After date, keys on disk, Redis, the built-in mock, a
+# translation.
 NEVER_AT_START = (
     "httpx", "httpcore", "h2", "alloy.upstream.httpx_backend",
     "tomllib", "email", "email.utils", "ctypes.util", "shutil", "tempfile", "bz2", "lzma",
     "sqlite3", "redis", "http.client", "logging.handlers",
     "alloy.mock_upstream", "alloy.governance.counters", "alloy.governance.commands", "alloy.check",
+    *TRANSLATION,
 )  # fmt: skip
 
 START_AND_REPORT = textwrap.dedent(
@@ -55,6 +76,15 @@ def started_modules(tmp_path, args=(), env=None):
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def provider_config(tmp_path, kind, client="core"):
+    """The arguments for a gateway with one provider of ``kind``, from a configuration file."""
+    config = tmp_path / "alloy.toml"
+    config.write_text(
+        f'[providers.up]\nkind = "{kind}"\nbase_url = "http://127.0.0.1:9/v1"\napi_key = "sk-test"\nclient = "{client}"\n'
+    )
+    return ["--config", str(config)]
+
+
 PROVIDER = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
 
 
@@ -73,11 +103,28 @@ def test_without_a_provider_only_the_builtin_mock_is_added(tmp_path):
 
 @pytest.mark.parametrize("client", ["core", "httpx"])
 def test_httpx_is_imported_only_for_a_provider_that_selects_it(tmp_path, client):
-    config = tmp_path / "alloy.toml"
-    config.write_text(
-        f'[providers.up]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\napi_key = "sk-test"\nclient = "{client}"\n'
-    )
-    modules = started_modules(tmp_path, ["--config", str(config)])
+    modules = started_modules(tmp_path, provider_config(tmp_path, "openai", client))
     assert "tomllib" in modules  # a configuration file was read
     assert ("httpx" in modules) == (client == "httpx")
     assert ("alloy.upstream.httpx_backend" in modules) == (client == "httpx")
+
+
+def test_an_openai_gateway_holds_no_translator_until_a_request_needs_one(tmp_path):
+    modules = started_modules(tmp_path, provider_config(tmp_path, "openai"))
+    # the endpoints themselves are there: they take /v1/messages and /v1/responses when asked
+    assert {"alloy.client_apis.messages_endpoint", "alloy.client_apis.responses_endpoint"} <= modules
+    assert sorted(modules.intersection(TRANSLATION)) == []
+
+
+def test_an_anthropic_provider_brings_its_translator_and_native_messages_only(tmp_path):
+    modules = started_modules(tmp_path, provider_config(tmp_path, "anthropic"))
+    # chat completions are translated out to it, and Messages clients reach it natively through
+    # the Messages connection and transport; a Messages body is translated only for another kind
+    assert sorted(modules.intersection(ANTHROPIC_OUT + MESSAGES_ANSWER)) == sorted(ANTHROPIC_OUT + MESSAGES_ANSWER)
+    assert sorted(modules.intersection(GEMINI_OUT + MESSAGES_REQUEST + RESPONSES_IN)) == []
+
+
+def test_a_gemini_provider_brings_its_translator_alone(tmp_path):
+    modules = started_modules(tmp_path, provider_config(tmp_path, "gemini"))
+    assert sorted(modules.intersection(GEMINI_OUT)) == sorted(GEMINI_OUT)
+    assert sorted(modules.intersection(ANTHROPIC_OUT + MESSAGES_ANSWER + MESSAGES_REQUEST + RESPONSES_IN)) == []
