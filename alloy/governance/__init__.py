@@ -55,7 +55,10 @@ def governance_for(config, pipeline):
 def _opened(settings, pipeline):
     from alloy.governance.gate import Governance  # imported only when keys apply
 
-    return Governance(settings, pipeline)
+    governance = Governance(settings, pipeline)
+    if governance.shared is not None:  # how long a call's in-flight slot in Redis lives unrenewed
+        governance.shared.lease = settings.inflight_lease
+    return governance
 
 
 def _open_errors():

@@ -12,30 +12,48 @@ When Redis does not answer within ``redis_timeout`` (refused, reset, silent), th
 with the local counters of this server instead (``fail_mode = "open"``: still limited, per server)
 or refuses keyed requests with 503 (``fail_mode = "closed"``); it says so once in the log, stays
 local for ``RETRY_AFTER`` seconds, then tries Redis again by itself and says when it is back.
-Calls admitted by Redis are released in Redis; a release that cannot reach it is lost (the in-flight
-count of that key stays one too high until the window's hash is rewritten by a later release).
+Calls admitted by Redis are released in Redis.
+
+Requests in flight are leases, so a release that never arrives heals itself: each key's and team's
+calls in flight are a sorted set (``alloy:gov:<id>:inflight``) of request ids scored by a deadline
+on Redis' clock. The admit script drops the expired ones, counts the rest against ``max_parallel``
+and adds the new call with a deadline ``inflight_lease`` ahead; the release script removes it. While
+calls last, this gateway renews the leases of all it holds every third of the lease (one round trip
+for all of them, none per request), so a long stream keeps its slot. A release that cannot reach
+Redis, a gateway killed with calls in flight, an admit whose answer timed out after Redis counted
+it: no one renews those leases, and each slot frees itself within ``inflight_lease`` (30 s).
+Which of a key's leases a release removes does not matter (the gateway renews all it holds): it
+keeps request ids per set of scopes and gives back any one of them.
 """
 
 import asyncio
+import itertools
 import logging
+import os
 import time
 
 log = logging.getLogger("alloy.governance")
 RETRY_AFTER = 1.0  # seconds of local decisions after a Redis failure, before trying it again
 PREFIX = "alloy:gov:"
+LEASES = ":inflight"  # after PREFIX + the scope's id: its calls in flight, scored by deadline
 
 ADMIT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local reserve = tonumber(ARGV[1])
+local lease, member = tonumber(ARGV[#ARGV - 1]), ARGV[#ARGV]
+local scopes = #KEYS / 2
 local state = {}
-for i, key in ipairs(KEYS) do
+for i = 1, scopes do
+  local key, leases = KEYS[i], KEYS[scopes + i]
   local b = 1 + (i - 1) * 5
   local rpm, tpm, par = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local budget, period = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
-  local v = redis.call('HMGET', key, 'rs', 'rc', 'ts', 'tu', 'inf', 'per', 'sp')
+  local v = redis.call('HMGET', key, 'rs', 'rc', 'ts', 'tu', 'per', 'sp')
   local rs, rc, ts, tu = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
-  local inf, per, sp = tonumber(v[5]) or 0, tonumber(v[6]) or -1, tonumber(v[7]) or 0
+  local per, sp = tonumber(v[5]) or -1, tonumber(v[6]) or 0
+  redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)  -- leases nobody renewed: lost releases
+  local inf = redis.call('ZCARD', leases)
   if now - rs >= 60000 then rs = now; rc = 0 end
   if now - ts >= 60000 then ts = now; tu = 0 end
   if per ~= period then per = period; sp = 0 end
@@ -43,12 +61,14 @@ for i, key in ipairs(KEYS) do
   if tpm > 0 and tu + reserve > tpm then return {0, i, 'tokens', ts + 60000 - now, now, rs, rc, ts, tu} end
   if par > 0 and inf >= par then return {0, i, 'parallel', 1000, now, rs, rc, ts, tu} end
   if budget > 0 and sp >= budget then return {0, i, 'budget', sp, now, rs, rc, ts, tu} end
-  state[i] = {rs, rc + 1, ts, tu + reserve, inf + 1, per, sp}
+  state[i] = {rs, rc + 1, ts, tu + reserve, per, sp}
 end
 local out = {1, now}
-for i, key in ipairs(KEYS) do
+for i = 1, scopes do
   local s = state[i]
-  redis.call('HSET', key, 'rs', s[1], 'rc', s[2], 'ts', s[3], 'tu', s[4], 'inf', s[5], 'per', s[6], 'sp', s[7])
+  redis.call('HSET', KEYS[i], 'rs', s[1], 'rc', s[2], 'ts', s[3], 'tu', s[4], 'per', s[5], 'sp', s[6])
+  redis.call('ZADD', KEYS[scopes + i], now + lease, member)
+  redis.call('PEXPIRE', KEYS[scopes + i], lease)  -- no deadline in the set is later than this
   for j = 1, 4 do table.insert(out, s[j]) end
 end
 return out
@@ -56,15 +76,35 @@ return out
 
 RELEASE = """
 local used, reserved = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i, key in ipairs(KEYS) do
+local member = ARGV[#ARGV]
+local scopes = #KEYS / 2
+for i = 1, scopes do
+  local key = KEYS[i]
   local b = 2 + (i - 1) * 3
   local window, period, cost = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local v = redis.call('HMGET', key, 'ts', 'tu', 'inf', 'per', 'sp')
-  local ts, tu, inf = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
-  local per, sp = tonumber(v[4]) or -1, tonumber(v[5]) or 0
+  local v = redis.call('HMGET', key, 'ts', 'tu', 'per', 'sp')
+  local ts, tu = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+  local per, sp = tonumber(v[3]) or -1, tonumber(v[4]) or 0
   if ts == window then tu = math.max(tu + used - reserved, 0) end
   if per ~= period then per = period; sp = 0 end
-  redis.call('HSET', key, 'tu', tu, 'inf', math.max(inf - 1, 0), 'per', per, 'sp', sp + cost)
+  redis.call('HSET', key, 'tu', tu, 'per', per, 'sp', sp + cost)
+  redis.call('ZREM', KEYS[scopes + i], member)
+end
+return 1
+"""
+
+RENEW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local lease = tonumber(ARGV[1])
+local at = 2
+for i, leases in ipairs(KEYS) do
+  local count = tonumber(ARGV[at])
+  for j = 1, count do
+    redis.call('ZADD', leases, 'XX', now + lease, ARGV[at + j])  -- XX: a released call stays released
+  end
+  at = at + count + 1
+  redis.call('PEXPIRE', leases, lease)
 end
 return 1
 """
@@ -76,7 +116,7 @@ def redacted(url):
 
 
 class SharedCounters:
-    def __init__(self, url, timeout):
+    def __init__(self, url, timeout, lease=30.0):
         import redis.asyncio  # imported only when a Redis URL is configured
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -91,8 +131,14 @@ class SharedCounters:
         self.timeout = timeout
         self.admit_script = self.client.register_script(ADMIT)
         self.release_script = self.client.register_script(RELEASE)
+        self.renew_script = self.client.register_script(RENEW)
         self.down_until = 0.0  # monotonic time before which decisions stay local
         self.url = redacted(url)  # for the log: never a password
+        self.lease = lease  # seconds (``[governance] inflight_lease``)
+        self.held = {}  # (each scope's lease set) -> request ids of this gateway's calls in flight
+        self.ids = itertools.count()
+        self.instance = os.urandom(6).hex()  # request ids unique across gateways and restarts
+        self.renewal = None  # the timer of the next renewal while calls are held
 
     def usable(self, now):
         return now >= self.down_until
@@ -111,15 +157,53 @@ class SharedCounters:
         args = [reserve]
         for scope in key.scopes:
             args += [scope.rpm, scope.tpm, scope.max_parallel, scope.budget, scope.period_index(wall)]
-        keys = [PREFIX + scope.id for scope in key.scopes]
-        return await asyncio.wait_for(self.admit_script(keys=keys, args=args), self.timeout)
+        leases = tuple(PREFIX + scope.id + LEASES for scope in key.scopes)
+        member = f"{self.instance}:{next(self.ids)}"
+        keys = [PREFIX + scope.id for scope in key.scopes] + list(leases)
+        result = await asyncio.wait_for(self.admit_script(keys=keys, args=args + [int(self.lease * 1000), member]), self.timeout)
+        if result[0] == 1:  # admitted: this gateway renews the lease until the release
+            self.held.setdefault(leases, []).append(member)
+            if self.renewal is None:
+                self.renewal = asyncio.get_running_loop().call_later(self.lease / 3, self._renew_soon)
+        return result
 
     async def release(self, key, reserved, used, windows, cost, wall):
         args = [used, reserved]
         for scope, window in zip(key.scopes, windows):
             args += [window, scope.period_index(wall), cost]
-        keys = [PREFIX + scope.id for scope in key.scopes]
-        await asyncio.wait_for(self.release_script(keys=keys, args=args), self.timeout)
+        leases = tuple(PREFIX + scope.id + LEASES for scope in key.scopes)
+        members = self.held.get(leases)
+        member = ""  # none held (cannot happen): the release removes no lease
+        if members:
+            member = members.pop()
+            if not members:
+                del self.held[leases]
+        keys = [PREFIX + scope.id for scope in key.scopes] + list(leases)
+        await asyncio.wait_for(self.release_script(keys=keys, args=args + [member]), self.timeout)
+
+    def _renew_soon(self):
+        self.renewal = None
+        if self.held:
+            loop = asyncio.get_running_loop()
+            loop.create_task(self._renew())
+            self.renewal = loop.call_later(self.lease / 3, self._renew_soon)
+
+    async def _renew(self):
+        """One round trip renews every lease this gateway holds (a lease that lapses while Redis is
+        out of reach stops counting its call: the limit is laxer by that call, never stuck)."""
+        by_set = {}
+        for leases, members in self.held.items():
+            for name in leases:
+                by_set.setdefault(name, set()).update(members)
+        args = [int(self.lease * 1000)]
+        for members in by_set.values():
+            args += [len(members), *members]
+        try:
+            await asyncio.wait_for(self.renew_script(keys=list(by_set), args=args), self.timeout)
+        except self.errors as error:
+            self.failed(error)
 
     async def close(self):
+        if self.renewal is not None:
+            self.renewal.cancel()
         await self.client.aclose()
