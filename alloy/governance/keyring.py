@@ -118,11 +118,11 @@ class Keyring:
         teams = {}
         for row in self.store.teams():
             teams[row["name"]] = scope = Scope(row, "team", self.table)
-            self._load_spend(scope, "team", row["name"], now)
+            self._load_spend(scope, now)
         by_hash, active = {}, 0
         for row in self.store.keys():
             scope = Scope(row, "key", self.table)
-            self._load_spend(scope, "key_id", row["id"], now)
+            self._load_spend(scope, now)
             team = teams.get(row["team"])
             identity = KeyIdentity(row, (scope,) if team is None else (scope, team))
             if any(s.slot is None for s in identity.scopes):
@@ -132,7 +132,7 @@ class Keyring:
             active += not identity.revoked and (identity.expires_at is None or identity.expires_at > now)
         self.by_hash, self.version, self.active = by_hash, version, active
 
-    def _load_spend(self, scope, column, value, now):
+    def _load_spend(self, scope, now):
         """At a scope's first sight since the counters were created, its spend this period comes
         from the ledger (what earlier runs spent); afterwards the counters are the truth."""
         if scope.slot is None:
@@ -140,12 +140,19 @@ class Keyring:
         table = self.table
         if table.read(scope.slot)[8]:
             return
-        spent = self.store.spent_since(column, value, scope.period_start(now))
+        spent = ledger_spend(self.store, scope, now)
         table.lock()
         try:
             values = list(table.read(scope.slot))
             if not values[8]:
-                values[6], values[7], values[8] = scope.period_index(now), int(round(spent * MICRO)), 1
+                values[6], values[7], values[8] = scope.period_index(now), spent, 1
                 table.write(scope.slot, values)
         finally:
             table.unlock()
+
+
+def ledger_spend(store, scope, now):
+    """What the ledger records a key or team spent in its current budget period, in micro-USD: the
+    local counters start from it, and so does a Redis that lost its spend (``alloy.governance.shared``)."""
+    column, value = ("key_id", scope.id) if scope.kind == "key" else ("team", scope.name)
+    return int(round(store.spent_since(column, value, scope.period_start(now)) * MICRO))

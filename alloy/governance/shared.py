@@ -24,6 +24,13 @@ Redis, a gateway killed with calls in flight, an admit whose answer timed out af
 it: no one renews those leases, and each slot frees itself within ``inflight_lease`` (30 s).
 Which of a key's leases a release removes does not matter (the gateway renews all it holds): it
 keeps request ids per set of scopes and gives back any one of them.
+
+Spend in Redis is lost when Redis restarts without persistence. The admit script notices a key or
+team whose hash has no spend and asks for it (answer ``2``, nothing counted) instead of starting
+from zero; the gateway reads the period's spend from its own ledger (``spend_of``) and runs the
+script again with it, which keeps the first seed written (another gateway may have seeded it
+first). A release that finds the hash gone writes no spend, so the next admit still seeds (the
+ledger has that call by then, unless it ended within the last ``flush_interval``).
 """
 
 import asyncio
@@ -43,15 +50,24 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local reserve = tonumber(ARGV[1])
 local lease, member = tonumber(ARGV[#ARGV - 1]), ARGV[#ARGV]
 local scopes = #KEYS / 2
+local missing = {2}  -- scopes whose spend Redis does not hold (restarted empty): seeds wanted
+for i = 1, scopes do
+  if tonumber(ARGV[i * 6 + 1]) < 0 and redis.call('HEXISTS', KEYS[i], 'sp') == 0 then table.insert(missing, i) end
+end
+if #missing > 1 then return missing end
 local state = {}
 for i = 1, scopes do
   local key, leases = KEYS[i], KEYS[scopes + i]
-  local b = 1 + (i - 1) * 5
+  local b = 1 + (i - 1) * 6
   local rpm, tpm, par = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local budget, period = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
+  local budget, period, seed = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
   local v = redis.call('HMGET', key, 'rs', 'rc', 'ts', 'tu', 'per', 'sp')
   local rs, rc, ts, tu = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
   local per, sp = tonumber(v[5]) or -1, tonumber(v[6]) or 0
+  if not v[6] then  -- the period's spend, as the gateway's ledger knows it; kept even if refused
+    per = period; sp = seed
+    redis.call('HSET', key, 'per', per, 'sp', sp)
+  end
   redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)  -- leases nobody renewed: lost releases
   local inf = redis.call('ZCARD', leases)
   if now - rs >= 60000 then rs = now; rc = 0 end
@@ -83,11 +99,13 @@ for i = 1, scopes do
   local b = 2 + (i - 1) * 3
   local window, period, cost = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local v = redis.call('HMGET', key, 'ts', 'tu', 'per', 'sp')
-  local ts, tu = tonumber(v[1]) or 0, tonumber(v[2]) or 0
-  local per, sp = tonumber(v[3]) or -1, tonumber(v[4]) or 0
-  if ts == window then tu = math.max(tu + used - reserved, 0) end
-  if per ~= period then per = period; sp = 0 end
-  redis.call('HSET', key, 'tu', tu, 'per', per, 'sp', sp + cost)
+  if v[4] then  -- else Redis lost the hash since the admit: the next admit seeds it from the ledger
+    local ts, tu = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+    local per, sp = tonumber(v[3]) or -1, tonumber(v[4]) or 0
+    if ts == window then tu = math.max(tu + used - reserved, 0) end
+    if per ~= period then per = period; sp = 0 end
+    redis.call('HSET', key, 'tu', tu, 'per', per, 'sp', sp + cost)
+  end
   redis.call('ZREM', KEYS[scopes + i], member)
 end
 return 1
@@ -139,6 +157,9 @@ class SharedCounters:
         self.ids = itertools.count()
         self.instance = os.urandom(6).hex()  # request ids unique across gateways and restarts
         self.renewal = None  # the timer of the next renewal while calls are held
+        # micro-USD a key or team spent this period as far as this gateway knows: what seeds a
+        # Redis that lost it (``alloy.governance.keyring.ledger_spend`` on the gateway's store)
+        self.spend_of = lambda scope, wall: 0
 
     def usable(self, now):
         return now >= self.down_until
@@ -154,13 +175,21 @@ class SharedCounters:
             self.down_until = 0.0
 
     async def admit(self, key, reserve, wall):
-        args = [reserve]
-        for scope in key.scopes:
-            args += [scope.rpm, scope.tpm, scope.max_parallel, scope.budget, scope.period_index(wall)]
-        leases = tuple(PREFIX + scope.id + LEASES for scope in key.scopes)
+        scopes = key.scopes
+        leases = tuple(PREFIX + scope.id + LEASES for scope in scopes)
         member = f"{self.instance}:{next(self.ids)}"
-        keys = [PREFIX + scope.id for scope in key.scopes] + list(leases)
-        result = await asyncio.wait_for(self.admit_script(keys=keys, args=args + [int(self.lease * 1000), member]), self.timeout)
+        keys = [PREFIX + scope.id for scope in scopes] + list(leases)
+        seeds = [-1] * len(scopes)  # -1: Redis holds the spend (the common case)
+        while True:
+            args = [reserve]
+            for scope, seed in zip(scopes, seeds):
+                args += [scope.rpm, scope.tpm, scope.max_parallel, scope.budget, scope.period_index(wall), seed]
+            args += [int(self.lease * 1000), member]
+            result = await asyncio.wait_for(self.admit_script(keys=keys, args=args), self.timeout)
+            if result[0] != 2:
+                break
+            for index in result[1:]:  # Redis lost these scopes' spend: once per scope, a second trip
+                seeds[index - 1] = self.spend_of(scopes[index - 1], wall)
         if result[0] == 1:  # admitted: this gateway renews the lease until the release
             self.held.setdefault(leases, []).append(member)
             if self.renewal is None:

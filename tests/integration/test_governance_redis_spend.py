@@ -1,0 +1,79 @@
+"""Spend held in Redis survives a Redis that restarts empty (no persistence): the first decision
+after it seeds the key's period spend from the gateway's own ledger, so a spent budget stays spent
+and an unspent one keeps counting from what was spent, not from zero."""
+
+import redis
+
+from governance_helpers import MASTER, chat, create_key, keyed_config, post, usage_rows
+from harness import wait_until
+
+# $0.10 a token, in and out: a request of the mock costs about a dollar.
+PRICES = """
+        [governance.prices."gpt-4o"]
+        input = 100000
+        output = 100000
+        """
+
+
+def start(start_gateway, upstream, db, redis_server):
+    extra = f"""
+        redis_url = "{redis_server.url}"
+        redis_timeout = 0.25
+        {PRICES}
+        """
+    return start_gateway(config=keyed_config(upstream, db, extra), env={"ALLOY_MASTER_KEY": MASTER})
+
+
+def cost_of(body):
+    usage = body["usage"]
+    return (usage["prompt_tokens"] + usage["completion_tokens"]) * 0.1
+
+
+def spend_until_refused(gateway, secret):
+    """Requests until the budget refuses one: (USD spent by the answered ones, how many)."""
+    spent, answered = 0.0, 0
+    while True:
+        status, _, body = post(gateway.port, secret, chat(text="one two three"))
+        if status != 200:
+            assert status == 429 and body["error"]["code"] == "insufficient_quota", body
+            return spent, answered
+        spent += cost_of(body)
+        answered += 1
+        assert answered < 10
+
+
+def test_a_spent_budget_stays_spent_after_redis_restarts_empty(start_gateway, upstream, redis_server, tmp_path):
+    db = tmp_path / "alloy.db"
+    row, secret = create_key(db, "capped", "--budget", "2.5")
+    gateway = start(start_gateway, upstream, db, redis_server)
+    wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] == 404, timeout=5)
+    upstream.clear()
+    spent, answered = spend_until_refused(gateway, secret)
+    assert answered >= 2 and spent >= 2.5
+    # What the ledger knows: every answered call, written within flush_interval.
+    assert wait_until(lambda: abs(usage_rows(db)[0]["cost_usd"] - spent) < 1e-6, timeout=5)
+    redis_server.restart()  # empty: nothing was persisted
+    client = redis.Redis.from_url(redis_server.url)
+    assert client.hget(f"alloy:gov:{row['id']}", "sp") is None
+    status, _, body = post(gateway.port, secret, chat(text="one two three"))
+    assert status == 429 and body["error"]["code"] == "insufficient_quota", body  # not a fresh budget
+    assert len(upstream.requests()) == answered  # the refused ones never went upstream
+    assert int(client.hget(f"alloy:gov:{row['id']}", "sp")) == round(spent * 1_000_000)  # seeded, micro-USD
+
+
+def test_spend_keeps_counting_from_the_ledger_after_redis_restarts_empty(start_gateway, upstream, redis_server, tmp_path):
+    db = tmp_path / "alloy.db"
+    row, secret = create_key(db, "counting", "--budget", "1000")
+    gateway = start(start_gateway, upstream, db, redis_server)
+    wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] == 404, timeout=5)
+    before = [post(gateway.port, secret, chat(text="one two three")) for _ in range(2)]
+    assert [status for status, _, _ in before] == [200, 200]
+    spent = sum(cost_of(body) for _, _, body in before)
+    assert wait_until(lambda: abs(usage_rows(db)[0]["cost_usd"] - spent) < 1e-6, timeout=5)
+    redis_server.restart()
+    status, _, body = post(gateway.port, secret, chat(text="one two three"))
+    assert status == 200
+    client = redis.Redis.from_url(redis_server.url)
+    # Seeded with the two calls before the restart, then this one's cost added at its release.
+    expected = round((spent + cost_of(body)) * 1_000_000)
+    assert wait_until(lambda: int(client.hget(f"alloy:gov:{row['id']}", "sp") or 0) == expected, timeout=5)
