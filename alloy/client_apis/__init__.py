@@ -23,10 +23,11 @@ and the modules that wire them into the request path (``alloy.pipeline`` hands t
     responses_wire      the translated call's transport (the Messages one, in the Responses shapes)
 
 Nothing here is imported with the package: the endpoints load the translation modules on first use
-(``OnFirstUse`` below), and this package's own names are imported when first read.
+(``on_first_use`` below), and this package's own names are imported when first read.
 """
 
 from importlib import import_module
+from types import ModuleType
 
 # The package's own names, each from the module that defines it (imported when first read).
 _EXPORTED = {
@@ -47,23 +48,26 @@ def __getattr__(name):  # a name of __all__ not read yet (PEP 562); submodules a
     return getattr(import_module(module), name)
 
 
-class OnFirstUse:
-    """Names from modules that are imported the first time one of their names is read.
+def on_first_use(name, **names):
+    """A namespace of ``names`` (name -> the module that defines it), imported when first read.
 
-    ``translation = OnFirstUse(chat_request_from_messages="alloy.client_apis.messages")`` at the top
-    of a module costs nothing; ``translation.chat_request_from_messages`` imports that module when
-    first read and keeps the name as the object's own attribute, so every later read is an ordinary
-    attribute read with no import machinery. An endpoint reads its translation modules through one
-    of these: a gateway that is never asked for a translation never holds them (issue 11, idle
-    memory), and the first request that needs them pays the import once."""
+    ``request = on_first_use("messages request", chat_request_from_messages="alloy.client_apis.messages")``
+    at the top of a module costs nothing. The first read of any of its names imports all of their
+    modules (names used together go in one namespace) and keeps them as its attributes; the
+    namespace then drops its ``__getattr__``, so every later read is an ordinary module attribute
+    read (as cheap as ``module.name`` after ``import module``), with no import machinery in the way.
+    An endpoint reads its translation modules through one of these: a gateway never asked for a
+    translation never holds them (issue 11, idle memory), and the first request that needs them
+    pays the import once (a few milliseconds)."""
+    namespace = ModuleType(name)  # a module object: Python's attribute reads of modules are cached
 
-    def __init__(self, **modules):
-        self._modules = modules  # name -> the module that defines it
+    def __getattr__(attribute):  # the first read: import every name, then be an ordinary module
+        if attribute not in names:
+            raise AttributeError(f"{name} has no attribute {attribute!r}")
+        for each, module in names.items():
+            setattr(namespace, each, getattr(import_module(module), each))
+        del namespace.__getattr__
+        return getattr(namespace, attribute)
 
-    def __getattr__(self, name):  # called only while ``name`` is not yet an attribute: once per name
-        module = self.__dict__["_modules"].get(name)
-        if module is None:
-            raise AttributeError(f"{name!r} is not a name this OnFirstUse imports")
-        value = getattr(import_module(module), name)
-        setattr(self, name, value)
-        return value
+    namespace.__getattr__ = __getattr__
+    return namespace

@@ -34,24 +34,31 @@ import orjson
 
 from alloy.balancer import ModelGroup
 from alloy.call import Call
-from alloy.client_apis import OnFirstUse
+from alloy.client_apis import on_first_use
 from alloy.core import scan_body
 from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, ModelNotFound
 from alloy.headers import JSON_HEADER
 from alloy.prebuilt import Prebuilt
 
-# What a Messages request runs on beyond the pipeline: imported by the first one (or at start by an
-# Anthropic provider, which answers Messages natively through the same connection and transport).
-messages_api = OnFirstUse(
-    chat_request_from_messages="alloy.client_apis.messages",
-    estimate_input_tokens="alloy.client_apis.messages",
-    invalid="alloy.client_apis.messages_content",
-    anthropic_error="alloy.client_apis.messages_response",
-    anthropic_error_type="alloy.client_apis.messages_response",
-    estimate_chat_tokens="alloy.client_apis.messages_tokens",
+# What a Messages call answers through (its connection and transport, and Anthropic providers
+# answering natively): imported at start when an Anthropic provider is configured, else by the first
+# Messages request.
+messages_answer = on_first_use(
+    "the Messages answer",
     MessagesConnection="alloy.client_apis.messages_wire",
     MessagesTransport="alloy.client_apis.messages_wire",
     NativeAnthropic="alloy.client_apis.messages_native",
+    anthropic_error="alloy.client_apis.messages_response",
+    anthropic_error_type="alloy.client_apis.messages_response",
+)
+# A Messages body as a chat completions request, and the token estimates: imported by the first
+# Messages request that is not answered natively (or is refused as malformed).
+messages_request = on_first_use(
+    "the Messages request translation",
+    chat_request_from_messages="alloy.client_apis.messages",
+    estimate_input_tokens="alloy.client_apis.messages",
+    estimate_chat_tokens="alloy.client_apis.messages_tokens",
+    invalid="alloy.client_apis.messages_content",
 )
 
 MESSAGES = b"/v1/messages"
@@ -95,7 +102,7 @@ class MessagesEndpoint:
         settings = {p.name: p for p in config.providers}
         self.providers = {
             name: (
-                messages_api.NativeAnthropic(provider, settings[name], upstreams[name])
+                messages_answer.NativeAnthropic(provider, settings[name], upstreams[name])
                 if settings[name].api == "anthropic"
                 else provider
             )
@@ -113,8 +120,8 @@ class MessagesEndpoint:
         except AlloyError as error:
             for listener in self.pipeline.refusal_listeners:
                 listener(request, connection, error.status, error)
-            error_type = messages_api.anthropic_error_type(error.status)
-            body = orjson.dumps(messages_api.anthropic_error(error_type, error.message))
+            error_type = messages_answer.anthropic_error_type(error.status)
+            body = orjson.dumps(messages_answer.anthropic_error(error_type, error.message))
             head = request.method == b"HEAD"  # its head alone (RFC 9110 section 9.3.2)
             return Prebuilt(error.status, body, JSON_HEADER + error.header_block + id_line, head=head)
 
@@ -135,13 +142,13 @@ class MessagesEndpoint:
         if path == COUNT_TOKENS:
             group = self._counter(group)
             if group is None:
-                count = orjson.dumps({"input_tokens": messages_api.estimate_input_tokens(body)})
+                count = orjson.dumps({"input_tokens": messages_request.estimate_input_tokens(body)})
                 return Prebuilt(200, count, JSON_HEADER + ESTIMATE_HEADER + id_line)
             call_request, call_path, call_query, call_scan = request, path, query, scan
         elif self._native_only(group):
             call_request, call_path, call_query, call_scan = request, path, query, scan
         else:
-            chat = messages_api.chat_request_from_messages(body)
+            chat = messages_request.chat_request_from_messages(body)
             chat_body = orjson.dumps(chat)
             call_request, call_path, call_query, call_scan = (
                 ChatRequest(request, chat_body),
@@ -150,10 +157,10 @@ class MessagesEndpoint:
                 scan_body(chat_body),
             )
             if stream:
-                estimate = messages_api.estimate_chat_tokens(chat)  # message_start's input_tokens until the real count
-        transport = messages_api.MessagesTransport(connection, body["model"], stream, self.max_buffered, estimate)
+                estimate = messages_request.estimate_chat_tokens(chat)  # message_start's input_tokens until the real count
+        transport = messages_answer.MessagesTransport(connection, body["model"], stream, self.max_buffered, estimate)
         call = Call(
-            pipeline, call_request, messages_api.MessagesConnection(connection, transport, request, scan, path, query),
+            pipeline, call_request, messages_answer.MessagesConnection(connection, transport, request, scan, path, query),
             call_path, call_query, id_line, group, call_scan, name,
         )  # fmt: skip
         call.path = path  # the client's; what goes upstream is in call.suffix and call.endpoint
@@ -191,9 +198,9 @@ def decoded(raw):
         raise InvalidRequest("the request body must be a JSON object")
     model = body.get("model")
     if model is None:
-        raise messages_api.invalid("model", "Field required")
+        raise messages_request.invalid("model", "Field required")
     if not isinstance(model, str) or not model:
-        raise messages_api.invalid("model", "Input should be a non-empty string")
+        raise messages_request.invalid("model", "Input should be a non-empty string")
     return body, scan_body(raw)
 
 

@@ -34,14 +34,15 @@ used; what went upstream is in its ``endpoint`` ("chat/completions" when transla
 import orjson
 
 from alloy.call import Call
-from alloy.client_apis import OnFirstUse
+from alloy.client_apis import on_first_use
 from alloy.client_apis.messages_endpoint import CHAT, ChatRequest, reachable
 from alloy.core import scan_body
 from alloy.errors import InvalidRequest
 from alloy.routing import json_model_scan
 
 # What a translated Responses call runs on: imported by the first one (a passthrough needs none).
-responses_api = OnFirstUse(
+responses_api = on_first_use(
+    "the Responses translation",
     chat_request_from_responses="alloy.client_apis.responses_request",
     ResponsesConnection="alloy.client_apis.responses_wire",
     ResponsesTransport="alloy.client_apis.responses_wire",
