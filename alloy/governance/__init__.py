@@ -55,14 +55,7 @@ def governance_for(config, pipeline):
 def _opened(settings, pipeline):
     from alloy.governance.gate import Governance  # imported only when keys apply
 
-    governance = Governance(settings, pipeline)
-    if governance.shared is not None:
-        from alloy.governance.keyring import ledger_spend
-
-        governance.shared.lease = settings.inflight_lease  # how long an in-flight slot lives unrenewed
-        store = governance.store  # a Redis that lost a key's spend is seeded from this ledger
-        governance.shared.spend_of = lambda scope, wall: ledger_spend(store, scope, wall)
-    return governance
+    return Governance(settings, pipeline)
 
 
 def _open_errors():

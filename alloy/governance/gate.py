@@ -60,9 +60,14 @@ class Governance:
         self.shared = None  # Redis, when limits are shared between gateways
         self.key_sharing = None  # and keys too (alloy.governance.key_sharing)
         if settings.redis_url is not None:
+            from alloy.governance.keyring import ledger_spend
             from alloy.governance.shared import SharedCounters
 
-            self.shared = SharedCounters(settings.redis_url, settings.redis_timeout)
+            store = self.store  # a Redis that lost a key's spend is seeded from this ledger
+            self.shared = SharedCounters(
+                settings.redis_url, settings.redis_timeout, settings.inflight_lease,
+                spend_of=lambda scope, wall: ledger_spend(store, scope, wall),
+            )
             from alloy.governance.key_sharing import KeySharing  # keys reach every gateway of the Redis
 
             self.key_sharing = KeySharing(self.shared.client, self.store, self.keyring, settings.redis_timeout)

@@ -134,7 +134,7 @@ def redacted(url):
 
 
 class SharedCounters:
-    def __init__(self, url, timeout, lease=30.0):
+    def __init__(self, url, timeout, lease=30.0, spend_of=None):
         import redis.asyncio  # imported only when a Redis URL is configured
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -159,7 +159,7 @@ class SharedCounters:
         self.renewal = None  # the timer of the next renewal while calls are held
         # micro-USD a key or team spent this period as far as this gateway knows: what seeds a
         # Redis that lost it (``alloy.governance.keyring.ledger_spend`` on the gateway's store)
-        self.spend_of = lambda scope, wall: 0
+        self.spend_of = spend_of or (lambda scope, wall: 0)
 
     def usable(self, now):
         return now >= self.down_until
