@@ -27,7 +27,6 @@ import random
 import time
 from bisect import bisect
 from collections import deque
-from hashlib import blake2b
 
 from alloy.errors import DeploymentQuotaExceeded, DeploymentsBusy, NoHealthyDeployment
 from alloy.usage import tokens_of
@@ -354,6 +353,8 @@ def _ring(deployments):
     hash of what the deployment is (provider, model, and which of equal ones), never by its position
     in the list, so adding or removing one leaves the others' points where they were; every process
     builds the same ring."""
+    from hashlib import blake2b  # only prefix-affinity groups build a ring: not imported at start
+
     points = []
     occurrences = {}
     for deployment in deployments:
@@ -380,12 +381,13 @@ def _expected(deployment):
     return deployment.latency * (deployment.inflight + 1)
 
 
+PREFIX_AFFINITY = "prefix-affinity"  # the strategy the response cache's prompt-prefix hint serves
 STRATEGIES = {
     "weighted": pick_weighted,
     "round-robin": pick_round_robin,
     "least-inflight": pick_least_inflight,
     "latency": pick_latency,
-    "prefix-affinity": pick_prefix_affinity,
+    PREFIX_AFFINITY: pick_prefix_affinity,
 }
 AFFINITY_POINTS = 64  # ring points per deployment of weight 1: shares even to a few percent
 AFFINITY_LOAD_FACTOR = 1.25  # a deployment takes a prefix's request up to this times the average load
@@ -410,7 +412,7 @@ class ModelGroup:
         self.turn = 0
         self.affinity = None  # prefix-affinity: the prompt-prefix hash of the request being placed
         self.cache_policy = None  # the response cache's settings for it, set on its first lookup (alloy.cache)
-        if strategy == "prefix-affinity":
+        if strategy == PREFIX_AFFINITY:
             self.ring, self.ring_owners = _ring(self.deployments)
 
     def pick(self, avoid=(), barred=()):

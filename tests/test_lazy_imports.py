@@ -38,11 +38,12 @@ TRANSLATION = (*ANTHROPIC_OUT, *GEMINI_OUT, *MESSAGES_ANSWER, *MESSAGES_REQUEST,
 
 # Imported by the gateway only when something asks for it: a provider with client = "httpx", a
 # configuration file, --workers N, a Retry-After date, keys on disk, Redis, the built-in mock, a
-# translation.
+# translation, the response cache or prefix-affinity (and with them hashlib).
 NEVER_AT_START = (
     "httpx", "httpcore", "h2", "alloy.upstream.httpx_backend",
     "tomllib", "email", "email.utils", "ctypes.util", "shutil", "tempfile", "bz2", "lzma",
-    "sqlite3", "redis", "http.client", "logging.handlers",
+    "sqlite3", "redis", "http.client", "logging.handlers", "hmac", "hashlib",
+    "alloy.cache.response_cache", "alloy.cache.memory", "alloy.cache.prompt_prefix",
     "alloy.mock_upstream", "alloy.governance.counters", "alloy.governance.commands", "alloy.check",
     *TRANSLATION,
 )  # fmt: skip
@@ -97,7 +98,7 @@ def test_a_gateway_in_front_of_a_provider_imports_nothing_it_does_not_use(tmp_pa
 def test_without_a_provider_only_the_builtin_mock_is_added(tmp_path):
     modules = started_modules(tmp_path)
     assert "alloy.mock_upstream" in modules
-    mock_needs = {"alloy.mock_upstream", "email", "email.utils"}  # the mock reads HTTP dates
+    mock_needs = {"alloy.mock_upstream", "email", "email.utils", "hashlib"}  # HTTP dates, its embeddings
     assert sorted(modules.intersection(NEVER_AT_START) - mock_needs) == []
 
 

@@ -20,22 +20,27 @@ just before a call starts).
 ``prefix-affinity``; with only the latter, the ``PrefixAffinity`` hint alone.
 """
 
-from alloy.cache.memory import MemoryStore
-from alloy.cache.prompt_prefix import AFFINITY, PrefixAffinity
-from alloy.cache.response_cache import Policies, ResponseCache, Stats
+from alloy.balancer import PREFIX_AFFINITY
 
 
 def cache_for(config, pipeline):
-    """The response cache of this gateway, or None (off)."""
+    """The response cache of this gateway, or None (off). Its modules (and hashlib) are imported
+    only when it, or the prefix hint, is on: a gateway without them never loads them."""
     settings = config.cache
-    affinity = PrefixAffinity()  # places calls of prefix-affinity groups, just before they start
     enabled = [settings.enabled if model.cache is None else model.cache for model in config.models]
-    if not settings.enabled and not any(enabled):
-        # No response cache: at most the prefix hint, which never answers a call (a hot reload
-        # that brings in the strategy places by least in-flight until a restart).
-        if any(group.strategy == AFFINITY for group in pipeline.routes.configured):
-            return affinity
+    affinity_used = any(group.strategy == PREFIX_AFFINITY for group in pipeline.routes.configured)
+    if not settings.enabled and not any(enabled) and not affinity_used:
         return None
+    from alloy.cache.prompt_prefix import PrefixAffinity
+
+    affinity = PrefixAffinity()  # places calls of prefix-affinity groups, just before they start
+    if not settings.enabled and not any(enabled):
+        # No response cache: only the prefix hint, which never answers a call (a hot reload that
+        # brings in the strategy places by least in-flight until a restart).
+        return affinity
+    from alloy.cache.memory import MemoryStore
+    from alloy.cache.response_cache import Policies, ResponseCache, Stats
+
     stats = Stats()
     if settings.backend == "redis":
         from alloy.cache.redis_store import RedisStore  # redis is imported only when used

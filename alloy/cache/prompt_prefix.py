@@ -21,7 +21,8 @@ from hashlib import sha256
 
 import orjson
 
-AFFINITY = "prefix-affinity"
+from alloy.balancer import PREFIX_AFFINITY as AFFINITY
+
 _LEADING_ROLES = ("system", "developer")
 
 

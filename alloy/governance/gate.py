@@ -23,11 +23,11 @@ moment (bounded by ``max_parallel`` times the largest answer ``max_tokens`` allo
 """
 
 import hashlib
-import hmac
 import logging
 import re
 from time import monotonic, time
 
+from alloy.auth import compare_digest
 from alloy.core import ratelimit_lines
 from alloy.errors import AlloyError, AuthenticationFailed, ModelNotFound
 from alloy.governance.attribution import attribution
@@ -105,7 +105,7 @@ class Governance:
                     if identity.expires_at is not None and identity.expires_at <= time():
                         raise AuthenticationFailed("This API key has expired")
                     return identity
-            if expected is not None and hmac.compare_digest(token, expected):
+            if expected is not None and compare_digest(token, expected):
                 return None
         if expected is None and not self.keyring.active:
             return None
