@@ -13,6 +13,7 @@ import orjson
 from alloy.client_apis.messages_response import openai_error_message
 
 DONE_DATA = b"[DONE]"
+TOOL = "tool"  # what a translator's open block or item is while a tool call's arguments stream
 
 
 class StreamViolation(Exception):
@@ -51,6 +52,34 @@ class ChatStreamReader:
         if self.finish_reason is not None:
             return self.end()
         return self.fail("upstream stream ended before the answer was complete")
+
+    def tool_fragment(self, call, current, finished):
+        """One tool-call fragment of a chunk -> (its tool call's key, the name it starts with or
+        None when it continues ``current``, the arguments text it adds, or ""). A fragment names
+        its call by ``index``, else by id, else it continues the open one (``current`` is the
+        translator's open block or item, ``(TOOL, key)`` for a tool call). A call that starts must
+        have a name and must not be one already ``finished`` (interleaved parallel calls cannot be
+        said as consecutive blocks)."""
+        if type(call.get("index")) is int:
+            key = call["index"]
+        elif isinstance(call.get("id"), str) and call["id"]:
+            key = call["id"]
+        elif current is not None and current[0] == TOOL:
+            key = current[1]
+        else:
+            raise StreamViolation("a tool call fragment names no tool call")
+        function = call.get("function") or {}
+        name = None
+        if current != (TOOL, key):
+            if key in finished:
+                raise StreamViolation("upstream interleaved the arguments of parallel tool calls")
+            name = function.get("name")
+            if not isinstance(name, str) or not name:
+                raise StreamViolation("a tool call starts without a name")
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict):
+            arguments = orjson.dumps(arguments).decode()  # some servers send the object itself
+        return key, name, arguments if isinstance(arguments, str) else ""
 
     def upstream_error(self, chunk):
         """The upstream's own error event, ending the stream."""

@@ -43,7 +43,7 @@ first delta and stopped once. Rules it keeps:
 
 import orjson
 
-from alloy.client_apis.chat_stream import ChatStreamReader, StreamViolation
+from alloy.client_apis.chat_stream import TOOL, ChatStreamReader
 from alloy.client_apis.messages_response import (
     anthropic_error,
     anthropic_usage,
@@ -57,7 +57,6 @@ from alloy.client_apis.messages_response import (
 
 THINKING = "thinking"
 TEXT = "text"
-TOOL = "tool"
 BLOCK_STARTS = {
     THINKING: {"type": "thinking", "thinking": "", "signature": ""},
     TEXT: {"type": "text", "text": ""},
@@ -184,30 +183,11 @@ class MessagesStreamTranslator(ChatStreamReader):
             self.open_block((kind,), dict(BLOCK_STARTS[kind]), out)
         self.delta(delta, out)
 
-    def tool_key(self, call):
-        """Which tool call a fragment belongs to: its ``index``; else its id; else the open one."""
-        if type(call.get("index")) is int:
-            return call["index"]
-        if isinstance(call.get("id"), str) and call["id"]:
-            return call["id"]
-        if self.block is not None and self.block[0] == TOOL:
-            return self.block[1]
-        raise StreamViolation("a tool call fragment names no tool call")
-
     def on_tool_delta(self, call, out):
-        key = self.tool_key(call)
-        function = call.get("function") or {}
-        if self.block != (TOOL, key):
-            if key in self.stopped_tools:
-                raise StreamViolation("upstream interleaved the arguments of parallel tool calls")
-            name = function.get("name")
-            if not isinstance(name, str) or not name:
-                raise StreamViolation("a tool call starts without a name")
+        key, name, arguments = self.tool_fragment(call, self.block, self.stopped_tools)
+        if name is not None:
             block = {"type": "tool_use", "id": tool_use_id(call.get("id")), "name": name, "input": {}}
             self.open_block((TOOL, key), block, out)
             self.tool_calls = True
-        arguments = function.get("arguments")
-        if isinstance(arguments, dict):
-            arguments = orjson.dumps(arguments).decode()  # some servers send the object itself
-        if isinstance(arguments, str) and arguments:
+        if arguments:
             self.delta({"type": "input_json_delta", "partial_json": arguments}, out)

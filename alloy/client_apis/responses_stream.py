@@ -35,12 +35,12 @@ stream and the upstream answered whole.
 
 import orjson
 
-from alloy.client_apis.chat_stream import ChatStreamReader, StreamViolation
+from alloy.client_apis.chat_stream import TOOL, ChatStreamReader, StreamViolation
 from alloy.client_apis.messages_response import reasoning_text, text_content
 from alloy.client_apis.responses_response import bare_id, finished_status, response_shell, response_usage
 from alloy.errors import UpstreamProtocolError
 
-REASONING, TEXT, TOOL = "reasoning", "text", "tool"
+REASONING, TEXT = "reasoning", "text"
 
 
 def sse_event(payload):
@@ -187,37 +187,18 @@ class ResponseBuilder(ChatStreamReader):
         })  # fmt: skip
 
     def on_tool(self, call, out):
-        key = self.tool_key(call)
-        function = call.get("function") or {}
-        if self.key != (TOOL, key):
-            if key in self.closed_tools:
-                raise StreamViolation("upstream interleaved the arguments of parallel tool calls")
-            name = function.get("name")
-            if not isinstance(name, str) or not name:
-                raise StreamViolation("a tool call starts without a name")
+        key, name, arguments = self.tool_fragment(call, self.key, self.closed_tools)
+        if name is not None:
             call_id = call.get("id") if isinstance(call.get("id"), str) and call.get("id") else "call_" + bare_id(None)
             item = {"id": "fc_" + self.next_suffix(), "type": "function_call", "status": "in_progress",
                     "arguments": "", "call_id": call_id, "name": name}  # fmt: skip
             self.open_item((TOOL, key), item, out)
-        arguments = function.get("arguments")
-        if isinstance(arguments, dict):
-            arguments = orjson.dumps(arguments).decode()  # some servers send the object itself
-        if isinstance(arguments, str) and arguments:
+        if arguments:
             self.pieces.append(arguments)
             self.emit(out, {
                 "type": "response.function_call_arguments.delta", "item_id": self.item["id"],
                 "output_index": self.index, "delta": arguments,
             })  # fmt: skip
-
-    def tool_key(self, call):
-        """Which tool call a fragment belongs to: its ``index``; else its id; else the open one."""
-        if type(call.get("index")) is int:
-            return call["index"]
-        if isinstance(call.get("id"), str) and call["id"]:
-            return call["id"]
-        if self.key is not None and self.key[0] == TOOL:
-            return self.key[1]
-        raise StreamViolation("a tool call fragment names no tool call")
 
     # --- items --------------------------------------------------------------------------------------
 
