@@ -146,3 +146,17 @@ def blocks_of(events):
         if block["type"] == "tool_use" and raw:
             block["input"] = orjson.loads(raw)
     return [blocks[i] for i in range(len(blocks))]
+
+
+# A complete answer with text and the two tool calls of TOOL_CALLS (what TOOL_CHUNKS stream).
+TOOL_COMPLETION = completion(
+    {
+        "content": "Let me check.",
+        "tool_calls": [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": orjson.dumps(a).decode()}}
+            for i, n, a in TOOL_CALLS
+        ],
+    },
+    "tool_calls",
+    usage=usage(120, 40, cached=100),
+)

@@ -25,6 +25,7 @@ from fixtures_messages import (
     TEXT_CHUNKS,
     TOOL_CALLS,
     TOOL_CHUNKS,
+    TOOL_COMPLETION,
     completion,
     to_wire,
     usage,
@@ -43,17 +44,6 @@ ASK = {"model": MODEL, "max_tokens": 1024, "messages": [{"role": "user", "conten
 
 # Each chunk fixture and the complete answer the same upstream would give without streaming.
 TEXT_COMPLETION = completion({"content": "Hello, world!"}, usage=usage(9, 4))
-TOOL_COMPLETION = completion(
-    {
-        "content": "Let me check.",
-        "tool_calls": [
-            {"id": i, "type": "function", "function": {"name": n, "arguments": orjson.dumps(a).decode()}}
-            for i, n, a in TOOL_CALLS
-        ],
-    },
-    "tool_calls",
-    usage=usage(120, 40, cached=100),
-)
 REASONING_COMPLETION = completion(
     {"content": "42", "reasoning_content": "The user wants six times seven."}, usage=usage(20, 30)
 )

@@ -10,66 +10,12 @@ import pytest
 from anthropic.types import ErrorResponse, Message
 
 from alloy.client_apis.messages_wire import MessagesConnection, MessagesTransport
-from alloy.core import LAST_CHUNK, ResponseParser, SSESplitter, frame_chunk, frame_response, frame_stream_head
+from alloy.core import LAST_CHUNK, frame_chunk, frame_response
 from alloy.errors import NoHealthyDeployment, UpstreamTimeout, error_payload
-from fixtures_messages import TEXT_CHUNKS, TOOL_CALLS, TOOL_CHUNKS, blocks_of, completion, to_wire, usage
+from fixtures_messages import TEXT_CHUNKS, TOOL_CALLS, TOOL_CHUNKS, TOOL_COMPLETION, blocks_of, completion
+from wire_helpers import JSON, SERVED, Connection, answer, openai_events, relay_stream, splits, sse
 
 MODEL = "claude-sonnet-4-5"
-SERVED = b"x-request-id: r-1\r\nx-alloy-provider: openai\r\nx-alloy-model: gpt-4o\r\nx-alloy-attempts: 1\r\n"
-SSE_HEAD = b"content-type: text/event-stream; charset=utf-8\r\n"
-JSON = b"content-type: application/json\r\n"
-TOOL_COMPLETION = completion(
-    {
-        "content": "Let me check.",
-        "tool_calls": [
-            {"id": i, "type": "function", "function": {"name": n, "arguments": orjson.dumps(a).decode()}}
-            for i, n, a in TOOL_CALLS
-        ],
-    },
-    "tool_calls",
-    usage=usage(120, 40, cached=100),
-)
-
-
-class Transport:
-    def __init__(self):
-        self.data = bytearray()
-        self.closed = self.aborted = False
-
-    def write(self, data):
-        assert not self.closed and not self.aborted
-        self.data += data
-
-    def writelines(self, pieces):
-        for piece in pieces:
-            self.write(piece)
-
-    def close(self):
-        self.closed = True
-
-    def abort(self):
-        self.aborted = True
-
-    def is_closing(self):
-        return self.closed or self.aborted
-
-
-class Connection:
-    """What the wire uses of the real client connection."""
-
-    def __init__(self):
-        self.transport = Transport()
-        self.gateway = SimpleNamespace(draining=False)
-        self.current = None
-        self.closed = False
-        self.finished = []
-
-    def close(self):
-        self.closed = True
-        self.transport.close()
-
-    def answer_finished(self, keep_alive):
-        self.finished.append(keep_alive)
 
 
 def wire(native=False, stream=False, max_buffered=1 << 20):
@@ -78,35 +24,6 @@ def wire(native=False, stream=False, max_buffered=1 << 20):
     provider = SimpleNamespace(messages_native=True) if native else SimpleNamespace()
     connection.current = SimpleNamespace(deployment=SimpleNamespace(provider=provider), status=200)  # the call
     return connection, transport
-
-
-def relay_stream(events, head=SSE_HEAD + SERVED, end=True):
-    """A stream as PassthroughRelay writes it: the head, one chunk per upstream piece, the end."""
-    return frame_stream_head(200, head) + b"".join(frame_chunk(e) for e in events) + (LAST_CHUNK if end else b"")
-
-
-def openai_events(chunks):
-    return [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
-
-
-def splits(data):
-    """``data`` whole, then cut in two at every byte boundary."""
-    yield [data]
-    for i in range(1, len(data)):
-        yield [data[:i], data[i:]]
-
-
-def answer(raw):
-    """The client's bytes -> (head, body): exactly one well-framed response."""
-    parser = ResponseParser()
-    head, *pieces = parser.feed(bytes(raw))
-    assert parser.done, raw[-200:]
-    return head, b"".join(pieces)
-
-
-def sse(body):
-    splitter = SSESplitter()
-    return [(name.decode(), orjson.loads(data)) for name, data in [*splitter.feed(body), *splitter.flush()]]
 
 
 # --- translated answers ---------------------------------------------------------------------------

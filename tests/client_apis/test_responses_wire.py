@@ -13,25 +13,12 @@ from pydantic import TypeAdapter
 from alloy.client_apis.responses_wire import ResponsesConnection, ResponsesTransport
 from alloy.core import LAST_CHUNK, frame_chunk, frame_response
 from alloy.errors import UpstreamTimeout, error_payload
-from fixtures_messages import TEXT_CHUNKS, TOOL_CALLS, TOOL_CHUNKS, chunk, completion, usage
-from test_messages_wire import JSON, SERVED, Connection, answer, openai_events, relay_stream, splits, sse
+from fixtures_messages import TEXT_CHUNKS, TOOL_CALLS, TOOL_CHUNKS, TOOL_COMPLETION, chunk, completion, usage
+from wire_helpers import JSON, SERVED, Connection, answer, openai_events, relay_stream, splits, sse
 
 MODEL = "claude-sonnet-4-5"
 REQUEST = {"model": MODEL, "input": "hi", "instructions": "Be brief.", "tools": [{"type": "function", "name": "f"}]}
 EVENT = TypeAdapter(ResponseStreamEvent)
-TOOL_COMPLETION = completion(
-    {
-        "content": "Let me check.",
-        "tool_calls": [
-            {"id": i, "type": "function", "function": {"name": n, "arguments": orjson.dumps(a).decode()}}
-            for i, n, a in TOOL_CALLS
-        ],
-    },
-    "tool_calls",
-    usage=usage(120, 40, cached=100),
-)
-
-
 def wire(stream=False, max_buffered=1 << 20):
     connection = Connection()
     transport = ResponsesTransport(connection, REQUEST, MODEL, stream, max_buffered)
