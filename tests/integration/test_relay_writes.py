@@ -13,37 +13,10 @@ import pytest
 from alloy import config as alloy_config
 from alloy.server import Gateway
 from alloy.upstream.connection import UpstreamConnection
+from fake_transport import FakeTransport
 
 BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 REQUEST = b"POST /v1/chat/completions HTTP/1.1\r\nhost: g\r\ncontent-length: %d\r\n\r\n%s" % (len(BODY), BODY)
-
-
-class RecordingTransport:
-    def __init__(self):
-        self.writes = []
-
-    def write(self, data):
-        self.writes.append(bytes(data))
-
-    def writelines(self, pieces):
-        self.writes.append(b"".join(bytes(piece) for piece in pieces))
-
-    def is_closing(self):
-        return False
-
-    def close(self):
-        pass
-
-    abort = close
-
-    def pause_reading(self):
-        pass
-
-    def resume_reading(self):
-        pass
-
-    def get_extra_info(self, name, default=None):
-        return default
 
 
 @pytest.fixture
@@ -53,11 +26,11 @@ def wired():
     gateway = Gateway(config, loop)
     pool = gateway.upstreams["openai"]
     upstream = UpstreamConnection(pool, loop)
-    upstream.connection_made(RecordingTransport())
+    upstream.connection_made(FakeTransport())
     pool._open += 1
     pool.release(upstream)
     client = gateway.protocol()
-    transport = RecordingTransport()
+    transport = FakeTransport()
     client.connection_made(transport)
     yield client, upstream, transport
     loop.close()

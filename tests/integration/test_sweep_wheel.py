@@ -3,7 +3,7 @@ the sweep the per-connection counters fired it: more than its limit after its cl
 one sweep (a second) more.
 
 In process, sweeps driven by hand: a real ``Gateway`` and its client connections over fake
-transports (as tests/integration/test_relay_writes.py), ``gateway.wheel.advance()`` standing for one
+transports (tests/integration/fake_transport.py), ``gateway.wheel.advance()`` standing for one
 second of the server's timer, so each assertion names the exact sweep without waiting for it. The
 same timeouts over real sockets and real seconds: test_front_door_limits.py,
 test_security_limits.py, test_reliability_timeouts.py.
@@ -18,45 +18,9 @@ from alloy import config as alloy_config
 from alloy.server import Gateway
 from alloy.upstream import Timeouts, UpstreamRequest
 from alloy.upstream.connection import UpstreamConnection
+from fake_transport import FakeTransport
 
 HEALTH = b"GET /health HTTP/1.1\r\nHost: g\r\n\r\n"
-
-
-class FakeTransport:
-    """Records what the connection wrote; closing it ends the connection as asyncio would."""
-
-    def __init__(self):
-        self.protocol = None
-        self.writes = []
-        self.closed = False
-        self.aborted = False
-
-    def write(self, data):
-        self.writes.append(bytes(data))
-
-    def writelines(self, pieces):
-        self.writes.append(b"".join(bytes(piece) for piece in pieces))
-
-    def close(self):
-        if not self.closed:
-            self.closed = True
-            self.protocol.connection_lost(None)
-
-    def abort(self):
-        self.aborted = True
-        self.close()
-
-    def is_closing(self):
-        return self.closed
-
-    def pause_reading(self):
-        pass
-
-    def resume_reading(self):
-        pass
-
-    def get_extra_info(self, name, default=None):
-        return default
 
 
 @pytest.fixture
