@@ -30,6 +30,19 @@ def create_key(db, name, *options):
     return row, row["key"]
 
 
+PICKUP_BOUND = 3.0  # seconds: a database created while a keyless gateway serves applies by then
+#                     (documented: sync_interval, 0.5 s, + opening the file)
+
+
+def unkeyed_config(mock):
+    """A provider and no [governance]: keys apply only once a database appears."""
+    return f"""
+        [providers.openai]
+        base_url = "{mock.base}/v1"
+        api_key = "sk-provider"
+        """
+
+
 def keyed_config(mock, db, extra=""):
     return f"""
         [providers.openai]

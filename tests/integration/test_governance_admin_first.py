@@ -7,18 +7,8 @@ in every worker of ``--workers 2`` within the documented bound."""
 import openai
 import pytest
 
-from governance_helpers import MASTER, admin, burst, chat, post, statuses
+from governance_helpers import MASTER, PICKUP_BOUND, admin, burst, chat, post, statuses, unkeyed_config
 from harness import wait_until
-
-PICKUP_BOUND = 3.0  # seconds; documented: sync_interval (0.5 s) + opening the file
-
-
-def unkeyed_config(mock):
-    return f"""
-        [providers.openai]
-        base_url = "{mock.base}/v1"
-        api_key = "sk-provider"
-        """
 
 
 def start(start_gateway, upstream, db, master=MASTER, args=()):

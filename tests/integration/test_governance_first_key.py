@@ -6,18 +6,8 @@ across ``--workers 2`` (the supervisor's shared counters exist before any key do
 import openai
 import pytest
 
-from governance_helpers import alloy, burst, chat, create_key, post, statuses
+from governance_helpers import PICKUP_BOUND, alloy, burst, chat, create_key, post, statuses, unkeyed_config
 from harness import wait_until
-
-PICKUP_BOUND = 3.0  # seconds; documented: sync_interval (0.5 s) + opening the file
-
-
-def unkeyed_config(mock):
-    return f"""
-        [providers.openai]
-        base_url = "{mock.base}/v1"
-        api_key = "sk-provider"
-        """
 
 
 def test_the_first_key_applies_while_the_gateway_serves(start_gateway, upstream, tmp_path):
