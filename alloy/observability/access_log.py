@@ -121,7 +121,8 @@ class AccessLog:
             return
         self.entries = []
         offset = time.time() - time.monotonic()  # monotonic clock reads -> wall-clock time
-        line = text_line if self.text else json_line
+        # JSON lines are the core's (the same bytes in both twins as orjson's dump of the fields).
+        line = text_line if self.text else access_json_line
         try:
             block = b"".join([line(entry, offset) for entry in entries])
         except Exception:  # noqa: BLE001 - a line that cannot be formatted must not stop the gateway
@@ -138,12 +139,6 @@ def _key_name(key):
     """What the line says of a virtual key: its name, else its id (never the key itself)."""
     name = getattr(key, "name", None) or getattr(key, "id", None)
     return name if type(name) is str else None
-
-
-def json_line(entry, offset):
-    """The line's JSON object: formatted by the core (``access_json_line``), the same bytes in both
-    twins as orjson's dump of the fields in order."""
-    return access_json_line(entry, offset)
 
 
 def text_line(entry, offset):
