@@ -187,6 +187,10 @@ class ScanResult:
     """The raw JSON of the top-level ``"user"`` value (attribution), or None when absent."""
     metadata: Optional[bytes]
     """The raw JSON of the top-level ``"metadata"`` value (attribution), or None when absent."""
+    max_tokens: int
+    """The answer's token cap asked for: the top-level ``max_completion_tokens`` when it is a
+    non-negative integer, else ``max_tokens`` when it is, else 0; capped at 999,999,999. What a
+    tokens-per-minute limit reserves for the answer (no search of the body)."""
 
 def scan_body(body: bytes) -> ScanResult:
     """Find the top-level ``model`` and ``stream`` of a JSON object without decoding the document.

@@ -51,6 +51,8 @@ cdef enum:
     MAX_EMPTY_LINES = 4
     # Model names are echoed in a header and may be placed in an upstream URL: bounded.
     MAX_MODEL_BYTES = 256
+    # A token cap read from a body (ScanResult.max_tokens) is at most this: a reservation, not a count.
+    MAX_TOKEN_CAP = 999999999
 cdef long long CONTENT_LENGTH_HUGE = 1000000000000000000
 cdef unsigned char TARGET_OK[256]
 cdef signed char HEXVAL[256]

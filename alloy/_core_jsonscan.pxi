@@ -11,6 +11,7 @@ cdef class ScanResult:
     cdef readonly bytes body
     cdef readonly object user  # the raw JSON of a top-level "user" / "metadata" value, or None
     cdef readonly object metadata
+    cdef readonly long max_tokens  # the answer's token cap asked for (see the twin), 0 when none
     cdef Py_ssize_t _span_start
     cdef Py_ssize_t _span_end
     cdef object _parsed
@@ -84,6 +85,7 @@ cdef ScanResult _scan(bytes body):
     cdef Py_ssize_t span_start = -1, span_end = -1
     cdef Py_ssize_t user_start = -1, user_end = -1, metadata_start = -1, metadata_end = -1
     cdef bint stream = False
+    cdef long max_tokens = -1, max_completion_tokens = -1
     cdef set seen = set()
     cdef bytes key
     cdef ScanResult result
@@ -139,6 +141,10 @@ cdef ScanResult _scan(bytes body):
                 user_start, user_end = pos, value_end
             elif kn == 8 and memcmp(p + ks, b"metadata", 8) == 0:
                 metadata_start, metadata_end = pos, value_end
+            elif kn == 10 and memcmp(p + ks, b"max_tokens", 10) == 0:
+                max_tokens = _token_cap(p, pos, value_end)
+            elif kn == 21 and memcmp(p + ks, b"max_completion_tokens", 21) == 0:
+                max_completion_tokens = _token_cap(p, pos, value_end)
             elif kn and memchr(p + ks, 92, kn) != NULL:
                 raise _Undecided
             pos = _skip_ws(p, value_end, end)
@@ -162,7 +168,22 @@ cdef ScanResult _scan(bytes body):
     result._parsed = None
     result.user = PyBytes_FromStringAndSize(p + user_start, user_end - user_start) if user_start >= 0 else None
     result.metadata = PyBytes_FromStringAndSize(p + metadata_start, metadata_end - metadata_start) if metadata_start >= 0 else None
+    result.max_tokens = max_completion_tokens if max_completion_tokens >= 0 else max_tokens if max_tokens >= 0 else 0
     return result
+
+
+cdef long _token_cap(const char *p, Py_ssize_t pos, Py_ssize_t end):
+    """A token cap's value: a JSON integer of digits, capped at MAX_TOKEN_CAP; -1 for anything else."""
+    cdef long value = 0
+    if pos >= end:
+        return -1
+    while pos < end:
+        if p[pos] < 48 or p[pos] > 57:
+            return -1
+        if value < MAX_TOKEN_CAP:
+            value = value * 10 + (p[pos] - 48)
+        pos += 1
+    return value if value < MAX_TOKEN_CAP else MAX_TOKEN_CAP
 
 
 cdef ScanResult _scan_with_orjson(bytes body):
@@ -188,7 +209,16 @@ cdef ScanResult _scan_with_orjson(bytes body):
     result._parsed = document
     result.user = orjson.dumps(document["user"]) if "user" in document else None
     result.metadata = orjson.dumps(document["metadata"]) if "metadata" in document else None
+    result.max_tokens = _token_cap_of(document)
     return result
+
+
+cdef long _token_cap_of(dict document):
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = document.get(name)
+        if type(value) is int and value >= 0:
+            return value if value < MAX_TOKEN_CAP else MAX_TOKEN_CAP
+    return 0
 
 
 cdef int _check_model(str model) except -1:

@@ -782,9 +782,9 @@ class SSESplitter:
 
 
 class ScanResult:
-    __slots__ = ("model", "stream", "body", "_span", "_parsed", "user", "metadata")
+    __slots__ = ("model", "stream", "body", "_span", "_parsed", "user", "metadata", "max_tokens")
 
-    def __init__(self, model, stream, body, span, parsed, user=None, metadata=None):
+    def __init__(self, model, stream, body, span, parsed, user=None, metadata=None, max_tokens=0):
         self.model = model
         self.stream = stream
         self.body = body
@@ -794,6 +794,10 @@ class ScanResult:
         # found on the way, so nobody searches the body for them again.
         self.user = user
         self.metadata = metadata
+        # The answer's token cap asked for: the top-level ``max_completion_tokens`` when it is a
+        # non-negative integer, else ``max_tokens`` when it is, else 0 (capped at MAX_TOKEN_CAP).
+        # Governance reserves it against a tokens-per-minute limit.
+        self.max_tokens = max_tokens
 
     def __repr__(self):
         return f"<ScanResult model={self.model!r} stream={self.stream}>"
@@ -868,6 +872,7 @@ def _scan(body):
     span = None
     stream = False
     user = metadata = None
+    max_tokens = max_completion_tokens = -1
     seen = set()
     deferred = None
     if pos < len(body) and body[pos] == 0x7D:
@@ -912,6 +917,10 @@ def _scan(body):
                 user = body[pos:value_end]
             elif key == b"metadata":
                 metadata = body[pos:value_end]
+            elif key == b"max_tokens":
+                max_tokens = _token_cap(body[pos:value_end])
+            elif key == b"max_completion_tokens":
+                max_completion_tokens = _token_cap(body[pos:value_end])
             elif b"\\" in key:
                 raise _Undecided  # an escaped key might spell "model"
             pos = _skip_ws(body, value_end)
@@ -926,7 +935,26 @@ def _scan(body):
         raise InvalidRequest("request body is not valid JSON")
     if deferred is not None:
         raise deferred
-    return ScanResult(model, stream, body, span, None, user, metadata)
+    cap = max_completion_tokens if max_completion_tokens >= 0 else max_tokens if max_tokens >= 0 else 0
+    return ScanResult(model, stream, body, span, None, user, metadata, cap)
+
+
+MAX_TOKEN_CAP = 999_999_999  # a token cap read from a body: a reservation, not a count
+
+
+def _token_cap(literal):
+    """A token cap's value: a JSON integer of digits, capped at MAX_TOKEN_CAP; -1 for anything else."""
+    if not literal.isdigit():
+        return -1
+    return min(int(literal.lstrip(b"0")[:10] or b"0"), MAX_TOKEN_CAP)  # ten digits exceed the cap
+
+
+def _token_cap_of(document):
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = document.get(name)
+        if type(value) is int and value >= 0:
+            return min(value, MAX_TOKEN_CAP)
+    return 0
 
 
 def _scan_with_orjson(body):
@@ -944,7 +972,7 @@ def _scan_with_orjson(body):
         raise InvalidRequest("'stream' must be a boolean", param="stream")
     user = orjson.dumps(document["user"]) if "user" in document else None
     metadata = orjson.dumps(document["metadata"]) if "metadata" in document else None
-    return ScanResult(model, bool(stream), orjson.dumps(document), None, document, user, metadata)
+    return ScanResult(model, bool(stream), orjson.dumps(document), None, document, user, metadata, _token_cap_of(document))
 
 
 # The model name is echoed in a response header (x-alloy-model) and, for some providers, placed

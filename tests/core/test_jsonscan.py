@@ -494,3 +494,28 @@ def test_user_and_metadata_are_the_top_level_values(core, body):
             assert orjson.loads(raw) == document[name]
         else:
             assert raw is None
+
+
+# --- the token cap: what a tokens-per-minute limit reserves for the answer ----------------------
+
+
+@pytest.mark.parametrize(
+    "body, cap",
+    [
+        (b'{"model":"m","max_tokens":100}', 100),
+        (b'{"model":"m","max_completion_tokens":64,"max_tokens":100}', 64),
+        (b'{"max_tokens":100,"model":"m","max_completion_tokens":0}', 0),
+        (b'{"model":"m","max_completion_tokens":null,"max_tokens":7}', 7),  # null: not a cap
+        (b'{"model":"m","max_tokens":-5}', 0),
+        (b'{"model":"m","max_tokens":1.5}', 0),
+        (b'{"model":"m","max_tokens":"100"}', 0),
+        (b'{"model":"m","max_tokens":12345678901234567890123}', 999_999_999),
+        (b'{"model":"m"}', 0),
+        # nested caps (a tool's schema, a message's text) are not the request's
+        (b'{"model":"m","tools":[{"max_tokens":5}],"messages":[{"content":"\\"max_tokens\\": 9"}]}', 0),
+        (b'{"model":"m\\u00e9","max_tokens":33}', 33),  # an escape: orjson decides, same answer
+        (b'{"model":"m","model":"n","max_completion_tokens":8}', 8),  # a repeated key: orjson decides
+    ],
+)
+def test_max_tokens_is_the_top_level_cap(core, body, cap):
+    assert core.scan_body(body).max_tokens == cap
