@@ -1,13 +1,15 @@
 """The gate: who a request is, whether it may go upstream now, and what it cost once it ended.
 
     authenticate  the master key (-> None) or a virtual key ``sk-alloy-...`` (-> its
-                  ``KeyIdentity``), from ``Authorization: Bearer`` or ``x-api-key``: one SHA-256
-                  and one dict lookup. Revoked or expired: 401. No master key and no live key:
+                  ``KeyIdentity``), from ``Authorization: Bearer`` or ``x-api-key``: one dict
+                  lookup for a secret seen since the last reload, else one SHA-256 first
+                  (``Keyring.learn``). Revoked or expired: 401. No master key and no live key:
                   every request passes, as without governance.
     admit         a keyed call's model against the key's (and team's) models (404, naming only the
                   model asked for), then every limit of the key and its team in the shared
                   counters, under one lock: requests per minute, tokens per minute (reserved from
-                  ``max_tokens`` plus the prompt's size / 4), requests in flight and the budget of
+                  the body's top-level ``max_completion_tokens`` or ``max_tokens``, which the
+                  core's scan read, plus the prompt's size / 4), requests in flight and the budget of
                   the period. Over any: 429 before anything is sent, with ``Retry-After``. Passed:
                   the counters move, the ``x-ratelimit-*`` lines join the call's header lines, and
                   the gate carries the call on itself (``Pipeline.admitted``), so an error raised
@@ -22,7 +24,6 @@ still finish, so a budget can be overshot by at most the cost of the calls in fl
 moment (bounded by ``max_parallel`` times the largest answer ``max_tokens`` allows).
 """
 
-import hashlib
 import logging
 import re
 from time import monotonic, time
@@ -98,7 +99,8 @@ class Governance:
             if token is None:
                 continue
             if token.startswith(_PREFIX):
-                identity = self.keyring.by_hash.get(hashlib.sha256(token).digest())
+                keyring = self.keyring
+                identity = keyring.by_secret.get(token) or keyring.learn(token)
                 if identity is not None:
                     if identity.revoked:
                         raise AuthenticationFailed("This API key has been revoked")
@@ -120,7 +122,7 @@ class Governance:
         scan = call.scan
         if key.rules and scan is not None and not key.may_use(scan.model, call.model_name):
             raise ModelNotFound(f"The model '{scan.model}' does not exist or you do not have access to it", param="model")
-        reserve = estimate_tokens(call.request.body) if key.counts_tokens else 0
+        reserve = estimate_tokens(call.request.body, scan) if key.counts_tokens else 0
         shared = self.shared
         if shared is not None:
             if shared.usable(monotonic()):
@@ -313,8 +315,11 @@ def _bearer_token(value):
     return token.strip() if scheme.lower() == b"bearer" else None
 
 
-def estimate_tokens(body):
-    """Tokens to reserve: the answer's ``max_tokens`` (or ``max_completion_tokens``) plus the
-    prompt estimated from the body's size; no tokenizer."""
+def estimate_tokens(body, scan=None):
+    """Tokens to reserve: the answer's cap (``max_completion_tokens`` or ``max_tokens``) plus the
+    prompt estimated from the body's size; no tokenizer. A model endpoint's body was scanned by
+    the core, which kept the top-level cap (``ScanResult.max_tokens``); any other body is searched."""
+    if scan is not None:
+        return len(body) // CHARS_PER_TOKEN + scan.max_tokens
     found = MAX_TOKENS.search(body)
     return len(body) // CHARS_PER_TOKEN + (int(found.group(1)) if found else 0)

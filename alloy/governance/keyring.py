@@ -1,7 +1,10 @@
 """The keys and teams a gateway knows, in memory: what ``authenticate`` and ``admit`` read.
 
 ``Keyring.reload`` reads every key and team from the store into ``KeyIdentity`` objects indexed
-by the hash of their secret. The gateway calls ``refresh`` every ``sync_interval`` (0.5 s by
+by the hash of their secret. A secret that matched is remembered as it was sent (``by_secret``,
+at most ``MAX_REMEMBERED``, forgotten at every reload), so a client's later requests are found
+with one dict lookup instead of a SHA-256 each: the gateway holds the secrets of recent requests
+in memory anyway, and only secrets of live keys are kept, so a flood of wrong keys fills nothing. The gateway calls ``refresh`` every ``sync_interval`` (0.5 s by
 default): it reads one number (``keys_version``, bumped by every change) and reloads only when it
 moved, so a revoked, rotated or changed key takes effect in every worker within that interval plus
 the reload itself (a few ms for thousands of keys). The request path never touches the database.
@@ -12,12 +15,14 @@ team's: every limit of both applies, so the tighter one decides.
 """
 
 import fnmatch
+import hashlib
 import logging
 import time
 
 from alloy.governance.prices import MICRO
 
 log = logging.getLogger("alloy.governance")
+MAX_REMEMBERED = 10_000  # secrets found by their hash, kept for a lookup without hashing
 
 
 class Scope:
@@ -103,6 +108,7 @@ class Keyring:
         self.store = store
         self.table = table
         self.by_hash = {}
+        self.by_secret = {}  # a secret as sent -> its identity (see the module's docstring)
         self.version = None
         self.active = 0  # keys neither revoked nor expired at the last reload
 
@@ -131,6 +137,17 @@ class Keyring:
             by_hash[row["hash"]] = identity
             active += not identity.revoked and (identity.expires_at is None or identity.expires_at > now)
         self.by_hash, self.version, self.active = by_hash, version, active
+        self.by_secret = {}  # a revoked or rotated secret must be hashed (and missed) again
+
+    def learn(self, secret):
+        """The identity of a secret not seen since the last reload (None: no such key), found by
+        its hash and remembered."""
+        identity = self.by_hash.get(hashlib.sha256(secret).digest())
+        if identity is not None:
+            if len(self.by_secret) >= MAX_REMEMBERED:
+                self.by_secret.clear()
+            self.by_secret[secret] = identity
+        return identity
 
     def _load_spend(self, scope, now):
         """At a scope's first sight since the counters were created, its spend this period comes

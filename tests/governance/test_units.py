@@ -8,6 +8,7 @@ from alloy.governance.counters import CounterTable, create_shared
 from alloy.governance.fields import FieldError, duration, key_values, public
 from alloy.core import ratelimit_reset as _reset
 from alloy.governance.attribution import attribution, user_of
+from alloy.core import scan_body
 from alloy.governance.gate import estimate_tokens
 from alloy.governance.prices import Prices
 from alloy.usage import tokens_of
@@ -44,6 +45,9 @@ def test_reset_spelling_user_field_and_reservation():
     assert user_of(b'{"messages":[{"role": "user","content":"x"}], "user": "u-1"}') == "u-1"
     assert user_of(b'{"messages":[{"role":"user"}]}') is None
     assert estimate_tokens(b'{"max_tokens": 100}' + b" " * 81) == 100 + 100 // 4
+    # A model endpoint's body was scanned: its top-level cap counts, a nested one does not.
+    body = b'{"model":"m","tools":[{"max_tokens":9000}],"max_completion_tokens":50}'
+    assert estimate_tokens(body, scan_body(body)) == len(body) // 4 + 50
 
 
 def test_two_mappings_of_one_counters_file_see_each_other(tmp_path):
@@ -79,3 +83,28 @@ def test_attribution_from_the_scan_equals_the_search(body):
     assert user == user_of(body)
     source = metadata_source(body)
     assert (None if held is None else metadata_json(held)) == (None if source is None else metadata_json(source))
+
+
+def test_the_keyring_remembers_a_secret_until_the_next_reload(tmp_path):
+    from alloy.governance.keyring import Keyring
+    from alloy.governance.store import Store
+
+    store = Store(str(tmp_path / "alloy.db"))
+    table = CounterTable(create_shared(str(tmp_path)))
+    _, secret = store.create_key({"name": "app"})
+    keyring = Keyring(store, table)
+    keyring.reload()
+    secret = secret.encode()
+    assert keyring.by_secret.get(secret) is None  # not seen yet: found by its hash, then remembered
+    identity = keyring.learn(secret)
+    assert identity.name == "app" and keyring.by_secret[secret] is identity
+    assert keyring.learn(b"sk-alloy-wrong") is None and b"sk-alloy-wrong" not in keyring.by_secret
+    _, new_secret = store.rotate_key("app")
+    keyring.refresh()  # the rotation moved keys_version: reloaded, and the old secret forgotten
+    assert keyring.by_secret == {} and keyring.learn(secret) is None
+    assert keyring.learn(new_secret.encode()).name == "app"
+    store.revoke_key("app")
+    keyring.refresh()
+    assert keyring.by_secret == {} and keyring.learn(new_secret.encode()).revoked
+    store.close()
+    table.close()
