@@ -4,7 +4,6 @@
 
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from libc.stdio cimport snprintf
 from libc.string cimport strlen
 
 import time as _time
@@ -31,6 +30,46 @@ ctypedef struct CounterSlot:
     long long period
     long long spend
     long long loaded
+
+# --- decimal numbers, written by hand: snprintf's format parsing costs more than the digits ------
+
+cdef inline int _digits(char *out, unsigned long long value) noexcept:
+    """``value`` in decimal at ``out`` (at most 20 characters); returns how many were written."""
+    cdef char backwards[20]
+    cdef int count = 0, index
+    while True:
+        backwards[count] = <char>(48 + value % 10)
+        count += 1
+        value //= 10
+        if value == 0:
+            break
+    for index in range(count):
+        out[index] = backwards[count - 1 - index]
+    return count
+
+
+cdef inline int _signed_digits(char *out, long long value) noexcept:
+    """As ``"%lld"`` writes ``value`` (at most 20 characters)."""
+    if value < 0:
+        out[0] = 45  # "-"
+        return 1 + _digits(out + 1, <unsigned long long>(-(value + 1)) + 1)
+    return _digits(out, <unsigned long long>value)
+
+
+cdef inline int _padded_digits(char *out, unsigned long long value, int width) noexcept:
+    """As ``"%0<width>llu"`` writes ``value``, for a value of at most ``width`` digits."""
+    cdef int index
+    for index in range(width - 1, -1, -1):
+        out[index] = <char>(48 + value % 10)
+        value //= 10
+    return width
+
+
+cdef inline int _put_text(char *out, const char *text) noexcept:
+    cdef size_t size = strlen(text)
+    memcpy(out, text, size)
+    return <int>size
+
 
 cdef double LIMIT_WINDOW = 60.0
 cdef enum:
@@ -164,15 +203,16 @@ cdef class LimitCounters:
 
 
 cdef bytes _ratelimit_lines(tuple reported, CounterSlot *rows, Py_ssize_t count, double now):
-    cdef char line[320]
-    cdef char reset[48]
-    cdef int written
+    # Each trio is at most ~200 bytes (three names, two 20-digit numbers, a reset): two trios fit.
+    cdef char lines[640]
+    cdef int at, used_bytes = 0
     cdef bint requests, found
     cdef long long limit, remaining, used, best_limit = 0, best_remaining = 0
     cdef double start, left, best_reset = 0.0
     cdef Py_ssize_t index
     cdef const char *name
-    out = []
+    if len(reported) > 2:
+        raise ValueError("at most two x-ratelimit trios (requests, tokens)")
     for entry in reported:
         requests = (<tuple>entry)[0] == "rpm"
         found = False
@@ -193,15 +233,23 @@ cdef bytes _ratelimit_lines(tuple reported, CounterSlot *rows, Py_ssize_t count,
                 best_limit, best_remaining, best_reset = limit, remaining, left
         if not found:
             continue
-        _format_reset(reset, sizeof(reset), best_reset)
         name = "requests" if requests else "tokens"
-        written = snprintf(
-            line, sizeof(line),
-            "x-ratelimit-limit-%s: %lld\r\nx-ratelimit-remaining-%s: %lld\r\nx-ratelimit-reset-%s: %s\r\n",
-            name, best_limit, name, best_remaining, name, reset,
-        )
-        out.append(PyBytes_FromStringAndSize(line, written))
-    return b"".join(out)
+        at = used_bytes
+        at += _put_text(lines + at, "x-ratelimit-limit-")
+        at += _put_text(lines + at, name)
+        at += _put_text(lines + at, ": ")
+        at += _signed_digits(lines + at, best_limit)
+        at += _put_text(lines + at, "\r\nx-ratelimit-remaining-")
+        at += _put_text(lines + at, name)
+        at += _put_text(lines + at, ": ")
+        at += _signed_digits(lines + at, best_remaining)
+        at += _put_text(lines + at, "\r\nx-ratelimit-reset-")
+        at += _put_text(lines + at, name)
+        at += _put_text(lines + at, ": ")
+        at += _format_reset(lines + at, best_reset)
+        at += _put_text(lines + at, "\r\n")
+        used_bytes = at
+    return PyBytes_FromStringAndSize(lines, used_bytes)
 
 
 def ratelimit_lines(tuple reported, rows, double now):
@@ -218,21 +266,28 @@ def ratelimit_lines(tuple reported, rows, double now):
     return _ratelimit_lines(reported, slots, count, now)
 
 
-cdef void _format_reset(char *out, size_t size, double seconds):
+cdef int _format_reset(char *out, double seconds) noexcept:
+    """OpenAI's spelling of a reset (``120ms``, ``7s``, ``1m5s``) at ``out`` (at most 44
+    characters); returns how many were written."""
     cdef long long whole
+    cdef int at
     if seconds < 1:
-        snprintf(out, size, "%lldms", <long long>(seconds * 1000))
-    elif seconds < 60:
-        snprintf(out, size, "%llds", <long long>(seconds + 0.999))
-    else:
-        whole = <long long>seconds
-        snprintf(out, size, "%lldm%llds", whole // 60, whole % 60)
+        at = _signed_digits(out, <long long>(seconds * 1000))
+        return at + _put_text(out + at, "ms")
+    if seconds < 60:
+        at = _signed_digits(out, <long long>(seconds + 0.999))
+        return at + _put_text(out + at, "s")
+    whole = <long long>seconds
+    at = _signed_digits(out, whole // 60)
+    out[at] = 109  # "m"
+    at += 1
+    at += _signed_digits(out + at, whole % 60)
+    return at + _put_text(out + at, "s")
 
 
 def ratelimit_reset(double seconds):
     cdef char out[48]
-    _format_reset(out, sizeof(out), seconds)
-    return <bytes>out
+    return PyBytes_FromStringAndSize(out, _format_reset(out, seconds))
 
 
 # --- the access log's JSON line ------------------------------------------------------------------
@@ -308,7 +363,7 @@ cdef int _line_put_int(LineBuffer *out, object value) except -1:
     if type(value) is int:
         whole = PyLong_AsLongLongAndOverflow(value, &overflow)
         if not overflow:
-            return _line_put(out, number, snprintf(number, sizeof(number), "%lld", whole))
+            return _line_put(out, number, _signed_digits(number, whole))
     encoded = orjson.dumps(value)
     return _line_put(out, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded))
 
@@ -319,15 +374,22 @@ cdef int _line_put_millis(LineBuffer *out, long long micros) except -1:
     cdef char number[40]
     cdef unsigned long long whole = <unsigned long long>(-micros if micros < 0 else micros)
     cdef unsigned long long fraction = whole % 1000
-    cdef int written
+    cdef int written = 0
+    if micros < 0:
+        number[0] = 45  # "-"
+        written = 1
+    written += _digits(number + written, whole // 1000)
+    number[written] = 46  # "."
+    written += 1
     if fraction == 0:
-        written = snprintf(number, sizeof(number), "%s%llu.0", "-" if micros < 0 else "", whole // 1000)
+        number[written] = 48
+        written += 1
     elif fraction % 100 == 0:
-        written = snprintf(number, sizeof(number), "%s%llu.%01llu", "-" if micros < 0 else "", whole // 1000, fraction // 100)
+        written += _padded_digits(number + written, fraction // 100, 1)
     elif fraction % 10 == 0:
-        written = snprintf(number, sizeof(number), "%s%llu.%02llu", "-" if micros < 0 else "", whole // 1000, fraction // 10)
+        written += _padded_digits(number + written, fraction // 10, 2)
     else:
-        written = snprintf(number, sizeof(number), "%s%llu.%03llu", "-" if micros < 0 else "", whole // 1000, fraction)
+        written += _padded_digits(number + written, fraction, 3)
     return _line_put(out, number, written)
 
 
@@ -346,6 +408,7 @@ def access_json_line(tuple entry, double offset):
     cdef long long second, count
     cdef Py_ssize_t end
     cdef bint timed
+    cdef int written
     cdef char number[64]
     cdef char stack[1024]
     if len(entry) != 20:
@@ -368,7 +431,10 @@ def access_json_line(tuple entry, double offset):
     try:
         _line_put_name(&out, '{"time":"')
         _line_put_name(&out, _clock_text)
-        _line_put(&out, number, snprintf(number, sizeof(number), ".%06lldZ\"", <long long>((when - second) * 1e6)))
+        number[0] = 46  # ".%06lldZ\""
+        _padded_digits(number + 1, <unsigned long long>((when - second) * 1e6) % 1000000, 6)
+        number[7], number[8] = 90, 34
+        _line_put(&out, number, 9)
         if id_line:
             end = (<bytes>id_line).find(b"\r\n")
             if end < 0:  # as Python's slice [14:-1] would
@@ -382,7 +448,10 @@ def access_json_line(tuple entry, double offset):
                 if PyUnicode_IS_ASCII(host) and _line_plain(<const unsigned char*>PyUnicode_1BYTE_DATA(host), PyUnicode_GET_LENGTH(host)):
                     _line_put(&out, '"', 1)
                     _line_put(&out, <const char*>PyUnicode_1BYTE_DATA(host), PyUnicode_GET_LENGTH(host))
-                    _line_put(&out, number, snprintf(number, sizeof(number), ":%lld\"", <long long>peer[1]))
+                    number[0] = 58  # ":%lld\""
+                    written = 1 + _signed_digits(number + 1, <long long>peer[1])
+                    number[written] = 34
+                    _line_put(&out, number, written + 1)
                 else:
                     _line_put_str(&out, "%s:%s" % peer[:2])
             else:
@@ -435,7 +504,7 @@ def access_json_line(tuple entry, double offset):
             _line_put_millis(&out, <long long>((ended - arrived) * 1e6))
             if timed and count_value == 1 and error is None:
                 _line_put_name(&out, ',"overhead_us":')
-                _line_put(&out, number, snprintf(number, sizeof(number), "%lld",
+                _line_put(&out, number, _signed_digits(number,
                      <long long>(((sent - arrived) if stream else (sent - arrived + ended - head)) * 1e6)))
         if usage is not None:
             prompt, completion = usage

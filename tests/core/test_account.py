@@ -109,10 +109,10 @@ def test_a_slot_outside_the_table_is_refused(core):
         counters.take(bad, reported, 0, NOW, WALL)
 
 
-@pytest.mark.parametrize("seconds", [0.0, 0.25, 0.9999, 1.0, 1.2, 12.0, 59.5, 60.0, 61.9, 3599.0])
+@pytest.mark.parametrize("seconds", [0.0, 0.25, 0.9999, 1.0, 1.2, 12.0, 59.5, 60.0, 61.9, 3599.0, 86400.5])
 def test_reset_spelling(core, seconds):
     expected = {0.0: b"0ms", 0.25: b"250ms", 0.9999: b"999ms", 1.0: b"1s", 1.2: b"2s", 12.0: b"12s",
-                59.5: b"60s", 60.0: b"1m0s", 61.9: b"1m1s", 3599.0: b"59m59s"}  # fmt: skip
+                59.5: b"60s", 60.0: b"1m0s", 61.9: b"1m1s", 3599.0: b"59m59s", 86400.5: b"1440m0s"}  # fmt: skip
     assert core.ratelimit_reset(seconds) == expected[seconds]
 
 
@@ -143,6 +143,8 @@ ENTRIES = [
     entry(peer="/tmp/socket"),
     entry(usage=(None, 7)),
     entry(usage=(2**62, 2**40)),
+    entry(usage=(-(2**63), 2**63 - 1), bytes_in=0, status=0),  # the ends of a long long, written by hand
+    entry(usage=(-7, 2**64 - 1)),  # beyond a long long: orjson writes it
     entry(ended=1e9 + 0.999999, arrived=1e9, sent=1e9 + 0.5, head=1e9 + 0.75),
     entry(head=5000.40999, sent=5000.41),  # the upstream head "before" the send: not timed
     entry(id_line=b"x-request-id: no-line-end"),
