@@ -83,6 +83,13 @@ class ResponseHead:
     content_length: int
     """Declared length, or ``-1`` when the body is chunked or delimited by the connection closing."""
     chunked: bool
+    block: Optional[bytes]
+    """The client-facing header lines when the parser was given ``skip``: exactly
+    ``encode_headers(headers, block_skip)``, written while parsing; else None. The compiled twin
+    then builds ``headers`` only when it is read, and ``get`` reads the received lines without it,
+    so a relay that forwards the block makes no (name, value) pair per header."""
+    block_skip: Optional[frozenset[bytes]]
+    """The ``skip`` set ``block`` was written with (the parser's), or None."""
     def get(self, name: bytes, default: Optional[bytes] = None) -> Optional[bytes]:
         """The first value of header ``name`` (lower-case), or ``default``."""
 
@@ -96,7 +103,9 @@ class ResponseParser:
     """
 
     done: bool
-    def __init__(self, head_request: bool = False, max_header_bytes: int = 65536) -> None: ...
+    def __init__(self, head_request: bool = False, max_header_bytes: int = 65536, skip: Optional[frozenset[bytes]] = None) -> None:
+        """``skip``: the lower-case names a relay leaves out of the client's answer; with it each
+        head carries its ``block`` (TypeError unless a frozenset)."""
     def feed(self, data: bytes) -> list[Any]:
         """Raises ``alloy.errors.UpstreamProtocolError`` on anything that is not valid HTTP/1.x."""
     def feed_eof(self) -> list[Any]:

@@ -5,23 +5,71 @@
 # Upstream response parsing
 # ============================================================================================
 
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+
 cdef class ResponseHead:
     cdef readonly int status
     cdef readonly int version
-    cdef readonly list headers
+    cdef list _headers
+    cdef bytes _fields  # the field lines as received, when the parser made a block (see block)
     cdef public bint keep_alive
     cdef readonly long long content_length
     cdef readonly bint chunked
+    # The client-facing header lines (``name: value\r\n``, lower-cased names, the names of
+    # ``block_skip`` left out): what ``encode_headers(headers, block_skip)`` returns, written while
+    # the head was parsed by a parser given a ``skip`` set, else None. Such a head builds its
+    # ``headers`` list only when asked, and ``get`` reads the field lines without building it.
+    cdef readonly bytes block
+    cdef readonly object block_skip
+
+    @property
+    def headers(self):
+        if self._headers is None:
+            self._headers = _field_list(self._fields)
+        return self._headers
 
     def get(self, bytes name, default=None):
         cdef tuple item
-        for item in self.headers:
+        if self._headers is None:
+            return _field_get(self._fields, name, default)
+        for item in self._headers:
             if item[0] == name:
                 return item[1]
         return default
 
     def __repr__(self):
         return f"<ResponseHead {self.status}>"
+
+
+cdef list _field_list(bytes fields):
+    """The (name, value) list of field lines the parser already checked."""
+    cdef const char *p = PyBytes_AS_STRING(fields)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(fields), pos = 0, line_end
+    cdef list headers = []
+    while pos < n:
+        line_end = _find_crlf(p, pos, n)
+        if line_end < 0:
+            line_end = n
+        if line_end > pos:
+            headers.append(_parse_field_line(p + pos, line_end - pos, _UpstreamProtocolError))
+        pos = line_end + 2
+    return headers
+
+
+cdef object _field_get(bytes fields, bytes name, object default):
+    """The value of the first field line named ``name`` (lower-case), without building the list."""
+    cdef const char *p = PyBytes_AS_STRING(fields)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(fields), pos = 0, line_end, name_len, vs, ve
+    while pos < n:
+        line_end = _find_crlf(p, pos, n)
+        if line_end < 0:
+            line_end = n
+        if line_end > pos:
+            name_len = _field_bounds(p + pos, line_end - pos, _UpstreamProtocolError, &vs, &ve)
+            if _ieq(p + pos, name_len, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)):
+                return PyBytes_FromStringAndSize(p + pos + vs, ve - vs)
+        pos = line_end + 2
+    return default
 
 
 cdef enum:
@@ -35,6 +83,7 @@ cdef enum:
 cdef class ResponseParser:
     cdef bint _head_request
     cdef Py_ssize_t _max_header
+    cdef object _skip
     cdef bytes _buf
     cdef int _state
     cdef long long _remaining
@@ -42,9 +91,12 @@ cdef class ResponseParser:
     cdef ResponseHead _head
     cdef public bint done
 
-    def __init__(self, bint head_request=False, Py_ssize_t max_header_bytes=65536):
+    def __init__(self, bint head_request=False, Py_ssize_t max_header_bytes=65536, skip=None):
         self._head_request = head_request
         self._max_header = max_header_bytes
+        if skip is not None and type(skip) is not frozenset:
+            raise TypeError("skip must be a frozenset of lower-case names")
+        self._skip = skip
         self._buf = EMPTY
         self._state = R_HEAD
         self._remaining = 0
@@ -138,11 +190,9 @@ cdef class ResponseParser:
         cdef list headers = []
         cdef list content_lengths = None
         cdef list transfer_encodings = None
-        cdef bint has_close = False, has_keep_alive = False, keep_alive, chunked
-        cdef long long content_length
+        cdef bint has_close = False, has_keep_alive = False
         cdef tuple field
         cdef bytes name
-        cdef ResponseHead head
 
         _check_line_endings(p, n, _UpstreamProtocolError)
         line_end = _find_crlf(p, 0, n)
@@ -166,6 +216,8 @@ cdef class ResponseParser:
         version = _parse_version(p, sp1, _UpstreamProtocolError, _UpstreamProtocolError)
 
         pos = line_end + 2
+        if self._skip is not None:
+            return self._parse_fields_to_block(p, pos, n, status, version)
         while pos < n:
             line_end = _find_crlf(p, pos, n)
             if line_end < 0:
@@ -187,6 +239,69 @@ cdef class ResponseParser:
             pos = line_end + 2
         if 100 <= status < 200:
             return None  # interim response: wait for the final one
+        return self._framed(status, version, headers, None, None, has_close, has_keep_alive, content_lengths, transfer_encodings)
+
+    cdef ResponseHead _parse_fields_to_block(self, const char *p, Py_ssize_t pos, Py_ssize_t n, int status, int version):
+        """The field lines checked one by one as ``_parse_field_line`` does, written straight
+        into the client-facing block (lower-cased names, trimmed values, ``self._skip`` left out)
+        without a (name, value) pair each; only the framing fields' values become objects."""
+        cdef Py_ssize_t line_end, name_len, vs, ve, size = 0, start = pos
+        cdef list content_lengths = None
+        cdef list transfer_encodings = None
+        cdef bint has_close = False, has_keep_alive = False
+        cdef bytes name, value
+        cdef char *out
+        cdef object skip = self._skip
+        # Each kept line grows by at most ": " against its received form ("name:value").
+        out = <char *>PyMem_Malloc(2 * (n - pos) + 2 if n > pos else 2)  # no field line: pos is n + 2
+        if out == NULL:
+            raise MemoryError()
+        try:
+            while pos < n:
+                line_end = _find_crlf(p, pos, n)
+                if line_end < 0:
+                    line_end = n
+                if line_end > pos:
+                    name_len = _field_bounds(p + pos, line_end - pos, _UpstreamProtocolError, &vs, &ve)
+                    name = _header_name(p + pos, name_len)
+                    if name == H_CONNECTION or name == H_CONTENT_LENGTH or name == H_TRANSFER_ENCODING:
+                        value = PyBytes_FromStringAndSize(p + pos + vs, ve - vs)
+                        if name == H_CONNECTION:
+                            _connection_flags(value, &has_close, &has_keep_alive)
+                        elif name == H_CONTENT_LENGTH:
+                            if content_lengths is None:
+                                content_lengths = []
+                            content_lengths.append(value)
+                        else:
+                            if transfer_encodings is None:
+                                transfer_encodings = []
+                            transfer_encodings.append(value)
+                    if name not in skip:
+                        memcpy(out + size, PyBytes_AS_STRING(name), name_len)
+                        size += name_len
+                        out[size] = 58  # ":"
+                        out[size + 1] = 32
+                        size += 2
+                        memcpy(out + size, p + pos + vs, ve - vs)
+                        size += ve - vs
+                        out[size] = 13
+                        out[size + 1] = 10
+                        size += 2
+                pos = line_end + 2
+            if 100 <= status < 200:
+                return None  # interim response: wait for the final one
+            block = PyBytes_FromStringAndSize(out, size)
+        finally:
+            PyMem_Free(out)
+        return self._framed(status, version, None, PyBytes_FromStringAndSize(p + start, n - start) if n > start else EMPTY, block,
+                            has_close, has_keep_alive, content_lengths, transfer_encodings)
+
+    cdef ResponseHead _framed(self, int status, int version, list headers, bytes fields, bytes block, bint has_close,
+                              bint has_keep_alive, list content_lengths, list transfer_encodings):
+        """The head's framing (RFC 9112 section 6.3), and the parser's state for the body."""
+        cdef bint keep_alive, chunked
+        cdef long long content_length
+        cdef ResponseHead head
 
         keep_alive = not has_close if version == 11 else has_keep_alive
         if self._head_request or status == 204 or status == 304:
@@ -215,7 +330,10 @@ cdef class ResponseParser:
         head = ResponseHead.__new__(ResponseHead)
         head.status = status
         head.version = version
-        head.headers = headers
+        head._headers = headers
+        head._fields = fields
+        head.block = block
+        head.block_skip = self._skip if block is not None else None
         head.keep_alive = keep_alive
         head.content_length = content_length
         head.chunked = chunked

@@ -438,15 +438,20 @@ class RequestParser:
 
 
 class ResponseHead:
-    __slots__ = ("status", "version", "headers", "keep_alive", "content_length", "chunked")
+    __slots__ = ("status", "version", "headers", "keep_alive", "content_length", "chunked", "block", "block_skip")
 
-    def __init__(self, status, version, headers, keep_alive, content_length, chunked):
+    def __init__(self, status, version, headers, keep_alive, content_length, chunked, block=None, block_skip=None):
         self.status = status
         self.version = version
         self.headers = headers
         self.keep_alive = keep_alive
         self.content_length = content_length
         self.chunked = chunked
+        # The client-facing header lines, ``encode_headers(headers, block_skip)``, when the parser
+        # was given a ``skip`` set, else None. (The compiled twin writes them while it parses and
+        # builds ``headers`` only when asked: the relay of a passthrough answer never asks.)
+        self.block = block
+        self.block_skip = block_skip
 
     def get(self, name, default=None):
         for key, value in self.headers:
@@ -464,9 +469,12 @@ _R_HEAD, _R_LENGTH, _R_CHUNKED, _R_UNTIL_CLOSE, _R_DONE = range(5)
 class ResponseParser:
     """See ``alloy/_core.pyi``."""
 
-    def __init__(self, head_request=False, max_header_bytes=65536):
+    def __init__(self, head_request=False, max_header_bytes=65536, skip=None):
         self._head_request = head_request
         self._max_header = max_header_bytes
+        if skip is not None and type(skip) is not frozenset:
+            raise TypeError("skip must be a frozenset of lower-case names")
+        self._skip = skip
         self._buffer = bytearray()
         self._state = _R_HEAD
         self._remaining = 0
@@ -580,7 +588,9 @@ class ResponseParser:
             content_length, chunked = -1, False
             keep_alive = False
             self._state = _R_UNTIL_CLOSE
-        self._head = ResponseHead(status, version, headers, keep_alive, content_length, chunked)
+        skip = self._skip
+        block = None if skip is None else encode_headers(headers, skip)
+        self._head = ResponseHead(status, version, headers, keep_alive, content_length, chunked, block, skip)
         return self._head
 
 

@@ -216,7 +216,10 @@ class PassthroughRelay(Relay):
         self.head_sent = True
         status = head.status
         self.call.status = status
-        block = encode_headers(head.headers, self.response_skip) + self.extra_headers
+        block = head.block  # written by the core's parser when the request named our skip set
+        if block is None or head.block_skip is not self.response_skip:
+            block = encode_headers(head.headers, self.response_skip)
+        block += self.extra_headers
         upstream_id = head.get(b"x-request-id")
         if upstream_id is not None:
             # The client's x-request-id is the gateway's (one value, the one in its logs); the

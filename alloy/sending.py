@@ -110,6 +110,7 @@ class PassthroughProvider:
             sum(len(part) for part in body),
             deployment.timeouts,
             total_ticks,
+            self.response_skip,  # the core writes the client's header block as it parses the head
         )
         relay = PassthroughRelay(call, call.id_line + served_by, self.response_skip, hidden)
         relay.handle = self.upstream.start(upstream_request, relay, request.method == b"HEAD")

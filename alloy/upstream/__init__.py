@@ -67,6 +67,9 @@ class UpstreamRequest:
     body_length: int
     timeouts: Timeouts
     total_ticks: int = 0  # what is left of the total timeout for this attempt; 0: no limit
+    # The response header names the client must not see (a passthrough relay's): given, the core's
+    # response parser writes the client's header block while it parses (ResponseHead.block).
+    response_skip: frozenset = None
     head: bytes = field(init=False)  # request line, headers and framing, checked by the core
 
     def __post_init__(self):

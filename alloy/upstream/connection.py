@@ -15,6 +15,8 @@ import asyncio
 from alloy.core import ResponseParser
 from alloy.errors import UpstreamProtocolError, UpstreamUnreachable
 
+MAX_HEAD_BYTES = 65536  # an upstream response head beyond this is a protocol error (the parser's default)
+
 
 class UpstreamConnection(asyncio.Protocol):
     def __init__(self, pool, loop):
@@ -98,7 +100,7 @@ class UpstreamConnection(asyncio.Protocol):
     def send(self, request, sink, head_request):
         self._request = request
         self._sink = sink
-        self._parser = ResponseParser(head_request)
+        self._parser = ResponseParser(head_request, MAX_HEAD_BYTES, request.response_skip)
         self._head = None
         self._received = False
         wheel = self.wheel

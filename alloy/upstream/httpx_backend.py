@@ -25,6 +25,8 @@ class HttpxHead:
     """The response head in the shape of the core ``ResponseHead`` (what the relay reads)."""
 
     __slots__ = ("status", "headers", "content_length", "chunked", "keep_alive")
+    block = None  # no pre-written client block: the relay encodes ``headers`` itself
+    block_skip = None
 
     def __init__(self, response):
         self.status = response.status_code
