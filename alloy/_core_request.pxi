@@ -106,7 +106,7 @@ cdef class RequestParser:
                     search = pos
                 hit = NULL
                 if n - search >= 4:
-                    hit = <const char *>memmem(p + search, n - search, b"\r\n\r\n", 4)
+                    hit = _find_head_end(p, search, n)
                 if hit == NULL:
                     self._check_incomplete_head(p, pos, n)
                     break

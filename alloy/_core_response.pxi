@@ -57,17 +57,25 @@ cdef list _field_list(bytes fields):
 
 
 cdef object _field_get(bytes fields, bytes name, object default):
-    """The value of the first field line named ``name`` (lower-case), without building the list."""
+    """The value of the first field line named ``name`` (lower-case), without building the list.
+    The lines were checked when the head was parsed: only the colon is looked for here."""
     cdef const char *p = PyBytes_AS_STRING(fields)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(fields), pos = 0, line_end, name_len, vs, ve
+    cdef const char *colon
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(fields), pos = 0, line_end, vs, ve
+    cdef Py_ssize_t wanted = PyBytes_GET_SIZE(name)
     while pos < n:
         line_end = _find_crlf(p, pos, n)
         if line_end < 0:
             line_end = n
-        if line_end > pos:
-            name_len = _field_bounds(p + pos, line_end - pos, _UpstreamProtocolError, &vs, &ve)
-            if _ieq(p + pos, name_len, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name)):
-                return PyBytes_FromStringAndSize(p + pos + vs, ve - vs)
+        if line_end - pos > wanted and p[pos + wanted] == 58 and _ieq(p + pos, wanted, PyBytes_AS_STRING(name), wanted):
+            colon = p + pos + wanted
+            vs = colon - p + 1
+            ve = line_end
+            while vs < ve and (p[vs] == 32 or p[vs] == 9):
+                vs += 1
+            while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
+                ve -= 1
+            return PyBytes_FromStringAndSize(p + vs, ve - vs)
         pos = line_end + 2
     return default
 
@@ -126,7 +134,7 @@ cdef class ResponseParser:
             if self._state == R_HEAD:
                 hit = NULL
                 if n - pos >= 4:
-                    hit = <const char *>memmem(p + pos, n - pos, b"\r\n\r\n", 4)
+                    hit = _find_head_end(p, pos, n)
                 if hit == NULL:
                     if n - pos > self._max_header:
                         raise _UpstreamProtocolError("upstream response head too large")
@@ -251,7 +259,7 @@ cdef class ResponseParser:
         cdef bint has_close = False, has_keep_alive = False
         cdef bytes name, value
         cdef char *out
-        cdef object skip = self._skip
+        cdef frozenset skip = self._skip
         # Each kept line grows by at most ": " against its received form ("name:value").
         out = <char *>PyMem_Malloc(2 * (n - pos) + 2 if n > pos else 2)  # no field line: pos is n + 2
         if out == NULL:
