@@ -124,6 +124,9 @@ class MessagesConnection:
     def current(self):
         return self.real.current
 
+    def peer_address(self):
+        return self.real.peer_address()
+
     @current.setter
     def current(self, call):
         self.real.current = call

@@ -69,9 +69,8 @@ class AccessLog:
     def record(self, call):
         if self.sample < 1.0 and random() >= self.sample:
             return
-        connection = call.connection
-        try:  # a Messages call's connection wraps the client's (``real``)
-            peer = getattr(connection, "real", connection).transport.get_extra_info("peername")
+        try:  # read once per connection (a Messages call's connection asks the client's)
+            peer = call.connection.peer_address()
         except Exception:  # noqa: BLE001 - a transport gone or of another kind: no address then
             peer = None
         deployment = call.deployment
@@ -104,7 +103,7 @@ class AccessLog:
         if self.sample < 1.0 and random() >= self.sample:
             return
         try:
-            peer = connection.transport.get_extra_info("peername")
+            peer = connection.peer_address()
         except Exception:  # noqa: BLE001
             peer = None
         now = time.monotonic()

@@ -131,11 +131,13 @@ def test_each_request_is_one_json_line_with_its_fields(start_gateway, mock, tmp_
     assert alloy_error["duration_ms"] > 0
 
     assert refused["status"] == 401 and refused["attempts"] == 0
+    assert refused["client"].startswith("127.0.0.1:")
     assert (refused["error"], refused["error_code"]) == ("invalid_request_error", "invalid_api_key")
     assert "model" not in refused and "provider" not in refused and "duration_ms" not in refused
 
     assert anthropic["path"] == "/v1/messages" and anthropic["status"] == 200
     assert anthropic["model"] == "fast" and anthropic["provider"] == "openai"
+    assert anthropic["client"].startswith("127.0.0.1:")  # a Messages call asks the client's connection
     assert MASTER not in log.read_text() and KEY not in log.read_text()  # never a key
     counted = scrape(gateway.base, key=MASTER)
     assert counted.value("alloy_access_log_lines_total") == 6
