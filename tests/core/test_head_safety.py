@@ -2,6 +2,8 @@
 could end a line or a message early, paths are normalized or refused before routing, and a client
 cannot hold a connection open with empty lines."""
 
+import random
+
 import pytest
 
 from alloy import errors
@@ -89,6 +91,29 @@ def test_encode_forwarded_drops_provider_scoped_families_by_prefix(core):
     }
     out = core.encode_forwarded(headers, frozenset(), (b"anthropic-", b"x-goog-"))
     assert out == b"x-trace: 1\r\nanthropicish: kept\r\n"
+
+
+@pytest.mark.parametrize("fields", [0, 1, 15, 64, 65, 200])
+def test_encode_forwarded_keeps_the_order_and_drops_what_it_must(core, fields):
+    """Every field but the skipped, the prefixed and those Connection names, in the dict's order;
+    heads of every size, up to 200 fields."""
+    rng = random.Random(fields)
+    pool = [b"x-a", b"x-b", b"accept", b"user-agent", b"te", b"anthropic-beta", b"x-goog-id", b"x-named", b"authorization"]
+    headers = {}
+    for index in range(fields):
+        name = rng.choice(pool) + b"-%d" % index if rng.random() < 0.7 else rng.choice(pool)
+        headers[name] = b"v%d" % index
+    if fields and rng.random() < 0.8:
+        headers[b"connection"] = b"keep-alive, X-Named, te"
+    skip = frozenset((b"authorization", b"connection", b"te"))
+    out = core.encode_forwarded(headers, skip, (b"anthropic-", b"x-goog-"))
+    named = {b"x-named", b"te"} if b"connection" in headers else set()
+    expected = b"".join(
+        name + b": " + value + b"\r\n"
+        for name, value in headers.items()
+        if name not in skip and name not in named and not name.startswith((b"anthropic-", b"x-goog-"))
+    )
+    assert out == expected
 
 
 def test_encode_headers_hides_the_names_given(core):
