@@ -1,13 +1,15 @@
 """The keys and teams a gateway knows, in memory: what ``authenticate`` and ``admit`` read.
 
 ``Keyring.reload`` reads every key and team from the store into ``KeyIdentity`` objects indexed
-by the hash of their secret. A secret that matched is remembered as it was sent (``by_secret``,
-at most ``MAX_REMEMBERED``, forgotten at every reload), so a client's later requests are found
-with one dict lookup instead of a SHA-256 each: the gateway holds the secrets of recent requests
-in memory anyway, and only secrets of live keys are kept, so a flood of wrong keys fills nothing. The gateway calls ``refresh`` every ``sync_interval`` (0.5 s by
+by the hash of their secret. The gateway calls ``refresh`` every ``sync_interval`` (0.5 s by
 default): it reads one number (``keys_version``, bumped by every change) and reloads only when it
 moved, so a revoked, rotated or changed key takes effect in every worker within that interval plus
 the reload itself (a few ms for thousands of keys). The request path never touches the database.
+
+A secret that matched is remembered as it was sent (``by_secret``, at most ``MAX_REMEMBERED``,
+forgotten at every reload), so a client's later requests are found with one dict lookup instead
+of a SHA-256 each: the gateway holds the secrets of recent requests in memory anyway, and only
+secrets of known keys are kept, so a flood of wrong keys fills nothing.
 
 A ``Scope`` is what a key or a team limits (models, rpm, tpm, in flight, budget) and where its live
 counters are (its slot in ``alloy.governance.counters``). A key's ``scopes`` are its own and its
