@@ -25,6 +25,13 @@ class Request:
     """The whole body, de-chunked. ``b""`` when the request has none."""
     keep_alive: bool
     """Whether the connection may stay open after the answer (RFC 9112 section 9.3)."""
+    forwarded: Optional[bytes]
+    """With a parser given ``forward_skip``: exactly ``encode_forwarded(headers, forward_skip,
+    forward_prefixes)``, the lines a provider may receive, which the compiled twin writes while it
+    reads the head (a repeated name or a Connection-named field: computed from ``headers``). Else
+    None."""
+    forwarded_skip: Optional[frozenset[bytes]]
+    """The ``forward_skip`` set ``forwarded`` was written with, or None."""
 
 class RequestParser:
     """Incremental request parser: feed bytes as they arrive, get back complete requests.
@@ -40,7 +47,10 @@ class RequestParser:
     so they are answered first (nothing a client sent whole is lost).
     """
 
-    def __init__(self, max_header_bytes: int = 65536, max_body_bytes: int = 33554432) -> None: ...
+    def __init__(self, max_header_bytes: int = 65536, max_body_bytes: int = 33554432,
+                 forward_skip: Optional[frozenset[bytes]] = None, forward_prefixes: tuple[bytes, ...] = ()) -> None:
+        """``forward_skip``, ``forward_prefixes``: the default forwarding policy's sets (see
+        ``encode_forwarded``); with them each request carries its ``forwarded`` lines."""
     def feed(self, data: bytes) -> list[Request]:
         """Consume ``data``; return the requests it completed, in order (pipelining).
 

@@ -5,6 +5,9 @@
 # HTTP/1.1 request parsing (RFC 9112)
 # ============================================================================================
 
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+
+
 cdef class Request:
     cdef readonly bytes method
     cdef readonly bytes target
@@ -12,6 +15,10 @@ cdef class Request:
     cdef readonly dict headers
     cdef readonly bytes body
     cdef readonly bint keep_alive
+    # ``encode_forwarded(headers, forwarded_skip, <the parser's prefixes>)``, written while the head
+    # was parsed by a parser given forwarding sets (else both None): see RequestParser.
+    cdef readonly bytes forwarded
+    cdef readonly object forwarded_skip
 
     def __repr__(self):
         return f"<Request {self.method.decode()} {self.target.decode(errors='replace')}>"
@@ -38,10 +45,15 @@ cdef class RequestParser:
     cdef bint _expect_continue
     cdef object _error
     cdef int _empty_lines
+    cdef frozenset _forward_skip
+    cdef tuple _forward_prefixes
 
-    def __init__(self, Py_ssize_t max_header_bytes=65536, long long max_body_bytes=33554432):
+    def __init__(self, Py_ssize_t max_header_bytes=65536, long long max_body_bytes=33554432,
+                 frozenset forward_skip=None, tuple forward_prefixes=()):
         self._max_header = max_header_bytes
         self._max_body = max_body_bytes
+        self._forward_skip = forward_skip
+        self._forward_prefixes = forward_prefixes
         self._buf = EMPTY
         self._state = S_HEAD
         self._scan_from = 0
@@ -198,6 +210,12 @@ cdef class RequestParser:
         cdef bint has_close = False, has_keep_alive = False, keep_alive
         cdef tuple field
         cdef Request request
+        cdef frozenset skip
+        cdef char *out = NULL
+        cdef Py_ssize_t size = 0
+        cdef bint repeated = False
+        cdef object connection
+        cdef bytes forwarded = None
 
         _check_line_endings(p, n, _ProtocolError)
 
@@ -229,29 +247,54 @@ cdef class RequestParser:
         target = PyBytes_FromStringAndSize(p + sp1 + 1, sp2 - sp1 - 1)
 
         pos = line_end + 2
-        while pos < n:
-            line_end = _find_crlf(p, pos, n)
-            if line_end < 0:
-                line_end = n
-            if line_end > pos:
-                name_len = _field_bounds(p + pos, line_end - pos, _ProtocolError, &vs, &ve)
-                name = _header_name(p + pos, name_len)
-                value = PyBytes_FromStringAndSize(p + pos + vs, ve - vs)
-                if name is H_CONTENT_LENGTH or name == H_CONTENT_LENGTH:
-                    if content_lengths is None:
-                        content_lengths = []
-                    content_lengths.append(value)
-                elif name is H_TRANSFER_ENCODING or name == H_TRANSFER_ENCODING:
-                    if transfer_encodings is None:
-                        transfer_encodings = []
-                    transfer_encodings.append(value)
-                elif name is H_HOST or name == H_HOST:
-                    hosts += 1
-                count = len(headers)
-                previous = headers.setdefault(name, value)
-                if len(headers) == count:  # the name was already there: join (RFC 9110 5.3)
-                    headers[name] = <bytes>previous + COMMA_SP + value
-            pos = line_end + 2
+        # With forwarding sets, the fields a provider may receive are written as they are read
+        # (lower-cased name, trimmed value): encode_forwarded's lines, without a pass over the
+        # dict. A repeated name (joined in the dict) is taken from the dict instead, below.
+        skip = self._forward_skip
+        if skip is not None:
+            out = <char *>PyMem_Malloc(2 * (n - pos) + 2 if n > pos else 2)
+            if out == NULL:
+                raise MemoryError()
+        try:
+            while pos < n:
+                line_end = _find_crlf(p, pos, n)
+                if line_end < 0:
+                    line_end = n
+                if line_end > pos:
+                    name_len = _field_bounds(p + pos, line_end - pos, _ProtocolError, &vs, &ve)
+                    name = _header_name(p + pos, name_len)
+                    value = PyBytes_FromStringAndSize(p + pos + vs, ve - vs)
+                    if name is H_CONTENT_LENGTH or name == H_CONTENT_LENGTH:
+                        if content_lengths is None:
+                            content_lengths = []
+                        content_lengths.append(value)
+                    elif name is H_TRANSFER_ENCODING or name == H_TRANSFER_ENCODING:
+                        if transfer_encodings is None:
+                            transfer_encodings = []
+                        transfer_encodings.append(value)
+                    elif name is H_HOST or name == H_HOST:
+                        hosts += 1
+                    count = len(headers)
+                    previous = headers.setdefault(name, value)
+                    if len(headers) == count:  # the name was already there: join (RFC 9110 5.3)
+                        headers[name] = <bytes>previous + COMMA_SP + value
+                        repeated = True
+                    elif out != NULL and name not in skip and not (
+                        self._forward_prefixes and _has_prefix(name, self._forward_prefixes)
+                    ):
+                        size = _put(out + size, PyBytes_AS_STRING(name), name_len) - out
+                        size = _put(out + size, b": ", 2) - out
+                        size = _put(out + size, PyBytes_AS_STRING(value), ve - vs) - out
+                        size = _put(out + size, b"\r\n", 2) - out
+                pos = line_end + 2
+            if out != NULL:
+                connection = headers.get(H_CONNECTION)
+                if repeated or (connection is not None and _connection_named(<bytes>connection) is not None):
+                    forwarded = encode_forwarded(headers, skip, self._forward_prefixes)
+                else:
+                    forwarded = PyBytes_FromStringAndSize(out, size)
+        finally:
+            PyMem_Free(out)
 
         # RFC 9112 section 3.2: exactly one Host in an HTTP/1.1 request.
         if version == 11 and hosts != 1:
@@ -271,6 +314,8 @@ cdef class RequestParser:
         request.version = version
         request.headers = headers
         request.keep_alive = keep_alive
+        request.forwarded = forwarded
+        request.forwarded_skip = skip if forwarded is not None else None
         self._current = request
         self._body_parts = []
         self._body_size = 0

@@ -209,15 +209,20 @@ class _ChunkedDecoder:
 
 
 class Request:
-    __slots__ = ("method", "target", "version", "headers", "body", "keep_alive")
+    __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "forwarded", "forwarded_skip")
 
-    def __init__(self, method, target, version, headers, body, keep_alive):
+    def __init__(self, method, target, version, headers, body, keep_alive, forwarded=None, forwarded_skip=None):
         self.method = method
         self.target = target
         self.version = version
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
+        # The lines a provider may receive, ``encode_forwarded(headers, forwarded_skip, <the
+        # parser's prefixes>)``, when the parser was given forwarding sets (else both None). The
+        # compiled twin writes them while it reads the head.
+        self.forwarded = forwarded
+        self.forwarded_skip = forwarded_skip
 
     def __repr__(self):
         return f"<Request {self.method.decode()} {self.target.decode(errors='replace')}>"
@@ -229,9 +234,15 @@ _HEAD, _BODY_LENGTH, _BODY_CHUNKED, _DEAD = range(4)
 class RequestParser:
     """See ``alloy/_core.pyi``."""
 
-    def __init__(self, max_header_bytes=65536, max_body_bytes=33554432):
+    def __init__(self, max_header_bytes=65536, max_body_bytes=33554432, forward_skip=None, forward_prefixes=()):
         self._max_header = max_header_bytes
         self._max_body = max_body_bytes
+        if forward_skip is not None and type(forward_skip) is not frozenset:
+            raise TypeError("forward_skip must be a frozenset of lower-case names")
+        if type(forward_prefixes) is not tuple:
+            raise TypeError("forward_prefixes must be a tuple")
+        self._forward_skip = forward_skip
+        self._forward_prefixes = forward_prefixes
         self._buffer = bytearray()
         self._state = _HEAD
         self._scan_from = 0  # where to resume looking for the end of the head: never rescan
@@ -378,7 +389,9 @@ class RequestParser:
         else:
             keep_alive = b"keep-alive" in connection and b"close" not in connection
 
-        self._current = (method, target, version, headers, keep_alive)
+        skip = self._forward_skip
+        forwarded = None if skip is None else encode_forwarded(headers, skip, self._forward_prefixes)
+        self._current = (method, target, version, headers, keep_alive, forwarded, skip)
         self._body_parts = []
         self._body_size = 0
         expects = headers.get(b"expect")
@@ -420,7 +433,7 @@ class RequestParser:
         return method, target, _parse_version(version, ProtocolError, UnsupportedVersion)
 
     def _finish_request(self):
-        method, target, version, headers, keep_alive = self._current
+        method, target, version, headers, keep_alive, forwarded, forwarded_skip = self._current
         parts = self._body_parts
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         self._current = None
@@ -429,7 +442,7 @@ class RequestParser:
         self._chunked = None
         self._state = _HEAD
         self._expect_continue = False
-        return Request(method, target, version, headers, body, keep_alive)
+        return Request(method, target, version, headers, body, keep_alive, forwarded, forwarded_skip)
 
 
 # ============================================================================================

@@ -26,7 +26,7 @@ from collections import deque
 
 from alloy.core import Request, RequestParser, frame_response
 from alloy.errors import AlloyError, RequestTimeout, TooManyConnections, error_response_body
-from alloy.headers import CONTINUE, JSON_HEADER
+from alloy.headers import CONTINUE, FORWARD_SKIP, JSON_HEADER, PROVIDER_SCOPED_PREFIXES
 from alloy.timing_wheel import TimingWheel, sweeps
 
 MAX_QUEUED = 32
@@ -44,7 +44,9 @@ class ClientConnection(asyncio.Protocol):
         self.gateway = gateway
         self.transport = None
         settings = gateway.settings
-        self.parser = RequestParser(settings.max_header_bytes, settings.max_body_bytes)
+        # With the default forwarding policy's sets, the parser writes each request's forwarded
+        # lines while it reads the head (alloy.sending.ForwardingPolicy.request_lines).
+        self.parser = RequestParser(settings.max_header_bytes, settings.max_body_bytes, FORWARD_SKIP, PROVIDER_SCOPED_PREFIXES)
         self.queue = deque()
         self.queued_bytes = 0  # bodies of the requests in ``queue``
         self.current = None  # the call answering the request in flight, if any (alloy.call)

@@ -32,6 +32,10 @@ NOT_FORWARDED = HOP_BY_HOP | CLIENT_CREDENTIALS | {b"host", b"expect", b"x-reque
 # ``forward_client_headers`` names them, so a client cannot bill another organization or project.
 PROVIDER_SCOPED = frozenset((b"openai-organization", b"openai-project"))
 PROVIDER_SCOPED_PREFIXES = (b"anthropic-", b"x-goog-")
+# What the default forwarding policy (a provider without configured headers or
+# forward_client_headers) leaves out: the client connection's parser writes the other fields as the
+# forwarded block while it reads a head (core RequestParser, Request.forwarded).
+FORWARD_SKIP = frozenset(NOT_FORWARDED | PROVIDER_SCOPED)
 
 # Upstream answer headers that name the account behind the provider key (or set state for the
 # gateway's own origin): hidden from clients unless a provider's ``hidden_response_headers`` says

@@ -20,6 +20,7 @@ import orjson
 from alloy.core import encode_forwarded, rewrite_model_parts
 from alloy.errors import InvalidRequest
 from alloy.headers import (
+    FORWARD_SKIP,
     HOP_BY_HOP,
     NOT_FORWARDED,
     NOT_FORWARDED_TRANSLATED,
@@ -47,12 +48,21 @@ class ForwardingPolicy:
         configured = {name.lower().encode() for name, _ in settings.headers}
         allowed = {name.encode() for name in settings.forward_client_headers} - configured
         self.skip = frozenset(skip | configured | (PROVIDER_SCOPED - allowed))
+        if self.skip == FORWARD_SKIP:
+            self.skip = FORWARD_SKIP  # the parser's set: its Request.forwarded is this policy's lines
         self.prefixes = PROVIDER_SCOPED_PREFIXES
         # Allowed names inside a dropped family are added back one by one (usually none).
         self.readd = tuple(name for name in allowed if name.startswith(PROVIDER_SCOPED_PREFIXES))
         self.configured_lines = b"".join(
             name.lower().encode() + b": " + value.encode() + b"\r\n" for name, value in settings.headers
         )
+
+    def request_lines(self, request):
+        """``lines(request.headers)``: the block the client connection's parser wrote, when it
+        filtered with this policy's sets (the default policy: ``alloy.headers.FORWARD_SKIP``)."""
+        if request.forwarded_skip is self.skip and not self.readd:
+            return request.forwarded
+        return self.lines(request.headers)
 
     def lines(self, headers, skip=None):
         block = encode_forwarded(headers, self.skip if skip is None else self.skip | skip, self.prefixes)
@@ -99,7 +109,7 @@ class PassthroughProvider:
                     body, hidden = asked, HiddenUsage()
         trace = call.trace
         if trace is None:
-            forwarded = self.forwarding.lines(request.headers)
+            forwarded = self.forwarding.request_lines(request)
         else:  # the upstream's parent span is this attempt's, not the client's
             forwarded = self.forwarding.lines(request.headers, TRACE_HEADERS) + trace.attempt_line(call.sent_at)
         upstream_request = UpstreamRequest(

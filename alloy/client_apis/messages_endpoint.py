@@ -76,6 +76,7 @@ class ChatRequest:
     the client's headers but those above and ``anthropic-*`` (nothing to another provider)."""
 
     __slots__ = ("method", "target", "version", "headers", "body", "keep_alive")
+    forwarded = forwarded_skip = None  # no block written by the parser: the policy encodes headers
 
     def __init__(self, request, body):
         self.method = b"POST"
