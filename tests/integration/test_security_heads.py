@@ -240,6 +240,32 @@ def test_configured_headers_replace_the_clients_and_scoped_ones_are_dropped(star
     assert headers["x-trace"] == "t-1"
 
 
+def test_the_default_policy_forwards_the_clients_own_fields_only(start_gateway, mock):
+    """A provider without configured or let-through headers sends the lines the core's parser wrote
+    as it read the client's head; a head that repeats a name or names fields in Connection is
+    filtered from the dict instead. Either way: the client's own fields, nothing else."""
+    gateway = start_gateway(
+        config=f"""
+        [providers.openai]
+        base_url = "{mock.base}/v1"
+        api_key = "env:K"
+        """,
+        env={"K": "sk-provider"},
+    )
+    body = json.dumps({"model": "gpt-4o-mini", **CHAT}).encode()
+    credentials = b"Authorization: Bearer client-secret\r\nX-Api-Key: client-secret\r\nTE: trailers\r\n"
+    assert one_answer(gateway, post(b"/v1/chat/completions", body, SCOPED + credentials))[0] == 200
+    repeated = b"X-Dup: 1\r\nx-dup: 2\r\nConnection: keep-alive, X-Hop\r\nX-Hop: gone\r\n"
+    assert one_answer(gateway, post(b"/v1/chat/completions", body, SCOPED + credentials + repeated))[0] == 200
+    first, second = (received["headers"] for received in mock.requests())
+    for headers in (first, second):
+        assert headers["x-trace"] == "t-1" and headers["authorization"] == "Bearer sk-provider"
+        for name in ("openai-organization", "openai-project", "anthropic-beta", "x-goog-user-project", "x-api-key", "te", "x-hop"):
+            assert name not in headers, name
+        assert "client-secret" not in str(headers)
+    assert second["x-dup"] == "1, 2" and "x-dup" not in first
+
+
 def test_a_provider_may_let_named_client_headers_through(start_gateway, mock):
     gateway = start_gateway(
         config=f"""
@@ -327,6 +353,18 @@ def test_the_upstreams_request_id_travels_under_its_own_name(start_gateway, scri
     _, headers, _ = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": "m", **CHAT}).encode(), b"x-request-id: mine-1\r\n"))
     assert headers["x-request-id"] == ["mine-1"]
     assert headers["x-upstream-request-id"] == ["req_upstream_1"]
+
+
+def test_upstream_headers_reach_the_client_as_the_core_parsed_them(start_gateway, scripted):
+    """The client's header lines are written by the core while it parses the upstream's head:
+    repeated fields stay separate and in order, names are lower-cased, values trimmed, and the
+    hidden names are left out whatever their case."""
+    upstream_head = b"X-Dup: a\r\nx-dup: b\r\nX-Spaced:   v  \r\nSET-COOKIE: s=1\r\nOpenAI-Organization: org-x\r\nX-Empty:\r\n"
+    gateway = owner_gateway(start_gateway, scripted(json_reply(COMPLETION, upstream_head)))
+    status, headers, _ = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": "m", **CHAT}).encode()))
+    assert status == 200
+    assert headers["x-dup"] == ["a", "b"] and headers["x-spaced"] == ["v"] and headers["x-empty"] == [""]
+    assert "set-cookie" not in headers and "openai-organization" not in headers
 
 
 def test_hidden_upstream_headers_are_configurable(start_gateway, scripted):
