@@ -277,6 +277,13 @@ class LimitCounters:
     def release(self) -> None:
         """Let go of the memory (before its map is closed)."""
 
+def usage_cost(usage: Optional[dict], price: Optional[tuple]) -> tuple[int, int, int, float, int]:
+    """What an answer cost, in one call: (tokens in, out, cached in) as ``alloy.usage.tokens_of``
+    reads an OpenAI or Anthropic ``usage``, the cost in USD at ``price`` (USD per million input,
+    output and cached input tokens; None: unpriced, 0) as ``Prices.cost`` computes it, and that
+    cost in whole micro-USD (rounded half to even). Byte for byte the twin's result: the compiled
+    twin computes counts below 2**53 and prices of three floats in C, anything else as the twin."""
+
 def ratelimit_lines(reported: tuple, rows: Any, now: float) -> bytes:
     """OpenAI's ``x-ratelimit-*`` lines, each trio from the tightest scope (``LimitCounters``'
     ``reported``); ``rows``: each scope's counters, indexes 1-4 as in a slot (requests window start

@@ -1163,6 +1163,22 @@ class LimitCounters:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
+def usage_cost(usage, price):
+    """What an answer cost, in one call: (tokens in, out, cached in) as ``alloy.usage.tokens_of``
+    reads them from its ``usage``, the cost in USD at ``price`` (USD per million input, output and
+    cached input tokens; None: unpriced, 0) as ``Prices.cost`` computes it, and that cost in whole
+    micro-USD (rounded half to even, as the counters keep it). The compiled twin does it in C
+    for the common case (counts below 2**53, a price of three floats) and in these lines otherwise."""
+    from alloy.usage import tokens_of
+
+    tokens_in, tokens_out, tokens_cached = tokens_of(usage)
+    if price is None:
+        return tokens_in, tokens_out, tokens_cached, 0.0, 0
+    uncached = max(tokens_in - tokens_cached, 0)
+    cost = (uncached * price[0] + tokens_out * price[1] + tokens_cached * price[2]) / 1_000_000
+    return tokens_in, tokens_out, tokens_cached, cost, int(round(cost * 1_000_000))
+
+
 def ratelimit_lines(reported, rows, now):
     """OpenAI's ``x-ratelimit-*`` lines, each trio from the tightest scope (the least remaining;
     the first on a tie). A window that is over has all of its limit left. ``rows``: each scope's

@@ -45,6 +45,7 @@ rewrite_model_parts = _impl.rewrite_model_parts
 LimitCounters = _impl.LimitCounters
 ratelimit_reset = _impl.ratelimit_reset
 ratelimit_lines = _impl.ratelimit_lines
+usage_cost = _impl.usage_cost
 access_json_line = _impl.access_json_line
 SlotObserver = _impl.SlotObserver
 
@@ -76,4 +77,5 @@ __all__ = [
     "rewrite_model",
     "rewrite_model_parts",
     "scan_body",
+    "usage_cost",
 ]

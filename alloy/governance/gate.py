@@ -29,14 +29,13 @@ import re
 from time import monotonic, time
 
 from alloy.auth import compare_digest
-from alloy.core import ratelimit_lines
+from alloy.core import ratelimit_lines, usage_cost
 from alloy.errors import AlloyError, AuthenticationFailed, ModelNotFound
 from alloy.governance.attribution import attribution
 from alloy.governance.counters import CounterTable
 from alloy.governance.keyring import Keyring
 from alloy.governance.ledger import Ledger
 from alloy.governance.prices import MICRO, Prices
-from alloy.usage import tokens_of
 from alloy.governance.refused import call_refused, request_refused
 from alloy.governance.refusals import BudgetExceeded, RateLimitExceeded, SharedLimitsUnavailable
 from alloy.governance.store import SECRET_PREFIX, Store
@@ -218,21 +217,21 @@ class Governance:
     def finished(self, call):
         held = self.held.pop(call, None)
         usage = call.usage
-        tokens_in, tokens_out, tokens_cached = tokens_of(usage)
         scan = call.scan
         asked = scan.model if scan is not None else None
         deployment = call.deployment
         served = (deployment.upstream_model or call.model_name) if deployment is not None else None
-        cost = self.prices.cost(self.prices.price(served, call.model_name, asked), tokens_in, tokens_out, tokens_cached)
+        # The tokens billed and their cost, in USD for the ledger and in micro-USD for the counters.
+        tokens_in, tokens_out, tokens_cached, cost, micros = usage_cost(usage, self.prices.price(served, call.model_name, asked))
         key = call.key
         if held is not None:
             # Without a usage: nothing went upstream (a cache hit) spent nothing; an attempt whose
             # usage is unknown (an error, a client gone mid-stream) keeps what it reserved.
             used = tokens_in + tokens_out if usage else (held[0] if call.count else 0)
             if held[2]:
-                self._release_shared(key, held, used, int(round(cost * MICRO)))
+                self._release_shared(key, held, used, micros)
             else:
-                self._give_back(key, held, used, int(round(cost * MICRO)))
+                self._give_back(key, held, used, micros)
         request = call.request
         user, metadata = attribution(scan, request.body)
         # Raw where the stored text is only a conversion (the path, the latency, the tags, the

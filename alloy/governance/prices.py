@@ -5,7 +5,8 @@ A model is priced by the served name (what went upstream), then the name the cli
 each exactly, then by the longest listed prefix followed by ``-`` or ``:`` (so a dated snapshot
 such as ``gpt-4o-2024-08-06`` costs what ``gpt-4o`` costs), after dropping a ``provider/`` prefix.
 A model found nowhere costs 0 and its tokens are still counted. Cached input tokens are part of
-the input tokens (as OpenAI reports them) and are billed at the cached price instead.
+the input tokens (as OpenAI reports them) and are billed at the cached price instead: the core's
+``usage_cost`` reads an answer's usage and prices it in one call.
 """
 
 import json
@@ -51,10 +52,3 @@ class Prices:
             if best is not None:
                 return table[best]
         return None
-
-    def cost(self, price, tokens_in, tokens_out, tokens_cached):
-        """USD for these tokens at ``price`` (None: unpriced, 0)."""
-        if price is None:
-            return 0.0
-        uncached = max(tokens_in - tokens_cached, 0)
-        return (uncached * price[0] + tokens_out * price[1] + tokens_cached * price[2]) / MICRO

@@ -278,3 +278,58 @@ def test_lines_from_rows_decided_elsewhere(core):
     assert core.ratelimit_lines(reported, rows, NOW) == lines
     assert b"x-ratelimit-limit-requests: 4\r\nx-ratelimit-remaining-requests: 3\r\n" in lines
     assert b"x-ratelimit-remaining-tokens: 380\r\n" in lines
+
+
+# --- what an answer cost -------------------------------------------------------------------------
+
+
+USAGES = [
+    None,
+    {},
+    {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
+    {"prompt_tokens": 1000, "completion_tokens": 50, "prompt_tokens_details": {"cached_tokens": 600}},
+    {"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": None},
+    {"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": [1, 2]},
+    {"completion_tokens": 7},
+    {"input_tokens": 20, "output_tokens": 9, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 30},
+    {"input_tokens": 20, "output_tokens": 9},
+    {"prompt_tokens": True, "completion_tokens": -4},  # not counts: 0
+    {"prompt_tokens": 12.0, "completion_tokens": "3"},
+    {"prompt_tokens": 2**53, "completion_tokens": 1},  # beyond a double's exact integers
+    {"prompt_tokens": 2**70, "completion_tokens": 2**64 - 1},
+    {"input_tokens": 2**52, "cache_read_input_tokens": 2**52, "output_tokens": 1},  # the sum crosses 2**53
+]
+PRICES = [None, (2.5, 10.0, 1.25), (0.15, 0.6, 0.075), (3, 15, 0.3), [2.5, 10.0, 1.25], (999999.0, 999999.0, 999999.0), (0.0, 0.0, 0.0)]
+
+
+@pytest.mark.parametrize("usage", USAGES)
+@pytest.mark.parametrize("price", PRICES)
+def test_usage_cost_is_tokens_of_priced(core, usage, price):
+    from alloy.usage import tokens_of
+
+    tokens_in, tokens_out, tokens_cached = tokens_of(usage)
+    got = core.usage_cost(usage, price)
+    assert got[:3] == (tokens_in, tokens_out, tokens_cached)
+    if price is None:
+        assert got[3:] == (0.0, 0)
+    else:
+        cost = (max(tokens_in - tokens_cached, 0) * price[0] + tokens_out * price[1] + tokens_cached * price[2]) / 1_000_000
+        assert got[3:] == (cost, int(round(cost * 1_000_000)))
+
+
+@pytest.mark.skipif(PURE_ONLY, reason="compares the compiled twin with the pure one")
+def test_usage_cost_compiled_equals_pure_over_random_answers():
+    compiled, pure = twins()
+    rng = random.Random(13)
+    for _ in range(5000):
+        if rng.random() < 0.5:
+            usage = {"prompt_tokens": rng.randrange(0, 200_000), "completion_tokens": rng.randrange(0, 20_000)}
+            if rng.random() < 0.5:
+                usage["prompt_tokens_details"] = {"cached_tokens": rng.randrange(0, usage["prompt_tokens"] + 2)}
+        else:
+            usage = {"input_tokens": rng.randrange(0, 200_000), "output_tokens": rng.randrange(0, 20_000),
+                     "cache_read_input_tokens": rng.randrange(0, 50_000)}  # fmt: skip
+        price = (rng.uniform(0, 80), rng.uniform(0, 300), rng.uniform(0, 40))
+        got = compiled.usage_cost(usage, price)
+        assert got == pure.usage_cost(usage, price), (usage, price)
+        assert type(got[4]) is int and type(got[3]) is float

@@ -8,7 +8,7 @@ from alloy.governance.counters import CounterTable, create_shared
 from alloy.governance.fields import FieldError, duration, key_values, public
 from alloy.core import ratelimit_reset as _reset
 from alloy.governance.attribution import attribution, user_of
-from alloy.core import scan_body
+from alloy.core import scan_body, usage_cost
 from alloy.governance.gate import estimate_tokens
 from alloy.governance.prices import Prices
 from alloy.usage import tokens_of
@@ -21,8 +21,9 @@ def test_prices_exact_then_longest_prefix_then_override():
     assert prices.price("gpt-4o-mini") == (1.0, 2.0, 0.5)
     assert prices.price("gpt-4oo") is None and prices.price(None, "no-such", "claude-sonnet-4-5-20250929") == prices.table["claude-sonnet-4-5"]
     # cached input tokens are part of the input and billed at the cached price
-    assert prices.cost((1.0, 2.0, 0.5), 1_000_000, 1_000_000, 500_000) == pytest.approx(0.5 + 2.0 + 0.25)
-    assert prices.cost(None, 10, 10, 0) == 0.0
+    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000, "prompt_tokens_details": {"cached_tokens": 500_000}}
+    assert usage_cost(usage, (1.0, 2.0, 0.5)) == (1_000_000, 1_000_000, 500_000, pytest.approx(0.5 + 2.0 + 0.25), 2_750_000)
+    assert usage_cost({"prompt_tokens": 10, "completion_tokens": 10}, None) == (10, 10, 0, 0.0, 0)
 
 
 def test_tokens_of_openai_and_anthropic_usage():
