@@ -277,6 +277,11 @@ class LimitCounters:
     def release(self) -> None:
         """Let go of the memory (before its map is closed)."""
 
+def untracked(row: tuple) -> tuple:
+    """``row`` (returned), out of the cyclic collector's sight when nothing in it is tracked, after
+    the same for the tuples inside it: a record a listener keeps until its next flush costs the
+    collector nothing. The pure twin returns ``row`` as is."""
+
 def usage_cost(usage: Optional[dict], price: Optional[tuple]) -> tuple[int, int, int, float, int]:
     """What an answer cost, in one call: (tokens in, out, cached in) as ``alloy.usage.tokens_of``
     reads an OpenAI or Anthropic ``usage``, the cost in USD at ``price`` (USD per million input,

@@ -21,6 +21,8 @@ cdef extern from "Python.h":
     bint PyFloat_CheckExact(object value)
     bint PyDict_Check(object value)
     double PyFloat_AS_DOUBLE(object value)
+    bint PyObject_GC_IsTracked(object value)
+    void PyObject_GC_UnTrack(void *value)
 
 
 cdef extern from "math.h" nogil:
@@ -685,3 +687,21 @@ def _usage_cost_in_python(usage, price):
     uncached = max(tokens_in - tokens_cached, 0)
     cost = (uncached * price[0] + tokens_out * price[1] + tokens_cached * price[2]) / 1_000_000
     return tokens_in, tokens_out, tokens_cached, cost, int(round(cost * 1_000_000))
+
+
+# --- records kept until a flush, out of the collector's sight ----------------------------------------
+
+
+cdef bint _untrack(tuple row):
+    """Untrack ``row`` when nothing in it is tracked (after the same for a tuple inside it)."""
+    for item in row:
+        if PyObject_GC_IsTracked(item):
+            if type(item) is not tuple or not _untrack(<tuple>item):
+                return False
+    PyObject_GC_UnTrack(<void *>row)
+    return True
+
+
+def untracked(tuple row):
+    _untrack(row)
+    return row

@@ -1179,6 +1179,15 @@ def usage_cost(usage, price):
     return tokens_in, tokens_out, tokens_cached, cost, int(round(cost * 1_000_000))
 
 
+def untracked(row):
+    """``row``, a tuple a listener keeps until its next flush (a ledger row, an access-log entry).
+    The compiled twin takes it out of the cyclic collector's sight when nothing in it can hold a
+    reference back (only strings, numbers, bytes, None and such tuples), which the collector would
+    otherwise find out for itself at its next pass, reading every field of every such row when they
+    are long out of the CPU's caches. Python cannot untrack an object: here it is returned as is."""
+    return row
+
+
 def ratelimit_lines(reported, rows, now):
     """OpenAI's ``x-ratelimit-*`` lines, each trio from the tightest scope (the least remaining;
     the first on a tie). A window that is over has all of its limit left. ``rows``: each scope's

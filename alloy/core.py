@@ -46,6 +46,7 @@ LimitCounters = _impl.LimitCounters
 ratelimit_reset = _impl.ratelimit_reset
 ratelimit_lines = _impl.ratelimit_lines
 usage_cost = _impl.usage_cost
+untracked = _impl.untracked
 access_json_line = _impl.access_json_line
 SlotObserver = _impl.SlotObserver
 
@@ -77,5 +78,6 @@ __all__ = [
     "rewrite_model",
     "rewrite_model_parts",
     "scan_body",
+    "untracked",
     "usage_cost",
 ]

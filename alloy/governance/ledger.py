@@ -24,6 +24,7 @@ import queue
 import threading
 from time import time
 
+from alloy.core import untracked
 from alloy.governance import refused
 from alloy.governance.attribution import metadata_json
 from alloy.governance.store import LEDGER_COLUMNS, METADATA_AT, Store
@@ -48,7 +49,7 @@ class Ledger:
 
     def append(self, row):
         if len(self.pending) < MAX_PENDING:
-            self.pending.append(row)
+            self.pending.append(untracked(row))  # its fields are texts and numbers: no collector pass
         else:
             self.dropped += 1
 

@@ -39,7 +39,7 @@ from random import random
 
 import orjson
 
-from alloy.core import access_json_line
+from alloy.core import access_json_line, untracked
 from alloy.observability.handoff import Handoff
 from alloy.usage import reported_counts
 
@@ -81,11 +81,11 @@ class AccessLog:
         entries = self.entries
         if len(entries) == FLUSH_LINES and self.loop is not None:
             self.loop.call_soon(self.flush)  # formatted in slices, between other callbacks
-        # Only strings, numbers, bytes and None (and tuples of them) in an entry: the collector
-        # stops tracking such a tuple at its first pass, so the lines waiting for a flush add
-        # nothing to later collections.
+        # Only strings, numbers, bytes and None (and tuples of them) in an entry: the core takes
+        # it out of the collector's sight at once (untracked), so the lines waiting for a flush
+        # cost no collection anything.
         entries.append(
-            (
+            untracked((
                 call.ended_at, call.id_line, peer, None if key is None else _key_name(key),
                 call.request.method, call.path,
                 None if scan is None else scan.model, None if scan is None else scan.stream,
@@ -95,7 +95,7 @@ class AccessLog:
                 call.arrived, call.sent_at, call.head_at,
                 None if error is None else (error.type, error.code), None if usage is None else reported_counts(usage),
                 call.bytes_out, call.first_event_at,
-            )
+            ))
         )  # fmt: skip
 
     def refused(self, request, path, status, error, connection):

@@ -333,3 +333,24 @@ def test_usage_cost_compiled_equals_pure_over_random_answers():
         got = compiled.usage_cost(usage, price)
         assert got == pure.usage_cost(usage, price), (usage, price)
         assert type(got[4]) is int and type(got[3]) is float
+
+
+# --- records kept until a flush ------------------------------------------------------------------
+
+
+def test_untracked_takes_a_record_of_plain_values_out_of_the_collectors_sight(core):
+    import gc
+
+    number = random.random()  # runtime values: a constant tuple would be untracked from the start
+    peer = ("127.0.0.1", int(number * 1000))
+    row = (number, "key", b"/v1/chat/completions", None, 200, peer, (str(number), None))
+    holding = (number, [1, 2])  # a list can hold a reference back: stays tracked
+    nested = (number, ("x", [3]))
+    assert gc.is_tracked(row) and gc.is_tracked(peer)
+    assert core.untracked(row) is row and core.untracked(holding) is holding and core.untracked(nested) is nested
+    if core.__name__ == "alloy._core":
+        assert not gc.is_tracked(row) and not gc.is_tracked(peer) and not gc.is_tracked(row[6])
+    else:  # Python cannot untrack: the collector finds out at its next pass
+        assert gc.is_tracked(row)
+    assert gc.is_tracked(holding) and gc.is_tracked(nested) and gc.is_tracked(nested[1])
+    assert row == (number, "key", b"/v1/chat/completions", None, 200, peer, (str(number), None))
