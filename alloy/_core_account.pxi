@@ -46,15 +46,8 @@ ctypedef struct CounterSlot:
 cdef inline int _digits(char *out, unsigned long long value) noexcept:
     """``value`` in decimal at ``out`` (at most 20 characters); returns how many were written."""
     cdef char backwards[20]
-    cdef int count = 0, index
-    while True:
-        backwards[count] = <char>(48 + value % 10)
-        count += 1
-        value //= 10
-        if value == 0:
-            break
-    for index in range(count):
-        out[index] = backwards[count - 1 - index]
+    cdef int count = _decimal(backwards, value)  # the framing's writer, right-aligned in 20
+    memcpy(out, backwards + 20 - count, count)
     return count
 
 
@@ -678,15 +671,10 @@ def usage_cost(usage, price):
 
 def _usage_cost_in_python(usage, price):
     """usage_cost for what the C way leaves out (counts from 2**53, a price that is not three
-    floats, a usage that is not a dict): the twin's lines."""
-    from alloy.usage import tokens_of
+    floats, a usage that is not a dict): the twin's lines, which define the result."""
+    from alloy._pycore import usage_cost as in_python
 
-    tokens_in, tokens_out, tokens_cached = tokens_of(usage)
-    if price is None:
-        return tokens_in, tokens_out, tokens_cached, 0.0, 0
-    uncached = max(tokens_in - tokens_cached, 0)
-    cost = (uncached * price[0] + tokens_out * price[1] + tokens_cached * price[2]) / 1_000_000
-    return tokens_in, tokens_out, tokens_cached, cost, int(round(cost * 1_000_000))
+    return in_python(usage, price)
 
 
 # --- records kept until a flush, out of the collector's sight ----------------------------------------

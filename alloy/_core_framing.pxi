@@ -57,7 +57,7 @@ cdef inline char *_put(char *o, const char *s, Py_ssize_t n):
     return o + n
 
 
-cdef inline int _decimal(char *digits, long long value):
+cdef inline int _decimal(char *digits, unsigned long long value) noexcept:
     """Write ``value`` in decimal backwards into ``digits[0:20]``; return the digit count."""
     cdef int count = 0
     if value == 0:
