@@ -4,7 +4,7 @@ and an unspent one keeps counting from what was spent, not from zero."""
 
 import redis
 
-from governance_helpers import MASTER, chat, create_key, keyed_config, post, usage_rows
+from governance_helpers import MASTER, chat, create_key, keyed_config, ledger_cost, post
 from harness import wait_until
 
 # $0.10 a token, in and out: a request of the mock costs about a dollar.
@@ -51,7 +51,7 @@ def test_a_spent_budget_stays_spent_after_redis_restarts_empty(start_gateway, up
     spent, answered = spend_until_refused(gateway, secret)
     assert answered >= 2 and spent >= 2.5
     # What the ledger knows: every answered call, written within flush_interval.
-    assert wait_until(lambda: abs(usage_rows(db)[0]["cost_usd"] - spent) < 1e-6, timeout=5)
+    assert wait_until(lambda: abs(ledger_cost(db) - spent) < 1e-6, timeout=5)
     redis_server.restart()  # empty: nothing was persisted
     client = redis.Redis.from_url(redis_server.url)
     assert client.hget(f"alloy:gov:{row['id']}", "sp") is None
@@ -69,7 +69,7 @@ def test_spend_keeps_counting_from_the_ledger_after_redis_restarts_empty(start_g
     before = [post(gateway.port, secret, chat(text="one two three")) for _ in range(2)]
     assert [status for status, _, _ in before] == [200, 200]
     spent = sum(cost_of(body) for _, _, body in before)
-    assert wait_until(lambda: abs(usage_rows(db)[0]["cost_usd"] - spent) < 1e-6, timeout=5)
+    assert wait_until(lambda: abs(ledger_cost(db) - spent) < 1e-6, timeout=5)
     redis_server.restart()
     status, _, body = post(gateway.port, secret, chat(text="one two three"))
     assert status == 200
