@@ -134,7 +134,7 @@ cdef class RequestParser:
                 if take > self._remaining:
                     take = <Py_ssize_t>self._remaining
                 if take:
-                    if take == n and pos == 0 and not self._body_parts:
+                    if take == n and pos == 0:  # all of this read is body: kept as it came
                         self._body_parts.append(buf)
                     else:
                         self._body_parts.append(PyBytes_FromStringAndSize(p + pos, take))
