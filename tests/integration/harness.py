@@ -174,12 +174,23 @@ def assert_no_crash_logged(process):
 
 
 def wait_until(predicate, timeout=10.0, interval=0.05):
-    """Polls ``predicate`` until it is true (True) or ``timeout`` seconds have passed (False)."""
+    """Polls ``predicate`` until it is true (True) or ``timeout`` seconds have passed (False).
+
+    A predicate that raises (a row not written yet, a file not there yet) counts as not yet true;
+    if it still raises at the deadline, that last error is raised, so a broken predicate fails the
+    test with its own traceback instead of a bare False."""
     deadline = time.monotonic() + timeout
+    error = None
     while time.monotonic() < deadline:
-        if predicate():
-            return True
+        try:
+            if predicate():
+                return True
+            error = None
+        except Exception as raised:  # noqa: BLE001 - re-raised below if it is the last word
+            error = raised
         time.sleep(interval)
+    if error is not None:
+        raise error
     return False
 
 
