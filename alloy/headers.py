@@ -23,9 +23,13 @@ HOP_BY_HOP = frozenset(
 CLIENT_CREDENTIALS = frozenset((b"authorization", b"api-key", b"x-api-key", b"x-goog-api-key"))
 
 # Client headers that never go upstream: hop-by-hop fields, the client's own credentials (the
-# upstream gets the provider's key), Host (the upstream's own), Expect (answered here), and the
-# request id, which Alloy sets itself.
-NOT_FORWARDED = HOP_BY_HOP | CLIENT_CREDENTIALS | {b"host", b"expect", b"x-request-id"}
+# upstream gets the provider's key), Host (the upstream's own), Expect (answered here), the
+# request id, which Alloy sets itself, and Accept-Encoding: Alloy reads every answer (its usage for
+# the ledger, budgets, token limits and metrics; the whole body for the cache and for
+# translation), so it asks for the answer uncompressed (``IDENTITY_LINE``) whatever the client
+# accepts. The official SDKs send ``gzip, deflate``, and providers do compress.
+NOT_FORWARDED = HOP_BY_HOP | CLIENT_CREDENTIALS | {b"host", b"expect", b"x-request-id", b"accept-encoding"}
+IDENTITY_LINE = b"accept-encoding: identity\r\n"  # unless a provider's configured headers say otherwise
 
 # Client headers that choose which account the gateway's provider key bills (OpenAI's organization
 # and project, Anthropic's and Google's header families): dropped unless a provider's
@@ -42,9 +46,9 @@ FORWARD_SKIP = frozenset(NOT_FORWARDED | PROVIDER_SCOPED)
 # otherwise.
 HIDDEN_RESPONSE_HEADERS = ("openai-organization", "openai-project", "anthropic-organization-id", "set-cookie")
 
-# On a translated request Alloy writes a new body, so the client's description of its body and of
-# the encodings it accepts does not apply either.
-NOT_FORWARDED_TRANSLATED = NOT_FORWARDED | {b"content-type", b"accept-encoding", b"accept"}
+# On a translated request Alloy writes a new body and reads the answer, so the client's description
+# of its body and of what it accepts does not apply either.
+NOT_FORWARDED_TRANSLATED = NOT_FORWARDED | {b"content-type", b"accept"}
 
 # Lines and answers written often enough to be built once.
 JSON_HEADER = b"content-type: application/json\r\n"

@@ -22,6 +22,7 @@ from alloy.errors import InvalidRequest
 from alloy.headers import (
     FORWARD_SKIP,
     HOP_BY_HOP,
+    IDENTITY_LINE,
     NOT_FORWARDED,
     NOT_FORWARDED_TRANSLATED,
     PROVIDER_SCOPED,
@@ -42,7 +43,8 @@ class ForwardingPolicy:
     """Which client headers go upstream for one provider, built once: never hop-by-hop fields or
     the client's credentials; never a header the provider's configuration sets (the configured
     value replaces the client's); never a provider-scoped header (organization, project,
-    ``anthropic-*``, ``x-goog-*``) unless ``forward_client_headers`` names it."""
+    ``anthropic-*``, ``x-goog-*``) unless ``forward_client_headers`` names it; never the client's
+    Accept-Encoding (``configured_lines`` asks for an uncompressed answer instead)."""
 
     def __init__(self, settings, skip=NOT_FORWARDED):
         configured = {name.lower().encode() for name, _ in settings.headers}
@@ -56,6 +58,8 @@ class ForwardingPolicy:
         self.configured_lines = b"".join(
             name.lower().encode() + b": " + value.encode() + b"\r\n" for name, value in settings.headers
         )
+        if b"accept-encoding" not in configured:  # answers Alloy can read (alloy.headers.NOT_FORWARDED)
+            self.configured_lines += IDENTITY_LINE
 
     def request_lines(self, request):
         """``lines(request.headers)``: the block the client connection's parser wrote, when it
