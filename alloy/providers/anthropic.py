@@ -21,7 +21,12 @@ Request mapping (OpenAI -> Anthropic)
                         "" reads as {}; anything else -> 400 naming the message)
     max_completion_tokens / max_tokens -> ``max_tokens`` (the first present; else the provider's
                         ``max_tokens_default``: Anthropic requires it). With thinking, see below
-    reasoning_effort    -> ``thinking: {type: enabled, budget_tokens}`` by ``THINKING_BUDGETS``:
+    reasoning_effort    Claude 4.6 and later (and a Claude name without a version: the previews)
+                        -> ``thinking: {type: adaptive}`` and ``output_config: {effort}``: minimal and
+                        low -> low, medium, high, max as named, xhigh -> xhigh from Claude 4.7 on,
+                        high on 4.6 (which predates it). Claude 4.7 and later refuse the budget form
+                        below; 4.6 deprecates it. max_tokens is left as it is.
+                        Earlier models -> ``thinking: {type: enabled, budget_tokens}`` by ``THINKING_BUDGETS``:
                         minimal 1024 (Anthropic's minimum), low 2048, medium 8192, high 16384, xhigh
                         24576, max 27904; "none" sends no thinking. Anthropic counts thinking inside
                         ``max_tokens`` and wants ``budget_tokens < max_tokens``, so max_tokens is
@@ -36,7 +41,10 @@ Request mapping (OpenAI -> Anthropic)
                         that turn to start with its signed thinking block, which an OpenAI history
                         cannot carry), and for models that do not think (Claude 2 and 3 before 3.7)
     stop                str or list -> ``stop_sequences``
-    temperature, top_p  passed as they are (Anthropic accepts temperature 0..1 and answers 400 above)
+    temperature, top_p  temperature clamped to Anthropic's 0..1 (OpenAI's range is 0..2: 1.5 is sent
+                        as 1); top_p passed as it is, unless temperature is sent too: Anthropic says
+                        to set one or the other, and Claude Sonnet 4.5, Opus 4.1 and later answer
+                        400 to both, so temperature wins and top_p is dropped
     tools               function tools -> {name, description, input_schema}; other tool types -> 400
     tool_choice         auto/none/required/{function} -> {auto}/{none}/{any}/{tool, name}; sent only
                         with tools; ``parallel_tool_calls: false`` -> ``disable_parallel_tool_use``
@@ -103,6 +111,15 @@ THINKING_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384,
 MIN_THINKING_TOP_P = 0.95  # with thinking, Anthropic accepts top_p from 0.95 to 1
 # Models that do not think (Claude Instant, 2, and 3 before 3.7): reasoning_effort is ignored there.
 NO_THINKING = re.compile(r"claude-(?:instant|2|3-(?!7))")
+# A Claude model's version, in both spellings: claude-opus-4-7(-date), claude-3-7-sonnet(-date);
+# also behind a prefix (anthropic.claude-..., a Vertex @date). A minor has one or two digits: the
+# eight of a date are not one.
+NAMED_VERSION = re.compile(r"claude-[a-z]+-(\d+)(?:[-.](\d{1,2}))?(?!\d)")
+NUMBERED_VERSION = re.compile(r"claude-(\d+)(?:[-.](\d{1,2}))?(?!\d)")
+ADAPTIVE_SINCE = (4, 6)  # thinking {type: adaptive} + output_config.effort; 4.7 refuses budgets
+XHIGH_SINCE = (4, 7)  # the first with the xhigh effort
+ADAPTIVE_EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "max"}
+MAX_TEMPERATURE = 1  # Anthropic's range is 0..1
 JSON_OBJECT_INSTRUCTION = (
     "Answer with one valid JSON object and nothing else: no prose before or after it, no code fences."
 )
@@ -177,6 +194,9 @@ def build_request(body, upstream_model, endpoint, settings):
     for name in ("temperature", "top_p"):
         if body.get(name) is not None:
             out[name] = body[name]
+    temperature = out.get("temperature")
+    if isinstance(temperature, (int, float)) and temperature > MAX_TEMPERATURE:
+        out["temperature"] = MAX_TEMPERATURE
     tools = body.get("tools")
     if tools:
         out["tools"] = [convert_tool(tool, i) for i, tool in enumerate(tools)]
@@ -184,7 +204,13 @@ def build_request(body, upstream_model, endpoint, settings):
         if choice is not None:
             out["tool_choice"] = choice
     if effort is not None and thinking_allowed(upstream_model, out):
-        add_thinking(out, THINKING_BUDGETS[effort], settings.max_tokens_default, max_tokens)
+        version = claude_version(upstream_model)
+        if version is None or version >= ADAPTIVE_SINCE:
+            add_adaptive_thinking(out, effort, version)
+        else:
+            add_thinking(out, THINKING_BUDGETS[effort], settings.max_tokens_default, max_tokens)
+    if out.get("temperature") is not None and out.get("top_p") is not None:
+        del out["top_p"]  # one or the other (see the module docstring)
     if body.get("user") is not None:
         out["metadata"] = {"user_id": body["user"]}
     stream = bool(body.get("stream"))
@@ -223,12 +249,35 @@ def thinking_allowed(model, out):
     return True
 
 
+def claude_version(model):
+    """(major, minor) of a Claude model's name, or None when it names no version."""
+    found = NAMED_VERSION.search(model) or NUMBERED_VERSION.search(model)
+    if found is None:
+        return None
+    return int(found.group(1)), int(found.group(2) or 0)
+
+
 def add_thinking(out, budget, default, client_max):
     """``thinking`` with ``budget`` on the Messages body ``out``, and what it requires of the rest."""
     room = default if client_max is None else client_max
     if type(room) is int:  # anything else is the client's error: Anthropic answers it
         out["max_tokens"] = max(room, budget + min(room, default))
     out["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    thinking_sampling(out)
+
+
+def add_adaptive_thinking(out, effort, version):
+    """Adaptive ``thinking`` at ``effort`` (Claude 4.6 and later): the model decides how much."""
+    named = ADAPTIVE_EFFORTS[effort]
+    if named == "xhigh" and version is not None and version < XHIGH_SINCE:
+        named = "high"
+    out["thinking"] = {"type": "adaptive"}
+    out["output_config"] = {"effort": named}
+    thinking_sampling(out)
+
+
+def thinking_sampling(out):
+    """With thinking, Anthropic accepts temperature 1 only and top_p from 0.95 to 1."""
     if out.get("temperature") is not None and out["temperature"] != 1:
         del out["temperature"]
     top_p = out.get("top_p")

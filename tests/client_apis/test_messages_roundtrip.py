@@ -58,8 +58,7 @@ LOSSLESS_REQUEST = {
     "tools": [WEATHER],
     "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
     "stop_sequences": ["###"],
-    "temperature": 0.3,
-    "top_p": 0.9,
+    "temperature": 0.3,  # not with top_p: the translation sends one of them (temperature)
     "metadata": {"user_id": "user_42"},
     "stream": True,
 }  # fmt: skip

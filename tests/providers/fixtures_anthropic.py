@@ -71,7 +71,7 @@ REQUEST_CASES = [
         {"max_tokens": 20, "stop_sequences": ["###"], "messages": [{"role": "user", "content": [text("Hi there")]}]},
     ),
     (
-        "max_tokens, stop list, temperature, top_p, user, stream",
+        "max_tokens, stop list, temperature (which wins over top_p: one or the other), user, stream",
         {
             "messages": [USER_HI],
             "max_tokens": 64,
@@ -86,11 +86,20 @@ REQUEST_CASES = [
             "max_tokens": 64,
             "stop_sequences": ["END", "STOP"],
             "temperature": 0.3,
-            "top_p": 0.9,
             "metadata": {"user_id": "user-42"},
             "stream": True,
             "messages": [{"role": "user", "content": [text("Hi there")]}],
         },
+    ),
+    (
+        "top_p alone is sent",
+        {"messages": [USER_HI], "top_p": 0.9},
+        {"top_p": 0.9, "messages": [{"role": "user", "content": [text("Hi there")]}]},
+    ),
+    (
+        "a temperature above Anthropic's 1 (OpenAI allows 2) is sent as 1",
+        {"messages": [USER_HI], "temperature": 1.5},
+        {"temperature": 1, "messages": [{"role": "user", "content": [text("Hi there")]}]},
     ),
     (
         "ignored tuning fields leave no trace",
@@ -316,9 +325,9 @@ REASONING_CASES = [
         {"thinking": thinking(2048), "max_tokens": 6144, "top_p": 0.95, "messages": ASK},
     ),
     (
-        "with thinking, temperature 1 and top_p 0.97 stay",
+        "with thinking, temperature 1 stays, and wins over top_p",
         {"messages": [USER_HI], "reasoning_effort": "low", "temperature": 1, "top_p": 0.97},
-        {"thinking": thinking(2048), "max_tokens": 6144, "temperature": 1, "top_p": 0.97, "messages": ASK},
+        {"thinking": thinking(2048), "max_tokens": 6144, "temperature": 1, "messages": ASK},
     ),
     (
         "reasoning_effort none asks for no thinking",

@@ -120,6 +120,36 @@ def test_models_that_think_get_thinking(model):
     assert orjson.loads(call.body)["thinking"] == {"type": "enabled", "budget_tokens": 2048}
 
 
+@pytest.mark.parametrize(
+    "model, effort, sent",
+    [
+        ("claude-opus-4-7", "xhigh", "xhigh"),
+        ("claude-opus-4-7-20260416", "minimal", "low"),
+        ("anthropic.claude-opus-4-6-v1", "xhigh", "high"),  # 4.6 predates xhigh
+        ("claude-sonnet-4-6", "max", "max"),
+        ("claude-sonnet-5", "medium", "medium"),
+        ("claude-mythos-preview", "high", "high"),  # no version: a preview, adaptive only
+    ],
+)
+def test_claude_4_6_and_later_think_adaptively_at_an_effort(model, effort, sent):
+    """Claude 4.7 refuses ``thinking: {type: enabled, budget_tokens}`` (400) and 4.6 deprecates it:
+    they get adaptive thinking with ``output_config.effort``, and max_tokens as it was."""
+    body = {"messages": [USER_HI], "reasoning_effort": effort, "temperature": 0.2, "top_p": 0.5}
+    out = orjson.loads(anthropic.build_request(body, model, CHAT, SETTINGS).body)
+    assert out["thinking"] == {"type": "adaptive"} and out["output_config"] == {"effort": sent}
+    assert out["max_tokens"] == 4096 and "temperature" not in out and out["top_p"] == 0.95
+
+
+@pytest.mark.parametrize(
+    "model, version",
+    [("claude-opus-4-7", (4, 7)), ("claude-sonnet-4-5-20250929", (4, 5)), ("claude-sonnet-4-20250514", (4, 0)),
+     ("claude-3-7-sonnet-20250219", (3, 7)), ("claude-opus-4-1", (4, 1)), ("claude-haiku-4-5@20251001", (4, 5)),
+     ("claude-2.1", (2, 1)), ("claude-mythos-preview", None)],
+)  # fmt: skip
+def test_a_claude_version_is_read_from_both_spellings(model, version):
+    assert anthropic.claude_version(model) == version
+
+
 def test_a_named_tool_choice_also_stops_thinking():
     body = {
         "messages": [USER_HI],
