@@ -13,7 +13,9 @@ Request mapping (OpenAI -> Gemini), chat
                         (``image/jpeg`` when it says nothing). Gemini fetches only some public URLs
                         itself; others answer 400 from Gemini. input_audio, file -> 400.
     tool_calls          -> ``functionCall {name, args}``, ``args`` = the decoded ``arguments`` (a JSON
-                        object; "" reads as {})
+                        object; "" reads as {}), with the ``thoughtSignature`` Gemini gave that call
+                        when this process relayed it; on Gemini 3, a turn of calls without any
+                        gets Google's placeholder on its first (Gemini 3 refuses unsigned calls)
     tool messages       -> ``functionResponse {name, response: {"content": X}}``: ``name`` is looked up
                         from the assistant tool call with that ``tool_call_id`` (400 when none);
                         X is the tool text, or the JSON object when the text decodes to one
@@ -53,8 +55,9 @@ does not name.
 Response mapping (Gemini -> OpenAI)
     parts               text -> ``content`` (joined); functionCall -> ``tool_calls``; ``thought: true``
                         parts -> ``reasoning_content`` (joined; Gemini's thought summaries, not its raw
-                        thinking). ``thoughtSignature`` has no OpenAI counterpart and is dropped, so
-                        it cannot come back on a later turn
+                        thinking). A function call's ``thoughtSignature`` is remembered under its
+                        tool call id and sent back with that call on a later turn; Gemini 3 calls
+                        without one get Google's placeholder (``alloy.providers.gemini_signatures``)
     usage               promptTokenCount (which includes cached tokens) -> prompt_tokens;
                         candidatesTokenCount + thoughtsTokenCount -> completion_tokens;
                         ``prompt_tokens_details.cached_tokens`` = cachedContentTokenCount and
@@ -76,6 +79,7 @@ import uuid
 
 import orjson
 
+from alloy.providers import gemini_signatures as signatures
 from alloy.providers import types as providers  # UpstreamCall, path_segment
 from alloy.errors import InvalidRequest, UpstreamProtocolError, error_payload
 from alloy.providers.gemini_stream import (
@@ -173,6 +177,8 @@ def chat_body(body, model):
         if test(body.get(name)):
             raise InvalidRequest(f"{name}: {why}", param=name, code="unsupported_parameter")
     system, contents = convert_messages(body.get("messages"))
+    if LEVEL_MODELS.search(model):
+        signatures.sign_unsigned_turns(contents)  # Gemini 3 refuses unsigned function calls
     out = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": [{"text": text} for text in system]}
@@ -324,7 +330,11 @@ def model_parts(message, param, call_names):
             raise InvalidRequest(f"{where} must be a JSON object", param=where)
         if isinstance(call.get("id"), str):
             call_names[call["id"]] = function["name"]
-        parts.append({"functionCall": {"name": function["name"], "args": args}})
+        part = {"functionCall": {"name": function["name"], "args": args}}
+        signature = signatures.recall(call.get("id"))
+        if signature is not None:
+            part["thoughtSignature"] = signature
+        parts.append(part)
     return parts
 
 

@@ -23,8 +23,9 @@ Rules it keeps:
 3. An ``error`` object in the stream, a prompt blocked before any candidate, an event that is not a
    JSON object, or the end of the stream before every candidate seen has a ``finishReason`` ends the
    stream with one OpenAI error event, then ``[DONE]``. Nothing is sent after ``[DONE]``.
-4. Parts OpenAI cannot express (executable code, inline media) are dropped, and so is a part's
-   ``thoughtSignature``.
+4. Parts OpenAI cannot express (executable code, inline media) are dropped, and so is a text
+   part's ``thoughtSignature``; a function call's is remembered under its tool call id
+   (``alloy.providers.gemini_signatures``), so the next turn can send it back.
 """
 
 import time
@@ -33,6 +34,7 @@ import uuid
 import orjson
 
 from alloy.errors import UpstreamProtocolError, error_payload
+from alloy.providers import gemini_signatures as signatures
 
 # Gemini finishReason -> OpenAI finish_reason; STOP with function calls reads as "tool_calls".
 FINISH_REASONS = {
@@ -158,6 +160,7 @@ def choice_parts(candidate):
             arguments = orjson.dumps(call.get("args") or {}).decode()
             function = {"name": call["name"], "arguments": arguments}
             calls.append({"id": call_id, "type": "function", "function": function})
+            signatures.remember(call_id, part.get("thoughtSignature"))  # for the next turn
     return texts, calls, thoughts
 
 

@@ -15,7 +15,8 @@ Strictness (answered in Google's error shape ``{"error": {code, message, status}
     answers); a field the message type does not have -> 400 "Unknown name"; a value of the wrong
     type -> 400; empty ``contents``, empty ``parts``, an empty text part, a part with two data fields,
     a role other than user/model, a functionCall outside a model turn, a functionResponse whose name
-    no earlier functionCall has, an OBJECT schema without properties, an enum on a non-string schema,
+    no earlier functionCall has, on Gemini 3 a model step of the current turn whose first functionCall
+    has no ``thoughtSignature``, an OBJECT schema without properties, an enum on a non-string schema,
     an unknown function calling mode, more than 5 stop sequences -> 400 INVALID_ARGUMENT; a model
     that is neither ``gemini*`` nor an embedding model -> 404 NOT_FOUND.
     ``generationConfig.thinkingConfig`` (includeThoughts, thinkingBudget, thinkingLevel) as the thinking
@@ -248,6 +249,8 @@ def check_generate(request, model):
                         f"* GenerateContentRequest.contents[{i}].parts: function response {name!r} "
                         "does not answer a function call of an earlier model turn"
                     )
+    if "gemini-3" in model:
+        check_signatures(contents)
     if "systemInstruction" in request:
         check_parts(request["systemInstruction"].get("parts"), "system_instruction")
     for i, tool in enumerate(request.get("tools") or ()):
@@ -317,6 +320,20 @@ def words(text):
 def thinks(model, config):
     """Whether ``model`` thinks for this request (models that think do unless the budget is 0)."""
     return not NO_THINKING.match(model) and (config.get("thinkingConfig") or {}).get("thinkingBudget") != 0
+
+
+def check_signatures(contents):
+    """Gemini 3 (the thought signatures guide): in the current turn (the contents after the last
+    user text), the first function call of each model step must carry its thoughtSignature."""
+    start = 0
+    for i, content in enumerate(contents):
+        if content.get("role", "user") == "user" and any("text" in part for part in content["parts"]):
+            start = i + 1
+    for i in range(start, len(contents)):
+        calls = [part for part in contents[i]["parts"] if "functionCall" in part]
+        if contents[i].get("role") == "model" and calls and not calls[0].get("thoughtSignature"):
+            name = calls[0]["functionCall"].get("name")
+            raise invalid(f"Function call is missing a thought_signature in functionCall parts. Additional data, function call `default_api:{name}`, position {i + 1}.")
 
 
 def signature(text):

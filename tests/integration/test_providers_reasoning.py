@@ -226,6 +226,43 @@ def test_gemini_3_gets_a_thinking_level(stack, client):
     assert body["generationConfig"]["thinkingConfig"] == {"includeThoughts": True, "thinkingLevel": "low"}
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_gemini_3_tool_loop_sends_each_calls_signature_back(stack, client, stream):
+    """Gemini 3 refuses a tool result whose call comes back without the thoughtSignature it was
+    given; an OpenAI tool call has no field for it, so the gateway keeps it by the call's id."""
+    model = "gemini-3-flash-preview"
+    messages = [{"role": "user", "content": "call tool for the weather"}]
+    if stream:
+        chunks = list(client.chat.completions.create(model=model, messages=messages, tools=[LOOKUP], stream=True))
+        [delta] = [c.choices[0].delta.tool_calls[0] for c in chunks if c.choices and c.choices[0].delta.tool_calls]
+        call = {"id": delta.id, "type": "function", "function": {"name": delta.function.name, "arguments": delta.function.arguments}}
+    else:
+        first = client.chat.completions.create(model=model, messages=messages, tools=[LOOKUP])
+        call = first.choices[0].message.tool_calls[0].model_dump()
+    messages += [{"role": "assistant", "content": None, "tool_calls": [call]},
+                 {"role": "tool", "tool_call_id": call["id"], "content": "sunny"}]  # fmt: skip
+    second = client.chat.completions.create(model=model, messages=messages, tools=[LOOKUP])
+    assert second.choices[0].message.content == 'result: {"content":"sunny"}'
+    asked, continued = sent(stack, "gemini")
+    signature = continued["contents"][1]["parts"][0]["thoughtSignature"]
+    assert signature and signature != "skip_thought_signature_validator"  # the emulator's own
+
+
+def test_a_gemini_3_tool_call_from_elsewhere_gets_googles_placeholder_signature(stack, client):
+    """A history this gateway did not answer (another instance, another model) has no signature to
+    give back: Google documents a placeholder for that, which Gemini 3 accepts."""
+    call = {"id": "call_from_another_gateway", "type": "function", "function": {"name": "lookup", "arguments": '{"query": "x"}'}}
+    messages = [
+        {"role": "user", "content": "call tool for the weather"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "rainy"},
+    ]
+    completion = client.chat.completions.create(model="gemini-3-pro-preview", messages=messages, tools=[LOOKUP])
+    assert completion.choices[0].message.content == 'result: {"content":"rainy"}'
+    [body] = sent(stack, "gemini")
+    assert body["contents"][1]["parts"][0]["thoughtSignature"] == "skip_thought_signature_validator"
+
+
 def test_gemini_none_turns_thinking_off_where_it_can(stack, client):
     completion = client.chat.completions.create(
         model="gemini-2.5-flash-lite", messages=[{"role": "user", "content": "quick"}], reasoning_effort="none"

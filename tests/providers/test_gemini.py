@@ -417,3 +417,43 @@ def test_blocked_prompt_in_stream():
 def test_malformed_stream_events(data):
     chunks = run([TEXT_STREAM[0], data])
     assert chunks[-1]["error"]["code"] == "upstream_protocol_error"
+
+
+# --- thought signatures across an OpenAI round trip ---------------------------------------------------
+
+def test_a_signed_call_gets_its_signature_back_on_the_next_turn_on_any_model():
+    from alloy.providers import gemini_signatures
+
+    answer = {"candidates": [{"content": {"role": "model", "parts": [
+        {"functionCall": {"name": "lookup", "args": {"q": 1}}, "thoughtSignature": "c2lnLTE="},
+    ]}, "finishReason": "STOP", "index": 0}]}  # fmt: skip
+    status, body = gemini.translate_response(200, orjson.dumps(answer), MODEL, CHAT)
+    call = orjson.loads(body)["choices"][0]["message"]["tool_calls"][0]
+    assert gemini_signatures.recall(call["id"]) == "c2lnLTE="
+    history = [USER_HI, {"role": "assistant", "tool_calls": [call]}, {"role": "tool", "tool_call_id": call["id"], "content": "ok"}]
+    _, out = build({"messages": history}, model="gemini-2.5-flash")
+    assert out["contents"][1]["parts"][0] == {"functionCall": {"name": "lookup", "args": {"q": 1}}, "thoughtSignature": "c2lnLTE="}
+
+
+def test_gemini_3_turns_of_unsigned_calls_get_the_placeholder_on_their_first_call_only():
+    calls = [{"id": f"call_elsewhere_{i}", "type": "function", "function": {"name": "lookup", "arguments": "{}"}} for i in range(2)]
+    history = [USER_HI, {"role": "assistant", "tool_calls": calls}]
+    history += [{"role": "tool", "tool_call_id": call["id"], "content": "ok"} for call in calls]
+    _, out = build({"messages": history}, model="gemini-3-pro-preview")
+    first, second = out["contents"][1]["parts"]
+    assert first["thoughtSignature"] == "skip_thought_signature_validator" and "thoughtSignature" not in second
+    _, older = build({"messages": history}, model="gemini-2.5-pro")  # only Gemini 3 refuses unsigned calls
+    assert all("thoughtSignature" not in part for part in older["contents"][1]["parts"])
+
+
+def test_the_signature_memory_is_bounded_by_bytes_oldest_out(monkeypatch):
+    from alloy.providers import gemini_signatures
+
+    monkeypatch.setattr(gemini_signatures, "MAX_BYTES", 10)
+    monkeypatch.setattr(gemini_signatures, "_signatures", {})
+    monkeypatch.setattr(gemini_signatures, "_held", 0)
+    for i in range(4):
+        gemini_signatures.remember(f"call_{i}", "abcd")
+    assert [gemini_signatures.recall(f"call_{i}") for i in range(4)] == [None, None, "abcd", "abcd"]
+    gemini_signatures.remember("call_big", "x" * 11)  # larger than the whole memory: not kept
+    assert gemini_signatures.recall("call_big") is None and gemini_signatures.recall("call_3") == "abcd"
