@@ -21,8 +21,10 @@ Request mapping (OpenAI -> Gemini), chat
                         X is the tool text, or the JSON object when the text decodes to one
     tools               function tools -> one ``tools`` entry ``{functionDeclarations: [...]}``; the
                         ``parameters`` schema is reduced to the OpenAPI subset Gemini accepts (see
-                        ``clean_schema``: ``additionalProperties``, ``$schema``, ``strict``, ``$ref``,
-                        ``title``... are dropped; ``type: [T, "null"]`` -> ``type: T, nullable``)
+                        ``clean_schema``: local ``$ref``s are inlined; ``additionalProperties``,
+                        ``$schema``, ``strict``, ``title``... are dropped; ``type: [T, "null"]`` ->
+                        ``type: T, nullable``; an enum of non-strings keeps its type and goes into
+                        the description)
     tool_choice         auto/none/required -> ``toolConfig.functionCallingConfig.mode`` AUTO/NONE/ANY;
                         a named function -> ANY + ``allowedFunctionNames``; sent only with tools
     generationConfig    temperature, top_p -> topP, max_completion_tokens / max_tokens ->
@@ -367,10 +369,24 @@ def convert_tool(tool, i):
     return out
 
 
-def clean_schema(schema):
-    """A JSON Schema -> the subset Gemini's ``Schema`` accepts, recursively (see ``SCHEMA_KEYS``)."""
+def clean_schema(schema, root=None, following=()):
+    """A JSON Schema -> the subset Gemini's ``Schema`` accepts, recursively (see ``SCHEMA_KEYS``).
+
+    A local ``$ref`` (``#/$defs/X`` or ``#/definitions/X``, what pydantic writes for a nested model)
+    is replaced by the schema it names, so the structure reaches Gemini; a reference back into one
+    being followed (a recursive model) becomes ``{}``: Gemini's Schema cannot say it. An enum of
+    strings stays an enum; an enum of other values keeps its type and lists them in the
+    description instead (Gemini's enums are strings only: ``[1, 2]`` as ``["1", "2"]`` would make
+    the model answer strings a client's schema refuses)."""
     if not isinstance(schema, dict):
         return schema
+    root = schema if root is None else root
+    target = schema.get("$ref")
+    if isinstance(target, str):
+        named = _local_definition(root, target)
+        if named is None or target in following:
+            return {}
+        return clean_schema(named, root, (*following, target))
     out = {}
     for key, value in schema.items():
         if key == "type" and isinstance(value, list):
@@ -382,17 +398,33 @@ def clean_schema(schema):
         elif key == "const" and "enum" not in schema:
             out["enum"] = [value]
         elif key == "properties" and isinstance(value, dict):
-            out[key] = {name: clean_schema(sub) for name, sub in value.items()}
+            out[key] = {name: clean_schema(sub, root, following) for name, sub in value.items()}
         elif key == "items":
-            out[key] = clean_schema(value)
+            out[key] = clean_schema(value, root, following)
         elif key == "anyOf" and isinstance(value, list):
-            out[key] = [clean_schema(sub) for sub in value]
+            out[key] = [clean_schema(sub, root, following) for sub in value]
         elif key in SCHEMA_KEYS:
             out[key] = value
-    if "enum" in out:  # Gemini's enums are strings of a STRING schema (integer enums read as strings)
-        out["enum"] = [str(item) for item in out["enum"]]
+    enum = out.get("enum")
+    if isinstance(enum, list) and not all(type(item) is str for item in enum):
+        del out["enum"]
+        values = ", ".join(orjson.dumps(item).decode() for item in enum)
+        out["description"] = (out["description"] + " " if isinstance(out.get("description"), str) else "") + f"One of: {values}."
+        if "type" not in out:
+            kinds = {type(item) for item in enum}
+            out["type"] = "boolean" if kinds == {bool} else "integer" if kinds == {int} else "number" if kinds <= {int, float} else "string"
+    elif isinstance(enum, list):
         out["type"] = "string"
     return out
+
+
+def _local_definition(root, target):
+    """The schema ``target`` names inside ``root`` (``#/$defs/Name``, ``#/definitions/Name``)."""
+    for prefix in ("#/$defs/", "#/definitions/"):
+        if target.startswith(prefix):
+            found = (root.get(prefix[2:-1]) or {}).get(target[len(prefix):])
+            return found if isinstance(found, dict) else None
+    return None
 
 
 def convert_tool_choice(choice):

@@ -457,3 +457,34 @@ def test_the_signature_memory_is_bounded_by_bytes_oldest_out(monkeypatch):
     assert [gemini_signatures.recall(f"call_{i}") for i in range(4)] == [None, None, "abcd", "abcd"]
     gemini_signatures.remember("call_big", "x" * 11)  # larger than the whole memory: not kept
     assert gemini_signatures.recall("call_big") is None and gemini_signatures.recall("call_3") == "abcd"
+
+
+def test_a_pydantic_schema_keeps_its_nested_models_and_integer_enums():
+    """What ``client.chat.completions.parse(response_format=Model)`` sends: a nested model by
+    ``$ref`` into ``$defs`` and ``Literal[1, 2]`` as an integer enum."""
+    schema = {
+        "$defs": {"Inner": {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"], "title": "Inner"}},
+        "type": "object",
+        "properties": {
+            "b": {"$ref": "#/$defs/Inner"},
+            "c": {"enum": [1, 2], "type": "integer", "title": "C"},
+            "d": {"enum": ["up", "down"], "type": "string"},
+            "e": {"$ref": "#/$defs/Missing"},
+        },
+        "required": ["b", "c", "d"],
+        "additionalProperties": False,
+    }
+    body = {"messages": [USER_HI], "response_format": {"type": "json_schema", "json_schema": {"name": "M", "schema": schema}}}
+    _, out = build(body)
+    sent = out["generationConfig"]["responseSchema"]
+    assert sent["properties"]["b"] == {"type": "object", "properties": {"x": {"type": "string"}}, "required": ["x"]}
+    assert sent["properties"]["c"] == {"type": "integer", "description": "One of: 1, 2."}
+    assert sent["properties"]["d"] == {"enum": ["up", "down"], "type": "string"}
+    assert sent["properties"]["e"] == {}
+    assert "$defs" not in sent and "additionalProperties" not in sent
+
+
+def test_a_recursive_reference_stops_where_it_comes_back():
+    schema = {"$defs": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}, "v": {"type": "integer"}}}},
+              "$ref": "#/$defs/Node"}  # fmt: skip
+    assert gemini.clean_schema(schema) == {"type": "object", "properties": {"next": {}, "v": {"type": "integer"}}}
