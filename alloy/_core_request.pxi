@@ -171,24 +171,7 @@ cdef class RequestParser:
     cdef int _check_incomplete_head(self, const char *p, Py_ssize_t pos, Py_ssize_t n) except -1:
         if n - pos > self._max_header:
             raise HeadersTooLarge("request header section too large")
-        # A bare LF (or a CR not followed by LF) means the CRLF CRLF may never come: refuse now.
-        cdef const char *hit = p + pos
-        cdef const char *end = p + n
-        while True:
-            hit = <const char *>memchr(hit, 10, end - hit)
-            if hit == NULL:
-                break
-            if hit == p + pos or (hit - 1)[0] != 13:
-                raise _ProtocolError("bare CR or LF in message head")
-            hit += 1
-        hit = p + pos
-        while True:
-            hit = <const char *>memchr(hit, 13, end - hit)
-            if hit == NULL or hit + 1 >= end:
-                break
-            if hit[1] != 10:
-                raise _ProtocolError("bare CR or LF in message head")
-            hit += 1
+        _check_bare_line_ends(p, pos, n, _ProtocolError)
         # Bytes that cannot begin a method token (TLS, binary noise) are refused at once.
         cdef Py_ssize_t i
         for i in range(pos, n):
@@ -361,3 +344,26 @@ cdef class RequestParser:
         self._state = S_HEAD
         self._expect_continue = False
         return request
+
+
+cdef int _check_bare_line_ends(const char *p, Py_ssize_t pos, Py_ssize_t n, object error) except -1:
+    """An incomplete head (request or response) with a bare LF, or a CR not followed by LF, would
+    wait for a CRLF CRLF that may never come (RFC 9112 section 2.2): ``error`` at once."""
+    cdef const char *hit = p + pos
+    cdef const char *end = p + n
+    while True:
+        hit = <const char *>memchr(hit, 10, end - hit)
+        if hit == NULL:
+            break
+        if hit == p + pos or (hit - 1)[0] != 13:
+            raise error("bare CR or LF in message head")
+        hit += 1
+    hit = p + pos
+    while True:
+        hit = <const char *>memchr(hit, 13, end - hit)
+        if hit == NULL or hit + 1 >= end:
+            break
+        if hit[1] != 10:
+            raise error("bare CR or LF in message head")
+        hit += 1
+    return 0

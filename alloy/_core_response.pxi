@@ -138,6 +138,7 @@ cdef class ResponseParser:
                 if hit == NULL:
                     if n - pos > self._max_header:
                         raise _UpstreamProtocolError("upstream response head too large")
+                    _check_bare_line_ends(p, pos, n, _UpstreamProtocolError)
                     break
                 end = hit - p
                 if end - pos + 4 > self._max_header:
@@ -221,6 +222,8 @@ cdef class ResponseParser:
             if not (48 <= p[i] <= 57):
                 raise _UpstreamProtocolError("upstream sent an invalid status line")
             status = status * 10 + (p[i] - 48)
+        if not 100 <= status <= 599:  # RFC 9110 section 15: three digits, 1xx to 5xx
+            raise _UpstreamProtocolError("upstream sent an invalid status line")
         version = _parse_version(p, sp1, _UpstreamProtocolError, _UpstreamProtocolError)
 
         pos = line_end + 2

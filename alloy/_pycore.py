@@ -79,6 +79,21 @@ def _parse_header_lines(lines, error):
     return fields
 
 
+def _check_bare_line_ends(buffer, pos, error):
+    """An incomplete head (request or response) with a bare LF, or a CR not followed by LF, would
+    wait for a CRLF CRLF that may never come (RFC 9112 section 2.2): ``error`` at once."""
+    lf = buffer.find(b"\n", pos)
+    while lf >= 0:
+        if lf == pos or buffer[lf - 1] != 0x0D:
+            raise error("bare CR or LF in message head")
+        lf = buffer.find(b"\n", lf + 1)
+    cr = buffer.find(b"\r", pos)
+    while 0 <= cr < len(buffer) - 1:
+        if buffer[cr + 1] != 0x0A:
+            raise error("bare CR or LF in message head")
+        cr = buffer.find(b"\r", cr + 1)
+
+
 def _split_head(head, error):
     """Split a header section into its lines, refusing bare CR or LF (RFC 9112 section 2.2)."""
     lines = head.split(_CRLF)
@@ -339,18 +354,7 @@ class RequestParser:
         pending = len(buffer) - pos
         if pending > self._max_header:
             raise HeadersTooLarge("request header section too large")
-        # A head with a bare LF (or a CR not followed by LF) would otherwise wait for a CRLF CRLF
-        # that may never come (RFC 9112 section 2.2): refuse it now.
-        lf = buffer.find(b"\n", pos)
-        while lf >= 0:
-            if lf == pos or buffer[lf - 1] != 0x0D:
-                raise ProtocolError("bare CR or LF in message head")
-            lf = buffer.find(b"\n", lf + 1)
-        cr = buffer.find(b"\r", pos)
-        while 0 <= cr < len(buffer) - 1:
-            if buffer[cr + 1] != 0x0A:
-                raise ProtocolError("bare CR or LF in message head")
-            cr = buffer.find(b"\r", cr + 1)
+        _check_bare_line_ends(buffer, pos, ProtocolError)
         # Bytes that cannot begin a method token (TLS, binary noise) are refused at once instead
         # of after the read timeout: nothing that follows could make them a request.
         for c in buffer[pos:]:
@@ -510,6 +514,7 @@ class ResponseParser:
                 if end < 0:
                     if len(buffer) - pos > self._max_header:
                         raise UpstreamProtocolError("upstream response head too large")
+                    _check_bare_line_ends(buffer, pos, UpstreamProtocolError)
                     break
                 if end - pos + 4 > self._max_header:
                     raise UpstreamProtocolError("upstream response head too large")
@@ -561,8 +566,8 @@ class ResponseParser:
     def _parse_head(self, head):
         lines = _split_head(head, UpstreamProtocolError)
         parts = lines[0].split(b" ", 2)
-        if len(parts) < 2 or len(parts[1]) != 3 or not all(c in _DIGITS for c in parts[1]):
-            raise UpstreamProtocolError("upstream sent an invalid status line")
+        if len(parts) < 2 or len(parts[1]) != 3 or not all(c in _DIGITS for c in parts[1]) or not b"100" <= parts[1] <= b"599":
+            raise UpstreamProtocolError("upstream sent an invalid status line")  # RFC 9110 section 15: 1xx to 5xx
         version = _parse_version(parts[0], UpstreamProtocolError, UpstreamProtocolError)
         status = int(parts[1])
         headers = _parse_header_lines(lines[1:], UpstreamProtocolError)

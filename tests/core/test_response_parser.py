@@ -271,6 +271,9 @@ GARBAGE = [
     b"HTTP/1.1 abc OK\r\n\r\n",
     b"HTTP/1.1 20 OK\r\n\r\n",
     b"HTTP/1.1 2000 OK\r\n\r\n",
+    b"HTTP/1.1 099 Weird\r\n\r\n",  # RFC 9110 section 15: a status is 100 to 599
+    b"HTTP/1.1 999 Weird\r\n\r\n",
+    b"HTTP/1.1 600 OK\r\n\r\n",
     b"HTTP/x 200 OK\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n",
@@ -343,3 +346,18 @@ def test_bare_line_endings_in_an_upstream_chunked_body_fail_at_once(core, body):
     with pytest.raises(errors.UpstreamProtocolError):
         for i in range(len(body)):
             parser.feed(body[i : i + 1])
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [b"HTTP/1.1 200 OK\nContent-Length: 2\n\n{}", b"HTTP/1.1 200 OK\r\nX: 1\nContent-Length: 2\r\n\r\n{}", b"HTTP/1.1 200 OK\rX: 1\r\n"],
+)
+def test_a_head_with_bare_line_ends_fails_at_once_not_at_the_timeout(core, wire):
+    """An upstream that ends its lines with LF alone never sends the CRLF CRLF the parser waits
+    for: refused as it arrives, whole or byte by byte, instead of when the first-byte timeout fires."""
+    with pytest.raises(errors.UpstreamProtocolError):
+        core.ResponseParser().feed(wire)
+    parser = core.ResponseParser()
+    with pytest.raises(errors.UpstreamProtocolError):
+        for i in range(len(wire)):
+            parser.feed(wire[i : i + 1])
