@@ -17,10 +17,12 @@ before they run.
 
 from time import monotonic
 
+import orjson
+
 from alloy.attempts import Attempts, may_retry
 from alloy.balancer import HEALTHY
 from alloy.core import find_usage
-from alloy.errors import AlloyError, UpstreamTimeout
+from alloy.errors import AlloyError, NestedTooDeeply, UpstreamTimeout
 from alloy.upstream import sweep_ticks
 
 
@@ -105,11 +107,15 @@ class Call:
         self.sent_at = monotonic()
         try:
             self.relay = deployment.provider.send(self, deployment, served_by, total_ticks)
-        except AlloyError as error:  # the request cannot be expressed for this provider
+        except (AlloyError, TypeError) as error:  # the request cannot be expressed for this provider
+            if not isinstance(error, AlloyError):
+                if not isinstance(error, orjson.JSONEncodeError):
+                    raise  # a bug, not the request: the client connection answers it (500)
+                error = NestedTooDeeply()
             deployment.abandoned()
             if self.count == 1:
                 self.connection.current = None
-                raise
+                raise error from None
             self.answer(error)
 
     def _total_ticks(self, total):

@@ -22,14 +22,19 @@ Theory of operation
 """
 
 import asyncio
+import logging
 from collections import deque
 
+import orjson
+
 from alloy.core import Request, RequestParser, frame_response
-from alloy.errors import AlloyError, RequestTimeout, TooManyConnections, error_response_body
+from alloy.errors import AlloyError, InternalError, NestedTooDeeply, RequestTimeout, TooManyConnections, error_response_body
 from alloy.headers import CONTINUE, FORWARD_SKIP, JSON_HEADER, PROVIDER_SCOPED_PREFIXES
 from alloy.timing_wheel import TimingWheel, sweeps
 
+log = logging.getLogger("alloy")
 MAX_QUEUED = 32
+NO_HEADERS = {}  # the headers of a request that never was: a new x-request-id for its error
 MAX_PIPELINED_BYTES = 1024 * 1024
 
 
@@ -163,7 +168,15 @@ class ClientConnection(asyncio.Protocol):
         try:
             answer = self.gateway.dispatch(request, self)
         except AlloyError as error:
-            self.send_error(error, close=not request.keep_alive, head=request.method == b"HEAD")
+            self.send_error(error, close=not request.keep_alive, head=request.method == b"HEAD", request=request)
+            return
+        except orjson.JSONEncodeError:  # a body nested deeper than orjson writes (errors.NestedTooDeeply)
+            self.send_error(NestedTooDeeply(), close=not request.keep_alive, head=request.method == b"HEAD", request=request)
+            return
+        except Exception:  # noqa: BLE001 - a bug: this request gets a 500, the gateway goes on
+            log.exception("alloy: unexpected error while answering %s %s", request.method.decode("latin-1"), request.target[:200].decode("latin-1"))
+            self.current = None
+            self.send_error(InternalError("the gateway met an internal error answering this request"), close=True, request=request)
             return
         if answer is not None:  # a Prebuilt answer, written synchronously
             if request.keep_alive and not self.gateway.draining:
@@ -200,9 +213,14 @@ class ClientConnection(asyncio.Protocol):
             if parser.expect_continue and not queue:
                 self.transport.write(CONTINUE)
 
-    def send_error(self, error, close=False, extra_headers=b"", head=False):
-        """Answer ``error`` OpenAI-shaped; to a HEAD request, the same head without its body."""
+    def send_error(self, error, close=False, extra_headers=None, head=False, request=None):
+        """Answer ``error`` OpenAI-shaped; to a HEAD request, the same head without its body.
+        ``extra_headers`` is a call's (its x-request-id first); None: answered before any call (a
+        refused or malformed request, a timeout), which gets an x-request-id all the same (the
+        client's, from ``request`` when there is one)."""
         close = close or self.gateway.draining
+        if extra_headers is None:
+            extra_headers = self.gateway.pipeline.request_ids.line(NO_HEADERS if request is None else request.headers)
         body = error_response_body(error)
         headers = JSON_HEADER + error.header_block + extra_headers
         answer = frame_response(error.status, headers, body, close)

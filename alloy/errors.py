@@ -73,6 +73,23 @@ class InvalidRequest(AlloyError):
     code = "invalid_request"
 
 
+class NestedTooDeeply(InvalidRequest):
+    """orjson reads JSON nested up to 1024 levels but writes at most 254 (``orjson.JSONEncodeError``,
+    a ``TypeError``): a client's body that deep cannot be re-encoded or translated."""
+
+    def __init__(self, message="the request body is nested too deeply to be re-encoded (at most 254 levels)", **kwargs):
+        super().__init__(message, **kwargs)
+
+
+class InternalError(AlloyError):
+    """A bug in the gateway met while answering one request: that request gets a 500 (its
+    connection closes), every other goes on."""
+
+    status = 500
+    type = "server_error"
+    code = "internal_error"
+
+
 class InvalidPath(InvalidRequest):
     """A path spelled to mean something else at the next hop (dot segments, encoded slashes)."""
 

@@ -36,7 +36,7 @@ from alloy.balancer import ModelGroup
 from alloy.call import Call
 from alloy.client_apis import on_first_use
 from alloy.core import scan_body
-from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, ModelNotFound
+from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, ModelNotFound, NestedTooDeeply
 from alloy.headers import JSON_HEADER
 from alloy.prebuilt import Prebuilt
 
@@ -47,6 +47,7 @@ messages_answer = on_first_use(
     "the Messages answer",
     MessagesConnection="alloy.client_apis.messages_wire",
     MessagesTransport="alloy.client_apis.messages_wire",
+    with_request_id="alloy.client_apis.messages_wire",
     NativeAnthropic="alloy.client_apis.messages_native",
     anthropic_error="alloy.client_apis.messages_response",
     anthropic_error_type="alloy.client_apis.messages_response",
@@ -117,14 +118,17 @@ class MessagesEndpoint:
         arrived = monotonic()  # the gateway's time counts from here (decoding and translating included)
         id_line = self.pipeline.request_ids.line(request.headers)
         try:
-            return self._handle(request, path, query, connection, id_line, arrived)
+            try:
+                return self._handle(request, path, query, connection, id_line, arrived)
+            except orjson.JSONEncodeError:  # nested deeper than orjson writes: the client's error
+                raise NestedTooDeeply() from None
         except AlloyError as error:
             for listener in self.pipeline.refusal_listeners:
                 listener(request, connection, error.status, error)
             error_type = messages_answer.anthropic_error_type(error.status)
             body = orjson.dumps(messages_answer.anthropic_error(error_type, error.message))
             head = request.method == b"HEAD"  # its head alone (RFC 9110 section 9.3.2)
-            return Prebuilt(error.status, body, JSON_HEADER + error.header_block + id_line, head=head)
+            return Prebuilt(error.status, body, JSON_HEADER + error.header_block + messages_answer.with_request_id(id_line), head=head)
 
     def _handle(self, request, path, query, connection, id_line, arrived):
         pipeline = self.pipeline

@@ -24,7 +24,8 @@ two make no reference cycle):
     an error status                     the same status with Anthropic's error body
                                         (``anthropic_error_body``); ``retry-after`` and the other
                                         headers kept
-The translated answers keep the relay's headers (``x-request-id``, ``x-alloy-*``, the provider's
+The translated answers keep the relay's headers (``x-request-id``, also as ``request-id``, the name
+Anthropic and its SDK use; ``x-alloy-*``; the provider's
 ``retry-after`` and rate-limit headers) except framing and those describing the OpenAI body
 (``NOT_KEPT``). A complete answer is held at most ``max_buffered`` bytes (the server's
 ``max_buffered_response_bytes``): past that, or when what came back cannot be translated, the
@@ -66,7 +67,15 @@ HEAD, NATIVE, STREAM, WHOLE, ERROR, OVER = range(6)
 def anthropic_error_answer(error, headers=b"", close=False):
     """Alloy's ``error`` (an ``AlloyError``) as a whole Anthropic-shaped response."""
     body = orjson.dumps(anthropic_error(anthropic_error_type(error.status), error.message))
-    return frame_response(error.status, JSON_HEADER + error.header_block + headers, body, close)
+    return frame_response(error.status, JSON_HEADER + error.header_block + with_request_id(headers), body, close)
+
+
+def with_request_id(headers):
+    """A call's answer headers (its x-request-id line first) with the same id as ``request-id``,
+    the name Anthropic's answers and SDK use."""
+    if headers.startswith(b"x-request-id: "):
+        return headers + headers[2 : headers.index(b"\r\n") + 2]
+    return headers
 
 
 def message_events(message):
@@ -148,6 +157,7 @@ class MessagesConnection:
 class MessagesTransport:
     """The transport a Messages call's relays write to (see the module docstring)."""
 
+    names_request_id = True  # Anthropic names its request id ``request-id`` (x-request-id stays too)
     __slots__ = (
         "connection", "real", "model", "stream", "input_tokens", "max_buffered", "parser", "state", "status",
         "closing", "kept", "event_stream", "head_bytes", "pieces", "buffered", "splitter", "translator", "started",
@@ -266,6 +276,9 @@ class MessagesTransport:
         self.status = head.status
         self.closing = not head.keep_alive
         self.kept = encode_headers(head.headers, NOT_KEPT)
+        request_id = head.get(b"x-request-id")
+        if self.names_request_id and request_id is not None and head.get(b"request-id") is None:
+            self.kept += b"request-id: " + request_id + b"\r\n"  # where the anthropic SDK reads it
         if not 200 <= head.status < 300:
             self.state = ERROR
             return

@@ -41,6 +41,7 @@ class ResponsesConnection(MessagesConnection):
 class ResponsesTransport(MessagesTransport):
     """The transport a translated Responses call's relays write to (see the module docstring)."""
 
+    names_request_id = False  # an OpenAI client: x-request-id is its name
     __slots__ = ("request",)
 
     def __init__(self, connection, request, model, stream, max_buffered):

@@ -134,6 +134,11 @@ def test_a_message(stack, client, route):
     assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
     assert message.model == (UPSTREAM_MODEL[route] if route == "anthropic" else ROUTES[route])
     assert raw.headers["x-alloy-provider"] == route and raw.headers["x-request-id"]
+    # The SDK's own request id (its logs, a support ticket): Anthropic's when it answered natively,
+    # else the gateway's, under the name Anthropic uses.
+    assert message._request_id and message._request_id == raw.headers["request-id"]
+    if route != "anthropic":
+        assert message._request_id == raw.headers["x-request-id"]
     [sent] = received(stack, route)
     if route == "anthropic":
         assert sent["path"] == "/v1/messages"
@@ -321,6 +326,7 @@ def test_a_body_the_translation_refuses_is_a_400_in_anthropic_shape(stack, clien
         )
     assert raised.value.body["error"]["type"] == "invalid_request_error"
     assert raised.value.body["error"]["message"].startswith("tools.0.type:")
+    assert raised.value.request_id and raised.value.request_id == raised.value.response.headers["x-request-id"]
     assert received(stack, "openai") == []
 
 

@@ -251,6 +251,33 @@ def test_master_key_required(locked_gateway, upstream):
     assert healthy(locked_gateway)
 
 
+def test_errors_answered_before_any_call_carry_a_request_id(locked_gateway):
+    """A refused request (401, 404) and a malformed one (400, 413) name an x-request-id like every
+    other answer: the client's when it sent one, else a new one, different each time."""
+    base = locked_gateway.base
+    status, headers, _ = request(base, "POST", "/v1/chat/completions", CHAT, headers={"x-request-id": "client-req-7"})
+    assert (status, headers["x-request-id"]) == (401, "client-req-7")
+    status, first, _ = request(base, "POST", "/v1/chat/completions", CHAT)
+    status2, second, _ = request(base, "GET", "/nope", headers={"Authorization": "Bearer " + MASTER_KEY})
+    assert (status, status2) == (401, 404)
+    assert first["x-request-id"] and second["x-request-id"] and first["x-request-id"] != second["x-request-id"]
+    parts = urlsplit(base)
+    for raw, expected in (
+        (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n{}", b"400"),
+        (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n", b"413"),
+    ):
+        with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+            sock.sendall(raw)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                piece = sock.recv(65536)
+                if not piece:
+                    break
+                answer += piece
+        head = answer.split(b"\r\n\r\n")[0].lower()
+        assert head.split(b" ")[1] == expected and b"\r\nx-request-id: " in head, answer
+
+
 def test_master_key_bearer_scheme_is_case_insensitive(locked_gateway, upstream):
     """RFC 9110 section 11.1: the authentication scheme is case-insensitive ("bearer" == "Bearer")."""
     status, _, data = request(
