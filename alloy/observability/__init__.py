@@ -68,6 +68,10 @@ class MetricsFront:
     def draining(self):
         return self.gateway.draining
 
+    @property
+    def pipeline(self):  # its x-request-ids come from the gateway's counter, like every answer's
+        return self.gateway.pipeline
+
     def dispatch(self, request, connection):
         target = request.target
         path = target.split(b"?", 1)[0]
