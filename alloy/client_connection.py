@@ -112,8 +112,9 @@ class ClientConnection(asyncio.Protocol):
         # A protocol error (last in ``requests``) is answered in its turn, after the requests
         # before it, and closes the connection: past a framing error the bytes cannot be trusted
         # to delimit another request, so nothing more is read (``refused``).
-        if self.parser.expect_continue and not self.continue_sent:
-            # RFC 9110 section 10.1.1: tell the client to send the body it is holding back.
+        if self.parser.expect_continue and not self.continue_sent and not self.refused:
+            # RFC 9110 section 10.1.1: tell the client to send the body it is holding back (not
+            # when the head was refused: a 413 for its Content-Length goes out instead, at once).
             self.continue_sent = True
             if self.current is None and not self.queue:
                 self.transport.write(CONTINUE)

@@ -137,6 +137,19 @@ def test_chunked_body_and_expect_100_continue(gateway, mock):
     assert "expect" not in received["headers"], "Expect is answered by the gateway, never forwarded"
 
 
+def test_a_body_refused_by_its_length_gets_its_413_without_a_100_continue(gateway, mock):
+    """RFC 9110 section 10.1.1: a server that will refuse the body answers at once, and does not
+    invite the client to send it first."""
+    client = Client(gateway.port)
+    client.send(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nExpect: 100-continue\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 999999999999\r\n\r\n"
+    )
+    client.sock.settimeout(5)
+    assert client.read_until(b"\r\n\r\n").startswith(b"HTTP/1.1 413 ")
+    assert mock.requests() == []
+
+
 # --- request smuggling -------------------------------------------------------------------------------
 
 
