@@ -90,10 +90,16 @@ def encode_headers(list headers, skip=None):
     cdef list names = [], values = []
     cdef Py_ssize_t size = 0
     cdef tuple item
+    cdef object named = None, found
     if skip is None:
         skip = _HOP_BY_HOP
     for item in headers:
-        if item[0] not in skip:
+        if item[0] == H_CONNECTION:  # RFC 9110 section 7.6.1: fields it names are hop-by-hop too
+            found = _connection_named(<bytes>item[1])
+            if found is not None:
+                named = found if named is None else named | found
+    for item in headers:
+        if item[0] not in skip and (named is None or item[0] not in named):
             names.append(item[0])
             values.append(item[1])
             size += PyBytes_GET_SIZE(<bytes>item[0]) + PyBytes_GET_SIZE(<bytes>item[1]) + 4

@@ -259,7 +259,7 @@ cdef class ResponseParser:
         cdef Py_ssize_t line_end, name_len, vs, ve, size = 0, start = pos
         cdef list content_lengths = None
         cdef list transfer_encodings = None
-        cdef bint has_close = False, has_keep_alive = False
+        cdef bint has_close = False, has_keep_alive = False, names_fields = False
         cdef bytes name, value
         cdef char *out
         cdef frozenset skip = self._skip
@@ -279,6 +279,8 @@ cdef class ResponseParser:
                         value = PyBytes_FromStringAndSize(p + pos + vs, ve - vs)
                         if name == H_CONNECTION:
                             _connection_flags(value, &has_close, &has_keep_alive)
+                            if _connection_named(value) is not None:
+                                names_fields = True
                         elif name == H_CONTENT_LENGTH:
                             if content_lengths is None:
                                 content_lengths = []
@@ -301,7 +303,9 @@ cdef class ResponseParser:
                 pos = line_end + 2
             if 100 <= status < 200:
                 return None  # interim response: wait for the final one
-            block = PyBytes_FromStringAndSize(out, size)
+            # Fields named in Connection are hop-by-hop too (RFC 9110 section 7.6.1), and may come
+            # before it: no block then; encode_headers leaves them out when the lines are asked for.
+            block = None if names_fields else PyBytes_FromStringAndSize(out, size)
         finally:
             PyMem_Free(out)
         return self._framed(status, version, None, PyBytes_FromStringAndSize(p + start, n - start) if n > start else EMPTY, block,

@@ -607,7 +607,9 @@ class ResponseParser:
             keep_alive = False
             self._state = _R_UNTIL_CLOSE
         skip = self._skip
-        block = None if skip is None else encode_headers(headers, skip)
+        # A head whose Connection names other fields (RFC 9110 section 7.6.1: hop-by-hop too) gets
+        # no block: encode_headers, which leaves them out, writes its lines when they are asked for.
+        block = None if skip is None or connection - {b"close", b"keep-alive"} else encode_headers(headers, skip)
         self._head = ResponseHead(status, version, headers, keep_alive, content_length, chunked, block, skip)
         return self._head
 
@@ -645,7 +647,12 @@ def _status_line(status):
 
 def encode_headers(headers, skip=None):
     skip = HOP_BY_HOP if skip is None else skip
-    return b"".join(name + b": " + value + _CRLF for name, value in headers if name not in skip)
+    named = set()
+    for name, value in headers:
+        if name == b"connection":
+            # RFC 9110 section 7.6.1: fields named in Connection are hop-by-hop too.
+            named |= _connection_tokens(value) - {b"close", b"keep-alive"}
+    return b"".join(name + b": " + value + _CRLF for name, value in headers if name not in skip and name not in named)
 
 
 def encode_forwarded(headers, skip, skip_prefixes=()):

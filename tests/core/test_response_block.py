@@ -60,6 +60,22 @@ def test_get_reads_the_received_lines_as_the_list_would(core):
     assert [head.get(name) for name in asked] == before
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_fields_named_in_connection_never_reach_the_client(core, where):
+    """RFC 9110 section 7.6.1: a field named in Connection is hop-by-hop for this connection only,
+    wherever it stands. The parser leaves such a head without a block (the named field may have
+    been written before Connection was read) and encode_headers leaves the named fields out."""
+    lines = [b"X-Secret-Hop: leak", b"X-Kept: 1"]
+    connection = b"Connection: X-Secret-Hop , keep-alive"
+    lines = [connection, *lines] if where == "before" else [*lines, connection]
+    wire = b"HTTP/1.1 200 OK\r\n" + b"\r\n".join(lines) + b"\r\nContent-Length: 2\r\n\r\nok"
+    (head,), body = parse(core, wire)
+    assert body == b"ok" and head.block is None and head.keep_alive
+    written = core.encode_headers(head.headers, SKIP)
+    assert written == b"x-kept: 1\r\n"
+    assert core.encode_headers([(b"connection", b"close"), (b"x-kept", b"1")], SKIP) == b"x-kept: 1\r\n"
+
+
 def test_without_skip_there_is_no_block(core):
     (head,), _ = parse(core, REALISTIC, skip=None)
     assert head.block is None and head.block_skip is None

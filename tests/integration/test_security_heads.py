@@ -367,6 +367,15 @@ def test_upstream_headers_reach_the_client_as_the_core_parsed_them(start_gateway
     assert "set-cookie" not in headers and "openai-organization" not in headers
 
 
+def test_fields_the_upstream_names_in_connection_stay_on_its_connection(start_gateway, scripted):
+    """RFC 9110 section 7.6.1: ``Connection: X-Secret-Hop`` makes X-Secret-Hop hop-by-hop."""
+    upstream_head = b"X-Secret-Hop: leak\r\nConnection: X-Secret-Hop, keep-alive\r\nX-Kept: yes\r\n"
+    gateway = owner_gateway(start_gateway, scripted(json_reply(COMPLETION, upstream_head)))
+    status, headers, _ = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": "m", **CHAT}).encode()))
+    assert status == 200 and headers["x-kept"] == ["yes"]
+    assert "x-secret-hop" not in headers
+
+
 def test_hidden_upstream_headers_are_configurable(start_gateway, scripted):
     gateway = owner_gateway(start_gateway, scripted(json_reply(COMPLETION, OWNER_HEADERS)), 'hidden_response_headers = ["set-cookie"]')
     _, headers, _ = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": "m", **CHAT}).encode()))
