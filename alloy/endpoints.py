@@ -29,6 +29,8 @@ class Endpoints:
 
     def dispatch(self, request, connection):
         target = request.target
+        if target[:1] != b"/":
+            target = origin_form(target)
         mark = target.find(b"?")
         if mark < 0:
             path, query = clean_path(target), b""
@@ -77,3 +79,17 @@ class Endpoints:
         except AlloyError:
             return False
         return True
+
+
+def origin_form(target):
+    """RFC 9112 section 3.2.2: a server accepts a target in absolute-form (``http://host/path?q``)
+    too, and routes by its path and query. The authority it names is not used for anything."""
+    scheme, found, rest = target.partition(b"://")
+    if not found or scheme.lower() not in (b"http", b"https"):
+        return target  # asterisk-form, authority-form or garbage: refused as a path further on
+    slash = rest.find(b"/")
+    mark = rest.find(b"?")
+    if slash < 0 or 0 <= mark < slash:
+        return b"/" + rest[mark:] if mark >= 0 else b"/"
+    return rest[slash:]
+

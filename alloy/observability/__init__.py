@@ -23,6 +23,7 @@ INFO. The access log does not depend on the log level.
 import logging
 
 from alloy.auth import MasterKey
+from alloy.endpoints import origin_form
 from alloy.errors import AlloyError, MethodNotAllowed, NotFound
 from alloy.observability.access_log import AccessLog, LogWriter
 from alloy.observability.exposition import CONTENT_TYPE
@@ -74,6 +75,8 @@ class MetricsFront:
 
     def dispatch(self, request, connection):
         target = request.target
+        if target[:1] != b"/":
+            target = origin_form(target)
         path = target.split(b"?", 1)[0]
         if path == METRICS_PATH:
             return self.endpoint.answer(request)

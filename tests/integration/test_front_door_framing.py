@@ -150,6 +150,21 @@ def test_a_body_refused_by_its_length_gets_its_413_without_a_100_continue(gatewa
     assert mock.requests() == []
 
 
+def test_a_target_in_absolute_form_is_routed_by_its_path(gateway, mock):
+    """RFC 9112 section 3.2.2: a server MUST accept ``http://host/path`` as a request target."""
+    client = Client(gateway.port)
+    client.send(b"GET http://gateway.example/health HTTP/1.1\r\nHost: gateway.example\r\n\r\n")
+    assert client.response().status == 200
+    body = chat_body("absolute")
+    client.send(
+        b"POST HTTPS://gateway.example:443/v1/chat/completions HTTP/1.1\r\nHost: gateway.example\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    assert reply_text(client.response()) == "echo: absolute"
+    [received] = mock.requests()
+    assert received["path"] == "/v1/chat/completions"
+
+
 # --- request smuggling -------------------------------------------------------------------------------
 
 
