@@ -257,6 +257,7 @@ cdef class RequestParser:
                         transfer_encodings.append(value)
                     elif name is H_HOST or name == H_HOST:
                         hosts += 1
+                        _check_host(p + pos + vs, ve - vs)
                     count = len(headers)
                     previous = headers.setdefault(name, value)
                     if len(headers) == count:  # the name was already there: join (RFC 9110 5.3)
@@ -366,4 +367,16 @@ cdef int _check_bare_line_ends(const char *p, Py_ssize_t pos, Py_ssize_t n, obje
         if hit[1] != 10:
             raise error("bare CR or LF in message head")
         hit += 1
+    return 0
+
+
+cdef int _check_host(const char *p, Py_ssize_t n) except -1:
+    """RFC 9112 section 3.2: a Host whose value is not ``host [":" port]`` (RFC 3986: letters,
+    digits, ``-._~``, percent-escapes, sub-delims, ``:`` and an IPv6 literal's brackets) is a 400."""
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    for i in range(n):
+        c = <unsigned char>p[i]
+        if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in b"-._~%!$&'()*+,;=:[]"):
+            raise _ProtocolError("invalid Host header")
     return 0

@@ -113,6 +113,9 @@ def _parse_version(text, error, unsupported):
     raise error("invalid HTTP version")
 
 
+_HOST_CHARS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-._~%!$&'()*+,;=:[]"
+
+
 def _connection_tokens(value):
     return {token.strip().lower() for token in value.split(b",")}
 
@@ -379,6 +382,8 @@ class RequestParser:
                 transfer_encodings.append(value)
             elif name == b"host":
                 hosts += 1
+                if value.strip(_HOST_CHARS):
+                    raise ProtocolError("invalid Host header")  # RFC 9112 section 3.2 (RFC 3986 host[:port])
             previous = headers.get(name)
             headers[name] = value if previous is None else previous + b", " + value
 

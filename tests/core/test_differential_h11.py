@@ -12,6 +12,7 @@ Alloy is stricter (Alloy MUST reject; h11 accepts) -- the RequestParser docstrin
   * ctl-char     a control character (%x01-08, %x0E-1F, %x7F) in a header value (h11 only refuses
                  NUL and whitespace controls).
   * version      an HTTP version other than 1.0 / 1.1 (h11 takes any DIGIT.DIGIT); Alloy says 505.
+  * host-value   a Host that is not host[:port] (RFC 9112 3.2 asks for a 400; h11 takes any value).
 Not specified by Alloy's contract, so either outcome is accepted (never generated on purpose; only
 reachable through the random mutations):
   * te-http10    Transfer-Encoding in an HTTP/1.0 request (h11 decodes it; RFC 9112 section 6.1
@@ -53,7 +54,7 @@ SETTINGS = dict(
 )
 
 # "known difference" names: Alloy must reject / either outcome accepted
-STRICTER = {"cl+te", "obs-fold", "bare-lf", "ctl-char", "version"}
+STRICTER = {"cl+te", "obs-fold", "bare-lf", "ctl-char", "version", "host-value"}
 EITHER = {"te-http10", "dup-host-10", "chunk-line", "trailer", "cl-list", "leading-crlf"}
 
 # --- generation --------------------------------------------------------------------------------
@@ -313,6 +314,9 @@ def known_differences(data):
         found.add("te-http10")
     if names.count(b"host") > 1 and not (version and version.group(1) == b"1.1"):
         found.add("dup-host-10")
+    hosts = [line.split(b":", 1)[1].strip(b" \t") for line in lines[1:] if line.lower().startswith(b"host:")]
+    if any(re.search(rb"[^0-9A-Za-z\-._~%!$&'()*+,;=:\[\]]", host) for host in hosts):
+        found.add("host-value")  # RFC 9112 3.2: not host[:port]; h11 takes any field value
     if any(re.match(rb"content-length:[^\r\n]*,", line.lower()) for line in lines[1:]):
         found.add("cl-list")
     lengths = {line.split(b":", 1)[1].strip(b" \t") for line in lines[1:] if line.lower().startswith(b"content-length:")}

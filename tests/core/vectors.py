@@ -193,6 +193,10 @@ REQUEST_PARSE = [
 # --- requests refused (RFC 9112 smuggling defences and limits) --------------------------------
 # (id, wire, exception class, status). Each wire is otherwise a complete, valid request.
 REQUEST_REJECTS = [
+    # RFC 9112 section 3.2: a Host that is not host[:port] (RFC 3986) is a 400.
+    ("host-with-space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", errors.ProtocolError, 400),
+    ("host-with-slash", b"GET / HTTP/1.1\r\nHost: h/x\r\n\r\n", errors.ProtocolError, 400),
+    ("host-with-userinfo", b"GET / HTTP/1.1\r\nHost: u@h\r\n\r\n", errors.ProtocolError, 400),
     (
         "cl-and-te",
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
