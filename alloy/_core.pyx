@@ -27,6 +27,7 @@ from alloy.errors import (
     UnsupportedTransferCoding,
     UnsupportedVersion,
     UpstreamProtocolError,
+    URITooLong,
 )
 from alloy.headers import HOP_BY_HOP, STATUS_REASONS
 

@@ -124,7 +124,7 @@ cdef class RequestParser:
                     break
                 end = hit - p
                 if end - pos + 4 > self._max_header:
-                    raise HeadersTooLarge("request header section too large")
+                    _head_too_large(p, pos, self._max_header)
                 self._start_request(p + pos, end - pos)
                 pos = end + 4
                 self._scan_from = 0
@@ -170,7 +170,7 @@ cdef class RequestParser:
 
     cdef int _check_incomplete_head(self, const char *p, Py_ssize_t pos, Py_ssize_t n) except -1:
         if n - pos > self._max_header:
-            raise HeadersTooLarge("request header section too large")
+            _head_too_large(p, pos, self._max_header)
         _check_bare_line_ends(p, pos, n, _ProtocolError)
         # Bytes that cannot begin a method token (TLS, binary noise) are refused at once.
         cdef Py_ssize_t i
@@ -380,3 +380,11 @@ cdef int _check_host(const char *p, Py_ssize_t n) except -1:
         if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in b"-._~%!$&'()*+,;=:[]"):
             raise _ProtocolError("invalid Host header")
     return 0
+
+
+cdef int _head_too_large(const char *p, Py_ssize_t pos, Py_ssize_t limit) except -1:
+    """431, or 414 when the request line alone does not end within the head's limit (RFC 9112
+    section 3: a target longer than the server parses is answered 414)."""
+    if memchr(p + pos, 10, limit) == NULL:
+        raise URITooLong("request target too long")
+    raise HeadersTooLarge("request header section too large")

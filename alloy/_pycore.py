@@ -17,6 +17,7 @@ import orjson
 from alloy.errors import (
     BodyTooLarge,
     HeadersTooLarge,
+    URITooLong,
     InvalidRequest,
     InvalidPath,
     ProtocolError,
@@ -77,6 +78,14 @@ def _parse_header_lines(lines, error):
             raise error("control character in header field value")
         fields.append((name.lower(), value))
     return fields
+
+
+def _head_too_large(buffer, pos, limit):
+    """431, or 414 when the request line alone does not end within the head's limit (RFC 9112
+    section 3: a target longer than the server parses is answered 414)."""
+    if buffer.find(b"\n", pos, pos + limit) < 0:
+        raise URITooLong("request target too long")
+    raise HeadersTooLarge("request header section too large")
 
 
 def _check_bare_line_ends(buffer, pos, error):
@@ -322,7 +331,7 @@ class RequestParser:
                     self._check_incomplete_head(buffer, pos)
                     break
                 if end - pos + 4 > self._max_header:
-                    raise HeadersTooLarge("request header section too large")
+                    _head_too_large(buffer, pos, self._max_header)
                 self._start_request(bytes(buffer[pos:end]))
                 pos = end + 4
                 self._scan_from = 0
@@ -356,7 +365,7 @@ class RequestParser:
     def _check_incomplete_head(self, buffer, pos):
         pending = len(buffer) - pos
         if pending > self._max_header:
-            raise HeadersTooLarge("request header section too large")
+            _head_too_large(buffer, pos, self._max_header)
         _check_bare_line_ends(buffer, pos, ProtocolError)
         # Bytes that cannot begin a method token (TLS, binary noise) are refused at once instead
         # of after the read timeout: nothing that follows could make them a request.

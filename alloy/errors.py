@@ -43,6 +43,13 @@ class HeadersTooLarge(ProtocolError):
     code = "request_header_fields_too_large"
 
 
+class URITooLong(ProtocolError):
+    """The request line alone is longer than the head may be (RFC 9112 section 3: 414)."""
+
+    status = 414
+    code = "uri_too_long"
+
+
 class BodyTooLarge(ProtocolError):
     status = 413
     code = "request_too_large"

@@ -78,6 +78,7 @@ STATUS_REASONS = {
     408: b"Request Timeout",
     409: b"Conflict",
     413: b"Content Too Large",
+    414: b"URI Too Long",
     415: b"Unsupported Media Type",
     422: b"Unprocessable Content",
     429: b"Too Many Requests",

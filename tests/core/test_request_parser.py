@@ -418,9 +418,15 @@ def test_many_small_headers_over_limit_is_431(core):
 
 
 def test_long_request_line_counts_toward_header_limit(core):
+    """A request line that does not end within the limit is a 414 (RFC 9112 section 3), whole or
+    still arriving; one that ends within it, followed by fields that do not, is a 431."""
     wire = b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\nHost: h\r\n\r\n"
-    with pytest.raises(errors.HeadersTooLarge):
+    with pytest.raises(errors.URITooLong):
         core.RequestParser(max_header_bytes=1024).feed(wire)
+    with pytest.raises(errors.URITooLong):
+        core.RequestParser(max_header_bytes=1024).feed(wire[:1500])
+    with pytest.raises(errors.HeadersTooLarge):
+        core.RequestParser(max_header_bytes=1024).feed(b"GET /" + b"a" * 900 + b" HTTP/1.1\r\nHost: h\r\nX: " + b"b" * 200 + b"\r\n\r\n")
 
 
 def test_unterminated_head_over_limit_is_431_without_waiting(core):

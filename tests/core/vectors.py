@@ -197,6 +197,8 @@ REQUEST_REJECTS = [
     ("host-with-space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", errors.ProtocolError, 400),
     ("host-with-slash", b"GET / HTTP/1.1\r\nHost: h/x\r\n\r\n", errors.ProtocolError, 400),
     ("host-with-userinfo", b"GET / HTTP/1.1\r\nHost: u@h\r\n\r\n", errors.ProtocolError, 400),
+    # RFC 9112 section 3: a request line that does not end within the head's limit is a 414.
+    ("target-too-long", b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: h\r\n\r\n", errors.URITooLong, 414),
     (
         "cl-and-te",
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -50,6 +50,11 @@ def test_limits_431_and_413_are_answered_and_close(start_gateway, mock):
     assert_openai_error(client.response(), 431, "request_header_fields_too_large")
     assert client.closed_within(5)
 
+    client = Client(gateway.port, timeout=5)  # the target alone passes the limit: 414
+    client.send(b"GET /health?" + b"q" * 6000 + b" HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    assert_openai_error(client.response(), 414, "uri_too_long")
+    assert client.closed_within(5)
+
     client = Client(gateway.port, timeout=5)  # the head alone: the 413 must not wait for the body
     client.send(
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
