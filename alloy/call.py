@@ -108,11 +108,11 @@ class Call:
         try:
             self.relay = deployment.provider.send(self, deployment, served_by, total_ticks)
         except (AlloyError, TypeError) as error:  # the request cannot be expressed for this provider
+            deployment.abandoned()
             if not isinstance(error, AlloyError):
                 if not isinstance(error, orjson.JSONEncodeError):
                     raise  # a bug, not the request: the client connection answers it (500)
                 error = NestedTooDeeply()
-            deployment.abandoned()
             if self.count == 1:
                 self.connection.current = None
                 raise error from None
