@@ -148,7 +148,7 @@ class MessagesEndpoint:
             group = self._counter(group)
             if group is None:
                 count = orjson.dumps({"input_tokens": messages_request.estimate_input_tokens(body)})
-                return Prebuilt(200, count, JSON_HEADER + ESTIMATE_HEADER + id_line)
+                return Prebuilt(200, count, JSON_HEADER + ESTIMATE_HEADER + messages_answer.with_request_id(id_line))
             call_request, call_path, call_query, call_scan = request, path, query, scan
         elif self._native_only(group):
             call_request, call_path, call_query, call_scan = request, path, query, scan

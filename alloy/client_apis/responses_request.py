@@ -279,8 +279,10 @@ def reasoning_effort(reasoning):
     if not isinstance(reasoning, dict):
         raise invalid("reasoning", "expected an object")
     effort = reasoning.get("effort")
-    if effort is None or effort == "none":
+    if effort is None:
         return None
+    if effort == "none":
+        return "none"  # asked for no reasoning: the providers that can stop thinking do (Gemini 2.5 Flash)
     if effort not in EFFORTS:
         raise invalid("reasoning.effort", "expected one of none, " + ", ".join(EFFORTS))
     return EFFORTS[effort]

@@ -236,7 +236,7 @@ class ResponseBuilder(ChatStreamReader):
         elif kind == "reasoning":
             item["summary"][0]["text"] = text
         else:
-            item["arguments"] = text
+            item["arguments"] = text or "{}"  # a call without arguments: OpenAI's "{}", never ""
 
     def close_part(self, out):
         self.settle()

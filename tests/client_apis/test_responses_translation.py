@@ -106,7 +106,8 @@ def test_sampling_limits_reasoning_format_user_and_stream():
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    assert "reasoning_effort" not in chat(reasoning={"effort": "none"})
+    assert chat(reasoning={"effort": "none"})["reasoning_effort"] == "none"  # no thinking, where it can stop
+    assert "reasoning_effort" not in chat(reasoning={})
     assert "response_format" not in chat(text={"format": {"type": "text"}})
 
 

@@ -207,3 +207,14 @@ def test_a_long_stream_and_a_refusal_come_out_whole():
     ]
     assert events[-1]["response"]["usage"] is None  # the upstream sent none: none is made up
     assert [e["type"] for e in events].count("response.content_part.done") == 2
+
+
+def test_a_call_without_arguments_has_the_arguments_openai_gives_it():
+    """An upstream that sends a no-argument call with ``arguments: ""``: OpenAI's Responses API
+    gives such a call ``"{}"``, which clients pass to json.loads."""
+    call = {"id": "call_1", "type": "function", "function": {"name": "now", "arguments": ""}}
+    data = frame_response(200, JSON + SERVED, orjson.dumps(completion({"content": None, "tool_calls": [call]}, "tool_calls")))
+    connection, transport = wire()
+    transport.write(data)
+    _, body = answer(connection.transport.data)
+    assert tool_calls_of(orjson.loads(body)) == [("call_1", "now", {})]

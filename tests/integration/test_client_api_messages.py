@@ -314,6 +314,7 @@ def test_count_tokens_is_exact_from_anthropic_and_estimated_elsewhere(stack, cli
     else:
         assert raw.headers["x-alloy-token-count"] == "estimate" and count.input_tokens >= 6
         assert received(stack, route) == []  # answered by the gateway itself
+        assert raw.headers["request-id"] == raw.headers["x-request-id"]  # the SDK's _request_id
 
 
 def test_a_body_the_translation_refuses_is_a_400_in_anthropic_shape(stack, client):
