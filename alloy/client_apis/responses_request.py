@@ -25,11 +25,13 @@ Request mapping (Responses -> Chat Completions)
     tools               ``{type: function, name, description, parameters, strict}`` (flat) -> the
                         nested chat function tool
     tool_choice         "auto" / "none" / "required" kept; ``{type: function, name}`` -> the named
-                        chat function. Dropped without tools (chat refuses tool_choice alone)
+                        chat function; ``{type: allowed_tools, mode, tools}`` -> only those tools,
+                        and ``mode`` as the choice. Dropped without tools (chat refuses tool_choice
+                        alone)
     parallel_tool_calls kept (with tools)
     max_output_tokens   -> ``max_completion_tokens``
     temperature, top_p  kept
-    reasoning.effort    -> ``reasoning_effort``; "none" sends none, "xhigh" -> "high"
+    reasoning.effort    -> ``reasoning_effort``; "xhigh" -> "high"
     text.format         json_schema ``{name, schema, strict, description}`` -> ``response_format``
                         json_schema; json_object kept; text sends nothing
     stream              -> ``stream`` plus ``stream_options.include_usage`` (usage for
@@ -85,8 +87,11 @@ def chat_request_from_responses(body):
     chat = {"model": model, "messages": instruction_messages(body.get("instructions")) + input_messages(body)}
     tools = function_tools(body.get("tools"))
     if tools:
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+            tools, choice = allowed_tools(tools, choice)
         chat["tools"] = tools
-        choice = tool_choice(body.get("tool_choice"))
+        choice = tool_choice(choice)
         if choice is not None:
             chat["tool_choice"] = choice
         if isinstance(body.get("parallel_tool_calls"), bool):
@@ -263,6 +268,26 @@ def function_tools(tools):
             function["strict"] = True
         out.append({"type": "function", "function": function})
     return out
+
+
+def allowed_tools(tools, choice):
+    """``{type: allowed_tools, mode, tools: [{type: function, name}...]}``: the chat request gets
+    only the tools named, and ``mode`` (auto or required) as its tool_choice."""
+    mode = choice.get("mode", "auto")
+    if mode not in ("auto", "required"):
+        raise invalid("tool_choice.mode", "expected 'auto' or 'required'")
+    named = choice.get("tools")
+    if not isinstance(named, list) or not named:
+        raise invalid("tool_choice.tools", "expected a non-empty array of tools")
+    names = set()
+    for i, tool in enumerate(named):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise invalid(f"tool_choice.tools[{i}]", "only function tools can be allowed for this model")
+        names.add(string(tool, "name", f"tool_choice.tools[{i}]"))
+    kept = [tool for tool in tools if tool["function"]["name"] in names]
+    if len(kept) < len(names):
+        raise invalid("tool_choice.tools", "names a tool the request's tools do not have")
+    return kept, mode
 
 
 def tool_choice(choice):

@@ -88,6 +88,17 @@ def test_tools_are_nested_and_tool_choice_mapped():
     assert "tool_choice" not in chat(tool_choice="auto")  # chat refuses tool_choice without tools
 
 
+def test_allowed_tools_narrow_the_tools_and_their_mode_is_the_choice():
+    other = {**WEATHER, "name": "time"}
+    choice = {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "time"}]}
+    body = chat(tools=[WEATHER, other], tool_choice=choice)
+    assert [tool["function"]["name"] for tool in body["tools"]] == ["time"] and body["tool_choice"] == "required"
+    assert chat(tools=[WEATHER], tool_choice={**choice, "mode": "auto", "tools": [{"type": "function", "name": "weather"}]})["tool_choice"] == "auto"
+    for bad in ({**choice, "mode": "none"}, {**choice, "tools": []}, {**choice, "tools": [{"type": "function", "name": "absent"}]}):
+        with pytest.raises(InvalidRequest):
+            chat(tools=[WEATHER], tool_choice=bad)
+
+
 def test_sampling_limits_reasoning_format_user_and_stream():
     body = chat(
         max_output_tokens=64, temperature=0.5, top_p=0.9, reasoning={"effort": "xhigh", "summary": "auto"},
