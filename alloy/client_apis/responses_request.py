@@ -19,7 +19,9 @@ Request mapping (Responses -> Chat Completions)
       function_call     -> a ``tool_calls`` entry (id = ``call_id``) on one assistant message;
                         consecutive calls, and the assistant text just before them, share it
       function_call_output
-                        -> a ``tool`` message (``tool_call_id`` = ``call_id``; output parts as text)
+                        -> a ``tool`` message (``tool_call_id`` = ``call_id``; output parts as text);
+                        images and files it returned move to a user message after the tool
+                        messages of that turn, and the tool text says so
       reasoning         dropped (earlier reasoning has no place in a chat request; encrypted
                         content only means something to OpenAI)
     tools               ``{type: function, name, description, parameters, strict}`` (flat) -> the
@@ -144,23 +146,31 @@ def input_messages(body):
     if not isinstance(given, list):
         raise invalid("input", "expected a string or an array of input items")
     messages = []
+    attachments = []  # images and files tools returned: a user message after the tool messages
     for i, item in enumerate(given):
         path = f"input[{i}]"
         if not isinstance(item, dict):
             raise invalid(path, "expected an object")
         kind = item.get("type", "message")
+        if attachments and kind != "function_call_output":
+            messages.append({"role": "user", "content": attachments})
+            attachments = []
         if kind == "message":
             add_message(messages, item, path)
         elif kind == "function_call":
             add_function_call(messages, item, path)
         elif kind == "function_call_output":
-            messages.append(tool_message(item, path))
+            message, moved = tool_message(item, path)
+            messages.append(message)
+            attachments.extend(moved)
         elif kind == "reasoning":
             continue
         elif kind == "item_reference":
             raise invalid(path, "item_reference needs stored items; this model's provider has none")
         else:
             raise invalid(f"{path}.type", f"input item type {kind!r} cannot be sent to this model")
+    if attachments:
+        messages.append({"role": "user", "content": attachments})
     return messages
 
 
@@ -223,18 +233,27 @@ def add_function_call(messages, item, path):
 
 
 def tool_message(item, path):
+    """A ``function_call_output`` -> (the tool message, the images and files it returned). A chat
+    tool message holds text only: those move to a user message after the call's tool messages,
+    and the tool text says so (as the Messages API's tool results do)."""
     output = item.get("output")
+    moved = []
     if isinstance(output, list):  # output parts: their text
         texts = []
         for j, part in enumerate(output):
             where = f"{path}.output[{j}]"
-            if not isinstance(part, dict) or part.get("type") not in ("input_text", "output_text"):
-                raise invalid(where, "only text output can be sent to this model")
-            texts.append(string(part, "text", where))
+            converted = content_part(part, where, "user")
+            if converted["type"] == "text":
+                texts.append(converted["text"])
+            else:
+                moved.append(converted)
         output = "\n\n".join(texts)
+        if moved:
+            note = f"[{len(moved)} attachment(s) returned by this tool follow in the next user message]"
+            output = f"{output}\n{note}" if output else note
     elif not isinstance(output, str):
         raise invalid(f"{path}.output", "expected a string or an array of content parts")
-    return {"role": "tool", "tool_call_id": string(item, "call_id", path), "content": output}
+    return {"role": "tool", "tool_call_id": string(item, "call_id", path), "content": output}, moved
 
 
 def string(mapping, name, path):

@@ -78,6 +78,29 @@ def test_function_calls_join_the_assistant_text_before_them_and_outputs_become_t
     ]
 
 
+def test_images_a_tool_returned_follow_its_tool_messages_in_a_user_message():
+    """A chat tool message holds text only; the Responses API lets a function_call_output return
+    images. They move to one user message after the turn's tool messages (never between them)."""
+    image = {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+    given = [
+        {"role": "user", "content": "look"},
+        {"type": "function_call", "call_id": "c1", "name": "shot", "arguments": "{}"},
+        {"type": "function_call", "call_id": "c2", "name": "shot", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": [{"type": "input_text", "text": "here"}, image]},
+        {"type": "function_call_output", "call_id": "c2", "output": [image]},
+        {"role": "user", "content": "what do you see?"},
+    ]
+    messages = chat(input=given)["messages"]
+    note = "[1 attachment(s) returned by this tool follow in the next user message]"
+    picture = {"type": "image_url", "image_url": {"url": image["image_url"]}}
+    assert messages[2:] == [
+        {"role": "tool", "tool_call_id": "c1", "content": "here\n" + note},
+        {"role": "tool", "tool_call_id": "c2", "content": note},
+        {"role": "user", "content": [picture, picture]},
+        {"role": "user", "content": "what do you see?"},
+    ]
+
+
 def test_tools_are_nested_and_tool_choice_mapped():
     body = chat(tools=[WEATHER], tool_choice={"type": "function", "name": "weather"}, parallel_tool_calls=False)
     assert body["tools"] == [{"type": "function", "function": {
