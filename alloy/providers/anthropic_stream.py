@@ -191,6 +191,8 @@ class StreamTranslator:
     def __init__(self, model, include_usage):
         self.model = model
         self.include_usage = include_usage
+        # With include_usage, OpenAI gives every chunk before the usage chunk "usage": null.
+        self.end = b'}],"usage":null}\n\n' if include_usage else b"}]}\n\n"
         self.state = START
         self.created = int(time.time())
         self.head = b""  # data: {"id":...,"model":... without the closing brace: set by message_start
@@ -249,8 +251,8 @@ class StreamTranslator:
 
     def chunk(self, delta, finish_reason=None):
         if finish_reason is None:
-            return self.prefix + orjson.dumps(delta) + b',"logprobs":null,"finish_reason":null}]}\n\n'
-        tail = b',"logprobs":null,"finish_reason":' + orjson.dumps(finish_reason) + b"}]}\n\n"
+            return self.prefix + orjson.dumps(delta) + b',"logprobs":null,"finish_reason":null' + self.end
+        tail = b',"logprobs":null,"finish_reason":' + orjson.dumps(finish_reason) + self.end
         return self.prefix + orjson.dumps(delta) + tail
 
     def on_message_start(self, event):

@@ -179,6 +179,8 @@ class StreamTranslator:
     def __init__(self, model, include_usage):
         self.model = model
         self.include_usage = include_usage
+        # With include_usage, OpenAI gives every chunk before the usage chunk "usage": null.
+        self.end = b'],"usage":null}\n\n' if include_usage else b"]}\n\n"
         self.created = int(time.time())
         self.head = b""  # {"id":..,"object":..,"created":..,"model":.. without the closing brace
         self.candidates = {}  # index -> Candidate
@@ -272,7 +274,7 @@ class StreamTranslator:
 
     def chunk(self, index, delta, finish=None):
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return b"data: " + self.head + b',"choices":[' + orjson.dumps(choice) + b"]}\n\n"
+        return b"data: " + self.head + b',"choices":[' + orjson.dumps(choice) + self.end
 
 
 def sse(payload):

@@ -524,3 +524,11 @@ def test_crlf_wire_and_a_last_event_without_blank_line():
     chunks = through_splitter([wire])
     assert chunks[-1] == "[DONE]"
     assert chunks[-2]["usage"]["prompt_tokens_details"] == {"cached_tokens": 10, "cache_write_tokens": 0}
+
+
+def test_with_include_usage_every_chunk_before_the_usage_chunk_has_usage_null():
+    """OpenAI's stream_options.include_usage: "All other chunks will also include a usage field,
+    but with a null value"; without it, no chunk has the field."""
+    asked = payloads(translate(TEXT_STREAM, include_usage=True))
+    assert [chunk["usage"] is None for chunk in asked] == [True] * (len(asked) - 1) + [False]
+    assert not any("usage" in chunk for chunk in payloads(translate(TEXT_STREAM, include_usage=False)))

@@ -397,7 +397,7 @@ def test_error_in_stream_ends_it():
 def test_stream_without_finish_reason_is_an_error():
     chunks = run(BROKEN_STREAM, include_usage=True)
     assert chunks[-1]["error"]["code"] == "upstream_protocol_error"
-    assert not any("usage" in c for c in chunks)
+    assert not any(c.get("usage") for c in chunks)  # no usage chunk: each has only OpenAI's "usage": null
 
 
 def test_empty_stream_is_an_error():
@@ -488,3 +488,12 @@ def test_a_recursive_reference_stops_where_it_comes_back():
     schema = {"$defs": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}, "v": {"type": "integer"}}}},
               "$ref": "#/$defs/Node"}  # fmt: skip
     assert gemini.clean_schema(schema) == {"type": "object", "properties": {"next": {}, "v": {"type": "integer"}}}
+
+
+def test_with_include_usage_every_chunk_before_the_usage_chunk_has_usage_null():
+    """OpenAI's stream_options.include_usage: "All other chunks will also include a usage field,
+    but with a null value"; without it, no chunk has the field."""
+    asked = run(TEXT_STREAM, include_usage=True)
+    assert all("usage" in chunk for chunk in asked)
+    assert [chunk["usage"] is None for chunk in asked] == [True] * (len(asked) - 1) + [False]
+    assert not any("usage" in chunk for chunk in run(TEXT_STREAM, include_usage=False))
