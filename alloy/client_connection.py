@@ -34,15 +34,19 @@ from alloy.timing_wheel import TimingWheel, sweeps
 
 log = logging.getLogger("alloy")
 MAX_QUEUED = 32
+LINGER_SECONDS = 2.0  # a refused connection's lingering close, at most
+MAX_LINGERING = 1024  # refused connections lingering at once; beyond, closed at once
 NO_HEADERS = {}  # the headers of a request that never was: a new x-request-id for its error
 MAX_PIPELINED_BYTES = 1024 * 1024
 
 
 class ClientConnection(asyncio.Protocol):
+    lingering = 0  # refused connections in their lingering close, in this process
+
     __slots__ = (
         "gateway", "transport", "parser", "queue", "queued_bytes", "current", "closing", "continue_sent",
         "wheel", "due", "quiet_since", "read_since", "write_paused_since", "writing_paused", "reading_paused",
-        "refused", "peer",
+        "refused", "peer", "linger",
     )
 
     def __init__(self, gateway):
@@ -68,6 +72,7 @@ class ClientConnection(asyncio.Protocol):
         self.writing_paused = False
         self.reading_paused = False
         self.refused = False  # a protocol error is queued: nothing more is read
+        self.linger = None  # over the cap: the timer that ends the lingering close
         self.peer = None  # the client's address, once asked for (peer_address)
 
     def peer_address(self):
@@ -88,7 +93,7 @@ class ClientConnection(asyncio.Protocol):
             # would hurt the connections already being served.
             self.closing = True
             transport.write(gateway.over_capacity)
-            transport.close()
+            self.linger_close(transport)
             return
         gateway.connections.add(self)
         wheel = self.wheel
@@ -135,7 +140,23 @@ class ClientConnection(asyncio.Protocol):
             self.reading_paused = True
             self.transport.pause_reading()
 
+    def linger_close(self, transport):
+        """Close after a refusal written before the client's request was read: half-close, and
+        read (and drop) what the client sends until it closes or ``LINGER_SECONDS`` pass. Closing
+        with its request unread would make the kernel answer with a reset, which destroys the
+        refusal still on its way (RFC 9112 section 9.6)."""
+        if ClientConnection.lingering >= MAX_LINGERING or not transport.can_write_eof():
+            transport.close()
+            return
+        ClientConnection.lingering += 1
+        transport.write_eof()
+        self.linger = asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)
+
     def connection_lost(self, exc):
+        if self.linger is not None:
+            self.linger.cancel()
+            self.linger = None
+            ClientConnection.lingering -= 1
         self.closing = True
         self.gateway.connections.discard(self)
         self.wheel.drop(self)

@@ -210,6 +210,34 @@ def test_a_thousand_idle_connections_do_not_stop_a_new_client(start_gateway, moc
     assert_healthy(gateway)
 
 
+def test_a_refused_connection_that_already_sent_its_request_still_reads_the_503(start_gateway, mock):
+    """The 503 goes out before the client's request is read. Closing with that request unread would
+    make the kernel send a reset, which destroys the 503 on its way: the gateway half-closes and
+    reads until the client closes (a lingering close), so every refused client reads its answer."""
+    gateway = start_proxy(start_gateway, mock, "max_connections = 2")
+    held = [Client(gateway.port) for _ in range(2)]
+    try:
+        for client in held:
+            client.send(HEALTH)
+            assert client.response().status == 200
+        refused = []
+        for _ in range(20):
+            sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=IO_TIMEOUT)
+            sock.sendall(chat("over the cap"))
+            refused.append(sock)
+        time.sleep(0.05)  # the gateway answers (and would close) before these reads
+        for sock in refused:
+            received = b""
+            while chunk := sock.recv(65536):  # ConnectionResetError here is the failure
+                received += chunk
+            sock.close()
+            assert received.startswith(b"HTTP/1.1 503 ") and b"too_many_connections" in received, received
+    finally:
+        for client in held:
+            client.close()
+    assert_healthy(gateway)
+
+
 def test_connections_beyond_max_connections_get_503_and_the_others_are_unaffected(start_gateway, mock):
     gateway = start_proxy(start_gateway, mock, "max_connections = 3")
     held = [Client(gateway.port) for _ in range(3)]
