@@ -23,6 +23,7 @@ Theory of operation
 
 import asyncio
 import logging
+import sys
 from collections import deque
 
 import orjson
@@ -35,6 +36,9 @@ from alloy.timing_wheel import TimingWheel, sweeps
 log = logging.getLogger("alloy")
 MAX_QUEUED = 32
 LINGER_SECONDS = 2.0  # a refused connection's lingering close, at most
+# A client whose socket stays full keeps its connection while it takes at least this much in each
+# write_timeout (a receive window filling up without the client reading moves a few KB at most).
+MIN_PROGRESS = 64 * 1024
 MAX_LINGERING = 1024  # refused connections lingering at once; beyond, closed at once
 NO_HEADERS = {}  # the headers of a request that never was: a new x-request-id for its error
 MAX_PIPELINED_BYTES = 1024 * 1024
@@ -46,7 +50,7 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "gateway", "transport", "parser", "queue", "queued_bytes", "current", "closing", "continue_sent",
         "wheel", "due", "quiet_since", "read_since", "write_paused_since", "writing_paused", "reading_paused",
-        "refused", "peer", "linger",
+        "refused", "peer", "linger", "write_pending",
     )
 
     def __init__(self, gateway):
@@ -73,6 +77,7 @@ class ClientConnection(asyncio.Protocol):
         self.reading_paused = False
         self.refused = False  # a protocol error is queued: nothing more is read
         self.linger = None  # over the cap: the timer that ends the lingering close
+        self.write_pending = None  # while writing is paused: bytes the client had not taken yet
         self.peer = None  # the client's address, once asked for (peer_address)
 
     def peer_address(self):
@@ -171,6 +176,7 @@ class ClientConnection(asyncio.Protocol):
         self.writing_paused = True
         wheel = self.wheel
         self.write_paused_since = wheel.now
+        self.write_pending = _not_taken(self.transport)
         wheel.file(self, wheel.now + sweeps(self.gateway.settings.write_timeout))
         if self.current is not None:
             self.current.pause()
@@ -275,10 +281,23 @@ class ClientConnection(asyncio.Protocol):
         if self.writing_paused:
             write_deadline = self.write_paused_since + sweeps(settings.write_timeout)
             if now >= write_deadline:
-                # The client reads nothing: drop it (connection_lost cancels its upstream request).
-                self.closing = True
-                self.transport.abort()
-                return
+                pending = _not_taken(self.transport)
+                if pending is not None and self.write_pending is not None and pending <= self.write_pending - MIN_PROGRESS:
+                    # It reads, slowly: the kernel wakes the writer only once half its (megabytes
+                    # of) send buffer is free, so progress is read here. The clock restarts.
+                    self.write_paused_since = now
+                    self.write_pending = pending
+                    write_deadline = now + sweeps(settings.write_timeout)
+                else:
+                    # The client reads nothing: drop it, and its upstream request now (before the
+                    # transport reports the loss, more of the answer would be written to nobody).
+                    self.closing = True
+                    current = self.current
+                    if current is not None:
+                        self.current = None
+                        current.cancel()
+                    self.transport.abort()
+                    return
         if self.current is not None:
             # An answer is in flight: no read or idle clock runs. The idle clock restarts when it
             # ends, so no keep-alive deadline falls before this; a read clock that starts then
@@ -313,6 +332,19 @@ class ClientConnection(asyncio.Protocol):
         if draining:
             wheel.file(self, wheel.now + 1)
         wheel.advance()
+
+
+def _not_taken(transport):
+    """Bytes written for the client that it has not taken yet: the transport's buffer and the
+    kernel's send queue (``TIOCOUTQ``); None where the queue cannot be read (not Linux, no socket)."""
+    try:
+        import fcntl
+        import termios
+
+        queued = fcntl.ioctl(transport.get_extra_info("socket").fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        return int.from_bytes(queued, sys.byteorder) + transport.get_write_buffer_size()
+    except (ImportError, AttributeError, OSError, TypeError, ValueError):
+        return None
 
 
 def over_capacity_answer(settings):

@@ -173,6 +173,60 @@ def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout(start_ga
     assert status == 200
 
 
+def endless_stream(request):
+    """A 200 event stream that never ends, written until the gateway hangs up."""
+    yield b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    event = b'data: {"choices":[{"index":0,"delta":{"content":"' + b"x" * 400 + b'"}}]}\n\n'
+    chunk = b"%x\r\n%s\r\n" % (len(event), event)
+    while True:
+        yield chunk * 16
+
+
+def test_a_client_that_reads_slowly_keeps_its_stream_until_it_stops_reading(start_gateway):
+    """Linux wakes a writer only once half of a send buffer of megabytes is free, which a slow but
+    steady reader may take longer than write_timeout to free: the gateway reads the client's
+    progress from the socket instead, and drops it only once it takes (almost) nothing."""
+    upstream = ScriptedUpstream(endless_stream)
+    try:
+        gateway = start_gateway(
+            config=f"""
+            [server]
+            write_timeout = 3
+            [providers.openai]
+            base_url = "{upstream.base}/v1"
+            api_key = "env:K"
+            """,
+            env={"K": "sk-provider"},
+        )
+        request = post(json.dumps({"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode())
+
+        def reader():
+            sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
+            sock.sendall(request)
+            taken, started = 0, time.monotonic()
+            while time.monotonic() - started < 10:  # 100 KB/s, steadily: far more than 64 KiB a write_timeout
+                wanted = taken + 10_000
+                while taken < wanted:
+                    piece = sock.recv(wanted - taken)
+                    if not piece:
+                        sock.close()
+                        return f"dropped while reading steadily, after {taken} bytes"
+                    taken += len(piece)
+                time.sleep(0.1)
+            time.sleep(2 * 3 + 3)  # then nothing: dropped within two write_timeouts (progress is read at each end)
+            try:
+                read_until_closed(sock, 15)
+            except BaseException as error:  # noqa: BLE001 - reported below, like the other outcome
+                return f"not dropped after it stopped reading: {error}"[:300]
+            finally:
+                sock.close()
+            return "ok"
+
+        assert in_parallel([reader] * 3) == ["ok"] * 3
+    finally:
+        upstream.stop()
+
+
 # --- 5e. the httpx backend follows back-pressure ----------------------------------------------------------------
 
 
