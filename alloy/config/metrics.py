@@ -22,8 +22,9 @@ class MetricsSettings:
     host: str = "127.0.0.1"
     models: tuple[str, ...] = ()
     # Not a configuration key: with --workers N the supervisor sets the directory where each worker
-    # leaves a snapshot of its counters, so any worker answers /metrics for the whole server.
-    workers_dir: str | None = field(default=None, repr=False)
+    # leaves a snapshot of its counters, so any worker answers /metrics for the whole server. Not
+    # compared either: a reloaded file (which never names it) is the same [metrics] section.
+    workers_dir: str | None = field(default=None, repr=False, compare=False)
 
 
 def _load_metrics(source, table):

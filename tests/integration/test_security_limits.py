@@ -9,7 +9,6 @@ import socket
 import threading
 import time
 
-import pytest
 
 from harness import in_parallel, read_until_closed, wait_until
 from security_helpers import ScriptedUpstream, parse_responses, rss_bytes, send_and_read
