@@ -17,7 +17,6 @@ import orjson
 from alloy.errors import (
     BodyTooLarge,
     HeadersTooLarge,
-    URITooLong,
     InvalidRequest,
     InvalidPath,
     ProtocolError,
@@ -25,6 +24,7 @@ from alloy.errors import (
     UnsupportedTransferCoding,
     UnsupportedVersion,
     UpstreamProtocolError,
+    URITooLong,
 )
 from alloy.headers import HOP_BY_HOP, STATUS_REASONS
 
@@ -127,6 +127,11 @@ _HOST_CHARS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-.
 
 def _connection_tokens(value):
     return {token.strip().lower() for token in value.split(b",")}
+
+
+def _connection_named(value):
+    """The fields a Connection value names (RFC 9110 section 7.6.1: hop-by-hop too)."""
+    return _connection_tokens(value) - {b"close", b"keep-alive"}
 
 
 _CONTENT_LENGTH_HUGE = 10**18
@@ -664,17 +669,13 @@ def encode_headers(headers, skip=None):
     named = set()
     for name, value in headers:
         if name == b"connection":
-            # RFC 9110 section 7.6.1: fields named in Connection are hop-by-hop too.
-            named |= _connection_tokens(value) - {b"close", b"keep-alive"}
+            named |= _connection_named(value)
     return b"".join(name + b": " + value + _CRLF for name, value in headers if name not in skip and name not in named)
 
 
 def encode_forwarded(headers, skip, skip_prefixes=()):
-    named = set()
     connection = headers.get(b"connection")
-    if connection is not None:
-        # RFC 9110 section 7.6.1: fields named in Connection are hop-by-hop too.
-        named = _connection_tokens(connection) - {b"close", b"keep-alive"}
+    named = set() if connection is None else _connection_named(connection)
     return b"".join(
         name + b": " + value + _CRLF
         for name, value in headers.items()

@@ -107,11 +107,9 @@ class Call:
         self.sent_at = monotonic()
         try:
             self.relay = deployment.provider.send(self, deployment, served_by, total_ticks)
-        except (AlloyError, TypeError) as error:  # the request cannot be expressed for this provider
+        except (AlloyError, orjson.JSONEncodeError) as error:  # the request cannot be expressed for this provider
             deployment.abandoned()
-            if not isinstance(error, AlloyError):
-                if not isinstance(error, orjson.JSONEncodeError):
-                    raise  # a bug, not the request: the client connection answers it (500)
+            if not isinstance(error, AlloyError):  # nested deeper than orjson writes
                 error = NestedTooDeeply()
             if self.count == 1:
                 self.connection.current = None

@@ -195,11 +195,10 @@ class ClientConnection(asyncio.Protocol):
         self.read_since = -1
         try:
             answer = self.gateway.dispatch(request, self)
-        except AlloyError as error:
+        except (AlloyError, orjson.JSONEncodeError) as error:
+            if not isinstance(error, AlloyError):  # a body nested deeper than orjson writes
+                error = NestedTooDeeply()
             self.send_error(error, close=not request.keep_alive, head=request.method == b"HEAD", request=request)
-            return
-        except orjson.JSONEncodeError:  # a body nested deeper than orjson writes (errors.NestedTooDeeply)
-            self.send_error(NestedTooDeeply(), close=not request.keep_alive, head=request.method == b"HEAD", request=request)
             return
         except Exception:  # noqa: BLE001 - a bug: this request gets a 500, the gateway goes on
             log.exception("alloy: unexpected error while answering %s %s", request.method.decode("latin-1"), request.target[:200].decode("latin-1"))

@@ -92,4 +92,3 @@ def origin_form(target):
     if slash < 0 or 0 <= mark < slash:
         return b"/" + rest[mark:] if mark >= 0 else b"/"
     return rest[slash:]
-

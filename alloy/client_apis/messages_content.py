@@ -154,6 +154,15 @@ def document_part(block, path):
 PART_BUILDERS = {"text": text_part, "image": image_part, "document": document_part}
 
 
+def with_attachment_note(text, moved):
+    """A tool message's ``text``, saying where the ``moved`` parts (images, files) went: a chat
+    tool message holds text only, so they follow in the next user message."""
+    if not moved:
+        return text
+    note = f"[{len(moved)} attachment(s) returned by this tool follow in the next user message]"
+    return f"{text}\n{note}" if text else note
+
+
 def tool_message(block, path):
     """A ``tool_result`` block -> (the OpenAI tool message, parts that must move to the user message)."""
     tool_use_id = string_field(block, "tool_use_id", path)
@@ -174,10 +183,7 @@ def tool_message(block, path):
                 moved.append(part)
     elif content is not None:
         raise invalid(f"{path}.content", "Input should be a valid string or a list of content blocks")
-    text = JOIN.join(texts)
-    if moved:
-        note = f"[{len(moved)} attachment(s) returned by this tool follow in the next user message]"
-        text = f"{text}\n{note}" if text else note
+    text = with_attachment_note(JOIN.join(texts), moved)
     if block.get("is_error") is True:
         text = f"Error: {text}" if text else "Error"
     return {"role": "tool", "tool_call_id": tool_use_id, "content": text}, moved

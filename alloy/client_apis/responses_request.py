@@ -51,7 +51,7 @@ top-level field (newer SDKs send new fields; refusing them would break those cli
 
 import orjson
 
-from alloy.client_apis.messages_content import collapse
+from alloy.client_apis.messages_content import collapse, with_attachment_note
 from alloy.errors import InvalidRequest
 
 EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
@@ -247,10 +247,7 @@ def tool_message(item, path):
                 texts.append(converted["text"])
             else:
                 moved.append(converted)
-        output = "\n\n".join(texts)
-        if moved:
-            note = f"[{len(moved)} attachment(s) returned by this tool follow in the next user message]"
-            output = f"{output}\n{note}" if output else note
+        output = with_attachment_note("\n\n".join(texts), moved)
     elif not isinstance(output, str):
         raise invalid(f"{path}.output", "expected a string or an array of content parts")
     return {"role": "tool", "tool_call_id": string(item, "call_id", path), "content": output}, moved
