@@ -277,10 +277,10 @@ cdef int _format_reset(char *out, double seconds) noexcept:
     if seconds < 1:
         at = _signed_digits(out, <long long>(seconds * 1000))
         return at + _put_text(out + at, "ms")
-    if seconds < 60:
-        at = _signed_digits(out, <long long>(seconds + 0.999))
+    whole = <long long>(seconds + 0.999)  # whole seconds, rounded up: 59.5 s is "1m0s", never "60s"
+    if whole < 60:
+        at = _signed_digits(out, whole)
         return at + _put_text(out + at, "s")
-    whole = <long long>seconds
     at = _signed_digits(out, whole // 60)
     out[at] = 109  # "m"
     at += 1
@@ -620,16 +620,21 @@ cdef enum:
     EXACT_COUNT = 9007199254740992  # 2**53: counts below it convert to a double exactly
 
 
+# alloy.usage.MAX_TOKENS: a larger count is believed only up to it (a typed constant: an enum this
+# large would be unsigned, and a negative count compared with it would pass for a huge one)
+cdef long long MAX_TOKENS = 1000000000000
+
+
 cdef long long _token_count(object value):
-    """``alloy.usage._int``: a positive int, else 0; -1 when it is too large for the C way."""
+    """``alloy.usage._int``: a positive int, else 0; at most ``MAX_TOKENS``."""
     cdef int overflow = 0
     cdef long long whole
     if not PyLong_CheckExact(value):
         return 0
     whole = PyLong_AsLongLongAndOverflow(value, &overflow)
-    if overflow > 0 or whole >= EXACT_COUNT:
-        return -1
-    return whole if whole > 0 else 0
+    if overflow > 0 or whole > MAX_TOKENS:
+        return MAX_TOKENS
+    return whole if whole > 0 and overflow == 0 else 0
 
 
 def usage_cost(usage, price):

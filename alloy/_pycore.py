@@ -1240,9 +1240,10 @@ def ratelimit_reset(seconds):
     """OpenAI's spelling of a reset time: ``250ms``, ``12s``, ``1m0s``."""
     if seconds < 1:
         return b"%dms" % int(seconds * 1000)
-    if seconds < 60:
-        return b"%ds" % int(seconds + 0.999)
-    return b"%dm%ds" % divmod(int(seconds), 60)
+    whole = int(seconds + 0.999)  # whole seconds, rounded up: 59.5 s is "1m0s", never "60s"
+    if whole < 60:
+        return b"%ds" % whole
+    return b"%dm%ds" % divmod(whole, 60)
 
 
 _clock = [-1, ""]  # the last whole second formatted, and its text: most lines of a flush share it

@@ -22,16 +22,28 @@ def tokens_of(usage):
     return _int(usage.get("input_tokens")) + read + written, _int(usage.get("output_tokens")), read
 
 
+# No real answer comes near this many tokens; an upstream that says more is believed only up to it,
+# so the counters (C integers) and the ledger never overflow.
+MAX_TOKENS = 10**12
+
+
 def _int(value):
-    return value if type(value) is int and value > 0 else 0
+    if type(value) is not int or value <= 0:
+        return 0
+    return value if value <= MAX_TOKENS else MAX_TOKENS
+
+
+def _count(value):
+    return None if type(value) is not int or value < 0 else value if value <= MAX_TOKENS else MAX_TOKENS
 
 
 def reported_counts(usage):
-    """(prompt, completion) as the answer names them; None for a count absent or not an int."""
+    """(prompt, completion) as the answer names them; None for a count absent, negative or not an
+    int; at most ``MAX_TOKENS``."""
     prompt = usage.get("prompt_tokens")
     if prompt is None:
         prompt = usage.get("input_tokens")
     completion = usage.get("completion_tokens")
     if completion is None:
         completion = usage.get("output_tokens")
-    return (prompt if type(prompt) is int else None, completion if type(completion) is int else None)
+    return _count(prompt), _count(completion)

@@ -116,7 +116,7 @@ class _NoDatabase:
     def create_key(self, values):
         team = values.get("team")
         if team is not None:  # the store's own refusal: no team exists yet
-            raise StoreError(f"no team named {team!r}: create it first (alloy teams create --name {team})")
+            raise StoreError(f"no team named {team!r}: create it first (alloy teams create --name {team})", "team")
         raise _NeedsDatabase()
 
     def create_team(self, values):
@@ -232,7 +232,7 @@ class Admin:
         except NotFoundError as error:
             raise NotFound(str(error)) from None
         except StoreError as error:
-            raise InvalidRequest(str(error)) from None
+            raise InvalidRequest(str(error), param=error.field) from None
 
 
 def since_time(text):

@@ -17,6 +17,7 @@ Exit codes: 0 done, 1 refused (the reason on stderr), 2 bad usage.
 
 import argparse
 import secrets
+import sqlite3
 import sys
 
 import orjson
@@ -98,10 +99,17 @@ def _usage_group(text):
 def main(argv):
     """``argv`` starts with ``keys``, ``teams`` or ``usage``; returns the exit code."""
     args = _parser().parse_args(argv)
+    # Reading (list, show, usage) never creates a database: a mistyped path is said, not made.
+    reads = args.group == "usage" or getattr(args, "command", None) in ("list", "show")
+    path = None
     try:
-        store = Store(database_path(args))
+        path = database_path(args)
+        store = Store(path, create=not reads)
     except (ConfigError, StoreError) as error:
         print(f"alloy: {error}", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, OSError) as error:  # not a database, a directory, no permission...
+        print(f"alloy: cannot open the database {path}: {error}", file=sys.stderr)
         return 1
     try:
         return run(args, store)
@@ -110,6 +118,9 @@ def main(argv):
         return 2
     except StoreError as error:
         print(f"alloy: {error}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as error:
+        print(f"alloy: the database {path} cannot be used: {error}", file=sys.stderr)
         return 1
     finally:
         store.close()

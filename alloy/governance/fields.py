@@ -11,6 +11,8 @@ import re
 import time
 from datetime import datetime, timezone
 
+import orjson
+
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 DURATION = re.compile(r"(\d+)\s*(s|m|h|d|w)\Z")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -18,6 +20,9 @@ MAX_LIMIT = 10**9  # requests or tokens per minute, requests at once: beyond thi
 MAX_BUDGET = 10**7  # USD per period: beyond this it is a typo
 MAX_METADATA_BYTES = 4096
 DEFAULT_BUDGET_PERIOD = 30 * 86400
+MIN_BUDGET = 1e-6  # USD: spend is counted in millionths of a dollar, so a smaller budget would be none
+MAX_MODELS = 1000  # names (or patterns) a key or team may list
+LATEST = 253402300799  # 9999-12-31T23:59:59Z, the last time an ISO 8601 date can spell
 LIMIT_FIELDS = ("models", "rpm", "tpm", "max_parallel", "budget", "budget_period", "metadata")
 KEY_FIELDS = frozenset(("name", "team", "expires", *LIMIT_FIELDS))
 TEAM_FIELDS = frozenset(("name", *LIMIT_FIELDS))
@@ -38,6 +43,8 @@ def key_values(given, creating):
         values["team"] = team
     if "expires" in given:
         values["expires_at"] = expiry(given["expires"])
+        if creating and values["expires_at"] is not None and values["expires_at"] <= time.time():
+            raise FieldError("expires", "the time is already past: a new key must be usable")
     return values
 
 
@@ -78,8 +85,12 @@ def _models(value):
         return None
     if isinstance(value, str):
         value = [item.strip() for item in value.split(",") if item.strip()]
-    if not isinstance(value, list) or not value or not all(isinstance(m, str) and 0 < len(m) <= 256 for m in value):
-        raise FieldError("models", "expected a non-empty list of model names (wildcards allowed: gpt-4o*)")
+    if (
+        not isinstance(value, list)
+        or not 0 < len(value) <= MAX_MODELS
+        or not all(isinstance(m, str) and 0 < len(m) <= 256 and m.isprintable() for m in value)
+    ):
+        raise FieldError("models", f"expected a list of 1 to {MAX_MODELS} model names (wildcards allowed: gpt-4o*)")
     return value
 
 
@@ -94,8 +105,8 @@ def _limit(field, value):
 def _budget(value):
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_BUDGET or value != value:
-        raise FieldError("budget", f"expected USD, more than 0 and at most {MAX_BUDGET} (or null for none)")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not MIN_BUDGET <= value <= MAX_BUDGET:
+        raise FieldError("budget", f"expected USD, from {MIN_BUDGET:.6f} to {MAX_BUDGET} (or null for none)")
     return float(value)
 
 
@@ -104,7 +115,7 @@ def _metadata(value):
         return None
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in value.items()):
         raise FieldError("metadata", "expected an object of names to strings or numbers")
-    if len(repr(value)) > MAX_METADATA_BYTES:
+    if len(orjson.dumps(value)) > MAX_METADATA_BYTES:  # as stored: UTF-8 JSON
         raise FieldError("metadata", f"at most {MAX_METADATA_BYTES} bytes")
     return value
 
@@ -137,7 +148,10 @@ def moment(field, value, ahead):
             raise FieldError(field, "expected a duration (7d) or an ISO 8601 time") from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
-        return when.timestamp()
+        seconds = when.timestamp()
+        if not 0 <= seconds <= LATEST:  # stored, then shown again: it must be a UTC time we can spell
+            raise FieldError(field, "expected a time between 1970 and 9999 (UTC)")
+        return seconds
     raise FieldError(field, "expected a duration (7d) or an ISO 8601 time")
 
 

@@ -23,6 +23,7 @@ import time
 import orjson
 
 from alloy.governance.attribution import metadata_key
+from alloy.governance.fields import DEFAULT_BUDGET_PERIOD
 
 SECRET_PREFIX = "sk-alloy-"
 MIGRATIONS = (
@@ -95,7 +96,12 @@ LEDGER_INSERT = "INSERT INTO ledger ({}) VALUES ({})".format(
 
 
 class StoreError(Exception):
-    """A request the store refuses (a duplicate name, an unknown key): phrased for the caller."""
+    """A request the store refuses (a duplicate name, an unknown key): phrased for the caller, with
+    the field it is about when there is one (the admin API's 400 names it as ``param``)."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
 
 
 class NotFoundError(StoreError):
@@ -115,7 +121,7 @@ def new_secret():
 class Store:
     def __init__(self, path, create=True):
         if not create and not os.path.exists(path):
-            raise StoreError(f"no database at {path}")
+            raise StoreError(f"no database at {path} (alloy keys create or alloy teams create makes it)")
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
         self.path = path
@@ -156,7 +162,7 @@ class Store:
         row = {"id": "key_" + secrets.token_hex(8), "name": values["name"], "prefix": prefix}
         row.update({column: values.get(column) for column in KEY_COLUMNS})
         with self.transaction():
-            self._check_team(row["team"])
+            row["team"] = self._check_team(row["team"])
             self._check_free("keys", row["name"])
             self.db.execute(
                 "INSERT INTO keys (id, name, prefix, hash, team, models, rpm, tpm, max_parallel, budget, budget_period,"
@@ -181,8 +187,9 @@ class Store:
     def update_key(self, ref, values):
         with self.transaction():
             current = self.key(ref)
+            values = _with_budget_period(values, current)
             if "team" in values:
-                self._check_team(values["team"])
+                values = {**values, "team": self._check_team(values["team"])}
             if "name" in values and values["name"] != current["name"]:
                 self._check_free("keys", values["name"])
             self._update("keys", current["id"], values)
@@ -236,9 +243,10 @@ class Store:
     def update_team(self, ref, values):
         with self.transaction():
             current = self.team(ref)
+            values = _with_budget_period(values, current)
             if "name" in values and values["name"] != current["name"]:
                 self._check_free("teams", values["name"])
-                self.db.execute("UPDATE keys SET team = ? WHERE team = ?", (values["name"], current["name"]))
+                self._rename_team(current["name"], values["name"])
             self._update("teams", current["id"], values)
         return self.team(current["id"])
 
@@ -292,7 +300,7 @@ class Store:
                 )
                 self.db.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*values[1:], record["id"]))
                 if table == "teams" and current["name"] != record["name"]:
-                    self.db.execute("UPDATE keys SET team = ? WHERE team = ?", (record["name"], current["name"]))
+                    self._rename_team(current["name"], record["name"])
         except sqlite3.IntegrityError:  # a name (or secret) this file gives another row
             skipped.append(record["name"])
             return 0
@@ -301,15 +309,26 @@ class Store:
     def keys_version(self):
         return self.db.execute("SELECT value FROM meta WHERE name = 'keys_version'").fetchone()[0]
 
+    def _rename_team(self, old, new):
+        """A team's keys and its ledger rows follow it to its new name: its spend (the budget's
+        seed at start, ``spent_since``) and its usage stay one team's."""
+        self.db.execute("UPDATE keys SET team = ? WHERE team = ?", (new, old))
+        self.db.execute("UPDATE ledger SET team = ? WHERE team = ?", (new, old))
+
     def _check_team(self, team):
-        if team is not None and self.db.execute("SELECT 1 FROM teams WHERE name = ?", (team,)).fetchone() is None:
-            raise StoreError(f"no team named {team!r}: create it first (alloy teams create --name {team})")
+        """The name of the team ``team`` names (by its name or its id), or None for no team."""
+        if team is None:
+            return None
+        found = self.db.execute("SELECT name FROM teams WHERE name = ? OR id = ?", (team, team)).fetchone()
+        if found is None:
+            raise StoreError(f"no team named {team!r}: create it first (alloy teams create --name {team})", "team")
+        return found[0]
 
     def _check_free(self, table, name):
         # A name must not read as another row's id either: every command takes an id or a name.
         taken = self.db.execute(f"SELECT 1 FROM {table} WHERE name = ? OR id = ?", (name, name)).fetchone()
         if taken is not None:
-            raise StoreError(f"the name {name!r} is already taken")
+            raise StoreError(f"the name {name!r} is already taken", "name")
 
     def _update(self, table, row_id, values):
         columns = [column for column in values if column != "id"]
@@ -350,16 +369,24 @@ class Store:
             group = "json_extract(metadata, ?)"
             args.append(f'$."{metadata}"')  # metadata_key refuses quotes and backslashes
         else:
-            group = {"key": "key_name", "team": "team", "model": "model", "day": "date(at, 'unixepoch')", "user": "user", "tags": "tags", "status": "status"}[by]
+            # A key is grouped under its current name (a renamed key's rows stay one row).
+            group = {"key": "coalesce((SELECT name FROM keys WHERE keys.id = ledger.key_id), key_name)", "team": "team", "model": "model", "day": "date(at, 'unixepoch')", "user": "user", "tags": "tags", "status": "status"}[by]
         if since is not None:
             where.append("at >= ?")
             args.append(since)
         if key is not None:
-            where.append("(key_id = ? OR key_name = ?)")
-            args.extend((key, key))
+            # Its id or current name; the name it had in older rows when no key has it now.
+            found = self.db.execute("SELECT id FROM keys WHERE id = ? OR name = ?", (key, key)).fetchone()
+            if found is not None:
+                where.append("key_id = ?")
+                args.append(found[0])
+            else:
+                where.append("(key_id = ? OR key_name = ?)")
+                args.extend((key, key))
         if team is not None:
+            found = self.db.execute("SELECT name FROM teams WHERE id = ? OR name = ?", (team, team)).fetchone()
             where.append("team = ?")
-            args.append(team)
+            args.append(team if found is None else found[0])
         refusals = ",".join(f"'{code}'" for code in REFUSAL_CODES)
         query = (
             f"SELECT {group} AS grp, sum(requests) AS requests, sum(tokens_in) AS tokens_in, sum(tokens_out) AS tokens_out,"
@@ -394,6 +421,14 @@ def _run_script(db, script):
     for statement in script.split(";"):
         if statement.strip():
             db.execute(statement)
+
+
+def _with_budget_period(values, current):
+    """A budget given to a key or team that had none comes with the default period, as at creation
+    (unless the update names one): a budget without a period would never reset."""
+    if values.get("budget") is not None and "budget_period" not in values and current["budget_period"] is None:
+        return {**values, "budget_period": DEFAULT_BUDGET_PERIOD}
+    return values
 
 
 def _limits(row):

@@ -112,7 +112,7 @@ def test_a_slot_outside_the_table_is_refused(core):
 @pytest.mark.parametrize("seconds", [0.0, 0.25, 0.9999, 1.0, 1.2, 12.0, 59.5, 60.0, 61.9, 3599.0, 86400.5])
 def test_reset_spelling(core, seconds):
     expected = {0.0: b"0ms", 0.25: b"250ms", 0.9999: b"999ms", 1.0: b"1s", 1.2: b"2s", 12.0: b"12s",
-                59.5: b"60s", 60.0: b"1m0s", 61.9: b"1m1s", 3599.0: b"59m59s", 86400.5: b"1440m0s"}  # fmt: skip
+                59.5: b"1m0s", 60.0: b"1m0s", 61.9: b"1m2s", 3599.0: b"59m59s", 86400.5: b"1440m1s"}  # fmt: skip
     assert core.ratelimit_reset(seconds) == expected[seconds]
 
 
@@ -315,6 +315,23 @@ def test_usage_cost_is_tokens_of_priced(core, usage, price):
     else:
         cost = (max(tokens_in - tokens_cached, 0) * price[0] + tokens_out * price[1] + tokens_cached * price[2]) / 1_000_000
         assert got[3:] == (cost, int(round(cost * 1_000_000)))
+
+
+@pytest.mark.parametrize(
+    "usage, counts",
+    [
+        ({"prompt_tokens": 2**64, "completion_tokens": 5}, (10**12, 5, 0)),
+        ({"prompt_tokens": -3, "completion_tokens": 2**62}, (0, 10**12, 0)),
+        ({"prompt_tokens": -(2**70), "completion_tokens": 10**12 + 1}, (0, 10**12, 0)),
+        ({"input_tokens": 10**13, "cache_read_input_tokens": 2**63, "output_tokens": 1}, (2 * 10**12, 1, 10**12)),
+    ],
+)
+def test_usage_cost_believes_an_absurd_count_only_up_to_max_tokens(core, usage, counts):
+    # An upstream's count beyond any real answer (or one that would overflow a C integer) must not
+    # reach the limit counters or the ledger as it is: it is read as alloy.usage.MAX_TOKENS.
+    got = core.usage_cost(usage, (1.0, 2.0, 0.5))
+    assert got[:3] == counts
+    assert type(got[4]) is int and got[4] < 2**63
 
 
 @pytest.mark.skipif(PURE_ONLY, reason="compares the compiled twin with the pure one")

@@ -8,7 +8,7 @@ import anthropic
 import openai
 import pytest
 
-from governance_helpers import MASTER, admin, alloy, burst, chat, create_key, keyed_config, post, statuses
+from governance_helpers import MASTER, admin, alloy, burst, chat, create_key, keyed_config, post, statuses, usage_rows
 from harness import wait_until
 
 REVOCATION_BOUND = 3.0  # seconds; documented bound is sync_interval (0.1 s here) + a reload
@@ -112,8 +112,16 @@ def test_admin_api_refuses_bad_input_and_writes_nothing(keyed):
         ({"name": "x", "budget": -5}, "budget"),
         ({"name": "x", "budget_period": "fortnight"}, "budget_period"),
         ({"name": "x", "expires": "soon"}, "expires"),
-        ({"name": "x", "team": "nobody"}, None),
-        ({"name": "ok"}, None),  # a duplicate name
+        # A time whose UTC value leaves years 1-9999 was written, then could not be shown (500).
+        ({"name": "x", "expires": "9999-12-31T23:59:59-12:00"}, "expires"),
+        ({"name": "x", "expires": "0001-01-01T00:00:00+14:00"}, "expires"),
+        ({"name": "x", "expires": "2001-01-01T00:00:00Z"}, "expires"),  # a new key already dead
+        ({"name": "x", "budget": 5e-7}, "budget"),  # under a millionth of a dollar: counted as none
+        ({"name": "x", "models": ["gpt-4o\u0000"]}, "models"),
+        ({"name": "x", "models": ["m"] * 1001}, "models"),
+        ({"name": "x", "metadata": {"note": "\u00e9" * 3000}}, "metadata"),  # 6,000 bytes of UTF-8
+        ({"name": "x", "team": "nobody"}, "team"),
+        ({"name": "ok"}, "name"),  # a duplicate name
         ({"name": "bad name"}, "name"),
         ([1, 2], "body"),
     ]
@@ -122,7 +130,8 @@ def test_admin_api_refuses_bad_input_and_writes_nothing(keyed):
         assert status == 400, (body, answer)
         assert answer["error"]["type"] == "invalid_request_error" and answer["error"]["message"]
         assert answer["error"]["param"] == param, answer
-    assert [k["name"] for k in admin(gateway.port, "GET", "/admin/keys")[1]["data"]] == ["ok"]
+    status, listing = admin(gateway.port, "GET", "/admin/keys")
+    assert status == 200 and [k["name"] for k in listing["data"]] == ["ok"]
     assert admin(gateway.port, "PATCH", "/admin/keys/ok", {"rpm": -3})[0] == 400
     assert alloy(db, "keys", "show", "ok")["rpm"] == 10  # unchanged
     assert admin(gateway.port, "GET", "/admin/keys/nobody")[0] == 404
@@ -134,6 +143,22 @@ def test_admin_api_refuses_bad_input_and_writes_nothing(keyed):
     done = alloy(db, "keys", "create", "--name", "neg", "--rpm", "-1", expect=2)
     assert "rpm" in done.stderr
     assert alloy(db, "keys", "show", "neg", expect=1).returncode == 1
+    done = alloy(db, "keys", "create", "--name", "late", "--expires", "9999-12-31T23:59:59-12:00", expect=2)
+    assert "expires" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_cli_says_what_is_wrong_with_a_database_path(tmp_path):
+    not_sqlite = tmp_path / "notes.txt"
+    not_sqlite.write_text("not a database\n" * 100)
+    for path in (not_sqlite, tmp_path):  # a file of something else, a directory
+        done = alloy(path, "keys", "list", expect=1)
+        assert "alloy: " in done.stderr and "Traceback" not in done.stderr, done.stderr
+    # Reading never creates a database: a mistyped path is said, not made.
+    missing = tmp_path / "typo" / "alloy.db"
+    for command in (("keys", "list"), ("usage",), ("teams", "show", "x")):
+        done = alloy(missing, *command, expect=1)
+        assert "no database at" in done.stderr
+    assert not missing.parent.exists()
 
 
 def test_no_key_and_no_master_key_behaves_as_before(start_gateway, upstream, tmp_path):
@@ -159,3 +184,16 @@ def test_revocation_reaches_every_worker(start_gateway, upstream, tmp_path):
     upstream.clear()
     assert statuses(burst(gateway.port, secret, 16)) == [401] * 16  # and it stays so, in both workers
     assert upstream.requests() == []
+
+
+def test_a_renamed_key_keeps_its_usage_together(keyed):
+    gateway, db = keyed
+    _, secret = create_key(db, "before")
+    wait_until(lambda: post(gateway.port, secret, chat())[0] == 200, timeout=REVOCATION_BOUND)
+    assert post(gateway.port, secret, chat())[0] == 200
+    assert admin(gateway.port, "PATCH", "/admin/keys/before", {"name": "after"})[0] == 200
+    assert post(gateway.port, secret, chat())[0] == 200
+    keyed_rows = lambda: [(r["key"], r["requests"]) for r in usage_rows(db) if r["key"] is not None]  # noqa: E731
+    wait_until(lambda: sum(n for _, n in keyed_rows()) == 3, timeout=5)  # (refused tries before: no key)
+    assert keyed_rows() == [("after", 3)]  # one row, under its name now
+    assert usage_rows(db, key="after")[0]["requests"] == 3

@@ -91,3 +91,40 @@ def test_teams_admin_api(keyed):
     assert admin(gateway.port, "DELETE", "/admin/teams/a")[0] == 200
     assert admin(gateway.port, "GET", "/admin/teams")[1]["data"] == []
     assert admin(gateway.port, "GET", "/admin/teams/a")[0] == 404
+
+
+def test_a_renamed_team_keeps_its_spend_and_its_usage(start_gateway, upstream, tmp_path):
+    # The ledger names a team by its name: a rename must carry its rows along, or the spend that
+    # seeds the budget at start (and `alloy usage --team`) would begin again from nothing.
+    db = tmp_path / "alloy.db"
+    config = keyed_config(upstream, db, PRICES)
+    gateway = start_gateway(config=config, env={"ALLOY_MASTER_KEY": MASTER})
+    assert admin(gateway.port, "POST", "/admin/teams", {"name": "lab", "budget": 1.5, "budget_period": "1d"})[0] == 201
+    _, member = create_key(db, "member", "--team", "lab")
+    ready(gateway, member)
+    while post(gateway.port, member, chat())[0] == 200:
+        pass
+    wait_until(lambda: sum(r["cost_usd"] for r in usage_rows(db, by="team")) >= 1.5, timeout=5)
+    status, team = admin(gateway.port, "PATCH", "/admin/teams/lab", {"name": "lab-2"})
+    assert status == 200 and team["name"] == "lab-2"
+    gateway.stop()
+    gateway = start_gateway(config=config, env={"ALLOY_MASTER_KEY": MASTER})
+    ready(gateway, member)
+    upstream.clear()
+    status, _, body = post(gateway.port, member, chat())
+    assert status == 429 and body["error"]["code"] == "insufficient_quota" and "team 'lab-2'" in body["error"]["message"]
+    assert upstream.requests() == []
+    rows = [r for r in usage_rows(db, by="team") if r["team"] is not None]  # (not: tries before the key applied)
+    assert [r["team"] for r in rows] == ["lab-2"] and rows[0]["cost_usd"] >= 1.5
+    assert usage_rows(db, by="model", team="lab-2")[0]["cost_usd"] >= 1.5
+
+
+def test_a_budget_given_later_gets_the_default_period(keyed):
+    gateway, db = keyed
+    assert admin(gateway.port, "POST", "/admin/teams", {"name": "later"})[0] == 201
+    status, team = admin(gateway.port, "PATCH", "/admin/teams/later", {"budget": 5})
+    assert status == 200 and team["budget_period"] == "30d"  # a budget that never reset was possible
+    _, _ = create_key(db, "k-later", "--team", team["id"])  # a team is named by its id too
+    status, key = admin(gateway.port, "PATCH", "/admin/keys/k-later", {"budget": 2, "budget_period": "1d"})
+    assert status == 200 and key["budget_period"] == "1d" and key["team"] == "later"
+    assert alloy(db, "keys", "update", "k-later", "--budget", "3")["budget_period"] == "1d"  # kept
