@@ -193,11 +193,14 @@ class ClientConnection(asyncio.Protocol):
             self.send_error(request, close=True)
             return
         self.read_since = -1
+        gateway = self.gateway
         try:
-            answer = self.gateway.dispatch(request, self)
+            answer = gateway.dispatch(request, self)
         except (AlloyError, orjson.JSONEncodeError) as error:
             if not isinstance(error, AlloyError):  # a body nested deeper than orjson writes
                 error = NestedTooDeeply()
+            if gateway.refused is not None:  # counted and logged (alloy.observability)
+                gateway.refused(request, self, error.status, error)
             self.send_error(error, close=not request.keep_alive, head=request.method == b"HEAD", request=request)
             return
         except Exception:  # noqa: BLE001 - a bug: this request gets a 500, the gateway goes on
@@ -206,7 +209,7 @@ class ClientConnection(asyncio.Protocol):
             self.send_error(InternalError("the gateway met an internal error answering this request"), close=True, request=request)
             return
         if answer is not None:  # a Prebuilt answer, written synchronously
-            if request.keep_alive and not self.gateway.draining:
+            if request.keep_alive and not gateway.draining:
                 self.transport.write(answer.keep_alive)
             else:
                 self.transport.write(answer.closing)

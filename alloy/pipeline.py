@@ -116,14 +116,15 @@ class Pipeline:
         call.arrived = arrived
         if self.tracing is not None:
             call.trace = self.tracing.begin(call.request.headers)
-        if self.admit(call):
+        # A stage that does not exist (no keys, no cache) is not even called: this runs per request.
+        if self.governance is not None and self.admit(call):
             return None  # admission went asynchronous (shared limits): it calls admitted() later
         return self.admitted(call)
 
     def admitted(self, call):
         """The stages after admission: the cache lookup, then the first attempt. A stage that went
         asynchronous calls this itself (and answers an ``AlloyError`` it raises with call.answer)."""
-        if self.lookup(call):
+        if self.cache is not None and self.lookup(call):
             return None  # the cache answered, or took the call to answer it or send it later
         call.start()  # send, then relay and account as the answer arrives
         return None
@@ -218,10 +219,11 @@ class RequestIds:
     def __init__(self):
         self.prefix = os.urandom(6).hex().encode()
         self.counter = 0
+        self.own_line = b"x-request-id: " + self.prefix + b"-%x\r\n"  # one format per request
 
     def line(self, headers):
         given = headers.get(b"x-request-id")
         if given is None or not 0 < len(given) <= 128 or not all(c in _REQUEST_ID_OK for c in given):
             self.counter += 1
-            given = b"%s-%x" % (self.prefix, self.counter)
+            return self.own_line % self.counter
         return b"x-request-id: " + given + b"\r\n"

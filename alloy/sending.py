@@ -121,7 +121,7 @@ class PassthroughProvider:
             target,
             self.header_block + forwarded + call.request_id_line,
             body,
-            sum(len(part) for part in body),
+            sum(map(len, body)),
             deployment.timeouts,
             total_ticks,
             self.response_skip,  # the core writes the client's header block as it parses the head

@@ -54,6 +54,9 @@ class Gateway:
         self.pipeline = Pipeline(config, self.upstreams, loop)
         self.endpoints = Endpoints(self.pipeline)
         self.dispatch = self.endpoints.dispatch
+        # Told of each request dispatch refused with an AlloyError (request, connection, status,
+        # error): set by alloy.observability, so refusals are counted and logged too.
+        self.refused = None
         self.retired = []  # pools a reload left unused: still swept, closed once their requests had time
         self._sweeper = None
 

@@ -6,10 +6,11 @@ through the seams it already has and no special case on the request path:
 - finish listeners in ``Pipeline.listeners`` (``Metrics.record``, ``AccessLog.record``, and
   ``Tracing.record`` with ``[tracing]``), called with each call once its answer is written; with
   tracing, ``Pipeline.tracing`` gives each call its place in a trace (``alloy.observability.tracing``);
-- ``gateway.dispatch`` wrapped, so a ``/v1/`` request refused before a call exists (401, 404, 400)
-  is counted and logged too; a request that passes costs one more function call; the Messages
-  endpoint, which answers its refusals in Anthropic's shape instead of raising, reports them
-  through ``Pipeline.refusal_listeners``;
+- ``gateway.refused``, which the client connection calls when dispatch refuses a request with an
+  ``AlloyError``, so a ``/v1/`` request refused before a call exists (401, 404, 400) is counted and
+  logged too (a request that passes costs nothing); the Messages endpoint, which answers its
+  refusals in Anthropic's shape instead of raising, reports them through
+  ``Pipeline.refusal_listeners``;
 - ``Endpoints.metrics``: ``GET /metrics`` on the gateway's port, or on a listener of its own
   (``[metrics] port``), answered by ``MetricsEndpoint``;
 - a timer of its own, once a second: the access log's lines go to its writer thread, the metrics
@@ -24,7 +25,7 @@ import logging
 
 from alloy.auth import MasterKey
 from alloy.endpoints import origin_form
-from alloy.errors import AlloyError, MethodNotAllowed, NotFound
+from alloy.errors import MethodNotAllowed, NotFound
 from alloy.observability.access_log import AccessLog, LogWriter
 from alloy.observability.exposition import CONTENT_TYPE
 from alloy.observability.metrics import Metrics
@@ -64,6 +65,7 @@ class MetricsFront:
         self.over_capacity = gateway.over_capacity
         self.connections = set()
         self.endpoint = endpoint
+        self.refused = None  # what it refuses (not /metrics) is not a /v1/ request: nothing to count
 
     @property
     def draining(self):
@@ -118,18 +120,8 @@ class Observability:
             if config.metrics.port is None:
                 gateway.endpoints.metrics = self.endpoint
         if self.metrics is not None or self.access_log is not None:
-            inner = gateway.dispatch
-            refused = self.refused
-
-            def dispatch(request, connection):
-                try:
-                    return inner(request, connection)
-                except AlloyError as error:
-                    refused(request, connection, error.status, error)
-                    raise
-
-            gateway.dispatch = dispatch
-            pipeline.refusal_listeners.append(refused)  # Messages refusals, answered in their shape
+            gateway.refused = self.refused
+            pipeline.refusal_listeners.append(self.refused)  # Messages refusals, answered in their shape
         self.watch(pipeline)
 
     def watch(self, pipeline):

@@ -55,25 +55,28 @@ class Timeouts:
         object.__setattr__(self, "idle_ticks", sweep_ticks(self.stream_idle))
 
 
-@dataclass(slots=True)
 class UpstreamRequest:
     """One attempt's request. Its head is framed when it is made, so a value that does not belong
-    in a head (``alloy.errors.UnsafeHead``) fails the attempt before any backend sees it."""
+    in a head (``alloy.errors.UnsafeHead``) fails the attempt before any backend sees it. (A plain
+    class rather than a dataclass: one is made per attempt, and the generated ``__init__`` plus
+    ``__post_init__`` cost a frame more.)"""
 
-    method: bytes
-    target: bytes
-    header_block: bytes  # host, provider credentials and forwarded headers, each line CRLF-terminated
-    body: list  # buffers (bytes or memoryview) whose concatenation is the body
-    body_length: int
-    timeouts: Timeouts
-    total_ticks: int = 0  # what is left of the total timeout for this attempt; 0: no limit
-    # The response header names the client must not see (a passthrough relay's): given, the core's
-    # response parser writes the client's header block while it parses (ResponseHead.block).
-    response_skip: frozenset = None
-    head: bytes = field(init=False)  # request line, headers and framing, checked by the core
+    __slots__ = (
+        "method", "target", "header_block", "body", "body_length", "timeouts", "total_ticks", "response_skip", "head",
+    )  # fmt: skip
 
-    def __post_init__(self):
-        self.head = frame_request_head(self.method, self.target, self.header_block, self.body_length)
+    def __init__(self, method, target, header_block, body, body_length, timeouts, total_ticks=0, response_skip=None):
+        self.method = method
+        self.target = target
+        self.header_block = header_block  # host, credentials, forwarded headers, each line CRLF-terminated
+        self.body = body  # buffers (bytes or memoryview) whose concatenation is the body
+        self.body_length = body_length
+        self.timeouts = timeouts
+        self.total_ticks = total_ticks  # what is left of the total timeout for this attempt; 0: no limit
+        # The response header names the client must not see (a passthrough relay's): given, the
+        # core's response parser writes the client's header block while it parses (ResponseHead.block).
+        self.response_skip = response_skip
+        self.head = frame_request_head(method, target, header_block, body_length)  # checked by the core
 
     def deadline(self, sent, last_read, received):
         """The sweep at which the first of this request's limits falls, for a request sent when the
