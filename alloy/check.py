@@ -9,9 +9,18 @@ wildcards and the default provider, and warnings (an open relay, a provider with
 """
 
 import asyncio
+from urllib.parse import urlsplit, urlunsplit
 
 from alloy.config import load
 from alloy.server import Gateway, is_loopback
+
+
+def _shown(url):
+    """A base URL as printed: user and password (``http://user:pw@host``) replaced by ``***``."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 def report(config):
@@ -30,7 +39,7 @@ def report(config):
         lines.append("providers: none configured: the built-in mock LLM would answer")
     for provider in config.providers:
         key = "key set" if provider.api_key else "no key"
-        lines.append(f"provider {provider.name}: {provider.kind} at {provider.base_url} ({key}, client {provider.client})")
+        lines.append(f"provider {provider.name}: {provider.kind} at {_shown(provider.base_url)} ({key}, client {provider.client})")
         if not provider.api_key and provider.kind not in ("ollama", "vllm", "lmstudio"):
             warnings.append(f"provider {provider.name} has no API key: its upstream will likely refuse every request")
     if config.default_provider:

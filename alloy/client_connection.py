@@ -199,9 +199,11 @@ class ClientConnection(asyncio.Protocol):
         except (AlloyError, orjson.JSONEncodeError) as error:
             if not isinstance(error, AlloyError):  # a body nested deeper than orjson writes
                 error = NestedTooDeeply()
+            # The x-request-id the refusal carries: the client's, or a new one, the same in the log.
+            id_line = gateway.pipeline.request_ids.line(request.headers)
             if gateway.refused is not None:  # counted and logged (alloy.observability)
-                gateway.refused(request, self, error.status, error)
-            self.send_error(error, close=not request.keep_alive, head=request.method == b"HEAD", request=request)
+                gateway.refused(request, self, error.status, error, id_line)
+            self.send_error(error, close=not request.keep_alive, extra_headers=id_line, head=request.method == b"HEAD")
             return
         except Exception:  # noqa: BLE001 - a bug: this request gets a 500, the gateway goes on
             log.exception("alloy: unexpected error while answering %s %s", request.method.decode("latin-1"), request.target[:200].decode("latin-1"))

@@ -124,7 +124,7 @@ class MessagesEndpoint:
                 raise NestedTooDeeply() from None
         except AlloyError as error:
             for listener in self.pipeline.refusal_listeners:
-                listener(request, connection, error.status, error)
+                listener(request, connection, error.status, error, id_line)
             error_type = messages_answer.anthropic_error_type(error.status)
             body = orjson.dumps(messages_answer.anthropic_error(error_type, error.message))
             head = request.method == b"HEAD"  # its head alone (RFC 9110 section 9.3.2)

@@ -60,6 +60,10 @@ def load(path=None, env=None, **server_overrides):
             raise ConfigError(f"{path}: no such file") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text (a TOML file must be)") from None
+        except OSError as exc:  # a directory, no permission...
+            raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc.__class__.__name__}") from None
     root = _Section(source, "<top level>", document)
     server = _load_server(source, root.get("server", dict, {}), env, server_overrides)
     provider_tables = root.get("providers", dict, {})

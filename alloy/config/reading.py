@@ -7,6 +7,11 @@ header names and values and on base URLs that every section relies on.
 from urllib.parse import urlsplit
 
 
+# No setting is meaningful beyond this (a timeout of 31 years, a price of a billion dollars); past it
+# the timers and thread waits the values reach overflow. inf and nan fail the same comparison.
+MAX_NUMBER = 1e9
+
+
 class ConfigError(Exception):
     """A configuration problem, already phrased for the person starting the gateway."""
 
@@ -34,6 +39,8 @@ class _Section:
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             self._fail(key, f"expected {kind.__name__}, got {type(value).__name__}")
+        if kind is float and not -MAX_NUMBER <= value <= MAX_NUMBER:  # TOML has inf and nan
+            self._fail(key, f"expected a finite number of at most {MAX_NUMBER:g} (got {value!r})")
         return value
 
     def positive(self, key, kind, default):

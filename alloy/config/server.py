@@ -5,7 +5,7 @@ given on the command line (host, port, ...) win over the file.
 
 from dataclasses import dataclass
 
-from alloy.config.reading import _Section, clean_secret
+from alloy.config.reading import ConfigError, _Section, clean_secret
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,10 @@ def _load_server(source, table, env, overrides):
         stream_usage=section.get("stream_usage", bool, False),
     )
     section.finish()
-    return _replace(settings, overrides)
+    settings = _replace(settings, overrides)
+    if not 0 <= settings.port <= 65535:  # from the file or --port: refused here, not by bind() later
+        raise ConfigError(f"{source}: server.port: expected a port number between 0 and 65535, got {settings.port}")
+    return settings
 
 
 def _replace(settings, overrides):

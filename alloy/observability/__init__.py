@@ -149,7 +149,9 @@ class Observability:
             self.tracing.start()
         return address
 
-    def refused(self, request, connection, status, error):
+    def refused(self, request, connection, status, error, id_line=None):
+        """A ``/v1/`` request refused before a call existed; ``id_line``: the x-request-id line its
+        answer carries."""
         target = request.target
         if not target.startswith(b"/v1/"):
             return
@@ -157,7 +159,7 @@ class Observability:
         if self.metrics is not None:
             self.metrics.refused(path, status, error)
         if self.access_log is not None:
-            self.access_log.refused(request, path, status, error, connection)
+            self.access_log.refused(request, path, status, error, connection, id_line)
 
     def tick(self):
         self.timer = self.loop.call_later(TICK_SECONDS, self.tick)

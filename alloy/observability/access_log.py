@@ -98,8 +98,9 @@ class AccessLog:
             ))
         )  # fmt: skip
 
-    def refused(self, request, path, status, error, connection):
-        """A ``/v1/`` request answered by Alloy before any call was made (401, 404, 400...)."""
+    def refused(self, request, path, status, error, connection, id_line=None):
+        """A ``/v1/`` request answered by Alloy before any call was made (401, 404, 400...);
+        ``id_line``: the x-request-id line of its answer."""
         if self.sample < 1.0 and random() >= self.sample:
             return
         try:
@@ -108,7 +109,7 @@ class AccessLog:
             peer = None
         now = time.monotonic()
         self.entries.append(
-            (now, None, peer, None, request.method, path, None, None, None, None, status, 0, len(request.body),
+            (now, id_line, peer, None, request.method, path, None, None, None, None, status, 0, len(request.body),
              None, 0.0, 0.0, None if error is None else (error.type, error.code), None, 0, 0.0)
         )  # fmt: skip
 
@@ -155,8 +156,17 @@ def _text_value(value):
         return "true" if value else "false"
     text = str(value)
     if not text or any(c in text for c in ' "=\\') or not text.isprintable():
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').encode("unicode_escape").decode("ascii") + '"'
+        # One pass, each character once: escaping the quotes first and then the whole text again
+        # would double the backslash before a quote, and the quote would end the value (a client's
+        # model name could then add fields of its own to the line).
+        return '"' + "".join(_text_char(c) for c in text) + '"'
     return text
+
+
+def _text_char(c):
+    if c == "\\" or c == '"':
+        return "\\" + c
+    return c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii")
 
 
 class LogWriter:

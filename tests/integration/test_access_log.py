@@ -7,6 +7,7 @@ Gateway events (configuration loaded, started, stopped) follow ``--log-level``.
 
 import http.client
 import json
+import shlex
 import os
 import signal
 import socket
@@ -91,7 +92,8 @@ def test_each_request_is_one_json_line_with_its_fields(start_gateway, mock, tmp_
         streamed_usage = chunk.usage or streamed_usage
     assert post(gateway, chat(), {**AUTH, "x-mock-fault": "status=400"})[0] == 400  # the upstream's own
     assert post(gateway, chat(), {**AUTH, "x-mock-fault": "reset"})[0] == 502  # Alloy's, after a retry
-    assert post(gateway, chat())[0] == 401  # no key: refused before any call
+    refused_status, _, _ = post(gateway, chat(), {"x-request-id": "refused-1"})
+    assert refused_status == 401  # no key: refused before any call
     messages = {"model": "fast", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
     assert post(gateway, messages, {"x-api-key": MASTER, "anthropic-version": "2023-06-01"}, "/v1/messages")[0] == 200
     scrape(gateway.base, key=MASTER)  # not a /v1/ request: not logged
@@ -131,6 +133,7 @@ def test_each_request_is_one_json_line_with_its_fields(start_gateway, mock, tmp_
     assert alloy_error["duration_ms"] > 0
 
     assert refused["status"] == 401 and refused["attempts"] == 0
+    assert refused["request_id"] == "refused-1"  # the id its answer carried, as for any other line
     assert refused["client"].startswith("127.0.0.1:")
     assert (refused["error"], refused["error_code"]) == ("invalid_request_error", "invalid_api_key")
     assert "model" not in refused and "provider" not in refused and "duration_ms" not in refused
@@ -156,6 +159,21 @@ def test_text_format_is_one_key_value_line_per_request(start_gateway, mock, tmp_
     assert pairs["request_id"] == "txt-1" and pairs["model"] == "fast" and pairs["provider"] == "openai"
     assert pairs["attempts"] == "1" and float(pairs["duration_ms"]) > 0
     assert " 404 " in missing and "error_code=model_not_found" in missing
+
+
+def test_a_client_cannot_add_fields_to_a_text_line(start_gateway, mock, tmp_path):
+    # The model is the client's own text: a quote in it must stay inside its value. (The text
+    # escaping once doubled the backslash before a quote, and the quote then ended the value.)
+    log = tmp_path / "access.log"
+    wildcard = '[wildcards]\n"gpt-*" = "openai"\n'
+    gateway = start(start_gateway, mock, f'path = "{log}"\nformat = "text"', extra=wildcard)
+    hostile = 'gpt-a" provider=forged status=299 x="\\'
+    assert post(gateway, chat(hostile), {"x-request-id": "txt-2"})[0] == 200
+    (line,) = lines_of(log, 1)
+    words = shlex.split(line, posix=True)  # logfmt's quoting reads like a shell's words
+    fields = dict(word.split("=", 1) for word in words[4:])
+    assert fields["model"] == hostile and fields["provider"] == "openai" and fields["request_id"] == "txt-2", fields
+    assert words[3] == "200"
 
 
 def test_sampling_logs_the_share_asked_for(start_gateway, mock, tmp_path):

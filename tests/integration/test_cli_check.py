@@ -50,3 +50,12 @@ def test_a_refused_configuration_exits_2_with_the_start_message(tmp_path):
     result, _ = run_alloy("check", "--config", str(path), env={"K": "sk-x"})
     assert result.returncode == 2
     assert "configuration refused" in result.stderr and "models[0].alias: unknown key" in result.stderr
+
+
+def test_a_password_in_a_base_url_is_not_printed(tmp_path):
+    path = tmp_path / "alloy.toml"
+    path.write_text(textwrap.dedent(CONFIG).replace("http://127.0.0.1:9/v1", "http://produser:urlSECRETpw@127.0.0.1:9/v1"))
+    result, _ = run_alloy("check", "--config", str(path), env={"K": "sk-x"})
+    assert result.returncode == 0, result.stderr
+    assert "provider openai: openai at http://***@127.0.0.1:9/v1" in result.stdout
+    assert "urlSECRETpw" not in result.stdout + result.stderr and "produser" not in result.stdout

@@ -144,6 +144,13 @@ BAD_CONFIGS = {
         VALID_PROVIDER + '\n[[models]]\nname = "fast"\nprovider = "openai"\ntimeout = 5\n',
         ["models[0]", "timeout", "unknown"],
     ),
+    # TOML has inf and nan: they passed "greater than zero", then broke every connection (or the start)
+    "infinite_keepalive_timeout": ('[server]\nkeepalive_timeout = inf\n' + VALID_PROVIDER, ["server.keepalive_timeout", "finite"]),
+    "nan_read_timeout": ('[server]\nread_timeout = nan\n' + VALID_PROVIDER, ["server.read_timeout", "finite"]),
+    "huge_shutdown_timeout": ('[server]\nshutdown_timeout = 1e300\n' + VALID_PROVIDER, ["server.shutdown_timeout", "finite"]),
+    "infinite_connect_timeout": (VALID_PROVIDER + "connect_timeout = inf\n", ["providers.openai.connect_timeout", "finite"]),
+    "nan_first_byte_timeout": (VALID_PROVIDER + "first_byte_timeout = nan\n", ["providers.openai.first_byte_timeout", "finite"]),
+    "not_utf8": (VALID_PROVIDER + '# caf\udcff\n', ["UTF-8"]),
 }
 
 
@@ -151,7 +158,7 @@ BAD_CONFIGS = {
 def test_bad_config_is_refused_at_start(tmp_path, name):
     content, words = BAD_CONFIGS[name]
     path = tmp_path / f"{name}.toml"
-    path.write_text(textwrap.dedent(content))
+    path.write_bytes(textwrap.dedent(content).encode("utf-8", "surrogateescape"))
 
     result, elapsed = run_alloy("--host", "127.0.0.1", "--port", "0", "--config", str(path), env=SECRETS)
     output = result.stdout + result.stderr
@@ -172,6 +179,17 @@ def test_missing_config_file_is_refused(tmp_path):
     assert result.returncode != 0
     assert str(path) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("port", ["70000", "-5"])
+def test_a_port_out_of_range_is_refused(port):
+    result, _ = run_alloy("--port", port)
+    assert result.returncode == 2 and "server.port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_directory_as_config_is_refused(tmp_path):
+    result, _ = run_alloy("--port", "0", "--config", str(tmp_path))
+    assert result.returncode == 2 and str(tmp_path) in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bad_environment_does_not_print_the_key():
