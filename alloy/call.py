@@ -145,9 +145,12 @@ class Call:
         if self.attempts is not None:
             self.attempts.last_failure = None  # no reference cycle left for the collector
 
-    def broke_off(self):
-        """The upstream failed after its answer started reaching the client: nothing to retry."""
+    def broke_off(self, error):
+        """The upstream failed after its answer started reaching the client: nothing to retry. The
+        status stays what the client got; ``error`` is what the account stage sees (a 200 that
+        broke off is counted and logged as an error, not as a success)."""
         self.relay = None
+        self.error = error
         if not self.over:
             self.over = True
             self.deployment.failed()

@@ -38,7 +38,7 @@ class Relay:
 
     __slots__ = (
         "call", "connection", "transport", "keep_alive", "extra_headers", "handle", "finished", "held",
-        "held_bytes", "before_last", "last",
+        "held_bytes", "held_at", "before_last", "last",
     )  # fmt: skip
 
     def __init__(self, call, extra_headers):
@@ -51,6 +51,7 @@ class Relay:
         self.finished = False
         self.held = None  # an answer another attempt may replace: [head, body pieces...]
         self.held_bytes = 0
+        self.held_at = 0.0  # when the held answer's head arrived
         self.before_last = self.last = b""  # the last two body pieces written (where usage is)
 
     # --- called by the call --------------------------------------------------------------------
@@ -119,6 +120,7 @@ class PassthroughRelay(Relay):
             status = events[0].status
             call = self.call
             if status >= 400 and call.holds(status):
+                self.held_at = monotonic()  # its head's time, should it be the answer after all
                 self.held = list(events)
                 self.held_bytes = sum(len(event) for event in events[1:])
                 return
@@ -156,7 +158,7 @@ class PassthroughRelay(Relay):
         if not self.head_sent:
             self.call.failed_with_error(error)
             return
-        self.call.broke_off()
+        self.call.broke_off(error)
         connection = self.connection
         if self.chunked and self.event_stream:
             # The stream already started: end it with an OpenAI-style error event, cleanly framed,
@@ -168,6 +170,7 @@ class PassthroughRelay(Relay):
 
     def relay_held(self):
         """This held answer is the final one after all."""
+        self.call.head_at = self.held_at  # (another attempt's may have been set since)
         events, self.held = self.held, None
         self._write(events)
         self._end([LAST_CHUNK] if self.chunked else None)
@@ -277,6 +280,7 @@ class TranslatedRelay(Relay):
         for event in events:
             if type(event) is not bytes:
                 if event.status >= 400 and self.call.holds(event.status):
+                    self.held_at = monotonic()  # its head's time, should it be the answer after all
                     self.held = list(events)
                     self.held_bytes = sum(len(piece) for piece in events[1:])
                     return
@@ -345,7 +349,7 @@ class TranslatedRelay(Relay):
             self.call.failed_with_error(error)
             return
         # The stream started: end it with an OpenAI-style error event, cleanly framed.
-        self.call.broke_off()
+        self.call.broke_off(error)
         connection = self.connection
         event = b"data: " + orjson.dumps(error_payload(error)) + b"\n\n"
         self.transport.writelines([frame_chunk(event), frame_chunk(b"data: [DONE]\n\n"), LAST_CHUNK])
@@ -354,6 +358,7 @@ class TranslatedRelay(Relay):
 
     def relay_held(self):
         """This held error is the final answer after all: translated like any complete answer."""
+        self.call.head_at = self.held_at  # (another attempt's may have been set since)
         head, *self.pieces = self.held
         self.held = None
         self._head(head, [])  # an error head: its status and Retry-After, no stream to start

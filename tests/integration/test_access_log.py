@@ -333,3 +333,16 @@ def test_an_unreachable_upstream_is_reported_once_then_its_return(start_gateway,
         assert wait_until(lambda: "connected again" in gateway.stderr, 5)
     finally:
         mock.stop()
+
+
+def test_a_stream_that_broke_off_is_logged_as_an_error(start_gateway, mock, tmp_path):
+    # The client got a 200 head, then an error event: the line keeps its status but says it failed
+    # (it was once a plain success, in the log and in the metrics' error counts).
+    log = tmp_path / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{log}"')
+    status, body, _ = post(gateway, chat(stream=True), {"x-mock-fault": "reset-mid-stream"})
+    assert status == 200 and b"error" in body
+    (line,) = [json.loads(text) for text in lines_of(log, 1)]
+    assert line["status"] == 200 and line["stream"] is True
+    assert line["error_code"] and line["error"], line
+    assert "overhead_us" not in line  # not a sample of the gateway's own time

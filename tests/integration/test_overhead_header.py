@@ -66,3 +66,17 @@ def test_alloys_own_errors_do_not_claim_an_overhead(start_gateway, mock):
     with pytest.raises(openai.BadRequestError) as info:
         client(gateway).chat.completions.create(**{**CHAT, "model": "tab\tmodel"})  # Alloy's own 400
     assert "x-alloy-overhead-us" not in info.value.response.headers
+
+
+@pytest.mark.parametrize("fault", ["status=500;no-retry", "status=429;retry-after=0"])
+def test_an_upstream_error_answer_carries_a_sane_overhead(start_gateway, mock, fault):
+    # Such an answer is held in case another attempt replaces it; relayed in the end, its overhead
+    # was once counted from a head time never set (the machine's uptime in microseconds).
+    gateway = start_proxy(start_gateway, mock)
+    started = time.perf_counter()
+    raw = client(gateway).chat.completions.with_raw_response
+    with pytest.raises(openai.APIStatusError) as info:
+        raw.create(**CHAT, extra_headers={"x-mock-fault": fault})
+    round_trip_us = (time.perf_counter() - started) * 1e6
+    value = info.value.response.headers["x-alloy-overhead-us"]
+    assert value.isdigit() and int(value) <= round_trip_us, value
