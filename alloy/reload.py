@@ -132,7 +132,7 @@ class Reloader:
         gateway.pipeline = pipeline
         gateway.endpoints.pipeline = pipeline
         if self.observability is not None:
-            self.observability.watch(pipeline)
+            self.observability.watch(pipeline, new)
 
 
 def deployment_key(group, deployment):

@@ -31,7 +31,7 @@ from alloy.cache.entries import JSON, SSE, completion_from_stream, entry_from_re
 from alloy.cache.keys import CACHEABLE, CHAT, cache_control, key_of, namespace_of, ttl_of
 from alloy.cache.prompt_prefix import AFFINITY
 from alloy.core import LAST_CHUNK, frame_chunk, frame_response, frame_stream_head
-from alloy.errors import AlloyError, MethodNotAllowed, NotFound
+from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
 from alloy.prebuilt import Prebuilt
 
@@ -263,7 +263,15 @@ class ResponseCache:
             raise NotFound(f"no route for {request.method.decode()} {path.decode('latin-1')}")
         if request.method != b"DELETE":
             raise MethodNotAllowed("use DELETE /admin/cache (optionally ?namespace=NAME)", allow=b"DELETE")
-        namespaces = parse_qs(query[1:].decode("latin-1")).get("namespace")
+        # Everything goes only when nothing is asked: an empty, repeated or misspelled parameter
+        # (a script's unset variable) is refused rather than read as "every namespace".
+        params = parse_qs(query[1:].decode("latin-1"), keep_blank_values=True)
+        unknown = sorted(set(params) - {"namespace"})
+        if unknown:
+            raise InvalidRequest(f"unknown parameter {unknown[0]!r} (only namespace)", param=unknown[0])
+        namespaces = params.get("namespace")
+        if namespaces is not None and (len(namespaces) != 1 or not namespaces[0]):
+            raise InvalidRequest("namespace: expected one non-empty name (no namespace: every entry)", param="namespace")
         namespace = namespaces[0] if namespaces else None
         deleted = self.store.clear(namespace)
         return Prebuilt(200, orjson.dumps({"deleted": deleted, "namespace": namespace}))

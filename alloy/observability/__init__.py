@@ -122,10 +122,13 @@ class Observability:
         if self.metrics is not None or self.access_log is not None:
             gateway.refused = self.refused
             pipeline.refusal_listeners.append(self.refused)  # Messages refusals, answered in their shape
-        self.watch(pipeline)
+        self.watch(pipeline, config)
 
-    def watch(self, pipeline):
-        """Log the breaker changes of ``pipeline``'s deployments (again after each reload)."""
+    def watch(self, pipeline, config=None):
+        """Log the breaker changes of ``pipeline``'s deployments, and label the metrics of the models
+        ``config`` names (again after each reload: a model added then is not counted as "other")."""
+        if config is not None and self.metrics is not None:
+            self.metrics.know_models(name for model in config.models for name in (model.name, *model.aliases))
         self.breakers = {
             deployment: (group.name, deployment.state)
             for group in pipeline.routes.configured

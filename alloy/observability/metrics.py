@@ -114,6 +114,13 @@ class Metrics:
         self.pid = os.getpid()
         self.observer = core.SlotObserver(LATENCY_BOUNDS, OVERHEAD_BOUNDS, SLOT_LAYOUT)
 
+    def know_models(self, names):
+        """Configured model names (a reload may add some) get labels of their own, not "other"."""
+        added = {name: name for name in names if name not in self.model_labels}
+        if added:
+            self.model_labels.update(added)
+            self.seen.clear()  # slots looked up for these names under "other" are looked up again
+
     # --- the finish listener: per call, plain arithmetic -------------------------------------------
 
     def record(self, call):

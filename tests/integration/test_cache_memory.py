@@ -344,3 +344,14 @@ def test_a_reload_keeps_the_store_and_applies_each_models_setting(start_gateway,
     assert raw.headers["x-alloy-cache"] == "hit"  # the store survived, the new group found its setting
     assert [chat(gateway, text)[0]["x-alloy-cache"] for _ in range(2)] == ["miss", "hit"]  # the new setting
     assert [r["path"] for r in upstream.requests()].count("/v1/embeddings") == 1
+
+
+def test_a_mistyped_delete_empties_nothing(gateway, upstream):
+    # An empty namespace (a script's unset variable) or an unknown parameter once emptied every
+    # namespace: each is a 400 now, and the entry stays.
+    text = "kept through mistyped deletes"
+    chat(gateway, text, headers={"x-alloy-cache-namespace": "team-a"})
+    for query in ("?namespace=", "?foo=bar", "?namespace=a&namespace=b", "?Namespace=team-a"):
+        status, body = delete_cache(gateway, query)
+        assert status == 400 and body["error"]["param"], (query, body)
+    assert chat(gateway, text, headers={"x-alloy-cache-namespace": "team-a"})[0]["x-alloy-cache"] == "hit"

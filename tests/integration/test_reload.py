@@ -17,6 +17,7 @@ import urllib.request
 import pytest
 
 from harness import start_gateway_process, wait_until
+from metrics_helpers import scrape
 
 MASTER = "sk-master-reload"
 
@@ -115,6 +116,10 @@ def test_sighup_swaps_in_new_routes_and_models(reloadable):
     assert wait_until(lambda: chat(gateway)[1] == "b", 5), gateway.stderr
     assert chat(gateway, "added")[:2] == (200, "b")
     assert chat(gateway, "steady")[:2] == (200, "a")
+    # A model added by the reload has metrics of its own (it was once counted as "other").
+    metrics = scrape(gateway.base, key=MASTER)
+    assert metrics.total("alloy_requests_total", model="added") == 1
+    assert metrics.total("alloy_requests_total", model="other") == 0
     # The gateway logs it right after the swap; the test reads stderr on a thread of its own.
     assert wait_until(lambda: "configuration reloaded" in gateway.stderr, 5), gateway.stderr
     assert gateway.popen.poll() is None
