@@ -98,15 +98,20 @@ class Pipeline:
         if path == RESPONSES or path.startswith(RESPONSES_PREFIX):  # the OpenAI Responses API
             return self.responses.handle(request, path, query, connection, arrived)
         key = self.authenticate(request)
-        if path in MODEL_ENDPOINTS:
-            if request.method != b"POST":
-                raise MethodNotAllowed(f"use POST for {path.decode()}", allow=b"POST")
-            call = self.route_model(request, path, query, connection)
-        else:
-            listed = self.routes.listing.answer(request.method, path)
-            if listed is not None:
-                return listed
-            call = self.route_passthrough(request, path, query, connection)
+        try:
+            if path in MODEL_ENDPOINTS:
+                if request.method != b"POST":
+                    raise MethodNotAllowed(f"use POST for {path.decode()}", allow=b"POST")
+                call = self.route_model(request, path, query, connection)
+            else:
+                listed = self.routes.listing.answer(request.method, path)
+                if listed is not None:
+                    return listed
+                call = self.route_passthrough(request, path, query, connection)
+        except AlloyError as refusal:  # no route (404, 400...): into the ledger too, with its key
+            if self.governance is not None:
+                self.governance.refused_request(request, refusal, key)
+            raise
         return self.proceed(call, key, arrived)
 
     def proceed(self, call, key, arrived):

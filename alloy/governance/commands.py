@@ -22,7 +22,7 @@ import sys
 
 import orjson
 
-from alloy.config import ConfigError, load
+from alloy.config import ConfigError
 from alloy.config.governance import default_database_path
 from alloy.governance.admin import USAGE_GROUPS, is_usage_group
 from alloy.governance.fields import FieldError, key_values, moment, public, team_values
@@ -130,8 +130,29 @@ def database_path(args):
     if args.db:
         return args.db
     if args.config:
-        return load(args.config).governance.path
+        return _governance_path(args.config)
     return default_database_path()
+
+
+def _governance_path(config_path):
+    """``[governance] path`` of a configuration file, read alone: managing keys must not need the
+    providers' secrets in the environment (a whole load checks them all)."""
+    import tomllib
+
+    try:
+        with open(config_path, "rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{config_path}: no such file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{config_path}: cannot be read as TOML: {error}") from None
+    section = document.get("governance", {})
+    path = section.get("path") if isinstance(section, dict) else None
+    if path is None:
+        return default_database_path()
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigError(f"{config_path}: governance.path: expected a file path")
+    return path
 
 
 def given(args, key):

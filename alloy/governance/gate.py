@@ -250,8 +250,8 @@ class Governance:
 
     # --- refusals (alloy.governance.refused): reported by the pipeline where the gate raised them -----
 
-    def refused_request(self, request, error):
-        request_refused(self.ledger, request, error)
+    def refused_request(self, request, error, key=None):
+        request_refused(self.ledger, request, error, key)
 
     def refused_call(self, call, error):
         request = call.request

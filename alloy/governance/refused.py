@@ -3,7 +3,9 @@
 budget (429), shared limits out of reach (503). ``alloy usage`` shows them as ``refused``.
 
 The pipeline reports them where the gate raises them (``Pipeline.authenticate`` and
-``Pipeline.admit`` catch, report, raise again), so an admitted request pays nothing for this. A
+``Pipeline.admit`` catch, report, raise again), and a keyed request routing refuses (a model
+nothing routes, a body without a model: ``Pipeline.handle``), so an admitted request pays nothing
+for this. A
 refusal answered asynchronously (the shared limits' decision) ends its call, and the finish
 listener records it like any call, with its error code.
 
@@ -22,15 +24,21 @@ MAX_GROUPS = 4096
 MAX_TEXT = 256
 
 
-def request_refused(ledger, request, error):
-    """A request refused before a call existed (authentication): no key known."""
+def request_refused(ledger, request, error, key=None):
+    """A request refused before a call existed: by authentication (no key known), or by routing
+    (no route for its model or path: ``key`` is the one it authenticated with, if any)."""
     target = request.target
     mark = target.find(b"?")
     try:
         path = clean_path(target if mark < 0 else target[:mark]).decode("latin-1")[:MAX_TEXT]
     except AlloyError:
         path = None
-    ledger.refused((None, None, None, _model_of(request), path, error.status, None, None, error.code))
+    ledger.refused(
+        (
+            None if key is None else key.id, None if key is None else key.name, None if key is None else key.team,
+            _model_of(request), path, error.status, None, None, error.code,
+        )
+    )  # fmt: skip
 
 
 def call_refused(ledger, call, error, user, tags):

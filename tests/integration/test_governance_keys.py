@@ -2,6 +2,8 @@
 with the openai and anthropic SDKs, limited to models, expired, revoked and rotated (refused within
 the sync interval), and the admin API's refusals of bad input, which write nothing."""
 
+import subprocess
+import sys
 import time
 
 import anthropic
@@ -9,7 +11,7 @@ import openai
 import pytest
 
 from governance_helpers import MASTER, admin, alloy, burst, chat, create_key, keyed_config, post, statuses, usage_rows
-from harness import wait_until
+from harness import RUN_DIR, gateway_env, wait_until
 
 REVOCATION_BOUND = 3.0  # seconds; documented bound is sync_interval (0.1 s here) + a reload
 
@@ -197,3 +199,19 @@ def test_a_renamed_key_keeps_its_usage_together(keyed):
     wait_until(lambda: sum(n for _, n in keyed_rows()) == 3, timeout=5)  # (refused tries before: no key)
     assert keyed_rows() == [("after", 3)]  # one row, under its name now
     assert usage_rows(db, key="after")[0]["requests"] == 3
+
+
+def test_keys_are_managed_through_a_config_file_without_the_providers_secrets(tmp_path):
+    # The CLI reads [governance] path alone: the provider's key need not be in its environment.
+    db = tmp_path / "from-config.db"
+    config = tmp_path / "alloy.toml"
+    config.write_text(
+        f'[providers.openai]\nbase_url = "http://127.0.0.1:9/v1"\napi_key = "env:NOT_SET_HERE"\n\n[governance]\npath = "{db}"\n'
+    )
+    env = {k: v for k, v in gateway_env().items() if k != "NOT_SET_HERE"}
+    done = subprocess.run(
+        [sys.executable, "-m", "alloy", "keys", "create", "--name", "via-config", "--config", str(config)],
+        capture_output=True, text=True, cwd=RUN_DIR, env=env, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [k["name"] for k in alloy(db, "keys", "list", "--json")] == ["via-config"]

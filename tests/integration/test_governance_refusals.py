@@ -42,7 +42,9 @@ def test_refusals_are_in_the_ledger(start_gateway, upstream, tmp_path):
     expected = {
         200: {"requests": 3, "errors": 0, "refused": 0},
         401: {"requests": 5, "errors": 5, "refused": 5},
-        404: {"requests": 1, "errors": 1, "refused": 1},
+        # the model the key may not use, and the readiness probe's /v1/nothing: routing refused it
+        # after the key was known (a row too, an error but not a governance refusal)
+        404: {"requests": 2, "errors": 2, "refused": 1},
         429: {"requests": 2, "errors": 2, "refused": 2},
     }
 
@@ -52,7 +54,7 @@ def test_refusals_are_in_the_ledger(start_gateway, upstream, tmp_path):
     assert wait_until(lambda: by_status() == expected, timeout=5), by_status()
     keys = {row["key"]: row for row in usage_rows(db, by="key")}
     assert (keys["capped"]["requests"], keys["capped"]["refused"]) == (4, 2)
-    assert (keys["broke"]["requests"], keys["broke"]["refused"]) == (2, 1)
+    assert (keys["broke"]["requests"], keys["broke"]["refused"]) == (3, 1)
     assert (keys[None]["requests"], keys[None]["refused"], keys[None]["tokens_in"], keys[None]["cost_usd"]) == (5, 5, 0, 0)
     # The refused requests' attribution: the tags and the body's user, the path and the model asked.
     assert {row["tags"]: row["requests"] for row in usage_rows(db, by="tags", key="capped")} == {"batch": 3, None: 1}
@@ -65,8 +67,10 @@ def test_refusals_are_in_the_ledger(start_gateway, upstream, tmp_path):
     assert (401, "invalid_api_key", "/v1/chat/completions", "gpt-4o", 4, 0, 0.0) in refused
     assert (404, "model_not_found", "/v1/chat/completions", "o3", 1, 0, 0.0) in refused
     assert {(row[0], row[1]) for row in refused} == {
-        (401, "invalid_api_key"), (404, "model_not_found"), (429, "rate_limit_exceeded"), (429, "insufficient_quota"),
+        (401, "invalid_api_key"), (404, "model_not_found"), (404, "not_found"), (429, "rate_limit_exceeded"),
+        (429, "insufficient_quota"),
     }  # fmt: skip
+    assert (404, "not_found", "/v1/nothing", "gpt-4o", 1, 0, 0.0) in refused  # routing's refusal, keyed
     status, body = admin(port, "GET", "/admin/usage?by=status")
     assert status == 200 and {row["status"]: row["refused"] for row in body["data"]} == {200: 0, 401: 5, 404: 1, 429: 2}
 
@@ -85,3 +89,17 @@ def test_a_flood_of_bad_keys_is_a_few_rows(start_gateway, upstream, tmp_path):
     assert wait_until(lambda: counted()[1] == 120, timeout=5), counted()
     assert counted()[0] <= 12  # one row per flush (0.1 s here), however many requests
     assert upstream.requests() == []
+
+
+def test_a_keyed_request_nothing_routes_is_in_the_ledger_under_its_key(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "router-test")
+    gateway = start_gateway(config=keyed_config(upstream, db, PRICES), env={"ALLOY_MASTER_KEY": MASTER})
+    wait_until(lambda: post(gateway.port, secret, chat())[0] == 200, timeout=5)
+    statuses = [
+        post(gateway.port, secret, chat(), path="/v1/nothing")[0],  # not on the passthrough allow-list
+        post(gateway.port, secret, {"messages": []})[0],  # no model
+    ]
+    assert statuses == [404, 400]
+    rows = lambda: {row["status"]: row["requests"] for row in usage_rows(db, by="status", key="router-test")}  # noqa: E731
+    assert wait_until(lambda: rows() == {200: 1, 404: 1, 400: 1}, timeout=5), rows()

@@ -30,6 +30,8 @@ def start_keyed(start_gateway, upstream, db, extra=PRICES, flush=None):
 
 
 def ready(gateway, secret):
+    """Wait until the gateway knows the key: its first answer that is not a 401 (a 404 for a path
+    nothing routes, which is one ledger row of that key, an error, not a governance refusal)."""
     wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] != 401, timeout=5)
 
 
@@ -67,7 +69,9 @@ def test_budget_refuses_before_upstream_then_resets(start_gateway, upstream, tmp
     total = spent + cost_of(after[-1][2]["usage"])
     wait_until(lambda: ledger_cost(db) == pytest.approx(total), timeout=5)
     row = usage_rows(db)[0]  # the refused requests are in the ledger as refused, at no cost
-    assert row["requests"] - row["refused"] == answered + 1 and row["refused"] == len(after) - 1 + 2
+    probe = 1  # ready()'s 404
+    assert row["requests"] - row["refused"] == answered + 1 + probe and row["refused"] == len(after) - 1 + 2
+    assert row["errors"] == row["refused"] + probe
 
 
 def test_concurrent_streams_overshoot_by_at_most_what_is_in_flight(start_gateway, upstream, tmp_path):
@@ -135,10 +139,11 @@ def test_ledger_totals_equal_the_usage_clients_received_after_sigterm(start_gate
     for name in ("alice", "bob"):
         assert (rows[name]["tokens_in"], rows[name]["tokens_out"]) == tuple(seen[name][:2])
         assert rows[name]["cost_usd"] == pytest.approx(seen[name][2])
-    assert rows["alice"]["requests"] == 14 and rows["bob"]["requests"] == 12
+    assert rows["alice"]["requests"] == 14 + 1 and rows["bob"]["requests"] == 12 + 1  # + ready()'s 404
+    assert rows["alice"]["errors"] == rows["bob"]["errors"] == 1
     by_user = {row["user"]: row["requests"] for row in usage_rows(db, by="user")}
-    assert by_user == {"u0": 6, "u1": 6, "u2": 6, "u3": 6, None: 2}
-    assert {row["tags"]: row["requests"] for row in usage_rows(db, by="tags")} == {"load": 24, None: 2}
+    assert by_user == {"u0": 6, "u1": 6, "u2": 6, "u3": 6, None: 2 + 2}
+    assert {row["tags"]: row["requests"] for row in usage_rows(db, by="tags")} == {"load": 24, None: 2 + 2}
     assert usage_rows(db, by="model")[0]["model"] == "gpt-4o"
 
 
@@ -165,9 +170,9 @@ def test_admin_usage_groups_and_filters(start_gateway, upstream, tmp_path):
     assert status == 200 and usage["by"] == "key"
     wait_until(lambda: len(admin(gateway.port, "GET", "/admin/usage")[1]["data"]) == 2, timeout=5)
     status, usage = admin(gateway.port, "GET", "/admin/usage?key=carol")
-    assert [row["key"] for row in usage["data"]] == ["carol"] and usage["data"][0]["requests"] == 1
+    assert [row["key"] for row in usage["data"]] == ["carol"] and usage["data"][0]["requests"] == 1 + 1  # + ready()'s 404
     status, usage = admin(gateway.port, "GET", f"/admin/usage?by=day&since={time.strftime('%Y-%m-%d')}T00:00:00Z")
-    assert usage["data"][0]["day"] == time.strftime("%Y-%m-%d", time.gmtime()) and usage["data"][0]["requests"] == 2
+    assert usage["data"][0]["day"] == time.strftime("%Y-%m-%d", time.gmtime()) and usage["data"][0]["requests"] == 3
     assert admin(gateway.port, "GET", "/admin/usage?by=colour")[0] == 400
     assert admin(gateway.port, "GET", "/admin/usage?since=yesterday")[0] == 400
     assert admin(gateway.port, "GET", "/admin/usage?limit=3")[0] == 400
