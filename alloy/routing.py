@@ -46,6 +46,7 @@ class Routes:
         self.table = RouteTable()
         self.listed = []  # (name, owner) of each configured model and alias, for /v1/models
         self.configured = []  # the configured model groups, for /health/ready
+        self.aliases = {}  # alias -> the name of the configured model it stands for
         groups = {}  # configured models by name and alias, for fallbacks
         for model in config.models:
             deployments = []
@@ -63,6 +64,8 @@ class Routes:
                 self.table.add_exact(name, group)
                 groups[name] = group
                 self.listed.append((name, model.provider))
+            for alias in model.aliases:
+                self.aliases[alias] = model.name  # a key allowed the model may use its aliases
         for model, group in zip(config.models, self.configured):
             group.fallbacks = tuple(groups[name] for name in model.fallbacks)
             group.context_window_fallbacks = tuple(groups[name] for name in model.context_window_fallbacks)

@@ -119,7 +119,7 @@ class Governance:
         if key is None:
             return False  # the master key (or an open gateway): no limits
         scan = call.scan
-        if key.rules and scan is not None and not key.may_use(scan.model, call.model_name):
+        if key.rules and scan is not None and not key.may_use(scan.model, call.model_name, call.pipeline.routes.aliases.get(scan.model)):
             raise ModelNotFound(f"The model '{scan.model}' does not exist or you do not have access to it", param="model")
         reserve = estimate_tokens(call.request.body, scan) if key.counts_tokens else 0
         shared = self.shared

@@ -93,11 +93,15 @@ class KeyIdentity:
         # What the core's LimitCounters read of each scope (alloy.core: take, give_back).
         self.limits = tuple((s.slot, s.rpm, s.tpm, s.max_parallel, s.budget, s.period, s.anchor) for s in scopes)
 
-    def may_use(self, asked, resolved):
-        """Every model rule (the key's, its team's) allows the name asked for or the one it
-        resolved to (an alias)."""
+    def may_use(self, asked, resolved, aliased=None):
+        """Every model rule (the key's, its team's) allows the name asked for, the one it resolved
+        to, or (``aliased``) the configured model it is an alias of."""
         for rule in self.rules:
-            if not (rule.allows(asked) or (resolved is not None and resolved != asked and rule.allows(resolved))):
+            if not (
+                rule.allows(asked)
+                or (resolved is not None and resolved != asked and rule.allows(resolved))
+                or (aliased is not None and rule.allows(aliased))
+            ):
                 return False
         return True
 
