@@ -115,7 +115,9 @@ class Tracing:
         spans = self.spans
         spans.append((trace, call.request.method, call.path, call.status, call.error, call.arrived, call.ended_at,
                       call.head_at, call.scan.model if call.scan is not None else None,
-                      None if call.deployment is None else call.deployment.provider.name, call.model_name))  # fmt: skip
+                      None if call.deployment is None else call.deployment.provider.name,
+                      # the model the upstream was asked for, as the access log's served_model
+                      None if call.deployment is None else (call.deployment.upstream_model or call.model_name)))  # fmt: skip
         if len(spans) == BATCH_SPANS:
             self.loop.call_soon(self.flush)
 
@@ -184,7 +186,8 @@ def spans_of(entry, offset):
                 ("gen_ai.response.model", served),
                 ("alloy.provider", provider),
                 ("alloy.attempts", len(trace.attempts)),
-                ("error.type", error.type if error is not None else None),
+                # Alloy's own error, else a relayed server error's status (OpenTelemetry's HTTP rule)
+                ("error.type", error.type if error is not None else str(status) if status >= 500 else None),
             )
         ),
         "status": {"code": STATUS_ERROR if failed else STATUS_UNSET},

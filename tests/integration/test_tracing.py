@@ -66,13 +66,14 @@ def collector():
     collector.close()
 
 
-def traced_gateway(start_gateway, mock, collector=None, start=True):
+def traced_gateway(start_gateway, mock, collector=None, start=True, extra=""):
     export = f'otlp_endpoint = "{collector.url}"\nheaders = {{ authorization = "env:OTLP_TOKEN" }}\n' if collector else ""
     return start_gateway(
         config=f"""
         [providers.openai]
         base_url = "{mock.base}/v1"
         api_key = "sk-provider"
+        {extra}
 
         [tracing]
         enabled = true
@@ -168,3 +169,24 @@ def test_a_collector_that_is_down_costs_no_request(start_gateway, mock, collecto
     for _ in range(5):
         assert ask(gateway).choices[0].message.content
     assert gateway.popen.poll() is None
+
+
+def test_spans_name_the_model_served_and_a_relayed_server_error(start_gateway, mock, collector):
+    routed = """
+        [[models]]
+        name = "fast"
+        provider = "openai"
+        model = "gpt-4o-mini"
+
+        [router]
+        max_retries = 0
+        """
+    gateway = traced_gateway(start_gateway, mock, collector, extra=routed)
+    ask(gateway, model="fast")
+    with pytest.raises(openai.InternalServerError):
+        ask(gateway, {"x-mock-fault": "status=500"}, model="fast")
+    assert wait_until(lambda: len(collector.spans()) >= 4, 5)
+    servers = [span for span in collector.spans() if span["kind"] == 2]
+    assert [attribute(span, "gen_ai.request.model") for span in servers] == ["fast", "fast"]
+    assert [attribute(span, "gen_ai.response.model") for span in servers] == ["gpt-4o-mini", "gpt-4o-mini"]
+    assert attribute(servers[0], "error.type") is None and attribute(servers[1], "error.type") == "500"
