@@ -104,7 +104,7 @@ class Pipeline:
                     raise MethodNotAllowed(f"use POST for {path.decode()}", allow=b"POST")
                 call = self.route_model(request, path, query, connection)
             else:
-                listed = self.routes.listing.answer(request.method, path)
+                listed = self.routes.listing.answer(request.method, path, key)
                 if listed is not None:
                     return listed
                 call = self.route_passthrough(request, path, query, connection)

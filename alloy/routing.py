@@ -86,7 +86,7 @@ class Routes:
         catalogue = catalogue_names(config)
         # A deployment with a tokens-per-minute quota counts every answer's usage, streams included.
         self.counts_tokens = any(d.tpm for group in self.configured for d in group.deployments)
-        self.listing = ModelListing(catalogue, self.table) if catalogue else ModelListing(self.listed)
+        self.listing = ModelListing(catalogue, self.table) if catalogue else ModelListing(self.listed, aliases=self.aliases)
 
     def for_model(self, scan):
         """(model group, resolved name) for the model ``scan`` names; 404 when nothing routes it."""
@@ -156,22 +156,29 @@ class ModelListing:
     table reaches. Otherwise there is no listing: the request passes through to the default
     provider."""
 
-    def __init__(self, listed, table=None):
-        """``listed``: (name, owner) pairs; ``table``: the route table when they are a catalogue."""
-        entries = [entry(name, owner) for name, owner in listed]
+    def __init__(self, listed, table=None, aliases=None):
+        """``listed``: (name, owner) pairs; ``table``: the route table when they are a catalogue;
+        ``aliases``: alias -> model name (a key limited to models sees what it may use)."""
+        self.entries = [entry(name, owner) for name, owner in listed]
         self.table = table
-        self.models = {e["id"]: Prebuilt(200, orjson.dumps(e), JSON_HEADER) for e in entries}
-        self.everything = Prebuilt(200, orjson.dumps({"object": "list", "data": entries})) if entries else None
+        self.aliases = aliases or {}
+        self.models = {e["id"]: Prebuilt(200, orjson.dumps(e), JSON_HEADER) for e in self.entries}
+        self.everything = Prebuilt(200, orjson.dumps({"object": "list", "data": self.entries})) if self.entries else None
+        self.for_keys = {}  # (key id, its rules) -> its listing, built at its first ask
 
-    def answer(self, method, path):
-        """The prebuilt answer for ``path``, or None when the listing does not answer it."""
+    def answer(self, method, path, key=None):
+        """The prebuilt answer for ``path``, or None when the listing does not answer it. ``key``:
+        a virtual key limited to models sees those only (another model's id is a 404 to it)."""
         if self.everything is None or method != b"GET":
             return None
+        limited = key is not None and key.rules
         if path == b"/v1/models":
-            return self.everything
+            return self.everything if not limited else self._listing_for(key)
         if not path.startswith(b"/v1/models/"):
             return None
         name = path[len(b"/v1/models/") :].decode("utf-8", "replace")
+        if limited and not key.may_use(name, None, self.aliases.get(name)):
+            raise ModelNotFound(f"The model '{name}' does not exist", param="model")
         answer = self.models.get(name)
         if answer is not None:
             return answer
@@ -179,6 +186,15 @@ class ModelListing:
         if found is None:
             raise ModelNotFound(f"The model '{name}' does not exist", param="model")
         return Prebuilt(200, orjson.dumps(entry(name, found[0].name)), JSON_HEADER)
+
+    def _listing_for(self, key):
+        cached = self.for_keys.get((key.id, key.rules))
+        if cached is None:
+            if len(self.for_keys) >= 1024:  # keys come and go: bounded
+                self.for_keys.clear()
+            allowed = [e for e in self.entries if key.may_use(e["id"], None, self.aliases.get(e["id"]))]
+            cached = self.for_keys[(key.id, key.rules)] = Prebuilt(200, orjson.dumps({"object": "list", "data": allowed}))
+        return cached
 
 
 def entry(name, owner):

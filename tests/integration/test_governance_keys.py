@@ -234,3 +234,27 @@ def test_a_key_allowed_a_model_may_use_its_aliases(start_gateway, upstream, tmp_
     _, alias_only = create_key(db, "quick-only", "--models", "quick")
     wait_until(lambda: post(gateway.port, alias_only, chat("quick"))[0] == 200, timeout=REVOCATION_BOUND)
     assert post(gateway.port, alias_only, chat("fast"))[0] == 404  # an alias allows itself, not the model
+
+
+def test_a_key_limited_to_models_lists_only_those(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    models = """
+        [[models]]
+        name = "fast"
+        provider = "openai"
+        model = "gpt-4o-mini"
+        aliases = ["quick"]
+
+        [[models]]
+        name = "slow"
+        provider = "openai"
+        model = "gpt-4o"
+        """
+    gateway = start_gateway(config=keyed_config(upstream, db, models), env={"ALLOY_MASTER_KEY": MASTER})
+    _, secret = create_key(db, "lister", "--models", "fast")
+    wait_until(lambda: post(gateway.port, secret, chat("fast"))[0] == 200, timeout=REVOCATION_BOUND)
+    assert sorted(m.id for m in sdk(gateway, secret).models.list()) == ["fast", "quick"]
+    assert sdk(gateway, secret).models.retrieve("quick").id == "quick"
+    with pytest.raises(openai.NotFoundError):
+        sdk(gateway, secret).models.retrieve("slow")  # not a hint that it exists
+    assert sorted(m.id for m in sdk(gateway, MASTER).models.list()) == ["fast", "quick", "slow"]
