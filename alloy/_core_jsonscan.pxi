@@ -283,10 +283,24 @@ def rewrite_model_parts(ScanResult result, str model):
     return [view[:result._span_start], encoded[1:PyBytes_GET_SIZE(encoded) - 1], view[result._span_end:]]
 
 
+cdef object _json_loads = orjson.loads  # looked up once: find_usage runs once per answer
+
+
+cdef inline Py_ssize_t _rfind_usage(const char *p, Py_ssize_t before) noexcept:
+    """Where the last ``"usage"`` starting before ``before`` is, or -1 (a C loop: usage is near the
+    end of an answer, and a bytes method call costs more than the search)."""
+    cdef Py_ssize_t i = before - 7
+    while i >= 0:
+        if p[i] == 34 and memcmp(p + i, b'"usage"', 7) == 0:
+            return i
+        i -= 1
+    return -1
+
+
 def find_usage(bytes data):
     cdef const char *p = PyBytes_AS_STRING(data)
     cdef Py_ssize_t end = PyBytes_GET_SIZE(data)
-    cdef Py_ssize_t pos = data.rfind(b'"usage"'), value, close
+    cdef Py_ssize_t pos = _rfind_usage(p, end), value, close
     while pos >= 0:
         value = _skip_ws(p, pos + 7, end)
         if value < end and p[value] == 58:
@@ -294,8 +308,8 @@ def find_usage(bytes data):
             if value < end and p[value] == 123:
                 try:
                     close = _skip_value(p, value, end)
-                    return orjson.loads(data[value:close])
+                    return _json_loads(PyBytes_FromStringAndSize(p + value, close - value))
                 except (InvalidRequest, orjson.JSONDecodeError):
                     return None
-        pos = data.rfind(b'"usage"', 0, pos)
+        pos = _rfind_usage(p, pos)  # data.rfind(b'"usage"', 0, pos)
     return None

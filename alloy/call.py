@@ -261,5 +261,9 @@ class Call:
         dict, or None when it carried none. Read on demand from the last pieces the relay wrote
         (``tail``), so a request nobody asks about pays nothing."""
         if self._usage is None:
-            self._usage = find_usage(b"".join(self.tail)) or {} if self.tail else {}
+            tail = self.tail
+            if not tail:
+                self._usage = {}
+            else:  # an answer that came in one read has one piece: no copy to join
+                self._usage = find_usage(tail[-1] if len(tail) == 1 or not tail[0] else b"".join(tail)) or {}
         return self._usage or None

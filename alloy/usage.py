@@ -46,4 +46,9 @@ def reported_counts(usage):
     completion = usage.get("completion_tokens")
     if completion is None:
         completion = usage.get("output_tokens")
-    return _count(prompt), _count(completion)
+    # Checked inline for the common case (both counts plain ints in range): this runs per answer.
+    if type(prompt) is not int or not 0 <= prompt <= MAX_TOKENS:
+        prompt = _count(prompt)
+    if type(completion) is not int or not 0 <= completion <= MAX_TOKENS:
+        completion = _count(completion)
+    return prompt, completion

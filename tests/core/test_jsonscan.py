@@ -471,6 +471,19 @@ def test_find_usage_says_none_when_there_is_no_whole_usage_object(core, data):
     assert core.find_usage(data) is None
 
 
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (b'"usage""usage":{"a":1}', {"a": 1}),  # two names back to back: the later one has the object
+        (b'{"usage":{"a":1}}"usage"', {"a": 1}),  # a last name with no value: the one before it
+        (b'"usage":{"b":2}' + b'x' * 5000 + b'"usage":5', {"b": 2}),  # far back
+        (b'usage":{"a":1}', None),  # no opening quote
+    ],
+)
+def test_find_usage_looks_back_from_the_end(core, data, expected):
+    assert core.find_usage(data) == expected
+
+
 # --- attribution: the top-level user and metadata, found on the way ----------------------------
 
 
