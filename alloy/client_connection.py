@@ -190,7 +190,11 @@ class ClientConnection(asyncio.Protocol):
 
     def handle(self, request):
         if type(request) is not Request:  # the protocol error that ended the byte stream
-            self.send_error(request, close=True)
+            # Counted and logged too (413, 431, 400...), though there is no method or path to tell.
+            id_line = self.gateway.pipeline.request_ids.line(NO_HEADERS)
+            if self.gateway.refused is not None:
+                self.gateway.refused(None, self, request.status, request, id_line)
+            self.send_error(request, close=True, extra_headers=id_line)
             return
         self.read_since = -1
         gateway = self.gateway

@@ -153,12 +153,16 @@ class Observability:
         return address
 
     def refused(self, request, connection, status, error, id_line=None):
-        """A ``/v1/`` request refused before a call existed; ``id_line``: the x-request-id line its
-        answer carries."""
-        target = request.target
-        if not target.startswith(b"/v1/"):
-            return
-        path = target.split(b"?", 1)[0]
+        """A ``/v1/`` request refused before a call existed, or (``request`` None) bytes the HTTP
+        parser refused (too large a body or head, malformed); ``id_line``: the x-request-id line
+        the answer carries."""
+        if request is None:
+            path = b""
+        else:
+            target = request.target
+            if not target.startswith(b"/v1/"):
+                return
+            path = target.split(b"?", 1)[0]
         if self.metrics is not None:
             self.metrics.refused(path, status, error)
         if self.access_log is not None:

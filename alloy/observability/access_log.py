@@ -108,8 +108,9 @@ class AccessLog:
         except Exception:  # noqa: BLE001
             peer = None
         now = time.monotonic()
+        method, size = (b"", 0) if request is None else (request.method, len(request.body))  # None: not parsed
         self.entries.append(
-            (now, id_line, peer, None, request.method, path, None, None, None, None, status, 0, len(request.body),
+            (now, id_line, peer, None, method, path, None, None, None, None, status, 0, size,
              None, 0.0, 0.0, None if error is None else (error.type, error.code), None, 0, 0.0)
         )  # fmt: skip
 

@@ -168,8 +168,9 @@ class Metrics:
         return slot
 
     def refused(self, path, status, error):
-        """A ``/v1/`` request answered by Alloy before any call was made (401, 404, 400...)."""
-        endpoint = ENDPOINT_LABELS.get(path) or self.passthrough_label(path)
+        """A ``/v1/`` request answered by Alloy before any call was made (401, 404, 400...); an
+        empty ``path``: one the HTTP parser refused (413, 431, 400), counted with no endpoint."""
+        endpoint = ENDPOINT_LABELS.get(path) or (self.passthrough_label(path) if path else "")
         key = (endpoint, "", "")
         slot = self.slots.get(key)
         if slot is None:

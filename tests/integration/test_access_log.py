@@ -346,3 +346,20 @@ def test_a_stream_that_broke_off_is_logged_as_an_error(start_gateway, mock, tmp_
     assert line["status"] == 200 and line["stream"] is True
     assert line["error_code"] and line["error"], line
     assert "overhead_us" not in line  # not a sample of the gateway's own time
+
+
+def test_a_request_the_http_parser_refuses_is_counted_and_logged(start_gateway, mock, tmp_path):
+    # A body over max_body_bytes (413) or a head over max_header_bytes (431) never reaches
+    # dispatch; operators still see it: a line with its status and error, and the metrics count it.
+    log = tmp_path / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{log}"', extra="[server]\nmax_body_bytes = 200\nmax_header_bytes = 1024\n")
+    assert post(gateway, chat(padding="x" * 500))[0] == 413
+    assert post(gateway, chat(), {"x-big": "y" * 2000})[0] == 431
+    lines = [json.loads(text) for text in lines_of(log, 2)]
+    assert sorted((line["status"], line["error_code"]) for line in lines) == [
+        (413, "request_too_large"), (431, "request_header_fields_too_large")
+    ]
+    assert all(line["request_id"] and line["client"].startswith("127.0.0.1:") for line in lines)
+    metrics = scrape(gateway.base)
+    assert metrics.total("alloy_requests_total", status_class="4xx") == 2
+    assert metrics.total("alloy_errors_total", code="request_too_large") == 1
