@@ -33,13 +33,10 @@ from alloy.core import scan_body
 from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound, ServiceUnavailable
 from alloy.governance import governance_for, watch_for_database
 from alloy.passthrough import AllowList
-from alloy.routing import Routes, json_model_scan
+from alloy.routing import MODEL_BEARING, Routes, json_model_scan
 from alloy.sending import provider_for
 
 MODEL_ENDPOINTS = frozenset((b"/v1/chat/completions", b"/v1/completions", b"/v1/embeddings"))
-# Passthrough endpoints whose JSON body names a model: routed by it (to a passthrough provider)
-# rather than always to the default provider.
-MODEL_BEARING = frozenset((b"/v1/images/generations", b"/v1/moderations", b"/v1/audio/speech", b"/v1/responses"))
 _REQUEST_ID_OK = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
@@ -194,8 +191,8 @@ class Pipeline:
 
     def route_by_model(self, request, path, query, connection):
         """A passthrough endpoint whose JSON body names a model goes where that model routes, as
-        the model endpoints do; without a model (or a JSON body) it goes to the default provider."""
-        scan = json_model_scan(request)
+        the model endpoints do; without a model it goes to the default provider."""
+        scan = json_model_scan(request, json_only=True)
         if scan is None:
             return None
         return self._call_for_model(request, path, query, connection, scan, passthrough_only=True)

@@ -140,10 +140,22 @@ def catalogue_names(config):
     return names
 
 
-def json_model_scan(request):
+# Passthrough endpoints whose JSON body names a model: routed by it (to a passthrough provider)
+# rather than always to the default provider.
+MODEL_BEARING = frozenset((b"/v1/images/generations", b"/v1/moderations", b"/v1/audio/speech", b"/v1/responses"))
+
+
+def json_model_scan(request, json_only=False):
     """The core's scan of a JSON body that names a model; None for another body or no model (such
-    a request is routed by its path instead)."""
-    if not request.headers.get(b"content-type", b"").startswith(b"application/json"):
+    a request is routed by its path instead). ``json_only``: the endpoint takes nothing but JSON
+    (images/generations, moderations, audio/speech, responses), so its body is read whatever its
+    Content-Type says: a client must not route around the model's checks, a key's model list or
+    its cost by spelling the type otherwise (a body that is not JSON is a 400 there)."""
+    if not json_only:
+        content_type = request.headers.get(b"content-type", b"")
+        if not content_type[:16].lower() == b"application/json":  # media types ignore case
+            return None
+    if not request.body:
         return None
     scan = scan_body(request.body)
     return scan if scan.model is not None else None

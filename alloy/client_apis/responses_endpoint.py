@@ -92,7 +92,7 @@ class ResponsesEndpoint:
     def _call_for_model(self, request, path, query, connection):
         """The call for the model the body names: passthrough when every deployment it may reach
         answers Responses itself, else translated onto chat completions. None without a JSON model."""
-        scan = json_model_scan(request)
+        scan = json_model_scan(request, json_only=True)
         if scan is None:
             return None
         pipeline = self.pipeline

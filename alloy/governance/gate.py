@@ -30,7 +30,7 @@ from time import monotonic, time
 
 from alloy.auth import compare_digest
 from alloy.core import ratelimit_lines, usage_cost
-from alloy.errors import AlloyError, AuthenticationFailed, ModelNotFound
+from alloy.errors import AlloyError, AuthenticationFailed, InvalidRequest, ModelNotFound
 from alloy.governance.attribution import attribution
 from alloy.governance.counters import CounterTable
 from alloy.governance.keyring import Keyring
@@ -38,6 +38,7 @@ from alloy.governance.ledger import Ledger
 from alloy.governance.prices import MICRO, Prices
 from alloy.governance.refused import call_refused, request_refused
 from alloy.governance.refusals import BudgetExceeded, RateLimitExceeded, SharedLimitsUnavailable
+from alloy.routing import MODEL_BEARING
 from alloy.governance.store import SECRET_PREFIX, Store
 
 log = logging.getLogger("alloy.governance")
@@ -119,8 +120,12 @@ class Governance:
         if key is None:
             return False  # the master key (or an open gateway): no limits
         scan = call.scan
-        if key.rules and scan is not None and not key.may_use(scan.model, call.model_name, call.pipeline.routes.aliases.get(scan.model)):
-            raise ModelNotFound(f"The model '{scan.model}' does not exist or you do not have access to it", param="model")
+        if key.rules:
+            if scan is not None:
+                if not key.may_use(scan.model, call.model_name, call.pipeline.routes.aliases.get(scan.model)):
+                    raise ModelNotFound(f"The model '{scan.model}' does not exist or you do not have access to it", param="model")
+            elif call.path in MODEL_BEARING:  # the provider's default model: not one the key was given
+                raise InvalidRequest("this key is limited to models: name one of them in the request's model", param="model")
         reserve = estimate_tokens(call.request.body, scan) if key.counts_tokens else 0
         shared = self.shared
         if shared is not None:

@@ -258,3 +258,23 @@ def test_a_key_limited_to_models_lists_only_those(start_gateway, upstream, tmp_p
     with pytest.raises(openai.NotFoundError):
         sdk(gateway, secret).models.retrieve("slow")  # not a hint that it exists
     assert sorted(m.id for m in sdk(gateway, MASTER).models.list()) == ["fast", "quick", "slow"]
+
+
+@pytest.mark.parametrize("content_type", ["Application/JSON", "text/plain", None])
+def test_a_key_limited_to_models_cannot_route_around_them_by_content_type(keyed, upstream, content_type):
+    # Model-bearing passthrough endpoints were read only under a lower-case application/json: any
+    # other spelling went to the default provider with no model check, no alias and no cost.
+    gateway, db = keyed
+    _, secret = create_key(db, "mini-json", "--models", "gpt-4o-mini")
+    wait_until(lambda: post(gateway.port, secret, chat("gpt-4o-mini"))[0] == 200, timeout=REVOCATION_BOUND)
+    upstream.clear()
+    headers = {"content-type": content_type} if content_type else {"content-type": ""}
+    body = {"model": "gpt-4o", "input": "hi"}
+    for path in ("/v1/responses", "/v1/images/generations", "/v1/moderations"):
+        status, _, answer = post(gateway.port, secret, body, path=path, headers=headers)
+        assert status == 404 and answer["error"]["code"] == "model_not_found", (path, answer)
+        status, _, answer = post(gateway.port, secret, {"input": "no model"}, path=path, headers=headers)
+        assert status == 400 and answer["error"]["param"] == "model", (path, answer)
+    assert upstream.requests() == []
+    status, _, answer = post(gateway.port, secret, {"model": "gpt-4o-mini", "input": "hi"}, path="/v1/responses", headers=headers)
+    assert status == 200 and upstream.requests()[-1]["body"]["model"] == "gpt-4o-mini"
