@@ -75,6 +75,9 @@ class RequestParser:
         were received (the read timeout applies). More than four empty lines before a request
         line raise ``ProtocolError``."""
     @property
+    def reading_body(self) -> bool:
+        """The head of the request being read is whole: its body is arriving."""
+    @property
     def buffered(self) -> int:
         """Bytes held for the request in progress (head buffer and body so far): what a pipelining
         client has made the gateway hold beyond the requests already returned."""

@@ -78,6 +78,11 @@ cdef class RequestParser:
         return PyBytes_GET_SIZE(self._buf) > 0 or self._state != S_HEAD or self._empty_lines > 0
 
     @property
+    def reading_body(self):
+        """The head of the request being read is whole: its body is arriving."""
+        return self._state == S_BODY_LENGTH or self._state == S_BODY_CHUNKED
+
+    @property
     def buffered(self):
         return PyBytes_GET_SIZE(self._buf) + self._body_size
 

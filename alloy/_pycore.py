@@ -298,6 +298,11 @@ class RequestParser:
         return bool(self._buffer) or self._state != _HEAD or self._empty_lines > 0
 
     @property
+    def reading_body(self):
+        """The head of the request being read is whole: its body is arriving."""
+        return self._state == _BODY_LENGTH or self._state == _BODY_CHUNKED
+
+    @property
     def buffered(self):
         return len(self._buffer) + self._body_size
 

@@ -42,6 +42,9 @@ MIN_PROGRESS = 64 * 1024
 MAX_LINGERING = 1024  # refused connections lingering at once; beyond, closed at once
 NO_HEADERS = {}  # the headers of a request that never was: a new x-request-id for its error
 MAX_PIPELINED_BYTES = 1024 * 1024
+# Body bytes that restart the read clock: a body must bring this much per read_timeout (a client
+# dripping a byte now and then cannot hold a connection for long).
+BODY_PROGRESS = 16 * 1024
 
 
 class ClientConnection(asyncio.Protocol):
@@ -50,7 +53,7 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "gateway", "transport", "parser", "queue", "queued_bytes", "current", "closing", "continue_sent",
         "wheel", "due", "quiet_since", "read_since", "write_paused_since", "writing_paused", "reading_paused",
-        "refused", "peer", "linger", "write_pending",
+        "refused", "peer", "linger", "write_pending", "body_mark",
     )
 
     def __init__(self, gateway):
@@ -72,6 +75,7 @@ class ClientConnection(asyncio.Protocol):
         self.due = 0  # the sweep this connection is filed for in the wheel (0: not filed)
         self.quiet_since = 0  # the sweep count when the idle clock last restarted
         self.read_since = -1  # the sweep count when reading the current request began; -1: not reading
+        self.body_mark = 0  # the parser's bytes when the read clock last (re)started
         self.write_paused_since = 0
         self.writing_paused = False
         self.reading_paused = False
@@ -139,6 +143,11 @@ class ClientConnection(asyncio.Protocol):
         if self.current is None:
             if self.read_since < 0 and parser.in_progress:
                 self.start_read_clock()  # a request began and is not whole yet
+            elif parser.reading_body and parser.buffered - self.body_mark >= BODY_PROGRESS:
+                # A body that keeps arriving keeps its connection: an upload at a modest rate may
+                # take longer than read_timeout, which then bounds each pause instead.
+                self.read_since = self.wheel.now
+                self.body_mark = parser.buffered
         elif not self.reading_paused and (
             len(self.queue) > MAX_QUEUED or self.queued_bytes + parser.buffered > MAX_PIPELINED_BYTES
         ):
@@ -278,6 +287,7 @@ class ClientConnection(asyncio.Protocol):
         timeout may fall before the keep-alive deadline this connection is filed for."""
         wheel = self.wheel
         self.read_since = wheel.now
+        self.body_mark = self.parser.buffered
         wheel.file(self, wheel.now + sweeps(self.gateway.settings.read_timeout))
 
     def on_due(self, now):

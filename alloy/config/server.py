@@ -14,7 +14,7 @@ class ServerSettings:
     port: int = 3000
     master_key: str | None = None
     max_header_bytes: int = 65536
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: int = 64 * 1024 * 1024  # the openai SDK uploads in 64 MiB parts
     read_timeout: float = 15.0  # a request must arrive whole within this many seconds of its first byte
     keepalive_timeout: float = 75.0  # an idle client connection is closed after this
     shutdown_timeout: float = 30.0  # in-flight requests get this long to finish on SIGTERM
@@ -37,7 +37,7 @@ def _load_server(source, table, env, overrides):
         port=section.get("port", int, 3000),
         master_key=master_key,
         max_header_bytes=section.positive("max_header_bytes", int, 65536),
-        max_body_bytes=section.positive("max_body_bytes", int, 32 * 1024 * 1024),
+        max_body_bytes=section.positive("max_body_bytes", int, 64 * 1024 * 1024),
         read_timeout=section.positive("read_timeout", float, 15.0),
         keepalive_timeout=section.positive("keepalive_timeout", float, 75.0),
         shutdown_timeout=section.positive("shutdown_timeout", float, 30.0),

@@ -182,6 +182,30 @@ def test_slow_loris_and_idle_connections_are_cut_off_while_others_are_served(sta
     assert_healthy(gateway)
 
 
+def test_an_upload_that_keeps_coming_outlives_read_timeout_and_a_dripping_body_does_not(start_gateway, mock):
+    # read_timeout bounds a head from its first byte, and then each pause of a body: an upload at a
+    # modest rate may take longer (it once got 408 halfway), a body dripping bytes may not.
+    gateway = start_proxy(start_gateway, mock, "read_timeout = 2")
+    content = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "big " * 50_000}]})
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+    steady, dripping = Client(gateway.port), Client(gateway.port)
+    steady.send(head + b"Content-Length: %d\r\n\r\n" % len(content))
+    dripping.send(head + b"Content-Length: %d\r\n\r\n" % len(content))
+    body = content.encode()
+    started = time.monotonic()
+    for at in range(0, len(body), 20_000):  # 20 KB every 0.4 s: about 4 s for the whole body
+        steady.send(body[at : at + 20_000])
+        try:
+            dripping.send(b" ")  # a byte at a time: never enough to restart its clock
+        except OSError:
+            pass  # refused already
+        time.sleep(0.4)
+    assert time.monotonic() - started > 3.5
+    assert steady.response().status == 200
+    assert dripping.closed_within(1)
+    assert_openai_error(dripping.response(), 408, "request_timeout")
+
+
 def test_a_thousand_idle_connections_do_not_stop_a_new_client(start_gateway, mock):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 2200:  # the gateway inherits the limit and needs a descriptor per connection too
