@@ -243,6 +243,8 @@ class PassthroughRelay(Relay):
         self.chunked = True
         content_type = head.get(b"content-type")
         self.event_stream = content_type is not None and content_type.startswith(b"text/event-stream")
+        if self.hidden_usage is not None and head.get(b"content-encoding") not in (None, b"identity"):
+            self.hidden_usage = None  # compressed though asked not to be: its events cannot be read
         return frame_stream_head(status, block, close)
 
 

@@ -13,13 +13,20 @@ The filter works on whole events: a piece that ends inside an event keeps that p
 arrives (an SSE client acts on an event only at its blank line anyway).
 """
 
+import re
+
 import orjson
 
 from alloy.core import find_usage
 
 ASKING = b'"stream_options":{"include_usage":true},'
-_EVENT_END = b"\n\n"
-_NULL_USAGE = (b',"usage":null', b', "usage": null')
+MAX_HELD = 16 * 1024 * 1024  # an event longer than this: the stream is not SSE as we know it
+# A blank line ends an event: the line end before it and its own, each \n, \r\n or \r.
+_END_MARKS = (b"\r\n\r\n", b"\n\r\n", b"\r\n\n", b"\n\n", b"\r\r")
+_EVENT_ENDS = re.compile(rb"(\r\n\r\n|\n\r\n|\r\n\n|\n\n|\r\r)")
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+_NO_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+_NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null')
 
 
 def ask_for_usage(parts, scan):
@@ -41,39 +48,73 @@ def ask_for_usage(parts, scan):
 
 
 class HiddenUsage:
-    """Takes the usage the client did not ask for out of a stream's bytes, keeping the counts."""
+    """Takes the usage the client did not ask for out of a stream's bytes, keeping the counts.
 
-    __slots__ = ("pending", "usage")
+    Events end at a blank line, spelled as SSE allows (``\n\n``, ``\r\n\r\n``, ``\r\r``; servers
+    such as sse-starlette write CRLF). The bytes after the last event end are held, as a list (no
+    copying per read), until an end arrives; a stream with no event end in ``MAX_HELD`` bytes is
+    not SSE as this filter knows it, and goes through as it is from then on."""
+
+    __slots__ = ("held", "held_bytes", "edge", "passing", "usage")
 
     def __init__(self):
-        self.pending = b""  # the start of an event whose end has not arrived yet
+        self.held = []  # the pieces of an event whose end has not arrived yet
+        self.held_bytes = 0
+        self.edge = b""  # the last bytes held: an event end may start in them
+        self.passing = False  # no event end found in MAX_HELD bytes: nothing is filtered any more
         self.usage = None
 
     def feed(self, piece):
         """The bytes of ``piece`` the client may see now (b"" while an event is incomplete)."""
-        data = self.pending + piece if self.pending else piece
-        end = data.rfind(_EVENT_END)
-        if end < 0:
-            self.pending = data
+        if self.passing:
+            return piece
+        held = self.held
+        edge = self.edge
+        end = _last_event_end(edge + piece) - len(edge) if edge else _last_event_end(piece)
+        if end <= 0:  # no event ends in this piece
+            held.append(piece)
+            self.held_bytes += len(piece)
+            self.edge = (edge + piece)[-3:]
+            if self.held_bytes > MAX_HELD:
+                self.passing = True
+                return self.finish()
             return b""
-        end += 2
-        self.pending = data[end:]
-        complete = data[:end]
+        complete = b"".join(held) + piece[:end] if held else piece[:end]
+        rest = piece[end:]
+        self.held = [rest] if rest else []
+        self.held_bytes = len(rest)
+        self.edge = rest[-3:]
         if b'"usage"' not in complete:
             return complete
         kept = []
-        for event in complete.split(_EVENT_END):
-            if b'"usage":{' in event or b'"usage": {' in event:
-                usage = find_usage(event)
-                if usage is not None and b'"choices":[]' in event:
-                    self.usage = usage
-                    continue  # the usage chunk the client did not ask for
-            for null in _NULL_USAGE:
-                event = event.replace(null, b"")
+        parts = _EVENT_ENDS.split(complete)  # event, its end, event, its end..., b""
+        for at in range(0, len(parts) - 1, 2):
+            event = parts[at]
+            if b'"usage"' in event:
+                if _USAGE_OBJECT.search(event) and _NO_CHOICES.search(event):
+                    usage = find_usage(event)
+                    if usage is not None:
+                        self.usage = usage
+                        continue  # the usage chunk the client did not ask for, and its end
+                event = _NULL_USAGE.sub(b"", event)
             kept.append(event)
-        return _EVENT_END.join(kept)
+            kept.append(parts[at + 1])
+        return b"".join(kept)
 
     def finish(self):
-        """What is left when the stream ends (an event the upstream never closed)."""
-        left, self.pending = self.pending, b""
+        """What is held when the stream ends (an event the upstream never closed)."""
+        left = b"".join(self.held)
+        self.held = []
+        self.held_bytes = 0
+        self.edge = b""
         return left
+
+
+def _last_event_end(data):
+    """Where the bytes after the last event end (blank line) in ``data`` start; -1 when none does."""
+    end = -1
+    for mark in _END_MARKS:
+        found = data.rfind(mark)
+        if found >= 0 and found + len(mark) > end:
+            end = found + len(mark)
+    return end

@@ -131,11 +131,20 @@ def test_a_translated_stream_reports_its_usage_to_the_account(gateway):
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
-def test_the_filter_keeps_events_whole_however_the_stream_is_cut():
-    events = [b'data: {"id":"c","choices":[{"delta":{"content":"w%d"}}],"usage":null}\n\n' % i for i in range(5)]
-    usage_chunk = b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}\n\n'
-    stream = b"".join(events) + usage_chunk + b"data: [DONE]\n\n"
-    expected = b"".join(event.replace(b',"usage":null', b"") for event in events) + b"data: [DONE]\n\n"
+@pytest.mark.parametrize("end", [b"\n\n", b"\r\n\r\n", b"\r\r"], ids=["lf", "crlf", "cr"])
+@pytest.mark.parametrize("spaced", [False, True], ids=["compact", "spaced"])
+def test_the_filter_keeps_events_whole_however_the_stream_is_cut(end, spaced):
+    # Every blank line SSE allows ends an event (sse-starlette writes CRLF), and JSON written with
+    # Python's default separators ("choices": []) is the same usage chunk: once, CRLF streams were
+    # held whole to their end and spaced usage chunks reached clients that never asked for them.
+    def event(obj):
+        return b"data: " + json.dumps(obj, separators=(", ", ": ") if spaced else (",", ":")).encode() + end
+
+    events = [event({"id": "c", "choices": [{"delta": {"content": f"w{i}"}}], "usage": None}) for i in range(5)]
+    usage_chunk = event({"id": "c", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}})
+    stream = b"".join(events) + usage_chunk + b"data: [DONE]" + end
+    null = b', "usage": null' if spaced else b',"usage":null'
+    expected = b"".join(e.replace(null, b"") for e in events) + b"data: [DONE]" + end
     rng = random.Random(7)
     for _ in range(200):
         cuts = sorted(rng.sample(range(1, len(stream)), rng.randint(1, 12)))
@@ -144,3 +153,14 @@ def test_the_filter_keeps_events_whole_however_the_stream_is_cut():
         seen = b"".join(hidden.feed(piece) for piece in pieces) + hidden.finish()
         assert seen == expected
         assert hidden.usage == {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
+
+
+def test_the_filter_lets_an_event_through_as_soon_as_it_ends_and_gives_up_on_endless_ones():
+    hidden = HiddenUsage()
+    assert hidden.feed(b'data: {"choices":[{"delta":{"content":"a"}}]}\r\n') == b""
+    assert hidden.feed(b"\r\n") == b'data: {"choices":[{"delta":{"content":"a"}}]}\r\n\r\n'  # an end across two reads
+    endless = HiddenUsage()
+    piece = b"x" * 65536
+    seen = b"".join(endless.feed(piece) for _ in range(300))  # 19.7 MB, no event end anywhere
+    assert endless.passing and seen == piece * 300
+    assert endless.feed(b'"usage":null\n\n') == b'"usage":null\n\n'  # from then on, as it is
