@@ -198,6 +198,7 @@ class Call:
         if relay is not None:
             self.relay = None
             relay.cancel()
+            relay.report_so_far(self)  # what reached the client may hold its usage: it is charged
             if not self.over:
                 self.over = True
                 self.deployment.abandoned()

@@ -61,6 +61,12 @@ class Relay:
         if self.handle is not None:
             self.handle.cancel()
 
+    def report_so_far(self, call):
+        """The client left: the last pieces it was sent go to the call, whose usage may be in them
+        (the openai SDK closes at ``data: [DONE]``, before the stream's last chunk)."""
+        if self.last:
+            call.tail = (self.before_last, self.last)
+
     def pause(self):
         if self.handle is not None and not self.finished:
             self.handle.pause_reading()
@@ -133,6 +139,13 @@ class PassthroughRelay(Relay):
                 call.failed_with_error(UpstreamProtocolError(f"the upstream's answer cannot be relayed: {error.message}"))
             return
         self._write(events, last)
+
+    def report_so_far(self, call):
+        hidden = self.hidden_usage
+        if hidden is not None and hidden.usage is not None:
+            call.usage_known(hidden.usage)  # read from a usage chunk the client was not sent
+        else:
+            Relay.report_so_far(self, call)
 
     def upstream_done(self):
         if self.finished:

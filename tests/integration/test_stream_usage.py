@@ -164,3 +164,21 @@ def test_the_filter_lets_an_event_through_as_soon_as_it_ends_and_gives_up_on_end
     seen = b"".join(endless.feed(piece) for _ in range(300))  # 19.7 MB, no event end anywhere
     assert endless.passing and seen == piece * 300
     assert endless.feed(b'"usage":null\n\n') == b'"usage":null\n\n'  # from then on, as it is
+
+
+def test_a_client_that_leaves_after_the_usage_chunk_is_still_charged_its_tokens(gateway):
+    # The openai SDK closes its connection at data: [DONE], before the stream's last chunk; a call
+    # cancelled then once reported no usage at all (nothing charged, no tokens in the metrics).
+    port, calls, _ = gateway
+    raw = json.dumps({**CHAT, "stream": True, "stream_options": {"include_usage": True}}).encode()
+    before = len(calls)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\n"
+            b"x-mock-fault: drip=300\r\nContent-Length: %d\r\n\r\n%s" % (len(raw), raw)
+        )
+        received = b""
+        while b'"usage":{' not in received:  # then leave before the stream's end
+            received += sock.recv(65536)
+    assert wait_until(lambda: len(calls) == before + 1, 5)
+    assert calls[-1]["prompt_tokens"] > 0 and calls[-1]["completion_tokens"] > 0, calls[-1]
