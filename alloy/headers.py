@@ -19,6 +19,17 @@ HOP_BY_HOP = frozenset(
     )
 )
 
+# Upstream answer headers the client never sees besides the hop-by-hop ones: the headers Alloy sets
+# on its own answers (an upstream that is itself an Alloy, or that spoofs them, would double them;
+# the upstream's x-request-id travels as x-upstream-request-id), and Alt-Svc, which would advertise
+# another service for the gateway's own origin.
+ANSWER_OWN = frozenset(
+    (
+        b"x-request-id", b"x-upstream-request-id", b"x-alloy-provider", b"x-alloy-model", b"x-alloy-attempts",
+        b"x-alloy-overhead-us", b"x-alloy-cache", b"x-alloy-token-count", b"alt-svc",
+    )
+)  # fmt: skip
+
 # Client credentials are never forwarded: the upstream always receives the provider's key.
 CLIENT_CREDENTIALS = frozenset((b"authorization", b"api-key", b"x-api-key", b"x-goog-api-key"))
 

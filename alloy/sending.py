@@ -20,6 +20,7 @@ import orjson
 from alloy.core import encode_forwarded, rewrite_model_parts
 from alloy.errors import InvalidRequest
 from alloy.headers import (
+    ANSWER_OWN,
     FORWARD_SKIP,
     HOP_BY_HOP,
     IDENTITY_LINE,
@@ -91,7 +92,7 @@ class PassthroughProvider:
         # Hop-by-hop fields, the upstream headers that name the account behind the key, and the
         # upstream's x-request-id (relayed as x-upstream-request-id: the gateway sets its own).
         hidden = {name.encode() for name in settings.hidden_response_headers}
-        self.response_skip = frozenset(HOP_BY_HOP | hidden | {b"x-request-id"})
+        self.response_skip = frozenset(HOP_BY_HOP | hidden | ANSWER_OWN)
         host = b"host: " + upstream.origin.host_header.encode() + b"\r\n"
         self.header_block = host + self.api.auth_lines(settings.api_key) + self.forwarding.configured_lines
 

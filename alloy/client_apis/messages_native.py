@@ -17,7 +17,7 @@ any passthrough: ``anthropic-beta`` (like every ``anthropic-*`` header) only whe
 
 from alloy.client_apis.messages_wire import MessagesConnection
 from alloy.core import rewrite_model_parts
-from alloy.headers import HOP_BY_HOP
+from alloy.headers import ANSWER_OWN, HOP_BY_HOP
 from alloy.relay import PassthroughRelay
 from alloy.sending import ForwardingPolicy
 from alloy.upstream import UpstreamRequest
@@ -41,7 +41,7 @@ class NativeAnthropic:
         # As PassthroughProvider: hop-by-hop fields, the headers naming the account behind the key, and
         # an upstream x-request-id (relayed as x-upstream-request-id; Anthropic's own is request-id).
         hidden = {name.encode() for name in settings.hidden_response_headers}
-        self.response_skip = frozenset(HOP_BY_HOP | hidden | {b"x-request-id"})
+        self.response_skip = frozenset(HOP_BY_HOP | hidden | ANSWER_OWN)
         key = b"x-api-key: " + settings.api_key.encode() + b"\r\n" if settings.api_key else b""
         host = b"host: " + upstream.origin.host_header.encode() + b"\r\n"
         self.header_block = host + key + self.forwarding.configured_lines

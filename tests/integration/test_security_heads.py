@@ -355,6 +355,21 @@ def test_the_upstreams_request_id_travels_under_its_own_name(start_gateway, scri
     assert headers["x-upstream-request-id"] == ["req_upstream_1"]
 
 
+def test_headers_alloy_sets_itself_come_from_alloy_only(start_gateway, scripted):
+    """An upstream (another Alloy, or one spoofing) sending x-alloy-* or x-upstream-request-id, or
+    an Alt-Svc for the gateway's own origin: the client sees Alloy's values alone."""
+    spoofing = (
+        b"x-alloy-provider: spoofed\r\nx-alloy-attempts: 99\r\nx-alloy-overhead-us: 1\r\n"
+        b"x-upstream-request-id: fake\r\nalt-svc: h3=\":443\"\r\nx-request-id: req_2\r\n"
+    )
+    gateway = owner_gateway(start_gateway, scripted(json_reply(COMPLETION, spoofing)))
+    status, headers, _ = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": "m", **CHAT}).encode()))
+    assert status == 200
+    assert headers["x-alloy-provider"] == ["openai"] and headers["x-alloy-attempts"] == ["1"]
+    assert len(headers["x-alloy-overhead-us"]) == 1 and headers["x-upstream-request-id"] == ["req_2"]
+    assert "alt-svc" not in headers
+
+
 def test_upstream_headers_reach_the_client_as_the_core_parsed_them(start_gateway, scripted):
     """The client's header lines are written by the core while it parses the upstream's head:
     repeated fields stay separate and in order, names are lower-cased, values trimmed, and the
