@@ -172,10 +172,14 @@ class UpstreamConnection(asyncio.Protocol):
         request = self._request
         if self._sink is None or request is None:
             return
-        sent, last_read, received = self.sent_at, self.read_at, self._received
-        deadline = request.deadline(sent, last_read, received)
+        # Until the final head is parsed, first_byte_timeout runs from the send: a head trickled a
+        # byte at a time, or 1xx interim answers one after another, do not hold the call past it.
+        headed = self._head is not None
+        sent = self.sent_at
+        last_read = self.read_at if headed else sent
+        deadline = request.deadline(sent, last_read, headed)
         if now >= deadline:
-            self._fail(request.expired(now - sent, now - last_read, received))
+            self._fail(request.expired(now - sent, now - last_read, headed))
         else:
             self.wheel.file(self, deadline)
 

@@ -9,6 +9,7 @@ where the mock cannot play the upstream (Azure paths, headers it never sends), i
 """
 
 import json
+import time
 import urllib.request
 
 import pytest
@@ -417,3 +418,32 @@ def test_listening_beyond_loopback_without_a_master_key_warns(start_gateway, moc
     keyed = start_gateway(config=None, env={"ALLOY_MASTER_KEY": "mk-1"}, args=["--host", "0.0.0.0"])
     local = start_gateway(config=None)
     assert "WARNING" not in keyed.stderr and "WARNING" not in local.stderr
+
+
+# --- 9. the wait for an upstream's head is bounded however it trickles --------------------------------
+
+HEAD_BOUND = "first_byte_timeout = 1\n\n[router]\nmax_retries = 0\n"
+
+
+def trickled_head(request):
+    # The final head one byte every 0.2 s: about 20 s for the whole of it.
+    for byte in b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}":
+        time.sleep(0.2)
+        yield bytes([byte])
+
+
+def interim_answers(request):
+    # 102 Processing every 0.3 s for about 6 s, then the answer.
+    for _ in range(20):
+        time.sleep(0.3)
+        yield b"HTTP/1.1 102 Processing\r\n\r\n"
+    yield json_reply(COMPLETION)(request)
+
+
+@pytest.mark.parametrize("reply", [trickled_head, interim_answers])
+def test_first_byte_timeout_bounds_the_wait_for_the_final_head(start_gateway, scripted, reply):
+    gateway = owner_gateway(start_gateway, scripted(reply), HEAD_BOUND)
+    started = time.monotonic()
+    status, _, body = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": "m", **CHAT}).encode()))
+    assert status == 504 and b"first byte" in body, body
+    assert time.monotonic() - started < 3.5  # first_byte_timeout 1 s, swept once a second
