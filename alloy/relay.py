@@ -38,7 +38,7 @@ class Relay:
 
     __slots__ = (
         "call", "connection", "transport", "keep_alive", "extra_headers", "handle", "finished", "held",
-        "held_bytes", "held_at", "before_last", "last",
+        "held_bytes", "held_at", "before_last", "last", "chunked",
     )  # fmt: skip
 
     def __init__(self, call, extra_headers):
@@ -52,6 +52,7 @@ class Relay:
         self.held = None  # an answer another attempt may replace: [head, body pieces...]
         self.held_bytes = 0
         self.held_at = 0.0  # when the held answer's head arrived
+        self.chunked = False  # the client's answer is chunked (else its length is known, or it ends at close)
         self.before_last = self.last = b""  # the last two body pieces written (where usage is)
 
     # --- called by the call --------------------------------------------------------------------
@@ -89,6 +90,18 @@ class Relay:
             self.keep_alive = False
         return not self.keep_alive
 
+    def _stream_head(self, status, block):
+        """The head of an answer whose length is not known yet: chunked; for an HTTP/1.0 client,
+        which cannot read chunks (RFC 9112 section 6.1), delimited by closing the connection."""
+        if self.call.request.version < 11:
+            self.keep_alive = False
+            return frame_head(status, block, -1, True)
+        self.chunked = True
+        return frame_stream_head(status, block, self._closing())
+
+    def _piece(self, data):
+        return frame_chunk(data) if self.chunked else data
+
     def _end(self, out=None):
         """The answer is written whole: its last bytes, the call's account, the next request."""
         if out:
@@ -98,13 +111,12 @@ class Relay:
 
 
 class PassthroughRelay(Relay):
-    __slots__ = ("response_skip", "head_sent", "chunked", "event_stream", "closed_chunks", "hidden_usage")
+    __slots__ = ("response_skip", "head_sent", "event_stream", "closed_chunks", "hidden_usage")
 
     def __init__(self, call, extra_headers, response_skip, hidden_usage=None):
         super().__init__(call, extra_headers)
         self.response_skip = response_skip  # upstream headers the client never sees
         self.head_sent = False
-        self.chunked = False
         self.event_stream = False
         self.closed_chunks = False  # the last chunk went out with the last data
         # A stream asked for usage the client did not ask for (alloy.stream_usage): the filter
@@ -154,15 +166,15 @@ class PassthroughRelay(Relay):
         if self.held is not None:
             self.call.failed_with_answer(self)
             return
-        out = [LAST_CHUNK] if self.chunked and not self.closed_chunks else None
+        out = [LAST_CHUNK] if self.chunked and not self.closed_chunks else []
         hidden = self.hidden_usage
         if hidden is not None and self.event_stream:
             self.call.usage_known(hidden.usage)
             left = hidden.finish()
-            if left and out:
-                out.insert(0, frame_chunk(left))
+            if left:
+                out.insert(0, self._piece(left))
         self.call.succeeded((self.before_last, self.last))
-        self._end(out)
+        self._end(out or None)
 
     def upstream_failed(self, error):
         if self.finished:
@@ -173,13 +185,13 @@ class PassthroughRelay(Relay):
             return
         self.call.broke_off(error)
         connection = self.connection
-        if self.chunked and self.event_stream:
+        if self.event_stream:
             # The stream already started: end it with an OpenAI-style error event, cleanly framed,
             # so SDKs raise an error instead of hanging or silently truncating.
             event = b"data: " + orjson.dumps(error_payload(error)) + b"\n\n"
-            self.transport.writelines([frame_chunk(event), LAST_CHUNK])
+            self.transport.writelines([frame_chunk(event), LAST_CHUNK] if self.chunked else [event])
         connection.current = None
-        connection.close() if self.chunked else self.transport.abort()
+        connection.close() if self.event_stream or self.chunked else self.transport.abort()
 
     def relay_held(self):
         """This held answer is the final one after all."""
@@ -253,12 +265,11 @@ class PassthroughRelay(Relay):
             # A body of announced length goes as it is (taking usage out would break its length).
             self.hidden_usage = None
             return frame_head(status, block, head.content_length, close)
-        self.chunked = True
         content_type = head.get(b"content-type")
         self.event_stream = content_type is not None and content_type.startswith(b"text/event-stream")
         if self.hidden_usage is not None and head.get(b"content-encoding") not in (None, b"identity"):
             self.hidden_usage = None  # compressed though asked not to be: its events cannot be read
-        return frame_stream_head(status, block, close)
+        return self._stream_head(status, block)
 
 
 class TranslatedRelay(Relay):
@@ -313,7 +324,7 @@ class TranslatedRelay(Relay):
                     if not call.bytes_out:
                         call.first_event_at = monotonic()  # time to first token, for the metrics
                     call.bytes_out += sum(len(chunk) for chunk in chunks)
-                    out.extend(frame_chunk(chunk) for chunk in chunks)
+                    out.extend(self._piece(chunk) for chunk in chunks)
             else:
                 self.pieces.append(event)
                 self.buffered += len(event)
@@ -341,7 +352,7 @@ class TranslatedRelay(Relay):
                 self.call.recording.extend(out)
             self.call.bytes_out += sum(len(chunk) for chunk in out)
             self.call.succeeded(tuple(out[-2:]))
-            self._end([*(frame_chunk(chunk) for chunk in out), LAST_CHUNK])
+            self._end([*(self._piece(chunk) for chunk in out), *((LAST_CHUNK,) if self.chunked else ())])
         else:
             started = monotonic()
             body = self._translated()
@@ -367,7 +378,8 @@ class TranslatedRelay(Relay):
         self.call.broke_off(error)
         connection = self.connection
         event = b"data: " + orjson.dumps(error_payload(error)) + b"\n\n"
-        self.transport.writelines([frame_chunk(event), frame_chunk(b"data: [DONE]\n\n"), LAST_CHUNK])
+        pieces = [self._piece(event), self._piece(b"data: [DONE]\n\n")]
+        self.transport.writelines([*pieces, LAST_CHUNK] if self.chunked else pieces)
         connection.current = None
         connection.close()
 
@@ -408,7 +420,7 @@ class TranslatedRelay(Relay):
             call = self.call
             if call.pipeline.overhead_header:
                 block += OVERHEAD_LINE % ((call.sent_at - call.arrived + monotonic() - call.head_at) * 1e6)
-            out.append(frame_stream_head(200, block, self._closing()))
+            out.append(self._stream_head(200, block))
 
 
 def _retry_after_lines(head):

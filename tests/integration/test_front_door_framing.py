@@ -234,3 +234,22 @@ def test_requests_pipelined_before_a_malformed_one_are_answered_before_its_error
         assert client.closed_within(5)
         client.close()
         assert bodies(mock) == [json.loads(chat_body(f"before {name}"))], "only the whole request went upstream"
+
+
+def test_an_http10_client_gets_a_stream_it_can_read(gateway):
+    # RFC 9112 section 6.1: no Transfer-Encoding to an HTTP/1.0 request. Its stream (of unknown
+    # length) is delimited by closing the connection; a 1.0 client once read chunk sizes as data.
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "old client"}], "stream": True})
+    old = Client(gateway.port)
+    old.send(
+        b"POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body.encode())
+    )
+    assert old.closed_within(5)
+    head, _, sse = old.buffer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding" not in head.lower()
+    assert b"connection: close" in head.lower()
+    events = [line[6:] for line in sse.split(b"\n") if line.startswith(b"data: ")]
+    assert events[-1] == b"[DONE]" and "".join(
+        json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1] if json.loads(e)["choices"]
+    ) == "echo: old client"
