@@ -28,6 +28,7 @@ import orjson
 from alloy.core import LAST_CHUNK, SSESplitter, encode_headers, frame_chunk, frame_head, frame_response, frame_stream_head
 from alloy.errors import ResponseTooLarge, UnsafeHead, UpstreamProtocolError, error_payload
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
+from alloy.stream_usage import EVENT_ENDINGS, MAX_HELD, last_event_end
 
 HOLD_LIMIT = 1024 * 1024  # an error answer held for a possible retry is never longer than this
 OVERHEAD_LINE = b"x-alloy-overhead-us: %d\r\n"  # % microseconds (formatted in place: once per answer)
@@ -111,7 +112,7 @@ class Relay:
 
 
 class PassthroughRelay(Relay):
-    __slots__ = ("response_skip", "head_sent", "event_stream", "closed_chunks", "hidden_usage")
+    __slots__ = ("response_skip", "head_sent", "event_stream", "closed_chunks", "hidden_usage", "partial")
 
     def __init__(self, call, extra_headers, response_skip, hidden_usage=None):
         super().__init__(call, extra_headers)
@@ -122,6 +123,10 @@ class PassthroughRelay(Relay):
         # A stream asked for usage the client did not ask for (alloy.stream_usage): the filter
         # that takes it out again, keeping the counts for the call.
         self.hidden_usage = hidden_usage
+        # The end of an event stream's read that is not a whole event yet: held until its blank line,
+        # so an error event after a failure never lands in the middle of one (the filter above
+        # holds them itself when it runs).
+        self.partial = b""
 
     # --- the sink interface ------------------------------------------------------------------------
 
@@ -171,8 +176,10 @@ class PassthroughRelay(Relay):
         if hidden is not None and self.event_stream:
             self.call.usage_known(hidden.usage)
             left = hidden.finish()
-            if left:
-                out.insert(0, self._piece(left))
+        else:
+            left, self.partial = self.partial, b""  # the upstream ended inside an event: as it came
+        if left:
+            out.insert(0, self._piece(self._last_piece(left)))
         self.call.succeeded((self.before_last, self.last))
         self._end(out or None)
 
@@ -210,8 +217,8 @@ class PassthroughRelay(Relay):
         sent = 0
         for event in events:
             if type(event) is bytes:
-                if hidden is not None and self.event_stream:  # known once the head went through
-                    event = hidden.feed(event)
+                if self.event_stream:  # known once the head went through
+                    event = hidden.feed(event) if hidden is not None else self._whole_events(event)
                     if not event:
                         continue
                 self.before_last = self.last
@@ -222,12 +229,15 @@ class PassthroughRelay(Relay):
                     recording.append(event)
             else:
                 out.append(self._head(event))
+                hidden = self.hidden_usage  # the head may have turned it off
         if last and self.chunked:  # the answer ends here: its last chunk goes in the same write
             if hidden is not None and self.event_stream:
                 self.call.usage_known(hidden.usage)
                 left = hidden.finish()
-                if left:
-                    out.append(frame_chunk(left))
+            else:
+                left, self.partial = self.partial, b""
+            if left:
+                out.append(frame_chunk(self._last_piece(left)))
             out.append(LAST_CHUNK)
             self.closed_chunks = True
         if not out:
@@ -240,6 +250,31 @@ class PassthroughRelay(Relay):
             self.transport.write(out[0])
         else:
             self.transport.writelines(out)
+
+    def _last_piece(self, left):
+        """``left``, held to the end of the stream, goes out now: counted and recorded like any."""
+        self.before_last, self.last = self.last, left
+        self.call.bytes_out += len(left)
+        if self.call.recording is not None:
+            self.call.recording.append(left)
+        return left
+
+    def _whole_events(self, piece):
+        """The whole events ``piece`` completes (with what was held before it); the rest is held."""
+        partial = self.partial
+        if partial:
+            piece = partial + piece
+            self.partial = b""
+        if piece.endswith(EVENT_ENDINGS):  # the common case: each read ends at an event's end
+            return piece
+        end = last_event_end(piece)
+        if end < 0:
+            if len(piece) <= MAX_HELD:
+                self.partial = piece
+                return b""
+            return piece  # no event end in 16 MiB: not SSE as we know it, relayed as it comes
+        self.partial = piece[end:]
+        return piece[:end]
 
     def _head(self, head):
         self.head_sent = True

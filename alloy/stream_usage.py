@@ -23,6 +23,7 @@ ASKING = b'"stream_options":{"include_usage":true},'
 MAX_HELD = 16 * 1024 * 1024  # an event longer than this: the stream is not SSE as we know it
 # A blank line ends an event: the line end before it and its own, each \n, \r\n or \r.
 _END_MARKS = (b"\r\n\r\n", b"\n\r\n", b"\r\n\n", b"\n\n", b"\r\r")
+EVENT_ENDINGS = (b"\n\n", b"\r\r", b"\r\n\r\n")  # bytes.endswith: a read that ends an event (or \n\r\n...)
 _EVENT_ENDS = re.compile(rb"(\r\n\r\n|\n\r\n|\r\n\n|\n\n|\r\r)")
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _NO_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
@@ -70,7 +71,7 @@ class HiddenUsage:
             return piece
         held = self.held
         edge = self.edge
-        end = _last_event_end(edge + piece) - len(edge) if edge else _last_event_end(piece)
+        end = last_event_end(edge + piece) - len(edge) if edge else last_event_end(piece)
         if end <= 0:  # no event ends in this piece
             held.append(piece)
             self.held_bytes += len(piece)
@@ -110,7 +111,7 @@ class HiddenUsage:
         return left
 
 
-def _last_event_end(data):
+def last_event_end(data):
     """Where the bytes after the last event end (blank line) in ``data`` start; -1 when none does."""
     end = -1
     for mark in _END_MARKS:

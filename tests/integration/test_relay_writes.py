@@ -48,10 +48,24 @@ def test_a_stream_ends_in_the_write_of_its_last_read(wired):
     client, upstream, transport = wired
     client.data_received(REQUEST)
     upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-    upstream.data_received(b"6\r\ndata: \r\n")
+    upstream.data_received(b"9\r\ndata: 1\n\n\r\n")
     upstream.data_received(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
     assert len(transport.writes) == 3
     assert transport.writes[-1] == b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
+
+
+def test_an_event_cut_between_two_reads_goes_out_whole(wired):
+    # The part of an event before its blank line is held: the client gets whole events only, so an
+    # error event after a failure can never land in the middle of one (and an SDK parse it as JSON).
+    client, upstream, transport = wired
+    client.data_received(REQUEST)
+    upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+    upstream.data_received(b"b\r\ndata: {\"a\":\r\n")
+    assert len(transport.writes) == 1  # the head alone
+    upstream.data_received(b"5\r\n 1}\n\n\r\n")
+    assert transport.writes[-1] == b"10\r\ndata: {\"a\": 1}\n\n\r\n"
+    upstream.data_received(b"7\r\ndata: [\r\n0\r\n\r\n")  # the upstream ends inside an event: as it came
+    assert transport.writes[-1] == b"7\r\ndata: [\r\n0\r\n\r\n"
 
 
 def test_a_content_length_answer_is_one_write(wired):

@@ -447,3 +447,23 @@ def test_first_byte_timeout_bounds_the_wait_for_the_final_head(start_gateway, sc
     status, _, body = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": "m", **CHAT}).encode()))
     assert status == 504 and b"first byte" in body, body
     assert time.monotonic() - started < 3.5  # first_byte_timeout 1 s, swept once a second
+
+
+def broken_mid_event(request):
+    event = b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+    partial = b'data: {"id":"c","object":"chat.com'
+    yield b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    yield b"%x\r\n%s\r\n%x\r\n%s\r\n" % (len(event), event, len(partial), partial)
+    raise OSError("the upstream goes away inside an event")  # closes without the last chunk
+
+
+def test_a_stream_broken_inside_an_event_raises_the_sdks_api_error(start_gateway, scripted):
+    import openai
+
+    gateway = owner_gateway(start_gateway, scripted(broken_mid_event), HEAD_BOUND)
+    client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="k", max_retries=0)
+    received = []
+    with pytest.raises(openai.APIError) as raised:  # not a JSONDecodeError of a glued event
+        for chunk in client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True):
+            received.append(chunk.choices[0].delta.content)
+    assert received == ["hi"] and "upstream" in str(raised.value)
