@@ -319,8 +319,8 @@ cdef long long _parse_content_length(list values, object error) except -2:
 
 
 cdef bint _codings_are(list values, bint only_chunked):
-    """Transfer-Encoding check: the joined codings are exactly ``chunked`` (requests) or end in
-    ``chunked`` (responses)."""
+    """Transfer-Encoding check: the joined codings are exactly ``chunked`` (``only_chunked``: what
+    both parsers ask now) or end in ``chunked``."""
     cdef bytes joined = b",".join(values)
     cdef list codings = [c.strip(b" \t").lower() for c in joined.split(b",")]
     if only_chunked:

@@ -325,7 +325,9 @@ cdef class ResponseParser:
             self._remaining = 0
             self._state = R_LENGTH
         elif transfer_encodings is not None:
-            if not _codings_are(transfer_encodings, False):
+            # Only chunked: a coding before it (gzip, chunked) would reach the client undecoded,
+            # with nothing to say so (Transfer-Encoding is not relayed).
+            if not _codings_are(transfer_encodings, True):
                 raise _UpstreamProtocolError("unsupported upstream transfer coding")
             content_length = -1
             chunked = True

@@ -617,7 +617,7 @@ class ResponseParser:
             self._state = _R_LENGTH
         elif transfer_encodings:
             codings = [c.strip(b" \t").lower() for c in b",".join(transfer_encodings).split(b",")]
-            if codings[-1] != b"chunked":
+            if codings != [b"chunked"]:  # a coding before it would reach the client undecoded
                 raise UpstreamProtocolError("unsupported upstream transfer coding")
             content_length, chunked = -1, True
             self._chunked = _ChunkedDecoder(UpstreamProtocolError)

@@ -296,6 +296,12 @@ class PassthroughRelay(Relay):
         close = self._closing()
         if status == 204 or status == 304:
             return frame_head(status, block, -1, close)  # no body, no length (RFC 9110 section 8.6)
+        if call.request.method == b"HEAD":
+            # No body follows; the length is the one the upstream says a GET would have (RFC 9110
+            # section 9.3.2), not 0, and none when it says none.
+            declared = head.get(b"content-length")
+            length = int(declared) if declared is not None and declared.isdigit() and len(declared) < 19 else -1
+            return frame_head(status, block, length, close)
         if head.content_length >= 0:
             # A body of announced length goes as it is (taking usage out would break its length).
             self.hidden_usage = None

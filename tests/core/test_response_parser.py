@@ -307,6 +307,14 @@ def test_head_over_limit_is_upstream_protocol_error(core):
         parser.feed(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 4000 + b"\r\n\r\n")
 
 
+@pytest.mark.parametrize("codings", [b"gzip, chunked", b"gzip", b"identity", b"chunked, chunked", b"chunked\r\nTransfer-Encoding: br"])
+def test_a_transfer_coding_other_than_chunked_alone_is_refused(core, codings):
+    # Only chunked is decoded: a coding before it would reach the client undecoded, and with no
+    # header left to say so (Transfer-Encoding is not relayed).
+    with pytest.raises(errors.UpstreamProtocolError):
+        core.ResponseParser().feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + codings + b"\r\n\r\n0\r\n\r\n")
+
+
 def test_unterminated_head_over_limit_is_upstream_protocol_error(core):
     parser = core.ResponseParser(max_header_bytes=1024)
     with pytest.raises(errors.UpstreamProtocolError):

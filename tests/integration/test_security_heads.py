@@ -467,3 +467,18 @@ def test_a_stream_broken_inside_an_event_raises_the_sdks_api_error(start_gateway
         for chunk in client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True):
             received.append(chunk.choices[0].delta.content)
     assert received == ["hi"] and "upstream" in str(raised.value)
+
+
+def test_a_head_answer_keeps_the_length_the_upstream_announced(start_gateway, scripted):
+    import http.client
+
+    head_reply = lambda request: b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 177\r\n\r\n"  # noqa: E731
+    gateway = owner_gateway(start_gateway, scripted(head_reply))
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    connection.request("HEAD", "/v1/models")
+    answer = connection.getresponse()
+    answer.read()
+    assert answer.status == 200 and answer.getheader("content-length") == "177"  # it said 0 once
+    connection.request("HEAD", "/v1/models")  # and the connection is still good for the next
+    assert connection.getresponse().status == 200
+    connection.close()
