@@ -335,6 +335,8 @@ cdef class ResponseParser:
             self._state = R_CHUNKED
         elif content_lengths is not None:
             content_length = _parse_content_length(content_lengths, _UpstreamProtocolError)
+            if content_length == CONTENT_LENGTH_HUGE:  # past 18 digits: no real body, and it would be relayed
+                raise _UpstreamProtocolError("upstream Content-Length too large")
             chunked = False
             self._remaining = content_length
             self._state = R_LENGTH

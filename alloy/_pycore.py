@@ -624,6 +624,8 @@ class ResponseParser:
             self._state = _R_CHUNKED
         elif content_lengths:
             content_length, chunked = _parse_content_length(content_lengths, UpstreamProtocolError), False
+            if content_length == _CONTENT_LENGTH_HUGE:  # past 18 digits: no real body, and it would be relayed
+                raise UpstreamProtocolError("upstream Content-Length too large")
             self._remaining = content_length
             self._state = _R_LENGTH
         else:

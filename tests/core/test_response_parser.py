@@ -315,6 +315,13 @@ def test_a_transfer_coding_other_than_chunked_alone_is_refused(core, codings):
         core.ResponseParser().feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + codings + b"\r\n\r\n0\r\n\r\n")
 
 
+@pytest.mark.parametrize("length", [b"99999999999999999999999", b"1000000000000000000"])
+def test_a_content_length_past_18_digits_is_refused(core, length):
+    # Saturated (not wrapped) by the shared parser, it was relayed to the client as 10**18.
+    with pytest.raises(errors.UpstreamProtocolError):
+        core.ResponseParser().feed(b"HTTP/1.1 200 OK\r\nContent-Length: " + length + b"\r\n\r\n")
+
+
 def test_unterminated_head_over_limit_is_upstream_protocol_error(core):
     parser = core.ResponseParser(max_header_bytes=1024)
     with pytest.raises(errors.UpstreamProtocolError):
