@@ -331,6 +331,8 @@ cdef class ResponseParser:
                 raise _UpstreamProtocolError("unsupported upstream transfer coding")
             content_length = -1
             chunked = True
+            if content_lengths is not None:
+                keep_alive = False  # RFC 9112 section 6.3: chunked wins, and the connection is not reused
             self._chunked = _ChunkedDecoder(_UpstreamProtocolError)
             self._state = R_CHUNKED
         elif content_lengths is not None:

@@ -620,6 +620,8 @@ class ResponseParser:
             if codings != [b"chunked"]:  # a coding before it would reach the client undecoded
                 raise UpstreamProtocolError("unsupported upstream transfer coding")
             content_length, chunked = -1, True
+            if content_lengths:
+                keep_alive = False  # RFC 9112 section 6.3: chunked wins, and the connection is not reused
             self._chunked = _ChunkedDecoder(UpstreamProtocolError)
             self._state = _R_CHUNKED
         elif content_lengths:

@@ -322,6 +322,15 @@ def test_a_content_length_past_18_digits_is_refused(core, length):
         core.ResponseParser().feed(b"HTTP/1.1 200 OK\r\nContent-Length: " + length + b"\r\n\r\n")
 
 
+def test_content_length_with_chunked_decodes_the_chunks_and_ends_the_connection(core):
+    # RFC 9112 section 6.3: Transfer-Encoding overrides Content-Length, and such a message "ought to
+    # be handled as an error": the body is read as chunks, and the connection is never reused.
+    parser = core.ResponseParser()
+    head, body = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    assert body == b"hello" and head.chunked and parser.done
+    assert head.keep_alive is False
+
+
 def test_unterminated_head_over_limit_is_upstream_protocol_error(core):
     parser = core.ResponseParser(max_header_bytes=1024)
     with pytest.raises(errors.UpstreamProtocolError):
