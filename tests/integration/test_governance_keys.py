@@ -217,28 +217,8 @@ def test_keys_are_managed_through_a_config_file_without_the_providers_secrets(tm
     assert [k["name"] for k in alloy(db, "keys", "list", "--json")] == ["via-config"]
 
 
-def test_a_key_allowed_a_model_may_use_its_aliases(start_gateway, upstream, tmp_path):
-    db = tmp_path / "alloy.db"
-    models = """
-        [[models]]
-        name = "fast"
-        provider = "openai"
-        model = "gpt-4o-mini"
-        aliases = ["quick"]
-        """
-    gateway = start_gateway(config=keyed_config(upstream, db, models), env={"ALLOY_MASTER_KEY": MASTER})
-    _, secret = create_key(db, "fast-only", "--models", "fast")
-    wait_until(lambda: post(gateway.port, secret, chat("fast"))[0] == 200, timeout=REVOCATION_BOUND)
-    assert post(gateway.port, secret, chat("quick"))[0] == 200  # the same model by another name
-    assert post(gateway.port, secret, chat("gpt-4o"))[0] == 404
-    _, alias_only = create_key(db, "quick-only", "--models", "quick")
-    wait_until(lambda: post(gateway.port, alias_only, chat("quick"))[0] == 200, timeout=REVOCATION_BOUND)
-    assert post(gateway.port, alias_only, chat("fast"))[0] == 404  # an alias allows itself, not the model
-
-
-def test_a_key_limited_to_models_lists_only_those(start_gateway, upstream, tmp_path):
-    db = tmp_path / "alloy.db"
-    models = """
+# A configured model with an alias, and another one (for the tests of a key's model list).
+FAST_AND_SLOW = """
         [[models]]
         name = "fast"
         provider = "openai"
@@ -250,7 +230,23 @@ def test_a_key_limited_to_models_lists_only_those(start_gateway, upstream, tmp_p
         provider = "openai"
         model = "gpt-4o"
         """
-    gateway = start_gateway(config=keyed_config(upstream, db, models), env={"ALLOY_MASTER_KEY": MASTER})
+
+
+def test_a_key_allowed_a_model_may_use_its_aliases(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    gateway = start_gateway(config=keyed_config(upstream, db, FAST_AND_SLOW), env={"ALLOY_MASTER_KEY": MASTER})
+    _, secret = create_key(db, "fast-only", "--models", "fast")
+    wait_until(lambda: post(gateway.port, secret, chat("fast"))[0] == 200, timeout=REVOCATION_BOUND)
+    assert post(gateway.port, secret, chat("quick"))[0] == 200  # the same model by another name
+    assert post(gateway.port, secret, chat("slow"))[0] == 404
+    _, alias_only = create_key(db, "quick-only", "--models", "quick")
+    wait_until(lambda: post(gateway.port, alias_only, chat("quick"))[0] == 200, timeout=REVOCATION_BOUND)
+    assert post(gateway.port, alias_only, chat("fast"))[0] == 404  # an alias allows itself, not the model
+
+
+def test_a_key_limited_to_models_lists_only_those(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    gateway = start_gateway(config=keyed_config(upstream, db, FAST_AND_SLOW), env={"ALLOY_MASTER_KEY": MASTER})
     _, secret = create_key(db, "lister", "--models", "fast")
     wait_until(lambda: post(gateway.port, secret, chat("fast"))[0] == 200, timeout=REVOCATION_BOUND)
     assert sorted(m.id for m in sdk(gateway, secret).models.list()) == ["fast", "quick"]
