@@ -75,7 +75,7 @@ class ClientConnection(asyncio.Protocol):
         self.due = 0  # the sweep this connection is filed for in the wheel (0: not filed)
         self.quiet_since = 0  # the sweep count when the idle clock last restarted
         self.read_since = -1  # the sweep count when reading the current request began; -1: not reading
-        self.body_mark = 0  # the parser's bytes when the read clock last (re)started
+        self.body_mark = -1  # the parser's body bytes when the read clock last restarted; -1: head not whole
         self.write_paused_since = 0
         self.writing_paused = False
         self.reading_paused = False
@@ -143,9 +143,10 @@ class ClientConnection(asyncio.Protocol):
         if self.current is None:
             if self.read_since < 0 and parser.in_progress:
                 self.start_read_clock()  # a request began and is not whole yet
-            elif parser.reading_body and parser.buffered - self.body_mark >= BODY_PROGRESS:
+            elif parser.reading_body and (self.body_mark < 0 or parser.buffered - self.body_mark >= BODY_PROGRESS):
                 # A body that keeps arriving keeps its connection: an upload at a modest rate may
-                # take longer than read_timeout, which then bounds each pause instead.
+                # take longer than read_timeout, which then bounds each pause instead, from the
+                # moment its head is whole.
                 self.read_since = self.wheel.now
                 self.body_mark = parser.buffered
         elif not self.reading_paused and (
@@ -287,7 +288,7 @@ class ClientConnection(asyncio.Protocol):
         timeout may fall before the keep-alive deadline this connection is filed for."""
         wheel = self.wheel
         self.read_since = wheel.now
-        self.body_mark = self.parser.buffered
+        self.body_mark = -1  # the body's clock starts when its head is whole
         wheel.file(self, wheel.now + sweeps(self.gateway.settings.read_timeout))
 
     def on_due(self, now):

@@ -28,7 +28,7 @@ import orjson
 from alloy.core import LAST_CHUNK, SSESplitter, encode_headers, frame_chunk, frame_head, frame_response, frame_stream_head
 from alloy.errors import ResponseTooLarge, UnsafeHead, UpstreamProtocolError, error_payload
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
-from alloy.stream_usage import EVENT_ENDINGS, MAX_HELD, last_event_end
+from alloy.stream_usage import WholeEvents
 
 HOLD_LIMIT = 1024 * 1024  # an error answer held for a possible retry is never longer than this
 OVERHEAD_LINE = b"x-alloy-overhead-us: %d\r\n"  # % microseconds (formatted in place: once per answer)
@@ -112,7 +112,7 @@ class Relay:
 
 
 class PassthroughRelay(Relay):
-    __slots__ = ("response_skip", "head_sent", "event_stream", "closed_chunks", "hidden_usage", "partial")
+    __slots__ = ("response_skip", "head_sent", "event_stream", "closed_chunks", "hidden_usage", "whole")
 
     def __init__(self, call, extra_headers, response_skip, hidden_usage=None):
         super().__init__(call, extra_headers)
@@ -123,10 +123,10 @@ class PassthroughRelay(Relay):
         # A stream asked for usage the client did not ask for (alloy.stream_usage): the filter
         # that takes it out again, keeping the counts for the call.
         self.hidden_usage = hidden_usage
-        # The end of an event stream's read that is not a whole event yet: held until its blank line,
-        # so an error event after a failure never lands in the middle of one (the filter above
-        # holds them itself when it runs).
-        self.partial = b""
+        # An event stream goes to the client in whole events (alloy.stream_usage.WholeEvents), so an
+        # error event after a failure never lands inside one; made by the head of an uncompressed
+        # event stream (the hidden-usage filter above cuts its events itself when it runs).
+        self.whole = None
 
     # --- the sink interface ------------------------------------------------------------------------
 
@@ -158,11 +158,10 @@ class PassthroughRelay(Relay):
         self._write(events, last)
 
     def report_so_far(self, call):
+        Relay.report_so_far(self, call)
         hidden = self.hidden_usage
         if hidden is not None and hidden.usage is not None:
             call.usage_known(hidden.usage)  # read from a usage chunk the client was not sent
-        else:
-            Relay.report_so_far(self, call)
 
     def upstream_done(self):
         if self.finished:
@@ -172,12 +171,7 @@ class PassthroughRelay(Relay):
             self.call.failed_with_answer(self)
             return
         out = [LAST_CHUNK] if self.chunked and not self.closed_chunks else []
-        hidden = self.hidden_usage
-        if hidden is not None and self.event_stream:
-            self.call.usage_known(hidden.usage)
-            left = hidden.finish()
-        else:
-            left, self.partial = self.partial, b""  # the upstream ended inside an event: as it came
+        left = self._left_over()  # the upstream ended inside an event: as it came
         if left:
             out.insert(0, self._piece(self._last_piece(left)))
         self.call.succeeded((self.before_last, self.last))
@@ -205,7 +199,9 @@ class PassthroughRelay(Relay):
         self.call.head_at = self.held_at  # (another attempt's may have been set since)
         events, self.held = self.held, None
         self._write(events)
-        self._end([LAST_CHUNK] if self.chunked else None)
+        left = self._left_over()
+        out = [self._piece(self._last_piece(left))] if left else []
+        self._end([*out, LAST_CHUNK] if self.chunked else out or None)
 
     # --- writing to the client ------------------------------------------------------------------------
 
@@ -218,9 +214,11 @@ class PassthroughRelay(Relay):
         for event in events:
             if type(event) is bytes:
                 if self.event_stream:  # known once the head went through
-                    event = hidden.feed(event) if hidden is not None else self._whole_events(event)
-                    if not event:
-                        continue
+                    cut = hidden if hidden is not None else self.whole
+                    if cut is not None:
+                        event = cut.feed(event)
+                        if not event:
+                            continue
                 self.before_last = self.last
                 self.last = event
                 sent += len(event)
@@ -231,11 +229,7 @@ class PassthroughRelay(Relay):
                 out.append(self._head(event))
                 hidden = self.hidden_usage  # the head may have turned it off
         if last and self.chunked:  # the answer ends here: its last chunk goes in the same write
-            if hidden is not None and self.event_stream:
-                self.call.usage_known(hidden.usage)
-                left = hidden.finish()
-            else:
-                left, self.partial = self.partial, b""
+            left = self._left_over()
             if left:
                 out.append(frame_chunk(self._last_piece(left)))
             out.append(LAST_CHUNK)
@@ -259,22 +253,14 @@ class PassthroughRelay(Relay):
             self.call.recording.append(left)
         return left
 
-    def _whole_events(self, piece):
-        """The whole events ``piece`` completes (with what was held before it); the rest is held."""
-        partial = self.partial
-        if partial:
-            piece = partial + piece
-            self.partial = b""
-        if piece.endswith(EVENT_ENDINGS):  # the common case: each read ends at an event's end
-            return piece
-        end = last_event_end(piece)
-        if end < 0:
-            if len(piece) <= MAX_HELD:
-                self.partial = piece
-                return b""
-            return piece  # no event end in 16 MiB: not SSE as we know it, relayed as it comes
-        self.partial = piece[end:]
-        return piece[:end]
+    def _left_over(self):
+        """What the event cutter holds, at the end (the part of an event the upstream never
+        ended); the hidden usage's counts go to the call on the way."""
+        hidden = self.hidden_usage
+        if hidden is not None and self.event_stream:
+            self.call.usage_known(hidden.usage)
+            return hidden.finish()
+        return self.whole.finish() if self.whole is not None else b""
 
     def _head(self, head):
         self.head_sent = True
@@ -308,8 +294,10 @@ class PassthroughRelay(Relay):
             return frame_head(status, block, head.content_length, close)
         content_type = head.get(b"content-type")
         self.event_stream = content_type is not None and content_type.startswith(b"text/event-stream")
-        if self.hidden_usage is not None and head.get(b"content-encoding") not in (None, b"identity"):
+        if head.get(b"content-encoding") not in (None, b"identity"):
             self.hidden_usage = None  # compressed though asked not to be: its events cannot be read
+        elif self.event_stream and self.hidden_usage is None:
+            self.whole = WholeEvents()
         return self._stream_head(status, block)
 
 

@@ -48,28 +48,30 @@ def ask_for_usage(parts, scan):
     return [orjson.dumps(document)]
 
 
-class HiddenUsage:
-    """Takes the usage the client did not ask for out of a stream's bytes, keeping the counts.
+class WholeEvents:
+    """Cuts a stream's bytes at its event ends, so what goes on is whole events only.
 
     Events end at a blank line, spelled as SSE allows (``\n\n``, ``\r\n\r\n``, ``\r\r``; servers
     such as sse-starlette write CRLF). The bytes after the last event end are held, as a list (no
-    copying per read), until an end arrives; a stream with no event end in ``MAX_HELD`` bytes is
-    not SSE as this filter knows it, and goes through as it is from then on."""
+    copying per read: a large event costs what its bytes cost), until an end arrives; a stream with
+    no event end in ``MAX_HELD`` bytes is not SSE as we know it, and goes on as it comes from then
+    on (``passing``)."""
 
-    __slots__ = ("held", "held_bytes", "edge", "passing", "usage")
+    __slots__ = ("held", "held_bytes", "edge", "passing")
 
     def __init__(self):
         self.held = []  # the pieces of an event whose end has not arrived yet
         self.held_bytes = 0
         self.edge = b""  # the last bytes held: an event end may start in them
-        self.passing = False  # no event end found in MAX_HELD bytes: nothing is filtered any more
-        self.usage = None
+        self.passing = False
 
     def feed(self, piece):
-        """The bytes of ``piece`` the client may see now (b"" while an event is incomplete)."""
+        """The whole events ``piece`` completes, with what was held before it (b"" while none)."""
         if self.passing:
             return piece
         held = self.held
+        if not held and piece.endswith(EVENT_ENDINGS):  # the common read: it ends an event
+            return piece
         edge = self.edge
         end = last_event_end(edge + piece) - len(edge) if edge else last_event_end(piece)
         if end <= 0:  # no event ends in this piece
@@ -85,7 +87,32 @@ class HiddenUsage:
         self.held = [rest] if rest else []
         self.held_bytes = len(rest)
         self.edge = rest[-3:]
-        if b'"usage"' not in complete:
+        return complete
+
+    def finish(self):
+        """What is held (the stream ended, or failed, inside an event)."""
+        left = b"".join(self.held)
+        self.held = []
+        self.held_bytes = 0
+        self.edge = b""
+        return left
+
+
+class HiddenUsage:
+    """Takes the usage the client did not ask for out of a stream's bytes, keeping the counts. It
+    works on whole events (``WholeEvents``), and filters nothing once the stream is found not to be
+    SSE."""
+
+    __slots__ = ("events", "usage")
+
+    def __init__(self):
+        self.events = WholeEvents()
+        self.usage = None
+
+    def feed(self, piece):
+        """The bytes of ``piece`` the client may see now (b"" while an event is incomplete)."""
+        complete = self.events.feed(piece)
+        if b'"usage"' not in complete or self.events.passing:
             return complete
         kept = []
         parts = _EVENT_ENDS.split(complete)  # event, its end, event, its end..., b""
@@ -102,13 +129,13 @@ class HiddenUsage:
             kept.append(parts[at + 1])
         return b"".join(kept)
 
+    @property
+    def passing(self):
+        return self.events.passing
+
     def finish(self):
         """What is held when the stream ends (an event the upstream never closed)."""
-        left = b"".join(self.held)
-        self.held = []
-        self.held_bytes = 0
-        self.edge = b""
-        return left
+        return self.events.finish()
 
 
 def last_event_end(data):

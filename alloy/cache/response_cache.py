@@ -30,7 +30,7 @@ import orjson
 from alloy.cache.entries import JSON, SSE, completion_from_stream, entry_from_recording, stream_from_completion
 from alloy.cache.keys import CACHEABLE, CHAT, cache_control, key_of, namespace_of, ttl_of
 from alloy.cache.prompt_prefix import AFFINITY
-from alloy.core import LAST_CHUNK, frame_chunk, frame_response, frame_stream_head
+from alloy.core import LAST_CHUNK, frame_chunk, frame_head, frame_response, frame_stream_head
 from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
 from alloy.prebuilt import Prebuilt
@@ -235,7 +235,11 @@ class ResponseCache:
                 body = entry.stream_body(include_usage)
             else:
                 body = stream_from_completion(entry.body, include_usage)
-            answer = frame_stream_head(200, EVENT_STREAM_HEADERS + lines, close) + frame_chunk(body) + LAST_CHUNK
+            if call.request.version < 11:  # an HTTP/1.0 client: no chunks; the close ends the stream
+                keep_alive, close = False, True
+                answer = frame_head(200, EVENT_STREAM_HEADERS + lines, -1, True) + body
+            else:
+                answer = frame_stream_head(200, EVENT_STREAM_HEADERS + lines, close) + frame_chunk(body) + LAST_CHUNK
         else:
             body = entry.body if entry.kind == JSON else completion_from_stream(entry.body)
             answer = frame_response(200, JSON_HEADER + lines, body, close)

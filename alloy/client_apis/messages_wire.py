@@ -49,6 +49,7 @@ from alloy.core import (
     SSESplitter,
     encode_headers,
     frame_chunk,
+    frame_head,
     frame_response,
     frame_stream_head,
 )
@@ -128,6 +129,7 @@ class MessagesConnection:
         self.scan = scan
         self.path = path  # b"/v1/messages" or b"/v1/messages/count_tokens"
         self.query = query  # b"" or b"?beta=true"...
+        transport.old_client = request.version < 11  # its streams cannot be chunked (RFC 9112 6.1)
 
     @property
     def current(self):
@@ -148,7 +150,8 @@ class MessagesConnection:
             self.real.close()
 
     def answer_finished(self, keep_alive):
-        self.real.answer_finished(keep_alive)
+        # A stream to an HTTP/1.0 client ends when the connection closes.
+        self.real.answer_finished(keep_alive and not self.transport.until_close)
 
     def close(self):
         self.real.close()
@@ -161,6 +164,7 @@ class MessagesTransport:
     __slots__ = (
         "connection", "real", "model", "stream", "input_tokens", "max_buffered", "parser", "state", "status",
         "closing", "kept", "event_stream", "head_bytes", "pieces", "buffered", "splitter", "translator", "started",
+        "old_client", "until_close",
     )  # fmt: skip
 
     def __init__(self, connection, model, stream, max_buffered, input_tokens=0):
@@ -182,6 +186,8 @@ class MessagesTransport:
         self.splitter = None
         self.translator = None
         self.started = False  # something of the answer reached the client
+        self.old_client = False  # an HTTP/1.0 client (set by its MessagesConnection)
+        self.until_close = False  # a stream head went out close-delimited: the connection ends it
 
     # --- what the relay and the call use of a transport ----------------------------------------------
 
@@ -249,6 +255,7 @@ class MessagesTransport:
         self.state = NATIVE
         content_type = head.get(b"content-type")
         self.event_stream = content_type is not None and content_type.startswith(b"text/event-stream")
+        self.until_close = self.old_client and self.event_stream  # as the relay framed it
         return True
 
     def _native_write(self, data, events):
@@ -261,8 +268,8 @@ class MessagesTransport:
             and last.startswith(ALLOY_STREAM_ERROR)
         ):
             # The relay's own end of a stream that broke off: said the way Anthropic says it.
-            out = [frame_chunk(piece) for piece in events[:-1]]
-            out.extend((frame_chunk(stream_error_event(last)), LAST_CHUNK))
+            out = [self._chunk(piece) for piece in events[:-1]]
+            out.extend((self._chunk(stream_error_event(last)), *self._last_chunk()))
             self.real.writelines(out)
         else:
             self.real.write(data)
@@ -287,9 +294,22 @@ class MessagesTransport:
             self.state = STREAM
             self.splitter = SSESplitter()
             self.translator = self._stream_translator()
-            out.append(frame_stream_head(200, EVENT_STREAM_HEADERS + self.kept, self.closing))
+            out.append(self._stream_head(EVENT_STREAM_HEADERS + self.kept))
         else:
             self.state = WHOLE
+
+    def _stream_head(self, block):
+        """A stream's head: chunked, or for an HTTP/1.0 client ended by closing the connection."""
+        if self.old_client:
+            self.until_close = True
+            return frame_head(200, block, -1, True)
+        return frame_stream_head(200, block, self.closing)
+
+    def _chunk(self, data):
+        return data if self.until_close else frame_chunk(data)
+
+    def _last_chunk(self):
+        return () if self.until_close else (LAST_CHUNK,)
 
     def _stream_translator(self):
         """What turns the OpenAI stream into the client API's events (the Responses transport
@@ -302,7 +322,7 @@ class MessagesTransport:
             for _, data in self.splitter.feed(piece):
                 translated.extend(self.translator.feed(data))
             if translated:
-                out.append(frame_chunk(b"".join(translated)))
+                out.append(self._chunk(b"".join(translated)))
             return
         self.pieces.append(piece)
         self.buffered += len(piece)
@@ -319,8 +339,8 @@ class MessagesTransport:
                 translated.extend(self.translator.feed(data))
             translated.extend(self.translator.finish())
             if translated:
-                out.append(frame_chunk(b"".join(translated)))
-            out.append(LAST_CHUNK)
+                out.append(self._chunk(b"".join(translated)))
+            out.extend(self._last_chunk())
             return
         body = b"".join(self.pieces)
         self.pieces = []
@@ -333,8 +353,8 @@ class MessagesTransport:
             raise UpstreamProtocolError("the upstream answer is not JSON") from None
         if self.stream:
             events = self._answer_events(chat)
-            head = frame_stream_head(200, EVENT_STREAM_HEADERS + self.kept, self.closing)
-            out.extend((head, frame_chunk(b"".join(events)), LAST_CHUNK))
+            head = self._stream_head(EVENT_STREAM_HEADERS + self.kept)
+            out.extend((head, self._chunk(b"".join(events)), *self._last_chunk()))
         else:
             out.append(frame_response(200, JSON_HEADER + self.kept, orjson.dumps(self._answer(chat)), self.closing))
 
@@ -369,7 +389,7 @@ class MessagesTransport:
             call.status = 502
         if state == STREAM or self.started:
             if self.translator is not None and not self.translator.done:
-                self.real.writelines([frame_chunk(b"".join(self.translator.fail(message))), LAST_CHUNK])
+                self.real.writelines([self._chunk(b"".join(self.translator.fail(message))), *self._last_chunk()])
             self.connection.close()
             return
         if error is None or error.status < 500:

@@ -151,12 +151,11 @@ class Metrics:
         if error is not None:
             kind = (error.type, error.code)
             self.errors[kind] = self.errors.get(kind, 0) + 1
-        if call.tail:
-            usage = call.usage
-            if usage:  # OpenAI's names, or Anthropic's for an answer relayed natively
-                prompt, completion = reported_counts(usage)
-                slot[PROMPT] += prompt or 0
-                slot[COMPLETION] += completion or 0
+        usage = call.usage  # also when the relay read it from a stream its client left (alloy.relay)
+        if usage:  # OpenAI's names, or Anthropic's for an answer relayed natively
+            prompt, completion = reported_counts(usage)
+            slot[PROMPT] += prompt or 0
+            slot[COMPLETION] += completion or 0
 
     def slot_for(self, path, asked, deployment):
         endpoint = ENDPOINT_LABELS.get(path) or self.passthrough_label(path)

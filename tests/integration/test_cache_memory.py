@@ -355,3 +355,23 @@ def test_a_mistyped_delete_empties_nothing(gateway, upstream):
         status, body = delete_cache(gateway, query)
         assert status == 400 and body["error"]["param"], (query, body)
     assert chat(gateway, text, headers={"x-alloy-cache-namespace": "team-a"})[0]["x-alloy-cache"] == "hit"
+
+
+def test_a_cached_stream_to_an_http10_client_is_not_chunked(gateway, upstream):
+    import socket
+
+    text = unique()
+    chat(gateway, text)  # stored
+    body = json.dumps({"model": "chat", "messages": [{"role": "user", "content": text}], "stream": True}).encode()
+    host, port = gateway.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.0\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (MASTER.encode(), len(body), body)
+        )
+        received = b""
+        while piece := sock.recv(65536):  # the close ends it
+            received += piece
+    head, _, sse = received.partition(b"\r\n\r\n")
+    assert b"x-alloy-cache: hit" in head and b"transfer-encoding" not in head.lower()
+    assert sse.startswith(b"data: ") and sse.rstrip().endswith(b"data: [DONE]")

@@ -253,3 +253,18 @@ def test_an_http10_client_gets_a_stream_it_can_read(gateway):
     assert events[-1] == b"[DONE]" and "".join(
         json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1] if json.loads(e)["choices"]
     ) == "echo: old client"
+
+
+def test_an_http10_client_of_the_messages_api_gets_a_stream_it_can_read(gateway):
+    # /v1/messages translated onto an OpenAI-compatible provider frames its own stream.
+    body = json.dumps({"model": "gpt-4o-mini", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": "old client"}]})
+    old = Client(gateway.port)
+    old.send(
+        b"POST /v1/messages HTTP/1.0\r\nContent-Type: application/json\r\nanthropic-version: 2023-06-01\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body.encode())
+    )
+    assert old.closed_within(5)
+    head, _, sse = old.buffer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding" not in head.lower(), head
+    events = [line[7:] for line in sse.split(b"\n") if line.startswith(b"event: ")]
+    assert events[0] == b"message_start" and events[-1] == b"message_stop", events

@@ -206,6 +206,21 @@ def test_an_upload_that_keeps_coming_outlives_read_timeout_and_a_dripping_body_d
     assert_openai_error(dripping.response(), 408, "request_timeout")
 
 
+def test_the_body_clock_starts_when_the_head_is_whole(start_gateway, mock):
+    # A head that took most of read_timeout, then a body well within read_timeout of it: served
+    # (its first body bytes were once timed from the head's first byte).
+    gateway = start_proxy(start_gateway, mock, "read_timeout = 3")
+    content = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "late body " * 2000}]}).encode()
+    client = Client(gateway.port)
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(content)
+    client.send(head[:20])
+    time.sleep(2.2)
+    client.send(head[20:])
+    time.sleep(2.0)
+    client.send(content)
+    assert client.response().status == 200
+
+
 def test_a_thousand_idle_connections_do_not_stop_a_new_client(start_gateway, mock):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 2200:  # the gateway inherits the limit and needs a descriptor per connection too

@@ -74,3 +74,30 @@ def test_a_content_length_answer_is_one_write(wired):
     upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
     [written] = transport.writes
     assert written.endswith(b"\r\n\r\n{}")
+
+
+def test_a_compressed_event_stream_goes_out_as_it_comes(wired):
+    # Its bytes have no blank lines to cut at (they are gzip): holding them for whole events held
+    # the stream to its end.
+    client, upstream, transport = wired
+    client.data_received(REQUEST)
+    upstream.data_received(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    upstream.data_received(b"4\r\n\x1f\x8b\x08\x00\r\n")
+    assert transport.writes[-1] == b"4\r\n\x1f\x8b\x08\x00\r\n"
+
+
+def test_a_stream_with_no_event_end_goes_out_as_it_comes_once_found_not_sse(wired):
+    # 16 MiB without a blank line: not SSE as Alloy knows it. What was held goes out, and from then
+    # on every read at once (not held again for the next 16 MiB).
+    client, upstream, transport = wired
+    client.data_received(REQUEST)
+    upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+    piece = b"x" * 65536
+    for _ in range(257):  # 16 MiB and one read
+        upstream.data_received(b"%x\r\n%s\r\n" % (len(piece), piece))
+    assert sum(len(w) for w in transport.writes[1:]) > 257 * 65536  # all of it went out
+    before = len(transport.writes)
+    upstream.data_received(b"3\r\nabc\r\n")
+    assert len(transport.writes) == before + 1 and transport.writes[-1] == b"3\r\nabc\r\n"

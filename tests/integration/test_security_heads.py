@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from harness import start_proxy
+from harness import start_proxy, wait_until
 from security_helpers import ScriptedUpstream, json_reply, parse_responses, send_and_read
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -482,3 +482,40 @@ def test_a_head_answer_keeps_the_length_the_upstream_announced(start_gateway, sc
     connection.request("HEAD", "/v1/models")  # and the connection is still good for the next
     assert connection.getresponse().status == 200
     connection.close()
+
+
+def error_stream_without_an_end(request):
+    body = b'data: {"error":{"message":"boom","type":"server_error"}}'  # no blank line after it
+    return b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+
+def test_a_held_error_stream_is_relayed_whole_even_without_a_last_blank_line(start_gateway, scripted):
+    # A retryable answer is held (read whole) in case another attempt replaces it; relayed in the
+    # end, its event cut at the last blank line lost everything after it (an empty 500).
+    retry_fast = "\n[router]\nmax_retries = 1\nbackoff_base = 0.001\nbackoff_max = 0.002\n"
+    gateway = owner_gateway(start_gateway, scripted(error_stream_without_an_end), retry_fast)
+    status, _, body = one_answer(gateway, post(b"/v1/chat/completions", json.dumps({"model": "m", **CHAT, "stream": True}).encode()))
+    assert status == 500 and b'"message":"boom"' in body, body
+
+
+def stream_then_a_late_end(request):
+    events = (
+        b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+        b'data: {"id":"c","object":"chat.completion.chunk","created":0,"model":"m","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    yield b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(events), events)
+    time.sleep(2)  # the SDK has closed at [DONE] by then
+    yield b"0\r\n\r\n"
+
+
+def test_a_client_that_leaves_at_done_has_its_hidden_usage_counted(start_gateway, scripted):
+    import openai
+
+    from metrics_helpers import scrape
+
+    gateway = owner_gateway(start_gateway, scripted(stream_then_a_late_end), "\n[server]\nstream_usage = true\n")
+    client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="k", max_retries=0)
+    chunks = list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True))
+    assert [c.choices[0].delta.content for c in chunks] == ["hi"] and all(c.usage is None for c in chunks)
+    assert wait_until(lambda: scrape(gateway.base).total("alloy_tokens_total") == 18, 5), scrape(gateway.base).series("alloy_tokens_total")
