@@ -200,11 +200,7 @@ class ClientConnection(asyncio.Protocol):
 
     def handle(self, request):
         if type(request) is not Request:  # the protocol error that ended the byte stream
-            # Counted and logged too (413, 431, 400...), though there is no method or path to tell.
-            id_line = self.gateway.pipeline.request_ids.line(NO_HEADERS)
-            if self.gateway.refused is not None:
-                self.gateway.refused(None, self, request.status, request, id_line)
-            self.send_error(request, close=True, extra_headers=id_line)
+            self.refuse(request)
             return
         self.read_since = -1
         gateway = self.gateway
@@ -231,6 +227,14 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.write(answer.closing)
                 self.close()
         # else: a call now owns the answer and calls ``answer_finished``
+
+    def refuse(self, error):
+        """Answer a request the parser refused, or one that did not arrive in time, and close: counted
+        and logged too (413, 431, 400, 408), though there is no method or path to tell."""
+        id_line = self.gateway.pipeline.request_ids.line(NO_HEADERS)
+        if self.gateway.refused is not None:
+            self.gateway.refused(None, self, error.status, error, id_line)
+        self.send_error(error, close=True, extra_headers=id_line)
 
     def answer_finished(self, keep_alive):
         """Called by the call once its answer is fully written."""
@@ -327,7 +331,7 @@ class ClientConnection(asyncio.Protocol):
                 self.read_since = now - 1
             next_due = self.read_since + sweeps(settings.read_timeout)
             if now >= next_due:
-                self.send_error(RequestTimeout("the request was not received in time"), close=True)
+                self.refuse(RequestTimeout("the request was not received in time"))
                 return
         else:
             if gateway.draining and not self.queue:

@@ -352,14 +352,17 @@ def test_a_request_the_http_parser_refuses_is_counted_and_logged(start_gateway, 
     # A body over max_body_bytes (413) or a head over max_header_bytes (431) never reaches
     # dispatch; operators still see it: a line with its status and error, and the metrics count it.
     log = tmp_path / "access.log"
-    gateway = start(start_gateway, mock, f'path = "{log}"', extra="[server]\nmax_body_bytes = 200\nmax_header_bytes = 1024\n")
+    gateway = start(start_gateway, mock, f'path = "{log}"', extra="[server]\nmax_body_bytes = 200\nmax_header_bytes = 1024\nread_timeout = 1\n")
     assert post(gateway, chat(padding="x" * 500))[0] == 413
     assert post(gateway, chat(), {"x-big": "y" * 2000})[0] == 431
-    lines = [json.loads(text) for text in lines_of(log, 2)]
+    with socket.create_connection(("127.0.0.1", int(gateway.base.rsplit(":", 1)[1])), timeout=10) as slow:
+        slow.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\n")  # and nothing more: 408
+        assert b" 408 " in slow.recv(65536)
+    lines = [json.loads(text) for text in lines_of(log, 3)]
     assert sorted((line["status"], line["error_code"]) for line in lines) == [
-        (413, "request_too_large"), (431, "request_header_fields_too_large")
+        (408, "request_timeout"), (413, "request_too_large"), (431, "request_header_fields_too_large")
     ]
     assert all(line["request_id"] and line["client"].startswith("127.0.0.1:") for line in lines)
     metrics = scrape(gateway.base)
-    assert metrics.total("alloy_requests_total", status_class="4xx") == 2
+    assert metrics.total("alloy_requests_total", status_class="4xx") == 3
     assert metrics.total("alloy_errors_total", code="request_too_large") == 1
