@@ -462,10 +462,12 @@ def access_json_line(tuple entry, double offset):
         if key is not None:
             _line_put_name(&out, ',"key":')
             _line_put_str(&out, key)
-        _line_put_name(&out, ',"method":')
-        _line_put_bytes_text(&out, method, "latin-1")
-        _line_put_name(&out, ',"path":')
-        _line_put_bytes_text(&out, path, "utf-8")
+        if method is not None:  # (none for bytes the HTTP parser refused)
+            _line_put_name(&out, ',"method":')
+            _line_put_bytes_text(&out, method, "latin-1")
+        if path is not None:
+            _line_put_name(&out, ',"path":')
+            _line_put_bytes_text(&out, path, "utf-8")
         if model is not None:
             _line_put_name(&out, ',"model":')
             _line_put_str(&out, model)

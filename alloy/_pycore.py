@@ -1274,8 +1274,10 @@ def _access_fields(entry, offset):
         out["client"] = "%s:%s" % peer[:2] if type(peer) is tuple else str(peer)
     if key is not None:
         out["key"] = key
-    out["method"] = method.decode("latin-1")
-    out["path"] = path.decode("utf-8", "replace")
+    if method is not None:  # (none for bytes the HTTP parser refused)
+        out["method"] = method.decode("latin-1")
+    if path is not None:
+        out["path"] = path.decode("utf-8", "replace")
     if model is not None:
         out["model"] = model
     if served is not None:

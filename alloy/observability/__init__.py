@@ -166,7 +166,7 @@ class Observability:
         if self.metrics is not None:
             self.metrics.refused(path, status, error)
         if self.access_log is not None:
-            self.access_log.refused(request, path, status, error, connection, id_line)
+            self.access_log.refused(request, path or None, status, error, connection, id_line)
 
     def tick(self):
         self.timer = self.loop.call_later(TICK_SECONDS, self.tick)

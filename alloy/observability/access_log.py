@@ -108,7 +108,7 @@ class AccessLog:
         except Exception:  # noqa: BLE001
             peer = None
         now = time.monotonic()
-        method, size = (b"", 0) if request is None else (request.method, len(request.body))  # None: not parsed
+        method, size = (None, 0) if request is None else (request.method, len(request.body))  # None: not parsed
         self.entries.append(
             (now, id_line, peer, None, method, path, None, None, None, None, status, 0, size,
              None, 0.0, 0.0, None if error is None else (error.type, error.code), None, 0, 0.0)
@@ -147,7 +147,7 @@ def text_line(entry, offset):
     quote, an equals sign or a control character. (The fields are read back from the JSON line:
     one definition of what a line says; the text format is the rarer one.)"""
     out = orjson.loads(access_json_line(entry, offset))
-    head = f'{out.pop("time")} {out.pop("method")} {_text_value(out.pop("path"))} {out.pop("status")}'
+    head = f'{out.pop("time")} {out.pop("method", "-")} {_text_value(out.pop("path", "-"))} {out.pop("status")}'
     rest = " ".join(f"{name}={_text_value(value)}" for name, value in out.items())
     return (head + " " + rest + "\n").encode("utf-8", "replace")
 

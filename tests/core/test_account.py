@@ -148,6 +148,7 @@ ENTRIES = [
     entry(ended=1e9 + 0.999999, arrived=1e9, sent=1e9 + 0.5, head=1e9 + 0.75),
     entry(head=5000.40999, sent=5000.41),  # the upstream head "before" the send: not timed
     entry(id_line=b"x-request-id: no-line-end"),
+    entry(method=None, path=None, arrived=None, sent=0.0, head=0.0, status=413),  # refused by the parser
 ]
 
 
@@ -163,8 +164,11 @@ def test_access_line_is_the_json_object_of_the_fields(core, index):
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     fields = orjson.loads(line)
     assert list(fields)[:1] == ["time"] and fields["time"].endswith("Z")
-    assert fields["method"] == item[4].decode("latin-1")
-    assert fields["path"] == item[5].decode("utf-8", "replace")
+    if item[4] is None:  # bytes the HTTP parser refused: no method or path was read
+        assert "method" not in fields and "path" not in fields
+    else:
+        assert fields["method"] == item[4].decode("latin-1")
+        assert fields["path"] == item[5].decode("utf-8", "replace")
     assert fields["status"] == item[10]
 
 

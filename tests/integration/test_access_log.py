@@ -363,6 +363,7 @@ def test_a_request_the_http_parser_refuses_is_counted_and_logged(start_gateway, 
         (408, "request_timeout"), (413, "request_too_large"), (431, "request_header_fields_too_large")
     ]
     assert all(line["request_id"] and line["client"].startswith("127.0.0.1:") for line in lines)
+    assert not any("method" in line or "path" in line for line in lines)  # none was read
     metrics = scrape(gateway.base)
     assert metrics.total("alloy_requests_total", status_class="4xx") == 3
     assert metrics.total("alloy_errors_total", code="request_too_large") == 1
