@@ -129,7 +129,7 @@ class MessagesConnection:
         self.scan = scan
         self.path = path  # b"/v1/messages" or b"/v1/messages/count_tokens"
         self.query = query  # b"" or b"?beta=true"...
-        transport.old_client = request.version < 11  # its streams cannot be chunked (RFC 9112 6.1)
+        transport.old_client = request is not None and request.version < 11  # its streams cannot be chunked (RFC 9112 6.1)
 
     @property
     def current(self):
