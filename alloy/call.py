@@ -204,6 +204,28 @@ class Call:
                 self.deployment.abandoned()
         self.finish()
 
+    def stop(self, error):
+        """The gateway stops (its shutdown_timeout ran out): this answer ends now. A client whose
+        answer started gets the stream's error event (the relay's end of a broken stream); one
+        still waiting gets ``error``; either way the call is accounted as it ended."""
+        if self.ended:
+            return
+        if self.attempts is not None:
+            self.attempts.cancel()
+        relay = self.relay
+        if relay is not None and relay.answer_started():
+            relay.upstream_failed(error)  # the error event, the account (broke_off), the close
+            if relay.handle is not None:
+                relay.handle.cancel()  # the upstream request goes with it
+            return
+        if relay is not None:
+            self.relay = None
+            relay.cancel()
+            if not self.over:
+                self.over = True
+                self.deployment.abandoned()
+        self.answer(error)
+
     def pause(self):
         if self.relay is not None:
             self.relay.pause()

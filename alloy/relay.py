@@ -69,6 +69,10 @@ class Relay:
         if self.last:
             call.tail = (self.before_last, self.last)
 
+    def answer_started(self):
+        """Has any of the answer been written to the client (so no other answer can be given)?"""
+        raise NotImplementedError
+
     def pause(self):
         if self.handle is not None and not self.finished:
             self.handle.pause_reading()
@@ -156,6 +160,9 @@ class PassthroughRelay(Relay):
                 call.failed_with_error(UpstreamProtocolError(f"the upstream's answer cannot be relayed: {error.message}"))
             return
         self._write(events, last)
+
+    def answer_started(self):
+        return self.head_sent
 
     def report_so_far(self, call):
         Relay.report_so_far(self, call)
@@ -323,6 +330,9 @@ class TranslatedRelay(Relay):
         self.kept_headers = b""  # of an error answer: the provider's Retry-After, for the client
 
     # --- the sink interface -------------------------------------------------------------------------
+
+    def answer_started(self):
+        return self.splitter is not None  # a stream's head went out (a whole answer goes at its end)
 
     def upstream_events(self, events, last=False):
         if self.finished:

@@ -29,6 +29,7 @@ except ImportError:  # platforms without uvloop fall back to the stdlib loop
 from alloy import core
 from alloy.config import ProviderSettings
 from alloy.client_connection import ClientConnection, over_capacity_answer
+from alloy.errors import ServiceUnavailable
 from alloy.endpoints import Endpoints
 from alloy.malloc import tune_allocator
 from alloy.observability import Observability
@@ -108,9 +109,16 @@ class Gateway:
         self.wheel.file_all_next(self.connections)
 
     async def close(self):
+        """The drain's end: what is still being answered ends now (an error event for a stream that
+        started, a 503 for a client still waiting), accounted before the access log and the ledger
+        write their last lines; then every connection closes."""
         if self._sweeper is not None:
             self._sweeper.cancel()
+        stopped = ServiceUnavailable("the gateway shut down before this answer was complete")
         for connection in list(self.connections):
+            current = connection.current
+            if current is not None:
+                current.stop(stopped)
             connection.close()
         for upstream in (*self.upstreams.values(), *self.retired):
             await upstream.close()

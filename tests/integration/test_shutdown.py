@@ -123,4 +123,29 @@ def test_shutdown_timeout_bounds_the_drain_of_a_hanging_upstream(start_gateway, 
     code = exit_code(gateway, 6)
     assert time.monotonic() - started < 3, "the drain outlived shutdown_timeout"
     assert code == 0, gateway.stderr
-    read_until_closed(sock, 2)  # the client is not left hanging either
+    answer = read_until_closed(sock, 2)  # the client is not left hanging either: a 503 that says why
+    assert answer.startswith(b"HTTP/1.1 503") and b"shut down" in answer, answer[:300]
+
+
+def test_a_stream_cut_by_shutdown_timeout_ends_with_an_error_event_and_is_logged(start_gateway, mock, tmp_path):
+    # The deadline of a drain ends what is still being answered: a stream gets its error event and
+    # last chunk (it was cut bare), and the call is accounted before the access log writes its last
+    # lines (it was missing from them).
+    log = tmp_path / "access.log"
+    config = (
+        f'[server]\nshutdown_timeout = 1\n\n[providers.openai]\nbase_url = "{mock.base}/v1"\napi_key = "env:K"\n'
+        f'\n[log]\npath = "{log}"\n'
+    )
+    gateway = start_gateway(config=config, env={"K": "sk-provider"})
+    sock = connect(gateway.port)
+    sock.sendall(chat("one two three four five six seven eight nine ten " * 4, stream=True, extra=b"x-mock-fault: drip=200\r\n"))
+    received = b""
+    while b"data: " not in received:
+        received += sock.recv(65536)
+    gateway.signal(signal.SIGTERM)
+    assert exit_code(gateway, 6) == 0, gateway.stderr
+    received += read_until_closed(sock, 2)
+    body = dechunk(received.partition(b"\r\n\r\n")[2])
+    assert b'"error"' in body and b"shut down" in body, body[-300:]
+    (line,) = [json.loads(text) for text in log.read_text().splitlines()]
+    assert line["status"] == 200 and line["error_code"] == "service_unavailable" and line["bytes_out"] > 0
