@@ -24,6 +24,8 @@ the environment alone when there is none), validates all of it, and only then sw
 """
 
 import logging
+import os
+import signal
 from dataclasses import replace
 
 import orjson
@@ -46,6 +48,9 @@ class Reloader:
         self.gateway = gateway
         self.observability = observability
         self.count = 0  # reloads applied
+        # A worker of ``alloy --workers N``: POST /admin/reload reaches one worker, which asks the
+        # supervisor to reload them all (as a SIGHUP to the supervisor does).
+        self.supervised = False
         gateway.pipeline.admin_routes[b"/admin/reload"] = self.answer
 
     def answer(self, request, path, query, connection):
@@ -58,6 +63,9 @@ class Reloader:
         body = {"status": "reloaded", "reloads": self.count, "message": message}
         if later:
             body["restart_needed_for"] = later
+        if self.supervised:  # the other workers (and the ones started later) take it from the supervisor
+            os.kill(os.getppid(), signal.SIGHUP)
+            body["workers"] = "all: the supervisor reloads every worker"
         return Prebuilt(200, orjson.dumps(body), JSON_HEADER)
 
     def reload(self, reason):

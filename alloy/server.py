@@ -190,6 +190,7 @@ async def serve(config, reuse_port=False, ready=None):
     metrics_address = await observability.start()
     # Before the address is announced: a SIGHUP sent on seeing it must reload, not end the process.
     reloader = Reloader(gateway, observability)  # SIGHUP and POST /admin/reload
+    reloader.supervised = ready is not None  # a worker of alloy --workers N (alloy.supervisor)
     loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
     gateway.start_sweeping()
     # Everything built so far lives as long as the process: keep it out of the collector's scans,

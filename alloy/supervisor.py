@@ -110,6 +110,8 @@ class Supervisor:
         self.count = count
         self.workers = {}  # pid -> (slot, monotonic start time)
         self.ready = set()  # pids that reported they are listening
+        self.reloads = 0  # SIGHUPs handled
+        self.forked_at = {}  # pid of a worker not ready yet -> reloads when it was forked
         self.backoff = [0.0] * count  # per slot: the delay before its next replacement
         self.restarts = {}  # slot -> monotonic time at which to start its replacement
         self.announced = False
@@ -202,7 +204,12 @@ class Supervisor:
         if new is not None and not new.uses_mock:
             kept = {name: getattr(self.config, name) for name in ("metrics", "log", "governance", "cache", "tracing")}
             self.config = replace(new, **kept)
-        self.kill(signal.SIGHUP)
+        self.reloads += 1
+        for pid in self.ready:  # one still starting gets it once ready (read_ready)
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except ProcessLookupError:  # already dead, not reaped yet
+                pass
 
     def stop(self, exit_code):
         """Ask every worker to drain and exit; the loop ends when the last one is gone."""
@@ -228,6 +235,8 @@ class Supervisor:
             if pid not in self.workers or self.stopping:
                 continue
             self.ready.add(pid)
+            if self.forked_at.pop(pid, self.reloads) != self.reloads:
+                os.kill(pid, signal.SIGHUP)  # reloaded while it started: it takes the new one now
             if self.announced:
                 say(f"alloy: worker {pid} ready")
             elif len(self.ready) == self.count:
@@ -253,6 +262,7 @@ class Supervisor:
                 continue
             slot, started = self.workers.pop(pid)
             self.ready.discard(pid)
+            self.forked_at.pop(pid, None)
             if self.stopping:
                 continue
             if not self.announced:
@@ -282,6 +292,7 @@ class Supervisor:
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, self.previous_handlers)
         self.workers[pid] = (slot, time.monotonic())
+        self.forked_at[pid] = self.reloads  # the configuration it starts with
 
     def become_worker(self):
         """In the forked child: undo the supervisor's set-up, then run an ordinary gateway."""
@@ -295,6 +306,10 @@ class Supervisor:
             signal.set_wakeup_fd(-1)
             for signum, handler in self.previous_handlers.items():
                 signal.signal(signum, handler)
+            # Until the gateway's loop handles it, a SIGHUP must not end the worker (its default):
+            # one sent while it starts is ignored, and the supervisor sends it again once it is
+            # ready if the configuration changed since the fork (read_ready).
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, self.previous_handlers)
             for fd in (self.wakeup_r, self.wakeup_w, self.ready_r):
                 os.close(fd)

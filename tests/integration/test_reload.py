@@ -8,6 +8,7 @@ it. The gateway reads its file from ``--config``, which the tests rewrite before
 """
 
 import json
+import os
 import signal
 import threading
 import time
@@ -210,5 +211,46 @@ def test_sighup_to_the_supervisor_reloads_every_worker(tmp_path, mocks):
         # Only the routes changed: no worker says a section waits for a restart (the [metrics]
         # section the supervisor completed is the file's, as far as a reload is concerned).
         assert "take effect at the next start" not in gateway.stderr
+    finally:
+        gateway.stop()
+
+
+def test_admin_reload_with_workers_reloads_every_worker_and_the_ones_started_later(tmp_path, mocks):
+    # POST /admin/reload reaches one worker: it once reloaded that worker alone, and a replacement
+    # of a worker that died started with the old configuration.
+    mock_a, mock_b = mocks
+    path = tmp_path / "alloy.toml"
+    path.write_text(config_text(mock_a, mock_b))
+    gateway = start_gateway_process(tmp_path / "unused.toml", None, None, ["--config", str(path), "--workers", "2"])
+    try:
+        assert {chat(gateway)[1] for _ in range(10)} == {"a"}
+        path.write_text(config_text(mock_a, mock_b, fast_on="b"))
+        status, body = admin_reload(gateway)
+        assert status == 200 and body["workers"].startswith("all"), body
+        assert wait_until(lambda: {chat(gateway)[1] for _ in range(20)} == {"b"}, 10), gateway.stderr
+        workers = [int(pid) for pid in gateway.stderr.split("worker pids ")[1].split("\n")[0].split()]
+        os.kill(workers[0], signal.SIGKILL)  # its replacement starts from the supervisor's configuration
+        assert wait_until(lambda: gateway.stderr.count(" ready") >= 1, 10), gateway.stderr
+        assert {chat(gateway)[1] for _ in range(20)} == {"b"}
+    finally:
+        gateway.stop()
+
+
+def test_a_sighup_while_a_worker_starts_does_not_end_it(tmp_path, mocks):
+    # Between its fork and its loop's handler a worker had SIGHUP's default action (terminate): a
+    # reload then killed it, and at start the whole server stopped.
+    mock_a, mock_b = mocks
+    path = tmp_path / "alloy.toml"
+    path.write_text(config_text(mock_a, mock_b))
+    gateway = start_gateway_process(tmp_path / "unused.toml", None, None, ["--config", str(path), "--workers", "2"])
+    try:
+        path.write_text(config_text(mock_a, mock_b, fast_on="b"))
+        workers = [int(pid) for pid in gateway.stderr.split("worker pids ")[1].split("\n")[0].split()]
+        os.kill(workers[0], signal.SIGKILL)
+        for _ in range(40):  # SIGHUPs through the replacement's start
+            gateway.signal(signal.SIGHUP)
+            time.sleep(0.025)
+        assert wait_until(lambda: {chat(gateway)[1] for _ in range(20)} == {"b"}, 10), gateway.stderr
+        assert "killed by SIGHUP" not in gateway.stderr and gateway.popen.poll() is None
     finally:
         gateway.stop()
