@@ -148,9 +148,11 @@ def warn_if_open(settings):
 
 
 def say(message):
-    """A line on stderr for the operator; a closed stderr must not stop the gateway."""
+    """A line on stderr for the operator; a closed stderr must not stop the gateway. The line and
+    its end go out in one write, so the workers' lines on a shared stderr never interleave."""
     try:
-        print(message, file=sys.stderr, flush=True)
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
     except (OSError, ValueError):
         pass
 
