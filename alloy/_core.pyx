@@ -318,14 +318,11 @@ cdef long long _parse_content_length(list values, object error) except -2:
     return length
 
 
-cdef bint _codings_are(list values, bint only_chunked):
-    """Transfer-Encoding check: the joined codings are exactly ``chunked`` (``only_chunked``: what
-    both parsers ask now) or end in ``chunked``."""
+cdef bint _only_chunked(list values):
+    """Transfer-Encoding check, for requests and answers alike: the joined codings are exactly
+    ``chunked`` (the only coding decoded)."""
     cdef bytes joined = b",".join(values)
-    cdef list codings = [c.strip(b" \t").lower() for c in joined.split(b",")]
-    if only_chunked:
-        return codings == [B_CHUNKED]
-    return codings[len(codings) - 1] == B_CHUNKED
+    return [c.strip(b" \t").lower() for c in joined.split(b",")] == [B_CHUNKED]
 
 
 # --- chunked decoding (RFC 9112 section 7.1), shared by both parsers -------------------------

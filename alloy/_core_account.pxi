@@ -618,12 +618,9 @@ cdef class SlotObserver:
 
 # --- what an answer cost -------------------------------------------------------------------------
 
-cdef enum:
-    EXACT_COUNT = 9007199254740992  # 2**53: counts below it convert to a double exactly
-
-
-# alloy.usage.MAX_TOKENS: a larger count is believed only up to it (a typed constant: an enum this
-# large would be unsigned, and a negative count compared with it would pass for a huge one)
+# alloy.usage.MAX_TOKENS: a larger count is believed only up to it, so every count (and their sum)
+# converts to a double exactly (a typed constant: an enum this large would be unsigned, and a
+# negative count compared with it would pass for a huge one)
 cdef long long MAX_TOKENS = 1000000000000
 
 
@@ -655,12 +652,8 @@ def usage_cost(usage, price):
             written = _token_count(usage.get("cache_creation_input_tokens"))
             tokens_in = _token_count(usage.get("input_tokens"))
             tokens_out = _token_count(usage.get("output_tokens"))
-            if read < 0 or written < 0 or tokens_in < 0:
-                return _usage_cost_in_python(usage, price)
             tokens_in += read + written
             tokens_cached = read
-        if tokens_in < 0 or tokens_out < 0 or tokens_cached < 0 or tokens_in >= EXACT_COUNT:
-            return _usage_cost_in_python(usage, price)
     if price is None:
         return tokens_in, tokens_out, tokens_cached, 0.0, 0
     if not (type(price) is tuple and len(price) == 3 and PyFloat_CheckExact(price[0])

@@ -320,7 +320,7 @@ cdef class RequestParser:
                 raise _ProtocolError("both Content-Length and Transfer-Encoding")
             if version == 10:
                 raise _ProtocolError("Transfer-Encoding in an HTTP/1.0 request")
-            if not _codings_are(transfer_encodings, True):
+            if not _only_chunked(transfer_encodings):
                 raise UnsupportedTransferCoding("only Transfer-Encoding: chunked is supported")
             self._chunked = _ChunkedDecoder(_ProtocolError)
             self._state = S_BODY_CHUNKED

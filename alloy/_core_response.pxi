@@ -327,7 +327,7 @@ cdef class ResponseParser:
         elif transfer_encodings is not None:
             # Only chunked: a coding before it (gzip, chunked) would reach the client undecoded,
             # with nothing to say so (Transfer-Encoding is not relayed).
-            if not _codings_are(transfer_encodings, True):
+            if not _only_chunked(transfer_encodings):
                 raise _UpstreamProtocolError("unsupported upstream transfer coding")
             content_length = -1
             chunked = True

@@ -1204,7 +1204,7 @@ def usage_cost(usage, price):
     reads them from its ``usage``, the cost in USD at ``price`` (USD per million input, output and
     cached input tokens; None: unpriced, 0) as ``Prices.cost`` computes it, and that cost in whole
     micro-USD (rounded half to even, as the counters keep it). The compiled twin does it in C
-    for the common case (counts below 2**53, a price of three floats) and in these lines otherwise."""
+    for the common case (a dict, a price of three floats) and in these lines otherwise."""
     from alloy.usage import tokens_of
 
     tokens_in, tokens_out, tokens_cached = tokens_of(usage)

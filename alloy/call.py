@@ -192,6 +192,11 @@ class Call:
 
     def cancel(self):
         """The client left: stop the attempt in flight, or the wait for the next one."""
+        self._drop_attempt()
+        self.finish()
+
+    def _drop_attempt(self):
+        """Stop the attempt in flight (its upstream request), or the wait for the next one."""
         if self.attempts is not None:
             self.attempts.cancel()
         relay = self.relay
@@ -202,7 +207,6 @@ class Call:
             if not self.over:
                 self.over = True
                 self.deployment.abandoned()
-        self.finish()
 
     def stop(self, error):
         """The gateway stops (its shutdown_timeout ran out): this answer ends now. A client whose
@@ -210,20 +214,13 @@ class Call:
         still waiting gets ``error``; either way the call is accounted as it ended."""
         if self.ended:
             return
-        if self.attempts is not None:
-            self.attempts.cancel()
         relay = self.relay
         if relay is not None and relay.answer_started():
             relay.upstream_failed(error)  # the error event, the account (broke_off), the close
             if relay.handle is not None:
                 relay.handle.cancel()  # the upstream request goes with it
             return
-        if relay is not None:
-            self.relay = None
-            relay.cancel()
-            if not self.over:
-                self.over = True
-                self.deployment.abandoned()
+        self._drop_attempt()
         self.answer(error)
 
     def pause(self):

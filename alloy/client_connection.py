@@ -209,11 +209,7 @@ class ClientConnection(asyncio.Protocol):
         except (AlloyError, orjson.JSONEncodeError) as error:
             if not isinstance(error, AlloyError):  # a body nested deeper than orjson writes
                 error = NestedTooDeeply()
-            # The x-request-id the refusal carries: the client's, or a new one, the same in the log.
-            id_line = gateway.pipeline.request_ids.line(request.headers)
-            if gateway.refused is not None:  # counted and logged (alloy.observability)
-                gateway.refused(request, self, error.status, error, id_line)
-            self.send_error(error, close=not request.keep_alive, extra_headers=id_line, head=request.method == b"HEAD")
+            self.refuse(error, request)
             return
         except Exception:  # noqa: BLE001 - a bug: this request gets a 500, the gateway goes on
             log.exception("alloy: unexpected error while answering %s %s", request.method.decode("latin-1"), request.target[:200].decode("latin-1"))
@@ -228,13 +224,19 @@ class ClientConnection(asyncio.Protocol):
                 self.close()
         # else: a call now owns the answer and calls ``answer_finished``
 
-    def refuse(self, error):
-        """Answer a request the parser refused, or one that did not arrive in time, and close: counted
-        and logged too (413, 431, 400, 408), though there is no method or path to tell."""
-        id_line = self.gateway.pipeline.request_ids.line(NO_HEADERS)
-        if self.gateway.refused is not None:
-            self.gateway.refused(None, self, error.status, error, id_line)
-        self.send_error(error, close=True, extra_headers=id_line)
+    def refuse(self, error, request=None):
+        """Answer ``error`` for a request refused before a call existed, counted and logged
+        (alloy.observability) with the x-request-id its answer carries (the client's, or a new
+        one). ``request`` None: one the parser refused, or that did not arrive in time (413, 431,
+        400, 408), with no method or path to tell; the connection closes after it."""
+        gateway = self.gateway
+        id_line = gateway.pipeline.request_ids.line(NO_HEADERS if request is None else request.headers)
+        if gateway.refused is not None:
+            gateway.refused(request, self, error.status, error, id_line)
+        if request is None:
+            self.send_error(error, close=True, extra_headers=id_line)
+        else:
+            self.send_error(error, close=not request.keep_alive, extra_headers=id_line, head=request.method == b"HEAD")
 
     def answer_finished(self, keep_alive):
         """Called by the call once its answer is fully written."""

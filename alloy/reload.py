@@ -44,13 +44,13 @@ RESTART_ONLY = ("metrics", "log", "governance", "cache", "tracing")
 
 
 class Reloader:
-    def __init__(self, gateway, observability=None):
+    def __init__(self, gateway, observability=None, supervised=False):
         self.gateway = gateway
         self.observability = observability
         self.count = 0  # reloads applied
         # A worker of ``alloy --workers N``: POST /admin/reload reaches one worker, which asks the
         # supervisor to reload them all (as a SIGHUP to the supervisor does).
-        self.supervised = False
+        self.supervised = supervised
         gateway.pipeline.admin_routes[b"/admin/reload"] = self.answer
 
     def answer(self, request, path, query, connection):

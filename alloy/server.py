@@ -29,8 +29,8 @@ except ImportError:  # platforms without uvloop fall back to the stdlib loop
 from alloy import core
 from alloy.config import ProviderSettings
 from alloy.client_connection import ClientConnection, over_capacity_answer
-from alloy.errors import ServiceUnavailable
 from alloy.endpoints import Endpoints
+from alloy.errors import ServiceUnavailable
 from alloy.malloc import tune_allocator
 from alloy.observability import Observability
 from alloy.pipeline import Pipeline
@@ -191,8 +191,8 @@ async def serve(config, reuse_port=False, ready=None):
     server = await loop.create_server(gateway.protocol, sock=sock, backlog=4096)
     metrics_address = await observability.start()
     # Before the address is announced: a SIGHUP sent on seeing it must reload, not end the process.
-    reloader = Reloader(gateway, observability)  # SIGHUP and POST /admin/reload
-    reloader.supervised = ready is not None  # a worker of alloy --workers N (alloy.supervisor)
+    # SIGHUP and POST /admin/reload; ``ready`` is given to a worker of alloy --workers N alone
+    reloader = Reloader(gateway, observability, supervised=ready is not None)
     loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
     gateway.start_sweeping()
     # Everything built so far lives as long as the process: keep it out of the collector's scans,

@@ -22,9 +22,9 @@ from alloy.core import find_usage
 ASKING = b'"stream_options":{"include_usage":true},'
 MAX_HELD = 16 * 1024 * 1024  # an event longer than this: the stream is not SSE as we know it
 # A blank line ends an event: the line end before it and its own, each \n, \r\n or \r.
+# (Longest first: the split below must take a whole CRLF blank line, not its end.)
 _END_MARKS = (b"\r\n\r\n", b"\n\r\n", b"\r\n\n", b"\n\n", b"\r\r")
-EVENT_ENDINGS = (b"\n\n", b"\r\r", b"\r\n\r\n")  # bytes.endswith: a read that ends an event (or \n\r\n...)
-_EVENT_ENDS = re.compile(rb"(\r\n\r\n|\n\r\n|\r\n\n|\n\n|\r\r)")
+_EVENT_ENDS = re.compile(b"(" + b"|".join(re.escape(mark) for mark in _END_MARKS) + b")")
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _NO_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 _NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null')
@@ -70,14 +70,16 @@ class WholeEvents:
         if self.passing:
             return piece
         held = self.held
-        if not held and piece.endswith(EVENT_ENDINGS):  # the common read: it ends an event
+        if not held and piece.endswith(_END_MARKS):  # the common read: it ends an event
             return piece
         edge = self.edge
-        end = last_event_end(edge + piece) - len(edge) if edge else last_event_end(piece)
+        end = _last_event_end(piece)
+        if edge and end < 3:  # an end may begin in the bytes held (a mark is at most 4 bytes long)
+            end = max(end, _last_event_end(edge + piece[:3]) - len(edge))
         if end <= 0:  # no event ends in this piece
             held.append(piece)
             self.held_bytes += len(piece)
-            self.edge = (edge + piece)[-3:]
+            self.edge = (edge + piece[-3:])[-3:]  # (not a copy of the whole piece)
             if self.held_bytes > MAX_HELD:
                 self.passing = True
                 return self.finish()
@@ -138,7 +140,7 @@ class HiddenUsage:
         return self.events.finish()
 
 
-def last_event_end(data):
+def _last_event_end(data):
     """Where the bytes after the last event end (blank line) in ``data`` start; -1 when none does."""
     end = -1
     for mark in _END_MARKS:

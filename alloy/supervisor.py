@@ -205,11 +205,7 @@ class Supervisor:
             kept = {name: getattr(self.config, name) for name in ("metrics", "log", "governance", "cache", "tracing")}
             self.config = replace(new, **kept)
         self.reloads += 1
-        for pid in self.ready:  # one still starting gets it once ready (read_ready)
-            try:
-                os.kill(pid, signal.SIGHUP)
-            except ProcessLookupError:  # already dead, not reaped yet
-                pass
+        self.kill(signal.SIGHUP, self.ready)  # one still starting gets it once ready (read_ready)
 
     def stop(self, exit_code):
         """Ask every worker to drain and exit; the loop ends when the last one is gone."""
@@ -219,8 +215,9 @@ class Supervisor:
         self.kill(signal.SIGTERM)
         self.deadline = time.monotonic() + self.config.server.shutdown_timeout + KILL_GRACE
 
-    def kill(self, signum):
-        for pid in self.workers:
+    def kill(self, signum, pids=None):
+        """Send ``signum`` to ``pids`` (every worker by default)."""
+        for pid in self.workers if pids is None else list(pids):
             try:
                 os.kill(pid, signum)
             except ProcessLookupError:  # already dead, not reaped yet
@@ -236,7 +233,7 @@ class Supervisor:
                 continue
             self.ready.add(pid)
             if self.forked_at.pop(pid, self.reloads) != self.reloads:
-                os.kill(pid, signal.SIGHUP)  # reloaded while it started: it takes the new one now
+                self.kill(signal.SIGHUP, (pid,))  # reloaded while it started: it takes the new one now
             if self.announced:
                 say(f"alloy: worker {pid} ready")
             elif len(self.ready) == self.count:

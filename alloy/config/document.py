@@ -39,6 +39,23 @@ class Config:
     path: str | None = None
 
 
+def read_document(path):
+    """The TOML document of the file at ``path``; a ``ConfigError`` saying why it cannot be read."""
+    import tomllib  # only a configuration file needs it (once, at start and at a reload)
+
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (a TOML file must be)") from None
+    except OSError as exc:  # a directory, no permission...
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc.__class__.__name__}") from None
+
+
 def load(path=None, env=None, **server_overrides):
     """Build the ``Config`` from ``path`` (optional; ``ALLOY_CONFIG`` in ``env`` names it when not
     given) and ``env`` (defaults to ``os.environ``).
@@ -48,22 +65,8 @@ def load(path=None, env=None, **server_overrides):
     env = os.environ if env is None else env
     if path is None and env.get("ALLOY_CONFIG"):
         path = env["ALLOY_CONFIG"]
-    document = {}
     source = path or "<environment>"
-    if path is not None:
-        import tomllib  # only a configuration file needs it (once, at start and at a reload)
-
-        try:
-            with open(path, "rb") as handle:
-                document = tomllib.load(handle)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not UTF-8 text (a TOML file must be)") from None
-        except OSError as exc:  # a directory, no permission...
-            raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc.__class__.__name__}") from None
+    document = {} if path is None else read_document(path)
     root = _Section(source, "<top level>", document)
     server = _load_server(source, root.get("server", dict, {}), env, server_overrides)
     provider_tables = root.get("providers", dict, {})

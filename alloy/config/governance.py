@@ -58,13 +58,24 @@ def default_database_path(env=None):
     return os.path.join(data_home, "alloy", "alloy.db")
 
 
-def _load_governance(source, table, env):
-    section = _Section(source, "governance", table)
+def database_path_in(source, document, env=None):
+    """The database file a configuration document's ``[governance]`` names (the default when it
+    names none), read without the rest of the document: the CLI that manages keys needs neither the
+    providers nor their secrets."""
+    return _database_path(_Section(source, "governance", document.get("governance", {})), env)
+
+
+def _database_path(section, env):
     path = section.get("path", str, None)
     if path is not None and not path.strip():
         section._fail("path", "must not be empty")
+    return path or default_database_path(env)
+
+
+def _load_governance(source, table, env):
+    section = _Section(source, "governance", table)
     settings = GovernanceSettings(
-        path=path or default_database_path(env),
+        path=_database_path(section, env),
         configured=bool(table),
         sync_interval=section.positive("sync_interval", float, 0.5),
         flush_interval=section.positive("flush_interval", float, 0.5),

@@ -23,7 +23,8 @@ import sys
 import orjson
 
 from alloy.config import ConfigError
-from alloy.config.governance import default_database_path
+from alloy.config.document import read_document
+from alloy.config.governance import database_path_in, default_database_path
 from alloy.governance.admin import USAGE_GROUPS, is_usage_group
 from alloy.governance.fields import FieldError, key_values, moment, public, team_values
 from alloy.governance.store import Store, StoreError
@@ -129,30 +130,9 @@ def main(argv):
 def database_path(args):
     if args.db:
         return args.db
-    if args.config:
-        return _governance_path(args.config)
+    if args.config:  # its [governance] path alone: no provider secrets needed (a whole load checks them)
+        return database_path_in(args.config, read_document(args.config))
     return default_database_path()
-
-
-def _governance_path(config_path):
-    """``[governance] path`` of a configuration file, read alone: managing keys must not need the
-    providers' secrets in the environment (a whole load checks them all)."""
-    import tomllib
-
-    try:
-        with open(config_path, "rb") as handle:
-            document = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{config_path}: no such file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"{config_path}: cannot be read as TOML: {error}") from None
-    section = document.get("governance", {})
-    path = section.get("path") if isinstance(section, dict) else None
-    if path is None:
-        return default_database_path()
-    if not isinstance(path, str) or not path.strip():
-        raise ConfigError(f"{config_path}: governance.path: expected a file path")
-    return path
 
 
 def given(args, key):

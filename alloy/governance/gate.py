@@ -38,8 +38,8 @@ from alloy.governance.ledger import Ledger
 from alloy.governance.prices import MICRO, Prices
 from alloy.governance.refused import call_refused, request_refused
 from alloy.governance.refusals import BudgetExceeded, RateLimitExceeded, SharedLimitsUnavailable
-from alloy.routing import MODEL_BEARING
 from alloy.governance.store import SECRET_PREFIX, Store
+from alloy.routing import MODEL_BEARING
 
 log = logging.getLogger("alloy.governance")
 _PREFIX = SECRET_PREFIX.encode()

@@ -196,61 +196,60 @@ def test_twenty_reloads_under_load_fail_no_request(reloadable):
     assert chat(gateway)[1] == "a"  # the last reload (i = 19) routed "fast" to a
 
 
-def test_sighup_to_the_supervisor_reloads_every_worker(tmp_path, mocks):
-    mock_a, mock_b = mocks
+@pytest.fixture
+def workers(tmp_path, mocks):
+    """(gateway, write): ``alloy --workers 2`` on a config file, and a function rewriting it."""
     path = tmp_path / "alloy.toml"
-    path.write_text(config_text(mock_a, mock_b))
+    mock_a, mock_b = mocks
+
+    def write(**kwargs):
+        path.write_text(config_text(mock_a, mock_b, **kwargs))
+
+    write()
     gateway = start_gateway_process(tmp_path / "unused.toml", None, None, ["--config", str(path), "--workers", "2"])
-    try:
-        assert {chat(gateway)[1] for _ in range(10)} == {"a"}
-        path.write_text(config_text(mock_a, mock_b, fast_on="b"))
-        gateway.signal(signal.SIGHUP)
-        # New connections land on either worker: once ten in a row say "b", both have reloaded.
-        assert wait_until(lambda: {chat(gateway)[1] for _ in range(10)} == {"b"}, 10), gateway.stderr
-        assert gateway.popen.poll() is None
-        # Only the routes changed: no worker says a section waits for a restart (the [metrics]
-        # section the supervisor completed is the file's, as far as a reload is concerned).
-        assert "take effect at the next start" not in gateway.stderr
-    finally:
-        gateway.stop()
+    yield gateway, write
+    gateway.stop()
 
 
-def test_admin_reload_with_workers_reloads_every_worker_and_the_ones_started_later(tmp_path, mocks):
+def worker_pids(gateway):
+    return [int(pid) for pid in gateway.stderr.split("worker pids ")[1].split("\n")[0].split()]
+
+
+def test_sighup_to_the_supervisor_reloads_every_worker(workers):
+    gateway, write = workers
+    assert {chat(gateway)[1] for _ in range(10)} == {"a"}
+    write(fast_on="b")
+    gateway.signal(signal.SIGHUP)
+    # New connections land on either worker: once ten in a row say "b", both have reloaded.
+    assert wait_until(lambda: {chat(gateway)[1] for _ in range(10)} == {"b"}, 10), gateway.stderr
+    assert gateway.popen.poll() is None
+    # Only the routes changed: no worker says a section waits for a restart (the [metrics]
+    # section the supervisor completed is the file's, as far as a reload is concerned).
+    assert "take effect at the next start" not in gateway.stderr
+
+
+def test_admin_reload_with_workers_reloads_every_worker_and_the_ones_started_later(workers):
     # POST /admin/reload reaches one worker: it once reloaded that worker alone, and a replacement
     # of a worker that died started with the old configuration.
-    mock_a, mock_b = mocks
-    path = tmp_path / "alloy.toml"
-    path.write_text(config_text(mock_a, mock_b))
-    gateway = start_gateway_process(tmp_path / "unused.toml", None, None, ["--config", str(path), "--workers", "2"])
-    try:
-        assert {chat(gateway)[1] for _ in range(10)} == {"a"}
-        path.write_text(config_text(mock_a, mock_b, fast_on="b"))
-        status, body = admin_reload(gateway)
-        assert status == 200 and body["workers"].startswith("all"), body
-        assert wait_until(lambda: {chat(gateway)[1] for _ in range(20)} == {"b"}, 10), gateway.stderr
-        workers = [int(pid) for pid in gateway.stderr.split("worker pids ")[1].split("\n")[0].split()]
-        os.kill(workers[0], signal.SIGKILL)  # its replacement starts from the supervisor's configuration
-        assert wait_until(lambda: gateway.stderr.count(" ready") >= 1, 10), gateway.stderr
-        assert {chat(gateway)[1] for _ in range(20)} == {"b"}
-    finally:
-        gateway.stop()
+    gateway, write = workers
+    assert {chat(gateway)[1] for _ in range(10)} == {"a"}
+    write(fast_on="b")
+    status, body = admin_reload(gateway)
+    assert status == 200 and body["workers"].startswith("all"), body
+    assert wait_until(lambda: {chat(gateway)[1] for _ in range(20)} == {"b"}, 10), gateway.stderr
+    os.kill(worker_pids(gateway)[0], signal.SIGKILL)  # its replacement starts from the supervisor's configuration
+    assert wait_until(lambda: gateway.stderr.count(" ready") >= 1, 10), gateway.stderr
+    assert {chat(gateway)[1] for _ in range(20)} == {"b"}
 
 
-def test_a_sighup_while_a_worker_starts_does_not_end_it(tmp_path, mocks):
+def test_a_sighup_while_a_worker_starts_does_not_end_it(workers):
     # Between its fork and its loop's handler a worker had SIGHUP's default action (terminate): a
     # reload then killed it, and at start the whole server stopped.
-    mock_a, mock_b = mocks
-    path = tmp_path / "alloy.toml"
-    path.write_text(config_text(mock_a, mock_b))
-    gateway = start_gateway_process(tmp_path / "unused.toml", None, None, ["--config", str(path), "--workers", "2"])
-    try:
-        path.write_text(config_text(mock_a, mock_b, fast_on="b"))
-        workers = [int(pid) for pid in gateway.stderr.split("worker pids ")[1].split("\n")[0].split()]
-        os.kill(workers[0], signal.SIGKILL)
-        for _ in range(40):  # SIGHUPs through the replacement's start
-            gateway.signal(signal.SIGHUP)
-            time.sleep(0.025)
-        assert wait_until(lambda: {chat(gateway)[1] for _ in range(20)} == {"b"}, 10), gateway.stderr
-        assert "killed by SIGHUP" not in gateway.stderr and gateway.popen.poll() is None
-    finally:
-        gateway.stop()
+    gateway, write = workers
+    write(fast_on="b")
+    os.kill(worker_pids(gateway)[0], signal.SIGKILL)
+    for _ in range(40):  # SIGHUPs through the replacement's start
+        gateway.signal(signal.SIGHUP)
+        time.sleep(0.025)
+    assert wait_until(lambda: {chat(gateway)[1] for _ in range(20)} == {"b"}, 10), gateway.stderr
+    assert "killed by SIGHUP" not in gateway.stderr and gateway.popen.poll() is None
