@@ -51,7 +51,7 @@ class Attempts:
     """The retry state of one call, created by its first failure (see ``alloy.call``)."""
 
     __slots__ = (
-        "call", "origin", "fallbacks", "switched", "in_group", "failed", "barred", "timer", "last_failure",
+        "call", "origin", "fallbacks", "switched", "in_group", "failed", "barred", "timer", "last_failure", "resent",
     )  # fmt: skip
 
     def __init__(self, call):
@@ -64,6 +64,7 @@ class Attempts:
         self.barred = ()  # deployments whose Retry-After is too long to wait for this request
         self.timer = None
         self.last_failure = None  # the relay holding the last failed answer, or an AlloyError
+        self.resent = False  # sent again after the keep-alive race, which is forgiven once
 
     # --- what the call hands over after a failure -------------------------------------------------
 
@@ -96,10 +97,16 @@ class Attempts:
         call = self.call
         call.over = True
         self.last_failure = error
-        if error.stale:
-            # A keep-alive connection the upstream had just closed: not the deployment's fault.
+        if error.stale and not self.resent:
+            # A keep-alive connection the upstream had just closed (RFC 9112 section 9.3.1): the
+            # request was never processed, so sending it again is not one of the model's retries
+            # (with max_retries = 0 too) nor the deployment's fault. Once per call: the upstream's
+            # other idle connections, closed earlier, have already left the pool; a second such
+            # failure is a failure like any other.
+            self.resent = True
             call.deployment.abandoned()
-            return self._retry(0.0)
+            self.in_group -= 1
+            return self._retry(0.0, blame=False)
         call.deployment.failed()
         if error.retryable:
             self._retry(None)
@@ -115,7 +122,7 @@ class Attempts:
 
     # --- choosing the next attempt ---------------------------------------------------------------
 
-    def _retry(self, retry_after):
+    def _retry(self, retry_after, blame=True):
         call = self.call
         deployment = call.deployment
         group = call.group
@@ -123,7 +130,7 @@ class Attempts:
         if retry_after is not None and retry_after > router.retry_after_max:
             self.barred = (*self.barred, deployment)
             retry_after = None
-        if deployment not in self.failed:
+        if blame and deployment not in self.failed:
             self.failed = (*self.failed, deployment)
         if self.in_group > group.max_retries or self._past_deadline(0.0):
             return self._next_group()

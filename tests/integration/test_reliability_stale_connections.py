@@ -1,0 +1,125 @@
+"""The keep-alive race (RFC 9112 section 9.3.1) through the running gateway: an upstream may close
+an idle keep-alive connection just as the gateway sends the next request on it. That request was
+never processed, so the gateway sends it again on a fresh connection, whatever ``max_retries``
+says: the client must not get a 502 for a connection the upstream merely timed out.
+
+The upstream here is a small socket server that answers the first request of each connection
+(keep-alive) and closes the connection, unanswered, when a second request arrives on it: the race,
+made certain. A request that a fresh connection drops is still a failure like any other.
+"""
+
+import http.client
+import json
+import socket
+import threading
+
+import pytest
+
+REPLY = (
+    b'{"id":"chatcmpl-1","object":"chat.completion","created":0,"model":"m",'
+    b'"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}'
+)
+
+
+class OneRequestPerConnection:
+    """Answers each connection's first request; a second one on it is read, then dropped.
+    ``drop_first``: drop even the first request of a fresh connection (no race: a real failure)."""
+
+    def __init__(self, drop_first=False):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.base = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.drop_first = drop_first
+        self.requests = []  # (connection number, request number on it)
+        self.lock = threading.Lock()
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(sock, self.connections), daemon=True).start()
+
+    def _serve(self, sock, number):
+        buffered = b""
+        served = 0
+        with sock:
+            while True:
+                while b"\r\n\r\n" not in buffered:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    buffered += data
+                head, _, buffered = buffered.partition(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+                )
+                while len(buffered) < length:
+                    buffered += sock.recv(65536)
+                buffered = buffered[length:]
+                served += 1
+                with self.lock:
+                    self.requests.append((number, served))
+                if served > 1 or self.drop_first:
+                    return  # closed without a byte of answer
+                sock.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(REPLY) + REPLY
+                )
+
+    def stop(self):
+        self.listener.close()
+
+
+@pytest.fixture
+def upstream():
+    server = OneRequestPerConnection()
+    yield server
+    server.stop()
+
+
+def chat(gateway):
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    try:
+        body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+        connection.request("POST", "/v1/chat/completions", body=body, headers={"content-type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.getheader("x-alloy-attempts"), response.read()
+    finally:
+        connection.close()
+
+
+def gateway_config(base):
+    return f"""
+        [router]
+        max_retries = 0
+
+        [providers.openai]
+        base_url = "{base}/v1"
+        api_key = "sk-provider"
+        """
+
+
+def test_a_request_lost_to_the_keep_alive_race_is_sent_again_even_without_retries(start_gateway, upstream):
+    gateway = start_gateway(config=gateway_config(upstream.base))
+    for _ in range(3):
+        status, attempts, data = chat(gateway)
+        assert status == 200, data
+        assert json.loads(data)["choices"][0]["message"]["content"] == "ok"
+    # The first went on a fresh connection; each later one met the race once, then went on a new one.
+    assert upstream.requests == [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)]
+
+
+def test_a_fresh_connection_closed_unanswered_is_still_a_502(start_gateway):
+    server = OneRequestPerConnection(drop_first=True)
+    try:
+        gateway = start_gateway(config=gateway_config(server.base))
+        status, attempts, data = chat(gateway)
+        assert status == 502, data
+        assert json.loads(data)["error"]["code"] == "bad_gateway"
+        assert server.requests == [(1, 1)]  # max_retries = 0: tried once
+    finally:
+        server.stop()
