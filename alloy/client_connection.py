@@ -31,6 +31,7 @@ import orjson
 from alloy.core import Request, RequestParser, frame_response
 from alloy.errors import AlloyError, InternalError, NestedTooDeeply, RequestTimeout, TooManyConnections, error_response_body
 from alloy.headers import CONTINUE, FORWARD_SKIP, JSON_HEADER, PROVIDER_SCOPED_PREFIXES
+from alloy.http10 import KeepAliveAnnouncer
 from alloy.timing_wheel import TimingWheel, sweeps
 
 log = logging.getLogger("alloy")
@@ -203,6 +204,8 @@ class ClientConnection(asyncio.Protocol):
             self.refuse(request)
             return
         self.read_since = -1
+        if request.version != 11:
+            self.old_client(request)
         gateway = self.gateway
         try:
             answer = gateway.dispatch(request, self)
@@ -223,6 +226,16 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.write(answer.closing)
                 self.close()
         # else: a call now owns the answer and calls ``answer_finished``
+
+    def old_client(self, request):
+        """An HTTP/1.0 request: its answer says ``Connection: keep-alive`` when the connection is
+        kept (alloy.http10), which every writer of answers then writes through."""
+        transport = self.transport
+        if type(transport) is not KeepAliveAnnouncer:
+            if not request.keep_alive:
+                return
+            transport = self.transport = KeepAliveAnnouncer(transport)
+        transport.announce = request.keep_alive
 
     def refuse(self, error, request=None):
         """Answer ``error`` for a request refused before a call existed, counted and logged

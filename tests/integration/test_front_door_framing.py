@@ -54,6 +54,36 @@ def test_keep_alive_http10_and_connection_close(gateway, mock):
     assert closing.buffer == b"", "a request after Connection: close was answered"
 
 
+def http10(request):
+    """``request`` (an HTTP/1.1 request from front_door_client) as HTTP/1.0 asking for keep-alive."""
+    line, rest = request.split(b"\r\n", 1)
+    return line.replace(b"HTTP/1.1", b"HTTP/1.0") + b"\r\nConnection: keep-alive\r\n" + rest
+
+
+def test_http10_keep_alive_answers_say_keep_alive_and_the_connection_stays(gateway, mock):
+    # An HTTP/1.0 client (ApacheBench's ab -k) keeps its connection only when the answer says
+    # "Connection: keep-alive" (RFC 9112 appendix C.2.2); without it, it reads until the close.
+    client = Client(gateway.port)
+    body = json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode()
+    no_model = b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    for request, status in (
+        (b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 200),
+        (http10(chat("old")), 200),  # relayed from the upstream
+        (http10(no_model), 400),  # Alloy's own error
+        (http10(b"GET /v1/nowhere HTTP/1.1\r\nHost: g\r\n\r\n"), 404),  # refused before any call
+    ):
+        client.send(request)
+        response = client.response()
+        assert response.status == status, response
+        assert response.headers.get("connection", "").lower() == "keep-alive", response
+    assert not client.closed_within(0.3), "the gateway closed an HTTP/1.0 keep-alive connection"
+    # A stream to an HTTP/1.0 client ends with the connection (no chunks): it says close, not keep-alive.
+    client.send(http10(chat("s", stream=True)))
+    status, headers = client.read_head()
+    assert status == 200 and headers.get("connection", "").lower() == "close", headers
+    assert client.read_to_eof().endswith(b"data: [DONE]\n\n")
+
+
 def test_pipelined_requests_are_answered_in_order_each_as_its_own(gateway, mock):
     client = Client(gateway.port)
     client.send(HEALTH + chat("in the middle") + HEALTH)
