@@ -77,6 +77,38 @@ def describe(status):
     return f"exited with code {code}"
 
 
+def shared_directory(kind):
+    """A new directory the workers share (in memory, /dev/shm, where there is one), named after this
+    supervisor's pid: ``alloy-KIND-PID-xxxx``. A supervisor killed with SIGKILL cannot remove its
+    own, so each start first removes those of supervisors that are no longer running."""
+    import tempfile
+
+    shared = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    remove_orphans(shared, kind)
+    return tempfile.mkdtemp(prefix=f"alloy-{kind}-{os.getpid()}-", dir=shared)
+
+
+def remove_orphans(parent, kind):
+    """Remove ``parent``'s ``alloy-KIND-PID-*`` directories whose PID no longer runs."""
+    import shutil
+
+    prefix = f"alloy-{kind}-"
+    try:
+        names = [name for name in os.listdir(parent) if name.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix) :].partition("-")[0]
+        if not pid.isdigit():
+            continue  # not named by a supervisor of this version
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        except (PermissionError, OverflowError):
+            pass  # another user's running process, or no process at all: not ours to judge
+
+
 class Supervisor:
     def __init__(self, config, count):
         self.listener = reserve_port(config.server.host, config.server.port)
@@ -91,20 +123,14 @@ class Supervisor:
             if metrics.port is not None:
                 self.metrics_listener = reserve_port(metrics.host, metrics.port)
                 metrics = replace(metrics, port=self.metrics_listener.getsockname()[1])
-            shared = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            import tempfile
-
-            self.metrics_dir = tempfile.mkdtemp(prefix="alloy-metrics-", dir=shared)
+            self.metrics_dir = shared_directory("metrics")
             self.config = replace(self.config, metrics=replace(metrics, workers_dir=self.metrics_dir))
         # Limits and budgets hold for the whole server: every worker maps the same counters file
         # (alloy.governance.counters), created here before the first fork. Also without keys yet:
         # a database created while the server runs is picked up by every worker (a sparse file).
-        import tempfile
-
         from alloy.governance.counters import create_shared
 
-        shared = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        self.governance_dir = tempfile.mkdtemp(prefix="alloy-governance-", dir=shared)
+        self.governance_dir = shared_directory("governance")
         governance = replace(self.config.governance, shared_path=create_shared(self.governance_dir))
         self.config = replace(self.config, governance=governance)
         self.count = count

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -238,6 +239,17 @@ def test_workers_die_with_a_killed_supervisor(start_gateway, mock):
     gateway.signal(signal.SIGKILL)
     gateway.wait(5)
     assert wait_until(lambda: not any(alive(pid) for pid in pids), 10), "orphaned workers kept running"
+    # The shared directories (metrics, governance counters) it could not remove itself are removed
+    # by the next supervisor's start.
+    left = shared_directories(gateway.pid)
+    assert len(left) == 2, left
+    start(start_gateway, mock)
+    assert shared_directories(gateway.pid) == []
+
+
+def shared_directories(pid):
+    parent = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    return [name for name in os.listdir(parent) if name.startswith((f"alloy-metrics-{pid}-", f"alloy-governance-{pid}-"))]
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "65", "two"])
