@@ -8,6 +8,8 @@ would only turn the provider's own answers into 503s), reached by ``provider/mod
 by every name. The core ``RouteTable`` does the lookup.
 """
 
+import re
+
 import orjson
 
 from alloy.balancer import Deployment, ModelGroup
@@ -143,6 +145,29 @@ def catalogue_names(config):
 # Passthrough endpoints whose JSON body names a model: routed by it (to a passthrough provider)
 # rather than always to the default provider.
 MODEL_BEARING = frozenset((b"/v1/images/generations", b"/v1/moderations", b"/v1/audio/speech", b"/v1/responses"))
+
+
+# Passthrough endpoints whose multipart form names a model (RFC 7578: a part named "model").
+MODEL_IN_FORM = frozenset((b"/v1/audio/transcriptions", b"/v1/audio/translations", b"/v1/images/edits", b"/v1/images/variations"))
+# Endpoints whose models Alloy cannot see: a batch names them in the lines of a stored file.
+MODELS_UNSEEN = frozenset((b"/v1/batches",))
+_BOUNDARY = re.compile(rb'boundary=(?:"([^"]{1,70})"|([^\s;]{1,70}))', re.IGNORECASE)
+_MODEL_PART = re.compile(rb'content-disposition:[^\r\n]*;\s*name="?model"?(?:;[^\r\n]*)?\r\n', re.IGNORECASE)
+
+
+def form_model(request):
+    """The value of the ``model`` part of a multipart/form-data body, as text; None when there is
+    none (or the body is not such a form)."""
+    found = _BOUNDARY.search(request.headers.get(b"content-type", b""))
+    if found is None:
+        return None
+    delimiter = b"\r\n--" + (found.group(1) or found.group(2))
+    body = b"\r\n" + request.body  # the first delimiter may open the body
+    for part in body.split(delimiter)[1:]:
+        head, separator, value = part.partition(b"\r\n\r\n")
+        if separator and _MODEL_PART.search(head + b"\r\n"):
+            return value.decode("utf-8", "replace").strip()
+    return None
 
 
 def json_model_scan(request, json_only=False):

@@ -30,7 +30,7 @@ from time import monotonic, time
 
 from alloy.auth import compare_digest
 from alloy.core import ratelimit_lines, usage_cost
-from alloy.errors import AlloyError, AuthenticationFailed, InvalidRequest, ModelNotFound
+from alloy.errors import AlloyError, AuthenticationFailed, InvalidRequest, ModelNotFound, PermissionDenied
 from alloy.governance.attribution import attribution
 from alloy.governance.counters import CounterTable
 from alloy.governance.keyring import Keyring
@@ -39,7 +39,7 @@ from alloy.governance.prices import MICRO, Prices
 from alloy.governance.refused import call_refused, request_refused
 from alloy.governance.refusals import BudgetExceeded, RateLimitExceeded, SharedLimitsUnavailable
 from alloy.governance.store import SECRET_PREFIX, Store
-from alloy.routing import MODEL_BEARING
+from alloy.routing import MODEL_BEARING, MODEL_IN_FORM, MODELS_UNSEEN, form_model
 
 log = logging.getLogger("alloy.governance")
 _PREFIX = SECRET_PREFIX.encode()
@@ -115,6 +115,23 @@ class Governance:
 
     # --- admit --------------------------------------------------------------------------------------
 
+    def _check_passthrough_model(self, key, call):
+        """A key limited to models, on a passthrough endpoint: where the request names a model (a
+        JSON body's was scanned when it was routed; a form's is read here), it must be one the key
+        may use; where it names none, the provider's default model is not one the key was given;
+        batches name theirs in a stored file Alloy cannot see, so they are closed to such a key."""
+        path = call.path
+        if path in MODEL_BEARING:
+            raise InvalidRequest("this key is limited to models: name one of them in the request's model", param="model")
+        if path in MODEL_IN_FORM and call.request.method == b"POST":
+            model = form_model(call.request)
+            if not model:
+                raise InvalidRequest("this key is limited to models: name one of them in the form's model field", param="model")
+            if not key.may_use(model, None, call.pipeline.routes.aliases.get(model)):
+                raise ModelNotFound(f"The model '{model}' does not exist or you do not have access to it", param="model")
+        elif path in MODELS_UNSEEN and call.request.method == b"POST":
+            raise PermissionDenied("this key is limited to models, and a batch's models cannot be checked: use another key")
+
     def admit(self, call):
         key = call.key
         if key is None:
@@ -124,8 +141,8 @@ class Governance:
             if scan is not None:
                 if not key.may_use(scan.model, call.model_name, call.pipeline.routes.aliases.get(scan.model)):
                     raise ModelNotFound(f"The model '{scan.model}' does not exist or you do not have access to it", param="model")
-            elif call.path in MODEL_BEARING:  # the provider's default model: not one the key was given
-                raise InvalidRequest("this key is limited to models: name one of them in the request's model", param="model")
+            else:
+                self._check_passthrough_model(key, call)
         reserve = estimate_tokens(call.request.body, scan) if key.counts_tokens else 0
         shared = self.shared
         if shared is not None:

@@ -274,3 +274,33 @@ def test_a_key_limited_to_models_cannot_route_around_them_by_content_type(keyed,
     assert upstream.requests() == []
     status, _, answer = post(gateway.port, secret, {"model": "gpt-4o-mini", "input": "hi"}, path="/v1/responses", headers=headers)
     assert status == 200 and upstream.requests()[-1]["body"]["model"] == "gpt-4o-mini"
+
+
+def test_a_key_limited_to_models_is_held_to_them_on_forms_and_kept_from_batches(keyed, upstream):
+    # Transcriptions, translations and image edits name their model in a multipart form, and a
+    # batch in a stored file: a limited key reached any model through them.
+    gateway, db = keyed
+    _, secret = create_key(db, "mini-forms", "--models", "gpt-4o-mini")
+    wait_until(lambda: post(gateway.port, secret, chat("gpt-4o-mini"))[0] == 200, timeout=REVOCATION_BOUND)
+    upstream.clear()
+    client = sdk(gateway, secret)
+    audio = ("hello.wav", b"RIFF....WAVEfmt ", "audio/wav")
+    with pytest.raises(openai.NotFoundError) as refused:
+        client.audio.transcriptions.create(model="whisper-1", file=audio)
+    assert refused.value.body["code"] == "model_not_found" and "whisper-1" in refused.value.body["message"]
+    with pytest.raises(openai.NotFoundError):
+        client.audio.translations.create(model="whisper-1", file=audio)
+    with pytest.raises(openai.NotFoundError):
+        client.images.edit(model="gpt-image-1", image=("a.png", b"\x89PNG....", "image/png"), prompt="a hat")
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        client.batches.create(input_file_id="file-1", endpoint="/v1/chat/completions", completion_window="24h")
+    assert refused.value.body["code"] == "permission_denied"
+    assert upstream.requests() == []  # nothing of it left the gateway
+    # A model the key may use goes through (the mock has no audio endpoint: its 404 is the upstream's).
+    with pytest.raises(openai.NotFoundError):
+        client.audio.transcriptions.create(model="gpt-4o-mini", file=audio)
+    assert [r["path"] for r in upstream.requests()] == ["/v1/audio/transcriptions"]
+    # The master key is not limited.
+    with pytest.raises(openai.APIStatusError):
+        sdk(gateway, MASTER).audio.transcriptions.create(model="whisper-1", file=audio)
+    assert len(upstream.requests()) == 2
