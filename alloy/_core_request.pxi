@@ -169,7 +169,7 @@ cdef class RequestParser:
         for piece in pieces:
             self._body_size += PyBytes_GET_SIZE(piece)
             if self._body_size > self._max_body:
-                raise _BodyTooLarge("request body too large")
+                raise _body_too_large(self._current.target)
             self._body_parts.append(piece)
         return pos
 
@@ -327,7 +327,7 @@ cdef class RequestParser:
         elif content_lengths is not None:
             self._remaining = _parse_content_length(content_lengths, _ProtocolError)
             if self._remaining > self._max_body:
-                raise _BodyTooLarge("request body too large")
+                raise _body_too_large(target)
             self._state = S_BODY_LENGTH
         else:
             self._remaining = 0
@@ -385,6 +385,13 @@ cdef int _check_host(const char *p, Py_ssize_t n) except -1:
         if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in b"-._~%!$&'()*+,;=:[]"):
             raise _ProtocolError("invalid Host header")
     return 0
+
+
+cdef object _body_too_large(bytes target):
+    """413 for the request to ``target``, which the error keeps (see errors.BodyTooLarge)."""
+    error = _BodyTooLarge("request body too large")
+    error.target = target
+    return error
 
 
 cdef int _head_too_large(const char *p, Py_ssize_t pos, Py_ssize_t limit) except -1:

@@ -80,6 +80,13 @@ def _parse_header_lines(lines, error):
     return fields
 
 
+def _body_too_large(target):
+    """413 for the request to ``target``, which the error keeps (see errors.BodyTooLarge)."""
+    error = BodyTooLarge("request body too large")
+    error.target = target
+    return error
+
+
 def _head_too_large(buffer, pos, limit):
     """431, or 414 when the request line alone does not end within the head's limit (RFC 9112
     section 3: a target longer than the server parses is answered 414)."""
@@ -361,7 +368,7 @@ class RequestParser:
                 for piece in pieces:
                     self._body_size += len(piece)
                     if self._body_size > self._max_body:
-                        raise BodyTooLarge("request body too large")
+                        raise _body_too_large(self._current[1])
                     self._body_parts.append(piece)
                 if not finished:
                     break
@@ -441,7 +448,7 @@ class RequestParser:
         elif content_lengths:
             length = _parse_content_length(content_lengths, ProtocolError)
             if length > self._max_body:
-                raise BodyTooLarge("request body too large")
+                raise _body_too_large(target)
             self._remaining = length
             self._state = _BODY_LENGTH
         else:

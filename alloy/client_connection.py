@@ -247,6 +247,12 @@ class ClientConnection(asyncio.Protocol):
         if gateway.refused is not None:
             gateway.refused(request, self, error.status, error, id_line)
         if request is None:
+            target = getattr(error, "target", None)  # known when the head was read (a 413)
+            answer = None if target is None else gateway.pipeline.messages.refusal(error, target, id_line)
+            if answer is not None:  # an Anthropic client's: in its API's shape
+                self.transport.write(answer)
+                self.close()
+                return
             self.send_error(error, close=True, extra_headers=id_line)
         else:
             self.send_error(error, close=not request.keep_alive, extra_headers=id_line, head=request.method == b"HEAD")

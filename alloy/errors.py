@@ -53,6 +53,9 @@ class URITooLong(ProtocolError):
 class BodyTooLarge(ProtocolError):
     status = 413
     code = "request_too_large"
+    # The refused request's target, set by the parser (its head was read): an Anthropic client's
+    # /v1/messages gets the refusal in its own API's shape (alloy.client_connection.refuse).
+    target = None
 
 
 class UnsupportedTransferCoding(ProtocolError):

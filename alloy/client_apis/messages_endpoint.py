@@ -48,6 +48,7 @@ messages_answer = on_first_use(
     MessagesConnection="alloy.client_apis.messages_wire",
     MessagesTransport="alloy.client_apis.messages_wire",
     with_request_id="alloy.client_apis.messages_wire",
+    anthropic_error_answer="alloy.client_apis.messages_wire",
     NativeAnthropic="alloy.client_apis.messages_native",
     anthropic_error="alloy.client_apis.messages_response",
     anthropic_error_type="alloy.client_apis.messages_response",
@@ -129,6 +130,14 @@ class MessagesEndpoint:
             body = orjson.dumps(messages_answer.anthropic_error(error_type, error.message))
             head = request.method == b"HEAD"  # its head alone (RFC 9110 section 9.3.2)
             return Prebuilt(error.status, body, JSON_HEADER + error.header_block + messages_answer.with_request_id(id_line), head=head)
+
+    def refusal(self, error, target, id_line):
+        """A front-door refusal (the parser's 413) of a request to ``target``, as the bytes that
+        answer it and close the connection: in Anthropic's shape, with its ``request-id``, when
+        ``target`` is a Messages path; None for any other path (answered OpenAI-shaped)."""
+        if target.partition(b"?")[0] not in MESSAGES_PATHS:
+            return None
+        return messages_answer.anthropic_error_answer(error, id_line, close=True)
 
     def _handle(self, request, path, query, connection, id_line, arrived):
         pipeline = self.pipeline

@@ -163,6 +163,31 @@ def test_a_head_request_gets_the_head_alone(stack):
     assert rest.startswith(b"HTTP/1.1 200 ")  # no body came between the two heads
 
 
+@pytest.mark.parametrize("path", [b"/v1/messages?beta=true", b"/v1/messages/count_tokens"])
+def test_a_body_over_the_limit_is_an_anthropic_413_with_its_request_id(stack, path):
+    # The parser refuses it from its Content-Length, before any endpoint: it was OpenAI-shaped.
+    with socket.create_connection(("127.0.0.1", stack["gateway"].port), timeout=5) as sock:
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: g\r\ncontent-type: application/json\r\ncontent-length: 999999999\r\n\r\n" % path)
+        data = b""
+        while piece := sock.recv(65536):  # the gateway closes after the refusal
+            data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), data
+    assert orjson.loads(body) == {"type": "error", "error": {"type": "request_too_large", "message": "request body too large"}}
+    headers = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+    assert headers[b"request-id"] == headers[b"x-request-id"] and headers[b"connection"] == b"close"
+
+
+def test_a_body_over_the_limit_elsewhere_stays_openai_shaped(stack):
+    with socket.create_connection(("127.0.0.1", stack["gateway"].port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\ncontent-length: 999999999\r\n\r\n")
+        data = b""
+        while piece := sock.recv(65536):
+            data += piece
+    assert data.startswith(b"HTTP/1.1 413 ")
+    assert orjson.loads(data.partition(b"\r\n\r\n")[2])["error"]["code"] == "request_too_large"
+
+
 def test_an_unreachable_upstream_is_alloys_502(stack, client, stream):
     with pytest.raises(anthropic.InternalServerError) as raised:
         ask(client, "dead-model", stream)
