@@ -327,7 +327,7 @@ class TranslatedRelay(Relay):
         self.buffered = 0  # bytes in ``pieces``
         self.splitter = None  # set when relaying a stream
         self.events = None
-        self.kept_headers = b""  # of an error answer: the provider's Retry-After, for the client
+        self.kept_headers = b""  # the provider's answer id, and of an error its Retry-After, for the client
 
     # --- the sink interface -------------------------------------------------------------------------
 
@@ -450,16 +450,24 @@ class TranslatedRelay(Relay):
 
     def _head(self, head, out):
         self.status = self.call.status = head.status
+        self.kept_headers = _upstream_id_line(head)
         if head.status >= 400:
-            self.kept_headers = _retry_after_lines(head)
+            self.kept_headers += _retry_after_lines(head)
         if self.stream and head.status == 200:
             self.splitter = SSESplitter()
             self.events = self.translator.StreamTranslator(self.model, self.include_usage)
-            block = EVENT_STREAM_HEADERS + self.extra_headers
+            block = EVENT_STREAM_HEADERS + self.extra_headers + self.kept_headers
             call = self.call
             if call.pipeline.overhead_header:
                 block += OVERHEAD_LINE % ((call.sent_at - call.arrived + monotonic() - call.head_at) * 1e6)
             out.append(self._stream_head(200, block))
+
+
+def _upstream_id_line(head):
+    """The provider's id of this answer (Anthropic's ``request-id``, or ``x-request-id``) as
+    ``x-upstream-request-id``, for a support ticket with the provider; b"" when it sent none."""
+    value = head.get(b"request-id") or head.get(b"x-request-id")
+    return b"x-upstream-request-id: " + value + b"\r\n" if value else b""
 
 
 def _retry_after_lines(head):

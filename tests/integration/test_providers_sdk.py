@@ -86,6 +86,16 @@ def test_chat(stack, route):
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage.completion_tokens > 0 and completion.usage.total_tokens >= completion.usage.prompt_tokens
     assert reply.headers["x-alloy-provider"] == route
+    if route == "anthropic":  # the provider's id of the answer, for a support ticket with it
+        assert reply.headers["x-upstream-request-id"].startswith("req_emu_")
+
+
+def test_a_translated_stream_carries_the_providers_request_id(stack):
+    reply = stack["client"].chat.completions.with_raw_response.create(
+        model=ROUTES["anthropic"], messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    assert reply.headers["x-upstream-request-id"].startswith("req_emu_")
+    assert "".join(c.choices[0].delta.content or "" for c in reply.parse() if c.choices) == "echo: hi"
 
 
 def test_stream_with_usage(stack, route):
