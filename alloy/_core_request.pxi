@@ -171,6 +171,8 @@ cdef class RequestParser:
             if self._body_size > self._max_body:
                 raise _body_too_large(self._current.target)
             self._body_parts.append(piece)
+        if self._body_size + self._chunked.remaining > self._max_body:
+            raise _body_too_large(self._current.target)  # a chunk announced beyond the limit: now
         return pos
 
     cdef int _check_incomplete_head(self, const char *p, Py_ssize_t pos, Py_ssize_t n) except -1:
@@ -285,9 +287,9 @@ cdef class RequestParser:
         finally:
             PyMem_Free(out)
 
-        # RFC 9112 section 3.2: exactly one Host in an HTTP/1.1 request.
-        if version == 11 and hosts != 1:
-            raise _ProtocolError("HTTP/1.1 request needs exactly one Host header")
+        # RFC 9112 section 3.2: never more than one Host; exactly one in an HTTP/1.1 request.
+        if hosts > 1 or (version == 11 and hosts == 0):
+            raise _ProtocolError("a request needs exactly one Host header")
 
         previous = headers.get(H_CONNECTION)
         if previous is not None:

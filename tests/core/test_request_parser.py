@@ -507,6 +507,17 @@ def test_chunked_body_past_limit_refused_by_the_first_byte_over(core):
             parser.feed(b"z")
 
 
+def test_a_refused_body_keeps_its_target_for_the_answer(core):
+    # The client connection answers a /v1/messages refusal in Anthropic's shape (alloy.client_connection).
+    for wire in (
+        b"POST /v1/messages?beta=true HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n",
+        b"POST /v1/messages?beta=true HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n",
+    ):
+        with pytest.raises(errors.BodyTooLarge) as info:
+            core.RequestParser(max_body_bytes=100).feed(wire)
+        assert info.value.target == b"/v1/messages?beta=true"
+
+
 def test_many_tiny_chunks_past_limit_is_413(core):
     parser = core.RequestParser(max_body_bytes=100)
     parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")

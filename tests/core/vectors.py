@@ -197,6 +197,8 @@ REQUEST_REJECTS = [
     ("host-with-space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", errors.ProtocolError, 400),
     ("host-with-slash", b"GET / HTTP/1.1\r\nHost: h/x\r\n\r\n", errors.ProtocolError, 400),
     ("host-with-userinfo", b"GET / HTTP/1.1\r\nHost: u@h\r\n\r\n", errors.ProtocolError, 400),
+    # ... and more than one Host is a 400 whatever the version (HTTP/1.0 needs none).
+    ("two-hosts-http10", b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", errors.ProtocolError, 400),
     # RFC 9112 section 3: a request line that does not end within the head's limit is a 414.
     ("target-too-long", b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: h\r\n\r\n", errors.URITooLong, 414),
     (
@@ -291,6 +293,18 @@ REQUEST_REJECTS = [
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nab\r\n0\r\n\r\n",
         errors.ProtocolError,
         400,
+    ),
+    (  # both twins count a chunk in a signed 64-bit integer
+        "chunk-size-over-63-bits",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab\r\n0\r\n\r\n",
+        errors.ProtocolError,
+        400,
+    ),
+    (  # a chunk announced beyond the body limit is refused at its size line, as a Content-Length is
+        "chunk-announced-over-the-limit",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\nab\r\n0\r\n\r\n",
+        errors.BodyTooLarge,
+        413,
     ),
     (
         "chunk-size-0x",
