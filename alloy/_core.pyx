@@ -28,6 +28,7 @@ from alloy.errors import (
     UnsupportedVersion,
     UpstreamProtocolError,
     URITooLong,
+    unreadable_json,
 )
 from alloy.headers import HOP_BY_HOP, STATUS_REASONS
 

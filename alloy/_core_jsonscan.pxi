@@ -190,8 +190,8 @@ cdef ScanResult _scan_with_orjson(bytes body):
     cdef ScanResult result
     try:
         document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise _InvalidRequest("request body is not valid JSON") from None
+    except orjson.JSONDecodeError as error:
+        raise unreadable_json(error) from None
     if not isinstance(document, dict):
         raise _InvalidRequest("request body must be a JSON object")
     model = document.get("model")

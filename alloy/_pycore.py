@@ -25,6 +25,7 @@ from alloy.errors import (
     UnsupportedVersion,
     UpstreamProtocolError,
     URITooLong,
+    unreadable_json,
 )
 from alloy.headers import HOP_BY_HOP, STATUS_REASONS
 
@@ -1032,8 +1033,8 @@ def _token_cap_of(document):
 def _scan_with_orjson(body):
     try:
         document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("request body is not valid JSON") from None
+    except orjson.JSONDecodeError as error:
+        raise unreadable_json(error) from None
     if not isinstance(document, dict):
         raise InvalidRequest("request body must be a JSON object")
     model = document.get("model")

@@ -91,6 +91,14 @@ class NestedTooDeeply(InvalidRequest):
         super().__init__(message, **kwargs)
 
 
+def unreadable_json(error, message="request body is not valid JSON"):
+    """The refusal of a body orjson could not read (its ``JSONDecodeError``): valid JSON nested past
+    orjson's 1024 levels is ``NestedTooDeeply``, not a syntax error; anything else is ``message``."""
+    if str(error).startswith("depth limit"):
+        return NestedTooDeeply()
+    return InvalidRequest(message)
+
+
 class InternalError(AlloyError):
     """A bug in the gateway met while answering one request: that request gets a 500 (its
     connection closes), every other goes on."""

@@ -18,7 +18,7 @@ the provider's upstream backend.
 import orjson
 
 from alloy.core import encode_forwarded, rewrite_model_parts
-from alloy.errors import InvalidRequest
+from alloy.errors import unreadable_json
 from alloy.headers import (
     ANSWER_OWN,
     FORWARD_SKIP,
@@ -155,8 +155,8 @@ class TranslatedProvider:
         request = call.request
         try:
             body = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            raise InvalidRequest("request body is not valid JSON") from None
+        except orjson.JSONDecodeError as error:
+            raise unreadable_json(error) from None
         model = deployment.upstream_model or call.model_name
         translated = self.translator.build_request(body, model, call.endpoint, self.settings)
         # The client's other headers travel on (tracing...), except those the translated call

@@ -36,7 +36,7 @@ from alloy.balancer import ModelGroup
 from alloy.call import Call
 from alloy.client_apis import on_first_use
 from alloy.core import scan_body
-from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, ModelNotFound, NestedTooDeeply
+from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, ModelNotFound, NestedTooDeeply, unreadable_json
 from alloy.headers import JSON_HEADER
 from alloy.prebuilt import Prebuilt
 
@@ -206,8 +206,8 @@ def decoded(raw):
     see it: printable, at most 256 bytes)."""
     try:
         body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("There was an error parsing the body: it is not valid JSON") from None
+    except orjson.JSONDecodeError as error:
+        raise unreadable_json(error, "There was an error parsing the body: it is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     model = body.get("model")

@@ -74,3 +74,24 @@ def test_a_body_too_deep_to_write_back_is_a_400_and_the_connection_lives_on(gate
     finally:
         connection.close()
     assert "Traceback" not in gateway.stderr  # answered as the client's error, not met as a bug
+
+
+def deeper_than_orjson_reads(path):
+    """Valid JSON nested 1,100 levels (past orjson's reader, 1,024), as text: json.dumps recurses."""
+    deep = "[" * 1100 + "]" * 1100
+    if path == "/v1/chat/completions":  # its model twice: the scanner reads the whole body
+        return '{"model":"gpt-4o-mini","model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"x":%s}' % deep
+    return '{"model":"gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"x":%s}' % deep
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_a_body_deeper_than_the_reader_is_nested_too_deeply_not_invalid(gateway, path):
+    # orjson's depth limit is a decode error: it was answered "not valid JSON", which it is.
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    try:
+        connection.request("POST", path, deeper_than_orjson_reads(path), {"content-type": "application/json"})
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+        assert response.status == 400 and "nested too deeply" in answer["error"]["message"], answer
+    finally:
+        connection.close()
