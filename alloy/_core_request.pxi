@@ -171,7 +171,7 @@ cdef class RequestParser:
             if self._body_size > self._max_body:
                 raise _body_too_large(self._current.target)
             self._body_parts.append(piece)
-        if self._body_size + self._chunked.remaining > self._max_body:
+        if self._chunked.remaining > self._max_body - self._body_size:  # (a sum could overflow)
             raise _body_too_large(self._current.target)  # a chunk announced beyond the limit: now
         return pos
 

@@ -28,14 +28,7 @@ class Endpoints:
         self.metrics = None  # GET /metrics, when alloy.observability serves it on this port
 
     def dispatch(self, request, connection):
-        target = request.target
-        if target[:1] != b"/":
-            target = origin_form(target)
-        mark = target.find(b"?")
-        if mark < 0:
-            path, query = clean_path(target), b""
-        else:
-            path, query = clean_path(target[:mark]), target[mark:]
+        path, query = path_and_query(request.target)
         method = request.method
         if path.startswith(b"/v1/"):
             return self.pipeline.handle(request, path, query, connection)
@@ -79,6 +72,16 @@ class Endpoints:
         except AlloyError:
             return False
         return True
+
+
+def path_and_query(target):
+    """A request target as the routes see it: (normalized path, b"" or b"?query")."""
+    if target[:1] != b"/":
+        target = origin_form(target)
+    mark = target.find(b"?")
+    if mark < 0:
+        return clean_path(target), b""
+    return clean_path(target[:mark]), target[mark:]
 
 
 def origin_form(target):

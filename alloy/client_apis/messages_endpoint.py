@@ -36,6 +36,7 @@ from alloy.balancer import ModelGroup
 from alloy.call import Call
 from alloy.client_apis import on_first_use
 from alloy.core import scan_body
+from alloy.endpoints import path_and_query
 from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, ModelNotFound, NestedTooDeeply, unreadable_json
 from alloy.headers import JSON_HEADER
 from alloy.prebuilt import Prebuilt
@@ -135,7 +136,11 @@ class MessagesEndpoint:
         """A front-door refusal (the parser's 413) of a request to ``target``, as the bytes that
         answer it and close the connection: in Anthropic's shape, with its ``request-id``, when
         ``target`` is a Messages path; None for any other path (answered OpenAI-shaped)."""
-        if target.partition(b"?")[0] not in MESSAGES_PATHS:
+        try:
+            path, _ = path_and_query(target)  # every spelling the routes take (//v1/messages/...)
+        except AlloyError:
+            return None  # not a path any route takes: no API to shape the refusal for
+        if path not in MESSAGES_PATHS:
             return None
         return messages_answer.anthropic_error_answer(error, id_line, close=True)
 

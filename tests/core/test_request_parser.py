@@ -518,6 +518,14 @@ def test_a_refused_body_keeps_its_target_for_the_answer(core):
         assert info.value.target == b"/v1/messages?beta=true"
 
 
+def test_a_chunk_announced_past_the_limit_after_another_is_413_at_its_size_line(core):
+    # body size + announced size must not overflow (the compiled twin counts in 64 bits)
+    parser = core.RequestParser(max_body_bytes=100)
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
+    with pytest.raises(errors.BodyTooLarge):
+        parser.feed(b"7fffffffffffffff\r\n")
+
+
 def test_many_tiny_chunks_past_limit_is_413(core):
     parser = core.RequestParser(max_body_bytes=100)
     parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")

@@ -163,7 +163,9 @@ def test_a_head_request_gets_the_head_alone(stack):
     assert rest.startswith(b"HTTP/1.1 200 ")  # no body came between the two heads
 
 
-@pytest.mark.parametrize("path", [b"/v1/messages?beta=true", b"/v1/messages/count_tokens"])
+@pytest.mark.parametrize(
+    "path", [b"/v1/messages?beta=true", b"/v1/messages/count_tokens", b"//v1/messages/", b"http://g/v1//messages"]
+)
 def test_a_body_over_the_limit_is_an_anthropic_413_with_its_request_id(stack, path):
     # The parser refuses it from its Content-Length, before any endpoint: it was OpenAI-shaped.
     with socket.create_connection(("127.0.0.1", stack["gateway"].port), timeout=5) as sock:
