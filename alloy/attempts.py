@@ -25,6 +25,9 @@ import random
 import time
 
 
+# A reused connection closed unanswered within this many seconds of the send is the keep-alive race:
+# the upstream's close was already on its way (a round trip, even between continents, is well under).
+STALE_WITHIN = 1.0
 RETRYABLE_STATUSES = frozenset((408, 409, 429, 500, 502, 503, 504, 529)) | frozenset(range(505, 600))
 CONTEXT_WINDOW_MARKERS = (b"context_length_exceeded", b"maximum context length", b"prompt is too long", b"too many tokens")
 CONTENT_POLICY_MARKERS = (b"content_policy_violation", b"content_filter", b"content policy")
@@ -97,12 +100,13 @@ class Attempts:
         call = self.call
         call.over = True
         self.last_failure = error
-        if error.stale and not self.resent:
-            # A keep-alive connection the upstream had just closed (RFC 9112 section 9.3.1): the
-            # request was never processed, so sending it again is not one of the model's retries
-            # (with max_retries = 0 too) nor the deployment's fault. Once per call: the upstream's
-            # other idle connections, closed earlier, have already left the pool; a second such
-            # failure is a failure like any other.
+        if error.stale and not self.resent and time.monotonic() - call.sent_at < STALE_WITHIN:
+            # A keep-alive connection the upstream had just closed (RFC 9112 section 9.3.1): its
+            # close crossed our request, which it never processed, so sending it again is not one
+            # of the model's retries (with max_retries = 0 too) nor the deployment's fault. Only a
+            # close that comes at once: one after the upstream worked on the request is a failure
+            # (a resend would be a second, paid request). Once per call: the upstream's other idle
+            # connections, closed earlier, have already left the pool.
             self.resent = True
             call.deployment.abandoned()
             self.in_group -= 1

@@ -5,13 +5,15 @@ says: the client must not get a 502 for a connection the upstream merely timed o
 
 The upstream here is a small socket server that answers the first request of each connection
 (keep-alive) and closes the connection, unanswered, when a second request arrives on it: the race,
-made certain. A request that a fresh connection drops is still a failure like any other.
+made certain. A request that a fresh connection drops, or a reused one drops after the upstream
+worked on it for a while, is still a failure like any other.
 """
 
 import http.client
 import json
 import socket
 import threading
+import time
 
 import pytest
 
@@ -26,10 +28,11 @@ class OneRequestPerConnection:
     """Answers each connection's first request; a second one on it is read, then dropped.
     ``drop_first``: drop even the first request of a fresh connection (no race: a real failure)."""
 
-    def __init__(self, drop_first=False):
+    def __init__(self, drop_first=False, work_before_drop=0.0):
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.base = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.drop_first = drop_first
+        self.work_before_drop = work_before_drop  # seconds "spent on" a request before dropping it
         self.requests = []  # (connection number, request number on it)
         self.lock = threading.Lock()
         self.connections = 0
@@ -65,6 +68,7 @@ class OneRequestPerConnection:
                 with self.lock:
                     self.requests.append((number, served))
                 if served > 1 or self.drop_first:
+                    time.sleep(self.work_before_drop)
                     return  # closed without a byte of answer
                 sock.sendall(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(REPLY) + REPLY
@@ -121,5 +125,19 @@ def test_a_fresh_connection_closed_unanswered_is_still_a_502(start_gateway):
         assert status == 502, data
         assert json.loads(data)["error"]["code"] == "bad_gateway"
         assert server.requests == [(1, 1)]  # max_retries = 0: tried once
+    finally:
+        server.stop()
+
+
+def test_a_reused_connection_dropped_after_the_upstream_worked_on_it_is_not_sent_again(start_gateway):
+    # Closed 1.5 s after the request: not the race but a failure (the upstream may have generated,
+    # and billed, an answer). With max_retries = 0 it is not sent again.
+    server = OneRequestPerConnection(work_before_drop=1.5)
+    try:
+        gateway = start_gateway(config=gateway_config(server.base))
+        assert chat(gateway)[0] == 200
+        status, attempts, data = chat(gateway)
+        assert status == 502, data
+        assert server.requests == [(1, 1), (1, 2)]
     finally:
         server.stop()
