@@ -8,8 +8,6 @@ would only turn the provider's own answers into 503s), reached by ``provider/mod
 by every name. The core ``RouteTable`` does the lookup.
 """
 
-import re
-
 import orjson
 
 from alloy.balancer import Deployment, ModelGroup
@@ -151,25 +149,6 @@ MODEL_BEARING = frozenset((b"/v1/images/generations", b"/v1/moderations", b"/v1/
 MODEL_IN_FORM = frozenset((b"/v1/audio/transcriptions", b"/v1/audio/translations", b"/v1/images/edits", b"/v1/images/variations"))
 # Endpoints whose models Alloy cannot see: a batch names them in the lines of a stored file.
 MODELS_UNSEEN = frozenset((b"/v1/batches",))
-_BOUNDARY = re.compile(rb'boundary=(?:"([^"]{1,70})"|([^\s;]{1,70}))', re.IGNORECASE)
-_MODEL_PART = re.compile(rb'content-disposition:[^\r\n]*;\s*name="?model"?(?:;[^\r\n]*)?\r\n', re.IGNORECASE)
-
-
-def form_model(request):
-    """The value of the ``model`` part of a multipart/form-data body, as text; None when there is
-    none (or the body is not such a form)."""
-    found = _BOUNDARY.search(request.headers.get(b"content-type", b""))
-    if found is None:
-        return None
-    delimiter = b"\r\n--" + (found.group(1) or found.group(2))
-    body = b"\r\n" + request.body  # the first delimiter may open the body
-    for part in body.split(delimiter)[1:]:
-        head, separator, value = part.partition(b"\r\n\r\n")
-        if separator and _MODEL_PART.search(head + b"\r\n"):
-            return value.decode("utf-8", "replace").strip()
-    return None
-
-
 def json_model_scan(request, json_only=False):
     """The core's scan of a JSON body that names a model; None for another body or no model (such
     a request is routed by its path instead). ``json_only``: the endpoint takes nothing but JSON

@@ -39,7 +39,8 @@ from alloy.governance.prices import MICRO, Prices
 from alloy.governance.refused import call_refused, request_refused
 from alloy.governance.refusals import BudgetExceeded, RateLimitExceeded, SharedLimitsUnavailable
 from alloy.governance.store import SECRET_PREFIX, Store
-from alloy.routing import MODEL_BEARING, MODEL_IN_FORM, MODELS_UNSEEN, form_model
+from alloy.forms import form_model
+from alloy.routing import MODEL_BEARING, MODEL_IN_FORM, MODELS_UNSEEN, json_model_scan
 
 log = logging.getLogger("alloy.governance")
 _PREFIX = SECRET_PREFIX.encode()
@@ -124,9 +125,10 @@ class Governance:
         if path in MODEL_BEARING:
             raise InvalidRequest("this key is limited to models: name one of them in the request's model", param="model")
         if path in MODEL_IN_FORM and call.request.method == b"POST":
-            model = form_model(call.request)
+            scan = json_model_scan(call.request)  # these endpoints may take JSON too (images/edits)
+            model = scan.model if scan is not None else form_model(call.request)
             if not model:
-                raise InvalidRequest("this key is limited to models: name one of them in the form's model field", param="model")
+                raise InvalidRequest("this key is limited to models: name one of them in the request's model", param="model")
             if not key.may_use(model, None, call.pipeline.routes.aliases.get(model)):
                 raise ModelNotFound(f"The model '{model}' does not exist or you do not have access to it", param="model")
         elif path in MODELS_UNSEEN and call.request.method == b"POST":

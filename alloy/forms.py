@@ -1,0 +1,98 @@
+"""The model a multipart/form-data request names (RFC 7578), read for a key limited to models.
+
+Audio transcriptions and translations, image edits and variations name their model in a form field
+rather than in JSON. The gate (``alloy.governance.gate``) holds a limited key to its models there
+too, so the model it reads must be the one the provider will read, whatever a client does to make
+them differ:
+
+- the boundary is the Content-Type's ``boundary`` parameter, parsed as a parameter (a quoted value
+  is one value; ``x="boundary=y"`` is not it) and at most 70 characters (RFC 2046 section 5.1.1);
+  a form without a usable one names no model;
+- a field is a part whose ``Content-Disposition`` header (that header's own line, its parameters
+  parsed) says ``name="model"`` and no ``filename``;
+- a form naming the model twice is refused: providers disagree on which value wins.
+
+The body is searched with ``bytes.find`` (in C, no copy of it), part by part; a form of more than
+``MAX_PARTS`` parts is refused rather than walked (these endpoints take a handful).
+"""
+
+import re
+
+from alloy.errors import InvalidRequest
+
+MAX_PARTS = 256
+MAX_PART_HEAD = 16 * 1024  # a part's header section longer than this is not a field's
+# parameter = token "=" ( token / quoted-string )   (RFC 9110 section 5.6.6)
+_PARAMETER = re.compile(rb';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[!#$%&\'*+.^_`|~0-9A-Za-z-]+)')
+
+
+def parameters(value):
+    """(media or disposition type, lower-cased; {parameter name, lower-cased: value}) of a header
+    value such as ``form-data; name="model"``; a quoted value is unquoted. A parameter given twice
+    is refused: which one a provider would read is anyone's guess."""
+    kind, _, rest = value.partition(b";")
+    found = {}
+    for name, text in _PARAMETER.findall(b";" + rest):
+        if text[:1] == b'"':
+            text = re.sub(rb"\\(.)", rb"\1", text[1:-1])
+        name = name.lower()
+        if name in found:
+            raise InvalidRequest(f"the form gives the parameter {name.decode()!r} twice", param="model")
+        found[name] = text
+    return kind.strip().lower(), found
+
+
+def form_boundary(content_type):
+    """The boundary of a ``multipart/form-data`` Content-Type, or None."""
+    kind, found = parameters(content_type)
+    boundary = found.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary or len(boundary) > 70:
+        return None
+    return boundary
+
+
+def form_model(request):
+    """The ``model`` field of a multipart/form-data body, as text; None when the form names none
+    (or the body is not such a form). InvalidRequest when it is ambiguous (the model twice, a
+    parameter twice) or has too many parts."""
+    boundary = form_boundary(request.headers.get(b"content-type", b""))
+    if boundary is None:
+        return None
+    body = request.body
+    delimiter = b"\r\n--" + boundary
+    # The first delimiter line may open the body; else it follows a preamble (RFC 2046 5.1.1).
+    if body.startswith(delimiter[2:]):
+        pos = len(delimiter) - 2
+    else:
+        pos = body.find(delimiter)
+        if pos < 0:
+            return None
+        pos += len(delimiter)
+    model = None
+    for _ in range(MAX_PARTS + 1):
+        if body.startswith(b"--", pos):
+            return model  # the close delimiter
+        head_start = body.find(b"\r\n", pos) + 2  # past the delimiter line's padding
+        end = body.find(delimiter, head_start)
+        if head_start < 2 or end < 0:
+            return model  # a form that does not end: nothing more to read in it
+        head_end = body.find(b"\r\n\r\n", head_start - 2, min(end, head_start + MAX_PART_HEAD))
+        if head_end >= 0 and _is_model_field(body[head_start - 2 : head_end + 2]):
+            if model is not None:
+                raise InvalidRequest("the form names the model more than once", param="model")
+            model = body[head_end + 4 : end].decode("utf-8", "replace")  # as the provider reads it
+        pos = end + len(delimiter)
+    raise InvalidRequest(f"the form has more than {MAX_PARTS} parts", param="model")
+
+
+def _is_model_field(head):
+    """Does this part's header section (each line CRLF-led) make it the ``model`` field?"""
+    dispositions = [value for name, colon, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+                    if colon and name.strip().lower() == b"content-disposition"]  # fmt: skip
+    if not dispositions:
+        return False
+    if len(dispositions) > 1:
+        raise InvalidRequest("a part of the form has two Content-Disposition headers", param="model")
+    kind, found = parameters(dispositions[0])
+    is_file = any(name.startswith(b"filename") for name in found)  # filename, filename*
+    return kind == b"form-data" and found.get(b"name") == b"model" and not is_file
