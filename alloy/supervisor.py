@@ -33,7 +33,7 @@ from alloy import core, server
 from alloy.config import ConfigError, load
 from alloy.server import say
 
-# ctypes, select, shutil, tempfile and the shared governance counters are imported where the
+# ctypes, select, the shared directories and the governance counters are imported where the
 # supervisor uses them: a lone gateway (--workers 1, the default) imports this module for
 # check_workers alone, and never needs their ~1.5 MB.
 
@@ -77,44 +77,15 @@ def describe(status):
     return f"exited with code {code}"
 
 
-def shared_directory(kind):
-    """A new directory the workers share (in memory, /dev/shm, where there is one), named after this
-    supervisor's pid: ``alloy-KIND-PID-xxxx``. A supervisor killed with SIGKILL cannot remove its
-    own, so each start first removes those of supervisors that are no longer running."""
-    import tempfile
-
-    shared = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-    remove_orphans(shared, kind)
-    return tempfile.mkdtemp(prefix=f"alloy-{kind}-{os.getpid()}-", dir=shared)
-
-
-def remove_orphans(parent, kind):
-    """Remove ``parent``'s ``alloy-KIND-PID-*`` directories whose PID no longer runs."""
-    import shutil
-
-    prefix = f"alloy-{kind}-"
-    try:
-        names = [name for name in os.listdir(parent) if name.startswith(prefix)]
-    except OSError:
-        return
-    for name in names:
-        pid = name[len(prefix) :].partition("-")[0]
-        if not pid.isdigit():
-            continue  # not named by a supervisor of this version
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-        except (PermissionError, OverflowError):
-            pass  # another user's running process, or no process at all: not ours to judge
-
-
 class Supervisor:
     def __init__(self, config, count):
         self.listener = reserve_port(config.server.host, config.server.port)
         port = self.listener.getsockname()[1]  # the one the kernel picked, for --port 0
         self.config = replace(config, server=replace(config.server, port=port))
-        self.metrics_listener = self.metrics_dir = None
+        from alloy.shared_dirs import SharedDirectory
+
+        self.metrics_listener = None
+        self.shared = []  # the directories the workers share, locked while we run (alloy.shared_dirs)
         metrics = self.config.metrics
         if metrics.enabled:
             # /metrics reports the whole server: each worker leaves its counters in this directory
@@ -123,15 +94,15 @@ class Supervisor:
             if metrics.port is not None:
                 self.metrics_listener = reserve_port(metrics.host, metrics.port)
                 metrics = replace(metrics, port=self.metrics_listener.getsockname()[1])
-            self.metrics_dir = shared_directory("metrics")
-            self.config = replace(self.config, metrics=replace(metrics, workers_dir=self.metrics_dir))
+            self.shared.append(SharedDirectory("metrics"))
+            self.config = replace(self.config, metrics=replace(metrics, workers_dir=self.shared[-1].path))
         # Limits and budgets hold for the whole server: every worker maps the same counters file
         # (alloy.governance.counters), created here before the first fork. Also without keys yet:
         # a database created while the server runs is picked up by every worker (a sparse file).
         from alloy.governance.counters import create_shared
 
-        self.governance_dir = shared_directory("governance")
-        governance = replace(self.config.governance, shared_path=create_shared(self.governance_dir))
+        self.shared.append(SharedDirectory("governance"))
+        governance = replace(self.config.governance, shared_path=create_shared(self.shared[-1].path))
         self.config = replace(self.config, governance=governance)
         self.count = count
         self.workers = {}  # pid -> (slot, monotonic start time)
@@ -159,7 +130,6 @@ class Supervisor:
 
     def run(self):
         import select
-        import shutil
 
         handled = (*STOP_SIGNALS, signal.SIGCHLD, signal.SIGHUP)
         previous = {signum: signal.signal(signum, lambda *_: None) for signum in handled}
@@ -187,9 +157,8 @@ class Supervisor:
             self.listener.close()
             if self.metrics_listener is not None:
                 self.metrics_listener.close()
-            for directory in (self.metrics_dir, self.governance_dir):
-                if directory is not None:
-                    shutil.rmtree(directory, ignore_errors=True)
+            for directory in self.shared:
+                directory.close()
         if self.announced:
             say("alloy: stopped")
         return self.exit_code
