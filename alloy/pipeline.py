@@ -207,6 +207,7 @@ class Pipeline:
             return governance.admit(call)
         except AlloyError as refusal:  # into the ledger too (alloy.governance.refused)
             governance.refused_call(call, refusal)
+            refusal.call = call  # the access log names its key and model (alloy.observability)
             raise
 
     def lookup(self, call):

@@ -109,8 +109,13 @@ class AccessLog:
             peer = None
         now = time.monotonic()
         method, size = (None, 0) if request is None else (request.method, len(request.body))  # None: not parsed
+        # A call refused by admission (a key's limit, budget or models) names its key and model.
+        call = getattr(error, "call", None)
+        key = None if call is None or call.key is None else _key_name(call.key)
+        scan = None if call is None else call.scan
+        model, stream = (None, None) if scan is None else (scan.model, scan.stream)
         self.entries.append(
-            (now, id_line, peer, None, method, path, None, None, None, None, status, 0, size,
+            (now, id_line, peer, key, method, path, model, stream, None, None, status, 0, size,
              None, 0.0, 0.0, None if error is None else (error.type, error.code), None, 0, 0.0)
         )  # fmt: skip
 

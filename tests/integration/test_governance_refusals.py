@@ -3,6 +3,7 @@ the key may not use (404), a rate limit and a spent budget (429), all answered b
 upstream, are ledger rows with zero tokens and zero cost, shown by ``alloy usage`` (``refused``) and
 ``/admin/usage``; a flood of refusals is counted in a few rows, not one row per request."""
 
+import json
 import sqlite3
 
 import anthropic
@@ -103,3 +104,22 @@ def test_a_keyed_request_nothing_routes_is_in_the_ledger_under_its_key(start_gat
     assert statuses == [404, 400]
     rows = lambda: {row["status"]: row["requests"] for row in usage_rows(db, by="status", key="router-test")}  # noqa: E731
     assert wait_until(lambda: rows() == {200: 1, 404: 1, 400: 1}, timeout=5), rows()
+
+
+def test_a_refused_keyed_request_is_logged_with_its_key_and_model(start_gateway, upstream, tmp_path):
+    # The access log's line for a key's 429 named neither: "why is my key refused" had no answer there.
+    db = tmp_path / "alloy.db"
+    _, capped = create_key(db, "capped-log", "--rpm", "1")
+    log = tmp_path / "access.log"
+    gateway = start_gateway(config=keyed_config(upstream, db, f'\n[log]\npath = "{log}"\n'), env={"ALLOY_MASTER_KEY": MASTER})
+    wait_until(lambda: post(gateway.port, capped, chat())[0] == 200, timeout=5)
+    status, _, body = post(gateway.port, capped, chat(), headers={"x-request-id": "over-the-limit"})
+    assert status == 429, body
+
+    def refused_line():
+        lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return next((line for line in lines if line.get("request_id") == "over-the-limit"), None)
+
+    assert wait_until(lambda: refused_line() is not None, timeout=5)
+    line = refused_line()
+    assert (line["status"], line["key"], line["model"], line["error_code"]) == (429, "capped-log", "gpt-4o", "rate_limit_exceeded")
