@@ -100,17 +100,21 @@ class Attempts:
         call = self.call
         call.over = True
         self.last_failure = error
-        if error.stale and not self.resent and time.monotonic() - call.sent_at < STALE_WITHIN:
-            # A keep-alive connection the upstream had just closed (RFC 9112 section 9.3.1): its
-            # close crossed our request, which it never processed, so sending it again is not one
-            # of the model's retries (with max_retries = 0 too) nor the deployment's fault. Only a
-            # close that comes at once: one after the upstream worked on the request is a failure
-            # (a resend would be a second, paid request). Once per call: the upstream's other idle
-            # connections, closed earlier, have already left the pool.
-            self.resent = True
+        if error.stale:
+            # A reused keep-alive connection closed before a byte came back: not the deployment's
+            # fault, retried at once.
             call.deployment.abandoned()
-            self.in_group -= 1
-            return self._retry(0.0, blame=False)
+            if error.closed_idle and not self.resent and time.monotonic() - call.sent_at < STALE_WITHIN:
+                # The keep-alive race (RFC 9112 section 9.3.1): the upstream's orderly close of an
+                # idle connection crossed our request, which it never processed, so sending it
+                # again is not one of the model's retries (with max_retries = 0 too). Only such a
+                # close, at once: a reset, or a close after the upstream worked on the request, may
+                # mean it processed it (a resend would be a second, paid request). Once per call:
+                # the upstream's other idle connections, closed earlier, have left the pool.
+                self.resent = True
+                self.in_group -= 1
+                return self._retry(0.0, blame=False)
+            return self._retry(0.0)
         call.deployment.failed()
         if error.retryable:
             self._retry(None)

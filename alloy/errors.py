@@ -218,9 +218,10 @@ class UpstreamUnreachable(UpstreamError):
 
     retryable = True
 
-    def __init__(self, message, *, stale=False):
+    def __init__(self, message, *, stale=False, closed_idle=False):
         super().__init__(message)
         self.stale = stale  # a reused keep-alive connection: retried at once, not held against it
+        self.closed_idle = closed_idle  # ... closed in order (no reset): how an idle close looks
 
 
 class UpstreamBusy(UpstreamError):

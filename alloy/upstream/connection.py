@@ -75,7 +75,9 @@ class UpstreamConnection(asyncio.Protocol):
             # On a reused connection this is most likely the keep-alive race of RFC 9112 section
             # 9.3.1 (the upstream closed it as idle just as we sent): Attempts retries at once.
             error = UpstreamUnreachable(
-                f"upstream {self.pool.origin.label} closed the connection before answering", stale=self.reused
+                f"upstream {self.pool.origin.label} closed the connection before answering",
+                stale=self.reused,
+                closed_idle=self.reused and exc is None,  # an orderly close, not a reset
             )
             self._fail(error)
             return
