@@ -212,6 +212,8 @@ def workers(tmp_path, mocks):
 
 
 def worker_pids(gateway):
+    # Said just after the "listening" line the start waited for: it may not have been read yet.
+    assert wait_until(lambda: "worker pids " in gateway.stderr, 5), gateway.stderr
     return [int(pid) for pid in gateway.stderr.split("worker pids ")[1].split("\n")[0].split()]
 
 
