@@ -16,8 +16,12 @@ goes to the handlers the features register (keys, usage, cache), always behind t
 import orjson
 
 from alloy.core import clean_path
-from alloy.errors import AlloyError, MethodNotAllowed, NotFound, PermissionDenied
+from alloy.errors import AlloyError, MethodNotAllowed, MethodNotImplemented, NotFound, PermissionDenied
 from alloy.prebuilt import Prebuilt
+
+
+# RFC 9110 section 9 and PATCH (RFC 5789): any other method is one this server does not implement.
+KNOWN_METHODS = frozenset((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH"))
 
 
 class Endpoints:
@@ -28,8 +32,10 @@ class Endpoints:
         self.metrics = None  # GET /metrics, when alloy.observability serves it on this port
 
     def dispatch(self, request, connection):
-        path, query = path_and_query(request.target)
         method = request.method
+        if method not in KNOWN_METHODS:
+            raise MethodNotImplemented(f"the method {method[:32].decode('latin-1')} is not implemented")
+        path, query = path_and_query(request.target)
         if path.startswith(b"/v1/"):
             return self.pipeline.handle(request, path, query, connection)
         if path == b"/health":

@@ -139,6 +139,14 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+class MethodNotImplemented(AlloyError):
+    """RFC 9110 section 9.1: a method the server does not recognize (methods are case-sensitive)."""
+
+    status = 501
+    type = "invalid_request_error"
+    code = "not_implemented"
+
+
 class MethodNotAllowed(AlloyError):
     status = 405
     type = "invalid_request_error"

@@ -183,6 +183,22 @@ def test_405_names_the_allowed_method(core_gateway):
     assert "POST" in headers["allow"]
 
 
+@pytest.mark.parametrize("method, path", [("BREW", "/health"), ("get", "/health"), ("PROPFIND", "/v1/files")])
+def test_a_method_the_server_does_not_know_is_501(core_gateway, upstream, method, path):
+    # RFC 9110 section 9.1 (methods are case-sensitive: "get" is not GET); the connection goes on.
+    connection = http.client.HTTPConnection("127.0.0.1", urlsplit(core_gateway.base).port, timeout=10)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        assert response.status == 501
+        assert openai_error(response.read())["code"] == "not_implemented"
+        connection.request("GET", "/health")
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+    assert upstream.requests() == []
+
+
 def test_unknown_path_outside_v1_is_404(core_gateway, upstream):
     for method, path in (("GET", "/nope"), ("POST", "/chat/completions"), ("GET", "/")):
         status, _, data = request(core_gateway.base, method, path, b"{}" if method == "POST" else None)
