@@ -88,9 +88,10 @@ class UpstreamRequest:
             return sent + self.total_ticks
         return quiet
 
-    def expired(self, age_ticks, quiet_ticks, received):
+    def expired(self, age_ticks, quiet_ticks, received, partial=False):
         """The ``UpstreamTimeout`` this request has run into, after ``age_ticks`` sweeps since it
-        was sent and ``quiet_ticks`` since the last read (``received``: any byte came back), or None."""
+        was sent and ``quiet_ticks`` since the last read (``received``: the response head came
+        back; ``partial``: bytes of it did, or interim answers), or None."""
         timeouts = self.timeouts
         if self.total_ticks and age_ticks >= self.total_ticks:
             return UpstreamTimeout(f"upstream did not complete the response within {timeouts.total:g} s")
@@ -98,7 +99,8 @@ class UpstreamRequest:
             if quiet_ticks >= timeouts.idle_ticks:
                 return UpstreamTimeout(f"upstream went silent for {timeouts.stream_idle:g} s")
         elif quiet_ticks >= timeouts.first_byte_ticks:
-            return UpstreamTimeout(f"upstream did not send the first byte within {timeouts.first_byte:g} s")
+            what = "a complete response head" if partial else "the first byte"
+            return UpstreamTimeout(f"upstream did not send {what} within {timeouts.first_byte:g} s")
         return None
 
 

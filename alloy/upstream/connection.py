@@ -181,7 +181,7 @@ class UpstreamConnection(asyncio.Protocol):
         last_read = self.read_at if headed else sent
         deadline = request.deadline(sent, last_read, headed)
         if now >= deadline:
-            self._fail(request.expired(now - sent, now - last_read, headed))
+            self._fail(request.expired(now - sent, now - last_read, headed, self._received))
         else:
             self.wheel.file(self, deadline)
 
