@@ -78,6 +78,11 @@ class RequestParser:
     def reading_body(self) -> bool:
         """The head of the request being read is whole: its body is arriving."""
     @property
+    def waiting_head(self) -> Request | None:
+        """While ``expect_continue``: the request whose body the client holds back, with an empty
+        body (a copy), so the server may refuse it from its head alone (RFC 9110 section 10.1.1);
+        else None."""
+    @property
     def buffered(self) -> int:
         """Bytes held for the request in progress (head buffer and body so far): what a pipelining
         client has made the gateway hold beyond the requests already returned."""

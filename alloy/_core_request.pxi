@@ -83,6 +83,22 @@ cdef class RequestParser:
         return self._state == S_BODY_LENGTH or self._state == S_BODY_CHUNKED
 
     @property
+    def waiting_head(self):
+        if not self._expect_continue:
+            return None
+        cdef Request current = self._current
+        cdef Request head = Request.__new__(Request)
+        head.method = current.method
+        head.target = current.target
+        head.version = current.version
+        head.headers = current.headers
+        head.body = EMPTY
+        head.keep_alive = current.keep_alive
+        head.forwarded = current.forwarded
+        head.forwarded_skip = current.forwarded_skip
+        return head
+
+    @property
     def buffered(self):
         return PyBytes_GET_SIZE(self._buf) + self._body_size
 

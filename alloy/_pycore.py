@@ -314,6 +314,14 @@ class RequestParser:
         return self._state == _BODY_LENGTH or self._state == _BODY_CHUNKED
 
     @property
+    def waiting_head(self):
+        """See ``alloy/_core.pyi``."""
+        if not self._expect_continue:
+            return None
+        method, target, version, headers, keep_alive, forwarded, skip = self._current
+        return Request(method, target, version, headers, b"", keep_alive, forwarded, skip)
+
+    @property
     def buffered(self):
         return len(self._buffer) + self._body_size
 

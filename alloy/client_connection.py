@@ -132,7 +132,7 @@ class ClientConnection(asyncio.Protocol):
             # when the head was refused: a 413 for its Content-Length goes out instead, at once).
             self.continue_sent = True
             if self.current is None and not self.queue:
-                self.transport.write(CONTINUE)
+                self.continue_or_refuse()
         for request in requests:
             self.continue_sent = False
             if self.current is None and not self.queue:
@@ -237,6 +237,29 @@ class ClientConnection(asyncio.Protocol):
             transport = self.transport = KeepAliveAnnouncer(transport)
         transport.announce = request.keep_alive
 
+    def continue_or_refuse(self):
+        """A client holds its body back for ``100 Continue`` (RFC 9110 section 10.1.1): ask for it,
+        unless the head alone is refused (a wrong key). Then that answer goes out now, and the
+        connection closes without reading the body, lingering so the answer is not lost to a
+        reset when the client sends its body anyway."""
+        head = self.parser.waiting_head
+        error = self.gateway.endpoints.refusal_from_head(head)
+        if error is None:
+            self.transport.write(CONTINUE)
+            return
+        self.refused = True  # nothing more is read from this connection
+        gateway = self.gateway
+        id_line = gateway.pipeline.request_ids.line(head.headers)
+        if gateway.refused is not None:
+            gateway.refused(head, self, error.status, error, id_line)
+        answer = gateway.pipeline.messages.refusal(error, head.target, id_line)  # its API's shape
+        if answer is None:
+            answer = frame_response(error.status, JSON_HEADER + error.header_block + id_line, error_response_body(error), True)
+        self.closing = True
+        self.queue.clear()
+        self.transport.write(answer)
+        self.linger_close(self.transport)
+
     def refuse(self, error, request=None):
         """Answer ``error`` for a request refused before a call existed, counted and logged
         (alloy.observability) with the x-request-id its answer carries (the client's, or a new
@@ -282,7 +305,7 @@ class ClientConnection(asyncio.Protocol):
             if self.read_since < 0 and parser.in_progress:
                 self.start_read_clock()  # the next request was only partly read while this one was served
             if parser.expect_continue and not queue:
-                self.transport.write(CONTINUE)
+                self.continue_or_refuse()
 
     def send_error(self, error, close=False, extra_headers=None, head=False, request=None):
         """Answer ``error`` OpenAI-shaped; to a HEAD request, the same head without its body.

@@ -54,6 +54,18 @@ class Endpoints:
             return self.metrics.answer(request)  # Prometheus text; the master key unless public
         raise NotFound(f"no route for {method.decode()} {path.decode('latin-1')}")
 
+    def refusal_from_head(self, request):
+        """The refusal a ``/v1/`` request's head alone decides (a missing or wrong key), or None:
+        asked while the client holds its body back for ``100 Continue`` (RFC 9110 section 10.1.1),
+        so it need not send what would be refused anyway."""
+        try:
+            path, _ = path_and_query(request.target)
+            if path.startswith(b"/v1/"):
+                self.pipeline.authenticate(request)
+        except AlloyError as refusal:
+            return refusal
+        return None
+
     def _admin(self, request, path, query, connection):
         """``/admin/...``: the features' admin handlers (``Pipeline.admin_routes``), always behind
         the master key; without one configured the admin API is closed (the CLI still works)."""

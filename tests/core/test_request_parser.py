@@ -252,6 +252,21 @@ def test_expect_continue_while_body_awaited(core):
     assert not parser.expect_continue
 
 
+def test_the_waiting_head_is_the_request_whose_body_is_held_back(core):
+    # The connection may refuse it from its head alone (a wrong key) instead of asking for the body.
+    parser = core.RequestParser()
+    assert parser.waiting_head is None
+    parser.feed(b"POST /v1/x?q=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer k\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+    head = parser.waiting_head
+    assert (head.method, head.target, head.body, head.keep_alive) == (b"POST", b"/v1/x?q=1", b"", True)
+    assert head.headers[b"authorization"] == b"Bearer k"
+    (request,) = parser.feed(b"hello")
+    assert request.body == b"hello" and head.body == b""  # a copy: the request itself is untouched
+    assert parser.waiting_head is None
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n")
+    assert parser.waiting_head is None  # no Expect: nothing waits
+
+
 def test_expect_continue_not_set_before_head_complete(core):
     parser = core.RequestParser()
     parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Len")

@@ -180,6 +180,41 @@ def test_a_body_refused_by_its_length_gets_its_413_without_a_100_continue(gatewa
     assert mock.requests() == []
 
 
+def test_a_wrong_key_is_refused_from_the_head_without_a_100_continue(start_gateway, mock):
+    """RFC 9110 section 10.1.1: the head alone decides a missing or wrong key, so the client is not
+    invited to upload a body that would be refused; the connection closes after the answer."""
+    gateway = start_proxy(start_gateway, mock, server='master_key = "sk-master"')
+    for path, key, shape in (
+        (b"/v1/chat/completions", b"wrong", "openai"),
+        (b"/v1/audio/transcriptions", None, "openai"),
+        (b"/v1/messages", b"wrong", "anthropic"),
+    ):
+        client = Client(gateway.port)
+        client.send(
+            b"POST %s HTTP/1.1\r\nHost: gateway\r\nExpect: 100-continue\r\n%s"
+            b"Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n"
+            % (path, b"" if key is None else b"Authorization: Bearer " + key + b"\r\n")
+        )
+        client.sock.settimeout(5)
+        response = client.response()
+        assert response.status == 401, (path, response)
+        error = response.json()
+        assert error["type"] == "error" if shape == "anthropic" else error["error"]["code"] == "invalid_api_key"
+        assert response.headers.get("connection") == "close" and client.closed_within(5)
+    # The right key is asked for its body, as before.
+    body = chat_body("keyed")
+    client = Client(gateway.port)
+    client.send(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nExpect: 100-continue\r\n"
+        b"Authorization: Bearer sk-master\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    client.sock.settimeout(5)
+    assert client.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    client.send(body)
+    assert reply_text(client.response()) == "echo: keyed"
+    assert bodies(mock) == [json.loads(body)]  # nothing refused reached the upstream
+
+
 def test_a_target_in_absolute_form_is_routed_by_its_path(gateway, mock):
     """RFC 9112 section 3.2.2: a server MUST accept ``http://host/path`` as a request target."""
     client = Client(gateway.port)
