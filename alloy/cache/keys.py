@@ -31,6 +31,8 @@ CHAT = b"/v1/chat/completions"
 CACHEABLE = frozenset((CHAT, b"/v1/completions", b"/v1/embeddings"))
 MAX_TTL = 365 * 24 * 3600.0
 INLINE_KEY_MAX = 512  # bytes of key material kept as the key itself (the store counts them)
+# Top-level parameters that are real numbers: written 1 or 1.0, the same request.
+SAMPLING_NUMBERS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
 _NAMESPACE_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
@@ -58,6 +60,10 @@ def key_of(call, model, namespace):
         document.pop("stream", None)
         document.pop("stream_options", None)
     document["model"] = model
+    for name in SAMPLING_NUMBERS:  # 1 and 1.0 are one value to the provider: one key
+        value = document.get(name)
+        if type(value) is int:
+            document[name] = float(value)
     material = namespace.encode() + b"\n" + call.path + b"\n" + dumps(document, option=OPT_SORT_KEYS)
     if len(material) <= INLINE_KEY_MAX:
         return material, stream, include_usage  # its own key: nothing to hash, no collision possible

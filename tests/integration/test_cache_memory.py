@@ -149,6 +149,17 @@ def test_key_order_and_whitespace_do_not_matter(gateway, upstream):
     assert len(upstream_chats(upstream)) == 1
 
 
+def test_a_number_spelled_as_an_integer_or_a_float_is_the_same_request(gateway, upstream):
+    # JSON's 1 and 1.0 are one value to the provider: temperature 1 and 1.0 missed each other.
+    text = unique()
+    messages = json.dumps([{"role": "user", "content": text}]).encode()
+    first = b'{"model":"chat","messages":%s,"temperature":1,"top_p":1.0,"seed":7}' % messages
+    second = b'{"model":"chat","messages":%s,"temperature":1.0,"top_p":1,"seed":7}' % messages
+    assert post_raw(gateway, first)[0]["x-alloy-cache"] == "miss"
+    assert post_raw(gateway, second)[0]["x-alloy-cache"] == "hit"
+    assert len(upstream_chats(upstream)) == 1
+
+
 def test_an_alias_shares_the_answers_of_its_model(gateway, upstream):
     text = unique()
     chat(gateway, text, model="chat")
