@@ -127,12 +127,6 @@ class ClientConnection(asyncio.Protocol):
         # A protocol error (last in ``requests``) is answered in its turn, after the requests
         # before it, and closes the connection: past a framing error the bytes cannot be trusted
         # to delimit another request, so nothing more is read (``refused``).
-        if self.parser.expect_continue and not self.continue_sent and not self.refused:
-            # RFC 9110 section 10.1.1: tell the client to send the body it is holding back (not
-            # when the head was refused: a 413 for its Content-Length goes out instead, at once).
-            self.continue_sent = True
-            if self.current is None and not self.queue:
-                self.continue_or_refuse()
         for request in requests:
             self.continue_sent = False
             if self.current is None and not self.queue:
@@ -141,6 +135,14 @@ class ClientConnection(asyncio.Protocol):
                 self.queue.append(request)
                 if type(request) is Request:
                     self.queued_bytes += len(request.body)
+        if parser.expect_continue and not self.continue_sent and not self.refused and not self.closing:
+            # RFC 9110 section 10.1.1: tell the client to send the body it is holding back (not
+            # when the head was refused: a 413 for its Content-Length goes out instead, at once).
+            # Only once the requests before it are answered (else answer_finished does it then):
+            # a 100 must not overtake their answers, nor a refusal end their connection.
+            self.continue_sent = True
+            if self.current is None and not self.queue:
+                self.continue_or_refuse()
         if self.current is None:
             if self.read_since < 0 and parser.in_progress:
                 self.start_read_clock()  # a request began and is not whole yet

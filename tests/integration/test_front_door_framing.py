@@ -215,6 +215,31 @@ def test_a_wrong_key_is_refused_from_the_head_without_a_100_continue(start_gatew
     assert bodies(mock) == [json.loads(body)]  # nothing refused reached the upstream
 
 
+def test_an_expect_head_pipelined_behind_a_request_waits_for_its_answer(start_gateway, mock):
+    # The 100 (or the refusal of a wrong key) went out before the answer of the request read in the
+    # same packet ahead of it; a refusal then closed the connection under that request, proxied and
+    # billed, its answer lost.
+    gateway = start_proxy(start_gateway, mock, server='master_key = "sk-master"')
+    auth = b"Authorization: Bearer sk-master\r\n"
+    first = chat("first", extra=auth)
+    for key, second_status in ((b"wrong", 401), (b"sk-master", 200)):
+        body = chat_body("second")
+        expect = (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\nExpect: 100-continue\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (key, len(body))
+        )
+        client = Client(gateway.port)
+        client.send(first + expect)
+        assert reply_text(client.response()) == "echo: first"
+        if second_status == 401:
+            assert client.response().status == 401 and client.closed_within(5)
+            continue
+        assert client.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        client.send(body)
+        assert reply_text(client.response()) == "echo: second"
+        assert not client.closed_within(0.3) and client.buffer == b""  # one 100, no second
+
+
 def test_a_target_in_absolute_form_is_routed_by_its_path(gateway, mock):
     """RFC 9112 section 3.2.2: a server MUST accept ``http://host/path`` as a request target."""
     client = Client(gateway.port)
