@@ -9,8 +9,11 @@ them differ:
   is one value; ``x="boundary=y"`` is not it) and at most 70 characters (RFC 2046 section 5.1.1);
   a form without a usable one names no model;
 - a field is a part whose ``Content-Disposition`` header (that header's own line, its parameters
-  parsed) says ``name="model"`` and no ``filename``;
-- a form naming the model twice is refused: providers disagree on which value wins.
+  parsed) says ``name="model"``;
+- whatever parsers read differently is refused rather than guessed: the model twice (which value
+  wins differs), a parameter twice, a boundary after a bare LF or followed by more than spaces, a
+  part header with a bare CR or LF or folded, ``name*``, a model part with a file name, a part
+  header section that does not end or is longer than ``MAX_PART_HEAD``.
 
 The body is searched with ``bytes.find`` (in C, no copy of it), part by part; a form of more than
 ``MAX_PARTS`` parts is refused rather than walked (these endpoints take a handful).
@@ -21,7 +24,7 @@ import re
 from alloy.errors import InvalidRequest
 
 MAX_PARTS = 256
-MAX_PART_HEAD = 16 * 1024  # a part's header section longer than this is not a field's
+MAX_PART_HEAD = 16 * 1024  # a part's header section longer than this is refused
 # parameter = token "=" ( token / quoted-string )   (RFC 9110 section 5.6.6)
 _PARAMETER = re.compile(rb';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[!#$%&\'*+.^_`|~0-9A-Za-z-]+)')
 
@@ -53,16 +56,22 @@ def form_boundary(content_type):
 
 def form_model(request):
     """The ``model`` field of a multipart/form-data body, as text; None when the form names none
-    (or the body is not such a form). InvalidRequest when it is ambiguous (the model twice, a
-    parameter twice) or has too many parts."""
+    (or the body is not such a form). InvalidRequest for a form that parsers may read differently
+    (see the module's docstring) or that has too many parts."""
     boundary = form_boundary(request.headers.get(b"content-type", b""))
     if boundary is None:
         return None
     body = request.body
-    delimiter = b"\r\n--" + boundary
+    marker = b"--" + boundary
+    delimiter = b"\r\n" + marker
+    found = body.find(b"\n" + marker)
+    while found >= 0:  # one pass: the delimiters are few
+        if found == 0 or body[found - 1] != 13:
+            raise _ambiguous("a boundary after a bare LF")  # LF-tolerant parsers would see a part there
+        found = body.find(b"\n" + marker, found + 1)
     # The first delimiter line may open the body; else it follows a preamble (RFC 2046 5.1.1).
-    if body.startswith(delimiter[2:]):
-        pos = len(delimiter) - 2
+    if body.startswith(marker):
+        pos = len(marker)
     else:
         pos = body.find(delimiter)
         if pos < 0:
@@ -72,12 +81,18 @@ def form_model(request):
     for _ in range(MAX_PARTS + 1):
         if body.startswith(b"--", pos):
             return model  # the close delimiter
-        head_start = body.find(b"\r\n", pos) + 2  # past the delimiter line's padding
-        end = body.find(delimiter, head_start)
-        if head_start < 2 or end < 0:
+        line_end = body.find(b"\r\n", pos)
+        if line_end < 0:
             return model  # a form that does not end: nothing more to read in it
-        head_end = body.find(b"\r\n\r\n", head_start - 2, min(end, head_start + MAX_PART_HEAD))
-        if head_end >= 0 and _is_model_field(body[head_start - 2 : head_end + 2]):
+        if body[pos:line_end].strip(b" \t"):
+            raise _ambiguous("a line that starts like the boundary but is longer")
+        end = body.find(delimiter, line_end)
+        if end < 0:
+            return model
+        head_end = body.find(b"\r\n\r\n", line_end, end)
+        if head_end < 0 or head_end - line_end > MAX_PART_HEAD:
+            raise _ambiguous("a part whose headers do not end, or end too far")
+        if _is_model_field(body[line_end + 2 : head_end]):
             if model is not None:
                 raise InvalidRequest("the form names the model more than once", param="model")
             model = body[head_end + 4 : end].decode("utf-8", "replace")  # as the provider reads it
@@ -86,13 +101,28 @@ def form_model(request):
 
 
 def _is_model_field(head):
-    """Does this part's header section (each line CRLF-led) make it the ``model`` field?"""
-    dispositions = [value for name, colon, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+    """Does this part's header section (CRLF-separated lines) make it the ``model`` field? Only a
+    plainly written one does; anything parsers read differently is refused."""
+    if not head:
+        return False
+    lines = head.split(b"\r\n")
+    if any(b"\r" in line or b"\n" in line or line[:1] in (b" ", b"\t") for line in lines):
+        raise _ambiguous("a part header with a bare CR or LF, or folded")
+    dispositions = [value for name, colon, value in (line.partition(b":") for line in lines)
                     if colon and name.strip().lower() == b"content-disposition"]  # fmt: skip
     if not dispositions:
         return False
     if len(dispositions) > 1:
-        raise InvalidRequest("a part of the form has two Content-Disposition headers", param="model")
-    kind, found = parameters(dispositions[0])
-    is_file = any(name.startswith(b"filename") for name in found)  # filename, filename*
-    return kind == b"form-data" and found.get(b"name") == b"model" and not is_file
+        raise _ambiguous("a part with two Content-Disposition headers")
+    _, found = parameters(dispositions[0])
+    if b"name*" in found:
+        raise _ambiguous("a part named in an encoded name* parameter")
+    if found.get(b"name") != b"model":
+        return False
+    if any(name.startswith(b"filename") for name in found):
+        raise _ambiguous("a model part with a file name")  # a file to some parsers, a field to others
+    return True  # whatever the disposition type: parsers read "attachment" too
+
+
+def _ambiguous(what):
+    return InvalidRequest(f"this key is limited to models, and the form has {what}: send a plain form", param="model")

@@ -61,6 +61,8 @@ def standard_model(content_type, body):
               field(b"model", b"whisper-1"))),
         # no model field at all
         (b"multipart/form-data; boundary=B0und", form(AUDIO)),
+        # a disposition type other than form-data still names the field, to parsers as to the gate
+        (b"multipart/form-data; boundary=B0und", form(([b'Content-Disposition: attachment; name="model"'], b"gpt-4o"))),
     ],
 )  # fmt: skip
 def test_the_model_read_is_the_one_a_standard_parser_reads(content_type, body):
@@ -77,8 +79,26 @@ def test_the_model_read_is_the_one_a_standard_parser_reads(content_type, body):
         (b"multipart/form-data; boundary=B0und",
          form(([b'Content-Disposition: form-data; name="file"', b'Content-Disposition: form-data; name="model"'], b"gpt-4o"))),
         (b"multipart/form-data; boundary=B0und", form(*[field(b"x", b"1")] * (MAX_PARTS + 1))),
+        # a line that starts like the boundary: content to standard parsers, a delimiter to a prefix match
+        (b"multipart/form-data; boundary=B0und",
+         form(field(b"model", b"whisper-1\r\n--B0undX\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-4o"))),
+        # LF-only lines (read by LF-tolerant parsers), then a CRLF tail showing the gate another model
+        (b"multipart/form-data; boundary=B0und",
+         b'--B0und\nContent-Disposition: form-data; name="model"\n\ngpt-4o\n' + form(field(b"model", b"whisper-1"))),
+        (b"multipart/form-data; boundary=B0und",
+         form(([b"X-Pad: " + b"x" * 20000, b'Content-Disposition: form-data; name="model"'], b"gpt-4o"))),
+        (b"multipart/form-data; boundary=B0und", form(([b"Content-Disposition: form-data; name*=UTF-8''model"], b"gpt-4o"))),
+        (b"multipart/form-data; boundary=B0und", form(([b'Content-Disposition: form-data; name="model"; filename=""'], b"gpt-4o"))),
+        (b"multipart/form-data; boundary=B0und",
+         form(([b"Content-Disposition: form-data;", b' name="model"'], b"gpt-4o"), field(b"model", b"whisper-1"))),
+        (b"multipart/form-data; boundary=B0und",
+         form(([b'X-A: 1\nContent-Disposition: form-data; name="model"'], b"gpt-4o"))),
     ],
-    ids=["the model twice", "the boundary twice", "the name twice", "two dispositions", "too many parts"],
+    ids=[
+        "the model twice", "the boundary twice", "the name twice", "two dispositions", "too many parts",
+        "a boundary look-alike line", "bare LF lines", "an overlong part head", "name*", "a model with a file name",
+        "a folded disposition", "a bare LF in a part head",
+    ],
 )  # fmt: skip
 def test_an_ambiguous_or_oversized_form_is_refused(content_type, body):
     with pytest.raises(InvalidRequest):
