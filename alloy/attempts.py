@@ -25,9 +25,12 @@ import random
 import time
 
 
-# A reused connection closed unanswered within this many seconds of the send is the keep-alive race:
-# the upstream's close was already on its way (a round trip, even between continents, is well under).
-STALE_WITHIN = 1.0
+# A reused connection closed in order, unanswered, within this many seconds of the send is taken for
+# the keep-alive race: the upstream's close was already on its way, so it comes back within about
+# one round trip (a quarter second covers one between continents). An upstream that read the request
+# and closed as fast without answering (a crash, a shutdown) cannot be told apart: for a model
+# request (which changes nothing upstream but the bill) the race is the likelier reading.
+STALE_WITHIN = 0.25
 RETRYABLE_STATUSES = frozenset((408, 409, 429, 500, 502, 503, 504, 529)) | frozenset(range(505, 600))
 CONTEXT_WINDOW_MARKERS = (b"context_length_exceeded", b"maximum context length", b"prompt is too long", b"too many tokens")
 CONTENT_POLICY_MARKERS = (b"content_policy_violation", b"content_filter", b"content policy")
@@ -104,7 +107,12 @@ class Attempts:
             # A reused keep-alive connection closed before a byte came back: not the deployment's
             # fault, retried at once.
             call.deployment.abandoned()
-            if error.closed_idle and not self.resent and time.monotonic() - call.sent_at < STALE_WITHIN:
+            if (
+                error.closed_idle
+                and not self.resent
+                and call.scan is not None  # a model request: never a file upload or a batch sent twice
+                and time.monotonic() - call.sent_at < STALE_WITHIN
+            ):
                 # The keep-alive race (RFC 9112 section 9.3.1): the upstream's orderly close of an
                 # idle connection crossed our request, which it never processed, so sending it
                 # again is not one of the model's retries (with max_retries = 0 too). Only such a
