@@ -24,8 +24,8 @@ INFO. The access log does not depend on the log level.
 import logging
 
 from alloy.auth import MasterKey
-from alloy.endpoints import origin_form
-from alloy.errors import MethodNotAllowed, NotFound
+from alloy.endpoints import origin_form, path_and_query
+from alloy.errors import AlloyError, MethodNotAllowed, NotFound
 from alloy.observability.access_log import AccessLog, LogWriter
 from alloy.observability.exposition import CONTENT_TYPE
 from alloy.observability.metrics import Metrics
@@ -159,10 +159,12 @@ class Observability:
         if request is None:
             path = b""
         else:
-            target = request.target
-            if not target.startswith(b"/v1/"):
+            try:
+                path, _ = path_and_query(request.target)  # as the routes saw it: //v1/..., http://h/v1/...
+            except AlloyError:  # refused for its path itself (dot segments...): as it came
+                path = request.target.split(b"?", 1)[0]
+            if not path.startswith(b"/v1/"):
                 return
-            path = target.split(b"?", 1)[0]
         if self.metrics is not None:
             self.metrics.refused(path, status, error)
         if self.access_log is not None:

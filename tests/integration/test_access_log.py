@@ -367,3 +367,16 @@ def test_a_request_the_http_parser_refuses_is_counted_and_logged(start_gateway, 
     metrics = scrape(gateway.base)
     assert metrics.total("alloy_requests_total", status_class="4xx") == 3
     assert metrics.total("alloy_errors_total", code="request_too_large") == 1
+
+
+def test_a_refusal_is_logged_under_the_path_the_routes_saw(start_gateway, mock, tmp_path):
+    # Refusals were logged (and counted) only when the raw target began with /v1/: //v1/... and
+    # absolute-form targets, which the routes take, were left out.
+    log = tmp_path / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{log}"', env={"ALLOY_MASTER_KEY": MASTER})
+    for number, path in enumerate(["//v1/chat/completions", "http://g/v1//chat/completions?x=1"]):
+        assert post(gateway, chat(), {"x-request-id": f"refused-{number}"}, path)[0] == 401
+    lines = [json.loads(line) for line in lines_of(log, 2)]
+    assert [(line["request_id"], line["path"], line["status"]) for line in lines] == [
+        ("refused-0", "/v1/chat/completions", 401), ("refused-1", "/v1/chat/completions", 401),
+    ]
