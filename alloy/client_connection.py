@@ -54,7 +54,7 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "gateway", "transport", "parser", "queue", "queued_bytes", "current", "closing", "continue_sent",
         "wheel", "due", "quiet_since", "read_since", "write_paused_since", "writing_paused", "reading_paused",
-        "refused", "peer", "linger", "write_pending", "body_mark",
+        "refused", "peer", "linger", "write_pending", "body_mark", "feeding",
     )
 
     def __init__(self, gateway):
@@ -84,6 +84,7 @@ class ClientConnection(asyncio.Protocol):
         self.linger = None  # over the cap: the timer that ends the lingering close
         self.write_pending = None  # while writing is paused: bytes the client had not taken yet
         self.peer = None  # the client's address, once asked for (peer_address)
+        self.feeding = False  # data_received is handing out the requests one read completed
 
     def peer_address(self):
         """The client's (host, port), read from the transport once per connection: uvloop builds
@@ -127,7 +128,10 @@ class ClientConnection(asyncio.Protocol):
         # A protocol error (last in ``requests``) is answered in its turn, after the requests
         # before it, and closes the connection: past a framing error the bytes cannot be trusted
         # to delimit another request, so nothing more is read (``refused``).
+        self.feeding = True  # an answer finished meanwhile (a cache hit) must not ask for the body yet
         for request in requests:
+            if self.closing:
+                break  # answered with a close (or a refusal): nothing after it is answered
             self.continue_sent = False
             if self.current is None and not self.queue:
                 self.handle(request)
@@ -135,6 +139,7 @@ class ClientConnection(asyncio.Protocol):
                 self.queue.append(request)
                 if type(request) is Request:
                     self.queued_bytes += len(request.body)
+        self.feeding = False
         if parser.expect_continue and not self.continue_sent and not self.refused and not self.closing:
             # RFC 9110 section 10.1.1: tell the client to send the body it is holding back (not
             # when the head was refused: a 413 for its Content-Length goes out instead, at once).
@@ -306,7 +311,7 @@ class ClientConnection(asyncio.Protocol):
             parser = self.parser
             if self.read_since < 0 and parser.in_progress:
                 self.start_read_clock()  # the next request was only partly read while this one was served
-            if parser.expect_continue and not queue:
+            if parser.expect_continue and not queue and not self.feeding:
                 self.continue_or_refuse()
 
     def send_error(self, error, close=False, extra_headers=None, head=False, request=None):

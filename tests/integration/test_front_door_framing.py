@@ -240,6 +240,36 @@ def test_an_expect_head_pipelined_behind_a_request_waits_for_its_answer(start_ga
         assert not client.closed_within(0.3) and client.buffer == b""  # one 100, no second
 
 
+def test_an_expect_head_waits_also_behind_an_answer_from_the_cache(start_gateway, mock):
+    # A cache hit ends inside its own handling, before the requests after it in the same read are
+    # queued: that moment looked like "nothing in flight", and the 100 (or a wrong key's refusal,
+    # closing the connection under the proxied request that followed) went out too early.
+    gateway = start_proxy(start_gateway, mock, server='master_key = "sk-master"\n\n[cache]\nenabled = true')
+    auth = b"Authorization: Bearer sk-master\r\n"
+    warm = Client(gateway.port)
+    warm.send(chat("cached", extra=auth))
+    assert reply_text(warm.response()) == "echo: cached"
+    for key in (b"wrong", b"sk-master"):
+        mid = "mid " + key.decode()
+        body = chat_body("last")
+        expect = (
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\nExpect: 100-continue\r\nAuthorization: Bearer %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (key, len(body))
+        )
+        client = Client(gateway.port)
+        client.send(chat("cached", extra=auth) + chat(mid, extra=auth) + expect)
+        hit = client.response()
+        assert reply_text(hit) == "echo: cached" and hit.headers["x-alloy-cache"] == "hit"
+        assert reply_text(client.response()) == f"echo: {mid}"
+        if key == b"wrong":
+            assert client.response().status == 401 and client.closed_within(5)
+            continue
+        assert client.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        client.send(body)
+        assert reply_text(client.response()) == "echo: last"
+        assert not client.closed_within(0.3) and client.buffer == b""
+
+
 def test_a_target_in_absolute_form_is_routed_by_its_path(gateway, mock):
     """RFC 9112 section 3.2.2: a server MUST accept ``http://host/path`` as a request target."""
     client = Client(gateway.port)
