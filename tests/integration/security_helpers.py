@@ -58,11 +58,16 @@ def rss_bytes(pid):
 class ScriptedUpstream:
     """A loopback HTTP/1.1 server that reads each request (head and content-length body) and
     answers ``reply(request_bytes)``: bytes to send, or an iterable of byte pieces (a huge body,
-    written until the gateway hangs up). Every request it read is kept in ``received``."""
+    written until the gateway hangs up); an OSError from it closes the connection unanswered.
+    Every request it read is kept in ``received``, and (connection number, request number on that
+    connection) in ``numbers``; with ``numbered``, ``reply`` is given both as well."""
 
-    def __init__(self, reply):
+    def __init__(self, reply, numbered=False):
         self.reply = reply
+        self.numbered = numbered
         self.received = []
+        self.numbers = []
+        self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
@@ -79,10 +84,12 @@ class ScriptedUpstream:
                 sock, _ = self.listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(sock, self.connections), daemon=True).start()
 
-    def _serve(self, sock):
+    def _serve(self, sock, connection):
         buffer = b""
+        served = 0
         with sock:
             try:
                 while True:
@@ -101,7 +108,9 @@ class ScriptedUpstream:
                         buffer += sock.recv(65536)
                     request, buffer = head + b"\r\n\r\n" + buffer[:length], buffer[length:]
                     self.received.append(request)
-                    answer = self.reply(request)
+                    served += 1
+                    self.numbers.append((connection, served))
+                    answer = self.reply(request, connection, served) if self.numbered else self.reply(request)
                     for piece in [answer] if isinstance(answer, bytes) else answer:
                         sock.sendall(piece)
             except OSError:

@@ -3,19 +3,19 @@ an idle keep-alive connection just as the gateway sends the next request on it. 
 never processed, so the gateway sends it again on a fresh connection, whatever ``max_retries``
 says: the client must not get a 502 for a connection the upstream merely timed out.
 
-The upstream here is a small socket server that answers the first request of each connection
-(keep-alive) and closes the connection, unanswered, when a second request arrives on it: the race,
-made certain. A request that a fresh connection drops, or a reused one drops after the upstream
+The upstream here is scripted (security_helpers.ScriptedUpstream): it answers the first request of
+each connection (keep-alive) and closes the connection, unanswered, when a second request arrives
+on it: the race, made certain. A request that a fresh connection drops, or a reused one drops after the upstream
 worked on it for a while, is still a failure like any other.
 """
 
 import http.client
 import json
-import socket
-import threading
 import time
 
 import pytest
+
+from security_helpers import ScriptedUpstream
 
 REPLY = (
     b'{"id":"chatcmpl-1","object":"chat.completion","created":0,"model":"m",'
@@ -24,63 +24,24 @@ REPLY = (
 )
 
 
-class OneRequestPerConnection:
-    """Answers each connection's first request; a second one on it is read, then dropped.
-    ``drop_first``: drop even the first request of a fresh connection (no race: a real failure)."""
+def one_request_per_connection(drop_first=False, work_before_drop=0.0):
+    """An upstream answering each connection's first request; a second one on it is read, then
+    dropped unanswered, ``work_before_drop`` seconds later. ``drop_first``: drop even the first
+    request of a fresh connection (no race: a real failure). Its ``numbers`` log (connection,
+    request on it) says what reached it."""
 
-    def __init__(self, drop_first=False, work_before_drop=0.0):
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.base = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.drop_first = drop_first
-        self.work_before_drop = work_before_drop  # seconds "spent on" a request before dropping it
-        self.requests = []  # (connection number, request number on it)
-        self.lock = threading.Lock()
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+    def reply(request, connection, number):
+        if number > 1 or drop_first:
+            time.sleep(work_before_drop)
+            raise OSError("closed without a byte of answer")
+        return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(REPLY) + REPLY
 
-    def _accept(self):
-        while True:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(sock, self.connections), daemon=True).start()
-
-    def _serve(self, sock, number):
-        buffered = b""
-        served = 0
-        with sock:
-            while True:
-                while b"\r\n\r\n" not in buffered:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    buffered += data
-                head, _, buffered = buffered.partition(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
-                )
-                while len(buffered) < length:
-                    buffered += sock.recv(65536)
-                buffered = buffered[length:]
-                served += 1
-                with self.lock:
-                    self.requests.append((number, served))
-                if served > 1 or self.drop_first:
-                    time.sleep(self.work_before_drop)
-                    return  # closed without a byte of answer
-                sock.sendall(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(REPLY) + REPLY
-                )
-
-    def stop(self):
-        self.listener.close()
+    return ScriptedUpstream(reply, numbered=True)
 
 
 @pytest.fixture
 def upstream():
-    server = OneRequestPerConnection()
+    server = one_request_per_connection()
     yield server
     server.stop()
 
@@ -114,17 +75,17 @@ def test_a_request_lost_to_the_keep_alive_race_is_sent_again_even_without_retrie
         assert status == 200, data
         assert json.loads(data)["choices"][0]["message"]["content"] == "ok"
     # The first went on a fresh connection; each later one met the race once, then went on a new one.
-    assert upstream.requests == [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)]
+    assert upstream.numbers == [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)]
 
 
 def test_a_fresh_connection_closed_unanswered_is_still_a_502(start_gateway):
-    server = OneRequestPerConnection(drop_first=True)
+    server = one_request_per_connection(drop_first=True)
     try:
         gateway = start_gateway(config=gateway_config(server.base))
         status, attempts, data = chat(gateway)
         assert status == 502, data
         assert json.loads(data)["error"]["code"] == "bad_gateway"
-        assert server.requests == [(1, 1)]  # max_retries = 0: tried once
+        assert server.numbers == [(1, 1)]  # max_retries = 0: tried once
     finally:
         server.stop()
 
@@ -132,13 +93,13 @@ def test_a_fresh_connection_closed_unanswered_is_still_a_502(start_gateway):
 def test_a_reused_connection_dropped_after_the_upstream_worked_on_it_is_not_sent_again(start_gateway):
     # Closed 0.4 s after the request: not the race but a failure (the upstream may have generated,
     # and billed, an answer). With max_retries = 0 it is not sent again.
-    server = OneRequestPerConnection(work_before_drop=0.4)
+    server = one_request_per_connection(work_before_drop=0.4)
     try:
         gateway = start_gateway(config=gateway_config(server.base))
         assert chat(gateway)[0] == 200
         status, attempts, data = chat(gateway)
         assert status == 502, data
-        assert server.requests == [(1, 1), (1, 2)]
+        assert server.numbers == [(1, 1), (1, 2)]
     finally:
         server.stop()
 
@@ -153,4 +114,4 @@ def test_a_passthrough_upload_lost_to_the_race_is_not_sent_again_without_retries
         assert connection.getresponse().status == 502
     finally:
         connection.close()
-    assert upstream.requests == [(1, 1), (1, 2)]
+    assert upstream.numbers == [(1, 1), (1, 2)]
