@@ -259,12 +259,9 @@ class ClientConnection(asyncio.Protocol):
         id_line = gateway.pipeline.request_ids.line(head.headers)
         if gateway.refused is not None:
             gateway.refused(head, self, error.status, error, id_line)
-        answer = gateway.pipeline.messages.refusal(error, head.target, id_line)  # its API's shape
-        if answer is None:
-            answer = frame_response(error.status, JSON_HEADER + error.header_block + id_line, error_response_body(error), True)
         self.closing = True
         self.queue.clear()
-        self.transport.write(answer)
+        self.transport.write(self.closing_answer(error, head.target, id_line))
         self.linger_close(self.transport)
 
     def refuse(self, error, request=None):
@@ -277,15 +274,18 @@ class ClientConnection(asyncio.Protocol):
         if gateway.refused is not None:
             gateway.refused(request, self, error.status, error, id_line)
         if request is None:
-            target = getattr(error, "target", None)  # known when the head was read (a 413)
-            answer = None if target is None else gateway.pipeline.messages.refusal(error, target, id_line)
-            if answer is not None:  # an Anthropic client's: in its API's shape
-                self.transport.write(answer)
-                self.close()
-                return
-            self.send_error(error, close=True, extra_headers=id_line)
+            self.transport.write(self.closing_answer(error, getattr(error, "target", None), id_line))
+            self.close()  # (a 413's target is known: its head was read)
         else:
             self.send_error(error, close=not request.keep_alive, extra_headers=id_line, head=request.method == b"HEAD")
+
+    def closing_answer(self, error, target, id_line):
+        """The bytes of a refusal that closes the connection, for a request to ``target`` (None:
+        not known): in Anthropic's shape on a Messages path, else OpenAI's."""
+        answer = None if target is None else self.gateway.pipeline.messages.refusal(error, target, id_line)
+        if answer is None:
+            answer = frame_response(error.status, JSON_HEADER + error.header_block + id_line, error_response_body(error), True)
+        return answer
 
     def answer_finished(self, keep_alive):
         """Called by the call once its answer is fully written."""

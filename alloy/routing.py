@@ -149,6 +149,8 @@ MODEL_BEARING = frozenset((b"/v1/images/generations", b"/v1/moderations", b"/v1/
 MODEL_IN_FORM = frozenset((b"/v1/audio/transcriptions", b"/v1/audio/translations", b"/v1/images/edits", b"/v1/images/variations"))
 # Endpoints whose models Alloy cannot see: a batch names them in the lines of a stored file.
 MODELS_UNSEEN = frozenset((b"/v1/batches",))
+
+
 def json_model_scan(request, json_only=False):
     """The core's scan of a JSON body that names a model; None for another body or no model (such
     a request is routed by its path instead). ``json_only``: the endpoint takes nothing but JSON

@@ -134,8 +134,9 @@ class MessagesEndpoint:
 
     def refusal(self, error, target, id_line):
         """A front-door refusal of a request to ``target`` (the parser's 413, a wrong key refused
-        from the head before its body), as the bytes that answer it and close the connection: in Anthropic's shape, with its ``request-id``, when
-        ``target`` is a Messages path; None for any other path (answered OpenAI-shaped)."""
+        from the head before its body), as the bytes that answer it and close the connection: in
+        Anthropic's shape, with its ``request-id``, when ``target`` is a Messages path; None for
+        any other path (answered OpenAI-shaped)."""
         try:
             path, _ = path_and_query(target)  # every spelling the routes take (//v1/messages/...)
         except AlloyError:

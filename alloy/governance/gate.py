@@ -121,16 +121,20 @@ class Governance:
         JSON body's was scanned when it was routed; a form's is read here), it must be one the key
         may use; where it names none, the provider's default model is not one the key was given;
         batches name theirs in a stored file Alloy cannot see, so they are closed to such a key."""
-        path = call.path
-        if path in MODEL_BEARING:
-            raise InvalidRequest("this key is limited to models: name one of them in the request's model", param="model")
-        if path in MODEL_IN_FORM and call.request.method == b"POST":
+        path, posted = call.path, call.request.method == b"POST"
+        if path in MODELS_UNSEEN and posted:
+            raise PermissionDenied("this key is limited to models, and a batch's models cannot be checked: use another key")
+        if path in MODEL_IN_FORM and posted:
             scan = json_model_scan(call.request)  # these endpoints may take JSON too (images/edits)
             model = scan.model if scan is not None else form_model(call.request)
-            if not model:
-                raise InvalidRequest("this key is limited to models: name one of them in the request's model", param="model")
-            if not key.may_use(model, None, call.pipeline.routes.aliases.get(model)):
-                raise ModelNotFound(f"The model '{model}' does not exist or you do not have access to it", param="model")
+        elif path in MODEL_BEARING:
+            model = None  # a JSON body naming a model was routed by it: this one named none
+        else:
+            return  # files, listings...: no model to hold the key to
+        if not model:
+            raise InvalidRequest("this key is limited to models: name one of them in the request's model", param="model")
+        if not key.may_use(model, None, call.pipeline.routes.aliases.get(model)):
+            raise _not_allowed(model)
         elif path in MODELS_UNSEEN and call.request.method == b"POST":
             raise PermissionDenied("this key is limited to models, and a batch's models cannot be checked: use another key")
 
@@ -142,7 +146,7 @@ class Governance:
         if key.rules:
             if scan is not None:
                 if not key.may_use(scan.model, call.model_name, call.pipeline.routes.aliases.get(scan.model)):
-                    raise ModelNotFound(f"The model '{scan.model}' does not exist or you do not have access to it", param="model")
+                    raise _not_allowed(scan.model)
             else:
                 self._check_passthrough_model(key, call)
         reserve = estimate_tokens(call.request.body, scan) if key.counts_tokens else 0
@@ -328,6 +332,11 @@ class Governance:
             timer.cancel()
         self.ledger.close()
         self.store.close()
+
+
+def _not_allowed(model):
+    """The 404 for a model a key may not use: it names the model asked for, never the allowed ones."""
+    return ModelNotFound(f"The model '{model}' does not exist or you do not have access to it", param="model")
 
 
 def _bearer_token(value):
