@@ -40,7 +40,7 @@ def parameters(value):
             text = re.sub(rb"\\(.)", rb"\1", text[1:-1])
         name = name.lower()
         if name in found:
-            raise InvalidRequest(f"the form gives the parameter {name.decode()!r} twice", param="model")
+            raise _ambiguous(f"the parameter {name.decode()!r} twice")
         found[name] = text
     return kind.strip().lower(), found
 
