@@ -321,9 +321,11 @@ cdef long long _parse_content_length(list values, object error) except -2:
 
 cdef bint _only_chunked(list values):
     """Transfer-Encoding check, for requests and answers alike: the joined codings are exactly
-    ``chunked`` (the only coding decoded)."""
+    ``chunked`` (the only coding decoded). Empty list elements (``,chunked``) are skipped, as RFC
+    9110 section 5.6.1.2 asks of a recipient."""
     cdef bytes joined = b",".join(values)
-    return [c.strip(b" \t").lower() for c in joined.split(b",")] == [B_CHUNKED]
+    cdef list codings = [c for c in [c.strip(b" \t").lower() for c in joined.split(b",")] if c]
+    return codings == [B_CHUNKED]
 
 
 # --- chunked decoding (RFC 9112 section 7.1), shared by both parsers -------------------------
@@ -343,6 +345,63 @@ cdef inline bint _has_bare_cr_or_lf(const char *p, Py_ssize_t pos, Py_ssize_t en
         if p[i] == 10 or (p[i] == 13 and i + 1 < end):
             return True
     return False
+
+
+cdef inline Py_ssize_t _skip_bws(const char *p, Py_ssize_t i, Py_ssize_t end):
+    while i < end and (p[i] == 32 or p[i] == 9):
+        i += 1
+    return i
+
+
+cdef inline Py_ssize_t _skip_token(const char *p, Py_ssize_t i, Py_ssize_t end):
+    while i < end and TCHAR[<unsigned char>p[i]]:
+        i += 1
+    return i
+
+
+cdef int _check_chunk_ext(const char *p, Py_ssize_t i, Py_ssize_t end, error) except -1:
+    """What follows a chunk size up to its CRLF: nothing, or chunk extensions (RFC 9112 section
+    7.1.1: ``*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )``). They are ignored,
+    but checked: a control byte, or whitespace with no ";" after it, is framing a reader may take
+    differently, so it is refused."""
+    cdef Py_ssize_t s
+    cdef unsigned char c
+    while i < end:
+        i = _skip_bws(p, i, end)
+        if i == end or p[i] != 59:
+            raise error("invalid chunk extension")
+        i = _skip_bws(p, i + 1, end)
+        s = i
+        i = _skip_token(p, i, end)
+        if i == s:
+            raise error("invalid chunk extension")
+        s = _skip_bws(p, i, end)
+        if s == end or p[s] != 61:
+            continue
+        i = _skip_bws(p, s + 1, end)
+        if i < end and p[i] == 34:  # quoted-string: qdtext and quoted-pairs up to the closing quote
+            i += 1
+            while True:
+                if i >= end:
+                    raise error("invalid chunk extension")
+                c = <unsigned char>p[i]
+                if c == 34:
+                    i += 1
+                    break
+                if c == 92:
+                    if i + 1 >= end or VALUE_BAD[<unsigned char>p[i + 1]]:
+                        raise error("invalid chunk extension")
+                    i += 2
+                elif VALUE_BAD[c]:
+                    raise error("invalid chunk extension")
+                else:
+                    i += 1
+        else:
+            s = i
+            i = _skip_token(p, i, end)
+            if i == s:
+                raise error("invalid chunk extension")
+    return 0
 
 
 cdef class _ChunkedDecoder:
@@ -373,19 +432,16 @@ cdef class _ChunkedDecoder:
                 if _has_bare_cr_or_lf(p, pos, eol + 1):  # hidden in a chunk extension
                     raise self.error("bare CR or LF in chunk size line")
                 e = pos
-                while e < eol and p[e] != 59:
+                while e < eol and HEXVAL[<unsigned char>p[e]] >= 0:
                     e += 1
-                while e > pos and (p[e - 1] == 32 or p[e - 1] == 9):
-                    e -= 1
                 if e == pos or e - pos > 16:
                     raise self.error("invalid chunk size")
                 size = 0
                 for i in range(pos, e):
-                    if HEXVAL[<unsigned char>p[i]] < 0:
-                        raise self.error("invalid chunk size")
                     size = (size << 4) | HEXVAL[<unsigned char>p[i]]
                 if size < 0:
                     raise self.error("invalid chunk size")
+                _check_chunk_ext(p, e, eol, self.error)
                 self.remaining = size
                 pos = eol + 2
                 self.state = CH_DATA if size else CH_TRAILER

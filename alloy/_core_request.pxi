@@ -246,7 +246,8 @@ cdef class RequestParser:
         if sp2 == sp1 + 1:
             raise _ProtocolError("invalid request target")
         for i in range(sp1 + 1, sp2):
-            if not TARGET_OK[<unsigned char>p[i]]:
+            # A fragment ("#") is the client's own business and never sent (RFC 9110 section 7.1)
+            if not TARGET_OK[<unsigned char>p[i]] or p[i] == 35:
                 raise _ProtocolError("invalid request target")
         version = _parse_version(p + sp2 + 1, line_end - sp2 - 1, _ProtocolError, UnsupportedVersion)
         method = PyBytes_FromStringAndSize(p, sp1)

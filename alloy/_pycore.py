@@ -45,6 +45,12 @@ _TARGET_OK = frozenset(range(0x21, 0x7F))
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _DIGITS = frozenset(b"0123456789")
 _MAX_CHUNK_SIZE_DIGITS = 16
+_CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]*")
+# chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) (RFC 9112 7.1.1);
+# in a quoted-string, any byte but controls (HTAB aside), '"' and '\', or '\' and such a byte.
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED = rb'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"'
+_CHUNK_EXTENSIONS = re.compile(rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*")
 # RFC 9112 section 2.2 asks a server to ignore "at least one" empty line before a request line;
 # a few are tolerated, more are a client trickling CRLFs to hold the connection open.
 MAX_EMPTY_LINES = 4
@@ -163,14 +169,25 @@ def _parse_content_length(values, error):
     return length
 
 
+def _codings(transfer_encodings):
+    """The Transfer-Encoding lines as one list of lower-case codings. Empty list elements
+    (``,chunked``, ``chunked,``) are skipped, as RFC 9110 section 5.6.1.2 asks of a recipient."""
+    parts = (c.strip(b" \t").lower() for c in b",".join(transfer_encodings).split(b","))
+    return [c for c in parts if c]
+
+
 def _parse_chunk_size(line, error):
-    """chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 section 7.1); extensions are ignored."""
-    size_text = line.split(b";", 1)[0].rstrip(b" \t")
-    if not size_text or len(size_text) > _MAX_CHUNK_SIZE_DIGITS or not all(c in _HEX for c in size_text):
+    """chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 section 7.1). Extensions are ignored, but
+    checked: a control byte, or whitespace with no ";" after it, is framing a reader may take
+    differently, so it is refused."""
+    size_text = _CHUNK_SIZE.match(line).group()
+    if not size_text or len(size_text) > _MAX_CHUNK_SIZE_DIGITS:
         raise error("invalid chunk size")
     size = int(size_text, 16)
     if size >= 1 << 63:  # beyond what the compiled twin counts in a signed 64-bit integer
         raise error("invalid chunk size")
+    if _CHUNK_EXTENSIONS.fullmatch(line, len(size_text)) is None:
+        raise error("invalid chunk extension")
     return size
 
 
@@ -455,7 +472,7 @@ class RequestParser:
                 raise ProtocolError("both Content-Length and Transfer-Encoding")
             if version == 10:
                 raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request")
-            codings = [c.strip(b" \t").lower() for c in b",".join(transfer_encodings).split(b",")]
+            codings = _codings(transfer_encodings)
             if codings != [b"chunked"]:
                 raise UnsupportedTransferCoding("only Transfer-Encoding: chunked is supported")
             self._chunked = _ChunkedDecoder(ProtocolError)
@@ -478,7 +495,8 @@ class RequestParser:
         method, target, version = parts
         if not _is_token(method):
             raise ProtocolError("invalid method")
-        if not target or not all(c in _TARGET_OK for c in target):
+        # A fragment ("#") is the client's own business and never sent (RFC 9110 section 7.1)
+        if not target or not all(c in _TARGET_OK for c in target) or b"#" in target:
             raise ProtocolError("invalid request target")
         return method, target, _parse_version(version, ProtocolError, UnsupportedVersion)
 
@@ -638,7 +656,7 @@ class ResponseParser:
             self._remaining = 0
             self._state = _R_LENGTH
         elif transfer_encodings:
-            codings = [c.strip(b" \t").lower() for c in b",".join(transfer_encodings).split(b",")]
+            codings = _codings(transfer_encodings)
             if codings != [b"chunked"]:  # a coding before it would reach the client undecoded
                 raise UpstreamProtocolError("unsupported upstream transfer coding")
             content_length, chunked = -1, True

@@ -131,6 +131,17 @@ REQUEST_PARSE = [
         b"3;name=value\r\nabc\r\n2;a;b=c\r\nde\r\n0;last\r\n\r\n",
         _req(b"POST", b"/c", {b"host": b"h", b"transfer-encoding": b"chunked"}, b"abcde"),
     ),
+    # a chunk extension's BWS, quoted-string values with quoted-pairs (RFC 9112 section 7.1.1)
+    (
+        b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'3 ; a = "x \\" ;y"\t;b\r\nabc\r\n0;n="\xe9"\r\n\r\n',
+        _req(b"POST", b"/c", {b"host": b"h", b"transfer-encoding": b"chunked"}, b"abc"),
+    ),
+    # empty list elements in Transfer-Encoding are ignored (RFC 9110 section 5.6.1.2)
+    (
+        b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: , chunked,\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+        _req(b"POST", b"/c", {b"host": b"h", b"transfer-encoding": b", chunked,"}, b"ab"),
+    ),
     # trailer fields after the last chunk are consumed (RFC 9112 section 7.1.2)
     (
         b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -179,8 +190,8 @@ REQUEST_PARSE = [
         _req(b"GET", b"http://h/v1/models?a=1&b=%20", {b"host": b"h"}),
     ),
     (
-        b"PATCH /a/b;c=d?e#f HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
-        _req(b"PATCH", b"/a/b;c=d?e#f", {b"host": b"h", b"content-length": b"0"}),
+        b"PATCH /a/b;c=d?e/f?g HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+        _req(b"PATCH", b"/a/b;c=d?e/f?g", {b"host": b"h", b"content-length": b"0"}),
     ),
     # values may carry obs-text and HTAB inside (RFC 9110 section 5.5)
     (
@@ -396,6 +407,16 @@ REQUEST_REJECTS = [
     ("bad-method-char", b"G(T / HTTP/1.1\r\nHost: h\r\n\r\n", errors.ProtocolError, 400),
     ("space-in-target", b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", errors.ProtocolError, 400),
     ("nul-in-target", b"GET /a\x00 HTTP/1.1\r\nHost: h\r\n\r\n", errors.ProtocolError, 400),
+    # a fragment is never sent (RFC 9110 section 7.1): a target holding one is not a request target
+    ("fragment-in-target", b"GET /v1/models#top HTTP/1.1\r\nHost: h\r\n\r\n", errors.ProtocolError, 400),
+    ("chunk-size-trailing-space", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" b"2 \r\nab\r\n0\r\n\r\n", errors.ProtocolError, 400),
+    ("chunk-ext-nul", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" b"2;a=\x00\r\nab\r\n0\r\n\r\n", errors.ProtocolError, 400),
+    ("chunk-ext-no-name", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" b"2;\r\nab\r\n0\r\n\r\n", errors.ProtocolError, 400),
+    ("chunk-ext-no-semicolon", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" b"2 a\r\nab\r\n0\r\n\r\n", errors.ProtocolError, 400),
+    ("chunk-ext-empty-value", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" b"2;a=\r\nab\r\n0\r\n\r\n", errors.ProtocolError, 400),
+    ("chunk-ext-unterminated-quote", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" b"2;a=\"b\r\nab\r\n0\r\n\r\n", errors.ProtocolError, 400),
+    ("chunk-ext-control-in-quote", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" b"2;a=\"\x01\"\r\nab\r\n0\r\n\r\n", errors.ProtocolError, 400),
+    ("chunk-ext-del", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" b"2;a\x7f\r\nab\r\n0\r\n\r\n", errors.ProtocolError, 400),
     (
         "tls-client-hello",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40 + b"\r\n\r\n",

@@ -300,6 +300,9 @@ SMUGGLING = {  # name -> (statuses accepted, the vector built around a body)
     "differing-lengths-one-field": ({400}, lambda b: POST + b"Host: g\r\nContent-Length: %d, %d\r\n\r\n" % (len(b), len(b) + 6) + b + b"GET / "),
     "te-chunked-identity": ({400, 501}, lambda b: POST + b"Host: g\r\nTransfer-Encoding: chunked, identity\r\n\r\n" + chunked(b)),
     "invalid-chunk-size": ({400}, lambda b: POST + b"Host: g\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + b + b"\r\n0\r\n\r\n"),
+    "chunk-size-then-space": ({400}, lambda b: POST + b"Host: g\r\nTransfer-Encoding: chunked\r\n\r\n%x \r\n" % len(b) + b + b"\r\n0\r\n\r\n"),
+    "nul-in-chunk-extension": ({400}, lambda b: POST + b"Host: g\r\nTransfer-Encoding: chunked\r\n\r\n%x;a=\x00\r\n" % len(b) + b + b"\r\n0\r\n\r\n"),
+    "fragment-in-target": ({400}, lambda b: b"POST /v1/chat/completions#x HTTP/1.1\r\nHost: g\r\nContent-Length: %d\r\n\r\n" % len(b) + b),
     "obs-fold": ({400}, lambda b: POST + b"Host: g\r\nX-Folded: a\r\n b\r\nContent-Length: %d\r\n\r\n" % len(b) + b),
     "space-before-colon": ({400}, lambda b: POST + b"Host: g\r\nContent-Length : %d\r\n\r\n" % len(b) + b),
     "bare-lf-line-endings": ({400}, lambda b: b"POST /v1/chat/completions HTTP/1.1\nHost: g\nContent-Length: %d\n\n" % len(b) + b),
@@ -336,6 +339,14 @@ def test_smuggling_vectors_are_refused_and_never_reach_the_upstream(gateway, moc
     assert reply_text(probe.response()) == "echo: probe"
     assert bodies(mock) == [json.loads(chat_body("probe"))]
     assert not problems, "\n".join(problems)
+
+
+def test_empty_transfer_coding_list_elements_are_ignored(gateway, mock):
+    """RFC 9110 section 5.6.1.2: ``, chunked,`` is the list ``chunked``, so the body is read as chunks."""
+    client = Client(gateway.port)
+    client.send(POST + b"Host: g\r\nContent-Type: application/json\r\nTransfer-Encoding: , chunked,\r\n\r\n" + chunked(chat_body("listed")))
+    assert reply_text(client.response()) == "echo: listed"
+    assert bodies(mock) == [json.loads(chat_body("listed"))]
 
 
 def test_requests_pipelined_before_a_malformed_one_are_answered_before_its_error(gateway, mock):
