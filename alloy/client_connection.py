@@ -227,7 +227,7 @@ class ClientConnection(asyncio.Protocol):
             self.send_error(InternalError("the gateway met an internal error answering this request"), close=True, request=request)
             return
         if answer is not None:  # a Prebuilt answer, written synchronously
-            if request.keep_alive and not gateway.draining:
+            if request.keep_alive and not self.closes_for_drain():
                 self.transport.write(answer.keep_alive)
             else:
                 self.transport.write(answer.closing)
@@ -291,7 +291,7 @@ class ClientConnection(asyncio.Protocol):
         """Called by the call once its answer is fully written."""
         self.current = None
         self.quiet_since = self.wheel.now  # the idle clock runs from the answer's end
-        if not keep_alive or self.closing or self.gateway.draining:
+        if not keep_alive or self.closing or self.closes_for_drain():
             self.close()
             return
         queue = self.queue
@@ -319,7 +319,7 @@ class ClientConnection(asyncio.Protocol):
         ``extra_headers`` is a call's (its x-request-id first); None: answered before any call (a
         refused or malformed request, a timeout), which gets an x-request-id all the same (the
         client's, from ``request`` when there is one)."""
-        close = close or self.gateway.draining
+        close = close or self.closes_for_drain()
         if extra_headers is None:
             extra_headers = self.gateway.pipeline.request_ids.line(NO_HEADERS if request is None else request.headers)
         body = error_response_body(error)
@@ -328,6 +328,12 @@ class ClientConnection(asyncio.Protocol):
         self.transport.write(answer[: -len(body)] if head else answer)
         if close:
             self.close()
+
+    def closes_for_drain(self):
+        """While the gateway drains, a connection closes after the answer being written, unless
+        requests it already received wait behind it (pipelined): those are answered too, and the
+        last answer closes it. Nothing a client sent before the signal is dropped unanswered."""
+        return self.gateway.draining and not self.queue
 
     def close(self):
         self.closing = True

@@ -91,7 +91,7 @@ class Relay:
 
     def _closing(self):
         """Must the connection close after this answer? (The request said so, or we drain.)"""
-        if self.keep_alive and self.connection.gateway.draining:
+        if self.keep_alive and self.connection.closes_for_drain():
             self.keep_alive = False
         return not self.keep_alive
 

@@ -229,7 +229,7 @@ class ResponseCache:
         lines = call.id_line + b"x-alloy-cache: hit\r\nage: %d\r\n" % max(0, int(now - entry.stored_at))
         connection = call.connection
         keep_alive = call.request.keep_alive
-        close = not keep_alive or connection.gateway.draining
+        close = not keep_alive or connection.closes_for_drain()
         if stream:
             if entry.kind == SSE:
                 body = entry.stream_body(include_usage)

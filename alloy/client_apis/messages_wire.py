@@ -143,11 +143,14 @@ class MessagesConnection:
         self.real.current = call
 
     def send_error(self, error, close=False, extra_headers=b"", head=False):
-        close = close or self.gateway.draining
+        close = close or self.real.closes_for_drain()
         self.transport.state = OVER
         self.real.transport.write(anthropic_error_answer(error, extra_headers, close))
         if close:
             self.real.close()
+
+    def closes_for_drain(self):
+        return self.real.closes_for_drain()
 
     def answer_finished(self, keep_alive):
         # A stream to an HTTP/1.0 client ends when the connection closes.

@@ -81,6 +81,29 @@ def test_sigterm_lets_a_stream_in_flight_finish_then_exits_0(start_gateway, slow
     assert exit_code(gateway, 10) == 0, gateway.stderr
 
 
+def test_requests_pipelined_before_the_signal_are_answered_and_the_last_answer_closes(start_gateway, slow_mock):
+    """Nothing a client sent before SIGTERM is dropped: a request pipelined behind a stream in
+    flight is answered after it, and only its answer says ``connection: close``."""
+    gateway = start_proxy(start_gateway, slow_mock)
+    prompt = " ".join(f"word{i}" for i in range(20))  # ~1 s of stream
+    sock = connect(gateway.port)
+    sock.sendall(chat(prompt, stream=True) + chat("behind the stream"))
+    received = sock.recv(65536)
+    assert received.startswith(b"HTTP/1.1 200 "), received
+    gateway.signal(signal.SIGTERM)
+    wait_for_line(gateway, "draining")
+    received += read_until_closed(sock, 15)
+    stream, separator, second = received.partition(b"0\r\n\r\nHTTP/1.1 ")
+    assert separator, f"the pipelined request got no answer: {received[-300:]!r}"
+    stream_head, _, stream_body = stream.partition(b"\r\n\r\n")
+    assert b"connection: close" not in stream_head.lower(), "the stream's answer closed the connection"
+    assert stream_text(dechunk(stream_body + b"0\r\n\r\n"))[0] == "echo: " + prompt
+    head, _, body = second.partition(b"\r\n\r\n")
+    assert head.startswith(b"200 ") and b"connection: close" in head.lower(), head
+    assert json.loads(body)["choices"][0]["message"]["content"] == "echo: behind the stream"
+    assert exit_code(gateway, 10) == 0, gateway.stderr
+
+
 def test_sigint_on_an_idle_gateway_exits_0_promptly(start_gateway, mock):
     gateway = start_proxy(start_gateway, mock)
     sock = connect(gateway.port)  # an idle keep-alive connection must not hold up the exit
