@@ -290,6 +290,12 @@ def untracked(row: tuple) -> tuple:
     the same for the tuples inside it: a record a listener keeps until its next flush costs the
     collector nothing. The pure twin returns ``row`` as is."""
 
+def ledger_stored(batch: list, columns: tuple, metadata_json: Any) -> list:
+    """The ledger's rows as stored, for its writer thread: an ended call's raw row (path and tags
+    as bytes, latency in seconds, the answer's header lines, a held metadata document) converted
+    (text, milliseconds with 3 decimals rounded half to even, the request id, ``metadata_json`` of
+    the document); ``columns`` are the indexes of those five. A row whose path is text is kept."""
+
 def usage_cost(usage: Optional[dict], price: Optional[tuple]) -> tuple[int, int, int, float, int]:
     """What an answer cost, in one call: (tokens in, out, cached in) as ``alloy.usage.tokens_of``
     reads an OpenAI or Anthropic ``usage``, the cost in USD at ``price`` (USD per million input,

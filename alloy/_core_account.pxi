@@ -693,3 +693,33 @@ cdef bint _untrack(tuple row):
 def untracked(tuple row):
     _untrack(row)
     return row
+
+
+# --- the ledger's rows, as stored (its writer thread, once per flush) ---------------------------------
+
+
+def ledger_stored(list batch, tuple columns, metadata_json):
+    cdef Py_ssize_t path_at = columns[0], latency_at = columns[1], tags_at = columns[2]
+    cdef Py_ssize_t id_at = columns[3], metadata_at = columns[4], end
+    cdef list stored = [], fields
+    cdef bytes id_line
+    for row in batch:
+        path = row[path_at]
+        if type(path) is not bytes:
+            stored.append(row)
+            continue
+        fields = list(row)
+        fields[path_at] = (<bytes>path).decode("latin-1")
+        fields[latency_at] = rint(<double>row[latency_at] * 1000000.0) / 1000.0
+        tags = row[tags_at]
+        fields[tags_at] = "" if tags is None else (<bytes>tags)[:256].decode("latin-1")
+        id_line = row[id_at]
+        if id_line:
+            end = id_line.find(b"\r\n")
+            fields[id_at] = id_line[14:end].decode("latin-1")
+        else:
+            fields[id_at] = ""
+        held = row[metadata_at]
+        fields[metadata_at] = "" if held is None else metadata_json(held) or ""
+        stored.append(fields)
+    return stored

@@ -1264,6 +1264,34 @@ def untracked(row):
     return row
 
 
+def ledger_stored(batch, columns, metadata_json):
+    """The ledger's rows as stored (``alloy.governance.ledger``), converted off the loop by its
+    writer thread. An ended call's row comes raw from the finish listener, which only copies
+    references: the path and tags as bytes, the latency in seconds, the answer's header lines for
+    its request id (``x-request-id: ...`` first), the metadata held as a document, "" for an empty
+    text (stored as NULL). ``columns`` says where those five are; ``metadata_json`` turns a held
+    document into its stored text. A row whose path is already text (a refusal group's) is stored
+    as it is."""
+    path_at, latency_at, tags_at, id_at, metadata_at = columns
+    stored = []
+    for row in batch:
+        path = row[path_at]
+        if type(path) is not bytes:
+            stored.append(row)
+            continue
+        fields = list(row)
+        fields[path_at] = path.decode("latin-1")
+        fields[latency_at] = round(row[latency_at] * 1_000_000) / 1000  # ms, 3 decimals, half to even
+        tags = row[tags_at]
+        fields[tags_at] = "" if tags is None else tags[:256].decode("latin-1")
+        id_line = row[id_at]
+        fields[id_at] = id_line[14 : id_line.find(b"\r\n")].decode("latin-1") if id_line else ""
+        held = row[metadata_at]
+        fields[metadata_at] = "" if held is None else metadata_json(held) or ""
+        stored.append(fields)
+    return stored
+
+
 def ratelimit_lines(reported, rows, now):
     """OpenAI's ``x-ratelimit-*`` lines, each trio from the tightest scope (the least remaining;
     the first on a tie). A window that is over has all of its limit left. ``rows``: each scope's

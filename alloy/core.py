@@ -47,6 +47,7 @@ ratelimit_reset = _impl.ratelimit_reset
 ratelimit_lines = _impl.ratelimit_lines
 usage_cost = _impl.usage_cost
 untracked = _impl.untracked
+ledger_stored = _impl.ledger_stored
 access_json_line = _impl.access_json_line
 SlotObserver = _impl.SlotObserver
 
@@ -79,5 +80,6 @@ __all__ = [
     "rewrite_model_parts",
     "scan_body",
     "untracked",
+    "ledger_stored",
     "usage_cost",
 ]

@@ -85,7 +85,6 @@ LEDGER_COLUMNS = (
     "tokens_in", "tokens_out", "tokens_cached", "cost", "latency_ms", "user", "tags", "request_id", "metadata",
     "error", "requests",
 )  # fmt: skip
-METADATA_AT = LEDGER_COLUMNS.index("metadata")
 # The text columns a row may leave empty. A row may give them as "" instead of None: SQLite's
 # NULLIF stores NULL all the same, and Python's sqlite3 binds a str far faster than a None (which
 # it first offers to the adaptation protocol), so the ledger's writer gives "".

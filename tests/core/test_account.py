@@ -375,3 +375,40 @@ def test_untracked_takes_a_record_of_plain_values_out_of_the_collectors_sight(co
         assert gc.is_tracked(row)
     assert gc.is_tracked(holding) and gc.is_tracked(nested) and gc.is_tracked(nested[1])
     assert row == (number, "key", b"/v1/chat/completions", None, 200, peer, (str(number), None))
+
+
+# --- the ledger's rows as stored -----------------------------------------------------------------------
+
+LEDGER_AT = (1, 2, 3, 4, 5)  # path, latency, tags, request id, metadata: where a raw row holds them
+
+
+def ledger_row(path=b"/v1/chat/completions", latency=0.25, tags=None, id_line=b"x-request-id: abc-1\r\nx-alloy-attempts: 1\r\n", held=None):
+    return ("key", path, latency, tags, id_line, held, 200)
+
+
+def metadata_text(held):
+    return None if held == b"{}" else held.decode().upper()
+
+
+def test_a_raw_ledger_row_is_stored_as_text(core):
+    rows = [
+        ledger_row(),
+        ledger_row(path=b"/v1/caf\xe9", latency=0.0012345, tags=b"t" * 300, id_line=b"", held=b'{"a":"b"}'),
+        ledger_row(held=b"{}"),  # a document holding nothing to keep: stored as NULL ("")
+        ("group", "/v1/chat/completions", 12.5, "", "", "", 429),  # a refusal group's row, already stored
+    ]
+    stored = core.ledger_stored(rows, LEDGER_AT, metadata_text)
+    assert [list(row) for row in stored] == [
+        ["key", "/v1/chat/completions", 250.0, "", "abc-1", "", 200],
+        ["key", "/v1/café", 1.234, "t" * 256, "", '{"A":"B"}', 200],  # to the microsecond
+        ["key", "/v1/chat/completions", 250.0, "", "abc-1", "", 200],
+        ["group", "/v1/chat/completions", 12.5, "", "", "", 429],
+    ]
+
+
+@pytest.mark.skipif(PURE_ONLY, reason="compares the compiled twin with the pure one")
+def test_ledger_rows_compiled_equal_pure_over_random_latencies():
+    compiled, pure = twins()
+    rng = random.Random(5)
+    rows = [ledger_row(latency=rng.choice([rng.uniform(0, 1), rng.uniform(0, 900), rng.randrange(10**6) / 2e6])) for _ in range(5000)]
+    assert compiled.ledger_stored(rows, LEDGER_AT, metadata_text) == pure.ledger_stored(rows, LEDGER_AT, metadata_text)
