@@ -129,6 +129,9 @@ class Connection:
     def answer_finished(self, keep_alive):
         self.current = None
 
+    def closes_for_drain(self):
+        return False
+
 
 class Routes:
     configured = ()

@@ -53,6 +53,9 @@ class Connection:
     def answer_finished(self, keep_alive):
         self.finished.append(keep_alive)
 
+    def closes_for_drain(self):
+        return self.gateway.draining  # nothing pipelined behind the answer in these tests
+
 
 def relay_stream(events, head=SSE_HEAD + SERVED, end=True):
     """A stream as PassthroughRelay writes it: the head, one chunk per upstream piece, the end."""
