@@ -30,7 +30,7 @@ import orjson
 
 from alloy.core import Request, RequestParser, frame_response
 from alloy.errors import AlloyError, InternalError, NestedTooDeeply, RequestTimeout, TooManyConnections, error_response_body
-from alloy.headers import CONTINUE, FORWARD_SKIP, JSON_HEADER, PROVIDER_SCOPED_PREFIXES
+from alloy.headers import CONTINUE, FORWARD_SKIP, FORWARD_SKIP_PREFIXES, JSON_HEADER
 from alloy.http10 import KeepAliveAnnouncer
 from alloy.timing_wheel import TimingWheel, sweeps
 
@@ -63,7 +63,7 @@ class ClientConnection(asyncio.Protocol):
         settings = gateway.settings
         # With the default forwarding policy's sets, the parser writes each request's forwarded
         # lines while it reads the head (alloy.sending.ForwardingPolicy.request_lines).
-        self.parser = RequestParser(settings.max_header_bytes, settings.max_body_bytes, FORWARD_SKIP, PROVIDER_SCOPED_PREFIXES)
+        self.parser = RequestParser(settings.max_header_bytes, settings.max_body_bytes, FORWARD_SKIP, FORWARD_SKIP_PREFIXES)
         self.queue = deque()
         self.queued_bytes = 0  # bodies of the requests in ``queue``
         self.current = None  # the call answering the request in flight, if any (alloy.call)

@@ -3,10 +3,11 @@
 # RFC 9110 section 7.6.1: hop-by-hop fields are meaningful only for one connection and are never
 # forwarded by a proxy. The framing fields (content-length, transfer-encoding) are recomputed by
 # Alloy for each hop, so they are dropped too. ``proxy-connection`` is a non-standard relic that
-# some clients still send.
+# some clients still send; ``http2-settings`` belongs to an h2c Upgrade, which Alloy never performs.
 HOP_BY_HOP = frozenset(
     (
         b"connection",
+        b"http2-settings",
         b"keep-alive",
         b"proxy-connection",
         b"proxy-authenticate",
@@ -47,8 +48,11 @@ IDENTITY_LINE = b"accept-encoding: identity\r\n"  # unless a provider's configur
 # ``forward_client_headers`` names them, so a client cannot bill another organization or project.
 PROVIDER_SCOPED = frozenset((b"openai-organization", b"openai-project"))
 PROVIDER_SCOPED_PREFIXES = (b"anthropic-", b"x-goog-")
+# Every ``Proxy-*`` field speaks to a proxy (its credentials, its connection handling), never to the
+# origin behind it, so the whole family stays here like the hop-by-hop fields.
+FORWARD_SKIP_PREFIXES = PROVIDER_SCOPED_PREFIXES + (b"proxy-",)
 # What the default forwarding policy (a provider without configured headers or
-# forward_client_headers) leaves out: the client connection's parser writes the other fields as the
+# forward_client_headers) leaves out, by name and by prefix (``FORWARD_SKIP_PREFIXES``): the client connection's parser writes the other fields as the
 # forwarded block while it reads a head (core RequestParser, Request.forwarded).
 FORWARD_SKIP = frozenset(NOT_FORWARDED | PROVIDER_SCOPED)
 

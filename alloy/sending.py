@@ -22,6 +22,7 @@ from alloy.errors import unreadable_json
 from alloy.headers import (
     ANSWER_OWN,
     FORWARD_SKIP,
+    FORWARD_SKIP_PREFIXES,
     HOP_BY_HOP,
     IDENTITY_LINE,
     NOT_FORWARDED,
@@ -53,7 +54,7 @@ class ForwardingPolicy:
         self.skip = frozenset(skip | configured | (PROVIDER_SCOPED - allowed))
         if self.skip == FORWARD_SKIP:
             self.skip = FORWARD_SKIP  # the parser's set: its Request.forwarded is this policy's lines
-        self.prefixes = PROVIDER_SCOPED_PREFIXES
+        self.prefixes = FORWARD_SKIP_PREFIXES
         # Allowed names inside a dropped family are added back one by one (usually none).
         self.readd = tuple(name for name in allowed if name.startswith(PROVIDER_SCOPED_PREFIXES))
         self.configured_lines = b"".join(
