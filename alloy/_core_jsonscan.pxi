@@ -222,23 +222,23 @@ cdef long _token_cap_of(dict document):
 
 
 cdef int _check_model(str model) except -1:
-    """Printable text of at most MAX_MODEL_BYTES (see the twin); ASCII, the common case, is
-    checked byte by byte without a method call."""
+    """Non-empty printable text of at most MAX_MODEL_BYTES (see the twin); ASCII, the common
+    case, is checked byte by byte without a method call."""
     cdef Py_ssize_t i, n
     cdef const unsigned char *data
     if PyUnicode_IS_ASCII(model):
         n = PyUnicode_GET_LENGTH(model)
         data = <const unsigned char *>PyUnicode_1BYTE_DATA(model)
-        if n <= MAX_MODEL_BYTES:
+        if 0 < n <= MAX_MODEL_BYTES:
             for i in range(n):
                 if data[i] < 0x20 or data[i] == 0x7F:
                     break
             else:
                 return 0
-    elif len(model) <= MAX_MODEL_BYTES and model.isprintable() and len(model.encode()) <= MAX_MODEL_BYTES:
+    elif 0 < len(model) <= MAX_MODEL_BYTES and model.isprintable() and len(model.encode()) <= MAX_MODEL_BYTES:
         return 0
     raise _InvalidRequest(
-        f"'model' must be printable text without control characters, at most {MAX_MODEL_BYTES} bytes",
+        f"'model' must be non-empty printable text without control characters, at most {MAX_MODEL_BYTES} bytes",
         param="model",
     )
 

@@ -1075,14 +1075,15 @@ def _scan_with_orjson(body):
 
 
 # The model name is echoed in a response header (x-alloy-model) and, for some providers, placed
-# in the upstream's URL: it must be printable text of a sane length, whatever JSON allowed.
+# in the upstream's URL: it must be printable text of a sane length, whatever JSON allowed. An empty
+# name is refused too: it names no model, and a wildcard route would otherwise forward it.
 MAX_MODEL_BYTES = 256
 
 
 def _check_model(model):
-    if len(model) > MAX_MODEL_BYTES or not model.isprintable() or len(model.encode()) > MAX_MODEL_BYTES:
+    if not model or len(model) > MAX_MODEL_BYTES or not model.isprintable() or len(model.encode()) > MAX_MODEL_BYTES:
         raise InvalidRequest(
-            f"'model' must be printable text without control characters, at most {MAX_MODEL_BYTES} bytes",
+            f"'model' must be non-empty printable text without control characters, at most {MAX_MODEL_BYTES} bytes",
             param="model",
         )
 

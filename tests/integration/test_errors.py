@@ -149,8 +149,8 @@ def test_missing_model_is_400_with_param_model(core_gateway, upstream):
     assert upstream.requests() == []
 
 
-@pytest.mark.parametrize("model", [5, None, ["gpt-4o"], {"name": "gpt-4o"}, True])
-def test_model_that_is_not_a_string_is_400(core_gateway, upstream, model):
+@pytest.mark.parametrize("model", [5, None, ["gpt-4o"], {"name": "gpt-4o"}, True, ""])
+def test_model_that_is_not_a_model_name_is_400(core_gateway, upstream, model):
     status, _, data = request(
         core_gateway.base, "POST", "/v1/chat/completions", {"model": model, "messages": CHAT["messages"]}
     )
