@@ -330,7 +330,8 @@ cdef class RequestParser:
         previous = headers.get(H_EXPECT)
         self._expect_continue = (
             previous is not None and version == 11
-            and _ieq(PyBytes_AS_STRING(previous), PyBytes_GET_SIZE(previous), b"100-continue", 12)
+            and (_ieq(PyBytes_AS_STRING(previous), PyBytes_GET_SIZE(previous), b"100-continue", 12)
+                 or _lists_continue(previous))  # a list, as when sent twice (see the twin)
         )
 
         if transfer_encodings is not None:
@@ -404,6 +405,11 @@ cdef int _check_host(const char *p, Py_ssize_t n) except -1:
         if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in b"-._~%!$&'()*+,;=:[]"):
             raise _ProtocolError("invalid Host header")
     return 0
+
+
+cdef bint _lists_continue(bytes value):
+    """An Expect list naming 100-continue among others (RFC 9110 section 5.6.1): the rare case."""
+    return b"100-continue" in [member.strip(b" \t").lower() for member in value.split(b",")]
 
 
 cdef object _body_too_large(bytes target):

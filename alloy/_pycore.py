@@ -462,7 +462,8 @@ class RequestParser:
         self._body_parts = []
         self._body_size = 0
         expects = headers.get(b"expect")
-        self._expect_continue = expects is not None and expects.lower() == b"100-continue" and version == 11
+        # Expect is a list (RFC 9110 section 10.1.1): sent twice, it arrives joined ("100-continue, 100-continue").
+        self._expect_continue = version == 11 and expects is not None and b"100-continue" in _members(expects)
 
         if transfer_encodings:
             # RFC 9112 section 6.1: Content-Length with Transfer-Encoding "ought to be handled
@@ -720,6 +721,11 @@ def encode_headers(headers, skip=None):
         if name == b"connection":
             named |= _connection_named(value)
     return b"".join(name + b": " + value + _CRLF for name, value in headers if name not in skip and name not in named)
+
+
+def _members(value):
+    """The lower-cased members of a comma-separated list field value (RFC 9110 section 5.6.1)."""
+    return [member.strip(b" \t").lower() for member in value.split(b",")]
 
 
 def encode_forwarded(headers, skip, skip_prefixes=()):

@@ -252,6 +252,23 @@ def test_expect_continue_while_body_awaited(core):
     assert not parser.expect_continue
 
 
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (b"Expect: 100-continue\r\nExpect: 100-continue\r\n", True),  # sent twice: one list (RFC 9110 5.3)
+        (b"Expect: 100-Continue , \t\r\n", True),
+        (b"Expect: foo, 100-continue\r\n", True),
+        (b"Expect: foo\r\n", False),
+        (b"Expect: 100-continues\r\n", False),
+        (b"Expect:\r\n", False),
+    ],
+)
+def test_expect_is_a_list_that_may_name_100_continue(core, fields, expected):
+    parser = core.RequestParser()
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\n" + fields + b"Content-Length: 5\r\n\r\n")
+    assert parser.expect_continue is expected
+
+
 def test_the_waiting_head_is_the_request_whose_body_is_held_back(core):
     # The connection may refuse it from its head alone (a wrong key) instead of asking for the body.
     parser = core.RequestParser()

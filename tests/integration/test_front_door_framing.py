@@ -167,6 +167,19 @@ def test_chunked_body_and_expect_100_continue(gateway, mock):
     assert "expect" not in received["headers"], "Expect is answered by the gateway, never forwarded"
 
 
+def test_expect_sent_twice_is_one_list_that_still_asks_for_100_continue(gateway, mock):
+    body = chat_body("asked twice")
+    client = Client(gateway.port)
+    client.send(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nExpect: 100-continue\r\n"
+        b"Expect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    client.sock.settimeout(5)
+    assert client.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    client.send(body)
+    assert reply_text(client.response()) == "echo: asked twice"
+
+
 def test_a_body_refused_by_its_length_gets_its_413_without_a_100_continue(gateway, mock):
     """RFC 9110 section 10.1.1: a server that will refuse the body answers at once, and does not
     invite the client to send it first."""
