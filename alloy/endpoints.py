@@ -2,7 +2,7 @@
 everything under ``/v1/``.
 
 ``Endpoints.dispatch`` normalizes the path first (``clean_path``: merged slashes, no dot segments
-or encoded separators), so every spelling of a path meets the same route, and the normalized one
+or encoded separators but a model id's ``%2F``), so every spelling of a path meets the same route, and the normalized one
 is what goes upstream. It returns a ``Prebuilt`` answer for what Alloy answers itself, or hands the
 request to the pipeline (``alloy.pipeline``), which answers asynchronously and returns None.
 Method and path decide; nothing here reads a body. ``/health`` says the process is alive;
@@ -98,8 +98,26 @@ def path_and_query(target):
         target = origin_form(target)
     mark = target.find(b"?")
     if mark < 0:
-        return clean_path(target), b""
-    return clean_path(target[:mark]), target[mark:]
+        return normalized(target), b""
+    return normalized(target[:mark]), target[mark:]
+
+
+MODEL_PATH = b"/v1/models/"
+
+
+def normalized(path):
+    """``clean_path``, but for one spelling it refuses: a model id holding "/" (aliases such as
+    ``openai/gpt-4o``, Groq's ``meta-llama/...``), which the SDKs send as ``%2F`` in
+    ``/v1/models/{id}``. The id is checked decoded, as a next hop may read it (dot segments and every
+    other encoding stay refused), and kept as one segment spelled ``%2F``: the passthrough rule
+    ``GET /v1/models/*`` matches it, the provider gets the id as the SDK sent it, and the model
+    listing decodes it. An encoded slash anywhere else is still refused."""
+    if not path.startswith(MODEL_PATH) or (b"%2F" not in path and b"%2f" not in path):
+        return clean_path(path)
+    decoded = clean_path(path.replace(b"%2F", b"/").replace(b"%2f", b"/"))
+    if not decoded.startswith(MODEL_PATH):
+        return decoded  # nothing but slashes after the prefix: /v1/models
+    return MODEL_PATH + decoded[len(MODEL_PATH) :].replace(b"/", b"%2F")
 
 
 def origin_form(target):

@@ -194,7 +194,7 @@ class ModelListing:
             return self.everything if not limited else self._listing_for(key)
         if not path.startswith(b"/v1/models/"):
             return None
-        name = path[len(b"/v1/models/") :].decode("utf-8", "replace")
+        name = path[len(b"/v1/models/") :].replace(b"%2F", b"/").decode("utf-8", "replace")  # see endpoints.normalized
         if limited and not key.may_use(name, None, self.aliases.get(name)):
             raise ModelNotFound(f"The model '{name}' does not exist", param="model")
         answer = self.models.get(name)

@@ -26,7 +26,7 @@ def routed_config(mock, client="core"):
     name = "fast"
     provider = "openai"
     model = "gpt-4o-mini"
-    aliases = ["quick"]
+    aliases = ["quick", "team/quick"]
 
     [[models]]
     name = "embedder"
@@ -68,7 +68,7 @@ def start_shared_gateway(directory, config):
 
 @pytest.fixture(scope="module")
 def routed(shared_mock, tmp_path_factory):
-    """Models "fast" (alias "quick") and "embedder" configured."""
+    """Models "fast" (aliases "quick" and "team/quick") and "embedder" configured."""
     gateway = start_shared_gateway(tmp_path_factory.mktemp("routed"), routed_config(shared_mock))
     yield gateway
     gateway.stop()
@@ -157,7 +157,7 @@ def test_unknown_model_on_embeddings_is_404(routed, upstream):
 def test_models_list_shows_configured_names_and_aliases(routed, upstream):
     client = sdk(routed)
     listed = {model.id: model for model in client.models.list()}
-    assert set(listed) == {"fast", "quick", "embedder"}
+    assert set(listed) == {"fast", "quick", "team/quick", "embedder"}
     assert all(model.owned_by == "openai" for model in listed.values())
     assert all(model.object == "model" for model in listed.values())
 
@@ -166,6 +166,28 @@ def test_models_list_shows_configured_names_and_aliases(routed, upstream):
         client.models.retrieve("gpt-4o")
     assert caught.value.code == "model_not_found"
     assert not [r for r in upstream.requests() if r["path"].startswith("/v1/models")], "the gateway answers itself"
+
+
+def test_a_model_id_with_a_slash_is_retrieved_as_the_sdk_spells_it(routed, upstream):
+    # The SDK sends /v1/models/team%2Fquick; the raw spelling names the same model.
+    assert sdk(routed).models.retrieve("team/quick").id == "team/quick"
+    status, _, data = raw(routed.base, "GET", "/v1/models/team/quick")
+    assert status == 200 and json.loads(data)["id"] == "team/quick"
+    with pytest.raises(openai.NotFoundError) as caught:
+        sdk(routed).models.retrieve("team/slow")
+    assert "team/slow" in caught.value.message
+    # Decoded, the id may not climb out of /v1/models, and no other encoding is let through.
+    for path in ("/v1/models/a%2F..%2F..%2Fadmin%2Fkeys", "/v1/models/a%2F%2E%2E", "/v1/models/a%5Cb"):
+        status, _, data = raw(routed.base, "GET", path)
+        assert status == 400 and json.loads(data)["error"]["code"] == "invalid_path", path
+    assert not [r for r in upstream.requests() if r["path"].startswith("/v1/models")]
+
+
+def test_a_passed_through_model_id_with_a_slash_reaches_the_provider_as_one_segment(plain, upstream):
+    with pytest.raises(openai.NotFoundError):
+        sdk(plain).models.retrieve("meta-llama/llama-4-scout")  # the mock serves no such model
+    [record] = upstream.requests()
+    assert record["method"] == "GET" and record["path"] == "/v1/models/meta-llama%2Fllama-4-scout"
 
 
 def test_models_list_is_passed_through_without_models_configured(plain, upstream):
