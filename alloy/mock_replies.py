@@ -523,6 +523,14 @@ def last_input_text(given, param="input"):
 def responses(body, serial):
     request = decode_object(body, RESPONSES_PARAMS)
     model = required(request, "model", "string")
+    # The answer echoes these, so they are checked as OpenAI does: metadata is a map of strings,
+    # instructions a string, and the rest of bounded depth (JSON schemas nest, not forever).
+    for name, value in (optional(request, "metadata", "object") or {}).items():
+        expect(value, "string", f"metadata.{name}")
+    optional(request, "instructions", "string")
+    for name in ("text", "tools", "tool_choice"):
+        if depth(request.get(name)) > MAX_ECHOED_DEPTH:
+            raise invalid(f"Invalid '{name}': nested deeper than {MAX_ECHOED_DEPTH} levels.", name)
     if request.get("input") is None:
         raise missing("input")
     text = "echo: " + last_input_text(request["input"])
@@ -564,6 +572,20 @@ def responses(body, serial):
     if request.get("stream") is not True:
         return orjson.dumps(response)
     return responses_events(response, pieces)
+
+
+MAX_ECHOED_DEPTH = 64  # orjson writes at most 254 levels; what is echoed stays far below
+
+
+def depth(value):
+    """How deeply ``value`` nests arrays and objects (0 for a scalar or None)."""
+    deepest, level, todo = 0, 0, [(value, 1)]
+    while todo:
+        value, level = todo.pop()
+        if type(value) is dict or type(value) is list:
+            deepest = max(deepest, level)
+            todo.extend((item, level + 1) for item in (value.values() if type(value) is dict else value))
+    return deepest
 
 
 def responses_events(response, pieces):

@@ -239,6 +239,26 @@ def test_invalid_chat_request_is_400_naming_the_param(upstream, body, param):
     assert error["type"] == "invalid_request_error" and error["param"] == param and error["message"]
 
 
+DEEP = b'{"a":' * 300 + b"1" + b"}" * 300  # deeper than orjson writes: echoed, it could not be
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "param"),
+    [
+        (b"metadata", DEEP, "metadata.a"),
+        (b"metadata", b'{"tier":1}', "metadata.tier"),
+        (b"instructions", b"[1]", "instructions"),
+        (b"text", DEEP, "text"),
+        (b"tools", b"[" + DEEP + b"]", "tools"),
+    ],
+)
+def test_a_responses_request_whose_echoed_fields_are_unfit_is_400_naming_them(upstream, field, value, param):
+    body = b'{"model":"m","input":"hi","' + field + b'":' + value + b"}"
+    response = httpx.post(upstream.base + "/v1/responses", content=body, headers=AUTH)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+
+
 def test_invalid_request_through_the_sdk(upstream):
     with pytest.raises(openai.BadRequestError) as caught:
         upstream.client().chat.completions.create(model="m", messages=[{"role": "wizard", "content": "x"}])
