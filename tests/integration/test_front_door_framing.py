@@ -154,30 +154,28 @@ def test_chunked_body_and_expect_100_continue(gateway, mock):
 
     mock.clear()
     body = chat_body("after continue")
-    client.send(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nExpect: 100-continue\r\n"
-        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
-    )
-    client.sock.settimeout(5)  # the body is held back: without the 100 this read times out
-    assert client.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
-    client.send(body)
-    assert reply_text(client.response()) == "echo: after continue"
+    assert reply_after_continue(client, b"Expect: 100-continue\r\n", body) == "echo: after continue"
     [received] = mock.requests()
     assert received["body"] == json.loads(body)
     assert "expect" not in received["headers"], "Expect is answered by the gateway, never forwarded"
 
 
 def test_expect_sent_twice_is_one_list_that_still_asks_for_100_continue(gateway, mock):
-    body = chat_body("asked twice")
-    client = Client(gateway.port)
+    twice = b"Expect: 100-continue\r\nExpect: 100-continue\r\n"
+    assert reply_after_continue(Client(gateway.port), twice, chat_body("asked twice")) == "echo: asked twice"
+
+
+def reply_after_continue(client, fields, body):
+    """Send a chat head with ``fields`` and hold its body back until the gateway says ``100
+    Continue`` (without it the read times out), then send the body: the reply's text."""
     client.send(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nExpect: 100-continue\r\n"
-        b"Expect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n" + fields
+        + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
     )
     client.sock.settimeout(5)
     assert client.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
     client.send(body)
-    assert reply_text(client.response()) == "echo: asked twice"
+    return reply_text(client.response())
 
 
 def test_a_body_refused_by_its_length_gets_its_413_without_a_100_continue(gateway, mock):
@@ -216,15 +214,8 @@ def test_a_wrong_key_is_refused_from_the_head_without_a_100_continue(start_gatew
         assert response.headers.get("connection") == "close" and client.closed_within(5)
     # The right key is asked for its body, as before.
     body = chat_body("keyed")
-    client = Client(gateway.port)
-    client.send(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nExpect: 100-continue\r\n"
-        b"Authorization: Bearer sk-master\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
-    )
-    client.sock.settimeout(5)
-    assert client.read_until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
-    client.send(body)
-    assert reply_text(client.response()) == "echo: keyed"
+    fields = b"Expect: 100-continue\r\nAuthorization: Bearer sk-master\r\n"
+    assert reply_after_continue(Client(gateway.port), fields, body) == "echo: keyed"
     assert bodies(mock) == [json.loads(body)]  # nothing refused reached the upstream
 
 
