@@ -60,6 +60,17 @@ def _limits(parser, key=False):
         parser.add_argument(flag, dest=dest, type=_number(kind), help=text + " (none: no limit)")
 
 
+KEY_ACTIONS = (
+    ("show", "one key's settings (its spend: alloy usage --key)"),
+    ("revoke", "refuse the key from now on (every worker within a second)"),
+    ("rotate", "a new secret for the key, shown once; the old one stops working"),
+)
+TEAM_ACTIONS = (
+    ("show", "one team's settings (its spend: alloy usage --team)"),
+    ("delete", "remove a team no active key belongs to"),
+)
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="alloy", description="Virtual keys, teams and the spend ledger.")
     common = argparse.ArgumentParser(add_help=False)
@@ -69,25 +80,25 @@ def _parser():
     groups = parser.add_subparsers(dest="group", required=True)
     keys = groups.add_parser("keys", help="virtual keys").add_subparsers(dest="command", required=True)
     _limits(keys.add_parser("create", parents=[common], help="a new key, its secret shown once"), key=True)
-    keys.add_parser("list", parents=[common])
-    for name in ("show", "revoke", "rotate"):
-        keys.add_parser(name, parents=[common]).add_argument("ref", metavar="KEY", help="its id or name")
-    update = keys.add_parser("update", parents=[common])
-    update.add_argument("ref", metavar="KEY")
+    keys.add_parser("list", parents=[common], help="every key: its id, name, prefix, team and limits")
+    for name, text in KEY_ACTIONS:
+        keys.add_parser(name, parents=[common], help=text).add_argument("ref", metavar="KEY", help="its id or name")
+    update = keys.add_parser("update", parents=[common], help="change a key's limits, team or expiry")
+    update.add_argument("ref", metavar="KEY", help="its id or name")
     _limits(update, key=True)
     teams = groups.add_parser("teams", help="teams of keys").add_subparsers(dest="command", required=True)
-    _limits(teams.add_parser("create", parents=[common]))
-    teams.add_parser("list", parents=[common])
-    for name in ("show", "delete"):
-        teams.add_parser(name, parents=[common]).add_argument("ref", metavar="TEAM")
-    update = teams.add_parser("update", parents=[common])
-    update.add_argument("ref", metavar="TEAM")
+    _limits(teams.add_parser("create", parents=[common], help="a new team with its models and limits"))
+    teams.add_parser("list", parents=[common], help="every team and its limits")
+    for name, text in TEAM_ACTIONS:
+        teams.add_parser(name, parents=[common], help=text).add_argument("ref", metavar="TEAM", help="its id or name")
+    update = teams.add_parser("update", parents=[common], help="change a team's limits")
+    update.add_argument("ref", metavar="TEAM", help="its id or name")
     _limits(update)
     usage = groups.add_parser("usage", parents=[common], help="spend and tokens from the ledger")
     usage.add_argument("--by", type=_usage_group, default="key", help=f"{', '.join(USAGE_GROUPS)} or metadata.KEY")
     usage.add_argument("--since", help="7d, 24h... ago, or an ISO 8601 time")
-    usage.add_argument("--key")
-    usage.add_argument("--team")
+    usage.add_argument("--key", help="only this key's requests (its id or name)")
+    usage.add_argument("--team", help="only this team's requests (its id or name)")
     return parser
 
 

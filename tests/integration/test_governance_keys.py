@@ -163,6 +163,15 @@ def test_the_cli_says_what_is_wrong_with_a_database_path(tmp_path):
     assert not missing.parent.exists()
 
 
+def test_every_key_and_team_command_says_what_it_does():
+    for group, commands in (("keys", ("create", "list", "show", "revoke", "rotate", "update")),
+                            ("teams", ("create", "list", "show", "delete", "update"))):
+        done = subprocess.run([sys.executable, "-m", "alloy", group, "--help"], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        described = {line.split()[0] for line in done.stdout.splitlines() if line.startswith("    ") and len(line.split()) > 1}
+        assert described >= set(commands), (group, done.stdout)
+
+
 def test_no_key_and_no_master_key_behaves_as_before(start_gateway, upstream, tmp_path):
     db = tmp_path / "alloy.db"
     gateway = start_gateway(config=keyed_config(upstream, db))
