@@ -4,7 +4,8 @@
     POST   /admin/keys                    create: {"name", "team", "models", "rpm", "tpm",
                                           "max_parallel", "budget", "budget_period", "expires",
                                           "metadata"} -> 201, the key with its secret, shown once
-    GET    /admin/keys/{id or name}       one key
+    GET    /admin/keys/{id or name}       one key, with "spend": its budget period, what the ledger
+                                          records spent in it, what is left of the budget
     PATCH  /admin/keys/{id or name}       change any of the fields above (null removes a limit)
     DELETE /admin/keys/{id or name}       revoke (also POST .../revoke)
     POST   /admin/keys/{id or name}/rotate  a new secret, shown once; the old one stops working
@@ -32,7 +33,7 @@ import orjson
 
 from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound
 from alloy.governance.attribution import metadata_key
-from alloy.governance.fields import FieldError, key_values, moment, public, team_values
+from alloy.governance.fields import FieldError, key_values, moment, public, team_values, with_spend
 from alloy.governance.store import NotFoundError, Store, StoreError
 from alloy.prebuilt import Prebuilt
 
@@ -147,6 +148,12 @@ def guarded(handler):
     return handle
 
 
+def shown(store, row, kind):
+    """One key or team (``kind``) as ``show`` and ``GET .../{ref}`` give it: its settings and its
+    spend this budget period."""
+    return with_spend(public(row), row["budget"], *store.period_spend(row, kind))
+
+
 class Admin:
     def __init__(self, governance):
         self.governance = governance
@@ -165,7 +172,7 @@ class Admin:
             raise MethodNotAllowed("use GET or POST for /admin/keys", allow=b"GET, POST")
         if action is None:
             if method == b"GET":
-                return _json(200, public(self._found(lambda: store.key(ref))))
+                return _json(200, shown(store, self._found(lambda: store.key(ref)), "key"))
             if method in (b"PATCH", b"POST"):
                 return _json(200, public(self._write(lambda: store.update_key(ref, key_values(_body(request), creating=False)))))
             if method == b"DELETE":
@@ -193,7 +200,7 @@ class Admin:
                 return _json(201, public(self._write(lambda: store.create_team(team_values(_body(request), creating=True)))))
             raise MethodNotAllowed("use GET or POST for /admin/teams", allow=b"GET, POST")
         if method == b"GET":
-            return _json(200, public(self._found(lambda: store.team(ref))))
+            return _json(200, shown(store, self._found(lambda: store.team(ref)), "team"))
         if method in (b"PATCH", b"POST"):
             return _json(200, public(self._write(lambda: store.update_team(ref, team_values(_body(request), creating=False)))))
         if method == b"DELETE":

@@ -25,7 +25,7 @@ import orjson
 from alloy.config import ConfigError
 from alloy.config.document import read_document
 from alloy.config.governance import database_path_in, default_database_path
-from alloy.governance.admin import USAGE_GROUPS, is_usage_group
+from alloy.governance.admin import USAGE_GROUPS, is_usage_group, shown
 from alloy.governance.fields import FieldError, key_values, moment, public, team_values
 from alloy.governance.store import Store, StoreError
 
@@ -61,12 +61,12 @@ def _limits(parser, key=False):
 
 
 KEY_ACTIONS = (
-    ("show", "one key's settings (its spend: alloy usage --key)"),
+    ("show", "one key's settings and its spend this budget period"),
     ("revoke", "refuse the key from now on (every worker within a second)"),
     ("rotate", "a new secret for the key, shown once; the old one stops working"),
 )
 TEAM_ACTIONS = (
-    ("show", "one team's settings (its spend: alloy usage --team)"),
+    ("show", "one team's settings and its spend this budget period"),
     ("delete", "remove a team no active key belongs to"),
 )
 
@@ -173,7 +173,7 @@ def run(args, store):
         columns = ["id", "name", "prefix", "team", "rpm", "tpm", "budget", "revoked_at"] if key else ["id", "name", "rpm", "tpm", "budget"]
         return _table(rows, columns, args.json)
     if command == "show":
-        return _print(public(store.key(args.ref) if key else store.team(args.ref)))
+        return _print(shown(store, store.key(args.ref) if key else store.team(args.ref), group[:-1]))
     if command == "create":
         values = given(args, key)
         if key:

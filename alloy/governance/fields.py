@@ -4,7 +4,8 @@
 CLI's options) and return the values to store, or raise ``FieldError`` naming the field and what is
 wrong: unknown fields, negative or absurd limits, a malformed duration. Nothing is stored before
 everything has been checked, so a refused request writes nothing. ``public(row)`` is what a person
-sees: no hash, durations and times spelled out.
+sees: no hash, durations and times spelled out; ``with_spend`` adds the budget period a key or team
+is in and what it spent there (``alloy keys show``, ``GET /admin/keys/{key}``).
 """
 
 import re
@@ -157,6 +158,23 @@ def moment(field, value, ahead):
 
 def iso(seconds):
     return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def period_bounds(anchor, period, now):
+    """The budget period ``now`` falls in, counted from ``anchor`` (the key's or team's creation) in
+    steps of ``period`` seconds: (start, end); without a period, (0.0, None), the whole life."""
+    if not period:
+        return 0.0, None
+    start = anchor + ((now - anchor) // period) * period
+    return start, start + period
+
+
+def with_spend(shown, budget, start, end, spent):
+    """``shown`` (a ``public`` row) with ``spend``: the period, what the ledger records spent in it
+    (USD), and what is left of the budget (None without one)."""
+    left = None if not budget else round(max(budget - spent, 0.0), 6)
+    spend = {"period_start": iso(start) if start else None, "period_end": iso(end), "spent": round(float(spent), 6), "remaining": left}
+    return {**shown, "spend": spend}
 
 
 def spelled(seconds):

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import time
 
+from alloy.governance.fields import period_bounds
 from alloy.governance.prices import MICRO
 
 log = logging.getLogger("alloy.governance")
@@ -47,7 +48,7 @@ class Scope:
         return int((now - self.anchor) // self.period) if self.period else 0
 
     def period_start(self, now):
-        return self.anchor + self.period_index(now) * self.period if self.period else 0.0
+        return period_bounds(self.anchor, self.period, now)[0]
 
 
 class ModelRule:

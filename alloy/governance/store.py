@@ -23,7 +23,7 @@ import time
 import orjson
 
 from alloy.governance.attribution import metadata_key
-from alloy.governance.fields import DEFAULT_BUDGET_PERIOD
+from alloy.governance.fields import DEFAULT_BUDGET_PERIOD, period_bounds
 
 SECRET_PREFIX = "sk-alloy-"
 MIGRATIONS = (
@@ -351,6 +351,13 @@ class Store:
         """Rows (tuples in ``LEDGER_COLUMNS`` order; "" or None for an optional text) in one transaction."""
         with self.transaction():
             self.db.executemany(LEDGER_INSERT, rows)
+
+    def period_spend(self, row, kind, now=None):
+        """(start, end, USD): the budget period a key or team (``kind``) is in, and what the ledger
+        records it spent there. Running gateways count ahead of the ledger by its batch window."""
+        start, end = period_bounds(row["created_at"], row["budget_period"], time.time() if now is None else now)
+        column, value = ("key_id", row["id"]) if kind == "key" else ("team", row["name"])
+        return start, end, self.spent_since(column, value, start)
 
     def spent_since(self, column, value, since):
         """USD spent by a key (column ``key_id``) or a team (``team``) since a wall-clock time."""

@@ -11,7 +11,7 @@ import time
 import openai
 import pytest
 
-from governance_helpers import MASTER, admin, burst, chat, create_key, keyed_config, ledger_cost, post, statuses, usage_rows
+from governance_helpers import MASTER, admin, alloy, burst, chat, create_key, keyed_config, ledger_cost, post, statuses, usage_rows
 from harness import in_parallel, wait_until
 
 # $0.10 a token, in and out: a request of the mock costs about a dollar, easy to reason about.
@@ -72,6 +72,26 @@ def test_budget_refuses_before_upstream_then_resets(start_gateway, upstream, tmp
     probe = 1  # ready()'s 404
     assert row["requests"] - row["refused"] == answered + 1 + probe and row["refused"] == len(after) - 1 + 2
     assert row["errors"] == row["refused"] + probe
+
+
+def test_show_gives_what_a_key_and_its_team_spent_this_budget_period(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    alloy(db, "teams", "create", "--name", "research", "--budget", "50", "--budget-period", "1d")
+    row, secret = create_key(db, "analyst", "--team", "research", "--budget", "20")
+    gateway = start_keyed(start_gateway, upstream, db)
+    ready(gateway, secret)
+    spent = sum(cost_of(post(gateway.port, secret, chat(text="one two three"))[2]["usage"]) for _ in range(3))
+    wait_until(lambda: ledger_cost(db) == pytest.approx(spent), timeout=5)
+    status, by_admin = admin(gateway.port, "GET", "/admin/keys/analyst")
+    assert status == 200
+    for shown in (alloy(db, "keys", "show", "analyst"), by_admin):
+        spend = shown["spend"]
+        assert spend["spent"] == pytest.approx(spent) and spend["remaining"] == pytest.approx(20 - spent)
+        assert spend["period_start"] == row["created_at"]  # the default period, 30 days from creation
+    team = alloy(db, "teams", "show", "research")["spend"]
+    assert team["spent"] == pytest.approx(spent) and team["remaining"] == pytest.approx(50 - spent)
+    assert admin(gateway.port, "GET", "/admin/teams/research")[1]["spend"] == team
+    assert "spend" not in admin(gateway.port, "GET", "/admin/keys")[1]["data"][0]  # a listing stays one query
 
 
 def test_concurrent_streams_overshoot_by_at_most_what_is_in_flight(start_gateway, upstream, tmp_path):
