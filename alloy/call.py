@@ -15,6 +15,7 @@ call ends once: ``finish`` takes the last clock read and calls the pipeline's fi
 before they run.
 """
 
+import logging
 from time import monotonic
 
 import orjson
@@ -24,6 +25,8 @@ from alloy.balancer import HEALTHY
 from alloy.core import find_usage
 from alloy.errors import AlloyError, NestedTooDeeply, UpstreamTimeout
 from alloy.upstream import sweep_ticks
+
+log = logging.getLogger("alloy")
 
 
 class Call:
@@ -268,7 +271,10 @@ class Call:
         if deployment is not None and deployment.tpm:
             deployment.used_tokens(self.usage)  # the provider's tokens-per-minute quota
         for listener in self.pipeline.listeners:
-            listener(self)
+            try:
+                listener(self)
+            except Exception:  # noqa: BLE001 - a listener's bug must not hold the connection's next answer
+                log.exception("alloy: a finish listener failed (%r)", listener)
         self.attempts = None  # it points back at the call: no cycle left for the collector
 
     def usage_known(self, usage):

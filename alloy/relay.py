@@ -21,6 +21,7 @@ read the answer's ``usage`` when a finish listener asks; and when the cache look
 ``call.recording``, they append every body piece the client receives to it (unframed).
 """
 
+import logging
 from time import monotonic
 
 import orjson
@@ -30,6 +31,7 @@ from alloy.errors import ResponseTooLarge, UnsafeHead, UpstreamProtocolError, er
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
 from alloy.stream_usage import WholeEvents
 
+log = logging.getLogger("alloy")
 HOLD_LIMIT = 1024 * 1024  # an error answer held for a possible retry is never longer than this
 OVERHEAD_LINE = b"x-alloy-overhead-us: %d\r\n"  # % microseconds (formatted in place: once per answer)
 
@@ -335,13 +337,48 @@ class TranslatedRelay(Relay):
         return self.splitter is not None  # a stream's head went out (a whole answer goes at its end)
 
     def upstream_events(self, events, last=False):
+        out = []  # the client's pieces, written once the events are translated (one write)
+        try:
+            self._relay_events(events, out)
+        except Exception:  # noqa: BLE001 - see _untranslatable
+            if out:
+                self.transport.writelines(out)  # what was translated before (a stream's head)
+            self._untranslatable(events_left=True)
+            return
+        if out:
+            self.transport.writelines(out)
+
+    def upstream_done(self):
+        try:
+            self._relay_end()
+        except Exception:  # noqa: BLE001 - see _untranslatable
+            self._untranslatable(events_left=False)
+
+    def _untranslatable(self, events_left):
+        """Translating raised: an answer shaped past what its translator reads (a list where an
+        object belongs, a count past 64 bits), or a bug. It is logged, and the answer ends as the
+        upstream's protocol error, never a client left waiting: Alloy's 502 when nothing reached
+        the client (no other attempt: the same answer would break the same way), else the stream's
+        error event. ``events_left``: the upstream is still sending, so its connection is dropped."""
+        log.exception("alloy: the answer of %s could not be translated", self.call.deployment.provider.name)
+        if events_left and self.handle is not None:
+            self.handle.cancel()
+        error = UpstreamProtocolError("the upstream's answer could not be translated (the gateway's log says why)")
+        if self.splitter is None:
+            self.finished = True
+            self.pieces = self.held = None
+            self.call.failed_for_good(error)
+        else:
+            self.finished = False  # the stream's end, whatever of it was under way
+            self.upstream_failed(error)
+
+    def _relay_events(self, events, out):
         if self.finished:
             return
         if self.held is not None:
             if self._hold(events):
                 self._overflow(HOLD_LIMIT, "error answer")
             return
-        out = []
         for event in events:
             if type(event) is not bytes:
                 if event.status >= 400 and self.call.holds(event.status):
@@ -369,10 +406,8 @@ class TranslatedRelay(Relay):
                 self.buffered += len(event)
                 if self.buffered > self.max_buffered:
                     return self._overflow(self.max_buffered, "answer")
-        if out:
-            self.transport.writelines(out)
 
-    def upstream_done(self):
+    def _relay_end(self):
         if self.finished:
             return
         self.finished = True
@@ -428,7 +463,12 @@ class TranslatedRelay(Relay):
         head, *self.pieces = self.held
         self.held = None
         self._head(head, [])  # an error head: its status and Retry-After, no stream to start
-        body = self._translated()
+        try:
+            body = self._translated()
+        except Exception:  # noqa: BLE001 - as in _untranslatable: logged, answered as a 502
+            log.exception("alloy: the error answer of %s could not be translated", self.call.deployment.provider.name)
+            self.call.answer(UpstreamProtocolError("the upstream's answer could not be translated (the gateway's log says why)"))
+            return
         self.call.bytes_out = len(body)
         self._end([frame_response(self.status, JSON_HEADER + self.extra_headers + self.kept_headers, body, self._closing())])
 

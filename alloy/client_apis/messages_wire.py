@@ -33,6 +33,8 @@ client gets Alloy's 502 in Anthropic's shape while nothing of the answer has rea
 an ``error`` event that ends the stream.
 """
 
+import logging
+
 import orjson
 
 from alloy.client_apis.messages_response import (
@@ -55,6 +57,8 @@ from alloy.core import (
 )
 from alloy.errors import AlloyError, ResponseTooLarge, UpstreamProtocolError
 from alloy.headers import EVENT_STREAM_HEADERS, HOP_BY_HOP, JSON_HEADER
+
+log = logging.getLogger("alloy")
 
 # Relay head fields a translated answer does not keep: framing, and what describes the OpenAI body.
 NOT_KEPT = frozenset(HOP_BY_HOP | {b"content-type", b"content-encoding", b"cache-control", b"etag"})
@@ -164,6 +168,7 @@ class MessagesTransport:
     """The transport a Messages call's relays write to (see the module docstring)."""
 
     names_request_id = True  # Anthropic names its request id ``request-id`` (x-request-id stays too)
+    client_api = "Messages"
     __slots__ = (
         "connection", "real", "model", "stream", "input_tokens", "max_buffered", "parser", "state", "status",
         "closing", "kept", "event_stream", "head_bytes", "pieces", "buffered", "splitter", "translator", "started",
@@ -222,6 +227,11 @@ class MessagesTransport:
             if out:
                 self.real.writelines(out)
             return self._broken(error.message, error)
+        except Exception:  # noqa: BLE001 - an answer shaped past what the translation reads, or a bug
+            log.exception("alloy: an answer could not be translated for a %s client", self.client_api)
+            if out:
+                self.real.writelines(out)
+            return self._broken("the upstream's answer could not be translated (the gateway's log says why)")
         if out:
             self.started = True
             self.real.writelines(out)

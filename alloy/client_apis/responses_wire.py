@@ -42,6 +42,7 @@ class ResponsesTransport(MessagesTransport):
     """The transport a translated Responses call's relays write to (see the module docstring)."""
 
     names_request_id = False  # an OpenAI client: x-request-id is its name
+    client_api = "Responses"
     __slots__ = ("request",)
 
     def __init__(self, connection, request, model, stream, max_buffered):

@@ -11,10 +11,12 @@ went back to the pool stays filed until its sweep comes, then is left out (nothi
 """
 
 import asyncio
+import logging
 
 from alloy.core import ResponseParser
 from alloy.errors import UpstreamProtocolError, UpstreamUnreachable
 
+log = logging.getLogger("alloy")
 MAX_HEAD_BYTES = 65536  # an upstream response head beyond this is a protocol error (the parser's default)
 
 
@@ -57,12 +59,15 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(error)
             return
         done = self._parser.done
-        if events:
-            if self._head is None and type(events[0]) is not bytes:
-                self._head = events[0]
-            sink.upstream_events(events, done)
-        if done and self._sink is sink:
-            self._finish()
+        try:
+            if events:
+                if self._head is None and type(events[0]) is not bytes:
+                    self._head = events[0]
+                sink.upstream_events(events, done)
+            if done and self._sink is sink:
+                self._finish()
+        except Exception:  # noqa: BLE001 - see _sink_broke
+            self._sink_broke(sink)
 
     def connection_lost(self, exc):
         self.closed = True
@@ -87,9 +92,12 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(error)
             return
         sink = self._sink
-        if events:
-            sink.upstream_events(events, True)
-        self._finish()
+        try:
+            if events:
+                sink.upstream_events(events, True)
+            self._finish()
+        except Exception:  # noqa: BLE001 - see _sink_broke
+            self._sink_broke(sink)
 
     def pause_writing(self):  # the upstream reads our request body slowly: nothing to pause
         pass
@@ -165,6 +173,31 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool.forget(self)
         if sink is not None:
             sink.upstream_failed(error)
+
+    def _sink_broke(self, sink):
+        """What reads the answer raised (a bug: the relays catch what an answer's shape can do):
+        logged, the exchange and this connection end, and the call ends as the upstream's failure.
+        Should that raise too, or leave the call waiting on this exchange, the client's connection
+        is closed: a client never waits for an answer that cannot come."""
+        log.exception("alloy: unexpected error relaying the answer of upstream %s", self.pool.origin.label)
+        if self._sink is sink:
+            self._sink = None
+            self._request = None
+            self.close()
+            self.pool.forget(self)
+        call = getattr(sink, "call", None)
+        try:
+            sink.upstream_failed(UpstreamProtocolError("the upstream's answer could not be relayed (the gateway's log says why)"))
+        except Exception:  # noqa: BLE001
+            log.exception("alloy: unexpected error ending a broken answer")
+        else:
+            if call is None or call.relay is not sink or call.ended:
+                return  # ended, or on to another attempt
+        if call is not None:
+            connection = call.connection
+            connection.current = None
+            call.cancel()
+            connection.close()
 
     # --- timeouts: the pool's timing wheel, swept once a second ------------------------------------
 
