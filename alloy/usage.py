@@ -4,7 +4,8 @@ stage that counts tokens.
 - ``tokens_of``: what is billed, (input, output, cached input), Anthropic's cache reads and writes
   counted as input (governance's limits, spend and ledger; a deployment's tokens-per-minute quota);
 - ``reported_counts``: the two counts as the answer reports them, (prompt, completion) by OpenAI's
-  names or Anthropic's (metrics and the access log).
+  names or Anthropic's (metrics and the access log);
+- ``count``: one count of a provider's own usage object, for the translators that rename them.
 """
 
 
@@ -28,6 +29,15 @@ MAX_TOKENS = 10**12
 
 
 def _int(value):
+    if type(value) is not int or value <= 0:
+        return 0
+    return value if value <= MAX_TOKENS else MAX_TOKENS
+
+
+def count(usage, name):
+    """``usage[name]`` as a token count: 0 when the object or the count is absent, null or not a
+    positive int, at most ``MAX_TOKENS`` (a provider's odd usage must not break its translation)."""
+    value = usage.get(name) if type(usage) is dict else None
     if type(value) is not int or value <= 0:
         return 0
     return value if value <= MAX_TOKENS else MAX_TOKENS

@@ -107,7 +107,7 @@ def anthropic_usage(usage):
 
 def stop_reason(finish_reason, matched_stop=None, tool_calls=False, refused=False):
     """(stop_reason, stop_sequence) for what the choice ended with (see the module docstring)."""
-    reason = STOP_REASONS.get(finish_reason, "end_turn")
+    reason = STOP_REASONS.get(finish_reason, "end_turn") if type(finish_reason) is str else "end_turn"
     if reason != "end_turn":
         return reason, None
     # A plain end says less than the answer itself: a refusal, tool calls, a named stop string.

@@ -91,7 +91,7 @@ def response_shell(request, response_id, model):
 
 def finished_status(finish_reason):
     """(status, incomplete_details) for how the choice ended."""
-    reason = INCOMPLETE.get(finish_reason)
+    reason = INCOMPLETE.get(finish_reason) if type(finish_reason) is str else None
     if reason is None:
         return "completed", None
     return "incomplete", {"reason": reason}

@@ -92,9 +92,12 @@ from alloy.providers.anthropic_stream import (
     STATUS_ERROR_TYPES,
     THOUGHT_SEPARATOR,
     StreamTranslator,
+    chat_id,
+    name_of,
     openai_error,
     openai_status,
     openai_usage,
+    text_of,
 )
 
 __all__ = ["StreamTranslator", "build_request", "translate_response"]
@@ -506,7 +509,7 @@ def translate_response(status, body, model, endpoint):
         error = UpstreamProtocolError("the Anthropic answer is not a Messages API message")
         return error.status, orjson.dumps(error_payload(error))
     completion = {
-        "id": "chatcmpl-" + str(message.get("id")),
+        "id": chat_id(message),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
@@ -521,11 +524,11 @@ def completion_choice(message):
     for block in message["content"]:
         kind = block["type"]
         if kind == "text":
-            texts.append(block["text"])
+            texts.append(text_of(block["text"]) or "")
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
-            function = {"name": block["name"], "arguments": arguments}
-            calls.append({"id": block["id"], "type": "function", "function": function})
+            function = {"name": name_of(block["name"]), "arguments": arguments}
+            calls.append({"id": name_of(block["id"]), "type": "function", "function": function})
         elif kind == "thinking" and block["thinking"]:
             thoughts.append(block["thinking"])  # its signature has no OpenAI counterpart
         # redacted_thinking and server-tool blocks have no OpenAI counterpart
@@ -534,7 +537,8 @@ def completion_choice(message):
         reply["reasoning_content"] = THOUGHT_SEPARATOR.join(thoughts)
     if calls:
         reply["tool_calls"] = calls
-    finish = FINISH_REASONS.get(message.get("stop_reason"), "stop")
+    stop_reason = message.get("stop_reason")
+    finish = FINISH_REASONS.get(stop_reason, "stop") if type(stop_reason) is str else "stop"
     return {"index": 0, "message": reply, "logprobs": None, "finish_reason": finish}
 
 

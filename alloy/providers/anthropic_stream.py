@@ -33,6 +33,7 @@ import time
 import orjson
 
 from alloy.errors import UpstreamProtocolError, error_payload
+from alloy.usage import count
 
 # Anthropic stop_reason -> OpenAI finish_reason; an unknown reason reads as "stop".
 FINISH_REASONS = {
@@ -93,10 +94,25 @@ def openai_error(anthropic_type, message):
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-def tokens(usage, name):
-    """One count of an Anthropic usage object: 0 when absent, null or not a count."""
-    value = usage.get(name)
-    return value if type(value) is int and value > 0 else 0
+def text_of(value):
+    """A text field of an Anthropic event: a string, or None when absent; any other JSON type is a
+    malformed answer (the TypeError is turned into the stream's error by ``feed``)."""
+    if value is None or type(value) is str:
+        return value
+    raise TypeError("a text field that is not a string")
+
+
+def name_of(value):
+    """A tool call's id or name: a non-empty string, else the answer is malformed."""
+    if type(value) is str and value:
+        return value
+    raise TypeError("a tool id or name that is not a string")
+
+
+def chat_id(message):
+    """The chat completion id for an Anthropic message: its own id, when it is a string."""
+    given = message.get("id")
+    return "chatcmpl-" + (given if type(given) is str and given else "anthropic")
 
 
 def openai_usage(usage):
@@ -104,10 +120,10 @@ def openai_usage(usage):
     Anthropic counts apart from ``input_tokens``; ``cached_tokens`` is the part read from cache,
     ``cache_write_tokens`` the part written to it. Thinking is inside ``output_tokens``: Anthropic
     gives no count of its own, so no ``reasoning_tokens`` are reported."""
-    cache_read = tokens(usage, "cache_read_input_tokens")
-    cache_write = tokens(usage, "cache_creation_input_tokens")
-    prompt = tokens(usage, "input_tokens") + cache_read + cache_write
-    completion = tokens(usage, "output_tokens")
+    cache_read = count(usage, "cache_read_input_tokens")
+    cache_write = count(usage, "cache_creation_input_tokens")
+    prompt = count(usage, "input_tokens") + cache_read + cache_write
+    completion = count(usage, "output_tokens")
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -257,20 +273,21 @@ class StreamTranslator:
 
     def on_message_start(self, event):
         message = event.get("message") or {}
-        chunk_id = "chatcmpl-" + str(message.get("id") or "anthropic")
+        chunk_id = chat_id(message)
         head = {"id": chunk_id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
         # The fixed part of every chunk is serialised once; only the delta changes per event.
         self.head = b"data: " + orjson.dumps(head)[:-1]
         self.prefix = self.head + b',"choices":[{"index":0,"delta":'
-        self.usage = dict(message.get("usage") or {})
+        usage = message.get("usage")
+        self.usage = dict(usage) if type(usage) is dict else {}
         return [self.chunk({"role": "assistant", "content": ""})]
 
     def on_text_start(self, event):
-        text = (event.get("content_block") or {}).get("text")
+        text = text_of((event.get("content_block") or {}).get("text"))
         return [self.chunk({"content": text})] if text else []
 
     def on_text_delta(self, event):
-        text = event["delta"].get("text")
+        text = text_of(event["delta"].get("text"))
         return [self.chunk({"content": text})] if text else []
 
     def on_thinking_start(self, event):
@@ -295,14 +312,14 @@ class StreamTranslator:
         self.tool_has_arguments = False
         call = {
             "index": self.tool_index,
-            "id": block.get("id"),
+            "id": name_of(block.get("id")),
             "type": "function",
-            "function": {"name": block.get("name"), "arguments": ""},
+            "function": {"name": name_of(block.get("name")), "arguments": ""},
         }
         return [self.chunk({"tool_calls": [call]})]
 
     def on_json_delta(self, event):
-        fragment = event["delta"].get("partial_json")
+        fragment = text_of(event["delta"].get("partial_json"))
         if not fragment:
             return []
         self.tool_has_arguments = True
@@ -316,9 +333,11 @@ class StreamTranslator:
 
     def on_message_delta(self, event):
         delta = event.get("delta") or {}
-        if delta.get("stop_reason"):
+        if delta.get("stop_reason") and type(delta["stop_reason"]) is str:
             self.stop_reason = delta["stop_reason"]
-        self.usage.update(event.get("usage") or {})  # cumulative counts: the latest wins
+        usage = event.get("usage")
+        if type(usage) is dict:
+            self.usage.update(usage)  # cumulative counts: the latest wins
         return []
 
     def final_usage(self):

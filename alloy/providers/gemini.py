@@ -86,6 +86,7 @@ from alloy.providers import types as providers  # UpstreamCall, path_segment
 from alloy.errors import InvalidRequest, UpstreamProtocolError, error_payload
 from alloy.providers.gemini_stream import (
     StreamTranslator,
+    candidate_index,
     choice_parts,
     finish_reason,
     openai_error,
@@ -521,7 +522,7 @@ def completion_choice(candidate, position):
         reply["reasoning_content"] = "".join(thoughts)
     if calls:
         reply["tool_calls"] = calls
-    index = candidate.get("index", position)
+    index = candidate_index(candidate, position)
     finish = finish_reason(candidate.get("finishReason"), bool(calls)) or "stop"
     return {"index": index, "message": reply, "logprobs": None, "finish_reason": finish}
 

@@ -34,6 +34,7 @@ import uuid
 import orjson
 
 from alloy.errors import UpstreamProtocolError, error_payload
+from alloy.usage import count
 from alloy.providers import gemini_signatures as signatures
 
 # Gemini finishReason -> OpenAI finish_reason; STOP with function calls reads as "tool_calls".
@@ -81,7 +82,7 @@ def finish_reason(reason, with_calls):
     """The OpenAI finish reason for a Gemini one (None while the candidate goes on)."""
     if not reason:
         return None
-    finish = FINISH_REASONS.get(reason, "stop")
+    finish = FINISH_REASONS.get(reason, "stop") if type(reason) is str else "stop"
     return "tool_calls" if finish == "stop" and with_calls else finish
 
 
@@ -122,24 +123,24 @@ def translate_error(status, body):
     return mapped, orjson.dumps(payload)
 
 
-def tokens(usage, name):
-    """One count of ``usageMetadata``: 0 when absent or not a count (Gemini omits zero counts)."""
-    value = usage.get(name)
-    return value if type(value) is int and value > 0 else 0
+def candidate_index(candidate, position):
+    """A candidate's ``index``, or its position in the list when it has none that is a number."""
+    index = candidate.get("index")
+    return index if type(index) is int and index >= 0 else position
 
 
 def openai_usage(usage):
     """Gemini ``usageMetadata`` -> OpenAI usage. Thinking tokens count as completion tokens (as
     OpenAI's reasoning tokens do) and are reported as ``reasoning_tokens``; cached tokens are part of
     the prompt count on both sides. The details are there on every answer, 0 when Gemini has none."""
-    prompt = tokens(usage, "promptTokenCount")
-    thoughts = tokens(usage, "thoughtsTokenCount")
-    completion = tokens(usage, "candidatesTokenCount") + thoughts
+    prompt = count(usage, "promptTokenCount")
+    thoughts = count(usage, "thoughtsTokenCount")
+    completion = count(usage, "candidatesTokenCount") + thoughts
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": tokens(usage, "totalTokenCount") or prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": tokens(usage, "cachedContentTokenCount")},
+        "total_tokens": count(usage, "totalTokenCount") or prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": count(usage, "cachedContentTokenCount")},
         "completion_tokens_details": {"reasoning_tokens": thoughts},
     }
 
@@ -219,7 +220,7 @@ class StreamTranslator:
             if type(candidate) is not dict:
                 return self.fail("upstream stream candidate is not a JSON object")
             try:
-                out.extend(self.on_candidate(candidate.get("index", position), candidate))
+                out.extend(self.on_candidate(candidate_index(candidate, position), candidate))
             except (AttributeError, KeyError, TypeError):  # a part or field of the wrong JSON type
                 return out + self.fail("malformed upstream stream candidate")
         return out

@@ -1,0 +1,274 @@
+"""Answers a translator was not written for: a provider (or a proxy, or a local model server in its
+place) whose answer has a field of another JSON type than the API documents, or a count past 64
+bits. Each such answer ends: translated with the odd field left out when the rest stands, as
+Alloy's 502 ``upstream_protocol_error`` when it does not, or, for a stream already under way, as
+the stream's error event. Never a client left waiting, never a shape the SDKs cannot parse.
+
+Through a running gateway, the upstream is a scripted one that answers each request with the body
+the request carries in ``x-answer`` (base64). And in process, a translator that raises (a bug) shows
+the safety net every relay has: the client gets its answer's end all the same.
+"""
+
+import asyncio
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import anthropic
+import openai
+import pytest
+
+from alloy import config as alloy_config
+from alloy.providers import anthropic_stream
+from alloy.server import Gateway
+from alloy.upstream.connection import UpstreamConnection
+from fake_transport import FakeTransport
+from harness import assert_no_crash_logged, start_gateway_process
+
+MESSAGE = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+           "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn"}  # fmt: skip
+CANDIDATE = {"content": {"role": "model", "parts": [{"text": "hi"}]}, "finishReason": "STOP", "index": 0}
+
+
+def completion(finish_reason="stop", **message):
+    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi", **message},
+                         "finish_reason": finish_reason}]}  # fmt: skip
+
+
+class ScriptedUpstream:
+    """Answers every POST with 200 and the body its ``x-answer`` header carries (base64), of the
+    content type ``x-answer-type`` names (JSON unless told)."""
+
+    def __init__(self):
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["content-length"]))
+                body = base64.b64decode(self.headers["x-answer"])
+                self.send_response(200)
+                self.send_header("content-type", self.headers.get("x-answer-type", "application/json"))
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def answer(body, content_type="application/json"):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return {"x-answer": base64.b64encode(data).decode(), "x-answer-type": content_type}
+
+
+def events(*payloads):
+    return b"".join(b"data: " + json.dumps(p).encode() + b"\r\n\r\n" for p in payloads)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    upstream = ScriptedUpstream()
+    gateway = start_gateway_process(
+        tmp_path_factory.mktemp("odd") / "alloy.toml",
+        f"""
+        [router]
+        max_retries = 0
+        [providers.anthropic]
+        base_url = "{upstream.base}"
+        api_key = "sk-ant-provider"
+        total_timeout = 10
+        [providers.gemini]
+        base_url = "{upstream.base}"
+        api_key = "g-provider"
+        total_timeout = 10
+        [providers.local]
+        kind = "openai"
+        base_url = "{upstream.base}/v1"
+        api_key = "sk-local"
+        responses_api = false
+        total_timeout = 10
+        """,
+    )
+    yield gateway
+    gateway.stop()
+    upstream.close()
+    assert_no_crash_logged(gateway)
+    assert "Fatal error on transport" not in gateway.stderr
+
+
+def chat_client(gateway):
+    return openai.OpenAI(base_url=gateway.base + "/v1", api_key="client", max_retries=0, timeout=8)
+
+
+def messages_client(gateway):
+    return anthropic.Anthropic(base_url=gateway.base, api_key="client", max_retries=0, timeout=8)
+
+
+def ask(gateway, model, headers, **extra):
+    return chat_client(gateway).chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "hi"}], extra_headers=headers, **extra
+    )
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [[1], "many", {"input_tokens": 2**63, "cache_read_input_tokens": 2**63, "output_tokens": 2**64}],
+    ids=["a list", "a string", "past 64 bits"],
+)
+def test_an_anthropic_usage_of_another_shape_is_read_as_what_it_can_say(gateway, usage):
+    reply = ask(gateway, "anthropic/claude-x", answer({**MESSAGE, "usage": usage}))
+    assert reply.choices[0].message.content == "hi"
+    assert 0 <= reply.usage.prompt_tokens <= 3 * 10**12 and 0 <= reply.usage.completion_tokens <= 10**12
+
+
+def test_a_gemini_stream_whose_usage_is_a_list_still_ends_with_done(gateway):
+    body = events({"candidates": [CANDIDATE], "usageMetadata": [1]})
+    chunks = list(ask(gateway, "gemini/gemini-2.5-flash", answer(body, "text/event-stream"), stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hi"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_a_gemini_candidate_index_that_is_not_a_number_is_its_position(gateway):
+    reply = ask(gateway, "gemini/gemini-2.5-flash", answer({"candidates": [{**CANDIDATE, "index": "x"}]}))
+    assert reply.choices[0].index == 0
+
+
+def test_an_anthropic_id_that_is_not_a_string_is_not_written_as_python(gateway):
+    reply = ask(gateway, "anthropic/claude-x", answer({**MESSAGE, "id": {"a": 1}}))
+    assert reply.id == "chatcmpl-anthropic"
+
+
+def test_an_anthropic_tool_call_without_a_string_id_or_name_is_a_502(gateway):
+    content = [{"type": "tool_use", "id": 5, "name": 7, "input": {}}]
+    with pytest.raises(openai.InternalServerError) as caught:
+        ask(gateway, "anthropic/claude-x", answer({**MESSAGE, "content": content, "stop_reason": "tool_use"}))
+    assert caught.value.status_code == 502 and caught.value.code == "upstream_protocol_error"
+
+
+@pytest.mark.parametrize(
+    ("name", "event"),
+    [
+        ("a text that is a number", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 5}}),
+        ("a tool without a name", {"type": "content_block_start", "index": 0,
+                                   "content_block": {"type": "tool_use", "id": None, "name": 5, "input": {}}}),
+    ],
+)  # fmt: skip
+def test_an_anthropic_stream_event_of_another_shape_ends_the_stream_with_its_error(gateway, name, event):
+    start = {"type": "message_start", "message": {**MESSAGE, "content": [], "usage": {"input_tokens": 1}}}
+    block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    stream = events(start, *([block] if event["type"] == "content_block_delta" else []), event)
+    with pytest.raises(openai.APIError) as caught:
+        list(ask(gateway, "anthropic/claude-x", answer(stream, "text/event-stream"), stream=True))
+    assert "malformed upstream" in caught.value.message, name
+
+
+@pytest.mark.parametrize("finish_reason", [["stop"], {"why": "stop"}], ids=["a list", "an object"])
+def test_an_openai_finish_reason_of_another_shape_still_answers_a_messages_client(gateway, finish_reason):
+    message = messages_client(gateway).messages.create(
+        model="local/m", max_tokens=10, messages=[{"role": "user", "content": "hi"}],
+        extra_headers=answer(completion(finish_reason)),
+    )  # fmt: skip
+    assert message.content[0].text == "hi" and message.stop_reason == "end_turn"
+
+
+@pytest.mark.parametrize("finish_reason", [["stop"], {"why": "stop"}], ids=["a list", "an object"])
+def test_an_openai_finish_reason_of_another_shape_still_answers_a_responses_client(gateway, finish_reason):
+    response = chat_client(gateway).responses.create(model="local/m", input="hi", extra_headers=answer(completion(finish_reason)))
+    assert response.output_text == "hi" and response.status == "completed"
+
+
+# --- the safety net: a translator that raises --------------------------------------------------------
+
+REQUEST_BODY = b'{"model":"anthropic/claude-x","stream":%s,"messages":[{"role":"user","content":"hi"}]}'
+
+
+@pytest.fixture
+def wired(tmp_path):
+    """A real Gateway in process, one client connection and one idle upstream connection to the
+    Anthropic provider, both on fake transports."""
+    path = tmp_path / "alloy.toml"
+    path.write_text('[router]\nmax_retries = 0\n[providers.anthropic]\nbase_url = "http://127.0.0.1:9"\napi_key = "sk-ant-x"\n')
+    loop = asyncio.new_event_loop()
+    gateway = Gateway(alloy_config.load(str(path), env={}), loop)
+    pool = gateway.upstreams["anthropic"]
+    upstream = UpstreamConnection(pool, loop)
+    upstream.connection_made(FakeTransport())
+    pool._open += 1
+    pool.release(upstream)
+    client = gateway.protocol()
+    transport = FakeTransport()
+    transport.protocol = client
+    client.connection_made(transport)
+    yield client, upstream, transport
+    loop.close()
+
+
+def send(client, stream):
+    body = REQUEST_BODY % (b"true" if stream else b"false")
+    client.data_received(b"POST /v1/chat/completions HTTP/1.1\r\nhost: g\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+
+
+def test_a_translator_that_raises_on_a_whole_answer_gives_the_client_a_502(wired, monkeypatch, caplog):
+    client, upstream, transport = wired
+
+    def broken(*args):
+        raise RuntimeError("a translator bug")
+
+    monkeypatch.setattr("alloy.providers.anthropic.translate_response", broken)
+    send(client, stream=False)
+    body = json.dumps(MESSAGE).encode()
+    upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+    [written] = transport.writes
+    assert written.startswith(b"HTTP/1.1 502 ") and b'"upstream_protocol_error"' in written
+    assert client.current is None and not transport.closed  # answered; the connection serves on
+    assert "could not be translated" in caplog.text and "a translator bug" in caplog.text
+
+
+def test_a_translator_that_raises_mid_stream_ends_the_stream_with_its_error(wired, monkeypatch):
+    client, upstream, transport = wired
+    calls = []
+
+    def feed(self, name, data):
+        calls.append(name)
+        if len(calls) > 1:
+            raise RuntimeError("a translator bug")
+        return original(self, name, data)
+
+    original = anthropic_stream.StreamTranslator.feed
+    monkeypatch.setattr(anthropic_stream.StreamTranslator, "feed", feed)
+    send(client, stream=True)
+    start = {"type": "message_start", "message": {**MESSAGE, "content": [], "usage": {"input_tokens": 1}}}
+    block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    # The head and both events in one read: the head and the first event go out before the error.
+    stream = events(start, block)
+    upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s" % (len(stream), stream))
+    sent = b"".join(transport.writes)
+    assert sent.startswith(b"HTTP/1.1 200 OK\r\n") and b'"role":"assistant"' in sent
+    assert b'"upstream_protocol_error"' in sent and sent.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
+    assert transport.closed and upstream.closed  # the stream's end closes both sides
+
+
+def test_a_relay_that_raises_closes_the_client_rather_than_leave_it_waiting(wired, monkeypatch, caplog):
+    client, upstream, transport = wired
+
+    def broken(self, *args):
+        raise RuntimeError("a relay bug")
+
+    monkeypatch.setattr("alloy.relay.TranslatedRelay.upstream_events", broken)
+    send(client, stream=False)
+    upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+    assert "unexpected error relaying" in caplog.text and "a relay bug" in caplog.text
+    assert upstream.closed
+    # The relay's own failure path answered (its 502) or, failing that, the connection was closed.
+    assert transport.closed or b"".join(transport.writes).startswith(b"HTTP/1.1 502 ")
