@@ -1,0 +1,129 @@
+"""RequestParser while a request is not whole yet: ``in_progress`` (a request begun),
+``expect_continue`` (RFC 9110 section 10.1.1: a head that holds its body back for ``100 Continue``)
+and ``waiting_head`` (that head, for a refusal decided from it alone)."""
+
+import pytest
+
+
+def test_in_progress_tracks_buffered_request_bytes(core):
+    parser = core.RequestParser()
+    assert not parser.in_progress
+    parser.feed(b"GE")
+    assert parser.in_progress
+    parser.feed(b"T / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\n")
+    assert parser.in_progress  # head complete, body awaited
+    parser.feed(b"ab")
+    assert parser.in_progress
+    assert len(parser.feed(b"cd")) == 1
+    assert not parser.in_progress
+
+
+def test_expect_continue_while_body_awaited(core):
+    parser = core.RequestParser()
+    assert not parser.expect_continue
+    head = b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+    assert parser.feed(head) == []
+    assert parser.expect_continue
+    assert parser.feed(b"hel") == []
+    assert parser.expect_continue
+    (request,) = parser.feed(b"lo")
+    assert request.body == b"hello"
+    assert request.headers[b"expect"] == b"100-continue"
+    assert not parser.expect_continue
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (b"Expect: 100-continue\r\nExpect: 100-continue\r\n", True),  # sent twice: one list (RFC 9110 5.3)
+        (b"Expect: 100-Continue , \t\r\n", True),
+        (b"Expect: foo, 100-continue\r\n", True),
+        (b"Expect: foo\r\n", False),
+        (b"Expect: 100-continues\r\n", False),
+        (b"Expect:\r\n", False),
+    ],
+)
+def test_expect_is_a_list_that_may_name_100_continue(core, fields, expected):
+    parser = core.RequestParser()
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\n" + fields + b"Content-Length: 5\r\n\r\n")
+    assert parser.expect_continue is expected
+
+
+def test_the_waiting_head_is_the_request_whose_body_is_held_back(core):
+    # The connection may refuse it from its head alone (a wrong key) instead of asking for the body.
+    parser = core.RequestParser()
+    assert parser.waiting_head is None
+    parser.feed(b"POST /v1/x?q=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer k\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+    head = parser.waiting_head
+    assert (head.method, head.target, head.body, head.keep_alive) == (b"POST", b"/v1/x?q=1", b"", True)
+    assert head.headers[b"authorization"] == b"Bearer k"
+    (request,) = parser.feed(b"hello")
+    assert request.body == b"hello" and head.body == b""  # a copy: the request itself is untouched
+    assert parser.waiting_head is None
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n")
+    assert parser.waiting_head is None  # no Expect: nothing waits
+
+
+def test_expect_continue_not_set_before_head_complete(core):
+    parser = core.RequestParser()
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Len")
+    assert not parser.expect_continue
+
+
+def test_expect_continue_with_chunked_body(core):
+    parser = core.RequestParser()
+    head = b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert parser.feed(head) == []
+    assert parser.expect_continue
+    assert parser.feed(b"3\r\nabc\r\n") == []
+    assert parser.expect_continue
+    (request,) = parser.feed(b"0\r\n\r\n")
+    assert request.body == b"abc"
+    assert not parser.expect_continue
+
+
+def test_expect_continue_value_is_case_insensitive(core):
+    # RFC 9110 section 10.1.1: the expectation is compared case-insensitively.
+    parser = core.RequestParser()
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n")
+    assert parser.expect_continue
+
+
+def test_expect_continue_false_without_expect(core):
+    parser = core.RequestParser()
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n")
+    assert parser.in_progress
+    assert not parser.expect_continue
+
+
+def test_expect_continue_false_when_no_body_awaited(core):
+    parser = core.RequestParser()
+    (request,) = parser.feed(
+        b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert request.body == b""
+    assert not parser.expect_continue
+
+
+def test_expect_continue_once_per_pipelined_request(core):
+    first = b"POST /1 HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
+    second = b"POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\n"
+    third = b"POST /3 HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
+    parser = core.RequestParser()
+    assert parser.feed(first) == []
+    assert parser.expect_continue
+    assert [r.target for r in parser.feed(b"a" + second)] == [b"/1"]
+    assert not parser.expect_continue  # /2 has no Expect
+    assert [r.target for r in parser.feed(b"b" + third)] == [b"/2"]
+    assert parser.expect_continue
+    assert [r.target for r in parser.feed(b"c")] == [b"/3"]
+    assert not parser.expect_continue
+
+
+def test_expect_continue_ignored_for_http10(core):
+    # RFC 9110 section 10.1.1: "A server that receives a 100-continue expectation in an HTTP/1.0
+    # request MUST ignore that expectation."
+    parser = core.RequestParser()
+    parser.feed(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+    assert parser.in_progress
+    assert not parser.expect_continue
