@@ -63,7 +63,7 @@ class Call:
         # line and is what every answer of the call carries: stages append their own answer headers
         # to it (x-ratelimit-*, x-alloy-cache), which must never reach the upstream.
         self.request_id_line = id_line
-        self.id_line = id_line
+        self.id_line = id_line if pipeline.cors is None else id_line + pipeline.cors.lines(request.headers)
         self.key = None
         self.group = group  # the model being tried (the one asked for, until a fallback)
         self.deployment = None

@@ -29,6 +29,7 @@ from collections import deque
 import orjson
 
 from alloy.core import Request, RequestParser, frame_response
+from alloy.cors import Preflight, with_lines
 from alloy.errors import AlloyError, InternalError, NestedTooDeeply, RequestTimeout, TooManyConnections, error_response_body
 from alloy.headers import CONTINUE, FORWARD_SKIP, FORWARD_SKIP_PREFIXES, JSON_HEADER
 from alloy.http10 import KeepAliveAnnouncer
@@ -227,10 +228,13 @@ class ClientConnection(asyncio.Protocol):
             self.send_error(InternalError("the gateway met an internal error answering this request"), close=True, request=request)
             return
         if answer is not None:  # a Prebuilt answer, written synchronously
-            if request.keep_alive and not self.closes_for_drain():
-                self.transport.write(answer.keep_alive)
-            else:
-                self.transport.write(answer.closing)
+            keep = request.keep_alive and not self.closes_for_drain()
+            data = answer.keep_alive if keep else answer.closing
+            cors = gateway.pipeline.cors
+            if cors is not None and b"origin" in request.headers and type(answer) is not Preflight:
+                data = with_lines(data, cors.lines(request.headers))  # a browser's (alloy.cors)
+            self.transport.write(data)
+            if not keep:
                 self.close()
         # else: a call now owns the answer and calls ``answer_finished``
 
@@ -261,7 +265,7 @@ class ClientConnection(asyncio.Protocol):
             gateway.refused(head, self, error.status, error, id_line)
         self.closing = True
         self.queue.clear()
-        self.transport.write(self.closing_answer(error, head.target, id_line))
+        self.transport.write(self.closing_answer(error, head.target, id_line + self.cors_lines(head)))
         self.linger_close(self.transport)
 
     def refuse(self, error, request=None):
@@ -277,7 +281,13 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(self.closing_answer(error, getattr(error, "target", None), id_line))
             self.close()  # (a 413's target is known: its head was read)
         else:
-            self.send_error(error, close=not request.keep_alive, extra_headers=id_line, head=request.method == b"HEAD")
+            extra = id_line + self.cors_lines(request)
+            self.send_error(error, close=not request.keep_alive, extra_headers=extra, head=request.method == b"HEAD")
+
+    def cors_lines(self, request):
+        """The CORS lines of an answer to ``request`` (alloy.cors); b"" when not configured."""
+        cors = self.gateway.pipeline.cors
+        return b"" if cors is None else cors.lines(request.headers)
 
     def closing_answer(self, error, target, id_line):
         """The bytes of a refusal that closes the connection, for a request to ``target`` (None:

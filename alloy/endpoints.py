@@ -35,6 +35,10 @@ class Endpoints:
         method = request.method
         if method not in KNOWN_METHODS:
             raise MethodNotImplemented(f"the method {method[:32].decode('latin-1')} is not implemented")
+        if method == b"OPTIONS" and self.pipeline.cors is not None:
+            preflight = self.pipeline.cors.preflight(request)  # a browser asking first (alloy.cors)
+            if preflight is not None:
+                return preflight
         path, query = path_and_query(request.target)
         if path.startswith(b"/v1/"):
             return self.pipeline.handle(request, path, query, connection)

@@ -22,12 +22,16 @@ HOP_BY_HOP = frozenset(
 
 # Upstream answer headers the client never sees besides the hop-by-hop ones: the headers Alloy sets
 # on its own answers (an upstream that is itself an Alloy, or that spoofs them, would double them;
-# the upstream's x-request-id travels as x-upstream-request-id), and Alt-Svc, which would advertise
-# another service for the gateway's own origin.
+# the upstream's x-request-id travels as x-upstream-request-id), Alt-Svc, which would advertise
+# another service for the gateway's own origin, and the provider's CORS answer: which web pages may
+# read the gateway's answers is the gateway's choice (alloy.cors), and a second
+# Access-Control-Allow-Origin makes browsers refuse the answer.
 ANSWER_OWN = frozenset(
     (
         b"x-request-id", b"x-upstream-request-id", b"x-alloy-provider", b"x-alloy-model", b"x-alloy-attempts",
         b"x-alloy-overhead-us", b"x-alloy-cache", b"x-alloy-token-count", b"alt-svc",
+        b"access-control-allow-origin", b"access-control-allow-credentials", b"access-control-expose-headers",
+        b"access-control-allow-methods", b"access-control-allow-headers", b"access-control-max-age",
     )
 )  # fmt: skip
 

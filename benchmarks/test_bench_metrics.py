@@ -61,10 +61,14 @@ class Gateway:  # what the metrics read at scrape time: nothing here
     pass
 
 
+class Pipeline:  # what a Call reads of its pipeline when made: no CORS configured
+    cors = None
+
+
 def finished_call(core):
     deployment = Deployment(Provider(), "gpt-4o-mini", 1.0, 0, None, None)
     group = ModelGroup("fast", [deployment], "weighted", 2)
-    call = Call(None, Request(), Connection(), b"/v1/chat/completions", b"", b"x-request-id: 1a2b-1\r\n", group,
+    call = Call(Pipeline(), Request(), Connection(), b"/v1/chat/completions", b"", b"x-request-id: 1a2b-1\r\n", group,
                 core.scan_body(BODY), "fast")  # fmt: skip
     now = time.monotonic()
     call.arrived, call.sent_at, call.head_at, call.ended_at = now, now + 0.00002, now + 0.0004, now + 0.00043

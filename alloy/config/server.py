@@ -6,6 +6,7 @@ given on the command line (host, port, ...) win over the file.
 from dataclasses import dataclass
 
 from alloy.config.reading import ConfigError, _Section, clean_secret
+from alloy.cors import origin_setting
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class ServerSettings:
     # Read every stream's usage, also when its client did not ask (alloy.stream_usage); keys,
     # limits and budgets turn it on whatever this says.
     stream_usage: bool = False
+    # Web origins whose pages may call the gateway (alloy.cors): "*" or "https://app.example"...
+    cors_origins: tuple = ()
 
 
 def _load_server(source, table, env, overrides):
@@ -46,12 +49,21 @@ def _load_server(source, table, env, overrides):
         max_buffered_response_bytes=section.positive("max_buffered_response_bytes", int, 64 * 1024 * 1024),
         overhead_header=section.get("overhead_header", bool, True),
         stream_usage=section.get("stream_usage", bool, False),
+        cors_origins=_origins(section),
     )
     section.finish()
     settings = _replace(settings, overrides)
     if not 0 <= settings.port <= 65535:  # from the file or --port: refused here, not by bind() later
         raise ConfigError(f"{source}: server.port: expected a port number between 0 and 65535, got {settings.port}")
     return settings
+
+
+def _origins(section):
+    origins = section.names("cors_origins")
+    try:
+        return tuple(origin_setting(origin) for origin in origins)
+    except ValueError as problem:
+        section._fail("cors_origins", str(problem))
 
 
 def _replace(settings, overrides):

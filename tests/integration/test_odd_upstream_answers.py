@@ -10,10 +10,7 @@ the safety net every relay has: the client gets its answer's end all the same.
 """
 
 import asyncio
-import base64
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import anthropic
 import openai
@@ -25,6 +22,7 @@ from alloy.server import Gateway
 from alloy.upstream.connection import UpstreamConnection
 from fake_transport import FakeTransport
 from harness import assert_no_crash_logged, start_gateway_process
+from scripted_upstream import ScriptedUpstream, answer
 
 MESSAGE = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
            "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn"}  # fmt: skip
@@ -35,41 +33,6 @@ def completion(finish_reason="stop", **message):
     return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi", **message},
                          "finish_reason": finish_reason}]}  # fmt: skip
-
-
-class ScriptedUpstream:
-    """Answers every POST with 200 and the body its ``x-answer`` header carries (base64), of the
-    content type ``x-answer-type`` names (JSON unless told)."""
-
-    def __init__(self):
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers["content-length"]))
-                body = base64.b64decode(self.headers["x-answer"])
-                self.send_response(200)
-                self.send_header("content-type", self.headers.get("x-answer-type", "application/json"))
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def answer(body, content_type="application/json"):
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return {"x-answer": base64.b64encode(data).decode(), "x-answer-type": content_type}
 
 
 def events(*payloads):

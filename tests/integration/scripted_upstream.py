@@ -1,0 +1,55 @@
+"""An upstream scripted by the client: each POST is answered 200 with the body its ``x-answer``
+header carries (base64), of the content type ``x-answer-type`` names (JSON unless told), with the
+extra header ``x-answer-header`` names (``name: value``). Client headers such as these reach the
+upstream through Alloy, so a test can make the provider answer anything, request by request.
+``requests`` counts what reached it."""
+
+import base64
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class ScriptedUpstream:
+    def __init__(self):
+        self.requests = []  # the headers of each request that reached it
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["content-length"]))
+                upstream.requests.append({name.lower(): value for name, value in self.headers.items()})
+                body = base64.b64decode(self.headers["x-answer"])
+                self.send_response(200)
+                self.send_header("content-type", self.headers.get("x-answer-type", "application/json"))
+                extra = self.headers.get("x-answer-header")
+                if extra:
+                    name, _, value = extra.partition(":")
+                    self.send_header(name.strip(), value.strip())
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def answer(body, content_type="application/json", header=None):
+    """The request headers that script the answer: ``body`` (bytes, or JSON to dump), its content
+    type, and one extra answer header (``"name: value"``)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    scripted = {"x-answer": base64.b64encode(data).decode(), "x-answer-type": content_type}
+    if header is not None:
+        scripted["x-answer-header"] = header
+    return scripted
