@@ -50,14 +50,17 @@ IDENTITY_LINE = b"accept-encoding: identity\r\n"  # unless a provider's configur
 # Client headers that choose which account the gateway's provider key bills (OpenAI's organization
 # and project, Anthropic's and Google's header families): dropped unless a provider's
 # ``forward_client_headers`` names them, so a client cannot bill another organization or project.
-PROVIDER_SCOPED = frozenset((b"openai-organization", b"openai-project"))
+# The client's Cookie goes the same way: a browser's cookies are for the gateway's own site (a
+# company portal's session, say), no provider API reads them, and a third party must not get them.
+PROVIDER_SCOPED = frozenset((b"openai-organization", b"openai-project", b"cookie"))
 PROVIDER_SCOPED_PREFIXES = (b"anthropic-", b"x-goog-")
 # Every ``Proxy-*`` field speaks to a proxy (its credentials, its connection handling), never to the
 # origin behind it, so the whole family stays here like the hop-by-hop fields.
 FORWARD_SKIP_PREFIXES = PROVIDER_SCOPED_PREFIXES + (b"proxy-",)
 # What the default forwarding policy (a provider without configured headers or
-# forward_client_headers) leaves out, by name and by prefix (``FORWARD_SKIP_PREFIXES``): the client connection's parser writes the other fields as the
-# forwarded block while it reads a head (core RequestParser, Request.forwarded).
+# forward_client_headers) leaves out, by name and by prefix (``FORWARD_SKIP_PREFIXES``): the client
+# connection's parser writes the other fields as the forwarded block while it reads a head (core
+# RequestParser, Request.forwarded).
 FORWARD_SKIP = frozenset(NOT_FORWARDED | PROVIDER_SCOPED)
 
 # Upstream answer headers that name the account behind the provider key (or set state for the

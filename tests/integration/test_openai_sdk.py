@@ -413,6 +413,7 @@ def test_hop_by_hop_headers_are_not_forwarded(each_backend, upstream):
             ("Transfer-Encoding", "chunked"),
             ("Proxy-Authorization", "Basic cHJveHk6c2VjcmV0"),
             ("Proxy-Client-Token", "proxy-only-token"),
+            ("Cookie", "portal_session=s3cr3t"),
             ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"),
             ("X-Secret", "do-not-forward"),
             ("OpenAI-Organization", "org-alloy-test"),
@@ -427,7 +428,7 @@ def test_hop_by_hop_headers_are_not_forwarded(each_backend, upstream):
     [received] = upstream_requests(upstream, "/v1/chat/completions")
     forwarded = received["headers"]
     for name in ("keep-alive", "te", "transfer-encoding", "proxy-authorization", "proxy-client-token",
-                 "http2-settings", "x-secret"):
+                 "http2-settings", "cookie", "x-secret"):
         assert name not in forwarded, f"{name} was forwarded: {forwarded[name]!r}"
     # The upstream hop may carry the each_backend's own Connection header, never the client's tokens.
     assert "x-secret" not in forwarded.get("connection", "").lower()

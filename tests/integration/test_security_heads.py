@@ -218,6 +218,7 @@ def test_the_allow_list_is_configurable(start_gateway, mock):
 SCOPED = (
     b"openai-organization: org-client\r\nopenai-project: proj-client\r\n"
     b"anthropic-beta: client-beta\r\nx-goog-user-project: someone-else\r\nx-trace: t-1\r\n"
+    b"cookie: portal_session=s3cr3t\r\n"
 )
 
 
@@ -261,7 +262,8 @@ def test_the_default_policy_forwards_the_clients_own_fields_only(start_gateway, 
     first, second = (received["headers"] for received in mock.requests())
     for headers in (first, second):
         assert headers["x-trace"] == "t-1" and headers["authorization"] == "Bearer sk-provider"
-        for name in ("openai-organization", "openai-project", "anthropic-beta", "x-goog-user-project", "x-api-key", "te", "x-hop"):
+        for name in ("openai-organization", "openai-project", "anthropic-beta", "x-goog-user-project", "cookie",
+                     "x-api-key", "te", "x-hop"):
             assert name not in headers, name
         assert "client-secret" not in str(headers)
     assert second["x-dup"] == "1, 2" and "x-dup" not in first
@@ -273,7 +275,7 @@ def test_a_provider_may_let_named_client_headers_through(start_gateway, mock):
         [providers.openai]
         base_url = "{mock.base}/v1"
         api_key = "env:K"
-        forward_client_headers = ["OpenAI-Project", "anthropic-beta"]
+        forward_client_headers = ["OpenAI-Project", "anthropic-beta", "Cookie"]
         """,
         env={"K": "sk-provider"},
     )
@@ -281,6 +283,7 @@ def test_a_provider_may_let_named_client_headers_through(start_gateway, mock):
     assert one_answer(gateway, post(b"/v1/chat/completions", body, SCOPED))[0] == 200
     headers = mock.requests()[0]["headers"]
     assert (headers["openai-project"], headers["anthropic-beta"]) == ("proj-client", "client-beta")
+    assert headers["cookie"] == "portal_session=s3cr3t"  # let through by name, like the account headers
     assert "openai-organization" not in headers and "x-goog-user-project" not in headers
 
 
