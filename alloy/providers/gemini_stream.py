@@ -157,7 +157,10 @@ def choice_parts(candidate):
             texts.append(part["text"])
         elif isinstance(part.get("functionCall"), dict):
             call = part["functionCall"]
-            call_id = call.get("id") or "call_" + uuid.uuid4().hex[:24]
+            given = call.get("id")
+            call_id = given if type(given) is str and given else "call_" + uuid.uuid4().hex[:24]
+            if type(call["name"]) is not str or not call["name"]:
+                raise TypeError("a function call without a name")  # the answer is malformed (a 502)
             arguments = orjson.dumps(call.get("args") or {}).decode()
             function = {"name": call["name"], "arguments": arguments}
             calls.append({"id": call_id, "type": "function", "function": function})

@@ -107,6 +107,13 @@ def test_a_gemini_candidate_index_that_is_not_a_number_is_its_position(gateway):
     assert reply.choices[0].index == 0
 
 
+def test_a_gemini_function_call_without_a_string_name_is_a_502(gateway):
+    parts = [{"functionCall": {"name": 7, "args": {}}}]
+    with pytest.raises(openai.InternalServerError) as caught:
+        ask(gateway, "gemini/gemini-2.5-flash", answer({"candidates": [{**CANDIDATE, "content": {"parts": parts}}]}))
+    assert caught.value.status_code == 502 and caught.value.code == "upstream_protocol_error"
+
+
 def test_an_anthropic_id_that_is_not_a_string_is_not_written_as_python(gateway):
     reply = ask(gateway, "anthropic/claude-x", answer({**MESSAGE, "id": {"a": 1}}))
     assert reply.id == "chatcmpl-anthropic"
