@@ -18,12 +18,11 @@ before they run.
 import logging
 from time import monotonic
 
-import orjson
 
 from alloy.attempts import Attempts, may_retry
 from alloy.balancer import HEALTHY
 from alloy.core import find_usage
-from alloy.errors import AlloyError, NestedTooDeeply, UpstreamTimeout
+from alloy.errors import AlloyError, InternalError, NestedTooDeeply, UpstreamTimeout, too_deep_to_write
 from alloy.upstream import sweep_ticks
 
 log = logging.getLogger("alloy")
@@ -110,10 +109,14 @@ class Call:
         self.sent_at = monotonic()
         try:
             self.relay = deployment.provider.send(self, deployment, served_by, total_ticks)
-        except (AlloyError, orjson.JSONEncodeError) as error:  # the request cannot be expressed for this provider
+        except Exception as error:  # noqa: BLE001 - the request cannot be expressed for this provider, or a bug
             deployment.abandoned()
-            if not isinstance(error, AlloyError):  # nested deeper than orjson writes
-                error = NestedTooDeeply()
+            if not isinstance(error, AlloyError):
+                if too_deep_to_write(error):
+                    error = NestedTooDeeply()  # nested deeper than orjson writes: the client's 400
+                else:  # a bug: logged, and this request's 500 (a retry's too, from a timer)
+                    log.exception("alloy: unexpected error sending to %s", deployment.provider.name)
+                    error = InternalError("the gateway met an internal error answering this request")
             if self.count == 1:
                 self.connection.current = None
                 raise error from None

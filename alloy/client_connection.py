@@ -26,11 +26,18 @@ import logging
 import sys
 from collections import deque
 
-import orjson
 
 from alloy.core import Request, RequestParser, frame_response
 from alloy.cors import Preflight, with_lines
-from alloy.errors import AlloyError, InternalError, NestedTooDeeply, RequestTimeout, TooManyConnections, error_response_body
+from alloy.errors import (
+    AlloyError,
+    InternalError,
+    NestedTooDeeply,
+    RequestTimeout,
+    TooManyConnections,
+    error_response_body,
+    too_deep_to_write,
+)
 from alloy.headers import CONTINUE, FORWARD_SKIP, FORWARD_SKIP_PREFIXES, JSON_HEADER
 from alloy.http10 import KeepAliveAnnouncer
 from alloy.timing_wheel import TimingWheel, sweeps
@@ -217,12 +224,13 @@ class ClientConnection(asyncio.Protocol):
         gateway = self.gateway
         try:
             answer = gateway.dispatch(request, self)
-        except (AlloyError, orjson.JSONEncodeError) as error:
-            if not isinstance(error, AlloyError):  # a body nested deeper than orjson writes
-                error = NestedTooDeeply()
+        except AlloyError as error:
             self.refuse(error, request)
             return
-        except Exception:  # noqa: BLE001 - a bug: this request gets a 500, the gateway goes on
+        except Exception as error:  # noqa: BLE001 - a bug: this request gets a 500, the gateway goes on
+            if too_deep_to_write(error):  # a body nested deeper than orjson writes: the client's 400
+                self.refuse(NestedTooDeeply(), request)
+                return
             log.exception("alloy: unexpected error while answering %s %s", request.method.decode("latin-1"), request.target[:200].decode("latin-1"))
             self.current = None
             self.send_error(InternalError("the gateway met an internal error answering this request"), close=True, request=request)

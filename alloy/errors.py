@@ -91,6 +91,13 @@ class NestedTooDeeply(InvalidRequest):
         super().__init__(message, **kwargs)
 
 
+def too_deep_to_write(error):
+    """Is ``error`` orjson's refusal to write a document nested past its 254 levels? Its
+    ``JSONEncodeError`` *is* ``TypeError`` (the same class), so any other TypeError, a bug, must not
+    be taken for it: only its message tells them apart."""
+    return type(error) is TypeError and str(error) == "Recursion limit reached"
+
+
 def unreadable_json(error, message="request body is not valid JSON"):
     """The refusal of a body orjson could not read (its ``JSONDecodeError``): valid JSON nested past
     orjson's 1024 levels is ``NestedTooDeeply``, not a syntax error; anything else is ``message``."""

@@ -37,7 +37,7 @@ from alloy.call import Call
 from alloy.client_apis import on_first_use
 from alloy.core import scan_body
 from alloy.endpoints import path_and_query
-from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, ModelNotFound, NestedTooDeeply, unreadable_json
+from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, ModelNotFound, NestedTooDeeply, too_deep_to_write, unreadable_json
 from alloy.headers import JSON_HEADER
 from alloy.prebuilt import Prebuilt
 
@@ -122,7 +122,9 @@ class MessagesEndpoint:
         try:
             try:
                 return self._handle(request, path, query, connection, id_line, arrived)
-            except orjson.JSONEncodeError:  # nested deeper than orjson writes: the client's error
+            except TypeError as error:  # orjson's JSONEncodeError is TypeError: only its depth refusal is the client's
+                if not too_deep_to_write(error):
+                    raise
                 raise NestedTooDeeply() from None
         except AlloyError as error:
             for listener in self.pipeline.refusal_listeners:

@@ -242,3 +242,26 @@ def test_a_relay_that_raises_closes_the_client_rather_than_leave_it_waiting(wire
     assert upstream.closed
     # The relay's own failure path answered (its 502) or, failing that, the connection was closed.
     assert transport.closed or b"".join(transport.writes).startswith(b"HTTP/1.1 502 ")
+
+
+def test_a_bug_raising_a_type_error_is_a_logged_500_not_the_clients_400(wired, monkeypatch, caplog):
+    # orjson's JSONEncodeError *is* TypeError: only its depth refusal may become the client's 400.
+    client, upstream, transport = wired
+
+    def broken(*args):
+        raise TypeError("unsupported operand type(s)")
+
+    monkeypatch.setattr("alloy.sending.TranslatedProvider.send", broken)
+    send(client, stream=False)
+    [written] = transport.writes
+    assert written.startswith(b"HTTP/1.1 500 ") and b'"internal_error"' in written
+    assert "unsupported operand type(s)" in caplog.text  # with its traceback
+
+    def too_deep(*args):
+        raise TypeError("Recursion limit reached")  # what orjson.dumps says of a body past 254 levels
+
+    monkeypatch.setattr("alloy.sending.TranslatedProvider.send", too_deep)
+    transport.writes.clear()
+    send(client, stream=False)
+    [written] = transport.writes
+    assert written.startswith(b"HTTP/1.1 400 ") and b"nested too deeply" in written
