@@ -8,7 +8,8 @@ it expires, and, for a stream, where its usage event sits (the chunk with ``"cho
 without it, as OpenAI would send it.
 
 ``entry_from_recording`` decides whether a recording may be stored at all: a JSON body must parse
-whole, a stream must end with ``[DONE]`` and carry no error event. A stream that broke off midway
+whole, a stream must end with ``[DONE]`` and carry no error event (OpenAI's ``error`` object, an
+``"object": "error"`` chunk as vLLM sends, or an ``event: error``). A stream that broke off midway
 never ends with ``[DONE]`` in the recording (the relay writes its error event and its own ending
 to the client only), so it is never stored.
 
@@ -64,7 +65,7 @@ def entry_from_recording(pieces, stream, stored_at, expires_at, namespace):
             document = orjson.loads(body)
         except orjson.JSONDecodeError:
             return None  # cut short (the upstream broke off) or not JSON: nothing to replay
-        if not isinstance(document, dict) or "error" in document:
+        if not isinstance(document, dict) or "error" in document or document.get("object") == "error":
             return None
         return Entry(JSON, body, stored_at, expires_at, namespace=namespace)
     if not body.endswith(DONE_EVENT):
@@ -73,18 +74,24 @@ def entry_from_recording(pieces, stream, stored_at, expires_at, namespace):
     position = 0
     for event in body.split(b"\n\n")[:-1]:
         end = position + len(event) + 2
+        if _is_error_event(event):
+            return None  # an error said as a named event (event: error), whatever its data
         data = _data_of(event)
         if data is not None and data != b"[DONE]":
             try:
                 chunk = orjson.loads(data)
             except orjson.JSONDecodeError:
                 return None
-            if not isinstance(chunk, dict) or "error" in chunk:
-                return None
+            if not isinstance(chunk, dict) or "error" in chunk or chunk.get("object") == "error":
+                return None  # OpenAI's error shape, or vLLM's and others' ("object": "error")
             if chunk.get("usage") and not chunk.get("choices"):
                 usage_start, usage_end = position, end
         position = end
     return Entry(SSE, body, stored_at, expires_at, usage_start, usage_end, namespace)
+
+
+def _is_error_event(event):
+    return any(line.startswith(b"event:") and line[6:].strip() == b"error" for line in event.split(b"\n"))
 
 
 def _data_of(event):

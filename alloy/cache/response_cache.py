@@ -22,6 +22,7 @@ Theory of operation
   with ``?namespace=NAME``.
 """
 
+import logging
 from time import time
 from urllib.parse import parse_qs
 
@@ -35,6 +36,7 @@ from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
 from alloy.prebuilt import Prebuilt
 
+log = logging.getLogger("alloy")
 MISS, REFRESH, BYPASS = b"x-alloy-cache: miss\r\n", b"x-alloy-cache: refresh\r\n", b"x-alloy-cache: bypass\r\n"
 
 
@@ -173,8 +175,8 @@ class ResponseCache:
             now = time()
             entry = store.get(key, now)
             if entry is not None and _answers(entry, stream, include_usage):
-                self._answer(call, entry, stream, include_usage, now)
-                return True
+                if self._answer(call, entry, stream, include_usage, now):
+                    return True
             return self._missed(call, Recording(*recorded), no_store)
         recording = Recording(*recorded)
         if not store.available():
@@ -215,8 +217,8 @@ class ResponseCache:
         call.connection.current = None
         stream, include_usage = recording.stream, recording.include_usage
         if entry is not None and entry.expires_at > time() and _answers(entry, stream, include_usage):
-            self._answer(call, entry, stream, include_usage, time())
-            return
+            if self._answer(call, entry, stream, include_usage, time()):
+                return
         try:
             self._missed(call, recording, no_store)
             call.start()
@@ -224,29 +226,34 @@ class ResponseCache:
             call.answer(error)
 
     def _answer(self, call, entry, stream, include_usage, now):
-        """Write the stored answer as this request wants it, then end the call."""
+        """Write the stored answer as this request wants it, then end the call. False, with nothing
+        written, when it cannot be given in that form: a stored answer whose shape its crossing over
+        (stream to JSON, JSON to stream) does not read, as an upstream's odd answer can be. The call
+        then goes upstream as on a miss, and its answer replaces the entry."""
+        try:
+            body = _replay(entry, stream, include_usage)
+        except Exception as error:  # noqa: BLE001 - an odd stored answer must cost one miss, not every request a 500
+            form = "a stream" if stream else "JSON"
+            log.warning("alloy: a cached answer could not be replayed as %s (%s: %s); asking upstream", form, type(error).__name__, error)
+            return False
         self.stats.hits += 1
         lines = call.id_line + b"x-alloy-cache: hit\r\nage: %d\r\n" % max(0, int(now - entry.stored_at))
         connection = call.connection
         keep_alive = call.request.keep_alive
         close = not keep_alive or connection.closes_for_drain()
         if stream:
-            if entry.kind == SSE:
-                body = entry.stream_body(include_usage)
-            else:
-                body = stream_from_completion(entry.body, include_usage)
             if call.request.version < 11:  # an HTTP/1.0 client: no chunks; the close ends the stream
                 keep_alive, close = False, True
                 answer = frame_head(200, EVENT_STREAM_HEADERS + lines, -1, True) + body
             else:
                 answer = frame_stream_head(200, EVENT_STREAM_HEADERS + lines, close) + frame_chunk(body) + LAST_CHUNK
         else:
-            body = entry.body if entry.kind == JSON else completion_from_stream(entry.body)
             answer = frame_response(200, JSON_HEADER + lines, body, close)
         connection.transport.write(answer)
         call.status = 200
         call.finish()
         connection.answer_finished(keep_alive)
+        return True
 
     # --- the account stage: the fill listener -----------------------------------------------------------
 
@@ -279,6 +286,13 @@ class ResponseCache:
         namespace = namespaces[0] if namespaces else None
         deleted = self.store.clear(namespace)
         return Prebuilt(200, orjson.dumps({"deleted": deleted, "namespace": namespace}))
+
+
+def _replay(entry, stream, include_usage):
+    """The body of a stored answer in the form the request wants (a stream, or JSON)."""
+    if stream:
+        return entry.stream_body(include_usage) if entry.kind == SSE else stream_from_completion(entry.body, include_usage)
+    return entry.body if entry.kind == JSON else completion_from_stream(entry.body)
 
 
 def _answers(entry, stream, include_usage):
