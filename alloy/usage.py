@@ -5,7 +5,8 @@ stage that counts tokens.
   counted as input (governance's limits, spend and ledger; a deployment's tokens-per-minute quota);
 - ``reported_counts``: the two counts as the answer reports them, (prompt, completion) by OpenAI's
   names or Anthropic's (metrics and the access log);
-- ``count``: one count of a provider's own usage object, for the translators that rename them.
+- ``count``, ``positive_count``: one count of a provider's usage object, for the translators that
+  rename them (capped: their sums must stay sane too).
 """
 
 
@@ -35,9 +36,13 @@ def _int(value):
 
 
 def count(usage, name):
-    """``usage[name]`` as a token count: 0 when the object or the count is absent, null or not a
-    positive int, at most ``MAX_TOKENS`` (a provider's odd usage must not break its translation)."""
-    value = usage.get(name) if type(usage) is dict else None
+    """``usage[name]`` as a token count (``positive_count``); 0 when ``usage`` is not an object."""
+    return positive_count(usage.get(name) if type(usage) is dict else None)
+
+
+def positive_count(value):
+    """``value`` as a token count: 0 when absent, null or not a positive int; at most
+    ``MAX_TOKENS`` (a provider's odd usage must not break a translation, nor overflow a sum)."""
     if type(value) is not int or value <= 0:
         return 0
     return value if value <= MAX_TOKENS else MAX_TOKENS

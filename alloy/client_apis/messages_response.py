@@ -38,6 +38,7 @@ import orjson
 
 from alloy.errors import UpstreamProtocolError
 from alloy.providers.anthropic_stream import STATUS_ERROR_TYPES as PROVIDER_STATUS_ERROR_TYPES
+from alloy.usage import positive_count
 
 UNPARSED_ARGUMENTS = "_unparsed_arguments"
 
@@ -87,19 +88,15 @@ def message_id(completion_id):
     return bare if bare.startswith("msg_") else "msg_" + bare
 
 
-def count(value):
-    return value if type(value) is int and value > 0 else 0
-
-
 def anthropic_usage(usage):
     """OpenAI usage (or None) -> Anthropic usage (see the module docstring)."""
     usage = usage if isinstance(usage, dict) else {}
-    prompt = count(usage.get("prompt_tokens"))
+    prompt = positive_count(usage.get("prompt_tokens"))
     details = usage.get("prompt_tokens_details")
-    cached = min(count(details.get("cached_tokens")), prompt) if isinstance(details, dict) else 0
+    cached = min(positive_count(details.get("cached_tokens")), prompt) if isinstance(details, dict) else 0
     return {
         "input_tokens": prompt - cached,
-        "output_tokens": count(usage.get("completion_tokens")),
+        "output_tokens": positive_count(usage.get("completion_tokens")),
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": cached,
     }

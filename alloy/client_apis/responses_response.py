@@ -27,6 +27,8 @@ chat completions error object is the Responses one); Alloy's own errors are ``al
 import time
 import uuid
 
+from alloy.usage import positive_count
+
 ECHOED = ("instructions", "max_output_tokens", "metadata", "reasoning", "temperature", "top_p", "user")
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
@@ -38,20 +40,16 @@ def bare_id(completion_id):
     return uuid.uuid4().hex
 
 
-def count(value):
-    return value if type(value) is int and value > 0 else 0
-
-
 def response_usage(usage):
     """Chat completions usage -> Responses usage; None when the upstream sent none."""
     if not isinstance(usage, dict):
         return None
-    prompt = count(usage.get("prompt_tokens"))
-    output = count(usage.get("completion_tokens"))
+    prompt = positive_count(usage.get("prompt_tokens"))
+    output = positive_count(usage.get("completion_tokens"))
     prompt_details = usage.get("prompt_tokens_details")
     output_details = usage.get("completion_tokens_details")
-    cached = count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
-    reasoning = count(output_details.get("reasoning_tokens")) if isinstance(output_details, dict) else 0
+    cached = positive_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
+    reasoning = positive_count(output_details.get("reasoning_tokens")) if isinstance(output_details, dict) else 0
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": min(cached, prompt), "cache_write_tokens": 0},

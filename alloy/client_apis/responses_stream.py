@@ -92,7 +92,6 @@ class ResponseBuilder(ChatStreamReader):
         out = []
         self.start({}, out)
         self.close_item(out)
-        self.done = True
         response = self.response
         status, details = finished_status(self.finish_reason)
         response["status"] = status
@@ -100,6 +99,7 @@ class ResponseBuilder(ChatStreamReader):
         response["usage"] = response_usage(self.usage)
         kind = "response.completed" if status == "completed" else "response.incomplete"
         self.emit(out, {"type": kind, "response": response})
+        self.done = True  # only once its events are made: should that raise, fail() still ends it
         return out
 
     def emit(self, out, event):

@@ -265,3 +265,18 @@ def test_a_bug_raising_a_type_error_is_a_logged_500_not_the_clients_400(wired, m
     send(client, stream=False)
     [written] = transport.writes
     assert written.startswith(b"HTTP/1.1 400 ") and b"nested too deeply" in written
+
+
+def test_counts_past_64_bits_are_capped_for_messages_and_responses_clients(gateway):
+    huge = {"prompt_tokens": 1, "completion_tokens": 2**64 - 1, "total_tokens": 2**64}
+    message = messages_client(gateway).messages.create(
+        model="local/m", max_tokens=10, messages=[{"role": "user", "content": "hi"}],
+        extra_headers=answer({**completion(), "usage": huge}),
+    )  # fmt: skip
+    assert message.usage.output_tokens == 10**12
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    stream = events({**chunk, "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]},
+                    {**chunk, "choices": [], "usage": huge}) + b"data: [DONE]\r\n\r\n"  # fmt: skip
+    with chat_client(gateway).responses.stream(model="local/m", input="hi", extra_headers=answer(stream, "text/event-stream")) as events_:
+        final = events_.get_final_response()
+    assert final.output_text == "hi" and final.usage.output_tokens == 10**12
