@@ -647,6 +647,11 @@ def usage_cost(usage, price):
             tokens_in = _token_count(usage.get("prompt_tokens"))
             tokens_out = _token_count(usage.get("completion_tokens"))
             tokens_cached = _token_count(details.get("cached_tokens")) if PyDict_Check(details) else 0
+        elif "input_tokens_details" in usage or "total_tokens" in usage:  # the Responses API (see the twin)
+            details = usage.get("input_tokens_details") or {}
+            tokens_in = _token_count(usage.get("input_tokens"))
+            tokens_out = _token_count(usage.get("output_tokens"))
+            tokens_cached = _token_count(details.get("cached_tokens")) if PyDict_Check(details) else 0
         else:  # Anthropic: input_tokens excludes the cache reads and writes; all count as input
             read = _token_count(usage.get("cache_read_input_tokens"))
             written = _token_count(usage.get("cache_creation_input_tokens"))

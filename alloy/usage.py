@@ -11,13 +11,18 @@ stage that counts tokens.
 
 
 def tokens_of(usage):
-    """(input, output, cached input) from an OpenAI or an Anthropic usage object."""
+    """(input, output, cached input) from a chat completions, Responses or Anthropic usage object."""
     if not usage:
         return 0, 0, 0
     if "prompt_tokens" in usage or "completion_tokens" in usage:
         details = usage.get("prompt_tokens_details") or {}
         cached = details.get("cached_tokens") if isinstance(details, dict) else 0
         return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(cached)
+    if "input_tokens_details" in usage or "total_tokens" in usage:
+        # The Responses API: input_tokens includes the cached ones, as prompt_tokens does.
+        details = usage.get("input_tokens_details") or {}
+        cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+        return _int(usage.get("input_tokens")), _int(usage.get("output_tokens")), _int(cached)
     # Anthropic: input_tokens excludes the cache reads and writes; count them all as input.
     read = _int(usage.get("cache_read_input_tokens"))
     written = _int(usage.get("cache_creation_input_tokens"))

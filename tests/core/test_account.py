@@ -302,6 +302,9 @@ USAGES = [
     {"prompt_tokens": 2**53, "completion_tokens": 1},  # beyond a double's exact integers
     {"prompt_tokens": 2**70, "completion_tokens": 2**64 - 1},
     {"input_tokens": 2**52, "cache_read_input_tokens": 2**52, "output_tokens": 1},  # the sum crosses 2**53
+    # The Responses API: input_tokens includes the cached ones (input_tokens_details), as prompt_tokens does.
+    {"input_tokens": 10000, "output_tokens": 50, "total_tokens": 10050, "input_tokens_details": {"cached_tokens": 9000}},
+    {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15, "input_tokens_details": None},
 ]
 PRICES = [None, (2.5, 10.0, 1.25), (0.15, 0.6, 0.075), (3, 15, 0.3), [2.5, 10.0, 1.25], (999999.0, 999999.0, 999999.0), (0.0, 0.0, 0.0)]
 
@@ -321,6 +324,14 @@ def test_usage_cost_is_tokens_of_priced(core, usage, price):
         assert got[3:] == (cost, int(round(cost * 1_000_000)))
 
 
+def test_responses_usage_counts_its_cached_input_once(core):
+    # Codex-style traffic: 9,000 of 10,000 input tokens read from the provider's cache.
+    got = core.usage_cost({"input_tokens": 10000, "output_tokens": 50, "total_tokens": 10050,
+                           "input_tokens_details": {"cached_tokens": 9000}}, (2.5, 10.0, 1.25))  # fmt: skip
+    assert got[:3] == (10000, 50, 9000)
+    assert got[3] == pytest.approx((1000 * 2.5 + 50 * 10.0 + 9000 * 1.25) / 1e6)
+
+
 @pytest.mark.parametrize(
     "usage, counts",
     [
@@ -328,6 +339,7 @@ def test_usage_cost_is_tokens_of_priced(core, usage, price):
         ({"prompt_tokens": -3, "completion_tokens": 2**62}, (0, 10**12, 0)),
         ({"prompt_tokens": -(2**70), "completion_tokens": 10**12 + 1}, (0, 10**12, 0)),
         ({"input_tokens": 10**13, "cache_read_input_tokens": 2**63, "output_tokens": 1}, (2 * 10**12, 1, 10**12)),
+        ({"input_tokens": 2**70, "output_tokens": 3, "input_tokens_details": {"cached_tokens": 2**64}}, (10**12, 3, 10**12)),
     ],
 )
 def test_usage_cost_believes_an_absurd_count_only_up_to_max_tokens(core, usage, counts):
@@ -347,9 +359,12 @@ def test_usage_cost_compiled_equals_pure_over_random_answers():
             usage = {"prompt_tokens": rng.randrange(0, 200_000), "completion_tokens": rng.randrange(0, 20_000)}
             if rng.random() < 0.5:
                 usage["prompt_tokens_details"] = {"cached_tokens": rng.randrange(0, usage["prompt_tokens"] + 2)}
-        else:
+        elif rng.random() < 0.5:
             usage = {"input_tokens": rng.randrange(0, 200_000), "output_tokens": rng.randrange(0, 20_000),
                      "cache_read_input_tokens": rng.randrange(0, 50_000)}  # fmt: skip
+        else:  # the Responses API
+            usage = {"input_tokens": rng.randrange(0, 200_000), "output_tokens": rng.randrange(0, 20_000),
+                     "input_tokens_details": {"cached_tokens": rng.randrange(0, 50_000)}}  # fmt: skip
         price = (rng.uniform(0, 80), rng.uniform(0, 300), rng.uniform(0, 40))
         got = compiled.usage_cost(usage, price)
         assert got == pure.usage_cost(usage, price), (usage, price)
