@@ -48,6 +48,7 @@ from alloy.client_apis.messages_stream import MessagesStreamTranslator, sse_even
 from alloy.core import (
     LAST_CHUNK,
     ResponseParser,
+    find_usage,
     SSESplitter,
     encode_headers,
     frame_chunk,
@@ -67,6 +68,8 @@ ALLOY_STREAM_ERROR = b'data: {"error":{"message":'
 
 # What the transport is doing with the answer being written.
 HEAD, NATIVE, STREAM, WHOLE, ERROR, OVER = range(6)
+MAX_OPENING = 64 * 1024  # a native stream's bytes read for its message_start, at most
+MAX_TAIL = 16 * 1024  # ... and kept from its end, for message_delta's usage
 
 
 def anthropic_error_answer(error, headers=b"", close=False):
@@ -172,7 +175,7 @@ class MessagesTransport:
     __slots__ = (
         "connection", "real", "model", "stream", "input_tokens", "max_buffered", "parser", "state", "status",
         "closing", "kept", "event_stream", "head_bytes", "pieces", "buffered", "splitter", "translator", "started",
-        "old_client", "until_close",
+        "old_client", "until_close", "opening", "start_usage", "tail",
     )  # fmt: skip
 
     def __init__(self, connection, model, stream, max_buffered, input_tokens=0):
@@ -196,6 +199,9 @@ class MessagesTransport:
         self.started = False  # something of the answer reached the client
         self.old_client = False  # an HTTP/1.0 client (set by its MessagesConnection)
         self.until_close = False  # a stream head went out close-delimited: the connection ends it
+        self.opening = None  # a native stream's first bytes, until its message_start is whole
+        self.start_usage = None  # ... and that event's usage: the stream's input tokens
+        self.tail = None  # a native stream's last bytes (MAX_TAIL at most): its final usage is there
 
     # --- what the relay and the call use of a transport ----------------------------------------------
 
@@ -269,6 +275,9 @@ class MessagesTransport:
         content_type = head.get(b"content-type")
         self.event_stream = content_type is not None and content_type.startswith(b"text/event-stream")
         self.until_close = self.old_client and self.event_stream  # as the relay framed it
+        if self.event_stream:
+            self.opening = bytearray()
+            self.tail = bytearray()
         return True
 
     def _native_write(self, data, events):
@@ -287,8 +296,32 @@ class MessagesTransport:
         else:
             self.real.write(data)
         self.started = True
+        if self.event_stream:
+            self._native_usage(events)
         if self.parser.done:
             self.state = OVER
+
+    def _native_usage(self, pieces):
+        """Anthropic gives a stream's input tokens in ``message_start`` only (``message_delta``'s
+        usage may have the output tokens alone), and the call reads its usage from the last events:
+        so the first event's usage is read as the stream passes, and at its end the two go to the
+        call together (the later counts winning), for the limits, the spend and the ledger."""
+        for piece in pieces:
+            if type(piece) is not bytes:
+                continue
+            if self.opening is not None:
+                self.opening += piece
+                usage = _first_usage(self.opening)
+                if usage is not None or len(self.opening) > MAX_OPENING:
+                    self.start_usage, self.opening = usage, None
+            tail = self.tail
+            tail += piece
+            if len(tail) > 2 * MAX_TAIL:
+                del tail[:-MAX_TAIL]
+        call = self.connection.current
+        if self.parser.done and self.start_usage and call is not None:
+            final = find_usage(bytes(self.tail))
+            call.usage_known({**self.start_usage, **(final if type(final) is dict else {})})
 
     # --- translated answers --------------------------------------------------------------------------
 
@@ -410,6 +443,19 @@ class MessagesTransport:
         self.real.write(self._error_answer(error))
         self.started = True
         self.connection.close()
+
+
+def _first_usage(opening):
+    """The usage of the first event in a stream's ``opening`` bytes that names one (its
+    ``message_start``), once that event is whole; None before."""
+    at = opening.find(b'"usage"')
+    if at < 0:
+        return None
+    ends = [end for end in (opening.find(mark, at) for mark in (b"\n\n", b"\r\n\r\n", b"\r\r")) if end >= 0]
+    if not ends:
+        return None  # the event goes on in the next piece
+    usage = find_usage(bytes(opening[: min(ends)]))
+    return usage if type(usage) is dict else {}
 
 
 def stream_error_event(openai_event):

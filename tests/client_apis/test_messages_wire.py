@@ -22,7 +22,8 @@ def wire(native=False, stream=False, max_buffered=1 << 20):
     connection = Connection()
     transport = MessagesTransport(connection, MODEL, stream, max_buffered, input_tokens=7)
     provider = SimpleNamespace(messages_native=True) if native else SimpleNamespace()
-    connection.current = SimpleNamespace(deployment=SimpleNamespace(provider=provider), status=200)  # the call
+    call = connection.current = SimpleNamespace(deployment=SimpleNamespace(provider=provider), status=200, usage=None)
+    call.usage_known = lambda usage: setattr(call, "usage", usage)  # what a native stream's end reports
     return connection, transport
 
 
@@ -180,6 +181,17 @@ def test_a_native_error_answer_is_untouched():
     connection, transport = wire(native=True)
     transport.write(data)
     assert bytes(connection.transport.data) == data
+
+
+def test_a_native_stream_reports_the_input_tokens_of_its_message_start_however_it_is_split():
+    end = [b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}\n\n',
+           b'event: message_stop\ndata: {"type":"message_stop"}\n\n']  # fmt: skip
+    data = relay_stream(anthropic_stream() + end, head=b"content-type: text/event-stream\r\n" + SERVED)
+    for pieces in splits(data):
+        connection, transport = wire(native=True)
+        for piece in pieces:
+            transport.write(piece)
+        assert connection.current.usage == {"input_tokens": 3, "output_tokens": 9}, pieces
 
 
 def test_a_native_stream_that_breaks_off_ends_with_an_anthropic_error_event():

@@ -217,3 +217,41 @@ def test_an_answer_from_the_response_cache_costs_nothing(start_gateway, upstream
     assert len(upstream.requests()) == 1
     wait_until(lambda: usage_rows(db) and usage_rows(db)[0]["requests"] == 3, timeout=5)
     assert usage_rows(db)[0]["cost_usd"] == pytest.approx(cost_of(first["usage"]))
+
+
+def test_a_native_messages_stream_counts_the_input_tokens_of_its_message_start(start_gateway, tmp_path):
+    # Anthropic's documented stream gives input tokens in message_start only; message_delta's usage
+    # may carry the output tokens alone. Both count, as through the translated chat route.
+    from scripted_upstream import ScriptedUpstream, answer
+
+    upstream = ScriptedUpstream()
+    try:
+        db = tmp_path / "alloy.db"
+        _, secret = create_key(db, "claude-user")
+        gateway = start_gateway(config=keyed_config(upstream, db, f"""
+            [governance.prices."claude-x"]
+            input = 3
+            output = 15
+            [providers.anthropic]
+            base_url = "{upstream.base}"
+            api_key = "sk-ant-provider"
+            """))  # fmt: skip
+        message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x", "content": [],
+                   "stop_reason": None, "stop_sequence": None,
+                   "usage": {"input_tokens": 5000, "cache_read_input_tokens": 0, "output_tokens": 1}}  # fmt: skip
+        events = [("message_start", {"type": "message_start", "message": message}),
+                  ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+                  ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}}),
+                  ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                  ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 15}}),
+                  ("message_stop", {"type": "message_stop"})]  # fmt: skip
+        stream = b"".join(b"event: %s\ndata: %s\n\n" % (name.encode(), json.dumps(data).encode()) for name, data in events)
+        body = {"model": "anthropic/claude-x", "max_tokens": 20, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        status, _, data = post(gateway.port, secret, body, path="/v1/messages", headers=answer(stream, "text/event-stream"))
+        assert status == 200 and b"message_stop" in data
+        wait_until(lambda: usage_rows(db) and usage_rows(db)[0]["requests"] == 1, timeout=5)
+        [row] = usage_rows(db)
+        assert (row["tokens_in"], row["tokens_out"]) == (5000, 15)
+        assert row["cost_usd"] == pytest.approx((5000 * 3 + 15 * 15) / 1e6)
+    finally:
+        upstream.close()
