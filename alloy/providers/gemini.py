@@ -93,6 +93,7 @@ from alloy.providers.gemini_stream import (
     openai_usage,
     translate_error,
 )
+from alloy.usage import count
 
 __all__ = ["StreamTranslator", "build_request", "translate_response"]
 
@@ -529,11 +530,11 @@ def completion_choice(candidate, position):
 
 def embedding_list(data, model):
     vectors = [item["values"] for item in data["embeddings"]]
-    usage = data.get("usageMetadata") or {}
-    tokens = usage.get("promptTokenCount") or 0
+    usage = data.get("usageMetadata")  # counts of another type read as none, capped (alloy.usage.count)
+    tokens = count(usage, "promptTokenCount")
     return {
         "object": "list",
         "data": [{"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(vectors)],
         "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": usage.get("totalTokenCount") or tokens},
+        "usage": {"prompt_tokens": tokens, "total_tokens": count(usage, "totalTokenCount") or tokens},
     }

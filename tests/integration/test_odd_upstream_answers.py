@@ -280,3 +280,13 @@ def test_counts_past_64_bits_are_capped_for_messages_and_responses_clients(gatew
     with chat_client(gateway).responses.stream(model="local/m", input="hi", extra_headers=answer(stream, "text/event-stream")) as events_:
         final = events_.get_final_response()
     assert final.output_text == "hi" and final.usage.output_tokens == 10**12
+
+
+@pytest.mark.parametrize("usage", [{"promptTokenCount": -5}, {"promptTokenCount": "x"}, {"promptTokenCount": 2**63}, [1]],
+                         ids=["negative", "a string", "past 10^12", "a list"])  # fmt: skip
+def test_a_gemini_embeddings_usage_of_another_shape_is_read_as_what_it_can_say(gateway, usage):
+    embeddings = {"embeddings": [{"values": [0.5, 0.25]}], "usageMetadata": usage}
+    reply = chat_client(gateway).embeddings.create(model="gemini/text-embedding-004", input="hi",
+                                                   encoding_format="float", extra_headers=answer(embeddings))  # fmt: skip
+    assert reply.data[0].embedding == [0.5, 0.25]
+    assert 0 <= reply.usage.prompt_tokens <= 10**12 and 0 <= reply.usage.total_tokens <= 10**12
