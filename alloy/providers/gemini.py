@@ -77,7 +77,6 @@ Complete answers: ``translate_response`` here; streams: ``gemini_stream``.
 import mimetypes
 import re
 import time
-import uuid
 
 import orjson
 
@@ -86,7 +85,9 @@ from alloy.providers import types as providers  # UpstreamCall, path_segment
 from alloy.errors import InvalidRequest, UpstreamProtocolError, error_payload
 from alloy.providers.gemini_stream import (
     StreamTranslator,
+    block_reason,
     candidate_index,
+    chat_id,
     choice_parts,
     finish_reason,
     openai_error,
@@ -499,14 +500,14 @@ def translate_response(status, body, model, endpoint):
 def chat_completion(data, model):
     candidates = data.get("candidates") or []
     if not candidates:
-        reason = (data.get("promptFeedback") or {}).get("blockReason")
+        reason = block_reason(data)
         if reason:
             message = f"Gemini blocked the prompt ({reason})"
             return 400, orjson.dumps(openai_error("invalid_request_error", "content_filter", message))
         raise KeyError("candidates")
     choices = [completion_choice(candidate, i) for i, candidate in enumerate(candidates)]
     completion = {
-        "id": "chatcmpl-" + (data.get("responseId") or uuid.uuid4().hex),
+        "id": chat_id(data),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,

@@ -123,6 +123,19 @@ def translate_error(status, body):
     return mapped, orjson.dumps(payload)
 
 
+def chat_id(data):
+    """The chat completion id for a Gemini answer: its ``responseId`` when it is a string."""
+    given = data.get("responseId")
+    return "chatcmpl-" + (given if type(given) is str and given else uuid.uuid4().hex)
+
+
+def block_reason(data):
+    """Why Gemini blocked the prompt (``promptFeedback.blockReason``), or None."""
+    feedback = data.get("promptFeedback")
+    reason = feedback.get("blockReason") if type(feedback) is dict else None
+    return reason if type(reason) is str and reason else None
+
+
 def candidate_index(candidate, position):
     """A candidate's ``index``, or its position in the list when it has none that is a number."""
     index = candidate.get("index")
@@ -206,14 +219,14 @@ class StreamTranslator:
             _, payload = google_error(200, data)
             return [sse(payload), DONE]
         if not self.head:
-            chunk_id = "chatcmpl-" + (event.get("responseId") or uuid.uuid4().hex)
+            chunk_id = chat_id(event)
             head = {"id": chunk_id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
             self.head = orjson.dumps(head)[:-1]  # the fixed part of every chunk, serialised once
         if event.get("usageMetadata"):
             self.usage = event["usageMetadata"]
         candidates = event.get("candidates") or []
         if not candidates and not self.candidates:
-            reason = (event.get("promptFeedback") or {}).get("blockReason")
+            reason = block_reason(event)
             if reason:
                 self.done = True
                 message = f"Gemini blocked the prompt ({reason})"

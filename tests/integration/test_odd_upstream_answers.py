@@ -290,3 +290,11 @@ def test_a_gemini_embeddings_usage_of_another_shape_is_read_as_what_it_can_say(g
                                                    encoding_format="float", extra_headers=answer(embeddings))  # fmt: skip
     assert reply.data[0].embedding == [0.5, 0.25]
     assert 0 <= reply.usage.prompt_tokens <= 10**12 and 0 <= reply.usage.total_tokens <= 10**12
+
+
+def test_a_gemini_response_id_or_prompt_feedback_of_another_type_is_left_out(gateway):
+    reply = ask(gateway, "gemini/gemini-2.5-flash", answer({"candidates": [CANDIDATE], "responseId": 7, "promptFeedback": [1]}))
+    assert reply.choices[0].message.content == "hi" and reply.id.startswith("chatcmpl-") and reply.id != "chatcmpl-7"
+    body = events({"candidates": [CANDIDATE], "responseId": {"a": 1}})
+    chunks = list(ask(gateway, "gemini/gemini-2.5-flash", answer(body, "text/event-stream"), stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hi"
