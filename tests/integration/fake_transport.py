@@ -1,5 +1,8 @@
 """A transport for in-process tests of a real ``Gateway``: it records each write, and closing it
-ends its protocol's connection as asyncio would (when a protocol is set)."""
+ends its protocol's connection as asyncio would (when a protocol is set). ``wired`` sets such a
+gateway up with one client connection and one idle upstream connection."""
+
+import asyncio
 
 
 class FakeTransport:
@@ -38,3 +41,25 @@ class FakeTransport:
 
     def get_extra_info(self, name, default=None):
         return default
+
+
+def wired(config, provider):
+    """A real ``Gateway`` for ``config`` (loaded), with one client connection and one idle upstream
+    connection to ``provider``'s pool, both on ``FakeTransport``s: (client, upstream, the client's
+    transport, the loop). A test feeds the client's bytes to ``client.data_received`` and the
+    upstream's answer to ``upstream.data_received``; nothing else runs (no event loop, no socket)."""
+    from alloy.server import Gateway
+    from alloy.upstream.connection import UpstreamConnection
+
+    loop = asyncio.new_event_loop()
+    gateway = Gateway(config, loop)
+    pool = gateway.upstreams[provider]
+    upstream = UpstreamConnection(pool, loop)
+    upstream.connection_made(FakeTransport())
+    pool._open += 1
+    pool.release(upstream)
+    client = gateway.protocol()
+    transport = FakeTransport()
+    transport.protocol = client
+    client.connection_made(transport)
+    return client, upstream, transport, loop

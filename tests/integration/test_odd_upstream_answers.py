@@ -9,7 +9,6 @@ the request carries in ``x-answer`` (base64). And in process, a translator that 
 the safety net every relay has: the client gets its answer's end all the same.
 """
 
-import asyncio
 import json
 
 import anthropic
@@ -18,9 +17,7 @@ import pytest
 
 from alloy import config as alloy_config
 from alloy.providers import anthropic_stream
-from alloy.server import Gateway
-from alloy.upstream.connection import UpstreamConnection
-from fake_transport import FakeTransport
+from fake_transport import wired as wire_gateway
 from harness import assert_no_crash_logged, start_gateway_process
 from scripted_upstream import ScriptedUpstream, answer
 
@@ -169,17 +166,7 @@ def wired(tmp_path):
     Anthropic provider, both on fake transports."""
     path = tmp_path / "alloy.toml"
     path.write_text('[router]\nmax_retries = 0\n[providers.anthropic]\nbase_url = "http://127.0.0.1:9"\napi_key = "sk-ant-x"\n')
-    loop = asyncio.new_event_loop()
-    gateway = Gateway(alloy_config.load(str(path), env={}), loop)
-    pool = gateway.upstreams["anthropic"]
-    upstream = UpstreamConnection(pool, loop)
-    upstream.connection_made(FakeTransport())
-    pool._open += 1
-    pool.release(upstream)
-    client = gateway.protocol()
-    transport = FakeTransport()
-    transport.protocol = client
-    client.connection_made(transport)
+    client, upstream, transport, loop = wire_gateway(alloy_config.load(str(path), env={}), "anthropic")
     yield client, upstream, transport
     loop.close()
 

@@ -6,14 +6,10 @@ connection and one idle upstream connection, fed the client's request and the up
 hand (as benchmarks/request_path_bench.py does), so nothing else can coalesce or split the writes.
 """
 
-import asyncio
-
 import pytest
 
 from alloy import config as alloy_config
-from alloy.server import Gateway
-from alloy.upstream.connection import UpstreamConnection
-from fake_transport import FakeTransport
+from fake_transport import wired as wire_gateway
 
 BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 REQUEST = b"POST /v1/chat/completions HTTP/1.1\r\nhost: g\r\ncontent-length: %d\r\n\r\n%s" % (len(BODY), BODY)
@@ -22,16 +18,7 @@ REQUEST = b"POST /v1/chat/completions HTTP/1.1\r\nhost: g\r\ncontent-length: %d\
 @pytest.fixture
 def wired():
     config = alloy_config.load(None, env={"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
-    loop = asyncio.new_event_loop()
-    gateway = Gateway(config, loop)
-    pool = gateway.upstreams["openai"]
-    upstream = UpstreamConnection(pool, loop)
-    upstream.connection_made(FakeTransport())
-    pool._open += 1
-    pool.release(upstream)
-    client = gateway.protocol()
-    transport = FakeTransport()
-    client.connection_made(transport)
+    client, upstream, transport, loop = wire_gateway(config, "openai")
     yield client, upstream, transport
     loop.close()
 
