@@ -13,6 +13,7 @@ alone: parsing, routing, framing, relaying, and every Python frame in between.
     ALLOY_PURE=1 python benchmarks/request_path_bench.py         # the pure twin
     python benchmarks/request_path_bench.py --compare            # both, in one run
     python benchmarks/request_path_bench.py --against DIR        # this checkout vs another (before/after)
+    python benchmarks/request_path_bench.py --cors               # a browser's requests, cors_origins set
 
 ``--compare`` runs each variant in its own process, interleaved over rounds, and prints the median
 µs per request of each and their ratio (the target: compiled vs pure twin on the whole request path
@@ -79,8 +80,10 @@ class FakeTransport:
         return default
 
 
-def client_request(realistic, key=b"client-key"):
+def client_request(realistic, key=b"client-key", origin=None):
     lines = [b"POST /v1/chat/completions HTTP/1.1", b"host: gateway"]
+    if origin is not None:  # a browser's request (alloy.cors)
+        lines.append(b"origin: " + origin)
     if realistic:
         lines += [name.encode() + b": " + value.encode() for name, value in REQUEST_HEADERS if name.lower() not in ("host", "content-length", "authorization")]
         lines.append(b"authorization: Bearer " + key)
@@ -112,10 +115,11 @@ def keys_database():
     return path, secret.encode()
 
 
-def build(realistic, listeners=False, keyed=False):
+def build(realistic, listeners=False, keyed=False, cors=False):
     """A gateway with one client connection and one idle upstream connection, both on fakes.
     ``listeners``: the observability defaults (metrics, the JSON access log, here to /dev/null);
-    ``keyed``: a keys database and a key with rpm, tpm and a budget, which every request sends."""
+    ``keyed``: a keys database and a key with rpm, tpm and a budget, which every request sends;
+    ``cors``: ``[server] cors_origins`` set, and every request from that origin (a browser's)."""
     from alloy import config as alloy_config
     from alloy.server import Gateway
     from alloy.upstream.connection import UpstreamConnection
@@ -125,6 +129,10 @@ def build(realistic, listeners=False, keyed=False):
     if keyed:
         env["ALLOY_DB"], key = keys_database()
     config = alloy_config.load(None, env=env)
+    origin = None
+    if cors:
+        origin = b"https://app.example"
+        config = dataclasses.replace(config, server=dataclasses.replace(config.server, cors_origins=(origin.decode(),)))
     if listeners:
         config = dataclasses.replace(config, log=dataclasses.replace(config.log, path=os.devnull))
     else:
@@ -144,7 +152,7 @@ def build(realistic, listeners=False, keyed=False):
     client = gateway.protocol()
     client_transport = FakeTransport()
     client.connection_made(client_transport)
-    request, answer = client_request(realistic, key), upstream_answer(realistic)
+    request, answer = client_request(realistic, key, origin), upstream_answer(realistic)
     governance = gateway.pipeline.governance
 
     def one():
@@ -161,8 +169,8 @@ def build(realistic, listeners=False, keyed=False):
     return one
 
 
-def measure(iterations, rounds, realistic, listeners=False, keyed=False):
-    one = build(realistic, listeners, keyed)
+def measure(iterations, rounds, realistic, listeners=False, keyed=False, cors=False):
+    one = build(realistic, listeners, keyed, cors)
     for _ in range(2000):
         one()
     gc.collect()
@@ -246,13 +254,14 @@ def main():
     parser.add_argument("--json", action="store_true", help="print the per-round figures as JSON")
     parser.add_argument("--listeners", action="store_true", help="with the observability defaults (metrics, access log)")
     parser.add_argument("--keyed", action="store_true", help="every request with a virtual key (rpm, tpm, budget)")
+    parser.add_argument("--cors", action="store_true", help="cors_origins set, every request from that origin")
     parser.add_argument("--against", metavar="DIR", help="compare with the alloy package of another checkout (before/after)")
     args = parser.parse_args()
     if args.compare:
         return compare(args)
     if args.against:
         return against(args)
-    medians = measure(args.iterations, args.rounds, args.realistic, args.listeners, args.keyed)
+    medians = measure(args.iterations, args.rounds, args.realistic, args.listeners, args.keyed, args.cors)
     if args.json:
         print(json.dumps({"us_per_request": medians}))
     else:
