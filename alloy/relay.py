@@ -193,15 +193,21 @@ class PassthroughRelay(Relay):
         if not self.head_sent:
             self.call.failed_with_error(error)
             return
-        self.call.broke_off(error)
         connection = self.connection
         if self.event_stream:
             # The stream already started: end it with an OpenAI-style error event, cleanly framed,
             # so SDKs raise an error instead of hanging or silently truncating.
             event = b"data: " + orjson.dumps(error_payload(error)) + b"\n\n"
             self.transport.writelines([frame_chunk(event), LAST_CHUNK] if self.chunked else [event])
-        connection.current = None
-        connection.close() if self.event_stream or self.chunked else self.transport.abort()
+            connection.current = None
+            connection.close()
+        else:
+            # A body cut short. The client side ends before the account, the call still current:
+            # a Messages or Responses wire, which had read it back without writing a byte, gives
+            # its client Alloy's 502 instead and says so on the call.
+            connection.close() if self.chunked else self.transport.abort()
+            connection.current = None
+        self.call.broke_off(error)
 
     def relay_held(self):
         """This held answer is the final one after all."""

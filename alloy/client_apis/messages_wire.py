@@ -164,7 +164,13 @@ class MessagesConnection:
         self.real.answer_finished(keep_alive and not self.transport.until_close)
 
     def close(self):
-        self.real.close()
+        """The relay ends an answer early (its upstream broke off after the head): one read back
+        only in part is said as such (``MessagesTransport.abort``: Alloy's 502 when nothing
+        reached the client yet, else the stream's error event), then the connection closes."""
+        if self.transport.state in (HEAD, WHOLE, ERROR, STREAM):
+            self.transport.abort()
+        else:
+            self.real.close()
 
 
 class MessagesTransport:

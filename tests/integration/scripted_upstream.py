@@ -1,6 +1,8 @@
 """An upstream scripted by the client: each POST is answered 200 with the body its ``x-answer``
 header carries (base64), of the content type ``x-answer-type`` names (JSON unless told), with the
-extra header ``x-answer-header`` names (``name: value``). Client headers such as these reach the
+extra header ``x-answer-header`` names (``name: value``); with ``x-answer-cut``, chunked and cut
+short: the body in one chunk, then the connection closes without the last chunk. Client headers
+such as these reach the
 upstream through Alloy, so a test can make the provider answer anything, request by request.
 ``requests`` counts what reached it."""
 
@@ -28,6 +30,12 @@ class ScriptedUpstream:
                 if extra:
                     name, _, value = extra.partition(":")
                     self.send_header(name.strip(), value.strip())
+                if self.headers.get("x-answer-cut"):
+                    self.send_header("transfer-encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(body), body))  # and never the last chunk
+                    self.close_connection = True
+                    return
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -45,11 +53,13 @@ class ScriptedUpstream:
         self.server.server_close()
 
 
-def answer(body, content_type="application/json", header=None):
+def answer(body, content_type="application/json", header=None, cut=False):
     """The request headers that script the answer: ``body`` (bytes, or JSON to dump), its content
-    type, and one extra answer header (``"name: value"``)."""
+    type, one extra answer header (``"name: value"``), and whether it is cut short."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     scripted = {"x-answer": base64.b64encode(data).decode(), "x-answer-type": content_type}
     if header is not None:
         scripted["x-answer-header"] = header
+    if cut:
+        scripted["x-answer-cut"] = "1"
     return scripted

@@ -285,3 +285,17 @@ def test_a_gemini_response_id_or_prompt_feedback_of_another_type_is_left_out(gat
     body = events({"candidates": [CANDIDATE], "responseId": {"a": 1}})
     chunks = list(ask(gateway, "gemini/gemini-2.5-flash", answer(body, "text/event-stream"), stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hi"
+
+
+def test_a_whole_answer_cut_short_is_a_502_for_messages_and_responses_clients(gateway):
+    # The upstream sends its JSON in one chunk, then closes without the last chunk: nothing of the
+    # answer reached these clients (their wire reads it whole first), so they get Alloy's 502.
+    cut = answer(completion(), cut=True)
+    with pytest.raises(anthropic.InternalServerError) as caught:
+        messages_client(gateway).messages.create(
+            model="local/m", max_tokens=10, messages=[{"role": "user", "content": "hi"}], extra_headers=cut
+        )
+    assert caught.value.status_code == 502 and caught.value.body["error"]["type"] == "api_error"
+    with pytest.raises(openai.InternalServerError) as caught:
+        chat_client(gateway).responses.create(model="local/m", input="hi", extra_headers=cut)
+    assert caught.value.status_code == 502 and caught.value.code == "upstream_protocol_error"
