@@ -16,3 +16,10 @@ class Prebuilt:
         if head and body:
             self.keep_alive = self.keep_alive[: -len(body)]
             self.closing = self.closing[: -len(body)]
+
+    def head_only(self):
+        """The same answer to a HEAD request: its head alone, Content-Length included."""
+        head = Prebuilt.__new__(Prebuilt)
+        head.keep_alive = self.keep_alive[: self.keep_alive.index(b"\r\n\r\n") + 4]
+        head.closing = self.closing[: self.closing.index(b"\r\n\r\n") + 4]
+        return head

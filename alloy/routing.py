@@ -186,9 +186,15 @@ class ModelListing:
 
     def answer(self, method, path, key=None):
         """The prebuilt answer for ``path``, or None when the listing does not answer it. ``key``:
-        a virtual key limited to models sees those only (another model's id is a 404 to it)."""
-        if self.everything is None or method != b"GET":
+        a virtual key limited to models sees those only (another model's id is a 404 to it). HEAD
+        is answered as GET is, its head alone: passed through, it would ask the provider with the
+        gateway's key about models the listing keeps from the client."""
+        if self.everything is None or (method != b"GET" and method != b"HEAD"):
             return None
+        found = self._answer(path, key)
+        return found if found is None or method == b"GET" else found.head_only()
+
+    def _answer(self, path, key):
         limited = key is not None and key.rules
         if path == b"/v1/models":
             return self.everything if not limited else self._listing_for(key)

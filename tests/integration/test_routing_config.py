@@ -168,6 +168,17 @@ def test_models_list_shows_configured_names_and_aliases(routed, upstream):
     assert not [r for r in upstream.requests() if r["path"].startswith("/v1/models")], "the gateway answers itself"
 
 
+def test_head_on_the_listing_is_answered_as_get_never_passed_through(routed, upstream):
+    upstream.clear()
+    for path, status in (("/v1/models", 200), ("/v1/models/quick", 200), ("/v1/models/gpt-4-internal", 404),
+                         ("/v1/models/org%2Fprivate", 404)):  # fmt: skip
+        got, headers, data = raw(routed.base, "HEAD", path)
+        _, get_headers, body = raw(routed.base, "GET", path)
+        assert got == status and data == b"", path
+        assert headers["content-length"] == get_headers["content-length"] == str(len(body)), path
+    assert not [r for r in upstream.requests() if r["path"].startswith("/v1/models")], "never the provider's key"
+
+
 def test_a_model_id_with_a_slash_is_retrieved_as_the_sdk_spells_it(routed, upstream):
     # The SDK sends /v1/models/team%2Fquick; the raw spelling names the same model.
     assert sdk(routed).models.retrieve("team/quick").id == "team/quick"
