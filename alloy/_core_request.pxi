@@ -185,10 +185,10 @@ cdef class RequestParser:
         for piece in pieces:
             self._body_size += PyBytes_GET_SIZE(piece)
             if self._body_size > self._max_body:
-                raise _body_too_large(self._current.target)
+                raise _body_too_large(self._current.target, self._current.headers)
             self._body_parts.append(piece)
         if self._chunked.remaining > self._max_body - self._body_size:  # (a sum could overflow)
-            raise _body_too_large(self._current.target)  # a chunk announced beyond the limit: now
+            raise _body_too_large(self._current.target, self._current.headers)  # a chunk announced beyond the limit: now
         return pos
 
     cdef int _check_incomplete_head(self, const char *p, Py_ssize_t pos, Py_ssize_t n) except -1:
@@ -347,7 +347,7 @@ cdef class RequestParser:
         elif content_lengths is not None:
             self._remaining = _parse_content_length(content_lengths, _ProtocolError)
             if self._remaining > self._max_body:
-                raise _body_too_large(target)
+                raise _body_too_large(target, headers)
             self._state = S_BODY_LENGTH
         else:
             self._remaining = 0
@@ -412,10 +412,11 @@ cdef bint _lists_continue(bytes value):
     return b"100-continue" in [member.strip(b" \t").lower() for member in value.split(b",")]
 
 
-cdef object _body_too_large(bytes target):
-    """413 for the request to ``target``, which the error keeps (see errors.BodyTooLarge)."""
+cdef object _body_too_large(bytes target, dict headers):
+    """413 for the request to ``target``, which the error keeps with its ``headers`` (see the twin)."""
     error = _BodyTooLarge("request body too large")
     error.target = target
+    error.headers = headers
     return error
 
 

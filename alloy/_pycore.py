@@ -87,10 +87,12 @@ def _parse_header_lines(lines, error):
     return fields
 
 
-def _body_too_large(target):
-    """413 for the request to ``target``, which the error keeps (see errors.BodyTooLarge)."""
+def _body_too_large(target, headers):
+    """413 for the request to ``target``, which the error keeps with its ``headers`` (see
+    errors.BodyTooLarge)."""
     error = BodyTooLarge("request body too large")
     error.target = target
+    error.headers = headers
     return error
 
 
@@ -397,11 +399,11 @@ class RequestParser:
                 for piece in pieces:
                     self._body_size += len(piece)
                     if self._body_size > self._max_body:
-                        raise _body_too_large(self._current[1])
+                        raise _body_too_large(self._current[1], self._current[3])
                     self._body_parts.append(piece)
                 if self._body_size + self._chunked.remaining > self._max_body:
                     # A chunk announced beyond the limit is refused now, as a Content-Length is.
-                    raise _body_too_large(self._current[1])
+                    raise _body_too_large(self._current[1], self._current[3])
                 if not finished:
                     break
                 done.append(self._finish_request())
@@ -481,7 +483,7 @@ class RequestParser:
         elif content_lengths:
             length = _parse_content_length(content_lengths, ProtocolError)
             if length > self._max_body:
-                raise _body_too_large(target)
+                raise _body_too_large(target, headers)
             self._remaining = length
             self._state = _BODY_LENGTH
         else:

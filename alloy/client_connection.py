@@ -239,8 +239,10 @@ class ClientConnection(asyncio.Protocol):
             keep = request.keep_alive and not self.closes_for_drain()
             data = answer.keep_alive if keep else answer.closing
             cors = gateway.pipeline.cors
-            if cors is not None and b"origin" in request.headers and type(answer) is not Preflight:
-                data = with_lines(data, cors.lines(request.headers))  # a browser's (alloy.cors)
+            if cors is not None and type(answer) is not Preflight:
+                lines = cors.lines(request.headers)  # a browser's (alloy.cors)
+                if lines:
+                    data = with_lines(data, lines)
             self.transport.write(data)
             if not keep:
                 self.close()
@@ -273,7 +275,7 @@ class ClientConnection(asyncio.Protocol):
             gateway.refused(head, self, error.status, error, id_line)
         self.closing = True
         self.queue.clear()
-        self.transport.write(self.closing_answer(error, head.target, id_line + self.cors_lines(head)))
+        self.transport.write(self.closing_answer(error, head.target, id_line + self.cors_lines(head.headers)))
         self.linger_close(self.transport)
 
     def refuse(self, error, request=None):
@@ -285,17 +287,20 @@ class ClientConnection(asyncio.Protocol):
         id_line = gateway.pipeline.request_ids.line(NO_HEADERS if request is None else request.headers)
         if gateway.refused is not None:
             gateway.refused(request, self, error.status, error, id_line)
-        if request is None:
-            self.transport.write(self.closing_answer(error, getattr(error, "target", None), id_line))
-            self.close()  # (a 413's target is known: its head was read)
+        if request is None:  # (a 413's target and headers are known: its head was read)
+            headers = getattr(error, "headers", None)
+            extra = id_line if headers is None else id_line + self.cors_lines(headers)
+            self.transport.write(self.closing_answer(error, getattr(error, "target", None), extra))
+            self.close()
         else:
-            extra = id_line + self.cors_lines(request)
+            extra = id_line + self.cors_lines(request.headers)
             self.send_error(error, close=not request.keep_alive, extra_headers=extra, head=request.method == b"HEAD")
 
-    def cors_lines(self, request):
-        """The CORS lines of an answer to ``request`` (alloy.cors); b"" when not configured."""
+    def cors_lines(self, headers):
+        """The CORS lines of an answer to a request with these headers (alloy.cors); b"" when not
+        configured."""
         cors = self.gateway.pipeline.cors
-        return b"" if cors is None else cors.lines(request.headers)
+        return b"" if cors is None else cors.lines(headers)
 
     def closing_answer(self, error, target, id_line):
         """The bytes of a refusal that closes the connection, for a request to ``target`` (None:

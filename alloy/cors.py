@@ -10,10 +10,10 @@ first asks with a preflight, ``OPTIONS`` with ``Access-Control-Request-Method``.
   request headers the browser asked for, and ``max-age`` so it asks once every 10 minutes. A
   preflight needs no key (browsers never send one with it); a preflight from another origin goes on
   as any OPTIONS request would (405 on the model endpoints), so the browser refuses the call;
-- adds ``Access-Control-Allow-Origin`` (with ``Vary: Origin`` when it names one origin) and
-  ``Access-Control-Expose-Headers: *`` (so a page reads ``x-request-id``, ``retry-after`` and the
-  ``x-ratelimit-*`` headers) to every answer to a request from an allowed origin: successes,
-  streams, errors and the gateway's own endpoints alike.
+- adds ``Access-Control-Allow-Origin`` and ``Access-Control-Expose-Headers: *`` (so a page reads
+  ``x-request-id``, ``retry-after`` and the ``x-ratelimit-*`` headers) to every answer to a request
+  from an allowed origin: successes, streams, errors and the gateway's own endpoints alike; with
+  named origins, every answer says ``Vary: Origin``, since it depends on it.
 
 No ``Access-Control-Allow-Credentials``: keys travel in headers, never in cookies, so a page cannot
 borrow a user's session with the gateway. Without ``cors_origins`` nothing here runs.
@@ -24,6 +24,7 @@ import re
 METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
 MAX_AGE = 600
 EXPOSE = b"access-control-expose-headers: *\r\n"
+VARY = b"vary: origin\r\n"
 # What a preflight may ask for in Access-Control-Request-Headers: a list of field names (tokens),
 # echoed back as allowed; anything else is not echoed (the browser then refuses the call).
 _FIELD_NAMES = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
@@ -39,16 +40,15 @@ class Cors:
         self.any_lines = b"access-control-allow-origin: *\r\n" + EXPOSE
 
     def lines(self, headers):
-        """The CORS lines of an answer to a request with these headers: b"" when it comes from no
-        allowed origin (no ``Origin``: not a browser on another origin)."""
+        """The CORS lines of an answer to a request with these headers. With named origins every
+        answer says ``Vary: Origin`` (it depends on it: a shared cache must not give a page the
+        answer another origin got); with ``*``, a request without ``Origin`` gets none."""
         origin = headers.get(b"origin")
-        if origin is None:
-            return b""
         if self.any:
-            return self.any_lines
-        if origin in self.origins:
-            return b"access-control-allow-origin: " + origin + b"\r\nvary: origin\r\n" + EXPOSE
-        return b""
+            return b"" if origin is None else self.any_lines
+        if origin is not None and origin in self.origins:
+            return b"access-control-allow-origin: " + origin + b"\r\n" + VARY + EXPOSE
+        return VARY
 
     def preflight(self, request):
         """The answer to ``request`` when it is a preflight from an allowed origin, else None."""
@@ -56,7 +56,7 @@ class Cors:
         if headers.get(b"access-control-request-method") is None:
             return None
         allow = self.lines(headers)
-        if not allow:
+        if not allow.startswith(b"access-control-allow-origin"):
             return None
         lines = [allow[: -len(EXPOSE)], b"access-control-allow-methods: ", METHODS, b"\r\n"]
         asked = headers.get(b"access-control-request-headers")

@@ -53,9 +53,11 @@ class URITooLong(ProtocolError):
 class BodyTooLarge(ProtocolError):
     status = 413
     code = "request_too_large"
-    # The refused request's target, set by the parser (its head was read): an Anthropic client's
-    # /v1/messages gets the refusal in its own API's shape (alloy.client_connection.refuse).
+    # The refused request's target and header fields, set by the parser (its head was read): an
+    # Anthropic client's /v1/messages gets the refusal in its own API's shape, a browser's its CORS
+    # lines (alloy.client_connection.refuse).
     target = None
+    headers = None
 
 
 class UnsupportedTransferCoding(ProtocolError):

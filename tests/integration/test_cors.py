@@ -128,6 +128,10 @@ def test_another_origin_and_a_request_without_one_get_no_cors_answer(gateway):
     assert status == 401 and "access-control-allow-origin" not in headers  # an OPTIONS as any: the browser refuses
     status, headers, _, _ = chat(gateway, None)
     assert status == 200 and not [name for name in headers if name.startswith("access-control-")]
+    # Each of these answers depends on Origin: a shared cache must not give them to an allowed page.
+    for origin in (None, "https://evil.example"):
+        assert "origin" in chat(gateway, origin)[1]["vary"].lower()
+        assert "origin" in call(gateway, "GET", "/health", {} if origin is None else {"Origin": origin})[1]["vary"].lower()
 
 
 def test_any_origin_and_no_setting(tmp_path_factory, upstream):
@@ -169,3 +173,16 @@ def test_a_cors_origin_that_is_not_an_origin_refuses_the_start(tmp_path, origins
     done = subprocess.run([sys.executable, "-m", "alloy", "--port", "0", "--config", str(config)],
                           env=gateway_env(), cwd=RUN_DIR, capture_output=True, text=True, timeout=20)  # fmt: skip
     assert done.returncode != 0 and "server.cors_origins: expected" in done.stderr, done.stderr
+
+
+def test_a_body_refused_for_its_size_still_names_the_origin(tmp_path_factory, upstream):
+    # 413 comes from the head alone, before the body is read; the page must still be able to read it.
+    process = gateway_with(tmp_path_factory, upstream, [APP])
+    try:
+        process.config.write_text(process.config.read_text().replace("[server]", "[server]\nmax_body_bytes = 1000"))
+        status, _, _, data = call(process, "POST", "/admin/reload", {"Authorization": f"Bearer {MASTER}"}, b"")
+        assert status == 200, data
+        status, headers, _, _ = chat(process, APP, body=json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 5000}]}))
+        assert status == 413 and headers["access-control-allow-origin"] == APP
+    finally:
+        process.stop()
