@@ -115,13 +115,14 @@ def normalized(path):
     ``/v1/models/{id}``. The id is checked decoded, as a next hop may read it (dot segments and every
     other encoding stay refused), and kept as one segment spelled ``%2F``: the passthrough rule
     ``GET /v1/models/*`` matches it, the provider gets the id as the SDK sent it, and the model
-    listing decodes it. An encoded slash anywhere else is still refused."""
+    listing decodes it. Real slashes still split segments. An encoded slash anywhere else is still
+    refused."""
     if not path.startswith(MODEL_PATH) or (b"%2F" not in path and b"%2f" not in path):
         return clean_path(path)
-    decoded = clean_path(path.replace(b"%2F", b"/").replace(b"%2f", b"/"))
-    if not decoded.startswith(MODEL_PATH):
-        return decoded  # nothing but slashes after the prefix: /v1/models
-    return MODEL_PATH + decoded[len(MODEL_PATH) :].replace(b"/", b"%2F")
+    clean_path(path.replace(b"%2F", b"/").replace(b"%2f", b"/"))  # what a next hop that decodes reads
+    # Real slashes split segments (merged, as clean_path does); an encoded one stays inside its id.
+    segments = [segment.replace(b"%2f", b"%2F") for segment in path[len(MODEL_PATH) :].split(b"/") if segment]
+    return MODEL_PATH + b"/".join(segments) if segments else MODEL_PATH[:-1]
 
 
 def origin_form(target):

@@ -199,6 +199,9 @@ def test_a_passed_through_model_id_with_a_slash_reaches_the_provider_as_one_segm
         sdk(plain).models.retrieve("meta-llama/llama-4-scout")  # the mock serves no such model
     [record] = upstream.requests()
     assert record["method"] == "GET" and record["path"] == "/v1/models/meta-llama%2Fllama-4-scout"
+    # A real slash still splits segments: two segments are not a model id the allow-list passes.
+    status, _, _ = raw_with_key(plain.base, "/v1/models/meta-llama%2Fllama-4-scout/extra")
+    assert status == 404 and len(upstream.requests()) == 1
 
 
 def test_models_list_is_passed_through_without_models_configured(plain, upstream):
