@@ -17,27 +17,21 @@ def tokens_of(usage):
     if "prompt_tokens" in usage or "completion_tokens" in usage:
         details = usage.get("prompt_tokens_details") or {}
         cached = details.get("cached_tokens") if isinstance(details, dict) else 0
-        return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")), _int(cached)
+        return positive_count(usage.get("prompt_tokens")), positive_count(usage.get("completion_tokens")), positive_count(cached)
     if "input_tokens_details" in usage or "total_tokens" in usage:
         # The Responses API: input_tokens includes the cached ones, as prompt_tokens does.
         details = usage.get("input_tokens_details") or {}
         cached = details.get("cached_tokens") if isinstance(details, dict) else 0
-        return _int(usage.get("input_tokens")), _int(usage.get("output_tokens")), _int(cached)
+        return positive_count(usage.get("input_tokens")), positive_count(usage.get("output_tokens")), positive_count(cached)
     # Anthropic: input_tokens excludes the cache reads and writes; count them all as input.
-    read = _int(usage.get("cache_read_input_tokens"))
-    written = _int(usage.get("cache_creation_input_tokens"))
-    return _int(usage.get("input_tokens")) + read + written, _int(usage.get("output_tokens")), read
+    read = positive_count(usage.get("cache_read_input_tokens"))
+    written = positive_count(usage.get("cache_creation_input_tokens"))
+    return positive_count(usage.get("input_tokens")) + read + written, positive_count(usage.get("output_tokens")), read
 
 
 # No real answer comes near this many tokens; an upstream that says more is believed only up to it,
 # so the counters (C integers) and the ledger never overflow.
 MAX_TOKENS = 10**12
-
-
-def _int(value):
-    if type(value) is not int or value <= 0:
-        return 0
-    return value if value <= MAX_TOKENS else MAX_TOKENS
 
 
 def count(usage, name):
