@@ -717,7 +717,7 @@ def ledger_stored(list batch, tuple columns, metadata_json):
         fields[path_at] = (<bytes>path).decode("latin-1")
         fields[latency_at] = rint(<double>row[latency_at] * 1000000.0) / 1000.0
         tags = row[tags_at]
-        fields[tags_at] = "" if tags is None else (<bytes>tags)[:256].decode("latin-1")
+        fields[tags_at] = "" if tags is None else (<bytes>tags)[:1024].decode("utf-8", "replace")[:256]
         id_line = row[id_at]
         if id_line:
             end = id_line.find(b"\r\n")

@@ -1279,7 +1279,8 @@ def ledger_stored(batch, columns, metadata_json):
     references: the path and tags as bytes, the latency in seconds, the answer's header lines for
     its request id (``x-request-id: ...`` first), the metadata held as a document, "" for an empty
     text (stored as NULL). ``columns`` says where those five are; ``metadata_json`` turns a held
-    document into its stored text. A row whose path is already text (a refusal group's) is stored
+    document into its stored text. Tags are read as UTF-8 (clients send ``x-alloy-tags: équipe``;
+    a byte that is not UTF-8 becomes U+FFFD), at most 256 characters. A row whose path is already text (a refusal group's) is stored
     as it is."""
     path_at, latency_at, tags_at, id_at, metadata_at = columns
     stored = []
@@ -1292,7 +1293,7 @@ def ledger_stored(batch, columns, metadata_json):
         fields[path_at] = path.decode("latin-1")
         fields[latency_at] = round(row[latency_at] * 1_000_000) / 1000  # ms, 3 decimals, half to even
         tags = row[tags_at]
-        fields[tags_at] = "" if tags is None else tags[:256].decode("latin-1")
+        fields[tags_at] = "" if tags is None else tags[:1024].decode("utf-8", "replace")[:256]
         id_line = row[id_at]
         fields[id_at] = id_line[14 : id_line.find(b"\r\n")].decode("latin-1") if id_line else ""
         held = row[metadata_at]

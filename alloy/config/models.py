@@ -9,6 +9,17 @@ from dataclasses import dataclass
 from alloy.config.reading import ConfigError, _Section
 from alloy.config.router import STRATEGIES
 
+# What a request may name (``alloy.core``'s model check): a name or alias outside it could never be
+# asked for, yet would show in /v1/models and the metrics' labels.
+MAX_MODEL_BYTES = 256
+
+
+def _requestable(section, key, names):
+    for name in names:
+        if not name.isprintable() or len(name.encode()) > MAX_MODEL_BYTES:
+            section._fail(key, f"{name!r} is not a name a request can use: printable text of at most {MAX_MODEL_BYTES} bytes")
+    return names
+
 
 @dataclass(frozen=True)
 class DeploymentSettings:
@@ -66,6 +77,7 @@ def _load_model(source, index, table, provider_names):
     name = section.get("name", str)
     if not name:
         section._fail("name", "required")
+    _requestable(section, "name", (name,))
     listed = section.get("deployments", list)
     if listed is not None:
         if "provider" in table or "model" in table:
@@ -84,7 +96,7 @@ def _load_model(source, index, table, provider_names):
     model = ModelSettings(
         name=name,
         deployments=deployments,
-        aliases=section.names("aliases"),
+        aliases=_requestable(section, "aliases", section.names("aliases")),
         strategy=section.one_of("strategy", STRATEGIES, None),
         max_retries=section.at_least_zero("max_retries", int, None),
         fallbacks=section.names("fallbacks"),

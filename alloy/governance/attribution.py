@@ -20,7 +20,11 @@ import re
 import orjson
 
 MARKER = b'"metadata"'
-USER_VALUE = re.compile(rb'\s*"([^"\\]{1,256})"')  # OpenAI's end-user id: a plain string, bounded
+# OpenAI's end-user id: a JSON string of 1 to 256 characters. Most are plain text, read straight
+# from the bytes; one with escapes (``"caf\u00e9"``, as Python's json writes any non-ASCII) is read
+# by orjson. An escape takes at most 12 bytes a character (a surrogate pair), hence the bound.
+USER_VALUE = re.compile(rb'\s*"(?:([^"\\]{1,256})|((?:[^"\\]|\\.){1,3072}))"', re.DOTALL)
+MAX_USER = 256
 MAX_PAIRS = 16
 MAX_KEY = 64
 MAX_VALUE = 512
@@ -36,10 +40,9 @@ def attribution(scan, body):
     if scan is None:
         return user_of(body), metadata_source(body)
     raw = scan.user
-    found = None if raw is None else USER_VALUE.fullmatch(raw)
     metadata = scan.metadata
     return (
-        None if found is None else found.group(1).decode("utf-8", "replace"),
+        None if raw is None else _user_text(USER_VALUE.fullmatch(raw)),
         None if metadata is None else b'{"metadata":' + metadata + b"}",
     )
 
@@ -52,8 +55,21 @@ def user_of(body):
         at = body.find(b'"user" :')
         if at < 0:
             return None
-    found = USER_VALUE.match(body, body.index(b":", at) + 1)
-    return None if found is None else found.group(1).decode("utf-8", "replace")
+    return _user_text(USER_VALUE.match(body, body.index(b":", at) + 1))
+
+
+def _user_text(found):
+    """The end-user id a ``USER_VALUE`` match holds, or None (no match, or too long once read)."""
+    if found is None:
+        return None
+    plain = found.group(1)
+    if plain is not None:
+        return plain.decode("utf-8", "replace")
+    try:
+        text = orjson.loads(b'"' + found.group(2) + b'"')
+    except orjson.JSONDecodeError:  # a bad escape, or a lone surrogate: not a string JSON allows
+        return None
+    return text if 0 < len(text) <= MAX_USER else None
 
 
 def metadata_source(body):

@@ -203,11 +203,20 @@ def _print(document):
     return 0
 
 
+def _shown(text):
+    """A cell as the terminal should show it. Clients write users, tags and metadata: a control
+    character (an ANSI escape, a newline forging a row) or an invisible format character (U+202E
+    turning the line around, a zero-width space) is printed as its escape, ``\\x1b``, ``\\u202e``."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _table(rows, columns, as_json):
     if as_json:
         print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return 0
-    cells = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    cells = [[("" if row.get(c) is None else _shown(str(row.get(c)))) for c in columns] for row in rows]
     widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
     for line in [columns, *cells]:
         print("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())

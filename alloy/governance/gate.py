@@ -284,7 +284,7 @@ class Governance:
     def refused_call(self, call, error):
         request = call.request
         tags = request.headers.get(b"x-alloy-tags")
-        call_refused(self.ledger, call, error, attribution(call.scan, request.body)[0], None if tags is None else tags[:256].decode("latin-1"))
+        call_refused(self.ledger, call, error, attribution(call.scan, request.body)[0], None if tags is None else tags[:1024].decode("utf-8", "replace")[:256])
 
     def _release_shared(self, key, held, used, cost):
         self.pipeline.loop.create_task(self._released_shared(key, held, used, cost))

@@ -70,7 +70,10 @@ def test_two_mappings_of_one_counters_file_see_each_other(tmp_path):
         b'{"model":"m","user":"u-1","messages":[{"role":"user","content":"hi"}],"metadata":{"a":"b"}}',
         b'{"model":"m","messages":[{"role":"user"}]}',
         b'{"model":"m","user":"' + b"x" * 300 + b'"}',  # too long to be an end-user id
-        b'{"model":"m","user":"a\\"b"}',  # an escape: not a plain id
+        b'{"model":"m","user":"a\\"b"}',  # escapes: read by orjson
+        b'{"model":"m","user":"caf\\u00e9 \\ud83e\\udd8a","metadata":{}}',
+        b'{"model":"m","user":"' + b"\\u00e9" * 257 + b'"}',  # 257 characters once read: too long
+        b'{"model":"m","user":"bad \\x escape"}',
         b'{"model":"m","user" : "spaced","metadata":{"k":"v","n":1}}',
     ],
 )
@@ -84,6 +87,17 @@ def test_attribution_from_the_scan_equals_the_search(body):
     assert user == user_of(body)
     source = metadata_source(body)
     assert (None if held is None else metadata_json(held)) == (None if source is None else metadata_json(source))
+
+
+def test_the_user_is_read_as_the_text_json_means():
+    for written, meant in [
+        (b'"plain id"', "plain id"), (b'"caf\\u00e9"', "café"), ('"café"'.encode(), "café"), (b'"a\\"b"', 'a"b'),
+        (b'"a\\\\b"', "a\\b"), (b'"\\ud83e\\udd8a"', "🦊"), (b'"' + b"\\u00e9" * 256 + b'"', "é" * 256),
+        (b'"' + b"\\u00e9" * 257 + b'"', None), (b'""', None), (b'"\\ud83e"', None), (b'"\\q"', None), (b"7", None),
+    ]:  # fmt: skip
+        body = b'{"model":"m","user":' + written + b',"messages":[]}'
+        assert user_of(body) == meant, written
+        assert attribution(scan_body(body), body)[0] == meant, written
 
 
 def test_the_keyring_remembers_a_secret_until_the_next_reload(tmp_path):

@@ -16,12 +16,23 @@ MASTER = "sk-master-test"
 
 def alloy(db, *args, expect=0):
     """``alloy ARGS --db DB``: its JSON output (or the completed process when ``expect`` is not 0)."""
-    done = subprocess.run(
+    done = _run_alloy(db, args)
+    assert done.returncode == expect, done.stderr
+    return json.loads(done.stdout) if expect == 0 else done
+
+
+def alloy_text(db, *args):
+    """``alloy ARGS --db DB`` as a person reads it: its standard output, after a clean exit."""
+    done = _run_alloy(db, args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _run_alloy(db, args):
+    return subprocess.run(
         [sys.executable, "-m", "alloy", *args, "--db", str(db)],
         capture_output=True, text=True, cwd=RUN_DIR, env=gateway_env(), timeout=30,
     )  # fmt: skip
-    assert done.returncode == expect, done.stderr
-    return json.loads(done.stdout) if expect == 0 else done
 
 
 def create_key(db, name, *options):

@@ -151,6 +151,12 @@ BAD_CONFIGS = {
     "infinite_connect_timeout": (VALID_PROVIDER + "connect_timeout = inf\n", ["providers.openai.connect_timeout", "finite"]),
     "nan_first_byte_timeout": (VALID_PROVIDER + "first_byte_timeout = nan\n", ["providers.openai.first_byte_timeout", "finite"]),
     "not_utf8": (VALID_PROVIDER + '# caf\udcff\n', ["UTF-8"]),
+    # Names no request can use (the request's model check): they would still be listed and labelled
+    "model_name_too_long": (VALID_PROVIDER + '\n[[models]]\nname = "' + "m" * 257 + '"\nprovider = "openai"\n', ["models[0].name", "256 bytes"]),
+    "alias_with_a_zero_width_space": (
+        VALID_PROVIDER + '\n[[models]]\nname = "fast"\nprovider = "openai"\naliases = ["quick\\u200b"]\n',
+        ["models[0].aliases", "printable"],
+    ),
 }
 
 

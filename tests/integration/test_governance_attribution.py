@@ -8,7 +8,7 @@ import sqlite3
 
 import openai
 
-from governance_helpers import MASTER, admin, alloy, chat, create_key, keyed_config, post, usage_rows
+from governance_helpers import MASTER, admin, alloy, alloy_text, chat, create_key, keyed_config, post, usage_rows
 from harness import wait_until
 
 TOOL_WITH_METADATA = {
@@ -91,3 +91,33 @@ def test_a_row_says_the_request_id_path_latency_user_and_tags(start_gateway, ups
     endpoint, latency_ms, user, tags, request_id = row()
     assert (endpoint, user, tags, request_id) == ("/v1/chat/completions", "end-user-7", "batch,nightly", headers["x-request-id"])
     assert 0 < latency_ms < 5000 and round(latency_ms, 3) == latency_ms
+
+
+
+def test_client_text_is_recorded_as_sent_and_shown_harmless(start_gateway, upstream, tmp_path):
+    """A user id with JSON escapes (Python's json writes any non-ASCII that way) and UTF-8 tags are
+    recorded as the text the client meant; ``alloy usage`` prints client text with its control and
+    invisible characters escaped, so an ANSI escape, a newline or U+202E cannot forge the table."""
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "app")
+    gateway = start_gateway(config=keyed_config(upstream, db), env={"ALLOY_MASTER_KEY": MASTER})
+    assert wait_until(lambda: post(gateway.port, secret, chat())[0] == 200, timeout=5)
+    users = ["café", 'a"b', "a\\b", "🦊 fox"]
+    for user in users:  # json.dumps: "caf\u00e9", "a\"b", "a\\b", a surrogate pair
+        assert post(gateway.port, secret, chat(user=user), headers={"x-alloy-tags": "équipe".encode()})[0] == 200
+    hostile = "u\x1b[31mRED\nforged  9  9\u202eevil"
+    assert post(gateway.port, secret, chat(user=hostile, metadata={"project": hostile}))[0] == 200
+
+    def rows():
+        with sqlite3.connect(db) as connection:
+            return connection.execute("SELECT user, tags FROM ledger WHERE user IS NOT NULL ORDER BY at").fetchall()
+
+    assert wait_until(lambda: len(rows()) == 5, timeout=5), rows()
+    assert rows() == [*((user, "équipe") for user in users), (hostile, None)]
+    for by in ("user", "metadata.project"):
+        shown = alloy_text(db, "usage", "--by", by)
+        assert "\x1b" not in shown and "\u202e" not in shown
+        lines = shown.splitlines()
+        assert not any(line.startswith("forged") for line in lines), shown
+        assert any("u\\x1b[31mRED\\nforged  9  9\\u202eevil" in line for line in lines), shown
+    assert any(line.startswith("café ") for line in alloy_text(db, "usage", "--by", "user").splitlines())
