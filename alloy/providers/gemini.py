@@ -405,7 +405,17 @@ def clean_schema(schema, root=None, following=()):
         elif key == "items":
             out[key] = clean_schema(value, root, following)
         elif key == "anyOf" and isinstance(value, list):
-            out[key] = [clean_schema(sub, root, following) for sub in value]
+            # pydantic writes ``Optional[X]`` as ``anyOf: [X, {"type": "null"}]``: Gemini says
+            # that with ``nullable`` (older models refuse a "null" type), and one choice left is
+            # just that choice (the field's own description and title kept over its type's).
+            choices = [sub for sub in value if sub != {"type": "null"}]
+            if len(choices) < len(value):
+                out["nullable"] = True
+            if len(choices) == 1 and isinstance(choices[0], dict):
+                for name, kept in clean_schema(choices[0], root, following).items():
+                    out.setdefault(name, kept)
+            elif choices:
+                out[key] = [clean_schema(sub, root, following) for sub in choices]
         elif key in SCHEMA_KEYS:
             out[key] = value
     enum = out.get("enum")

@@ -215,3 +215,23 @@ def test_embeddings_where_the_provider_has_them(stack):
         assert [d.index for d in result.data] == [0, 1] and len(result.data[0].embedding) > 0, route
     with pytest.raises(openai.BadRequestError):
         stack["client"].embeddings.create(model="anthropic/claude-3-5-haiku-20241022", input="a")
+
+
+def test_parse_with_an_optional_field_on_the_gemini_route(stack):
+    """``chat.completions.parse`` with a pydantic model holding ``Optional[str]``: pydantic writes
+    it as ``anyOf`` with a null type, which the strict Gemini emulator (like older Gemini models)
+    refuses; the route sends it as ``nullable`` and the SDK parses the JSON answer."""
+    from typing import Optional
+
+    import pydantic
+
+    class Echo(pydantic.BaseModel):
+        echo: str
+        note: Optional[str] = None
+
+    completion = stack["client"].chat.completions.parse(
+        model=ROUTES["gemini"], messages=[{"role": "user", "content": "hi"}], response_format=Echo
+    )
+    assert completion.choices[0].message.parsed == Echo(echo="hi")
+    sent = last_body(stack, "gemini")["generationConfig"]["responseSchema"]["properties"]["note"]
+    assert sent["nullable"] is True and sent["type"] == "string"

@@ -490,6 +490,24 @@ def test_a_recursive_reference_stops_where_it_comes_back():
     assert gemini.clean_schema(schema) == {"type": "object", "properties": {"next": {}, "v": {"type": "integer"}}}
 
 
+def test_an_optional_field_as_pydantic_writes_it_is_nullable():
+    """``Optional[X]`` is ``anyOf: [X, {"type": "null"}]`` in pydantic's schema: Gemini gets X with
+    ``nullable``, the field's own description kept (a title is not Gemini's); a real choice of several stays an anyOf."""
+    schema = {
+        "$defs": {"Unit": {"enum": ["c", "f"], "type": "string", "title": "Unit", "description": "the unit"}},
+        "type": "object",
+        "properties": {
+            "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None, "title": "Note"},
+            "unit": {"anyOf": [{"$ref": "#/$defs/Unit"}, {"type": "null"}], "description": "which scale"},
+            "either": {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
+        },
+    }
+    cleaned = gemini.clean_schema(schema)["properties"]
+    assert cleaned["note"] == {"type": "string", "nullable": True, "default": None}
+    assert cleaned["unit"] == {"enum": ["c", "f"], "type": "string", "description": "which scale", "nullable": True}
+    assert cleaned["either"] == {"anyOf": [{"type": "string"}, {"type": "integer"}], "nullable": True}
+
+
 def test_with_include_usage_every_chunk_before_the_usage_chunk_has_usage_null():
     """OpenAI's stream_options.include_usage: "All other chunks will also include a usage field,
     but with a null value"; without it, no chunk has the field."""
