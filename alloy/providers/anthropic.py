@@ -9,7 +9,9 @@ Request mapping (OpenAI -> Anthropic)
                         of a user turn (placed before that turn's text, as Anthropic requires)
     content parts       text -> text block (empty text dropped: Anthropic refuses empty blocks);
                         image_url data: URL -> base64 image; http(s) URL -> url image;
-                        refusal (assistant) -> text; input_audio, file -> 400
+                        file with ``file_data`` (a data URL): PDF -> base64 document, text/plain ->
+                        text document, other types and ``file_id`` -> 400;
+                        refusal (assistant) -> text; input_audio -> 400
     cache_control       on a content part (``{"type": "text", "text": ..., "cache_control":
                         {"type": "ephemeral"}}``, the form OpenAI clients use with Anthropic-compatible
                         gateways) -> the same ``cache_control`` on the block it becomes (text, image,
@@ -78,6 +80,7 @@ Response mapping (Anthropic -> OpenAI)
 Complete answers: ``translate_response``; streams: ``anthropic_stream``.
 """
 
+import base64
 import re
 import time
 
@@ -391,9 +394,25 @@ def user_blocks(content, param):
             blocks.extend(text_block(part.get("text"), cache_control(part, where)))
         elif kind == "image_url":
             blocks.append(with_cache(image_block(part.get("image_url"), where), cache_control(part, where)))
+        elif kind == "file":
+            blocks.append(with_cache(document_block(part, where), cache_control(part, where)))
         else:
             raise InvalidRequest(f"{where}: content part type {kind!r} is not supported", param=where)
     return blocks
+
+
+def document_block(part, param):
+    """A ``file`` part -> a document block: Anthropic reads PDFs (base64) and plain text."""
+    media_type, data = providers.file_data(part, param)
+    if media_type == "application/pdf":
+        return {"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}}
+    if media_type == "text/plain":
+        try:
+            text = base64.b64decode(data, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidRequest(f"{param}: a text/plain file must be base64 of UTF-8 text", param=param) from None
+        return {"type": "document", "source": {"type": "text", "media_type": media_type, "data": text}}
+    raise InvalidRequest(f"{param}: Anthropic reads PDF and plain-text files, not {media_type}", param=param)
 
 
 def image_block(image, param):
@@ -401,10 +420,7 @@ def image_block(image, param):
     if not isinstance(url, str):
         raise InvalidRequest(f"{param}.image_url.url must be a string", param=param)
     if url.startswith("data:"):
-        header, comma, data = url[5:].partition(",")
-        media_type, _, encoding = header.partition(";")
-        if not comma or encoding != "base64" or not media_type:
-            raise InvalidRequest(f"{param}: a data URL image must be data:<type>;base64,<data>", param=param)
+        media_type, data = providers.data_url(url, param, "image")
         return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
     if url.startswith(("https://", "http://")):
         return {"type": "image", "source": {"type": "url", "url": url}}

@@ -11,7 +11,8 @@ Request mapping (OpenAI -> Gemini), chat
                         image_url data: URL -> ``inlineData {mimeType, data}``; http(s) URL ->
                         ``fileData {fileUri, mimeType}`` with the type guessed from the extension
                         (``image/jpeg`` when it says nothing). Gemini fetches only some public URLs
-                        itself; others answer 400 from Gemini. input_audio, file -> 400.
+                        itself; others answer 400 from Gemini. file with ``file_data`` (a data
+                        URL: PDF, text...) -> ``inlineData``; a ``file_id`` -> 400. input_audio -> 400.
     tool_calls          -> ``functionCall {name, args}``, ``args`` = the decoded ``arguments`` (a JSON
                         object; "" reads as {}), with the ``thoughtSignature`` Gemini gave that call
                         when this process relayed it; on Gemini 3, a turn of calls without any
@@ -286,6 +287,9 @@ def user_parts(content, param):
             parts.extend(text_part(part.get("text")))
         elif kind == "image_url":
             parts.append(image_part(part.get("image_url"), where))
+        elif kind == "file":  # a PDF, text, audio...: Gemini reads them inline, as it reads images
+            mime_type, data = providers.file_data(part, where)
+            parts.append({"inlineData": {"mimeType": mime_type, "data": data}})
         else:
             raise InvalidRequest(f"{where}: content part type {kind!r} is not supported", param=where)
     return parts
@@ -296,10 +300,7 @@ def image_part(image, param):
     if not isinstance(url, str):
         raise InvalidRequest(f"{param}.image_url.url must be a string", param=param)
     if url.startswith("data:"):
-        header, comma, data = url[5:].partition(",")
-        mime_type, _, encoding = header.partition(";")
-        if not comma or encoding != "base64" or not mime_type:
-            raise InvalidRequest(f"{param}: a data URL image must be data:<type>;base64,<data>", param=param)
+        mime_type, data = providers.data_url(url, param, "image")
         return {"inlineData": {"mimeType": mime_type, "data": data}}
     if url.startswith(("https://", "http://")):
         guessed, _ = mimetypes.guess_type(url.partition("?")[0], strict=False)

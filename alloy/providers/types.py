@@ -39,3 +39,23 @@ def path_segment(model):
             param="model",
         )
     return model.encode()
+
+
+def data_url(url, param, what):
+    """A base64 data URL (``data:image/png;base64,...``) -> (media type, base64 data), or raises
+    the client's 400 naming ``what`` it was given as (an image, a file)."""
+    header, comma, data = url[5:].partition(",") if url.startswith("data:") else ("", "", "")
+    media_type, _, encoding = header.partition(";")
+    if not comma or encoding != "base64" or not media_type:
+        raise InvalidRequest(f"{param}: a data URL {what} must be data:<type>;base64,<data>", param=param)
+    return media_type, data
+
+
+def file_data(part, param):
+    """A chat ``file`` part -> (media type, base64 data). Only the file itself can be translated:
+    a ``file_id`` names a file stored at OpenAI, which another provider cannot read."""
+    file = part.get("file")
+    given = file.get("file_data") if isinstance(file, dict) else None
+    if not isinstance(given, str):
+        raise InvalidRequest(f"{param}.file: this provider needs the file itself, as file_data (a base64 data URL), not a file_id", param=param)
+    return data_url(given, param, "file")

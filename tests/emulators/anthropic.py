@@ -86,6 +86,7 @@ TOOL_FIELDS = frozenset(("name", "description", "input_schema", "cache_control",
 BLOCK_FIELDS = {
     "text": frozenset(("type", "text", "cache_control", "citations")),
     "image": frozenset(("type", "source", "cache_control")),
+    "document": frozenset(("type", "source", "cache_control", "title", "context", "citations")),
     "tool_use": frozenset(("type", "id", "name", "input", "cache_control")),
     "tool_result": frozenset(("type", "tool_use_id", "content", "is_error", "cache_control")),
     "thinking": frozenset(("type", "thinking", "signature")),
@@ -320,6 +321,19 @@ def check_block(block, role, where):
                 raise invalid(f"{where}.source.url: Input should be an http(s) URL")
         else:
             raise invalid(f"{where}.source.type: Input should be 'base64' or 'url'")
+    elif kind == "document" and role == "user":
+        source = block.get("source")
+        if not isinstance(source, dict):
+            raise invalid(f"{where}.source: Field required")
+        kinds = {"base64": "application/pdf", "text": "text/plain"}
+        if source.get("type") in kinds:
+            if source.get("media_type") != kinds[source["type"]] or not isinstance(source.get("data"), str):
+                raise invalid(f"{where}.source: a {source['type']} document needs media_type {kinds[source['type']]!r} and data")
+        elif source.get("type") == "url":
+            if not isinstance(source.get("url"), str) or not source["url"].startswith(("https://", "http://")):
+                raise invalid(f"{where}.source.url: Input should be an http(s) URL")
+        else:
+            raise invalid(f"{where}.source.type: Input should be 'base64', 'text' or 'url'")
     elif kind == "tool_use" and role == "assistant":
         if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
             raise invalid(f"{where}: tool_use blocks need an id and a name")

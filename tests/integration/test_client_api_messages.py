@@ -226,6 +226,22 @@ def test_an_image_reaches_the_upstream_in_its_shape(stack, client, route):
         assert parts["contents"][0]["parts"][0] == {"inlineData": {"mimeType": "image/png", "data": PIXEL}}
 
 
+def test_a_pdf_document_reaches_the_upstream_in_its_shape(stack, client, route):
+    pdf = base64.b64encode(b"%PDF-1.4\n%tiny\n").decode()
+    document = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": pdf}}
+    message = client.messages.create(
+        model=ROUTES[route], max_tokens=50, messages=[{"role": "user", "content": [document, {"type": "text", "text": "summarize"}]}]
+    )
+    assert message.content[0].text == "echo: summarize"
+    body = received(stack, route)[-1]["body"]
+    if route == "anthropic":
+        assert body["messages"][0]["content"][0] == document
+    elif route == "openai":
+        assert body["messages"][0]["content"][0]["file"]["file_data"] == "data:application/pdf;base64," + pdf
+    else:
+        assert body["contents"][0]["parts"][0] == {"inlineData": {"mimeType": "application/pdf", "data": pdf}}
+
+
 def test_max_tokens_ends_with_max_tokens(stack, client, route):
     message = client.messages.create(
         model=ROUTES[route], max_tokens=2, messages=[{"role": "user", "content": "a b c d e f g h"}]

@@ -192,6 +192,27 @@ def test_image_part(stack, route):
     assert base64.b64encode(b"\x89PNG").decode()[:4] in sent
 
 
+PDF = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4\n%tiny\n").decode()
+
+
+def test_pdf_file_part(stack, route):
+    """A PDF as OpenAI's ``file`` part reaches each provider in the form it reads PDFs: as it is
+    (OpenAI), a base64 ``document`` block (Anthropic), ``inlineData`` (Gemini)."""
+    part = {"type": "file", "file": {"filename": "report.pdf", "file_data": PDF}}
+    completion = stack["client"].chat.completions.create(
+        model=ROUTES[route], messages=[{"role": "user", "content": [part, {"type": "text", "text": "summarize it"}]}]
+    )
+    assert completion.choices[0].message.content == "echo: summarize it"
+    first = last_body(stack, route)["contents" if route == "gemini" else "messages"][0]
+    data = PDF.partition(",")[2]
+    if route == "anthropic":
+        assert first["content"][0] == {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": data}}
+    elif route == "gemini":
+        assert first["parts"][0] == {"inlineData": {"mimeType": "application/pdf", "data": data}}
+    else:
+        assert first["content"][0] == part
+
+
 def test_max_tokens_truncates_with_length(stack, route):
     completion = stack["client"].chat.completions.create(
         model=ROUTES[route], messages=[{"role": "user", "content": "a b c d e f g h"}], max_tokens=2

@@ -2,6 +2,7 @@
 errors -> OpenAI completions, and Messages event streams -> OpenAI chunk streams (event by event, and
 through the real core ``SSESplitter`` cut at every byte boundary)."""
 
+import base64
 import time
 
 import orjson
@@ -55,6 +56,35 @@ def test_request_mapping(name, body, expected):
     call = build(body)
     assert orjson.loads(call.body) == {"model": MODEL, "max_tokens": 4096, **expected}
     assert call.stream is bool(body.get("stream"))
+
+
+PDF_DATA = base64.b64encode(b"%PDF-1.4 tiny").decode()
+
+
+def test_a_file_part_becomes_a_document_block():
+    """OpenAI's ``file`` part (``file_data`` as a base64 data URL): a PDF is a base64 document, a
+    text file a text document; what Anthropic cannot read is the client's 400, naming the part."""
+    text = base64.b64encode("naïve notes".encode()).decode()
+    content = [
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64," + PDF_DATA}, "cache_control": {"type": "ephemeral"}},
+        {"type": "file", "file": {"filename": "n.txt", "file_data": "data:text/plain;base64," + text}},
+        {"type": "text", "text": "summarize"},
+    ]  # fmt: skip
+    sent = orjson.loads(build({"messages": [{"role": "user", "content": content}]}).body)["messages"][0]["content"]
+    assert sent == [
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF_DATA}, "cache_control": {"type": "ephemeral"}},
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "naïve notes"}},
+        {"type": "text", "text": "summarize"},
+    ]  # fmt: skip
+    for file, says in [
+        ({"file_id": "file-abc"}, "not a file_id"),
+        ({"file_data": "data:image/png;base64,AAAA"}, "not image/png"),
+        ({"file_data": PDF_DATA}, "data:<type>;base64,<data>"),
+        ({"file_data": "data:text/plain;base64,//79"}, "UTF-8"),
+    ]:
+        with pytest.raises(InvalidRequest) as caught:
+            build({"messages": [{"role": "user", "content": [{"type": "file", "file": file}]}]})
+        assert says in str(caught.value) and caught.value.param == "messages[0].content[0]"
 
 
 def test_call_is_a_post_to_messages_with_anthropic_credentials():

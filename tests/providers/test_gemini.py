@@ -490,6 +490,18 @@ def test_a_recursive_reference_stops_where_it_comes_back():
     assert gemini.clean_schema(schema) == {"type": "object", "properties": {"next": {}, "v": {"type": "integer"}}}
 
 
+def test_a_file_part_is_read_inline():
+    """OpenAI's ``file`` part with ``file_data`` (a PDF here) -> ``inlineData``; a ``file_id`` (a
+    file stored at OpenAI) is the client's 400."""
+    pdf = "JVBERi0xLjQ="
+    part = {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64," + pdf}}
+    _, out = build({"messages": [{"role": "user", "content": [part, {"type": "text", "text": "summarize"}]}]})
+    assert out["contents"][0]["parts"] == [{"inlineData": {"mimeType": "application/pdf", "data": pdf}}, {"text": "summarize"}]
+    with pytest.raises(InvalidRequest) as caught:
+        build({"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-abc"}}]}]})
+    assert "not a file_id" in str(caught.value) and caught.value.param == "messages[0].content[0]"
+
+
 def test_an_optional_field_as_pydantic_writes_it_is_nullable():
     """``Optional[X]`` is ``anyOf: [X, {"type": "null"}]`` in pydantic's schema: Gemini gets X with
     ``nullable``, the field's own description kept (a title is not Gemini's); a real choice of several stays an anyOf."""
