@@ -246,10 +246,12 @@ class StreamTranslator:
         if state is None:
             state = self.candidates[index] = Candidate()
         out = []
+        texts, calls, thoughts = choice_parts(candidate)
         if not state.role_sent:
             state.role_sent = True
-            out.append(self.chunk(index, {"role": "assistant", "content": ""}))
-        texts, calls, thoughts = choice_parts(candidate)
+            # OpenAI opens an answer that is only tool calls with content null, and a text with "":
+            # what the SDK's accumulated message.content ends as (None, as without streaming).
+            out.append(self.chunk(index, {"role": "assistant", "content": None if calls and not texts else ""}))
         thought = "".join(thoughts)
         if thought:
             out.append(self.chunk(index, {"reasoning_content": thought}))

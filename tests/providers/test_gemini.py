@@ -376,6 +376,15 @@ def test_tool_stream_sends_whole_calls():
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+def test_a_stream_of_only_calls_opens_with_content_null():
+    """As OpenAI does: the SDK's accumulated message then has content None, as without streaming;
+    a stream that opens with text opens with content ""."""
+    call = {"functionCall": {"name": "weather", "args": {"city": "Oslo"}}}
+    only_calls = run([chunk([call], "STOP")])
+    assert only_calls[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
+    assert run(TOOL_STREAM)[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+
+
 def test_stream_with_two_candidates():
     events = [chunk([{"text": "a"}], "STOP", index=0), chunk([{"text": "b"}], "MAX_TOKENS", index=1)]
     chunks = run(events)
