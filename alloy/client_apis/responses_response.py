@@ -13,8 +13,9 @@ Response mapping (OpenAI chat completion -> Response)
                         ``incomplete_details.reason`` max_output_tokens; content_filter ->
                         "incomplete", reason content_filter
     usage               input_tokens = prompt_tokens (cached ones included, as OpenAI counts),
-                        ``input_tokens_details.cached_tokens`` (``cache_write_tokens`` 0: chat
-                        completions report no cache writes), output_tokens = completion_tokens,
+                        ``input_tokens_details.cached_tokens`` and ``cache_write_tokens`` (from
+                        ``prompt_tokens_details``: the Anthropic translation reports cache writes,
+                        OpenAI's chat does not: 0), output_tokens = completion_tokens,
                         ``output_tokens_details.reasoning_tokens``, total_tokens = their sum
     echoed              instructions, tools, tool_choice, parallel_tool_calls, temperature, top_p,
                         max_output_tokens, reasoning, text, metadata, user as the client sent them
@@ -48,11 +49,14 @@ def response_usage(usage):
     output = positive_count(usage.get("completion_tokens"))
     prompt_details = usage.get("prompt_tokens_details")
     output_details = usage.get("completion_tokens_details")
-    cached = positive_count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
+    cached = written = 0
+    if isinstance(prompt_details, dict):
+        cached = positive_count(prompt_details.get("cached_tokens"))
+        written = positive_count(prompt_details.get("cache_write_tokens"))  # the Anthropic translation's
     reasoning = positive_count(output_details.get("reasoning_tokens")) if isinstance(output_details, dict) else 0
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": min(cached, prompt), "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": min(cached, prompt), "cache_write_tokens": min(written, prompt)},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": min(reasoning, output)},
         "total_tokens": prompt + output,

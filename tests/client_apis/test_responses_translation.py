@@ -172,3 +172,16 @@ def test_what_a_translated_model_cannot_honour_is_a_400_naming_the_field(body, p
 def test_previous_response_id_says_why():
     message = refused(previous_response_id="resp_1").message
     assert "keeps no Responses state" in message and "send the whole conversation" in message
+
+
+def test_usage_carries_the_cache_reads_and_writes_a_chat_answer_reports():
+    """The Anthropic translation's chat usage holds cache writes; OpenAI's holds none (0)."""
+    from alloy.client_apis.responses_response import response_usage
+
+    anthropic_usage = {"prompt_tokens": 1504, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 1502}}
+    assert response_usage(anthropic_usage) == {
+        "input_tokens": 1504, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 1502},
+        "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 1511,
+    }  # fmt: skip
+    openai_usage = {"prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 4}}
+    assert response_usage(openai_usage)["input_tokens_details"] == {"cached_tokens": 4, "cache_write_tokens": 0}
