@@ -7,7 +7,9 @@ connection can never serve the next request.
 
 Response timeouts: the pool's timing wheel looks at a busy connection at the sweep its first
 deadline falls in (``on_due``). A read only records the sweep count (``read_at``); a connection that
-went back to the pool stays filed until its sweep comes, then is left out (nothing to time).
+went back to the pool stays filed until its sweep comes, then is left out (nothing to time). While
+back-pressure from a slow client pauses our reads, the stream-idle clock stands still: that
+silence is ours, not the upstream's.
 """
 
 import asyncio
@@ -63,6 +65,11 @@ class UpstreamConnection(asyncio.Protocol):
             if events:
                 if self._head is None and type(events[0]) is not bytes:
                     self._head = events[0]
+                    timeouts = self._request.timeouts
+                    if timeouts.idle_ticks < timeouts.first_byte_ticks:
+                        # Filed for the first-byte deadline; the stream-idle one, which starts
+                        # now, falls earlier.
+                        self.wheel.file(self, self._request.deadline(self.sent_at, self.read_at, True))
                 sink.upstream_events(events, done)
             if done and self._sink is sink:
                 self._finish()
@@ -141,6 +148,7 @@ class UpstreamConnection(asyncio.Protocol):
     def resume_reading(self):
         if not self.closed and self.reading_paused:
             self.reading_paused = False
+            self.read_at = self.wheel.now  # the stream-idle clock starts again (see on_due)
             self.transport.resume_reading()
 
     def close(self):
@@ -211,6 +219,11 @@ class UpstreamConnection(asyncio.Protocol):
         # byte at a time, or 1xx interim answers one after another, do not hold the call past it.
         headed = self._head is not None
         sent = self.sent_at
+        if headed and self.reading_paused:
+            # A slow client holds our reads back (back-pressure): the upstream is not silent, it
+            # is waiting for us. Its idle clock stands still until reading resumes; the client's
+            # own write_timeout ends a client that reads nothing, and total_timeout still holds.
+            self.read_at = now
         last_read = self.read_at if headed else sent
         deadline = request.deadline(sent, last_read, headed)
         if now >= deadline:

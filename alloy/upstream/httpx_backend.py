@@ -121,6 +121,8 @@ class HttpxExchange:
             async with stream as response:
                 self.received = True
                 self.read_at = self.wheel.now
+                # Filed for the first-byte deadline: the stream-idle one may fall earlier.
+                self.wheel.file(self, self.request.deadline(self.sent_at, self.read_at, True))
                 sink.upstream_events([HttpxHead(response)], False)
                 async for piece in response.aiter_raw():
                     self.read_at = self.wheel.now
@@ -163,6 +165,8 @@ class HttpxExchange:
         again for the next one."""
         if self not in self.upstream.active:
             return
+        if self.received and not self.flowing.is_set():
+            self.read_at = now  # paused by a slow client: that silence is ours, not the upstream's
         request, sent, last_read, received = self.request, self.sent_at, self.read_at, self.received
         deadline = request.deadline(sent, last_read, received)
         if now >= deadline:
@@ -180,4 +184,5 @@ class HttpxExchange:
         self.flowing.clear()
 
     def resume_reading(self):
+        self.read_at = self.wheel.now  # the stream-idle clock starts again
         self.flowing.set()

@@ -15,7 +15,7 @@ import time
 import openai
 import pytest
 
-from harness import assert_no_crash_logged, start_gateway_process
+from harness import assert_no_crash_logged, start_gateway_process, start_mock_process
 from reliability_gateway import events_of, sdk
 from reliability_gateway import a, any_gateway, clean_logs, gateway, gateways, mocks  # noqa: F401 (the fixtures this module uses)
 from reliability_helpers import PROVIDER_KEY, call, chats, openai_error
@@ -220,3 +220,125 @@ def test_a_model_connect_timeout_overrides_the_provider_and_is_retried(tmp_path,
     finally:
         gateway.stop()
     assert_no_crash_logged(gateway)
+
+
+# --- back-pressure is not silence ------------------------------------------------------------------
+
+
+def fast_big_stream(events=2000, size=8000):
+    """An upstream that answers every request at once with a fast SSE stream of ``events`` events of
+    ``size`` bytes (16 MB: more than the sockets hold), then [DONE]: the
+    gateway must hold back its reads while a client reads slowly. Its address and stopper."""
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    event = b"data: " + b"y" * size + b"\n\n"
+    piece = b"%x\r\n%s\r\n" % (len(event), event)
+
+    def serve(conn):
+        with conn:
+            received = b""
+            try:
+                while True:  # one request after another, as a keep-alive upstream
+                    while b"\r\n\r\n" not in received:
+                        more = conn.recv(65536)
+                        if not more:
+                            return
+                        received += more
+                    head, _, received = received.partition(b"\r\n\r\n")
+                    length = int(next(line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")).split(b":")[1])
+                    while len(received) < length:
+                        received += conn.recv(65536)
+                    received = received[length:]
+                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+                    for _ in range(events):
+                        conn.sendall(piece)
+                    conn.sendall(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
+            except OSError:
+                pass
+
+    def accept():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server.getsockname()[1], server.close
+
+
+def test_a_client_reading_slowly_is_not_upstream_silence(tmp_path):
+    """A slow client makes the gateway pause its reads from the upstream (back-pressure). That
+    pause is not the upstream going silent: the stream outlives ``stream_idle_timeout`` whole, the
+    deployment is not blamed (its breaker stays shut for everyone else). (A stream whose upstream
+    really stops still ends at the timeout: ``test_stream_idle_timeout_ends_the_stream_with_an_error_event``.)"""
+    port, stop = fast_big_stream()
+    config = f"""
+    [providers.up]
+    base_url = "http://127.0.0.1:{port}/v1"
+    api_key = "sk-up"
+    first_byte_timeout = 1
+    stream_idle_timeout = 1
+
+    [[models]]
+    name = "big"
+    provider = "up"
+    """
+    gateway = start_gateway_process(tmp_path / "alloy.toml", config)
+    try:
+        body = json.dumps({"model": "big", "messages": [{"role": "user", "content": "hi"}], "stream": True}).encode()
+        request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        clients = []
+        for _ in range(6):  # more than the breaker's failure threshold (5)
+            sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=30)
+            sock.sendall(request)
+            clients.append(sock)
+        first = [sock.recv(4096) for sock in clients]
+        time.sleep(3.5)  # past the idle timeout, every upstream read held back by the gateway, every upstream read held back by the gateway
+        for sock, received in zip(clients, first):
+            received = bytearray(received)
+            while not received.endswith(b"\r\n0\r\n\r\n"):
+                piece = sock.recv(1 << 20)
+                assert piece, "the gateway closed the stream"
+                received += piece
+            sock.close()
+            assert b'data: {"error"' not in received and received.count(b"data: y") == 2000 and b"data: [DONE]" in received
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as sock:
+            sock.sendall(request)
+            assert sock.recv(64).startswith(b"HTTP/1.1 200 ")  # not 503 no_healthy_deployment: no breaker opened
+        assert_no_crash_logged(gateway)
+    finally:
+        gateway.stop()
+        stop()
+
+
+@pytest.mark.parametrize("client", ["core", "httpx"])
+def test_a_stream_idle_timeout_shorter_than_the_first_byte_one_still_holds(tmp_path, client):
+    """The connection waits for the head under first_byte_timeout (30 s here); once the head has
+    come, a 1 s stream_idle_timeout is what ends a stalled stream, not the first-byte deadline."""
+    mock = start_mock_process("--api-key", PROVIDER_KEY)
+    config = f"""
+    [providers.up]
+    base_url = "{mock.base}/v1"
+    api_key = "{PROVIDER_KEY}"
+    client = "{client}"
+    first_byte_timeout = 30
+    stream_idle_timeout = 1
+
+    [[models]]
+    name = "slow"
+    provider = "up"
+    model = "gpt-4o-mini"
+    """
+    gateway = start_gateway_process(tmp_path / "alloy.toml", config)
+    try:
+        reply = call(gateway, "slow", text="drip drip drip", headers={"x-mock-fault": "drip=4000"}, stream=True)
+        assert reply.status == 200, reply
+        assert "upstream went silent" in json.loads(events_of(reply.data)[-1])["error"]["message"]
+        assert reply.elapsed < 3.5, f"stream_idle_timeout = 1 < the 4 s drip, took {reply.elapsed:.2f}s"
+        assert_no_crash_logged(gateway)
+    finally:
+        gateway.stop()
+        mock.stop()
