@@ -249,6 +249,7 @@ cdef class ResponseParser:
                     transfer_encodings.append(field[1])
             pos = line_end + 2
         if 100 <= status < 200:
+            _check_interim(status)
             return None  # interim response: wait for the final one
         return self._framed(status, version, headers, None, None, has_close, has_keep_alive, content_lengths, transfer_encodings)
 
@@ -302,6 +303,7 @@ cdef class ResponseParser:
                         size += 2
                 pos = line_end + 2
             if 100 <= status < 200:
+                _check_interim(status)
                 return None  # interim response: wait for the final one
             # Fields named in Connection are hop-by-hop too (RFC 9110 section 7.6.1), and may come
             # before it: no block then; encode_headers leaves them out when the lines are asked for.
@@ -320,6 +322,8 @@ cdef class ResponseParser:
 
         keep_alive = not has_close if version == 11 else has_keep_alive
         if self._head_request or status == 204 or status == 304:
+            if not self._head_request and _announces_body(status, content_lengths, transfer_encodings):
+                keep_alive = False  # a body it may still send would be read as the next answer
             content_length = 0
             chunked = False
             self._remaining = 0
@@ -360,3 +364,22 @@ cdef class ResponseParser:
         head.chunked = chunked
         self._head = head
         return head
+
+
+cdef inline void _check_interim(int status) except *:
+    """101 Switching Protocols ends HTTP/1.1 on the connection; the gateway never asks for it."""
+    if status == 101:
+        raise _UpstreamProtocolError("upstream switched protocols unasked (101)")
+
+
+cdef bint _announces_body(int status, list content_lengths, list transfer_encodings):
+    """Does a 204 or 304 say it has a body (chunked; a 204 with a length other than 0)? It has none
+    (RFC 9110 sections 15.3.5 and 15.4.5), so its connection is not reused: a body sent anyway would
+    be read as the next request's answer. (A 304's length describes the resource: allowed.)"""
+    if transfer_encodings is not None:
+        return True
+    if status == 204 and content_lengths is not None:
+        for value in content_lengths:
+            if (<bytes>value).strip(b" \t") != b"0":
+                return True
+    return False

@@ -639,6 +639,8 @@ class ResponseParser:
         status = int(parts[1])
         headers = _parse_header_lines(lines[1:], UpstreamProtocolError)
         if 100 <= status < 200:
+            if status == 101:  # it ends HTTP/1.1 on the connection; the gateway never asks for it
+                raise UpstreamProtocolError("upstream switched protocols unasked (101)")
             return None  # interim response (100 Continue, 103 Early Hints): wait for the final one
 
         connection = set()
@@ -655,6 +657,12 @@ class ResponseParser:
 
         # RFC 9112 section 6.3: responses to HEAD and 1xx/204/304 responses have no body.
         if self._head_request or status in (204, 304):
+            # A 204 or 304 has no body (RFC 9110 sections 15.3.5, 15.4.5). One that says it has
+            # (chunked; a 204 with a length other than 0) may send it anyway, and it would be read
+            # as the next request's answer: its connection is not reused. (A 304's length describes
+            # the resource: allowed.)
+            if not self._head_request and (transfer_encodings or (status == 204 and any(v.strip(b" \t") != b"0" for v in content_lengths))):
+                keep_alive = False
             content_length, chunked = 0, False
             self._remaining = 0
             self._state = _R_LENGTH

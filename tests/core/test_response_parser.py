@@ -192,15 +192,33 @@ def test_interim_responses_skipped_across_feeds(core):
     assert pieces == [b"ok"]
 
 
-@pytest.mark.parametrize("status", [204, 304])
-def test_no_body_statuses_ignore_content_length(core, status):
-    wire = b"HTTP/1.1 %d X\r\nContent-Length: 10\r\n\r\n" % status
-    parser = core.ResponseParser()
+@pytest.mark.parametrize("skip", [None, frozenset()], ids=["pairs", "block"])
+@pytest.mark.parametrize(
+    "status, framing, reusable",
+    [
+        (304, b"Content-Length: 10", True),  # a 304's length describes the resource
+        (204, b"Content-Length: 0", True),
+        (204, b"Content-Length: 10", False),  # a body it may still send would be the next answer's
+        (204, b"Transfer-Encoding: chunked", False),
+        (304, b"Transfer-Encoding: chunked", False),
+    ],
+)
+def test_no_body_statuses_have_no_body_and_a_doubtful_one_is_not_reused(core, status, framing, reusable, skip):
+    wire = b"HTTP/1.1 %d X\r\n%s\r\n\r\n" % (status, framing)
+    parser = core.ResponseParser(False, 65536, skip)
     heads, pieces = split_items(core, parser.feed(wire))
     assert [h.status for h in heads] == [status]
     assert pieces == []
     assert parser.done
-    assert heads[0].keep_alive
+    assert heads[0].keep_alive is reusable
+
+
+@pytest.mark.parametrize("skip", [None, frozenset()], ids=["pairs", "block"])
+def test_101_switching_protocols_is_refused(core, skip):
+    """101 ends HTTP/1.1 on the connection, and the gateway never asks for an upgrade."""
+    parser = core.ResponseParser(False, 65536, skip)
+    with pytest.raises(errors.UpstreamProtocolError, match="101"):
+        parser.feed(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
 
 
 def test_head_request_has_no_body(core):
