@@ -40,7 +40,7 @@ def may_retry(call, status):
     """May an answer with ``status`` be followed by another attempt of ``call``? (Then the relay
     holds it until ``failed_with_answer`` decides.)"""
     if status in RETRYABLE_STATUSES:
-        return True
+        return attempt_left(call)
     if status != 400:
         return False
     attempts = call.attempts
@@ -51,6 +51,20 @@ def may_retry(call, status):
     else:
         origin = attempts.origin
     return bool(origin.context_window_fallbacks or origin.content_policy_fallbacks)
+
+
+def attempt_left(call):
+    """Could another attempt follow this one: a retry within the model's ``max_retries``, or a
+    fallback? When none can, a failed answer is the client's answer and is relayed as it comes
+    (holding it would only delay it, and forever if its body never ends). Generous where it cannot
+    know yet (a retry deadline, every deployment cooling down): that answer is held, as before."""
+    attempts = call.attempts
+    group = call.group
+    if attempts is None:
+        return call.count <= group.max_retries or bool(group.fallbacks)
+    if attempts.in_group <= group.max_retries:
+        return True
+    return bool(attempts.origin.fallbacks if attempts.fallbacks is None else attempts.fallbacks)
 
 
 class Attempts:

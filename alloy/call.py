@@ -19,7 +19,7 @@ import logging
 from time import monotonic
 
 
-from alloy.attempts import Attempts, may_retry
+from alloy.attempts import RETRYABLE_STATUSES, Attempts, may_retry
 from alloy.balancer import HEALTHY
 from alloy.core import find_usage
 from alloy.errors import AlloyError, InternalError, NestedTooDeeply, UpstreamTimeout, too_deep_to_write
@@ -161,6 +161,13 @@ class Call:
             self.over = True
             self.deployment.failed()
         self.finish()
+
+    def last_failure_relayed(self, status):
+        """An answer of ``status`` (400 or more) that ``holds`` did not hold goes to the client as it
+        comes: a failure the deployment is blamed for (a retryable status, with no attempt left)
+        counts as one, as it would have once held."""
+        if status in RETRYABLE_STATUSES:
+            self.relaying_failure()
 
     def relaying_failure(self):
         """A held answer grew too big to hold: it goes to the client as it comes, as the final

@@ -148,11 +148,13 @@ class PassthroughRelay(Relay):
                 return
             status = events[0].status
             call = self.call
-            if status >= 400 and call.holds(status):
-                self.held_at = monotonic()  # its head's time, should it be the answer after all
-                self.held = list(events)
-                self.held_bytes = sum(len(event) for event in events[1:])
-                return
+            if status >= 400:
+                if call.holds(status):
+                    self.held_at = monotonic()  # its head's time, should it be the answer after all
+                    self.held = list(events)
+                    self.held_bytes = sum(len(event) for event in events[1:])
+                    return
+                call.last_failure_relayed(status)
             call.head_arrived(status)
             try:
                 self._write(events, last)
@@ -387,11 +389,13 @@ class TranslatedRelay(Relay):
             return
         for event in events:
             if type(event) is not bytes:
-                if event.status >= 400 and self.call.holds(event.status):
-                    self.held_at = monotonic()  # its head's time, should it be the answer after all
-                    self.held = list(events)
-                    self.held_bytes = sum(len(piece) for piece in events[1:])
-                    return
+                if event.status >= 400:
+                    if self.call.holds(event.status):
+                        self.held_at = monotonic()  # its head's time, should it be the answer after all
+                        self.held = list(events)
+                        self.held_bytes = sum(len(piece) for piece in events[1:])
+                        return
+                    self.call.last_failure_relayed(event.status)
                 self.call.head_arrived(event.status)
                 self._head(event, out)
             elif self.splitter is not None:

@@ -225,15 +225,12 @@ def test_a_model_connect_timeout_overrides_the_provider_and_is_retried(tmp_path,
 # --- back-pressure is not silence ------------------------------------------------------------------
 
 
-def fast_big_stream(events=2000, size=8000):
-    """An upstream that answers every request at once with a fast SSE stream of ``events`` events of
-    ``size`` bytes (16 MB: more than the sockets hold), then [DONE]: the
-    gateway must hold back its reads while a client reads slowly. Its address and stopper."""
+def answering(answer):
+    """An upstream on a loopback port that reads each request (keep-alive) and has ``answer(conn)``
+    write its answer: its port and stopper."""
     import threading
 
     server = socket.create_server(("127.0.0.1", 0))
-    event = b"data: " + b"y" * size + b"\n\n"
-    piece = b"%x\r\n%s\r\n" % (len(event), event)
 
     def serve(conn):
         with conn:
@@ -250,10 +247,7 @@ def fast_big_stream(events=2000, size=8000):
                     while len(received) < length:
                         received += conn.recv(65536)
                     received = received[length:]
-                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-                    for _ in range(events):
-                        conn.sendall(piece)
-                    conn.sendall(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
+                    answer(conn)
             except OSError:
                 pass
 
@@ -267,6 +261,22 @@ def fast_big_stream(events=2000, size=8000):
 
     threading.Thread(target=accept, daemon=True).start()
     return server.getsockname()[1], server.close
+
+
+def fast_big_stream(events=2000, size=8000):
+    """An upstream answering every request at once with a fast SSE stream of ``events`` events of
+    ``size`` bytes (16 MB: more than the sockets hold), then [DONE]: the gateway must hold back its
+    reads while a client reads slowly."""
+    event = b"data: " + b"y" * size + b"\n\n"
+    piece = b"%x\r\n%s\r\n" % (len(event), event)
+
+    def answer(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(events):
+            conn.sendall(piece)
+        conn.sendall(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
+
+    return answering(answer)
 
 
 def test_a_client_reading_slowly_is_not_upstream_silence(tmp_path):
@@ -342,3 +352,38 @@ def test_a_stream_idle_timeout_shorter_than_the_first_byte_one_still_holds(tmp_p
     finally:
         gateway.stop()
         mock.stop()
+
+
+def test_a_last_attempts_failure_goes_out_as_it_comes(tmp_path):
+    """A 500 is held while another attempt could replace it. With none left (max_retries = 0, no
+    fallback) it is the answer: relayed as it comes, not held until its body ends (this one's
+    never does, it trickles)."""
+
+    def trickling_500(conn):
+        conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
+        conn.sendall(b'1b\r\n{"error":{"message":"down",\r\n')
+        for _ in range(40):
+            time.sleep(0.2)
+            conn.sendall(b"1\r\n \r\n")
+
+    port, stop = answering(trickling_500)
+    config = f"""
+    [router]
+    max_retries = 0
+
+    [providers.up]
+    base_url = "http://127.0.0.1:{port}/v1"
+    api_key = "sk-up"
+    """
+    gateway = start_gateway_process(tmp_path / "alloy.toml", config)
+    try:
+        body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode()
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=3) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            received = b""
+            while b'"down"' not in received:
+                received += sock.recv(65536)  # times out (3 s) if the answer is held
+        assert received.startswith(b"HTTP/1.1 500 ") and b"x-alloy-attempts: 1" in received
+    finally:
+        gateway.stop()
+        stop()
