@@ -31,6 +31,9 @@ class ProviderSettings:
     http2: bool = False  # httpx client only
     families: tuple[str, ...] = ()  # model-name patterns routed here by default
     max_queued: int = 1024  # requests waiting for one of the max_connections; one more is refused
+    # An idle pooled connection is closed after this (most servers drop theirs after 60-120 s, and
+    # a write to a socket the peer already closed costs a retry); the sweep closes it on time.
+    pool_idle_timeout: float = 50.0
     # Provider-scoped client headers (openai-organization, openai-project, anthropic-*, x-goog-*)
     # are dropped unless named here: they choose which account the gateway's key bills.
     forward_client_headers: tuple[str, ...] = ()
@@ -86,6 +89,7 @@ def _load_provider(source, name, table, env):
         http2=section.get("http2", bool, False),
         families=preset.families,
         max_queued=section.at_least_zero("max_queued", int, 1024),
+        pool_idle_timeout=section.positive("pool_idle_timeout", float, 50.0),
         forward_client_headers=section.header_names("forward_client_headers"),
         hidden_response_headers=section.header_names("hidden_response_headers", HIDDEN_RESPONSE_HEADERS),
         responses_api=section.get("responses_api", bool, None),

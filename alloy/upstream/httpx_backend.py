@@ -65,7 +65,9 @@ class HttpxUpstream:
         self.client = httpx.AsyncClient(
             http2=provider.http2,
             timeout=httpx.Timeout(None, connect=provider.connect_timeout),
-            limits=httpx.Limits(max_connections=provider.max_connections, max_keepalive_connections=64),
+            limits=httpx.Limits(
+                max_connections=provider.max_connections, max_keepalive_connections=64, keepalive_expiry=provider.pool_idle_timeout
+            ),
             trust_env=True,  # proxies and CA settings from the environment
         )
         # httpx adds Accept, Accept-Encoding and User-Agent of its own: the upstream must see only

@@ -21,9 +21,6 @@ from alloy.errors import UpstreamBusy, UpstreamConnectTimeout, UpstreamError
 from alloy.timing_wheel import TimingWheel
 from alloy.upstream.connection import UpstreamConnection, connection_error
 
-# Close pooled connections idle for longer than this: most servers drop idle keep-alive
-# connections after 60-120 s, and a write to a socket the peer already closed costs a retry.
-POOL_IDLE_SECONDS = 50.0
 # While an upstream cannot be reached, its failures are logged at most this often (with a count).
 REPORT_EVERY = 10.0
 
@@ -95,7 +92,10 @@ class CorePool:
         self.loop = loop
         self.max_connections = provider.max_connections
         self.max_queued = provider.max_queued
-        self._idle = []  # LIFO stack of UpstreamConnection
+        self.idle_timeout = provider.pool_idle_timeout  # [providers.X] pool_idle_timeout
+        # LIFO stack of UpstreamConnection: taken from the end (the most recently used socket is
+        # the least likely to have been closed by the upstream), so the oldest idle one is first.
+        self._idle = []
         # Connections carrying an exchange, filed for the sweep their first response timeout falls
         # in; its count of sweeps also ages the requests waiting for a connection.
         self.wheel = TimingWheel()
@@ -143,6 +143,22 @@ class CorePool:
             sink.upstream_failed(
                 UpstreamBusy(f"upstream {self.origin.label}: no connection became free within the connect timeout")
             )
+        idle = self._idle
+        if idle and self.loop.time() - idle[0].idle_since >= self.idle_timeout:
+            self._close_expired_idle()
+
+    def _close_expired_idle(self):
+        """Close the idle connections past ``idle_timeout``: the oldest come first in the stack, so
+        only those are looked at, and after a burst the gateway's sockets go back to what it uses."""
+        idle, now = self._idle, self.loop.time()
+        count = 0
+        while count < len(idle) and now - idle[count].idle_since >= self.idle_timeout:
+            count += 1
+        expired = idle[:count]
+        del idle[:count]
+        for connection in expired:
+            connection.close()
+            self.forget(connection)
 
     async def close(self):
         self._closing = True
@@ -181,7 +197,7 @@ class CorePool:
         now = self.loop.time()
         while self._idle:
             connection = self._idle.pop()
-            if not connection.closed and now - connection.idle_since < POOL_IDLE_SECONDS:
+            if not connection.closed and now - connection.idle_since < self.idle_timeout:
                 return connection
             connection.close()
             self.forget(connection)

@@ -115,3 +115,39 @@ def test_a_passthrough_upload_lost_to_the_race_is_not_sent_again_without_retries
     finally:
         connection.close()
     assert upstream.numbers == [(1, 1), (1, 2)]
+
+
+def test_an_idle_pooled_connection_is_closed_after_pool_idle_timeout(start_gateway):
+    """After a burst, the pool's idle connections are closed on time by the sweep, not only when a
+    request next looks at them: the gateway's sockets go back to what it uses."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    closed_after = []
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            received = b""
+            while b"\r\n\r\n" not in received or not received.endswith(b"}"):
+                received += conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(REPLY) + REPLY)
+            answered = time.monotonic()
+            try:
+                conn.recv(1)  # b"" at the gateway's close (or a reset)
+            except OSError:
+                pass
+            closed_after.append(time.monotonic() - answered)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        config = gateway_config(f"http://127.0.0.1:{listener.getsockname()[1]}") + "pool_idle_timeout = 1\n"
+        gateway = start_gateway(config=config)
+        assert chat(gateway)[0] == 200
+        deadline = time.monotonic() + 6
+        while not closed_after and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert closed_after and 0.9 < closed_after[0] < 3.0, closed_after  # 1 s, swept once a second
+    finally:
+        listener.close()
