@@ -87,7 +87,7 @@ class UpstreamConnection(asyncio.Protocol):
             # On a reused connection this is most likely the keep-alive race of RFC 9112 section
             # 9.3.1 (the upstream closed it as idle just as we sent): Attempts retries at once.
             error = UpstreamUnreachable(
-                f"upstream {self.pool.origin.label} closed the connection before answering",
+                f"{self.pool.named} closed the connection before answering",
                 stale=self.reused,
                 closed_idle=self.reused and exc is None,  # an orderly close, not a reset
             )
@@ -232,6 +232,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.wheel.file(self, deadline)
 
 
-def connection_error(exc, origin):
-    """The error for a failure to connect, naming the origin but nothing secret."""
-    return UpstreamUnreachable(f"could not connect to upstream {origin.label}: {exc.__class__.__name__}")
+def connection_error(exc, named):
+    """The error for a failure to connect to ``named`` (``upstream 'openai'``): the provider's name,
+    never its address, which the client has no business knowing (the gateway's log has it)."""
+    return UpstreamUnreachable(f"could not connect to {named}: {exc.__class__.__name__}")

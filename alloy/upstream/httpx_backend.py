@@ -59,6 +59,7 @@ def _parse_header_block(block):
 class HttpxUpstream:
     def __init__(self, origin, provider, loop):
         self.origin = origin
+        self.named = f"upstream '{provider.name}'"  # what a client's error says (see CorePool)
         self.loop = loop
         # Response timeouts are the sweep's (see ``tick``), per request like the core pool's;
         # httpx keeps only the connect timeout, given per request (a model may override it).
@@ -135,7 +136,7 @@ class HttpxExchange:
         except asyncio.CancelledError:
             return
         except httpx.ConnectTimeout:
-            self._fail(UpstreamConnectTimeout(f"connecting to upstream {self.upstream.origin.label} timed out"))
+            self._fail(UpstreamConnectTimeout(f"connecting to {self.upstream.named} timed out"))
             return
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
             # httpx reports a close before any answer and an unparsable answer with one class.

@@ -104,7 +104,9 @@ class CorePool:
         # head_request). A dict, so a cancelled request leaves it at once.
         self._waiting = {}
         self._closing = False
-        self.reports = ConnectReports(origin.label)
+        # What a client's error says: the provider's name, never its address (the log has both).
+        self.named = f"upstream '{provider.name}'"
+        self.reports = ConnectReports(f"'{provider.name}' ({origin.label})")
 
     # --- the interface ------------------------------------------------------------------------
 
@@ -120,7 +122,7 @@ class CorePool:
             # Reported like any failure to connect (soon, never from inside start): Attempts may
             # try another deployment.
             error = UpstreamBusy(
-                f"upstream {self.origin.label}: all {self.max_connections} connections are busy "
+                f"{self.named}: all {self.max_connections} connections are busy "
                 f"and {self.max_queued} requests already wait for one"
             )
             self.loop.call_soon(sink.upstream_failed, error)
@@ -141,7 +143,7 @@ class CorePool:
                 break
             _, sink, _ = self._waiting.pop(pending)
             sink.upstream_failed(
-                UpstreamBusy(f"upstream {self.origin.label}: no connection became free within the connect timeout")
+                UpstreamBusy(f"{self.named}: no connection became free within the connect timeout")
             )
         idle = self._idle
         if idle and self.loop.time() - idle[0].idle_since >= self.idle_timeout:
@@ -232,9 +234,9 @@ class CorePool:
                 timeout,
             )
         except asyncio.TimeoutError:
-            raise UpstreamConnectTimeout(f"connecting to upstream {origin.label} timed out") from None
+            raise UpstreamConnectTimeout(f"connecting to {self.named} timed out") from None
         except (OSError, ssl.SSLError) as exc:
-            raise connection_error(exc, origin) from None
+            raise connection_error(exc, self.named) from None
         return connection
 
     def _connected(self, task, request, sink, head_request, pending):
@@ -245,7 +247,7 @@ class CorePool:
         error = task.exception()
         if error is not None:
             self._open -= 1
-            error = error if isinstance(error, UpstreamError) else connection_error(error, self.origin)
+            error = error if isinstance(error, UpstreamError) else connection_error(error, self.named)
             self.reports.failed(error)
             self._serve_waiting_with_new_connection()
             if not pending.cancelled:

@@ -293,7 +293,7 @@ def test_a_queued_request_whose_client_left_leaves_the_pool_queue_at_once():
 
     loop = asyncio.new_event_loop()
     try:
-        pool = CorePool(Origin("http", "127.0.0.1", 9, ""), SimpleNamespace(max_connections=1, max_queued=8), loop)
+        pool = CorePool(Origin("http", "127.0.0.1", 9, ""), SimpleNamespace(name="test", max_connections=1, max_queued=8, pool_idle_timeout=50.0), loop)
         pool._open = 1  # the only connection is busy
         request = UpstreamRequest(b"POST", b"/v1/x", b"host: h\r\n", [b"x" * MiB], MiB, Timeouts(1.0, 1.0, 1.0, 0.0))
         waiting = [pool.start(request, SimpleNamespace(upstream_failed=lambda error: None)) for _ in range(3)]
