@@ -1,6 +1,7 @@
 """The admin API (behind the master key, see ``alloy.endpoints``): JSON in, JSON out.
 
-    GET    /admin/keys                    every key (no secrets: a short prefix and the name)
+    GET    /admin/keys                    every key (no secrets: a short prefix and the name), each
+                                          with its "spend" as below (one indexed query a key)
     POST   /admin/keys                    create: {"name", "team", "models", "rpm", "tpm",
                                           "max_parallel", "budget", "budget_period", "expires",
                                           "metadata"} -> 201, the key with its secret, shown once
@@ -165,7 +166,7 @@ class Admin:
         store = self.store
         if ref is None:
             if method == b"GET":
-                return _json(200, {"object": "list", "data": [public(row) for row in store.keys()]})
+                return _json(200, {"object": "list", "data": [shown(store, row, "key") for row in store.keys()]})
             if method == b"POST":
                 row, secret = self._write(lambda: store.create_key(key_values(_body(request), creating=True)))
                 return _json(201, {**public(row), "key": secret})
@@ -195,7 +196,7 @@ class Admin:
             raise NotFound(f"no admin action {action!r} for teams")
         if ref is None:
             if method == b"GET":
-                return _json(200, {"object": "list", "data": [public(row) for row in store.teams()]})
+                return _json(200, {"object": "list", "data": [shown(store, row, "team") for row in store.teams()]})
             if method == b"POST":
                 return _json(201, public(self._write(lambda: store.create_team(team_values(_body(request), creating=True)))))
             raise MethodNotAllowed("use GET or POST for /admin/teams", allow=b"GET, POST")

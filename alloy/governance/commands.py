@@ -169,9 +169,12 @@ def run(args, store):
         return _table(rows, [args.by, "requests", "tokens_in", "tokens_out", "tokens_cached", "cost_usd", "errors", "refused"], args.json)
     key = group == "keys"
     if command == "list":
-        rows = [public(row) for row in (store.keys() if key else store.teams())]
-        columns = ["id", "name", "prefix", "team", "rpm", "tpm", "budget", "revoked_at"] if key else ["id", "name", "rpm", "tpm", "budget"]
-        return _table(rows, columns, args.json)
+        # With each one's spend this budget period, as ``show`` gives it (one indexed query each).
+        rows = [shown(store, row, group[:-1]) for row in (store.keys() if key else store.teams())]
+        if args.json:
+            return _print(rows)
+        columns = ["id", "name", "prefix", "team", "rpm", "tpm", "budget", "spent", "revoked_at"] if key else ["id", "name", "rpm", "tpm", "budget", "spent"]
+        return _table([{**row, "spent": row["spend"]["spent"]} for row in rows], columns, False)
     if command == "show":
         return _print(shown(store, store.key(args.ref) if key else store.team(args.ref), group[:-1]))
     if command == "create":
@@ -203,7 +206,7 @@ def _print(document):
     return 0
 
 
-def _shown(text):
+def _harmless(text):
     """A cell as the terminal should show it. Clients write users, tags and metadata: a control
     character (an ANSI escape, a newline forging a row) or an invisible format character (U+202E
     turning the line around, a zero-width space) is printed as its escape, ``\\x1b``, ``\\u202e``."""
@@ -216,7 +219,7 @@ def _table(rows, columns, as_json):
     if as_json:
         print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return 0
-    cells = [[("" if row.get(c) is None else _shown(str(row.get(c)))) for c in columns] for row in rows]
+    cells = [[("" if row.get(c) is None else _harmless(str(row.get(c)))) for c in columns] for row in rows]
     widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]
     for line in [columns, *cells]:
         print("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())

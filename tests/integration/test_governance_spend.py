@@ -11,7 +11,7 @@ import time
 import openai
 import pytest
 
-from governance_helpers import MASTER, admin, alloy, burst, chat, create_key, keyed_config, ledger_cost, post, statuses, usage_rows
+from governance_helpers import MASTER, admin, alloy, alloy_text, burst, chat, create_key, keyed_config, ledger_cost, post, statuses, usage_rows
 from harness import in_parallel, wait_until
 
 # $0.10 a token, in and out: a request of the mock costs about a dollar, easy to reason about.
@@ -74,7 +74,7 @@ def test_budget_refuses_before_upstream_then_resets(start_gateway, upstream, tmp
     assert row["errors"] == row["refused"] + probe
 
 
-def test_show_gives_what_a_key_and_its_team_spent_this_budget_period(start_gateway, upstream, tmp_path):
+def test_show_and_list_give_what_a_key_and_its_team_spent_this_budget_period(start_gateway, upstream, tmp_path):
     db = tmp_path / "alloy.db"
     alloy(db, "teams", "create", "--name", "research", "--budget", "50", "--budget-period", "1d")
     row, secret = create_key(db, "analyst", "--team", "research", "--budget", "20")
@@ -91,7 +91,11 @@ def test_show_gives_what_a_key_and_its_team_spent_this_budget_period(start_gatew
     team = alloy(db, "teams", "show", "research")["spend"]
     assert team["spent"] == pytest.approx(spent) and team["remaining"] == pytest.approx(50 - spent)
     assert admin(gateway.port, "GET", "/admin/teams/research")[1]["spend"] == team
-    assert "spend" not in admin(gateway.port, "GET", "/admin/keys")[1]["data"][0]  # a listing stays one query
+    # Listings give each one's spend too: the API, the CLI's JSON and its table.
+    assert admin(gateway.port, "GET", "/admin/keys")[1]["data"][0]["spend"] == alloy(db, "keys", "list", "--json")[0]["spend"]
+    assert admin(gateway.port, "GET", "/admin/teams")[1]["data"][0]["spend"] == team
+    head, line = alloy_text(db, "keys", "list").splitlines()
+    assert head.split()[-2:] == ["spent", "revoked_at"] and line.split()[-1] == str(round(spent, 6))
 
 
 def test_concurrent_streams_overshoot_by_at_most_what_is_in_flight(start_gateway, upstream, tmp_path):
