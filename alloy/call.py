@@ -40,7 +40,7 @@ class Call:
         # stream, when its first event went to the client
         "arrived", "sent_at", "head_at", "ended_at", "first_event_at",
         # the outcome
-        "status", "error", "tail", "_usage", "bytes_out",
+        "status", "error", "tail", "_usage", "bytes_out", "failing",
         "recording",  # None, or a list the relay appends each body piece the client receives to
         "trace",  # its place in a W3C trace (alloy.observability.tracing), when tracing is on
     )  # fmt: skip
@@ -70,6 +70,7 @@ class Call:
         self.relay = None  # the attempt in flight
         self.attempts = None  # the retry state, created by the first failure
         self.over = False  # the deployment has been told how its attempt ended
+        self.failing = False  # the attempt's answer is a failure relayed as it comes (see relaying_failure)
         self.ended = False
         self.sent_at = self.head_at = self.ended_at = self.first_event_at = 0.0
         self.bytes_out = 0  # body bytes written to the client (what the relay wrote)
@@ -101,7 +102,7 @@ class Call:
             return self.answer(UpstreamTimeout(f"the request did not complete within {timeouts.total:g} s"))
         self.count += 1
         self.deployment = deployment
-        self.over = False
+        self.over = self.failing = False
         if self.attempts is not None:
             self.attempts.in_group += 1
         deployment.begin()
@@ -147,7 +148,10 @@ class Call:
         self.tail = tail
         if not self.over:
             self.over = True
-            self.deployment.succeeded()
+            if self.failing:  # relayed whole, but a failure all the same (relaying_failure)
+                self.deployment.failed()
+            else:
+                self.deployment.succeeded()
         if self.attempts is not None:
             self.attempts.last_failure = None  # no reference cycle left for the collector
 
@@ -164,16 +168,17 @@ class Call:
 
     def last_failure_relayed(self, status):
         """An answer of ``status`` (400 or more) that ``holds`` did not hold goes to the client as it
-        comes: a failure the deployment is blamed for (a retryable status, with no attempt left)
-        counts as one, as it would have once held."""
+        comes: one the deployment is blamed for (a retryable status, with no attempt left) counts
+        as a failure, as it would have once held."""
         if status in RETRYABLE_STATUSES:
             self.relaying_failure()
 
     def relaying_failure(self):
-        """A held answer grew too big to hold: it goes to the client as it comes, as the final
-        answer (memory stays bounded whatever an upstream sends)."""
-        self.over = True
-        self.deployment.failed()
+        """The attempt's answer is a failure going to the client as it comes, as the final answer:
+        the last attempt's, or a held one grown too big to hold (memory stays bounded whatever an
+        upstream sends). The deployment is told when the attempt ends, whichever way, as a failure:
+        until then it holds its ``max_inflight`` slot."""
+        self.failing = True
         if self.attempts is not None:
             self.attempts.last_failure = None
 
@@ -219,7 +224,10 @@ class Call:
             relay.report_so_far(self)  # what reached the client may hold its usage: it is charged
             if not self.over:
                 self.over = True
-                self.deployment.abandoned()
+                if self.failing:  # its failure was known before the client left
+                    self.deployment.failed()
+                else:
+                    self.deployment.abandoned()
 
     def stop(self, error):
         """The gateway stops (its shutdown_timeout ran out): this answer ends now. A client whose

@@ -42,10 +42,11 @@ def path_segment(model):
 
 
 def data_url(url, param, what):
-    """A base64 data URL (``data:image/png;base64,...``) -> (media type, base64 data), or raises
+    """A base64 data URL (``data:image/png;base64,...``, with parameters too:
+    ``data:text/plain;charset=utf-8;base64,...``, RFC 2397) -> (media type, base64 data), or raises
     the client's 400 naming ``what`` it was given as (an image, a file)."""
     header, comma, data = url[5:].partition(",") if url.startswith("data:") else ("", "", "")
-    media_type, _, encoding = header.partition(";")
+    media_type, *_, encoding = header.split(";") if ";" in header else (header, "")
     if not comma or encoding != "base64" or not media_type:
         raise InvalidRequest(f"{param}: a data URL {what} must be data:<type>;base64,<data>", param=param)
     return media_type, data

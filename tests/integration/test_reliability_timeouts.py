@@ -10,6 +10,7 @@ disabled there and tested in test_reliability_breaker.py.
 
 import json
 import socket
+import threading
 import time
 
 import openai
@@ -385,5 +386,67 @@ def test_a_last_attempts_failure_goes_out_as_it_comes(tmp_path):
                 received += sock.recv(65536)  # times out (3 s) if the answer is held
         assert received.startswith(b"HTTP/1.1 500 ") and b"x-alloy-attempts: 1" in received
     finally:
+        gateway.stop()
+        stop()
+
+
+def deployment_report(gateway, model):
+    """The /health/ready entry of ``model``'s one deployment: its state and inflight count."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+        sock.sendall(b"GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = b""
+        while piece := sock.recv(65536):
+            received += piece
+    [deployment] = json.loads(received.partition(b"\r\n\r\n")[2])["models"][model]["deployments"]
+    return deployment
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_last_failure_cut_short_counts_once_and_holds_its_slot_until_it_ends(tmp_path, kind):
+    """The last attempt's 503 goes out as it comes (passthrough) or is read to be translated
+    (Anthropic): either way its deployment keeps its max_inflight slot until the answer ends, and
+    the failure counts once, also when its body is cut short (the breaker, at 2 failures, stays
+    shut after one request)."""
+    release = threading.Event()
+
+    def failing(conn):
+        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n" + b'{"error":')
+        release.wait(10)
+        conn.shutdown(socket.SHUT_RDWR)  # 91 bytes short
+
+    port, stop = answering(failing)
+    config = f"""
+    [router]
+    max_retries = 0
+    failure_threshold = 2
+    cooldown = 60
+
+    [providers.up]
+    kind = "{kind}"
+    base_url = "http://127.0.0.1:{port}{'/v1' if kind == 'openai' else ''}"
+    api_key = "sk-up"
+
+    [[models]]
+    name = "m"
+    deployments = [{{ provider = "up", model = "claude-sonnet-4-5", max_inflight = 1 }}]
+    """
+    gateway = start_gateway_process(tmp_path / "alloy.toml", config)
+    try:
+        body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+        request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as first:
+            first.sendall(request)
+            time.sleep(0.5)  # its answer under way
+            assert deployment_report(gateway, "m")["inflight"] == 1
+            with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as second:
+                second.sendall(request)
+                assert second.recv(64).startswith(b"HTTP/1.1 429 ")  # the slot is still taken
+            release.set()
+            while first.recv(65536):
+                pass
+        time.sleep(0.3)
+        assert {k: v for k, v in deployment_report(gateway, "m").items() if k in ("state", "inflight")} == {"state": "healthy", "inflight": 0}
+    finally:
+        release.set()
         gateway.stop()
         stop()

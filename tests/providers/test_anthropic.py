@@ -67,7 +67,7 @@ def test_a_file_part_becomes_a_document_block():
     text = base64.b64encode("naïve notes".encode()).decode()
     content = [
         {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64," + PDF_DATA}, "cache_control": {"type": "ephemeral"}},
-        {"type": "file", "file": {"filename": "n.txt", "file_data": "data:text/plain;base64," + text}},
+        {"type": "file", "file": {"filename": "n.txt", "file_data": "data:text/plain;charset=utf-8;base64," + text}},
         {"type": "text", "text": "summarize"},
     ]  # fmt: skip
     sent = orjson.loads(build({"messages": [{"role": "user", "content": content}]}).body)["messages"][0]["content"]
