@@ -219,6 +219,7 @@ class StreamTranslator:
         self.tool_has_arguments = False
         self.reasoning_sent = False  # some reasoning_content went out (a later block is separated)
         self.separate = False  # the next reasoning text opens a later thinking block
+        self.role_owed = False  # message_start came, its role chunk not sent yet
 
     # --- the driver --------------------------------------------------------------------------------
 
@@ -249,9 +250,16 @@ class StreamTranslator:
         if action is None:
             return []
         try:
-            return getattr(self, action)(event)
+            out = getattr(self, action)(event)
         except (AttributeError, KeyError, TypeError):  # a field of the wrong JSON type
             return self.fail(f"malformed upstream {kind!r} event")
+        if self.role_owed and out:
+            # The role chunk goes out with the answer's first content, once it is known: as
+            # OpenAI does, content null when the answer opens with a tool call (the SDK's
+            # accumulated message then has content None, as without streaming), else "".
+            self.role_owed = False
+            out.insert(0, self.chunk({"role": "assistant", "content": None if action == "on_tool_start" else ""}))
+        return out
 
     def finish(self):
         """The upstream stream ended: nothing more is owed after [DONE]; otherwise it broke off."""
@@ -280,7 +288,8 @@ class StreamTranslator:
         self.prefix = self.head + b',"choices":[{"index":0,"delta":'
         usage = message.get("usage")
         self.usage = dict(usage) if type(usage) is dict else {}
-        return [self.chunk({"role": "assistant", "content": ""})]
+        self.role_owed = True  # sent with the first content (see feed)
+        return []
 
     def on_text_start(self, event):
         text = text_of((event.get("content_block") or {}).get("text"))

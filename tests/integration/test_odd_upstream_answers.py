@@ -198,7 +198,7 @@ def test_a_translator_that_raises_mid_stream_ends_the_stream_with_its_error(wire
 
     def feed(self, name, data):
         calls.append(name)
-        if len(calls) > 1:
+        if len(calls) > 2:
             raise RuntimeError("a translator bug")
         return original(self, name, data)
 
@@ -206,9 +206,10 @@ def test_a_translator_that_raises_mid_stream_ends_the_stream_with_its_error(wire
     monkeypatch.setattr(anthropic_stream.StreamTranslator, "feed", feed)
     send(client, stream=True)
     start = {"type": "message_start", "message": {**MESSAGE, "content": [], "usage": {"input_tokens": 1}}}
-    block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
-    # The head and both events in one read: the head and the first event go out before the error.
-    stream = events(start, block)
+    block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "Hel"}}
+    delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}}
+    # The head and three events in one read: the head and the first chunks go out before the error.
+    stream = events(start, block, delta)
     upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s" % (len(stream), stream))
     sent = b"".join(transport.writes)
     assert sent.startswith(b"HTTP/1.1 200 OK\r\n") and b'"role":"assistant"' in sent

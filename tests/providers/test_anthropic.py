@@ -31,6 +31,7 @@ from fixtures_anthropic import (
     TOOL_STREAM_CALLS,
     USER_HI,
     event,
+    message_end,
     message_start,
     signature_delta,
     text_delta,
@@ -291,6 +292,24 @@ def test_without_include_usage_there_is_no_usage_chunk():
     chunks = payloads(translate(TEXT_STREAM, include_usage=False))
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert all("usage" not in chunk for chunk in chunks)
+
+
+def test_the_role_chunk_says_content_null_when_the_answer_opens_with_a_tool_call():
+    """As OpenAI does, so that the SDK's accumulated message has content None, as without
+    streaming; an answer that opens with text (or thinking) opens with content ""; an empty answer
+    still gets its role chunk."""
+    only_call = [
+        message_start(),
+        event("content_block_start", index=0, content_block={"type": "tool_use", "id": "toolu_1", "name": "now", "input": {}}),
+        event("content_block_stop", index=0),
+        *message_end("tool_use", 5),
+    ]
+    first = deltas(payloads(translate(only_call)))[0]
+    assert first == {"role": "assistant", "content": None}
+    assert deltas(payloads(translate(TEXT_STREAM)))[0] == {"role": "assistant", "content": ""}
+    assert deltas(payloads(translate(TOOL_STREAM)))[0] == {"role": "assistant", "content": ""}  # thinking first
+    empty = deltas(payloads(translate([message_start(), *message_end("end_turn", 0)])))
+    assert empty[0] == {"role": "assistant", "content": ""} and empty[1] == {}
 
 
 def test_tool_stream_sends_calls_the_way_openai_does():
