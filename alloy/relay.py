@@ -117,8 +117,19 @@ class Relay:
         self.connection.answer_finished(self.keep_alive)
 
 
+def masked_secret(api_key):
+    """(the provider key, a mask of the same length), to take the key out of an error answer that
+    repeats it (some servers print "invalid key: sk-..."); None without a key. The same length
+    keeps an announced Content-Length true; like OpenAI's own messages, the mask shows the first 3
+    and last 4 characters of a long key."""
+    if not api_key:
+        return None
+    key = api_key.encode()
+    return key, (key[:3] + b"*" * (len(key) - 7) + key[-4:]) if len(key) >= 16 else b"*" * len(key)
+
+
 class PassthroughRelay(Relay):
-    __slots__ = ("response_skip", "head_sent", "event_stream", "closed_chunks", "hidden_usage", "whole")
+    __slots__ = ("response_skip", "head_sent", "event_stream", "closed_chunks", "hidden_usage", "whole", "scrub")
 
     def __init__(self, call, extra_headers, response_skip, hidden_usage=None):
         super().__init__(call, extra_headers)
@@ -133,6 +144,7 @@ class PassthroughRelay(Relay):
         # error event after a failure never lands inside one; made by the head of an uncompressed
         # event stream (the hidden-usage filter above cuts its events itself when it runs).
         self.whole = None
+        self.scrub = None  # an error answer's: (the provider key, its mask), see masked_secret
 
     # --- the sink interface ------------------------------------------------------------------------
 
@@ -227,9 +239,12 @@ class PassthroughRelay(Relay):
         call = self.call
         recording = call.recording
         hidden = self.hidden_usage
+        scrub = self.scrub
         sent = 0
         for event in events:
             if type(event) is bytes:
+                if scrub is not None:  # an error answer: never the provider key (masked_secret)
+                    event = event.replace(scrub[0], scrub[1])
                 if self.event_stream:  # known once the head went through
                     cut = hidden if hidden is not None else self.whole
                     if cut is not None:
@@ -245,6 +260,7 @@ class PassthroughRelay(Relay):
             else:
                 out.append(self._head(event))
                 hidden = self.hidden_usage  # the head may have turned it off
+                scrub = self.scrub
         if last and self.chunked:  # the answer ends here: its last chunk goes in the same write
             left = self._left_over()
             if left:
@@ -283,6 +299,8 @@ class PassthroughRelay(Relay):
         self.head_sent = True
         status = head.status
         self.call.status = status
+        if status >= 400:
+            self.scrub = self.call.deployment.provider.secret
         block = head.block  # written by the core's parser when the request named our skip set
         if block is None or head.block_skip is not self.response_skip:
             block = encode_headers(head.headers, self.response_skip)
@@ -487,6 +505,10 @@ class TranslatedRelay(Relay):
     def _translated(self):
         status, body = self.translator.translate_response(self.status, b"".join(self.pieces), self.model, self.endpoint)
         self.status = self.call.status = status
+        if status >= 400:  # its message may repeat the provider key (masked_secret)
+            secret = self.call.deployment.provider.secret
+            if secret is not None:
+                body = body.replace(secret[0], secret[1])
         return body
 
     def _overflow(self, limit, what):

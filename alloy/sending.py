@@ -31,7 +31,7 @@ from alloy.headers import (
     PROVIDER_SCOPED_PREFIXES,
 )
 from alloy.providers import PASSTHROUGH, TranslateSettings, translator_for
-from alloy.relay import PassthroughRelay, TranslatedRelay
+from alloy.relay import PassthroughRelay, TranslatedRelay, masked_secret
 from alloy.stream_usage import HiddenUsage, ask_for_usage
 from alloy.upstream import UpstreamRequest
 
@@ -96,6 +96,7 @@ class PassthroughProvider:
         self.response_skip = frozenset(HOP_BY_HOP | hidden | ANSWER_OWN)
         host = b"host: " + upstream.origin.host_header.encode() + b"\r\n"
         self.header_block = host + self.api.auth_lines(settings.api_key) + self.forwarding.configured_lines
+        self.secret = masked_secret(settings.api_key)  # taken out of error answers (the relay)
 
     def send(self, call, deployment, served_by, total_ticks):
         """Start one attempt of ``call`` on ``deployment``; returns its relay."""
@@ -150,6 +151,7 @@ class TranslatedProvider:
         )
         self.forwarding = ForwardingPolicy(settings, NOT_FORWARDED_TRANSLATED)
         self.max_buffered = max_buffered
+        self.secret = masked_secret(settings.api_key)  # taken out of error answers (the relay)
 
     def send(self, call, deployment, served_by, total_ticks):
         """Start one attempt of ``call`` on ``deployment``; returns its relay."""

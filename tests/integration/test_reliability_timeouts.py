@@ -16,6 +16,7 @@ import time
 import openai
 import pytest
 
+from answering_upstream import answering
 from harness import assert_no_crash_logged, start_gateway_process, start_mock_process
 from reliability_gateway import events_of, sdk
 from reliability_gateway import a, any_gateway, clean_logs, gateway, gateways, mocks  # noqa: F401 (the fixtures this module uses)
@@ -224,44 +225,6 @@ def test_a_model_connect_timeout_overrides_the_provider_and_is_retried(tmp_path,
 
 
 # --- back-pressure is not silence ------------------------------------------------------------------
-
-
-def answering(answer):
-    """An upstream on a loopback port that reads each request (keep-alive) and has ``answer(conn)``
-    write its answer: its port and stopper."""
-    import threading
-
-    server = socket.create_server(("127.0.0.1", 0))
-
-    def serve(conn):
-        with conn:
-            received = b""
-            try:
-                while True:  # one request after another, as a keep-alive upstream
-                    while b"\r\n\r\n" not in received:
-                        more = conn.recv(65536)
-                        if not more:
-                            return
-                        received += more
-                    head, _, received = received.partition(b"\r\n\r\n")
-                    length = int(next(line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")).split(b":")[1])
-                    while len(received) < length:
-                        received += conn.recv(65536)
-                    received = received[length:]
-                    answer(conn)
-            except OSError:
-                pass
-
-    def accept():
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    return server.getsockname()[1], server.close
 
 
 def fast_big_stream(events=2000, size=8000):

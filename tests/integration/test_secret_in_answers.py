@@ -1,0 +1,56 @@
+"""The provider key never reaches a client, even when the provider's error answer repeats it (some
+OpenAI-compatible servers answer "invalid key: sk-..."): the gateway masks it in every error
+answer it relays, passthrough or translated, keeping the first 3 and last 4 characters as OpenAI's
+own messages do, and the answer's length true (the SDK reads it whole)."""
+
+import json
+
+import openai
+import pytest
+
+from answering_upstream import answering
+from harness import assert_no_crash_logged, start_gateway_process
+
+KEY = "sk-provider-0123456789abcdef"
+MASKED = "sk-" + "*" * (len(KEY) - 7) + "cdef"
+
+
+def echoing_key(kind):
+    """An upstream answering 401 with a body that repeats the key, in ``kind``'s error shape."""
+    if kind == "anthropic":
+        body = {"type": "error", "error": {"type": "authentication_error", "message": f"invalid x-api-key: {KEY}"}}
+    else:
+        body = {"error": {"message": f"Incorrect API key provided: {KEY}", "type": "invalid_request_error", "code": "invalid_api_key"}}
+    data = json.dumps(body).encode()
+
+    def answer(conn):
+        conn.sendall(b"HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(data), data))
+
+    return answering(answer)
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_an_error_answer_repeating_the_provider_key_reaches_the_client_masked(tmp_path, kind):
+    port, stop = echoing_key(kind)
+    config = f"""
+    [providers.up]
+    kind = "{kind}"
+    base_url = "http://127.0.0.1:{port}{'/v1' if kind == 'openai' else ''}"
+    api_key = "{KEY}"
+
+    [[models]]
+    name = "m"
+    provider = "up"
+    model = "claude-sonnet-4-5"
+    """
+    gateway = start_gateway_process(tmp_path / "alloy.toml", config)
+    try:
+        client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="client", max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as caught:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        said = caught.value.response.text
+        assert KEY not in said and MASKED in said, said
+        assert_no_crash_logged(gateway)
+    finally:
+        gateway.stop()
+        stop()
