@@ -70,7 +70,7 @@ class Call:
         self.relay = None  # the attempt in flight
         self.attempts = None  # the retry state, created by the first failure
         self.over = False  # the deployment has been told how its attempt ended
-        self.failing = False  # the attempt's answer is a failure relayed as it comes (see relaying_failure)
+        self.failing = False  # the attempt's answer is a failure relayed as it comes (last_failure_relayed)
         self.ended = False
         self.sent_at = self.head_at = self.ended_at = self.first_event_at = 0.0
         self.bytes_out = 0  # body bytes written to the client (what the relay wrote)
@@ -148,7 +148,7 @@ class Call:
         self.tail = tail
         if not self.over:
             self.over = True
-            if self.failing:  # relayed whole, but a failure all the same (relaying_failure)
+            if self.failing:  # relayed whole, but a failure all the same (last_failure_relayed)
                 self.deployment.failed()
             else:
                 self.deployment.succeeded()
@@ -167,20 +167,22 @@ class Call:
         self.finish()
 
     def last_failure_relayed(self, status):
-        """An answer of ``status`` (400 or more) that ``holds`` did not hold goes to the client as it
-        comes: one the deployment is blamed for (a retryable status, with no attempt left) counts
-        as a failure, as it would have once held."""
+        """The attempt's answer, of ``status`` (400 or more), goes to the client as it comes, as the
+        final answer: the last attempt's (``holds`` did not hold it), or a held one grown too big to
+        hold (memory stays bounded whatever an upstream sends). One the deployment is blamed for (a
+        retryable status) counts as its failure, as it would have once held; the deployment is
+        told when the attempt ends, whichever way: until then it holds its ``max_inflight`` slot."""
         if status in RETRYABLE_STATUSES:
-            self.relaying_failure()
-
-    def relaying_failure(self):
-        """The attempt's answer is a failure going to the client as it comes, as the final answer:
-        the last attempt's, or a held one grown too big to hold (memory stays bounded whatever an
-        upstream sends). The deployment is told when the attempt ends, whichever way, as a failure:
-        until then it holds its ``max_inflight`` slot."""
-        self.failing = True
+            self.failing = True
         if self.attempts is not None:
             self.attempts.last_failure = None
+
+    def request_at_fault(self):
+        """The attempt's answer blames the request (a 400, as ``Attempts.failed_with_answer``
+        reads it): the deployment did its job, whatever the client is told."""
+        if not self.over:
+            self.over = True
+            self.deployment.succeeded()
 
     def failed_for_good(self, error):
         """The attempt's answer cannot reach the client (it outgrew what may be held to translate

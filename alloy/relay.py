@@ -154,8 +154,14 @@ class PassthroughRelay(Relay):
         if not self.head_sent:
             if self.held is not None:
                 if self._hold(events):
+                    # Too big to hold: the final answer after all, relayed from here as it comes
+                    # (a 400 blames the request, not the deployment: Call.last_failure_relayed).
                     events, self.held = self.held, None
-                    self.call.relaying_failure()
+                    call = self.call
+                    status = events[0].status
+                    call.last_failure_relayed(status)
+                    call.head_arrived(status)
+                    call.head_at = self.held_at  # when it came, for the overhead header and the log
                     self._write(events)
                 return
             status = events[0].status
@@ -403,6 +409,8 @@ class TranslatedRelay(Relay):
             return
         if self.held is not None:
             if self._hold(events):
+                if self.held[0].status == 400:  # the request's fault: the deployment did its job
+                    self.call.request_at_fault()
                 self._overflow(HOLD_LIMIT, "error answer")
             return
         for event in events:

@@ -46,8 +46,8 @@ def data_url(url, param, what):
     ``data:text/plain;charset=utf-8;base64,...``, RFC 2397) -> (media type, base64 data), or raises
     the client's 400 naming ``what`` it was given as (an image, a file)."""
     header, comma, data = url[5:].partition(",") if url.startswith("data:") else ("", "", "")
-    media_type, *_, encoding = header.split(";") if ";" in header else (header, "")
-    if not comma or encoding != "base64" or not media_type:
+    media_type, *_, encoding = header.lower().split(";") if ";" in header else (header.lower(), "")
+    if not comma or encoding.strip() != "base64" or not media_type:
         raise InvalidRequest(f"{param}: a data URL {what} must be data:<type>;base64,<data>", param=param)
     return media_type, data
 

@@ -413,3 +413,42 @@ def test_a_last_failure_cut_short_counts_once_and_holds_its_slot_until_it_ends(t
         release.set()
         gateway.stop()
         stop()
+
+
+def test_a_held_400_too_big_to_hold_is_the_requests_fault_and_says_when_it_came(tmp_path):
+    """A 400 is held while a context-window fallback may repair it; past 1 MiB it goes to the client
+    as it comes. It blames the request, not the deployment (the breaker, at one failure, stays
+    shut), and the answer's overhead header is the gateway's time, not a clock never set."""
+    body = json.dumps({"error": {"message": "x" * 1_200_000, "type": "invalid_request_error", "code": "bad"}}).encode()
+
+    def big_400(conn):
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+
+    port, stop = answering(big_400)
+    config = f"""
+    [router]
+    failure_threshold = 1
+    cooldown = 60
+
+    [providers.up]
+    base_url = "http://127.0.0.1:{port}/v1"
+    api_key = "sk-up"
+
+    [[models]]
+    name = "m"
+    provider = "up"
+    context_window_fallbacks = ["m2"]
+
+    [[models]]
+    name = "m2"
+    provider = "up"
+    """
+    gateway = start_gateway_process(tmp_path / "alloy.toml", config)
+    try:
+        reply = call(gateway, "m")
+        assert reply.status == 400 and len(reply.data) == len(body)
+        assert 0 <= int(reply.headers["x-alloy-overhead-us"]) < 5_000_000
+        assert deployment_report(gateway, "m")["state"] == "healthy"
+    finally:
+        gateway.stop()
+        stop()
