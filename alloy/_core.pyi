@@ -78,6 +78,10 @@ class RequestParser:
     def reading_body(self) -> bool:
         """The head of the request being read is whole: its body is arriving."""
     @property
+    def arriving_headers(self) -> dict | None:
+        """While the body of a request is arriving (its head is whole): that request's headers, for
+        an answer that refuses it before its body is (the 408 of a slow body); else None."""
+    @property
     def waiting_head(self) -> Request | None:
         """While ``expect_continue``: the request whose body the client holds back, with an empty
         body (a copy), so the server may refuse it from its head alone (RFC 9110 section 10.1.1);

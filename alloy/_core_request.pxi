@@ -83,6 +83,12 @@ cdef class RequestParser:
         return self._state == S_BODY_LENGTH or self._state == S_BODY_CHUNKED
 
     @property
+    def arriving_headers(self):
+        if self._state != S_BODY_LENGTH and self._state != S_BODY_CHUNKED:
+            return None
+        return (<Request>self._current).headers
+
+    @property
     def waiting_head(self):
         if not self._expect_continue:
             return None

@@ -333,6 +333,11 @@ class RequestParser:
         return self._state == _BODY_LENGTH or self._state == _BODY_CHUNKED
 
     @property
+    def arriving_headers(self):
+        """See ``alloy/_core.pyi``."""
+        return self._current[3] if self._state == _BODY_LENGTH or self._state == _BODY_CHUNKED else None
+
+    @property
     def waiting_head(self):
         """See ``alloy/_core.pyi``."""
         if not self._expect_continue:

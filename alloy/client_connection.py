@@ -411,7 +411,10 @@ class ClientConnection(asyncio.Protocol):
                 self.read_since = now - 1
             next_due = self.read_since + sweeps(settings.read_timeout)
             if now >= next_due:
-                self.refuse(RequestTimeout("the request was not received in time"))
+                error = RequestTimeout("the request was not received in time")
+                # A slow body's head is known: a browser's request gets its CORS lines (refuse).
+                error.headers = self.parser.arriving_headers
+                self.refuse(error)
                 return
         else:
             if gateway.draining and not self.queue:

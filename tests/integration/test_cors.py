@@ -186,3 +186,26 @@ def test_a_body_refused_for_its_size_still_names_the_origin(tmp_path_factory, up
         assert status == 413 and headers["access-control-allow-origin"] == APP
     finally:
         process.stop()
+
+
+def test_a_body_too_slow_to_arrive_still_names_the_origin(tmp_path_factory, upstream):
+    # 408 comes while the body is arriving: its head was read, so the page can still read the 408.
+    import socket
+
+    process = gateway_with(tmp_path_factory, upstream, [APP])
+    try:
+        process.config.write_text(process.config.read_text().replace("[server]", "[server]\nread_timeout = 1"))
+        status, _, _, data = call(process, "POST", "/admin/reload", {"Authorization": f"Bearer {MASTER}"}, b"")
+        assert status == 200, data
+        with socket.create_connection(("127.0.0.1", process.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nOrigin: " + APP.encode()
+                + b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\""
+            )  # fmt: skip
+            received = b""
+            while piece := sock.recv(65536):
+                received += piece
+        head = received.partition(b"\r\n\r\n")[0].lower()
+        assert head.startswith(b"http/1.1 408 ") and b"access-control-allow-origin: " + APP.encode() in head
+    finally:
+        process.stop()
