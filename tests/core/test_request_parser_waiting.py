@@ -1,6 +1,7 @@
 """RequestParser while a request is not whole yet: ``in_progress`` (a request begun),
 ``expect_continue`` (RFC 9110 section 10.1.1: a head that holds its body back for ``100 Continue``)
-and ``waiting_head`` (that head, for a refusal decided from it alone)."""
+and ``waiting_head`` (that head, for a refusal decided from it alone), ``arriving_headers`` (the
+headers of a request whose body is arriving, for the 408 of a slow one)."""
 
 import pytest
 
@@ -16,6 +17,18 @@ def test_in_progress_tracks_buffered_request_bytes(core):
     assert parser.in_progress
     assert len(parser.feed(b"cd")) == 1
     assert not parser.in_progress
+
+
+@pytest.mark.parametrize("framing", [b"Content-Length: 4\r\n", b"Transfer-Encoding: chunked\r\n"])
+def test_arriving_headers_while_the_body_arrives(core, framing):
+    parser = core.RequestParser()
+    assert parser.arriving_headers is None
+    parser.feed(b"POST / HTTP/1.1\r\nHost: h\r\nOrigin: https://app.example\r\n")
+    assert parser.arriving_headers is None  # the head is not whole yet
+    parser.feed(framing + b"\r\n" + (b"ab" if b"Length" in framing else b"2\r\nab\r\n"))
+    assert parser.arriving_headers[b"origin"] == b"https://app.example"
+    parser.feed(b"cd" if b"Length" in framing else b"2\r\ncd\r\n0\r\n\r\n")
+    assert parser.arriving_headers is None  # whole: nothing is arriving
 
 
 def test_expect_continue_while_body_awaited(core):
