@@ -284,11 +284,12 @@ class ClientConnection(asyncio.Protocol):
         one). ``request`` None: one the parser refused, or that did not arrive in time (413, 431,
         400, 408), with no method or path to tell; the connection closes after it."""
         gateway = self.gateway
-        id_line = gateway.pipeline.request_ids.line(NO_HEADERS if request is None else request.headers)
+        # A 413's or a slow body's 408's head was read: its headers are known (x-request-id, CORS).
+        headers = request.headers if request is not None else getattr(error, "headers", None)
+        id_line = gateway.pipeline.request_ids.line(NO_HEADERS if headers is None else headers)
         if gateway.refused is not None:
             gateway.refused(request, self, error.status, error, id_line)
-        if request is None:  # (a 413's target and headers are known: its head was read)
-            headers = getattr(error, "headers", None)
+        if request is None:
             extra = id_line if headers is None else id_line + self.cors_lines(headers)
             self.transport.write(self.closing_answer(error, getattr(error, "target", None), extra))
             self.close()

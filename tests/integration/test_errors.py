@@ -281,6 +281,7 @@ def test_errors_answered_before_any_call_carry_a_request_id(locked_gateway):
     for raw, expected in (
         (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n{}", b"400"),
         (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n", b"413"),
+        (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-request-id: client-req-8\r\nContent-Length: 999999999999\r\n\r\n", b"413"),
     ):
         with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
             sock.sendall(raw)
@@ -292,6 +293,8 @@ def test_errors_answered_before_any_call_carry_a_request_id(locked_gateway):
                 answer += piece
         head = answer.split(b"\r\n\r\n")[0].lower()
         assert head.split(b" ")[1] == expected and b"\r\nx-request-id: " in head, answer
+        if b"client-req-8" in raw:  # a refusal from a head that was read whole keeps the client's id
+            assert b"\r\nx-request-id: client-req-8\r\n" in head, answer
 
 
 def test_master_key_bearer_scheme_is_case_insensitive(locked_gateway, upstream):
