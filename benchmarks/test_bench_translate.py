@@ -68,6 +68,7 @@ def _anthropic_stream():
     translator = anthropic.StreamTranslator("claude", False)
     translator.feed(b"message_start", ANTHROPIC_START)
     translator.feed(b"content_block_start", ANTHROPIC_BLOCK)
+    translator.feed(b"content_block_delta", ANTHROPIC_DELTA)  # the first text goes with the role chunk
     return translator
 
 
