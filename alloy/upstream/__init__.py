@@ -48,11 +48,16 @@ class Timeouts:
     first_byte_ticks: int = field(init=False)
     idle_ticks: int = field(init=False)
     connect_ticks: int = field(init=False)  # also the longest wait for a free pooled connection
+    # The soonest a response deadline can fall after the send: the first byte's, or the stream
+    # idle one when that is shorter (it runs from the head, which may come at once). A request is
+    # filed in the wheel for it, so a short idle limit is watched from the start.
+    watch_ticks: int = field(init=False)
 
     def __post_init__(self):
         object.__setattr__(self, "connect_ticks", sweep_ticks(self.connect))
         object.__setattr__(self, "first_byte_ticks", sweep_ticks(self.first_byte))
         object.__setattr__(self, "idle_ticks", sweep_ticks(self.stream_idle))
+        object.__setattr__(self, "watch_ticks", min(self.first_byte_ticks, self.idle_ticks))
 
 
 class UpstreamRequest:

@@ -65,11 +65,6 @@ class UpstreamConnection(asyncio.Protocol):
             if events:
                 if self._head is None and type(events[0]) is not bytes:
                     self._head = events[0]
-                    timeouts = self._request.timeouts
-                    if timeouts.idle_ticks < timeouts.first_byte_ticks:
-                        # Filed for the first-byte deadline; the stream-idle one, which starts
-                        # now, falls earlier.
-                        self.wheel.file(self, self._request.deadline(self.sent_at, self.read_at, True))
                 sink.upstream_events(events, done)
             if done and self._sink is sink:
                 self._finish()
@@ -122,8 +117,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._received = False
         wheel = self.wheel
         self.sent_at = self.read_at = now = wheel.now
-        # request.deadline(now, now, False), inlined: this runs for every request
-        ticks = request.timeouts.first_byte_ticks
+        # The soonest deadline (Timeouts.watch_ticks: the first byte's, or a shorter stream-idle
+        # one from a head that may come at once), inlined: this runs for every request
+        ticks = request.timeouts.watch_ticks
         total = request.total_ticks
         deadline = now + (total if total and total < ticks else ticks)
         if not self.due or self.due > deadline:  # a reused connection is often filed early enough

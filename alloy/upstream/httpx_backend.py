@@ -91,7 +91,10 @@ class HttpxUpstream:
         exchange = HttpxExchange(self, request, sink, timeout)
         exchange.task = self.loop.create_task(exchange.run(request.method.decode(), url, headers, body))
         self.active.add(exchange)
-        self.wheel.file(exchange, request.deadline(exchange.sent_at, exchange.sent_at, False))
+        # Filed for the soonest deadline (Timeouts.watch_ticks: a shorter stream-idle one runs
+        # from a head that may come at once); on_due files it again for the real one.
+        sent = exchange.sent_at
+        self.wheel.file(exchange, min(request.deadline(sent, sent, False), sent + request.timeouts.watch_ticks))
         return exchange
 
     def tick(self):
@@ -124,8 +127,6 @@ class HttpxExchange:
             async with stream as response:
                 self.received = True
                 self.read_at = self.wheel.now
-                # Filed for the first-byte deadline: the stream-idle one may fall earlier.
-                self.wheel.file(self, self.request.deadline(self.sent_at, self.read_at, True))
                 sink.upstream_events([HttpxHead(response)], False)
                 async for piece in response.aiter_raw():
                     self.read_at = self.wheel.now
