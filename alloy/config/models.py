@@ -6,18 +6,23 @@ the check, once every model is read, that each fallback names a known model or a
 
 from dataclasses import dataclass
 
+import orjson
+
 from alloy.config.reading import ConfigError, _Section
 from alloy.config.router import STRATEGIES
-
-# What a request may name (``alloy.core``'s model check): a name or alias outside it could never be
-# asked for, yet would show in /v1/models and the metrics' labels.
-MAX_MODEL_BYTES = 256
+from alloy.core import scan_body
+from alloy.errors import InvalidRequest
 
 
 def _requestable(section, key, names):
+    """``names``, each checked by the rule a request's model meets (the core's scan of a body): a
+    name or alias outside it could never be asked for, yet would show in /v1/models and the
+    metrics' labels."""
     for name in names:
-        if not name.isprintable() or len(name.encode()) > MAX_MODEL_BYTES:
-            section._fail(key, f"{name!r} is not a name a request can use: printable text of at most {MAX_MODEL_BYTES} bytes")
+        try:
+            scan_body(orjson.dumps({"model": name}))
+        except InvalidRequest as refusal:
+            section._fail(key, f"{name!r} is not a name a request can use: {refusal.message}")
     return names
 
 

@@ -72,6 +72,13 @@ def _user_text(found):
     return text if 0 < len(text) <= MAX_USER else None
 
 
+def tags_text(tags):
+    """The ``x-alloy-tags`` header as the ledger stores it (None without one): UTF-8 text, a byte
+    that is not UTF-8 read as U+FFFD, at most 256 characters. (A call's row is converted the same
+    way by its writer thread: ``alloy.core.ledger_stored``.)"""
+    return None if tags is None else tags[:1024].decode("utf-8", "replace")[:256]
+
+
 def metadata_source(body):
     """The body when it may carry ``metadata`` (one search), else None."""
     return body if MARKER in body else None

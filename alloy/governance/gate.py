@@ -31,7 +31,7 @@ from time import monotonic, time
 from alloy.auth import compare_digest
 from alloy.core import ratelimit_lines, usage_cost
 from alloy.errors import AlloyError, AuthenticationFailed, InvalidRequest, ModelNotFound, PermissionDenied
-from alloy.governance.attribution import attribution
+from alloy.governance.attribution import attribution, tags_text
 from alloy.governance.counters import CounterTable
 from alloy.governance.keyring import Keyring
 from alloy.governance.ledger import Ledger
@@ -283,8 +283,7 @@ class Governance:
 
     def refused_call(self, call, error):
         request = call.request
-        tags = request.headers.get(b"x-alloy-tags")
-        call_refused(self.ledger, call, error, attribution(call.scan, request.body)[0], None if tags is None else tags[:1024].decode("utf-8", "replace")[:256])
+        call_refused(self.ledger, call, error, attribution(call.scan, request.body)[0], tags_text(request.headers.get(b"x-alloy-tags")))
 
     def _release_shared(self, key, held, used, cost):
         self.pipeline.loop.create_task(self._released_shared(key, held, used, cost))
