@@ -30,9 +30,10 @@ def upstream():
     server.close()
 
 
-def gateway_with(tmp_path_factory, upstream, origins):
-    """A gateway with ``cors_origins`` (None: not set); ``.config`` is its file."""
-    setting = "" if origins is None else f"cors_origins = {json.dumps(origins)}"
+def gateway_with(tmp_path_factory, upstream, origins, server=""):
+    """A gateway with ``cors_origins`` (None: not set) and ``server``'s other ``[server]`` lines;
+    ``.config`` is its file."""
+    setting = ("" if origins is None else f"cors_origins = {json.dumps(origins)}") + "\n        " + server
     config = tmp_path_factory.mktemp("cors") / "alloy.toml"
     process = start_gateway_process(
         config,
@@ -177,11 +178,8 @@ def test_a_cors_origin_that_is_not_an_origin_refuses_the_start(tmp_path, origins
 
 def test_a_body_refused_for_its_size_still_names_the_origin(tmp_path_factory, upstream):
     # 413 comes from the head alone, before the body is read; the page must still be able to read it.
-    process = gateway_with(tmp_path_factory, upstream, [APP])
+    process = gateway_with(tmp_path_factory, upstream, [APP], server="max_body_bytes = 1000")
     try:
-        process.config.write_text(process.config.read_text().replace("[server]", "[server]\nmax_body_bytes = 1000"))
-        status, _, _, data = call(process, "POST", "/admin/reload", {"Authorization": f"Bearer {MASTER}"}, b"")
-        assert status == 200, data
         status, headers, _, _ = chat(process, APP, body=json.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 5000}]}))
         assert status == 413 and headers["access-control-allow-origin"] == APP
     finally:
@@ -192,11 +190,8 @@ def test_a_body_too_slow_to_arrive_still_names_the_origin(tmp_path_factory, upst
     # 408 comes while the body is arriving: its head was read, so the page can still read the 408.
     import socket
 
-    process = gateway_with(tmp_path_factory, upstream, [APP])
+    process = gateway_with(tmp_path_factory, upstream, [APP], server="read_timeout = 1")
     try:
-        process.config.write_text(process.config.read_text().replace("[server]", "[server]\nread_timeout = 1"))
-        status, _, _, data = call(process, "POST", "/admin/reload", {"Authorization": f"Bearer {MASTER}"}, b"")
-        assert status == 200, data
         with socket.create_connection(("127.0.0.1", process.port), timeout=10) as sock:
             sock.sendall(
                 b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nOrigin: " + APP.encode()

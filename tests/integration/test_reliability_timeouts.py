@@ -16,11 +16,11 @@ import time
 import openai
 import pytest
 
-from answering_upstream import answering
 from harness import assert_no_crash_logged, start_gateway_process, start_mock_process
 from reliability_gateway import events_of, sdk
 from reliability_gateway import a, any_gateway, clean_logs, gateway, gateways, mocks  # noqa: F401 (the fixtures this module uses)
 from reliability_helpers import PROVIDER_KEY, call, chats, openai_error
+from security_helpers import ScriptedUpstream
 
 
 # --- timeouts ---------------------------------------------------------------------------------------
@@ -234,13 +234,13 @@ def fast_big_stream(events=2000, size=8000):
     event = b"data: " + b"y" * size + b"\n\n"
     piece = b"%x\r\n%s\r\n" % (len(event), event)
 
-    def answer(conn):
-        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+    def answer(request):
+        yield b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
         for _ in range(events):
-            conn.sendall(piece)
-        conn.sendall(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
+            yield piece
+        yield b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
 
-    return answering(answer)
+    return ScriptedUpstream(answer)
 
 
 def test_a_client_reading_slowly_is_not_upstream_silence(tmp_path):
@@ -248,7 +248,8 @@ def test_a_client_reading_slowly_is_not_upstream_silence(tmp_path):
     pause is not the upstream going silent: the stream outlives ``stream_idle_timeout`` whole, the
     deployment is not blamed (its breaker stays shut for everyone else). (A stream whose upstream
     really stops still ends at the timeout: ``test_stream_idle_timeout_ends_the_stream_with_an_error_event``.)"""
-    port, stop = fast_big_stream()
+    upstream = fast_big_stream()
+    port, stop = upstream.port, upstream.stop
     config = f"""
     [providers.up]
     base_url = "http://127.0.0.1:{port}/v1"
@@ -323,14 +324,15 @@ def test_a_last_attempts_failure_goes_out_as_it_comes(tmp_path):
     fallback) it is the answer: relayed as it comes, not held until its body ends (this one's
     never does, it trickles)."""
 
-    def trickling_500(conn):
-        conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
-        conn.sendall(b'1b\r\n{"error":{"message":"down",\r\n')
+    def trickling_500(request):
+        yield b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+        yield b'1b\r\n{"error":{"message":"down",\r\n'
         for _ in range(40):
             time.sleep(0.2)
-            conn.sendall(b"1\r\n \r\n")
+            yield b"1\r\n \r\n"
 
-    port, stop = answering(trickling_500)
+    upstream = ScriptedUpstream(trickling_500)
+    port, stop = upstream.port, upstream.stop
     config = f"""
     [router]
     max_retries = 0
@@ -372,12 +374,13 @@ def test_a_last_failure_cut_short_counts_once_and_holds_its_slot_until_it_ends(t
     shut after one request)."""
     release = threading.Event()
 
-    def failing(conn):
-        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n" + b'{"error":')
+    def failing(request):
+        yield b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n" + b'{"error":'
         release.wait(10)
-        conn.shutdown(socket.SHUT_RDWR)  # 91 bytes short
+        raise OSError("cut short")  # the connection closes 91 bytes short
 
-    port, stop = answering(failing)
+    upstream = ScriptedUpstream(failing)
+    port, stop = upstream.port, upstream.stop
     config = f"""
     [router]
     max_retries = 0
@@ -421,10 +424,8 @@ def test_a_held_400_too_big_to_hold_is_the_requests_fault_and_says_when_it_came(
     shut), and the answer's overhead header is the gateway's time, not a clock never set."""
     body = json.dumps({"error": {"message": "x" * 1_200_000, "type": "invalid_request_error", "code": "bad"}}).encode()
 
-    def big_400(conn):
-        conn.sendall(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
-
-    port, stop = answering(big_400)
+    upstream = ScriptedUpstream(lambda request: b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+    port, stop = upstream.port, upstream.stop
     config = f"""
     [router]
     failure_threshold = 1

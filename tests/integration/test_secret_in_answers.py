@@ -8,8 +8,8 @@ import json
 import openai
 import pytest
 
-from answering_upstream import answering
 from harness import assert_no_crash_logged, start_gateway_process
+from security_helpers import ScriptedUpstream
 
 KEY = "sk-provider-0123456789abcdef"
 MASKED = "sk-" + "*" * (len(KEY) - 7) + "cdef"
@@ -22,16 +22,13 @@ def echoing_key(kind):
     else:
         body = {"error": {"message": f"Incorrect API key provided: {KEY}", "type": "invalid_request_error", "code": "invalid_api_key"}}
     data = json.dumps(body).encode()
-
-    def answer(conn):
-        conn.sendall(b"HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(data), data))
-
-    return answering(answer)
+    return ScriptedUpstream(lambda request: b"HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(data), data))
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
 def test_an_error_answer_repeating_the_provider_key_reaches_the_client_masked(tmp_path, kind):
-    port, stop = echoing_key(kind)
+    upstream = echoing_key(kind)
+    port, stop = upstream.port, upstream.stop
     config = f"""
     [providers.up]
     kind = "{kind}"
