@@ -129,7 +129,9 @@ def masked_secret(api_key):
 
 
 class PassthroughRelay(Relay):
-    __slots__ = ("response_skip", "head_sent", "event_stream", "closed_chunks", "hidden_usage", "whole", "scrub")
+    __slots__ = (
+        "response_skip", "head_sent", "event_stream", "closed_chunks", "hidden_usage", "whole", "scrub", "until_close",
+    )  # fmt: skip
 
     def __init__(self, call, extra_headers, response_skip, hidden_usage=None):
         super().__init__(call, extra_headers)
@@ -145,6 +147,7 @@ class PassthroughRelay(Relay):
         # event stream (the hidden-usage filter above cuts its events itself when it runs).
         self.whole = None
         self.scrub = None  # an error answer's: (the provider key, its mask), see masked_secret
+        self.until_close = False  # the upstream's body has neither length nor chunks: it ends at close
 
     # --- the sink interface ------------------------------------------------------------------------
 
@@ -195,12 +198,19 @@ class PassthroughRelay(Relay):
     def upstream_done(self):
         if self.finished:
             return
-        self.finished = True
         if self.held is not None:
+            self.finished = True
             self.call.failed_with_answer(self)
             return
         out = [LAST_CHUNK] if self.chunked and not self.closed_chunks else []
-        left = self._left_over()  # the upstream ended inside an event: as it came
+        left = self._left_over()  # the upstream ended inside an event
+        if left and self.until_close:
+            # Its end was the connection's close, halfway through an event: a cut, not a finish
+            # (a closed chunked or sized answer that stops mid-event is the provider's choice).
+            name = self.call.deployment.provider.name
+            self.upstream_failed(UpstreamProtocolError(f"upstream '{name}' closed the stream inside an event"))
+            return
+        self.finished = True
         if left:
             out.insert(0, self._piece(self._last_piece(left)))
         self.call.succeeded((self.before_last, self.last))
@@ -333,6 +343,7 @@ class PassthroughRelay(Relay):
             # A body of announced length goes as it is (taking usage out would break its length).
             self.hidden_usage = None
             return frame_head(status, block, head.content_length, close)
+        self.until_close = not head.chunked
         content_type = head.get(b"content-type")
         self.event_stream = content_type is not None and content_type.startswith(b"text/event-stream")
         if head.get(b"content-encoding") not in (None, b"identity"):

@@ -1,9 +1,9 @@
 """An upstream scripted by the client: each POST is answered 200 with the body its ``x-answer``
 header carries (base64), of the content type ``x-answer-type`` names (JSON unless told), with the
 extra header ``x-answer-header`` names (``name: value``); with ``x-answer-cut``, chunked and cut
-short: the body in one chunk, then the connection closes without the last chunk. Client headers
-such as these reach the
-upstream through Alloy, so a test can make the provider answer anything, request by request.
+short: the body in one chunk, then the connection closes without the last chunk; with
+``x-answer-close``, neither a length nor chunks: the body ends when the connection closes (HTTP/1.0
+servers and some proxies). Client headers such as these reach the upstream through Alloy, so a test can make the provider answer anything, request by request.
 ``requests`` counts what reached it."""
 
 import base64
@@ -36,6 +36,12 @@ class ScriptedUpstream:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(body), body))  # and never the last chunk
                     self.close_connection = True
                     return
+                if self.headers.get("x-answer-close"):
+                    self.send_header("connection", "close")
+                    self.end_headers()
+                    self.wfile.write(body)  # its end is the connection's
+                    self.close_connection = True
+                    return
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -53,13 +59,16 @@ class ScriptedUpstream:
         self.server.server_close()
 
 
-def answer(body, content_type="application/json", header=None, cut=False):
+def answer(body, content_type="application/json", header=None, cut=False, until_close=False):
     """The request headers that script the answer: ``body`` (bytes, or JSON to dump), its content
-    type, one extra answer header (``"name: value"``), and whether it is cut short."""
+    type, one extra answer header (``"name: value"``), whether it is cut short, and whether it ends
+    at the connection's close."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     scripted = {"x-answer": base64.b64encode(data).decode(), "x-answer-type": content_type}
     if header is not None:
         scripted["x-answer-header"] = header
     if cut:
         scripted["x-answer-cut"] = "1"
+    if until_close:
+        scripted["x-answer-close"] = "1"
     return scripted

@@ -300,3 +300,28 @@ def test_a_whole_answer_cut_short_is_a_502_for_messages_and_responses_clients(ga
     with pytest.raises(openai.InternalServerError) as caught:
         chat_client(gateway).responses.create(model="local/m", input="hi", extra_headers=cut)
     assert caught.value.status_code == 502 and caught.value.code == "upstream_protocol_error"
+
+
+CHUNK = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+         "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}  # fmt: skip
+
+
+def test_a_stream_that_ends_at_close_is_relayed_whole(gateway):
+    # No length, no chunks (an HTTP/1.0 server, some proxies): the close is the stream's end.
+    body = events(CHUNK) + b"data: [DONE]\n\n"
+    chunks = list(ask(gateway, "local/m", answer(body, "text/event-stream", until_close=True), stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "hi"
+
+
+def test_a_stream_that_ends_at_close_inside_an_event_ends_with_an_error(gateway):
+    # The connection closed halfway through an event: the stream was cut, not finished, and the
+    # client must be able to tell (the SDK raises on the error event) rather than take a partial
+    # answer for a whole one.
+    body = events(CHUNK) + b'data: {"id": "c1", "object": "chat.comp'
+    stream = ask(gateway, "local/m", answer(body, "text/event-stream", until_close=True), stream=True)
+    received = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content)
+    assert received == ["hi"]
+    assert "inside an event" in str(caught.value)
