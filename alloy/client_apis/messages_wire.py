@@ -181,7 +181,7 @@ class MessagesTransport:
     __slots__ = (
         "connection", "real", "model", "stream", "input_tokens", "max_buffered", "parser", "state", "status",
         "closing", "kept", "event_stream", "head_bytes", "pieces", "buffered", "splitter", "translator", "started",
-        "old_client", "until_close", "opening", "start_usage", "tail",
+        "old_client", "until_close", "opening", "start_usage", "tail", "sent",
     )  # fmt: skip
 
     def __init__(self, connection, model, stream, max_buffered, input_tokens=0):
@@ -208,6 +208,7 @@ class MessagesTransport:
         self.opening = None  # a native stream's first bytes, until its message_start is whole
         self.start_usage = None  # ... and that event's usage: the stream's input tokens
         self.tail = None  # a native stream's last bytes (MAX_TAIL at most): its final usage is there
+        self.sent = 0  # body bytes of a translated answer written to the client (the access log's bytes_out)
 
     # --- what the relay and the call use of a transport ----------------------------------------------
 
@@ -247,6 +248,9 @@ class MessagesTransport:
         if out:
             self.started = True
             self.real.writelines(out)
+            call = self.connection.current
+            if call is not None:
+                call.bytes_out = self.sent  # what the client got, not the chat completion read back
 
     def writelines(self, pieces):
         self.write(b"".join(pieces))
@@ -360,6 +364,11 @@ class MessagesTransport:
     def _chunk(self, data):
         return data if self.until_close else frame_chunk(data)
 
+    def _body(self, data):
+        """A piece of a translated stream, counted and framed."""
+        self.sent += len(data)
+        return self._chunk(data)
+
     def _last_chunk(self):
         return () if self.until_close else (LAST_CHUNK,)
 
@@ -374,7 +383,7 @@ class MessagesTransport:
             for _, data in self.splitter.feed(piece):
                 translated.extend(self.translator.feed(data))
             if translated:
-                out.append(self._chunk(b"".join(translated)))
+                out.append(self._body(b"".join(translated)))
             return
         self.pieces.append(piece)
         self.buffered += len(piece)
@@ -391,13 +400,15 @@ class MessagesTransport:
                 translated.extend(self.translator.feed(data))
             translated.extend(self.translator.finish())
             if translated:
-                out.append(self._chunk(b"".join(translated)))
+                out.append(self._body(b"".join(translated)))
             out.extend(self._last_chunk())
             return
         body = b"".join(self.pieces)
         self.pieces = []
         if state == ERROR:
-            out.append(frame_response(self.status, JSON_HEADER + self.kept, self._error_body(body), self.closing))
+            body = self._error_body(body)
+            self.sent += len(body)
+            out.append(frame_response(self.status, JSON_HEADER + self.kept, body, self.closing))
             return
         try:
             chat = orjson.loads(body)
@@ -406,9 +417,11 @@ class MessagesTransport:
         if self.stream:
             events = self._answer_events(chat)
             head = self._stream_head(EVENT_STREAM_HEADERS + self.kept)
-            out.extend((head, self._chunk(b"".join(events)), *self._last_chunk()))
+            out.extend((head, self._body(b"".join(events)), *self._last_chunk()))
         else:
-            out.append(frame_response(200, JSON_HEADER + self.kept, orjson.dumps(self._answer(chat)), self.closing))
+            body = orjson.dumps(self._answer(chat))
+            self.sent += len(body)
+            out.append(frame_response(200, JSON_HEADER + self.kept, body, self.closing))
 
     # What the client API makes of a complete answer (the Responses transport has its own).
 

@@ -95,7 +95,8 @@ def test_each_request_is_one_json_line_with_its_fields(start_gateway, mock, tmp_
     refused_status, _, _ = post(gateway, chat(), {"x-request-id": "refused-1"})
     assert refused_status == 401  # no key: refused before any call
     messages = {"model": "fast", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
-    assert post(gateway, messages, {"x-api-key": MASTER, "anthropic-version": "2023-06-01"}, "/v1/messages")[0] == 200
+    anthropic_status, anthropic_body, _ = post(gateway, messages, {"x-api-key": MASTER, "anthropic-version": "2023-06-01"}, "/v1/messages")
+    assert anthropic_status == 200
     scrape(gateway.base, key=MASTER)  # not a /v1/ request: not logged
 
     lines = [json.loads(line) for line in lines_of(log, 6)]
@@ -141,11 +142,30 @@ def test_each_request_is_one_json_line_with_its_fields(start_gateway, mock, tmp_
     assert anthropic["path"] == "/v1/messages" and anthropic["status"] == 200
     assert anthropic["model"] == "fast" and anthropic["provider"] == "openai"
     assert anthropic["client"].startswith("127.0.0.1:")  # a Messages call asks the client's connection
+    assert anthropic["bytes_out"] == len(anthropic_body)  # the Message it got, not the chat completion behind it
     assert MASTER not in log.read_text() and KEY not in log.read_text()  # never a key
     counted = scrape(gateway.base, key=MASTER)
     assert counted.value("alloy_access_log_lines_total") == 6
     assert counted.value("alloy_access_log_dropped_total") == 0
     assert_no_crash_logged(gateway)
+
+
+def test_bytes_out_is_what_a_messages_or_responses_client_received(start_gateway, mock, tmp_path):
+    # Their answers are translated from a chat completion: the line counts the translated body
+    # (without the chunk framing), streamed or whole.
+    log = tmp_path / "access.log"
+    chat_only = f'[providers.plain]\nkind = "openai"\nbase_url = "{mock.base}/v1"\napi_key = "env:K"\nresponses_api = false\n'
+    gateway = start(start_gateway, mock, f'path = "{log}"', extra=chat_only)
+    messages = {"model": "fast", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    received = [
+        post(gateway, {**messages, "stream": True}, {"anthropic-version": "2023-06-01"}, "/v1/messages")[1],
+        post(gateway, {"model": "plain/gpt-4o-mini", "input": "hi", "stream": True}, path="/v1/responses")[1],
+        post(gateway, {"model": "plain/gpt-4o-mini", "input": "hi"}, path="/v1/responses")[1],
+    ]
+    assert received[0].startswith(b"event: message_start") and received[1].startswith(b"event: response.created")
+    lines = [json.loads(line) for line in lines_of(log, 3)]
+    assert [line["status"] for line in lines] == [200, 200, 200]
+    assert [line["bytes_out"] for line in lines] == [len(body) for body in received]
 
 
 def test_text_format_is_one_key_value_line_per_request(start_gateway, mock, tmp_path):
