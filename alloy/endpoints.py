@@ -33,6 +33,8 @@ class Endpoints:
 
     def dispatch(self, request, connection):
         method = request.method
+        if method == b"GET" and request.target == b"/health":
+            return self.health  # what load balancers poll, many times a second: first and cheapest
         if method not in KNOWN_METHODS:
             raise MethodNotImplemented(f"the method {method[:32].decode('latin-1')} is not implemented")
         if method == b"OPTIONS" and self.pipeline.cors is not None:
