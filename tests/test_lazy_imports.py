@@ -95,6 +95,12 @@ def test_a_gateway_in_front_of_a_provider_imports_nothing_it_does_not_use(tmp_pa
     assert sorted(modules.intersection(NEVER_AT_START)) == []
 
 
+def test_an_https_provider_loads_no_ca_store_until_it_connects(tmp_path):
+    # The CA store (certifi's, ~2.5 MB with its TLS context) is loaded by the first connection.
+    modules = started_modules(tmp_path, env={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "https://127.0.0.1:9/v1"})
+    assert "alloy.upstream.pool" in modules and "certifi" not in modules
+
+
 def test_without_a_provider_only_the_builtin_mock_is_added(tmp_path):
     modules = started_modules(tmp_path)
     assert "alloy.mock_upstream" in modules

@@ -42,6 +42,9 @@ class ProviderSettings:
     # Does the provider answer the OpenAI Responses API itself? None: only the "openai" kind does
     # (alloy.client_apis.responses_endpoint); false translates /v1/responses onto chat completions.
     responses_api: bool | None = None
+    # The CA certificates (PEM) that sign an https provider's certificate: a private CA, or a
+    # TLS-inspecting proxy's. None: SSL_CERT_FILE when set, else certifi's store.
+    ca_file: str | None = None
 
     @property
     def api(self):
@@ -93,9 +96,26 @@ def _load_provider(source, name, table, env):
         forward_client_headers=section.header_names("forward_client_headers"),
         hidden_response_headers=section.header_names("hidden_response_headers", HIDDEN_RESPONSE_HEADERS),
         responses_api=section.get("responses_api", bool, None),
+        ca_file=_ca_file(section),
     )
     section.finish()
     return provider
+
+
+def _ca_file(section):
+    """``ca_file``: a readable file, checked at start (its certificates are loaded by the first
+    https connection); a relative path is the working directory's."""
+    path = section.get("ca_file", str)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as pem:
+            first = pem.read(1 << 16)
+    except OSError as error:
+        section._fail("ca_file", f"cannot read {path!r}: {error.strerror or error}")
+    if b"-----BEGIN CERTIFICATE-----" not in first:
+        section._fail("ca_file", f"{path!r} holds no PEM certificate")
+    return path
 
 
 def _zero_config_providers(env):

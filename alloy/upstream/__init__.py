@@ -112,7 +112,7 @@ class UpstreamRequest:
 def open_upstream(provider, loop):
     """The backend a provider asked for (``client = "core"`` or ``"httpx"``). httpx is imported
     only when a provider asks for it: the default backend never needs its ~5 MB."""
-    origin = Origin.from_url(provider.base_url)
+    origin = Origin.from_url(provider.base_url, provider.ca_file)
     if provider.client == "httpx":
         from alloy.upstream.httpx_backend import HttpxUpstream
 

@@ -19,6 +19,7 @@ from alloy.errors import (
 )
 from alloy.headers import HOP_BY_HOP
 from alloy.timing_wheel import TimingWheel
+from alloy.upstream.pool import tls_context
 
 
 class HttpxHead:
@@ -70,6 +71,7 @@ class HttpxUpstream:
                 max_connections=provider.max_connections, max_keepalive_connections=64, keepalive_expiry=provider.pool_idle_timeout
             ),
             trust_env=True,  # proxies and CA settings from the environment
+            **({} if provider.ca_file is None else {"verify": tls_context(provider.ca_file)}),
         )
         # httpx adds Accept, Accept-Encoding and User-Agent of its own: the upstream must see only
         # what the client sent plus Alloy's headers, as with the core backend (an Accept-Encoding
@@ -141,19 +143,22 @@ class HttpxExchange:
             return
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
             # httpx reports a close before any answer and an unparsable answer with one class.
+            named, kind = self.upstream.named, exc.__class__.__name__  # the provider, never its address
             garbled = isinstance(exc, httpx.RemoteProtocolError) and "without sending" not in str(exc)
-            if not self.received and not garbled:  # nothing came back: the request was not processed
-                self._fail(UpstreamUnreachable(f"upstream request failed: {exc.__class__.__name__}"))
+            if isinstance(exc, httpx.ConnectError):
+                self._fail(UpstreamUnreachable(f"could not connect to {named}: {kind}"))
+            elif not self.received and not garbled:  # nothing came back: the request was not processed
+                self._fail(UpstreamUnreachable(f"{named} closed the connection before answering: {kind}"))
             elif isinstance(exc, httpx.RemoteProtocolError):
-                self._fail(UpstreamProtocolError(f"upstream answered invalid HTTP: {exc.__class__.__name__}"))
+                self._fail(UpstreamProtocolError(f"{named} answered invalid HTTP: {kind}"))
             else:
-                self._fail(UpstreamError(f"upstream request failed: {exc.__class__.__name__}"))
+                self._fail(UpstreamError(f"the request to {named} failed: {kind}"))
             return
         except httpx.DecodingError as exc:
-            self._fail(UpstreamProtocolError(f"upstream answered invalid HTTP: {exc.__class__.__name__}"))
+            self._fail(UpstreamProtocolError(f"{self.upstream.named} answered invalid HTTP: {exc.__class__.__name__}"))
             return
         except httpx.HTTPError as exc:
-            self._fail(UpstreamError(f"upstream request failed: {exc.__class__.__name__}"))
+            self._fail(UpstreamError(f"the request to {self.upstream.named} failed: {exc.__class__.__name__}"))
             return
         self.upstream.active.discard(self)
         self.wheel.drop(self)

@@ -13,6 +13,7 @@ request whose client left is dropped from the queue at once, body and all.
 
 import asyncio
 import logging
+import os
 import ssl
 import time
 from urllib.parse import urlsplit
@@ -59,8 +60,9 @@ class ConnectReports:
 class Origin:
     """Where a provider lives: scheme, host, port, the path prefix of its API, TLS context."""
 
-    def __init__(self, scheme, host, port, base_path):
+    def __init__(self, scheme, host, port, base_path, ca_file=None):
         self.scheme = scheme
+        self.ca_file = ca_file  # the CAs that sign an https origin's certificate (None: the default store)
         self.host = host
         self.port = port
         self.base_path = base_path
@@ -69,21 +71,39 @@ class Origin:
         self.host_header = host if port == default_port else f"{host}:{port}"
         if ":" in host and not host.startswith("["):
             self.host_header = f"[{host}]" if port == default_port else f"[{host}]:{port}"
-        self.ssl = _tls_context() if scheme == "https" else None
+
+    @property
+    def ssl(self):
+        """The TLS context of an https origin, None for http."""
+        return tls_context(self.ca_file) if self.scheme == "https" else None
 
     @classmethod
-    def from_url(cls, url):
+    def from_url(cls, url, ca_file=None):
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"), ca_file)
 
 
-def _tls_context():
-    # The system store may be missing in slim containers; certifi ships with httpx anyway. Imported
-    # here, for https origins only: a gateway in front of local servers never loads it.
-    import certifi
+_TLS_CONTEXTS = {}  # CA file (None: the default store) -> the TLS context of every origin using it
 
-    return ssl.create_default_context(cafile=certifi.where())
+
+def tls_context(ca_file=None):
+    """The TLS context verifying certificates against ``ca_file``; None: ``SSL_CERT_FILE`` when the
+    environment sets it (as httpx and OpenSSL read it), else certifi's store (the system's may be
+    missing in slim containers; certifi ships with httpx anyway).
+
+    Made at the first https connection, not at start: loading a CA store costs ~2.5 MB, which an
+    idle gateway (or one in front of local servers) need not hold; and one context serves every
+    origin with the same CAs (the host name checked is the connection's): one each cost ~0.7 MB."""
+    context = _TLS_CONTEXTS.get(ca_file)
+    if context is None:
+        cafile = ca_file or os.environ.get("SSL_CERT_FILE")
+        if not cafile:
+            import certifi
+
+            cafile = certifi.where()
+        context = _TLS_CONTEXTS[ca_file] = ssl.create_default_context(cafile=cafile)
+    return context
 
 
 class CorePool:

@@ -151,6 +151,9 @@ BAD_CONFIGS = {
     "infinite_connect_timeout": (VALID_PROVIDER + "connect_timeout = inf\n", ["providers.openai.connect_timeout", "finite"]),
     "nan_first_byte_timeout": (VALID_PROVIDER + "first_byte_timeout = nan\n", ["providers.openai.first_byte_timeout", "finite"]),
     "not_utf8": (VALID_PROVIDER + '# caf\udcff\n', ["UTF-8"]),
+    # A provider's CA file is read at start: a typo must not wait for the first https request
+    "missing_ca_file": (VALID_PROVIDER + 'ca_file = "no-such-ca.pem"\n', ["providers.openai.ca_file", "no-such-ca.pem", "cannot read"]),
+    "ca_file_without_a_certificate": (VALID_PROVIDER + 'ca_file = "/etc/hostname"\n', ["providers.openai.ca_file", "no PEM certificate"]),
     # Names no request can use (the request's model check): they would still be listed and labelled
     "model_name_too_long": (VALID_PROVIDER + '\n[[models]]\nname = "' + "m" * 257 + '"\nprovider = "openai"\n', ["models[0].name", "256 bytes"]),
     "alias_with_a_zero_width_space": (
