@@ -86,6 +86,9 @@ class Reloader:
                 return False, message, []
             new = replace(new, providers=old.providers, default_provider=old.default_provider, uses_mock=True)
         later = [name for name in RESTART_ONLY if getattr(new, name) != getattr(old, name)]
+        if "cache" not in later and getattr(gateway.pipeline.cache, "store", None) is None:
+            if any(new.cache.enabled if model.cache is None else model.cache for model in new.models):
+                later.append("cache")  # the response cache is made at start: none runs to cache these models
         if later:
             # The running sections stay; only their values in the new config are ignored.
             new = replace(new, **{name: getattr(old, name) for name in later})

@@ -39,8 +39,8 @@ _NAMESPACE_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW
 def key_of(call, model, namespace):
     """(key, stream, include_usage) of a model request for ``model`` (the configured model an
     alias names, or the name a provider route resolved), or None when its body is not a JSON object
-    (the upstream answers what it makes of it, uncached). The key is made of the namespace and
-    endpoint (a prefix no body can reach into: the body is a JSON object, it starts with "{") and
+    (the upstream answers what it makes of it, uncached). The key is made of the namespace,
+    endpoint and route (a prefix no body can reach into: the body is a JSON object, it starts with "{") and
     the body parsed, with the model resolved, dumped with sorted keys: that material itself when it
     is short (up to ``INLINE_KEY_MAX`` bytes: a dict hashes it faster than any digest), else its
     SHA-256 (32 bytes: never the length of a short key). SHA-256 because OpenSSL runs it on the
@@ -64,7 +64,10 @@ def key_of(call, model, namespace):
         value = document.get(name)
         if type(value) is int:
             document[name] = float(value)
-    material = namespace.encode() + b"\n" + call.path + b"\n" + dumps(document, option=OPT_SORT_KEYS)
+    # The route (``ModelGroup.route``: each deployment's provider and upstream model) is part of
+    # the request as the upstream sees it: ``p1/gpt-x`` and ``p2/gpt-x`` are two requests.
+    route = call.group.route.encode()
+    material = namespace.encode() + b"\n" + call.path + b"\n" + route + b"\n" + dumps(document, option=OPT_SORT_KEYS)
     if len(material) <= INLINE_KEY_MAX:
         return material, stream, include_usage  # its own key: nothing to hash, no collision possible
     return sha256(material).digest(), stream, include_usage

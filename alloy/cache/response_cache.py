@@ -23,7 +23,7 @@ Theory of operation
 """
 
 import logging
-from time import time
+from time import monotonic, time
 from urllib.parse import parse_qs
 
 import orjson
@@ -64,10 +64,11 @@ class Recording(list):
     whether it streams, its namespace and TTL. Stops recording (and is not stored) once it outgrows
     ``limit`` bytes: an answer too big to store costs no memory here."""
 
-    __slots__ = ("key", "stream", "include_usage", "namespace", "ttl", "limit", "size", "over")
+    __slots__ = ("key", "stream", "include_usage", "namespace", "ttl", "limit", "size", "over", "group")
 
-    def __init__(self, key, stream, include_usage, namespace, ttl, limit):
+    def __init__(self, key, stream, include_usage, namespace, ttl, limit, group):
         # (list.__init__ would only empty the new list: not called)
+        self.group = group  # the model the key names: a fallback's answer is not stored under it
         self.key = key
         self.stream = stream
         self.include_usage = include_usage
@@ -167,9 +168,9 @@ class ResponseCache:
         if asked is None:
             return self._pass(call)
         key, stream, include_usage = asked
-        recorded = (key, stream, include_usage, namespace, ttl, self.max_entry_bytes)  # for a Recording
-        if no_cache:
-            return self._bypass(call) if no_store else self._record(call, Recording(*recorded), REFRESH)
+        recorded = (key, stream, include_usage, namespace, ttl, self.max_entry_bytes, call.group)  # for a Recording
+        if no_cache:  # the entry is replaced by the answer, unless it is not to be stored at all
+            return self._bypass(call) if no_store or ttl <= 0 else self._record(call, Recording(*recorded), REFRESH)
         store = self.store
         if store.synchronous:
             now = time()
@@ -251,6 +252,9 @@ class ResponseCache:
             answer = frame_response(200, JSON_HEADER + lines, body, close)
         connection.transport.write(answer)
         call.status = 200
+        call.bytes_out = len(body)  # for the access log, like a relayed answer's
+        if stream:
+            call.first_event_at = monotonic()  # time to first token: the hit's only write
         call.finish()
         connection.answer_finished(keep_alive)
         return True
@@ -261,6 +265,8 @@ class ResponseCache:
         recording = call.recording
         if type(recording) is not Recording or call.status != 200 or call.error is not None or recording.over:
             return
+        if call.group is not recording.group:
+            return  # a fallback model answered: not what the key names (nor maybe cacheable itself)
         call.recording = None
         now = time()
         entry = entry_from_recording(recording, recording.stream, now, now + recording.ttl, recording.namespace)
