@@ -117,7 +117,9 @@ class Keyring:
         self.by_hash = {}
         self.by_secret = {}  # a secret as sent -> its identity (see the module's docstring)
         self.version = None
-        self.active = 0  # keys neither revoked nor expired at the last reload
+        # Keys in the database at the last reload, revoked and expired ones too: once there was a
+        # key, a request without one is refused (revoking a leaked last key must not open the door).
+        self.created = 0
 
     def refresh(self):
         """Reload when a key or a team changed since the last reload."""
@@ -132,7 +134,7 @@ class Keyring:
         for row in self.store.teams():
             teams[row["name"]] = scope = Scope(row, "team", self.table)
             self._load_spend(scope, now)
-        by_hash, active = {}, 0
+        by_hash = {}
         for row in self.store.keys():
             scope = Scope(row, "key", self.table)
             self._load_spend(scope, now)
@@ -142,8 +144,7 @@ class Keyring:
                 log.error("governance: the counters table is full; key %s is refused", row["name"])
                 identity.revoked = True
             by_hash[row["hash"]] = identity
-            active += not identity.revoked and (identity.expires_at is None or identity.expires_at > now)
-        self.by_hash, self.version, self.active = by_hash, version, active
+        self.by_hash, self.version, self.created = by_hash, version, len(by_hash)
         self.by_secret = {}  # a revoked or rotated secret must be hashed (and missed) again
 
     def learn(self, secret):

@@ -181,6 +181,11 @@ def test_no_key_and_no_master_key_behaves_as_before(start_gateway, upstream, tmp
     _, secret = create_key(db, "first")
     wait_until(lambda: post(gateway.port, None, chat())[0] == 401, timeout=REVOCATION_BOUND)
     assert post(gateway.port, secret, chat())[0] == 200
+    # Revoking the last key (a leaked one) must not open the gateway to everyone again.
+    alloy(db, "keys", "revoke", "first")
+    assert wait_until(lambda: post(gateway.port, secret, chat())[0] == 401, timeout=REVOCATION_BOUND)
+    assert post(gateway.port, None, chat())[0] == 401
+    assert post(gateway.port, "sk-anything", chat())[0] == 401
 
 
 def test_revocation_reaches_every_worker(start_gateway, upstream, tmp_path):
