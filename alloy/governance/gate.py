@@ -223,7 +223,8 @@ class Governance:
             self._carry_on(call, reserve, windows, lines, False)
             return
         shared.recovered()
-        now = result[1] / 1000
+        # {1, now, counts...} admitted; {0, scope, what, figure, now, counts...} refused
+        now = (result[1] if result[0] == 1 else result[4]) / 1000
         counts = result[5:9] if result[0] == 0 else result[2:]
         rows = [(None, counts[i] / 1000, counts[i + 1], counts[i + 2] / 1000, counts[i + 3]) for i in range(0, len(counts), 4)]
         if result[0] == 0:

@@ -3,6 +3,7 @@
 hangs, fail open keeps serving with local limits, fail closed refuses keyed requests with 503, each
 said once in the log) and restarted (sharing resumes by itself)."""
 
+import re
 import threading
 import time
 
@@ -44,6 +45,16 @@ def test_two_gateways_share_one_limit(start_gateway, upstream, redis_server, tmp
     assert remaining == list(range(9))  # one count, whichever gateway answered
     refused = [head for status, head, _ in results if status == 429]
     assert all(int(head["retry-after"]) >= 1 and head["x-ratelimit-remaining-requests"] == "0" for head in refused)
+    # The window resets within its minute (a refusal once read the time from the wrong field: 57 years)
+    assert all(0 < reset_seconds(head["x-ratelimit-reset-requests"]) <= 60 for head in refused), refused[0]
+
+
+def reset_seconds(value):
+    """OpenAI's duration format of x-ratelimit-reset-*: "1m0s", "58s", "250ms"."""
+    found = re.fullmatch(r"(?:(\d+)m(?!s))?(?:([\d.]+)s)?(?:(\d+)ms)?", value)
+    assert found and value, value
+    minutes, seconds, millis = found.groups()
+    return int(minutes or 0) * 60 + float(seconds or 0) + int(millis or 0) / 1000
 
 
 def load(gateway, secret, stop, outcomes):
