@@ -117,6 +117,9 @@ def new_secret():
     return secret, secret[: len(SECRET_PREFIX) + 4] + "..."
 
 
+BUSY_SECONDS = 10.0  # how long a writer waits for another process's lock before giving up
+
+
 class Store:
     def __init__(self, path, create=True):
         if not create and not os.path.exists(path):
@@ -125,15 +128,30 @@ class Store:
         os.makedirs(directory, exist_ok=True)
         self.path = path
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_SECONDS)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA busy_timeout = 10000")
-        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
+        self._write_ahead_log()
         self.db.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at each checkpoint, never corrupt
         self._migrate()
 
     def close(self):
         self.db.close()
+
+    def _write_ahead_log(self):
+        """WAL mode (kept in the file once set). Setting it on a new file takes an exclusive lock,
+        which SQLite refuses at once instead of waiting out the busy timeout: two processes opening a
+        new file together (the workers of ``--workers N``, two first keys through the admin API) saw
+        "database is locked". The switch is retried for as long as the busy timeout would wait."""
+        deadline = time.monotonic() + BUSY_SECONDS
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
 
     def _migrate(self):
         version = self.db.execute("PRAGMA user_version").fetchone()[0]

@@ -123,3 +123,32 @@ def test_the_keyring_remembers_a_secret_until_the_next_reload(tmp_path):
     assert keyring.by_secret == {} and keyring.learn(new_secret.encode()).revoked
     store.close()
     table.close()
+
+
+def test_processes_opening_a_new_database_together_all_open_it(tmp_path):
+    # Switching a new file to WAL takes an exclusive lock SQLite refuses at once: the workers of
+    # --workers N opening a new file together once failed with "database is locked".
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for attempt in range(6):
+        path = str(tmp_path / f"new-{attempt}.db")
+        barrier = context.Barrier(6)
+        failures = context.Queue()
+        workers = [context.Process(target=_open_after, args=(path, barrier, failures)) for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        assert [worker.exitcode for worker in workers] == [0] * 6
+        assert failures.empty(), failures.get()
+
+
+def _open_after(path, barrier, failures):
+    from alloy.governance.store import Store
+
+    barrier.wait()
+    try:
+        Store(path).close()
+    except Exception as error:  # noqa: BLE001 - reported to the test
+        failures.put(repr(error))
