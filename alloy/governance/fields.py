@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import orjson
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
-DURATION = re.compile(r"(\d+)\s*(s|m|h|d|w)\Z")
+DURATION = re.compile(r"([0-9]{1,12})\s*(s|m|h|d|w)\Z")  # ASCII digits (int() reads any script's), never thousands
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_LIMIT = 10**9  # requests or tokens per minute, requests at once: beyond this it is no limit
 MAX_BUDGET = 10**7  # USD per period: beyond this it is a typo

@@ -39,6 +39,10 @@ def test_key_fields_refuse_what_would_be_a_typo():
         with pytest.raises(FieldError):
             key_values(given, creating=True)
     assert duration("p", "12h") == 43200 and public({"budget_period": 86400 * 7, "hash": b"x"}) == {"budget_period": "1w"}
+    # thousands of digits (past int()'s limit: a ValueError, once a 500) and digits of other scripts
+    for given in ("9" * 5000 + "d", "\u0663d", "\uff13d"):
+        with pytest.raises(FieldError):
+            duration("budget_period", given)
 
 
 def test_reset_spelling_user_field_and_reservation():
