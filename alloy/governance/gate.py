@@ -138,6 +138,11 @@ class Governance:
         elif path in MODELS_UNSEEN and call.request.method == b"POST":
             raise PermissionDenied("this key is limited to models, and a batch's models cannot be checked: use another key")
 
+    def check_model(self, key, model, model_name):
+        """A key limited to models may not use this one: the 404 names it and no other."""
+        if key.rules and not key.may_use(model, model_name, self.pipeline.routes.aliases.get(model)):
+            raise _not_allowed(model)
+
     def admit(self, call):
         key = call.key
         if key is None:
@@ -145,8 +150,7 @@ class Governance:
         scan = call.scan
         if key.rules:
             if scan is not None:
-                if not key.may_use(scan.model, call.model_name, call.pipeline.routes.aliases.get(scan.model)):
-                    raise _not_allowed(scan.model)
+                self.check_model(key, scan.model, call.model_name)
             else:
                 self._check_passthrough_model(key, call)
         reserve = estimate_tokens(call.request.body, scan) if key.counts_tokens else 0

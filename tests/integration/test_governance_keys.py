@@ -75,6 +75,12 @@ def test_a_key_limited_to_models_sees_no_other(keyed, upstream):
     assert "'gpt-4o'" in body["error"]["message"] and "mini" not in body["error"]["message"]
     assert upstream.requests() == []
     assert post(gateway.port, MASTER, chat("gpt-4o"))[0] == 200  # the master key is not limited
+    # Nor does counting tokens (answered by the gateway's estimate here) tell it about another model.
+    counting = anthropic.Anthropic(base_url=gateway.base, api_key=secret, max_retries=0)
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        counting.messages.count_tokens(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert "'gpt-4o'" in caught.value.message and "mini" not in caught.value.message
+    assert counting.messages.count_tokens(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]).input_tokens > 0
 
 
 def test_expiry_revocation_and_rotation(keyed, upstream):
