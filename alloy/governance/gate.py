@@ -68,7 +68,7 @@ class Governance:
             store = self.store  # a Redis that lost a key's spend is seeded from this ledger
             self.shared = SharedCounters(
                 settings.redis_url, settings.redis_timeout, settings.inflight_lease,
-                spend_of=lambda scope, wall: ledger_spend(store, scope, wall),
+                spend_of=lambda scope, wall: ledger_spend(store, scope, wall), fail_mode=settings.fail_mode,
             )
             from alloy.governance.key_sharing import KeySharing  # keys reach every gateway of the Redis
 
@@ -197,7 +197,7 @@ class Governance:
             end = scope.period_start(wall) + scope.period if scope.period else None
             return BudgetExceeded(
                 f"You exceeded your current quota: {where} spent ${figure / MICRO:.6f} of its "
-                f"${scope.budget / MICRO:.2f} budget" + (" for this period" if end else ""),
+                f"${usd(scope.budget / MICRO)} budget" + (" for this period" if end else ""),
                 retry_after=None if end is None else end - wall,
             )
         if what == "requests":
@@ -341,6 +341,13 @@ class Governance:
 def _not_allowed(model):
     """The 404 for a model a key may not use: it names the model asked for, never the allowed ones."""
     return ModelNotFound(f"The model '{model}' does not exist or you do not have access to it", param="model")
+
+
+def usd(amount):
+    """Dollars as a person reads them: cents (5.00), and the digits a smaller budget needs (0.002)."""
+    text = f"{amount:.6f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"{whole}.{cents.ljust(2, '0')}"
 
 
 def _bearer_token(value):

@@ -134,7 +134,7 @@ def redacted(url):
 
 
 class SharedCounters:
-    def __init__(self, url, timeout, lease=30.0, spend_of=None):
+    def __init__(self, url, timeout, lease=30.0, spend_of=None, fail_mode="open"):
         import redis.asyncio  # imported only when a Redis URL is configured
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -147,6 +147,7 @@ class SharedCounters:
             retry=Retry(NoBackoff(), 1), retry_on_error=[redis.ConnectionError],
         )  # fmt: skip
         self.timeout = timeout
+        self.fail_mode = fail_mode  # what the log says the gateway does meanwhile
         self.admit_script = self.client.register_script(ADMIT)
         self.release_script = self.client.register_script(RELEASE)
         self.renew_script = self.client.register_script(RENEW)
@@ -166,7 +167,8 @@ class SharedCounters:
 
     def failed(self, error):
         if not self.down_until:
-            log.error("governance: Redis at %s failed (%s): deciding with local limits", self.url, type(error).__name__)
+            meanwhile = "deciding with local limits" if self.fail_mode == "open" else "refusing keyed requests (fail_mode closed)"
+            log.error("governance: Redis at %s failed (%s): %s", self.url, type(error).__name__, meanwhile)
         self.down_until = time.monotonic() + RETRY_AFTER
 
     def recovered(self):

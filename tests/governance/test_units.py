@@ -9,7 +9,7 @@ from alloy.governance.fields import FieldError, duration, key_values, public
 from alloy.core import ratelimit_reset as _reset
 from alloy.governance.attribution import attribution, user_of
 from alloy.core import scan_body, usage_cost
-from alloy.governance.gate import estimate_tokens
+from alloy.governance.gate import estimate_tokens, usd
 from alloy.governance.prices import Prices
 from alloy.usage import tokens_of
 
@@ -156,3 +156,7 @@ def _open_after(path, barrier, failures):
         Store(path).close()
     except Exception as error:  # noqa: BLE001 - reported to the test
         failures.put(repr(error))
+
+
+def test_budgets_are_written_with_the_digits_they_need():
+    assert [usd(5), usd(0.5), usd(0.002), usd(12.345), usd(0.000001)] == ["5.00", "0.50", "0.002", "12.345", "0.000001"]
