@@ -113,6 +113,11 @@ def main(argv):
     args = _parser().parse_args(argv)
     # Reading (list, show, usage) never creates a database: a mistyped path is said, not made.
     reads = args.group == "usage" or getattr(args, "command", None) in ("list", "show")
+    try:
+        created = creation(args)  # checked before a database is made for it
+    except FieldError as error:
+        print(f"alloy: {error}", file=sys.stderr)
+        return 2
     path = None
     try:
         path = database_path(args)
@@ -124,7 +129,7 @@ def main(argv):
         print(f"alloy: cannot open the database {path}: {error}", file=sys.stderr)
         return 1
     try:
-        return run(args, store)
+        return run(args, store, created)
     except FieldError as error:
         print(f"alloy: {error}", file=sys.stderr)
         return 2
@@ -161,7 +166,20 @@ def given(args, key):
     return out
 
 
-def run(args, store):
+def creation(args):
+    """A ``create``'s values, validated (None for the other commands): a refused one (``--rpm 0``)
+    must not leave a new, empty database behind, which a running gateway would take up."""
+    if getattr(args, "command", None) != "create":
+        return None
+    key = args.group == "keys"
+    values = given(args, key)
+    if key:
+        values.setdefault("name", "key-" + secrets.token_hex(4))
+        return key_values(values, creating=True)
+    return team_values(values, creating=True)
+
+
+def run(args, store, created=None):
     group, command = args.group, getattr(args, "command", None)
     if group == "usage":
         since = None if args.since is None else moment("since", args.since, ahead=False)
@@ -178,13 +196,11 @@ def run(args, store):
     if command == "show":
         return _print(shown(store, store.key(args.ref) if key else store.team(args.ref), group[:-1]))
     if command == "create":
-        values = given(args, key)
         if key:
-            values.setdefault("name", "key-" + secrets.token_hex(4))
-            row, secret = store.create_key(key_values(values, creating=True))
+            row, secret = store.create_key(created)
             print("alloy: the key is shown this once; store it now", file=sys.stderr)
             return _print({**public(row), "key": secret})
-        return _print(public(store.create_team(team_values(values, creating=True))))
+        return _print(public(store.create_team(created)))
     if command == "update":
         values = given(args, key)
         if key:

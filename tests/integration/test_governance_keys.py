@@ -167,6 +167,10 @@ def test_the_cli_says_what_is_wrong_with_a_database_path(tmp_path):
         done = alloy(missing, *command, expect=1)
         assert "no database at" in done.stderr
     assert not missing.parent.exists()
+    # Nor does a refused create: an empty new database would put a running gateway under governance.
+    for command in (("keys", "create", "--rpm", "0"), ("teams", "create", "--name", "t", "--budget", "-1")):
+        assert alloy(missing, *command, expect=2).returncode == 2
+    assert not missing.parent.exists()
 
 
 def test_every_key_and_team_command_says_what_it_does():
