@@ -161,7 +161,7 @@ def _text_value(value):
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
-    if not text or any(c in text for c in ' "=\\') or not text.isprintable():
+    if not text or any(c in text for c in ' "=\\') or not (text.isascii() and text.isprintable()):
         # One pass, each character once: escaping the quotes first and then the whole text again
         # would double the backslash before a quote, and the quote would end the value (a client's
         # model name could then add fields of its own to the line).

@@ -194,6 +194,11 @@ def test_a_client_cannot_add_fields_to_a_text_line(start_gateway, mock, tmp_path
     fields = dict(word.split("=", 1) for word in words[4:])
     assert fields["model"] == hostile and fields["provider"] == "openai" and fields["request_id"] == "txt-2", fields
     assert words[3] == "200"
+    # Outside printable ASCII, a value is quoted and escaped, as the README says (a log shipper
+    # reading the line as ASCII or Latin-1 sees no raw bytes of another encoding).
+    assert post(gateway, chat("gpt-\u00e9\u65e5"))[0] == 200
+    second = lines_of(log, 2)[1]
+    assert second.isascii() and 'model="gpt-\\xe9\\u65e5"' in second, second
 
 
 def test_sampling_logs_the_share_asked_for(start_gateway, mock, tmp_path):
