@@ -41,6 +41,7 @@ class Call:
         "arrived", "sent_at", "head_at", "ended_at", "first_event_at",
         # the outcome
         "status", "error", "tail", "_usage", "bytes_out", "failing",
+        "cut",  # the answer stopped before its end (the client left, the upstream broke off)
         "recording",  # None, or a list the relay appends each body piece the client receives to
         "trace",  # its place in a W3C trace (alloy.observability.tracing), when tracing is on
     )  # fmt: skip
@@ -74,6 +75,7 @@ class Call:
         self.ended = False
         self.sent_at = self.head_at = self.ended_at = self.first_event_at = 0.0
         self.bytes_out = 0  # body bytes written to the client (what the relay wrote)
+        self.cut = False
         self.status = 0
         self.error = None  # Alloy's own error, when that was the answer
         self.tail = ()  # the last pieces of the answer body the relay wrote (where usage is)
@@ -161,6 +163,7 @@ class Call:
         broke off is counted and logged as an error, not as a success)."""
         self.relay = None
         self.error = error
+        self.cut = True
         if not self.over:
             self.over = True
             self.deployment.failed()
@@ -210,8 +213,22 @@ class Call:
 
     # --- called by the client connection --------------------------------------------------------
 
+    def client_left(self):
+        """The client went away. With a ledger to keep, a stream under way is read on, written
+        nowhere, for its usage (a stream gives it last: a client closing at the finish reason must
+        not make its tokens free) for at most ``[governance] drain_timeout`` (``Relay.drain``; the
+        end of an answer closed at its finish reason comes within milliseconds, a long one is cut
+        there and charged its reservation); otherwise, or past that, as ``cancel``."""
+        relay = self.relay
+        loop = self.pipeline.loop
+        governance = self.pipeline.governance
+        if relay is not None and loop is not None and governance is not None and governance.settings.drain_timeout:
+            if relay.drain(governance.settings.drain_timeout, loop):
+                return
+        self.cancel()
+
     def cancel(self):
-        """The client left: stop the attempt in flight, or the wait for the next one."""
+        """Stop the attempt in flight, or the wait for the next one (the client left)."""
         self._drop_attempt()
         self.finish()
 
@@ -222,6 +239,7 @@ class Call:
         relay = self.relay
         if relay is not None:
             self.relay = None
+            self.cut = relay.answer_started()
             relay.cancel()
             relay.report_so_far(self)  # what reached the client may hold its usage: it is charged
             if not self.over:

@@ -196,7 +196,7 @@ class ClientConnection(asyncio.Protocol):
         current = self.current
         if current is not None:
             self.current = None
-            current.cancel()  # the client is gone: so is the upstream request
+            current.client_left()  # the client is gone (alloy.call)
 
     def pause_writing(self):
         self.writing_paused = True
@@ -399,7 +399,7 @@ class ClientConnection(asyncio.Protocol):
                     current = self.current
                     if current is not None:
                         self.current = None
-                        current.cancel()
+                        current.client_left()
                     self.transport.abort()
                     return
         if self.current is not None:

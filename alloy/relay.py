@@ -41,7 +41,7 @@ class Relay:
 
     __slots__ = (
         "call", "connection", "transport", "keep_alive", "extra_headers", "handle", "finished", "held",
-        "held_bytes", "held_at", "before_last", "last", "chunked",
+        "held_bytes", "held_at", "before_last", "last", "chunked", "draining",
     )  # fmt: skip
 
     def __init__(self, call, extra_headers):
@@ -57,6 +57,7 @@ class Relay:
         self.held_at = 0.0  # when the held answer's head arrived
         self.chunked = False  # the client's answer is chunked (else its length is known, or it ends at close)
         self.before_last = self.last = b""  # the last two body pieces written (where usage is)
+        self.draining = None  # the client left mid-stream: the timer that bounds reading on (drain)
 
     # --- called by the call --------------------------------------------------------------------
 
@@ -74,6 +75,29 @@ class Relay:
     def answer_started(self):
         """Has any of the answer been written to the client (so no other answer can be given)?"""
         raise NotImplementedError
+
+    def drain(self, seconds, loop):
+        """The client left a stream under way: read the rest of the upstream's answer, written
+        nowhere, for its usage (which a stream gives last), for at most ``seconds``; then the call
+        ends as the answer does (``_end``, ``upstream_failed``), or as a client gone (``_drained``).
+        False, changing nothing, when this answer is not such a stream."""
+        if not self._drainable() or self.finished or self.held is not None or self.handle is None:
+            return False
+        if hasattr(self.transport, "real"):
+            return False  # a Messages or Responses client's wire reads usage on the client side
+        self.transport = DISCARD
+        self.draining = loop.call_later(seconds, self._drained)
+        self.handle.resume_reading()  # the client's back-pressure, if any, went with it
+        return True
+
+    def _drainable(self):
+        raise NotImplementedError
+
+    def _drained(self):
+        """The drain's time is up before the answer ended: the upstream request goes too."""
+        call = self.call
+        if not self.finished and not call.ended and call.relay is self:
+            call.cancel()
 
     def pause(self):
         if self.handle is not None and not self.finished:
@@ -114,7 +138,26 @@ class Relay:
         if out:
             self.transport.writelines(out)
         self.call.finish()
+        if self.draining is not None:
+            self.draining.cancel()
+            return  # read for its usage after the client left: no connection to go on with
         self.connection.answer_finished(self.keep_alive)
+
+
+class _Discard:
+    """Where a drained answer is written (see ``Relay.drain``): nowhere."""
+
+    def write(self, data):
+        pass
+
+    def writelines(self, pieces):
+        pass
+
+    def is_closing(self):
+        return True
+
+
+DISCARD = _Discard()
 
 
 def masked_secret(api_key):
@@ -188,6 +231,9 @@ class PassthroughRelay(Relay):
 
     def answer_started(self):
         return self.head_sent
+
+    def _drainable(self):
+        return self.head_sent and self.event_stream
 
     def report_so_far(self, call):
         Relay.report_so_far(self, call)
@@ -378,6 +424,9 @@ class TranslatedRelay(Relay):
 
     def answer_started(self):
         return self.splitter is not None  # a stream's head went out (a whole answer goes at its end)
+
+    def _drainable(self):
+        return self.splitter is not None
 
     def upstream_events(self, events, last=False):
         out = []  # the client's pieces, written once the events are translated (one write)

@@ -11,6 +11,8 @@
                                        # counters, "closed" refuses keyed requests with 503
     inflight_lease = 30                # seconds a request in flight holds its Redis slot unless
                                        # renewed: a lost release frees itself within this time
+    drain_timeout = 5                  # seconds a stream its client left is read on for its usage
+                                       # (0: not at all); past it, the call is charged its reservation
 
     [governance.prices."my-model"]     # USD per million tokens, overriding the shipped table
     input = 1.0
@@ -42,6 +44,7 @@ class GovernanceSettings:
     redis_timeout: float = 0.25
     fail_mode: str = "open"
     inflight_lease: float = 30.0
+    drain_timeout: float = 5.0
     prices: tuple = ()  # ((model, (input, output, cached_input)), ...) USD per million tokens
     # Not a configuration key: with --workers N the supervisor creates the shared counters file
     # (rate limits, in-flight counts, spend) every worker maps, so limits hold for the whole server;
@@ -83,6 +86,7 @@ def _load_governance(source, table, env):
         redis_timeout=section.positive("redis_timeout", float, 0.25),
         fail_mode=section.one_of("fail_mode", ("open", "closed"), "open"),
         inflight_lease=section.positive("inflight_lease", float, 30.0),
+        drain_timeout=section.at_least_zero("drain_timeout", float, 5.0),
         prices=_prices(source, section.get("prices", dict, {})),
     )
     section.finish()

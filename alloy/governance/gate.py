@@ -251,6 +251,10 @@ class Governance:
         held = self.held.pop(call, None)
         usage = call.usage
         scan = call.scan
+        if not usage and call.cut and call.count:
+            # Cut before its usage came (the client left and the drain ran out, the upstream broke
+            # off): the provider bills what it did, so it is charged what it reserved, not nothing.
+            usage = {"prompt_tokens": len(call.request.body) // CHARS_PER_TOKEN, "completion_tokens": scan.max_tokens if scan is not None else 0}
         asked = scan.model if scan is not None else None
         deployment = call.deployment
         served = (deployment.upstream_model or call.model_name) if deployment is not None else None

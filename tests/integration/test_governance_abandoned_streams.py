@@ -1,0 +1,84 @@
+"""A keyed client that leaves a stream before its end still pays for it.
+
+A stream gives its usage last, after the finish reason. A client that closes the connection at
+the finish reason (or anywhere before the usage) once made its tokens free: the ledger and the
+budget got 0. Now the gateway reads the rest of the stream, written nowhere, for its usage, for at
+most ``[governance] drain_timeout``; a stream still going then is cut and charged what it reserved
+(the prompt's estimate and its ``max_tokens``).
+"""
+
+import http.client
+import json
+
+import openai
+
+from governance_helpers import MASTER, chat, create_key, keyed_config, post, usage_rows
+from harness import assert_no_crash_logged, wait_until
+
+
+def start(start_gateway, upstream, db, drain_timeout):
+    config = keyed_config(upstream, db, f"drain_timeout = {drain_timeout}")
+    return start_gateway(config=config, env={"ALLOY_MASTER_KEY": MASTER})
+
+
+def ready(gateway, secret):
+    wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] != 401, timeout=5)
+
+
+def totals(db, requests):
+    """The key's ledger totals once it holds ``requests`` chat rows (and the readiness probe's)."""
+    assert wait_until(lambda: usage_rows(db) and usage_rows(db)[0]["requests"] == requests + 1, timeout=10), usage_rows(db)
+    row = usage_rows(db)[0]
+    return row["tokens_in"], row["tokens_out"]
+
+
+def test_a_client_closing_at_the_finish_reason_is_charged_the_streams_usage(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "early-closer")
+    gateway = start(start_gateway, upstream, db, drain_timeout=5)
+    ready(gateway, secret)
+    client = openai.OpenAI(base_url=gateway.base + "/v1", api_key=secret, max_retries=0, timeout=10)
+    messages = [{"role": "user", "content": "one two three four"}]
+    usage = None  # read to its end, asking for usage: what the stream costs
+    for chunk in client.chat.completions.create(model="gpt-4o", messages=messages, stream=True, stream_options={"include_usage": True}):
+        usage = chunk.usage or usage
+    stream = client.chat.completions.create(model="gpt-4o", messages=messages, stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].finish_reason:
+            stream.response.close()  # all of the answer, none of the usage
+            break
+    assert totals(db, 2) == (2 * usage.prompt_tokens, 2 * usage.completion_tokens)
+    assert post(gateway.port, secret, chat())[0] == 200  # the gateway serves on
+    assert_no_crash_logged(gateway)
+
+
+def test_a_long_stream_left_early_is_cut_at_the_drain_timeout_and_charged_its_reservation(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "leaver")
+    gateway = start(start_gateway, upstream, db, drain_timeout=0.5)
+    ready(gateway, secret)
+    body = json.dumps(chat(text=" ".join(["word"] * 60), stream=True, max_tokens=70)).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    headers = {"content-type": "application/json", "authorization": f"Bearer {secret}", "x-mock-fault": "drip=100"}
+    connection.request("POST", "/v1/chat/completions", body, headers)
+    response = connection.getresponse()
+    assert response.status == 200 and response.read(100)  # the stream began
+    connection.close()  # and the client left, some 6 s of answer still to come
+    assert totals(db, 1) == (len(body) // 4, 70)
+    assert post(gateway.port, secret, chat())[0] == 200
+    assert_no_crash_logged(gateway)
+
+
+def test_without_a_drain_a_stream_left_early_is_charged_its_reservation(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "no-drain")
+    gateway = start(start_gateway, upstream, db, drain_timeout=0)
+    ready(gateway, secret)
+    body = json.dumps(chat(text="one two three", stream=True, max_tokens=40)).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    headers = {"content-type": "application/json", "authorization": f"Bearer {secret}", "x-mock-fault": "drip=300"}
+    connection.request("POST", "/v1/chat/completions", body, headers)
+    response = connection.getresponse()
+    assert response.status == 200 and response.read(100)
+    connection.close()
+    assert totals(db, 1) == (len(body) // 4, 40)
