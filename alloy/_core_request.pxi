@@ -42,6 +42,7 @@ cdef class RequestParser:
     cdef list _body_parts
     cdef long long _body_size
     cdef _ChunkedDecoder _chunked
+    cdef bytearray _chunked_body  # a chunked body, grown in place (see the twin)
     cdef bint _expect_continue
     cdef object _error
     cdef int _empty_lines
@@ -61,6 +62,7 @@ cdef class RequestParser:
         self._body_parts = []
         self._body_size = 0
         self._chunked = None
+        self._chunked_body = None
         self._expect_continue = False
         self._error = None
         self._empty_lines = 0
@@ -187,12 +189,13 @@ cdef class RequestParser:
     cdef Py_ssize_t _feed_chunked(self, const char *p, Py_ssize_t pos, Py_ssize_t n) except -1:
         cdef list pieces = []
         cdef bytes piece
+        cdef bytearray body = self._chunked_body
         pos = self._chunked.feed(p, pos, n, pieces)
         for piece in pieces:
             self._body_size += PyBytes_GET_SIZE(piece)
             if self._body_size > self._max_body:
                 raise _body_too_large(self._current.target, self._current.headers)
-            self._body_parts.append(piece)
+            body += piece
         if self._chunked.remaining > self._max_body - self._body_size:  # (a sum could overflow)
             raise _body_too_large(self._current.target, self._current.headers)  # a chunk announced beyond the limit: now
         return pos
@@ -349,6 +352,7 @@ cdef class RequestParser:
             if not _only_chunked(transfer_encodings):
                 raise UnsupportedTransferCoding("only Transfer-Encoding: chunked is supported")
             self._chunked = _ChunkedDecoder(_ProtocolError)
+            self._chunked_body = bytearray()
             self._state = S_BODY_CHUNKED
         elif content_lengths is not None:
             self._remaining = _parse_content_length(content_lengths, _ProtocolError)
@@ -363,7 +367,10 @@ cdef class RequestParser:
     cdef Request _finish_request(self):
         cdef Request request = self._current
         cdef list parts = self._body_parts
-        if len(parts) == 1:
+        if self._chunked_body is not None:
+            request.body = bytes(self._chunked_body)
+            self._chunked_body = None
+        elif len(parts) == 1:
             request.body = parts[0]
         elif not parts:
             request.body = EMPTY

@@ -313,6 +313,9 @@ class RequestParser:
         self._body_parts = []
         self._body_size = 0
         self._chunked = None
+        # A chunked body grows here in place: as a list of its chunks, a body of one-byte chunks
+        # cost some 30 bytes of memory per byte (one object each), read before any key was checked.
+        self._chunked_body = None
         self._expect_continue = False
         self._error = None
         self._empty_lines = 0  # skipped before the request line being waited for
@@ -401,11 +404,12 @@ class RequestParser:
                 done.append(self._finish_request())
             else:  # _BODY_CHUNKED
                 pos, pieces, finished = self._chunked.feed(buffer, pos)
+                body = self._chunked_body
                 for piece in pieces:
                     self._body_size += len(piece)
                     if self._body_size > self._max_body:
                         raise _body_too_large(self._current[1], self._current[3])
-                    self._body_parts.append(piece)
+                    body += piece
                 if self._body_size + self._chunked.remaining > self._max_body:
                     # A chunk announced beyond the limit is refused now, as a Content-Length is.
                     raise _body_too_large(self._current[1], self._current[3])
@@ -484,6 +488,7 @@ class RequestParser:
             if codings != [b"chunked"]:
                 raise UnsupportedTransferCoding("only Transfer-Encoding: chunked is supported")
             self._chunked = _ChunkedDecoder(ProtocolError)
+            self._chunked_body = bytearray()
             self._state = _BODY_CHUNKED
         elif content_lengths:
             length = _parse_content_length(content_lengths, ProtocolError)
@@ -511,7 +516,11 @@ class RequestParser:
     def _finish_request(self):
         method, target, version, headers, keep_alive, forwarded, forwarded_skip = self._current
         parts = self._body_parts
-        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        if self._chunked_body is not None:
+            body = bytes(self._chunked_body)
+            self._chunked_body = None
+        else:
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
         self._current = None
         self._body_parts = []
         self._body_size = 0
