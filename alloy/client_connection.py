@@ -141,7 +141,7 @@ class ClientConnection(asyncio.Protocol):
             if self.closing:
                 break  # answered with a close (or a refusal): nothing after it is answered
             self.continue_sent = False
-            if self.current is None and not self.queue:
+            if self.current is None and not self.queue and not self.writing_paused:
                 self.handle(request)
             else:
                 self.queue.append(request)
@@ -206,11 +206,17 @@ class ClientConnection(asyncio.Protocol):
         wheel.file(self, wheel.now + sweeps(self.gateway.settings.write_timeout))
         if self.current is not None:
             self.current.pause()
+        # Nor is more read: answers written at once (/health, refusals) to a client that sends
+        # requests and takes nothing would otherwise pile up here without bound.
+        if not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
 
     def resume_writing(self):
         self.writing_paused = False
         if self.current is not None:
             self.current.resume()
+        self.go_on()
 
     # --- answering ------------------------------------------------------------------------------
 
@@ -318,13 +324,18 @@ class ClientConnection(asyncio.Protocol):
         if not keep_alive or self.closing or self.closes_for_drain():
             self.close()
             return
+        self.go_on()
+
+    def go_on(self):
+        """Serve what waits (pipelined requests), and read again when the bounds allow: after an
+        answer, or once the client takes its answers again."""
         queue = self.queue
-        while queue and self.current is None and not self.closing:
+        while queue and self.current is None and not self.closing and not self.writing_paused:
             request = queue.popleft()
             if type(request) is Request:
                 self.queued_bytes -= len(request.body)
             self.handle(request)
-        if self.reading_paused and not self.closing and (
+        if self.reading_paused and not self.closing and not self.writing_paused and (
             # Nothing in flight: the request being read must be read to be served, whatever its size.
             self.current is None
             or (len(queue) <= MAX_QUEUED // 2 and self.queued_bytes + self.parser.buffered <= MAX_PIPELINED_BYTES // 2)

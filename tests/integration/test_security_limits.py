@@ -5,6 +5,7 @@ failed on the code before the fix.
 """
 
 import json
+import re
 import socket
 import threading
 import time
@@ -108,6 +109,51 @@ def test_pipelined_requests_are_all_answered_in_order_when_reading_resumes(start
     assert [status for status, _, _ in answers] == [200] * 10
     contents = [json.loads(body)["choices"][0]["message"]["content"][:9] for _, _, body in answers]
     assert contents == [f"echo: n{i}-"[:9] for i in range(10)]
+
+
+def test_a_client_that_takes_no_answers_stops_being_read(start_gateway, mock):
+    # /health and refusals are answered at once, without a call: a client pipelining them and
+    # reading nothing once made the gateway queue answers without bound (600 MB in 30 s). Now it
+    # stops reading that client while its socket is full, and every answer still comes, in order.
+    gateway = start_gateway(config=proxy_config(mock, server='master_key = "mk"'), env={"K": "sk-provider"})
+    before = rss_bytes(gateway.pid)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", gateway.port))
+    sock.setblocking(False)
+    requests = [b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n", b"GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n"]  # 200, 401
+    sent, rest, stalled_since = 0, b"", None  # whole requests sent; what is left of the next one
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not rest:
+            rest = requests[sent % 2]
+        try:
+            rest = rest[sock.send(rest) :]
+        except BlockingIOError:  # both socket buffers are full: the gateway stopped reading
+            stalled_since = stalled_since or time.monotonic()
+            if time.monotonic() - stalled_since > 1.0:
+                break
+            time.sleep(0.01)
+            continue
+        stalled_since = None
+        if not rest:
+            sent += 1
+    grown = rss_bytes(gateway.pid) - before
+    assert stalled_since is not None, f"the gateway read all of {sent} requests sent in 10 s"
+    assert grown < 48 * MiB, f"RSS grew by {grown // MiB} MiB for {sent} requests nobody read answers to"
+    # Now it reads (while the rest goes out: the gateway reads more only as answers are taken).
+    sock.setblocking(True)
+    pieces = []
+    sock.settimeout(30)
+    writer = threading.Thread(target=sock.sendall, args=(rest + b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",))
+    writer.start()
+    while piece := sock.recv(1 << 20):  # until the gateway closes, after the last answer
+        pieces.append(piece)
+    writer.join(30)
+    sock.close()
+    statuses = re.findall(rb"HTTP/1.1 (\d{3}) ", b"".join(pieces))
+    answered = sent + (1 if rest else 0)  # the one cut short was finished by the last write
+    assert statuses == [(b"200", b"401")[i % 2] for i in range(answered)] + [b"200"]
 
 
 # --- 5c. the upstream pool's queue: bounded in length and in time -----------------------------------------
