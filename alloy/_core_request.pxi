@@ -203,12 +203,17 @@ cdef class RequestParser:
     cdef int _check_incomplete_head(self, const char *p, Py_ssize_t pos, Py_ssize_t n) except -1:
         if n - pos > self._max_header:
             _head_too_large(p, pos, self._max_header)
-        _check_bare_line_ends(p, pos, n, _ProtocolError)
-        # Bytes that cannot begin a method token (TLS, binary noise) are refused at once.
-        cdef Py_ssize_t i
-        for i in range(pos, n):
-            if p[i] == 32:
-                break
+        # Only what this read added (and the CR the last one ended with): a head trickled in small
+        # pieces must not be checked whole again at each one (see the twin).
+        cdef Py_ssize_t checked = self._scan_from
+        _check_bare_line_ends(p, pos, n, _ProtocolError, checked - 1)
+        if n - pos == 1 and p[pos] == 13:
+            return 0  # the first half of an empty line between two requests
+        # Bytes that cannot begin a method token (TLS, binary noise) are refused at once; those
+        # before the first space that an earlier read brought were checked then.
+        cdef const char *space = <const char *>memchr(p + pos, 32, n - pos)
+        cdef Py_ssize_t i, stop = n if space == NULL else space - p
+        for i in range(pos if pos > checked else checked, stop):
             if not TCHAR[<unsigned char>p[i]]:
                 raise _ProtocolError("invalid method")
         return 0
@@ -385,10 +390,13 @@ cdef class RequestParser:
         return request
 
 
-cdef int _check_bare_line_ends(const char *p, Py_ssize_t pos, Py_ssize_t n, object error) except -1:
+cdef int _check_bare_line_ends(const char *p, Py_ssize_t pos, Py_ssize_t n, object error, Py_ssize_t start=-1) except -1:
     """An incomplete head (request or response) with a bare LF, or a CR not followed by LF, would
-    wait for a CRLF CRLF that may never come (RFC 9112 section 2.2): ``error`` at once."""
-    cdef const char *hit = p + pos
+    wait for a CRLF CRLF that may never come (RFC 9112 section 2.2): ``error`` at once. The head
+    begins at ``pos``; ``start``: where its bytes not checked yet begin (see the twin)."""
+    if start < pos:
+        start = pos
+    cdef const char *hit = p + start
     cdef const char *end = p + n
     while True:
         hit = <const char *>memchr(hit, 10, end - hit)
@@ -397,7 +405,7 @@ cdef int _check_bare_line_ends(const char *p, Py_ssize_t pos, Py_ssize_t n, obje
         if hit == p + pos or (hit - 1)[0] != 13:
             raise error("bare CR or LF in message head")
         hit += 1
-    hit = p + pos
+    hit = p + start
     while True:
         hit = <const char *>memchr(hit, 13, end - hit)
         if hit == NULL or hit + 1 >= end:

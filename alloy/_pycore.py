@@ -104,15 +104,19 @@ def _head_too_large(buffer, pos, limit):
     raise HeadersTooLarge("request header section too large")
 
 
-def _check_bare_line_ends(buffer, pos, error):
+def _check_bare_line_ends(buffer, pos, error, start=0):
     """An incomplete head (request or response) with a bare LF, or a CR not followed by LF, would
-    wait for a CRLF CRLF that may never come (RFC 9112 section 2.2): ``error`` at once."""
-    lf = buffer.find(b"\n", pos)
+    wait for a CRLF CRLF that may never come (RFC 9112 section 2.2): ``error`` at once. The head
+    begins at ``pos``; ``start``: where its bytes not checked yet begin (the last read's last byte,
+    a CR that could not be judged then): a head trickled in small pieces is not checked whole again
+    at each one, which cost time quadratic in its size."""
+    start = max(pos, start)
+    lf = buffer.find(b"\n", start)
     while lf >= 0:
         if lf == pos or buffer[lf - 1] != 0x0D:
             raise error("bare CR or LF in message head")
         lf = buffer.find(b"\n", lf + 1)
-    cr = buffer.find(b"\r", pos)
+    cr = buffer.find(b"\r", start)
     while 0 <= cr < len(buffer) - 1:
         if buffer[cr + 1] != 0x0A:
             raise error("bare CR or LF in message head")
@@ -426,14 +430,18 @@ class RequestParser:
         pending = len(buffer) - pos
         if pending > self._max_header:
             _head_too_large(buffer, pos, self._max_header)
-        _check_bare_line_ends(buffer, pos, ProtocolError)
+        checked = self._scan_from  # what the reads before this one brought, checked then
+        _check_bare_line_ends(buffer, pos, ProtocolError, checked - 1)
+        if len(buffer) - pos == 1 and buffer[pos] == 0x0D:
+            return  # the first half of an empty line between two requests (RFC 9112 section 2.2)
         # Bytes that cannot begin a method token (TLS, binary noise) are refused at once instead
-        # of after the read timeout: nothing that follows could make them a request.
-        for c in buffer[pos:]:
-            if c == 0x20:
-                break
-            if c not in _TCHAR:
-                raise ProtocolError("invalid method")
+        # of after the read timeout: nothing that follows could make them a request. The method
+        # ends at the first space; bytes before it checked by an earlier read are not read again.
+        space = buffer.find(b" ", pos)
+        if space < 0 or space >= checked:
+            for c in buffer[max(pos, checked) : space if space >= 0 else len(buffer)]:
+                if c not in _TCHAR:
+                    raise ProtocolError("invalid method")
 
     def _start_request(self, head):
         lines = _split_head(head, ProtocolError)

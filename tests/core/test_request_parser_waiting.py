@@ -5,6 +5,8 @@ headers of a request whose body is arriving, for the 408 of a slow one)."""
 
 import pytest
 
+from alloy import errors
+
 
 def test_in_progress_tracks_buffered_request_bytes(core):
     parser = core.RequestParser()
@@ -140,3 +142,40 @@ def test_expect_continue_ignored_for_http10(core):
     parser.feed(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
     assert parser.in_progress
     assert not parser.expect_continue
+
+
+# --- a head arriving in pieces: each read's bytes are checked once, and nothing is lost between two
+
+
+HEAD = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_a_stray_crlf_split_between_two_reads_is_an_empty_line(core):
+    parser = core.RequestParser()
+    assert len(parser.feed(HEAD + b"\r")) == 1
+    assert len(parser.feed(b"\n" + HEAD)) == 1  # not "invalid method": the CR began an empty line
+    assert parser.error is None
+
+
+@pytest.mark.parametrize("wire", [
+    b"GET / HTTP/1.1\r\nHost: x\rY",  # a CR ending one read, not followed by LF in the next
+    b"GET / HTTP/1.1\r\nHost: x\nY",  # an LF starting a read, after a byte that is not CR
+    b"G\x01T / HTTP/1.1\r\n",  # a byte no method has, in the middle of the method
+])
+@pytest.mark.parametrize("piece", [1, 2, 3, 7])
+def test_a_head_in_pieces_is_refused_as_it_is_whole(core, wire, piece):
+    parser = core.RequestParser()
+    with pytest.raises(errors.ProtocolError):
+        for start in range(0, len(wire), piece):
+            parser.feed(wire[start : start + piece])
+
+
+@pytest.mark.parametrize("piece", [1, 5, 10])
+def test_a_long_head_in_small_pieces_is_read_whole(core, piece):
+    head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"a: b\r\n" * 2000 + b"\r\n"
+    parser = core.RequestParser()
+    requests = []
+    for start in range(0, len(head), piece):
+        requests += parser.feed(head[start : start + piece])
+    (request,) = requests
+    assert request.target == b"/" and request.headers[b"host"] == b"x"
