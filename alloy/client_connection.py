@@ -111,7 +111,8 @@ class ClientConnection(asyncio.Protocol):
             # Over the cap: a clear refusal now, rather than a file-descriptor shortage later that
             # would hurt the connections already being served.
             self.closing = True
-            transport.write(gateway.over_capacity)
+            status, block, body = gateway.over_capacity  # with its own x-request-id, as every error
+            transport.write(frame_response(status, block + gateway.pipeline.request_ids.line(NO_HEADERS), body, True))
             self.linger_close(transport)
             return
         gateway.connections.add(self)
@@ -466,8 +467,9 @@ def _not_taken(transport):
 
 
 def over_capacity_answer(settings):
-    """The 503 a connection beyond ``max_connections`` gets before it is closed (built once)."""
+    """The 503 a connection beyond ``max_connections`` gets before it is closed: (status, header
+    block, body), built once; each refusal adds its x-request-id."""
     error = TooManyConnections(
         f"the gateway already serves its maximum of {settings.max_connections} connections; retry shortly"
     )
-    return frame_response(error.status, JSON_HEADER + error.header_block, error_response_body(error), True)
+    return error.status, JSON_HEADER + error.header_block, error_response_body(error)

@@ -366,6 +366,8 @@ class PassthroughRelay(Relay):
         block = head.block  # written by the core's parser when the request named our skip set
         if block is None or head.block_skip is not self.response_skip:
             block = encode_headers(head.headers, self.response_skip)
+        if self.scrub is not None:  # an error's headers may repeat the key too (www-authenticate)
+            block = block.replace(self.scrub[0], self.scrub[1])
         block += self.extra_headers
         upstream_id = head.get(b"x-request-id")
         if upstream_id is not None:

@@ -291,6 +291,7 @@ def test_connections_beyond_max_connections_get_503_and_the_others_are_unaffecte
         head, _, body = received.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 503 "), received
         assert b"\r\nretry-after: 1" in head.lower() and b"connection: close" in head.lower()
+        assert b"\r\nx-request-id: " in head.lower()  # as every error answer has
         assert json.loads(body)["error"]["code"] == "too_many_connections"
         held[0].send(chat("still served"))  # the connections within the cap never noticed
         assert reply_text(held[0].response()) == "echo: still served"

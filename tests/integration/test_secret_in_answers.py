@@ -22,7 +22,9 @@ def echoing_key(kind):
     else:
         body = {"error": {"message": f"Incorrect API key provided: {KEY}", "type": "invalid_request_error", "code": "invalid_api_key"}}
     data = json.dumps(body).encode()
-    return ScriptedUpstream(lambda request: b"HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(data), data))
+    head = b"HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: %d\r\n" % len(data)
+    head += b'www-authenticate: Bearer error="invalid_token", error_description="unknown key %s"\r\n' % KEY.encode()
+    return ScriptedUpstream(lambda request: head + b"\r\n" + data)
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
@@ -47,6 +49,8 @@ def test_an_error_answer_repeating_the_provider_key_reaches_the_client_masked(tm
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
         said = caught.value.response.text
         assert KEY not in said and MASKED in said, said
+        headers = str(caught.value.response.headers)
+        assert KEY not in headers, headers  # nor in a header of the answer
         assert_no_crash_logged(gateway)
     finally:
         gateway.stop()
