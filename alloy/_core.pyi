@@ -286,6 +286,9 @@ class LimitCounters:
         ``what`` in "requests", "tokens", "parallel", "budget"."""
     def give_back(self, scopes: tuple, windows: tuple, reserved: int, used: int, cost: int, wall: float) -> None:
         """The request ended: tokens reconciled (same window only), out of flight, cost spent."""
+    def spent(self, scopes: tuple, cost: int, wall: float) -> None:
+        """A cost spent where the limits were decided elsewhere (Redis): the spend alone, so that
+        these counters know it should they decide again (Redis unreachable, fail_mode open)."""
     def release(self) -> None:
         """Let go of the memory (before its map is closed)."""
 

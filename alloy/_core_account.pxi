@@ -205,6 +205,31 @@ cdef class LimitCounters:
                 flock(self.fd, LOCK_UN)
 
 
+    def spent(self, tuple scopes, long long cost, double wall):
+        cdef Py_ssize_t count = len(scopes), index
+        cdef CounterSlot *slots[MAX_SCOPES]
+        cdef CounterSlot *row
+        cdef long long current
+        cdef tuple scope
+        if count > MAX_SCOPES:
+            raise ValueError("too many scopes")
+        for index in range(count):
+            slots[index] = self._slot((<tuple>scopes[index])[0])
+        if self.fd >= 0:
+            flock(self.fd, LOCK_EX)
+        try:
+            for index in range(count):
+                scope = <tuple>scopes[index]
+                row = slots[index]
+                current = int((wall - scope[6]) // scope[5]) if scope[5] else 0
+                if row.period != current:
+                    row.period = current
+                    row.spend = 0
+                row.spend += cost
+        finally:
+            if self.fd >= 0:
+                flock(self.fd, LOCK_UN)
+
 cdef bytes _ratelimit_lines(tuple reported, CounterSlot *rows, Py_ssize_t count, double now):
     # Each trio is at most ~200 bytes (three names, two 20-digit numbers, a reset): two trios fit.
     cdef char lines[640]

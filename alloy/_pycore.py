@@ -1269,6 +1269,21 @@ class LimitCounters:
         finally:
             self._unlock()
 
+    def spent(self, scopes, cost, wall):
+        """A cost spent where the limits were decided elsewhere (Redis): only the spend, so that
+        these counters, should they decide again (Redis unreachable), know what was spent."""
+        memory = self.memory
+        self._lock()
+        try:
+            for offset, _, _, _, _, period, anchor in scopes:
+                digest, rpm_start, requests, tpm_start, tokens, inflight, number, spend, loaded = COUNTER_SLOT.unpack_from(memory, offset)
+                current = int((wall - anchor) // period) if period else 0
+                if number != current:
+                    number, spend = current, 0
+                COUNTER_SLOT.pack_into(memory, offset, digest, rpm_start, requests, tpm_start, tokens, inflight, number, spend + cost, loaded)
+        finally:
+            self._unlock()
+
     def _lock(self):
         if self.fd >= 0:
             fcntl.flock(self.fd, fcntl.LOCK_EX)

@@ -295,6 +295,9 @@ class Governance:
         call_refused(self.ledger, call, error, attribution(call.scan, request.body)[0], tags_text(request.headers.get(b"x-alloy-tags")))
 
     def _release_shared(self, key, held, used, cost):
+        # This server's counters learn the spend too: should Redis become unreachable (fail_mode
+        # open), they decide, and a budget spent through Redis must stay spent there.
+        self.table.limits.spent(key.limits, cost, time())
         self.pipeline.loop.create_task(self._released_shared(key, held, used, cost))
 
     async def _released_shared(self, key, held, used, cost):

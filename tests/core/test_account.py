@@ -92,6 +92,19 @@ def test_parallel_and_budget_refuse_before_anything_is_counted(core):
     assert row(memory, OFFSETS[0])[6:8] == (1, 0)
 
 
+def test_a_cost_spent_elsewhere_counts_toward_the_budget_alone(core):
+    # Redis decided and counted the request; these counters learn its cost only (spent), in the
+    # budget's current period, so that they refuse a spent budget should they decide again.
+    memory, counters = table(core)
+    scopes, reported = key_scopes(parallel=1, rpm=5, budget=100, period=86400, anchor=WALL - 10)
+    counters.spent(scopes, 60, WALL)
+    counters.spent(scopes, 50, WALL)
+    assert row(memory, OFFSETS[0])[2] == 0 and row(memory, OFFSETS[0])[5] == 0  # no request, none in flight
+    assert counters.take(scopes, reported, 0, NOW, WALL)[:3] == ("budget", 0, 110)
+    counters.spent(scopes, 10, WALL + 86400)  # the next period starts from this cost alone
+    assert row(memory, OFFSETS[0])[6:8] == (1, 10)
+
+
 def test_the_tighter_of_key_and_team_decides_and_reports(core):
     memory, counters = table(core)
     scopes, reported = key_scopes(rpm=10, team=(2, 0, 0, 0, 0, 0.0))

@@ -77,3 +77,19 @@ def test_spend_keeps_counting_from_the_ledger_after_redis_restarts_empty(start_g
     # Seeded with the two calls before the restart, then this one's cost added at its release.
     expected = round((spent + cost_of(body)) * 1_000_000)
     assert wait_until(lambda: int(client.hget(f"alloy:gov:{row['id']}", "sp") or 0) == expected, timeout=5)
+
+
+def test_a_budget_spent_through_redis_stays_spent_while_redis_is_down(start_gateway, upstream, redis_server, tmp_path):
+    # fail_mode open: with Redis unreachable this server's own counters decide. They once knew
+    # nothing of what was spent through Redis, so a spent budget could be spent again in full.
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "capped", "--budget", "2.5")
+    gateway = start(start_gateway, upstream, db, redis_server)
+    wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] == 404, timeout=5)
+    upstream.clear()
+    spent, answered = spend_until_refused(gateway, secret)
+    assert answered >= 2 and spent >= 2.5
+    redis_server.kill()
+    status, _, body = post(gateway.port, secret, chat(text="one two three"))
+    assert status == 429 and body["error"]["code"] == "insufficient_quota", body
+    assert len(upstream.requests()) == answered
