@@ -22,6 +22,7 @@ Theory of operation
   with ``?namespace=NAME``.
 """
 
+import asyncio
 import logging
 from time import monotonic, time
 from urllib.parse import parse_qs
@@ -32,7 +33,7 @@ from alloy.cache.entries import JSON, SSE, completion_from_stream, entry_from_re
 from alloy.cache.keys import CACHEABLE, CHAT, cache_control, key_of, namespace_of, ttl_of
 from alloy.cache.prompt_prefix import AFFINITY
 from alloy.core import LAST_CHUNK, frame_chunk, frame_head, frame_response, frame_stream_head
-from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound
+from alloy.errors import AlloyError, InternalError, InvalidRequest, MethodNotAllowed, NotFound
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
 from alloy.prebuilt import Prebuilt
 
@@ -290,8 +291,59 @@ class ResponseCache:
         if namespaces is not None and (len(namespaces) != 1 or not namespaces[0]):
             raise InvalidRequest("namespace: expected one non-empty name (no namespace: every entry)", param="namespace")
         namespace = namespaces[0] if namespaces else None
-        deleted = self.store.clear(namespace)
-        return Prebuilt(200, orjson.dumps({"deleted": deleted, "namespace": namespace}))
+        if self.store.synchronous:
+            return _cleared(self.store.clear(namespace), namespace)
+        # Redis scans its whole keyspace (seconds with millions of keys): in a thread, while this
+        # connection waits for the answer and every other one is served.
+        Clearing(self.store, namespace, request, connection)
+        return None
+
+
+class Clearing:
+    """A ``DELETE /admin/cache`` on a shared store, run in a thread: the connection's current
+    answer meanwhile (a client that leaves is simply not answered; the deletion completes)."""
+
+    __slots__ = ("connection", "request", "namespace", "gone")
+
+    def __init__(self, store, namespace, request, connection):
+        self.connection = connection
+        self.request = request
+        self.namespace = namespace
+        self.gone = False
+        connection.current = self
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor(None, store.clear, namespace).add_done_callback(self._done)
+
+    def client_left(self):
+        self.gone = True
+
+    cancel = client_left
+
+    def pause(self):  # nothing is written until the end
+        pass
+
+    resume = pause
+
+    def _done(self, future):
+        connection = self.connection
+        if self.gone or connection.current is not self:
+            return
+        keep = self.request.keep_alive and not connection.closes_for_drain()
+        error = future.exception()
+        if error is None:
+            answer = _cleared(future.result(), self.namespace)
+            connection.transport.write(answer.keep_alive if keep else answer.closing)
+        elif isinstance(error, AlloyError):
+            connection.send_error(error, close=not keep, request=self.request)
+        else:
+            log.error("alloy: emptying the response cache failed: %s: %s", type(error).__name__, error)
+            connection.send_error(InternalError("emptying the response cache failed (the gateway's log says why)"), close=True, request=self.request)
+            keep = False
+        connection.answer_finished(keep)
+
+
+def _cleared(deleted, namespace):
+    return Prebuilt(200, orjson.dumps({"deleted": deleted, "namespace": namespace}))
 
 
 def _replay(entry, stream, include_usage):

@@ -129,3 +129,33 @@ def test_redis_killed_mid_load_means_misses_not_errors(pair, upstream, redis_ser
     redis_server.restart()
     text = f"after {uuid.uuid4().hex}"
     assert wait_until(lambda: chat(pair[0], text)[0]["x-alloy-cache"] == "hit", timeout=10)
+
+
+def test_emptying_a_big_redis_cache_does_not_stop_other_requests(pair, redis_server):
+    # SCAN walks the whole keyspace: with many keys the deletion takes a while. It once ran on the
+    # event loop, and every request of the gateway (even /health) waited for it.
+    import redis
+
+    filler = redis.Redis.from_url(redis_server.url)
+    for start in range(0, 1_000_000, 20_000):
+        filler.mset({f"other:{i}": b"x" for i in range(start, start + 20_000)})
+    gateway = pair[0]
+    finished = {}
+
+    def delete():
+        request = urllib.request.Request(gateway.base + "/admin/cache", method="DELETE", headers={"authorization": f"Bearer {MASTER}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            finished["delete"] = (response.status, json.load(response))
+
+    deleting = threading.Thread(target=delete)
+    deleting.start()
+    answered = 0
+    while deleting.is_alive() and answered < 20:
+        with urllib.request.urlopen(gateway.base + "/health", timeout=60) as response:
+            assert response.status == 200
+        if deleting.is_alive():
+            answered += 1  # answered while the deletion was still under way
+    deleting.join(60)
+    assert finished["delete"] == (200, {"deleted": 0, "namespace": None})
+    assert answered == 20, f"{answered} requests answered while the cache was being emptied"
+    assert filler.dbsize() == 1_000_000  # only the cache's own keys are Alloy's to delete
