@@ -218,8 +218,27 @@ def run(args, store, created=None):
 
 
 def _print(document):
-    print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    print(_json_text(document))
     return 0
+
+
+def _json_text(document):
+    """``document`` as indented JSON for a terminal: a client's or an admin's text (names,
+    metadata) with an invisible character (U+202E turning the line around, a zero-width space) has
+    it written as its JSON escape, which reads back as the same text (control characters already
+    are escaped by JSON itself)."""
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2).decode()
+    if text.isascii():
+        return text
+    return "".join(c if c == "\n" or c.isprintable() else _json_escape(c) for c in text)
+
+
+def _json_escape(character):
+    code = ord(character)
+    if code > 0xFFFF:  # as a UTF-16 surrogate pair, as JSON spells it
+        code -= 0x10000
+        return "\\u%04x\\u%04x" % (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF))
+    return "\\u%04x" % code
 
 
 def _harmless(text):
@@ -233,7 +252,7 @@ def _harmless(text):
 
 def _table(rows, columns, as_json):
     if as_json:
-        print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        print(_json_text(rows))
         return 0
     cells = [[("" if row.get(c) is None else _harmless(str(row.get(c)))) for c in columns] for row in rows]
     widths = [max([len(c), *(len(line[i]) for line in cells)]) for i, c in enumerate(columns)]

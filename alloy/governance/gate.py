@@ -202,6 +202,13 @@ class Governance:
             )
         if what == "requests":
             message = f"Rate limit reached for requests per minute on {where}: limit {scope.rpm}"
+        elif what == "tokens" and reserve > scope.tpm:
+            # No minute will ever have room for it (OpenAI's "Request too large"): said so, no retry.
+            message = (
+                f"Request too large for tokens per minute on {where}: limit {scope.tpm}, requested {reserve} "
+                "(the prompt's estimate and max_tokens); lower max_tokens or the prompt"
+            )
+            return RateLimitExceeded(message, kind="tokens", retry_after=None, header_block=lines)
         elif what == "tokens":
             message = f"Rate limit reached for tokens per minute on {where}: limit {scope.tpm}, used {tokens}, requested {reserve}"
         else:

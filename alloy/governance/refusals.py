@@ -13,6 +13,10 @@ class RateLimitExceeded(AlloyError):
     def __init__(self, message, *, kind, retry_after, header_block=b""):
         super().__init__(message)
         self.type = kind
+        if retry_after is None:
+            # No wait makes room (a request larger than the limit itself): the SDKs must not retry.
+            self.header_block = b"x-should-retry: false\r\n" + header_block
+            return
         # Whole seconds, rounded up: a client that waits this long finds room.
         self.header_block = b"retry-after: %d\r\n" % max(1, int(retry_after + 0.999)) + header_block
 

@@ -2,6 +2,7 @@
 with the openai and anthropic SDKs, limited to models, expired, revoked and rotated (refused within
 the sync interval), and the admin API's refusals of bad input, which write nothing."""
 
+import json
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ import anthropic
 import openai
 import pytest
 
-from governance_helpers import MASTER, admin, alloy, burst, chat, create_key, keyed_config, post, statuses, usage_rows
+from governance_helpers import MASTER, admin, alloy, alloy_text, burst, chat, create_key, keyed_config, post, statuses, usage_rows
 from harness import RUN_DIR, gateway_env, wait_until
 
 REVOCATION_BOUND = 3.0  # seconds; documented bound is sync_interval (0.1 s here) + a reload
@@ -210,6 +211,15 @@ def test_revocation_reaches_every_worker(start_gateway, upstream, tmp_path):
     upstream.clear()
     assert statuses(burst(gateway.port, secret, 16)) == [401] * 16  # and it stays so, in both workers
     assert upstream.requests() == []
+
+
+def test_show_writes_invisible_characters_as_their_escapes(tmp_path):
+    # Metadata is anyone's text: U+202E would turn the terminal's line around, shown raw.
+    db = tmp_path / "alloy.db"
+    create_key(db, "bidi", "--metadata", "owner=evil\u202eexe.txt", "--metadata", "tag=a\u200bb")
+    text = alloy_text(db, "keys", "show", "bidi")
+    assert "\u202e" not in text and "\u200b" not in text
+    assert "\\u202e" in text and json.loads(text)["metadata"] == {"owner": "evil\u202eexe.txt", "tag": "a\u200bb"}
 
 
 def test_a_renamed_key_keeps_its_usage_together(keyed):

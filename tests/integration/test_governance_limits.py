@@ -97,11 +97,20 @@ def test_tpm_reserves_max_tokens_and_reconciles_from_usage(start_gateway, upstre
     assert all(chunk.usage is None for chunk in chunks)
     raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=messages, max_tokens=300)
     assert int(raw.headers["x-ratelimit-remaining-tokens"]) == 400 - 3 * used - reserved_first
-    # A request that cannot fit is refused before it goes upstream.
+    # A request that cannot fit in what is left of this minute (it would fill an empty one) is
+    # refused before it goes upstream.
     upstream.clear()
     with pytest.raises(openai.RateLimitError) as refused:
-        client.chat.completions.create(model="gpt-4o", messages=messages, max_tokens=390)
+        client.chat.completions.create(model="gpt-4o", messages=messages, max_tokens=400 - (reserved_first - 300))
     assert refused.value.body["type"] == "tokens" and refused.value.response.headers["retry-after"]
+    assert upstream.requests() == []
+    # One that could never fit, whatever the minute, says so and tells the SDK not to retry it.
+    retrying = openai.OpenAI(base_url=gateway.base + "/v1", api_key=secret, max_retries=2)
+    with pytest.raises(openai.RateLimitError) as refused:
+        retrying.chat.completions.create(model="gpt-4o", messages=messages, max_tokens=5000)
+    headers = refused.value.response.headers
+    assert "Request too large" in refused.value.message and "retry-after" not in headers
+    assert headers["x-should-retry"] == "false"
     assert upstream.requests() == []
 
 
