@@ -325,7 +325,15 @@ class ClientConnection(asyncio.Protocol):
         if not keep_alive or self.closing or self.closes_for_drain():
             self.close()
             return
-        self.go_on()
+        if self.queue or self.reading_paused:
+            self.go_on()  # pipelined requests wait, or reading waits for them
+            return
+        # The common case, inline (it runs for every answer): nothing waits.
+        parser = self.parser
+        if self.read_since < 0 and parser.in_progress:
+            self.start_read_clock()  # the next request was only partly read while this one was served
+        if parser.expect_continue and not self.feeding:
+            self.continue_or_refuse()
 
     def go_on(self):
         """Serve what waits (pipelined requests), and read again when the bounds allow: after an
