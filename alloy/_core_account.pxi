@@ -172,47 +172,22 @@ cdef class LimitCounters:
                 flock(self.fd, LOCK_UN)
 
     def give_back(self, tuple scopes, tuple windows, long long reserved, long long used, long long cost, double wall):
-        cdef Py_ssize_t count = len(scopes), index
-        cdef CounterSlot *slots[MAX_SCOPES]
-        cdef CounterSlot *row
-        cdef long long current
-        cdef tuple scope
-        if count > MAX_SCOPES or len(windows) < count:
+        if len(scopes) > MAX_SCOPES or len(windows) < len(scopes):
             raise ValueError("the windows do not match the scopes")
-        for index in range(count):
-            slots[index] = self._slot((<tuple>scopes[index])[0])
-        if self.fd >= 0:
-            flock(self.fd, LOCK_EX)
-        try:
-            for index in range(count):
-                scope = <tuple>scopes[index]
-                row = slots[index]
-                if row.tpm_start == <double>windows[index] and used != reserved:
-                    row.tokens = row.tokens + used - reserved
-                    if row.tokens < 0:
-                        row.tokens = 0
-                current = int((wall - scope[6]) // scope[5]) if scope[5] else 0
-                if row.period != current:
-                    row.period = current
-                    row.spend = 0
-                if row.inflight > 0:
-                    row.inflight -= 1
-                else:
-                    row.inflight = 0
-                row.spend += cost
-        finally:
-            if self.fd >= 0:
-                flock(self.fd, LOCK_UN)
-
+        self._settle(scopes, windows, reserved, used, cost, wall)
 
     def spent(self, tuple scopes, long long cost, double wall):
+        if len(scopes) > MAX_SCOPES:
+            raise ValueError("too many scopes")
+        self._settle(scopes, None, 0, 0, cost, wall)
+
+    cdef int _settle(self, tuple scopes, tuple windows, long long reserved, long long used, long long cost, double wall) except -1:
+        """An ended request's account (see the twin): ``windows`` None, the cost alone."""
         cdef Py_ssize_t count = len(scopes), index
         cdef CounterSlot *slots[MAX_SCOPES]
         cdef CounterSlot *row
         cdef long long current
         cdef tuple scope
-        if count > MAX_SCOPES:
-            raise ValueError("too many scopes")
         for index in range(count):
             slots[index] = self._slot((<tuple>scopes[index])[0])
         if self.fd >= 0:
@@ -221,6 +196,15 @@ cdef class LimitCounters:
             for index in range(count):
                 scope = <tuple>scopes[index]
                 row = slots[index]
+                if windows is not None:
+                    if row.tpm_start == <double>windows[index] and used != reserved:
+                        row.tokens = row.tokens + used - reserved
+                        if row.tokens < 0:
+                            row.tokens = 0
+                    if row.inflight > 0:
+                        row.inflight -= 1
+                    else:
+                        row.inflight = 0
                 current = int((wall - scope[6]) // scope[5]) if scope[5] else 0
                 if row.period != current:
                     row.period = current
@@ -229,6 +213,8 @@ cdef class LimitCounters:
         finally:
             if self.fd >= 0:
                 flock(self.fd, LOCK_UN)
+        return 0
+
 
 cdef bytes _ratelimit_lines(tuple reported, CounterSlot *rows, Py_ssize_t count, double now):
     # Each trio is at most ~200 bytes (three names, two 20-digit numbers, a reset): two trios fit.

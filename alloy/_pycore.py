@@ -1255,28 +1255,25 @@ class LimitCounters:
     def give_back(self, scopes, windows, reserved, used, cost, wall):
         """The request ended: its tokens become what it used (when the token window it reserved
         in is still the current one), it leaves the in-flight count, its cost joins the spend."""
-        memory = self.memory
-        self._lock()
-        try:
-            for (offset, _, _, _, _, period, anchor), window in zip(scopes, windows):
-                digest, rpm_start, requests, tpm_start, tokens, inflight, number, spend, loaded = COUNTER_SLOT.unpack_from(memory, offset)
-                if tpm_start == window and used != reserved:
-                    tokens = max(tokens + used - reserved, 0)
-                current = int((wall - anchor) // period) if period else 0
-                if number != current:
-                    number, spend = current, 0
-                COUNTER_SLOT.pack_into(memory, offset, digest, rpm_start, requests, tpm_start, tokens, max(inflight - 1, 0), number, spend + cost, loaded)
-        finally:
-            self._unlock()
+        self._settle(scopes, windows, reserved, used, cost, wall)
 
     def spent(self, scopes, cost, wall):
         """A cost spent where the limits were decided elsewhere (Redis): only the spend, so that
         these counters, should they decide again (Redis unreachable), know what was spent."""
+        self._settle(scopes, None, 0, 0, cost, wall)
+
+    def _settle(self, scopes, windows, reserved, used, cost, wall):
+        """An ended request's account; ``windows`` None: its cost alone (it was counted elsewhere,
+        nothing to reconcile, nothing in flight here). The spend restarts with a new period."""
         memory = self.memory
         self._lock()
         try:
-            for offset, _, _, _, _, period, anchor in scopes:
+            for (offset, _, _, _, _, period, anchor), window in zip(scopes, (None,) * len(scopes) if windows is None else windows):
                 digest, rpm_start, requests, tpm_start, tokens, inflight, number, spend, loaded = COUNTER_SLOT.unpack_from(memory, offset)
+                if windows is not None:
+                    if tpm_start == window and used != reserved:
+                        tokens = max(tokens + used - reserved, 0)
+                    inflight = max(inflight - 1, 0)
                 current = int((wall - anchor) // period) if period else 0
                 if number != current:
                     number, spend = current, 0
