@@ -319,6 +319,14 @@ class Clearing:
 
     cancel = client_left
 
+    def stop(self, error):
+        """The gateway stops before the deletion is done: the client is told (the connection then
+        closes); the deletion completes in its thread, unanswered."""
+        if not self.gone:
+            self.gone = True
+            self.connection.current = None
+            self.connection.send_error(error, close=True, request=self.request)
+
     def pause(self):  # nothing is written until the end
         pass
 
