@@ -414,7 +414,7 @@ class ModelGroup:
         self.cache_policy = None  # the response cache's settings for it, set on its first lookup (alloy.cache)
         # Where its requests go, as the response cache's keys name it: a change of provider or of
         # upstream model (a reload) is another key, and two providers never share an answer.
-        self.route = "\n".join(sorted(f"{d.provider.name}/{d.upstream_model or '*'}" for d in self.deployments))
+        self.route = "\n".join(sorted(f"{d.provider.name}/{d.upstream_model or '*'}" for d in self.deployments)).encode()
         if strategy == PREFIX_AFFINITY:
             self.ring, self.ring_owners = _ring(self.deployments)
 

@@ -153,9 +153,6 @@ class _Discard:
     def writelines(self, pieces):
         pass
 
-    def is_closing(self):
-        return True
-
 
 DISCARD = _Discard()
 

@@ -66,8 +66,7 @@ def key_of(call, model, namespace):
             document[name] = float(value)
     # The route (``ModelGroup.route``: each deployment's provider and upstream model) is part of
     # the request as the upstream sees it: ``p1/gpt-x`` and ``p2/gpt-x`` are two requests.
-    route = call.group.route.encode()
-    material = namespace.encode() + b"\n" + call.path + b"\n" + route + b"\n" + dumps(document, option=OPT_SORT_KEYS)
+    material = namespace.encode() + b"\n" + call.path + b"\n" + call.group.route + b"\n" + dumps(document, option=OPT_SORT_KEYS)
     if len(material) <= INLINE_KEY_MAX:
         return material, stream, include_usage  # its own key: nothing to hash, no collision possible
     return sha256(material).digest(), stream, include_usage

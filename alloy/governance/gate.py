@@ -261,7 +261,7 @@ class Governance:
         if not usage and call.cut and call.count:
             # Cut before its usage came (the client left and the drain ran out, the upstream broke
             # off): the provider bills what it did, so it is charged what it reserved, not nothing.
-            usage = {"prompt_tokens": len(call.request.body) // CHARS_PER_TOKEN, "completion_tokens": scan.max_tokens if scan is not None else 0}
+            usage = reserved_usage(call.request.body, scan)
         asked = scan.model if scan is not None else None
         deployment = call.deployment
         served = (deployment.upstream_model or call.model_name) if deployment is not None else None
@@ -370,6 +370,12 @@ def _bearer_token(value):
     scheme, _, token = value.partition(b" ")
     # RFC 9110 section 11.1: the auth scheme is case-insensitive.
     return token.strip() if scheme.lower() == b"bearer" else None
+
+
+def reserved_usage(body, scan=None):
+    """What ``estimate_tokens`` reserves, as a usage: the prompt's estimate in, the answer's cap out."""
+    prompt = len(body) // CHARS_PER_TOKEN
+    return {"prompt_tokens": prompt, "completion_tokens": estimate_tokens(body, scan) - prompt}
 
 
 def estimate_tokens(body, scan=None):

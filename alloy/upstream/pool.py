@@ -242,14 +242,15 @@ class CorePool:
 
     async def _open_connection(self, timeout):
         origin = self.origin
+        context = origin.ssl
         try:
             _, connection = await asyncio.wait_for(
                 self.loop.create_connection(
                     lambda: UpstreamConnection(self, self.loop),
                     origin.host,
                     origin.port,
-                    ssl=origin.ssl,
-                    server_hostname=origin.host if origin.ssl else None,
+                    ssl=context,
+                    server_hostname=origin.host if context else None,
                 ),
                 timeout,
             )
