@@ -32,6 +32,19 @@ def totals(db, requests):
     return row["tokens_in"], row["tokens_out"]
 
 
+def leave_early(gateway, secret, request, drip):
+    """Stream ``request``, its events ``drip`` ms apart; read the first bytes and leave. Returns the
+    body sent (its size is the prompt's estimate)."""
+    body = json.dumps(request).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    headers = {"content-type": "application/json", "authorization": f"Bearer {secret}", "x-mock-fault": f"drip={drip}"}
+    connection.request("POST", "/v1/chat/completions", body, headers)
+    response = connection.getresponse()
+    assert response.status == 200 and response.read(100)  # the stream began
+    connection.close()  # and the client left
+    return body
+
+
 def test_a_client_closing_at_the_finish_reason_is_charged_the_streams_usage(start_gateway, upstream, tmp_path):
     db = tmp_path / "alloy.db"
     _, secret = create_key(db, "early-closer")
@@ -57,14 +70,8 @@ def test_a_long_stream_left_early_is_cut_at_the_drain_timeout_and_charged_its_re
     _, secret = create_key(db, "leaver")
     gateway = start(start_gateway, upstream, db, drain_timeout=0.5)
     ready(gateway, secret)
-    body = json.dumps(chat(text=" ".join(["word"] * 60), stream=True, max_tokens=70)).encode()
-    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
-    headers = {"content-type": "application/json", "authorization": f"Bearer {secret}", "x-mock-fault": "drip=100"}
-    connection.request("POST", "/v1/chat/completions", body, headers)
-    response = connection.getresponse()
-    assert response.status == 200 and response.read(100)  # the stream began
-    connection.close()  # and the client left, some 6 s of answer still to come
-    assert totals(db, 1) == (len(body) // 4, 70)
+    body = leave_early(gateway, secret, chat(text=" ".join(["word"] * 60), stream=True, max_tokens=70), drip=100)
+    assert totals(db, 1) == (len(body) // 4, 70)  # left with some 6 s of answer still to come
     assert post(gateway.port, secret, chat())[0] == 200
     assert_no_crash_logged(gateway)
 
@@ -74,11 +81,5 @@ def test_without_a_drain_a_stream_left_early_is_charged_its_reservation(start_ga
     _, secret = create_key(db, "no-drain")
     gateway = start(start_gateway, upstream, db, drain_timeout=0)
     ready(gateway, secret)
-    body = json.dumps(chat(text="one two three", stream=True, max_tokens=40)).encode()
-    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
-    headers = {"content-type": "application/json", "authorization": f"Bearer {secret}", "x-mock-fault": "drip=300"}
-    connection.request("POST", "/v1/chat/completions", body, headers)
-    response = connection.getresponse()
-    assert response.status == 200 and response.read(100)
-    connection.close()
+    body = leave_early(gateway, secret, chat(text="one two three", stream=True, max_tokens=40), drip=300)
     assert totals(db, 1) == (len(body) // 4, 40)

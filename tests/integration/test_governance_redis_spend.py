@@ -42,14 +42,21 @@ def spend_until_refused(gateway, secret):
         assert answered < 10
 
 
-def test_a_spent_budget_stays_spent_after_redis_restarts_empty(start_gateway, upstream, redis_server, tmp_path):
-    db = tmp_path / "alloy.db"
+def spent_budget(start_gateway, upstream, redis_server, db):
+    """A gateway sharing its limits through Redis, and a key whose $2.50 budget it spent (the last
+    request refused): (gateway, the key's row, its secret, USD spent, requests answered)."""
     row, secret = create_key(db, "capped", "--budget", "2.5")
     gateway = start(start_gateway, upstream, db, redis_server)
     wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] == 404, timeout=5)
     upstream.clear()
     spent, answered = spend_until_refused(gateway, secret)
     assert answered >= 2 and spent >= 2.5
+    return gateway, row, secret, spent, answered
+
+
+def test_a_spent_budget_stays_spent_after_redis_restarts_empty(start_gateway, upstream, redis_server, tmp_path):
+    db = tmp_path / "alloy.db"
+    gateway, row, secret, spent, answered = spent_budget(start_gateway, upstream, redis_server, db)
     # What the ledger knows: every answered call, written within flush_interval.
     assert wait_until(lambda: abs(ledger_cost(db) - spent) < 1e-6, timeout=5)
     redis_server.restart()  # empty: nothing was persisted
@@ -82,13 +89,7 @@ def test_spend_keeps_counting_from_the_ledger_after_redis_restarts_empty(start_g
 def test_a_budget_spent_through_redis_stays_spent_while_redis_is_down(start_gateway, upstream, redis_server, tmp_path):
     # fail_mode open: with Redis unreachable this server's own counters decide. They once knew
     # nothing of what was spent through Redis, so a spent budget could be spent again in full.
-    db = tmp_path / "alloy.db"
-    _, secret = create_key(db, "capped", "--budget", "2.5")
-    gateway = start(start_gateway, upstream, db, redis_server)
-    wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] == 404, timeout=5)
-    upstream.clear()
-    spent, answered = spend_until_refused(gateway, secret)
-    assert answered >= 2 and spent >= 2.5
+    gateway, _, secret, _, answered = spent_budget(start_gateway, upstream, redis_server, tmp_path / "alloy.db")
     redis_server.kill()
     status, _, body = post(gateway.port, secret, chat(text="one two three"))
     assert status == 429 and body["error"]["code"] == "insufficient_quota", body
