@@ -331,3 +331,14 @@ class SlotObserver:
 
     def __init__(self, latency_bounds: tuple, overhead_bounds: tuple, layout: tuple) -> None: ...
     def observe(self, slot: list, call: Any, stream: bool) -> None: ...
+
+# --- The C library's allocator -----------------------------------------------------------------
+
+def tune_allocator(heap_up_to: int, trim_above: int) -> bool:
+    """glibc's ``mallopt``: allocations up to ``heap_up_to`` bytes come from the heap (not a fresh
+    ``mmap`` each), and free heap is returned to the system past ``trim_above`` bytes. True when
+    both were set; False where the C library is not glibc."""
+
+def trim_heap() -> bool:
+    """glibc's ``malloc_trim(0)``: free heap memory goes back to the system now. True when some
+    did; False when none could, or the C library is not glibc."""

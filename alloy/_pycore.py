@@ -1535,3 +1535,38 @@ class RouteTable:
                 return target, model
         return None
 
+
+
+# ============================================================================================
+# The C library's allocator
+# ============================================================================================
+
+# mallopt's parameter numbers (glibc's malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def _glibc():
+    """The C library's symbols as this process has them, or None where they are not glibc's.
+    ``ctypes.util.find_library`` would import shutil, tempfile and random to look for a file."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except (OSError, AttributeError, TypeError):  # no dlopen(NULL)
+        return None
+
+
+def tune_allocator(heap_up_to, trim_above):
+    """See ``alloy/_core.pyi``."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, heap_up_to)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim_above))
+
+
+def trim_heap():
+    """See ``alloy/_core.pyi``."""
+    libc = _glibc()
+    return libc is not None and bool(libc.malloc_trim(0))

@@ -21,8 +21,9 @@ Alloy's 502/504. The response names what served it (``x-alloy-provider``, ``x-al
 ``x-alloy-attempts``). A first attempt that succeeds never creates an ``Attempts``.
 """
 
-import random
 import time
+
+from alloy.chance import random
 
 
 # A reused connection closed in order, unanswered, within this many seconds of the send is taken for
@@ -184,7 +185,7 @@ class Attempts:
     def _backoff(self):
         router = self.call.pipeline.router
         ceiling = min(router.backoff_max, router.backoff_base * (2 ** (self.in_group - 1)))
-        return random.uniform(0.0, ceiling)  # full jitter
+        return random() * ceiling  # full jitter
 
     def _past_deadline(self, delay):
         call = self.call

@@ -23,7 +23,7 @@ Deployments without a quota never touch the table.
 """
 
 import math
-import random
+from alloy.chance import random
 import time
 from bisect import bisect
 from collections import deque
@@ -244,7 +244,7 @@ def _candidates(group, avoid, barred):
 def pick_weighted(group, avoid, barred):
     if not avoid and not barred:
         # One draw over every deployment; only a full or cooling one sends us the slow way.
-        point = random.random() * group.total_weight
+        point = random() * group.total_weight
         for deployment in group.deployments:
             point -= deployment.weight
             if point < 0:
@@ -254,7 +254,7 @@ def pick_weighted(group, avoid, barred):
     candidates = _candidates(group, avoid, barred)
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
-    point = random.random() * sum(d.weight for d in candidates)
+    point = random() * sum(d.weight for d in candidates)
     for deployment in candidates:
         point -= deployment.weight
         if point < 0:
@@ -306,8 +306,8 @@ def pick_latency(group, avoid, barred):
     if count == 2:
         first, second = candidates
     elif count > 2:
-        i = int(random.random() * count)
-        j = int(random.random() * (count - 1))
+        i = int(random() * count)
+        j = int(random() * (count - 1))
         first, second = candidates[i], candidates[j + (j >= i)]
     else:
         return candidates[0] if count and candidates[0].admits() else None

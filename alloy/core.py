@@ -50,6 +50,8 @@ untracked = _impl.untracked
 ledger_stored = _impl.ledger_stored
 access_json_line = _impl.access_json_line
 SlotObserver = _impl.SlotObserver
+tune_allocator = _impl.tune_allocator
+trim_heap = _impl.trim_heap
 
 __all__ = [
     "IMPLEMENTATION",
@@ -78,6 +80,8 @@ __all__ = [
     "ratelimit_reset",
     "rewrite_model",
     "rewrite_model_parts",
+    "trim_heap",
+    "tune_allocator",
     "scan_body",
     "untracked",
     "ledger_stored",

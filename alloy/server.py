@@ -12,7 +12,6 @@ at once.
 
 import asyncio
 import gc
-import ipaddress
 import logging
 import signal
 import os
@@ -31,7 +30,7 @@ from alloy.config import ProviderSettings
 from alloy.client_connection import ClientConnection, over_capacity_answer
 from alloy.endpoints import Endpoints
 from alloy.errors import ServiceUnavailable
-from alloy.malloc import tune_allocator
+from alloy.malloc import return_start_memory, tune_allocator
 from alloy.observability import Observability
 from alloy.pipeline import Pipeline
 from alloy.reload import Reloader
@@ -130,11 +129,19 @@ def client_timeouts(settings):
 
 
 def is_loopback(host):
-    """Only this machine can connect (127.0.0.0/8, ::1, localhost)."""
+    """Only this machine can connect (127.0.0.0/8, ::1, localhost). Read with inet_pton, not the
+    ipaddress module, which a gateway would hold (~0.27 MB) for this one question at start."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        return socket.inet_pton(socket.AF_INET, host)[0] == 127
+    except (OSError, ValueError):  # not an IPv4 address (ValueError: a NUL in it)
+        pass
+    try:
+        return socket.inet_pton(socket.AF_INET6, host) == IPV6_LOOPBACK
+    except (OSError, ValueError):
         return host == "localhost"
+
+
+IPV6_LOOPBACK = bytes(15) + b"\x01"
 
 
 def warn_if_open(settings):
@@ -259,18 +266,6 @@ async def _with_builtin_mock(config):
         "serving the built-in mock LLM, whose replies are canned"
     )
     return replace(config, providers=(provider,), default_provider="mock", uses_mock=True), mock_server
-
-
-def return_start_memory():
-    """Give the system back what starting freed (configuration parsing, import temporaries): the
-    allocator tuning (``alloy.malloc``) keeps up to 64 MiB of freed heap mapped, for request bodies,
-    so without this an idle gateway holds 0.5-1.5 MB it will never use. Once, at start."""
-    try:
-        import ctypes  # already imported by alloy.malloc
-
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):  # not glibc
-        pass
 
 
 def raise_open_file_limit():

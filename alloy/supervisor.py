@@ -34,10 +34,9 @@ from alloy.config import ConfigError, load
 from alloy.server import say
 
 # ctypes, select, the shared directories and the governance counters are imported where the
-# supervisor uses them: a lone gateway (--workers 1, the default) imports this module for
-# check_workers alone, and never needs their ~1.5 MB.
+# supervisor uses them (~1.5 MB), and a lone gateway (--workers 1, the default) does not import
+# this module at all.
 
-MAX_WORKERS = 64
 FIRST_BACKOFF = 0.5  # seconds before replacing a worker that died young; doubles up to MAX_BACKOFF
 MAX_BACKOFF = 10.0
 STABLE_AFTER = 10.0  # a worker that lived this long was not crash-looping: its slot's backoff resets
@@ -341,15 +340,6 @@ def die_with_parent(parent):
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != parent:  # the supervisor died before prctl took effect
         os._exit(0)
-
-
-def check_workers(count):
-    """Why ``count`` workers cannot run here, or None when they can."""
-    if not 1 <= count <= MAX_WORKERS:
-        return f"--workers must be between 1 and {MAX_WORKERS}, not {count}"
-    if count > 1 and not sys.platform.startswith("linux"):
-        return "--workers above 1 needs Linux (SO_REUSEPORT balancing between processes)"
-    return None
 
 
 def run(config, count):

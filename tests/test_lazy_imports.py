@@ -45,6 +45,7 @@ NEVER_AT_START = (
     "sqlite3", "redis", "http.client", "logging.handlers", "hmac", "hashlib",
     "alloy.cache.response_cache", "alloy.cache.memory", "alloy.cache.prompt_prefix",
     "alloy.mock_upstream", "alloy.governance.counters", "alloy.governance.commands", "alloy.check",
+    "alloy.supervisor", "random",  # --workers N; random's generator is taken alone (alloy.chance)
     *TRANSLATION,
 )  # fmt: skip
 
@@ -95,6 +96,14 @@ def test_a_gateway_in_front_of_a_provider_imports_nothing_it_does_not_use(tmp_pa
     assert sorted(modules.intersection(NEVER_AT_START)) == []
 
 
+def test_the_compiled_core_tunes_the_allocator_without_ctypes(tmp_path):
+    # ctypes (~0.35 MB) would be held for two calls at start; the pure twin still uses it
+    from alloy import core
+
+    modules = started_modules(tmp_path, env=PROVIDER)
+    assert ("ctypes" in modules) == (core.IMPLEMENTATION == "pure")
+
+
 def test_an_https_provider_loads_no_ca_store_until_it_connects(tmp_path):
     # The CA store (certifi's, ~2.5 MB with its TLS context) is loaded by the first connection.
     modules = started_modules(tmp_path, env={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": "https://127.0.0.1:9/v1"})
@@ -104,7 +113,7 @@ def test_an_https_provider_loads_no_ca_store_until_it_connects(tmp_path):
 def test_without_a_provider_only_the_builtin_mock_is_added(tmp_path):
     modules = started_modules(tmp_path)
     assert "alloy.mock_upstream" in modules
-    mock_needs = {"alloy.mock_upstream", "email", "email.utils", "hashlib"}  # HTTP dates, its embeddings
+    mock_needs = {"alloy.mock_upstream", "email", "email.utils", "hashlib", "random"}  # HTTP dates, its embeddings, jitter
     assert sorted(modules.intersection(NEVER_AT_START) - mock_needs) == []
 
 

@@ -35,7 +35,7 @@ import os
 import stat
 import sys
 import time
-from random import random
+from alloy.chance import random
 
 import orjson
 
