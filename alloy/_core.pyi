@@ -78,6 +78,11 @@ class RequestParser:
     def reading_body(self) -> bool:
         """The head of the request being read is whole: its body is arriving."""
     @property
+    def arriving_method(self) -> bytes | None:
+        """The method of the request being read once its request line is read (and after an error
+        in its head or body, which the connection answers without a body to a ``b"HEAD"``); None
+        between requests."""
+    @property
     def arriving_headers(self) -> dict | None:
         """While the body of a request is arriving (its head is whole): that request's headers, for
         an answer that refuses it before its body is (the 408 of a slow body); else None."""

@@ -46,6 +46,7 @@ cdef class RequestParser:
     cdef bint _expect_continue
     cdef object _error
     cdef int _empty_lines
+    cdef bytes _method  # of the request being read, once its request line is read
     cdef frozenset _forward_skip
     cdef tuple _forward_prefixes
 
@@ -66,6 +67,7 @@ cdef class RequestParser:
         self._expect_continue = False
         self._error = None
         self._empty_lines = 0
+        self._method = None
 
     @property
     def error(self):
@@ -83,6 +85,10 @@ cdef class RequestParser:
     def reading_body(self):
         """The head of the request being read is whole: its body is arriving."""
         return self._state == S_BODY_LENGTH or self._state == S_BODY_CHUNKED
+
+    @property
+    def arriving_method(self):
+        return self._method
 
     @property
     def arriving_headers(self):
@@ -266,6 +272,7 @@ cdef class RequestParser:
         version = _parse_version(p + sp2 + 1, line_end - sp2 - 1, _ProtocolError, UnsupportedVersion)
         method = PyBytes_FromStringAndSize(p, sp1)
         target = PyBytes_FromStringAndSize(p + sp1 + 1, sp2 - sp1 - 1)
+        self._method = method
 
         pos = line_end + 2
         # With forwarding sets, the fields a provider may receive are written as they are read
@@ -382,6 +389,7 @@ cdef class RequestParser:
         else:
             request.body = EMPTY.join(parts)
         self._current = None
+        self._method = None
         self._body_parts = []
         self._body_size = 0
         self._chunked = None

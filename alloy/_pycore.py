@@ -323,6 +323,7 @@ class RequestParser:
         self._expect_continue = False
         self._error = None
         self._empty_lines = 0  # skipped before the request line being waited for
+        self._method = None  # of the request being read, once its request line is read
 
     @property
     def expect_continue(self):
@@ -338,6 +339,11 @@ class RequestParser:
     def reading_body(self):
         """The head of the request being read is whole: its body is arriving."""
         return self._state == _BODY_LENGTH or self._state == _BODY_CHUNKED
+
+    @property
+    def arriving_method(self):
+        """See ``alloy/_core.pyi``."""
+        return self._method
 
     @property
     def arriving_headers(self):
@@ -446,6 +452,7 @@ class RequestParser:
     def _start_request(self, head):
         lines = _split_head(head, ProtocolError)
         method, target, version = self._parse_request_line(lines[0])
+        self._method = method
         fields = _parse_header_lines(lines[1:], ProtocolError)
 
         headers = {}
@@ -530,6 +537,7 @@ class RequestParser:
         else:
             body = parts[0] if len(parts) == 1 else b"".join(parts)
         self._current = None
+        self._method = None
         self._body_parts = []
         self._body_size = 0
         self._chunked = None

@@ -282,7 +282,7 @@ class ClientConnection(asyncio.Protocol):
             gateway.refused(head, self, error.status, error, id_line)
         self.closing = True
         self.queue.clear()
-        self.transport.write(self.closing_answer(error, head.target, id_line + self.cors_lines(head.headers)))
+        self.transport.write(self.closing_answer(error, id_line + self.cors_lines(head.headers), head.target, head.method))
         self.linger_close(self.transport)
 
     def refuse(self, error, request=None):
@@ -298,7 +298,7 @@ class ClientConnection(asyncio.Protocol):
             gateway.refused(request, self, error.status, error, id_line)
         if request is None:
             extra = id_line if headers is None else id_line + self.cors_lines(headers)
-            self.transport.write(self.closing_answer(error, getattr(error, "target", None), extra))
+            self.transport.write(self.closing_answer(error, extra, getattr(error, "target", None), self.parser.arriving_method))
             self.close()
         else:
             extra = id_line + self.cors_lines(request.headers)
@@ -310,12 +310,15 @@ class ClientConnection(asyncio.Protocol):
         cors = self.gateway.pipeline.cors
         return b"" if cors is None else cors.lines(headers)
 
-    def closing_answer(self, error, target, id_line):
-        """The bytes of a refusal that closes the connection, for a request to ``target`` (None:
-        not known): in Anthropic's shape on a Messages path, else OpenAI's."""
+    def closing_answer(self, error, id_line, target=None, method=None):
+        """The bytes of a refusal that closes the connection, for a ``method`` request to ``target``
+        (None: not known): in Anthropic's shape on a Messages path, else OpenAI's; to a HEAD
+        request, the head alone (RFC 9110 section 9.3.2)."""
         answer = None if target is None else self.gateway.pipeline.messages.refusal(error, target, id_line)
         if answer is None:
             answer = frame_response(error.status, JSON_HEADER + error.header_block + id_line, error_response_body(error), True)
+        if method == b"HEAD":
+            answer = answer[: answer.index(b"\r\n\r\n") + 4]
         return answer
 
     def answer_finished(self, keep_alive):

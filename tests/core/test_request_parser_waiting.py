@@ -1,7 +1,8 @@
 """RequestParser while a request is not whole yet: ``in_progress`` (a request begun),
 ``expect_continue`` (RFC 9110 section 10.1.1: a head that holds its body back for ``100 Continue``)
 and ``waiting_head`` (that head, for a refusal decided from it alone), ``arriving_headers`` (the
-headers of a request whose body is arriving, for the 408 of a slow one)."""
+headers of a request whose body is arriving, for the 408 of a slow one), ``arriving_method`` (the
+method of the request being read, kept after an error: a refused HEAD is answered without a body)."""
 
 import pytest
 
@@ -31,6 +32,34 @@ def test_arriving_headers_while_the_body_arrives(core, framing):
     assert parser.arriving_headers[b"origin"] == b"https://app.example"
     parser.feed(b"cd" if b"Length" in framing else b"2\r\ncd\r\n0\r\n\r\n")
     assert parser.arriving_headers is None  # whole: nothing is arriving
+
+
+def test_arriving_method_from_the_request_line_until_the_request_is_whole(core):
+    parser = core.RequestParser()
+    assert parser.arriving_method is None
+    parser.feed(b"HEAD / HTT")
+    assert parser.arriving_method is None  # the request line is not whole yet
+    parser.feed(b"P/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\na")
+    assert parser.arriving_method == b"HEAD"
+    assert len(parser.feed(b"b")) == 1
+    assert parser.arriving_method is None  # whole: the next request's method is not known yet
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HEAD / HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n",
+        b"HEAD / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\nHEAD / HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n",
+    ],
+)
+def test_arriving_method_outlives_an_error_in_the_head_or_body(core, head):
+    parser = core.RequestParser()
+    try:
+        parser.feed(head)
+    except errors.AlloyError:
+        pass
+    assert parser.arriving_method == b"HEAD"
 
 
 def test_expect_continue_while_body_awaited(core):

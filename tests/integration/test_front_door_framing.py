@@ -137,6 +137,36 @@ def test_an_error_answer_to_head_has_no_body_either(gateway, mock):
     assert rest.startswith(b"HTTP/1.1 200 "), received
 
 
+@pytest.mark.parametrize(
+    "head, status",
+    [
+        (b"Content-Length: abc\r\n", 400),  # refused by the parser, the request line read
+        (b"Transfer-Encoding: gzip\r\n", 501),
+        (b"Content-Length: 99999999999\r\n", 413),  # refused for its size, before its body
+        (b"Expect: 100-continue\r\nContent-Length: 99999999999\r\n", 413),
+    ],
+)
+def test_a_head_request_refused_before_dispatch_gets_the_head_alone(gateway, mock, head, status):
+    """RFC 9110 section 9.3.2 holds for refusals too: a client that sent HEAD reads no body, so
+    the bytes after the head would be taken for the start of another response."""
+    for path in (b"/v1/chat/completions", b"/v1/messages"):  # OpenAI's and Anthropic's error shapes
+        client = Client(gateway.port)
+        client.send(b"HEAD %s HTTP/1.1\r\nHost: g\r\n%s\r\n" % (path, head))
+        answered, headers = client.read_head()
+        assert answered == status and int(headers["content-length"]) > 0, headers
+        assert client.closed_within(5) and client.buffer == b"", client.buffer  # the head, then the close
+    assert mock.requests() == []
+
+
+def test_a_refusal_after_an_answered_head_request_has_its_body(gateway, mock):
+    client = Client(gateway.port)
+    client.send(b"HEAD /health HTTP/1.1\r\nHost: g\r\n\r\nGET /health HTTP/1.1\r\nHost: g\r\nContent-Length: abc\r\n\r\n")
+    assert client.read_head()[0] == 200
+    refused = client.response()  # the GET's 400, whose body is there to read
+    assert refused.status == 400
+    assert_openai_error(refused, 400)
+
+
 def test_chunked_body_and_expect_100_continue(gateway, mock):
     body = chat_body("chunked " * 200)
     pieces = [body[:1], body[1:100], body[100:1500], body[1500:]]
