@@ -8,54 +8,64 @@
     alloy --version
 """
 
-import argparse
 import logging
-import os
 import sys
+from collections import namedtuple
+from types import SimpleNamespace
 
-from alloy._version import __version__
-
-# The gateway's modules are imported once the arguments are read: what argparse built and dropped
-# by then is reused by those imports instead of staying a hole in the process's memory (~0.5 MB).
+# The gateway's modules are imported once the arguments are read (the mock's and the subcommands'
+# only by them); argparse only for --help, --version, a mistake or a subcommand (alloy.cli_parsers).
 
 MAX_WORKERS = 64
 
+Option = namedtuple("Option", "flag type default choices metavar help")
 
-class HelpFormatter(argparse.HelpFormatter):
-    """argparse's own, given the terminal's width as ``shutil.get_terminal_size`` would find it:
-    argparse imports shutil (and with it bz2 and lzma, ~0.5 MB) to ask, and a gateway would keep
-    them for its whole life."""
+GATEWAY_OPTIONS = (
+    Option("--host", str, None, None, None, "address to listen on (default 127.0.0.1; 0.0.0.0 for all)"),
+    Option("--port", int, None, None, None, "port to listen on (default 3000)"),
+    Option("--config", str, None, None, "FILE", "alloy.toml with providers and models"),
+    Option("--workers", int, 1, None, "N", f"gateway processes sharing the port, 1 to {MAX_WORKERS} (default 1; Linux for more)"),
+    Option("--log-level", str, "WARNING", ("DEBUG", "INFO", "WARNING", "ERROR"), None, None),
+)  # fmt: skip
 
-    def __init__(self, prog):
+
+def gateway_arguments(argv):
+    """The options of ``alloy [--host H] [--port P] ...`` (``GATEWAY_OPTIONS``) as argparse would
+    read them. A command line of those options alone, each with its value (``--port 3000`` or
+    ``--port=3000``), is read here; anything else (--help, --version, an abbreviation, a value
+    that is not one) goes to argparse, which reads it or answers with its usage and exits."""
+    quick = _read_quickly(argv)
+    if quick is not None:
+        return quick
+    from alloy.cli_parsers import gateway_parser
+
+    return gateway_parser(GATEWAY_OPTIONS).parse_args(argv)
+
+
+def _read_quickly(argv):
+    """The namespace of a command line of well-formed gateway options, or None."""
+    options = {option.flag: option for option in GATEWAY_OPTIONS}
+    values = {option.flag[2:].replace("-", "_"): option.default for option in GATEWAY_OPTIONS}
+    at = 0
+    while at < len(argv):
+        flag, equals, value = argv[at].partition("=")
+        option = options.get(flag)
+        if option is None:
+            return None
+        if not equals:
+            if at + 1 == len(argv) or argv[at + 1].startswith("-"):
+                return None  # no value, or one argparse might read as an option (or a negative number)
+            value = argv[at + 1]
+            at += 1
+        at += 1
         try:
-            columns = int(os.environ["COLUMNS"])
-        except (KeyError, ValueError):
-            try:
-                columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
-            except (AttributeError, ValueError, OSError):
-                columns = 80
-        super().__init__(prog, width=max(columns, 20) - 2)
-
-
-def gateway_arguments():
-    parser = argparse.ArgumentParser(
-        prog="alloy",
-        formatter_class=HelpFormatter,
-        description="Alloy: an OpenAI-compatible AI gateway. Subcommand: 'alloy mock-upstream --help'.",
-    )
-    parser.add_argument("--version", action="version", version=f"alloy {__version__}")
-    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 3000)")
-    parser.add_argument("--config", metavar="FILE", help="alloy.toml with providers and models")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help=f"gateway processes sharing the port, 1 to {MAX_WORKERS} (default 1; Linux for more)",
-    )
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    return parser
+            value = option.type(value)
+        except ValueError:
+            return None
+        if option.choices is not None and value not in option.choices:
+            return None
+        values[flag[2:].replace("-", "_")] = value
+    return SimpleNamespace(**values)
 
 
 def check_workers(count):
@@ -69,12 +79,10 @@ def check_workers(count):
 
 def check(argv):
     """``alloy check [--config FILE]``: 0 when it would start, 2 (with the reason) when not."""
-    parser = argparse.ArgumentParser(
-        prog="alloy check", description="Validate a configuration and say what it routes.", formatter_class=HelpFormatter
-    )
-    parser.add_argument("--config", metavar="FILE", help="alloy.toml (default: the environment alone)")
-    args = parser.parse_args(argv)
     from alloy import check as checking
+    from alloy.cli_parsers import check_parser
+
+    args = check_parser().parse_args(argv)
     from alloy.config import ConfigError
 
     try:
@@ -97,7 +105,7 @@ def main(argv=None):
         from alloy.governance import commands  # only these subcommands need it
 
         raise SystemExit(commands.main(argv))
-    args = gateway_arguments().parse_args(argv)
+    args = gateway_arguments(argv)
     refused = check_workers(args.workers)
     if refused:
         print(f"alloy: {refused}", file=sys.stderr)

@@ -39,7 +39,6 @@ same ``x-mock-key`` value only; the later ones succeed (so "503, then success" c
 failing upstream next to a healthy one); with ``--fail-times n`` to the first n such requests only.
 """
 
-import argparse
 import asyncio
 import email.utils
 import itertools
@@ -535,6 +534,8 @@ async def _run(host, port, options):
 
 
 def arguments():
+    import argparse  # the command's alone: the gateway's built-in mock never parses arguments
+
     parser = argparse.ArgumentParser(prog="alloy mock-upstream", description="An offline OpenAI-compatible fake LLM.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=9000, help="port to listen on; 0 picks a free one (default 9000)")

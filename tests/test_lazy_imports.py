@@ -46,6 +46,7 @@ NEVER_AT_START = (
     "alloy.cache.response_cache", "alloy.cache.memory", "alloy.cache.prompt_prefix",
     "alloy.mock_upstream", "alloy.governance.counters", "alloy.governance.commands", "alloy.check",
     "alloy.supervisor", "random",  # --workers N; random's generator is taken alone (alloy.chance)
+    "argparse", "alloy.cli_parsers",  # --help, --version, a mistaken command line
     *TRANSLATION,
 )  # fmt: skip
 
