@@ -10,6 +10,7 @@ API) come only with a provider that needs them, or with the first request that d
 work is what the client API and provider integration tests show.
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -47,6 +48,7 @@ NEVER_AT_START = (
     "alloy.mock_upstream", "alloy.governance.counters", "alloy.governance.commands", "alloy.check",
     "alloy.supervisor", "random",  # --workers N; random's generator is taken alone (alloy.chance)
     "argparse", "alloy.cli_parsers",  # --help, --version, a mistaken command line
+    "urllib.parse", "ipaddress",  # a configuration's URLs are read by alloy.urls
     *TRANSLATION,
 )  # fmt: skip
 
@@ -66,8 +68,18 @@ START_AND_REPORT = textwrap.dedent(
 )
 
 
+@functools.cache
+def interpreter_modules():
+    """What the interpreter holds before any code of ours runs (an editable install's import hook
+    brings pathlib and urllib.parse, say): not the gateway's doing."""
+    done = subprocess.run([sys.executable, "-c", "import json, sys; print(json.dumps(sorted(sys.modules)))"],
+                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    return frozenset(json.loads(done.stdout)) - {"json", "json.decoder", "json.scanner", "json.encoder", "_json"}
+
+
 def started_modules(tmp_path, args=(), env=None):
-    """The modules of a gateway started with ``args`` and ``env`` (the provider's key and address)."""
+    """The modules a gateway started with ``args`` and ``env`` (the provider's key and address)
+    imported, beyond the interpreter's own."""
     environment = {key: value for key, value in os.environ.items() if not key.endswith("_API_KEY")}
     environment.pop("ALLOY_CONFIG", None)
     environment.update(env or {})
@@ -76,7 +88,7 @@ def started_modules(tmp_path, args=(), env=None):
         capture_output=True, text=True, timeout=60, env=environment, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+    return set(json.loads(done.stdout.strip().splitlines()[-1])) - interpreter_modules()
 
 
 def provider_config(tmp_path, kind, client="core"):

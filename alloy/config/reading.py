@@ -4,7 +4,7 @@ the environment and cleaned for use in a header (never shown in a message), and 
 header names and values and on base URLs that every section relies on.
 """
 
-from urllib.parse import urlsplit
+from alloy.urls import split_url
 
 
 # No setting is meaningful beyond this (a timeout of 31 years, a price of a billion dollars); past it
@@ -119,11 +119,10 @@ def _check_header_value(value):
 
 
 def _check_base_url(source, where, url):
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{source}: {where}.base_url: expected an http(s) URL, got {url!r}")
     try:
-        parts.port
-    except ValueError:
-        raise ConfigError(f"{source}: {where}.base_url: invalid port in {url!r}") from None
+        parts = split_url(url)
+    except ValueError as error:
+        raise ConfigError(f"{source}: {where}.base_url: expected an http(s) URL, got {url!r} ({error})") from None
+    if parts.scheme not in ("http", "https") or not parts.host:
+        raise ConfigError(f"{source}: {where}.base_url: expected an http(s) URL, got {url!r}")
     return url.rstrip("/")

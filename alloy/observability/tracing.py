@@ -28,12 +28,12 @@ when the answer ended); its ``alloy.ttfb_ms`` attribute is known for the last at
 import logging
 import os
 import time
-from urllib.parse import urlsplit
 
 import orjson
 
 from alloy._version import __version__
 from alloy.observability.handoff import Handoff
+from alloy.urls import split_url
 
 log = logging.getLogger("alloy")
 
@@ -241,9 +241,9 @@ class Exporter:
     handoff``): spans the collector accepted are ``handoff.delivered``, the others ``handoff.dropped``."""
 
     def __init__(self, settings):
-        parts = urlsplit(settings.otlp_endpoint)
+        parts = split_url(settings.otlp_endpoint)
         self.https = parts.scheme == "https"
-        self.host = parts.hostname
+        self.host = parts.host
         self.port = parts.port or (443 if self.https else 80)
         self.path = parts.path or "/v1/traces"
         self.headers = {"Content-Type": "application/json", **dict(settings.headers)}

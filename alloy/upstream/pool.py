@@ -16,11 +16,11 @@ import logging
 import os
 import ssl
 import time
-from urllib.parse import urlsplit
 
 from alloy.errors import UpstreamBusy, UpstreamConnectTimeout, UpstreamError
 from alloy.timing_wheel import TimingWheel
 from alloy.upstream.connection import UpstreamConnection, connection_error
+from alloy.urls import split_url
 
 # While an upstream cannot be reached, its failures are logged at most this often (with a count).
 REPORT_EVERY = 10.0
@@ -79,9 +79,9 @@ class Origin:
 
     @classmethod
     def from_url(cls, url, ca_file=None):
-        parts = urlsplit(url)
+        parts = split_url(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"), ca_file)
+        return cls(parts.scheme, parts.host, port, parts.path.rstrip("/"), ca_file)
 
 
 _TLS_CONTEXTS = {}  # CA file (None: the default store) -> the TLS context of every origin using it
