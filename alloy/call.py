@@ -18,8 +18,6 @@ before they run.
 import logging
 from time import monotonic
 
-
-from alloy.attempts import RETRYABLE_STATUSES, Attempts, may_retry
 from alloy.balancer import HEALTHY
 from alloy.core import find_usage
 from alloy.errors import AlloyError, InternalError, NestedTooDeeply, UpstreamTimeout, too_deep_to_write
@@ -134,7 +132,10 @@ class Call:
 
     def holds(self, status):
         """May an answer with this status be followed by another attempt? Then the relay holds it
-        (reads it whole, relays nothing) until ``failed_with_answer`` decides."""
+        (reads it whole, relays nothing) until ``failed_with_answer`` decides. Asked of an answer
+        of 400 or more only."""
+        from alloy.attempts import may_retry  # the retry machinery: imported by the first failure
+
         return may_retry(self, status)
 
     def head_arrived(self, status):
@@ -175,6 +176,8 @@ class Call:
         hold (memory stays bounded whatever an upstream sends). One the deployment is blamed for (a
         retryable status) counts as its failure, as it would have once held; the deployment is
         told when the attempt ends, whichever way: until then it holds its ``max_inflight`` slot."""
+        from alloy.attempts import RETRYABLE_STATUSES
+
         if status in RETRYABLE_STATUSES:
             self.failing = True
         if self.attempts is not None:
@@ -208,6 +211,8 @@ class Call:
 
     def _retrying(self):
         if self.attempts is None:
+            from alloy.attempts import Attempts
+
             self.attempts = Attempts(self)
         return self.attempts
 

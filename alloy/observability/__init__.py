@@ -29,7 +29,6 @@ from alloy.errors import AlloyError, MethodNotAllowed, NotFound
 from alloy.observability.access_log import AccessLog, LogWriter
 from alloy.observability.exposition import CONTENT_TYPE
 from alloy.observability.metrics import Metrics
-from alloy.observability.tracing import Tracing
 from alloy.prebuilt import Prebuilt
 
 log = logging.getLogger("alloy")
@@ -104,7 +103,9 @@ class Observability:
         self.breakers = {}
         self.tracing = None
         pipeline = gateway.pipeline
-        if config.tracing.enabled:
+        if config.tracing.enabled:  # [tracing] is read at start only: its module, only when on
+            from alloy.observability.tracing import Tracing
+
             self.tracing = Tracing(config.tracing, self.loop)
             pipeline.tracing = self.tracing
             pipeline.listeners.append(self.tracing.record)
