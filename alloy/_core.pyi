@@ -337,7 +337,7 @@ class SlotObserver:
     def __init__(self, latency_bounds: tuple, overhead_bounds: tuple, layout: tuple) -> None: ...
     def observe(self, slot: list, call: Any, stream: bool) -> None: ...
 
-# --- The C library's allocator -----------------------------------------------------------------
+# --- The process: the C library's allocator, the open-file limit ---------------------------------
 
 def tune_allocator(heap_up_to: int, trim_above: int) -> bool:
     """glibc's ``mallopt``: allocations up to ``heap_up_to`` bytes come from the heap (not a fresh
@@ -347,3 +347,7 @@ def tune_allocator(heap_up_to: int, trim_above: int) -> bool:
 def trim_heap() -> bool:
     """glibc's ``malloc_trim(0)``: free heap memory goes back to the system now. True when some
     did; False when none could, or the C library is not glibc."""
+
+def raise_open_file_limit() -> bool:
+    """The soft limit of open files (often 1,024) raised to the hard one: every connection is a
+    file descriptor. True when the limit is the hard one now."""

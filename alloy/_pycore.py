@@ -1546,7 +1546,7 @@ class RouteTable:
 
 
 # ============================================================================================
-# The C library's allocator
+# The process: the C library's allocator, the open-file limit
 # ============================================================================================
 
 # mallopt's parameter numbers (glibc's malloc.h)
@@ -1578,3 +1578,16 @@ def trim_heap():
     """See ``alloy/_core.pyi``."""
     libc = _glibc()
     return libc is not None and bool(libc.malloc_trim(0))
+
+
+def raise_open_file_limit():
+    """See ``alloy/_core.pyi``."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return True
+    except (ImportError, ValueError, OSError):
+        return False

@@ -23,11 +23,11 @@ Deployments without a quota never touch the table.
 """
 
 import math
-from alloy.chance import random
 import time
-from bisect import bisect
 from collections import deque
+from functools import partial
 
+from alloy.chance import random
 from alloy.errors import DeploymentQuotaExceeded, DeploymentsBusy, NoHealthyDeployment
 from alloy.usage import tokens_of
 
@@ -333,11 +333,12 @@ def pick_prefix_affinity(group, avoid, barred):
     deployments = group.deployments
     load = sum(d.inflight for d in deployments) + 1
     bound = math.ceil(AFFINITY_LOAD_FACTOR * load / len(deployments))
-    ring, owners = group.ring, group.ring_owners
-    start = bisect(ring, point)
+    owners = group.ring_owners
+    ring_size = len(owners)
+    start = group.ring_after(point)
     spare = None  # the least loaded usable one, should none be within the bound
-    for step in range(len(ring)):  # in practice a step or two: the bound leaves one under it
-        deployment = owners[(start + step) % len(ring)]
+    for step in range(ring_size):  # in practice a step or two: the bound leaves one under it
+        deployment = owners[(start + step) % ring_size]
         if (barred and deployment in barred) or not deployment.admits():
             continue
         if (avoid and deployment in avoid) or deployment.inflight + 1 > bound:
@@ -352,8 +353,11 @@ def _ring(deployments):
     """The hash ring: ``AFFINITY_POINTS`` points per deployment (times its weight), placed by a
     hash of what the deployment is (provider, model, and which of equal ones), never by its position
     in the list, so adding or removing one leaves the others' points where they were; every process
-    builds the same ring."""
-    from hashlib import blake2b  # only prefix-affinity groups build a ring: not imported at start
+    builds the same ring. Returns the owner of each point in ring order, and the function that
+    finds the index of the first point past a hash."""
+    # Only prefix-affinity groups build a ring: neither is imported at start.
+    from bisect import bisect
+    from hashlib import blake2b
 
     points = []
     occurrences = {}
@@ -365,7 +369,7 @@ def _ring(deployments):
             digest = blake2b(f"{name}:{i}".encode(), digest_size=8).digest()
             points.append((int.from_bytes(digest, "big"), deployment))
     points.sort(key=lambda item: item[0])
-    return [p for p, _ in points], [d for _, d in points]
+    return [d for _, d in points], partial(bisect, [p for p, _ in points])
 
 
 def _first_admitting(deployments):
@@ -416,7 +420,7 @@ class ModelGroup:
         # upstream model (a reload) is another key, and two providers never share an answer.
         self.route = "\n".join(sorted(f"{d.provider.name}/{d.upstream_model or '*'}" for d in self.deployments)).encode()
         if strategy == PREFIX_AFFINITY:
-            self.ring, self.ring_owners = _ring(self.deployments)
+            self.ring_owners, self.ring_after = _ring(self.deployments)
 
     def pick(self, avoid=(), barred=()):
         single = self.single

@@ -28,7 +28,6 @@ from collections import deque
 
 
 from alloy.core import Request, RequestParser, frame_response
-from alloy.cors import Preflight, with_lines
 from alloy.errors import (
     AlloyError,
     InternalError,
@@ -246,10 +245,8 @@ class ClientConnection(asyncio.Protocol):
             keep = request.keep_alive and not self.closes_for_drain()
             data = answer.keep_alive if keep else answer.closing
             cors = gateway.pipeline.cors
-            if cors is not None and type(answer) is not Preflight:
-                lines = cors.lines(request.headers)  # a browser's (alloy.cors)
-                if lines:
-                    data = with_lines(data, lines)
+            if cors is not None:
+                data = cors.added_to(answer, data, request.headers)  # a browser's (alloy.cors)
             self.transport.write(data)
             if not keep:
                 self.close()

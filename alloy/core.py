@@ -52,6 +52,7 @@ access_json_line = _impl.access_json_line
 SlotObserver = _impl.SlotObserver
 tune_allocator = _impl.tune_allocator
 trim_heap = _impl.trim_heap
+raise_open_file_limit = _impl.raise_open_file_limit
 
 __all__ = [
     "IMPLEMENTATION",
@@ -76,6 +77,7 @@ __all__ = [
     "frame_request",
     "frame_response",
     "frame_stream_head",
+    "raise_open_file_limit",
     "ratelimit_lines",
     "ratelimit_reset",
     "rewrite_model",

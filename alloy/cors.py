@@ -50,6 +50,14 @@ class Cors:
             return b"access-control-allow-origin: " + origin + b"\r\n" + VARY + EXPOSE
         return VARY
 
+    def added_to(self, answer, data, headers):
+        """``data``, the bytes of a prebuilt ``answer``, with the CORS lines of an answer to a
+        request with these ``headers``; a preflight's answer (which has its own) as it is."""
+        if type(answer) is Preflight:
+            return data
+        lines = self.lines(headers)
+        return with_lines(data, lines) if lines else data
+
     def preflight(self, request):
         """The answer to ``request`` when it is a preflight from an allowed origin, else None."""
         headers = request.headers

@@ -30,7 +30,6 @@ from alloy.call import Call
 from alloy.client_apis.messages_endpoint import MESSAGES_PATHS, MessagesEndpoint
 from alloy.client_apis.responses_endpoint import RESPONSES, RESPONSES_PREFIX, ResponsesEndpoint
 from alloy.core import scan_body
-from alloy.cors import Cors
 from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound, ServiceUnavailable
 from alloy.governance import governance_for, watch_for_database
 from alloy.passthrough import AllowList
@@ -59,7 +58,11 @@ class Pipeline:
         self.passthrough_allowed = AllowList(config.passthrough.allow)
         self.request_ids = RequestIds() if previous is None else previous.request_ids
         self.overhead_header = config.server.overhead_header  # x-alloy-overhead-us (alloy.relay)
-        self.cors = Cors(config.server.cors_origins) if config.server.cors_origins else None  # browsers (alloy.cors)
+        self.cors = None  # browsers (alloy.cors, imported only when cors_origins are set)
+        if config.server.cors_origins:
+            from alloy.cors import Cors
+
+            self.cors = Cors(config.server.cors_origins)
         self.listeners = []  # the account stage: callables given each call once it has ended
         # Must every stream's usage be known, also when its client did not ask for it? (Limits,
         # budgets and the ledger set it: alloy.stream_usage asks the upstream and hides it again.)

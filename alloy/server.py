@@ -33,7 +33,6 @@ from alloy.errors import ServiceUnavailable
 from alloy.malloc import return_start_memory, tune_allocator
 from alloy.observability import Observability
 from alloy.pipeline import Pipeline
-from alloy.reload import Reloader
 from alloy.timing_wheel import TimingWheel
 from alloy.upstream import open_upstream
 
@@ -198,9 +197,8 @@ async def serve(config, reuse_port=False, ready=None):
     server = await loop.create_server(gateway.protocol, sock=sock, backlog=4096)
     metrics_address = await observability.start()
     # Before the address is announced: a SIGHUP sent on seeing it must reload, not end the process.
-    # SIGHUP and POST /admin/reload; ``ready`` is given to a worker of alloy --workers N alone
-    reloader = Reloader(gateway, observability, supervised=ready is not None)
-    loop.add_signal_handler(signal.SIGHUP, reloader.reload, "SIGHUP")
+    # ``ready`` is given to a worker of alloy --workers N alone.
+    take_reloads(gateway, observability, loop, supervised=ready is not None)
     gateway.start_sweeping()
     # Everything built so far lives as long as the process: keep it out of the collector's scans,
     # so a full collection under load walks only per-request objects (shorter pauses, lower p99).
@@ -268,22 +266,27 @@ async def _with_builtin_mock(config):
     return replace(config, providers=(provider,), default_provider="mock", uses_mock=True), mock_server
 
 
-def raise_open_file_limit():
-    """Every connection is a file descriptor: lift the soft limit (often 1,024) to the hard one, so
-    ``max_connections`` and the upstream pools are what bounds the gateway."""
-    try:
-        import resource
+def take_reloads(gateway, observability, loop, supervised):
+    """SIGHUP and POST /admin/reload reload the configuration (``alloy.reload.Reloader``, made by
+    the first of them: most gateways never reload, and need not hold its module)."""
+    made = []
 
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    except (ImportError, ValueError, OSError):
-        pass
+    def reloader():
+        if not made:
+            from alloy.reload import Reloader
+
+            made.append(Reloader(gateway, observability, supervised))  # it takes over the route
+        return made[0]
+
+    gateway.pipeline.admin_routes[b"/admin/reload"] = lambda *request: reloader().answer(*request)
+    loop.add_signal_handler(signal.SIGHUP, lambda: reloader().reload("SIGHUP"))
 
 
 def run(config, reuse_port=False, ready=None):
     tune_allocator()
-    raise_open_file_limit()
+    # Every connection is a file descriptor: max_connections and the upstream pools, not a soft
+    # limit of 1,024, are what bounds the gateway.
+    core.raise_open_file_limit()
     if uvloop is None:
         asyncio.run(serve(config, reuse_port, ready))
     else:

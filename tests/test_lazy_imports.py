@@ -49,6 +49,8 @@ NEVER_AT_START = (
     "alloy.supervisor", "random",  # --workers N; random's generator is taken alone (alloy.chance)
     "argparse", "alloy.cli_parsers",  # --help, --version, a mistaken command line
     "urllib.parse", "ipaddress",  # a configuration's URLs are read by alloy.urls
+    "alloy.reload", "alloy.attempts", "alloy.cors", "alloy.observability.tracing", "alloy.observability.exposition",
+    "bisect",  # a prefix-affinity ring's
     *TRANSLATION,
 )  # fmt: skip
 
@@ -109,12 +111,13 @@ def test_a_gateway_in_front_of_a_provider_imports_nothing_it_does_not_use(tmp_pa
     assert sorted(modules.intersection(NEVER_AT_START)) == []
 
 
-def test_the_compiled_core_tunes_the_allocator_without_ctypes(tmp_path):
-    # ctypes (~0.35 MB) would be held for two calls at start; the pure twin still uses it
+def test_the_compiled_core_tunes_the_process_without_ctypes_or_resource(tmp_path):
+    # ctypes (~0.35 MB) and resource would be held for three calls at start; the pure twin uses them
     from alloy import core
 
     modules = started_modules(tmp_path, env=PROVIDER)
     assert ("ctypes" in modules) == (core.IMPLEMENTATION == "pure")
+    assert ("resource" in modules) == (core.IMPLEMENTATION == "pure")
 
 
 def test_an_https_provider_loads_no_ca_store_until_it_connects(tmp_path):
@@ -126,7 +129,7 @@ def test_an_https_provider_loads_no_ca_store_until_it_connects(tmp_path):
 def test_without_a_provider_only_the_builtin_mock_is_added(tmp_path):
     modules = started_modules(tmp_path)
     assert "alloy.mock_upstream" in modules
-    mock_needs = {"alloy.mock_upstream", "email", "email.utils", "hashlib", "random"}  # HTTP dates, its embeddings, jitter
+    mock_needs = {"alloy.mock_upstream", "email", "email.utils", "hashlib", "random", "bisect"}  # HTTP dates, embeddings, jitter
     assert sorted(modules.intersection(NEVER_AT_START) - mock_needs) == []
 
 

@@ -6,7 +6,6 @@ given on the command line (host, port, ...) win over the file.
 from dataclasses import dataclass
 
 from alloy.config.reading import ConfigError, _Section, clean_secret
-from alloy.cors import origin_setting
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,10 @@ def _load_server(source, table, env, overrides):
 
 def _origins(section):
     origins = section.names("cors_origins")
+    if not origins:
+        return ()
+    from alloy.cors import origin_setting
+
     try:
         return tuple(origin_setting(origin) for origin in origins)
     except ValueError as problem:

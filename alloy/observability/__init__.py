@@ -27,13 +27,13 @@ from alloy.auth import MasterKey
 from alloy.endpoints import origin_form, path_and_query
 from alloy.errors import AlloyError, MethodNotAllowed, NotFound
 from alloy.observability.access_log import AccessLog, LogWriter
-from alloy.observability.exposition import CONTENT_TYPE
 from alloy.observability.metrics import Metrics
 from alloy.prebuilt import Prebuilt
 
 log = logging.getLogger("alloy")
 
 METRICS_PATH = b"/metrics"
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"  # the exposition format's (alloy.observability.exposition)
 TICK_SECONDS = 1.0
 
 

@@ -1,13 +1,11 @@
-"""The Prometheus text exposition format, version 0.0.4: what ``GET /metrics`` answers.
+"""The Prometheus text exposition format, version 0.0.4 (content type ``text/plain;
+version=0.0.4``): what ``GET /metrics`` answers, made at the first scrape.
 
 Each metric family is written once, its ``# HELP`` and ``# TYPE`` lines first, then its samples;
 label values are escaped (backslash, double quote, line feed); histogram buckets are cumulative,
 each named by its upper bound ``le``, ending with ``le="+Inf"`` (equal to ``_count``), followed by
 ``_sum`` and ``_count``.
 """
-
-CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
-
 
 def escape_label(value):
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

@@ -43,7 +43,6 @@ import time
 from alloy import core
 from alloy._version import __version__
 from alloy.balancer import COOLING, HEALTHY, PROBING
-from alloy.observability.exposition import Exposition
 from alloy.passthrough import AllowList
 from alloy.usage import reported_counts
 
@@ -304,6 +303,8 @@ def _add(target, key, value):
 
 def render(states):
     """The exposition text of every worker's state summed."""
+    from alloy.observability.exposition import Exposition  # by the first scrape: many never come
+
     requests, totals, ttfbs, overheads, ttfts = {}, {}, {}, {}, {}
     tokens, attempts, retries, fallbacks, errors = {}, {}, {}, {}, {}
     inflight = connections = 0

@@ -221,6 +221,23 @@ def test_the_body_clock_starts_when_the_head_is_whole(start_gateway, mock):
     assert client.response().status == 200
 
 
+def test_the_gateway_lifts_its_open_file_limit_to_the_hard_one(start_gateway, mock):
+    """Every connection is a file descriptor: a soft limit of 256 inherited from the shell would
+    refuse the 257th connection long before max_connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard <= 256 or not os.path.exists("/proc/self/limits"):
+        pytest.skip("needs a hard limit above 256 and /proc to read the gateway's limits")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # what the gateway inherits
+    try:
+        gateway = start_proxy(start_gateway, mock)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with open(f"/proc/{gateway.pid}/limits") as limits:
+        line = next(line for line in limits if line.startswith("Max open files"))
+    assert line.split()[3:5] == [str(hard), str(hard)], line
+    assert_healthy(gateway)
+
+
 def test_a_thousand_idle_connections_do_not_stop_a_new_client(start_gateway, mock):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 2200:  # the gateway inherits the limit and needs a descriptor per connection too

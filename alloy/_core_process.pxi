@@ -1,8 +1,8 @@
 # Included by alloy/_core.pyx (one extension, one concept per file); the twin's section of
-# the same name in alloy/_pycore.py does the same through ctypes.
+# the same name in alloy/_pycore.py does the same through ctypes and the resource module.
 
 # ============================================================================================
-# The C library's allocator
+# The process: the C library's allocator, the open-file limit
 # ============================================================================================
 
 # glibc's mallopt and malloc_trim, called directly: the twin reaches them through ctypes, whose
@@ -33,3 +33,24 @@ def tune_allocator(int heap_up_to, int trim_above):
 
 def trim_heap():
     return bool(alloy_malloc_trim(0))
+
+
+cdef extern from "<sys/resource.h>":
+    ctypedef unsigned long rlim_t
+    struct rlimit:
+        rlim_t rlim_cur
+        rlim_t rlim_max
+    int RLIMIT_NOFILE
+    int getrlimit(int resource, rlimit *rlim)
+    int setrlimit(int resource, const rlimit *rlim)
+
+
+def raise_open_file_limit():
+    # The resource module would be held (~36 KB) for this one call at start.
+    cdef rlimit limit
+    if getrlimit(RLIMIT_NOFILE, &limit) != 0:
+        return False
+    if limit.rlim_cur == limit.rlim_max:
+        return True
+    limit.rlim_cur = limit.rlim_max
+    return setrlimit(RLIMIT_NOFILE, &limit) == 0
