@@ -311,11 +311,16 @@ class Governance:
         try:
             await self.shared.release(key, held[0], used, held[1], cost, time())
         except self.shared.errors as error:
+            if not isinstance(error, self.shared.timeouts):  # Redis may yet run a release that timed out
+                self.shared.owe(key, cost, time())
             self.shared.failed(error)
 
     def _give_back(self, key, held, used, cost):
         reserved, windows, _ = held
-        self.table.limits.give_back(key.limits, windows, reserved, used, cost, time())
+        wall = time()
+        self.table.limits.give_back(key.limits, windows, reserved, used, cost, wall)
+        if self.shared is not None:  # decided here while Redis was away: its spend is owed there
+            self.shared.owe(key, cost, wall)
 
     # --- upkeep -------------------------------------------------------------------------------------
 

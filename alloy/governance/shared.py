@@ -25,6 +25,14 @@ it: no one renews those leases, and each slot frees itself within ``inflight_lea
 Which of a key's leases a release removes does not matter (the gateway renews all it holds): it
 keeps request ids per set of scopes and gives back any one of them.
 
+What is spent while Redis is out of reach reaches it when it answers again. A call decided with the
+local counters (fail_mode open), and a call whose release could not be delivered (refused or reset,
+not timed out: Redis may yet run a release that timed out), leave their cost owed, per key and
+team and budget period; the first decision Redis makes again is followed by one script that adds
+what is owed to each hash that holds that period's spend (``PAY``). A period that ended meanwhile
+is not paid into the next; a hash Redis lost is seeded from the ledger instead (below), which
+holds those calls too.
+
 Spend in Redis is lost when Redis restarts without persistence. The admit script notices a key or
 team whose hash has no spend and asks for it (answer ``2``, nothing counted) instead of starting
 from zero; the gateway reads the period's spend from its own ledger (``spend_of``) and runs the
@@ -111,6 +119,15 @@ end
 return 1
 """
 
+PAY = """
+for i, key in ipairs(KEYS) do
+  local period, cost = tonumber(ARGV[i * 2 - 1]), tonumber(ARGV[i * 2])
+  local v = redis.call('HMGET', key, 'per', 'sp')
+  if v[2] and tonumber(v[1]) == period then redis.call('HSET', key, 'sp', tonumber(v[2]) + cost) end
+end
+return 1
+"""
+
 RENEW = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -140,6 +157,7 @@ class SharedCounters:
         from redis.backoff import NoBackoff
 
         self.errors = (redis.RedisError, OSError, asyncio.TimeoutError)
+        self.timeouts = (redis.TimeoutError, asyncio.TimeoutError)  # sent, perhaps run, unanswered
         # One immediate retry on a connection error: after Redis restarts, each pooled connection
         # fails once (it was reset) before a new one is opened. A timeout is not retried.
         self.client = redis.asyncio.Redis.from_url(
@@ -151,6 +169,9 @@ class SharedCounters:
         self.admit_script = self.client.register_script(ADMIT)
         self.release_script = self.client.register_script(RELEASE)
         self.renew_script = self.client.register_script(RENEW)
+        self.pay_script = self.client.register_script(PAY)
+        self.owed = {}  # scope id -> [budget period index, micro-USD spent there that Redis lacks]
+        self.paying = None  # the task delivering ``owed``
         self.down_until = 0.0  # monotonic time before which decisions stay local
         self.url = redacted(url)  # for the log: never a password
         self.lease = lease  # seconds (``[governance] inflight_lease``)
@@ -175,6 +196,36 @@ class SharedCounters:
         if self.down_until:
             log.warning("governance: Redis at %s answers again: limits are shared again", self.url)
             self.down_until = 0.0
+        if self.owed and self.paying is None:
+            self.paying = asyncio.get_running_loop().create_task(self._pay())
+
+    def owe(self, key, cost, wall):
+        """``cost`` (micro-USD) was spent by ``key`` without Redis counting it: owed to each of
+        its scopes in this budget period (an earlier period's debt is dropped: that period ended)."""
+        if not cost:
+            return
+        for scope in key.scopes:
+            period = scope.period_index(wall)
+            debt = self.owed.get(scope.id)
+            if debt is not None and debt[0] == period:
+                debt[1] += cost
+            else:
+                self.owed[scope.id] = [period, cost]
+
+    async def _pay(self):
+        owed, self.owed = self.owed, {}
+        keys, args = [], []
+        for scope_id, (period, cost) in owed.items():
+            keys.append(PREFIX + scope_id)
+            args += [period, cost]
+        try:
+            await asyncio.wait_for(self.pay_script(keys=keys, args=args), self.timeout)
+        except self.errors as error:  # still owed (unless more came for a later period meanwhile)
+            for scope_id, debt in owed.items():
+                self.owed.setdefault(scope_id, debt)
+            self.failed(error)
+        finally:
+            self.paying = None
 
     async def admit(self, key, reserve, wall):
         scopes = key.scopes
@@ -192,6 +243,7 @@ class SharedCounters:
                 break
             for index in result[1:]:  # Redis lost these scopes' spend: once per scope, a second trip
                 seeds[index - 1] = self.spend_of(scopes[index - 1], wall)
+                self.owed.pop(scopes[index - 1].id, None)  # the ledger the seed reads holds it
         if result[0] == 1:  # admitted: this gateway renews the lease until the release
             self.held.setdefault(leases, []).append(member)
             if self.renewal is None:

@@ -2,7 +2,8 @@
 
 ``RedisServer.start(directory)`` runs one on a free loopback port (no persistence, no config file,
 its own directory), waits until it answers PING, and ``stop()`` ends it by PID. ``kill()`` and
-``restart()`` (on the same port) let a test take Redis away mid-load and bring it back. .ci/run
+``restart()`` (on the same port) let a test take Redis away mid-load and bring it back empty;
+``pause()`` and ``resume()`` make it silent for a while, its data kept (a network outage). .ci/run
 installs redis-server; a machine without it fails these tests, loudly, rather than skipping them.
 """
 
@@ -74,8 +75,17 @@ class RedisServer:
         self.kill()
         self._launch()
 
+    def pause(self):
+        """Silence it (SIGSTOP): connections stay open and nothing answers, as in a network outage."""
+        os.kill(self.popen.pid, signal.SIGSTOP)
+
+    def resume(self):
+        """It answers again (SIGCONT), with the data it held."""
+        os.kill(self.popen.pid, signal.SIGCONT)
+
     def stop(self):
         if self.popen is not None and self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGCONT)  # a paused one could not act on SIGTERM
             os.kill(self.popen.pid, signal.SIGTERM)
             try:
                 self.popen.wait(5)

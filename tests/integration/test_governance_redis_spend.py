@@ -2,6 +2,8 @@
 after it seeds the key's period spend from the gateway's own ledger, so a spent budget stays spent
 and an unspent one keeps counting from what was spent, not from zero."""
 
+import time
+
 import redis
 
 from governance_helpers import MASTER, chat, create_key, keyed_config, ledger_cost, post
@@ -94,3 +96,42 @@ def test_a_budget_spent_through_redis_stays_spent_while_redis_is_down(start_gate
     status, _, body = post(gateway.port, secret, chat(text="one two three"))
     assert status == 429 and body["error"]["code"] == "insufficient_quota", body
     assert len(upstream.requests()) == answered
+
+
+def test_spend_made_while_redis_was_silent_reaches_it_when_it_answers_again(start_gateway, upstream, redis_server, tmp_path):
+    # A network outage, not a restart: Redis keeps its data, and the calls this gateway decided
+    # alone meanwhile (fail_mode open) must not be missing from it, or every gateway sharing it
+    # would let the budget be spent again by that much.
+    db = tmp_path / "alloy.db"
+    row, secret = create_key(db, "outage", "--budget", "1000")
+    gateway = start(start_gateway, upstream, db, redis_server)
+    wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] == 404, timeout=5)
+    client = redis.Redis.from_url(redis_server.url)
+    spent_in_redis = lambda: int(client.hget(f"alloy:gov:{row['id']}", "sp") or 0)  # noqa: E731
+
+    status, _, body = post(gateway.port, secret, chat(text="one two three"))
+    assert status == 200
+    spent = cost_of(body)
+    assert wait_until(lambda: spent_in_redis() == round(spent * 1_000_000), timeout=5)
+
+    redis_server.pause()
+    try:
+        for _ in range(2):  # decided by this gateway alone, after redis_timeout
+            status, _, body = post(gateway.port, secret, chat(text="four five six seven"))
+            assert status == 200
+            spent += cost_of(body)
+    finally:
+        redis_server.resume()
+    assert spent_in_redis() < round(spent * 1_000_000)  # what Redis knew while it was away
+
+    # Once Redis decides again (after the gateway's pause before retrying it), it is paid what was
+    # spent meanwhile, and counts this call as usual.
+    def through_redis():
+        status, _, body = post(gateway.port, secret, chat(text="eight"))
+        assert status == 200
+        return body
+
+    time.sleep(1.2)
+    spent += cost_of(through_redis())
+    assert wait_until(lambda: spent_in_redis() == round(spent * 1_000_000), timeout=5), (spent_in_redis(), spent)
+    assert wait_until(lambda: abs(ledger_cost(db) - spent) < 1e-6, timeout=5)  # the ledger agrees
