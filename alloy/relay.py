@@ -84,8 +84,11 @@ class Relay:
         if not self._drainable() or self.finished or self.held is not None or self.handle is None:
             return False
         if hasattr(self.transport, "real"):
-            return False  # a Messages or Responses client's wire reads usage on the client side
-        self.transport = DISCARD
+            # A Messages or Responses client's wire goes on reading the answer back (a native
+            # stream's usage is read there, its input tokens from the first event), written nowhere.
+            self.transport.real = DISCARD
+        else:
+            self.transport = DISCARD
         self.draining = loop.call_later(seconds, self._drained)
         self.handle.resume_reading()  # the client's back-pressure, if any, went with it
         return True
@@ -145,13 +148,26 @@ class Relay:
 
 
 class _Discard:
-    """Where a drained answer is written (see ``Relay.drain``): nowhere."""
+    """Where a drained answer is written (see ``Relay.drain``): nowhere. A transport to the relay,
+    and to the Messages or Responses wire it may write through."""
 
     def write(self, data):
         pass
 
     def writelines(self, pieces):
         pass
+
+    def close(self):
+        pass
+
+    def abort(self):
+        pass
+
+    def is_closing(self):
+        return True
+
+    def get_extra_info(self, name, default=None):
+        return default
 
 
 DISCARD = _Discard()

@@ -626,6 +626,7 @@ class Emulator:
 
     def __init__(self, api_key):
         self.api_key = api_key.encode() if api_key else None
+        self.drip = 0.0  # seconds between a stream's events (--drip-ms); 0: all at once
         self.log = []
         self.serial = itertools.count(1)
         self.connections = set()
@@ -750,6 +751,9 @@ class Connection(asyncio.Protocol):
             return not close
         write = self.transport.write
         write(frame_stream_head(status, headers, close))
+        if fault is None and self.emulator.drip:
+            self.drip(payload, close)
+            return True  # the connection is closed, if it must be, after the last event
         if fault is None:
             write(b"".join(frame_chunk(event) for event in payload) + LAST_CHUNK)
             return not close
@@ -761,8 +765,26 @@ class Connection(asyncio.Protocol):
         return not close
 
 
-async def serve(host, port, api_key):
+    def drip(self, events, close):
+        """A stream's events ``--drip-ms`` apart, as a model writes them (a client can leave mid-way)."""
+
+        def send(at):
+            if self.transport.is_closing():
+                return
+            if at == len(events):
+                self.transport.write(LAST_CHUNK)
+                if close:
+                    self.transport.close()
+                return
+            self.transport.write(frame_chunk(events[at]))
+            asyncio.get_running_loop().call_later(self.emulator.drip, send, at + 1)
+
+        send(0)
+
+
+async def serve(host, port, api_key, drip=0.0):
     emulator = Emulator(api_key)
+    emulator.drip = drip
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: Connection(emulator), host, port)
     bound = server.sockets[0].getsockname()
@@ -781,8 +803,9 @@ def main(argv):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     parser.add_argument("--api-key", help="accept only this x-api-key (default: any non-empty key)")
+    parser.add_argument("--drip-ms", type=float, default=0, help="pace a stream's events this many ms apart")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port, args.api_key))
+    asyncio.run(serve(args.host, args.port, args.api_key, args.drip_ms / 1000))
     return 0
 
 

@@ -83,3 +83,72 @@ def test_without_a_drain_a_stream_left_early_is_charged_its_reservation(start_ga
     ready(gateway, secret)
     body = leave_early(gateway, secret, chat(text="one two three", stream=True, max_tokens=40), drip=300)
     assert totals(db, 1) == (len(body) // 4, 40)
+
+
+def messages_stream(gateway, secret, text, leave_after=None, model="gpt-4o"):
+    """A Messages stream (/v1/messages) for ``model``: read whole, its usage as message_start and
+    message_delta give it (input, output); or, with ``leave_after`` bytes read, left there
+    (returns None)."""
+    body = json.dumps({"model": model, "max_tokens": 500, "stream": True, "messages": [{"role": "user", "content": text}]})
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    connection.request("POST", "/v1/messages", body, {"content-type": "application/json", "x-api-key": secret, "anthropic-version": "2023-06-01"})
+    response = connection.getresponse()
+    assert response.status == 200
+    if leave_after is not None:
+        assert response.read(leave_after)  # the stream began
+        connection.close()  # and the client left
+        return None
+    tokens_in = tokens_out = 0
+    for line in response.read().decode().splitlines():
+        if line.startswith("data: "):
+            event = json.loads(line[6:])
+            usage = event.get("usage") or event.get("message", {}).get("usage") or {}
+            tokens_in = usage.get("input_tokens") or tokens_in
+            tokens_out = usage.get("output_tokens") or tokens_out
+    connection.close()
+    return tokens_in, tokens_out
+
+
+def test_a_messages_client_leaving_a_stream_is_charged_its_usage_not_its_reservation(start_gateway, start_mock, tmp_path):
+    # An Anthropic client (Claude Code) interrupts a generation often, and asks for tens of
+    # thousands of max_tokens: charged its reservation, each interruption would cost that much.
+    # The translated call's upstream request carries no client header: the mock drips every answer.
+    dripping = start_mock("--api-key", "sk-provider", "--fault", "drip=60")
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "messages-leaver")
+    gateway = start(start_gateway, dripping, db, drain_timeout=5)
+    ready(gateway, secret)
+    text = " ".join(["word"] * 30)
+    tokens_in, tokens_out = messages_stream(gateway, secret, text)
+    assert tokens_in and 0 < tokens_out < 500
+    messages_stream(gateway, secret, text, leave_after=50)
+    assert totals(db, 2) == (2 * tokens_in, 2 * tokens_out)
+    assert post(gateway.port, secret, chat())[0] == 200
+    assert_no_crash_logged(gateway)
+
+
+def test_a_messages_client_leaving_a_native_anthropic_stream_is_charged_its_usage(start_gateway, start_emulator, tmp_path):
+    # Anthropic answers Messages natively: its usage is read from the stream's first event (input
+    # tokens) and its last (output tokens), which the client leaving must not skip.
+    claude = start_emulator("anthropic", "--api-key", "sk-provider", "--drip-ms", "60")
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "native-leaver")
+    config = f"""
+        [providers.anthropic]
+        base_url = "{claude.base}"
+        api_key = "sk-provider"
+
+        [governance]
+        path = "{db}"
+        sync_interval = 0.1
+        flush_interval = 0.1
+        drain_timeout = 5
+        """
+    gateway = start_gateway(config=config, env={"ALLOY_MASTER_KEY": MASTER})
+    ready(gateway, secret)
+    text = " ".join(["word"] * 30)
+    tokens_in, tokens_out = messages_stream(gateway, secret, text, model="claude-3-5-haiku-20241022")
+    assert tokens_in and 0 < tokens_out < 500
+    messages_stream(gateway, secret, text, leave_after=50, model="claude-3-5-haiku-20241022")
+    assert totals(db, 2) == (2 * tokens_in, 2 * tokens_out)
+    assert_no_crash_logged(gateway)
