@@ -22,6 +22,7 @@ read the answer's ``usage`` when a finish listener asks; and when the cache look
 """
 
 import logging
+import weakref
 from time import monotonic
 
 import orjson
@@ -35,13 +36,22 @@ log = logging.getLogger("alloy")
 HOLD_LIMIT = 1024 * 1024  # an error answer held for a possible retry is never longer than this
 OVERHEAD_LINE = b"x-alloy-overhead-us: %d\r\n"  # % microseconds (formatted in place: once per answer)
 
+# The relays reading on for a client that left (``Relay.drain``), in this process: a shutdown waits
+# for them as for open connections, then ends them (alloy.server). Weak: an ended one goes by itself.
+DRAINING = weakref.WeakSet()
+
+
+def drains_under_way():
+    """The drains whose call has not ended yet."""
+    return [relay for relay in DRAINING if not relay.call.ended]
+
 
 class Relay:
     """What both relays share: the client side, holding, and the controls the call uses."""
 
     __slots__ = (
         "call", "connection", "transport", "keep_alive", "extra_headers", "handle", "finished", "held",
-        "held_bytes", "held_at", "before_last", "last", "chunked", "draining",
+        "held_bytes", "held_at", "before_last", "last", "chunked", "draining", "__weakref__",
     )  # fmt: skip
 
     def __init__(self, call, extra_headers):
@@ -90,6 +100,7 @@ class Relay:
         else:
             self.transport = DISCARD
         self.draining = loop.call_later(seconds, self._drained)
+        DRAINING.add(self)
         self.handle.resume_reading()  # the client's back-pressure, if any, went with it
         return True
 
@@ -97,7 +108,8 @@ class Relay:
         raise NotImplementedError
 
     def _drained(self):
-        """The drain's time is up before the answer ended: the upstream request goes too."""
+        """The drain's time is up before the answer ended (or the gateway stops): the upstream
+        request goes too, and the call is charged what it reserved."""
         call = self.call
         if not self.finished and not call.ended and call.relay is self:
             call.cancel()

@@ -33,6 +33,7 @@ from alloy.errors import ServiceUnavailable
 from alloy.malloc import return_start_memory, tune_allocator
 from alloy.observability import Observability
 from alloy.pipeline import Pipeline
+from alloy.relay import drains_under_way
 from alloy.timing_wheel import TimingWheel
 from alloy.upstream import open_upstream
 
@@ -118,6 +119,8 @@ class Gateway:
             if current is not None:
                 current.stop(stopped)
             connection.close()
+        for relay in drains_under_way():  # cut, and charged what they reserved
+            relay._drained()
         for upstream in (*self.upstreams.values(), *self.retired):
             await upstream.close()
 
@@ -236,7 +239,9 @@ async def serve(config, reuse_port=False, ready=None):
     server.close()
     gateway.start_draining()
     deadline = loop.time() + settings.shutdown_timeout
-    while gateway.connections and loop.time() < deadline:
+    # Streams whose client left are still read for their usage (alloy.relay.Relay.drain): no
+    # connection holds them, so they are waited for by name.
+    while (gateway.connections or drains_under_way()) and loop.time() < deadline:
         await asyncio.sleep(0.05)
     await gateway.close()
     observability.close()  # the last access log lines, the last metrics snapshot

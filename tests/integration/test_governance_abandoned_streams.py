@@ -9,8 +9,10 @@ most ``[governance] drain_timeout``; a stream still going then is cut and charge
 
 import http.client
 import json
+import signal
 
 import openai
+import pytest
 
 from governance_helpers import MASTER, chat, create_key, keyed_config, post, usage_rows
 from harness import assert_no_crash_logged, wait_until
@@ -151,4 +153,25 @@ def test_a_messages_client_leaving_a_native_anthropic_stream_is_charged_its_usag
     assert tokens_in and 0 < tokens_out < 500
     messages_stream(gateway, secret, text, leave_after=50, model="claude-3-5-haiku-20241022")
     assert totals(db, 2) == (2 * tokens_in, 2 * tokens_out)
+    assert_no_crash_logged(gateway)
+
+
+@pytest.mark.parametrize("shutdown_timeout", [30, 1])
+def test_a_shutdown_during_a_drain_still_charges_the_stream(start_gateway, upstream, tmp_path, shutdown_timeout):
+    # The stream's client is gone, so no connection holds the shutdown: the drained call is waited
+    # for like a connection (its ~6 s end comes within 30 s: charged what it used), or, past
+    # shutdown_timeout, cut and charged what it reserved; never left out of the last ledger rows.
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "left-then-stopped")
+    config = keyed_config(upstream, db, f"drain_timeout = 30\n[server]\nshutdown_timeout = {shutdown_timeout}")
+    gateway = start_gateway(config=config, env={"ALLOY_MASTER_KEY": MASTER})
+    ready(gateway, secret)
+    body = leave_early(gateway, secret, chat(text=" ".join(["word"] * 60), stream=True, max_tokens=70), drip=100)
+    gateway.signal(signal.SIGTERM)
+    assert gateway.wait(40) == 0
+    tokens_in, tokens_out = totals(db, 1)
+    if shutdown_timeout == 30:
+        assert tokens_in != len(body) // 4 and 0 < tokens_out <= 70  # the stream's own usage
+    else:
+        assert (tokens_in, tokens_out) == (len(body) // 4, 70)
     assert_no_crash_logged(gateway)
