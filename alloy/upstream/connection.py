@@ -88,6 +88,11 @@ class UpstreamConnection(asyncio.Protocol):
             )
             self._fail(error)
             return
+        if exc is not None:
+            # A reset (the upstream crashed, a proxy gave up) ends no body, not even one read until
+            # the close: only an orderly close does. What came so far was relayed; this is a cut.
+            self._fail(UpstreamProtocolError(f"{self.pool.named} reset the connection before its answer was complete"))
+            return
         try:
             events = self._parser.feed_eof()
         except UpstreamProtocolError as error:

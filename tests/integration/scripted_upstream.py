@@ -3,12 +3,16 @@ header carries (base64), of the content type ``x-answer-type`` names (JSON unles
 extra header ``x-answer-header`` names (``name: value``); with ``x-answer-cut``, chunked and cut
 short: the body in one chunk, then the connection closes without the last chunk; with
 ``x-answer-close``, neither a length nor chunks: the body ends when the connection closes (HTTP/1.0
-servers and some proxies). Client headers such as these reach the upstream through Alloy, so a test can make the provider answer anything, request by request.
+servers and some proxies); with ``x-answer-reset`` too, the connection is reset instead of closed
+(a crash, a proxy giving up), which ends no body. Client headers such as these reach the upstream through Alloy, so a test can make the provider answer anything, request by request.
 ``requests`` counts what reached it."""
 
 import base64
 import json
+import socket
+import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -41,6 +45,15 @@ class ScriptedUpstream:
                     self.end_headers()
                     self.wfile.write(body)  # its end is the connection's
                     self.close_connection = True
+                    if self.headers.get("x-answer-reset"):
+                        self.wfile.flush()
+                        time.sleep(0.1)  # read by the gateway before the reset could discard it
+                        # Closed here, with no lingering: a reset, before the server's own
+                        # shutdown(SHUT_WR) could send an orderly end first.
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        self.wfile.close()
+                        self.rfile.close()
+                        self.connection.close()
                     return
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
@@ -59,16 +72,18 @@ class ScriptedUpstream:
         self.server.server_close()
 
 
-def answer(body, content_type="application/json", header=None, cut=False, until_close=False):
+def answer(body, content_type="application/json", header=None, cut=False, until_close=False, reset=False):
     """The request headers that script the answer: ``body`` (bytes, or JSON to dump), its content
-    type, one extra answer header (``"name: value"``), whether it is cut short, and whether it ends
-    at the connection's close."""
+    type, one extra answer header (``"name: value"``), whether it is cut short, whether it ends
+    at the connection's close, and whether that close is a reset."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     scripted = {"x-answer": base64.b64encode(data).decode(), "x-answer-type": content_type}
     if header is not None:
         scripted["x-answer-header"] = header
     if cut:
         scripted["x-answer-cut"] = "1"
-    if until_close:
+    if until_close or reset:
         scripted["x-answer-close"] = "1"
+    if reset:
+        scripted["x-answer-reset"] = "1"
     return scripted

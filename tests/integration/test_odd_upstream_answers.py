@@ -325,3 +325,17 @@ def test_a_stream_that_ends_at_close_inside_an_event_ends_with_an_error(gateway)
             received.append(chunk.choices[0].delta.content)
     assert received == ["hi"]
     assert "inside an event" in str(caught.value)
+
+
+def test_a_reset_ends_no_answer_read_until_close(gateway):
+    # Only an orderly close ends a body that has neither a length nor chunks; a reset (the upstream
+    # crashed, a proxy gave up) cuts it, between events or inside a JSON answer alike.
+    stream = ask(gateway, "local/m", answer(events(CHUNK), "text/event-stream", reset=True), stream=True)
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content)
+    assert received == ["hi"]
+    with pytest.raises((openai.APIError, json.JSONDecodeError)) as caught:
+        ask(gateway, "local/m", answer(b'{"id": "x", "object": "chat.completion", "cr', reset=True))
+    assert not isinstance(caught.value, json.JSONDecodeError)  # a body said cut, not a "whole" broken one
