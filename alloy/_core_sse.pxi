@@ -7,7 +7,8 @@
 
 cdef class SSESplitter:
     cdef Py_ssize_t _max
-    cdef bytes _buf
+    cdef list _held  # the pieces of a line not ended yet, in order (see the twin)
+    cdef Py_ssize_t _held_bytes
     cdef object _event
     cdef list _data
     cdef Py_ssize_t _event_bytes
@@ -15,7 +16,8 @@ cdef class SSESplitter:
 
     def __init__(self, Py_ssize_t max_event_bytes=16777216):
         self._max = max_event_bytes
-        self._buf = EMPTY
+        self._held = []
+        self._held_bytes = 0
         self._event = None
         self._data = []
         self._event_bytes = 0
@@ -23,22 +25,18 @@ cdef class SSESplitter:
 
     def feed(self, bytes data):
         cdef list events = []
-        cdef bytes buf
+        cdef bytes line
         cdef const char *p
-        cdef Py_ssize_t n, pos = 0, i, skip
+        cdef Py_ssize_t n, pos = 0, i = 0, skip
         if not PyBytes_GET_SIZE(data):
             return events  # nothing read: a CR pending from the last feed stays pending
-        if self._pending_cr and PyBytes_GET_SIZE(data) and PyBytes_AS_STRING(data)[0] == 10:
+        if self._pending_cr and PyBytes_AS_STRING(data)[0] == 10:
             data = data[1:]
         self._pending_cr = False
-        if PyBytes_GET_SIZE(self._buf):
-            buf = self._buf + data
-            self._buf = EMPTY
-        else:
-            buf = data
-        p = PyBytes_AS_STRING(buf)
-        n = PyBytes_GET_SIZE(buf)
-        i = 0
+        p = PyBytes_AS_STRING(data)
+        n = PyBytes_GET_SIZE(data)
+        # Only the bytes of this read are scanned: a long line arriving in many reads is held as
+        # its pieces and joined once, at its end (a copy and a rescan per read were quadratic).
         while i < n:
             if p[i] == 10 or p[i] == 13:
                 skip = 1
@@ -48,23 +46,33 @@ cdef class SSESplitter:
                             skip = 2
                     else:
                         self._pending_cr = True
-                self._line(p + pos, i - pos, events)
+                if self._held_bytes:
+                    self._held.append(PyBytes_FromStringAndSize(p + pos, i - pos))
+                    line = EMPTY.join(self._held)
+                    self._held = []
+                    self._held_bytes = 0
+                    self._line(PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), events)
+                else:
+                    self._line(p + pos, i - pos, events)
                 i += skip
                 pos = i
             else:
                 i += 1
         if pos < n:
-            self._buf = PyBytes_FromStringAndSize(p + pos, n - pos) if pos else buf
-        if self._event_bytes + (n - pos) > self._max:
+            self._held.append(PyBytes_FromStringAndSize(p + pos, n - pos) if pos else data)
+            self._held_bytes += n - pos
+        if self._event_bytes + self._held_bytes > self._max:
             raise _UpstreamProtocolError("server-sent event too large")
         return events
 
     def flush(self):
         cdef list events = []
-        cdef bytes buf = self._buf
-        if PyBytes_GET_SIZE(buf):
-            self._line(PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf), events)
-            self._buf = EMPTY
+        cdef bytes line
+        if self._held_bytes:
+            line = EMPTY.join(self._held)
+            self._held = []
+            self._held_bytes = 0
+            self._line(PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), events)
         self._line(NULL, 0, events)
         return events
 

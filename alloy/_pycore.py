@@ -848,12 +848,15 @@ def clean_path(path):
 # ============================================================================================
 
 
+_LINE_END = re.compile(rb"[\r\n]")  # an event stream's line ends: CRLF, LF or CR
+
+
 class SSESplitter:
     """See ``alloy/_core.pyi``. Follows the WHATWG event-stream interpretation rules."""
 
     def __init__(self, max_event_bytes=16777216):
         self._max = max_event_bytes
-        self._buffer = bytearray()
+        self._buffer = bytearray()  # the line not ended yet
         self._event = None
         self._data = []
         self._event_bytes = 0
@@ -866,26 +869,25 @@ class SSESplitter:
         if self._pending_cr and data[:1] == b"\n":
             data = data[1:]
         self._pending_cr = False
+        # The held bytes hold no line end (they were searched when they came): only this read's
+        # bytes are searched, so a long line arriving in many reads costs its length, not its
+        # length squared.
+        search = len(buffer)
         buffer += data
         events = []
         pos = 0
         end = len(buffer)
-        while pos < end:
-            lf = buffer.find(b"\n", pos)
-            cr = buffer.find(b"\r", pos)
-            if cr >= 0 and (lf < 0 or cr < lf):
-                eol, skip = cr, 1
-                if cr + 1 < end:
-                    if buffer[cr + 1] == 0x0A:
+        while (found := _LINE_END.search(buffer, search)) is not None:
+            eol = found.start()
+            skip = 1
+            if buffer[eol] == 0x0D:  # CR, CRLF (a CR that ends a read may be the first half of one)
+                if eol + 1 < end:
+                    if buffer[eol + 1] == 0x0A:
                         skip = 2
                 else:
                     self._pending_cr = True
-            elif lf >= 0:
-                eol, skip = lf, 1
-            else:
-                break
             self._line(bytes(buffer[pos:eol]), events)
-            pos = eol + skip
+            pos = search = eol + skip
         del buffer[:pos]
         if self._event_bytes + len(buffer) > self._max:
             raise UpstreamProtocolError("server-sent event too large")
