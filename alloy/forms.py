@@ -7,7 +7,9 @@ them differ:
 
 - the boundary is the Content-Type's ``boundary`` parameter, parsed as a parameter (a quoted value
   is one value; ``x="boundary=y"`` is not it) and at most 70 characters (RFC 2046 section 5.1.1);
-  a form without a usable one names no model;
+  a form without one names no model; one of other characters than RFC 2046's, or quoted with a
+  backslash, is refused (parsers disagree on ``"X\\Y"``: python-multipart, which FastAPI servers
+  such as vLLM use, keeps the backslash that others drop);
 - a field is a part whose ``Content-Disposition`` header (that header's own line, its parameters
   parsed) says ``name="model"``;
 - whatever parsers read differently is refused rather than guessed: the model twice (which value
@@ -26,6 +28,8 @@ from alloy.errors import InvalidRequest
 MAX_PARTS = 256
 MAX_PART_HEAD = 16 * 1024  # a part's header section longer than this is refused
 # parameter = token "=" ( token / quoted-string )   (RFC 9110 section 5.6.6)
+# boundary := 0*69<bchars> bcharsnospace   (RFC 2046 section 5.1.1)
+_BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 _PARAMETER = re.compile(rb';\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[!#$%&\'*+.^_`|~0-9A-Za-z-]+)')
 
 
@@ -46,11 +50,14 @@ def parameters(value):
 
 
 def form_boundary(content_type):
-    """The boundary of a ``multipart/form-data`` Content-Type, or None."""
+    """The boundary of a ``multipart/form-data`` Content-Type, or None; InvalidRequest for one
+    parsers may read differently."""
     kind, found = parameters(content_type)
     boundary = found.get(b"boundary")
-    if kind != b"multipart/form-data" or not boundary or len(boundary) > 70:
+    if kind != b"multipart/form-data" or not boundary:
         return None
+    if b"\\" in content_type or not _BOUNDARY.fullmatch(boundary):
+        raise _ambiguous("a boundary RFC 2046 does not allow (its characters, at most 70)")
     return boundary
 
 

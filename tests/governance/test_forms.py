@@ -93,11 +93,18 @@ def test_the_model_read_is_the_one_a_standard_parser_reads(content_type, body):
          form(([b"Content-Disposition: form-data;", b' name="model"'], b"gpt-4o"), field(b"model", b"whisper-1"))),
         (b"multipart/form-data; boundary=B0und",
          form(([b'X-A: 1\nContent-Disposition: form-data; name="model"'], b"gpt-4o"))),
+        # python-multipart (FastAPI, vLLM) keeps the backslash: its boundary is X\Y, ours would be XY
+        (b'multipart/form-data; boundary="X\\Y"', form(field(b"model", b"gpt-4o"), boundary=b"X\\Y")
+         + form(field(b"model", b"whisper-1"), boundary=b"XY")),
+        (b"multipart/form-data; boundary=" + b"b" * 71, form(field(b"model", b"gpt-4o"), boundary=b"b" * 71)),
+        (b'multipart/form-data; boundary="B0und "', form(field(b"model", b"gpt-4o"), boundary=b"B0und ")),
+        (b'multipart/form-data; boundary="B0\x00und"', form(field(b"model", b"gpt-4o"), boundary=b"B0\x00und")),
     ],
     ids=[
         "the model twice", "the boundary twice", "the name twice", "two dispositions", "too many parts",
         "a boundary look-alike line", "bare LF lines", "an overlong part head", "name*", "a model with a file name",
-        "a folded disposition", "a bare LF in a part head",
+        "a folded disposition", "a bare LF in a part head", "a backslash in the boundary", "a 71-character boundary",
+        "a boundary ending in a space", "a NUL in the boundary",
     ],
 )  # fmt: skip
 def test_an_ambiguous_or_oversized_form_is_refused(content_type, body):
@@ -105,8 +112,7 @@ def test_an_ambiguous_or_oversized_form_is_refused(content_type, body):
         form_model(Request(content_type, body))
 
 
-def test_a_form_without_a_usable_boundary_names_no_model():
-    body = form(field(b"model", b"gpt-4o"), boundary=b"b" * 71)
-    assert form_model(Request(b"multipart/form-data; boundary=" + b"b" * 71, body)) is None  # over RFC 2046's 70
+def test_a_form_without_a_boundary_names_no_model():
+    body = form(field(b"model", b"gpt-4o"))
     assert form_model(Request(b"application/x-www-form-urlencoded", b"model=gpt-4o")) is None
     assert form_model(Request(b"multipart/form-data", body)) is None
