@@ -336,6 +336,7 @@ cdef enum:
     CH_DATA_CRLF = 2
     CH_TRAILER = 3
     MAX_CHUNK_LINE = 4096
+    MAX_TRAILER_BYTES = 65536
 
 
 cdef inline bint _has_bare_cr_or_lf(const char *p, Py_ssize_t pos, Py_ssize_t end):
@@ -409,12 +410,14 @@ cdef class _ChunkedDecoder:
     cdef long long remaining
     cdef object error
     cdef bint finished
+    cdef Py_ssize_t trailer_bytes
 
     def __cinit__(self, error):
         self.error = error
         self.state = CH_SIZE
         self.remaining = 0
         self.finished = False
+        self.trailer_bytes = 0
 
     cdef Py_ssize_t feed(self, const char *p, Py_ssize_t pos, Py_ssize_t end, list pieces) except -1:
         """Consume from ``p[pos:end]``; append body pieces; set ``finished`` at the end of the body."""
@@ -429,6 +432,8 @@ cdef class _ChunkedDecoder:
                     if _has_bare_cr_or_lf(p, pos, end):  # no CRLF can end this line any more
                         raise self.error("bare CR or LF in chunk size line")
                     break
+                if eol - pos > MAX_CHUNK_LINE:  # bounded whether or not its CRLF came in the same read
+                    raise self.error("chunk size line too long")
                 if _has_bare_cr_or_lf(p, pos, eol + 1):  # hidden in a chunk extension
                     raise self.error("bare CR or LF in chunk size line")
                 e = pos
@@ -471,6 +476,11 @@ cdef class _ChunkedDecoder:
                     if _has_bare_cr_or_lf(p, pos, end):
                         raise self.error("bare CR or LF in trailer")
                     break
+                if eol - pos > MAX_CHUNK_LINE:
+                    raise self.error("trailer line too long")
+                self.trailer_bytes += eol + 2 - pos
+                if self.trailer_bytes > MAX_TRAILER_BYTES:  # bounded as a head is (see the twin)
+                    raise self.error("trailer section too large")
                 s = pos
                 pos = eol + 2
                 if eol == s:

@@ -211,12 +211,17 @@ class _ChunkedDecoder:
     """
 
     SIZE, DATA, DATA_CRLF, TRAILER = range(4)
+    # A line (chunk size with its extensions, or a trailer field) is bounded whether or not its
+    # CRLF came in the same read, and so is the whole trailer section, as a head is: neither counts
+    # toward the body's limit nor the head's, and neither may grow without end.
+    MAX_LINE = 4096
+    MAX_TRAILER_BYTES = 65536
 
-    def __init__(self, error, max_line=4096):
+    def __init__(self, error):
         self.error = error
         self.state = self.SIZE
         self.remaining = 0
-        self.max_line = max_line
+        self.trailer_bytes = 0
 
     def feed(self, buffer, pos):
         pieces = []
@@ -224,9 +229,9 @@ class _ChunkedDecoder:
         while pos < end:
             if self.state == self.SIZE:
                 eol = buffer.find(_CRLF, pos)
+                if (eol if eol >= 0 else end) - pos > self.MAX_LINE:
+                    raise self.error("chunk size line too long")
                 if eol < 0:
-                    if end - pos > self.max_line:
-                        raise self.error("chunk size line too long")
                     if _has_bare_cr_or_lf(buffer, pos, end):  # no CRLF can end this line any more
                         raise self.error("bare CR or LF in chunk size line")
                     break
@@ -253,12 +258,15 @@ class _ChunkedDecoder:
                 self.state = self.SIZE
             else:  # TRAILER: trailer fields until an empty line; validated, then discarded
                 eol = buffer.find(_CRLF, pos)
+                if (eol if eol >= 0 else end) - pos > self.MAX_LINE:
+                    raise self.error("trailer line too long")
                 if eol < 0:
-                    if end - pos > self.max_line:
-                        raise self.error("trailer line too long")
                     if _has_bare_cr_or_lf(buffer, pos, end):
                         raise self.error("bare CR or LF in trailer")
                     break
+                self.trailer_bytes += eol + 2 - pos
+                if self.trailer_bytes > self.MAX_TRAILER_BYTES:
+                    raise self.error("trailer section too large")
                 line = bytes(buffer[pos:eol])
                 pos = eol + 2
                 if not line:

@@ -201,6 +201,29 @@ def test_pipelined_after_chunked_trailers(core):
     assert [(r.target, r.body) for r in requests] == [(b"/1", b"a"), (b"/2", b"")]
 
 
+HEAD_CHUNKED = b"POST /1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"1;x=" + b"a" * 5000 + b"\r\na\r\n0\r\n\r\n",  # a chunk extension past 4 KiB, its CRLF in the same read
+        b"1\r\na\r\n0\r\nX-T: " + b"a" * 5000 + b"\r\n\r\n",  # one trailer line past 4 KiB
+        b"1\r\na\r\n0\r\n" + (b"X-T: " + b"a" * 1000 + b"\r\n") * 70 + b"\r\n",
+    ],
+    ids=["a long chunk extension", "a long trailer line", "a trailer section past 64 KiB"],
+)
+def test_chunk_lines_and_the_trailer_section_are_bounded_however_they_arrive(core, tail):
+    # Neither counts toward the head's limit nor the body's: each has its own bound, checked
+    # whether the line's CRLF came in the same read or a later one.
+    for pieces in ([tail], [tail[i : i + 1000] for i in range(0, len(tail), 1000)]):
+        parser = core.RequestParser()
+        with pytest.raises(errors.ProtocolError):
+            parser.feed(HEAD_CHUNKED)
+            for piece in pieces:
+                parser.feed(piece)
+
+
 def test_body_bytes_that_look_like_a_request_stay_body(core):
     inner = b"GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n"
     wire = b"POST /outer HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(inner) + inner
