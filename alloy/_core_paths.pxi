@@ -24,6 +24,7 @@ def clean_path(bytes path):
     if memchr(p, 92, n) != NULL or _ENCODED_FORBIDDEN.search(path) is not None:
         raise _InvalidPath("the request path holds a backslash or an encoded slash, dot or control character")
     segments = [segment for segment in path.split(b"/") if segment]
-    if b"." in segments or b".." in segments:
+    # "..;x" too: servers that take ";" for path parameters (Tomcat, Jetty, Spring) read it as ".."
+    if any(segment.partition(b";")[0] in (b".", b"..") for segment in segments):
         raise _InvalidPath("the request path holds a dot segment ('.' or '..')")
     return b"/" + b"/".join(segments)

@@ -269,6 +269,8 @@ cdef class RequestParser:
             # A fragment ("#") is the client's own business and never sent (RFC 9110 section 7.1)
             if not TARGET_OK[<unsigned char>p[i]] or p[i] == 35:
                 raise _ProtocolError("invalid request target")
+        if p[sp1 + 1] != 47 and not _absolute_or_asterisk_form(p, sp1, sp2):  # RFC 9112 section 3.2
+            raise _ProtocolError("invalid request target")
         version = _parse_version(p + sp2 + 1, line_end - sp2 - 1, _ProtocolError, UnsupportedVersion)
         method = PyBytes_FromStringAndSize(p, sp1)
         target = PyBytes_FromStringAndSize(p + sp1 + 1, sp2 - sp1 - 1)
@@ -434,6 +436,27 @@ cdef int _check_host(const char *p, Py_ssize_t n) except -1:
         if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in b"-._~%!$&'()*+,;=:[]"):
             raise _ProtocolError("invalid Host header")
     return 0
+
+
+cdef bint _absolute_or_asterisk_form(const char *p, Py_ssize_t method_end, Py_ssize_t target_end):
+    """A request target not in origin-form ("/...") may be absolute-form (scheme "://" ...), or
+    "*" for OPTIONS; authority-form is CONNECT's, which a gateway does not serve (see the twin)."""
+    cdef Py_ssize_t i = method_end + 1
+    cdef unsigned char c
+    if target_end - i == 1 and p[i] == 42:
+        return method_end == 7 and memcmp(p, b"OPTIONS", 7) == 0
+    c = <unsigned char>p[i]
+    if not (65 <= c <= 90 or 97 <= c <= 122):
+        return False
+    i += 1
+    while i < target_end:
+        c = <unsigned char>p[i]
+        if c == 58:  # ":" ends the scheme
+            return i + 2 < target_end and p[i + 1] == 47 and p[i + 2] == 47
+        if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 43 or c == 45 or c == 46):
+            return False
+        i += 1
+    return False
 
 
 cdef bint _lists_continue(bytes value):

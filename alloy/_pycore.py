@@ -202,6 +202,9 @@ def _has_bare_cr_or_lf(buffer, pos, end):
     return buffer.find(b"\n", pos, end) >= 0 or buffer.find(b"\r", pos, end - 1) >= 0
 
 
+_ABSOLUTE_FORM = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://")  # a request target's scheme "://"
+
+
 class _ChunkedDecoder:
     """Incremental de-chunking shared by the request and response parsers.
 
@@ -534,6 +537,10 @@ class RequestParser:
         # A fragment ("#") is the client's own business and never sent (RFC 9110 section 7.1)
         if not target or not all(c in _TARGET_OK for c in target) or b"#" in target:
             raise ProtocolError("invalid request target")
+        # RFC 9112 section 3.2: origin-form ("/..."), absolute-form ("http://host/..."), or "*"
+        # for OPTIONS; authority-form is CONNECT's, which a gateway does not serve.
+        if target[:1] != b"/" and not _ABSOLUTE_FORM.match(target) and not (target == b"*" and method == b"OPTIONS"):
+            raise ProtocolError("invalid request target")
         return method, target, _parse_version(version, ProtocolError, UnsupportedVersion)
 
     def _finish_request(self):
@@ -846,7 +853,8 @@ def clean_path(path):
     if b"\\" in path or _ENCODED_FORBIDDEN.search(path) is not None:
         raise InvalidPath("the request path holds a backslash or an encoded slash, dot or control character")
     segments = [segment for segment in path.split(b"/") if segment]
-    if b"." in segments or b".." in segments:
+    # "..;x" too: servers that take ";" for path parameters (Tomcat, Jetty, Spring) read it as ".."
+    if any(segment.partition(b";")[0] in (b".", b"..") for segment in segments):
         raise InvalidPath("the request path holds a dot segment ('.' or '..')")
     return b"/" + b"/".join(segments)
 

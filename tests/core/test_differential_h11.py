@@ -13,6 +13,9 @@ Alloy is stricter (Alloy MUST reject; h11 accepts) -- the RequestParser docstrin
                  NUL and whitespace controls).
   * version      an HTTP version other than 1.0 / 1.1 (h11 takes any DIGIT.DIGIT); Alloy says 505.
   * host-value   a Host that is not host[:port] (RFC 9112 3.2 asks for a 400; h11 takes any value).
+  * target-form  a request target in none of the forms of RFC 9112 section 3.2 a gateway serves
+                 (origin-form "/...", absolute-form "scheme://...", "*" for OPTIONS): h11 takes
+                 any target; Alloy says 400.
 Not specified by Alloy's contract, so either outcome is accepted (never generated on purpose; only
 reachable through the random mutations):
   * te-http10    Transfer-Encoding in an HTTP/1.0 request (h11 decodes it; RFC 9112 section 6.1
@@ -54,7 +57,7 @@ SETTINGS = dict(
 )
 
 # "known difference" names: Alloy must reject / either outcome accepted
-STRICTER = {"cl+te", "obs-fold", "bare-lf", "ctl-char", "version", "host-value"}
+STRICTER = {"cl+te", "obs-fold", "bare-lf", "ctl-char", "version", "host-value", "target-form"}
 EITHER = {"te-http10", "dup-host-10", "chunk-line", "trailer", "cl-list", "leading-crlf"}
 
 # --- generation --------------------------------------------------------------------------------
@@ -119,6 +122,8 @@ def requests(draw, anomalies=True, keep_alive=False):
         version = draw(st.sampled_from([b"0.9", b"1.2", b"2.0", b"3.0", b"1.9"]))
     method = draw(methods).encode()
     target = draw(targets).encode()
+    if target == b"*":
+        method = b"OPTIONS"  # the asterisk-form is OPTIONS' alone (RFC 9112 section 3.2.4)
 
     lines = [(draw(header_names).encode(), draw(header_values())) for _ in range(draw(st.integers(0, 5)))]
     hosts = 1 if version == b"1.1" or draw(st.booleans()) else 0
@@ -304,6 +309,11 @@ def known_differences(data):
     if any(re.search(rb"[\x01-\x08\x0e-\x1f\x7f]", line) for line in lines[1:]):
         found.add("ctl-char")
     request_line = lines[0] if lines else b""
+    parts = request_line.split(b" ")
+    if len(parts) == 3 and parts[1] and not (
+        parts[1][:1] == b"/" or re.match(rb"[A-Za-z][A-Za-z0-9+.-]*://", parts[1]) or (parts[1] == b"*" and parts[0] == b"OPTIONS")
+    ):
+        found.add("target-form")
     version = re.search(rb" HTTP/([0-9]\.[0-9])$", request_line)
     if version and version.group(1) not in (b"1.0", b"1.1"):
         found.add("version")
@@ -502,6 +512,8 @@ STRICTER_EXAMPLES = [
     ("bare-lf", b"GET / HTTP/1.1\nHost: h\n\n"),
     ("ctl-char", b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n"),
     ("version", b"GET / HTTP/2.0\r\nHost: h\r\n\r\n"),
+    ("target-form", b"GET * HTTP/1.1\r\nHost: h\r\n\r\n"),
+    ("target-form", b"GET v1/models HTTP/1.1\r\nHost: h\r\n\r\n"),
 ]
 
 

@@ -131,6 +131,7 @@ CLEANED = [
     (b"/v1/chat/completions/", b"/v1/chat/completions"),
     (b"/v1/files/file-abc%20x", b"/v1/files/file-abc%20x"),
     (b"/v1/x.y/.hidden", b"/v1/x.y/.hidden"),
+    (b"/v1/files/...;x", b"/v1/files/...;x"),  # three dots are a name, parameters or not
     (b"/", b"/"),
     (b"//", b"/"),
 ]
@@ -149,6 +150,9 @@ REFUSED = [
     b"/v1/a%00b",
     b"/v1/a%0d%0ab",
     b"/v1/a%7f",
+    b"/v1/files/..;/content",  # ";" parameters: Tomcat, Jetty and Spring read "..;" as ".."
+    b"/v1/models/..;x",
+    b"/v1/.;/models",
 ]
 
 

@@ -176,12 +176,20 @@ def test_other_spellings_of_a_model_endpoint_meet_the_model_allow_list(listed, m
 @pytest.mark.parametrize(
     "path",
     [b"/v1/./chat/completions", b"/v1/chat%2Fcompletions", b"/v1/../../admin?x=1", b"/v1/%2e%2e/admin",
-     b"/v1/files/..", b"/v1/files\\x"],
+     b"/v1/files/..", b"/v1/files\\x", b"/v1/files/..;/content", b"/v1/models/..;"],
 )  # fmt: skip
 def test_dot_segments_and_encoded_separators_are_refused_before_anything_is_sent(listed, mock, path):
     status, _, payload = one_answer(listed, post(path, json.dumps({"model": "gpt-4o-mini", **CHAT}).encode()))
     assert status == 400
     assert json.loads(payload)["error"]["code"] == "invalid_path"
+    assert mock.requests() == []
+
+
+@pytest.mark.parametrize("target", [b"*", b"v1/models", b"api.example:443"])
+def test_a_target_in_no_form_a_gateway_serves_is_a_400(listed, mock, target):
+    # RFC 9112 section 3.2: origin-form, absolute-form, or "*" for OPTIONS alone.
+    status, _, payload = one_answer(listed, get(target))
+    assert status == 400 and json.loads(payload)["error"]["message"] == "invalid request target"
     assert mock.requests() == []
 
 
