@@ -378,8 +378,9 @@ class PassthroughRelay(Relay):
         ended); the hidden usage's counts go to the call on the way."""
         hidden = self.hidden_usage
         if hidden is not None and self.event_stream:
+            left = hidden.finish()  # which may be the usage chunk itself, its blank line missing
             self.call.usage_known(hidden.usage)
-            return hidden.finish()
+            return left
         return self.whole.finish() if self.whole is not None else b""
 
     def _head(self, head):

@@ -113,11 +113,15 @@ class HiddenUsage:
 
     def feed(self, piece):
         """The bytes of ``piece`` the client may see now (b"" while an event is incomplete)."""
-        complete = self.events.feed(piece)
+        return self._filtered(self.events.feed(piece))
+
+    def _filtered(self, complete):
         if b'"usage"' not in complete or self.events.passing:
             return complete
         kept = []
         parts = _EVENT_ENDS.split(complete)  # event, its end, event, its end..., b""
+        if parts[-1]:  # the stream's last event, never ended (see finish)
+            parts.append(b"")
         for at in range(0, len(parts) - 1, 2):
             event = parts[at]
             if b'"usage"' in event:
@@ -136,8 +140,9 @@ class HiddenUsage:
         return self.events.passing
 
     def finish(self):
-        """What is held when the stream ends (an event the upstream never closed)."""
-        return self.events.finish()
+        """What is held when the stream ends (an event the upstream never closed), filtered as an
+        event that ended: a usage chunk the client did not ask for does not reach it this way either."""
+        return self._filtered(self.events.finish())
 
 
 def _last_event_end(data):

@@ -155,6 +155,20 @@ def test_the_filter_keeps_events_whole_however_the_stream_is_cut(end, spaced):
         assert hidden.usage == {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
 
 
+def test_a_usage_chunk_the_stream_never_ended_is_taken_out_too():
+    # The upstream's last event, without its blank line (then the chunked end, no [DONE]): what is
+    # held at the end is filtered as an ended event would be (a probe found it passed as it was).
+    hidden = HiddenUsage()
+    first = hidden.feed(b'data: {"choices":[{"delta":{"content":"a"}}],"usage":null}\n\n')
+    assert first == b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
+    assert hidden.feed(b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5}}') == b""
+    assert hidden.finish() == b""
+    assert hidden.usage == {"prompt_tokens": 3, "completion_tokens": 5}
+    cut = HiddenUsage()  # a content chunk cut there keeps its content, its null usage taken out
+    cut.feed(b'data: {"choices":[{"delta":{"content":"b"}}],"usage":null}')
+    assert cut.finish() == b'data: {"choices":[{"delta":{"content":"b"}}]}'
+
+
 def test_the_filter_lets_an_event_through_as_soon_as_it_ends_and_gives_up_on_endless_ones():
     hidden = HiddenUsage()
     assert hidden.feed(b'data: {"choices":[{"delta":{"content":"a"}}]}\r\n') == b""
