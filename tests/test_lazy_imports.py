@@ -129,7 +129,8 @@ def test_an_https_provider_loads_no_ca_store_until_it_connects(tmp_path):
 def test_without_a_provider_only_the_builtin_mock_is_added(tmp_path):
     modules = started_modules(tmp_path)
     assert "alloy.mock_upstream" in modules
-    mock_needs = {"alloy.mock_upstream", "email", "email.utils", "hashlib", "random", "bisect"}  # HTTP dates, embeddings, jitter
+    # HTTP dates (email.utils, which imports urllib.parse and ipaddress), embeddings, jitter
+    mock_needs = {"alloy.mock_upstream", "email", "email.utils", "urllib.parse", "ipaddress", "hashlib", "random", "bisect"}
     assert sorted(modules.intersection(NEVER_AT_START) - mock_needs) == []
 
 
