@@ -426,14 +426,12 @@ cdef class _ChunkedDecoder:
         while pos < end:
             if self.state == CH_SIZE:
                 eol = _find_crlf(p, pos, end)
+                if (eol if eol >= 0 else end) - pos > MAX_CHUNK_LINE:  # whether or not its CRLF came
+                    raise self.error("chunk size line too long")
                 if eol < 0:
-                    if end - pos > MAX_CHUNK_LINE:
-                        raise self.error("chunk size line too long")
                     if _has_bare_cr_or_lf(p, pos, end):  # no CRLF can end this line any more
                         raise self.error("bare CR or LF in chunk size line")
                     break
-                if eol - pos > MAX_CHUNK_LINE:  # bounded whether or not its CRLF came in the same read
-                    raise self.error("chunk size line too long")
                 if _has_bare_cr_or_lf(p, pos, eol + 1):  # hidden in a chunk extension
                     raise self.error("bare CR or LF in chunk size line")
                 e = pos
@@ -470,14 +468,12 @@ cdef class _ChunkedDecoder:
                 self.state = CH_SIZE
             else:
                 eol = _find_crlf(p, pos, end)
+                if (eol if eol >= 0 else end) - pos > MAX_CHUNK_LINE:
+                    raise self.error("trailer line too long")
                 if eol < 0:
-                    if end - pos > MAX_CHUNK_LINE:
-                        raise self.error("trailer line too long")
                     if _has_bare_cr_or_lf(p, pos, end):
                         raise self.error("bare CR or LF in trailer")
                     break
-                if eol - pos > MAX_CHUNK_LINE:
-                    raise self.error("trailer line too long")
                 self.trailer_bytes += eol + 2 - pos
                 if self.trailer_bytes > MAX_TRAILER_BYTES:  # bounded as a head is (see the twin)
                     raise self.error("trailer section too large")
