@@ -198,7 +198,8 @@ def masked_secret(api_key):
 
 class PassthroughRelay(Relay):
     __slots__ = (
-        "response_skip", "head_sent", "event_stream", "closed_chunks", "hidden_usage", "whole", "scrub", "until_close",
+        "response_skip", "head_sent", "event_stream", "closed_chunks", "hidden_usage", "whole", "scrub", "scrub_rest",
+        "until_close",
     )  # fmt: skip
 
     def __init__(self, call, extra_headers, response_skip, hidden_usage=None):
@@ -215,6 +216,7 @@ class PassthroughRelay(Relay):
         # event stream (the hidden-usage filter above cuts its events itself when it runs).
         self.whole = None
         self.scrub = None  # an error answer's: (the provider key, its mask), see masked_secret
+        self.scrub_rest = b""  # the end of what came so far that may be the key's beginning (_scrubbed)
         self.until_close = False  # the upstream's body has neither length nor chunks: it ends at close
 
     # --- the sink interface ------------------------------------------------------------------------
@@ -274,6 +276,7 @@ class PassthroughRelay(Relay):
             self.call.failed_with_answer(self)
             return
         out = [LAST_CHUNK] if self.chunked and not self.closed_chunks else []
+        rest = self._scrub_rest()  # an error answer's last bytes, held back in case a key began there
         left = self._left_over()  # the upstream ended inside an event
         if left and self.until_close:
             # Its end was the connection's close, halfway through an event: a cut, not a finish
@@ -282,8 +285,8 @@ class PassthroughRelay(Relay):
             self.upstream_failed(UpstreamProtocolError(f"upstream '{name}' closed the stream inside an event"))
             return
         self.finished = True
-        if left:
-            out.insert(0, self._piece(self._last_piece(left)))
+        if rest or left:
+            out.insert(0, self._piece(self._last_piece(rest + left)))
         self.call.succeeded((self.before_last, self.last))
         self._end(out or None)
 
@@ -315,7 +318,7 @@ class PassthroughRelay(Relay):
         self.call.head_at = self.held_at  # (another attempt's may have been set since)
         events, self.held = self.held, None
         self._write(events)
-        left = self._left_over()
+        left = self._scrub_rest() + self._left_over()
         out = [self._piece(self._last_piece(left))] if left else []
         self._end([*out, LAST_CHUNK] if self.chunked else out or None)
 
@@ -331,7 +334,9 @@ class PassthroughRelay(Relay):
         for event in events:
             if type(event) is bytes:
                 if scrub is not None:  # an error answer: never the provider key (masked_secret)
-                    event = event.replace(scrub[0], scrub[1])
+                    event = self._scrubbed(event, scrub)
+                    if not event:
+                        continue
                 if self.event_stream:  # known once the head went through
                     cut = hidden if hidden is not None else self.whole
                     if cut is not None:
@@ -349,7 +354,7 @@ class PassthroughRelay(Relay):
                 hidden = self.hidden_usage  # the head may have turned it off
                 scrub = self.scrub
         if last and self.chunked:  # the answer ends here: its last chunk goes in the same write
-            left = self._left_over()
+            left = self._scrub_rest() + self._left_over() if scrub is not None else self._left_over()
             if left:
                 out.append(frame_chunk(self._last_piece(left)))
             out.append(LAST_CHUNK)
@@ -364,6 +369,35 @@ class PassthroughRelay(Relay):
             self.transport.write(out[0])
         else:
             self.transport.writelines(out)
+
+    def _scrubbed(self, piece, scrub):
+        """``piece`` of an error answer with the provider key masked, where it may also have begun
+        in the piece before: the end that could be the beginning of the key is held back
+        (``scrub_rest``) until the next piece, or the answer's end (``_scrub_rest``), so a key
+        cut between two reads is masked all the same."""
+        key, mask = scrub
+        if self.scrub_rest:
+            piece = self.scrub_rest + piece
+        piece = piece.replace(key, mask)
+        first = key[:1]
+        at = piece.find(first, max(len(piece) - len(key) + 1, 0))
+        while at >= 0 and not key.startswith(piece[at:]):
+            at = piece.find(first, at + 1)
+        if at < 0:
+            self.scrub_rest = b""
+            return piece
+        self.scrub_rest = piece[at:]
+        return piece[:at]
+
+    def _scrub_rest(self):
+        """What ``_scrubbed`` held back, at the answer's end (it was not the key after all), passed
+        through the event cutter like any piece."""
+        rest = self.scrub_rest
+        if not rest:
+            return b""
+        self.scrub_rest = b""
+        cut = self.hidden_usage if self.hidden_usage is not None else self.whole
+        return cut.feed(rest) if cut is not None and self.event_stream else rest
 
     def _last_piece(self, left):
         """``left``, held to the end of the stream, goes out now: counted and recorded like any."""

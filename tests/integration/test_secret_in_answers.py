@@ -4,6 +4,7 @@ answer it relays, passthrough or translated, keeping the first 3 and last 4 char
 own messages do, and the answer's length true (the SDK reads it whole)."""
 
 import json
+import time
 
 import openai
 import pytest
@@ -55,3 +56,58 @@ def test_an_error_answer_repeating_the_provider_key_reaches_the_client_masked(tm
     finally:
         gateway.stop()
         stop()
+
+
+def key_split_between_reads(status, framing):
+    """An upstream answering ``status`` with the key in its message, written in two pieces cut
+    inside the key, the second after a pause: the gateway reads them apart. ``framing``: sized,
+    chunked, or ended by closing the connection."""
+    data = json.dumps({"error": {"message": f"Incorrect API key provided: {KEY}", "type": "invalid_request_error"}}).encode()
+    cut = data.index(KEY.encode()) + len(KEY) // 2
+    reason = {401: b"Unauthorized", 500: b"Internal Server Error"}[status]
+    head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n" % (status, reason)
+    if framing == "chunked":
+        head += b"transfer-encoding: chunked\r\n\r\n"
+        first, second = b"%x\r\n%s\r\n" % (cut, data[:cut]), b"%x\r\n%s\r\n0\r\n\r\n" % (len(data) - cut, data[cut:])
+    else:
+        head += b"content-length: %d\r\n\r\n" % len(data) if framing == "sized" else b"connection: close\r\n\r\n"
+        first, second = data[:cut], data[cut:]
+
+    def reply(request):
+        yield head + first
+        time.sleep(0.15)
+        yield second
+        if framing == "close":
+            raise OSError("the answer ends at the connection's close")
+
+    return ScriptedUpstream(reply), data
+
+
+@pytest.mark.parametrize("status", [401, 500])
+@pytest.mark.parametrize("framing", ["sized", "chunked", "close"])
+def test_a_key_cut_between_two_reads_of_the_error_answer_is_masked_all_the_same(tmp_path, status, framing):
+    upstream, data = key_split_between_reads(status, framing)
+    config = f"""
+    [router]
+    max_retries = 1
+    backoff_base = 0.001
+
+    [providers.up]
+    kind = "openai"
+    base_url = "http://127.0.0.1:{upstream.port}/v1"
+    api_key = "{KEY}"
+    """
+    gateway = start_gateway_process(tmp_path / "alloy.toml", config)
+    try:
+        client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="client", max_retries=0)
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        assert caught.value.status_code == status
+        said = caught.value.response.text
+        assert KEY not in said and MASKED in said, said
+        assert said.encode() == data.replace(KEY.encode(), MASKED.encode())  # nothing lost, nothing added
+        assert len(upstream.received) == (2 if status == 500 else 1)
+        assert_no_crash_logged(gateway)
+    finally:
+        gateway.stop()
+        upstream.stop()
