@@ -51,6 +51,7 @@ class ForwardingPolicy:
     def __init__(self, settings, skip=NOT_FORWARDED):
         configured = {name.lower().encode() for name, _ in settings.headers}
         allowed = {name.encode() for name in settings.forward_client_headers} - configured
+        self.chosen = frozenset(allowed)  # named to be forwarded: part of the response cache's keys
         self.skip = frozenset(skip | configured | (PROVIDER_SCOPED - allowed))
         if self.skip == FORWARD_SKIP:
             self.skip = FORWARD_SKIP  # the parser's set: its Request.forwarded is this policy's lines

@@ -36,10 +36,11 @@ SAMPLING_NUMBERS = ("temperature", "top_p", "frequency_penalty", "presence_penal
 _NAMESPACE_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
 
-def key_of(call, model, namespace):
+def key_of(call, model, namespace, headers=()):
     """(key, stream, include_usage) of a model request for ``model`` (the configured model an
     alias names, or the name a provider route resolved), or None when its body is not a JSON object
-    (the upstream answers what it makes of it, uncached). The key is made of the namespace,
+    (the upstream answers what it makes of it, uncached). ``headers``: the names of the client
+    headers that are part of the key (``Policy.headers``), each as ``name: value`` when sent. The key is made of the namespace,
     endpoint and route (a prefix no body can reach into: the body is a JSON object, it starts with "{") and
     the body parsed, with the model resolved, dumped with sorted keys: that material itself when it
     is short (up to ``INLINE_KEY_MAX`` bytes: a dict hashes it faster than any digest), else its
@@ -66,7 +67,11 @@ def key_of(call, model, namespace):
             document[name] = float(value)
     # The route (``ModelGroup.route``: each deployment's provider and upstream model) is part of
     # the request as the upstream sees it: ``p1/gpt-x`` and ``p2/gpt-x`` are two requests.
-    material = namespace.encode() + b"\n" + call.path + b"\n" + call.group.route + b"\n" + dumps(document, option=OPT_SORT_KEYS)
+    material = namespace.encode() + b"\n" + call.path + b"\n" + call.group.route + b"\n"
+    if headers:  # a header line cannot start with "{" as the body does, nor hold a newline
+        sent = call.request.headers
+        material += b"".join(name + b": " + sent[name] + b"\n" for name in headers if name in sent)
+    material += dumps(document, option=OPT_SORT_KEYS)
     if len(material) <= INLINE_KEY_MAX:
         return material, stream, include_usage  # its own key: nothing to hash, no collision possible
     return sha256(material).digest(), stream, include_usage

@@ -99,14 +99,17 @@ class Recording(list):
 class Policy:
     """The cache settings of one model group: on or off, its TTL, and the model name its keys use
     (a configured model's own name, whichever alias asked; None for provider routes: the name the
-    route resolved)."""
+    route resolved), and the client headers that are part of its keys: those its providers'
+    ``forward_client_headers`` name (an organization, a project, a beta feature: they change what
+    the provider answers, or whom it answers for)."""
 
-    __slots__ = ("on", "ttl", "model")
+    __slots__ = ("on", "ttl", "model", "headers")
 
-    def __init__(self, on, ttl, model=None):
+    def __init__(self, on, ttl, model=None, headers=()):
         self.on = on
         self.ttl = ttl
         self.model = model
+        self.headers = headers
 
 
 class Policies:
@@ -130,17 +133,29 @@ class Policies:
         return policy
 
     def _decide(self, group, call):
-        if group not in call.pipeline.routes.configured:
-            return self.default  # a provider route, a wildcard, the plain proxy
+        headers = chosen_headers(group)
+        if group not in call.pipeline.routes.configured:  # a provider route, a wildcard, the plain proxy
+            return self.default if not headers else Policy(self.settings.enabled, self.settings.ttl, None, headers)
         config = getattr(getattr(call.connection, "gateway", None), "config", None)
         if config is not None and config is not self.config:
             self.config = config
             self.models = {model.name: model for model in config.models}
         model = self.models.get(group.name)
         if model is None:
-            return Policy(self.settings.enabled, self.settings.ttl, group.name)
+            return Policy(self.settings.enabled, self.settings.ttl, group.name, headers)
         on = self.settings.enabled if model.cache is None else model.cache
-        return Policy(on, model.cache_ttl or self.settings.ttl, group.name)
+        return Policy(on, model.cache_ttl or self.settings.ttl, group.name, headers)
+
+
+def chosen_headers(group):
+    """The client headers a provider of ``group`` forwards because its ``forward_client_headers``
+    names them (``ForwardingPolicy.chosen``), in one order."""
+    names = set()
+    for deployment in group.deployments:
+        forwarding = getattr(deployment.provider, "forwarding", None)
+        if forwarding is not None:
+            names |= forwarding.chosen
+    return tuple(sorted(names))
 
 
 class ResponseCache:
@@ -165,7 +180,7 @@ class ResponseCache:
         ttl = policy.ttl if given is None else ttl_of(given)
         given = headers.get(b"x-alloy-cache-namespace")
         namespace = "global" if given is None and call.key is None else namespace_of(call.key, given)
-        asked = key_of(call, policy.model or call.model_name or "", namespace)
+        asked = key_of(call, policy.model or call.model_name or "", namespace, policy.headers)
         if asked is None:
             return self._pass(call)
         key, stream, include_usage = asked

@@ -39,3 +39,34 @@ def test_each_tenant_has_its_own_cache(start_gateway, upstream, tmp_path):
     assert state(secrets["second"], {"x-alloy-cache-namespace": "eval"}) == "hit"
     assert state(secrets["other"], {"x-alloy-cache-namespace": "eval"}) == "miss"
     assert len([r for r in upstream.requests() if r["path"] == "/v1/chat/completions"]) == 6
+
+
+def test_a_header_the_provider_forwards_by_choice_is_part_of_the_cache_key(start_gateway, upstream):
+    """``forward_client_headers`` sends the client's organization (or project, or beta feature) to
+    the provider: the same body for another organization is another request, billed to it and
+    answered for it, never the first organization's stored answer."""
+    config = f"""
+        [providers.openai]
+        base_url = "{upstream.base}/v1"
+        api_key = "sk-provider"
+        forward_client_headers = ["OpenAI-Organization"]
+
+        [cache]
+        enabled = true
+        """
+    gateway = start_gateway(config=config)
+    body = chat(text=f"organization question {uuid.uuid4().hex}")
+
+    def state(organization=None):
+        status, head, _ = post(gateway.port, None, body, headers={"OpenAI-Organization": organization} if organization else None)
+        assert status == 200
+        return head["x-alloy-cache"]
+
+    upstream.clear()
+    assert state("org-one") == "miss"
+    assert state("org-one") == "hit"
+    assert state("org-two") == "miss"  # another organization: its own request
+    assert state() == "miss"  # none: the provider's default organization
+    assert state("org-two") == "hit" and state() == "hit"
+    sent = [r for r in upstream.requests() if r["path"] == "/v1/chat/completions"]
+    assert [r["headers"].get("openai-organization") for r in sent] == ["org-one", "org-two", None]
