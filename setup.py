@@ -1,4 +1,5 @@
-"""Build of the compiled core only; all metadata lives in pyproject.toml.
+"""Build of the compiled modules (the core, and the gate compiled from its Python source); all
+metadata lives in pyproject.toml.
 
 Options are environment variables read at build time (``ALLOY_DEBUG=1 pip install .``, or
 ``python setup.py build_ext --inplace`` in a checkout):
@@ -13,16 +14,20 @@ from setuptools import Extension, setup
 
 DEBUG = os.environ.get("ALLOY_DEBUG") == "1"
 
-extension = Extension(
-    "alloy._core",
-    ["alloy/_core.pyx"],
-    extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
-    define_macros=[("CYTHON_TRACE", "1")] if DEBUG else [],
-)
+COMPILE = {
+    "extra_compile_args": ["-O0", "-g"] if DEBUG else ["-O3"],
+    "define_macros": [("CYTHON_TRACE", "1")] if DEBUG else [],
+}
+extensions = [
+    Extension("alloy._core", ["alloy/_core.pyx"], **COMPILE),
+    # The gate of a keyed request, compiled from its Python source with the declarations of
+    # alloy/governance/_gate.pxd; the .py itself is the pure twin (alloy.governance picks).
+    Extension("alloy.governance._gate", ["alloy/governance/gate.py"], **COMPILE),
+]
 
 setup(
     ext_modules=cythonize(
-        [extension],
+        extensions,
         language_level=3,
         annotate=os.environ.get("ALLOY_CYTHON_ANNOTATE") == "1",
         compiler_directives={"linetrace": DEBUG},

@@ -53,9 +53,24 @@ def governance_for(config, pipeline):
 
 
 def _opened(settings, pipeline):
-    from alloy.governance.gate import Governance  # imported only when keys apply
+    return gate_module().Governance(settings, pipeline)
 
-    return Governance(settings, pipeline)
+
+def gate_module():
+    """The gate (imported only when keys apply): compiled from ``gate.py`` with the declarations of
+    ``_gate.pxd`` when the core is compiled, else ``gate.py`` itself, its pure twin."""
+    from alloy.core import IMPLEMENTATION
+
+    if IMPLEMENTATION == "compiled":
+        try:
+            from alloy.governance import _gate
+
+            return _gate
+        except ImportError:  # built without it (an older build tree): the twin serves
+            pass
+    from alloy.governance import gate
+
+    return gate
 
 
 def _open_errors():

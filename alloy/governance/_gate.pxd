@@ -1,0 +1,30 @@
+# The compiled gate: ``alloy/governance/gate.py`` built by Cython as ``alloy.governance._gate`` with
+# these declarations (setup.py). The .py file is its own pure twin (ALLOY_PURE=1, or no compiler):
+# one source, two builds, the same tests. What is declared here is what a keyed request runs on
+# every call: the gate's fields as C slots, and its per-request steps called in C from each other.
+
+cdef class Governance:
+    cdef public object settings
+    cdef public object pipeline
+    cdef public object master
+    cdef public object store
+    cdef public object table
+    cdef public object keyring
+    cdef public object prices
+    cdef public object ledger
+    cdef public object shared
+    cdef public object key_sharing
+    cdef public dict held
+    cdef public bint sync_failed
+    cdef public list timers
+
+    cpdef authenticate(self, request)
+    cpdef check_model(self, key, model, model_name)
+    cpdef admit(self, call)
+    cpdef _carry_on(self, call, reserve, windows, lines, shared)
+    cpdef _take(self, key, reserve)
+    cpdef finished(self, call)
+    cpdef _give_back(self, key, held, used, cost)
+
+cpdef _bearer_token(value)
+cpdef estimate_tokens(body, scan=*)
