@@ -21,6 +21,7 @@ from time import monotonic
 from alloy.balancer import HEALTHY
 from alloy.core import find_usage
 from alloy.errors import AlloyError, InternalError, NestedTooDeeply, UpstreamTimeout, too_deep_to_write
+from alloy.headers import RETRIES_SPENT, SDK_RETRIED
 from alloy.upstream import sweep_ticks
 
 log = logging.getLogger("alloy")
@@ -137,6 +138,12 @@ class Call:
         from alloy.attempts import may_retry  # the retry machinery: imported by the first failure
 
         return may_retry(self, status)
+
+    def retries_spent(self, status):
+        """The ``x-should-retry: false`` line for a final answer of ``status`` when Alloy retried
+        this call and the SDKs would retry that status again (``alloy.headers.SDK_RETRIED``);
+        else b"". A call tried once leaves retrying to the client, as the provider would."""
+        return RETRIES_SPENT if self.count > 1 and status in SDK_RETRIED else b""
 
     def head_arrived(self, status):
         self.head_at = monotonic()
@@ -296,6 +303,8 @@ class Call:
             headers = self.id_line + self.deployment.served_by(self.model_name, self.count)
         else:
             headers = self.id_line + b"x-alloy-attempts: %d\r\n" % self.count
+        if self.count > 1:
+            headers += self.retries_spent(failure.status)
         connection.current = None
         connection.send_error(failure, close=not keep_alive, extra_headers=headers, head=self.request.method == b"HEAD")
         self.finish()

@@ -35,6 +35,13 @@ ANSWER_OWN = frozenset(
     )
 )  # fmt: skip
 
+# The statuses the official SDKs (openai, anthropic) retry by themselves, up to their max_retries,
+# unless the answer says ``x-should-retry: false``. Alloy says it on such an answer once it has
+# retried the request itself (``Call.retries_spent``): the SDK's retries of the gateway's retries
+# would multiply the calls to a provider that is already failing (3 x 3 with both defaults).
+SDK_RETRIED = frozenset((408, 409, 429)) | frozenset(range(500, 600))
+RETRIES_SPENT = b"x-should-retry: false\r\n"
+
 # Client credentials are never forwarded: the upstream always receives the provider's key.
 CLIENT_CREDENTIALS = frozenset((b"authorization", b"api-key", b"x-api-key", b"x-goog-api-key"))
 

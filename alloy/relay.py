@@ -183,6 +183,7 @@ class _Discard:
 
 
 DISCARD = _Discard()
+RETRY_ADVICE = frozenset((b"x-should-retry",))  # the upstream's, replaced by Alloy's (Call.retries_spent)
 
 
 def masked_secret(api_key):
@@ -423,18 +424,21 @@ class PassthroughRelay(Relay):
         self.call.status = status
         if status >= 400:
             self.scrub = self.call.deployment.provider.secret
+        call = self.call
         block = head.block  # written by the core's parser when the request named our skip set
-        if block is None or head.block_skip is not self.response_skip:
+        spent = call.retries_spent(status) if status >= 400 else b""
+        if spent and head.get(b"x-should-retry") is not None:
+            block = encode_headers(head.headers, self.response_skip | RETRY_ADVICE)  # Alloy's advice, not two
+        elif block is None or head.block_skip is not self.response_skip:
             block = encode_headers(head.headers, self.response_skip)
         if self.scrub is not None:  # an error's headers may repeat the key too (www-authenticate)
             block = block.replace(self.scrub[0], self.scrub[1])
-        block += self.extra_headers
+        block += self.extra_headers + spent if spent else self.extra_headers
         upstream_id = head.get(b"x-request-id")
         if upstream_id is not None:
             # The client's x-request-id is the gateway's (one value, the one in its logs); the
             # provider's own travels on under its own name, for a support ticket with the provider.
             block += b"x-upstream-request-id: " + upstream_id + b"\r\n"
-        call = self.call
         if call.pipeline.overhead_header:
             # The gateway's own time: up to the upstream request, and from its head to this one.
             block += OVERHEAD_LINE % ((call.sent_at - call.arrived + monotonic() - call.head_at) * 1e6)
@@ -654,7 +658,7 @@ class TranslatedRelay(Relay):
         self.status = self.call.status = head.status
         self.kept_headers = _upstream_id_line(head)
         if head.status >= 400:
-            self.kept_headers += _retry_after_lines(head)
+            self.kept_headers += _retry_after_lines(head) + self.call.retries_spent(head.status)
         if self.stream and head.status == 200:
             self.splitter = SSESplitter()
             self.events = self.translator.StreamTranslator(self.model, self.include_usage)

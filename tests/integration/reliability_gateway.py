@@ -137,6 +137,12 @@ def gateway_config(m, client="core"):
     fallbacks = ["doomed-too"]
 
     [[models]]
+    name = "once"
+    provider = "down"
+    model = "gpt-4o"
+    max_retries = 0
+
+    [[models]]
     name = "doomed-too"
     provider = "down"
     model = "o3-mini"
