@@ -79,8 +79,9 @@ SSE_HEADER = b"content-type: text/event-stream; charset=utf-8\r\ncache-control: 
 VERSIONS = frozenset((b"2023-06-01", b"2023-01-01"))
 TOP_LEVEL = frozenset(
     ("model", "messages", "max_tokens", "metadata", "stop_sequences", "stream", "system", "temperature",
-     "top_k", "top_p", "tools", "tool_choice", "thinking", "service_tier")
+     "top_k", "top_p", "tools", "tool_choice", "thinking", "service_tier", "output_config")
 )  # fmt: skip
+EFFORTS = ("low", "medium", "high", "xhigh", "max")  # output_config.effort
 TOOL_FIELDS = frozenset(("name", "description", "input_schema", "cache_control", "type"))
 # block type -> the fields it may have (request side: "Extra inputs are not permitted" otherwise)
 BLOCK_FIELDS = {
@@ -216,6 +217,17 @@ def check_options(body):
             raise invalid(f"{name}: Input should be a number between 0 and 1")
     if body.get("top_k") is not None and (not is_int(body["top_k"]) or body["top_k"] < 0):
         raise invalid("top_k: Input should be a non-negative integer")
+    config = body.get("output_config")
+    if config is not None:
+        if not isinstance(config, dict):
+            raise invalid("output_config: Input should be a valid dictionary")
+        check_fields(config, {"effort", "format"}, "output_config")
+        if config.get("effort") is not None and config["effort"] not in EFFORTS:
+            raise invalid(f"output_config.effort: Input should be {', '.join(repr(e) for e in EFFORTS)}")
+        if config.get("format") is not None:
+            schema_format = config["format"]
+            if not isinstance(schema_format, dict) or schema_format.get("type") != "json_schema" or not isinstance(schema_format.get("schema"), dict):
+                raise invalid("output_config.format: Input should be {type: 'json_schema', schema: {...}}")
 
 
 def check_tools(tools, choice):

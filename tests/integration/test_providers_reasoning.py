@@ -105,6 +105,19 @@ def test_claude_reasoning_effort_becomes_a_thinking_budget_and_comes_back_as_rea
     assert usage.completion_tokens_details is None  # Anthropic reports no thinking count of its own
 
 
+def test_claude_4_6_reasoning_effort_becomes_adaptive_thinking_with_its_effort(stack, client):
+    """Claude 4.6 and later think adaptively: ``output_config.effort`` says how hard, which the
+    strict emulator accepts as Anthropic's API does (and refuses with an effort it does not know)."""
+    completion = client.chat.completions.create(
+        model="claude-sonnet-4-6", messages=[{"role": "user", "content": "what is seven times six"}], reasoning_effort="medium",
+    )  # fmt: skip
+    message = completion.choices[0].message
+    assert message.content == "echo: what is seven times six"
+    assert message.model_extra["reasoning_content"] == "Considering: what is seven times six"
+    [body] = sent(stack, "anthropic")
+    assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "medium"}
+
+
 def test_claude_thinking_streams_as_reasoning_content_deltas(stack, client):
     stream = client.chat.completions.create(
         model=CLAUDE, messages=[{"role": "user", "content": "one two three"}], reasoning_effort="high",
