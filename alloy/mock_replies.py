@@ -251,6 +251,16 @@ def chosen_tool(request, tools, user_text):
         raise invalid(f"Invalid value: '{choice}'. Supported values are: 'none', 'auto' and 'required'.", "tool_choice")
     if not tools or choice == "none":
         return None
+    if type(choice) is dict and choice.get("type") == "allowed_tools":  # a subset, and how to choose in it
+        allowed = required(choice, "allowed_tools", "object", "tool_choice.allowed_tools")
+        named = required(allowed, "tools", "array", "tool_choice.allowed_tools.tools")
+        names = [(entry.get("function") or {}).get("name") if type(entry) is dict else None for entry in named]
+        subset = [tool for tool in tools if tool["function"]["name"] in names]
+        if not subset:
+            raise invalid("Invalid value for 'tool_choice.allowed_tools.tools': no such function in 'tools'.", "tool_choice")
+        if allowed.get("mode", "auto") == "required" or "call tool" in user_text:
+            return subset[0]
+        return None
     if type(choice) is dict:
         function = required(choice, "function", "object", "tool_choice.function")
         name = required(function, "name", "string", "tool_choice.function.name")

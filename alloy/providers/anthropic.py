@@ -49,7 +49,9 @@ Request mapping (OpenAI -> Anthropic)
                         400 to both, so temperature wins and top_p is dropped
     tools               function tools -> {name, description, input_schema}; other tool types -> 400
     tool_choice         auto/none/required/{function} -> {auto}/{none}/{any}/{tool, name}; sent only
-                        with tools; ``parallel_tool_calls: false`` -> ``disable_parallel_tool_use``
+                        with tools; ``parallel_tool_calls: false`` -> ``disable_parallel_tool_use``;
+                        ``{type: allowed_tools, allowed_tools: {mode, tools}}`` -> only those tools
+                        sent, ``mode`` (auto or required) as the choice
     response_format     json_object / json_schema -> an instruction appended to ``system`` asking
                         for one JSON value and nothing else (with the schema, pretty-printed, for
                         json_schema). Anthropic then answers JSON text; it is not enforced by a
@@ -205,8 +207,9 @@ def build_request(body, upstream_model, endpoint, settings):
         out["temperature"] = MAX_TEMPERATURE
     tools = body.get("tools")
     if tools:
+        tools, choice = providers.allowed_tools(tools, body.get("tool_choice"))
         out["tools"] = [convert_tool(tool, i) for i, tool in enumerate(tools)]
-        choice = convert_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+        choice = convert_tool_choice(choice, body.get("parallel_tool_calls"))
         if choice is not None:
             out["tool_choice"] = choice
     if effort is not None and thinking_allowed(upstream_model, out):

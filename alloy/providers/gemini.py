@@ -27,7 +27,9 @@ Request mapping (OpenAI -> Gemini), chat
                         ``type: T, nullable``; an enum of non-strings keeps its type and goes into
                         the description)
     tool_choice         auto/none/required -> ``toolConfig.functionCallingConfig.mode`` AUTO/NONE/ANY;
-                        a named function -> ANY + ``allowedFunctionNames``; sent only with tools
+                        a named function -> ANY + ``allowedFunctionNames``; sent only with tools;
+                        ``{type: allowed_tools, allowed_tools: {mode, tools}}`` -> only those tools
+                        declared, ``mode`` (auto or required) as the choice
     generationConfig    temperature, top_p -> topP, max_completion_tokens / max_tokens ->
                         maxOutputTokens, stop -> stopSequences, n -> candidateCount, seed,
                         presence_penalty, frequency_penalty; response_format json_object ->
@@ -192,8 +194,9 @@ def chat_body(body, model):
     if tools:
         if not isinstance(tools, list):
             raise InvalidRequest("tools must be an array", param="tools")
+        tools, choice = providers.allowed_tools(tools, body.get("tool_choice"))
         out["tools"] = [{"functionDeclarations": [convert_tool(tool, i) for i, tool in enumerate(tools)]}]
-        config = convert_tool_choice(body.get("tool_choice"))
+        config = convert_tool_choice(choice)
         if config is not None:
             out["toolConfig"] = {"functionCallingConfig": config}
     generation = generation_config(body)

@@ -60,3 +60,31 @@ def file_data(part, param):
     if not isinstance(given, str):
         raise InvalidRequest(f"{param}.file: this provider needs the file itself, as file_data (a base64 data URL), not a file_id", param=param)
     return data_url(given, param, "file")
+
+
+def allowed_tools(tools, choice):
+    """Chat's ``tool_choice: {type: allowed_tools, allowed_tools: {mode, tools}}`` for a provider
+    without it: (the tools the client allowed, ``mode`` as a plain tool_choice). Any other choice:
+    (``tools``, ``choice``) unchanged. The tools it names must be among the request's function tools."""
+    if not isinstance(choice, dict) or choice.get("type") != "allowed_tools":
+        return tools, choice
+    allowed = choice.get("allowed_tools")
+    if not isinstance(allowed, dict):
+        raise InvalidRequest("tool_choice.allowed_tools must be an object with mode and tools", param="tool_choice")
+    mode = allowed.get("mode", "auto")
+    if mode not in ("auto", "required"):
+        raise InvalidRequest("tool_choice.allowed_tools.mode must be 'auto' or 'required'", param="tool_choice")
+    named = allowed.get("tools")
+    if not isinstance(named, list) or not named:
+        raise InvalidRequest("tool_choice.allowed_tools.tools must be a non-empty array", param="tool_choice")
+    names = set()
+    for tool in named:
+        name = (tool.get("function") or {}).get("name") if isinstance(tool, dict) and tool.get("type") == "function" else None
+        if not isinstance(name, str):
+            raise InvalidRequest("tool_choice.allowed_tools.tools: only function tools, each {type: function, function: {name}}", param="tool_choice")
+        names.add(name)
+    kept = [tool for tool in tools if isinstance(tool, dict) and (tool.get("function") or {}).get("name") in names]
+    missing = names - {tool["function"]["name"] for tool in kept}
+    if missing:
+        raise InvalidRequest(f"tool_choice.allowed_tools names a tool the request does not define: {sorted(missing)[0]}", param="tool_choice")
+    return kept, mode

@@ -29,8 +29,9 @@ Strictness (answered in Google's error shape ``{"error": {code, message, status}
 
 Replies
     text: ``"echo: " + the last user text`` (``{"echo": text}`` when responseMimeType is JSON); a last
-    turn with function responses and no text: ``"result: " + the response as JSON``; with tools, a mode other than NONE and
-    "call tool" in the last user text: a functionCall to the first declared (or first allowed)
+    turn with function responses and no text: ``"result: " + the response as JSON``; with tools and
+    mode ANY, or a mode other than NONE and "call tool" in the last user text: a functionCall to
+    the first declared (or first allowed)
     function with args ``{"query": text}``. ``maxOutputTokens`` counts words (cut -> MAX_TOKENS);
     stop sequences cut the text; ``candidateCount`` candidates; usage counts words.
     Models that think (2.5 and later) think unless thinkingBudget is 0: "Considering: " + the last
@@ -355,7 +356,8 @@ def reply_for(request, fault, model="gemini"):
     if fault == "block-prompt":
         return None, None, prompt_words, 0, None
     thought = "Considering: " + (text or "the function results") if thinks(model, config) else None
-    if declarations and calling.get("mode") != "NONE" and "call tool" in text and not responses:
+    # ANY: the model must call one (as Gemini does); AUTO: when asked to ("call tool" in the text).
+    if declarations and calling.get("mode") != "NONE" and ("call tool" in text or calling.get("mode") == "ANY") and not responses:
         name = (calling.get("allowedFunctionNames") or [declarations[0]["name"]])[0]
         part = {"functionCall": {"name": name, "args": {"query": text}}}
         if thought is not None:

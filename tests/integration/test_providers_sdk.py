@@ -140,6 +140,35 @@ def test_tool_call(stack, route):
     assert json.loads(call.function.arguments) == {"query": "please call tool now"}
 
 
+def test_allowed_tools_narrow_the_tools_the_model_may_call(stack, route):
+    """``tool_choice: {type: allowed_tools}`` (a subset of the tools, and auto or required among
+    them): each provider is offered only the allowed ones, and calls one when required."""
+    other = {**WEATHER_TOOL, "function": {**WEATHER_TOOL["function"], "name": "forbidden"}}
+    completion = stack["client"].chat.completions.create(
+        model=ROUTES[route], messages=[{"role": "user", "content": "answer me"}], tools=[other, WEATHER_TOOL],
+        tool_choice={"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [{"type": "function", "function": {"name": "lookup"}}]}},
+    )  # fmt: skip
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls" and [call.function.name for call in choice.message.tool_calls] == ["lookup"]
+    body = last_body(stack, route)
+    if route == "anthropic":
+        assert [tool["name"] for tool in body["tools"]] == ["lookup"] and body["tool_choice"]["type"] == "any"
+    elif route == "gemini":
+        assert [f["name"] for f in body["tools"][0]["functionDeclarations"]] == ["lookup"]
+        assert body["toolConfig"]["functionCallingConfig"]["mode"] == "ANY"
+    else:  # OpenAI takes it as it is
+        assert body["tool_choice"]["type"] == "allowed_tools" and len(body["tools"]) == 2
+
+
+def test_allowed_tools_naming_a_tool_the_request_lacks_is_a_400(stack, route):
+    with pytest.raises(openai.BadRequestError) as caught:
+        stack["client"].chat.completions.create(
+            model=ROUTES[route], messages=[{"role": "user", "content": "answer me"}], tools=[WEATHER_TOOL],
+            tool_choice={"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{"type": "function", "function": {"name": "nope"}}]}},
+        )  # fmt: skip
+    assert caught.value.body["param"] == "tool_choice" or "tool_choice" in caught.value.body["message"]
+
+
 def test_streamed_tool_call_accumulates(stack, route):
     with stack["client"].chat.completions.stream(
         model=ROUTES[route], messages=[{"role": "user", "content": "call tool for me"}], tools=[WEATHER_TOOL]
