@@ -3,7 +3,9 @@
 Built once at start from the configuration: each configured ``[[models]]`` entry is a model group
 of its deployments (with circuit breakers), reached by its name and aliases; each provider is a
 group of one deployment (no breaker: there is nowhere else to send its requests, so cooling it
-would only turn the provider's own answers into 503s), reached by ``provider/model``, by the
+would only turn the provider's own answers into 503s, and an SDK honouring their Retry-After into
+a client waiting out the cooldown; a configured model of one deployment and no fallbacks is left
+without one for the same reason), reached by ``provider/model``, by the
 ``[wildcards]`` and model families that name it, and, for the default provider of a plain proxy,
 by every name. The core ``RouteTable`` does the lookup.
 """
@@ -70,6 +72,8 @@ class Routes:
             group.fallbacks = tuple(groups[name] for name in model.fallbacks)
             group.context_window_fallbacks = tuple(groups[name] for name in model.context_window_fallbacks)
             group.content_policy_fallbacks = tuple(groups[name] for name in model.content_policy_fallbacks)
+            if len(group.deployments) == 1 and not group.fallbacks:
+                group.deployments[0].breaker = None  # nowhere else to send it: never cooled (see above)
         for name, group in provider_groups.items():
             self.table.add_prefix(name, group)
         for pattern, provider in config.wildcards:

@@ -267,15 +267,26 @@ def test_in_flight_requests_connections_and_deployments_are_read_at_scrape_time(
     assert after.value("alloy_upstream_connections", provider="openai", state="idle") >= 1
 
 
+PAIR = """
+[[models]]
+name = "pair"
+strategy = "round-robin"
+deployments = [{ provider = "openai", model = "gpt-4o-mini" }, { provider = "openai", model = "gpt-4o" }]
+"""
+
+
 def test_a_breaker_that_opens_shows_in_its_gauge_and_in_the_log(start_gateway, mock):
-    gateway = start(start_gateway, mock, router="failure_threshold = 2\ncooldown = 60")
-    # Two attempts, two failures: the breaker opens; the upstream's last 500 is the answer.
-    assert post(gateway, chat("fast"), headers={"x-mock-fault": "status=500"})[0] == 500
+    gateway = start(start_gateway, mock, router="failure_threshold = 2\ncooldown = 60", extra=PAIR)
+    # Two requests of two attempts, one on each deployment: two failures each, both breakers
+    # open; the upstream's last 500 is the answer.
+    for _ in range(2):
+        assert post(gateway, chat("pair"), headers={"x-mock-fault": "status=500"})[0] == 500
     after = scrape(gateway.base)
-    breaker = {"model": "fast", "provider": "openai", "deployment": "gpt-4o-mini"}
-    assert after.value("alloy_breaker_state", **breaker, state="cooling") == 1
-    assert after.value("alloy_breaker_state", **breaker, state="healthy") == 0
-    assert post(gateway, chat("fast"))[0] == 503  # no healthy deployment: Alloy's own answer
+    for deployment in ("gpt-4o-mini", "gpt-4o"):
+        breaker = {"model": "pair", "provider": "openai", "deployment": deployment}
+        assert after.value("alloy_breaker_state", **breaker, state="cooling") == 1
+        assert after.value("alloy_breaker_state", **breaker, state="healthy") == 0
+    assert post(gateway, chat("pair"))[0] == 503  # no healthy deployment: Alloy's own answer
     assert scrape(gateway.base).value("alloy_errors_total", type="server_error", code="no_healthy_deployment") == 1
     # A gateway event at WARNING (the default --log-level): seen within the next second's check.
     assert wait_until(lambda: "breaker opened" in gateway.stderr, 5), gateway.stderr

@@ -96,18 +96,24 @@ def breaker(mocks, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def all_down(mocks, tmp_path_factory):
-    """Model "dead" (one always-503 deployment, no fallback), "rescued" (another always-503
-    deployment with a fallback) and "alive"."""
+    """Model "dead" (two always-503 deployments, no fallback), "lonely" (one always-503 deployment,
+    no fallback), "rescued" (another always-503 deployment with a fallback) and "alive"."""
     config = (
         ROUTER.replace("max_retries = 1", "max_retries = 0")
         + provider("a", mocks["a"])
         + provider("down", mocks["down"])
         + provider("down2", mocks["down"])
+        + provider("down3", mocks["down"])
+        + provider("down4", mocks["down"])
         + """
     [[models]]
     name = "dead"
-    provider = "down"
-    model = "gpt-4o-mini"
+    deployments = [{ provider = "down", model = "gpt-4o-mini" }, { provider = "down3", model = "gpt-4o-mini" }]
+
+    [[models]]
+    name = "lonely"
+    provider = "down4"
+    model = "o3-mini"
 
     [[models]]
     name = "rescued"
@@ -209,11 +215,11 @@ def test_every_deployment_cooling_is_503_no_healthy_deployment(all_down, mocks):
     status, report = ready(all_down)
     assert status == 200 and report["status"] == "ready"
 
-    for _ in range(2):
+    for _ in range(4):  # round-robin: each deployment fails twice (failure_threshold)
         reply = call(all_down, "dead")
         assert reply.status == 503 and reply.attempts == 1, reply
         assert openai_error(reply.data)["message"] == "Injected by x-mock-fault: status 503."
-    assert chats(down).count("gpt-4o-mini") == 2
+    assert chats(down).count("gpt-4o-mini") == 4
 
     reply = call(all_down, "dead")
     assert reply.status == 503, reply
@@ -221,12 +227,12 @@ def test_every_deployment_cooling_is_503_no_healthy_deployment(all_down, mocks):
     assert error["code"] == "no_healthy_deployment" and error["type"] == "server_error"
     assert reply.headers.get("retry-after", "").isdigit() and int(reply.headers["retry-after"]) >= 1, reply
     assert reply.headers.get("x-request-id")
-    assert chats(down).count("gpt-4o-mini") == 2, "a cooling deployment gets no request"
+    assert chats(down).count("gpt-4o-mini") == 4, "a cooling deployment gets no request"
 
     status, report = ready(all_down)
     assert status == 503 and report["status"] == "unavailable", report
     assert report["models"]["dead"]["healthy"] == 0
-    assert states(report, "dead") == {"down": "cooling"}
+    assert states(report, "dead") == {"down": "cooling", "down3": "cooling"}
     assert report["models"]["alive"]["healthy"] == 1
     status, _, _ = get(all_down, "/health")
     assert status == 200, "liveness is not readiness"
@@ -245,3 +251,17 @@ def test_a_cooling_model_with_a_fallback_is_served_by_it(all_down, mocks):
     assert_proxied_headers(reply, "gpt-4.1-mini", "a", 1)
     assert chats(down).count("gpt-4o") == 2, "the cooling deployment is skipped, straight to the fallback"
     assert chats(a).count("gpt-4.1-mini") >= 3
+
+
+def test_a_model_with_one_deployment_and_no_fallback_is_never_cooled(all_down, mocks):
+    """With nowhere else to send its requests, cooling it would only turn the provider's own
+    answers into Alloy's 503s with a Retry-After an SDK waits out: every request still goes to
+    the provider, which answers for itself."""
+    down = mocks["down"]
+    for _ in range(4):  # twice the failure_threshold
+        reply = call(all_down, "lonely")
+        assert reply.status == 503 and reply.attempts == 1, reply
+        assert openai_error(reply.data)["message"] == "Injected by x-mock-fault: status 503."
+    assert chats(down).count("o3-mini") == 4
+    status, report = ready(all_down)
+    assert states(report, "lonely") == {"down4": "healthy"}
