@@ -63,7 +63,8 @@ Response mapping (Gemini -> OpenAI)
                         thinking). A function call's ``thoughtSignature`` is remembered under its
                         tool call id and sent back with that call on a later turn; Gemini 3 calls
                         without one get Google's placeholder (``alloy.providers.gemini_signatures``)
-    usage               promptTokenCount (which includes cached tokens) -> prompt_tokens;
+    usage               promptTokenCount (which includes cached tokens) + toolUsePromptTokenCount
+                        -> prompt_tokens;
                         candidatesTokenCount + thoughtsTokenCount -> completion_tokens;
                         ``prompt_tokens_details.cached_tokens`` = cachedContentTokenCount and
                         ``completion_tokens_details.reasoning_tokens`` = thoughtsTokenCount (0 when

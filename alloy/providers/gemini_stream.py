@@ -146,7 +146,7 @@ def openai_usage(usage):
     """Gemini ``usageMetadata`` -> OpenAI usage. Thinking tokens count as completion tokens (as
     OpenAI's reasoning tokens do) and are reported as ``reasoning_tokens``; cached tokens are part of
     the prompt count on both sides. The details are there on every answer, 0 when Gemini has none."""
-    prompt = count(usage, "promptTokenCount")
+    prompt = count(usage, "promptTokenCount") + count(usage, "toolUsePromptTokenCount")  # both billed as input
     thoughts = count(usage, "thoughtsTokenCount")
     completion = count(usage, "candidatesTokenCount") + thoughts
     return {

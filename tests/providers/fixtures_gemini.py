@@ -257,6 +257,11 @@ RESPONSE_CASES = [
       "message": {"role": "assistant", "content": None, "refusal": None, "reasoning_content": "Need the weather.",
                   "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Oslo"}'}}]}},
      usage(30, 48, reasoning=40, total=78)),
+    ("tokens of a tool's prompt count as prompt tokens (Gemini bills them as input)",
+     {**answer([{"text": "x"}]), "usageMetadata": {"promptTokenCount": 10, "toolUsePromptTokenCount": 7,
+                                                  "candidatesTokenCount": 3, "totalTokenCount": 20}},
+     {"finish_reason": "stop"},
+     usage(17, 3, total=20)),
 ]  # fmt: skip
 
 CALL_ANSWER = answer([{"text": "Let me check."}, {"functionCall": {"name": "weather", "args": {"city": "Oslo"}}},
