@@ -81,8 +81,8 @@ def openai_status(status):
     """The status an OpenAI client should see for an Anthropic error status."""
     if status in STATUS_MAP:
         return STATUS_MAP[status]
-    if 400 <= status < 500 or status == 500:
-        return status
+    if 400 <= status < 500 or status in (500, 502, 503, 504):
+        return status  # what the SDKs know (a 503 from a proxy in front of Anthropic stays a 503)
     return 502  # other 5xx (or a non-error status on an error path): the upstream failed
 
 

@@ -104,7 +104,10 @@ def google_error(status, body):
     name = error.get("status") if error.get("status") in STATUS_ERRORS else HTTP_STATUSES.get(status)
     if name is None and isinstance(error.get("code"), int):
         name = HTTP_STATUSES.get(error["code"])
-    mapped, kind, code = STATUS_ERRORS.get(name) or (502, "server_error", "upstream_error")
+    # A status Google's table does not name (a 413, a 409 from a proxy in front): the client's
+    # error when it is a 4xx, the upstream's otherwise.
+    unnamed = (status, "invalid_request_error", "invalid_request") if 400 <= status < 500 else (502, "server_error", "upstream_error")
+    mapped, kind, code = STATUS_ERRORS.get(name) or unnamed
     reasons = [detail.get("reason") for detail in error.get("details") or () if isinstance(detail, dict)]
     if KEY_INVALID in reasons:
         mapped, kind, code = 401, "invalid_request_error", "invalid_api_key"

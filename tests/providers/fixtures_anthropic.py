@@ -707,6 +707,8 @@ ERROR_CASES = [
     (429, b"slow down", 429, "requests", "rate_limit_exceeded", "slow down"),
     (400, b'{"unexpected": true}', 400, "invalid_request_error", "invalid_request", "400"),
     (409, b"conflict", 409, "invalid_request_error", "invalid_request", "conflict"),
+    (503, b"Service Unavailable", 503, "server_error", "internal_error", "Unavailable"),
+    (507, b"Insufficient Storage", 502, "server_error", "internal_error", "Insufficient"),
 ]
 
 

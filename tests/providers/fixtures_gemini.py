@@ -298,6 +298,7 @@ ERROR_CASES = [
     ("not JSON 502", 502, b"<html>Bad Gateway</html>", 502, "server_error", "upstream_error"),
     ("array-wrapped 429", 429, b"[" + google_error(429, "RESOURCE_EXHAUSTED", "quota") + b"]", 429, "requests", "rate_limit_exceeded"),
     ("status from HTTP when the body has none", 503, b"{}", 503, "server_error", "service_unavailable"),
+    ("a 4xx Google's table does not name is the client's", 413, b"Request Entity Too Large", 413, "invalid_request_error", "invalid_request"),
 ]  # fmt: skip
 
 
