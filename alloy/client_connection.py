@@ -23,6 +23,7 @@ Theory of operation
 
 import asyncio
 import logging
+import socket
 import sys
 from collections import deque
 
@@ -47,6 +48,8 @@ LINGER_SECONDS = 2.0  # a refused connection's lingering close, at most
 # A client whose socket stays full keeps its connection while it takes at least this much in each
 # write_timeout (a receive window filling up without the client reading moves a few KB at most).
 MIN_PROGRESS = 64 * 1024
+# struct linger {int l_onoff = 1; int l_linger = 0}: close() sends a reset and drops the send queue.
+NO_LINGER = (1).to_bytes(4, sys.byteorder) + (0).to_bytes(4, sys.byteorder)
 MAX_LINGERING = 1024  # refused connections lingering at once; beyond, closed at once
 NO_HEADERS = {}  # the headers of a request that never was: a new x-request-id for its error
 MAX_PIPELINED_BYTES = 1024 * 1024
@@ -420,7 +423,7 @@ class ClientConnection(asyncio.Protocol):
                     if current is not None:
                         self.current = None
                         current.client_left()
-                    self.transport.abort()
+                    reset(self.transport)
                     return
         if self.current is not None:
             # An answer is in flight: no read or idle clock runs. The idle clock restarts when it
@@ -459,6 +462,17 @@ class ClientConnection(asyncio.Protocol):
         if draining:
             wheel.file(self, wheel.now + 1)
         wheel.advance()
+
+
+def reset(transport):
+    """Close with a reset (RFC 9293 section 3.6.1's abort): the kernel drops what the client never
+    took instead of keeping the socket, orphaned, to send it (megabytes a connection, for minutes,
+    outside ``max_connections``), as nginx's ``reset_timedout_connection`` does."""
+    try:
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, NO_LINGER)
+    except (AttributeError, OSError):  # no socket to reach (a test's transport): the abort alone
+        pass
+    transport.abort()
 
 
 def _not_taken(transport):

@@ -330,7 +330,11 @@ def convert_messages(messages):
             # Anthropic wants a user turn's tool_result blocks first; the order among them is kept.
             turn["content"].sort(key=lambda block: block["type"] != "tool_result")
     if not turns:
-        raise InvalidRequest("messages must contain a user or assistant message", param="messages")
+        # Every turn was empty (an empty string, no parts): the provider would refuse the request.
+        raise InvalidRequest(
+            "messages must contain a user or assistant message with some content: Anthropic refuses empty messages",
+            param="messages",
+        )
     return system, turns
 
 

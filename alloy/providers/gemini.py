@@ -256,7 +256,11 @@ def convert_messages(messages):
         else:
             contents.append({"role": role, "parts": parts})
     if not contents:
-        raise InvalidRequest("messages must contain a user or assistant message", param="messages")
+        # Every turn was empty (an empty string, no parts): the provider would refuse the request.
+        raise InvalidRequest(
+            "messages must contain a user or assistant message with some content: Gemini refuses empty messages",
+            param="messages",
+        )
     return system, contents
 
 

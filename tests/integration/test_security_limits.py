@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 
+import pytest
 
 from harness import in_parallel, read_until_closed, wait_until
 from security_helpers import ScriptedUpstream, parse_responses, rss_bytes, send_and_read
@@ -349,3 +350,22 @@ def test_a_queued_request_whose_client_left_leaves_the_pool_queue_at_once():
         assert not pool._waiting
     finally:
         loop.close()
+
+
+def test_a_client_dropped_for_reading_nothing_is_reset_not_left_to_the_kernel(start_gateway, mock):
+    """What the client never took is dropped with it: the gateway resets the connection (as nginx's
+    reset_timedout_connection does) rather than closing it in order, which would leave the kernel
+    holding megabytes of unsent answer per such client, outside max_connections, for minutes."""
+    gateway = start_gateway(config=proxy_config(mock, server="write_timeout = 1"), env={"K": "sk-provider"})
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", gateway.port))
+    sock.sendall(post(chat(), b"x-mock-fault: huge=60000000\r\n"))
+    time.sleep(4.5)  # read nothing: dropped at the write timeout's sweep
+    sock.settimeout(5)
+    try:
+        with pytest.raises(ConnectionResetError):
+            while sock.recv(1 << 20):  # what had reached this socket's own buffer, then the reset
+                pass
+    finally:
+        sock.close()
