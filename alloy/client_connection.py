@@ -346,6 +346,9 @@ class ClientConnection(asyncio.Protocol):
             request = queue.popleft()
             if type(request) is Request:
                 self.queued_bytes -= len(request.body)
+                if self.gateway.stopped is not None:  # the shutdown's deadline: answered, not served
+                    self.refuse(self.gateway.stopped, request)  # the last one closes (closes_for_drain)
+                    continue
             self.handle(request)
         if self.reading_paused and not self.closing and not self.writing_paused and (
             # Nothing in flight: the request being read must be read to be served, whatever its size.

@@ -50,6 +50,7 @@ class Gateway:
         self.loop = loop
         self.over_capacity = over_capacity_answer(self.settings)
         self.draining = False
+        self.stopped = None  # at the drain's end: the error every request still waiting is answered
         self.upstreams = {p.name: open_upstream(p, loop) for p in config.providers}
         self.pipeline = Pipeline(config, self.upstreams, loop)
         self.endpoints = Endpoints(self.pipeline)
@@ -109,11 +110,12 @@ class Gateway:
 
     async def close(self):
         """The drain's end: what is still being answered ends now (an error event for a stream that
-        started, a 503 for a client still waiting), accounted before the access log and the ledger
-        write their last lines; then every connection closes."""
+        started, a 503 for a client still waiting, and for each request pipelined behind it, the
+        last one closing the connection), accounted before the access log and the ledger write
+        their last lines; then every connection closes."""
         if self._sweeper is not None:
             self._sweeper.cancel()
-        stopped = ServiceUnavailable("the gateway shut down before this answer was complete")
+        stopped = self.stopped = ServiceUnavailable("the gateway shut down before this answer was complete")
         for connection in list(self.connections):
             current = connection.current
             if current is not None:

@@ -172,3 +172,28 @@ def test_a_stream_cut_by_shutdown_timeout_ends_with_an_error_event_and_is_logged
     assert b'"error"' in body and b"shut down" in body, body[-300:]
     (line,) = [json.loads(text) for text in log.read_text().splitlines()]
     assert line["status"] == 200 and line["error_code"] == "service_unavailable" and line["bytes_out"] > 0
+
+
+def test_requests_pipelined_behind_one_cut_by_shutdown_timeout_are_answered_503_too(start_gateway, mock, tmp_path):
+    """At the drain's deadline the request in flight gets its 503, and each request pipelined
+    behind it gets one too, in order, logged; only the last answer says ``connection: close``
+    (before, the first 503 did not, and the requests behind it were dropped unanswered)."""
+    log = tmp_path / "access.log"
+    config = (
+        f'[server]\nshutdown_timeout = 1\n\n[providers.openai]\nbase_url = "{mock.base}/v1"\napi_key = "env:K"\n'
+        f'\n[log]\npath = "{log}"\n'
+    )
+    gateway = start_gateway(config=config, env={"K": "sk-provider"})
+    sock = connect(gateway.port)
+    sock.sendall(chat("never answered", extra=b"x-mock-fault: hang\r\n") + chat("behind it") + chat("and behind that"))
+    assert wait_until(lambda: mock.requests(), 5), "the first request never reached the upstream"
+    gateway.signal(signal.SIGTERM)
+    assert exit_code(gateway, 6) == 0, gateway.stderr
+    received = read_until_closed(sock, 2)
+    answers = received.split(b"HTTP/1.1 ")[1:]
+    assert [answer[:3] for answer in answers] == [b"503"] * 3, received[:600]
+    heads = [answer.partition(b"\r\n\r\n")[0].lower() for answer in answers]
+    assert [b"connection: close" in head for head in heads] == [False, False, True], heads
+    assert len(mock.requests()) == 1, "nothing behind the deadline went upstream"
+    lines = [json.loads(text) for text in log.read_text().splitlines()]
+    assert [line["status"] for line in lines] == [503] * 3
