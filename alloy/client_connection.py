@@ -34,6 +34,7 @@ from alloy.errors import (
     InternalError,
     NestedTooDeeply,
     RequestTimeout,
+    ServiceUnavailable,
     TooManyConnections,
     error_response_body,
     too_deep_to_write,
@@ -50,6 +51,7 @@ LINGER_SECONDS = 2.0  # a refused connection's lingering close, at most
 MIN_PROGRESS = 64 * 1024
 # struct linger {int l_onoff = 1; int l_linger = 0}: close() sends a reset and drops the send queue.
 NO_LINGER = (1).to_bytes(4, sys.byteorder) + (0).to_bytes(4, sys.byteorder)
+DRAIN_HEAD_SWEEPS = 2  # while draining, a request head still incomplete after this many sweeps is refused
 MAX_LINGERING = 1024  # refused connections lingering at once; beyond, closed at once
 NO_HEADERS = {}  # the headers of a request that never was: a new x-request-id for its error
 MAX_PIPELINED_BYTES = 1024 * 1024
@@ -442,6 +444,11 @@ class ClientConnection(asyncio.Protocol):
                 # A slow body's head is known: a browser's request gets its CORS lines (refuse).
                 error.headers = self.parser.arriving_headers
                 self.refuse(error)
+                return
+            if gateway.draining and not self.parser.reading_body and now - self.read_since >= DRAIN_HEAD_SWEEPS:
+                # A head still incomplete well into the drain (a stalled or slowloris client) would
+                # hold the shutdown for read_timeout: it is refused now, a body under way is not.
+                self.refuse(ServiceUnavailable("the gateway is shutting down"))
                 return
         else:
             if gateway.draining and not self.queue:

@@ -197,3 +197,18 @@ def test_requests_pipelined_behind_one_cut_by_shutdown_timeout_are_answered_503_
     assert len(mock.requests()) == 1, "nothing behind the deadline went upstream"
     lines = [json.loads(text) for text in log.read_text().splitlines()]
     assert [line["status"] for line in lines] == [503] * 3
+
+
+def test_a_request_head_left_half_sent_does_not_hold_the_shutdown_for_read_timeout(start_gateway, mock):
+    """A stalled client (or a slowloris) that sent half a head before the signal is refused within
+    seconds of the drain's start, not waited for until read_timeout."""
+    gateway = start_proxy(start_gateway, mock, "read_timeout = 30\nshutdown_timeout = 30")
+    sock = connect(gateway.port)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n")  # no blank line: the head never ends
+    time.sleep(0.3)
+    started = time.monotonic()
+    gateway.signal(signal.SIGTERM)
+    assert exit_code(gateway, 10) == 0, gateway.stderr
+    assert time.monotonic() - started < 6, "the half-sent head held the shutdown"
+    answer = read_until_closed(sock, 2)
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 503"), answer[:300]
