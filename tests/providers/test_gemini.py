@@ -536,3 +536,9 @@ def test_with_include_usage_every_chunk_before_the_usage_chunk_has_usage_null():
     assert all("usage" in chunk for chunk in asked)
     assert [chunk["usage"] is None for chunk in asked] == [True] * (len(asked) - 1) + [False]
     assert not any("usage" in chunk for chunk in run(TEXT_STREAM, include_usage=False))
+
+
+def test_messages_that_are_all_empty_are_a_400_saying_so():
+    with pytest.raises(InvalidRequest) as caught:
+        build({"model": "m", "messages": [{"role": "user", "content": ""}]})
+    assert caught.value.param == "messages" and "with some content" in caught.value.message
