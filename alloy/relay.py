@@ -30,6 +30,7 @@ import orjson
 from alloy.core import LAST_CHUNK, SSESplitter, encode_headers, frame_chunk, frame_head, frame_response, frame_stream_head
 from alloy.errors import ResponseTooLarge, UnsafeHead, UpstreamProtocolError, error_payload
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
+from alloy.providers.types import base64_embeddings
 from alloy.stream_usage import WholeEvents
 
 log = logging.getLogger("alloy")
@@ -468,7 +469,7 @@ class PassthroughRelay(Relay):
 class TranslatedRelay(Relay):
     __slots__ = (
         "translator", "model", "endpoint", "stream", "include_usage", "max_buffered", "status", "pieces",
-        "buffered", "splitter", "events", "kept_headers",
+        "buffered", "splitter", "events", "kept_headers", "base64_embeddings",
     )  # fmt: skip
 
     def __init__(self, call, extra_headers, translator, model, stream, include_usage, max_buffered):
@@ -485,6 +486,7 @@ class TranslatedRelay(Relay):
         self.splitter = None  # set when relaying a stream
         self.events = None
         self.kept_headers = b""  # the provider's answer id, and of an error its Retry-After, for the client
+        self.base64_embeddings = False  # the client asked for base64 vectors the provider cannot give
 
     # --- the sink interface -------------------------------------------------------------------------
 
@@ -639,6 +641,8 @@ class TranslatedRelay(Relay):
     def _translated(self):
         status, body = self.translator.translate_response(self.status, b"".join(self.pieces), self.model, self.endpoint)
         self.status = self.call.status = status
+        if self.base64_embeddings and status == 200:
+            body = base64_embeddings(body)
         if status >= 400:  # its message may repeat the provider key (masked_secret)
             secret = self.call.deployment.provider.secret
             if secret is not None:

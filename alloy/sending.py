@@ -188,6 +188,8 @@ class TranslatedProvider:
         relay = TranslatedRelay(
             call, call.id_line + served_by, self.translator, model, translated.stream, include_usage, self.max_buffered
         )
+        if call.endpoint == "embeddings" and body.get("encoding_format") == "base64":
+            relay.base64_embeddings = True  # the provider answers floats: encoded as asked
         relay.handle = self.upstream.start(upstream_request, relay)
         return relay
 

@@ -71,9 +71,9 @@ Response mapping (Gemini -> OpenAI)
                         absent), on every answer, complete or streamed
 
 Embeddings: ``input`` (a string or a list of strings) -> ``batchEmbedContents`` with one request per
-string; ``dimensions`` -> ``outputDimensionality``. Token-array input -> 400. The answer always
-carries float lists (``encoding_format`` cannot reach the response translator; the official SDK
-accepts floats when it asked for base64).
+string; ``dimensions`` -> ``outputDimensionality``. Token-array input -> 400. The answer carries
+float lists; a client that asked for ``encoding_format: base64`` gets them encoded by the relay
+(``alloy.providers.types.base64_embeddings``).
 
 Complete answers: ``translate_response`` here; streams: ``gemini_stream``.
 """

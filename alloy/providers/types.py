@@ -88,3 +88,24 @@ def allowed_tools(tools, choice):
     if missing:
         raise InvalidRequest(f"tool_choice.allowed_tools names a tool the request does not define: {sorted(missing)[0]}", param="tool_choice")
     return kept, mode
+
+
+def base64_embeddings(answer):
+    """An embeddings answer whose vectors are float lists, each vector as OpenAI's
+    ``encoding_format: base64`` gives it: its float32 values, little-endian, in base64. For a
+    provider that answers floats only (Gemini), when the client asked for base64."""
+    import array  # only for this answer: a gateway that never sees one never loads them
+    import base64
+    import sys
+
+    import orjson
+
+    document = orjson.loads(answer)
+    for item in document.get("data") or ():
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if isinstance(vector, list):
+            packed = array.array("f", vector)
+            if sys.byteorder == "big":
+                packed.byteswap()
+            item["embedding"] = base64.b64encode(packed.tobytes()).decode()
+    return orjson.dumps(document)

@@ -267,6 +267,27 @@ def test_embeddings_where_the_provider_has_them(stack):
         stack["client"].embeddings.create(model="anthropic/claude-3-5-haiku-20241022", input="a")
 
 
+@pytest.mark.parametrize("route, model", [("openai", "text-embedding-3-small"), ("gemini", "gemini/text-embedding-004")])
+def test_embeddings_come_in_base64_when_the_client_asks_on_every_route(stack, route, model):
+    """``encoding_format: base64`` (float32 values, little-endian): Gemini answers float lists
+    only, so the gateway encodes them; the SDK's default (it asks for base64 and decodes) reads
+    the same vectors as ``float``."""
+    import array
+    import sys
+
+    client = stack["client"]
+    floats = client.embeddings.create(model=model, input=["a", "b"], encoding_format="float")
+    encoded = client.embeddings.create(model=model, input=["a", "b"], encoding_format="base64")
+    for plain, packed in zip(floats.data, encoded.data, strict=True):
+        assert isinstance(packed.embedding, str), route
+        values = array.array("f", base64.b64decode(packed.embedding))
+        if sys.byteorder == "big":
+            values.byteswap()
+        assert list(values) == pytest.approx(plain.embedding, rel=1e-6)
+    default = client.embeddings.create(model=model, input=["a", "b"])
+    assert [d.embedding for d in default.data] == [pytest.approx(d.embedding, rel=1e-6) for d in floats.data]
+
+
 def test_parse_with_an_optional_field_on_the_gemini_route(stack):
     """``chat.completions.parse`` with a pydantic model holding ``Optional[str]``: pydantic writes
     it as ``anyOf`` with a null type, which the strict Gemini emulator (like older Gemini models)
