@@ -90,7 +90,9 @@ class Routes:
         catalogue = catalogue_names(config)
         # A deployment with a tokens-per-minute quota counts every answer's usage, streams included.
         self.counts_tokens = any(d.tpm for group in self.configured for d in group.deployments)
-        self.listing = ModelListing(catalogue, self.table) if catalogue else ModelListing(self.listed, aliases=self.aliases)
+        # /v1/models/{id} answers every name a chat request could use (a provider/model prefix, a
+        # wildcard): an application that checks a model with models.retrieve() before using it.
+        self.listing = ModelListing(catalogue if catalogue else self.listed, self.table, self.aliases)
 
     def for_model(self, scan):
         """(model group, resolved name) for the model ``scan`` names; 404 when nothing routes it."""
@@ -174,9 +176,9 @@ def json_model_scan(request, json_only=False):
 class ModelListing:
     """``GET /v1/models`` and ``/v1/models/{id}``, built once: the configured models and aliases;
     without any, the providers' catalogues (``catalogue_names``) when more than one provider (or a
-    translated one) is enabled, where ``/v1/models/{id}`` also answers any other name the route
-    table reaches. Otherwise there is no listing: the request passes through to the default
-    provider."""
+    translated one) is enabled. Either way ``/v1/models/{id}`` also answers any other name the
+    route table reaches (``provider/model``, a wildcard). Otherwise there is no listing: the
+    request passes through to the default provider."""
 
     def __init__(self, listed, table=None, aliases=None):
         """``listed``: (name, owner) pairs; ``table``: the route table when they are a catalogue;

@@ -168,6 +168,19 @@ def test_models_list_shows_configured_names_and_aliases(routed, upstream):
     assert not [r for r in upstream.requests() if r["path"].startswith("/v1/models")], "the gateway answers itself"
 
 
+def test_a_model_a_chat_request_could_use_is_retrieved_though_not_listed(routed, upstream):
+    """An application that checks a model with models.retrieve() before using it: a
+    ``provider/model`` name routes, so it is found (owned by its provider), not only the listed ones."""
+    client = sdk(routed)
+    found = client.models.retrieve("openai/gpt-4.1-nano")
+    assert found.id == "openai/gpt-4.1-nano" and found.owned_by == "openai"
+    assert "openai/gpt-4.1-nano" not in {model.id for model in client.models.list()}
+    reply = client.chat.completions.create(model="openai/gpt-4.1-nano", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == "echo: hi"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("elsewhere/gpt-4.1-nano")  # no provider of that name: nothing routes it
+
+
 def test_head_on_the_listing_is_answered_as_get_never_passed_through(routed, upstream):
     upstream.clear()
     for path, status in (("/v1/models", 200), ("/v1/models/quick", 200), ("/v1/models/gpt-4-internal", 404),
