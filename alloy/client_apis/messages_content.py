@@ -107,7 +107,7 @@ def user_turn(blocks, path):
 def collapse(parts):
     """Text-only content as one string (what every OpenAI-compatible server takes), else parts."""
     if all(part["type"] == "text" for part in parts):
-        return JOIN.join(part["text"] for part in parts)
+        return JOIN.join(part["text"] for part in parts if part["text"])  # an empty block adds no blank line
     return parts
 
 

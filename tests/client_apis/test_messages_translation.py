@@ -72,6 +72,11 @@ REQUEST_CASES = [
         {"messages": [{"role": "user", "content": "<reminder>\n\nFix the bug"}]},
     ),
     (
+        "an empty text block next to others adds no blank line",
+        {"messages": [{"role": "user", "content": [text(""), text("Fix the bug")]}]},
+        {"messages": [{"role": "user", "content": "Fix the bug"}]},
+    ),
+    (
         "images become image_url parts: base64 as a data URL, url as it is",
         {"messages": [{"role": "user", "content": [
             image({"type": "base64", "media_type": "image/png", "data": PNG}),
