@@ -303,8 +303,7 @@ class Call:
             headers = self.id_line + self.deployment.served_by(self.model_name, self.count)
         else:
             headers = self.id_line + b"x-alloy-attempts: %d\r\n" % self.count
-        if self.count > 1:
-            headers += self.retries_spent(failure.status)
+        headers += self.retries_spent(failure.status)
         connection.current = None
         connection.send_error(failure, close=not keep_alive, extra_headers=headers, head=self.request.method == b"HEAD")
         self.finish()

@@ -278,7 +278,7 @@ class PassthroughRelay(Relay):
             self.call.failed_with_answer(self)
             return
         out = [LAST_CHUNK] if self.chunked and not self.closed_chunks else []
-        rest = self._scrub_rest()  # an error answer's last bytes, held back in case a key began there
+        rest = self._scrub_rest() if self.scrub_rest else b""  # an error answer's end, held back in case a key began there
         left = self._left_over()  # the upstream ended inside an event
         if left and self.until_close:
             # Its end was the connection's close, halfway through an event: a cut, not a finish
@@ -356,7 +356,7 @@ class PassthroughRelay(Relay):
                 hidden = self.hidden_usage  # the head may have turned it off
                 scrub = self.scrub
         if last and self.chunked:  # the answer ends here: its last chunk goes in the same write
-            left = self._scrub_rest() + self._left_over() if scrub is not None else self._left_over()
+            left = self._scrub_rest() + self._left_over() if self.scrub_rest else self._left_over()
             if left:
                 out.append(frame_chunk(self._last_piece(left)))
             out.append(LAST_CHUNK)
@@ -434,7 +434,9 @@ class PassthroughRelay(Relay):
             block = encode_headers(head.headers, self.response_skip)
         if self.scrub is not None:  # an error's headers may repeat the key too (www-authenticate)
             block = block.replace(self.scrub[0], self.scrub[1])
-        block += self.extra_headers + spent if spent else self.extra_headers
+        block += self.extra_headers
+        if spent:
+            block += spent
         upstream_id = head.get(b"x-request-id")
         if upstream_id is not None:
             # The client's x-request-id is the gateway's (one value, the one in its logs); the

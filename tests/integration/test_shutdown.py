@@ -50,6 +50,15 @@ def assert_refused(port):
     assert answer == b"", f"a connection made after the signal was served: {answer[:200]!r}"
 
 
+def logged_gateway(start_gateway, mock, log):
+    """A gateway in front of ``mock`` with a 1 s shutdown_timeout, its access log in ``log``."""
+    config = (
+        f'[server]\nshutdown_timeout = 1\n\n[providers.openai]\nbase_url = "{mock.base}/v1"\napi_key = "env:K"\n'
+        f'\n[log]\npath = "{log}"\n'
+    )
+    return start_gateway(config=config, env={"K": "sk-provider"})
+
+
 @pytest.fixture
 def slow_mock(start_mock):
     """A mock whose streams send 20 words a second."""
@@ -155,11 +164,7 @@ def test_a_stream_cut_by_shutdown_timeout_ends_with_an_error_event_and_is_logged
     # last chunk (it was cut bare), and the call is accounted before the access log writes its last
     # lines (it was missing from them).
     log = tmp_path / "access.log"
-    config = (
-        f'[server]\nshutdown_timeout = 1\n\n[providers.openai]\nbase_url = "{mock.base}/v1"\napi_key = "env:K"\n'
-        f'\n[log]\npath = "{log}"\n'
-    )
-    gateway = start_gateway(config=config, env={"K": "sk-provider"})
+    gateway = logged_gateway(start_gateway, mock, log)
     sock = connect(gateway.port)
     sock.sendall(chat("one two three four five six seven eight nine ten " * 4, stream=True, extra=b"x-mock-fault: drip=200\r\n"))
     received = b""
@@ -179,11 +184,7 @@ def test_requests_pipelined_behind_one_cut_by_shutdown_timeout_are_answered_503_
     behind it gets one too, in order, logged; only the last answer says ``connection: close``
     (before, the first 503 did not, and the requests behind it were dropped unanswered)."""
     log = tmp_path / "access.log"
-    config = (
-        f'[server]\nshutdown_timeout = 1\n\n[providers.openai]\nbase_url = "{mock.base}/v1"\napi_key = "env:K"\n'
-        f'\n[log]\npath = "{log}"\n'
-    )
-    gateway = start_gateway(config=config, env={"K": "sk-provider"})
+    gateway = logged_gateway(start_gateway, mock, log)
     sock = connect(gateway.port)
     sock.sendall(chat("never answered", extra=b"x-mock-fault: hang\r\n") + chat("behind it") + chat("and behind that"))
     assert wait_until(lambda: mock.requests(), 5), "the first request never reached the upstream"
