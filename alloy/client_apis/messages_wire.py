@@ -80,8 +80,8 @@ def anthropic_error_answer(error, headers=b"", close=False):
 
 def with_request_id(headers):
     """A call's answer headers (its x-request-id line first) with the same id as ``request-id``,
-    the name Anthropic's answers and SDK use."""
-    if headers.startswith(b"x-request-id: "):
+    the name Anthropic's answers and SDK use (once: a translated answer's headers may have it)."""
+    if headers.startswith(b"x-request-id: ") and b"\nrequest-id: " not in headers:
         return headers + headers[2 : headers.index(b"\r\n") + 2]
     return headers
 

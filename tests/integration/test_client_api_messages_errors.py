@@ -197,6 +197,15 @@ def test_an_unreachable_upstream_is_alloys_502(stack, client, stream):
     assert raised.value.response.headers["x-alloy-provider"] == "dead"
 
 
+def test_an_answer_alloy_cannot_translate_names_its_request_id_once(stack, client, stream):
+    # The upstream's 200 is not JSON: Alloy's 502, written after the relay's head was read back.
+    with pytest.raises(anthropic.InternalServerError) as raised:
+        ask(client, ROUTES["openai"], stream, extra_headers={"x-mock-fault": "invalid-json"})
+    headers = raised.value.response.headers
+    assert raised.value.status_code == 502 and raised.value.body["error"]["type"] == "api_error"
+    assert headers.get_list("request-id") == [headers["x-request-id"]] == [raised.value.request_id]
+
+
 # --- the upstreams' errors ------------------------------------------------------------------------------
 
 
