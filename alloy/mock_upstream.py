@@ -300,6 +300,9 @@ ANSWER_FAULTS = {
 }
 
 
+HTML_HEADER = b"content-type: text/html\r\n"
+
+
 def parse_fault(spec):
     """``x-mock-fault`` -> its ``Fault``; an item it cannot apply, repeated or contradicting another
     is refused (400), so a typo never passes for a healthy answer."""
@@ -321,6 +324,10 @@ def parse_fault(spec):
                 fault.headers += name.encode() + b": " + value.encode() + b"\r\n"
             elif name == "pad" and fault.status is not None and value.isdigit() and int(value) <= HUGE_MAX:
                 fault.body = fault_body(fault.status, int(value))
+            elif name == "html" and fault.status is not None and not value:
+                # What a proxy in front of a provider answers: its own page, not the API's JSON.
+                fault.headers = HTML_HEADER + fault.headers[len(JSON_HEADER) :]
+                fault.body = b"<html><body><h1>%d</h1>The proxy could not serve this.</body></html>" % fault.status
             elif name == "no-retry" and not value:
                 fault.headers += b"x-should-retry: false\r\n"
             elif name == "slow-first-byte" and 0 <= float(value) < 3_600_000:

@@ -159,15 +159,26 @@ def anthropic_error_body(status, openai_error_body):
 
     Any body is accepted (not JSON, another shape): the message then quotes its start.
     """
+    message = upstream_error_message(status, decoded_error(openai_error_body), openai_error_body)
+    return orjson.dumps(anthropic_error(anthropic_error_type(status), message))
+
+
+def decoded_error(body):
+    """An upstream error body decoded, or None when it is not JSON (a proxy's HTML page...)."""
     try:
-        decoded = orjson.loads(openai_error_body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
-        decoded = None
+        return None
+
+
+def upstream_error_message(status, decoded, body):
+    """The message of an upstream error answer: its own where it has one (``decoded``), else the
+    status and the start of its ``body``."""
     message = openai_error_message(decoded)
     if message is None:
-        excerpt = bytes(openai_error_body[:200]).decode("utf-8", "replace").strip()
+        excerpt = bytes(body[:200]).decode("utf-8", "replace").strip()
         message = f"upstream answered status {status}" + (f": {excerpt}" if excerpt else "")
-    return orjson.dumps(anthropic_error(anthropic_error_type(status), message))
+    return message
 
 
 # --- complete answers ---------------------------------------------------------------------------------

@@ -14,12 +14,16 @@ Only the shapes differ (the transport's hooks: ``_stream_translator``, ``_answer
     200 JSON, the client streams        the same events made from the complete answer
     200 JSON                            the Response (``response_from_chat``) once complete
     an error status                     the same status and body: the chat completions error
-                                        object is already OpenAI's (headers kept as for Messages)
+                                        object is already OpenAI's (headers kept as for Messages);
+                                        a body of another shape (a proxy's HTML page) becomes one
 Alloy's own errors (``send_error``) are written OpenAI-shaped by the real connection. An answer that
 cannot be translated, or one beyond ``max_buffered`` bytes, is Alloy's 502 while nothing reached
 the client, else a ``response.failed`` event that ends the stream.
 """
 
+import orjson
+
+from alloy.client_apis.messages_response import decoded_error, upstream_error_message
 from alloy.client_apis.messages_wire import OVER, MessagesConnection, MessagesTransport
 from alloy.client_apis.responses_stream import ResponseBuilder, response_events, response_from_chat
 from alloy.core import frame_response
@@ -56,7 +60,14 @@ class ResponsesTransport(MessagesTransport):
         return ResponseBuilder(self.request, self.model)
 
     def _error_body(self, body):
-        return body  # already OpenAI's shape, which the Responses API shares
+        """OpenAI's error shape, which the Responses API shares: the upstream's body as it came
+        when it has that shape, else made from it (a proxy's HTML page, another JSON shape)."""
+        decoded = decoded_error(body)
+        if isinstance(decoded, dict) and isinstance(decoded.get("error"), dict):
+            return body
+        kind = "server_error" if self.status >= 500 else "invalid_request_error"
+        message = upstream_error_message(self.status, decoded, body)
+        return orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": None}})
 
     def _answer(self, chat):
         return response_from_chat(chat, self.request, self.model)

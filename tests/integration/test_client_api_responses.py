@@ -316,6 +316,17 @@ def test_an_upstream_error_keeps_its_status_in_openai_shape(stack, client, route
     assert isinstance(raised.value.body, dict) and raised.value.body.get("message")
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_error_page_becomes_an_openai_error(stack, client, stream):
+    # A proxy in front of the provider answered with its HTML page: the client still gets JSON.
+    with pytest.raises(openai.InternalServerError) as raised:
+        client.responses.create(model=ROUTES["chat"], input="hi", stream=stream, extra_headers={"x-mock-fault": "status=502;html"})
+    answer = raised.value.response
+    assert answer.status_code == 502 and answer.headers["content-type"] == "application/json"
+    error = answer.json()["error"]
+    assert error["type"] == "server_error" and error["message"].startswith("upstream answered status 502: <html>")
+
+
 def test_a_translated_stream_that_breaks_off_ends_with_response_failed(stack, client):
     events = list(
         client.responses.create(
