@@ -78,12 +78,13 @@ def key_of(call, model, namespace, headers=()):
 
 
 def namespace_of(key, given):
-    """The tenant's namespace (``team:T``, ``key:ID`` or ``global``), divided by the client's
-    ``x-alloy-cache-namespace`` when it sent one."""
+    """The tenant's namespace (``team:ID``, ``key:ID`` or ``global``), divided by the client's
+    ``x-alloy-cache-namespace`` when it sent one. A team is named by its id: a new team given an
+    old team's name must not read the old team's answers."""
     if key is None:
         tenant = "global"
-    elif getattr(key, "team", None):
-        tenant = f"team:{key.team}"
+    elif getattr(key, "team_id", None):
+        tenant = f"team:{key.team_id}"
     else:
         tenant = f"key:{key.id}"
     if given is None:

@@ -71,14 +71,17 @@ class ModelRule:
 
 
 class KeyIdentity:
-    """Who a request is: ``id``, ``name`` and ``team`` (read by the cache and the access log too)."""
+    """Who a request is: ``id``, ``name`` and ``team`` (read by the cache and the access log too);
+    ``team_id`` is the team's lasting identity (a name passes to a new team when the old one is
+    renamed or deleted), which the cache's namespaces are made of."""
 
-    __slots__ = ("id", "name", "team", "expires_at", "revoked", "scopes", "counts_tokens", "rules", "reported", "limits")
+    __slots__ = ("id", "name", "team", "team_id", "expires_at", "revoked", "scopes", "counts_tokens", "rules", "reported", "limits")
 
     def __init__(self, row, scopes):
         self.id = row["id"]
         self.name = row["name"]
         self.team = row["team"]
+        self.team_id = scopes[1].id if len(scopes) > 1 else None
         self.expires_at = row["expires_at"]
         self.revoked = row["revoked_at"] is not None
         self.scopes = scopes

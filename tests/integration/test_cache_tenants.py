@@ -4,7 +4,7 @@ own; ``x-alloy-cache-namespace`` divides a tenant's cache and cannot reach anoth
 
 import uuid
 
-from governance_helpers import MASTER, alloy, chat, create_key, keyed_config, post
+from governance_helpers import MASTER, admin, alloy, chat, create_key, keyed_config, post
 from harness import wait_until
 
 
@@ -39,6 +39,29 @@ def test_each_tenant_has_its_own_cache(start_gateway, upstream, tmp_path):
     assert state(secrets["second"], {"x-alloy-cache-namespace": "eval"}) == "hit"
     assert state(secrets["other"], {"x-alloy-cache-namespace": "eval"}) == "miss"
     assert len([r for r in upstream.requests() if r["path"] == "/v1/chat/completions"]) == 6
+
+
+def test_a_new_team_with_an_old_teams_name_has_a_cache_of_its_own(start_gateway, upstream, tmp_path):
+    db = tmp_path / "alloy.db"
+    config = keyed_config(upstream, db) + "\n[cache]\nenabled = true\n"
+    gateway = start_gateway(config=config, env={"ALLOY_MASTER_KEY": MASTER})
+    alloy(db, "teams", "create", "--name", "acme")
+    _, first = create_key(db, "first", "--team", "acme")
+    body = chat(text=f"acme's question {uuid.uuid4().hex}")
+
+    def state(key):
+        assert wait_until(lambda: post(gateway.port, key, chat(), path="/v1/nothing")[0] != 401, timeout=5)
+        status, head, _ = post(gateway.port, key, body)
+        assert status == 200
+        return head["x-alloy-cache"]
+
+    assert state(first) == "miss" and state(first) == "hit"
+    status, _ = admin(gateway.port, "PATCH", "/admin/teams/acme", {"name": "acme-old"})
+    assert status == 200
+    alloy(db, "teams", "create", "--name", "acme")  # another team, the old one's name
+    _, second = create_key(db, "second", "--team", "acme")
+    assert state(second) == "miss"  # not the answer the old team stored
+    assert state(first) == "hit"  # which the old team, renamed, still has
 
 
 def test_a_header_the_provider_forwards_by_choice_is_part_of_the_cache_key(start_gateway, upstream):
