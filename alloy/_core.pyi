@@ -225,7 +225,8 @@ class ScanResult:
     """The raw JSON of the top-level ``"metadata"`` value (attribution), or None when absent."""
     max_tokens: int
     """The answer's token cap asked for: the top-level ``max_completion_tokens`` when it is a
-    non-negative integer, else ``max_tokens`` when it is, else 0; capped at 999,999,999. What a
+    non-negative integer, else ``max_tokens`` when it is, else 0; times the top-level ``n`` when it
+    is an integer above one (every choice may use the cap); capped at 999,999,999. What a
     tokens-per-minute limit reserves for the answer (no search of the body)."""
 
 def scan_body(body: bytes) -> ScanResult:

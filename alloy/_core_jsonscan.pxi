@@ -85,7 +85,7 @@ cdef ScanResult _scan(bytes body):
     cdef Py_ssize_t span_start = -1, span_end = -1
     cdef Py_ssize_t user_start = -1, user_end = -1, metadata_start = -1, metadata_end = -1
     cdef bint stream = False
-    cdef long max_tokens = -1, max_completion_tokens = -1
+    cdef long max_tokens = -1, max_completion_tokens = -1, choices = -1
     cdef set seen = set()
     cdef bytes key
     cdef ScanResult result
@@ -145,6 +145,8 @@ cdef ScanResult _scan(bytes body):
                 max_tokens = _token_cap(p, pos, value_end)
             elif kn == 21 and memcmp(p + ks, b"max_completion_tokens", 21) == 0:
                 max_completion_tokens = _token_cap(p, pos, value_end)
+            elif kn == 1 and p[ks] == 110:  # "n", the choices asked for
+                choices = _token_cap(p, pos, value_end)
             elif kn and memchr(p + ks, 92, kn) != NULL:
                 raise _Undecided
             pos = _skip_ws(p, value_end, end)
@@ -168,8 +170,16 @@ cdef ScanResult _scan(bytes body):
     result._parsed = None
     result.user = PyBytes_FromStringAndSize(p + user_start, user_end - user_start) if user_start >= 0 else None
     result.metadata = PyBytes_FromStringAndSize(p + metadata_start, metadata_end - metadata_start) if metadata_start >= 0 else None
-    result.max_tokens = max_completion_tokens if max_completion_tokens >= 0 else max_tokens if max_tokens >= 0 else 0
+    result.max_tokens = _all_choices(max_completion_tokens if max_completion_tokens >= 0 else max_tokens if max_tokens >= 0 else 0, choices)
     return result
+
+
+cdef long _all_choices(long cap, long choices):
+    """The cap of every choice together (``n`` of them, when a count above one); both are at most
+    MAX_TOKEN_CAP, so their product fits a C long."""
+    if choices > 1 and cap > 0:
+        cap *= choices
+    return cap if cap < MAX_TOKEN_CAP else MAX_TOKEN_CAP
 
 
 cdef long _token_cap(const char *p, Py_ssize_t pos, Py_ssize_t end):
@@ -214,10 +224,12 @@ cdef ScanResult _scan_with_orjson(bytes body):
 
 
 cdef long _token_cap_of(dict document):
+    choices = document.get("n")
     for name in ("max_completion_tokens", "max_tokens"):
         value = document.get(name)
         if type(value) is int and value >= 0:
-            return value if value < MAX_TOKEN_CAP else MAX_TOKEN_CAP
+            return _all_choices(value if value < MAX_TOKEN_CAP else MAX_TOKEN_CAP,
+                                min(choices, MAX_TOKEN_CAP) if type(choices) is int and choices > 1 else -1)
     return 0
 
 

@@ -958,8 +958,9 @@ class ScanResult:
         self.user = user
         self.metadata = metadata
         # The answer's token cap asked for: the top-level ``max_completion_tokens`` when it is a
-        # non-negative integer, else ``max_tokens`` when it is, else 0 (capped at MAX_TOKEN_CAP).
-        # Governance reserves it against a tokens-per-minute limit.
+        # non-negative integer, else ``max_tokens`` when it is, else 0; times ``n`` when that is a
+        # count of choices above one (capped at MAX_TOKEN_CAP). Governance reserves it against a
+        # tokens-per-minute limit.
         self.max_tokens = max_tokens
 
     def __repr__(self):
@@ -1035,7 +1036,7 @@ def _scan(body):
     span = None
     stream = False
     user = metadata = None
-    max_tokens = max_completion_tokens = -1
+    max_tokens = max_completion_tokens = choices = -1
     seen = set()
     deferred = None
     if pos < len(body) and body[pos] == 0x7D:
@@ -1084,6 +1085,8 @@ def _scan(body):
                 max_tokens = _token_cap(body[pos:value_end])
             elif key == b"max_completion_tokens":
                 max_completion_tokens = _token_cap(body[pos:value_end])
+            elif key == b"n":  # the choices asked for
+                choices = _token_cap(body[pos:value_end])
             elif b"\\" in key:
                 raise _Undecided  # an escaped key might spell "model"
             pos = _skip_ws(body, value_end)
@@ -1099,7 +1102,7 @@ def _scan(body):
     if deferred is not None:
         raise deferred
     cap = max_completion_tokens if max_completion_tokens >= 0 else max_tokens if max_tokens >= 0 else 0
-    return ScanResult(model, stream, body, span, None, user, metadata, cap)
+    return ScanResult(model, stream, body, span, None, user, metadata, _all_choices(cap, choices))
 
 
 MAX_TOKEN_CAP = 999_999_999  # a token cap read from a body: a reservation, not a count
@@ -1113,11 +1116,20 @@ def _token_cap(literal):
 
 
 def _token_cap_of(document):
+    choices = document.get("n")
     for name in ("max_completion_tokens", "max_tokens"):
         value = document.get(name)
         if type(value) is int and value >= 0:
-            return min(value, MAX_TOKEN_CAP)
+            return _all_choices(min(value, MAX_TOKEN_CAP), min(choices, MAX_TOKEN_CAP) if type(choices) is int and choices > 1 else -1)
     return 0
+
+
+def _all_choices(cap, choices):
+    """The cap of every choice together: ``n`` answers of up to ``cap`` tokens each, when ``n`` is
+    a count above one (a tokens-per-minute reservation, as OpenAI's own estimate counts them)."""
+    if choices > 1 and cap > 0:
+        cap *= choices
+    return min(cap, MAX_TOKEN_CAP)
 
 
 def _scan_with_orjson(body):

@@ -532,3 +532,24 @@ def test_user_and_metadata_are_the_top_level_values(core, body):
 )
 def test_max_tokens_is_the_top_level_cap(core, body, cap):
     assert core.scan_body(body).max_tokens == cap
+
+
+@pytest.mark.parametrize(
+    "body, cap",
+    [
+        (b'{"model":"m","n":3,"max_tokens":100}', 300),  # three choices, each up to the cap
+        (b'{"max_completion_tokens":16,"model":"m","n":20}', 320),
+        (b'{"model":"m","n":1,"max_tokens":100}', 100),
+        (b'{"model":"m","n":0,"max_tokens":100}', 100),  # not a count of choices: the provider refuses it
+        (b'{"model":"m","n":null,"max_tokens":100}', 100),
+        (b'{"model":"m","n":"4","max_tokens":100}', 100),
+        (b'{"model":"m","n":2.0,"max_tokens":100}', 100),
+        (b'{"model":"m","n":4}', 0),  # no cap: nothing to multiply
+        (b'{"model":"m","n":99999999999,"max_tokens":100000}', 999_999_999),
+        (b'{"model":"m","tools":[{"n":5}],"max_tokens":10}', 10),  # a nested n is not the request's
+        (b'{"model":"m\\u00e9","n":2,"max_tokens":33}', 66),  # an escape: orjson decides, same answer
+    ],
+)
+def test_max_tokens_counts_every_choice_asked_for(core, body, cap):
+    # A tokens-per-minute reservation of n answers (OpenAI's own estimate multiplies too).
+    assert core.scan_body(body).max_tokens == cap
