@@ -74,7 +74,7 @@ class Call:
         self.ended = False
         self.sent_at = self.head_at = self.ended_at = self.first_event_at = 0.0
         self.bytes_out = 0  # body bytes written to the client (what the relay wrote)
-        self.cut = False
+        self.cut = False  # ended with its request upstream and its answer not whole (charged its reservation)
         self.status = 0
         self.error = None  # Alloy's own error, when that was the answer
         self.tail = ()  # the last pieces of the answer body the relay wrote (where usage is)
@@ -251,7 +251,9 @@ class Call:
         relay = self.relay
         if relay is not None:
             self.relay = None
-            self.cut = relay.answer_started()
+            # Its request went upstream, which answers (and bills) whether the client waits or
+            # not: charged what it reserved, unless what came is an error answer held for a retry.
+            self.cut = relay.answer_started() or relay.held is None
             relay.cancel()
             relay.report_so_far(self)  # what reached the client may hold its usage: it is charged
             if not self.over:

@@ -269,9 +269,15 @@ class Governance:
         tokens_in, tokens_out, tokens_cached, cost, micros = usage_cost(usage, self.prices.price(served, call.model_name, asked))
         key = call.key
         if held is not None:
-            # Without a usage: nothing went upstream (a cache hit) spent nothing; an attempt whose
-            # usage is unknown (an error, a client gone mid-stream) keeps what it reserved.
-            used = tokens_in + tokens_out if usage else (held[0] if call.count else 0)
+            # Without a usage: nothing went upstream (a cache hit), or the provider answered an
+            # error (it bills none), spent nothing; an attempt whose usage is unknown (Alloy's own
+            # error after it, an answer that reports none) keeps what it reserved.
+            if usage:
+                used = tokens_in + tokens_out
+            elif call.count and (call.error is not None or call.status < 400):
+                used = held[0]
+            else:
+                used = 0
             if held[2]:
                 self._release_shared(key, held, used, micros)
             else:

@@ -10,6 +10,7 @@ most ``[governance] drain_timeout``; a stream still going then is cut and charge
 import http.client
 import json
 import signal
+import socket
 
 import openai
 import pytest
@@ -85,6 +86,30 @@ def test_without_a_drain_a_stream_left_early_is_charged_its_reservation(start_ga
     ready(gateway, secret)
     body = leave_early(gateway, secret, chat(text="one two three", stream=True, max_tokens=40), drip=300)
     assert totals(db, 1) == (len(body) // 4, 40)
+
+
+def test_a_client_leaving_before_the_answer_began_is_charged_its_reservation(start_gateway, upstream, tmp_path):
+    # The request reached the provider, which answers (and bills) whether the client waits or not.
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "impatient")
+    gateway = start(start_gateway, upstream, db, drain_timeout=5)
+    ready(gateway, secret)
+    upstream.clear()
+    estimated = 0
+    for stream in (False, True):
+        body = json.dumps(chat(text=" ".join(["word"] * 60), stream=stream, max_tokens=50)).encode()
+        estimated += len(body) // 4
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: g\r\ncontent-type: application/json\r\n"
+                b"authorization: Bearer %s\r\nx-mock-fault: slow-first-byte=400\r\ncontent-length: %d\r\n\r\n%s"
+                % (secret.encode(), len(body), body)
+            )
+            assert wait_until(lambda: len(upstream.requests()) == 1 + stream, timeout=5)  # it went upstream
+        # and the client left before the answer's first byte
+    assert totals(db, 2) == (estimated, 2 * 50)
+    assert post(gateway.port, secret, chat())[0] == 200
+    assert_no_crash_logged(gateway)
 
 
 def messages_stream(gateway, secret, text, leave_after=None, model="gpt-4o"):

@@ -3,6 +3,7 @@ the request, reconciled from the answer's usage, streams and Anthropic routes in
 requests in flight, exact under concurrent load with one process and with ``--workers 2``; the
 x-ratelimit-* headers on every keyed answer; a 429 with Retry-After, and nothing sent upstream."""
 
+import json
 import sys
 
 import openai
@@ -112,6 +113,35 @@ def test_tpm_reserves_max_tokens_and_reconciles_from_usage(start_gateway, upstre
     assert "Request too large" in refused.value.message and "retry-after" not in headers
     assert headers["x-should-retry"] == "false"
     assert upstream.requests() == []
+
+
+def test_tpm_reserves_the_cap_of_every_choice_asked_for(start_gateway, upstream, tmp_path):
+    # n answers, each up to max_tokens: 20 concurrent n=20 requests once overshot a tpm 4-fold.
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "choices", "--tpm", "2000")
+    gateway = start_keyed(start_gateway, upstream, db)
+    ready(gateway, secret)
+    body = chat(n=3, max_tokens=100)
+    status, head, _ = post(gateway.port, secret, body, headers=SLOW)
+    assert status == 200
+    assert int(head["x-ratelimit-remaining-tokens"]) == 2000 - len(json.dumps(body)) // 4 - 300
+    results = in_parallel([lambda: post(gateway.port, secret, chat(n=10, max_tokens=100), headers=SLOW)] * 4)
+    assert sorted(statuses(results)) == [200, 429, 429, 429]  # 1000 reserved a request: one fits
+
+
+def test_an_upstream_error_answer_gives_its_token_reservation_back(start_gateway, upstream, tmp_path):
+    # The provider bills no tokens for a 400 or a 500 it answers: the minute's tokens stay free.
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "failing", "--tpm", "1000")
+    gateway = start_keyed(start_gateway, upstream, db)
+    ready(gateway, secret)
+    remaining = []
+    for fault in ("status=400", "status=400", "status=500;no-retry", "status=500;no-retry"):
+        status, head, _ = post(gateway.port, secret, chat(max_tokens=16), headers={"x-mock-fault": fault, "cache-control": "no-store"})
+        assert status == int(fault[7:10])
+        remaining.append(int(head["x-ratelimit-remaining-tokens"]))
+    # Each request reserved the same estimate, from a minute the ones before gave back.
+    assert remaining[0] < 1000 and len(set(remaining)) == 1, remaining
 
 
 def test_tpm_on_an_anthropic_route_streaming_and_not(start_gateway, upstream, emulator, tmp_path):
