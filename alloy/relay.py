@@ -303,7 +303,7 @@ class PassthroughRelay(Relay):
         if self.event_stream:
             # The stream already started: end it with an OpenAI-style error event, cleanly framed,
             # so SDKs raise an error instead of hanging or silently truncating.
-            event = b"data: " + orjson.dumps(error_payload(error)) + b"\n\n"
+            event = stream_error_event(self.call.path, error)
             self.transport.writelines([frame_chunk(event), LAST_CHUNK] if self.chunked else [event])
             connection.current = None
             connection.close()
@@ -673,6 +673,19 @@ class TranslatedRelay(Relay):
             if call.pipeline.overhead_header:
                 block += OVERHEAD_LINE % ((call.sent_at - call.arrived + monotonic() - call.head_at) * 1e6)
             out.append(self._stream_head(200, block))
+
+
+def stream_error_event(path, error):
+    """The event that ends a passed-through stream the upstream broke off: OpenAI's error object as a
+    chat completions stream carries it (which the SDKs raise), and for the Responses API, whose
+    events are named and typed, as its ``error`` event too (``type``, ``code``, ``message``,
+    ``param``), still holding the ``error`` object the SDKs raise on."""
+    payload = error_payload(error)
+    if path != b"/v1/responses":
+        return b"data: " + orjson.dumps(payload) + b"\n\n"
+    inner = payload["error"]
+    event = {"type": "error", "code": inner["code"], "message": inner["message"], "param": inner["param"], **payload}
+    return b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
 def _upstream_id_line(head):

@@ -7,7 +7,9 @@ API). Each test checks what the SDK parsed and what the upstream received, in it
 """
 
 import base64
+import json
 
+import httpx
 import openai
 import pytest
 
@@ -327,14 +329,32 @@ def test_an_upstream_error_page_becomes_an_openai_error(stack, client, stream):
     assert error["type"] == "server_error" and error["message"].startswith("upstream answered status 502: <html>")
 
 
-def test_a_translated_stream_that_breaks_off_ends_with_response_failed(stack, client):
-    events = list(
-        client.responses.create(
-            model=ROUTES["anthropic"], input="hello there", stream=True, extra_headers={"x-emulator-fault": "mid-stream-error"}
-        )
-    )
+@pytest.mark.parametrize("route, fault", [("anthropic", "mid-stream-error"), ("chat", "reset-mid-stream")])
+def test_a_translated_stream_that_breaks_off_ends_with_response_failed(stack, client, route, fault):
+    header = "x-mock-fault" if route == "chat" else "x-emulator-fault"
+    events = list(client.responses.create(model=ROUTES[route], input="hello there", stream=True, extra_headers={header: fault}))
     assert events[0].type == "response.created" and events[-1].type == "response.failed"
     assert events[-1].response.status == "failed" and events[-1].response.error.message
+
+
+def test_a_passed_through_stream_that_breaks_off_ends_with_a_responses_error_event(stack, client):
+    # The upstream speaks the Responses API itself: Alloy's last event is that API's `error` event
+    # (type, code, message), which a client dispatching on `type` reads; the SDK raises on it.
+    answer = httpx.post(
+        stack["gateway"].base + "/v1/responses",
+        json={"model": ROUTES["openai"], "input": "a b c d e f g h", "stream": True},
+        headers={"authorization": f"Bearer {MASTER_KEY}", "x-mock-fault": "reset-mid-stream"},
+    )
+    assert answer.status_code == 200
+    events = [block for block in answer.text.split("\n\n") if block.strip()]
+    assert events[0].startswith("event: response.created")
+    name, data = events[-1].split("\n", 1)
+    error = json.loads(data.removeprefix("data: "))
+    assert name == "event: error" and error["type"] == "error"
+    assert error["code"] == "upstream_protocol_error" and error["message"] and "param" in error
+    with pytest.raises(openai.APIError) as raised:
+        list(client.responses.create(model=ROUTES["openai"], input="a b c", stream=True, extra_headers={"x-mock-fault": "reset-mid-stream"}))
+    assert raised.value.message == error["message"]
 
 
 def test_stored_responses_are_reached_at_the_default_provider(stack, client):
