@@ -145,6 +145,8 @@ def input_messages(body):
         return [{"role": "user", "content": given}]
     if not isinstance(given, list):
         raise invalid("input", "expected a string or an array of input items")
+    if not given:  # refused here, in the client's terms: the chat request's own refusal names messages
+        raise invalid("input", "empty array; expected at least one input item")
     messages = []
     attachments = []  # images and files tools returned: a user message after the tool messages
     for i, item in enumerate(given):

@@ -288,6 +288,14 @@ def test_previous_response_id_passes_through_to_openai(stack, client):
     assert received(stack, "openai")[-1]["body"]["previous_response_id"] == "resp_abc"
 
 
+@pytest.mark.parametrize("route", TRANSLATED)
+def test_an_empty_input_is_refused_naming_input(stack, client, route):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(model=ROUTES[route], input=[], instructions="Be brief.")
+    assert raised.value.body["param"] == "input" and "input" in raised.value.message
+    assert received(stack, route) == []
+
+
 def test_a_hosted_tool_is_refused_for_a_translated_model(stack, client):
     with pytest.raises(openai.BadRequestError) as raised:
         client.responses.create(model=ROUTES["anthropic"], input="hi", tools=[{"type": "web_search"}])
