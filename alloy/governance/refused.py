@@ -56,11 +56,12 @@ def call_refused(ledger, call, error, user, tags):
 
 
 def _model_of(request):
-    """The model a refused JSON body named, if it named one (its scan may refuse it: then none)."""
+    """The model a refused JSON body named, if it named one (its scan may refuse it: then none),
+    whatever its Content-Type said (curl -d sends JSON as a form): this is a record, not a route."""
     from alloy.routing import json_model_scan
 
     try:
-        scan = json_model_scan(request)
+        scan = json_model_scan(request, json_only=True)
     except AlloyError:
         return None
     return None if scan is None else scan.model[:MAX_TEXT]

@@ -29,6 +29,8 @@ def test_refusals_are_in_the_ledger(start_gateway, upstream, tmp_path):
     upstream.clear()
     assert [post(port, "sk-alloy-wrong", chat())[0] for _ in range(3)] == [401] * 3
     assert post(port, None, chat())[0] == 401  # no key at all
+    form = {"content-type": "application/x-www-form-urlencoded"}  # curl -d's type, a JSON body all the same
+    assert post(port, "sk-alloy-wrong", chat(), headers=form)[0] == 401
     with pytest.raises(anthropic.AuthenticationError):
         anthropic.Anthropic(base_url=gateway.base, api_key="sk-alloy-nope", max_retries=0).messages.create(
             model="gpt-4o", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
@@ -42,7 +44,7 @@ def test_refusals_are_in_the_ledger(start_gateway, upstream, tmp_path):
 
     expected = {
         200: {"requests": 3, "errors": 0, "refused": 0},
-        401: {"requests": 5, "errors": 5, "refused": 5},
+        401: {"requests": 6, "errors": 6, "refused": 6},
         # the model the key may not use, and the readiness probe's /v1/nothing: routing refused it
         # after the key was known (a row too, an error but not a governance refusal)
         404: {"requests": 2, "errors": 2, "refused": 1},
@@ -56,7 +58,7 @@ def test_refusals_are_in_the_ledger(start_gateway, upstream, tmp_path):
     keys = {row["key"]: row for row in usage_rows(db, by="key")}
     assert (keys["capped"]["requests"], keys["capped"]["refused"]) == (4, 2)
     assert (keys["broke"]["requests"], keys["broke"]["refused"]) == (3, 1)
-    assert (keys[None]["requests"], keys[None]["refused"], keys[None]["tokens_in"], keys[None]["cost_usd"]) == (5, 5, 0, 0)
+    assert (keys[None]["requests"], keys[None]["refused"], keys[None]["tokens_in"], keys[None]["cost_usd"]) == (6, 6, 0, 0)
     # The refused requests' attribution: the tags and the body's user, the path and the model asked.
     assert {row["tags"]: row["requests"] for row in usage_rows(db, by="tags", key="capped")} == {"batch": 3, None: 1}
     assert [row["refused"] for row in usage_rows(db, by="user") if row["user"] == "end-user-7"] == [1]
@@ -65,7 +67,7 @@ def test_refusals_are_in_the_ledger(start_gateway, upstream, tmp_path):
             "SELECT status, error, endpoint, model, requests, tokens_in, cost FROM ledger WHERE status >= 400 ORDER BY status, endpoint"
         ).fetchall()
     assert (401, "invalid_api_key", "/v1/messages", "gpt-4o", 1, 0, 0.0) in refused
-    assert (401, "invalid_api_key", "/v1/chat/completions", "gpt-4o", 4, 0, 0.0) in refused
+    assert (401, "invalid_api_key", "/v1/chat/completions", "gpt-4o", 5, 0, 0.0) in refused
     assert (404, "model_not_found", "/v1/chat/completions", "o3", 1, 0, 0.0) in refused
     assert {(row[0], row[1]) for row in refused} == {
         (401, "invalid_api_key"), (404, "model_not_found"), (404, "not_found"), (429, "rate_limit_exceeded"),
@@ -73,7 +75,7 @@ def test_refusals_are_in_the_ledger(start_gateway, upstream, tmp_path):
     }  # fmt: skip
     assert (404, "not_found", "/v1/nothing", "gpt-4o", 1, 0, 0.0) in refused  # routing's refusal, keyed
     status, body = admin(port, "GET", "/admin/usage?by=status")
-    assert status == 200 and {row["status"]: row["refused"] for row in body["data"]} == {200: 0, 401: 5, 404: 1, 429: 2}
+    assert status == 200 and {row["status"]: row["refused"] for row in body["data"]} == {200: 0, 401: 6, 404: 1, 429: 2}
 
 
 def test_a_flood_of_bad_keys_is_a_few_rows(start_gateway, upstream, tmp_path):
