@@ -8,6 +8,8 @@ types fails it too, after the events it did produce. A translator supplies ``on_
 and ``fail``, and keeps ``done`` and ``finish_reason``.
 """
 
+import json
+
 import orjson
 
 from alloy.client_apis.messages_response import openai_error_message
@@ -21,6 +23,8 @@ class StreamViolation(Exception):
 
 
 class ChatStreamReader:
+    halves = None  # field path -> the high surrogate a chunk's string ended with (halves_joined)
+
     def feed(self, data):
         """The data of one upstream SSE event (a chunk's JSON, or ``[DONE]``) -> the client API's
         SSE events."""
@@ -30,8 +34,12 @@ class ChatStreamReader:
             return self.end()
         try:
             chunk = orjson.loads(data)
+            if self.halves:  # a half from the chunk before: joined to this chunk's string there
+                chunk = _joined(chunk, (), self.halves)
         except orjson.JSONDecodeError:
-            return self.fail("upstream stream event is not JSON")
+            chunk = self.halves_joined(data)
+            if chunk is None:
+                return self.fail("upstream stream event is not JSON")
         if type(chunk) is not dict:
             return self.fail("upstream stream event is not a JSON object")
         if chunk.get("error") is not None:
@@ -44,6 +52,20 @@ class ChatStreamReader:
         except (AttributeError, KeyError, TypeError):  # a field of the wrong JSON type
             return out + self.fail("malformed upstream stream chunk")
         return out
+
+    def halves_joined(self, data):
+        """A chunk orjson refused, read again if it is JSON all the same: a lone surrogate escape
+        (RFC 8259 section 8.2 allows it), which a server slicing text by UTF-16 units (JavaScript's)
+        sends when an emoji's two halves fall in two chunks. Each string's trailing high half waits
+        for the same field's next string; a half with no other half becomes U+FFFD (one still
+        waiting when the stream ends is dropped). None: not JSON."""
+        try:
+            chunk = json.loads(data)
+        except ValueError:  # also bytes that are not UTF-8
+            return None
+        if self.halves is None:
+            self.halves = {}
+        return _joined(chunk, (), self.halves)
 
     def finish(self):
         """The upstream stream ended: what is still owed."""
@@ -84,3 +106,17 @@ class ChatStreamReader:
     def upstream_error(self, chunk):
         """The upstream's own error event, ending the stream."""
         return self.fail(openai_error_message(chunk) or "upstream stream error")
+
+
+def _joined(value, path, halves):
+    """``value`` with each string's surrogate halves joined (see ``halves_joined``)."""
+    if isinstance(value, str):
+        text = halves.pop(path, "") + value
+        if text and "\ud800" <= text[-1] <= "\udbff":  # a high half: its low half may come next
+            halves[path], text = text[-1], text[:-1]
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, dict):
+        return {name: _joined(item, (*path, name), halves) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_joined(item, (*path, i), halves) for i, item in enumerate(value)]
+    return value

@@ -288,6 +288,24 @@ def test_a_gemini_response_id_or_prompt_feedback_of_another_type_is_left_out(gat
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hi"
 
 
+def test_an_emoji_whose_halves_come_in_two_chunks_reaches_messages_and_responses_clients_whole(gateway):
+    # A server slicing text by UTF-16 units (JavaScript's) escapes each half of an emoji on its own:
+    # valid JSON (RFC 8259 section 8.2), which the passthrough relays as it is; the translated
+    # streams join the halves. A half whose other half never comes is U+FFFD.
+    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    pieces = ["a\ud83d", "\ude00b", " x\ud83d", "y"]
+    stream = events(*({**chunk, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]} for text in pieces),
+                    {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}) + b"data: [DONE]\r\n\r\n"  # fmt: skip
+    assert b"\\ud83d" in stream  # escaped as such on the wire
+    headers = answer(stream, "text/event-stream")
+    with messages_client(gateway).messages.stream(model="local/m", max_tokens=10, messages=[{"role": "user", "content": "hi"}], extra_headers=headers) as events_:
+        message = events_.get_final_message()
+    assert message.content[0].text == "a\U0001f600b x\ufffdy" and message.stop_reason == "end_turn"
+    with chat_client(gateway).responses.stream(model="local/m", input="hi", extra_headers=headers) as events_:
+        final = events_.get_final_response()
+    assert final.output_text == "a\U0001f600b x\ufffdy" and final.status == "completed"
+
+
 def test_a_whole_answer_cut_short_is_a_502_for_messages_and_responses_clients(gateway):
     # The upstream sends its JSON in one chunk, then closes without the last chunk: nothing of the
     # answer reached these clients (their wire reads it whole first), so they get Alloy's 502.
