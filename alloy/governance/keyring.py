@@ -4,7 +4,10 @@
 by the hash of their secret. The gateway calls ``refresh`` every ``sync_interval`` (0.5 s by
 default): it reads one number (``keys_version``, bumped by every change) and reloads only when it
 moved, so a revoked, rotated or changed key takes effect in every worker within that interval plus
-the reload itself (a few ms for thousands of keys). The request path never touches the database.
+the reload itself. A reload reads every row but rebuilds only the keys and teams whose stored row
+changed (and the keys of a changed team): the rest keep their objects, so a change costs a few
+milliseconds for thousands of keys on each worker's loop. The request path never touches the
+database.
 
 A secret that matched is remembered as it was sent (``by_secret``, at most ``MAX_REMEMBERED``,
 forgotten at every reload), so a client's later requests are found with one dict lookup instead
@@ -23,6 +26,7 @@ import time
 
 from alloy.governance.fields import period_bounds
 from alloy.governance.prices import MICRO
+from alloy.governance.store import key_fields, team_fields
 
 log = logging.getLogger("alloy.governance")
 MAX_REMEMBERED = 10_000  # secrets found by their hash, kept for a lookup without hashing
@@ -119,6 +123,8 @@ class Keyring:
         self.table = table
         self.by_hash = {}
         self.by_secret = {}  # a secret as sent -> its identity (see the module's docstring)
+        self.teams = {}  # team id -> (its stored row, its Scope), as of the last reload
+        self.keys = {}  # key id -> (its stored row, its team's Scope or None, its KeyIdentity)
         self.version = None
         # Keys in the database at the last reload, revoked and expired ones too: once there was a
         # key, a request without one is refused (revoking a leaked last key must not open the door).
@@ -133,22 +139,38 @@ class Keyring:
     def reload(self, version=None):
         version = self.store.keys_version() if version is None else version
         now = time.time()
-        teams = {}
-        for row in self.store.teams():
-            teams[row["name"]] = scope = Scope(row, "team", self.table)
-            self._load_spend(scope, now)
-        by_hash = {}
-        for row in self.store.keys():
-            scope = Scope(row, "key", self.table)
-            self._load_spend(scope, now)
-            team = teams.get(row["team"])
-            identity = KeyIdentity(row, (scope,) if team is None else (scope, team))
-            if any(s.slot is None for s in identity.scopes):
-                log.error("governance: the counters table is full; key %s is refused", row["name"])
-                identity.revoked = True
-            by_hash[row["hash"]] = identity
+        teams, by_name = {}, {}
+        for stored in self.store.stored_teams():
+            known = self.teams.get(stored["id"])
+            if known is not None and known[0] == stored:
+                scope = known[1]  # unchanged since the last reload
+            else:
+                scope = Scope(team_fields(stored), "team", self.table)
+                self._load_spend(scope, now)
+            teams[stored["id"]] = (stored, scope)
+            by_name[stored["name"]] = scope
+        keys, by_hash = {}, {}
+        for stored in self.store.stored_keys():
+            team = by_name.get(stored["team"])
+            known = self.keys.get(stored["id"])
+            if known is not None and known[0] == stored and known[1] is team:
+                identity = known[2]  # neither the key nor its team changed
+            else:
+                identity = self._identity(key_fields(stored), team, now)
+            keys[stored["id"]] = (stored, team, identity)
+            by_hash[stored["hash"]] = identity
+        self.teams, self.keys = teams, keys
         self.by_hash, self.version, self.created = by_hash, version, len(by_hash)
         self.by_secret = {}  # a revoked or rotated secret must be hashed (and missed) again
+
+    def _identity(self, row, team, now):
+        scope = Scope(row, "key", self.table)
+        self._load_spend(scope, now)
+        identity = KeyIdentity(row, (scope,) if team is None else (scope, team))
+        if any(s.slot is None for s in identity.scopes):
+            log.error("governance: the counters table is full; key %s is refused", row["name"])
+            identity.revoked = True
+        return identity
 
     def learn(self, secret):
         """The identity of a secret not seen since the last reload (None: no such key), found by

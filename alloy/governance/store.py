@@ -195,11 +195,16 @@ class Store:
         found = self.db.execute("SELECT * FROM keys WHERE id = ? OR name = ?", (ref, ref)).fetchone()
         if found is None:
             raise NotFoundError(f"no key with the id or name {ref!r}")
-        return _key_row(found)
+        return key_fields(found)
+
+    def stored_keys(self):
+        """Every key as stored (``sqlite3.Row``: compared as a whole, converted by ``key_fields``),
+        for a keyring that rebuilds only what changed."""
+        return self.db.execute("SELECT * FROM keys ORDER BY created_at").fetchall()
 
     def keys(self, include_revoked=True):
         query = "SELECT * FROM keys" + ("" if include_revoked else " WHERE revoked_at IS NULL") + " ORDER BY created_at"
-        return [_key_row(row) for row in self.db.execute(query)]
+        return [key_fields(row) for row in self.db.execute(query)]
 
     def update_key(self, ref, values):
         with self.transaction():
@@ -252,10 +257,14 @@ class Store:
         found = self.db.execute("SELECT * FROM teams WHERE id = ? OR name = ?", (ref, ref)).fetchone()
         if found is None:
             raise NotFoundError(f"no team with the id or name {ref!r}")
-        return _team_row(found)
+        return team_fields(found)
+
+    def stored_teams(self):
+        """Every team as stored (converted by ``team_fields``)."""
+        return self.db.execute("SELECT * FROM teams ORDER BY created_at").fetchall()
 
     def teams(self):
-        return [_team_row(row) for row in self.db.execute("SELECT * FROM teams ORDER BY created_at")]
+        return [team_fields(row) for row in self.db.execute("SELECT * FROM teams ORDER BY created_at")]
 
     def update_team(self, ref, values):
         with self.transaction():
@@ -463,14 +472,14 @@ def _limits(row):
     return out
 
 
-def _key_row(row):
+def key_fields(row):
     out = {"id": row["id"], "name": row["name"], "prefix": row["prefix"], "team": row["team"], **_limits(row)}
     out.update(expires_at=row["expires_at"], created_at=row["created_at"], updated_at=row["updated_at"], revoked_at=row["revoked_at"])
     out["hash"] = row["hash"]  # for the keyring; never shown (fields.public drops it)
     return out
 
 
-def _team_row(row):
+def team_fields(row):
     out = {"id": row["id"], "name": row["name"], **_limits(row)}
     out.update(created_at=row["created_at"], updated_at=row["updated_at"])
     return out

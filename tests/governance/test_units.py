@@ -129,6 +129,42 @@ def test_the_keyring_remembers_a_secret_until_the_next_reload(tmp_path):
     table.close()
 
 
+def test_a_reload_rebuilds_only_the_keys_and_teams_that_changed(tmp_path):
+    # Every key or team change reloads every worker's keyring: with thousands of keys a rebuild of
+    # all of them held each event loop for tens of milliseconds. Unchanged rows keep their objects.
+    from alloy.governance.keyring import Keyring
+    from alloy.governance.store import Store
+
+    store = Store(str(tmp_path / "alloy.db"))
+    table = CounterTable(create_shared(str(tmp_path)))
+    store.create_team({"name": "search", "rpm": 50})
+    for name, team in (("alone", None), ("member", "search"), ("other", None)):
+        store.create_key({"name": name, "team": team, "rpm": 10})
+    keyring = Keyring(store, table)
+    keyring.reload()
+
+    def identities():
+        return {identity.name: identity for identity in keyring.by_hash.values()}
+
+    before = identities()
+    store.update_key("alone", {"rpm": 5})
+    keyring.refresh()
+    after = identities()
+    assert after["alone"] is not before["alone"] and after["alone"].scopes[0].rpm == 5
+    assert after["member"] is before["member"] and after["other"] is before["other"]
+    store.update_team("search", {"name": "find", "rpm": 40})  # its keys see the new team
+    keyring.refresh()
+    renamed = identities()
+    assert renamed["member"] is not after["member"]
+    assert (renamed["member"].team, renamed["member"].scopes[1].rpm) == ("find", 40)
+    assert renamed["alone"] is after["alone"] and renamed["other"] is after["other"]
+    store.revoke_key("other")
+    keyring.refresh()
+    assert identities()["other"].revoked and identities()["member"] is renamed["member"]
+    store.close()
+    table.close()
+
+
 def test_processes_opening_a_new_database_together_all_open_it(tmp_path):
     # Switching a new file to WAL takes an exclusive lock SQLite refuses at once: the workers of
     # --workers N opening a new file together once failed with "database is locked".
