@@ -73,7 +73,8 @@ class Governance:
             from alloy.governance.key_sharing import KeySharing  # keys reach every gateway of the Redis
 
             self.key_sharing = KeySharing(self.shared.client, self.store, self.keyring, settings.redis_timeout)
-        self.held = {}  # call -> (tokens reserved, each scope's token window at the reservation)
+        # call -> (tokens reserved, each scope's token window at the reservation, decided in Redis)
+        self.held = {}
         self.sync_failed = False
         self.timers = []
         pipeline.listeners.append(self.finished)
@@ -165,6 +166,8 @@ class Governance:
             if self.settings.fail_mode == "closed":
                 raise SharedLimitsUnavailable()
         windows, lines = self._take(key, reserve)
+        if shared is not None:  # decided here while Redis is away: it is owed the request
+            shared.owe(key, time(), requests=1)
         return self._carry_on(call, reserve, windows, lines, False)
 
     def _carry_on(self, call, reserve, windows, lines, shared):
@@ -231,6 +234,10 @@ class Governance:
                 windows, lines = self._take(key, reserve)
             except AlloyError as refused:
                 return call.answer(refused)
+            # Owed to Redis even when its admit timed out: Redis may yet run that admit (then the
+            # request counts twice there), but mostly the client gave up on it (cancelled with its
+            # connection: measured, 1 of 30 ran), and a limit errs on the side of holding.
+            shared.owe(key, wall, requests=1)
             self._carry_on(call, reserve, windows, lines, False)
             return
         shared.recovered()
@@ -318,15 +325,15 @@ class Governance:
             await self.shared.release(key, held[0], used, held[1], cost, time())
         except self.shared.errors as error:
             if not isinstance(error, self.shared.timeouts):  # Redis may yet run a release that timed out
-                self.shared.owe(key, cost, time())
+                self.shared.owe(key, time(), cost=cost)
             self.shared.failed(error)
 
     def _give_back(self, key, held, used, cost):
         reserved, windows, _ = held
         wall = time()
         self.table.limits.give_back(key.limits, windows, reserved, used, cost, wall)
-        if self.shared is not None:  # decided here while Redis was away: its spend is owed there
-            self.shared.owe(key, cost, wall)
+        if self.shared is not None:  # decided here while Redis was away: its spend and tokens are owed
+            self.shared.owe(key, wall, cost=cost, tokens=used)
 
     # --- upkeep -------------------------------------------------------------------------------------
 

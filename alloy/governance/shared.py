@@ -28,10 +28,14 @@ keeps request ids per set of scopes and gives back any one of them.
 What is spent while Redis is out of reach reaches it when it answers again. A call decided with the
 local counters (fail_mode open), and a call whose release could not be delivered (refused or reset,
 not timed out: Redis may yet run a release that timed out), leave their cost owed, per key and
-team and budget period; the first decision Redis makes again is followed by one script that adds
-what is owed to each hash that holds that period's spend (``PAY``). A period that ended meanwhile
-is not paid into the next; a hash Redis lost is seeded from the ledger instead (below), which
-holds those calls too.
+team and budget period; a call decided locally also owes its request and its tokens to the minute
+windows (also when its admit timed out: Redis may yet run that admit and count it twice, but it
+mostly does not, the connection being dropped with the cancelled command). Before
+Redis makes its next decision, one script pays what is owed (``PAY``; every admit waiting then
+waits for that one payment, so the first decisions after an outage see it): the spend into each
+hash that holds that period's, the requests and tokens of the last minute into the current
+windows. A period that ended meanwhile is not paid into the next; a hash Redis lost is seeded from
+the ledger instead (below), which holds those calls too.
 
 Spend in Redis is lost when Redis restarts without persistence. The admit script notices a key or
 team whose hash has no spend and asks for it (answer ``2``, nothing counted) instead of starting
@@ -120,13 +124,45 @@ return 1
 """
 
 PAY = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 for i, key in ipairs(KEYS) do
-  local period, cost = tonumber(ARGV[i * 2 - 1]), tonumber(ARGV[i * 2])
-  local v = redis.call('HMGET', key, 'per', 'sp')
-  if v[2] and tonumber(v[1]) == period then redis.call('HSET', key, 'sp', tonumber(v[2]) + cost) end
+  local b = (i - 1) * 4
+  local period, cost = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+  local requests, tokens = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local v = redis.call('HMGET', key, 'per', 'sp', 'rs', 'rc', 'ts', 'tu')
+  if cost > 0 and v[2] and tonumber(v[1]) == period then redis.call('HSET', key, 'sp', tonumber(v[2]) + cost) end
+  if requests > 0 then  -- into the current minute, or one that starts now
+    local rs, rc = tonumber(v[3]) or 0, tonumber(v[4]) or 0
+    if now - rs >= 60000 then rs = now; rc = 0 end
+    redis.call('HSET', key, 'rs', rs, 'rc', rc + requests)
+  end
+  if tokens > 0 then
+    local ts, tu = tonumber(v[5]) or 0, tonumber(v[6]) or 0
+    if now - ts >= 60000 then ts = now; tu = 0 end
+    redis.call('HSET', key, 'ts', ts, 'tu', tu + tokens)
+  end
 end
 return 1
 """
+WINDOW = 60.0  # seconds of a minute window: requests and tokens owed longer ago count nowhere
+
+
+class Debt:
+    """What a key or team owes Redis: the spend of one budget period (micro-USD), and the requests
+    and tokens counted here meanwhile, each with when (``time.monotonic()``): only those of the
+    last minute are paid into the windows."""
+
+    __slots__ = ("period", "cost", "counted")
+
+    def __init__(self, period, cost=0, counted=None):
+        self.period, self.cost, self.counted = period, cost, counted or []
+
+    def add(self, other):
+        """``other``, an older debt of the same scope (a payment that failed), added back."""
+        if other.period == self.period:
+            self.cost += other.cost
+        self.counted = other.counted + self.counted
 
 RENEW = """
 local clock = redis.call('TIME')
@@ -170,7 +206,7 @@ class SharedCounters:
         self.release_script = self.client.register_script(RELEASE)
         self.renew_script = self.client.register_script(RENEW)
         self.pay_script = self.client.register_script(PAY)
-        self.owed = {}  # scope id -> [budget period index, micro-USD spent there that Redis lacks]
+        self.owed = {}  # scope id -> its Debt: what Redis lacks of this gateway's decisions
         self.paying = None  # the task delivering ``owed``
         self.down_until = 0.0  # monotonic time before which decisions stay local
         self.url = redacted(url)  # for the log: never a password
@@ -196,38 +232,60 @@ class SharedCounters:
         if self.down_until:
             log.warning("governance: Redis at %s answers again: limits are shared again", self.url)
             self.down_until = 0.0
-        if self.owed and self.paying is None:
-            self.paying = asyncio.get_running_loop().create_task(self._pay())
 
-    def owe(self, key, cost, wall):
-        """``cost`` (micro-USD) was spent by ``key`` without Redis counting it: owed to each of
-        its scopes in this budget period (an earlier period's debt is dropped: that period ended)."""
-        if not cost:
+    def owe(self, key, wall, cost=0, requests=0, tokens=0):
+        """``key`` spent ``cost`` (micro-USD), or was counted ``requests`` and ``tokens``, without
+        Redis counting it: owed to each of its scopes (spend of an earlier budget period is
+        dropped: that period ended)."""
+        if not (cost or requests or tokens):
             return
+        now = time.monotonic()
         for scope in key.scopes:
             period = scope.period_index(wall)
             debt = self.owed.get(scope.id)
-            if debt is not None and debt[0] == period:
-                debt[1] += cost
-            else:
-                self.owed[scope.id] = [period, cost]
+            if debt is None:
+                debt = self.owed[scope.id] = Debt(period)
+            elif debt.period != period:
+                debt.period, debt.cost = period, 0
+            debt.cost += cost
+            if requests or tokens:
+                debt.counted.append((now, requests, tokens))
+
+    async def _settled(self):
+        """What is owed, paid before this decision (one payment for every decision waiting; its
+        failure is theirs: they are decided here)."""
+        if self.paying is None:
+            self.paying = asyncio.ensure_future(self._pay())
+        await asyncio.shield(self.paying)
 
     async def _pay(self):
         owed, self.owed = self.owed, {}
+        since = time.monotonic() - WINDOW
         keys, args = [], []
-        for scope_id, (period, cost) in owed.items():
-            keys.append(PREFIX + scope_id)
-            args += [period, cost]
+        for scope_id, debt in owed.items():
+            requests = sum(count for at, count, _ in debt.counted if at > since)
+            tokens = sum(count for at, _, count in debt.counted if at > since)
+            if debt.cost or requests or tokens:
+                keys.append(PREFIX + scope_id)
+                args += [debt.period, debt.cost, requests, tokens]
         try:
-            await asyncio.wait_for(self.pay_script(keys=keys, args=args), self.timeout)
-        except self.errors as error:  # still owed (unless more came for a later period meanwhile)
+            if keys:
+                await asyncio.wait_for(self.pay_script(keys=keys, args=args), self.timeout)
+        except self.errors as error:  # still owed, with what was owed meanwhile
             for scope_id, debt in owed.items():
-                self.owed.setdefault(scope_id, debt)
+                newer = self.owed.get(scope_id)
+                if newer is None:
+                    self.owed[scope_id] = debt
+                else:
+                    newer.add(debt)
             self.failed(error)
+            raise
         finally:
             self.paying = None
 
     async def admit(self, key, reserve, wall):
+        if self.owed or self.paying is not None:
+            await self._settled()  # Redis decides knowing what was decided here meanwhile
         scopes = key.scopes
         leases = tuple(PREFIX + scope.id + LEASES for scope in scopes)
         member = f"{self.instance}:{next(self.ids)}"

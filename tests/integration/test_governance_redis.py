@@ -102,6 +102,26 @@ def test_redis_killed_mid_load_fail_open_then_recovered(start_gateway, upstream,
     assert statuses(results) == [200] * 5 + [429] * 7
 
 
+def test_requests_decided_alone_during_an_outage_count_in_redis_once_it_answers(start_gateway, upstream, redis_server, tmp_path):
+    # A network outage (Redis silent, its data kept): this gateway decides alone meanwhile (fail
+    # open, its own counters). What it let through must count in Redis's minute when Redis answers
+    # again, or the key gets its rpm once per outage on top of what Redis allowed.
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "outage", "--rpm", "10")
+    gateway = start_pair(start_gateway, upstream, db, redis_server)[0]
+    ready([gateway], secret)
+    assert post(gateway.port, secret, chat())[0] == 200  # decided in Redis
+    redis_server.pause()
+    try:
+        alone = in_parallel([lambda: post(gateway.port, secret, chat())] * 30)
+    finally:
+        redis_server.resume()
+    assert statuses(alone) == [200] * 10 + [429] * 20  # this gateway's own rpm, meanwhile
+    time.sleep(1.2)  # the gateway's pause before it asks Redis again
+    after = in_parallel([lambda: post(gateway.port, secret, chat())] * 30)
+    assert statuses(after) == [429] * 30  # the minute's 11 requests are in Redis's count
+
+
 def test_fail_closed_refuses_keyed_requests_until_redis_is_back(start_gateway, upstream, redis_server, tmp_path):
     db = tmp_path / "alloy.db"
     _, secret = create_key(db, "strict", "--rpm", "1000")
