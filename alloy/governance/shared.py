@@ -47,6 +47,7 @@ ledger has that call by then, unless it ended within the last ``flush_interval``
 
 import asyncio
 import itertools
+from collections import deque
 import logging
 import os
 import time
@@ -150,19 +151,36 @@ WINDOW = 60.0  # seconds of a minute window: requests and tokens owed longer ago
 
 class Debt:
     """What a key or team owes Redis: the spend of one budget period (micro-USD), and the requests
-    and tokens counted here meanwhile, each with when (``time.monotonic()``): only those of the
-    last minute are paid into the windows."""
+    and tokens counted here meanwhile, per second of ``time.monotonic()`` (``[second, requests,
+    tokens]``, the last minute's only: however long an outage, at most ~60 of them)."""
 
     __slots__ = ("period", "cost", "counted")
 
-    def __init__(self, period, cost=0, counted=None):
-        self.period, self.cost, self.counted = period, cost, counted or []
+    def __init__(self, period):
+        self.period, self.cost, self.counted = period, 0, deque()
+
+    def count(self, now, requests, tokens):
+        second = int(now)
+        counted = self.counted
+        if counted and counted[-1][0] == second:
+            counted[-1][1] += requests
+            counted[-1][2] += tokens
+        else:
+            counted.append([second, requests, tokens])
+            while counted[0][0] <= second - WINDOW:
+                counted.popleft()
+
+    def recent(self, now):
+        """(requests, tokens) counted in the last minute."""
+        since = now - WINDOW - 1  # a second's bucket counts while any of it is within the minute
+        recent = [entry for entry in self.counted if entry[0] > since]
+        return sum(entry[1] for entry in recent), sum(entry[2] for entry in recent)
 
     def add(self, other):
         """``other``, an older debt of the same scope (a payment that failed), added back."""
         if other.period == self.period:
             self.cost += other.cost
-        self.counted = other.counted + self.counted
+        self.counted.extendleft(reversed(other.counted))
 
 RENEW = """
 local clock = redis.call('TIME')
@@ -249,7 +267,7 @@ class SharedCounters:
                 debt.period, debt.cost = period, 0
             debt.cost += cost
             if requests or tokens:
-                debt.counted.append((now, requests, tokens))
+                debt.count(now, requests, tokens)
 
     async def _settled(self):
         """What is owed, paid before this decision (one payment for every decision waiting; its
@@ -260,11 +278,10 @@ class SharedCounters:
 
     async def _pay(self):
         owed, self.owed = self.owed, {}
-        since = time.monotonic() - WINDOW
+        now = time.monotonic()
         keys, args = [], []
         for scope_id, debt in owed.items():
-            requests = sum(count for at, count, _ in debt.counted if at > since)
-            tokens = sum(count for at, _, count in debt.counted if at > since)
+            requests, tokens = debt.recent(now)
             if debt.cost or requests or tokens:
                 keys.append(PREFIX + scope_id)
                 args += [debt.period, debt.cost, requests, tokens]
