@@ -118,7 +118,20 @@ def _load_model(source, index, table, provider_names):
     return model
 
 
+def _check_names(source, models):
+    """Each name a request may use (a model's, an alias) means one model: a second one would take
+    the first one's requests without a word (the last one read won)."""
+    owners = {}
+    for index, model in enumerate(models):
+        for key, names in (("name", (model.name,)), ("aliases", model.aliases)):
+            for name in names:
+                owner = owners.setdefault(name, index)
+                if owner != index:
+                    raise ConfigError(f"{source}: models[{index}].{key}: {name!r} already names models[{owner}]")
+
+
 def _check_fallbacks(source, models):
+    _check_names(source, models)
     known = set()
     for model in models:
         known.update((model.name, *model.aliases))

@@ -69,18 +69,25 @@ def _load_provider(source, name, table, env):
     for key, value in headers.items():
         if not _is_token(key) or not _check_header_value(value):
             section._fail("headers", f"invalid header {key!r}")
+        if key.lower() in NOT_CONFIGURABLE:
+            section._fail("headers", f"{key!r} is {NOT_CONFIGURABLE[key.lower()]}")
     # read_timeout is the earlier name of first_byte_timeout (it also bounded stream silences).
     read_timeout = section.positive("read_timeout", float, 600.0)
     first_byte_timeout = section.positive("first_byte_timeout", float, read_timeout)
     api_key = section.secret("api_key", env)
-    if api_key is None and preset.key_env and env.get(preset.key_env, "").strip():
+    # The kind's key variable is that provider's key: only a table named after the kind takes it
+    # (a local server of kind openai must not be sent OPENAI_API_KEY because the shell holds it).
+    if api_key is None and name == kind and preset.key_env and env.get(preset.key_env, "").strip():
         api_key = clean_secret(env[preset.key_env], f"environment variable {preset.key_env}")
+    api_version = section.get("api_version", str)
+    if api_version is not None and not _is_query_value(api_version):
+        section._fail("api_version", f"expected letters, digits, '-', '.' and '_' only, got {api_version!r}")
     provider = ProviderSettings(
         name=name,
         kind=kind,
         base_url=_check_base_url(source, where, base_url),
         api_key=api_key,
-        api_version=section.get("api_version", str),
+        api_version=api_version,
         max_tokens_default=section.positive("max_tokens_default", int, 4096),
         headers=tuple(headers.items()),
         client=client,
@@ -100,6 +107,20 @@ def _load_provider(source, name, table, env):
     )
     section.finish()
     return provider
+
+
+# Header names a provider's ``headers`` may not set: the gateway frames each request itself, and
+# the key goes in by api_key (a second Authorization would reach the upstream next to it).
+NOT_CONFIGURABLE = {
+    **dict.fromkeys(("content-length", "transfer-encoding", "host", "connection", "te", "upgrade", "trailer",
+                     "keep-alive", "expect"), "set by the gateway for each request"),
+    **dict.fromkeys(("authorization", "x-api-key", "api-key", "x-goog-api-key"), "the provider's key: set it with api_key"),
+}  # fmt: skip
+
+
+def _is_query_value(text):
+    """An api_version goes into every request's query (Azure) or a header (Anthropic) as it is."""
+    return bool(text) and all(c.isascii() and (c.isalnum() or c in "-._") for c in text)
 
 
 def _ca_file(section):

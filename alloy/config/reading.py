@@ -41,6 +41,8 @@ class _Section:
             self._fail(key, f"expected {kind.__name__}, got {type(value).__name__}")
         if kind is float and not -MAX_NUMBER <= value <= MAX_NUMBER:  # TOML has inf and nan
             self._fail(key, f"expected a finite number of at most {MAX_NUMBER:g} (got {value!r})")
+        if kind is int and not -MAX_NUMBER <= value <= MAX_NUMBER:  # past a C long: every accept failed
+            self._fail(key, f"expected a number of at most {MAX_NUMBER:g} (got {value})")
         return value
 
     def positive(self, key, kind, default):
@@ -118,11 +120,20 @@ def _check_header_value(value):
     return isinstance(value, str) and all(c == "\t" or " " <= c <= "~" or c > "\x7f" for c in value)
 
 
-def _check_base_url(source, where, url):
+def _check_base_url(source, where, url, key="base_url"):
     try:
         parts = split_url(url)
     except ValueError as error:
-        raise ConfigError(f"{source}: {where}.base_url: expected an http(s) URL, got {url!r} ({error})") from None
+        raise ConfigError(f"{source}: {where}.{key}: expected an http(s) URL, got {_shown(url)!r} ({error})") from None
     if parts.scheme not in ("http", "https") or not parts.host:
-        raise ConfigError(f"{source}: {where}.base_url: expected an http(s) URL, got {url!r}")
+        raise ConfigError(f"{source}: {where}.{key}: expected an http(s) URL, got {_shown(url)!r}")
     return url.rstrip("/")
+
+
+def _shown(url):
+    """``url`` as a message may print it: a password in it (``user:secret@``) left out."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return scheme + sep + authority + slash + path

@@ -31,7 +31,7 @@ def _load_tracing(source, table, env):
     enabled = section.get("enabled", bool, False)
     endpoint = section.get("otlp_endpoint", str, None)
     if endpoint is not None:
-        endpoint = _check_base_url(source, "tracing.otlp_endpoint", endpoint)
+        endpoint = _check_base_url(source, "tracing", endpoint, key="otlp_endpoint")
         if not endpoint.endswith("/v1/traces"):
             endpoint += "/v1/traces"  # the collector's base URL given: OTLP/HTTP's traces path
     headers = []

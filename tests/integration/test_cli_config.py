@@ -156,6 +156,22 @@ BAD_CONFIGS = {
     "ca_file_without_a_certificate": (VALID_PROVIDER + 'ca_file = "/etc/hostname"\n', ["providers.openai.ca_file", "no PEM certificate"]),
     # Names no request can use (the request's model check): they would still be listed and labelled
     "model_name_too_long": (VALID_PROVIDER + '\n[[models]]\nname = "' + "m" * 257 + '"\nprovider = "openai"\n', ["models[0].name", "256 bytes"]),
+    # An integer past a C long passed the start, then uvloop failed every accept (also at a reload)
+    "huge_max_body_bytes": ('[server]\nmax_body_bytes = 9223372036854775808\n' + VALID_PROVIDER, ["server.max_body_bytes", "at most"]),
+    "huge_max_tokens_default": (VALID_PROVIDER + "max_tokens_default = 18446744073709551616\n", ["providers.openai.max_tokens_default"]),
+    # What goes into every upstream head is checked at start, not found wrong by each request
+    "api_version_with_a_line_break": (VALID_PROVIDER + 'api_version = "2023-06-01\\r\\nX-Injected: yes"\n', ["providers.openai.api_version"]),
+    "api_version_outside_a_query": (VALID_PROVIDER + 'api_version = "2024 10&x=1#"\n', ["providers.openai.api_version"]),
+    "a_framing_header": (VALID_PROVIDER + 'headers = { "Content-Length" = "5" }\n', ["providers.openai.headers", "Content-Length"]),
+    "a_credential_header": (VALID_PROVIDER + 'headers = { "Authorization" = "Bearer X" }\n', ["providers.openai.headers", "Authorization", "api_key"]),
+    "a_model_twice": (
+        VALID_PROVIDER + '\n[[models]]\nname = "m"\nprovider = "openai"\n\n[[models]]\nname = "m"\nprovider = "openai"\n',
+        ["models[1].name", "models[0]"],
+    ),
+    "an_alias_that_is_a_model": (
+        VALID_PROVIDER + '\n[[models]]\nname = "m"\nprovider = "openai"\n\n[[models]]\nname = "n"\nprovider = "openai"\naliases = ["m"]\n',
+        ["models[1].aliases", "models[0]"],
+    ),
     "alias_with_a_zero_width_space": (
         VALID_PROVIDER + '\n[[models]]\nname = "fast"\nprovider = "openai"\naliases = ["quick\\u200b"]\n',
         ["models[0].aliases", "printable"],
@@ -263,6 +279,27 @@ def test_environment_only_proxies_to_openai_base_url(start_mock, start_gateway):
     [record] = mock.requests()
     assert record["path"] == "/v1/chat/completions"
     assert record["headers"]["authorization"] == "Bearer sk-x"
+
+
+def test_a_provider_not_named_after_its_kind_gets_no_key_from_the_kinds_variable(start_mock, start_gateway):
+    # OPENAI_API_KEY is OpenAI's: a local server configured as kind openai (the default kind) must
+    # not receive it, over plain http, because the environment happens to hold it.
+    mock = start_mock()
+    gateway = start_gateway(
+        config=f"""
+        [providers.local]
+        kind = "openai"
+        base_url = "{mock.base}/v1"
+
+        [providers.mybox]
+        base_url = "{mock.base}/v1"
+        """,
+        env={"OPENAI_API_KEY": "sk-real-openai-key-5150"},
+    )
+    for model in ("local/m", "mybox/m"):
+        with pytest.raises(openai.AuthenticationError):  # the mock, like OpenAI, wants some key
+            sdk(gateway).chat.completions.create(model=model, messages=[{"role": "user", "content": "ok"}])
+    assert [r["headers"].get("authorization") for r in mock.requests()] == [None, None]
 
 
 def test_config_file_secret_from_environment_is_used_not_printed(start_mock, start_gateway):
