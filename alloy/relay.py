@@ -34,6 +34,7 @@ from alloy.providers.types import base64_embeddings
 from alloy.stream_usage import WholeEvents
 
 log = logging.getLogger("alloy")
+MIN_MASKED = 8  # characters of the shortest provider key masked in error answers (masked_secret)
 HOLD_LIMIT = 1024 * 1024  # an error answer held for a possible retry is never longer than this
 OVERHEAD_LINE = b"x-alloy-overhead-us: %d\r\n"  # % microseconds (formatted in place: once per answer)
 
@@ -191,8 +192,10 @@ def masked_secret(api_key):
     """(the provider key, a mask of the same length), to take the key out of an error answer that
     repeats it (some servers print "invalid key: sk-..."); None without a key. The same length
     keeps an announced Content-Length true; like OpenAI's own messages, the mask shows the first 3
-    and last 4 characters of a long key."""
-    if not api_key:
+    and last 4 characters of a long key. A key of fewer than ``MIN_MASKED`` characters is a
+    placeholder (a local server's "x"), not a secret: masking it would mask those letters wherever
+    an answer has them."""
+    if not api_key or len(api_key) < MIN_MASKED:
         return None
     key = api_key.encode()
     return key, (key[:3] + b"*" * (len(key) - 7) + key[-4:]) if len(key) >= 16 else b"*" * len(key)

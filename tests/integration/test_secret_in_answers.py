@@ -111,3 +111,14 @@ def test_a_key_cut_between_two_reads_of_the_error_answer_is_masked_all_the_same(
     finally:
         gateway.stop()
         upstream.stop()
+
+
+def test_a_placeholder_key_of_a_few_characters_leaves_error_answers_as_they_are(start_mock, start_gateway):
+    # A local server takes any key, and its configuration says "x" or "e": masking every "e" of an
+    # error answer made it {"*rror": {"m*ssag*": ...}}, which no SDK reads.
+    mock = start_mock()
+    gateway = start_gateway(config=f'[providers.local]\nkind = "openai"\nbase_url = "{mock.base}/v1"\napi_key = "e"\n')
+    client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="client", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="local/m", messages=[{"role": "user", "content": "hi"}], extra_headers={"x-mock-fault": "status=400"})
+    assert caught.value.body["message"] == "Injected by x-mock-fault: status 400."
