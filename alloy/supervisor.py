@@ -57,6 +57,8 @@ def reserve_port(host, port):
     share of them. A bound socket that never listens receives no connections at all.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port:
+        _check_free(family, host, port)
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the same options as each worker's
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -66,6 +68,20 @@ def reserve_port(host, port):
         sock.close()
         raise server.ListenError(f"cannot listen on {host}:{port}: {error.strerror}") from None
     return sock
+
+
+def _check_free(family, host, port):
+    """SO_REUSEPORT lets any process of this user join a port group: a second ``alloy --workers``
+    on the port of a running one would share its connections (with another configuration). A
+    socket without SO_REUSEPORT cannot bind a port a group listens on, so one is tried first."""
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+    try:
+        probe.bind((host, port))
+    except OSError as error:
+        raise server.ListenError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    finally:
+        probe.close()
 
 
 def describe(status):

@@ -278,3 +278,20 @@ def test_a_bad_workers_value_exits_2_with_a_message(value):
     assert result.returncode == 2, result.stderr
     assert "--workers" in result.stderr, result.stderr
     assert "listening on" not in result.stderr
+
+
+def test_a_second_gateway_on_a_port_the_first_one_serves_is_refused(start_gateway, mock):
+    # SO_REUSEPORT lets any process of the same user join a port group: a second `alloy --workers`
+    # once joined the first one's and took a share of its connections, with another configuration.
+    first = start(start_gateway, mock)
+    result = subprocess.run(
+        [sys.executable, "-m", "alloy", "--host", "127.0.0.1", "--port", str(first.port), "--workers", "2"],
+        cwd=os.path.abspath(os.sep),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 1, result.stderr
+    assert str(first.port) in result.stderr and "in use" in result.stderr, result.stderr
+    assert "listening on" not in result.stderr
+    assert first.popen.poll() is None  # the first one serves on
