@@ -42,8 +42,15 @@ class MetricsEndpoint:
 
     def __init__(self, metrics, master_key, public):
         self.metrics = metrics
-        self.keys = None if public else MasterKey(master_key)
+        self.public = public
+        self.keys = None
+        self.use_key(master_key)
         self.header = b"content-type: " + CONTENT_TYPE + b"\r\ncache-control: no-store\r\n"
+
+    def use_key(self, master_key):
+        """The master key of the configuration in force (again at each reload: a key rotated out
+        because it leaked must stop reading the metrics with the rest)."""
+        self.keys = None if self.public else MasterKey(master_key)
 
     def answer(self, request):
         method = request.method
@@ -130,6 +137,7 @@ class Observability:
         ``config`` names (again after each reload: a model added then is not counted as "other")."""
         if config is not None and self.metrics is not None:
             self.metrics.know_models(name for model in config.models for name in (model.name, *model.aliases))
+            self.endpoint.use_key(config.server.master_key)
         self.breakers = {
             deployment: (group.name, deployment.state)
             for group in pipeline.routes.configured

@@ -23,10 +23,10 @@ from metrics_helpers import scrape
 MASTER = "sk-master-reload"
 
 
-def config_text(mock_a, mock_b, fast_on="a", extra="", first_byte_timeout=30):
+def config_text(mock_a, mock_b, fast_on="a", extra="", first_byte_timeout=30, master=MASTER):
     return f"""
 [server]
-master_key = "{MASTER}"
+master_key = "{master}"
 
 [router]
 failure_threshold = 2
@@ -125,6 +125,26 @@ def test_sighup_swaps_in_new_routes_and_models(reloadable):
     # The gateway logs it right after the swap; the test reads stderr on a thread of its own.
     assert wait_until(lambda: "configuration reloaded" in gateway.stderr, 5), gateway.stderr
     assert gateway.popen.poll() is None
+
+
+def metrics_status(gateway, key):
+    request = urllib.request.Request(gateway.base + "/metrics", headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_new_master_key_guards_the_metrics_at_once(reloadable):
+    # The key is rotated because it leaked: the old one must stop reading /metrics with the rest.
+    gateway, write = reloadable
+    assert metrics_status(gateway, MASTER) == 200
+    write(master="sk-master-rotated")
+    gateway.signal(signal.SIGHUP)
+    assert wait_until(lambda: "configuration reloaded" in gateway.stderr, 5), gateway.stderr
+    assert metrics_status(gateway, MASTER) == 401
+    assert metrics_status(gateway, "sk-master-rotated") == 200
 
 
 def test_a_broken_configuration_changes_nothing(reloadable, tmp_path):
