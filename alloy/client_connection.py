@@ -115,9 +115,12 @@ class ClientConnection(asyncio.Protocol):
             # Over the cap: a clear refusal now, rather than a file-descriptor shortage later that
             # would hurt the connections already being served.
             self.closing = True
-            status, block, body = gateway.over_capacity  # with its own x-request-id, as every error
-            transport.write(frame_response(status, block + gateway.pipeline.request_ids.line(NO_HEADERS), body, True))
+            status, block, body, error = gateway.over_capacity  # with its own x-request-id, as every error
+            id_line = gateway.pipeline.request_ids.line(NO_HEADERS)
+            transport.write(frame_response(status, block + id_line, body, True))
             self.linger_close(transport)
+            if gateway.refused is not None:  # shedding load shows in the metrics and the access log
+                gateway.refused(None, self, status, error, id_line)
             return
         gateway.connections.add(self)
         wheel = self.wheel
@@ -500,8 +503,8 @@ def _not_taken(transport):
 
 def over_capacity_answer(settings):
     """The 503 a connection beyond ``max_connections`` gets before it is closed: (status, header
-    block, body), built once; each refusal adds its x-request-id."""
+    block, body, the error), built once; each refusal adds its x-request-id."""
     error = TooManyConnections(
         f"the gateway already serves its maximum of {settings.max_connections} connections; retry shortly"
     )
-    return error.status, JSON_HEADER + error.header_block, error_response_body(error)
+    return error.status, JSON_HEADER + error.header_block, error_response_body(error), error

@@ -30,7 +30,8 @@ from front_door_client import (
     chat,
     reply_text,
 )
-from harness import start_proxy
+from harness import start_proxy, wait_until
+from metrics_helpers import scrape
 
 
 @pytest.fixture
@@ -322,3 +323,6 @@ def test_connections_beyond_max_connections_get_503_and_the_others_are_unaffecte
         for client in held:
             client.close()
     assert_healthy(gateway)
+    # Shedding load shows: counted as Alloy's own error, and a line in the access log.
+    assert scrape(gateway.base).total("alloy_errors_total", code="too_many_connections") == 1
+    assert wait_until(lambda: '"error_code":"too_many_connections"' in gateway.stderr, 5), gateway.stderr[-2000:]
