@@ -24,6 +24,16 @@ extensions = [
     # alloy/governance/_gate.pxd; the .py itself is the pure twin (alloy.governance picks).
     Extension("alloy.governance._gate", ["alloy/governance/gate.py"], **COMPILE),
 ]
+# The hot modules of the request path, each compiled under its own name from its .py with the
+# declarations of the .pxd next to it (cdef classes calling each other through their vtables); the
+# .py is its own pure twin (ALLOY_PURE=1: alloy/__init__.py imports the source).
+HOT_MODULES = (
+    "alloy.call",
+    "alloy.relay",
+    "alloy.upstream.connection",
+    "alloy.upstream.pool",
+)
+extensions += [Extension(name, [name.replace(".", "/") + ".py"], **COMPILE) for name in HOT_MODULES]
 
 setup(
     ext_modules=cythonize(

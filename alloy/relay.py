@@ -88,6 +88,17 @@ class Relay:
         """Has any of the answer been written to the client (so no other answer can be given)?"""
         raise NotImplementedError
 
+    # --- the sink interface (alloy.upstream), each relay's own ------------------------------------
+
+    def upstream_events(self, events, last=False):
+        raise NotImplementedError
+
+    def upstream_done(self):
+        raise NotImplementedError
+
+    def upstream_failed(self, error):
+        raise NotImplementedError
+
     def drain(self, seconds, loop):
         """The client left a stream under way: read the rest of the upstream's answer, written
         nowhere, for its usage (which a stream gives last), for at most ``seconds``; then the call
@@ -248,7 +259,7 @@ class PassthroughRelay(Relay):
                 if call.holds(status):
                     self.held_at = monotonic()  # its head's time, should it be the answer after all
                     self.held = list(events)
-                    self.held_bytes = sum(len(event) for event in events[1:])
+                    self.held_bytes = sum(map(len, events[1:]))
                     return
                 call.last_failure_relayed(status)
             call.head_arrived(status)

@@ -22,7 +22,7 @@ log = logging.getLogger("alloy")
 MAX_HEAD_BYTES = 65536  # an upstream response head beyond this is a protocol error (the parser's default)
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection:  # an asyncio protocol (asyncio and uvloop duck-type it)
     def __init__(self, pool, loop):
         self.pool = pool
         self.wheel = pool.wheel

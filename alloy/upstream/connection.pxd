@@ -1,0 +1,38 @@
+# Declarations that compile alloy/upstream/connection.py as alloy.upstream.connection (setup.py).
+cimport cython
+
+from alloy.relay cimport Relay
+from alloy.upstream.pool cimport CorePool
+
+
+@cython.final
+cdef class UpstreamConnection:
+    cdef public CorePool pool
+    cdef public object wheel
+    cdef public object loop
+    cdef public object transport
+    cdef public bint closed
+    cdef public bint forgotten
+    cdef public bint reused
+    cdef public double idle_since
+    cdef public object _request
+    cdef public Relay _sink
+    cdef public object _parser
+    cdef public object _head
+    cdef public bint _received
+    cdef public bint reading_paused
+    cdef public long due
+    cdef public long sent_at
+    cdef public long read_at
+
+    @cython.locals(sink=Relay, done=bint)
+    cpdef data_received(self, data)
+    cpdef send(self, request, Relay sink, bint head_request)
+    cpdef cancel(self)
+    cpdef pause_reading(self)
+    cpdef resume_reading(self)
+    cpdef close(self)
+    @cython.locals(sink=Relay, keep=bint)
+    cpdef _finish(self)
+    @cython.locals(sink=Relay)
+    cpdef _fail(self, error)
