@@ -32,6 +32,9 @@ HOT_MODULES = (
     "alloy.relay",
     "alloy.upstream.connection",
     "alloy.upstream.pool",
+    "alloy.client_connection",
+    "alloy.endpoints",
+    "alloy.pipeline",
 )
 extensions += [Extension(name, [name.replace(".", "/") + ".py"], **COMPILE) for name in HOT_MODULES]
 

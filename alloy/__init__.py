@@ -14,6 +14,9 @@ HOT_MODULES = (
     "alloy.relay",
     "alloy.upstream.connection",
     "alloy.upstream.pool",
+    "alloy.client_connection",
+    "alloy.endpoints",
+    "alloy.pipeline",
 )
 
 if os.environ.get("ALLOY_PURE") == "1":

@@ -1,6 +1,7 @@
 # Declarations that compile alloy/call.py as alloy.call (setup.py).
 cimport cython
 
+from alloy.pipeline cimport Pipeline
 from alloy.relay cimport Relay
 
 
@@ -17,7 +18,7 @@ cdef class Call:
     cdef public object id_line
     cdef public object request_id_line
     cdef public object key
-    cdef public object pipeline
+    cdef public Pipeline pipeline
     cdef public object group
     cdef public object deployment
     cdef public long count

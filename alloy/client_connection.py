@@ -60,8 +60,10 @@ MAX_PIPELINED_BYTES = 1024 * 1024
 BODY_PROGRESS = 16 * 1024
 
 
-class ClientConnection(asyncio.Protocol):
-    lingering = 0  # refused connections in their lingering close, in this process
+LINGERING = [0]  # refused connections in their lingering close, in this process
+
+
+class ClientConnection:  # an asyncio protocol (asyncio and uvloop duck-type it)
 
     __slots__ = (
         "gateway", "transport", "parser", "queue", "queued_bytes", "current", "closing", "continue_sent",
@@ -184,10 +186,10 @@ class ClientConnection(asyncio.Protocol):
         read (and drop) what the client sends until it closes or ``LINGER_SECONDS`` pass. Closing
         with its request unread would make the kernel answer with a reset, which destroys the
         refusal still on its way (RFC 9112 section 9.6)."""
-        if ClientConnection.lingering >= MAX_LINGERING or not transport.can_write_eof():
+        if LINGERING[0] >= MAX_LINGERING or not transport.can_write_eof():
             transport.close()
             return
-        ClientConnection.lingering += 1
+        LINGERING[0] += 1
         transport.write_eof()
         self.linger = asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)
 
@@ -195,7 +197,7 @@ class ClientConnection(asyncio.Protocol):
         if self.linger is not None:
             self.linger.cancel()
             self.linger = None
-            ClientConnection.lingering -= 1
+            LINGERING[0] -= 1
         self.closing = True
         self.gateway.connections.discard(self)
         self.wheel.drop(self)

@@ -1,0 +1,18 @@
+# Declarations that compile alloy/endpoints.py as alloy.endpoints (setup.py).
+cimport cython
+
+from alloy.pipeline cimport Pipeline
+
+
+@cython.final
+cdef class Endpoints:
+    cdef public Pipeline pipeline
+    cdef public object health
+    cdef public object health_head
+    cdef public object metrics
+
+    cpdef dispatch(self, request, connection)
+
+
+cpdef tuple path_and_query(target)
+cpdef normalized(path)
