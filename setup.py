@@ -34,7 +34,12 @@ HOT_MODULES = (
     "alloy.upstream.pool",
     "alloy.client_connection",
     "alloy.endpoints",
+    "alloy.paths",
     "alloy.pipeline",
+    "alloy.balancer",
+    "alloy.routing",
+    "alloy.auth",
+    "alloy.sending",
 )
 extensions += [Extension(name, [name.replace(".", "/") + ".py"], **COMPILE) for name in HOT_MODULES]
 

@@ -16,7 +16,12 @@ HOT_MODULES = (
     "alloy.upstream.pool",
     "alloy.client_connection",
     "alloy.endpoints",
+    "alloy.paths",
     "alloy.pipeline",
+    "alloy.balancer",
+    "alloy.routing",
+    "alloy.auth",
+    "alloy.sending",
 )
 
 if os.environ.get("ALLOY_PURE") == "1":

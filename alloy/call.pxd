@@ -1,7 +1,8 @@
 # Declarations that compile alloy/call.py as alloy.call (setup.py).
 cimport cython
 
-from alloy.pipeline cimport Pipeline
+from alloy.balancer cimport Deployment, ModelGroup
+
 from alloy.relay cimport Relay
 
 
@@ -18,9 +19,9 @@ cdef class Call:
     cdef public object id_line
     cdef public object request_id_line
     cdef public object key
-    cdef public Pipeline pipeline
-    cdef public object group
-    cdef public object deployment
+    cdef public object pipeline  # not typed: a cimport of alloy.pipeline here would import it (and its imports) whenever alloy.call is
+    cdef public ModelGroup group
+    cdef public Deployment deployment
     cdef public long count
     cdef public Relay relay
     cdef public object attempts
@@ -41,8 +42,9 @@ cdef class Call:
     cdef public object recording
     cdef public object trace
 
+    @cython.locals(group=ModelGroup, deployment=Deployment)
     cpdef start(self)
-    cpdef begin(self, deployment)
+    cpdef begin(self, Deployment deployment)
     cpdef retries_spent(self, status)
     cpdef head_arrived(self, long status)
     cpdef succeeded(self, tail=*)

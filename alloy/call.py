@@ -22,7 +22,7 @@ from alloy.balancer import HEALTHY
 from alloy.core import find_usage
 from alloy.errors import AlloyError, InternalError, NestedTooDeeply, UpstreamTimeout, too_deep_to_write
 from alloy.headers import RETRIES_SPENT, SDK_RETRIED
-from alloy.upstream import sweep_ticks
+from alloy.timing_wheel import sweep_ticks
 
 log = logging.getLogger("alloy")
 

@@ -13,6 +13,3 @@ cdef class Endpoints:
 
     cpdef dispatch(self, request, connection)
 
-
-cpdef tuple path_and_query(target)
-cpdef normalized(path)

@@ -1,16 +1,18 @@
 # Declarations that compile alloy/pipeline.py as alloy.pipeline (setup.py).
 cimport cython
 
+from alloy.auth cimport MasterKey
 from alloy.call cimport Call
+from alloy.routing cimport Routes
 
 
 @cython.final
 cdef class Pipeline:
     cdef public object loop
     cdef public object router
-    cdef public object keys
+    cdef public MasterKey keys
     cdef public object messages
-    cdef public object routes
+    cdef public Routes routes
     cdef public object responses
     cdef public object passthrough_allowed
     cdef public RequestIds request_ids

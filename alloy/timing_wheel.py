@@ -21,6 +21,8 @@ Theory of operation
 A member has a ``due`` field (the sweep it is filed for; 0: not filed) and an ``on_due(now)`` method.
 """
 
+import math
+
 
 class TimingWheel:
     __slots__ = ("now", "buckets")
@@ -85,6 +87,13 @@ class TimingWheel:
     def filed(self):
         """How many members are filed (for tests and benchmarks)."""
         return sum(map(len, self.buckets.values()))
+
+
+def sweep_ticks(seconds):
+    """How many ticks of the once-a-second sweep make sure at least ``seconds`` have passed: the
+    first tick comes anywhere within a second of the start, so a limit fires between ``seconds``
+    and ``seconds + 1`` after it."""
+    return math.ceil(seconds) + 1
 
 
 def sweeps(seconds):

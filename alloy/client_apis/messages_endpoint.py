@@ -36,7 +36,7 @@ from alloy.balancer import ModelGroup
 from alloy.call import Call
 from alloy.client_apis import on_first_use
 from alloy.core import scan_body
-from alloy.endpoints import path_and_query
+from alloy.paths import path_and_query
 from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, ModelNotFound, NestedTooDeeply, too_deep_to_write, unreadable_json
 from alloy.headers import JSON_HEADER
 from alloy.prebuilt import Prebuilt

@@ -24,7 +24,7 @@ INFO. The access log does not depend on the log level.
 import logging
 
 from alloy.auth import MasterKey
-from alloy.endpoints import origin_form, path_and_query
+from alloy.paths import origin_form, path_and_query
 from alloy.errors import AlloyError, MethodNotAllowed, NotFound
 from alloy.observability.access_log import AccessLog, LogWriter
 from alloy.observability.metrics import Metrics

@@ -26,14 +26,10 @@ from dataclasses import dataclass, field
 
 from alloy.core import frame_request_head
 from alloy.errors import UpstreamTimeout
+from alloy.timing_wheel import sweep_ticks  # noqa: F401 - (a leaf module: the compiled call imports it early)
 from alloy.upstream.pool import CorePool, Origin
 
 
-def sweep_ticks(seconds):
-    """How many ticks of the once-a-second sweep make sure at least ``seconds`` have passed: the
-    first tick comes anywhere within a second of the start, so a limit fires between ``seconds``
-    and ``seconds + 1`` after it."""
-    return math.ceil(seconds) + 1
 
 
 @dataclass(slots=True, frozen=True)
