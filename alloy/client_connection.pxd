@@ -11,7 +11,7 @@ cdef class ClientConnection:
     cdef public object parser
     cdef public object queue
     cdef public Py_ssize_t queued_bytes
-    cdef public Call current
+    cdef public object current  # a Call, or what stands for one (alloy.cache Clearing)
     cdef public bint closing
     cdef public bint continue_sent
     cdef public object wheel
