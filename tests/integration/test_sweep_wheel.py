@@ -15,6 +15,7 @@ from dataclasses import replace
 import pytest
 
 from alloy import config as alloy_config
+from alloy.relay import Relay
 from alloy.server import Gateway
 from alloy.upstream import Timeouts, UpstreamRequest
 from alloy.upstream.connection import UpstreamConnection
@@ -128,7 +129,10 @@ def test_an_upstream_connection_is_looked_at_only_when_its_response_limit_can_fa
     pool.release(upstream)
     failures = []
 
-    class Sink:
+    class Sink(Relay):  # what the pool writes to is a Relay (typed as one in the compiled build)
+        def __init__(self):
+            pass
+
         def upstream_events(self, events, last):
             pass
 
