@@ -8,6 +8,7 @@ test fail, never skip: set ``ALLOY_PURE=1`` to run the pure twin alone on purpos
 
 import importlib
 import os
+import pathlib
 
 import pytest
 
@@ -28,3 +29,29 @@ def core(request):
             "`python setup.py build_ext --inplace`, or set ALLOY_PURE=1 to test the pure twin only",
             pytrace=False,
         )
+
+
+def pytest_sessionstart(session):
+    """In a checkout, Python imports a module's build (.so) before its source: a source edited after
+    ``python setup.py build_ext --inplace`` would be silently ignored by every compiled test."""
+    if PURE_ONLY:
+        return
+    import alloy
+
+    package = pathlib.Path(alloy.__file__).parent
+    if not (package.parent / "setup.py").is_file():
+        return  # an installed package: its build is its source's
+    built_from = {"alloy._core": ["_core.pyx", *(p.name for p in package.glob("_core_*.pxi"))],
+                  "alloy.governance._gate": ["governance/gate.py", "governance/_gate.pxd"]}  # fmt: skip
+    for name in alloy.HOT_MODULES:
+        path = name.removeprefix("alloy.").replace(".", "/")
+        built_from[name] = [path + ".py", path + ".pxd"]
+    stale = []
+    for name, sources in built_from.items():
+        stem = package / name.removeprefix("alloy.").replace(".", "/")
+        builds = list(stem.parent.glob(stem.name + ".*.so"))
+        newest = max(os.path.getmtime(package / source) for source in sources if (package / source).is_file())
+        if builds and newest > max(os.path.getmtime(build) for build in builds):
+            stale.append(name)
+    if stale:
+        pytest.exit(f"rebuild first (python setup.py build_ext --inplace): {', '.join(stale)} changed after the build", returncode=2)

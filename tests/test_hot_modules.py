@@ -1,0 +1,47 @@
+"""The request path's hot modules, each compiled from its own .py with the .pxd next to it (setup.py)
+and that .py its own pure twin (``ALLOY_PURE=1``: ``alloy/__init__.py`` imports the source). Every
+other test runs on whichever build the run selected; these check the selection itself."""
+
+import ast
+import importlib
+import pathlib
+
+import pytest
+
+import alloy
+import alloy.core
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_setup_py_builds_exactly_the_modules_the_package_names_hot():
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    built = next(
+        ast.literal_eval(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "HOT_MODULES" for t in node.targets)
+    )
+    assert tuple(built) == alloy.HOT_MODULES
+    for name in alloy.HOT_MODULES:  # each has its declarations next to its source
+        assert (ROOT / (name.replace(".", "/") + ".pxd")).is_file(), name
+
+
+@pytest.mark.parametrize("name", alloy.HOT_MODULES)
+def test_each_hot_module_is_compiled_exactly_when_the_core_is(name):
+    module = importlib.import_module(name)
+    if alloy.core.IMPLEMENTATION == "compiled":
+        assert module.__file__.endswith(".so"), module.__file__  # an install without it fails here
+    else:
+        assert module.__file__.endswith(".py"), module.__file__
+
+
+@pytest.mark.skipif(alloy.core.IMPLEMENTATION != "compiled", reason="the compiled build's classes")
+def test_the_hot_classes_are_extension_types():
+    from alloy.call import Call
+    from alloy.client_connection import ClientConnection
+    from alloy.relay import PassthroughRelay
+    from alloy.upstream.connection import UpstreamConnection
+
+    for cls in (Call, ClientConnection, PassthroughRelay, UpstreamConnection):
+        with pytest.raises((AttributeError, TypeError)):
+            cls.not_a_field = 1  # an extension type: its fields are C slots, its methods in a vtable
