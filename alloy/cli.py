@@ -9,6 +9,7 @@
 """
 
 import logging
+import signal
 import sys
 from collections import namedtuple
 from types import SimpleNamespace
@@ -106,6 +107,9 @@ def main(argv=None):
 
         raise SystemExit(commands.main(argv))
     args = gateway_arguments(argv)
+    # A SIGHUP before the reload handler exists (the process starting, its config loading) would
+    # end it: ignored until then (the server and the supervisor install their own).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     refused = check_workers(args.workers)
     if refused:
         print(f"alloy: {refused}", file=sys.stderr)

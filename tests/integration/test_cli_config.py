@@ -4,6 +4,7 @@ the key, never printing a secret), and the zero-config paths (built-in mock; env
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -317,3 +318,24 @@ def test_config_file_secret_from_environment_is_used_not_printed(start_mock, sta
     assert completion.choices[0].message.content == "echo: ok"
     assert mock.requests()[0]["headers"]["authorization"] == "Bearer sk-from-env-5150"
     assert "sk-from-env-5150" not in gateway.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_sighup_while_the_gateway_starts_does_not_end_it(workers):
+    # A config-management tool that reloads on every change may send SIGHUP just as the gateway
+    # starts: before the reload handler exists, SIGHUP's default action ended the process.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "alloy", "--host", "127.0.0.1", "--port", "0", "--workers", workers],
+        env=gateway_env(), cwd=RUN_DIR, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(0.05)
+        process.send_signal(signal.SIGHUP)
+        started = time.monotonic()
+        line = ""
+        while "listening on" not in line and time.monotonic() - started < 15 and process.poll() is None:
+            line = process.stderr.readline()
+        assert "listening on" in line, f"ended with {process.poll()}"
+    finally:
+        process.terminate()
+        process.wait(10)
