@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from alloy.config import load
 from alloy.server import Gateway, is_loopback
+from alloy.urls import http_url
 
 
 def _shown(url):
@@ -31,7 +32,7 @@ def report(config):
     finally:
         loop.close()
     server = config.server
-    lines = [f"listen: http://{server.host}:{server.port}", f"master key: {'set' if server.master_key else 'not set'}"]
+    lines = [f"listen: {http_url(server.host, server.port)}", f"master key: {'set' if server.master_key else 'not set'}"]
     warnings = []
     if server.master_key is None and not is_loopback(server.host):
         warnings.append(f"listening on {server.host} without a master key: anyone who can reach it spends the provider keys")

@@ -36,6 +36,7 @@ from alloy.pipeline import Pipeline
 from alloy.relay import drains_under_way
 from alloy.timing_wheel import TimingWheel
 from alloy.upstream import open_upstream
+from alloy.urls import http_url
 
 
 
@@ -212,9 +213,9 @@ async def serve(config, reuse_port=False, ready=None):
     host, port = sock.getsockname()[:2]
     if ready is None:
         warn_if_open(settings)
-        say(f"alloy listening on http://{host}:{port} (core: {core.IMPLEMENTATION})")
+        say(f"alloy listening on {http_url(host, port)} (core: {core.IMPLEMENTATION})")
         if metrics_address is not None:
-            say(f"alloy: metrics served at http://{metrics_address[0]}:{metrics_address[1]}/metrics")
+            say(f"alloy: metrics served at {http_url(*metrics_address[:2])}/metrics")
     else:  # a worker: its supervisor announces the address, once, when every worker is ready
         ready()
 

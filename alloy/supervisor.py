@@ -32,6 +32,7 @@ from dataclasses import replace
 from alloy import core, server
 from alloy.config import ConfigError, load
 from alloy.server import say
+from alloy.urls import http_url
 
 # ctypes, select, the shared directories and the governance counters are imported where the
 # supervisor uses them (~1.5 MB), and a lone gateway (--workers 1, the default) does not import
@@ -251,11 +252,11 @@ class Supervisor:
                 server.warn_if_open(self.config.server)
                 host, port = self.listener.getsockname()[:2]
                 workers = " ".join(str(pid) for pid in self.workers)
-                say(f"alloy listening on http://{host}:{port} (workers: {self.count}, core: {core.IMPLEMENTATION})")
+                say(f"alloy listening on {http_url(host, port)} (workers: {self.count}, core: {core.IMPLEMENTATION})")
                 say(f"alloy: worker pids {workers}")
                 if self.metrics_listener is not None:
                     metrics = self.config.metrics
-                    say(f"alloy: metrics served at http://{metrics.host}:{metrics.port}/metrics")
+                    say(f"alloy: metrics served at {http_url(metrics.host, metrics.port)}/metrics")
 
     def reap(self):
         while True:

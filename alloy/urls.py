@@ -54,3 +54,9 @@ def split_url(url):
     if port and not (port.isascii() and port.isdigit() and int(port) <= 65535):
         raise ValueError(f"invalid port {port!r}")
     return URL(scheme.lower(), host.lower(), int(port) if port else None, path)
+
+
+def http_url(host, port):
+    """The http URL of ``host:port`` as a client types it (an IPv6 address in brackets, RFC 3986
+    section 3.2.2): what the gateway announces."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 
 import openai
 import pytest
@@ -336,6 +337,23 @@ def test_a_sighup_while_the_gateway_starts_does_not_end_it(workers):
         while "listening on" not in line and time.monotonic() - started < 15 and process.poll() is None:
             line = process.stderr.readline()
         assert "listening on" in line, f"ended with {process.poll()}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_an_ipv6_address_is_announced_as_a_url_a_client_can_use():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "alloy", "--host", "::1", "--port", "0"], env=gateway_env(), cwd=RUN_DIR, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        line = process.stderr.readline()
+        while line and "listening on" not in line:
+            line = process.stderr.readline()
+        found = re.search(r"listening on (http://\S+)", line)
+        assert found and re.fullmatch(r"http://\[::1\]:\d+", found.group(1)), line
+        with urllib.request.urlopen(found.group(1) + "/health", timeout=5) as answer:  # as curl would use it
+            assert answer.status == 200
     finally:
         process.terminate()
         process.wait(10)
