@@ -117,7 +117,9 @@ class Observability:
             pipeline.tracing = self.tracing
             pipeline.listeners.append(self.tracing.record)
         if config.log.access:
-            self.access_log = AccessLog(config.log, LogWriter(config.log.path), self.loop)
+            writer = LogWriter(config.log.path)
+            writer.check()  # a path that cannot be written is said at start
+            self.access_log = AccessLog(config.log, writer, self.loop)
             pipeline.listeners.append(self.access_log.record)
         if config.metrics.enabled:
             names = [name for model in config.models for name in (model.name, *model.aliases)]

@@ -31,6 +31,7 @@ A line's fields (absent when they do not apply):
     error, error_code                  Alloy's own error, when that was the answer (OpenAI type, code)
 """
 
+import logging
 import os
 import stat
 import sys
@@ -46,6 +47,8 @@ from alloy.usage import reported_counts
 FLUSH_LINES = 256  # a flush comes sooner when this many lines wait: the loop pauses ~0.5 ms, not 20
 MAX_PENDING_BYTES = 8 * 1024 * 1024  # lines waiting for the writer; past this they are dropped
 PIPE_CHUNK = 4096  # PIPE_BUF: a write this small to a pipe is never interleaved with another's
+
+log = logging.getLogger("alloy")
 
 
 class AccessLog:
@@ -188,6 +191,7 @@ class LogWriter:
         self.fd = None
         self.inode = None
         self.regular = False
+        self.failing = False  # the last write failed: said once in the gateway's log until one succeeds
         self.handoff = Handoff("alloy-access-log", self._write, max_bytes=MAX_PENDING_BYTES, on_stop=self._close_file)
         self.submit = self.handoff.submit  # (block, lines), from the event loop
         self.drop = self.handoff.drop
@@ -212,19 +216,38 @@ class LogWriter:
             except OSError:
                 pass
 
+    def check(self):
+        """At start: a file that cannot be opened is said at once, not at the first request."""
+        if self.target not in ("stderr", "stdout"):
+            try:
+                os.close(os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            except OSError as error:
+                self._failed(error)
+
     def _write(self, block):
-        fd = self._descriptor()
-        if fd is None:
-            return False
         try:
+            fd = self._descriptor()
             if self.regular:
                 _write_all(fd, block)
             else:  # a pipe or a terminal: whole lines, at most PIPE_BUF at a time
                 for piece in _pieces(block):
                     _write_all(fd, piece)
-        except (OSError, ValueError):
+        except (OSError, ValueError) as error:
+            self._failed(error)
             return False
+        if self.failing:
+            self.failing = False
+            log.warning("alloy: the access log is written to %s again", self.target)
         return True
+
+    def _failed(self, error):
+        if not self.failing:
+            self.failing = True
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            log.warning(
+                "alloy: the access log cannot be written to %s (%s): its lines are dropped (and counted in "
+                "alloy_access_log_dropped_total) until it can", self.target, reason,
+            )  # fmt: skip
 
     def _descriptor(self):
         target = self.target
@@ -234,8 +257,8 @@ class LogWriter:
                 try:
                     self.fd = stream.fileno()
                     self.regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
-                except (AttributeError, OSError, ValueError):
-                    return None
+                except AttributeError:
+                    raise ValueError(f"no {target} to write to") from None
             return self.fd
         try:
             inode = os.stat(target).st_ino
@@ -253,7 +276,7 @@ class LogWriter:
                 info = os.fstat(self.fd)
             except OSError:
                 self.fd = None
-                return None
+                raise
             self.inode = info.st_ino
             self.regular = stat.S_ISREG(info.st_mode)
         return self.fd

@@ -255,6 +255,19 @@ def test_a_log_that_cannot_be_written_drops_lines_and_fails_no_request(start_gat
     assert post(gateway, chat())[0] == 200
     assert gateway.popen.poll() is None
     assert_no_crash_logged(gateway)
+    # The operator is told, once, not left to find a counter (at start for a path it cannot open).
+    assert wait_until(lambda: f"the access log cannot be written to {path}" in gateway.stderr, 5), gateway.stderr
+    assert gateway.stderr.count("the access log cannot be written") == 1
+
+
+def test_a_log_directory_created_after_the_start_is_written_to_and_said_so(start_gateway, mock, tmp_path):
+    path = tmp_path / "later" / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{path}"')
+    assert f"the access log cannot be written to {path} (No such file or directory)" in gateway.stderr
+    path.parent.mkdir()
+    assert post(gateway, chat())[0] == 200
+    assert len(lines_of(path, 1)) == 1
+    assert wait_until(lambda: f"the access log is written to {path} again" in gateway.stderr, 5), gateway.stderr
 
 
 def test_a_closed_stderr_never_breaks_a_request(mock, tmp_path):
