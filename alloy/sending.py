@@ -37,8 +37,10 @@ from alloy.upstream import UpstreamRequest
 
 # The endpoints whose streams report usage only when asked (stream_options.include_usage).
 STREAM_USAGE_ENDPOINTS = frozenset(("chat/completions", "completions"))
-# Replaced by Alloy's own when tracing is on (alloy.observability.tracing).
+# Replaced by Alloy's own when tracing is on (alloy.observability.tracing); in a trace Alloy started,
+# the client's tracestate too (W3C Trace Context: it belongs to the traceparent it came with).
 TRACE_HEADERS = frozenset((b"traceparent",))
+NEW_TRACE_HEADERS = frozenset((b"traceparent", b"tracestate"))
 
 
 class ForwardingPolicy:
@@ -119,7 +121,8 @@ class PassthroughProvider:
         if trace is None:
             forwarded = self.forwarding.request_lines(request)
         else:  # the upstream's parent span is this attempt's, not the client's
-            forwarded = self.forwarding.lines(request.headers, TRACE_HEADERS) + trace.attempt_line(call.sent_at)
+            replaced = TRACE_HEADERS if trace.parent_id is not None else NEW_TRACE_HEADERS
+            forwarded = self.forwarding.lines(request.headers, replaced) + trace.attempt_line(call.sent_at)
         upstream_request = UpstreamRequest(
             request.method,
             target,
@@ -169,7 +172,7 @@ class TranslatedProvider:
         forwarding = self.forwarding
         trace = call.trace
         if trace is not None:  # the upstream's parent span is this attempt's, not the client's
-            skip |= TRACE_HEADERS
+            skip |= TRACE_HEADERS if trace.parent_id is not None else NEW_TRACE_HEADERS
         lines = [self.host_line, forwarding.configured_lines, forwarding.lines(request.headers, skip), call.request_id_line]
         if trace is not None:
             lines.append(trace.attempt_line(call.sent_at))

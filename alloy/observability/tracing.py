@@ -5,7 +5,8 @@ With ``[tracing] enabled = true``:
 - **Continue or start.** A request's ``traceparent`` (W3C Trace Context, version 00) makes Alloy's
   server span a child of the client's span, in the client's trace. A request without one (or with
   one that does not parse: it is then ignored, never forwarded) starts a new trace, unless
-  ``start = false``. ``tracestate`` travels on untouched.
+  ``start = false``. ``tracestate`` travels on untouched with a continued trace, and is dropped
+  with a new one (W3C Trace Context: vendor state belongs to the traceparent it came with).
 - **Propagate.** Each upstream attempt is a client span, child of the server span; the upstream
   receives ``traceparent: 00-<trace>-<attempt span>-<flags>``, so the provider's own tracing (or a
   local model server's) continues the same trace. The client's ``traceparent`` is not forwarded.

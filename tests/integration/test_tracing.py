@@ -129,10 +129,13 @@ def test_a_client_trace_is_continued_upstream_and_exported(start_gateway, mock, 
 
 def test_a_request_without_a_trace_starts_one(start_gateway, mock, collector):
     gateway = traced_gateway(start_gateway, mock, collector)
-    ask(gateway)
-    ask(gateway, {"traceparent": "00-not-a-valid-header-01"})  # malformed: ignored, never forwarded
+    ask(gateway, {"tracestate": "rojo=1"})
+    ask(gateway, {"traceparent": "00-not-a-valid-header-01", "tracestate": "rojo=1"})  # malformed: ignored, never forwarded
     first, second = (TRACEPARENT.match(r["headers"]["traceparent"]) for r in mock.requests()[-2:])
     assert first and second and first.group(1) != second.group(1)
+    # a tracestate belongs to the trace its traceparent names: with a new trace it is dropped (W3C
+    # Trace Context, 3.3.1: without a valid traceparent the vendor state must be discarded)
+    assert [r["headers"].get("tracestate") for r in mock.requests()[-2:]] == [None, None]
     assert wait_until(lambda: len(collector.spans()) >= 4, 5)
     roots = [span for span in collector.spans() if span["kind"] == 2]
     assert len(roots) == 2 and all("parentSpanId" not in span for span in roots)
