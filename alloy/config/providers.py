@@ -3,6 +3,7 @@ and timeouts; and zero-config, which enables every provider whose key is in the 
 the file configures none.
 """
 
+import importlib.util
 from dataclasses import dataclass, field
 
 from alloy.config.reading import _check_base_url, _check_header_value, _is_token, _Section, clean_secret
@@ -79,6 +80,9 @@ def _load_provider(source, name, table, env):
     # (a local server of kind openai must not be sent OPENAI_API_KEY because the shell holds it).
     if api_key is None and name == kind and preset.key_env and env.get(preset.key_env, "").strip():
         api_key = clean_secret(env[preset.key_env], f"environment variable {preset.key_env}")
+    http2 = section.get("http2", bool, False)
+    if http2 and client == "httpx" and importlib.util.find_spec("h2") is None:
+        section._fail("http2", "needs the h2 package (pip install 'httpx[http2]')")
     api_version = section.get("api_version", str)
     if api_version is not None and not _is_query_value(api_version):
         section._fail("api_version", f"expected letters, digits, '-', '.' and '_' only, got {api_version!r}")
@@ -96,7 +100,7 @@ def _load_provider(source, name, table, env):
         stream_idle_timeout=section.positive("stream_idle_timeout", float, first_byte_timeout),
         total_timeout=section.at_least_zero("total_timeout", float, 0.0),
         max_connections=section.positive("max_connections", int, 512),
-        http2=section.get("http2", bool, False),
+        http2=http2,
         families=preset.families,
         max_queued=section.at_least_zero("max_queued", int, 1024),
         pool_idle_timeout=section.positive("pool_idle_timeout", float, 50.0),

@@ -2,6 +2,7 @@
 the key, never printing a secret), and the zero-config paths (built-in mock; environment only).
 """
 
+import importlib.util
 import os
 import re
 import signal
@@ -357,3 +358,15 @@ def test_an_ipv6_address_is_announced_as_a_url_a_client_can_use():
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_http2_without_the_h2_package_is_refused_with_a_message(tmp_path):
+    pytest.importorskip("httpx")
+    if importlib.util.find_spec("h2") is not None:
+        pytest.skip("h2 is installed here: HTTP/2 works")
+    path = tmp_path / "alloy.toml"
+    path.write_text(VALID_PROVIDER + 'client = "httpx"\nhttp2 = true\n')
+    for command in (("--port", "0", "--config", str(path)), ("check", "--config", str(path))):
+        result, _ = run_alloy(*command, env=SECRETS)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "providers.openai.http2" in result.stderr and "httpx[http2]" in result.stderr
