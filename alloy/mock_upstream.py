@@ -343,6 +343,14 @@ def parse_fault(spec):
     return fault
 
 
+def port_number(text):
+    """A --port value: 0 to 65535 (the socket layer takes a larger one modulo 65536)."""
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise ValueError(text)
+    return port
+
+
 def retry_after(value):
     """True for a valid Retry-After value: delay seconds or an HTTP date (RFC 9110 section 10.2.3)."""
     if value.isdigit():
@@ -545,7 +553,7 @@ def arguments():
 
     parser = argparse.ArgumentParser(prog="alloy mock-upstream", description="An offline OpenAI-compatible fake LLM.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=9000, help="port to listen on; 0 picks a free one (default 9000)")
+    parser.add_argument("--port", type=port_number, default=9000, help="port to listen on; 0 picks a free one (default 9000)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before the first byte of every answer")
     parser.add_argument("--jitter", type=float, default=0.0, help="latency spread, a fraction (0.2 = +-20%%)")
     parser.add_argument("--tokens-per-second", type=float, default=0.0, help="stream pacing (default 0: no pacing)")

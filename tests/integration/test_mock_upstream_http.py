@@ -11,6 +11,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import httpx
@@ -112,3 +114,10 @@ def test_sigterm_exits_zero_with_one_listening_line(start_upstream):
         assert mock.popen.wait(10) == 0
     listening = f"alloy mock-upstream listening on http://127.0.0.1:{mock.port}\n"
     assert [line for line in mock.lines if line.strip()] == [listening]
+
+
+@pytest.mark.parametrize("port", ["65536", "99999", "-1"])
+def test_a_port_out_of_range_is_refused(port):
+    # The socket layer takes a port modulo 65536: --port 99999 listened on 34463, unannounced.
+    result = subprocess.run([sys.executable, "-m", "alloy", "mock-upstream", "--port", port], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2 and "--port" in result.stderr and "listening" not in result.stderr, result.stderr
