@@ -93,6 +93,11 @@ def _load_model(source, index, table, provider_names):
             _load_deployment(source, f"{where}.deployments[{i}]", item, name, provider_names)
             for i, item in enumerate(listed)
         )
+        seen = {}
+        for i, deployment in enumerate(deployments):  # one breaker, one metrics series each
+            first = seen.setdefault((deployment.provider, deployment.model), i)
+            if first != i:
+                section._fail(f"deployments[{i}]", f"the same provider and model as deployments[{first}]")
     else:
         # The short form: one deployment, given by provider and model.
         single = {key: table[key] for key in ("provider", "model") if key in table}
