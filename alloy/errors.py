@@ -173,6 +173,15 @@ class ServiceUnavailable(AlloyError):
     code = "service_unavailable"
 
 
+class LoopDetected(AlloyError):
+    """A request that came back to the gateway that sent it upstream (RFC 5842's 508): a provider's
+    base_url points at the gateway itself, and each pass would send it around once more."""
+
+    status = 508
+    type = "server_error"
+    code = "loop_detected"
+
+
 class TooManyConnections(ServiceUnavailable):
     code = "too_many_connections"
     header_block = b"retry-after: 1\r\n"

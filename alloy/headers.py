@@ -118,5 +118,6 @@ STATUS_REASONS = {
     503: b"Service Unavailable",
     504: b"Gateway Timeout",
     505: b"HTTP Version Not Supported",
+    508: b"Loop Detected",
     529: b"Site Overloaded",
 }

@@ -30,7 +30,7 @@ from alloy.call import Call
 from alloy.client_apis.messages_endpoint import MESSAGES_PATHS, MessagesEndpoint
 from alloy.client_apis.responses_endpoint import RESPONSES, RESPONSES_PREFIX, ResponsesEndpoint
 from alloy.core import scan_body
-from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound, ServiceUnavailable
+from alloy.errors import AlloyError, InvalidRequest, LoopDetected, MethodNotAllowed, NotFound, ServiceUnavailable
 from alloy.governance import governance_for, watch_for_database
 from alloy.passthrough import AllowList
 from alloy.routing import MODEL_BEARING, Routes, json_model_scan
@@ -95,6 +95,12 @@ class Pipeline:
         """One authenticated-or-refused ``/v1/`` request through the stages. Returns a ``Prebuilt``
         answer, or None when a call now owns the answer."""
         arrived = monotonic()  # the gateway's time for this request counts from here
+        given = request.headers.get(b"x-request-id")  # its own id, sent upstream: the request looped
+        if given is not None and given.startswith(self.request_ids.prefix + b"-"):
+            raise LoopDetected(
+                f"this request came back to the gateway that sent it upstream (x-request-id {given.decode()}): "
+                "a provider's base_url points at this gateway"
+            )
         if path in MESSAGES_PATHS:  # Anthropic Messages: the same stages, answered in its shape
             return self.messages.handle(request, path, query, connection)
         if path == RESPONSES or path.startswith(RESPONSES_PREFIX):  # the OpenAI Responses API

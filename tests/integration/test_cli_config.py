@@ -374,3 +374,19 @@ def test_http2_without_the_h2_package_is_refused_with_a_message(tmp_path):
         result, _ = run_alloy(*command, env=SECRETS)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert "providers.openai.http2" in result.stderr and "httpx[http2]" in result.stderr
+
+
+def test_a_provider_pointing_at_the_gateway_itself_is_a_508_not_a_loop(start_gateway):
+    # One shell's OPENAI_BASE_URL meant for the clients, read by the gateway too: each request
+    # went around again (717 nested calls, one x-request-id) until the client gave up.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gateway = start_gateway(args=["--port", str(port)], env={"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"})
+    client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="x", max_retries=0, timeout=10)
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == 508 and caught.value.body["code"] == "loop_detected"
+    assert "base_url points at this gateway" in caught.value.message
+    assert time.monotonic() - started < 5
