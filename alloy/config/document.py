@@ -74,7 +74,7 @@ def load(path=None, env=None, **server_overrides):
     if not providers:
         # Zero-config: the environment alone enables every provider whose key it holds.
         providers = _zero_config_providers(env)
-    names = [p.name for p in providers]
+    names = {p.name: p.kind for p in providers}  # in the order given: the first is the default
     router = _load_router(source, root.get("router", dict, {}))
     passthrough = _load_passthrough(source, root.get("passthrough", dict, {}))
     models = [_load_model(source, i, table, names) for i, table in enumerate(root.get("models", list, []))]
@@ -83,7 +83,7 @@ def load(path=None, env=None, **server_overrides):
     for pattern, provider in wildcard_table.items():
         if provider not in names:
             raise ConfigError(f"{source}: wildcards.{pattern}: no provider named {provider!r}")
-    default = root.get("default_provider", str, names[0] if names else None)
+    default = root.get("default_provider", str, next(iter(names), None))
     if default is not None and default not in names:
         raise ConfigError(f"{source}: default_provider: no provider named {default!r}")
     metrics = _load_metrics(source, root.get("metrics", dict, {}))

@@ -12,6 +12,9 @@ from alloy.config.reading import ConfigError, _Section
 from alloy.config.router import STRATEGIES
 from alloy.core import scan_body
 from alloy.errors import InvalidRequest
+from alloy.providers.types import path_segment
+
+PATH_KINDS = ("azure", "gemini")  # providers whose URL path names the model (a deployment, a model)
 
 
 def _requestable(section, key, names):
@@ -60,13 +63,20 @@ class ModelSettings:
 
 
 def _load_deployment(source, where, table, name, provider_names):
+    """``provider_names``: each provider's name and kind."""
     section = _Section(source, where, table)
     provider = section.get("provider", str)
     if provider not in provider_names:
         section._fail("provider", f"no provider named {provider!r}")
+    model = section.get("model", str, name) or name
+    if provider_names[provider] in PATH_KINDS:  # the model is a segment of every request's path
+        try:
+            path_segment(model.removeprefix("models/"))
+        except InvalidRequest:
+            section._fail("model", f"{model!r} cannot name a {provider_names[provider]} deployment: use letters, digits, '-', '_', '.' or ':'")
     deployment = DeploymentSettings(
         provider=provider,
-        model=section.get("model", str, name) or name,
+        model=model,
         weight=section.positive("weight", float, 1.0),
         max_inflight=section.at_least_zero("max_inflight", int, 0),
         rpm=section.at_least_zero("rpm", int, 0),

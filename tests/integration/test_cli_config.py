@@ -167,6 +167,11 @@ BAD_CONFIGS = {
     "api_version_outside_a_query": (VALID_PROVIDER + 'api_version = "2024 10&x=1#"\n', ["providers.openai.api_version"]),
     "a_framing_header": (VALID_PROVIDER + 'headers = { "Content-Length" = "5" }\n', ["providers.openai.headers", "Content-Length"]),
     "a_credential_header": (VALID_PROVIDER + 'headers = { "Authorization" = "Bearer X" }\n', ["providers.openai.headers", "Authorization", "api_key"]),
+    "an_azure_deployment_no_url_can_name": (
+        VALID_PROVIDER + '\n[providers.az]\nkind = "azure"\nbase_url = "http://127.0.0.1:9"\napi_key = "x"\n'
+        '\n[[models]]\nname = "m"\nprovider = "az"\nmodel = "gpt4o prod"\n',
+        ["models[0].model", "gpt4o prod", "azure"],
+    ),
     "a_deployment_twice": (
         VALID_PROVIDER + '\n[[models]]\nname = "m"\ndeployments = [{ provider = "openai", model = "x" }, { provider = "openai", model = "x", weight = 2 }]\n',
         ["models[0].deployments[1]", "deployments[0]"],
