@@ -258,6 +258,11 @@ class ClientConnection:  # an asyncio protocol (asyncio and uvloop duck-type it)
             if cors is not None:
                 data = cors.added_to(answer, data, request.headers)  # a browser's (alloy.cors)
             self.transport.write(data)
+            if answer.status < 400 and gateway.refused is not None and request.target.startswith(b"/v1/"):
+                # The gateway's own answer to a /v1/ request (the model listing, a token count):
+                # counted and logged as its refusals are (reported where they are made), or the
+                # endpoint would show its 404s alone.
+                gateway.refused(request, self, answer.status, None)
             if not keep:
                 self.close()
         # else: a call now owns the answer and calls ``answer_finished``

@@ -418,3 +418,23 @@ def test_a_refusal_is_logged_under_the_path_the_routes_saw(start_gateway, mock, 
     assert [(line["request_id"], line["path"], line["status"]) for line in lines] == [
         ("refused-0", "/v1/chat/completions", 401), ("refused-1", "/v1/chat/completions", 401),
     ]
+
+
+def test_a_models_listing_the_gateway_answers_is_logged_and_counted(start_gateway, mock, tmp_path):
+    # /v1/models with [[models]] is answered by the gateway itself: its 200s were neither logged
+    # nor counted while its 404s were, so a dashboard showed the endpoint failing every time.
+    log = tmp_path / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{log}"')
+    for target, status in (("/v1/models", 200), ("/v1/models/fast", 200), ("/v1/models/nothing", 404)):
+        connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+        connection.request("GET", target)
+        assert connection.getresponse().status == status
+        connection.close()
+    lines = [json.loads(line) for line in lines_of(log, 3)]
+    assert [(line["path"], line["status"]) for line in lines] == [("/v1/models", 200), ("/v1/models/fast", 200), ("/v1/models/nothing", 404)]
+    by_class = {}
+    for labels, value in scrape(gateway.base).series("alloy_requests_total").items():
+        labels = dict(labels)
+        if labels["endpoint"].startswith("models"):
+            by_class[labels["status_class"]] = by_class.get(labels["status_class"], 0) + value
+    assert by_class == {"2xx": 2, "4xx": 1}
