@@ -139,6 +139,7 @@ class Observability:
         ``config`` names (again after each reload: a model added then is not counted as "other")."""
         if config is not None and self.metrics is not None:
             self.metrics.know_models(name for model in config.models for name in (model.name, *model.aliases))
+            self.metrics.know_passthrough(config.passthrough.allow)
             self.endpoint.use_key(config.server.master_key)
         self.breakers = {
             deployment: (group.name, deployment.state)

@@ -106,12 +106,20 @@ class Metrics:
         self.errors = {}  # (type, code) -> Alloy's own error answers
         self.fallbacks = {}  # model label -> calls answered by a fallback model
         self.model_labels = {name: name for name in (*model_names, *settings.models)}
-        self.allowed = AllowList(passthrough_rules)
+        self.allowed_rules, self.allowed = passthrough_rules, AllowList(passthrough_rules)
         self.passthrough_labels = {}
         self.access_log = None  # set when the access log runs: its counters are exported too
         self.workers_dir = settings.workers_dir
         self.pid = os.getpid()
         self.observer = core.SlotObserver(LATENCY_BOUNDS, OVERHEAD_BOUNDS, SLOT_LAYOUT)
+
+    def know_passthrough(self, rules):
+        """The passthrough allow-list in force (a reload may change it): its rules label the
+        endpoints again, or a path it newly lets through would be counted as ``other``."""
+        if rules != self.allowed_rules:
+            self.allowed_rules, self.allowed = rules, AllowList(rules)
+            self.passthrough_labels.clear()
+            self.seen.clear()
 
     def know_models(self, names):
         """Configured model names (a reload may add some) get labels of their own, not "other"."""

@@ -147,6 +147,25 @@ def test_a_new_master_key_guards_the_metrics_at_once(reloadable):
     assert metrics_status(gateway, "sk-master-rotated") == 200
 
 
+def test_a_passthrough_rule_added_by_a_reload_labels_its_metrics(reloadable):
+    gateway, write = reloadable
+
+    def fine_tuning_jobs():
+        request = urllib.request.Request(gateway.base + "/v1/fine_tuning/jobs", headers={"Authorization": f"Bearer {MASTER}"})
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+        except urllib.error.HTTPError as error:
+            error.close()
+
+    write(extra='\n[passthrough]\nallow = ["GET /v1/fine_tuning/jobs"]\n')
+    gateway.signal(signal.SIGHUP)
+    assert wait_until(lambda: "configuration reloaded" in gateway.stderr, 5), gateway.stderr
+    fine_tuning_jobs()  # proxied now, and counted under its rule, as after a start with that list
+    metrics = scrape(gateway.base, key=MASTER)
+    assert metrics.total("alloy_requests_total", endpoint="fine_tuning/jobs") == 1
+    assert metrics.total("alloy_requests_total", endpoint="other") == 0
+
+
 def test_a_broken_configuration_changes_nothing(reloadable, tmp_path):
     gateway, write = reloadable
     path = tmp_path / "alloy.toml"
