@@ -15,7 +15,8 @@ from setuptools import Extension, setup
 DEBUG = os.environ.get("ALLOY_DEBUG") == "1"
 
 COMPILE = {
-    "extra_compile_args": ["-O0", "-g"] if DEBUG else ["-O3"],
+    # -g0: Python's own flags ask for debug info, ~70% of each extension's size on disk (not in RAM)
+    "extra_compile_args": ["-O0", "-g"] if DEBUG else ["-O3", "-g0"],
     "define_macros": [("CYTHON_TRACE", "1")] if DEBUG else [],
 }
 extensions = [
