@@ -258,7 +258,7 @@ class ClientConnection:  # an asyncio protocol (asyncio and uvloop duck-type it)
             if cors is not None:
                 data = cors.added_to(answer, data, request.headers)  # a browser's (alloy.cors)
             self.transport.write(data)
-            if answer.status < 400 and gateway.refused is not None and request.target.startswith(b"/v1/"):
+            if gateway.refused is not None and request.target.startswith(b"/v1/") and 0 < answer.status < 400:
                 # The gateway's own answer to a /v1/ request (the model listing, a token count):
                 # counted and logged as its refusals are (reported where they are made), or the
                 # endpoint would show its 404s alone.

@@ -81,6 +81,7 @@ class Preflight:
     section 8.6 asks of a 204, no Content-Length."""
 
     __slots__ = ("keep_alive", "closing")
+    status = 0  # not an API answer: neither logged nor counted (a Prebuilt's status is, under /v1/)
 
     def __init__(self, lines):
         self.keep_alive = b"HTTP/1.1 204 No Content\r\n" + lines + b"\r\n"
