@@ -11,7 +11,7 @@ from alloy.config.cache import CacheSettings, _load_cache
 from alloy.config.governance import GovernanceSettings, _load_governance
 from alloy.config.log import LogSettings, _load_log
 from alloy.config.metrics import MetricsSettings, _load_metrics
-from alloy.config.models import ModelSettings, _check_fallbacks, _load_model
+from alloy.config.models import ModelSettings, _check_fallbacks, _check_names, _load_model
 from alloy.config.passthrough import PassthroughSettings, _load_passthrough
 from alloy.config.providers import ProviderSettings, _load_provider, _zero_config_providers
 from alloy.config.reading import ConfigError, _Section
@@ -78,6 +78,7 @@ def load(path=None, env=None, **server_overrides):
     router = _load_router(source, root.get("router", dict, {}))
     passthrough = _load_passthrough(source, root.get("passthrough", dict, {}))
     models = [_load_model(source, i, table, names) for i, table in enumerate(root.get("models", list, []))]
+    _check_names(source, models)
     _check_fallbacks(source, models)
     wildcard_table = root.get("wildcards", dict, {})
     for pattern, provider in wildcard_table.items():

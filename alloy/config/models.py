@@ -146,7 +146,6 @@ def _check_names(source, models):
 
 
 def _check_fallbacks(source, models):
-    _check_names(source, models)
     known = set()
     for model in models:
         known.update((model.name, *model.aliases))

@@ -217,12 +217,12 @@ class LogWriter:
                 pass
 
     def check(self):
-        """At start: a file that cannot be opened is said at once, not at the first request."""
-        if self.target not in ("stderr", "stdout"):
-            try:
-                os.close(os.open(self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
-            except OSError as error:
-                self._failed(error)
+        """At start: a file that cannot be opened is said at once, not at the first request (one
+        that can is kept open for the writer)."""
+        try:
+            self._descriptor()
+        except (OSError, ValueError) as error:
+            self._failed(error)
 
     def _write(self, block):
         try:
