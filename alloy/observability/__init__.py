@@ -113,7 +113,7 @@ class Observability:
         if config.tracing.enabled:  # [tracing] is read at start only: its module, only when on
             from alloy.observability.tracing import Tracing
 
-            self.tracing = Tracing(config.tracing, self.loop)
+            self.tracing = Tracing(config.tracing, self.loop)  # told the providers by watch() below
             pipeline.tracing = self.tracing
             pipeline.listeners.append(self.tracing.record)
         if config.log.access:
@@ -137,6 +137,8 @@ class Observability:
     def watch(self, pipeline, config=None):
         """Log the breaker changes of ``pipeline``'s deployments, and label the metrics of the models
         ``config`` names (again after each reload: a model added then is not counted as "other")."""
+        if config is not None and self.tracing is not None:
+            self.tracing.know(config)  # a provider or passthrough rule a reload adds names its spans
         if config is not None and self.metrics is not None:
             self.metrics.know_models(name for model in config.models for name in (model.name, *model.aliases))
             self.metrics.know_passthrough(config.passthrough.allow)

@@ -10,6 +10,13 @@ With ``[tracing] enabled = true``:
 - **Propagate.** Each upstream attempt is a client span, child of the server span; the upstream
   receives ``traceparent: 00-<trace>-<attempt span>-<flags>``, so the provider's own tracing (or a
   local model server's) continues the same trace. The client's ``traceparent`` is not forwarded.
+- **Name.** Spans follow OpenTelemetry's conventions, so a tracing backend groups and reads them
+  without configuration: the server span is ``{method} {route}`` (``http.route``: a client API's
+  path, or the passthrough allow-list rule that let the path through, ``/v1/files/*``; never the
+  raw path, whose ids would make one span name per file), with the GenAI attributes of the call
+  (``gen_ai.operation.name``, ``gen_ai.provider.name``, the models, ``gen_ai.usage.*`` tokens); an
+  upstream attempt is the inference call itself, ``{operation} {model}`` (``chat gpt-4o-mini``),
+  with the provider's ``server.address`` and ``server.port``.
 - **Export.** With ``otlp_endpoint``, each ended request becomes its spans (server, one per
   attempt) in a list; once a second, or when ``BATCH_SPANS`` are waiting, they are encoded as one
   OTLP/HTTP JSON request and handed to a sender thread that POSTs it (a slow or absent collector
@@ -34,7 +41,9 @@ import orjson
 
 from alloy._version import __version__
 from alloy.observability.handoff import Handoff
+from alloy.passthrough import AllowList
 from alloy.urls import split_url
+from alloy.usage import reported_counts
 
 log = logging.getLogger("alloy")
 
@@ -44,6 +53,17 @@ SEND_TIMEOUT = 5.0
 _HEX = frozenset(b"0123456789abcdef")
 SERVER, CLIENT = 2, 3  # OTLP SpanKind
 STATUS_UNSET, STATUS_ERROR = 0, 2
+# OpenTelemetry's GenAI conventions: the operation each client API path asks for, and the names its
+# registry gives providers (a preset it does not list keeps Alloy's name: "ollama", "openrouter").
+OPERATIONS = {
+    b"/v1/chat/completions": "chat",
+    b"/v1/messages": "chat",
+    b"/v1/responses": "chat",
+    b"/v1/completions": "text_completion",
+    b"/v1/embeddings": "embeddings",
+}
+ROUTES = frozenset((*OPERATIONS, b"/v1/messages/count_tokens", b"/v1/models"))  # routes of their own
+PROVIDER_NAMES = {"gemini": "gcp.gemini", "azure": "azure.ai.openai", "mistral": "mistral_ai"}
 
 
 def parse_traceparent(value):
@@ -96,6 +116,13 @@ class Tracing:
         self.spans = []
         self.exporter = Exporter(settings) if settings.otlp_endpoint else None
         self.timer = None
+        self.providers = {}  # provider name -> (its gen_ai.provider.name, server.address, server.port)
+        self.allowed = AllowList(())  # the passthrough rules, which name the routes of passed-through paths
+
+    def know(self, config):
+        """The providers and passthrough rules of ``config`` (again after each reload)."""
+        self.providers = {provider.name: _provider_attributes(provider) for provider in config.providers}
+        self.allowed = AllowList(config.passthrough.allow)
 
     # --- on the request path ---------------------------------------------------------------------
 
@@ -114,11 +141,16 @@ class Tracing:
         if trace is None or self.exporter is None or not int(trace.flags, 16) & 1:
             return
         spans = self.spans
-        spans.append((trace, call.request.method, call.path, call.status, call.error, call.arrived, call.ended_at,
-                      call.head_at, call.scan.model if call.scan is not None else None,
-                      None if call.deployment is None else call.deployment.provider.name,
+        path = call.path
+        deployment = call.deployment
+        provider = None if deployment is None else deployment.provider.name
+        usage = call.usage
+        spans.append((trace, call.request.method, path, call.status, call.error, call.arrived, call.ended_at,
+                      call.head_at, call.scan.model if call.scan is not None else None, provider,
                       # the model the upstream was asked for, as the access log's served_model
-                      None if call.deployment is None else (call.deployment.upstream_model or call.model_name)))  # fmt: skip
+                      None if deployment is None else (deployment.upstream_model or call.model_name),
+                      path if path in ROUTES else self.allowed.rule_for(path), self.providers.get(provider),
+                      reported_counts(usage) if usage else None))  # fmt: skip
         if len(spans) == BATCH_SPANS:
             self.loop.call_soon(self.flush)
 
@@ -165,26 +197,47 @@ def _attributes(pairs):
     return out
 
 
+def _provider_attributes(provider):
+    """(gen_ai.provider.name, server.address, server.port) of a provider's settings."""
+    try:
+        url = split_url(provider.base_url)
+        address, port = url.host, url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:  # an Azure resource's URL is checked at load; nothing else reaches here
+        address = port = None
+    return PROVIDER_NAMES.get(provider.kind, provider.kind), address, port
+
+
 def spans_of(entry, offset):
     """The OTLP spans (JSON mapping) of one ended request: its server span and its attempts."""
-    trace, method, path, status, error, arrived, ended, head, model, provider, served = entry
+    trace, method, path, status, error, arrived, ended, head, model, provider, served, route, where, tokens = entry
     trace_id = trace.trace_id.decode()
     server_id = trace.span_id.decode()
     failed = status >= 500 or status == 0
+    method = method.decode("latin-1")
+    route = None if route is None else route if type(route) is str else route.decode()
+    operation = OPERATIONS.get(path)
+    system, address, port = where or (None, None, None)
+    prompt, completion = tokens or (None, None)
     server = {
         "traceId": trace_id,
         "spanId": server_id,
-        "name": f"{method.decode('latin-1')} {path.decode('utf-8', 'replace')}",
+        # OpenTelemetry's HTTP rule: "{method} {route}", or the method alone when no route is known
+        "name": method if route is None else f"{method} {route}",
         "kind": SERVER,
         "startTimeUnixNano": _nanos(arrived, offset),
         "endTimeUnixNano": _nanos(ended, offset),
         "attributes": _attributes(
             (
-                ("http.request.method", method.decode("latin-1")),
+                ("http.request.method", method),
+                ("http.route", route),
                 ("url.path", path.decode("utf-8", "replace")),
                 ("http.response.status_code", status),
+                ("gen_ai.operation.name", operation),
+                ("gen_ai.provider.name", system),
                 ("gen_ai.request.model", model),
                 ("gen_ai.response.model", served),
+                ("gen_ai.usage.input_tokens", prompt),
+                ("gen_ai.usage.output_tokens", completion),
                 ("alloy.provider", provider),
                 ("alloy.attempts", len(trace.attempts)),
                 # Alloy's own error, else a relayed server error's status (OpenTelemetry's HTTP rule)
@@ -200,12 +253,15 @@ def spans_of(entry, offset):
     for number, (span_id, started) in enumerate(attempts, 1):
         last = number == len(attempts)
         finished = ended if last else attempts[number][1]
+        # the inference call (GenAI: "{operation} {model}"); only the last attempt's deployment is
+        # known, so an earlier one is named by the model the client asked for
+        asked = served if last else model
         spans.append(
             {
                 "traceId": trace_id,
                 "spanId": span_id.decode(),
                 "parentSpanId": server_id,
-                "name": f"upstream {provider or ''}".strip() if last else "upstream attempt",
+                "name": f"{operation} {asked}" if operation and asked else server["name"],
                 "kind": CLIENT,
                 "startTimeUnixNano": _nanos(started, offset),
                 "endTimeUnixNano": _nanos(max(finished, started), offset),
@@ -213,6 +269,11 @@ def spans_of(entry, offset):
                     (
                         ("alloy.attempt", number),
                         ("alloy.provider", provider if last else None),
+                        ("gen_ai.operation.name", operation),
+                        ("gen_ai.provider.name", system if last else None),
+                        ("gen_ai.request.model", asked),
+                        ("server.address", address if last else None),
+                        ("server.port", port if last else None),
                         ("alloy.ttfb_ms", round((head - started) * 1e3, 3) if last and head >= started > 0 else None),
                     )
                 ),

@@ -193,3 +193,40 @@ def test_spans_name_the_model_served_and_a_relayed_server_error(start_gateway, m
     assert [attribute(span, "gen_ai.request.model") for span in servers] == ["fast", "fast"]
     assert [attribute(span, "gen_ai.response.model") for span in servers] == ["gpt-4o-mini", "gpt-4o-mini"]
     assert attribute(servers[0], "error.type") is None and attribute(servers[1], "error.type") == "500"
+
+
+def test_spans_follow_the_http_and_gen_ai_conventions(start_gateway, mock, collector):
+    """A tracing backend groups server spans by ``{method} {route}`` and reads a model call from the
+    GenAI attributes: the span names never hold a client's raw path (one name per file id would
+    flood a backend's span index), and the attempt span is the inference call itself."""
+    gateway = traced_gateway(start_gateway, mock, collector)
+    answer = ask(gateway)
+    client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="unused", max_retries=0)
+    client.embeddings.create(model="text-embedding-3-small", input="trace me")
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve("file-abc123")  # passed through (the default allow-list), the mock has none
+    assert wait_until(lambda: len(collector.spans()) >= 6, 5)
+    servers = [span for span in collector.spans() if span["kind"] == 2]
+    attempts = {span["parentSpanId"]: span for span in collector.spans() if span["kind"] == 3}
+    chat, embeddings, files = servers
+    assert chat["name"] == "POST /v1/chat/completions"
+    assert attribute(chat, "http.route") == "/v1/chat/completions"
+    assert attribute(chat, "gen_ai.operation.name") == "chat"
+    assert attribute(chat, "gen_ai.provider.name") == "openai"
+    assert attribute(chat, "gen_ai.usage.input_tokens") == str(answer.usage.prompt_tokens)
+    assert attribute(chat, "gen_ai.usage.output_tokens") == str(answer.usage.completion_tokens)
+    upstream = attempts[chat["spanId"]]
+    assert upstream["name"] == "chat gpt-4o-mini"
+    assert attribute(upstream, "gen_ai.operation.name") == "chat"
+    assert attribute(upstream, "gen_ai.provider.name") == "openai"
+    assert attribute(upstream, "gen_ai.request.model") == "gpt-4o-mini"
+    assert attribute(upstream, "server.address") == "127.0.0.1"
+    assert attribute(upstream, "server.port") == str(mock.port)
+    assert embeddings["name"] == "POST /v1/embeddings"
+    assert attribute(embeddings, "gen_ai.operation.name") == "embeddings"
+    assert attempts[embeddings["spanId"]]["name"] == "embeddings text-embedding-3-small"
+    # a passthrough path is named by the allow-list rule that let it through, not by the file's id
+    assert files["name"] == "GET /v1/files/*" and attribute(files, "http.route") == "/v1/files/*"
+    assert attribute(files, "url.path") == "/v1/files/file-abc123"
+    assert attribute(files, "gen_ai.operation.name") is None
+    assert "file-abc123" not in attempts[files["spanId"]]["name"]
