@@ -485,6 +485,7 @@ def access_json_line(tuple entry, double offset):
         if served is not None:
             _line_put_name(&out, ',"served_model":')
             _line_put_str(&out, served)
+        if provider is not None:  # also for a passed-through call, which names no model
             _line_put_name(&out, ',"provider":')
             _line_put_str(&out, provider)
         _line_put_name(&out, ',"status":')

@@ -1440,6 +1440,7 @@ def _access_fields(entry, offset):
         out["model"] = model
     if served is not None:
         out["served_model"] = served
+    if provider is not None:  # also for a passed-through call, which names no model
         out["provider"] = provider
     out["status"] = status
     out["attempts"] = count

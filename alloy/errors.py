@@ -147,6 +147,10 @@ class NotFound(AlloyError):
 class ModelNotFound(NotFound):
     code = "model_not_found"
 
+    def __init__(self, message, *, model=None, code=None, param=None):
+        super().__init__(message, code=code, param=param)
+        self.model = model  # the name asked for: the access log's and the ledger's line names it
+
 
 class MethodNotImplemented(AlloyError):
     """RFC 9110 section 9.1: a method the server does not recognize (methods are case-sensitive)."""

@@ -98,7 +98,9 @@ class Routes:
         """(model group, resolved name) for the model ``scan`` names; 404 when nothing routes it."""
         found = self.table.lookup(scan.model)
         if found is None:
-            raise ModelNotFound(f"The model '{scan.model}' does not exist or is not routed by this gateway", param="model")
+            raise ModelNotFound(
+                f"The model '{scan.model}' does not exist or is not routed by this gateway", model=scan.model, param="model"
+            )
         return found
 
     def readiness(self):
@@ -208,13 +210,13 @@ class ModelListing:
             return None
         name = path[len(b"/v1/models/") :].replace(b"%2F", b"/").decode("utf-8", "replace")  # see endpoints.normalized
         if limited and not key.may_use(name, None, self.aliases.get(name)):
-            raise ModelNotFound(f"The model '{name}' does not exist", param="model")
+            raise ModelNotFound(f"The model '{name}' does not exist", model=name, param="model")
         answer = self.models.get(name)
         if answer is not None:
             return answer
         found = self.table.lookup(name) if self.table is not None else None
         if found is None:
-            raise ModelNotFound(f"The model '{name}' does not exist", param="model")
+            raise ModelNotFound(f"The model '{name}' does not exist", model=name, param="model")
         return Prebuilt(200, orjson.dumps(entry(name, found[0].name)), JSON_HEADER)
 
     def _listing_for(self, key):

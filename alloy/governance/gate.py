@@ -372,7 +372,7 @@ class Governance:
 
 def _not_allowed(model):
     """The 404 for a model a key may not use: it names the model asked for, never the allowed ones."""
-    return ModelNotFound(f"The model '{model}' does not exist or you do not have access to it", param="model")
+    return ModelNotFound(f"The model '{model}' does not exist or you do not have access to it", model=model, param="model")
 
 
 def usd(amount):

@@ -116,7 +116,7 @@ class AccessLog:
         call = getattr(error, "call", None)
         key = None if call is None or call.key is None else _key_name(call.key)
         scan = None if call is None else call.scan
-        model, stream = (None, None) if scan is None else (scan.model, scan.stream)
+        model, stream = (getattr(error, "model", None), None) if scan is None else (scan.model, scan.stream)
         self.entries.append(
             (now, id_line, peer, key, method, path, model, stream, None, None, status, 0, size,
              None, 0.0, 0.0, None if error is None else (error.type, error.code), None, 0, 0.0)

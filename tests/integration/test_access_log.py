@@ -438,3 +438,19 @@ def test_a_models_listing_the_gateway_answers_is_logged_and_counted(start_gatewa
         if labels["endpoint"].startswith("models"):
             by_class[labels["status_class"]] = by_class.get(labels["status_class"], 0) + value
     assert by_class == {"2xx": 2, "4xx": 1}
+
+
+def test_a_passed_through_request_and_an_unknown_model_are_logged_with_what_they_named(start_gateway, mock, tmp_path):
+    # A passed-through request's line had no provider (the one it went to), and a request refused
+    # for its model (model_not_found) had no model: the two lines an operator greps for first.
+    log = tmp_path / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{log}"')
+    sdk = openai.OpenAI(base_url=gateway.base + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        sdk.files.retrieve("file-abc123")  # passed through to the provider, which has no such file
+    with pytest.raises(openai.NotFoundError):
+        sdk.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+    files, unknown = (json.loads(line) for line in lines_of(log, 2))
+    assert (files["path"], files["status"], files.get("provider")) == ("/v1/files/file-abc123", 404, "openai")
+    assert (unknown["status"], unknown["error_code"]) == (404, "model_not_found")
+    assert unknown.get("model") == "no-such-model"
