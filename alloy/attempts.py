@@ -24,6 +24,7 @@ Alloy's 502/504. The response names what served it (``x-alloy-provider``, ``x-al
 import time
 
 from alloy.chance import random
+from alloy.errors import AlloyError
 
 
 # A reused connection closed in order, unanswered, within this many seconds of the send is taken for
@@ -117,7 +118,11 @@ class Attempts:
         """The attempt failed before anything reached the client, with Alloy's own error."""
         call = self.call
         call.over = True
-        self.last_failure = error
+        held = self.last_failure
+        if not error.stale or held is None or isinstance(held, AlloyError):
+            # (A provider's answer held from an earlier attempt stays the one to give: a reused
+            # connection that closed under this attempt says nothing about the request.)
+            self.last_failure = error
         if error.stale:
             # A reused keep-alive connection closed before a byte came back: not the deployment's
             # fault, retried at once.

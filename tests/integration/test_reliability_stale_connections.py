@@ -154,3 +154,25 @@ def test_an_idle_pooled_connection_is_closed_after_pool_idle_timeout(start_gatew
         assert closed_after and 0.9 < closed_after[0] < 3.0, closed_after  # 1 s, swept once a second
     finally:
         listener.close()
+
+
+def test_a_held_answer_is_not_replaced_by_the_race_of_its_own_closed_connection(start_gateway):
+    # An upstream that answers 429 (retry at once) with a length, then closes the connection without
+    # saying so: the retry, made at once, took that connection before its close was read, met the
+    # race, and that failure of Alloy's own (502) replaced the provider's 429 as the answer.
+    limited = b'{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}'
+
+    def reply(request, connection, number):
+        yield b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 0\r\ncontent-length: %d\r\n\r\n%s" % (len(limited), limited)
+        raise OSError("closed right after its answer")
+
+    server = ScriptedUpstream(reply, numbered=True)
+    try:
+        gateway = start_gateway(config=gateway_config(server.base).replace("max_retries = 0", "max_retries = 1"))
+        for _ in range(5):
+            status, attempts, data = chat(gateway)
+            assert status == 429, data
+            assert json.loads(data)["error"]["code"] == "rate_limit_exceeded"
+        assert all(number == 1 for _, number in server.numbers)  # never a second request on a closed one
+    finally:
+        server.stop()
