@@ -38,7 +38,13 @@ class HttpxHead:
             if name.lower() not in HOP_BY_HOP
         ]
         self.content_length = -1
-        self.chunked = True
+        # Neither a length nor chunks (HTTP/1.0 servers, some proxies): the body ends at the
+        # close, which the relay must tell from a cut (a close inside an event is one).
+        self.chunked = not (
+            response.http_version in ("HTTP/1.0", "HTTP/1.1")
+            and "content-length" not in response.headers
+            and "chunked" not in response.headers.get("transfer-encoding", "").lower()
+        )
         self.keep_alive = True
 
     def get(self, name, default=None):
@@ -129,6 +135,9 @@ class HttpxExchange:
             async with stream as response:
                 self.received = True
                 self.read_at = self.wheel.now
+                if not 100 <= response.status_code <= 599:  # h11 takes any three digits (RFC 9110: 1xx-5xx)
+                    self._fail(UpstreamProtocolError("upstream sent an invalid status line"))
+                    return
                 sink.upstream_events([HttpxHead(response)], False)
                 async for piece in response.aiter_raw():
                     self.read_at = self.wheel.now

@@ -1,5 +1,6 @@
 """An upstream scripted by the client: each POST is answered 200 with the body its ``x-answer``
-header carries (base64), of the content type ``x-answer-type`` names (JSON unless told), with the
+header carries (base64), with the status ``x-answer-status`` names (200 unless told, any three
+digits), of the content type ``x-answer-type`` names (JSON unless told), with the
 extra header ``x-answer-header`` names (``name: value``); with ``x-answer-cut``, chunked and cut
 short: the body in one chunk, then the connection closes without the last chunk; with
 ``x-answer-close``, neither a length nor chunks: the body ends when the connection closes (HTTP/1.0
@@ -28,7 +29,7 @@ class ScriptedUpstream:
                 self.rfile.read(int(self.headers["content-length"]))
                 upstream.requests.append({name.lower(): value for name, value in self.headers.items()})
                 body = base64.b64decode(self.headers["x-answer"])
-                self.send_response(200)
+                self.send_response(int(self.headers.get("x-answer-status", "200")))
                 self.send_header("content-type", self.headers.get("x-answer-type", "application/json"))
                 extra = self.headers.get("x-answer-header")
                 if extra:
@@ -72,7 +73,7 @@ class ScriptedUpstream:
         self.server.server_close()
 
 
-def answer(body, content_type="application/json", header=None, cut=False, until_close=False, reset=False):
+def answer(body, content_type="application/json", header=None, cut=False, until_close=False, reset=False, status=None):
     """The request headers that script the answer: ``body`` (bytes, or JSON to dump), its content
     type, one extra answer header (``"name: value"``), whether it is cut short, whether it ends
     at the connection's close, and whether that close is a reset."""
@@ -80,6 +81,8 @@ def answer(body, content_type="application/json", header=None, cut=False, until_
     scripted = {"x-answer": base64.b64encode(data).decode(), "x-answer-type": content_type}
     if header is not None:
         scripted["x-answer-header"] = header
+    if status is not None:
+        scripted["x-answer-status"] = str(status)
     if cut:
         scripted["x-answer-cut"] = "1"
     if until_close or reset:

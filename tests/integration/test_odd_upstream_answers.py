@@ -58,6 +58,13 @@ def gateway(tmp_path_factory):
         api_key = "sk-local"
         responses_api = false
         total_timeout = 10
+        [providers.localhx]
+        kind = "openai"
+        base_url = "{upstream.base}/v1"
+        api_key = "sk-local"
+        responses_api = false
+        total_timeout = 10
+        client = "httpx"
         """,
     )
     yield gateway
@@ -324,25 +331,40 @@ CHUNK = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "
          "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}  # fmt: skip
 
 
-def test_a_stream_that_ends_at_close_is_relayed_whole(gateway):
+BACKENDS = pytest.mark.parametrize("model", ["local/m", "localhx/m"], ids=["core", "httpx"])
+
+
+@BACKENDS
+def test_a_stream_that_ends_at_close_is_relayed_whole(gateway, model):
     # No length, no chunks (an HTTP/1.0 server, some proxies): the close is the stream's end.
     body = events(CHUNK) + b"data: [DONE]\n\n"
-    chunks = list(ask(gateway, "local/m", answer(body, "text/event-stream", until_close=True), stream=True))
+    chunks = list(ask(gateway, model, answer(body, "text/event-stream", until_close=True), stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "hi"
 
 
-def test_a_stream_that_ends_at_close_inside_an_event_ends_with_an_error(gateway):
+@BACKENDS
+def test_a_stream_that_ends_at_close_inside_an_event_ends_with_an_error(gateway, model):
     # The connection closed halfway through an event: the stream was cut, not finished, and the
     # client must be able to tell (the SDK raises on the error event) rather than take a partial
-    # answer for a whole one.
+    # answer for a whole one. (The httpx backend took the close for a clean end.)
     body = events(CHUNK) + b'data: {"id": "c1", "object": "chat.comp'
-    stream = ask(gateway, "local/m", answer(body, "text/event-stream", until_close=True), stream=True)
+    stream = ask(gateway, model, answer(body, "text/event-stream", until_close=True), stream=True)
     received = []
     with pytest.raises(openai.APIError) as caught:
         for chunk in stream:
             received.append(chunk.choices[0].delta.content)
     assert received == ["hi"]
     assert "inside an event" in str(caught.value)
+
+
+@BACKENDS
+@pytest.mark.parametrize("status", [99, 600, 999])
+def test_a_status_outside_100_to_599_is_a_502(gateway, model, status):
+    # RFC 9110 section 15: a status is 100-599. The httpx backend relayed "999" to the client, whose
+    # SDK cannot classify it; the core backend answered 502, as both now do.
+    with pytest.raises(openai.APIStatusError) as caught:
+        ask(gateway, model, answer(completion(), status=status))
+    assert caught.value.status_code == 502 and caught.value.code == "upstream_protocol_error"
 
 
 def test_a_reset_ends_no_answer_read_until_close(gateway):
