@@ -169,7 +169,14 @@ class Observability:
     def refused(self, request, connection, status, error, id_line=None):
         """A ``/v1/`` request refused before a call existed, or (``request`` None) bytes the HTTP
         parser refused (too large a body or head, malformed); ``id_line``: the x-request-id line
-        the answer carries."""
+        the answer carries. Called on the way to the refusal's answer: a bug here is logged, and
+        the client gets its answer all the same (as a finish listener's bug, ``Call.finish``)."""
+        try:
+            self._report_refusal(request, connection, status, error, id_line)
+        except Exception:  # noqa: BLE001 - reporting must never cost a client its answer
+            log.exception("alloy: reporting a refused request failed")
+
+    def _report_refusal(self, request, connection, status, error, id_line):
         if request is None:
             path = b""
         else:

@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from alloy import config as alloy_config
+from alloy.observability import Observability
 from alloy.providers import anthropic_stream
 from fake_transport import wired as wire_gateway
 from harness import assert_no_crash_logged, start_gateway_process
@@ -379,3 +380,40 @@ def test_a_reset_ends_no_answer_read_until_close(gateway):
     with pytest.raises((openai.APIError, json.JSONDecodeError)) as caught:
         ask(gateway, "local/m", answer(b'{"id": "x", "object": "chat.completion", "cr', reset=True))
     assert not isinstance(caught.value, json.JSONDecodeError)  # a body said cut, not a "whole" broken one
+
+
+@pytest.fixture
+def wired_observed(tmp_path):
+    """As ``wired``, with the metrics and the access log on: the listeners of refusals."""
+    path = tmp_path / "alloy.toml"
+    path.write_text(
+        '[router]\nmax_retries = 0\n[providers.openai]\nbase_url = "http://127.0.0.1:9/v1"\napi_key = "sk-x"\n'
+        f'[log]\naccess = true\npath = "{tmp_path / "access.log"}"\n'
+    )
+    client, upstream, transport, loop = wire_gateway(alloy_config.load(str(path), env={}), "openai")
+    observability = Observability(client.gateway)  # as the server sets it up at start
+    yield client, transport
+    observability.close()
+    loop.close()
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"POST /v1/chat/completions HTTP/1.1\r\nhost: g\r\ncontent-length: 9\r\n\r\n{\"model\":", 400),  # not JSON
+        (b"GET /v1/nowhere HTTP/1.1\r\nhost: g\r\n\r\n", 404),
+        (b"POST /v1/chat/completions HTTP/1.1\r\nhost: g\r\ncontent-length: -1\r\n\r\n", 400),  # the parser's
+    ],
+)
+def test_a_refusal_listener_that_raises_costs_the_client_nothing(wired_observed, monkeypatch, caplog, request_bytes, status):
+    # The reporting of refusals (metrics, access log) ran unguarded: a bug there (one was found in
+    # it before, for a CORS preflight) closed the client's connection with no answer at all.
+    client, transport = wired_observed
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a reporting bug")
+
+    monkeypatch.setattr("alloy.observability.metrics.Metrics.refused", broken)
+    client.data_received(request_bytes)
+    assert transport.writes and transport.writes[0].startswith(b"HTTP/1.1 %d " % status)
+    assert "a reporting bug" in caplog.text
