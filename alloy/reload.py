@@ -16,7 +16,8 @@ the environment alone when there is none), validates all of it, and only then sw
   cache and request ids go on as they were (``Pipeline(previous=...)``).
 - Pools that are no longer used stay open for the requests still on them, then close after
   ``shutdown_timeout`` seconds.
-- The listening address, and the ``[metrics]``, ``[log]``, ``[tracing]``, ``[governance]`` and
+- The listening address (a change of ``[server] host`` or ``port`` in the file; the command line's
+  ``--host``/``--port`` win over the file, at start and at each reload), and the ``[metrics]``, ``[log]``, ``[tracing]``, ``[governance]`` and
   ``[cache]`` sections, take effect at the next start: a reload that changes them says so in the
   log and in its answer, and applies the rest.
 - A gateway started without keys (no ``[governance]`` section, no database) checks for the database
@@ -92,6 +93,9 @@ class Reloader:
         if later:
             # The running sections stay; only their values in the new config are ignored.
             new = replace(new, **{name: getattr(old, name) for name in later})
+        # The file's own address, compared file to file (the running one may be the command
+        # line's): the listening socket stays where it is, and the reload says so.
+        later += [f"server.{name}" for name, was, now in zip(("host", "port"), old.file_address, new.file_address) if was != now]
         # The running [governance] section, as it is: it carries what the supervisor added (the
         # counters file the workers share, where provider quotas are counted too).
         new = replace(new, governance=old.governance)
@@ -110,7 +114,7 @@ class Reloader:
         self.count += 1
         message = f"configuration reloaded from {new.path or 'the environment'} ({reason})"
         if later:
-            message += f"; changes to [{'], ['.join(later)}] take effect at the next start"
+            message += f"; changes to {', '.join(_named(name) for name in later)} take effect at the next start"
             log.warning("%s", message)
         else:
             log.info("%s", message)
@@ -171,3 +175,9 @@ def carry_deployment_state(old, new):
                 deployment.latency = previous.latency
                 # the provider quota's current minute
                 deployment.window, deployment.requests, deployment.tokens = previous.window, previous.requests, previous.tokens
+
+
+def _named(setting):
+    """A section as the file writes it (``[metrics]``), or a key of one (``[server] port``)."""
+    section, _, key = setting.partition(".")
+    return f"[{section}] {key}" if key else f"[{section}]"

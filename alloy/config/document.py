@@ -37,6 +37,9 @@ class Config:
     tracing: TracingSettings = TracingSettings()
     # Where it was read from (None: the environment alone), so a reload reads the same file.
     path: str | None = None
+    # The [server] host and port the file itself names (None: it names none), before the command
+    # line's overrides: a reload that changes them must say the address moves only at a restart.
+    file_address: tuple = (None, None)
 
 
 def read_document(path):
@@ -68,7 +71,9 @@ def load(path=None, env=None, **server_overrides):
     source = path or "<environment>"
     document = {} if path is None else read_document(path)
     root = _Section(source, "<top level>", document)
-    server = _load_server(source, root.get("server", dict, {}), env, server_overrides)
+    server_table = root.get("server", dict, {})
+    file_address = (server_table.get("host"), server_table.get("port"))
+    server = _load_server(source, server_table, env, server_overrides)
     provider_tables = root.get("providers", dict, {})
     providers = [_load_provider(source, name, table, env) for name, table in provider_tables.items()]
     if not providers:
@@ -108,4 +113,5 @@ def load(path=None, env=None, **server_overrides):
         cache=cache,
         tracing=tracing,
         path=path,
+        file_address=file_address,
     )

@@ -23,10 +23,11 @@ from metrics_helpers import scrape
 MASTER = "sk-master-reload"
 
 
-def config_text(mock_a, mock_b, fast_on="a", extra="", first_byte_timeout=30, master=MASTER):
+def config_text(mock_a, mock_b, fast_on="a", extra="", first_byte_timeout=30, master=MASTER, server=""):
     return f"""
 [server]
 master_key = "{master}"
+{server}
 
 [router]
 failure_threshold = 2
@@ -193,6 +194,7 @@ def test_admin_reload_needs_the_master_key_and_says_what_it_did(reloadable):
     write(fast_on="b", extra='\n[metrics]\npublic = true\n')
     status, body = admin_reload(gateway)
     assert status == 200 and body["restart_needed_for"] == ["metrics"]
+    assert "[metrics] take effect at the next start" in body["message"]
 
 
 def test_breaker_state_of_an_unchanged_deployment_survives_a_reload(reloadable):
@@ -296,3 +298,17 @@ def test_a_sighup_while_a_worker_starts_does_not_end_it(workers):
         time.sleep(0.025)
     assert wait_until(lambda: {chat(gateway)[1] for _ in range(20)} == {"b"}, 10), gateway.stderr
     assert "killed by SIGHUP" not in gateway.stderr and gateway.popen.poll() is None
+
+
+def test_a_reload_that_moves_the_listening_address_says_it_waits_for_a_restart(reloadable):
+    # The file's [server] port changed: the gateway cannot move its listening socket under open
+    # connections, and said nothing, so the operator believed it listened on the new port.
+    gateway, write = reloadable
+    write(server="port = 1")
+    status, body = admin_reload(gateway)
+    assert status == 200 and body["restart_needed_for"] == ["server.port"]
+    assert "[server] port take effect at the next start" in body["message"]
+    assert wait_until(lambda: "[server] port take effect at the next start" in gateway.stderr, 5)
+    assert chat(gateway)[0] == 200  # still where it was, and the rest of the file applied
+    status, body = admin_reload(gateway)  # unchanged since: nothing to say (the port given on the
+    assert status == 200 and "restart_needed_for" not in body  # command line is not the file's)
