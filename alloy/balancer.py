@@ -26,6 +26,7 @@ import math
 import time
 from collections import deque
 from functools import partial
+from hashlib import sha256
 
 from alloy.chance import random
 from alloy.errors import DeploymentQuotaExceeded, DeploymentsBusy, NoHealthyDeployment
@@ -349,6 +350,17 @@ def pick_prefix_affinity(group, avoid, barred):
     return spare
 
 
+def _whereabouts(provider):
+    """A short digest of where a provider's requests go and what its configuration adds to them:
+    its server and API path, its API version, its configured header lines (which may choose the
+    organization billed). Not its key: a rotated key asks the same questions of the same account."""
+    origin = getattr(getattr(provider, "upstream", None), "origin", None)
+    version = getattr(provider, "api_version", None) or getattr(getattr(provider, "settings", None), "api_version", None)
+    configured = getattr(getattr(provider, "forwarding", None), "configured_lines", b"")
+    where = f"{getattr(origin, 'label', '')}{getattr(origin, 'base_path', '')}\n{version or ''}\n".encode() + configured
+    return sha256(where).hexdigest()[:16]
+
+
 def _ring(deployments):
     """The hash ring: ``AFFINITY_POINTS`` points per deployment (times its weight), placed by a
     hash of what the deployment is (provider, model, and which of equal ones), never by its position
@@ -416,9 +428,10 @@ class ModelGroup:
         self.turn = 0
         self.affinity = None  # prefix-affinity: the prompt-prefix hash of the request being placed
         self.cache_policy = None  # the response cache's settings for it, set on its first lookup (alloy.cache)
-        # Where its requests go, as the response cache's keys name it: a change of provider or of
-        # upstream model (a reload) is another key, and two providers never share an answer.
-        self.route = "\n".join(sorted(f"{d.provider.name}/{d.upstream_model or '*'}" for d in self.deployments)).encode()
+        # Where its requests go, as the response cache's keys name it: a change of provider, of
+        # its server or configured headers, or of upstream model (a reload) is another key, and
+        # two providers never share an answer.
+        self.route = "\n".join(sorted(f"{d.provider.name}@{_whereabouts(d.provider)}/{d.upstream_model or '*'}" for d in self.deployments)).encode()
         if strategy == PREFIX_AFFINITY:
             self.ring_owners, self.ring_after = _ring(self.deployments)
 

@@ -62,8 +62,10 @@ IDENTITY_LINE = b"accept-encoding: identity\r\n"  # unless a provider's configur
 PROVIDER_SCOPED = frozenset((b"openai-organization", b"openai-project", b"cookie"))
 PROVIDER_SCOPED_PREFIXES = (b"anthropic-", b"x-goog-")
 # Every ``Proxy-*`` field speaks to a proxy (its credentials, its connection handling), never to the
-# origin behind it, so the whole family stays here like the hop-by-hop fields.
-FORWARD_SKIP_PREFIXES = PROVIDER_SCOPED_PREFIXES + (b"proxy-",)
+# origin behind it, so the whole family stays here like the hop-by-hop fields; every ``X-Alloy-*``
+# field speaks to this gateway (the cache's namespace and ttl, the ledger's tags), never to a
+# provider, which has no business knowing a tenant's namespace.
+FORWARD_SKIP_PREFIXES = PROVIDER_SCOPED_PREFIXES + (b"proxy-", b"x-alloy-")
 # What the default forwarding policy (a provider without configured headers or
 # forward_client_headers) leaves out, by name and by prefix (``FORWARD_SKIP_PREFIXES``): the client
 # connection's parser writes the other fields as the forwarded block while it reads a head (core

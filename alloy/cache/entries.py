@@ -47,7 +47,9 @@ class Entry:
         return self.kind == JSON or self.usage_start >= 0
 
     def size(self):
-        return len(self.body) + 256  # the body, and what the entry, its slots and the bytes headers cost (measured: ~250)
+        # the body, its namespace (a string of its own per entry), and what the entry, its slots and
+        # the bytes headers cost (measured: ~250)
+        return len(self.body) + len(self.namespace) + 256
 
     def stream_body(self, include_usage):
         """The SSE bytes of a stored stream for a client who did (not) ask for the usage event."""

@@ -3,11 +3,12 @@ the cache to do.
 
 The key is (a SHA-256 digest of, when long) the namespace, the endpoint, the model after alias
 resolution (a configured model's name, whichever alias asked; else the name a provider route
-resolved) and the body as the upstream would see it, normalized: parsed by orjson and dumped with
+resolved), the query string, and the body as the upstream would see it, normalized: parsed by orjson and dumped with
 sorted keys, so key order and insignificant whitespace do not matter while every parameter that
 can change the answer does (temperature, tools, seed, n, user...). For ``/v1/chat/completions``
 ``stream`` and ``stream_options`` are left out: a stored stream answers a non-stream request and
-the other way round (``alloy.cache.entries``). The other endpoints keep them: their answers do not
+the other way round (``alloy.cache.entries``); ``stream_options`` stays in without a stream (the
+upstream refuses that request: it must reach the upstream). The other endpoints keep them: their answers do not
 cross over.
 
 The namespace: the tenant first (the key's team, else the key's id, when virtual keys exist;
@@ -59,15 +60,19 @@ def key_of(call, model, namespace, headers=()):
         include_usage = type(options) is dict and options.get("include_usage") is True
     if call.path == CHAT:
         document.pop("stream", None)
-        document.pop("stream_options", None)
+        if stream:  # without a stream, stream_options is a request the upstream refuses: its own key
+            document.pop("stream_options", None)
     document["model"] = model
     for name in SAMPLING_NUMBERS:  # 1 and 1.0 are one value to the provider: one key
         value = document.get(name)
         if type(value) is int:
             document[name] = float(value)
-    # The route (``ModelGroup.route``: each deployment's provider and upstream model) is part of
-    # the request as the upstream sees it: ``p1/gpt-x`` and ``p2/gpt-x`` are two requests.
-    material = namespace.encode() + b"\n" + call.path + b"\n" + call.group.route + b"\n"
+    # The route (``ModelGroup.route``: each deployment's provider, where it is and what it adds,
+    # and its upstream model) is part of the request as the upstream sees it: ``p1/gpt-x`` and
+    # ``p2/gpt-x`` are two requests, and so are two servers or organizations behind one name.
+    # The query string goes upstream with the path (an Azure api-version, a proxy's switch).
+    target = call.path + call.query  # (the query with its "?", or b"")
+    material = namespace.encode() + b"\n" + target + b"\n" + call.group.route + b"\n"
     if headers:  # a header line cannot start with "{" as the body does, nor hold a newline
         sent = call.request.headers
         material += b"".join(name + b": " + sent[name] + b"\n" for name in headers if name in sent)

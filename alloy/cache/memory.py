@@ -3,7 +3,8 @@
 An ``OrderedDict`` from key (``alloy.cache.keys``: the request's normalized bytes, or their
 SHA-256) to ``Entry``: a hit moves its entry to the end; a store adds at the end and evicts from
 the front until the stored bytes (each entry's ``size()``, its body plus a fixed allowance for the
-objects around it, and its key's length) fit ``max_bytes``.
+objects around it, its namespace's and its key's length) fit ``max_bytes``; an entry bigger than
+``max_bytes`` alone is not stored (it would evict everything, then itself).
 An expired entry is dropped when a lookup meets it; eviction takes the rest. Every operation is
 synchronous and O(1) except ``clear`` by namespace, an admin operation that walks the entries.
 """
@@ -33,8 +34,10 @@ class MemoryStore:
     def put(self, key, entry):
         if key in self.entries:
             self._drop(key)
-        self.entries[key] = entry
         size = entry.size() + len(key)
+        if size > self.max_bytes:
+            return  # it could never fit: storing it would only push every other entry out first
+        self.entries[key] = entry
         self.bytes += size
         self.stats.stored(size)
         while self.bytes > self.max_bytes:

@@ -431,7 +431,7 @@ def render(states):
         )  # fmt: skip
         for name, key, help_text in (
             ("alloy_cache_stored_total", "stored_entries", "Answers the response cache stored."),
-            ("alloy_cache_stored_bytes_total", "stored_bytes", "Bytes of the answers the response cache stored."),
+            ("alloy_cache_stored_bytes_total", "stored_bytes", "Bytes the response cache stored, as its max_bytes counts them: each answer's body plus its entry's bookkeeping (key, namespace, a fixed allowance)."),
             ("alloy_cache_evictions_total", "evictions", "Entries the memory store evicted to fit max_bytes."),
             ("alloy_cache_store_errors_total", "store_errors", "Failed or timed-out commands to the cache's Redis."),
         ):
