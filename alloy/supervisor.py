@@ -271,6 +271,11 @@ class Supervisor:
             slot, started = self.workers.pop(pid)
             self.ready.discard(pid)
             self.forked_at.pop(pid, None)
+            workers_dir = self.config.metrics.workers_dir
+            if workers_dir is not None:  # its counts join the dead workers' sum: one file for them all
+                from alloy.observability.metrics import retire_worker
+
+                retire_worker(workers_dir, pid)
             if self.stopping:
                 continue
             if not self.announced:

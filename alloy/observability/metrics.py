@@ -32,7 +32,8 @@ With ``--workers N`` each worker writes a snapshot of its counters to the superv
 (``MetricsSettings.workers_dir``) once a second, at shutdown and whenever it answers a scrape; the
 worker that answers sums every worker's latest snapshot, its own taken at that moment. A snapshot
 only ever replaces an older one of the same worker, so every counter a scrape reads is at least
-what any earlier scrape read: the sums never go down (a worker that died keeps its last counts).
+what any earlier scrape read: the sums never go down (a worker that died keeps its last counts,
+folded by the supervisor into one file of the dead workers' sum: ``retire_worker``).
 Gauges come from workers still alive.
 """
 
@@ -72,6 +73,8 @@ PASSTHROUGH_CACHE = 4096  # paths whose passthrough label is remembered (paths c
 SEEN_CACHE = 4096  # (path, model, deployment) combinations whose slot is remembered
 CACHE_RESULTS = (("hit", "hits"), ("miss", "misses"), ("refresh", "refreshes"), ("bypass", "bypasses"))
 GAUGES_FRESH = 5.0  # seconds: a worker's snapshot older than this contributes no gauges
+RETIRED = "retired.metrics"  # the dead workers' counts, summed (retire_worker)
+ABSORBED_KEPT = 64  # dead workers the sum names: enough for any file a scrape may still list
 
 
 # A slot is one flat list (an index is cheaper than an attribute and then an index): status counts
@@ -257,7 +260,10 @@ class Metrics:
         return state
 
     def all_states(self):
-        """Every worker's latest state, this worker's taken now (and shared before it is used)."""
+        """Every worker's latest state, this worker's taken now (and shared before it is used), and
+        the dead workers' sum (``retire_worker``), each dead worker counted once: the sum names
+        the workers it holds (their files may still be there), and a file that vanished since the
+        listing was folded into a sum written before it went, read again then."""
         own = self.write_snapshot(self.state())
         if self.workers_dir is None:
             return [own]
@@ -266,14 +272,23 @@ class Metrics:
             names = os.listdir(self.workers_dir)
         except OSError:
             return states
+        retired_path = os.path.join(self.workers_dir, RETIRED)
+        retired = _read_state(retired_path) if RETIRED in names else None
+        vanished = False
         for name in names:
-            if not name.endswith(".metrics") or name == f"{self.pid}.metrics":
+            if not name.endswith(".metrics") or name == f"{self.pid}.metrics" or name == RETIRED:
                 continue
-            try:
-                with open(os.path.join(self.workers_dir, name), "rb") as handle:
-                    states.append(marshal.loads(handle.read()))
-            except (OSError, EOFError, ValueError, TypeError):
-                continue
+            state = _read_state(os.path.join(self.workers_dir, name))
+            if state is None:
+                vanished = vanished or not os.path.exists(os.path.join(self.workers_dir, name))
+            else:
+                states.append(state)
+        if vanished:
+            retired = _read_state(retired_path)
+        if retired is not None:
+            absorbed = set(retired["absorbed"])
+            states = [state for state in states if state["pid"] not in absorbed]
+            states.append(retired)
         return states
 
     # --- the scrape ----------------------------------------------------------------------------------
@@ -303,6 +318,50 @@ def _alive(pid):
     except PermissionError:
         return True
     return True
+
+
+def _read_state(path):
+    """A snapshot's state, or None (gone, or being replaced: ``os.replace`` makes that rare)."""
+    try:
+        with open(path, "rb") as handle:
+            return marshal.loads(handle.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+
+
+def retire_worker(workers_dir, pid):
+    """Fold the last snapshot of worker ``pid``, which died, into the one file of the dead workers'
+    sum (``RETIRED``), then remove its own: its counts stay (counters never go down) and a crash
+    loop leaves one file, not one per death for every scrape to read. Called by the supervisor
+    (``alloy.supervisor``) when it reaps a worker. The sum is replaced atomically before the dead
+    worker's file goes and names the workers it holds (the last ``ABSORBED_KEPT``), so a scrape
+    reading both counts the worker once (``Metrics.all_states``)."""
+    path = os.path.join(workers_dir, f"{pid}.metrics")
+    dead = _read_state(path)
+    if dead is None:
+        return
+    retired_path = os.path.join(workers_dir, RETIRED)
+    retired = _read_state(retired_path)
+    if retired is None:
+        retired = {"pid": 0, "time": 0.0, "slots": {}, "errors": {}, "fallbacks": {}, "log": (0, 0), "cache": {},
+                   "gauges": {"inflight": 0, "connections": 0, "pools": {}, "breakers": {}, "deployments": {}},
+                   "absorbed": ()}  # fmt: skip
+    slots = retired["slots"]
+    for key, slot in dead["slots"].items():
+        held = slots.get(key)
+        slots[key] = slot if held is None else tuple(a + b for a, b in zip(held, slot))
+    for name in ("errors", "fallbacks", "cache"):
+        for key, count in dead.get(name, {}).items():
+            _add(retired[name], key, count)
+    retired["log"] = (retired["log"][0] + dead["log"][0], retired["log"][1] + dead["log"][1])
+    retired["absorbed"] = (*retired["absorbed"][-(ABSORBED_KEPT - 1) :], pid)
+    try:
+        with open(retired_path + ".tmp", "wb") as handle:
+            handle.write(marshal.dumps(retired))
+        os.replace(retired_path + ".tmp", retired_path)
+        os.remove(path)
+    except OSError:
+        pass  # the directory is going (the supervisor stops): nothing to keep
 
 
 def _add(target, key, value):

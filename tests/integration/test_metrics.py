@@ -321,6 +321,43 @@ def test_with_two_workers_every_scrape_reports_the_whole_server(start_gateway, m
     assert wait_until(lambda: served() == 30, 5)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers is Linux-only")
+def test_workers_that_die_leave_their_counts_and_one_file_for_them_all(start_gateway, mock):
+    # Each dead worker's last snapshot was kept for good (its counts must not go down), one file
+    # per death: a crash-looping worker (replaced every 10 s at most) left thousands a day in
+    # /dev/shm, every one read by every scrape. The supervisor now folds each into one file.
+    import glob
+    import os
+    import signal
+
+    from test_workers import alive, workers_of
+
+    gateway = start(start_gateway, mock, args=["--workers", "2"])
+    [directory] = glob.glob(f"/dev/shm/alloy-metrics-{gateway.pid}-*")
+    made = 0
+    for _ in range(3):
+        for _ in range(8):
+            assert post(gateway, chat("fast"))[0] == 200
+            made += 1
+        time.sleep(1.2)  # every worker has shared its counts since
+        victim, survivor = workers_of(gateway.pid)
+        os.kill(victim, signal.SIGKILL)
+        assert wait_until(lambda: not alive(victim) and len(workers_of(gateway.pid)) == 2, 15), gateway.stderr
+        replacement = next(pid for pid in workers_of(gateway.pid) if pid != survivor)
+        assert wait_until(lambda: f"worker {replacement} ready" in gateway.stderr, 10), gateway.stderr
+
+    def served():
+        return scrape(gateway.base).value(
+            "alloy_requests_total", endpoint="chat/completions", model="fast", provider="openai", status_class="2xx"
+        )
+
+    assert wait_until(lambda: served() == made, 5), served()
+    assert [served() for _ in range(6)] == [made] * 6  # whichever worker answers
+    snapshots = sorted(name for name in os.listdir(directory) if name.endswith(".metrics"))
+    living = {f"{pid}.metrics" for pid in workers_of(gateway.pid)}
+    assert set(snapshots) - living == {"retired.metrics"}, snapshots
+
+
 def test_metrics_can_be_switched_off(start_gateway, mock):
     gateway = start(start_gateway, mock, extra="[metrics]\nenabled = false\n")
     assert post(gateway, chat("fast"))[0] == 200
