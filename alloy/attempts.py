@@ -7,7 +7,8 @@ after a failure:
 
 - a connection that could not be opened or was closed before a byte came back, or an answer with
   status 408, 409, 429, 5xx or 529: retry, preferring a deployment that has not failed this
-  request. Retrying the same deployment waits out its ``Retry-After`` / ``retry-after-ms`` (when
+  request. A passed-through request that creates something upstream (a file, a batch: ``creates``)
+  is sent again only after a 429 or when no connection could be opened. Retrying the same deployment waits out its ``Retry-After`` / ``retry-after-ms`` (when
   no longer than ``retry_after_max``; a longer one bars the deployment for this request) or an
   exponential backoff with full jitter. At most ``max_retries`` retries per model, and no attempt
   starts after ``retry_deadline``;
@@ -38,10 +39,25 @@ CONTEXT_WINDOW_MARKERS = (b"context_length_exceeded", b"maximum context length",
 CONTENT_POLICY_MARKERS = (b"content_policy_violation", b"content_filter", b"content policy")
 
 
+# Passed-through requests that change nothing upstream whatever their method: answered, not kept.
+STATELESS_PREFIXES = (b"/v1/audio/", b"/v1/images/", b"/v1/moderations")
+IDEMPOTENT_METHODS = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE"))  # RFC 9110 section 9.2.2
+
+
+def creates(call):
+    """Does ``call`` ask the upstream to make something that stays (a file, an upload part, a batch,
+    a fine-tuning job)? Such a request is sent again only when the upstream surely did not act on
+    it (a 429, or no connection at all): after a 5xx or a close, the object may exist, and a second
+    send would make a second one. A model request only costs its tokens twice, and is retried."""
+    return call.scan is None and call.request.method not in IDEMPOTENT_METHODS and not call.path.startswith(STATELESS_PREFIXES)
+
+
 def may_retry(call, status):
     """May an answer with ``status`` be followed by another attempt of ``call``? (Then the relay
     holds it until ``failed_with_answer`` decides.)"""
     if status in RETRYABLE_STATUSES:
+        if status != 429 and creates(call):
+            return False
         return attempt_left(call)
     if status != 400:
         return False
@@ -123,6 +139,10 @@ class Attempts:
             # (A provider's answer held from an earlier attempt stays the one to give: a reused
             # connection that closed under this attempt says nothing about the request.)
             self.last_failure = error
+        if not error.unsent and creates(call):
+            # It went out and may have made its file or job: sent again it could make two.
+            call.deployment.abandoned() if error.stale else call.deployment.failed()
+            return call.answer(self.last_failure)
         if error.stale:
             # A reused keep-alive connection closed before a byte came back: not the deployment's
             # fault, retried at once.

@@ -338,10 +338,11 @@ class Call:
     def usage(self):
         """The ``usage`` object of the answer relayed (a JSON body or a stream's final events), as a
         dict, or None when it carried none. Read on demand from the last pieces the relay wrote
-        (``tail``), so a request nobody asks about pays nothing."""
+        (``tail``), so a request nobody asks about pays nothing. Only a model's answer is read: a
+        passed-through file download or batch object may hold "usage" of calls made elsewhere."""
         if self._usage is None:
             tail = self.tail
-            if not tail:
+            if not tail or self.scan is None:
                 self._usage = {}
             else:  # an answer that came in one read has one piece: no copy to join
                 self._usage = find_usage(tail[-1] if len(tail) == 1 or not tail[0] else b"".join(tail)) or {}

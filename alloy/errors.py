@@ -18,6 +18,7 @@ class AlloyError(Exception):
     code = "internal_error"
     header_block = b""  # extra response header lines this error requires (e.g. Allow on 405)
     retryable = False  # another attempt (on this deployment or another) may well succeed
+    unsent = False  # nothing reached the upstream: even a request that creates something may go again
     stale = False  # a keep-alive connection the upstream had just closed (see UpstreamUnreachable)
 
     def __init__(self, message, *, code=None, param=None):
@@ -248,10 +249,11 @@ class UpstreamUnreachable(UpstreamError):
 
     retryable = True
 
-    def __init__(self, message, *, stale=False, closed_idle=False):
+    def __init__(self, message, *, stale=False, closed_idle=False, unsent=False):
         super().__init__(message)
         self.stale = stale  # a reused keep-alive connection: retried at once, not held against it
         self.closed_idle = closed_idle  # ... closed in order (no reset): how an idle close looks
+        self.unsent = unsent  # no connection could be opened (else it was closed after the send)
 
 
 class UpstreamBusy(UpstreamError):
@@ -261,6 +263,7 @@ class UpstreamBusy(UpstreamError):
     status = 503
     code = "upstream_pool_exhausted"
     retryable = True
+    unsent = True
 
 
 class ResponseTooLarge(UpstreamError):
@@ -283,6 +286,7 @@ class UpstreamTimeout(UpstreamError):
 
 class UpstreamConnectTimeout(UpstreamTimeout):
     retryable = True
+    unsent = True
 
 
 def error_payload(exc):

@@ -236,4 +236,4 @@ class UpstreamConnection:  # an asyncio protocol (asyncio and uvloop duck-type i
 def connection_error(exc, named):
     """The error for a failure to connect to ``named`` (``upstream 'openai'``): the provider's name,
     never its address, which the client has no business knowing (the gateway's log has it)."""
-    return UpstreamUnreachable(f"could not connect to {named}: {exc.__class__.__name__}")
+    return UpstreamUnreachable(f"could not connect to {named}: {exc.__class__.__name__}", unsent=True)

@@ -155,7 +155,7 @@ class HttpxExchange:
             named, kind = self.upstream.named, exc.__class__.__name__  # the provider, never its address
             garbled = isinstance(exc, httpx.RemoteProtocolError) and "without sending" not in str(exc)
             if isinstance(exc, httpx.ConnectError):
-                self._fail(UpstreamUnreachable(f"could not connect to {named}: {kind}"))
+                self._fail(UpstreamUnreachable(f"could not connect to {named}: {kind}", unsent=True))
             elif not self.received and not garbled:  # nothing came back: the request was not processed
                 self._fail(UpstreamUnreachable(f"{named} closed the connection before answering: {kind}"))
             elif isinstance(exc, httpx.RemoteProtocolError):
