@@ -1,6 +1,8 @@
 # Declarations that compile alloy/upstream/connection.py as alloy.upstream.connection (setup.py).
 cimport cython
 
+from alloy._core cimport ResponseHead as CoreResponseHead
+from alloy._core cimport ResponseParser as CoreResponseParser
 from alloy.relay cimport Relay
 from alloy.upstream.pool cimport CorePool
 
@@ -17,8 +19,8 @@ cdef class UpstreamConnection:
     cdef public double idle_since
     cdef public object _request
     cdef public Relay _sink
-    cdef public object _parser
-    cdef public object _head
+    cdef public CoreResponseParser _parser
+    cdef public CoreResponseHead _head
     cdef public bint _received
     cdef public bint reading_paused
     cdef public long due
