@@ -8,6 +8,22 @@ from alloy.upstream.pool cimport CorePool
 
 
 @cython.final
+cdef class UpstreamRequest:
+    cdef public bytes method
+    cdef public bytes target
+    cdef public bytes header_block
+    cdef public object body
+    cdef public Py_ssize_t body_length
+    cdef public object timeouts
+    cdef public long total_ticks
+    cdef public object response_skip
+    cdef public bytes head
+
+    cpdef long deadline(self, long sent, long last_read, bint received)
+    cpdef expired(self, long age_ticks, long quiet_ticks, bint received, bint partial=*)
+
+
+@cython.final
 cdef class UpstreamConnection:
     cdef public CorePool pool
     cdef public object wheel
@@ -17,7 +33,7 @@ cdef class UpstreamConnection:
     cdef public bint forgotten
     cdef public bint reused
     cdef public double idle_since
-    cdef public object _request
+    cdef public UpstreamRequest _request
     cdef public Relay _sink
     cdef public CoreResponseParser _parser
     cdef public CoreResponseHead _head
@@ -29,7 +45,7 @@ cdef class UpstreamConnection:
 
     @cython.locals(sink=Relay, done=bint)
     cpdef data_received(self, data)
-    cpdef send(self, request, Relay sink, bint head_request)
+    cpdef send(self, UpstreamRequest request, Relay sink, bint head_request)
     cpdef cancel(self)
     cpdef pause_reading(self)
     cpdef resume_reading(self)
