@@ -119,3 +119,12 @@ cdef class ScanResult:
     cdef Py_ssize_t _span_start
     cdef Py_ssize_t _span_end
     cdef object _parsed
+
+
+@cython.final
+cdef class RouteTable:
+    cdef dict _exact
+    cdef dict _prefixes
+    cdef list _wildcards
+
+    cpdef tuple lookup(self, str model)

@@ -1,6 +1,7 @@
 # Declarations that compile alloy/call.py as alloy.call (setup.py).
 cimport cython
 
+from alloy._core cimport ScanResult as CoreScanResult
 from alloy.balancer cimport Deployment, ModelGroup
 
 from alloy.relay cimport Relay
@@ -14,7 +15,7 @@ cdef class Call:
     cdef public object query
     cdef public object suffix
     cdef public object endpoint
-    cdef public object scan
+    cdef public CoreScanResult scan
     cdef public object model_name
     cdef public object id_line
     cdef public object request_id_line
