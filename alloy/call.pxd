@@ -1,7 +1,6 @@
 # Declarations that compile alloy/call.py as alloy.call (setup.py).
 cimport cython
 
-from alloy._core cimport ScanResult as CoreScanResult
 from alloy.balancer cimport Deployment, ModelGroup
 
 from alloy.relay cimport Relay
@@ -15,7 +14,7 @@ cdef class Call:
     cdef public object query
     cdef public object suffix
     cdef public object endpoint
-    cdef public CoreScanResult scan
+    cdef public object scan  # not typed: the listeners' micro-benchmarks make a Call around the twin's ScanResult
     cdef public object model_name
     cdef public object id_line
     cdef public object request_id_line
