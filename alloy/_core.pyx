@@ -405,13 +405,7 @@ cdef int _check_chunk_ext(const char *p, Py_ssize_t i, Py_ssize_t end, error) ex
     return 0
 
 
-cdef class _ChunkedDecoder:
-    cdef int state
-    cdef long long remaining
-    cdef object error
-    cdef bint finished
-    cdef Py_ssize_t trailer_bytes
-
+cdef class _ChunkedDecoder:  # its fields and cdef method: alloy/_core.pxd
     def __cinit__(self, error):
         self.error = error
         self.state = CH_SIZE

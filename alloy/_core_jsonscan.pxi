@@ -5,17 +5,7 @@
 # Request body scanning
 # ============================================================================================
 
-cdef class ScanResult:
-    cdef readonly object model
-    cdef readonly bint stream
-    cdef readonly bytes body
-    cdef readonly object user  # the raw JSON of a top-level "user" / "metadata" value, or None
-    cdef readonly object metadata
-    cdef readonly long max_tokens  # the answer's token cap asked for (see the twin), 0 when none
-    cdef Py_ssize_t _span_start
-    cdef Py_ssize_t _span_end
-    cdef object _parsed
-
+cdef class ScanResult:  # its fields: alloy/_core.pxd
     def __repr__(self):
         return f"<ScanResult model={self.model!r} stream={self.stream}>"
 

@@ -8,18 +8,7 @@
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
 
-cdef class Request:
-    cdef readonly bytes method
-    cdef readonly bytes target
-    cdef readonly int version
-    cdef readonly dict headers
-    cdef readonly bytes body
-    cdef readonly bint keep_alive
-    # ``encode_forwarded(headers, forwarded_skip, <the parser's prefixes>)``, written while the head
-    # was parsed by a parser given forwarding sets (else both None): see RequestParser.
-    cdef readonly bytes forwarded
-    cdef readonly object forwarded_skip
-
+cdef class Request:  # its fields: alloy/_core.pxd
     def __repr__(self):
         return f"<Request {self.method.decode()} {self.target.decode(errors='replace')}>"
 
@@ -31,25 +20,7 @@ cdef enum:
     S_DEAD = 3
 
 
-cdef class RequestParser:
-    cdef Py_ssize_t _max_header
-    cdef long long _max_body
-    cdef bytes _buf
-    cdef int _state
-    cdef Py_ssize_t _scan_from
-    cdef Request _current
-    cdef long long _remaining
-    cdef list _body_parts
-    cdef long long _body_size
-    cdef _ChunkedDecoder _chunked
-    cdef bytearray _chunked_body  # a chunked body, grown in place (see the twin)
-    cdef bint _expect_continue
-    cdef object _error
-    cdef int _empty_lines
-    cdef bytes _method  # of the request being read, once its request line is read
-    cdef frozenset _forward_skip
-    cdef tuple _forward_prefixes
-
+cdef class RequestParser:  # its fields and cdef methods: alloy/_core.pxd
     def __init__(self, Py_ssize_t max_header_bytes=65536, long long max_body_bytes=33554432,
                  frozenset forward_skip=None, tuple forward_prefixes=()):
         self._max_header = max_header_bytes
@@ -64,18 +35,10 @@ cdef class RequestParser:
         self._body_size = 0
         self._chunked = None
         self._chunked_body = None
-        self._expect_continue = False
-        self._error = None
+        self.expect_continue = False
+        self.error = None
         self._empty_lines = 0
         self._method = None
-
-    @property
-    def error(self):
-        return self._error
-
-    @property
-    def expect_continue(self):
-        return self._expect_continue
 
     @property
     def in_progress(self):
@@ -98,7 +61,7 @@ cdef class RequestParser:
 
     @property
     def waiting_head(self):
-        if not self._expect_continue:
+        if not self.expect_continue:
             return None
         cdef Request current = self._current
         cdef Request head = Request.__new__(Request)
@@ -116,7 +79,7 @@ cdef class RequestParser:
     def buffered(self):
         return PyBytes_GET_SIZE(self._buf) + self._body_size
 
-    def feed(self, bytes data):
+    cpdef list feed(self, bytes data):
         cdef list done = []
         if self._state == S_DEAD:
             raise _ProtocolError("connection is no longer readable after an error")
@@ -126,7 +89,7 @@ cdef class RequestParser:
             self._state = S_DEAD
             if not done:
                 raise
-            self._error = error  # the requests before it are answered first
+            self.error = error  # the requests before it are answered first
         return done
 
     cdef int _feed(self, bytes data, list done) except -1:
@@ -351,7 +314,7 @@ cdef class RequestParser:
         self._body_parts = []
         self._body_size = 0
         previous = headers.get(H_EXPECT)
-        self._expect_continue = (
+        self.expect_continue = (
             previous is not None and version == 11
             and (_ieq(PyBytes_AS_STRING(previous), PyBytes_GET_SIZE(previous), b"100-continue", 12)
                  or _lists_continue(previous))  # a list, as when sent twice (see the twin)
@@ -396,7 +359,7 @@ cdef class RequestParser:
         self._body_size = 0
         self._chunked = None
         self._state = S_HEAD
-        self._expect_continue = False
+        self.expect_continue = False
         return request
 
 

@@ -7,21 +7,7 @@
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
-cdef class ResponseHead:
-    cdef readonly int status
-    cdef readonly int version
-    cdef list _headers
-    cdef bytes _fields  # the field lines as received, when the parser made a block (see block)
-    cdef public bint keep_alive
-    cdef readonly long long content_length
-    cdef readonly bint chunked
-    # The client-facing header lines (``name: value\r\n``, lower-cased names, the names of
-    # ``block_skip`` left out): what ``encode_headers(headers, block_skip)`` returns, written while
-    # the head was parsed by a parser given a ``skip`` set, else None. Such a head builds its
-    # ``headers`` list only when asked, and ``get`` reads the field lines without building it.
-    cdef readonly bytes block
-    cdef readonly object block_skip
-
+cdef class ResponseHead:  # its fields: alloy/_core.pxd
     @property
     def headers(self):
         if self._headers is None:
@@ -88,17 +74,7 @@ cdef enum:
     R_DONE = 4
 
 
-cdef class ResponseParser:
-    cdef bint _head_request
-    cdef Py_ssize_t _max_header
-    cdef object _skip
-    cdef bytes _buf
-    cdef int _state
-    cdef long long _remaining
-    cdef _ChunkedDecoder _chunked
-    cdef ResponseHead _head
-    cdef public bint done
-
+cdef class ResponseParser:  # its fields and cdef methods: alloy/_core.pxd
     def __init__(self, bint head_request=False, Py_ssize_t max_header_bytes=65536, skip=None):
         self._head_request = head_request
         self._max_header = max_header_bytes
@@ -112,7 +88,7 @@ cdef class ResponseParser:
         self._head = None
         self.done = False
 
-    def feed(self, bytes data):
+    cpdef list feed(self, bytes data):
         cdef bytes buf
         cdef list out = []
         cdef const char *p

@@ -23,11 +23,7 @@ cdef bint _glob_match(list parts, str name):
     return True
 
 
-cdef class RouteTable:
-    cdef dict _exact
-    cdef dict _prefixes
-    cdef list _wildcards
-
+cdef class RouteTable:  # its fields and cpdef method: alloy/_core.pxd
     def __init__(self):
         self._exact = {}
         self._prefixes = {}
@@ -45,7 +41,7 @@ cdef class RouteTable:
         self._wildcards.append((-literal, len(self._wildcards), parts, target))
         self._wildcards.sort(key=lambda entry: entry[:2])
 
-    def lookup(self, str model):
+    cpdef tuple lookup(self, str model):
         cdef object target = self._exact.get(model)
         cdef Py_ssize_t slash
         cdef tuple entry

@@ -14,7 +14,7 @@ cdef class Call:
     cdef public object query
     cdef public object suffix
     cdef public object endpoint
-    cdef public object scan
+    cdef public object scan  # not typed: the listeners' micro-benchmarks make a Call around the twin's ScanResult
     cdef public object model_name
     cdef public object id_line
     cdef public object request_id_line

@@ -1,6 +1,7 @@
 # Declarations that compile alloy/client_connection.py as alloy.client_connection (setup.py).
 cimport cython
 
+from alloy._core cimport RequestParser as CoreRequestParser
 from alloy.call cimport Call
 
 
@@ -8,7 +9,7 @@ from alloy.call cimport Call
 cdef class ClientConnection:
     cdef public object gateway
     cdef public object transport
-    cdef public object parser
+    cdef public CoreRequestParser parser
     cdef public object queue
     cdef public Py_ssize_t queued_bytes
     cdef public object current  # a Call, or what stands for one (alloy.cache Clearing)
@@ -28,7 +29,7 @@ cdef class ClientConnection:
     cdef public long body_mark
     cdef public bint feeding
 
-    @cython.locals(parser=object, requests=list)
+    @cython.locals(parser=CoreRequestParser, requests=list)
     cpdef data_received(self, data)
     cpdef handle(self, request)
     cpdef answer_finished(self, bint keep_alive)

@@ -1,6 +1,7 @@
 # Declarations that compile alloy/endpoints.py as alloy.endpoints (setup.py).
 cimport cython
 
+from alloy._core cimport Request as CoreRequest
 from alloy.pipeline cimport Pipeline
 
 
@@ -11,5 +12,5 @@ cdef class Endpoints:
     cdef public object health_head
     cdef public object metrics
 
-    cpdef dispatch(self, request, connection)
+    cpdef dispatch(self, CoreRequest request, connection)
 

@@ -1,6 +1,8 @@
 # Declarations that compile alloy/pipeline.py as alloy.pipeline (setup.py).
 cimport cython
 
+from alloy._core cimport Request as CoreRequest
+from alloy._core cimport ScanResult as CoreScanResult
 from alloy.auth cimport MasterKey
 from alloy.call cimport Call
 from alloy.routing cimport Routes
@@ -28,12 +30,13 @@ cdef class Pipeline:
     cdef public object cache
 
     @cython.locals(arrived=double)
-    cpdef handle(self, request, path, query, connection)
+    cpdef handle(self, CoreRequest request, path, query, connection)
     cpdef proceed(self, Call call, key, double arrived)
     cpdef admitted(self, Call call)
-    cpdef authenticate(self, request)
-    cpdef Call route_model(self, request, path, query, connection)
-    cpdef Call _call_for_model(self, request, path, query, connection, scan, bint passthrough_only=*)
+    cpdef authenticate(self, CoreRequest request)
+    @cython.locals(scan=CoreScanResult)
+    cpdef Call route_model(self, CoreRequest request, path, query, connection)
+    cpdef Call _call_for_model(self, CoreRequest request, path, query, connection, CoreScanResult scan, bint passthrough_only=*)
 
 
 @cython.final

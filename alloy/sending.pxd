@@ -2,6 +2,7 @@
 # a Python class.
 cimport cython
 
+from alloy._core cimport ScanResult as CoreScanResult
 from alloy.balancer cimport Deployment
 from alloy.call cimport Call
 from alloy.relay cimport PassthroughRelay
@@ -32,5 +33,5 @@ cdef class PassthroughProvider:
     cdef public bytes header_block
     cdef public object secret
 
-    @cython.locals(relay=PassthroughRelay)
+    @cython.locals(relay=PassthroughRelay, scan=CoreScanResult)
     cpdef send(self, Call call, Deployment deployment, served_by, long total_ticks)

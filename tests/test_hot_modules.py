@@ -40,8 +40,28 @@ def test_the_hot_classes_are_extension_types():
     from alloy.call import Call
     from alloy.client_connection import ClientConnection
     from alloy.relay import PassthroughRelay
+    from alloy.upstream import UpstreamRequest
     from alloy.upstream.connection import UpstreamConnection
 
-    for cls in (Call, ClientConnection, PassthroughRelay, UpstreamConnection):
+    for cls in (Call, ClientConnection, PassthroughRelay, UpstreamConnection, UpstreamRequest):
         with pytest.raises((AttributeError, TypeError)):
             cls.not_a_field = 1  # an extension type: its fields are C slots, its methods in a vtable
+
+
+@pytest.mark.skipif(alloy.core.IMPLEMENTATION != "compiled", reason="the compiled build's classes")
+def test_the_core_classes_the_shell_is_typed_with_are_those_alloy_core_gives():
+    """The hot modules' .pxd files cimport these from alloy._core (alloy/_core.pxd) while their .py
+    imports them from alloy.core: a field typed with one would refuse any other class's object."""
+    import alloy._core
+    from alloy.upstream import UpstreamRequest
+    from alloy.upstream.connection import UpstreamConnection
+
+    for name in ("Request", "RequestParser", "ResponseHead", "ResponseParser", "ScanResult", "RouteTable"):
+        assert getattr(alloy.core, name) is getattr(alloy._core, name), name
+    connection = UpstreamConnection.__new__(UpstreamConnection)
+    connection._parser = alloy.core.ResponseParser()
+    with pytest.raises(TypeError):
+        connection._parser = object()  # typed with the core's class in connection.pxd
+    with pytest.raises(TypeError):
+        connection._request = object()
+    assert UpstreamRequest.__module__ == "alloy.upstream.connection"  # an extension type needs a compiled module

@@ -1,8 +1,26 @@
 # Declarations that compile alloy/upstream/connection.py as alloy.upstream.connection (setup.py).
 cimport cython
 
+from alloy._core cimport ResponseHead as CoreResponseHead
+from alloy._core cimport ResponseParser as CoreResponseParser
 from alloy.relay cimport Relay
 from alloy.upstream.pool cimport CorePool
+
+
+@cython.final
+cdef class UpstreamRequest:
+    cdef public bytes method
+    cdef public bytes target
+    cdef public bytes header_block
+    cdef public object body
+    cdef public Py_ssize_t body_length
+    cdef public object timeouts
+    cdef public long total_ticks
+    cdef public object response_skip
+    cdef public bytes head
+
+    cpdef long deadline(self, long sent, long last_read, bint received)
+    cpdef expired(self, long age_ticks, long quiet_ticks, bint received, bint partial=*)
 
 
 @cython.final
@@ -15,10 +33,10 @@ cdef class UpstreamConnection:
     cdef public bint forgotten
     cdef public bint reused
     cdef public double idle_since
-    cdef public object _request
+    cdef public UpstreamRequest _request
     cdef public Relay _sink
-    cdef public object _parser
-    cdef public object _head
+    cdef public CoreResponseParser _parser
+    cdef public CoreResponseHead _head
     cdef public bint _received
     cdef public bint reading_paused
     cdef public long due
@@ -27,7 +45,7 @@ cdef class UpstreamConnection:
 
     @cython.locals(sink=Relay, done=bint)
     cpdef data_received(self, data)
-    cpdef send(self, request, Relay sink, bint head_request)
+    cpdef send(self, UpstreamRequest request, Relay sink, bint head_request)
     cpdef cancel(self)
     cpdef pause_reading(self)
     cpdef resume_reading(self)

@@ -15,11 +15,61 @@ silence is ours, not the upstream's.
 import asyncio
 import logging
 
-from alloy.core import ResponseParser
-from alloy.errors import UpstreamProtocolError, UpstreamUnreachable
+from alloy.core import ResponseParser, frame_request_head
+from alloy.errors import UpstreamProtocolError, UpstreamTimeout, UpstreamUnreachable
 
 log = logging.getLogger("alloy")
 MAX_HEAD_BYTES = 65536  # an upstream response head beyond this is a protocol error (the parser's default)
+
+
+class UpstreamRequest:
+    """One attempt's request. Its head is framed when it is made, so a value that does not belong
+    in a head (``alloy.errors.UnsafeHead``) fails the attempt before any backend sees it. (An
+    extension type in the compiled build, declared in connection.pxd: one is made per attempt, and
+    the connection that sends it reads its fields as C slots. It lives here, not in
+    ``alloy.upstream``, because only a compiled module can define one; that package exports it.)"""
+
+    __slots__ = (
+        "method", "target", "header_block", "body", "body_length", "timeouts", "total_ticks", "response_skip", "head",
+    )  # fmt: skip
+
+    def __init__(self, method, target, header_block, body, body_length, timeouts, total_ticks=0, response_skip=None):
+        self.method = method
+        self.target = target
+        self.header_block = header_block  # host, credentials, forwarded headers, each line CRLF-terminated
+        self.body = body  # buffers (bytes or memoryview) whose concatenation is the body
+        self.body_length = body_length
+        self.timeouts = timeouts
+        self.total_ticks = total_ticks  # what is left of the total timeout for this attempt; 0: no limit
+        # The response header names the client must not see (a passthrough relay's): given, the
+        # core's response parser writes the client's header block while it parses (ResponseHead.block).
+        self.response_skip = response_skip
+        self.head = frame_request_head(method, target, header_block, body_length)  # checked by the core
+
+    def deadline(self, sent, last_read, received):
+        """The sweep at which the first of this request's limits falls, for a request sent when the
+        sweep count was ``sent`` whose last read came when it was ``last_read`` (``received``: any
+        byte came back; else ``last_read`` is ``sent``)."""
+        timeouts = self.timeouts
+        quiet = last_read + (timeouts.idle_ticks if received else timeouts.first_byte_ticks)
+        if self.total_ticks and sent + self.total_ticks < quiet:
+            return sent + self.total_ticks
+        return quiet
+
+    def expired(self, age_ticks, quiet_ticks, received, partial=False):
+        """The ``UpstreamTimeout`` this request has run into, after ``age_ticks`` sweeps since it
+        was sent and ``quiet_ticks`` since the last read (``received``: the response head came
+        back; ``partial``: bytes of it did, or interim answers), or None."""
+        timeouts = self.timeouts
+        if self.total_ticks and age_ticks >= self.total_ticks:
+            return UpstreamTimeout(f"upstream did not complete the response within {timeouts.total:g} s")
+        if received:
+            if quiet_ticks >= timeouts.idle_ticks:
+                return UpstreamTimeout(f"upstream went silent for {timeouts.stream_idle:g} s")
+        elif quiet_ticks >= timeouts.first_byte_ticks:
+            what = "a complete response head" if partial else "the first byte"
+            return UpstreamTimeout(f"upstream did not send {what} within {timeouts.first_byte:g} s")
+        return None
 
 
 class UpstreamConnection:  # an asyncio protocol (asyncio and uvloop duck-type it)
