@@ -26,7 +26,7 @@ import math
 import time
 from collections import deque
 from functools import partial
-from hashlib import sha256
+from binascii import crc32  # (hashlib would load OpenSSL's digests at start: see tests/test_lazy_imports.py)
 
 from alloy.chance import random
 from alloy.errors import DeploymentQuotaExceeded, DeploymentsBusy, NoHealthyDeployment
@@ -351,14 +351,14 @@ def pick_prefix_affinity(group, avoid, barred):
 
 
 def _whereabouts(provider):
-    """A short digest of where a provider's requests go and what its configuration adds to them:
-    its server and API path, its API version, its configured header lines (which may choose the
-    organization billed). Not its key: a rotated key asks the same questions of the same account."""
+    """Where a provider's requests go and what its configuration adds to them: its server and API
+    path, its API version, and a checksum of its configured header lines (which may choose the
+    organization billed; a checksum: they may hold a proxy's credentials, and the line breaks stay
+    out of the cache's keys). Not its key: a rotated key asks the same of the same account."""
     origin = getattr(getattr(provider, "upstream", None), "origin", None)
     version = getattr(provider, "api_version", None) or getattr(getattr(provider, "settings", None), "api_version", None)
     configured = getattr(getattr(provider, "forwarding", None), "configured_lines", b"")
-    where = f"{getattr(origin, 'label', '')}{getattr(origin, 'base_path', '')}\n{version or ''}\n".encode() + configured
-    return sha256(where).hexdigest()[:16]
+    return f"{getattr(origin, 'label', '')}{getattr(origin, 'base_path', '')}|{version or ''}|{crc32(configured):08x}"
 
 
 def _ring(deployments):
