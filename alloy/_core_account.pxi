@@ -650,7 +650,7 @@ cdef long long _token_count(object value):
 
 def usage_cost(usage, price):
     cdef long long tokens_in = 0, tokens_out = 0, tokens_cached = 0, read, written, uncached
-    cdef double cost, micros
+    cdef double cost, nanos
     if usage:
         if not PyDict_Check(usage):
             return _usage_cost_in_python(usage, price)
@@ -680,10 +680,14 @@ def usage_cost(usage, price):
     # The twin's expression, operation by operation (no fused multiply-add at -O3 on x86-64).
     cost = (<double>uncached * PyFloat_AS_DOUBLE(price[0]) + <double>tokens_out * PyFloat_AS_DOUBLE(price[1])
             + <double>tokens_cached * PyFloat_AS_DOUBLE(price[2])) / 1000000.0
-    micros = rint(cost * 1000000.0)
-    if not (-9.0e18 < micros < 9.0e18):
+    nanos = rint(cost * 1000000000.0)  # nano-USD (alloy.governance.prices.SPEND_UNIT)
+    if not (-9.0e18 < nanos < 9.0e18):
         return _usage_cost_in_python(usage, price)
-    return tokens_in, tokens_out, tokens_cached, cost, <long long>micros
+    if nanos > 4611686018427387904.0:  # the twin's MAX_SPEND, 2**62
+        nanos = 4611686018427387904.0
+    elif nanos < -4611686018427387904.0:
+        nanos = -4611686018427387904.0
+    return tokens_in, tokens_out, tokens_cached, cost, <long long>nanos
 
 
 def _usage_cost_in_python(usage, price):

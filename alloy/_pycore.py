@@ -1226,7 +1226,7 @@ def find_usage(data):
 
 # A counters slot (``alloy.governance.counters`` owns the table): the scope's id digest, the
 # requests-per-minute window's start and count, the tokens-per-minute window's start and count,
-# requests in flight, the budget period's number and its spend (micro-USD), "spend loaded".
+# requests in flight, the budget period's number and its spend (nano-USD), "spend loaded".
 COUNTER_SLOT = struct.Struct("<16s d q d q q q q q")
 LIMIT_WINDOW = 60.0
 RATELIMIT_LINES = {  # limit -> (OpenAI's three lines, where its window's start and count are in a slot)
@@ -1328,11 +1328,14 @@ class LimitCounters:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
+MAX_SPEND = 2**62  # nano-USD: what one request may add to a counter (4.6 billion USD)
+
+
 def usage_cost(usage, price):
     """What an answer cost, in one call: (tokens in, out, cached in) as ``alloy.usage.tokens_of``
     reads them from its ``usage``, the cost in USD at ``price`` (USD per million input, output and
     cached input tokens; None: unpriced, 0) as ``Prices.cost`` computes it, and that cost in whole
-    micro-USD (rounded half to even, as the counters keep it). The compiled twin does it in C
+    nano-USD (rounded half to even, as the counters keep it). The compiled twin does it in C
     for the common case (a dict, a price of three floats) and in these lines otherwise."""
     from alloy.usage import tokens_of
 
@@ -1341,7 +1344,8 @@ def usage_cost(usage, price):
         return tokens_in, tokens_out, tokens_cached, 0.0, 0
     uncached = max(tokens_in - tokens_cached, 0)
     cost = (uncached * price[0] + tokens_out * price[1] + tokens_cached * price[2]) / 1_000_000
-    return tokens_in, tokens_out, tokens_cached, cost, int(round(cost * 1_000_000))
+    # (a count believed up to MAX_TOKENS at an absurd price: held within the counters' int64)
+    return tokens_in, tokens_out, tokens_cached, cost, max(min(int(round(cost * 1_000_000_000)), MAX_SPEND), -MAX_SPEND)
 
 
 def untracked(row):

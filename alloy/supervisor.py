@@ -276,6 +276,10 @@ class Supervisor:
                 from alloy.observability.metrics import retire_worker
 
                 retire_worker(workers_dir, pid)
+            if self.config.governance.shared_path is not None:  # its requests in flight hold no slot
+                from alloy.governance.counters import forget_in_flight
+
+                forget_in_flight(self.config.governance.shared_path)
             if self.stopping:
                 continue
             if not self.announced:

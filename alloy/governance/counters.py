@@ -27,7 +27,7 @@ import struct
 from alloy.core import LimitCounters
 
 SLOT = struct.Struct("<16s d q d q q q q q")  # id, rpm window, requests, tpm window, tokens, in flight,
-#                                              period, spend (micro-USD), loaded
+#                                              period, spend (nano-USD), loaded (for which period)
 HEADER = 64
 CAPACITY = 16384  # keys plus teams one server tracks; 1.3 MB
 SIZE = HEADER + SLOT.size * CAPACITY
@@ -44,6 +44,28 @@ def create_shared(directory):
     with open(path, "wb") as handle:
         handle.truncate(SIZE)
     return path
+
+
+def forget_in_flight(path):
+    """A worker of the server sharing ``path`` died: the requests it had in flight still count in
+    their scopes (only the worker that took a slot gives it back), and a key whose ``max_parallel``
+    they fill would be refused until the whole server restarts. Every scope's count of requests in
+    flight is set to zero instead: the living workers' requests then end without being counted (a
+    count never goes below zero), so while they run a cap may let that many more through. Called
+    by the supervisor (``alloy.supervisor``) when it reaps a worker."""
+    table = CounterTable(path)
+    empty = b"\0" * 16
+    memory = table.memory
+    table.lock()
+    try:
+        for slot in range(CAPACITY):
+            offset = HEADER + SLOT.size * slot
+            values = SLOT.unpack_from(memory, offset)
+            if values[5] and values[0] != empty:
+                SLOT.pack_into(memory, offset, *values[:5], 0, *values[6:])
+    finally:
+        table.unlock()
+        table.close()
 
 
 class CounterTable:

@@ -35,7 +35,7 @@ from alloy.governance.attribution import attribution, tags_text
 from alloy.governance.counters import CounterTable
 from alloy.governance.keyring import Keyring
 from alloy.governance.ledger import Ledger
-from alloy.governance.prices import MICRO, Prices
+from alloy.governance.prices import SPEND_UNIT, Prices
 from alloy.governance.refused import call_refused, request_refused
 from alloy.governance.refusals import BudgetExceeded, RateLimitExceeded, SharedLimitsUnavailable
 from alloy.governance.store import SECRET_PREFIX, Store
@@ -199,8 +199,8 @@ class Governance:
         if what == "budget":
             end = scope.period_start(wall) + scope.period if scope.period else None
             return BudgetExceeded(
-                f"You exceeded your current quota: {where} spent ${figure / MICRO:.6f} of its "
-                f"${usd(scope.budget / MICRO)} budget" + (" for this period" if end else ""),
+                f"You exceeded your current quota: {where} spent ${figure / SPEND_UNIT:.6f} of its "
+                f"${usd(scope.budget / SPEND_UNIT)} budget" + (" for this period" if end else ""),
                 retry_after=None if end is None else end - wall,
             )
         if what == "requests":
@@ -272,8 +272,8 @@ class Governance:
         asked = scan.model if scan is not None else None
         deployment = call.deployment
         served = (deployment.upstream_model or call.model_name) if deployment is not None else None
-        # The tokens billed and their cost, in USD for the ledger and in micro-USD for the counters.
-        tokens_in, tokens_out, tokens_cached, cost, micros = usage_cost(usage, self.prices.price(served, call.model_name, asked))
+        # The tokens billed and their cost, in USD for the ledger and in nano-USD for the counters.
+        tokens_in, tokens_out, tokens_cached, cost, nanos = usage_cost(usage, self.prices.price(served, call.model_name, asked))
         key = call.key
         if held is not None:
             # Without a usage: nothing went upstream (a cache hit), or the provider answered an
@@ -286,9 +286,9 @@ class Governance:
             else:
                 used = 0
             if held[2]:
-                self._release_shared(key, held, used, micros)
+                self._release_shared(key, held, used, nanos)
             else:
-                self._give_back(key, held, used, micros)
+                self._give_back(key, held, used, nanos)
         request = call.request
         user, metadata = attribution(scan, request.body)
         # Raw where the stored text is only a conversion (the path, the latency, the tags, the

@@ -25,7 +25,7 @@ import logging
 import time
 
 from alloy.governance.fields import period_bounds
-from alloy.governance.prices import MICRO
+from alloy.governance.prices import SPEND_UNIT
 from alloy.governance.store import key_fields, team_fields
 
 log = logging.getLogger("alloy.governance")
@@ -43,7 +43,7 @@ class Scope:
         self.rpm = row["rpm"] or 0
         self.tpm = row["tpm"] or 0
         self.max_parallel = row["max_parallel"] or 0
-        self.budget = int(row["budget"] * MICRO) if row["budget"] else 0  # micro-USD
+        self.budget = int(row["budget"] * SPEND_UNIT) if row["budget"] else 0  # nano-USD
         self.period = row["budget_period"] or 0
         self.anchor = row["created_at"]  # budget periods are counted from here
         self.slot = table.slot_of(self.id)
@@ -183,26 +183,30 @@ class Keyring:
         return identity
 
     def _load_spend(self, scope, now):
-        """At a scope's first sight since the counters were created, its spend this period comes
-        from the ledger (what earlier runs spent); afterwards the counters are the truth."""
+        """At a scope's first sight since the counters were created, and when its budget period
+        changed length, its spend this period comes from the ledger (what earlier runs spent, what
+        the new period already holds: the period numbers of two lengths do not compare); afterwards
+        the counters are the truth. The slot's ``loaded`` is the period length it was loaded for,
+        plus one, so of several workers reloading the same change only the first reads the ledger."""
         if scope.slot is None:
             return
         table = self.table
-        if table.read(scope.slot)[8]:
+        loaded_for = int(scope.period) + 1
+        if table.read(scope.slot)[8] == loaded_for:
             return
         spent = ledger_spend(self.store, scope, now)
         table.lock()
         try:
             values = list(table.read(scope.slot))
-            if not values[8]:
-                values[6], values[7], values[8] = scope.period_index(now), spent, 1
+            if values[8] != loaded_for:
+                values[6], values[7], values[8] = scope.period_index(now), spent, loaded_for
                 table.write(scope.slot, values)
         finally:
             table.unlock()
 
 
 def ledger_spend(store, scope, now):
-    """What the ledger records a key or team spent in its current budget period, in micro-USD: the
+    """What the ledger records a key or team spent in its current budget period, in nano-USD: the
     local counters start from it, and so does a Redis that lost its spend (``alloy.governance.shared``)."""
     column, value = ("key_id", scope.id) if scope.kind == "key" else ("team", scope.name)
-    return int(round(store.spent_since(column, value, scope.period_start(now)) * MICRO))
+    return int(round(store.spent_since(column, value, scope.period_start(now)) * SPEND_UNIT))

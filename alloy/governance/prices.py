@@ -12,7 +12,10 @@ the input tokens (as OpenAI reports them) and are billed at the cached price ins
 import json
 from importlib import resources
 
-MICRO = 1_000_000
+# The live counters' unit of spend: nano-USD. Each request's cost is rounded to it on its own, so
+# it must be far below any request's cost (an embedding of a few tokens costs ~2e-7 USD: micro-USD
+# rounded that to nothing, and a budget never saw it); an int64 of them holds 9 billion USD.
+SPEND_UNIT = 1_000_000_000
 
 
 def shipped_prices():

@@ -1,7 +1,8 @@
 """Limits and budgets shared by several gateways through Redis (``[governance] redis_url``).
 
 Each key and team is one Redis hash (``alloy:gov:<id>``) holding what ``alloy.governance.counters``
-holds locally: the request and token windows, requests in flight, the budget period and its spend.
+holds locally: the request and token windows, requests in flight, the budget period and its spend
+(``spn``, nano-USD; a hash an older Alloy left with ``sp``, micro-USD, is seeded again from the ledger).
 A decision is one Lua script run atomically in Redis (check every limit of the key and its team,
 then count the call in all of them, or in none), timed by Redis' own clock so every host agrees on
 the windows; the release at the end of the call is another (fire and forget). So a keyed request
@@ -65,7 +66,7 @@ local lease, member = tonumber(ARGV[#ARGV - 1]), ARGV[#ARGV]
 local scopes = #KEYS / 2
 local missing = {2}  -- scopes whose spend Redis does not hold (restarted empty): seeds wanted
 for i = 1, scopes do
-  if tonumber(ARGV[i * 6 + 1]) < 0 and redis.call('HEXISTS', KEYS[i], 'sp') == 0 then table.insert(missing, i) end
+  if tonumber(ARGV[i * 6 + 1]) < 0 and redis.call('HEXISTS', KEYS[i], 'spn') == 0 then table.insert(missing, i) end
 end
 if #missing > 1 then return missing end
 local state = {}
@@ -74,12 +75,12 @@ for i = 1, scopes do
   local b = 1 + (i - 1) * 6
   local rpm, tpm, par = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local budget, period, seed = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
-  local v = redis.call('HMGET', key, 'rs', 'rc', 'ts', 'tu', 'per', 'sp')
+  local v = redis.call('HMGET', key, 'rs', 'rc', 'ts', 'tu', 'per', 'spn')
   local rs, rc, ts, tu = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
   local per, sp = tonumber(v[5]) or -1, tonumber(v[6]) or 0
   if not v[6] then  -- the period's spend, as the gateway's ledger knows it; kept even if refused
     per = period; sp = seed
-    redis.call('HSET', key, 'per', per, 'sp', sp)
+    redis.call('HSET', key, 'per', per, 'spn', sp)
   end
   redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)  -- leases nobody renewed: lost releases
   local inf = redis.call('ZCARD', leases)
@@ -95,7 +96,7 @@ end
 local out = {1, now}
 for i = 1, scopes do
   local s = state[i]
-  redis.call('HSET', KEYS[i], 'rs', s[1], 'rc', s[2], 'ts', s[3], 'tu', s[4], 'per', s[5], 'sp', s[6])
+  redis.call('HSET', KEYS[i], 'rs', s[1], 'rc', s[2], 'ts', s[3], 'tu', s[4], 'per', s[5], 'spn', s[6])
   redis.call('ZADD', KEYS[scopes + i], now + lease, member)
   redis.call('PEXPIRE', KEYS[scopes + i], lease)  -- no deadline in the set is later than this
   for j = 1, 4 do table.insert(out, s[j]) end
@@ -111,13 +112,13 @@ for i = 1, scopes do
   local key = KEYS[i]
   local b = 2 + (i - 1) * 3
   local window, period, cost = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local v = redis.call('HMGET', key, 'ts', 'tu', 'per', 'sp')
+  local v = redis.call('HMGET', key, 'ts', 'tu', 'per', 'spn')
   if v[4] then  -- else Redis lost the hash since the admit: the next admit seeds it from the ledger
     local ts, tu = tonumber(v[1]) or 0, tonumber(v[2]) or 0
     local per, sp = tonumber(v[3]) or -1, tonumber(v[4]) or 0
     if ts == window then tu = math.max(tu + used - reserved, 0) end
     if per ~= period then per = period; sp = 0 end
-    redis.call('HSET', key, 'tu', tu, 'per', per, 'sp', sp + cost)
+    redis.call('HSET', key, 'tu', tu, 'per', per, 'spn', sp + cost)
   end
   redis.call('ZREM', KEYS[scopes + i], member)
 end
@@ -131,8 +132,8 @@ for i, key in ipairs(KEYS) do
   local b = (i - 1) * 4
   local period, cost = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
   local requests, tokens = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
-  local v = redis.call('HMGET', key, 'per', 'sp', 'rs', 'rc', 'ts', 'tu')
-  if cost > 0 and v[2] and tonumber(v[1]) == period then redis.call('HSET', key, 'sp', tonumber(v[2]) + cost) end
+  local v = redis.call('HMGET', key, 'per', 'spn', 'rs', 'rc', 'ts', 'tu')
+  if cost > 0 and v[2] and tonumber(v[1]) == period then redis.call('HSET', key, 'spn', tonumber(v[2]) + cost) end
   if requests > 0 then  -- into the current minute, or one that starts now
     local rs, rc = tonumber(v[3]) or 0, tonumber(v[4]) or 0
     if now - rs >= 60000 then rs = now; rc = 0 end
@@ -150,7 +151,7 @@ WINDOW = 60.0  # seconds of a minute window: requests and tokens owed longer ago
 
 
 class Debt:
-    """What a key or team owes Redis: the spend of one budget period (micro-USD), and the requests
+    """What a key or team owes Redis: the spend of one budget period (nano-USD), and the requests
     and tokens counted here meanwhile, per second of ``time.monotonic()`` (``[second, requests,
     tokens]``, the last minute's only: however long an outage, at most ~60 of them)."""
 
@@ -233,7 +234,7 @@ class SharedCounters:
         self.ids = itertools.count()
         self.instance = os.urandom(6).hex()  # request ids unique across gateways and restarts
         self.renewal = None  # the timer of the next renewal while calls are held
-        # micro-USD a key or team spent this period as far as this gateway knows: what seeds a
+        # nano-USD a key or team spent this period as far as this gateway knows: what seeds a
         # Redis that lost it (``alloy.governance.keyring.ledger_spend`` on the gateway's store)
         self.spend_of = spend_of or (lambda scope, wall: 0)
 
@@ -252,7 +253,7 @@ class SharedCounters:
             self.down_until = 0.0
 
     def owe(self, key, wall, cost=0, requests=0, tokens=0):
-        """``key`` spent ``cost`` (micro-USD), or was counted ``requests`` and ``tokens``, without
+        """``key`` spent ``cost`` (nano-USD), or was counted ``requests`` and ``tokens``, without
         Redis counting it: owed to each of its scopes (spend of an earlier budget period is
         dropped: that period ended)."""
         if not (cost or requests or tokens):

@@ -22,7 +22,7 @@ def test_prices_exact_then_longest_prefix_then_override():
     assert prices.price("gpt-4oo") is None and prices.price(None, "no-such", "claude-sonnet-4-5-20250929") == prices.table["claude-sonnet-4-5"]
     # cached input tokens are part of the input and billed at the cached price
     usage = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000, "prompt_tokens_details": {"cached_tokens": 500_000}}
-    assert usage_cost(usage, (1.0, 2.0, 0.5)) == (1_000_000, 1_000_000, 500_000, pytest.approx(0.5 + 2.0 + 0.25), 2_750_000)
+    assert usage_cost(usage, (1.0, 2.0, 0.5)) == (1_000_000, 1_000_000, 500_000, pytest.approx(0.5 + 2.0 + 0.25), 2_750_000_000)
     assert usage_cost({"prompt_tokens": 10, "completion_tokens": 10}, None) == (10, 10, 0, 0.0, 0)
 
 

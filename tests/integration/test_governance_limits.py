@@ -205,3 +205,34 @@ def test_the_messages_endpoint_is_limited_in_anthropic_shape(start_gateway, upst
     assert refused.value.body["error"]["type"] == "rate_limit_error"
     assert int(refused.value.response.headers["retry-after"]) >= 1
     assert upstream.requests() == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers is Linux-only")
+def test_a_worker_killed_with_requests_in_flight_does_not_hold_their_slots(start_gateway, upstream, tmp_path):
+    # Only the worker that took an in-flight slot gives it back: a worker killed (kill -9, the OOM
+    # killer) with two requests of a max_parallel = 2 key in flight locked that key out for good,
+    # in every worker, until the whole server restarted.
+    import os
+    import signal
+    import threading
+
+    from test_workers import alive, workers_of
+
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "pair", "--max-parallel", "2")
+    gateway = start_keyed(start_gateway, upstream, db, args=["--workers", "2"])
+    ready(gateway, secret)
+    slow = {"x-mock-fault": "slow-first-byte=3000"}
+    threads = [threading.Thread(target=lambda: post(gateway.port, secret, chat(), headers=slow)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    assert wait_until(lambda: len(upstream.requests()) >= 2, 5)  # both in flight, wherever they are
+    assert post(gateway.port, secret, chat())[0] == 429  # the cap holds meanwhile
+    victims = workers_of(gateway.pid)
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    for thread in threads:
+        thread.join(10)
+    assert wait_until(lambda: not any(alive(pid) for pid in victims) and len(workers_of(gateway.pid)) == 2, 20)
+    assert wait_until(lambda: all(f"worker {pid} ready" in gateway.stderr for pid in workers_of(gateway.pid)), 20)
+    assert statuses(burst(gateway.port, secret, 2)) == [200, 200]

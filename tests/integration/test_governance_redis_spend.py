@@ -63,11 +63,11 @@ def test_a_spent_budget_stays_spent_after_redis_restarts_empty(start_gateway, up
     assert wait_until(lambda: abs(ledger_cost(db) - spent) < 1e-6, timeout=5)
     redis_server.restart()  # empty: nothing was persisted
     client = redis.Redis.from_url(redis_server.url)
-    assert client.hget(f"alloy:gov:{row['id']}", "sp") is None
+    assert client.hget(f"alloy:gov:{row['id']}", "spn") is None
     status, _, body = post(gateway.port, secret, chat(text="one two three"))
     assert status == 429 and body["error"]["code"] == "insufficient_quota", body  # not a fresh budget
     assert len(upstream.requests()) == answered  # the refused ones never went upstream
-    assert int(client.hget(f"alloy:gov:{row['id']}", "sp")) == round(spent * 1_000_000)  # seeded, micro-USD
+    assert int(client.hget(f"alloy:gov:{row['id']}", "spn")) == round(spent * 1_000_000_000)  # seeded, nano-USD
 
 
 def test_spend_keeps_counting_from_the_ledger_after_redis_restarts_empty(start_gateway, upstream, redis_server, tmp_path):
@@ -84,8 +84,8 @@ def test_spend_keeps_counting_from_the_ledger_after_redis_restarts_empty(start_g
     assert status == 200
     client = redis.Redis.from_url(redis_server.url)
     # Seeded with the two calls before the restart, then this one's cost added at its release.
-    expected = round((spent + cost_of(body)) * 1_000_000)
-    assert wait_until(lambda: int(client.hget(f"alloy:gov:{row['id']}", "sp") or 0) == expected, timeout=5)
+    expected = round((spent + cost_of(body)) * 1_000_000_000)
+    assert wait_until(lambda: int(client.hget(f"alloy:gov:{row['id']}", "spn") or 0) == expected, timeout=5)
 
 
 def test_a_budget_spent_through_redis_stays_spent_while_redis_is_down(start_gateway, upstream, redis_server, tmp_path):
@@ -107,12 +107,12 @@ def test_spend_made_while_redis_was_silent_reaches_it_when_it_answers_again(star
     gateway = start(start_gateway, upstream, db, redis_server)
     wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] == 404, timeout=5)
     client = redis.Redis.from_url(redis_server.url)
-    spent_in_redis = lambda: int(client.hget(f"alloy:gov:{row['id']}", "sp") or 0)  # noqa: E731
+    spent_in_redis = lambda: int(client.hget(f"alloy:gov:{row['id']}", "spn") or 0)  # noqa: E731
 
     status, _, body = post(gateway.port, secret, chat(text="one two three"))
     assert status == 200
     spent = cost_of(body)
-    assert wait_until(lambda: spent_in_redis() == round(spent * 1_000_000), timeout=5)
+    assert wait_until(lambda: spent_in_redis() == round(spent * 1_000_000_000), timeout=5)
 
     redis_server.pause()
     try:
@@ -122,7 +122,7 @@ def test_spend_made_while_redis_was_silent_reaches_it_when_it_answers_again(star
             spent += cost_of(body)
     finally:
         redis_server.resume()
-    assert spent_in_redis() < round(spent * 1_000_000)  # what Redis knew while it was away
+    assert spent_in_redis() < round(spent * 1_000_000_000)  # what Redis knew while it was away
 
     # Once Redis decides again (after the gateway's pause before retrying it), it is paid what was
     # spent meanwhile, and counts this call as usual.
@@ -133,5 +133,5 @@ def test_spend_made_while_redis_was_silent_reaches_it_when_it_answers_again(star
 
     time.sleep(1.2)
     spent += cost_of(through_redis())
-    assert wait_until(lambda: spent_in_redis() == round(spent * 1_000_000), timeout=5), (spent_in_redis(), spent)
+    assert wait_until(lambda: spent_in_redis() == round(spent * 1_000_000_000), timeout=5), (spent_in_redis(), spent)
     assert wait_until(lambda: abs(ledger_cost(db) - spent) < 1e-6, timeout=5)  # the ledger agrees

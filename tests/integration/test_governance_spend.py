@@ -6,6 +6,7 @@ SIGTERM and, up to the flush window, after a ``kill -9``."""
 
 import json
 import signal
+import sqlite3
 import time
 
 import openai
@@ -259,3 +260,49 @@ def test_a_native_messages_stream_counts_the_input_tokens_of_its_message_start(s
         assert row["cost_usd"] == pytest.approx((5000 * 3 + 15 * 15) / 1e6)
     finally:
         upstream.close()
+
+
+def test_requests_cheaper_than_a_micro_dollar_are_charged_to_the_budget(start_gateway, upstream, tmp_path):
+    # The live counters kept spend in whole micro-dollars, each request's cost rounded on its own:
+    # an embedding of a few tokens ($2e-7) added nothing, and a key with a $0.000001 budget spent
+    # six times it while the admin API said 0 remained; a $1.35e-6 call counted as $1e-6.
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "frugal", "--budget", "0.000001", "--budget-period", "30d")
+    prices = """
+        [governance.prices."text-embedding-3-small"]
+        input = 0.02
+        output = 0
+        """
+    gateway = start_keyed(start_gateway, upstream, db, extra=prices)
+    ready(gateway, secret)
+    body = {"model": "text-embedding-3-small", "input": "hello world this is a test of the budget"}
+    answered = 0
+    for _ in range(40):
+        status, _, answer = post(gateway.port, secret, body, path="/v1/embeddings")
+        if status != 200:
+            break
+        answered += 1
+        each = answer["usage"]["prompt_tokens"] * 0.02 / 1_000_000
+    assert status == 429 and answer["error"]["code"] == "insufficient_quota"
+    assert answered * each >= 0.000001 > (answered - 1) * each  # refused once the spend reached it
+
+
+def test_a_new_budget_period_counts_what_the_ledger_holds_for_it(start_gateway, upstream, tmp_path):
+    # The counters compared period numbers, and numbers of two lengths do not compare: a key moved
+    # from 30 days to 3 seconds started a fresh budget although what it spent was inside the new
+    # period (its second: 3 to 6 s after the key's creation, period 1 against period 0).
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "moved", "--budget", "1.5", "--budget-period", "30d")
+    with sqlite3.connect(db) as database:  # the stored creation time, to the microsecond
+        [(created,)] = database.execute("SELECT created_at FROM keys WHERE name = 'moved'").fetchall()
+    gateway = start_keyed(start_gateway, upstream, db)
+    ready(gateway, secret)
+    time.sleep(max(0.0, created + 3.1 - time.time()))
+    while post(gateway.port, secret, chat(text="one two three"))[0] == 200:
+        pass
+    assert wait_until(lambda: ledger_cost(db) >= 1.5, timeout=1)
+    alloy(db, "keys", "update", "moved", "--budget-period", "3s")
+    time.sleep(0.3)  # sync_interval 0.1 s: the gateway has the new period
+    assert time.time() < created + 6  # still the period that holds the spend
+    status, _, body = post(gateway.port, secret, chat(text="one two three"))
+    assert status == 429 and body["error"]["code"] == "insufficient_quota"
