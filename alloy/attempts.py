@@ -8,8 +8,9 @@ after a failure:
 - a connection that could not be opened or was closed before a byte came back, or an answer with
   status 408, 409, 429, 5xx or 529: retry, preferring a deployment that has not failed this
   request. A passed-through request that creates something upstream (a file, a batch: ``creates``)
-  is sent again only after a 429 or when no connection could be opened. Retrying the same deployment waits out its ``Retry-After`` / ``retry-after-ms`` (when
-  no longer than ``retry_after_max``; a longer one bars the deployment for this request) or an
+  is sent again only after a 429 or when no connection could be opened. Retrying the same
+  deployment waits out its ``Retry-After`` / ``retry-after-ms`` (when no longer than
+  ``retry_after_max``; a longer one bars the deployment for this request) or an
   exponential backoff with full jitter. At most ``max_retries`` retries per model, and no attempt
   starts after ``retry_deadline``;
 - then the model's ``fallbacks``, in order, each with its own retries;
@@ -141,7 +142,10 @@ class Attempts:
             self.last_failure = error
         if not error.unsent and creates(call):
             # It went out and may have made its file or job: sent again it could make two.
-            call.deployment.abandoned() if error.stale else call.deployment.failed()
+            if error.stale:
+                call.deployment.abandoned()
+            else:
+                call.deployment.failed()
             return call.answer(self.last_failure)
         if error.stale:
             # A reused keep-alive connection closed before a byte came back: not the deployment's
