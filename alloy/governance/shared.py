@@ -58,6 +58,17 @@ RETRY_AFTER = 1.0  # seconds of local decisions after a Redis failure, before tr
 PREFIX = "alloy:gov:"
 LEASES = ":inflight"  # after PREFIX + the scope's id: its calls in flight, scored by deadline
 
+# A budget period as Redis names it: its length and its number, in one number the Lua scripts
+# compare (exact in a Lua double: lengths up to 2**32 s, numbers kept modulo 2**21). Numbers of two
+# lengths do not compare: a hash that holds a period of another length (the key's budget_period
+# changed) is seeded again from the ledger, as one Redis lost.
+PERIOD_NUMBERS = 2**21
+
+
+def period_identity(scope, wall):
+    return int(scope.period) * PERIOD_NUMBERS + scope.period_index(wall) % PERIOD_NUMBERS
+
+
 ADMIT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -66,7 +77,13 @@ local lease, member = tonumber(ARGV[#ARGV - 1]), ARGV[#ARGV]
 local scopes = #KEYS / 2
 local missing = {2}  -- scopes whose spend Redis does not hold (restarted empty): seeds wanted
 for i = 1, scopes do
-  if tonumber(ARGV[i * 6 + 1]) < 0 and redis.call('HEXISTS', KEYS[i], 'spn') == 0 then table.insert(missing, i) end
+  if tonumber(ARGV[i * 6 + 1]) < 0 then
+    local held = redis.call('HMGET', KEYS[i], 'per', 'spn')
+    -- no spend held, or held for a period of another length (the key's budget_period changed)
+    if not held[2] or math.floor((tonumber(held[1]) or -1) / 2097152) ~= math.floor(tonumber(ARGV[i * 6]) / 2097152) then
+      table.insert(missing, i)
+    end
+  end
 end
 if #missing > 1 then return missing end
 local state = {}
@@ -78,7 +95,8 @@ for i = 1, scopes do
   local v = redis.call('HMGET', key, 'rs', 'rc', 'ts', 'tu', 'per', 'spn')
   local rs, rc, ts, tu = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
   local per, sp = tonumber(v[5]) or -1, tonumber(v[6]) or 0
-  if not v[6] then  -- the period's spend, as the gateway's ledger knows it; kept even if refused
+  local other_length = math.floor(per / 2097152) ~= math.floor(period / 2097152)
+  if not v[6] or (seed >= 0 and other_length) then  -- the period's spend, as the gateway's ledger knows it; kept even if refused
     per = period; sp = seed
     redis.call('HSET', key, 'per', per, 'spn', sp)
   end
@@ -117,7 +135,11 @@ for i = 1, scopes do
     local ts, tu = tonumber(v[1]) or 0, tonumber(v[2]) or 0
     local per, sp = tonumber(v[3]) or -1, tonumber(v[4]) or 0
     if ts == window then tu = math.max(tu + used - reserved, 0) end
-    if per ~= period then per = period; sp = 0 end
+    -- a newer period of the same length starts from zero; a release from an earlier one (a call
+    -- across the boundary) or from before the period's length changed counts in the current one
+    if per ~= period and math.floor(per / 2097152) == math.floor(period / 2097152) and period > per then
+      per = period; sp = 0
+    end
     redis.call('HSET', key, 'tu', tu, 'per', per, 'spn', sp + cost)
   end
   redis.call('ZREM', KEYS[scopes + i], member)
@@ -260,7 +282,7 @@ class SharedCounters:
             return
         now = time.monotonic()
         for scope in key.scopes:
-            period = scope.period_index(wall)
+            period = period_identity(scope, wall)
             debt = self.owed.get(scope.id)
             if debt is None:
                 debt = self.owed[scope.id] = Debt(period)
@@ -312,7 +334,7 @@ class SharedCounters:
         while True:
             args = [reserve]
             for scope, seed in zip(scopes, seeds):
-                args += [scope.rpm, scope.tpm, scope.max_parallel, scope.budget, scope.period_index(wall), seed]
+                args += [scope.rpm, scope.tpm, scope.max_parallel, scope.budget, period_identity(scope, wall), seed]
             args += [int(self.lease * 1000), member]
             result = await asyncio.wait_for(self.admit_script(keys=keys, args=args), self.timeout)
             if result[0] != 2:
@@ -329,7 +351,7 @@ class SharedCounters:
     async def release(self, key, reserved, used, windows, cost, wall):
         args = [used, reserved]
         for scope, window in zip(key.scopes, windows):
-            args += [window, scope.period_index(wall), cost]
+            args += [window, period_identity(scope, wall), cost]
         leases = tuple(PREFIX + scope.id + LEASES for scope in key.scopes)
         members = self.held.get(leases)
         member = ""  # none held (cannot happen): the release removes no lease

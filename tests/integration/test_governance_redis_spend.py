@@ -135,3 +135,27 @@ def test_spend_made_while_redis_was_silent_reaches_it_when_it_answers_again(star
     spent += cost_of(through_redis())
     assert wait_until(lambda: spent_in_redis() == round(spent * 1_000_000_000), timeout=5), (spent_in_redis(), spent)
     assert wait_until(lambda: abs(ledger_cost(db) - spent) < 1e-6, timeout=5)  # the ledger agrees
+
+
+def test_a_new_budget_period_counts_what_the_ledger_holds_for_it_through_redis(start_gateway, upstream, redis_server, tmp_path):
+    # As with the local counters (test_governance_spend): Redis compared period numbers, which do
+    # not compare across lengths, and a key moved from 30 days to 3 seconds started afresh there
+    # although what it spent was inside the new period (3 to 6 s after its creation).
+    import sqlite3
+
+    db = tmp_path / "alloy.db"
+    _, secret = create_key(db, "moved", "--budget", "1.5", "--budget-period", "30d")
+    with sqlite3.connect(db) as database:
+        [(created,)] = database.execute("SELECT created_at FROM keys WHERE name = 'moved'").fetchall()
+    gateway = start(start_gateway, upstream, db, redis_server)
+    wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] == 404, timeout=5)
+    time.sleep(max(0.0, created + 3.1 - time.time()))
+    spend_until_refused(gateway, secret)
+    assert wait_until(lambda: ledger_cost(db) >= 1.5, timeout=1)
+    from governance_helpers import alloy
+
+    alloy(db, "keys", "update", "moved", "--budget-period", "3s")
+    time.sleep(0.3)  # sync_interval 0.1 s: the gateway has the new period
+    assert time.time() < created + 6  # still the period that holds the spend
+    status, _, body = post(gateway.port, secret, chat(text="one two three"))
+    assert status == 429 and body["error"]["code"] == "insufficient_quota"
