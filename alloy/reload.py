@@ -17,9 +17,9 @@ the environment alone when there is none), validates all of it, and only then sw
 - Pools that are no longer used stay open for the requests still on them, then close after
   ``shutdown_timeout`` seconds.
 - The listening address (a change of ``[server] host`` or ``port`` in the file; the command line's
-  ``--host``/``--port`` win over the file, at start and at each reload), and the ``[metrics]``, ``[log]``, ``[tracing]``, ``[governance]`` and
-  ``[cache]`` sections, take effect at the next start: a reload that changes them says so in the
-  log and in its answer, and applies the rest.
+  ``--host``/``--port`` win over the file, at start and at each reload), and the ``[metrics]``,
+  ``[log]``, ``[tracing]``, ``[governance]`` and ``[cache]`` sections, take effect at the next
+  start: a reload that changes them says so in the log and in its answer, and applies the rest.
 - A gateway started without keys (no ``[governance]`` section, no database) checks for the database
   at each reload too (besides every ``sync_interval``): keys created since apply from then on.
 """

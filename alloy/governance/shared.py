@@ -80,7 +80,7 @@ for i = 1, scopes do
   if tonumber(ARGV[i * 6 + 1]) < 0 then
     local held = redis.call('HMGET', KEYS[i], 'per', 'spn')
     -- no spend held, or held for a period of another length (the key's budget_period changed)
-    if not held[2] or math.floor((tonumber(held[1]) or -1) / 2097152) ~= math.floor(tonumber(ARGV[i * 6]) / 2097152) then
+    if not held[2] or math.floor((tonumber(held[1]) or -1) / PERIOD_NUMBERS) ~= math.floor(tonumber(ARGV[i * 6]) / PERIOD_NUMBERS) then
       table.insert(missing, i)
     end
   end
@@ -95,7 +95,7 @@ for i = 1, scopes do
   local v = redis.call('HMGET', key, 'rs', 'rc', 'ts', 'tu', 'per', 'spn')
   local rs, rc, ts, tu = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
   local per, sp = tonumber(v[5]) or -1, tonumber(v[6]) or 0
-  local other_length = math.floor(per / 2097152) ~= math.floor(period / 2097152)
+  local other_length = math.floor(per / PERIOD_NUMBERS) ~= math.floor(period / PERIOD_NUMBERS)
   if not v[6] or (seed >= 0 and other_length) then  -- the period's spend, as the gateway's ledger knows it; kept even if refused
     per = period; sp = seed
     redis.call('HSET', key, 'per', per, 'spn', sp)
@@ -120,7 +120,7 @@ for i = 1, scopes do
   for j = 1, 4 do table.insert(out, s[j]) end
 end
 return out
-"""
+""".replace("PERIOD_NUMBERS", str(PERIOD_NUMBERS))  # the one definition, above
 
 RELEASE = """
 local used, reserved = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -137,7 +137,7 @@ for i = 1, scopes do
     if ts == window then tu = math.max(tu + used - reserved, 0) end
     -- a newer period of the same length starts from zero; a release from an earlier one (a call
     -- across the boundary) or from before the period's length changed counts in the current one
-    if per ~= period and math.floor(per / 2097152) == math.floor(period / 2097152) and period > per then
+    if per ~= period and math.floor(per / PERIOD_NUMBERS) == math.floor(period / PERIOD_NUMBERS) and period > per then
       per = period; sp = 0
     end
     redis.call('HSET', key, 'tu', tu, 'per', per, 'spn', sp + cost)
@@ -145,7 +145,7 @@ for i = 1, scopes do
   redis.call('ZREM', KEYS[scopes + i], member)
 end
 return 1
-"""
+""".replace("PERIOD_NUMBERS", str(PERIOD_NUMBERS))  # the one definition, above
 
 PAY = """
 local clock = redis.call('TIME')

@@ -21,7 +21,6 @@ first deadline falls in (``UpstreamRequest.deadline``), so a sweep looks only at
 and a read costs one field write (the sweep number of the last read).
 """
 
-import math
 from dataclasses import dataclass, field
 
 from alloy.timing_wheel import sweep_ticks  # noqa: F401 - (a leaf module: the compiled call imports it early)

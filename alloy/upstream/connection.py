@@ -12,7 +12,6 @@ back-pressure from a slow client pauses our reads, the stream-idle clock stands 
 silence is ours, not the upstream's.
 """
 
-import asyncio
 import logging
 
 from alloy.core import ResponseParser, frame_request_head

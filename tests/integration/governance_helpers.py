@@ -6,6 +6,7 @@ Every database lives in the test's tmp_path: the gateway's working directory in 
 
 import http.client
 import json
+import sqlite3
 import subprocess
 import sys
 
@@ -39,6 +40,14 @@ def create_key(db, name, *options):
     """A new key: (its row, its secret)."""
     row = alloy(db, "keys", "create", "--name", name, *options)
     return row, row["key"]
+
+
+def key_created_at(db, name):
+    """When the key was created, to the microsecond (the CLI shows whole seconds): the anchor its
+    budget periods are counted from."""
+    with sqlite3.connect(db) as database:
+        [(created,)] = database.execute("SELECT created_at FROM keys WHERE name = ?", (name,)).fetchall()
+    return created
 
 
 PICKUP_BOUND = 3.0  # seconds: a database created while a keyless gateway serves applies by then

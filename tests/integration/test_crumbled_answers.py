@@ -10,7 +10,6 @@ on a translated answer allowed gigabytes. Measured here as the gateway process's
 
 import json
 
-import anthropic
 import openai
 import pytest
 

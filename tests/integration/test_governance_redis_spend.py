@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from governance_helpers import MASTER, chat, create_key, keyed_config, ledger_cost, post
+from governance_helpers import MASTER, alloy, chat, create_key, key_created_at, keyed_config, ledger_cost, post
 from harness import wait_until
 
 # $0.10 a token, in and out: a request of the mock costs about a dollar.
@@ -141,19 +141,14 @@ def test_a_new_budget_period_counts_what_the_ledger_holds_for_it_through_redis(s
     # As with the local counters (test_governance_spend): Redis compared period numbers, which do
     # not compare across lengths, and a key moved from 30 days to 3 seconds started afresh there
     # although what it spent was inside the new period (3 to 6 s after its creation).
-    import sqlite3
-
     db = tmp_path / "alloy.db"
     _, secret = create_key(db, "moved", "--budget", "1.5", "--budget-period", "30d")
-    with sqlite3.connect(db) as database:
-        [(created,)] = database.execute("SELECT created_at FROM keys WHERE name = 'moved'").fetchall()
+    created = key_created_at(db, "moved")
     gateway = start(start_gateway, upstream, db, redis_server)
     wait_until(lambda: post(gateway.port, secret, chat(), path="/v1/nothing")[0] == 404, timeout=5)
     time.sleep(max(0.0, created + 3.1 - time.time()))
     spend_until_refused(gateway, secret)
     assert wait_until(lambda: ledger_cost(db) >= 1.5, timeout=1)
-    from governance_helpers import alloy
-
     alloy(db, "keys", "update", "moved", "--budget-period", "3s")
     time.sleep(0.3)  # sync_interval 0.1 s: the gateway has the new period
     assert time.time() < created + 6  # still the period that holds the spend

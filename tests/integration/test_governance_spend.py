@@ -6,13 +6,12 @@ SIGTERM and, up to the flush window, after a ``kill -9``."""
 
 import json
 import signal
-import sqlite3
 import time
 
 import openai
 import pytest
 
-from governance_helpers import MASTER, admin, alloy, alloy_text, burst, chat, create_key, keyed_config, ledger_cost, post, statuses, usage_rows
+from governance_helpers import MASTER, admin, alloy, alloy_text, burst, chat, create_key, key_created_at, keyed_config, ledger_cost, post, statuses, usage_rows
 from harness import in_parallel, wait_until
 
 # $0.10 a token, in and out: a request of the mock costs about a dollar, easy to reason about.
@@ -293,8 +292,7 @@ def test_a_new_budget_period_counts_what_the_ledger_holds_for_it(start_gateway, 
     # period (its second: 3 to 6 s after the key's creation, period 1 against period 0).
     db = tmp_path / "alloy.db"
     _, secret = create_key(db, "moved", "--budget", "1.5", "--budget-period", "30d")
-    with sqlite3.connect(db) as database:  # the stored creation time, to the microsecond
-        [(created,)] = database.execute("SELECT created_at FROM keys WHERE name = 'moved'").fetchall()
+    created = key_created_at(db, "moved")
     gateway = start_keyed(start_gateway, upstream, db)
     ready(gateway, secret)
     time.sleep(max(0.0, created + 3.1 - time.time()))

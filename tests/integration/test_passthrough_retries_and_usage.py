@@ -15,7 +15,6 @@ official SDK as the client.
 """
 
 import json
-import time
 
 import openai
 import pytest
