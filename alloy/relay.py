@@ -347,6 +347,8 @@ class PassthroughRelay(Relay):
     # --- writing to the client ------------------------------------------------------------------------
 
     def _write(self, events, last=False):
+        if len(events) > 2:  # one read, many chunks (a stream's events): one piece, framed once
+            events = _coalesced(events)
         out = []
         call = self.call
         recording = call.recording
@@ -730,8 +732,10 @@ def _retry_after_lines(head):
 def _coalesced(events):
     """``events`` (a head, body pieces) with each run of body pieces joined into one. An upstream
     that frames its body as thousands of one-byte chunks gives them all in one read, and each piece
-    kept would cost ~40 bytes besides its own byte: a 2 MB answer took ~80 MB. Most reads give a
-    head and a piece, or a piece: returned as they are."""
+    kept would cost ~40 bytes besides its own byte: a 2 MB answer took ~80 MB. Written, a run is one
+    chunk to the client instead of one per piece: a stream whose 20 events came in one read cost
+    9.6 µs in process framed one by one, 7.6 joined (benchmarks/request_path_bench.py --stream).
+    Most reads give a head and a piece, or a piece: returned as they are."""
     if len(events) <= 2:
         return events
     out = []

@@ -14,6 +14,7 @@ alone: parsing, routing, framing, relaying, and every Python frame in between.
     python benchmarks/request_path_bench.py --compare            # both, in one run
     python benchmarks/request_path_bench.py --against DIR        # this checkout vs another (before/after)
     python benchmarks/request_path_bench.py --cors               # a browser's requests, cors_origins set
+    python benchmarks/request_path_bench.py --stream             # a streamed answer (20 events)
 
 ``--compare`` runs each variant in its own process, interleaved over rounds, and prints the median
 µs per request of each and their ratio (the target: compiled vs pure twin on the whole request path
@@ -80,7 +81,29 @@ class FakeTransport:
         return default
 
 
-def client_request(realistic, key=b"client-key", origin=None):
+STREAM_BODY = json.dumps(
+    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello in one short sentence, please."}],
+     "stream": True, "stream_options": {"include_usage": True}}
+).encode()
+
+
+def stream_events(words=18):
+    """The events of a streamed answer, like OpenAI's (and the mock's): a chunk per word, the finish
+    chunk, the usage chunk and ``data: [DONE]``."""
+    def chunk(delta, finish=None, usage=None, choices=True):
+        body = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if choices else []}
+        if usage is not None:
+            body["usage"] = usage
+        return b"data: " + json.dumps(body).encode() + b"\n\n"
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": f" word{n}"}) for n in range(words - 1)]
+    events.append(chunk({}, finish="stop"))
+    events.append(chunk({}, usage={"prompt_tokens": 12, "completion_tokens": words, "total_tokens": 12 + words}, choices=False))
+    return events + [b"data: [DONE]\n\n"]
+
+
+def client_request(realistic, key=b"client-key", origin=None, stream=False):
     lines = [b"POST /v1/chat/completions HTTP/1.1", b"host: gateway"]
     if origin is not None:  # a browser's request (alloy.cors)
         lines.append(b"origin: " + origin)
@@ -89,11 +112,16 @@ def client_request(realistic, key=b"client-key", origin=None):
         lines.append(b"authorization: Bearer " + key)
     else:
         lines += [b"content-type: application/json", b"authorization: Bearer " + key]
-    lines.append(b"content-length: %d" % len(CHAT_BODY))
-    return b"\r\n".join(lines) + b"\r\n\r\n" + CHAT_BODY
+    body = STREAM_BODY if stream else CHAT_BODY
+    lines.append(b"content-length: %d" % len(body))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-def upstream_answer(realistic):
+def upstream_answer(realistic, stream=False):
+    if stream:  # one chunk per event, all in one read (events ready at once, as from the mock)
+        head = [b"HTTP/1.1 200 OK", b"content-type: text/event-stream; charset=utf-8", b"transfer-encoding: chunked"]
+        chunks = [b"%x\r\n%s\r\n" % (len(event), event) for event in stream_events()]
+        return b"\r\n".join(head) + b"\r\n\r\n" + b"".join(chunks) + b"0\r\n\r\n"
     lines = [b"HTTP/1.1 200 OK", b"content-type: application/json"]
     if realistic:
         lines += [name.encode() + b": " + value.encode() for name, value in RESPONSE_HEADERS if name.lower() not in ("content-type", "content-length", "transfer-encoding", "connection")]
@@ -115,11 +143,12 @@ def keys_database():
     return path, secret.encode()
 
 
-def build(realistic, listeners=False, keyed=False, cors=False):
+def build(realistic, listeners=False, keyed=False, cors=False, stream=False):
     """A gateway with one client connection and one idle upstream connection, both on fakes.
     ``listeners``: the observability defaults (metrics, the JSON access log, here to /dev/null);
     ``keyed``: a keys database and a key with rpm, tpm and a budget, which every request sends;
-    ``cors``: ``[server] cors_origins`` set, and every request from that origin (a browser's)."""
+    ``cors``: ``[server] cors_origins`` set, and every request from that origin (a browser's);
+    ``stream``: a streamed answer of 20 events, one chunk each, that comes in one read."""
     from alloy import config as alloy_config
     from alloy.server import Gateway
     from alloy.upstream.connection import UpstreamConnection
@@ -152,14 +181,15 @@ def build(realistic, listeners=False, keyed=False, cors=False):
     client = gateway.protocol()
     client_transport = FakeTransport()
     client.connection_made(client_transport)
-    request, answer = client_request(realistic, key, origin), upstream_answer(realistic)
+    request, answer = client_request(realistic, key, origin, stream), upstream_answer(realistic, stream)
+    least = sum(map(len, stream_events())) if stream else len(ANSWER_BODY)
     governance = gateway.pipeline.governance
 
     def one():
         before = client_transport.written
         client.data_received(request)
         upstream.data_received(answer)
-        if client_transport.written - before < len(ANSWER_BODY):
+        if client_transport.written - before < least:
             raise AssertionError("the answer did not reach the client")
         if access_log is not None and len(access_log.entries) >= 256:
             access_log.flush()  # what the loop's call_soon would do: format the lines, hand them off
@@ -169,8 +199,8 @@ def build(realistic, listeners=False, keyed=False, cors=False):
     return one
 
 
-def measure(iterations, rounds, realistic, listeners=False, keyed=False, cors=False):
-    one = build(realistic, listeners, keyed, cors)
+def measure(iterations, rounds, realistic, listeners=False, keyed=False, cors=False, stream=False):
+    one = build(realistic, listeners, keyed, cors, stream)
     for _ in range(2000):
         one()
     gc.collect()
@@ -214,6 +244,7 @@ MODES = {
     "observability defaults (metrics, access log)": ["--listeners"],
     "a virtual key (rpm, tpm, budget)": ["--keyed"],
     "defaults and a virtual key": ["--listeners", "--keyed"],
+    "a streamed answer (20 events in one read)": ["--stream"],
 }
 
 
@@ -255,13 +286,14 @@ def main():
     parser.add_argument("--listeners", action="store_true", help="with the observability defaults (metrics, access log)")
     parser.add_argument("--keyed", action="store_true", help="every request with a virtual key (rpm, tpm, budget)")
     parser.add_argument("--cors", action="store_true", help="cors_origins set, every request from that origin")
+    parser.add_argument("--stream", action="store_true", help="a streamed answer: 20 events, one chunk each, in one read")
     parser.add_argument("--against", metavar="DIR", help="compare with the alloy package of another checkout (before/after)")
     args = parser.parse_args()
     if args.compare:
         return compare(args)
     if args.against:
         return against(args)
-    medians = measure(args.iterations, args.rounds, args.realistic, args.listeners, args.keyed, args.cors)
+    medians = measure(args.iterations, args.rounds, args.realistic, args.listeners, args.keyed, args.cors, args.stream)
     if args.json:
         print(json.dumps({"us_per_request": medians}))
     else:

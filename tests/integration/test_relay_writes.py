@@ -41,6 +41,23 @@ def test_a_stream_ends_in_the_write_of_its_last_read(wired):
     assert transport.writes[-1] == b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
 
 
+def test_the_events_of_one_read_go_out_as_one_chunk(wired):
+    # An upstream frames each event as its own chunk; a read that brings twenty of them is one
+    # chunk to the client (one framing, one piece to write), the same bytes to an SSE client.
+    client, upstream, transport = wired
+    client.data_received(REQUEST)
+    events = [b"data: {\"n\": %d}\n\n" % n for n in range(20)]
+    upstream.data_received(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        + b"".join(b"%x\r\n%s\r\n" % (len(event), event) for event in events)
+    )
+    [written] = transport.writes
+    body = b"".join(events)
+    assert written.endswith(b"\r\n\r\n%x\r\n%s\r\n" % (len(body), body))
+    upstream.data_received(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
+    assert transport.writes[-1] == b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n"
+
+
 def test_an_event_cut_between_two_reads_goes_out_whole(wired):
     # The part of an event before its blank line is held: the client gets whole events only, so an
     # error event after a failure can never land in the middle of one (and an SDK parse it as JSON).
