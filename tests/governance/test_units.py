@@ -196,3 +196,26 @@ def _open_after(path, barrier, failures):
 
 def test_budgets_are_written_with_the_digits_they_need():
     assert [usd(5), usd(0.5), usd(0.002), usd(12.345), usd(0.000001)] == ["5.00", "0.50", "0.002", "12.345", "0.000001"]
+
+
+@pytest.mark.parametrize("count", [1, 63, 64, 65, 200])
+def test_every_row_of_a_ledger_batch_is_stored_as_given(tmp_path, count):
+    # The writer inserts rows 64 to a statement and the rest one by one: none may be lost,
+    # doubled or shifted between columns, whatever the batch's size.
+    from alloy.governance.store import LEDGER_COLUMNS, Store
+
+    store = Store(str(tmp_path / "ledger.db"))
+    rows = []
+    for n in range(count):
+        row = dict.fromkeys(LEDGER_COLUMNS, "")
+        row.update(at=1000.0 + n, key_id=f"key-{n}", model="gpt-4o-mini", status=200 + n % 3, tokens_in=n,
+                   tokens_out=2 * n, tokens_cached=n % 5, cost=n / 1e6, latency_ms=n / 10, requests=1)
+        rows.append(tuple(row.values()))
+    store.append_ledger(rows)
+    stored = store.db.execute(
+        "SELECT at, key_id, team, status, tokens_in, tokens_out, tokens_cached, cost, latency_ms FROM ledger ORDER BY at"
+    ).fetchall()
+    assert [tuple(row) for row in stored] == [
+        (1000.0 + n, f"key-{n}", None, 200 + n % 3, n, 2 * n, n % 5, n / 1e6, n / 10) for n in range(count)
+    ]
+    store.close()
