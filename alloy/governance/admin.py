@@ -107,6 +107,10 @@ class _NoDatabase:
     teams = keys
 
     def usage(self, by, since, key, team):
+        if key is not None:
+            self.key(key)
+        if team is not None:
+            self.team(team)
         return []
 
     def key(self, ref):
@@ -224,7 +228,7 @@ class Admin:
         if "since" in params:
             since = since_time(params["since"])
         self.governance.ledger.flush()  # what has ended so far, as far as this worker knows
-        rows = self.store.usage(by, since, params.get("key"), params.get("team"))
+        rows = self._found(lambda: self.store.usage(by, since, params.get("key"), params.get("team")))
         return _json(200, {"object": "list", "by": by, "data": rows})
 
     def _write(self, change):

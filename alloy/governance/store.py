@@ -425,10 +425,15 @@ class Store:
                 where.append("key_id = ?")
                 args.append(found[0])
             else:
+                # A name no key has and no row records is a typo, not a key that spent nothing.
+                if self.db.execute("SELECT 1 FROM ledger WHERE key_id = ? OR key_name = ? LIMIT 1", (key, key)).fetchone() is None:
+                    raise NotFoundError(f"no key with the id or name {key!r}, now or in the ledger")
                 where.append("(key_id = ? OR key_name = ?)")
                 args.extend((key, key))
         if team is not None:
             found = self.db.execute("SELECT name FROM teams WHERE id = ? OR name = ?", (team, team)).fetchone()
+            if found is None and self.db.execute("SELECT 1 FROM ledger WHERE team = ? LIMIT 1", (team,)).fetchone() is None:
+                raise NotFoundError(f"no team with the id or name {team!r}, now or in the ledger")
             where.append("team = ?")
             args.append(team if found is None else found[0])
         refusals = ",".join(f"'{code}'" for code in REFUSAL_CODES)

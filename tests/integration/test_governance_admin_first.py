@@ -35,6 +35,8 @@ def test_reads_and_refusals_before_the_first_key_create_nothing(start_gateway, u
         ("POST", "/admin/keys", b"{not json", 400),
         ("POST", "/admin/teams", {"budget": 1e12, "name": "t"}, 400),
         ("GET", "/admin/usage?by=colour", None, 400),
+        ("GET", "/admin/usage?key=nobody", None, 404),
+        ("GET", "/admin/usage?by=model&team=nobody", None, 404),
         ("PUT", "/admin/keys", None, 405),
     ]
     for method, path, body, expected in refused:

@@ -201,6 +201,16 @@ def test_admin_usage_groups_and_filters(start_gateway, upstream, tmp_path):
     assert admin(gateway.port, "GET", "/admin/usage?since=yesterday")[0] == 400
     assert admin(gateway.port, "GET", "/admin/usage?limit=3")[0] == 400
     assert admin(gateway.port, "POST", "/admin/usage")[0] == 405
+    # A key or team no one has and no row records is a typo, not one that spent nothing.
+    status, body = admin(gateway.port, "GET", "/admin/usage?key=carrol")
+    assert status == 404 and body["error"]["message"].startswith("no key with the id or name 'carrol'")
+    assert admin(gateway.port, "GET", "/admin/usage?by=model&team=nobody")[0] == 404
+    refused = alloy(db, "usage", "--key", "carrol", expect=1)
+    assert "no key with the id or name 'carrol'" in refused.stderr and not refused.stdout
+    # A name the key no longer has still finds its rows (the ledger remembers it).
+    assert admin(gateway.port, "PATCH", "/admin/keys/carol", {"name": "caroline"})[0] == 200
+    status, usage = admin(gateway.port, "GET", "/admin/usage?key=carol")
+    assert status == 200 and [(row["key"], row["requests"]) for row in usage["data"]] == [("caroline", 2)]
 
 
 def test_an_answer_from_the_response_cache_costs_nothing(start_gateway, upstream, tmp_path):
