@@ -26,6 +26,7 @@ served by governance's handlers as if the gateway had started with the file. The
 ``--workers N`` find the file within ``sync_interval``, as they find one ``alloy keys create`` made.
 """
 
+import json
 import logging
 import os
 from urllib.parse import parse_qs, unquote
@@ -269,9 +270,22 @@ def _parts(path, prefix):
 
 def _body(request):
     try:
-        return orjson.loads(request.body or b"{}")
+        document = orjson.loads(request.body or b"{}")
     except orjson.JSONDecodeError:
         raise InvalidRequest("the body is not valid JSON") from None
+    if b'"' in (request.body or b""):  # a name given twice ({"rpm": 5, "rpm": 500}): which one was meant?
+        json.loads(request.body, object_pairs_hook=_once_each)
+    return document
+
+
+def _once_each(pairs):
+    """A JSON object's fields, refused when one is named twice (orjson keeps the last silently)."""
+    seen = set()
+    for name, _ in pairs:
+        if name in seen:
+            raise InvalidRequest(f"{name!r} is given twice", param=name)
+        seen.add(name)
+    return None  # the document itself is orjson's: this pass only looks
 
 
 def _json(status, document):
