@@ -16,7 +16,6 @@ Exit codes: 0 done, 1 refused (the reason on stderr), 2 bad usage.
 """
 
 import argparse
-import secrets
 import sqlite3
 import sys
 
@@ -174,7 +173,6 @@ def creation(args):
     key = args.group == "keys"
     values = given(args, key)
     if key:
-        values.setdefault("name", "key-" + secrets.token_hex(4))
         return key_values(values, creating=True)
     return team_values(values, creating=True)
 

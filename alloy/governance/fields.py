@@ -9,6 +9,7 @@ is in and what it spent there (``alloy keys show``, ``GET /admin/keys/{key}``).
 """
 
 import re
+import secrets
 import time
 from datetime import datetime, timezone
 
@@ -36,6 +37,10 @@ class FieldError(ValueError):
 
 
 def key_values(given, creating):
+    if creating and isinstance(given, dict) and "name" not in given:
+        # A key needs no name to work (it is addressed by its id too): one is made up, the same
+        # way for `alloy keys create` and POST /admin/keys. A team is made to be named: not a team.
+        given = {**given, "name": "key-" + secrets.token_hex(4)}
     values = _common(given, KEY_FIELDS, creating, "key")
     if "team" in given:
         team = given["team"]

@@ -3,6 +3,7 @@ with the openai and anthropic SDKs, limited to models, expired, revoked and rota
 the sync interval), and the admin API's refusals of bad input, which write nothing."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -108,6 +109,16 @@ def test_expiry_revocation_and_rotation(keyed, upstream):
     assert alloy(db, "keys", "show", "temp")["revoked_at"] is not None
 
 
+def test_a_key_created_without_a_name_gets_one_over_http_as_on_the_command_line(keyed):
+    gateway, db = keyed
+    status, created = admin(gateway.port, "POST", "/admin/keys", {"rpm": 5})
+    assert status == 201 and re.fullmatch(r"key-[0-9a-f]{8}", created["name"]) and created["rpm"] == 5
+    made = alloy(db, "keys", "create")
+    assert re.fullmatch(r"key-[0-9a-f]{8}", made["name"]) and made["name"] != created["name"]
+    assert admin(gateway.port, "GET", f"/admin/keys/{created['name']}")[1]["id"] == created["id"]
+    wait_until(lambda: post(gateway.port, created["key"], chat())[0] == 200, timeout=REVOCATION_BOUND)
+
+
 def test_admin_api_refuses_bad_input_and_writes_nothing(keyed):
     gateway, db = keyed
     assert admin(gateway.port, "POST", "/admin/keys", {"name": "ok", "rpm": 10})[0] == 201
@@ -132,6 +143,8 @@ def test_admin_api_refuses_bad_input_and_writes_nothing(keyed):
         ({"name": "x", "team": "nobody"}, "team"),
         ({"name": "ok"}, "name"),  # a duplicate name
         ({"name": "bad name"}, "name"),
+        ({"name": None, "rpm": 5}, "name"),  # a name given must be one (only a missing name is made up)
+        ({"name": ""}, "name"),
         ([1, 2], "body"),
     ]
     for body, param in refused:
