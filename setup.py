@@ -41,6 +41,9 @@ HOT_MODULES = (
     "alloy.routing",
     "alloy.auth",
     "alloy.sending",
+    "alloy.observability.metrics",
+    "alloy.observability.access_log",
+    "alloy.usage",
 )
 extensions += [Extension(name, [name.replace(".", "/") + ".py"], **COMPILE) for name in HOT_MODULES]
 

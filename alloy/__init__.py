@@ -22,6 +22,9 @@ HOT_MODULES = (
     "alloy.routing",
     "alloy.auth",
     "alloy.sending",
+    "alloy.observability.metrics",
+    "alloy.observability.access_log",
+    "alloy.usage",
 )
 
 if os.environ.get("ALLOY_PURE") == "1":
