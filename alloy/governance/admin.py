@@ -274,7 +274,10 @@ def _body(request):
     except orjson.JSONDecodeError:
         raise InvalidRequest("the body is not valid JSON") from None
     if b'"' in (request.body or b""):  # a name given twice ({"rpm": 5, "rpm": 500}): which one was meant?
-        json.loads(request.body, object_pairs_hook=_once_each)
+        try:
+            json.loads(request.body, object_pairs_hook=_once_each)
+        except RecursionError:  # nested deeper than Python's parser goes (orjson's limit is higher)
+            raise InvalidRequest("the body is nested too deeply") from None
     return document
 
 

@@ -35,6 +35,7 @@ def test_reads_and_refusals_before_the_first_key_create_nothing(start_gateway, u
         ("POST", "/admin/keys", b"{not json", 400),
         ("POST", "/admin/keys", b'{"name": "x", "rpm": 5, "rpm": 500}', 400),  # which one was meant?
         ("POST", "/admin/keys", b'{"name": "x", "metadata": {"a": 1, "a": 2}}', 400),
+        ("POST", "/admin/keys", b'{"name": "x", "metadata": {"a": ' + b"[" * 1000 + b"]" * 1000 + b"}}", 400),
         ("POST", "/admin/teams", {"budget": 1e12, "name": "t"}, 400),
         ("GET", "/admin/usage?by=colour", None, 400),
         ("GET", "/admin/usage?key=nobody", None, 404),
