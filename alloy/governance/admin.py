@@ -1,7 +1,7 @@
 """The admin API (behind the master key, see ``alloy.endpoints``): JSON in, JSON out.
 
-    GET    /admin/keys                    every key (no secrets: a short prefix and the name), each
-                                          with its "spend" as below (one indexed query a key)
+    GET    /admin/keys[?team=..]          every key, or a team's (no secrets: a short prefix and the
+                                          name), each with its "spend" as below (one indexed query a key)
     POST   /admin/keys                    create: {"name", "team", "models", "rpm", "tpm",
                                           "max_parallel", "budget", "budget_period", "expires",
                                           "metadata"} -> 201, the key with its secret, shown once
@@ -171,7 +171,11 @@ class Admin:
         store = self.store
         if ref is None:
             if method == b"GET":
-                return _json(200, {"object": "list", "data": [shown(store, row, "key") for row in store.keys()]})
+                team = _params(query, ("team",)).get("team")
+                if team is not None:  # the keys of one team, named by its id or name
+                    team = self._found(lambda: store.team(team))["name"]
+                rows = [row for row in store.keys() if team is None or row["team"] == team]
+                return _json(200, {"object": "list", "data": [shown(store, row, "key") for row in rows]})
             if method == b"POST":
                 row, secret = self._write(lambda: store.create_key(key_values(_body(request), creating=True)))
                 return _json(201, {**public(row), "key": secret})
@@ -201,6 +205,7 @@ class Admin:
             raise NotFound(f"no admin action {action!r} for teams")
         if ref is None:
             if method == b"GET":
+                _params(query, ())
                 return _json(200, {"object": "list", "data": [shown(store, row, "team") for row in store.teams()]})
             if method == b"POST":
                 return _json(201, public(self._write(lambda: store.create_team(team_values(_body(request), creating=True)))))
@@ -266,6 +271,16 @@ def _parts(path, prefix):
         raise NotFound(f"no route for {path.decode('latin-1')}")
     ref = unquote(pieces[0].decode("latin-1"))
     return ref, (pieces[1].decode("latin-1") if len(pieces) == 2 else None)
+
+
+def _params(query, known):
+    """The query's parameters (the last of a repeated one), refused when one is not ``known``: a
+    filter the API ignored would list what the caller meant to leave out."""
+    params = {name: values[-1] for name, values in parse_qs(query[1:].decode("latin-1")).items()} if query else {}
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise InvalidRequest(f"unknown parameter {unknown[0]!r} ({', '.join(known) or 'none are taken'})", param=unknown[0])
+    return params
 
 
 def _body(request):

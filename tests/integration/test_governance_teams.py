@@ -85,6 +85,16 @@ def test_teams_admin_api(keyed):
     assert admin(gateway.port, "POST", "/admin/teams", {"name": "b", "expires": "1d"})[0] == 400  # keys only
     assert admin(gateway.port, "POST", "/admin/teams", {"name": "b", "rpm": 0})[0] == 400
     assert admin(gateway.port, "POST", "/admin/keys", {"name": "k", "team": "a"})[0] == 201
+    assert admin(gateway.port, "POST", "/admin/keys", {"name": "loner"})[0] == 201
+    # A team's keys, by its name or id; a filter the API does not know is refused, not ignored.
+    team_id = admin(gateway.port, "GET", "/admin/teams/a")[1]["id"]
+    for team in ("a", team_id):
+        assert [key["name"] for key in admin(gateway.port, "GET", f"/admin/keys?team={team}")[1]["data"]] == ["k"]
+    assert {key["name"] for key in admin(gateway.port, "GET", "/admin/keys")[1]["data"]} >= {"k", "loner"}
+    assert admin(gateway.port, "GET", "/admin/keys?team=nobody")[0] == 404
+    status, body = admin(gateway.port, "GET", "/admin/keys?limit=3")
+    assert status == 400 and body["error"]["param"] == "limit"
+    assert admin(gateway.port, "GET", "/admin/teams?name=a")[0] == 400
     status, body = admin(gateway.port, "DELETE", "/admin/teams/a")
     assert status == 400 and "active key" in body["error"]["message"]
     assert admin(gateway.port, "DELETE", "/admin/keys/k")[0] == 200  # revoked
