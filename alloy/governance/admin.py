@@ -223,10 +223,7 @@ class Admin:
             raise NotFound(f"no route for {path.decode('latin-1')}")
         if request.method != b"GET":
             raise MethodNotAllowed("use GET for /admin/usage", allow=b"GET")
-        params = {name: values[-1] for name, values in parse_qs(query[1:].decode("latin-1")).items()}
-        unknown = sorted(set(params) - {"by", "since", "key", "team"})
-        if unknown:
-            raise InvalidRequest(f"unknown parameter {unknown[0]!r} (by, since, key, team)", param=unknown[0])
+        params = _params(query, ("by", "since", "key", "team"))
         by = params.get("by", "key")
         if not is_usage_group(by):
             raise InvalidRequest(f"by: expected one of {', '.join(USAGE_GROUPS)} or metadata.KEY", param="by")

@@ -9,8 +9,9 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 
-from harness import RUN_DIR, gateway_env, in_parallel
+from harness import RUN_DIR, gateway_env, in_parallel, wait_until
 
 MASTER = "sk-master-test"
 
@@ -134,3 +135,15 @@ def ledger_cost(db):
     test can poll it without tripping over an empty ledger."""
     rows = usage_rows(db)
     return rows[0]["cost_usd"] if rows else 0.0
+
+
+def shorten_spent_period_to_three_seconds(gateway, db, secret, name, created):
+    """After ``name``'s budget was spent 3 to 6 s after its creation (``created``): its
+    budget_period becomes 3 s, and the next request, still in the period that holds the spend,
+    is refused for its budget (period numbers of two lengths do not compare)."""
+    assert wait_until(lambda: ledger_cost(db) >= 1.5, timeout=1)
+    alloy(db, "keys", "update", name, "--budget-period", "3s")
+    time.sleep(0.3)  # sync_interval 0.1 s: the gateway has the new period
+    assert time.time() < created + 6  # still the period that holds the spend
+    status, _, body = post(gateway.port, secret, chat(text="one two three"))
+    assert status == 429 and body["error"]["code"] == "insufficient_quota"
