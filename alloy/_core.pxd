@@ -35,7 +35,11 @@ cdef class Request:
     cdef readonly bytes target
     cdef readonly int version
     cdef readonly dict headers
-    cdef readonly bytes body
+    # The body as it is forwarded: its bytes, or, for a body over VIEW_BODY_ABOVE bytes that came
+    # whole in the read that carried its head, a memoryview of that read (no copy). ``body`` (a
+    # property) is always bytes, made from this on first use and kept.
+    cdef readonly object body_buffer
+    cdef bytes _body
     cdef readonly bint keep_alive
     # ``encode_forwarded(headers, forwarded_skip, <the parser's prefixes>)``, written while the head
     # was parsed by a parser given forwarding sets (else both None): see RequestParser.
@@ -112,7 +116,7 @@ cdef class ResponseParser:
 cdef class ScanResult:
     cdef readonly object model
     cdef readonly bint stream
-    cdef readonly bytes body
+    cdef readonly object body  # what was scanned, to forward: bytes, or the request's memoryview
     cdef readonly object user  # the raw JSON of a top-level "user" / "metadata" value, or None
     cdef readonly object metadata
     cdef readonly long max_tokens  # the answer's token cap asked for (see the twin), 0 when none

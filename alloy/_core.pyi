@@ -5,9 +5,13 @@ All byte-level inputs are ``bytes``; header names come out lower-cased. Errors a
 ``alloy.errors``; each carries the HTTP status Alloy answers with.
 """
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 # --- HTTP/1.1 request parsing (RFC 9112) -----------------------------------------------------
+
+VIEW_BODY_ABOVE: int
+"""A larger body that came whole with its head is held as a view of that read (``Request.body_buffer``)."""
+
 
 class Request:
     """One complete request as read from a client."""
@@ -22,7 +26,11 @@ class Request:
     """Lower-cased field name -> value with surrounding whitespace removed. A field sent more than
     once has its values joined with ``b", "`` in the order received (RFC 9110 section 5.3)."""
     body: bytes
-    """The whole body, de-chunked. ``b""`` when the request has none."""
+    """The whole body, de-chunked. ``b""`` when the request has none. For a body held as a view
+    (``body_buffer``), made on first use and kept."""
+    body_buffer: Union[bytes, memoryview]
+    """The body as it is forwarded: ``body`` itself, or, for a body over ``VIEW_BODY_ABOVE`` bytes
+    that arrived whole in the read that carried its head, a memoryview of that read (no copy)."""
     keep_alive: bool
     """Whether the connection may stay open after the answer (RFC 9112 section 9.3)."""
     forwarded: Optional[bytes]
@@ -217,8 +225,9 @@ class ScanResult:
     """The top-level ``"model"`` string, or None when absent."""
     stream: bool
     """The top-level ``"stream"`` value (False when absent or null)."""
-    body: bytes
-    """The body to forward (the input itself unless the scanner had to re-serialise)."""
+    body: Union[bytes, memoryview]
+    """The body to forward (the input itself, a view included, unless the scanner had to
+    re-serialise)."""
     user: Optional[bytes]
     """The raw JSON of the top-level ``"user"`` value (attribution), or None when absent."""
     metadata: Optional[bytes]
@@ -229,7 +238,7 @@ class ScanResult:
     is an integer above one (every choice may use the cap); capped at 999,999,999. What a
     tokens-per-minute limit reserves for the answer (no search of the body)."""
 
-def scan_body(body: bytes) -> ScanResult:
+def scan_body(body: Union[bytes, memoryview]) -> ScanResult:
     """Find the top-level ``model`` and ``stream`` of a JSON object without decoding the document.
 
     Strings, arrays and nested objects are skipped with bracket counting, so a 1 MB prompt costs one

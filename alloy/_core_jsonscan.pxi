@@ -5,6 +5,10 @@
 # Request body scanning
 # ============================================================================================
 
+from cpython.buffer cimport PyBuffer_IsContiguous
+from cpython.bytes cimport PyBytes_CheckExact
+from cpython.memoryview cimport PyMemoryView_Check, PyMemoryView_GET_BUFFER
+
 cdef class ScanResult:  # its fields: alloy/_core.pxd
     def __repr__(self):
         return f"<ScanResult model={self.model!r} stream={self.stream}>"
@@ -67,9 +71,24 @@ cdef Py_ssize_t _skip_value(const char *p, Py_ssize_t pos, Py_ssize_t end) excep
     return pos
 
 
-cdef ScanResult _scan(bytes body):
-    cdef const char *p = PyBytes_AS_STRING(body)
-    cdef Py_ssize_t end = PyBytes_GET_SIZE(body)
+cdef inline const char *_body_data(object body, Py_ssize_t *size) except NULL:
+    """The bytes of a body: ``bytes``, or a memoryview of a read (``Request.body_buffer``)."""
+    cdef Py_buffer *view
+    if PyBytes_CheckExact(body):
+        size[0] = PyBytes_GET_SIZE(body)
+        return PyBytes_AS_STRING(body)
+    if not PyMemoryView_Check(body):
+        raise TypeError(f"a body is bytes or a memoryview, not {type(body).__name__}")
+    view = PyMemoryView_GET_BUFFER(body)
+    if not PyBuffer_IsContiguous(view, b'C') or view.itemsize != 1:
+        raise TypeError("a body's memoryview must be contiguous bytes")
+    size[0] = view.len
+    return <const char *>view.buf
+
+
+cdef ScanResult _scan(object body):
+    cdef Py_ssize_t end
+    cdef const char *p = _body_data(body, &end)
     cdef Py_ssize_t pos, key_end, value_end, ks, kn
     cdef object model = None
     cdef Py_ssize_t span_start = -1, span_end = -1
@@ -186,7 +205,7 @@ cdef long _token_cap(const char *p, Py_ssize_t pos, Py_ssize_t end):
     return value if value < MAX_TOKEN_CAP else MAX_TOKEN_CAP
 
 
-cdef ScanResult _scan_with_orjson(bytes body):
+cdef ScanResult _scan_with_orjson(object body):
     cdef ScanResult result
     try:
         document = orjson.loads(body)
@@ -245,7 +264,7 @@ cdef int _check_model(str model) except -1:
     )
 
 
-def scan_body(bytes body):
+def scan_body(object body):
     cdef ScanResult result
     try:
         result = _scan(body)
@@ -259,13 +278,14 @@ def scan_body(bytes body):
 
 
 def rewrite_model(ScanResult result, str model):
-    cdef bytes body = result.body
+    cdef bytes body
     cdef bytes encoded
     cdef Py_ssize_t brace
     if result._parsed is not None:
         document = dict(result._parsed)
         document["model"] = model
         return orjson.dumps(document)
+    body = result.body if PyBytes_CheckExact(result.body) else bytes(result.body)  # or a view of a read
     if result._span_start < 0:
         brace = body.index(b"{")
         inner_empty = body[brace + 1:].strip(b" \t\r\n").startswith(b"}")

@@ -6,9 +6,25 @@
 # ============================================================================================
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.bytes cimport PyBytes_CheckExact
+from cpython.memoryview cimport PyMemoryView_FromObject
+
+
+# A body larger than this that arrives whole in the read carrying its head is forwarded as a view
+# of that read instead of a copy (``Request.body_buffer``): the upstream connection writes a body
+# up to this size in one piece with its head anyway (one copy there), a larger one as it is.
+cdef enum:
+    _VIEW_BODY_ABOVE = 65536
+VIEW_BODY_ABOVE = _VIEW_BODY_ABOVE
 
 
 cdef class Request:  # its fields: alloy/_core.pxd
+    @property
+    def body(self):
+        if self._body is None:
+            self._body = bytes(self.body_buffer)
+        return self._body
+
     def __repr__(self):
         return f"<Request {self.method.decode()} {self.target.decode(errors='replace')}>"
 
@@ -69,7 +85,7 @@ cdef class RequestParser:  # its fields and cdef methods: alloy/_core.pxd
         head.target = current.target
         head.version = current.version
         head.headers = current.headers
-        head.body = EMPTY
+        head.body_buffer = head._body = EMPTY
         head.keep_alive = current.keep_alive
         head.forwarded = current.forwarded
         head.forwarded_skip = current.forwarded_skip
@@ -134,6 +150,9 @@ cdef class RequestParser:  # its fields and cdef methods: alloy/_core.pxd
                 if take:
                     if take == n and pos == 0:  # all of this read is body: kept as it came
                         self._body_parts.append(buf)
+                    elif take > _VIEW_BODY_ABOVE and take == self._remaining and not self._body_parts:
+                        # a large body whole in the read that carried its head: a view, no copy
+                        self._body_parts.append(PyMemoryView_FromObject(buf)[pos:pos + take])
                     else:
                         self._body_parts.append(PyBytes_FromStringAndSize(p + pos, take))
                     pos += take
@@ -345,14 +364,16 @@ cdef class RequestParser:  # its fields and cdef methods: alloy/_core.pxd
         cdef Request request = self._current
         cdef list parts = self._body_parts
         if self._chunked_body is not None:
-            request.body = bytes(self._chunked_body)
+            request.body_buffer = request._body = bytes(self._chunked_body)
             self._chunked_body = None
         elif len(parts) == 1:
-            request.body = parts[0]
+            request.body_buffer = parts[0]
+            if PyBytes_CheckExact(request.body_buffer):
+                request._body = request.body_buffer  # else made on first use (the property)
         elif not parts:
-            request.body = EMPTY
+            request.body_buffer = request._body = EMPTY
         else:
-            request.body = EMPTY.join(parts)
+            request.body_buffer = request._body = EMPTY.join(parts)
         self._current = None
         self._method = None
         self._body_parts = []

@@ -285,21 +285,36 @@ class _ChunkedDecoder:
 # ============================================================================================
 
 
+# A body larger than this that arrives whole in the read carrying its head is forwarded as a view
+# of that read instead of a copy (``Request.body_buffer``): the upstream connection writes a body
+# up to this size in one piece with its head anyway (one copy there), a larger one as it is.
+VIEW_BODY_ABOVE = 65536
+
+
 class Request:
-    __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "forwarded", "forwarded_skip")
+    __slots__ = ("method", "target", "version", "headers", "body_buffer", "_body", "keep_alive", "forwarded", "forwarded_skip")
 
     def __init__(self, method, target, version, headers, body, keep_alive, forwarded=None, forwarded_skip=None):
         self.method = method
         self.target = target
         self.version = version
         self.headers = headers
-        self.body = body
+        # The body as it is forwarded: its bytes, or a memoryview of the read (see the parser).
+        # ``body`` is always bytes, made from the view on first use and kept.
+        self.body_buffer = body
+        self._body = body if type(body) is bytes else None
         self.keep_alive = keep_alive
         # The lines a provider may receive, ``encode_forwarded(headers, forwarded_skip, <the
         # parser's prefixes>)``, when the parser was given forwarding sets (else both None). The
         # compiled twin writes them while it reads the head.
         self.forwarded = forwarded
         self.forwarded_skip = forwarded_skip
+
+    @property
+    def body(self):
+        if self._body is None:
+            self._body = bytes(self.body_buffer)
+        return self._body
 
     def __repr__(self):
         return f"<Request {self.method.decode()} {self.target.decode(errors='replace')}>"
@@ -392,6 +407,7 @@ class RequestParser:
 
     def _feed(self, data, done):
         buffer = self._buffer
+        fresh = not buffer and type(data) is bytes  # then a position in buffer is one in data
         buffer += data
         pos = 0
         while True:
@@ -416,7 +432,11 @@ class RequestParser:
             elif self._state == _BODY_LENGTH:
                 take = min(self._remaining, len(buffer) - pos)
                 if take:
-                    self._body_parts.append(bytes(buffer[pos : pos + take]))
+                    if fresh and pos and take > VIEW_BODY_ABOVE and take == self._remaining and not self._body_parts:
+                        # a large body whole in the read that carried its head: a view, no copy
+                        self._body_parts.append(memoryview(data)[pos : pos + take])
+                    else:
+                        self._body_parts.append(bytes(buffer[pos : pos + take]))
                     self._body_size += take
                     pos += take
                     self._remaining -= take
@@ -1165,12 +1185,17 @@ def _check_model(model):
 
 
 def scan_body(body):
+    """``body``: bytes, or a memoryview of a read (``Request.body_buffer``), which the result keeps
+    to forward (no copy) unless orjson had to decide."""
+    text = body if type(body) is bytes else bytes(body)
     try:
-        result = _scan(body)
+        result = _scan(text)
     except _Undecided:
-        result = _scan_with_orjson(body)
+        result = _scan_with_orjson(text)
     except UnicodeDecodeError:
         raise InvalidRequest("request body is not valid UTF-8") from None
+    else:
+        result.body = body
     if result.model is not None:
         _check_model(result.model)
     return result
@@ -1181,16 +1206,16 @@ def rewrite_model(result, model):
         document = dict(result._parsed)
         document["model"] = model
         return orjson.dumps(document)
+    body = result.body if type(result.body) is bytes else bytes(result.body)  # or a view of a read
     if result._span is None:
         # No model key at all: add one at the front of the object.
-        body = result.body
         brace = body.index(b"{")
         inner_empty = body[brace + 1 :].strip(_WHITESPACE).startswith(b"}")
         separator = b"" if inner_empty else b","
         return body[: brace + 1] + b'"model":' + orjson.dumps(model) + separator + body[brace + 1 :]
     start, end = result._span
     encoded = orjson.dumps(model)[1:-1]
-    return result.body[:start] + encoded + result.body[end:]
+    return body[:start] + encoded + body[end:]
 
 
 def rewrite_model_parts(result, model):

@@ -156,7 +156,7 @@ class ClientConnection:  # an asyncio protocol (asyncio and uvloop duck-type it)
             else:
                 self.queue.append(request)
                 if type(request) is Request:
-                    self.queued_bytes += len(request.body)
+                    self.queued_bytes += len(request.body_buffer)
         self.feeding = False
         if parser.expect_continue and not self.continue_sent and not self.refused and not self.closing:
             # RFC 9110 section 10.1.1: tell the client to send the body it is holding back (not
@@ -357,7 +357,7 @@ class ClientConnection:  # an asyncio protocol (asyncio and uvloop duck-type it)
         while queue and self.current is None and not self.closing and not self.writing_paused:
             request = queue.popleft()
             if type(request) is Request:
-                self.queued_bytes -= len(request.body)
+                self.queued_bytes -= len(request.body_buffer)
                 if self.gateway.stopped is not None:  # the shutdown's deadline: answered, not served
                     self.refuse(self.gateway.stopped, request)  # the last one closes (closes_for_drain)
                     continue

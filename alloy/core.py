@@ -40,6 +40,7 @@ frame_request_head = _impl.frame_request_head
 frame_chunk = _impl.frame_chunk
 frame_request = _impl.frame_request
 scan_body = _impl.scan_body
+VIEW_BODY_ABOVE = _impl.VIEW_BODY_ABOVE
 rewrite_model = _impl.rewrite_model
 rewrite_model_parts = _impl.rewrite_model_parts
 LimitCounters = _impl.LimitCounters
@@ -57,6 +58,7 @@ raise_open_file_limit = _impl.raise_open_file_limit
 __all__ = [
     "IMPLEMENTATION",
     "LAST_CHUNK",
+    "VIEW_BODY_ABOVE",
     "LimitCounters",
     "Request",
     "RequestParser",

@@ -158,7 +158,7 @@ class Pipeline:
 
     def route_model(self, request, path, query, connection):
         """chat/completions, completions, embeddings: the body names the model that routes it."""
-        scan = scan_body(request.body)
+        scan = scan_body(request.body_buffer)
         if scan.model is None:
             raise InvalidRequest("you must provide a model parameter", param="model")
         return self._call_for_model(request, path, query, connection, scan)

@@ -169,9 +169,9 @@ def json_model_scan(request, json_only=False):
         content_type = request.headers.get(b"content-type", b"")
         if not content_type[:16].lower() == b"application/json":  # media types ignore case
             return None
-    if not request.body:
+    if not request.body_buffer:
         return None
-    scan = scan_body(request.body)
+    scan = scan_body(request.body_buffer)
     return scan if scan.model is not None else None
 
 

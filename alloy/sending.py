@@ -108,7 +108,7 @@ class PassthroughProvider:
         hidden = None
         if scan is None:  # an endpoint without a model: files, images, audio...
             target = self.api.passthrough_target(self.base_path, call.suffix, self.api_version)
-            body = [request.body]
+            body = [request.body_buffer]
         else:
             model = deployment.upstream_model or call.model_name
             body = [scan.body] if model == scan.model else rewrite_model_parts(scan, model)
@@ -161,7 +161,7 @@ class TranslatedProvider:
         """Start one attempt of ``call`` on ``deployment``; returns its relay."""
         request = call.request
         try:
-            body = orjson.loads(request.body)
+            body = orjson.loads(request.body_buffer)
         except orjson.JSONDecodeError as error:
             raise unreadable_json(error) from None
         model = deployment.upstream_model or call.model_name

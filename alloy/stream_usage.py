@@ -25,6 +25,9 @@ MAX_HELD = 16 * 1024 * 1024  # an event longer than this: the stream is not SSE 
 # (Longest first: the split below must take a whole CRLF blank line, not its end.)
 _END_MARKS = (b"\r\n\r\n", b"\n\r\n", b"\r\n\n", b"\n\n", b"\r\r")
 _EVENT_ENDS = re.compile(b"(" + b"|".join(re.escape(mark) for mark in _END_MARKS) + b")")
+_OPENING = re.compile(rb"\{")
+_EMPTY_REST = re.compile(rb"\s*\}")  # after the opening brace: an empty object
+_STREAM_OPTIONS = re.compile(rb'"stream_options"')  # searched in bytes or a memoryview alike
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _NO_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 _NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null')
@@ -33,13 +36,11 @@ _NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null')
 def ask_for_usage(parts, scan):
     """The body ``parts`` of a streaming request, asking for usage; None when the client already
     asked for it (then its stream carries the usage chunk and nothing is hidden)."""
-    body = scan.body
-    if b'"stream_options"' not in body:  # the common case: splice the option in after the "{"
-        first = bytes(parts[0])
-        brace = first.index(b"{") + 1
-        rest = first[brace:].lstrip()
-        separator = ASKING if not rest.startswith(b"}") else ASKING[:-1]
-        return [first[:brace] + separator + first[brace:], *parts[1:]]
+    if _STREAM_OPTIONS.search(scan.body) is None:  # the common case: splice the option in after the "{"
+        first = parts[0]  # bytes, or a view of the client's read: only its head is copied
+        brace = _OPENING.search(first).end()
+        separator = ASKING if _EMPTY_REST.match(first, brace) is None else ASKING[:-1]
+        return [bytes(first[:brace]) + separator, first[brace:], *parts[1:]]
     document = orjson.loads(b"".join(bytes(part) for part in parts))
     options = document.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage") is True:

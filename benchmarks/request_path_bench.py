@@ -15,6 +15,7 @@ alone: parsing, routing, framing, relaying, and every Python frame in between.
     python benchmarks/request_path_bench.py --against DIR        # this checkout vs another (before/after)
     python benchmarks/request_path_bench.py --cors               # a browser's requests, cors_origins set
     python benchmarks/request_path_bench.py --stream             # a streamed answer (20 events)
+    python benchmarks/request_path_bench.py --large              # a 200 KB request body, one read
 
 ``--compare`` runs each variant in its own process, interleaved over rounds, and prints the median
 µs per request of each and their ratio (the target: compiled vs pure twin on the whole request path
@@ -35,12 +36,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from benchlib import chat_body  # noqa: E402
 from realistic_headers import OPENAI_RESPONSE_HEADERS as RESPONSE_HEADERS  # noqa: E402
 from realistic_headers import SDK_REQUEST_HEADERS as REQUEST_HEADERS  # noqa: E402
 
 CHAT_BODY = json.dumps(
     {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello in one short sentence, please."}]}
 ).encode()
+LARGE_BODY = chat_body(200000)  # compare.sh's large request, read here with its head at once
 ANSWER_BODY = json.dumps(
     {
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
@@ -103,7 +106,7 @@ def stream_events(words=18):
     return events + [b"data: [DONE]\n\n"]
 
 
-def client_request(realistic, key=b"client-key", origin=None, stream=False):
+def client_request(realistic, key=b"client-key", origin=None, stream=False, large=False):
     lines = [b"POST /v1/chat/completions HTTP/1.1", b"host: gateway"]
     if origin is not None:  # a browser's request (alloy.cors)
         lines.append(b"origin: " + origin)
@@ -112,7 +115,7 @@ def client_request(realistic, key=b"client-key", origin=None, stream=False):
         lines.append(b"authorization: Bearer " + key)
     else:
         lines += [b"content-type: application/json", b"authorization: Bearer " + key]
-    body = STREAM_BODY if stream else CHAT_BODY
+    body = STREAM_BODY if stream else LARGE_BODY if large else CHAT_BODY
     lines.append(b"content-length: %d" % len(body))
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
@@ -143,12 +146,13 @@ def keys_database():
     return path, secret.encode()
 
 
-def build(realistic, listeners=False, keyed=False, cors=False, stream=False):
+def build(realistic, listeners=False, keyed=False, cors=False, stream=False, large=False):
     """A gateway with one client connection and one idle upstream connection, both on fakes.
     ``listeners``: the observability defaults (metrics, the JSON access log, here to /dev/null);
     ``keyed``: a keys database and a key with rpm, tpm and a budget, which every request sends;
     ``cors``: ``[server] cors_origins`` set, and every request from that origin (a browser's);
-    ``stream``: a streamed answer of 20 events, one chunk each, that comes in one read."""
+    ``stream``: a streamed answer of 20 events, one chunk each, that comes in one read;
+    ``large``: a 200 KB request body, in the same read as its head."""
     from alloy import config as alloy_config
     from alloy.server import Gateway
     from alloy.upstream.connection import UpstreamConnection
@@ -181,7 +185,7 @@ def build(realistic, listeners=False, keyed=False, cors=False, stream=False):
     client = gateway.protocol()
     client_transport = FakeTransport()
     client.connection_made(client_transport)
-    request, answer = client_request(realistic, key, origin, stream), upstream_answer(realistic, stream)
+    request, answer = client_request(realistic, key, origin, stream, large), upstream_answer(realistic, stream)
     least = sum(map(len, stream_events())) if stream else len(ANSWER_BODY)
     governance = gateway.pipeline.governance
 
@@ -199,8 +203,8 @@ def build(realistic, listeners=False, keyed=False, cors=False, stream=False):
     return one
 
 
-def measure(iterations, rounds, realistic, listeners=False, keyed=False, cors=False, stream=False):
-    one = build(realistic, listeners, keyed, cors, stream)
+def measure(iterations, rounds, realistic, listeners=False, keyed=False, cors=False, stream=False, large=False):
+    one = build(realistic, listeners, keyed, cors, stream, large)
     for _ in range(2000):
         one()
     gc.collect()
@@ -245,6 +249,7 @@ MODES = {
     "a virtual key (rpm, tpm, budget)": ["--keyed"],
     "defaults and a virtual key": ["--listeners", "--keyed"],
     "a streamed answer (20 events in one read)": ["--stream"],
+    "a 200 KB request body (one read)": ["--large"],
 }
 
 
@@ -287,13 +292,14 @@ def main():
     parser.add_argument("--keyed", action="store_true", help="every request with a virtual key (rpm, tpm, budget)")
     parser.add_argument("--cors", action="store_true", help="cors_origins set, every request from that origin")
     parser.add_argument("--stream", action="store_true", help="a streamed answer: 20 events, one chunk each, in one read")
+    parser.add_argument("--large", action="store_true", help="a 200 KB request body, read with its head at once")
     parser.add_argument("--against", metavar="DIR", help="compare with the alloy package of another checkout (before/after)")
     args = parser.parse_args()
     if args.compare:
         return compare(args)
     if args.against:
         return against(args)
-    medians = measure(args.iterations, args.rounds, args.realistic, args.listeners, args.keyed, args.cors, args.stream)
+    medians = measure(args.iterations, args.rounds, args.realistic, args.listeners, args.keyed, args.cors, args.stream, args.large)
     if args.json:
         print(json.dumps({"us_per_request": medians}))
     else:

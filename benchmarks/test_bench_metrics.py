@@ -42,7 +42,7 @@ class Provider:
 
 class Request:
     method = b"POST"
-    body = BODY
+    body = body_buffer = BODY
     headers = {}
     keep_alive = True
 

@@ -30,7 +30,7 @@ class PrefixAffinity:
     def hint(self, call):
         group = call.group
         if group.strategy == AFFINITY and group.single is None:
-            group.affinity = prefix_point(call.request.body)
+            group.affinity = prefix_point(call.request.body_buffer)
 
     def lookup(self, call):
         """The lookup stage when there is no response cache: place the call, never answer it."""

@@ -95,6 +95,10 @@ class ChatRequest:
         self.body = body
         self.keep_alive = request.keep_alive
 
+    @property
+    def body_buffer(self):  # what a Request forwards (bytes or a view of its read): here, the body
+        return self.body
+
 
 class MessagesEndpoint:
     def __init__(self, pipeline, config, upstreams, providers):

@@ -101,7 +101,7 @@ class ResponsesEndpoint:
         if self._native_only(group):  # the client's bytes, the model spliced in by the send stage
             return Call(pipeline, request, connection, path, query, id_line, group, scan, name)
         try:
-            body = orjson.loads(request.body)
+            body = orjson.loads(request.body_buffer)
         except orjson.JSONDecodeError:
             raise InvalidRequest("We could not parse the JSON body of your request.") from None
         if not isinstance(body, dict):

@@ -32,12 +32,14 @@ MAX_VALUE = 512
 KEY_FORBIDDEN = frozenset('"\\')
 
 
-def attribution(scan, body):
+def attribution(scan, request):
     """(the body's ``user``, what the ledger holds for its ``metadata``). A body the core scanned
-    (``call.scan``: every model endpoint) is not searched again: the scanner kept the raw top-level
-    ``user`` and ``metadata`` values on its way through, and the metadata is held as a one-field
-    document (``metadata_json`` reads it like a body). Other bodies: one search for each."""
+    (``call.scan``: every model endpoint) is not searched again, nor made into bytes when it is a
+    view of its read: the scanner kept the raw top-level ``user`` and ``metadata`` values on its
+    way through, and the metadata is held as a one-field document (``metadata_json`` reads it like
+    a body). Other bodies: one search for each."""
     if scan is None:
+        body = request.body
         return user_of(body), metadata_source(body)
     raw = scan.user
     metadata = scan.metadata

@@ -154,7 +154,7 @@ class Governance:
                 self.check_model(key, scan.model, call.model_name)
             else:
                 self._check_passthrough_model(key, call)
-        reserve = estimate_tokens(call.request.body, scan) if key.counts_tokens else 0
+        reserve = estimate_tokens(call.request.body_buffer, scan) if key.counts_tokens else 0
         shared = self.shared
         if shared is not None:
             if shared.usable(monotonic()):
@@ -268,7 +268,7 @@ class Governance:
         if not usage and call.cut and call.count:
             # Cut before its usage came (the client left and the drain ran out, the upstream broke
             # off): the provider bills what it did, so it is charged what it reserved, not nothing.
-            usage = reserved_usage(call.request.body, scan)
+            usage = reserved_usage(call.request.body_buffer, scan)
         asked = scan.model if scan is not None else None
         deployment = call.deployment
         served = (deployment.upstream_model or call.model_name) if deployment is not None else None
@@ -290,7 +290,7 @@ class Governance:
             else:
                 self._give_back(key, held, used, nanos)
         request = call.request
-        user, metadata = attribution(scan, request.body)
+        user, metadata = attribution(scan, request)
         # Raw where the stored text is only a conversion (the path, the latency, the tags, the
         # request id): the ledger's writer thread converts them (``alloy.governance.ledger``).
         self.ledger.append(
@@ -312,7 +312,7 @@ class Governance:
 
     def refused_call(self, call, error):
         request = call.request
-        call_refused(self.ledger, call, error, attribution(call.scan, request.body)[0], tags_text(request.headers.get(b"x-alloy-tags")))
+        call_refused(self.ledger, call, error, attribution(call.scan, request)[0], tags_text(request.headers.get(b"x-alloy-tags")))
 
     def _release_shared(self, key, held, used, cost):
         # This server's counters learn the spend too: should Redis become unreachable (fail_mode

@@ -94,7 +94,7 @@ class AccessLog:
                 None if scan is None else scan.model, None if scan is None else scan.stream,
                 None if deployment is None else (deployment.upstream_model or call.model_name),
                 None if deployment is None else deployment.provider.name,
-                call.status, call.count, len(call.request.body),
+                call.status, call.count, len(call.request.body_buffer),
                 call.arrived, call.sent_at, call.head_at,
                 None if error is None else (error.type, error.code), None if usage is None else reported_counts(usage),
                 call.bytes_out, call.first_event_at,
@@ -111,7 +111,7 @@ class AccessLog:
         except Exception:  # noqa: BLE001
             peer = None
         now = time.monotonic()
-        method, size = (None, 0) if request is None else (request.method, len(request.body))  # None: not parsed
+        method, size = (None, 0) if request is None else (request.method, len(request.body_buffer))  # None: not parsed
         # A call refused by admission (a key's limit, budget or models) names its key and model.
         call = getattr(error, "call", None)
         key = None if call is None or call.key is None else _key_name(call.key)

@@ -14,7 +14,7 @@ silence is ours, not the upstream's.
 
 import logging
 
-from alloy.core import ResponseParser, frame_request_head
+from alloy.core import VIEW_BODY_ABOVE, ResponseParser, frame_request_head
 from alloy.errors import UpstreamProtocolError, UpstreamTimeout, UpstreamUnreachable
 
 log = logging.getLogger("alloy")
@@ -178,10 +178,10 @@ class UpstreamConnection:  # an asyncio protocol (asyncio and uvloop duck-type i
         deadline = now + (total if total and total < ticks else ticks)
         if not self.due or self.due > deadline:  # a reused connection is often filed early enough
             wheel.file(self, deadline)
-        if request.body_length <= 65536:
+        if request.body_length <= VIEW_BODY_ABOVE:
             self.transport.write(b"".join([request.head, *request.body]))  # one write, one copy
         else:
-            # A large body is written as it is, never copied into one joined buffer.
+            # A large body is written as it is (often a view of the client's read: no copy at all).
             self.transport.writelines([request.head, *request.body])
         return self
 

@@ -43,11 +43,12 @@ class FakeTransport:
         return default
 
 
-def wired(config, provider):
+def wired(config, provider, upstream_transport=None):
     """A real ``Gateway`` for ``config`` (loaded), with one client connection and one idle upstream
-    connection to ``provider``'s pool, both on ``FakeTransport``s: (client, upstream, the client's
-    transport, the loop). A test feeds the client's bytes to ``client.data_received`` and the
-    upstream's answer to ``upstream.data_received``; nothing else runs (no event loop, no socket)."""
+    connection to ``provider``'s pool, both on ``FakeTransport``s (the upstream's may be given):
+    (client, upstream, the client's transport, the loop). A test feeds the client's bytes to
+    ``client.data_received`` and the upstream's answer to ``upstream.data_received``; nothing else
+    runs (no event loop, no socket)."""
     from alloy.server import Gateway
     from alloy.upstream.connection import UpstreamConnection
 
@@ -55,7 +56,7 @@ def wired(config, provider):
     gateway = Gateway(config, loop)
     pool = gateway.upstreams[provider]
     upstream = UpstreamConnection(pool, loop)
-    upstream.connection_made(FakeTransport())
+    upstream.connection_made(upstream_transport if upstream_transport is not None else FakeTransport())
     pool._open += 1
     pool.release(upstream)
     client = gateway.protocol()
