@@ -70,6 +70,15 @@ def test_reliability_bench_prints_every_target_and_the_differences(tmp_path):
     assert all(r["requests"] == 200 and r["errors"] == 0 for r in result["latency"].values())
 
 
+@pytest.mark.parametrize("flags", [[], ["--listeners"], ["--keyed"], ["--listeners", "--keyed"], ["--stream"], ["--large"],
+                                   ["--realistic"], ["--cors"]], ids=lambda flags: " ".join(flags) or "plain")
+def test_request_path_bench_runs_every_mode(flags):
+    # Each mode checks that every answer reached the client whole (request_path_bench.build).
+    out = run([sys.executable, os.path.join(BENCH, "request_path_bench.py"), "--iterations", "50", "--rounds", "2",
+               "--json", *flags])
+    assert len(json.loads(out)["us_per_request"]) == 2
+
+
 def test_e2e_bench_prints_direct_vs_alloy_table():
     out = run(["bash", os.path.join(BENCH, "e2e_bench.sh"), "-n", "2", "--latency-ms", "50"])
     assert "| Measure | Direct (mean) | Through Alloy (mean) | Overhead (µs) |" in out
