@@ -273,7 +273,11 @@ class Governance:
         deployment = call.deployment
         served = (deployment.upstream_model or call.model_name) if deployment is not None else None
         # The tokens billed and their cost, in USD for the ledger and in nano-USD for the counters.
-        tokens_in, tokens_out, tokens_cached, cost, nanos = usage_cost(usage, self.prices.price(served, call.model_name, asked))
+        # The served name's price, resolved once and kept by Prices: read here without a call.
+        price = self.prices.found.get(served) if served else None
+        if price is None:
+            price = self.prices.price(served, call.model_name, asked)
+        tokens_in, tokens_out, tokens_cached, cost, nanos = usage_cost(usage, price)
         key = call.key
         if held is not None:
             # Without a usage: nothing went upstream (a cache hit), or the provider answered an
@@ -290,7 +294,10 @@ class Governance:
             else:
                 self._give_back(key, held, used, nanos)
         request = call.request
-        user, metadata = attribution(scan, request)
+        if scan is not None and scan.user is None and scan.metadata is None:
+            user = metadata = None  # the common case: the scan saw nothing to attribute
+        else:
+            user, metadata = attribution(scan, request)
         # Raw where the stored text is only a conversion (the path, the latency, the tags, the
         # request id): the ledger's writer thread converts them (``alloy.governance.ledger``).
         self.ledger.append(
@@ -300,7 +307,7 @@ class Governance:
                 "" if deployment is None else deployment.provider.name, call.path, call.status,
                 tokens_in, tokens_out, tokens_cached, cost, call.ended_at - call.arrived,
                 user or "", request.headers.get(b"x-alloy-tags"), call.id_line,
-                self.ledger.holds(metadata),  # read by the ledger's writer
+                None if metadata is None else self.ledger.holds(metadata),  # read by the ledger's writer
                 "" if call.error is None else call.error.code or "", 1,
             )
         )  # fmt: skip
