@@ -27,4 +27,5 @@ cdef class Governance:
     cpdef _give_back(self, key, held, used, cost)
 
 cpdef _bearer_token(value)
+cpdef bint counts_tokens(dict usage)
 cpdef estimate_tokens(body, scan=*)

@@ -269,6 +269,10 @@ class Governance:
             # Cut before its usage came (the client left and the drain ran out, the upstream broke
             # off): the provider bills what it did, so it is charged what it reserved, not nothing.
             usage = reserved_usage(call.request.body_buffer, scan)
+        elif usage and call.count and call.status < 400 and not counts_tokens(usage):
+            # Answered without counting the prompt it took (Gemini's embeddings report no tokens;
+            # their OpenAI shape says 0): charged what was reserved for it, as a cut call is.
+            usage = reserved_usage(call.request.body_buffer, scan)
         asked = scan.model if scan is not None else None
         deployment = call.deployment
         served = (deployment.upstream_model or call.model_name) if deployment is not None else None
@@ -395,6 +399,21 @@ def _bearer_token(value):
     scheme, _, token = value.partition(b" ")
     # RFC 9110 section 11.1: the auth scheme is case-insensitive.
     return token.strip() if scheme.lower() == b"bearer" else None
+
+
+# Token counts by every name a usage has (OpenAI's, and the Responses and Messages APIs' own).
+COUNTS = ("prompt_tokens", "input_tokens", "total_tokens", "completion_tokens", "output_tokens",
+          "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def counts_tokens(usage):
+    """The usage counts something: a call that took a prompt is at least a token, so nothing but
+    zeros (or no counts) means the provider did not count."""
+    for name in COUNTS:
+        value = usage.get(name)
+        if type(value) is int and value > 0:
+            return True
+    return False
 
 
 def reserved_usage(body, scan=None):
