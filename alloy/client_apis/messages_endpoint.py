@@ -156,7 +156,7 @@ class MessagesEndpoint:
         key = pipeline.authenticate(request)
         if request.method != b"POST":
             raise MethodNotAllowed(f"use POST for {path.decode()}", allow=b"POST")
-        body, scan = decoded(request.body)
+        body, scan = decoded(request.body_buffer)  # a large body stays a view of its read (no copy)
         found = pipeline.routes.table.lookup(scan.model)
         if found is None:
             raise ModelNotFound(

@@ -127,6 +127,24 @@ def test_a_large_stream_held_as_a_view_asks_for_its_usage_exactly_once(in_proces
     assert upstream_body(transport) == (body if asked else b'{"stream_options":{"include_usage":true},' + body[1:])
 
 
+def test_a_large_messages_body_goes_to_anthropic_as_a_view_of_the_read(tmp_path):
+    # Claude Code's requests are often hundreds of KB: the Messages endpoint reads the view too.
+    path = tmp_path / "alloy.toml"
+    path.write_text('[providers.anthropic]\nbase_url = "http://127.0.0.1:9"\napi_key = "sk-ant"\n')
+    transport = KeepingTransport()
+    client, _, _, loop = wired(alloy_config.load(str(path), env={}), "anthropic", transport)
+    try:
+        text = "".join(f"word{i} " for i in range(30_000))
+        body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": text}]}).encode()
+        read = (b"POST /v1/messages HTTP/1.1\r\nHost: g\r\nContent-Type: application/json\r\nanthropic-version: 2023-06-01\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        client.data_received(read)
+        assert upstream_body(transport) == body
+        assert any(isinstance(piece, memoryview) and piece.obj is read for piece in transport.pieces[0])
+    finally:
+        loop.close()
+
+
 def test_a_body_of_the_threshold_is_copied_and_one_read_of_body_alone_is_kept_as_it_came(core):
     at = b'{"model":"m","pad":"' + b"x" * (core.VIEW_BODY_ABOVE - 22) + b'"}'
     assert len(at) == core.VIEW_BODY_ABOVE
