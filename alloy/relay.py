@@ -31,7 +31,7 @@ from alloy.core import LAST_CHUNK, SSESplitter, encode_headers, frame_chunk, fra
 from alloy.errors import ResponseTooLarge, UnsafeHead, UpstreamProtocolError, error_payload
 from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
 from alloy.providers.types import base64_embeddings
-from alloy.stream_usage import WholeEvents
+from alloy.stream_usage import WholeEvents, recorded_with
 
 log = logging.getLogger("alloy")
 MIN_MASKED = 8  # characters of the shortest provider key masked in error answers (masked_secret)
@@ -361,17 +361,25 @@ class PassthroughRelay(Relay):
                     event = self._scrubbed(event, scrub)
                     if not event:
                         continue
+                record = recording is not None
                 if self.event_stream:  # known once the head went through
                     cut = hidden if hidden is not None else self.whole
                     if cut is not None:
                         event = cut.feed(event)
+                        if hidden is not None and hidden.usage_event is not None:
+                            # The usage the client did not ask for stays in the recording: the
+                            # cache answers later clients who ask for it (or for JSON) from it.
+                            if record:
+                                recording.append(recorded_with(event, hidden.usage_event))
+                                record = False
+                            hidden.usage_event = None
                         if not event:
                             continue
                 self.before_last = self.last
                 self.last = event
                 sent += len(event)
                 out.append(frame_chunk(event) if self.chunked else event)
-                if recording is not None:
+                if record:
                     recording.append(event)
             else:
                 out.append(self._head(event))

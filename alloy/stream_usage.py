@@ -101,16 +101,31 @@ class WholeEvents:
         return left
 
 
+DONE = b"data: [DONE]\n\n"
+
+
+def recorded_with(sent, usage_event):
+    """What the cache records of a piece ``sent`` to the client when the usage event was taken out
+    of it: the event back where it was, just before the stream's ``[DONE]`` (which follows it),
+    else after the piece's events (it was their last)."""
+    if sent.endswith(DONE):
+        return sent[: -len(DONE)] + usage_event + DONE
+    return sent + usage_event
+
+
 class HiddenUsage:
     """Takes the usage the client did not ask for out of a stream's bytes, keeping the counts. It
     works on whole events (``WholeEvents``), and filters nothing once the stream is found not to be
     SSE."""
 
-    __slots__ = ("events", "usage")
+    __slots__ = ("events", "usage", "usage_event")
 
     def __init__(self):
         self.events = WholeEvents()
         self.usage = None
+        # The usage event taken out (with its end), until the relay takes it for the cache's
+        # recording (``recorded_with``): a stored stream keeps its usage for later clients who ask.
+        self.usage_event = None
 
     def feed(self, piece):
         """The bytes of ``piece`` the client may see now (b"" while an event is incomplete)."""
@@ -130,6 +145,7 @@ class HiddenUsage:
                     usage = find_usage(event)
                     if usage is not None:
                         self.usage = usage
+                        self.usage_event = event + parts[at + 1]
                         continue  # the usage chunk the client did not ask for, and its end
                 event = _NULL_USAGE.sub(b"", event)
             kept.append(event)
