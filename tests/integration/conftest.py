@@ -68,6 +68,16 @@ def shared_mock():
     mock.stop()
 
 
+@pytest.fixture(scope="module")
+def recorder():
+    """A ``RawUpstream`` (the exact bytes of every request it receives) for the module that uses it."""
+    from raw_upstream import RawUpstream
+
+    server = RawUpstream()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def upstream(shared_mock):
     """The shared strict mock with an empty request log."""

@@ -13,30 +13,13 @@ import json
 
 import pytest
 
-from harness import assert_no_crash_logged, start_gateway_process
-from test_cache_streams import MASTER, body, complete, raw_stream, unique, upstream_chats
+from harness import assert_no_crash_logged
+from test_cache_streams import body, complete, raw_stream, start_cache_gateway, unique, upstream_chats
 
 
 @pytest.fixture(scope="module")
 def gateway(shared_mock, tmp_path_factory):
-    config = f"""
-    [server]
-    master_key = "{MASTER}"
-    stream_usage = true
-
-    [providers.openai]
-    base_url = "{shared_mock.base}/v1"
-    api_key = "env:K"
-
-    [cache]
-    enabled = true
-
-    [[models]]
-    name = "chat"
-    provider = "openai"
-    model = "gpt-4o-mini"
-    """
-    process = start_gateway_process(tmp_path_factory.mktemp("cache-hidden") / "alloy.toml", config, env={"K": "sk-provider"})
+    process = start_cache_gateway(shared_mock, tmp_path_factory.mktemp("cache-hidden"), server="stream_usage = true")
     yield process
     process.stop()
     assert_no_crash_logged(process)

@@ -21,14 +21,16 @@ SEARCH_TOOL = {
 }
 
 
-@pytest.fixture(scope="module")
-def gateway(shared_mock, tmp_path_factory):
+def start_cache_gateway(mock, directory, server=""):
+    """A gateway with the memory cache in front of ``mock``, the model ``chat`` its gpt-4o-mini;
+    ``server``: more ``[server]`` lines."""
     config = f"""
     [server]
     master_key = "{MASTER}"
+    {server}
 
     [providers.openai]
-    base_url = "{shared_mock.base}/v1"
+    base_url = "{mock.base}/v1"
     api_key = "env:K"
 
     [cache]
@@ -39,7 +41,12 @@ def gateway(shared_mock, tmp_path_factory):
     provider = "openai"
     model = "gpt-4o-mini"
     """
-    process = start_gateway_process(tmp_path_factory.mktemp("cache") / "alloy.toml", config, env={"K": "sk-provider"})
+    return start_gateway_process(directory / "alloy.toml", config, env={"K": "sk-provider"})
+
+
+@pytest.fixture(scope="module")
+def gateway(shared_mock, tmp_path_factory):
+    process = start_cache_gateway(shared_mock, tmp_path_factory.mktemp("cache"))
     yield process
     process.stop()
     assert_no_crash_logged(process)

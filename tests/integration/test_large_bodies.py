@@ -21,7 +21,6 @@ from alloy import config as alloy_config
 from alloy.core import VIEW_BODY_ABOVE
 from fake_transport import FakeTransport, wired
 from harness import post_and_read, start_gateway_process
-from raw_upstream import RawUpstream
 
 CONFIG = """
 [server]
@@ -40,13 +39,6 @@ model = "gpt-4o-2024-08-06"
 [wildcards]
 "gpt-*" = "openai"
 """
-
-
-@pytest.fixture(scope="module")
-def recorder():
-    server = RawUpstream()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

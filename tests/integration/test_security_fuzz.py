@@ -53,7 +53,7 @@ from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
 from harness import read_until_closed, start_gateway_process
-from raw_upstream import REPLY_BODY, RawUpstream
+from raw_upstream import REPLY_BODY
 
 IO_TIMEOUT = 5.0
 OPENAI_KEY = b"sk-fuzz-openai-provider-key"
@@ -117,14 +117,7 @@ CREDENTIAL_HEADERS = {b"authorization", b"api-key", b"x-api-key", b"x-goog-api-k
 MODEL_ENDPOINTS = ("chat/completions", "completions", "embeddings")
 
 
-# Named apart from conftest.py's ``gateway`` and ``upstream`` (mock-based): these two live for the module.
-@pytest.fixture(scope="module")
-def recorder():
-    server = RawUpstream()
-    yield server
-    server.stop()
-
-
+# Named apart from conftest.py's ``gateway`` (mock-based); it and conftest.py's ``recorder`` live for the module.
 @pytest.fixture(scope="module")
 def fuzz_gateway(recorder, tmp_path_factory):
     config = CONFIG.format(base=recorder.base, api_version=API_VERSION.decode())
