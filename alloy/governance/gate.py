@@ -75,6 +75,11 @@ class Governance:
             self.key_sharing = KeySharing(self.shared.client, self.store, self.keyring, settings.redis_timeout)
         # call -> (tokens reserved, each scope's token window at the reservation, decided in Redis)
         self.held = {}
+        # The wall clock as an offset from the monotonic one, which every call already read (its
+        # arrival, its end): the gate dates its limits and ledger rows from those reads instead of
+        # reading the clock again; refreshed at every sync, so a stepped wall clock is followed
+        # within sync_interval.
+        self.wall_offset = time() - monotonic()
         self.sync_failed = False
         self.timers = []
         pipeline.listeners.append(self.finished)
@@ -91,27 +96,31 @@ class Governance:
     def authenticate(self, request):
         headers = request.headers
         bearer = headers.get(b"authorization")
+        keyring = self.keyring
+        if bearer is not None:
+            # A key's client sends the same header on every request: found as it was sent, in one
+            # dict lookup, with nothing cut out of it (Keyring.by_header).
+            identity = keyring.by_header.get(bearer)
+            if identity is not None:
+                return _live(identity)
         api_key = headers.get(b"x-api-key")
         expected = self.master.expected
         if bearer is None and api_key is None:
-            if expected is None and not self.keyring.created:
+            if expected is None and not keyring.created:
                 return None  # no master key, no key: open, as without governance
             raise AuthenticationFailed("Missing API key: send it as Authorization: Bearer <key> or x-api-key: <key>")
         for token in (_bearer_token(bearer), api_key):
             if token is None:
                 continue
             if token.startswith(_PREFIX):
-                keyring = self.keyring
                 identity = keyring.by_secret.get(token) or keyring.learn(token)
                 if identity is not None:
-                    if identity.revoked:
-                        raise AuthenticationFailed("This API key has been revoked")
-                    if identity.expires_at is not None and identity.expires_at <= time():
-                        raise AuthenticationFailed("This API key has expired")
-                    return identity
+                    if token is not api_key:
+                        keyring.remember_header(bearer, identity)
+                    return _live(identity)
             if expected is not None and compare_digest(token, expected):
                 return None
-        if expected is None and not self.keyring.created:
+        if expected is None and not keyring.created:
             return None
         raise AuthenticationFailed("Incorrect API key provided")
 
@@ -165,7 +174,7 @@ class Governance:
                 return True
             if self.settings.fail_mode == "closed":
                 raise SharedLimitsUnavailable()
-        windows, lines = self._take(key, reserve)
+        windows, lines = self._take(key, reserve, call.arrived)
         if shared is not None:  # decided here while Redis is away: it is owed the request
             shared.owe(key, time(), requests=1)
         return self._carry_on(call, reserve, windows, lines, False)
@@ -180,13 +189,13 @@ class Governance:
             call.answer(error)
         return True
 
-    def _take(self, key, reserve):
+    def _take(self, key, reserve, now):
         """Check every limit of the key and its team, then count the call in all of them (or in
         none: the first limit reached raises, nothing is written), in one call to the core
-        (``LimitCounters.take``). Returns each scope's token window start and the x-ratelimit-*
-        lines."""
-        wall = time()
-        verdict = self.table.limits.take(key.limits, key.reported, reserve, monotonic(), wall)
+        (``LimitCounters.take``), as of ``now`` (the monotonic clock: the call's arrival). Returns
+        each scope's token window start and the x-ratelimit-* lines."""
+        wall = now + self.wall_offset
+        verdict = self.table.limits.take(key.limits, key.reported, reserve, now, wall)
         if verdict[0] is not None:
             what, index, figure, tokens, lines = verdict
             raise self._refusal(key.scopes[index], what, figure, reserve, tokens, lines, wall)
@@ -231,7 +240,7 @@ class Governance:
             if self.settings.fail_mode == "closed":
                 return call.answer(SharedLimitsUnavailable())
             try:
-                windows, lines = self._take(key, reserve)
+                windows, lines = self._take(key, reserve, monotonic())
             except AlloyError as refused:
                 return call.answer(refused)
             # Owed to Redis even when its admit timed out: Redis may yet run that admit (then the
@@ -283,6 +292,7 @@ class Governance:
             price = self.prices.price(served, call.model_name, asked)
         tokens_in, tokens_out, tokens_cached, cost, nanos = usage_cost(usage, price)
         key = call.key
+        wall = call.ended_at + self.wall_offset
         if held is not None:
             # Without a usage: nothing went upstream (a cache hit), or the provider answered an
             # error (it bills none), spent nothing; an attempt whose usage is unknown (Alloy's own
@@ -296,7 +306,7 @@ class Governance:
             if held[2]:
                 self._release_shared(key, held, used, nanos)
             else:
-                self._give_back(key, held, used, nanos)
+                self._give_back(key, held, used, nanos, wall)
         request = call.request
         if scan is not None and scan.user is None and scan.metadata is None:
             user = metadata = None  # the common case: the scan saw nothing to attribute
@@ -306,7 +316,7 @@ class Governance:
         # request id): the ledger's writer thread converts them (``alloy.governance.ledger``).
         self.ledger.append(
             (  # "" for an empty text: stored as NULL, bound faster (store.LEDGER_OPTIONAL_TEXT)
-                time(), "" if key is None else key.id, "" if key is None else key.name,
+                wall, "" if key is None else key.id, "" if key is None else key.name,
                 "" if key is None else key.team or "", asked or "", served or "",
                 "" if deployment is None else deployment.provider.name, call.path, call.status,
                 tokens_in, tokens_out, tokens_cached, cost, call.ended_at - call.arrived,
@@ -339,9 +349,8 @@ class Governance:
                 self.shared.owe(key, time(), cost=cost)
             self.shared.failed(error)
 
-    def _give_back(self, key, held, used, cost):
+    def _give_back(self, key, held, used, cost, wall):
         reserved, windows, _ = held
-        wall = time()
         self.table.limits.give_back(key.limits, windows, reserved, used, cost, wall)
         if self.shared is not None:  # decided here while Redis was away: its spend and tokens are owed
             self.shared.owe(key, wall, cost=cost, tokens=used)
@@ -349,6 +358,7 @@ class Governance:
     # --- upkeep -------------------------------------------------------------------------------------
 
     def _sync(self):
+        self.wall_offset = time() - monotonic()
         try:
             self.keyring.refresh()
             if self.sync_failed:
@@ -379,6 +389,15 @@ class Governance:
             timer.cancel()
         self.ledger.close()
         self.store.close()
+
+
+def _live(identity):
+    """The identity of a key that may be used now: a revoked or expired key is a 401."""
+    if identity.revoked:
+        raise AuthenticationFailed("This API key has been revoked")
+    if identity.expires_at is not None and identity.expires_at <= time():
+        raise AuthenticationFailed("This API key has expired")
+    return identity
 
 
 def _not_allowed(model):

@@ -9,10 +9,11 @@ changed (and the keys of a changed team): the rest keep their objects, so a chan
 milliseconds for thousands of keys on each worker's loop. The request path never touches the
 database.
 
-A secret that matched is remembered as it was sent (``by_secret``, at most ``MAX_REMEMBERED``,
-forgotten at every reload), so a client's later requests are found with one dict lookup instead
-of a SHA-256 each: the gateway holds the secrets of recent requests in memory anyway, and only
-secrets of known keys are kept, so a flood of wrong keys fills nothing.
+A secret that matched is remembered as it was sent (``by_secret``, and the whole Authorization
+header that carried it in ``by_header``; at most ``MAX_REMEMBERED`` each, forgotten at every
+reload), so a client's later requests are found with one dict lookup instead of a SHA-256 each:
+the gateway holds the secrets of recent requests in memory anyway, and only secrets of known keys
+are kept, so a flood of wrong keys fills nothing.
 
 A ``Scope`` is what a key or a team limits (models, rpm, tpm, in flight, budget) and where its live
 counters are (its slot in ``alloy.governance.counters``). A key's ``scopes`` are its own and its
@@ -123,6 +124,7 @@ class Keyring:
         self.table = table
         self.by_hash = {}
         self.by_secret = {}  # a secret as sent -> its identity (see the module's docstring)
+        self.by_header = {}  # an Authorization header's whole value ("Bearer sk-alloy-...") -> the same
         self.teams = {}  # team id -> (its stored row, its Scope), as of the last reload
         self.keys = {}  # key id -> (its stored row, its team's Scope or None, its KeyIdentity)
         self.version = None
@@ -162,6 +164,7 @@ class Keyring:
         self.teams, self.keys = teams, keys
         self.by_hash, self.version, self.created = by_hash, version, len(by_hash)
         self.by_secret = {}  # a revoked or rotated secret must be hashed (and missed) again
+        self.by_header = {}
 
     def _identity(self, row, team, now):
         scope = Scope(row, "key", self.table)
@@ -181,6 +184,13 @@ class Keyring:
                 self.by_secret.clear()
             self.by_secret[secret] = identity
         return identity
+
+    def remember_header(self, value, identity):
+        """The Authorization header that carried a known key's secret, as it was sent: the next
+        request with it is found without cutting the secret out of it."""
+        if len(self.by_header) >= MAX_REMEMBERED:
+            self.by_header.clear()
+        self.by_header[value] = identity
 
     def _load_spend(self, scope, now):
         """At a scope's first sight since the counters were created, and when its budget period

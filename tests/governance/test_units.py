@@ -118,9 +118,11 @@ def test_the_keyring_remembers_a_secret_until_the_next_reload(tmp_path):
     identity = keyring.learn(secret)
     assert identity.name == "app" and keyring.by_secret[secret] is identity
     assert keyring.learn(b"sk-alloy-wrong") is None and b"sk-alloy-wrong" not in keyring.by_secret
+    keyring.remember_header(b"Bearer " + secret, identity)  # the gate's next lookup: the header as sent
+    assert keyring.by_header == {b"Bearer " + secret: identity}
     _, new_secret = store.rotate_key("app")
     keyring.refresh()  # the rotation moved keys_version: reloaded, and the old secret forgotten
-    assert keyring.by_secret == {} and keyring.learn(secret) is None
+    assert keyring.by_secret == {} and keyring.by_header == {} and keyring.learn(secret) is None
     assert keyring.learn(new_secret.encode()).name == "app"
     store.revoke_key("app")
     keyring.refresh()
