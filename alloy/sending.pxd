@@ -33,5 +33,5 @@ cdef class PassthroughProvider:
     cdef public bytes header_block
     cdef public object secret
 
-    @cython.locals(relay=PassthroughRelay, scan=CoreScanResult)
+    @cython.locals(relay=PassthroughRelay, scan=CoreScanResult, size=Py_ssize_t)
     cpdef send(self, Call call, Deployment deployment, served_by, long total_ticks)

@@ -123,12 +123,15 @@ class PassthroughProvider:
         else:  # the upstream's parent span is this attempt's, not the client's
             replaced = TRACE_HEADERS if trace.parent_id is not None else NEW_TRACE_HEADERS
             forwarded = self.forwarding.lines(request.headers, replaced) + trace.attempt_line(call.sent_at)
+        size = 0
+        for piece in body:
+            size += len(piece)
         upstream_request = UpstreamRequest(
             request.method,
             target,
             self.header_block + forwarded + call.request_id_line,
             body,
-            sum(map(len, body)),
+            size,
             deployment.timeouts,
             total_ticks,
             self.response_skip,  # the core writes the client's header block as it parses the head
