@@ -44,6 +44,7 @@ HOT_MODULES = (
     "alloy.observability.metrics",
     "alloy.observability.access_log",
     "alloy.usage",
+    "alloy.governance.identity",
 )
 extensions += [Extension(name, [name.replace(".", "/") + ".py"], **COMPILE) for name in HOT_MODULES]
 

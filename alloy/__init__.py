@@ -25,6 +25,7 @@ HOT_MODULES = (
     "alloy.observability.metrics",
     "alloy.observability.access_log",
     "alloy.usage",
+    "alloy.governance.identity",
 )
 
 if os.environ.get("ALLOY_PURE") == "1":

@@ -9,6 +9,7 @@ cimport cython
 from alloy._core cimport ScanResult as CoreScanResult
 from alloy.balancer cimport Deployment
 from alloy.call cimport Call
+from alloy.governance.identity cimport KeyIdentity
 
 cdef class Governance:
     cdef public object settings
@@ -26,17 +27,18 @@ cdef class Governance:
     cdef public bint sync_failed
     cdef public list timers
 
+    @cython.locals(identity=KeyIdentity)
     cpdef authenticate(self, request)
-    cpdef check_model(self, key, model, model_name)
-    @cython.locals(scan=CoreScanResult)
+    cpdef check_model(self, KeyIdentity key, model, model_name)
+    @cython.locals(scan=CoreScanResult, key=KeyIdentity)
     cpdef admit(self, Call call)
     cpdef _carry_on(self, Call call, reserve, windows, lines, shared)
-    cpdef _take(self, key, reserve, double now)
-    @cython.locals(scan=CoreScanResult, deployment=Deployment)
+    cpdef _take(self, KeyIdentity key, reserve, double now)
+    @cython.locals(scan=CoreScanResult, deployment=Deployment, key=KeyIdentity)
     cpdef finished(self, Call call)
-    cpdef _give_back(self, key, held, used, cost, double wall)
+    cpdef _give_back(self, KeyIdentity key, held, used, cost, double wall)
 
-cpdef _live(identity)
+cpdef _live(KeyIdentity identity)
 cpdef _bearer_token(value)
 cpdef bint counts_tokens(dict usage)
 cpdef estimate_tokens(body, scan=*)

@@ -20,12 +20,12 @@ counters are (its slot in ``alloy.governance.counters``). A key's ``scopes`` are
 team's: every limit of both applies, so the tighter one decides.
 """
 
-import fnmatch
 import hashlib
 import logging
 import time
 
 from alloy.governance.fields import period_bounds
+from alloy.governance.identity import KeyIdentity, ModelRule
 from alloy.governance.prices import SPEND_UNIT
 from alloy.governance.store import key_fields, team_fields
 
@@ -54,68 +54,6 @@ class Scope:
 
     def period_start(self, now):
         return period_bounds(self.anchor, self.period, now)[0]
-
-
-class ModelRule:
-    """The models a key or a team may use: names and aliases as given, and wildcards."""
-
-    __slots__ = ("exact", "patterns", "decided")
-
-    def __init__(self, models):
-        self.exact = frozenset(m for m in models if not any(c in m for c in "*?["))
-        self.patterns = tuple(m for m in models if m not in self.exact)
-        self.decided = {}
-
-    def allows(self, name):
-        decided = self.decided.get(name)
-        if decided is None:
-            decided = name in self.exact or any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
-            if len(self.decided) < 4096:
-                self.decided[name] = decided
-        return decided
-
-
-class KeyIdentity:
-    """Who a request is: ``id``, ``name`` and ``team`` (read by the cache and the access log too);
-    ``team_id`` is the team's lasting identity (a name passes to a new team when the old one is
-    renamed or deleted), which the cache's namespaces are made of."""
-
-    __slots__ = ("id", "name", "team", "team_id", "expires_at", "revoked", "scopes", "counts_tokens", "rules", "reported", "limits")
-
-    def __init__(self, row, scopes):
-        self.id = row["id"]
-        self.name = row["name"]
-        self.team = row["team"]
-        self.team_id = scopes[1].id if len(scopes) > 1 else None
-        self.expires_at = row["expires_at"]
-        self.revoked = row["revoked_at"] is not None
-        self.scopes = scopes
-        self.counts_tokens = any(scope.tpm for scope in scopes)
-        self.rules = tuple(scope.models for scope in scopes if scope.models is not None)
-        # The x-ratelimit-* trios this key reports, each with the limits it is the tightest of:
-        # ((kind, ((scope index, limit), ...)), ...), built once here rather than on each request.
-        self.reported = tuple(
-            (kind, tuple((i, getattr(scope, kind)) for i, scope in enumerate(scopes) if getattr(scope, kind)))
-            for kind in ("rpm", "tpm")
-            if any(getattr(scope, kind) for scope in scopes)
-        )
-        # What the core's LimitCounters read of each scope (alloy.core: take, give_back).
-        self.limits = tuple((s.slot, s.rpm, s.tpm, s.max_parallel, s.budget, s.period, s.anchor) for s in scopes)
-
-    def may_use(self, asked, resolved, aliased=None):
-        """Every model rule (the key's, its team's) allows the name asked for, the one it resolved
-        to, or (``aliased``) the configured model it is an alias of."""
-        for rule in self.rules:
-            if not (
-                rule.allows(asked)
-                or (resolved is not None and resolved != asked and rule.allows(resolved))
-                or (aliased is not None and rule.allows(aliased))
-            ):
-                return False
-        return True
-
-    def __repr__(self):
-        return f"KeyIdentity({self.name!r}, team={self.team!r})"
 
 
 class Keyring:
