@@ -268,7 +268,7 @@ def reasoning_effort(thinking, output_config):
     named = output_config.get("effort")
     if named is None:
         return effort
-    if named not in EFFORTS:
+    if not isinstance(named, str) or named not in EFFORTS:
         raise invalid("output_config.effort", "Input should be " + ", ".join(map(repr, EFFORTS)))
     return EFFORTS[named]
 

@@ -326,7 +326,7 @@ def reasoning_effort(reasoning):
         return None
     if effort == "none":
         return "none"  # asked for no reasoning: the providers that can stop thinking do (Gemini 2.5 Flash)
-    if effort not in EFFORTS:
+    if not isinstance(effort, str) or effort not in EFFORTS:
         raise invalid("reasoning.effort", "expected one of none, " + ", ".join(EFFORTS))
     return EFFORTS[effort]
 

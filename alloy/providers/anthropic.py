@@ -207,6 +207,8 @@ def build_request(body, upstream_model, endpoint, settings):
         out["temperature"] = MAX_TEMPERATURE
     tools = body.get("tools")
     if tools:
+        if not isinstance(tools, list):
+            raise InvalidRequest("tools must be an array", param="tools")
         tools, choice = providers.allowed_tools(tools, body.get("tool_choice"))
         out["tools"] = [convert_tool(tool, i) for i, tool in enumerate(tools)]
         choice = convert_tool_choice(choice, body.get("parallel_tool_calls"))
@@ -306,6 +308,8 @@ def convert_messages(messages):
         if not isinstance(message, dict):
             raise InvalidRequest(f"{param} must be an object", param=param)
         role = message.get("role")
+        if not isinstance(role, str):
+            raise InvalidRequest(f"{param}.role must be a string", param=f"{param}.role")
         if role in SYSTEM_ROLES:
             system.extend(with_message_cache(system_blocks(message.get("content"), param), message, param))
             continue
@@ -448,7 +452,10 @@ def assistant_blocks(message, param):
         blocks.extend(text_block(content))
     else:
         raise InvalidRequest(f"{param}.content must be a string or an array", param=f"{param}.content")
-    for k, call in enumerate(message.get("tool_calls") or ()):
+    calls = message.get("tool_calls") or ()
+    if not isinstance(calls, (list, tuple)):
+        raise InvalidRequest(f"{param}.tool_calls must be an array", param=f"{param}.tool_calls")
+    for k, call in enumerate(calls):
         where = f"{param}.tool_calls[{k}]"
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
@@ -494,8 +501,8 @@ def convert_tool_choice(choice, parallel):
         out = {"type": "auto"} if parallel is False else None
     elif isinstance(choice, str) and choice in TOOL_CHOICES:
         out = dict(TOOL_CHOICES[choice])
-    elif isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
-        out = {"type": "tool", "name": choice["function"]["name"]}
+    elif providers.function_name(choice) is not None:
+        out = {"type": "tool", "name": providers.function_name(choice)}
     else:
         raise InvalidRequest("tool_choice must be auto, none, required or a named function", param="tool_choice")
     if parallel is False and out["type"] != "none":

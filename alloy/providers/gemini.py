@@ -236,6 +236,8 @@ def convert_messages(messages):
         if not isinstance(message, dict):
             raise InvalidRequest(f"{param} must be an object", param=param)
         role = message.get("role")
+        if not isinstance(role, str):
+            raise InvalidRequest(f"{param}.role must be a string", param=f"{param}.role")
         if role in SYSTEM_ROLES:
             text = plain_text(message.get("content"), param)
             if text:
@@ -330,7 +332,10 @@ def model_parts(message, param, call_names):
         parts.extend(text_part(content))
     else:
         raise InvalidRequest(f"{param}.content must be a string or an array", param=f"{param}.content")
-    for k, call in enumerate(message.get("tool_calls") or ()):
+    calls = message.get("tool_calls") or ()
+    if not isinstance(calls, (list, tuple)):
+        raise InvalidRequest(f"{param}.tool_calls must be an array", param=f"{param}.tool_calls")
+    for k, call in enumerate(calls):
         where = f"{param}.tool_calls[{k}]"
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
@@ -454,8 +459,8 @@ def convert_tool_choice(choice):
         return None
     if isinstance(choice, str) and choice in TOOL_MODES:
         return {"mode": TOOL_MODES[choice]}
-    if isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
-        return {"mode": "ANY", "allowedFunctionNames": [choice["function"]["name"]]}
+    if providers.function_name(choice) is not None:
+        return {"mode": "ANY", "allowedFunctionNames": [providers.function_name(choice)]}
     raise InvalidRequest("tool_choice must be auto, none, required or a named function", param="tool_choice")
 
 

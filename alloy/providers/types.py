@@ -62,6 +62,14 @@ def file_data(part, param):
     return data_url(given, param, "file")
 
 
+def function_name(item):
+    """The name of ``{function: {name}}`` (a chat tool, a named tool_choice), or None when the item
+    has any other shape: what a client sent is read without trusting its types."""
+    function = item.get("function") if isinstance(item, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def allowed_tools(tools, choice):
     """Chat's ``tool_choice: {type: allowed_tools, allowed_tools: {mode, tools}}`` for a provider
     without it: (the tools the client allowed, ``mode`` as a plain tool_choice). Any other choice:
@@ -79,12 +87,12 @@ def allowed_tools(tools, choice):
         raise InvalidRequest("tool_choice.allowed_tools.tools must be a non-empty array", param="tool_choice")
     names = set()
     for tool in named:
-        name = (tool.get("function") or {}).get("name") if isinstance(tool, dict) and tool.get("type") == "function" else None
-        if not isinstance(name, str):
+        name = function_name(tool) if isinstance(tool, dict) and tool.get("type") == "function" else None
+        if name is None:
             raise InvalidRequest("tool_choice.allowed_tools.tools: only function tools, each {type: function, function: {name}}", param="tool_choice")
         names.add(name)
-    kept = [tool for tool in tools if isinstance(tool, dict) and (tool.get("function") or {}).get("name") in names]
-    missing = names - {tool["function"]["name"] for tool in kept}
+    kept = [tool for tool in tools if function_name(tool) in names]
+    missing = names - {function_name(tool) for tool in kept}
     if missing:
         raise InvalidRequest(f"tool_choice.allowed_tools names a tool the request does not define: {sorted(missing)[0]}", param="tool_choice")
     return kept, mode
