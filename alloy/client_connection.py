@@ -249,7 +249,11 @@ class ClientConnection:  # an asyncio protocol (asyncio and uvloop duck-type it)
                 return
             log.exception("alloy: unexpected error while answering %s %s", request.method.decode("latin-1"), request.target[:200].decode("latin-1"))
             self.current = None
-            self.send_error(InternalError("the gateway met an internal error answering this request"), close=True, request=request)
+            # In the shape of the client's API, as any refusal (Anthropic's on a Messages path).
+            failure = InternalError("the gateway met an internal error answering this request")
+            extra = gateway.pipeline.request_ids.line(request.headers) + self.cors_lines(request.headers)
+            self.transport.write(self.closing_answer(failure, extra, request.target, request.method))
+            self.close()
             return
         if answer is not None:  # a Prebuilt answer, written synchronously
             keep = request.keep_alive and not self.closes_for_drain()

@@ -263,6 +263,25 @@ def test_a_bug_raising_a_type_error_is_a_logged_500_not_the_clients_400(wired, m
     assert written.startswith(b"HTTP/1.1 400 ") and b"nested too deeply" in written
 
 
+def test_a_bug_answering_a_messages_client_is_a_500_in_anthropics_shape(wired, monkeypatch, caplog):
+    # The anthropic SDK reads only its own error shape: the gateway's own 500 follows the client's API.
+    client, upstream, transport = wired
+
+    def broken(*args):
+        raise RuntimeError("a bug on the Messages path")
+
+    monkeypatch.setattr("alloy.client_apis.messages_endpoint.MessagesEndpoint._handle", broken)
+    body = b'{"model": "claude-x", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}'
+    client.data_received(b"POST /v1/messages HTTP/1.1\r\nhost: g\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+    [written] = transport.writes
+    head, _, payload = written.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500 ") and b"\r\nrequest-id: " in head  # the id where Anthropic's clients read it
+    assert json.loads(payload) == {
+        "type": "error", "error": {"type": "api_error", "message": "the gateway met an internal error answering this request"},
+    }  # fmt: skip
+    assert transport.closed and "a bug on the Messages path" in caplog.text  # with its traceback
+
+
 def test_counts_past_64_bits_are_capped_for_messages_and_responses_clients(gateway):
     huge = {"prompt_tokens": 1, "completion_tokens": 2**64 - 1, "total_tokens": 2**64}
     message = messages_client(gateway).messages.create(
