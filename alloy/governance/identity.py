@@ -5,7 +5,9 @@ its models to.
 The gate reads these on every keyed request (``alloy.governance.gate``), so they are compiled:
 this file with the declarations of ``identity.pxd`` (setup.py's hot modules), the .py its own
 pure twin. They are built by ``alloy.governance.keyring`` and not changed after, except
-``revoked`` (a key the counters table has no room for).
+``revoked`` (a key the counters table has no room for). Their constructors use list comprehensions
+where generator expressions would read as well: Cython 3 fails to compile a generator expression
+nested in another inside an extension type.
 """
 
 import fnmatch
