@@ -330,7 +330,9 @@ class PassthroughRelay(Relay):
         else:
             # A body cut short. The client side ends before the account, the call still current:
             # a Messages or Responses wire, which had read it back without writing a byte, gives
-            # its client Alloy's 502 instead and says so on the call.
+            # its client Alloy's own error instead (the call's: a timeout stays a 504) and says so
+            # on the call.
+            self.call.error = error
             connection.close() if self.chunked else self.transport.abort()
             connection.current = None
         self.call.broke_off(error)

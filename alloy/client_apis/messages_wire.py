@@ -450,15 +450,17 @@ class MessagesTransport:
         self.state = OVER
         self.pieces = []
         call = self.connection.current
+        if error is None and call is not None:
+            error = call.error  # what ended the upstream's answer (the relay says so on the call)
+        if error is None or error.status < 500:
+            error = UpstreamProtocolError(message)
         if call is not None:
-            call.status = 502
+            call.status = error.status if state != STREAM and not self.started else 502
         if state == STREAM or self.started:
             if self.translator is not None and not self.translator.done:
                 self.real.writelines([self._chunk(b"".join(self.translator.fail(message))), *self._last_chunk()])
             self.connection.close()
             return
-        if error is None or error.status < 500:
-            error = UpstreamProtocolError(message)
         self.real.write(self._error_answer(error))
         self.started = True
         self.connection.close()

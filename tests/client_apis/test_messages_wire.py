@@ -22,7 +22,7 @@ def wire(native=False, stream=False, max_buffered=1 << 20):
     connection = Connection()
     transport = MessagesTransport(connection, MODEL, stream, max_buffered, input_tokens=7)
     provider = SimpleNamespace(messages_native=True) if native else SimpleNamespace()
-    call = connection.current = SimpleNamespace(deployment=SimpleNamespace(provider=provider), status=200, usage=None)
+    call = connection.current = SimpleNamespace(deployment=SimpleNamespace(provider=provider), status=200, usage=None, error=None)
     call.usage_known = lambda usage: setattr(call, "usage", usage)  # what a native stream's end reports
     return connection, transport
 

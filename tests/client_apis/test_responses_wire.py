@@ -22,7 +22,7 @@ EVENT = TypeAdapter(ResponseStreamEvent)
 def wire(stream=False, max_buffered=1 << 20):
     connection = Connection()
     transport = ResponsesTransport(connection, REQUEST, MODEL, stream, max_buffered)
-    connection.current = SimpleNamespace(deployment=SimpleNamespace(provider=SimpleNamespace()), status=200)
+    connection.current = SimpleNamespace(deployment=SimpleNamespace(provider=SimpleNamespace()), status=200, error=None)
     return connection, transport
 
 

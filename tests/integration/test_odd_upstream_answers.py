@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from alloy import config as alloy_config
+from alloy.errors import UpstreamTimeout
 from alloy.observability import Observability
 from alloy.providers import anthropic_stream
 from fake_transport import wired as wire_gateway
@@ -280,6 +281,26 @@ def test_a_bug_answering_a_messages_client_is_a_500_in_anthropics_shape(wired, m
         "type": "error", "error": {"type": "api_error", "message": "the gateway met an internal error answering this request"},
     }  # fmt: skip
     assert transport.closed and "a bug on the Messages path" in caplog.text  # with its traceback
+
+
+@pytest.mark.parametrize("framing", [b"content-length: 100", b"transfer-encoding: chunked"])
+def test_a_messages_answer_that_times_out_before_reaching_the_client_is_a_504(tmp_path, framing):
+    # The wire reads the chat answer back whole before writing a byte: the client was told nothing
+    # yet, so a timeout is the timeout it is (504 timeout_error), not a broken answer (502).
+    path = tmp_path / "alloy.toml"
+    path.write_text('[router]\nmax_retries = 0\n[providers.openai]\nbase_url = "http://127.0.0.1:9/v1"\napi_key = "sk-x"\n')
+    client, upstream, transport, loop = wire_gateway(alloy_config.load(str(path), env={}), "openai")
+    try:
+        body = b'{"model": "openai/gpt-4o-mini", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}'
+        client.data_received(b"POST /v1/messages HTTP/1.1\r\nhost: g\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+        upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + framing + b"\r\n\r\n")
+        upstream._fail(UpstreamTimeout("the upstream sent nothing for 3 s"))
+        head, _, payload = b"".join(transport.writes).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 504 ") and b"\r\nrequest-id: " in head
+        assert json.loads(payload) == {"type": "error", "error": {"type": "timeout_error", "message": "the upstream sent nothing for 3 s"}}
+        assert transport.closed
+    finally:
+        loop.close()
 
 
 def test_counts_past_64_bits_are_capped_for_messages_and_responses_clients(gateway):
