@@ -643,6 +643,12 @@ class TranslatedRelay(Relay):
     def upstream_failed(self, error):
         if self.finished:
             return
+        if self.splitter is not None and self.events.complete():
+            # The translated stream is whole: the upstream failed only to end its own framing (a
+            # length it did not fill, a last chunk it never sent). The client's answer ends as a
+            # finished one, never with an error after its [DONE].
+            self.upstream_done()
+            return
         self.finished = True
         if self.splitter is None:
             self.call.failed_with_error(error)

@@ -25,6 +25,9 @@ idle memory):
         .final_usage() -> dict | None
             the stream's usage in OpenAI's shape once it ended, whether or not the client asked
             to receive it (the call's account reads it).
+        .complete() -> bool
+            the answer is whole already (its end event came): an upstream failing after that (a
+            length it did not fill, a stall before its last chunk) ends the stream as finished.
 
 ``UpstreamCall`` says how to send it: method, path (appended to the provider's base URL, query
 included), the extra header lines (credentials in the provider's own scheme), and the body bytes.

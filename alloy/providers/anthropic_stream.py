@@ -261,6 +261,11 @@ class StreamTranslator:
             out.insert(0, self.chunk({"role": "assistant", "content": None if action == "on_tool_start" else ""}))
         return out
 
+    def complete(self):
+        """The answer went out whole, its [DONE] included: a failure of the upstream's own framing
+        after it loses the client nothing."""
+        return self.state is DONE_STATE
+
     def finish(self):
         """The upstream stream ended: nothing more is owed after [DONE]; otherwise it broke off."""
         if self.state is DONE_STATE:

@@ -276,6 +276,12 @@ class StreamTranslator:
         account whether or not the client asked to receive it."""
         return openai_usage(self.usage) if self.usage else None
 
+    def complete(self):
+        """Every candidate gave its finishReason (or [DONE] went out): what is still owed is only
+        ``finish``'s usage chunk and [DONE], which a failure of the upstream's framing after it need
+        not cost the client (a Gemini stream ends with its connection's close, nothing else)."""
+        return self.done or (bool(self.candidates) and all(state.finished for state in self.candidates.values()))
+
     def finish(self):
         """The upstream stream ended: the usage chunk and [DONE], or an error when it broke off."""
         if self.done:

@@ -226,6 +226,29 @@ def test_a_translator_that_raises_mid_stream_ends_the_stream_with_its_error(wire
     assert transport.closed and upstream.closed  # the stream's end closes both sides
 
 
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_a_whole_translated_stream_whose_upstream_then_stalls_ends_as_finished(wired, framing):
+    # Anthropic's message_stop came (the client has its [DONE]), then the upstream's own framing
+    # was never finished: a length not filled, or no last chunk, until the idle timeout fired.
+    client, upstream, transport = wired
+    send(client, stream=True)
+    start = {"type": "message_start", "message": {**MESSAGE, "content": [], "usage": {"input_tokens": 1}}}
+    block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "Hello"}}
+    ends = [{"type": "content_block_stop", "index": 0},
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+            {"type": "message_stop"}]  # fmt: skip
+    stream = events(start, block, *ends)
+    if framing == "length":
+        upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s" % (len(stream) + 100, stream))
+    else:
+        upstream.data_received(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(stream), stream))
+    upstream._fail(UpstreamTimeout("the upstream sent nothing for 3 s"))
+    sent = b"".join(transport.writes)
+    assert sent.count(b"data: [DONE]") == 1 and b'"error"' not in sent and b'"finish_reason":"stop"' in sent
+    assert sent.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")  # the client's body ends, whole
+    assert client.current is None  # the call ended as a finished answer
+
+
 def test_a_relay_that_raises_closes_the_client_rather_than_leave_it_waiting(wired, monkeypatch, caplog):
     client, upstream, transport = wired
 

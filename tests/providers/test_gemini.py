@@ -291,6 +291,19 @@ def test_text_stream_event_by_event():
     assert "usage" not in chunks[-1]
 
 
+def test_a_stream_is_complete_once_every_candidate_finished():
+    # A Gemini stream has no end event of its own (its connection's close ends it): once every
+    # candidate gave its finishReason, an upstream failing before that close costs the client
+    # nothing (alloy.relay.TranslatedRelay.upstream_failed ends the stream as finished).
+    translator = gemini.StreamTranslator("my-model", True)
+    assert not translator.complete()
+    for data in TEXT_STREAM[:-1]:
+        translator.feed(None, data)
+    assert not translator.complete()  # the last event holds the finishReason
+    translator.feed(None, TEXT_STREAM[-1])
+    assert translator.complete() and translator.finish()[-1] == b"data: [DONE]\n\n"
+
+
 def test_text_stream_with_usage():
     chunks = run(TEXT_STREAM, include_usage=True)
     assert chunks[-1]["choices"] == []
