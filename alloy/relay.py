@@ -315,6 +315,13 @@ class PassthroughRelay(Relay):
     def upstream_failed(self, error):
         if self.finished:
             return
+        # The stream is whole, its [DONE] relayed: the upstream failed only to end its own framing
+        # (a length it did not fill, a last chunk it never sent). Never an error after [DONE]: a
+        # chunked answer ends as a finished one; one framed with the upstream's length closes.
+        whole = self.event_stream and self.last and self.last.rstrip().endswith(b"data: [DONE]")
+        if whole and self.chunked:
+            self.upstream_done()
+            return
         self.finished = True
         if not self.head_sent:
             self.call.failed_with_error(error)
@@ -323,8 +330,9 @@ class PassthroughRelay(Relay):
         if self.event_stream:
             # The stream already started: end it with an OpenAI-style error event, cleanly framed,
             # so SDKs raise an error instead of hanging or silently truncating.
-            event = stream_error_event(self.call.path, error)
-            self.transport.writelines([frame_chunk(event), LAST_CHUNK] if self.chunked else [event])
+            if not whole:
+                event = stream_error_event(self.call.path, error)
+                self.transport.writelines([frame_chunk(event), LAST_CHUNK] if self.chunked else [event])
             connection.current = None
             connection.close()
         else:

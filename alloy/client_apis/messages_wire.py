@@ -459,6 +459,8 @@ class MessagesTransport:
         if state == STREAM or self.started:
             if self.translator is not None and not self.translator.done:
                 self.real.writelines([self._chunk(b"".join(self.translator.fail(message))), *self._last_chunk()])
+            elif self.translator is not None:  # the client has its whole stream: its body still ends
+                self.real.writelines(self._last_chunk())
             self.connection.close()
             return
         self.real.write(self._error_answer(error))

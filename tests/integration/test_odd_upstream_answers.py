@@ -249,6 +249,46 @@ def test_a_whole_translated_stream_whose_upstream_then_stalls_ends_as_finished(w
     assert client.current is None  # the call ended as a finished answer
 
 
+CHAT_CHUNK = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
+WHOLE_CHAT_STREAM = events(
+    {**CHAT_CHUNK, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}, "finish_reason": None}]},
+    {**CHAT_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+) + b"data: [DONE]\r\n\r\n"
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+@pytest.mark.parametrize("path", [b"/v1/chat/completions", b"/v1/messages"])
+def test_a_whole_passthrough_stream_whose_upstream_then_stalls_ends_without_an_error(tmp_path, path, framing):
+    # The [DONE] was relayed, then the upstream left its framing unfinished until the idle timeout
+    # (a length not filled, no last chunk): the client's stream ends there with no error after it.
+    # A chunked answer ends whole and the connection serves on; one the relay framed with the
+    # upstream's length cannot be kept, and closes (a Messages client's body, chunked by its wire,
+    # still ends whole).
+    config = tmp_path / "alloy.toml"
+    config.write_text('[router]\nmax_retries = 0\n[providers.openai]\nbase_url = "http://127.0.0.1:9/v1"\napi_key = "sk-x"\n')
+    client, upstream, transport, loop = wire_gateway(alloy_config.load(str(config), env={}), "openai")
+    try:
+        body = b'{"model": "openai/gpt-4o-mini", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
+        client.data_received(b"POST %s HTTP/1.1\r\nhost: g\r\ncontent-length: %d\r\n\r\n%s" % (path, len(body), body))
+        stream = WHOLE_CHAT_STREAM
+        if framing == "length":
+            head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n" % (len(stream) + 100)
+            upstream.data_received(head + stream)
+        else:
+            head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            upstream.data_received(head + b"%x\r\n%s\r\n" % (len(stream), stream))
+        upstream._fail(UpstreamTimeout("the upstream sent nothing for 3 s"))
+        sent = b"".join(transport.writes)
+        assert b"error" not in sent
+        if path == b"/v1/messages":
+            assert b"event: message_stop" in sent and sent.endswith(b"\r\n0\r\n\r\n")
+        else:
+            assert sent.rstrip().endswith(b"data: [DONE]") if framing == "length" else sent.endswith(b"data: [DONE]\r\n\r\n\r\n0\r\n\r\n")
+        assert transport.closed == (framing == "length")
+    finally:
+        loop.close()
+
+
 def test_a_relay_that_raises_closes_the_client_rather_than_leave_it_waiting(wired, monkeypatch, caplog):
     client, upstream, transport = wired
 
