@@ -26,11 +26,11 @@ import time
 import orjson
 
 from alloy.errors import InvalidRequest
+from alloy.headers import DONE_EVENT as DONE
 
 FINGERPRINT = "fp_mock"
 WORD = re.compile(r"\S+\s*")  # a word with the whitespace after it: pieces that join losslessly
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-DONE = b"data: [DONE]\n\n"
 EMBEDDING_DIMENSIONS = 8
 MODELS = (
     "gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "o3-mini", "gpt-3.5-turbo-instruct",

@@ -29,7 +29,7 @@ import orjson
 
 from alloy.core import LAST_CHUNK, SSESplitter, encode_headers, frame_chunk, frame_head, frame_response, frame_stream_head
 from alloy.errors import ResponseTooLarge, UnsafeHead, UpstreamProtocolError, error_payload
-from alloy.headers import EVENT_STREAM_HEADERS, JSON_HEADER
+from alloy.headers import DONE_EVENT, EVENT_STREAM_HEADERS, JSON_HEADER
 from alloy.providers.types import base64_embeddings
 from alloy.stream_usage import WholeEvents, recorded_with
 
@@ -318,7 +318,7 @@ class PassthroughRelay(Relay):
         # The stream is whole, its [DONE] relayed: the upstream failed only to end its own framing
         # (a length it did not fill, a last chunk it never sent). Never an error after [DONE]: a
         # chunked answer ends as a finished one; one framed with the upstream's length closes.
-        whole = self.event_stream and self.last and self.last.rstrip().endswith(b"data: [DONE]")
+        whole = self.event_stream and self.last and self.last.rstrip().endswith(DONE_EVENT.rstrip())
         if whole and self.chunked:
             self.upstream_done()
             return
@@ -665,7 +665,7 @@ class TranslatedRelay(Relay):
         self.call.broke_off(error)
         connection = self.connection
         event = b"data: " + orjson.dumps(error_payload(error)) + b"\n\n"
-        pieces = [self._piece(event), self._piece(b"data: [DONE]\n\n")]
+        pieces = [self._piece(event), self._piece(DONE_EVENT)]
         self.transport.writelines([*pieces, LAST_CHUNK] if self.chunked else pieces)
         connection.current = None
         connection.close()

@@ -18,6 +18,7 @@ import re
 import orjson
 
 from alloy.core import find_usage
+from alloy.headers import DONE_EVENT as DONE
 
 ASKING = b'"stream_options":{"include_usage":true},'
 MAX_HELD = 16 * 1024 * 1024  # an event longer than this: the stream is not SSE as we know it
@@ -99,9 +100,6 @@ class WholeEvents:
         self.held_bytes = 0
         self.edge = b""
         return left
-
-
-DONE = b"data: [DONE]\n\n"
 
 
 def recorded_with(sent, usage_event):

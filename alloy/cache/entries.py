@@ -25,8 +25,9 @@ import struct
 
 import orjson
 
+from alloy.headers import DONE_EVENT
+
 JSON, SSE = 0, 1
-DONE_EVENT = b"data: [DONE]\n\n"
 _PACKED = struct.Struct("<Bddii")  # kind, stored_at, expires_at, usage event span
 
 

@@ -33,6 +33,7 @@ import time
 import orjson
 
 from alloy.errors import UpstreamProtocolError, error_payload
+from alloy.headers import DONE_EVENT as DONE
 from alloy.usage import count
 
 # Anthropic stop_reason -> OpenAI finish_reason; an unknown reason reads as "stop".
@@ -134,7 +135,6 @@ def openai_usage(usage):
 
 # Between two thinking blocks' texts, in a complete answer's reasoning_content and in a stream.
 THOUGHT_SEPARATOR = "\n\n"
-DONE = b"data: [DONE]\n\n"
 
 
 def sse(payload):

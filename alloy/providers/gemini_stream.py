@@ -34,6 +34,7 @@ import uuid
 import orjson
 
 from alloy.errors import UpstreamProtocolError, error_payload
+from alloy.headers import DONE_EVENT as DONE
 from alloy.usage import count
 from alloy.providers import gemini_signatures as signatures
 
@@ -75,7 +76,6 @@ HTTP_STATUSES = {
 # Google answers a bad API key with 400 INVALID_ARGUMENT and this ErrorInfo reason; OpenAI clients
 # know it as 401.
 KEY_INVALID = "API_KEY_INVALID"
-DONE = b"data: [DONE]\n\n"
 
 
 def finish_reason(reason, with_calls):
