@@ -137,7 +137,9 @@ def test_fail_closed_refuses_keyed_requests_until_redis_is_back(start_gateway, u
         assert time.monotonic() - started < IO_TIMEOUT
         assert post(gateway.port, secret, chat())[0] == 503  # decided locally now: no wait for Redis
         assert post(gateway.port, MASTER, chat())[0] == 200  # the master key is not limited
-        assert "refusing keyed requests" in gateway.stderr and "deciding with local limits" not in gateway.stderr
+        # The gateway logs before it answers, but its stderr reaches the test through a reader thread.
+        assert wait_until(lambda: "refusing keyed requests" in gateway.stderr, timeout=5)
+        assert "deciding with local limits" not in gateway.stderr
     assert len(upstream.requests()) == 2  # only the master key's requests went upstream
     redis_server.restart()
     for gateway in gateways:
