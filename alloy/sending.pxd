@@ -28,6 +28,7 @@ cdef class PassthroughProvider:
     cdef public object api
     cdef public object api_version
     cdef public bytes base_path
+    cdef public bint plain_paths
     cdef public ForwardingPolicy forwarding
     cdef public frozenset response_skip
     cdef public bytes header_block

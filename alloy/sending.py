@@ -92,6 +92,7 @@ class PassthroughProvider:
         self.api = PASSTHROUGH[settings.api]  # the module that knows this API's paths and key header
         self.api_version = settings.api_version
         self.base_path = upstream.origin.base_path.encode()
+        self.plain_paths = self.api.PLAIN_PATHS  # the upstream path is base_path + the client's
         self.forwarding = ForwardingPolicy(settings)
         # Hop-by-hop fields, the upstream headers that name the account behind the key, and the
         # upstream's x-request-id (relayed as x-upstream-request-id: the gateway sets its own).
@@ -107,12 +108,18 @@ class PassthroughProvider:
         scan = call.scan
         hidden = None
         if scan is None:  # an endpoint without a model: files, images, audio...
-            target = self.api.passthrough_target(self.base_path, call.suffix, self.api_version)
+            if self.plain_paths:
+                target = self.base_path + call.suffix
+            else:
+                target = self.api.passthrough_target(self.base_path, call.suffix, self.api_version)
             body = [request.body_buffer]
         else:
             model = deployment.upstream_model or call.model_name
             body = [scan.body] if model == scan.model else rewrite_model_parts(scan, model)
-            target = self.api.target(self.base_path, call.suffix, model, self.api_version)
+            if self.plain_paths:
+                target = self.base_path + call.suffix
+            else:
+                target = self.api.target(self.base_path, call.suffix, model, self.api_version)
             if scan.stream and call.pipeline.needs_stream_usage and call.endpoint in STREAM_USAGE_ENDPOINTS:
                 asked = ask_for_usage(body, scan)  # None: the client asked for usage itself
                 if asked is not None:

@@ -22,6 +22,9 @@ def _with_version(path, query, api_version):
     return path + b"?" + b"&".join(kept)
 
 
+PLAIN_PATHS = False  # the model names the deployment in the path (target below)
+
+
 def target(base_path, suffix, upstream_model, api_version):
     path, _, query = suffix.partition(b"?")
     return _with_version(base_path + b"/openai/deployments/" + path_segment(upstream_model) + path, query, api_version)

@@ -2,14 +2,11 @@
 (the core scanner splices the model name in place); only the path prefix and the key change."""
 
 
+# The upstream path is the base path and the client's own path, whatever the model: the provider
+# stage builds it itself (PassthroughProvider.send), without a call into this module.
+PLAIN_PATHS = True
+
+
 def auth_lines(api_key):
     return b"authorization: Bearer " + api_key.encode() + b"\r\n" if api_key else b""
 
-
-def target(base_path, suffix, upstream_model, api_version):
-    """``suffix`` is the client's path after ``/v1`` (query included)."""
-    return base_path + suffix
-
-
-def passthrough_target(base_path, suffix, api_version):
-    return base_path + suffix
