@@ -85,6 +85,7 @@ NOT_FORWARDED_TRANSLATED = NOT_FORWARDED | {b"content-type", b"accept"}
 JSON_HEADER = b"content-type: application/json\r\n"
 EVENT_STREAM_HEADERS = b"content-type: text/event-stream\r\ncache-control: no-cache\r\n"
 DONE_EVENT = b"data: [DONE]\n\n"  # an OpenAI stream's last event
+TOKEN_ESTIMATE_HEADER = b"x-alloy-token-count: estimate\r\n"  # a token count the gateway estimated
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"  # RFC 9110 section 10.1.1
 
 # Reason phrases for the statuses Alloy can send. Unknown codes get an empty phrase, which

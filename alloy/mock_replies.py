@@ -584,6 +584,51 @@ def responses(body, serial):
     return responses_events(response, pieces)
 
 
+# /v1/responses/input_tokens and /v1/responses/compact take the request's context fields only.
+COUNTED_PARAMS = frozenset((
+    "model", "input", "conversation", "instructions", "parallel_tool_calls", "previous_response_id",
+    "reasoning", "text", "tool_choice", "tools", "truncation",
+))  # fmt: skip
+
+
+def responses_input_tokens(body, serial):
+    """``POST /v1/responses/input_tokens``: the count of the input's last text (the mock's words),
+    plus the instructions'; every field is optional, as OpenAI documents."""
+    request = decode_object(body, COUNTED_PARAMS)
+    optional(request, "model", "string")
+    instructions = optional(request, "instructions", "string") or ""
+    given = request.get("input")
+    text = "" if given is None else last_input_text(given)
+    return orjson.dumps({"object": "response.input_tokens", "input_tokens": count_tokens(text) + count_tokens(instructions)})
+
+
+def responses_compact(body, serial):
+    """``POST /v1/responses/compact``: the input's user messages, then one compaction item (its
+    ``encrypted_content`` opaque, as OpenAI's is), and the usage of the pass."""
+    request = decode_object(body, COUNTED_PARAMS)
+    model = required(request, "model", "string")
+    given = request.get("input")
+    if given is None:
+        raise missing("input")
+    users = [given] if type(given) is str else [
+        item.get("content") for item in non_empty(expect(given, "array", "input"), "input")
+        if type(item) is dict and item.get("role") == "user"
+    ]  # fmt: skip
+    kept = [
+        {"id": f"msg_mock_{serial}_{i}", "type": "message", "status": "completed", "role": "user",
+         "content": [{"type": "input_text", "text": content}] if type(content) is str else content}
+        for i, content in enumerate(users)
+    ]  # fmt: skip
+    compaction = {"id": f"cmp_mock_{serial}", "type": "compaction", "encrypted_content": f"mock-compaction-{serial}"}
+    input_tokens = count_tokens(last_input_text(given))
+    return orjson.dumps({
+        "id": f"resp_mock_compact_{serial}", "object": "response.compaction", "created_at": int(time.time()),
+        "model": model, "output": [*kept, compaction],
+        "usage": {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": 1, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": input_tokens + 1},
+    })  # fmt: skip
+
+
 MAX_ECHOED_DEPTH = 64  # orjson writes at most 254 levels; what is echoed stays far below
 
 

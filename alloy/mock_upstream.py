@@ -94,6 +94,8 @@ POST_ROUTES = {
     b"/v1/completions": mock_replies.completion,
     b"/v1/embeddings": mock_replies.embeddings,
     b"/v1/responses": mock_replies.responses,
+    b"/v1/responses/input_tokens": mock_replies.responses_input_tokens,
+    b"/v1/responses/compact": mock_replies.responses_compact,
 }
 MODELS_PATH = b"/v1/models"
 # The error type and code OpenAI sends with a status; other 4xx are invalid_request_error, 5xx server_error.

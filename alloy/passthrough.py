@@ -38,6 +38,8 @@ DEFAULT_ALLOW = tuple(
         ("GET", "/v1/responses/*"),
         ("DELETE", "/v1/responses/*"),
         ("POST", "/v1/responses/*/cancel"),
+        ("POST", "/v1/responses/input_tokens"),
+        ("POST", "/v1/responses/compact"),
         ("GET", "/v1/responses/*/input_items"),
     )
 )

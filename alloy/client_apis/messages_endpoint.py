@@ -38,7 +38,7 @@ from alloy.client_apis import on_first_use
 from alloy.core import scan_body
 from alloy.paths import path_and_query
 from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, ModelNotFound, NestedTooDeeply, too_deep_to_write, unreadable_json
-from alloy.headers import JSON_HEADER
+from alloy.headers import JSON_HEADER, TOKEN_ESTIMATE_HEADER
 from alloy.prebuilt import Prebuilt
 
 # What a Messages call answers through (its connection and transport, and Anthropic providers
@@ -71,7 +71,6 @@ CHAT = b"/v1/chat/completions"
 # Client headers a translated call does not send on: they describe the Messages body, or encodings
 # the client reads (the answer must come back uncompressed to be translated).
 NOT_TRANSLATED = frozenset((b"content-type", b"content-length", b"transfer-encoding", b"accept", b"accept-encoding"))
-ESTIMATE_HEADER = b"x-alloy-token-count: estimate\r\n"
 
 
 class ChatRequest:
@@ -176,7 +175,7 @@ class MessagesEndpoint:
                         governance.refused_request(request, refusal, key)
                         raise
                 count = orjson.dumps({"input_tokens": messages_request.estimate_input_tokens(body)})
-                return Prebuilt(200, count, JSON_HEADER + ESTIMATE_HEADER + messages_answer.with_request_id(id_line))
+                return Prebuilt(200, count, JSON_HEADER + TOKEN_ESTIMATE_HEADER + messages_answer.with_request_id(id_line))
             call_request, call_path, call_query, call_scan = request, path, query, scan
         elif self._native_only(group):
             call_request, call_path, call_query, call_scan = request, path, query, scan

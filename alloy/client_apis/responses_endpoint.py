@@ -21,6 +21,12 @@ pipeline's, in its order; every answer keeps OpenAI's shape:
                   ``Pipeline.proceed``: keys, limits, the cache, retries, fallbacks, the breaker
                   and the finish listeners apply to both kinds of call
 
+``POST /v1/responses/input_tokens`` and ``/v1/responses/compact`` are routed by their body's model
+the same way: passed through when every deployment answers Responses itself; else the token count
+is the gateway's estimate of the translated request (``x-alloy-token-count: estimate``, as for
+``/v1/messages/count_tokens``), and compaction, which only a Responses provider can do, is the
+client's 400.
+
 ``GET``/``DELETE /v1/responses/{id}``, ``/input_items`` and ``/cancel`` (and a ``POST`` without a
 JSON model) pass through to the default provider as the allow-list says
 (``Pipeline.route_passthrough``): stored responses live with OpenAI. ``POST /v1/responses`` off
@@ -37,19 +43,25 @@ from alloy.call import Call
 from alloy.client_apis import on_first_use
 from alloy.client_apis.messages_endpoint import CHAT, ChatRequest, reachable
 from alloy.core import scan_body
-from alloy.errors import InvalidRequest
+from alloy.errors import AlloyError, InvalidRequest
+from alloy.headers import JSON_HEADER, TOKEN_ESTIMATE_HEADER
+from alloy.prebuilt import Prebuilt
 from alloy.routing import json_model_scan
 
 # What a translated Responses call runs on: imported by the first one (a passthrough needs none).
 responses_api = on_first_use(
     "the Responses translation",
     chat_request_from_responses="alloy.client_apis.responses_request",
+    estimate_chat_tokens="alloy.client_apis.messages_tokens",
     ResponsesConnection="alloy.client_apis.responses_wire",
     ResponsesTransport="alloy.client_apis.responses_wire",
 )
 
 RESPONSES = b"/v1/responses"
 RESPONSES_PREFIX = b"/v1/responses/"
+INPUT_TOKENS = b"/v1/responses/input_tokens"
+COMPACT = b"/v1/responses/compact"
+BY_MODEL = frozenset((RESPONSES, INPUT_TOKENS, COMPACT))  # POSTs routed by their body's model
 
 
 def answers_responses(settings):
@@ -68,30 +80,35 @@ class ResponsesEndpoint:
         self.max_buffered = config.server.max_buffered_response_bytes
         self.native = frozenset(p.name for p in config.providers if answers_responses(p))
         self.native_only = {}  # model group -> does every deployment it may reach answer Responses?
-        self.creating = None  # is POST /v1/responses on the allow-list? (creating_allowed)
+        self.allowed = {}  # path -> is POST on the allow-list for it? (post_allowed)
 
     def handle(self, request, path, query, connection, arrived):
         """The stages for a Responses request; returns None (the call answers) or a Prebuilt."""
         pipeline = self.pipeline
         key = pipeline.authenticate(request)
         call = None
-        if path == RESPONSES and request.method == b"POST" and self.creating_allowed():
-            call = self._call_for_model(request, path, query, connection)
+        if path in BY_MODEL and request.method == b"POST" and self.post_allowed(path):
+            call = self._call_for_model(request, path, query, connection, key)
+            if type(call) is Prebuilt:  # a token count the gateway estimated
+                return call
         if call is None:  # no JSON model, or the allow-list refuses: the passthrough rules decide
             call = pipeline.route_passthrough(request, path, query, connection)
         return pipeline.proceed(call, key, arrived)
 
-    def creating_allowed(self):
-        """``POST /v1/responses`` is on the passthrough allow-list (the default list has it): taking
-        it off turns the Responses API off for every provider, translated ones included. Read once
-        (the pipeline builds its allow-list after this endpoint)."""
-        if self.creating is None:
-            self.creating = b"POST" in self.pipeline.passthrough_allowed.methods_for(RESPONSES)
-        return self.creating
+    def post_allowed(self, path):
+        """``POST path`` is on the passthrough allow-list (the default list has the three routed by
+        model): taking ``POST /v1/responses`` off turns the Responses API off for every provider,
+        translated ones included. Read once per path (the pipeline builds its allow-list after
+        this endpoint)."""
+        allowed = self.allowed.get(path)
+        if allowed is None:
+            allowed = self.allowed[path] = b"POST" in self.pipeline.passthrough_allowed.methods_for(path)
+        return allowed
 
-    def _call_for_model(self, request, path, query, connection):
+    def _call_for_model(self, request, path, query, connection, key):
         """The call for the model the body names: passthrough when every deployment it may reach
-        answers Responses itself, else translated onto chat completions. None without a JSON model."""
+        answers Responses itself, else translated onto chat completions (a token count: the
+        gateway's estimate, a Prebuilt). None without a JSON model."""
         scan = json_model_scan(request, json_only=True)
         if scan is None:
             return None
@@ -100,13 +117,30 @@ class ResponsesEndpoint:
         id_line = pipeline.request_ids.line(request.headers)
         if self._native_only(group):  # the client's bytes, the model spliced in by the send stage
             return Call(pipeline, request, connection, path, query, id_line, group, scan, name)
+        if path == COMPACT:
+            raise InvalidRequest(
+                f"compaction is not supported for model '{scan.model}': it needs a provider that answers the"
+                " Responses API itself",
+                param="model",
+            )
         try:
             body = orjson.loads(request.body_buffer)
         except orjson.JSONDecodeError:
             raise InvalidRequest("We could not parse the JSON body of your request.") from None
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object")
-        chat_body = orjson.dumps(responses_api.chat_request_from_responses(body))
+        chat = responses_api.chat_request_from_responses(body)
+        if path == INPUT_TOKENS:
+            governance = pipeline.governance
+            if key is not None and governance is not None:  # a key limited to models learns of no other
+                try:
+                    governance.check_model(key, scan.model, name)
+                except AlloyError as refusal:
+                    governance.refused_request(request, refusal, key)
+                    raise
+            count = orjson.dumps({"object": "response.input_tokens", "input_tokens": responses_api.estimate_chat_tokens(chat)})
+            return Prebuilt(200, count, JSON_HEADER + TOKEN_ESTIMATE_HEADER + id_line)
+        chat_body = orjson.dumps(chat)
         model = body["model"]
         stream = body.get("stream") is True
         transport = responses_api.ResponsesTransport(connection, body, model, stream, self.max_buffered)
