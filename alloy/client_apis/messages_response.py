@@ -216,19 +216,33 @@ def messages_response_from_chat(chat, model):
 
 def reasoning_text(holder):
     """The reasoning of a message or a delta: ``reasoning_content`` (DeepSeek, vLLM...) or
-    ``reasoning`` (OpenRouter, newer vLLM), whichever is a non-empty string."""
+    ``reasoning`` (OpenRouter, newer vLLM), whichever is a non-empty string; else the ``thinking``
+    parts of a ``content`` array (Mistral's reasoning models, in answers and stream deltas alike)."""
     for name in ("reasoning_content", "reasoning"):
         value = holder.get(name)
         if isinstance(value, str) and value:
             return value
+    content = holder.get("content")
+    if isinstance(content, list):
+        return "".join(_part_text(part.get("thinking")) for part in content if isinstance(part, dict) and part.get("type") == "thinking")
     return ""
 
 
 def text_content(content):
-    """``content`` as text: a string, or the text of an array of text parts (some servers send one)."""
+    """``content`` as text: a string, or the text of an array of parts (some servers send one;
+    Mistral's reasoning models put ``thinking`` parts there too, read by ``reasoning_text``)."""
     if isinstance(content, list):
-        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
+        return "".join(_part_text(part.get("text")) for part in content if isinstance(part, dict) and part.get("type") != "thinking")
     return content if isinstance(content, str) else ""
+
+
+def _part_text(value):
+    """A part's text: a string, or (a Mistral thinking part's) an array of text parts."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(part.get("text") or "" for part in value if isinstance(part, dict) and isinstance(part.get("text"), str))
+    return ""
 
 
 def content_blocks(message):

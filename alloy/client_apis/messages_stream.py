@@ -52,6 +52,7 @@ from alloy.client_apis.messages_response import (
     reasoning_text,
     stop_reason,
     stream_error_type,
+    text_content,
     tool_use_id,
 )
 
@@ -170,11 +171,13 @@ class MessagesStreamTranslator(ChatStreamReader):
         thinking = reasoning_text(delta)
         if thinking:
             self.text_like(THINKING, {"type": "thinking_delta", "thinking": thinking}, out)
-        for name in ("content", "refusal"):
-            text = delta.get(name)
-            if isinstance(text, str) and text:
-                self.refused = self.refused or name == "refusal"
-                self.text_like(TEXT, {"type": "text_delta", "text": text}, out)
+        text = text_content(delta.get("content"))  # a string, or Mistral's array of parts
+        if text:
+            self.text_like(TEXT, {"type": "text_delta", "text": text}, out)
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            self.refused = True
+            self.text_like(TEXT, {"type": "text_delta", "text": refusal}, out)
         for call in delta.get("tool_calls") or ():
             self.on_tool_delta(call, out)
 

@@ -126,8 +126,8 @@ class ResponseBuilder(ChatStreamReader):
         thinking = reasoning_text(delta)
         if thinking:
             self.on_reasoning(thinking, out)
-        text = delta.get("content")
-        if isinstance(text, str) and text:
+        text = text_content(delta.get("content"))  # a string, or Mistral's array of parts
+        if text:
             self.on_text(text, out)
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:

@@ -94,6 +94,25 @@ def test_reasoning_under_the_name_reasoning_is_read_too():
     assert blocks_of(translate(chunks))[0] == {"type": "thinking", "thinking": "hmm", "signature": ""}
 
 
+# Mistral's reasoning models (Magistral) stream content as an array of parts: thinking, then text.
+MISTRAL_CHUNKS = [
+    chunk({"role": "assistant", "content": ""}),
+    chunk({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "six times "}]}]}),
+    chunk({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "seven"}]}]}),
+    chunk({"content": [{"type": "text", "text": "The answer "}]}),
+    chunk({"content": [{"type": "text", "text": "is 42."}]}, "stop"),
+]
+
+
+def test_content_given_as_an_array_of_parts_keeps_its_thinking_and_its_text():
+    events = translate(MISTRAL_CHUNKS)
+    assert blocks_of(events) == [
+        {"type": "thinking", "thinking": "six times seven", "signature": ""},
+        {"type": "text", "text": "The answer is 42."},
+    ]
+    assert end_of(events)[0] == "end_turn"
+
+
 def test_a_call_without_arguments_sends_no_fragment_and_keeps_input_empty():
     events = translate([chunk(tool_start(0, "call_1", "now")), chunk({}, "tool_calls")])
     assert "content_block_delta" not in names(events)

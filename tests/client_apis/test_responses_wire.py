@@ -97,6 +97,19 @@ def test_reasoning_streams_as_a_summary_item_before_the_message():
     assert kinds.index("response.reasoning_summary_text.done") < kinds.index("response.content_part.added")
 
 
+def test_content_given_as_an_array_of_parts_streams_its_reasoning_and_its_text():
+    # Mistral's reasoning models (Magistral) stream content as an array of thinking and text parts.
+    chunks = [chunk({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "Thinking hard"}]}]}),
+              chunk({"content": [{"type": "text", "text": "Done."}]}), chunk({}, "stop"), chunk(usage=usage(3, 5))]  # fmt: skip
+    connection, transport = wire(stream=True)
+    transport.write(relay_stream(openai_events(chunks)))
+    events = events_of(answer(connection.transport.data)[1])
+    final = Response.model_validate(events[-1]["response"])
+    assert final.status == "completed" and final.output_text == "Done."
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output[0].summary[0].text == "Thinking hard"
+
+
 def test_a_stream_cut_by_max_tokens_is_incomplete():
     chunks = [chunk({"content": "Hello"}), chunk({}, "length"), chunk(usage=usage(3, 1))]
     connection, transport = wire(stream=True)
