@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from alloy.config.reading import ConfigError, _Section
+from alloy.config.reading import ConfigError, _check_header_value, _Section
 from alloy.config.router import STRATEGIES
 from alloy.core import scan_body
 from alloy.errors import InvalidRequest
@@ -69,6 +69,8 @@ def _load_deployment(source, where, table, name, provider_names):
     if provider not in provider_names:
         section._fail("provider", f"no provider named {provider!r}")
     model = section.get("model", str, name) or name
+    if not _check_header_value(model):  # it names the upstream model in every answer (x-alloy-model)
+        section._fail("model", f"{model!r} cannot hold control characters")
     if provider_names[provider] in PATH_KINDS:  # the model is a segment of every request's path
         try:
             path_segment(model.removeprefix("models/"))

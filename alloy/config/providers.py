@@ -6,7 +6,7 @@ the file configures none.
 import importlib.util
 from dataclasses import dataclass, field
 
-from alloy.config.reading import _check_base_url, _check_header_value, _is_token, _Section, clean_secret
+from alloy.config.reading import ConfigError, _check_base_url, _check_header_value, _is_token, _Section, clean_secret
 from alloy.headers import HIDDEN_RESPONSE_HEADERS
 from alloy.providers.presets import PRESETS, ZERO_CONFIG_ORDER
 
@@ -55,6 +55,8 @@ class ProviderSettings:
 
 def _load_provider(source, name, table, env):
     where = f"providers.{name}"
+    if not _check_header_value(name):  # it names the provider in every answer (x-alloy-provider)
+        raise ConfigError(f"{source}: providers.{name!r}: a provider's name cannot hold control characters")
     section = _Section(source, where, table)
     kind = section.get("kind", str, name if name in PRESETS else "openai")
     if kind not in PRESETS:

@@ -184,6 +184,16 @@ BAD_CONFIGS = {
         VALID_PROVIDER + '\n[[models]]\nname = "m"\nprovider = "openai"\n\n[[models]]\nname = "n"\nprovider = "openai"\naliases = ["m"]\n',
         ["models[1].aliases", "models[0]"],
     ),
+    # Each names the upstream in every answer's head (x-alloy-provider, x-alloy-model): a control
+    # character there left every request unanswered until its keep-alive ran out
+    "provider_name_with_a_line_break": (
+        '[providers."a\\nb"]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\napi_key = "x"\n',
+        ["providers.'a\\nb'", "control characters"],
+    ),
+    "upstream_model_with_a_delete": (
+        VALID_PROVIDER + '\n[[models]]\nname = "m"\nprovider = "openai"\nmodel = "gpt\\u007f4o"\n',
+        ["models[0].model", "control characters"],
+    ),
     "alias_with_a_zero_width_space": (
         VALID_PROVIDER + '\n[[models]]\nname = "fast"\nprovider = "openai"\naliases = ["quick\\u200b"]\n',
         ["models[0].aliases", "printable"],
