@@ -47,6 +47,10 @@ from alloy.usage import reported_counts
 FLUSH_LINES = 256  # a flush comes sooner when this many lines wait: the loop pauses ~0.5 ms, not 20
 MAX_PENDING_BYTES = 8 * 1024 * 1024  # lines waiting for the writer; past this they are dropped
 PIPE_CHUNK = 4096  # PIPE_BUF: a write this small to a pipe is never interleaved with another's
+# A client's path is the one field of a line it can make long (the model, the request id and the
+# rest are bounded): cut past this, every line stays under PIPE_CHUNK, so workers sharing a pipe
+# never interleave inside one (a path of quotes doubles when JSON escapes it).
+MAX_LOGGED_PATH = 1024
 
 log = logging.getLogger("alloy")
 
@@ -81,6 +85,9 @@ class AccessLog:
         key = call.key
         error = call.error
         usage = call.usage
+        path = call.path
+        if len(path) > MAX_LOGGED_PATH:
+            path = _cut(path)
         entries = self.entries
         if len(entries) == FLUSH_LINES and self.loop is not None:
             self.loop.call_soon(self.flush)  # formatted in slices, between other callbacks
@@ -90,7 +97,7 @@ class AccessLog:
         entries.append(
             untracked((
                 call.ended_at, call.id_line, peer, None if key is None else _key_name(key),
-                call.request.method, call.path,
+                call.request.method, path,
                 None if scan is None else scan.model, None if scan is None else scan.stream,
                 None if deployment is None else (deployment.upstream_model or call.model_name),
                 None if deployment is None else deployment.provider.name,
@@ -112,6 +119,8 @@ class AccessLog:
             peer = None
         now = time.monotonic()
         method, size = (None, 0) if request is None else (request.method, len(request.body_buffer))  # None: not parsed
+        if path is not None and len(path) > MAX_LOGGED_PATH:
+            path = _cut(path)
         # A call refused by admission (a key's limit, budget or models) names its key and model.
         call = getattr(error, "call", None)
         key = None if call is None or call.key is None else _key_name(call.key)
@@ -142,6 +151,10 @@ class AccessLog:
     def close(self, timeout=2.0):
         self.flush()
         self.writer.close(timeout)
+
+
+def _cut(path):
+    return path[:MAX_LOGGED_PATH] + b"..."
 
 
 def _key_name(key):

@@ -454,3 +454,21 @@ def test_a_passed_through_request_and_an_unknown_model_are_logged_with_what_they
     assert (files["path"], files["status"], files.get("provider")) == ("/v1/files/file-abc123", 404, "openai")
     assert (unknown["status"], unknown["error_code"]) == (404, "model_not_found")
     assert unknown.get("model") == "no-such-model"
+
+
+def test_a_long_path_is_cut_so_every_line_fits_one_atomic_pipe_write(start_gateway, mock, tmp_path):
+    # Workers sharing stderr (a pipe) never interleave inside a line only while each line is one
+    # write of at most PIPE_BUF (4096) bytes: a client's 6,000-byte path made longer lines.
+    log = tmp_path / "access.log"
+    gateway = start(start_gateway, mock, f'path = "{log}"')
+    long_id = "file-" + 'x"' * 3000  # quotes: twice as long once JSON-escaped
+    host, port = gateway.base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.request("GET", "/v1/files/" + long_id.replace('"', "%22"))
+    assert connection.getresponse().read() is not None
+    connection.close()
+    [line] = lines_of(log, 1)
+    entry = json.loads(line)
+    assert len(line.encode()) + 1 <= 4096
+    assert entry["path"].startswith("/v1/files/file-x%22") and entry["path"].endswith("...")
+    assert len(entry["path"]) == 1024 + 3
