@@ -117,7 +117,7 @@ class Call:
                 if too_deep_to_write(error):
                     error = NestedTooDeeply()  # nested deeper than orjson writes: the client's 400
                 else:  # a bug: logged, and this request's 500 (a retry's too, from a timer)
-                    log.exception("alloy: unexpected error sending to %s", deployment.provider.name)
+                    log.exception("unexpected error sending to %s", deployment.provider.name)
                     error = InternalError("the gateway met an internal error answering this request")
             if self.count == 1:
                 self.connection.current = None
@@ -327,7 +327,7 @@ class Call:
             try:
                 listener(self)
             except Exception:  # noqa: BLE001 - a listener's bug must not hold the connection's next answer
-                log.exception("alloy: a finish listener failed (%r)", listener)
+                log.exception("a finish listener failed (%r)", listener)
         self.attempts = None  # it points back at the call: no cycle left for the collector
 
     def usage_known(self, usage):

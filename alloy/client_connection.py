@@ -247,7 +247,7 @@ class ClientConnection:  # an asyncio protocol (asyncio and uvloop duck-type it)
             if too_deep_to_write(error):  # a body nested deeper than orjson writes: the client's 400
                 self.refuse(NestedTooDeeply(), request)
                 return
-            log.exception("alloy: unexpected error while answering %s %s", request.method.decode("latin-1"), request.target[:200].decode("latin-1"))
+            log.exception("unexpected error while answering %s %s", request.method.decode("latin-1"), request.target[:200].decode("latin-1"))
             self.current = None
             # In the shape of the client's API, as any refusal (Anthropic's on a Messages path).
             failure = InternalError("the gateway met an internal error answering this request")

@@ -562,7 +562,7 @@ class TranslatedRelay(Relay):
         upstream's protocol error, never a client left waiting: Alloy's 502 when nothing reached
         the client (no other attempt: the same answer would break the same way), else the stream's
         error event. ``events_left``: the upstream is still sending, so its connection is dropped."""
-        log.exception("alloy: the answer of %s could not be translated", self.call.deployment.provider.name)
+        log.exception("the answer of %s could not be translated", self.call.deployment.provider.name)
         if events_left and self.handle is not None:
             self.handle.cancel()
         error = UpstreamProtocolError("the upstream's answer could not be translated (the gateway's log says why)")
@@ -679,7 +679,7 @@ class TranslatedRelay(Relay):
         try:
             body = self._translated()
         except Exception:  # noqa: BLE001 - as in _untranslatable: logged, answered as a 502
-            log.exception("alloy: the error answer of %s could not be translated", self.call.deployment.provider.name)
+            log.exception("the error answer of %s could not be translated", self.call.deployment.provider.name)
             self.call.answer(UpstreamProtocolError("the upstream's answer could not be translated (the gateway's log says why)"))
             return
         self.call.bytes_out = len(body)

@@ -251,7 +251,7 @@ class ResponseCache:
             body = _replay(entry, stream, include_usage)
         except Exception as error:  # noqa: BLE001 - an odd stored answer must cost one miss, not every request a 500
             form = "a stream" if stream else "JSON"
-            log.warning("alloy: a cached answer could not be replayed as %s (%s: %s); asking upstream", form, type(error).__name__, error)
+            log.warning("a cached answer could not be replayed as %s (%s: %s); asking upstream", form, type(error).__name__, error)
             return False
         self.stats.hits += 1
         lines = call.id_line + b"x-alloy-cache: hit\r\nage: %d\r\n" % max(0, int(now - entry.stored_at))
@@ -359,7 +359,7 @@ class Clearing:
         elif isinstance(error, AlloyError):
             connection.send_error(error, close=not keep, request=self.request)
         else:
-            log.error("alloy: emptying the response cache failed: %s: %s", type(error).__name__, error)
+            log.error("emptying the response cache failed: %s: %s", type(error).__name__, error)
             connection.send_error(InternalError("emptying the response cache failed (the gateway's log says why)"), close=True, request=self.request)
             keep = False
         connection.answer_finished(keep)

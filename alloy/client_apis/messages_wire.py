@@ -241,7 +241,7 @@ class MessagesTransport:
                 self.real.writelines(out)
             return self._broken(error.message, error)
         except Exception:  # noqa: BLE001 - an answer shaped past what the translation reads, or a bug
-            log.exception("alloy: an answer could not be translated for a %s client", self.client_api)
+            log.exception("an answer could not be translated for a %s client", self.client_api)
             if out:
                 self.real.writelines(out)
             return self._broken("the upstream's answer could not be translated (the gateway's log says why)")

@@ -174,7 +174,7 @@ class Observability:
         try:
             self._report_refusal(request, connection, status, error, id_line)
         except Exception:  # noqa: BLE001 - reporting must never cost a client its answer
-            log.exception("alloy: reporting a refused request failed")
+            log.exception("reporting a refused request failed")
 
     def _report_refusal(self, request, connection, status, error, id_line):
         if request is None:

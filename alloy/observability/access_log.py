@@ -250,7 +250,7 @@ class LogWriter:
             return False
         if self.failing:
             self.failing = False
-            log.warning("alloy: the access log is written to %s again", self.target)
+            log.warning("the access log is written to %s again", self.target)
         return True
 
     def _failed(self, error):
@@ -258,7 +258,7 @@ class LogWriter:
             self.failing = True
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             log.warning(
-                "alloy: the access log cannot be written to %s (%s): its lines are dropped (and counted in "
+                "the access log cannot be written to %s (%s): its lines are dropped (and counted in "
                 "alloy_access_log_dropped_total) until it can", self.target, reason,
             )  # fmt: skip
 

@@ -237,7 +237,7 @@ class UpstreamConnection:  # an asyncio protocol (asyncio and uvloop duck-type i
         logged, the exchange and this connection end, and the call ends as the upstream's failure.
         Should that raise too, or leave the call waiting on this exchange, the client's connection
         is closed: a client never waits for an answer that cannot come."""
-        log.exception("alloy: unexpected error relaying the answer of upstream %s", self.pool.origin.label)
+        log.exception("unexpected error relaying the answer of upstream %s", self.pool.origin.label)
         if self._sink is sink:
             self._sink = None
             self._request = None
@@ -247,7 +247,7 @@ class UpstreamConnection:  # an asyncio protocol (asyncio and uvloop duck-type i
         try:
             sink.upstream_failed(UpstreamProtocolError("the upstream's answer could not be relayed (the gateway's log says why)"))
         except Exception:  # noqa: BLE001
-            log.exception("alloy: unexpected error ending a broken answer")
+            log.exception("unexpected error ending a broken answer")
         else:
             if call is None or call.relay is not sink or call.ended:
                 return  # ended, or on to another attempt

@@ -268,6 +268,7 @@ def test_a_log_directory_created_after_the_start_is_written_to_and_said_so(start
     assert post(gateway, chat())[0] == 200
     assert len(lines_of(path, 1)) == 1
     assert wait_until(lambda: f"the access log is written to {path} again" in gateway.stderr, 5), gateway.stderr
+    assert "alloy: alloy:" not in gateway.stderr  # the logger names itself once
 
 
 def test_a_closed_stderr_never_breaks_a_request(mock, tmp_path):
