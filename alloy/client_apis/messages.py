@@ -36,7 +36,9 @@ Request mapping (Anthropic -> OpenAI)
     tools               custom tools -> function tools ``{name, description, parameters:
                         input_schema}`` (``strict`` kept); Anthropic server tools (``web_search_*``,
                         ``bash_*``, ``text_editor_*``, ``computer_*``, code execution...) -> 400:
-                        nothing behind the gateway runs them or knows their schema
+                        nothing behind the gateway runs them or knows their schema. A name over
+                        OpenAI's 64 characters is shortened going up and restored coming back
+                        (``alloy.client_apis.tool_names``), in tools, tool_choice and tool_use turns
     tool_choice         auto / any / tool{name} / none -> "auto" / "required" / named function /
                         "none"; ``disable_parallel_tool_use: true`` -> ``parallel_tool_calls: false``.
                         Dropped without tools (OpenAI refuses tool_choice without tools)
@@ -47,7 +49,8 @@ Request mapping (Anthropic -> OpenAI)
     top_k               validated, then DROPPED: OpenAI has no top_k and refuses unknown fields
     stream              -> ``stream`` plus ``stream_options.include_usage: true``, so the final usage
                         chunk exists for ``message_delta.usage``
-    metadata.user_id    -> ``user``
+    metadata.user_id    -> ``user``; an id over 64 characters (Claude Code's) as its SHA-256 in hex,
+                        since OpenAI refuses a longer ``user``
     thinking            ``{type: enabled, budget_tokens}`` -> ``reasoning_effort`` by budget:
                         < 4096 low, < 16384 medium, else high (Claude Code's "think" 4000,
                         "think hard" 10000 and "ultrathink" 31999 land on the three levels);
@@ -69,10 +72,13 @@ Note: a reasoning_effort reaches the provider as it is; an OpenAI model that doe
 it with a 400, which ``anthropic_error_body`` relays.
 """
 
+import hashlib
+
 from alloy.client_apis.messages_content import chat_messages, invalid, string_field, system_messages
 from alloy.client_apis.messages_response import anthropic_error_body, anthropic_error_type, messages_response_from_chat
 from alloy.client_apis.messages_stream import MessagesStreamTranslator
 from alloy.client_apis.messages_tokens import estimate_chat_tokens
+from alloy.client_apis.tool_names import MAX_NAME, short_name
 from alloy.errors import InvalidRequest
 
 __all__ = [
@@ -209,6 +215,10 @@ def user_of(metadata):
     user_id = metadata.get("user_id")
     if user_id is not None and not isinstance(user_id, str):
         raise invalid("metadata.user_id", "Input should be a valid string")
+    if user_id is not None and len(user_id) > MAX_NAME:
+        # OpenAI refuses a user over 64 characters; Claude Code's ids run to ~150. The same id
+        # always gives the same digest, which is all the field is for (one user's requests).
+        return hashlib.sha256(user_id.encode()).hexdigest()
     return user_id
 
 
@@ -227,7 +237,7 @@ def tool_fields(tools, choice):
     if not isinstance(choice, dict) or choice.get("type") not in (*TOOL_CHOICES, "tool"):
         raise invalid("tool_choice", "Input should be an object with type 'auto', 'any', 'tool' or 'none'")
     if choice["type"] == "tool":
-        mapped = {"type": "function", "function": {"name": string_field(choice, "name", "tool_choice")}}
+        mapped = {"type": "function", "function": {"name": short_name(string_field(choice, "name", "tool_choice"))}}
     else:
         mapped = TOOL_CHOICES[choice["type"]]
     if tools:
@@ -246,7 +256,7 @@ def function_tool(tool, path):
     schema = tool.get("input_schema")
     if not isinstance(schema, dict):
         raise invalid(f"{path}.input_schema", "Field required")
-    function = {"name": string_field(tool, "name", path)}
+    function = {"name": short_name(string_field(tool, "name", path))}  # OpenAI's 64 characters at most
     description = tool.get("description")
     if description is not None:
         if not isinstance(description, str):

@@ -5,6 +5,7 @@ validators both modules use. Errors are ``InvalidRequest`` naming the dotted pat
 
 import orjson
 
+from alloy.client_apis.tool_names import short_name
 from alloy.errors import InvalidRequest
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -212,5 +213,5 @@ def tool_call(block, path):
     arguments = block.get("input")
     if not isinstance(arguments, dict):
         raise invalid(f"{path}.input", "Input should be a valid dictionary")
-    function = {"name": string_field(block, "name", path), "arguments": orjson.dumps(arguments).decode()}
+    function = {"name": short_name(string_field(block, "name", path)), "arguments": orjson.dumps(arguments).decode()}
     return {"id": string_field(block, "id", path), "type": "function", "function": function}

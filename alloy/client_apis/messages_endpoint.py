@@ -62,6 +62,7 @@ messages_request = on_first_use(
     estimate_input_tokens="alloy.client_apis.messages",
     estimate_chat_tokens="alloy.client_apis.messages_tokens",
     invalid="alloy.client_apis.messages_content",
+    restored="alloy.client_apis.tool_names",
 )
 
 MESSAGES = b"/v1/messages"
@@ -190,7 +191,8 @@ class MessagesEndpoint:
             )
             if stream:
                 estimate = messages_request.estimate_chat_tokens(chat)  # message_start's input_tokens until the real count
-        transport = messages_answer.MessagesTransport(connection, body["model"], stream, self.max_buffered, estimate)
+        tool_names = None if call_request is request else messages_request.restored(body.get("tools"))  # translated: names cut to 64
+        transport = messages_answer.MessagesTransport(connection, body["model"], stream, self.max_buffered, estimate, tool_names)
         call = Call(
             pipeline, call_request, messages_answer.MessagesConnection(connection, transport, request, scan, path, query),
             call_path, call_query, id_line, group, call_scan, name,

@@ -183,8 +183,9 @@ def upstream_error_message(status, decoded, body):
 
 # --- complete answers ---------------------------------------------------------------------------------
 
-def messages_response_from_chat(chat, model):
-    """An OpenAI chat completion (decoded) -> the Anthropic Message (a dict) for ``model``.
+def messages_response_from_chat(chat, model, names=None):
+    """An OpenAI chat completion (decoded) -> the Anthropic Message (a dict) for ``model``;
+    ``names``: the client's long tool names by their short ones (``alloy.client_apis.tool_names``).
 
     Raises:
         alloy.errors.UpstreamProtocolError: ``chat`` is not a completion with ``choices[0].message``
@@ -193,7 +194,7 @@ def messages_response_from_chat(chat, model):
     try:
         choice = chat["choices"][0]
         message = choice["message"]
-        content = content_blocks(message)
+        content = content_blocks(message, names)
     except (KeyError, IndexError, TypeError, AttributeError):
         raise UpstreamProtocolError("the upstream answer is not a chat completion") from None
     reason, sequence = stop_reason(
@@ -245,7 +246,7 @@ def _part_text(value):
     return ""
 
 
-def content_blocks(message):
+def content_blocks(message, names=None):
     blocks = []
     thinking = reasoning_text(message)
     if thinking:
@@ -254,7 +255,7 @@ def content_blocks(message):
         if isinstance(text, str) and text:
             blocks.append({"type": "text", "text": text})
     for call in message.get("tool_calls") or ():
-        blocks.append(tool_use_block(call))
+        blocks.append(tool_use_block(call, names))
     return blocks
 
 
@@ -262,11 +263,13 @@ def tool_use_id(call_id):
     return call_id if isinstance(call_id, str) and call_id else "toolu_" + uuid.uuid4().hex[:24]
 
 
-def tool_use_block(call):
+def tool_use_block(call, names=None):
     function = call["function"]
     name = function["name"]
     if not isinstance(name, str):
         raise TypeError("a tool call without a name")
+    if names:
+        name = names.get(name, name)
     arguments = tool_input(function.get("arguments"))
     return {"type": "tool_use", "id": tool_use_id(call.get("id")), "name": name, "input": arguments}
 

@@ -71,9 +71,10 @@ def sse_event(name, payload):
 class MessagesStreamTranslator(ChatStreamReader):
     """OpenAI chunk events -> Anthropic Messages SSE events (see the module docstring)."""
 
-    def __init__(self, model, input_tokens=0):
+    def __init__(self, model, input_tokens=0, names=None):
         self.model = model
         self.input_tokens = input_tokens
+        self.names = names  # the client's long tool names by their short ones (tool_names.restored)
         self.started = False  # message_start sent
         self.done = False  # message_stop or error sent: everything else is dropped
         self.block = None  # the open block: (THINKING,), (TEXT,), (TOOL, key of the call) or None
@@ -189,6 +190,8 @@ class MessagesStreamTranslator(ChatStreamReader):
     def on_tool_delta(self, call, out):
         key, name, arguments = self.tool_fragment(call, self.block, self.stopped_tools)
         if name is not None:
+            if self.names:
+                name = self.names.get(name, name)
             block = {"type": "tool_use", "id": tool_use_id(call.get("id")), "name": name, "input": {}}
             self.open_block((TOOL, key), block, out)
             self.tool_calls = True

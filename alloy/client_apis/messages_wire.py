@@ -181,15 +181,16 @@ class MessagesTransport:
     __slots__ = (
         "connection", "real", "model", "stream", "input_tokens", "max_buffered", "parser", "state", "status",
         "closing", "kept", "event_stream", "head_bytes", "pieces", "buffered", "splitter", "translator", "started",
-        "old_client", "until_close", "opening", "start_usage", "tail", "sent",
+        "old_client", "until_close", "opening", "start_usage", "tail", "sent", "tool_names",
     )  # fmt: skip
 
-    def __init__(self, connection, model, stream, max_buffered, input_tokens=0):
+    def __init__(self, connection, model, stream, max_buffered, input_tokens=0, tool_names=None):
         self.connection = connection  # the client's connection (alloy.client_connection)
         self.real = connection.transport  # and its transport
         self.model = model  # the name the client asked for: what a translated answer says
         self.stream = stream  # the client asked for a stream
         self.input_tokens = input_tokens  # message_start's estimate until the real count comes
+        self.tool_names = tool_names  # the client's long tool names by the short ones sent upstream
         self.max_buffered = max_buffered
         self.parser = ResponseParser()
         self.state = HEAD
@@ -375,7 +376,7 @@ class MessagesTransport:
     def _stream_translator(self):
         """What turns the OpenAI stream into the client API's events (the Responses transport
         builds its own)."""
-        return MessagesStreamTranslator(self.model, self.input_tokens)
+        return MessagesStreamTranslator(self.model, self.input_tokens, self.tool_names)
 
     def _piece(self, piece, out):
         if self.state == STREAM:
@@ -431,7 +432,7 @@ class MessagesTransport:
 
     def _answer(self, chat):
         """A complete chat completion as the client API's answer object."""
-        return messages_response_from_chat(chat, self.model)
+        return messages_response_from_chat(chat, self.model, self.tool_names)
 
     def _answer_events(self, chat):
         """A complete chat completion as the client API's stream events (a client that asked for a

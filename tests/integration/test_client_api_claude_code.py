@@ -270,3 +270,45 @@ def test_anthropic_beta_stays_behind_unless_the_provider_lets_it_through(stack, 
     [request] = stack["anthropic"].requests()
     assert "anthropic-beta" not in request["headers"] and request["headers"]["anthropic-version"] == "2023-06-01"
     assert request["path"] == "/v1/messages?beta=true"
+
+
+# Claude Code names an MCP server's tools mcp__<server>__<tool>: Anthropic takes up to 128 characters,
+# OpenAI (and the mock, as strict) at most 64. Its user_id runs to ~150 characters, OpenAI's user to 64.
+MCP_TOOL = tool(
+    "mcp__github-enterprise-production__search_issues_and_pull_requests_across_repositories",
+    "Searches issues and pull requests.",
+    {"query": {"type": "string"}},
+    ["query"],
+)
+LONG_USER_ID = "user_" + "3f2a9c" * 10 + "_account_4b1d2e3f-aaaa-bbbb-cccc-0123456789ab_session_7c1e5b2a-0d4e-4a57-9a3b-1f0c2d3e4f5a"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_tool_names_over_64_characters_go_to_openai_shortened_and_come_back_whole(stack, session, stream):
+    client, _ = session
+    tools = [MCP_TOOL, *TOOLS]  # the mock calls the first tool
+    ask = {"role": "user", "content": "call tool: open issues about the cache"}
+    request = dict(model="sonnet-on-gpt", max_tokens=1024, messages=[ask], tools=tools, metadata={"user_id": LONG_USER_ID})
+    if stream:
+        with client.messages.stream(**request) as events:
+            first = events.get_final_message()
+    else:
+        first = client.messages.create(**request)
+    [call] = [block for block in first.content if block.type == "tool_use"]
+    assert call.name == MCP_TOOL["name"] and first.stop_reason == "tool_use"  # the client's own name
+
+    result = {"type": "tool_result", "tool_use_id": call.id, "content": "2 issues"}
+    history = [ask, {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+               {"role": "user", "content": [result, {"type": "text", "text": "thanks"}]}]  # fmt: skip
+    second = client.messages.create(**{**request, "messages": history, "tool_choice": {"type": "tool", "name": MCP_TOOL["name"]}})
+    assert second.content[-1].type == "tool_use" and second.content[-1].name == MCP_TOOL["name"]
+
+    first_body, second_body = (r["body"] for r in stack["openai"].requests())
+    short = first_body["tools"][0]["function"]["name"]
+    assert len(short) == 64 and short.startswith(MCP_TOOL["name"][:55])
+    assert [t["function"]["name"] for t in first_body["tools"][1:]] == [t["name"] for t in TOOLS]  # short ones as they are
+    assert second_body["tools"][0]["function"]["name"] == short
+    assert second_body["tool_choice"] == {"type": "function", "function": {"name": short}}
+    [sent_call] = [c for m in second_body["messages"] for c in m.get("tool_calls") or ()]
+    assert sent_call["function"]["name"] == short
+    assert len(first_body["user"]) == 64 and first_body["user"] == second_body["user"] != LONG_USER_ID
