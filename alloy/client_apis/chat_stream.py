@@ -24,6 +24,7 @@ class StreamViolation(Exception):
 
 class ChatStreamReader:
     halves = None  # field path -> the high surrogate a chunk's string ended with (halves_joined)
+    by_index = None  # a tool call's index -> (its key, the id it started with) (tool_fragment)
 
     def feed(self, data):
         """The data of one upstream SSE event (a chunk's JSON, or ``[DONE]``) -> the client API's
@@ -81,9 +82,10 @@ class ChatStreamReader:
         its call by ``index``, else by id, else it continues the open one (``current`` is the
         translator's open block or item, ``(TOOL, key)`` for a tool call). A call that starts must
         have a name and must not be one already ``finished`` (interleaved parallel calls cannot be
-        said as consecutive blocks)."""
+        said as consecutive blocks). A fragment with a new id at an index a call already used starts
+        another call: some servers number every parallel call 0."""
         if type(call.get("index")) is int:
-            key = call["index"]
+            key = self._key_at(call["index"], call.get("id"))
         elif isinstance(call.get("id"), str) and call["id"]:
             key = call["id"]
         elif current is not None and current[0] == TOOL:
@@ -102,6 +104,23 @@ class ChatStreamReader:
         if isinstance(arguments, dict):
             arguments = orjson.dumps(arguments).decode()  # some servers send the object itself
         return key, name, arguments if isinstance(arguments, str) else ""
+
+    def _key_at(self, index, call_id):
+        """The key of the call a fragment at ``index`` belongs to: the index itself, until another
+        id shows up there (then the index and that id)."""
+        if self.by_index is None:
+            self.by_index = {}
+        named = isinstance(call_id, str) and call_id
+        known = self.by_index.get(index)
+        if known is None:
+            self.by_index[index] = (index, call_id if named else None)
+            return index
+        key, started = known
+        if named and call_id != started:
+            if started is not None:
+                key = (index, call_id)  # a new call at a used index
+            self.by_index[index] = (key, call_id)
+        return key
 
     def upstream_error(self, chunk):
         """The upstream's own error event, ending the stream."""

@@ -173,7 +173,9 @@ class MessagesStreamTranslator(ChatStreamReader):
         if thinking:
             self.text_like(THINKING, {"type": "thinking_delta", "thinking": thinking}, out)
         text = text_content(delta.get("content"))  # a string, or Mistral's array of parts
-        if text:
+        if text and not (text.isspace() and self.block is not None and self.block[0] == TOOL):
+            # (white space between a call's argument fragments, as some servers send, is dropped:
+            # a text block there would close the call for good)
             self.text_like(TEXT, {"type": "text_delta", "text": text}, out)
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:

@@ -127,8 +127,8 @@ class ResponseBuilder(ChatStreamReader):
         if thinking:
             self.on_reasoning(thinking, out)
         text = text_content(delta.get("content"))  # a string, or Mistral's array of parts
-        if text:
-            self.on_text(text, out)
+        if text and not (text.isspace() and self.key is not None and self.key[0] == TOOL):
+            self.on_text(text, out)  # (white space between a call's fragments is dropped, as for Messages)
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:
             self.on_refusal(refusal, out)

@@ -113,7 +113,35 @@ def test_content_given_as_an_array_of_parts_keeps_its_thinking_and_its_text():
     assert end_of(events)[0] == "end_turn"
 
 
-def test_a_call_without_arguments_sends_no_fragment_and_keeps_input_empty():
+# Two parallel calls a server numbered alike (index 0 for each): the new id starts the second.
+SAME_INDEX_CHUNKS = [
+    chunk(ROLE),
+    chunk(tool_start(0, "call_a", "first")), chunk(tool_arguments(0, '{"x":')), chunk(tool_arguments(0, "1}")),
+    chunk(tool_start(0, "call_b", "second")), chunk(tool_arguments(0, '{"y":2}')),
+    chunk({}, "tool_calls"),
+]  # fmt: skip
+# White space between two argument fragments of one call, as some servers send.
+SPACE_BETWEEN_CHUNKS = [
+    chunk(ROLE),
+    chunk(tool_start(0, "call_a", "f")), chunk(tool_arguments(0, '{"x":')), chunk({"content": "\n"}),
+    chunk(tool_arguments(0, "1}")), chunk({}, "tool_calls"),
+]  # fmt: skip
+
+
+def test_parallel_calls_at_the_same_index_are_two_calls():
+    events = translate(SAME_INDEX_CHUNKS)
+    blocks = blocks_of(events)
+    assert [(b["id"], b["name"], b["input"]) for b in blocks] == [("call_a", "first", {"x": 1}), ("call_b", "second", {"y": 2})]
+    assert end_of(events)[0] == "tool_use"
+
+
+def test_white_space_between_a_calls_fragments_leaves_the_call_whole():
+    events = translate(SPACE_BETWEEN_CHUNKS)
+    assert [(b["type"], b.get("input")) for b in blocks_of(events)] == [("tool_use", {"x": 1})]
+    assert end_of(events)[0] == "tool_use"
+
+
+
     events = translate([chunk(tool_start(0, "call_1", "now")), chunk({}, "tool_calls")])
     assert "content_block_delta" not in names(events)
     assert blocks_of(events) == [{"type": "tool_use", "id": "call_1", "name": "now", "input": {}}]

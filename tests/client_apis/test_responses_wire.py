@@ -110,6 +110,26 @@ def test_content_given_as_an_array_of_parts_streams_its_reasoning_and_its_text()
     assert final.output[0].summary[0].text == "Thinking hard"
 
 
+@pytest.mark.parametrize(
+    "chunks, calls",
+    [
+        ([chunk({"tool_calls": [{"index": 0, "id": "call_a", "function": {"name": "first", "arguments": '{"x":1}'}}]}),
+          chunk({"tool_calls": [{"index": 0, "id": "call_b", "function": {"name": "second", "arguments": '{"y":2}'}}]})],
+         [("call_a", "first", {"x": 1}), ("call_b", "second", {"y": 2})]),
+        ([chunk({"tool_calls": [{"index": 0, "id": "call_a", "function": {"name": "f", "arguments": '{"x":'}}]}),
+          chunk({"content": "\n"}), chunk({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]})],
+         [("call_a", "f", {"x": 1})]),
+    ],
+    ids=["two calls at one index", "white space between fragments"],
+)  # fmt: skip
+def test_tool_calls_numbered_alike_or_split_by_white_space_stream_whole(chunks, calls):
+    connection, transport = wire(stream=True)
+    transport.write(relay_stream(openai_events([*chunks, chunk({}, "tool_calls"), chunk(usage=usage(3, 5))])))
+    events = events_of(answer(connection.transport.data)[1])
+    assert events[-1]["type"] == "response.completed"
+    assert tool_calls_of(events[-1]["response"]) == calls
+
+
 def test_a_stream_cut_by_max_tokens_is_incomplete():
     chunks = [chunk({"content": "Hello"}), chunk({}, "length"), chunk(usage=usage(3, 1))]
     connection, transport = wire(stream=True)
