@@ -96,6 +96,7 @@ from alloy.providers.gemini_stream import (
     finish_reason,
     openai_error,
     openai_usage,
+    tool_call_failure,
     translate_error,
 )
 from alloy.usage import count
@@ -530,6 +531,10 @@ def chat_completion(data, model):
             return 400, orjson.dumps(openai_error("invalid_request_error", "content_filter", message))
         raise KeyError("candidates")
     choices = [completion_choice(candidate, i) for i, candidate in enumerate(candidates)]
+    first = choices[0]["message"]
+    failure = None if first["content"] or first.get("tool_calls") else tool_call_failure(candidates[0])
+    if failure is not None:  # the model's tool call failed and nothing else was said
+        return 502, orjson.dumps(failure)
     completion = {
         "id": chat_id(data),
         "object": "chat.completion",

@@ -49,6 +49,9 @@ FINISH_REASONS = {
     "SPII": "content_filter",
     "IMAGE_SAFETY": "content_filter",
 }
+# Finish reasons that say the model's tool call failed. With nothing else said the answer is empty,
+# so it is an error the SDKs retry (a 502, or an error event in a stream), not an empty success.
+TOOL_CALL_FAILURES = frozenset(("MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"))
 # Google's canonical status -> (HTTP status, OpenAI error type, code).
 STATUS_ERRORS = {
     "INVALID_ARGUMENT": (400, "invalid_request_error", "invalid_request"),
@@ -84,6 +87,19 @@ def finish_reason(reason, with_calls):
         return None
     finish = FINISH_REASONS.get(reason, "stop") if type(reason) is str else "stop"
     return "tool_calls" if finish == "stop" and with_calls else finish
+
+
+def tool_call_failure(candidate):
+    """OpenAI's error object for a candidate that ended because its tool call failed (None for any
+    other finish), with Gemini's ``finishMessage`` when it gives one."""
+    reason = candidate.get("finishReason")
+    if type(reason) is not str or reason not in TOOL_CALL_FAILURES:
+        return None
+    detail = candidate.get("finishMessage")
+    message = f"Gemini could not complete the model's tool call ({reason})"
+    if isinstance(detail, str) and detail:
+        message += f": {detail}"
+    return openai_error("server_error", "malformed_tool_call", message)
 
 
 def openai_error(kind, code, message):
@@ -185,11 +201,12 @@ def choice_parts(candidate):
 
 
 class Candidate:
-    __slots__ = ("role_sent", "calls", "finished")
+    __slots__ = ("role_sent", "calls", "spoke", "finished")
 
     def __init__(self):
         self.role_sent = False
         self.calls = 0
+        self.spoke = False  # some text went out
         self.finished = False
 
 
@@ -260,11 +277,17 @@ class StreamTranslator:
             out.append(self.chunk(index, {"reasoning_content": thought}))
         text = "".join(texts)
         if text:
+            state.spoke = True
             out.append(self.chunk(index, {"content": text}))
         for call in calls:
             call["index"] = state.calls
             state.calls += 1
             out.append(self.chunk(index, {"tool_calls": [call]}))
+        if not state.finished and not state.spoke and not state.calls:
+            failure = tool_call_failure(candidate)
+            if failure is not None:  # an empty answer: the stream ends with the error instead
+                self.done = True
+                return out + [sse(failure), DONE]
         finish = finish_reason(candidate.get("finishReason"), state.calls > 0)
         if finish is not None and not state.finished:
             state.finished = True

@@ -200,6 +200,31 @@ def test_blocked_prompt_is_a_content_filter_error():
     assert "SAFETY" in out["error"]["message"]
 
 
+# Gemini ends a candidate with MALFORMED_FUNCTION_CALL (and its kin) and no content at all when the
+# model's tool call fails: an empty "stop" answer would read as the model saying nothing.
+TOOL_CALL_FAILED = {"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL", "index": 0, "finishMessage": "Malformed function call: print(x"}],
+                    "usageMetadata": {"promptTokenCount": 9, "totalTokenCount": 9}}  # fmt: skip
+
+
+def test_a_failed_tool_call_with_nothing_said_is_a_502_the_sdks_retry():
+    status, out = translate(TOOL_CALL_FAILED)
+    assert status == 502
+    assert (out["error"]["type"], out["error"]["code"]) == ("server_error", "malformed_tool_call")
+    assert "MALFORMED_FUNCTION_CALL" in out["error"]["message"] and "print(x" in out["error"]["message"]
+
+
+def test_a_failed_tool_call_in_a_stream_ends_it_with_an_error_event():
+    chunks = run([orjson.dumps(TOOL_CALL_FAILED)], include_usage=True)
+    assert chunks[-1]["error"]["code"] == "malformed_tool_call"
+    assert not any(choice.get("finish_reason") for c in chunks[:-1] for choice in c.get("choices") or ())
+
+
+def test_a_failed_tool_call_after_text_keeps_the_text():
+    said = {"candidates": [{"content": {"role": "model", "parts": [{"text": "Let me look."}]}, "finishReason": "UNEXPECTED_TOOL_CALL"}]}
+    status, out = translate(said)
+    assert status == 200 and out["choices"][0]["message"]["content"] == "Let me look."
+
+
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"candidates": []}', b'{"candidates": [{"content": {"parts": [{"functionCall": {}}]}}]}'])
 def test_malformed_answers_are_502(body):
     status, out = translate(body)
