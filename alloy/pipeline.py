@@ -96,7 +96,7 @@ class Pipeline:
         answer, or None when a call now owns the answer."""
         arrived = monotonic()  # the gateway's time for this request counts from here
         given = request.headers.get(b"x-request-id")  # its own id, sent upstream: the request looped
-        if given is not None and given.startswith(self.request_ids.prefix + b"-"):
+        if given is not None and given.startswith(self.request_ids.prefix + b"-") and _in_flight(given, connection):
             raise LoopDetected(
                 f"this request came back to the gateway that sent it upstream (x-request-id {given.decode()}): "
                 "a provider's base_url points at this gateway"
@@ -225,6 +225,18 @@ class Pipeline:
         """The response cache answers a call here. True when the cache took the call (answered it
         from the store, or will answer or send it once an asynchronous lookup is back)."""
         return self.cache is not None and self.cache.lookup(call)
+
+
+def _in_flight(request_id, connection):
+    """Is a call of this gateway's still waiting for its answer with this ``x-request-id``? Only then
+    did the request loop: a client may send back the id of an answer it already has (to tie a retry
+    to it). Looked at only for an id of this gateway's making, so the walk is rare."""
+    line = b"x-request-id: " + request_id + b"\r\n"
+    for other in connection.gateway.connections:
+        call = other.current
+        if call is not None and call.request_id_line == line:
+            return True
+    return False
 
 
 class RequestIds:

@@ -405,3 +405,18 @@ def test_a_provider_pointing_at_the_gateway_itself_is_a_508_not_a_loop(start_gat
     assert caught.value.status_code == 508 and caught.value.body["code"] == "loop_detected"
     assert "base_url points at this gateway" in caught.value.message
     assert time.monotonic() - started < 5
+
+
+def test_a_client_sending_back_an_earlier_answers_request_id_is_answered(start_mock, start_gateway):
+    # Only an id of a call still in flight means the request came back around: a client may send
+    # the id of an answer it already has (to tie a retry to it), which is no loop.
+    mock = start_mock()
+    gateway = start_gateway(env={"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": mock.base + "/v1"})
+    client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="x", max_retries=0, timeout=10)
+    first = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    own_id = first.headers["x-request-id"]
+    again = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi again"}], extra_headers={"x-request-id": own_id}
+    )
+    assert again.status_code == 200 and again.headers["x-request-id"] == own_id
+    assert again.parse().choices[0].message.content == "echo: hi again"
