@@ -266,7 +266,7 @@ class ClientConnection:  # an asyncio protocol (asyncio and uvloop duck-type it)
                 # The gateway's own answer to a /v1/ request (the model listing, a token count):
                 # counted and logged as its refusals are (reported where they are made), or the
                 # endpoint would show its 404s alone.
-                gateway.refused(request, self, answer.status, None)
+                gateway.refused(request, self, answer.status, None, answer.id_line, answer.body_bytes)
             if not keep:
                 self.close()
         # else: a call now owns the answer and calls ``answer_finished``

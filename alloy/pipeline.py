@@ -114,7 +114,7 @@ class Pipeline:
             else:
                 listed = self.routes.listing.answer(request.method, path, key)
                 if listed is not None:
-                    return listed
+                    return listed.with_id(self.request_ids.line(request.headers))
                 call = self.route_passthrough(request, path, query, connection)
         except AlloyError as refusal:  # no route (404, 400...): into the ledger too, with its key
             if self.governance is not None:

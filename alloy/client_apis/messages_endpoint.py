@@ -176,7 +176,7 @@ class MessagesEndpoint:
                         governance.refused_request(request, refusal, key)
                         raise
                 count = orjson.dumps({"input_tokens": messages_request.estimate_input_tokens(body)})
-                return Prebuilt(200, count, JSON_HEADER + TOKEN_ESTIMATE_HEADER + messages_answer.with_request_id(id_line))
+                return Prebuilt(200, count, JSON_HEADER + TOKEN_ESTIMATE_HEADER, id_line=messages_answer.with_request_id(id_line))
             call_request, call_path, call_query, call_scan = request, path, query, scan
         elif self._native_only(group):
             call_request, call_path, call_query, call_scan = request, path, query, scan

@@ -139,7 +139,7 @@ class ResponsesEndpoint:
                     governance.refused_request(request, refusal, key)
                     raise
             count = orjson.dumps({"object": "response.input_tokens", "input_tokens": responses_api.estimate_chat_tokens(chat)})
-            return Prebuilt(200, count, JSON_HEADER + TOKEN_ESTIMATE_HEADER + id_line)
+            return Prebuilt(200, count, JSON_HEADER + TOKEN_ESTIMATE_HEADER, id_line=id_line)
         chat_body = orjson.dumps(chat)
         model = body["model"]
         stream = body.get("stream") is True

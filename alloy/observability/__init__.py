@@ -166,17 +166,17 @@ class Observability:
             self.tracing.start()
         return address
 
-    def refused(self, request, connection, status, error, id_line=None):
+    def refused(self, request, connection, status, error, id_line=None, bytes_out=0):
         """A ``/v1/`` request refused before a call existed, or (``request`` None) bytes the HTTP
         parser refused (too large a body or head, malformed); ``id_line``: the x-request-id line
-        the answer carries. Called on the way to the refusal's answer: a bug here is logged, and
+        the answer carries; ``bytes_out``: the size of its body, for a gateway's own answer. Called on the way to the refusal's answer: a bug here is logged, and
         the client gets its answer all the same (as a finish listener's bug, ``Call.finish``)."""
         try:
-            self._report_refusal(request, connection, status, error, id_line)
+            self._report_refusal(request, connection, status, error, id_line, bytes_out)
         except Exception:  # noqa: BLE001 - reporting must never cost a client its answer
             log.exception("reporting a refused request failed")
 
-    def _report_refusal(self, request, connection, status, error, id_line):
+    def _report_refusal(self, request, connection, status, error, id_line, bytes_out):
         if request is None:
             path = b""
         else:
@@ -189,7 +189,7 @@ class Observability:
         if self.metrics is not None:
             self.metrics.refused(path, status, error)
         if self.access_log is not None:
-            self.access_log.refused(request, path or None, status, error, connection, id_line)
+            self.access_log.refused(request, path or None, status, error, connection, id_line, bytes_out)
 
     def tick(self):
         self.timer = self.loop.call_later(TICK_SECONDS, self.tick)

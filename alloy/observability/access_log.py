@@ -108,9 +108,10 @@ class AccessLog:
             ))
         )  # fmt: skip
 
-    def refused(self, request, path, status, error, connection, id_line=None):
-        """A ``/v1/`` request answered by Alloy before any call was made (401, 404, 400...);
-        ``id_line``: the x-request-id line of its answer."""
+    def refused(self, request, path, status, error, connection, id_line=None, bytes_out=0):
+        """A ``/v1/`` request answered by Alloy before any call was made (401, 404, 400..., or its
+        own answer: the model listing, a token count); ``id_line``: the x-request-id line of its
+        answer; ``bytes_out``: its body's size."""
         if self.sample < 1.0 and random() >= self.sample:
             return
         try:
@@ -128,7 +129,7 @@ class AccessLog:
         model, stream = (getattr(error, "model", None), None) if scan is None else (scan.model, scan.stream)
         self.entries.append(
             (now, id_line, peer, key, method, path, model, stream, None, None, status, 0, size,
-             None, 0.0, 0.0, None if error is None else (error.type, error.code), None, 0, 0.0)
+             None, 0.0, 0.0, None if error is None else (error.type, error.code), None, bytes_out, 0.0)
         )  # fmt: skip
 
     # --- once a second and at shutdown --------------------------------------------------------------

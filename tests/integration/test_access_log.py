@@ -426,13 +426,20 @@ def test_a_models_listing_the_gateway_answers_is_logged_and_counted(start_gatewa
     # nor counted while its 404s were, so a dashboard showed the endpoint failing every time.
     log = tmp_path / "access.log"
     gateway = start(start_gateway, mock, f'path = "{log}"')
+    sizes, ids = [], []
     for target, status in (("/v1/models", 200), ("/v1/models/fast", 200), ("/v1/models/nothing", 404)):
         connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
-        connection.request("GET", target)
-        assert connection.getresponse().status == status
+        connection.request("GET", target, headers={"x-request-id": f"listing-{len(ids)}"})
+        response = connection.getresponse()
+        assert response.status == status
+        sizes.append(len(response.read()))
+        ids.append(response.getheader("x-request-id"))  # every /v1/ answer carries one (README)
         connection.close()
+    assert ids == ["listing-0", "listing-1", "listing-2"]
     lines = [json.loads(line) for line in lines_of(log, 3)]
     assert [(line["path"], line["status"]) for line in lines] == [("/v1/models", 200), ("/v1/models/fast", 200), ("/v1/models/nothing", 404)]
+    assert [line.get("request_id") for line in lines] == ids
+    assert [line["bytes_out"] for line in lines[:2]] == sizes[:2]  # what the client got
     by_class = {}
     for labels, value in scrape(gateway.base).series("alloy_requests_total").items():
         labels = dict(labels)
