@@ -333,6 +333,8 @@ class PassthroughRelay(Relay):
             if not whole:
                 event = stream_error_event(self.call.path, error)
                 self.transport.writelines([frame_chunk(event), LAST_CHUNK] if self.chunked else [event])
+                if self.draining is None:  # (a client that left gets nothing)
+                    self.call.bytes_out += len(event)  # the body the client received ends with it
             connection.current = None
             connection.close()
         else:

@@ -385,6 +385,7 @@ def test_a_stream_that_broke_off_is_logged_as_an_error(start_gateway, mock, tmp_
     assert line["status"] == 200 and line["stream"] is True
     assert line["error_code"] and line["error"], line
     assert "overhead_us" not in line  # not a sample of the gateway's own time
+    assert line["bytes_out"] == len(body)  # the error event the stream ended with included
 
 
 def test_a_request_the_http_parser_refuses_is_counted_and_logged(start_gateway, mock, tmp_path):
