@@ -625,7 +625,14 @@ cdef class SlotObserver:
             _add(slot, self.ttft + _bucket(self.latency, self.latency_count, waited), 1)
             _add(slot, self.ttft_sum, waited)
         if count > 1:
-            _add(slot, self.retries, count - 1)
+            # A resend after the keep-alive race is not a retry (alloy.attempts): the upstream
+            # closed an idle connection under the request, which it never saw.
+            attempts = call.attempts
+            count -= 1
+            if attempts is not None and attempts.resent:
+                count -= 1
+            if count:
+                _add(slot, self.retries, count)
 
 
 # --- what an answer cost -------------------------------------------------------------------------

@@ -1544,7 +1544,10 @@ class SlotObserver:
             slot[self.ttft + bisect_left(self.latency, waited)] += 1
             slot[self.ttft_sum] += waited
         if count > 1:
-            slot[self.retries] += count - 1
+            # A resend after the keep-alive race is not a retry (alloy.attempts): the upstream
+            # closed an idle connection under the request, which it never saw.
+            attempts = call.attempts
+            slot[self.retries] += count - 1 - (attempts is not None and attempts.resent)
 
 # ============================================================================================
 # Routing table

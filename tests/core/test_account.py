@@ -12,6 +12,7 @@ import mmap
 import os
 import random
 import struct
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -236,9 +237,11 @@ def test_limits_compiled_equal_pure_over_a_random_run():
 
 
 class EndedCall:
-    def __init__(self, status, arrived, ended, head, sent, count, error=None, first_event=0.0):
+    def __init__(self, status, arrived, ended, head, sent, count, error=None, first_event=0.0, resent=False):
         self.status, self.arrived, self.ended_at, self.head_at, self.sent_at = status, arrived, ended, head, sent
         self.count, self.error, self.first_event_at = count, error, first_event
+        # The retry state, made by a first failure; resent: sent again after the keep-alive race
+        self.attempts = None if count == 1 else SimpleNamespace(resent=resent)
 
 
 def observer(core):
@@ -263,6 +266,9 @@ def test_a_call_lands_in_its_buckets(core):
     assert slot[5] == 1 and slot[m.RETRIES] == 1 and slot[m.ATTEMPTS] == 3
     assert sum(slot[m.OVERHEAD : m.TTFT]) == 1
     assert slot[m.TTFT + m.LATENCY_BOUNDS.index(1.0)] == 1
+    # Sent twice, the first lost to the keep-alive race: two attempts, no retry.
+    watcher.observe(slot, EndedCall(200, 30.0, 30.1, 30.05, 30.01, 2, resent=True), False)
+    assert slot[m.ATTEMPTS] == 5 and slot[m.RETRIES] == 1
     with pytest.raises(ValueError):
         watcher.observe([0] * 3, EndedCall(200, 0.0, 1.0, 0.0, 0.0, 1), False)
 
@@ -279,7 +285,7 @@ def test_slot_compiled_equals_pure_over_random_calls():
         ended = max(arrived, head, sent) + rng.expovariate(rng.choice([1e5, 1e3, 0.1]))
         call = EndedCall(rng.choice([0, 200, 201, 404, 429, 500, 529, 999]), arrived, ended, head, sent,
                          rng.choice([1, 1, 2, 3]), rng.choice([None, None, "error"]),
-                         rng.choice([0.0, arrived + rng.expovariate(100)]))  # fmt: skip
+                         rng.choice([0.0, arrived + rng.expovariate(100)]), rng.random() < 0.2)  # fmt: skip
         stream = rng.random() < 0.3
         compiled_watcher.observe(slots[0], call, stream)
         pure_watcher.observe(slots[1], call, stream)

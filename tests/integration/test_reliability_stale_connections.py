@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from metrics_helpers import scrape
 from security_helpers import ScriptedUpstream
 
 REPLY = (
@@ -76,6 +77,11 @@ def test_a_request_lost_to_the_keep_alive_race_is_sent_again_even_without_retrie
         assert json.loads(data)["choices"][0]["message"]["content"] == "ok"
     # The first went on a fresh connection; each later one met the race once, then went on a new one.
     assert upstream.numbers == [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)]
+    # Two sends each (x-alloy-attempts says so), but no retry: operators would see retries climb
+    # on an upstream that merely closes idle connections.
+    metrics = scrape(gateway.base)
+    assert metrics.total("alloy_attempts_total") == 5
+    assert metrics.total("alloy_retries_total") == 0
 
 
 def test_a_fresh_connection_closed_unanswered_is_still_a_502(start_gateway):
