@@ -1,5 +1,7 @@
 """Header facts shared by both core twins and the shell: one source, never repeated."""
 
+import os
+
 # RFC 9110 section 7.6.1: hop-by-hop fields are meaningful only for one connection and are never
 # forwarded by a proxy. The framing fields (content-length, transfer-encoding) are recomputed by
 # Alloy for each hop, so they are dropped too. ``proxy-connection`` is a non-standard relic that
@@ -86,6 +88,13 @@ JSON_HEADER = b"content-type: application/json\r\n"
 EVENT_STREAM_HEADERS = b"content-type: text/event-stream\r\ncache-control: no-cache\r\n"
 DONE_EVENT = b"data: [DONE]\n\n"  # an OpenAI stream's last event
 TOKEN_ESTIMATE_HEADER = b"x-alloy-token-count: estimate\r\n"  # a token count the gateway estimated
+
+# Every upstream request carries this gateway's hop token: random, made at import (so before
+# --workers forks, shared by all of them), and never shown to a client, whose own x-alloy-* headers
+# are never forwarded. A request that arrives with it came back around: a provider's base_url
+# points at the gateway (Pipeline.handle answers 508 at once).
+HOP_TOKEN = os.urandom(12).hex().encode()
+HOP_LINE = b"x-alloy-hop: " + HOP_TOKEN + b"\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"  # RFC 9110 section 10.1.1
 
 # Reason phrases for the statuses Alloy can send. Unknown codes get an empty phrase, which

@@ -32,6 +32,7 @@ from alloy.client_apis.responses_endpoint import RESPONSES, RESPONSES_PREFIX, Re
 from alloy.core import scan_body
 from alloy.errors import AlloyError, InvalidRequest, LoopDetected, MethodNotAllowed, NotFound, ServiceUnavailable
 from alloy.governance import governance_for, watch_for_database
+from alloy.headers import HOP_TOKEN
 from alloy.passthrough import AllowList
 from alloy.routing import MODEL_BEARING, Routes, json_model_scan
 from alloy.sending import provider_for
@@ -95,11 +96,9 @@ class Pipeline:
         """One authenticated-or-refused ``/v1/`` request through the stages. Returns a ``Prebuilt``
         answer, or None when a call now owns the answer."""
         arrived = monotonic()  # the gateway's time for this request counts from here
-        given = request.headers.get(b"x-request-id")  # its own id, sent upstream: the request looped
-        if given is not None and given.startswith(self.request_ids.prefix + b"-") and _in_flight(given, connection):
+        if request.headers.get(b"x-alloy-hop") == HOP_TOKEN:  # sent upstream by this gateway: it looped
             raise LoopDetected(
-                f"this request came back to the gateway that sent it upstream (x-request-id {given.decode()}): "
-                "a provider's base_url points at this gateway"
+                "this request came back to the gateway that sent it upstream: a provider's base_url points at this gateway"
             )
         if path in MESSAGES_PATHS:  # Anthropic Messages: the same stages, answered in its shape
             return self.messages.handle(request, path, query, connection)
@@ -225,18 +224,6 @@ class Pipeline:
         """The response cache answers a call here. True when the cache took the call (answered it
         from the store, or will answer or send it once an asynchronous lookup is back)."""
         return self.cache is not None and self.cache.lookup(call)
-
-
-def _in_flight(request_id, connection):
-    """Is a call of this gateway's still waiting for its answer with this ``x-request-id``? Only then
-    did the request loop: a client may send back the id of an answer it already has (to tie a retry
-    to it). Looked at only for an id of this gateway's making, so the walk is rare."""
-    line = b"x-request-id: " + request_id + b"\r\n"
-    for other in connection.gateway.connections:
-        call = other.current
-        if call is not None and call.request_id_line == line:
-            return True
-    return False
 
 
 class RequestIds:

@@ -24,6 +24,7 @@ from alloy.headers import (
     FORWARD_SKIP,
     FORWARD_SKIP_PREFIXES,
     HOP_BY_HOP,
+    HOP_LINE,
     IDENTITY_LINE,
     NOT_FORWARDED,
     NOT_FORWARDED_TRANSLATED,
@@ -99,7 +100,7 @@ class PassthroughProvider:
         hidden = {name.encode() for name in settings.hidden_response_headers}
         self.response_skip = frozenset(HOP_BY_HOP | hidden | ANSWER_OWN)
         host = b"host: " + upstream.origin.host_header.encode() + b"\r\n"
-        self.header_block = host + self.api.auth_lines(settings.api_key) + self.forwarding.configured_lines
+        self.header_block = host + self.api.auth_lines(settings.api_key) + self.forwarding.configured_lines + HOP_LINE
         self.secret = masked_secret(settings.api_key)  # taken out of error answers (the relay)
 
     def send(self, call, deployment, served_by, total_ticks):
@@ -157,7 +158,7 @@ class TranslatedProvider:
         self.translator = translator
         self.upstream = upstream
         self.base_path = upstream.origin.base_path.encode()
-        self.host_line = b"host: " + upstream.origin.host_header.encode() + b"\r\n"
+        self.host_line = b"host: " + upstream.origin.host_header.encode() + b"\r\n" + HOP_LINE
         self.settings = TranslateSettings(
             api_key=settings.api_key,
             api_version=settings.api_version,

@@ -17,7 +17,7 @@ any passthrough: ``anthropic-beta`` (like every ``anthropic-*`` header) only whe
 
 from alloy.client_apis.messages_wire import MessagesConnection
 from alloy.core import rewrite_model_parts
-from alloy.headers import ANSWER_OWN, HOP_BY_HOP
+from alloy.headers import ANSWER_OWN, HOP_BY_HOP, HOP_LINE
 from alloy.relay import PassthroughRelay
 from alloy.sending import ForwardingPolicy
 from alloy.upstream import UpstreamRequest
@@ -44,7 +44,7 @@ class NativeAnthropic:
         self.response_skip = frozenset(HOP_BY_HOP | hidden | ANSWER_OWN)
         key = b"x-api-key: " + settings.api_key.encode() + b"\r\n" if settings.api_key else b""
         host = b"host: " + upstream.origin.host_header.encode() + b"\r\n"
-        self.header_block = host + key + self.forwarding.configured_lines
+        self.header_block = host + key + self.forwarding.configured_lines + HOP_LINE
         version = settings.api_version.encode() if settings.api_version else DEFAULT_VERSION
         self.version_line = b"anthropic-version: " + version + b"\r\n"
 

@@ -391,17 +391,21 @@ def test_http2_without_the_h2_package_is_refused_with_a_message(tmp_path):
         assert "providers.openai.http2" in result.stderr and "httpx[http2]" in result.stderr
 
 
-def test_a_provider_pointing_at_the_gateway_itself_is_a_508_not_a_loop(start_gateway):
+@pytest.mark.parametrize("client_id", [None, "my-trace-1"], ids=["gateway's id", "client's id"])
+def test_a_provider_pointing_at_the_gateway_itself_is_a_508_not_a_loop(start_gateway, client_id):
     # One shell's OPENAI_BASE_URL meant for the clients, read by the gateway too: each request
-    # went around again (717 nested calls, one x-request-id) until the client gave up.
+    # went around again (717 nested calls, one x-request-id) until the client gave up. The loop
+    # was once told by the gateway's own x-request-id, which a client's own id replaces upstream:
+    # with one, the request went around until the pool ran out.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     gateway = start_gateway(args=["--port", str(port)], env={"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1"})
     client = openai.OpenAI(base_url=gateway.base + "/v1", api_key="x", max_retries=0, timeout=10)
     started = time.monotonic()
+    headers = {} if client_id is None else {"x-request-id": client_id}
     with pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], extra_headers=headers)
     assert caught.value.status_code == 508 and caught.value.body["code"] == "loop_detected"
     assert "base_url points at this gateway" in caught.value.message
     assert time.monotonic() - started < 5
@@ -420,3 +424,12 @@ def test_a_client_sending_back_an_earlier_answers_request_id_is_answered(start_m
     )
     assert again.status_code == 200 and again.headers["x-request-id"] == own_id
     assert again.parse().choices[0].message.content == "echo: hi again"
+    # Nor is a client that sends a hop header of its own: it is never forwarded, and only the
+    # gateway's own (random, never shown) value means a loop.
+    hop = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hop"}], extra_headers={"x-alloy-hop": "0" * 24}
+    )
+    assert hop.status_code == 200 and "x-alloy-hop" not in hop.headers
+    sent = mock.requests()
+    hops = {request["headers"].get("x-alloy-hop") for request in sent}
+    assert len(sent) == 3 and len(hops) == 1 and None not in hops and "0" * 24 not in hops
