@@ -209,7 +209,7 @@ class ModelListing:
         if not path.startswith(b"/v1/models/"):
             return None
         name = path[len(b"/v1/models/") :].replace(b"%2F", b"/").decode("utf-8", "replace")  # see endpoints.normalized
-        if limited and not key.may_use(name, None, self.aliases.get(name)):
+        if limited and not key.may_use(name, self.aliases.get(name)):
             raise ModelNotFound(f"The model '{name}' does not exist", model=name, param="model")
         answer = self.models.get(name)
         if answer is not None:
@@ -224,7 +224,7 @@ class ModelListing:
         if cached is None:
             if len(self.for_keys) >= 1024:  # keys come and go: bounded
                 self.for_keys.clear()
-            allowed = [e for e in self.entries if key.may_use(e["id"], None, self.aliases.get(e["id"]))]
+            allowed = [e for e in self.entries if key.may_use(e["id"], self.aliases.get(e["id"]))]
             cached = self.for_keys[(key.id, key.rules)] = Prebuilt(200, orjson.dumps({"object": "list", "data": allowed}))
         return cached
 

@@ -134,7 +134,7 @@ class ResponsesEndpoint:
             governance = pipeline.governance
             if key is not None and governance is not None:  # a key limited to models learns of no other
                 try:
-                    governance.check_model(key, scan.model, name)
+                    governance.check_model(key, scan.model)
                 except AlloyError as refusal:
                     governance.refused_request(request, refusal, key)
                     raise

@@ -29,7 +29,7 @@ cdef class Governance:
 
     @cython.locals(identity=KeyIdentity)
     cpdef authenticate(self, request)
-    cpdef check_model(self, KeyIdentity key, model, model_name)
+    cpdef check_model(self, KeyIdentity key, model)
     @cython.locals(scan=CoreScanResult, key=KeyIdentity)
     cpdef admit(self, Call call)
     cpdef _carry_on(self, Call call, reserve, windows, lines, shared)

@@ -29,7 +29,7 @@ import re
 from time import monotonic, time
 
 from alloy.auth import compare_digest
-from alloy.core import ratelimit_lines, usage_cost
+from alloy.core import ratelimit_lines, scan_body, usage_cost
 from alloy.errors import AlloyError, AuthenticationFailed, InvalidRequest, ModelNotFound, PermissionDenied
 from alloy.governance.attribution import attribution, tags_text
 from alloy.governance.counters import CounterTable
@@ -128,9 +128,11 @@ class Governance:
 
     def _check_passthrough_model(self, key, call):
         """A key limited to models, on a passthrough endpoint: where the request names a model (a
-        JSON body's was scanned when it was routed; a form's is read here), it must be one the key
-        may use; where it names none, the provider's default model is not one the key was given;
-        batches name theirs in a stored file Alloy cannot see, so they are closed to such a key."""
+        JSON body's was scanned when it was routed; a form's is read here; on any other endpoint
+        the allow-list opens, such as fine-tuning jobs, a JSON body's), it must be one the key may
+        use; where a model endpoint names none, the provider's default model is not one the key
+        was given; batches name theirs in a stored file Alloy cannot see, so they are closed to
+        such a key."""
         path, posted = call.path, call.request.method == b"POST"
         if path in MODELS_UNSEEN and posted:
             raise PermissionDenied("this key is limited to models, and a batch's models cannot be checked: use another key")
@@ -140,17 +142,19 @@ class Governance:
         elif path in MODEL_BEARING:
             model = None  # a JSON body naming a model was routed by it: this one named none
         else:
-            return  # files, listings...: no model to hold the key to
+            model = _named_model(call.request) if posted else None
+            if model is None:
+                return  # files, listings...: no model to hold the key to
         if not model:
             raise InvalidRequest("this key is limited to models: name one of them in the request's model", param="model")
-        if not key.may_use(model, None, call.pipeline.routes.aliases.get(model)):
+        if not key.may_use(model, call.pipeline.routes.aliases.get(model)):
             raise _not_allowed(model)
         elif path in MODELS_UNSEEN and call.request.method == b"POST":
             raise PermissionDenied("this key is limited to models, and a batch's models cannot be checked: use another key")
 
-    def check_model(self, key, model, model_name):
+    def check_model(self, key, model):
         """A key limited to models may not use this one: the 404 names it and no other."""
-        if key.rules and not key.may_use(model, model_name, self.pipeline.routes.aliases.get(model)):
+        if key.rules and not key.may_use(model, self.pipeline.routes.aliases.get(model)):
             raise _not_allowed(model)
 
     def admit(self, call):
@@ -160,7 +164,7 @@ class Governance:
         scan = call.scan
         if key.rules:
             if scan is not None:
-                self.check_model(key, scan.model, call.model_name)
+                self.check_model(key, scan.model)
             else:
                 self._check_passthrough_model(key, call)
         reserve = estimate_tokens(call.request.body_buffer, scan) if key.counts_tokens else 0
@@ -398,6 +402,18 @@ def _live(identity):
     if identity.expires_at is not None and identity.expires_at <= time():
         raise AuthenticationFailed("This API key has expired")
     return identity
+
+
+def _named_model(request):
+    """The model a JSON request body names, read whatever its Content-Type says (the provider may
+    read it as JSON all the same); None for another body or one naming no model."""
+    body = request.body_buffer
+    if not body or bytes(body[:64]).lstrip()[:1] != b"{":
+        return None
+    try:
+        return scan_body(body).model
+    except InvalidRequest:
+        return None
 
 
 def _not_allowed(model):

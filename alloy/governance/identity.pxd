@@ -27,4 +27,4 @@ cdef class KeyIdentity:
     cdef readonly tuple limits
 
     @cython.locals(rule=ModelRule)
-    cpdef bint may_use(self, asked, resolved, aliased=*) except -1
+    cpdef bint may_use(self, asked, aliased=*) except -1

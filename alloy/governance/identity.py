@@ -60,15 +60,12 @@ class KeyIdentity:
         # What the core's LimitCounters read of each scope (alloy.core: take, give_back).
         self.limits = tuple([(s.slot, s.rpm, s.tpm, s.max_parallel, s.budget, s.period, s.anchor) for s in scopes])
 
-    def may_use(self, asked, resolved, aliased=None):
-        """Every model rule (the key's, its team's) allows the name asked for, the one it resolved
-        to, or (``aliased``) the configured model it is an alias of."""
+    def may_use(self, asked, aliased=None):
+        """Every model rule (the key's, its team's) allows the name asked for, or (``aliased``) the
+        configured model it is an alias of. Not the bare name of ``provider/model``: a key allowed
+        ``gpt-4o`` would reach every provider serving a model of that name (``openai/*`` says so)."""
         for rule in self.rules:
-            if not (
-                rule.allows(asked)
-                or (resolved is not None and resolved != asked and rule.allows(resolved))
-                or (aliased is not None and rule.allows(aliased))
-            ):
+            if not (rule.allows(asked) or (aliased is not None and rule.allows(aliased))):
                 return False
         return True
 

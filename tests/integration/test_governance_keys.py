@@ -351,3 +351,40 @@ def test_a_key_limited_to_models_is_held_to_them_on_forms_and_kept_from_batches(
     with pytest.raises(openai.APIStatusError):
         sdk(gateway, MASTER).audio.transcriptions.create(model="whisper-1", file=audio)
     assert len(upstream.requests()) == 2
+
+
+def test_a_key_limited_to_a_model_cannot_take_it_to_another_provider(start_gateway, upstream, tmp_path):
+    # provider/model was held to the key's rule by its bare name: a key allowed gpt-4o-mini reached
+    # every configured provider serving a model of that name, on that provider's key.
+    db = tmp_path / "alloy.db"
+    other = f'[providers.other]\nbase_url = "{upstream.base}/v1"\napi_key = "sk-provider"\n'
+    gateway = start_gateway(config=keyed_config(upstream, db, other), env={"ALLOY_MASTER_KEY": MASTER})
+    _, secret = create_key(db, "mini-only", "--models", "gpt-4o-mini")
+    wait_until(lambda: post(gateway.port, secret, chat("gpt-4o-mini"))[0] == 200, timeout=REVOCATION_BOUND)
+    upstream.clear()
+    for prefixed in ("other/gpt-4o-mini", "openai/gpt-4o-mini"):
+        status, _, body = post(gateway.port, secret, chat(prefixed))
+        assert status == 404 and body["error"]["code"] == "model_not_found", body
+    assert upstream.requests() == []
+    _, by_provider = create_key(db, "openai-any", "--models", "openai/*")  # a rule that names the provider
+    wait_until(lambda: post(gateway.port, by_provider, chat("openai/gpt-4o-mini"))[0] == 200, timeout=REVOCATION_BOUND)
+    assert post(gateway.port, by_provider, chat("other/gpt-4o-mini"))[0] == 404
+
+
+def test_a_key_limited_to_models_cannot_start_a_job_on_another_model(start_gateway, upstream, tmp_path):
+    # An endpoint the allow-list opens beyond the model endpoints (fine-tuning jobs here) was not
+    # held to the key's models: a job on any base model went upstream on the provider's key.
+    db = tmp_path / "alloy.db"
+    allow = '[passthrough]\nallow = ["POST /v1/fine_tuning/jobs", "POST /v1/files"]\n'
+    gateway = start_gateway(config=keyed_config(upstream, db, allow), env={"ALLOY_MASTER_KEY": MASTER})
+    _, secret = create_key(db, "mini-only", "--models", "gpt-4o-mini")
+    wait_until(lambda: post(gateway.port, secret, chat("gpt-4o-mini"))[0] == 200, timeout=REVOCATION_BOUND)
+    upstream.clear()
+    job = {"model": "gpt-4o", "training_file": "file-abc"}
+    for content_type in ("application/json", "text/plain"):  # read as JSON whatever the type says
+        status, _, body = post(gateway.port, secret, job, path="/v1/fine_tuning/jobs", headers={"content-type": content_type})
+        assert status == 404 and body["error"]["code"] == "model_not_found", body
+    assert upstream.requests() == []
+    post(gateway.port, secret, {**job, "model": "gpt-4o-mini"}, path="/v1/fine_tuning/jobs")
+    [sent] = upstream.requests()  # a job on its own model goes on
+    assert sent["path"] == "/v1/fine_tuning/jobs"
