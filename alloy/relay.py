@@ -465,8 +465,9 @@ class PassthroughRelay(Relay):
         self.head_sent = True
         status = head.status
         self.call.status = status
+        secret = self.call.deployment.provider.secret
         if status >= 400:
-            self.scrub = self.call.deployment.provider.secret
+            self.scrub = secret
         call = self.call
         block = head.block  # written by the core's parser when the request named our skip set
         spent = call.retries_spent(status) if status >= 400 else b""
@@ -474,8 +475,10 @@ class PassthroughRelay(Relay):
             block = encode_headers(head.headers, self.response_skip | RETRY_ADVICE)  # Alloy's advice, not two
         elif block is None or head.block_skip is not self.response_skip:
             block = encode_headers(head.headers, self.response_skip)
-        if self.scrub is not None:  # an error's headers may repeat the key too (www-authenticate)
-            block = block.replace(self.scrub[0], self.scrub[1])
+        if secret is not None and secret[0] in block:
+            # Never the provider key in a head the client gets, whatever its status (an error's
+            # www-authenticate, a server echoing the request's headers, a redirect's Location)
+            block = block.replace(secret[0], secret[1])
         block += self.extra_headers
         if spent:
             block += spent

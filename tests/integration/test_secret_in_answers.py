@@ -1,8 +1,9 @@
 """The provider key never reaches a client, even when the provider's error answer repeats it (some
 OpenAI-compatible servers answer "invalid key: sk-..."): the gateway masks it in every error
-answer it relays, passthrough or translated, keeping the first 3 and last 4 characters as OpenAI's
+answer it relays, passthrough or translated, and in the head of any answer, keeping the first 3 and last 4 characters as OpenAI's
 own messages do, and the answer's length true (the SDK reads it whole)."""
 
+import http.client
 import json
 import time
 
@@ -122,3 +123,35 @@ def test_a_placeholder_key_of_a_few_characters_leaves_error_answers_as_they_are(
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="local/m", messages=[{"role": "user", "content": "hi"}], extra_headers={"x-mock-fault": "status=400"})
     assert caught.value.body["message"] == "Injected by x-mock-fault: status 400."
+
+
+@pytest.mark.parametrize(
+    "status_line, extra",
+    [(b"200 OK", b"x-debug-authorization: Bearer %s\r\n"), (b"302 Found", b"location: https://example.invalid/?key=%s\r\n")],
+    ids=["a success echoing the request's headers", "a redirect"],
+)
+def test_a_head_repeating_the_provider_key_reaches_the_client_masked_whatever_its_status(tmp_path, status_line, extra):
+    # Only error answers were masked: a server that echoes the request's headers (a debugging proxy)
+    # or a redirect carrying the key handed it to the client in a head of another status.
+    data = b'{"object": "list", "data": []}'
+    head = b"HTTP/1.1 " + status_line + b"\r\ncontent-type: application/json\r\ncontent-length: %d\r\n" % len(data)
+    upstream = ScriptedUpstream(lambda request: head + extra % KEY.encode() + b"\r\n" + data)
+    config = f"""
+    [providers.up]
+    base_url = "http://127.0.0.1:{upstream.port}/v1"
+    api_key = "{KEY}"
+    """
+    gateway = start_gateway_process(tmp_path / "alloy.toml", config)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+        connection.request("GET", "/v1/files")
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        assert response.status == int(status_line[:3]) and body == data
+        said = "\n".join(f"{name}: {value}" for name, value in response.getheaders())
+        assert KEY not in said and MASKED in said, said
+        assert_no_crash_logged(gateway)
+    finally:
+        gateway.stop()
+        upstream.stop()
