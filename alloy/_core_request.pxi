@@ -212,6 +212,8 @@ cdef class RequestParser:  # its fields and cdef methods: alloy/_core.pxd
         cdef bytes method, target, name, value, expects
         cdef object previous
         cdef dict headers = {}
+        cdef dict joined = None  # a repeated name -> its values, joined once at the end
+        cdef list parts
         cdef list content_lengths = None
         cdef list transfer_encodings = None
         cdef int hosts = 0
@@ -290,7 +292,15 @@ cdef class RequestParser:  # its fields and cdef methods: alloy/_core.pxd
                     count = len(headers)
                     previous = headers.setdefault(name, value)
                     if len(headers) == count:  # the name was already there: join (RFC 9110 5.3)
-                        headers[name] = <bytes>previous + COMMA_SP + value
+                        # once, after the loop: joining at each repeat copied the value so far
+                        # again, and a head of one name repeated cost its square
+                        if joined is None:
+                            joined = {}
+                        parts = joined.get(name)
+                        if parts is None:
+                            joined[name] = [previous, value]
+                        else:
+                            parts.append(value)
                         repeated = True
                     elif out != NULL and name not in skip and not (
                         self._forward_prefixes and _has_prefix(name, self._forward_prefixes)
@@ -300,6 +310,9 @@ cdef class RequestParser:  # its fields and cdef methods: alloy/_core.pxd
                         size = _put(out + size, PyBytes_AS_STRING(value), ve - vs) - out
                         size = _put(out + size, b"\r\n", 2) - out
                 pos = line_end + 2
+            if joined is not None:
+                for name, parts in joined.items():
+                    headers[name] = COMMA_SP.join(parts)
             if out != NULL:
                 connection = headers.get(H_CONNECTION)
                 if repeated or (connection is not None and _connection_named(<bytes>connection) is not None):

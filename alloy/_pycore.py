@@ -487,6 +487,7 @@ class RequestParser:
         fields = _parse_header_lines(lines[1:], ProtocolError)
 
         headers = {}
+        joined = {}  # a repeated name -> its values
         content_lengths = []
         transfer_encodings = []
         hosts = 0
@@ -500,7 +501,12 @@ class RequestParser:
                 if value.strip(_HOST_CHARS):
                     raise ProtocolError("invalid Host header")  # RFC 9112 section 3.2 (RFC 3986 host[:port])
             previous = headers.get(name)
-            headers[name] = value if previous is None else previous + b", " + value
+            if previous is None:
+                headers[name] = value
+            else:  # joined once below (RFC 9110 5.3): joining at each repeat would cost its square
+                joined.setdefault(name, [previous]).append(value)
+        for name, parts in joined.items():
+            headers[name] = b", ".join(parts)
 
         # RFC 9112 section 3.2: a server MUST respond 400 to any request with more than one Host
         # field, and to an HTTP/1.1 request without one.

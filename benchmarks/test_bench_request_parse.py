@@ -13,9 +13,15 @@ from data import BIG_REQUEST, BIG_REQUEST_EXPECTED, SMALL_REQUEST, SMALL_REQUEST
 
 READ_SIZE = 65536
 BIG_PIECES = [BIG_REQUEST[i : i + READ_SIZE] for i in range(0, len(BIG_REQUEST), READ_SIZE)]
+# A hostile head: one name repeated to fill it. Its values are joined in one pass (joining at each
+# repeat made the head cost the square of its length: 2.1 ms compiled, 7.9 ms pure, for this one).
+REPEATED = 7000
+REPEATED_HEAD = b"GET /v1/models HTTP/1.1\r\nHost: a\r\n" + b"x-a: b\r\n" * REPEATED + b"\r\n"
+REPEATED_EXPECTED = (b"GET", b"/v1/models", {b"host": b"a", b"x-a": b", ".join([b"b"] * REPEATED)}, b"")
 CASES = {
     "SDK head (15 headers) + 300 B body": ([SMALL_REQUEST], SMALL_REQUEST_EXPECTED),
     "1 MB body in 64 KiB reads": (BIG_PIECES, BIG_REQUEST_EXPECTED),
+    "hostile head: one name 7,000 times": ([REPEATED_HEAD], REPEATED_EXPECTED),
 }
 
 
