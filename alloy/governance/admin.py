@@ -37,6 +37,7 @@ from alloy.errors import AlloyError, InvalidRequest, MethodNotAllowed, NotFound
 from alloy.governance.attribution import metadata_key
 from alloy.governance.fields import FieldError, key_values, moment, public, team_values, with_spend
 from alloy.governance.store import NotFoundError, Store, StoreError
+from alloy.headers import JSON_HEADER
 from alloy.prebuilt import Prebuilt
 
 log = logging.getLogger("alloy.governance")
@@ -303,5 +304,9 @@ def _once_each(pairs):
     return None  # the document itself is orjson's: this pass only looks
 
 
+# An admin answer may hold a new key's secret (shown that once) or spend: no cache keeps a copy.
+ADMIN_HEADERS = JSON_HEADER + b"cache-control: no-store\r\n"
+
+
 def _json(status, document):
-    return Prebuilt(status, orjson.dumps(document))
+    return Prebuilt(status, orjson.dumps(document), ADMIN_HEADERS)

@@ -4,6 +4,9 @@ database existed and were empty (reads create no file, bad input is refused and 
 and its first write creates the database: from then on it behaves as if it had started with it,
 in every worker of ``--workers 2`` within the documented bound."""
 
+import http.client
+import json
+
 import openai
 import pytest
 
@@ -58,9 +61,15 @@ def test_reads_and_refusals_before_the_first_key_create_nothing(start_gateway, u
 def test_the_first_key_made_over_http_works_at_once(start_gateway, upstream, tmp_path):
     db = tmp_path / "later" / "alloy.db"
     gateway = start(start_gateway, upstream, db)
-    status, created = admin(gateway.port, "POST", "/admin/keys", {"name": "first", "rpm": 2, "models": ["gpt-4o*"]})
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    body = json.dumps({"name": "first", "rpm": 2, "models": ["gpt-4o*"]})
+    connection.request("POST", "/admin/keys", body, {"authorization": f"Bearer {MASTER}", "content-type": "application/json"})
+    response = connection.getresponse()
+    status, created = response.status, json.loads(response.read())
+    connection.close()
     assert status == 201, created
     assert created["name"] == "first" and created["key"].startswith("sk-alloy-")
+    assert response.getheader("cache-control") == "no-store"  # the secret, shown this once, kept by no cache
     assert db.exists()
     upstream.clear()
     client = openai.OpenAI(base_url=gateway.base + "/v1", api_key=created["key"], max_retries=0)
