@@ -89,12 +89,13 @@ EVENT_STREAM_HEADERS = b"content-type: text/event-stream\r\ncache-control: no-ca
 DONE_EVENT = b"data: [DONE]\n\n"  # an OpenAI stream's last event
 TOKEN_ESTIMATE_HEADER = b"x-alloy-token-count: estimate\r\n"  # a token count the gateway estimated
 
-# Every upstream request carries this gateway's hop token: random, made at import (so before
-# --workers forks, shared by all of them), and never shown to a client, whose own x-alloy-* headers
-# are never forwarded. A request that arrives with it came back around: a provider's base_url
-# points at the gateway (Pipeline.handle answers 508 at once).
-HOP_TOKEN = os.urandom(12).hex().encode()
-HOP_LINE = b"x-alloy-hop: " + HOP_TOKEN + b"\r\n"
+# Every upstream request names this gateway in a Via line (RFC 9110 section 7.6.3: what Via is for,
+# among others, is telling request loops): "alloy-" and a random token, made at import (so before
+# --workers forks, shared by all of them) and never shown to a client. A request whose Via holds it
+# came back around: a provider's base_url points at the gateway (Pipeline.handle answers 508 at
+# once). A client's own Via is forwarded, so a chain of gateways that loops is told too.
+HOP_MARK = b"alloy-" + os.urandom(12).hex().encode()
+HOP_LINE = b"via: 1.1 " + HOP_MARK + b"\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"  # RFC 9110 section 10.1.1
 
 # Reason phrases for the statuses Alloy can send. Unknown codes get an empty phrase, which

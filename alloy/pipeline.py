@@ -32,7 +32,7 @@ from alloy.client_apis.responses_endpoint import RESPONSES, RESPONSES_PREFIX, Re
 from alloy.core import scan_body
 from alloy.errors import AlloyError, InvalidRequest, LoopDetected, MethodNotAllowed, NotFound, ServiceUnavailable
 from alloy.governance import governance_for, watch_for_database
-from alloy.headers import HOP_TOKEN
+from alloy.headers import HOP_MARK
 from alloy.passthrough import AllowList
 from alloy.routing import MODEL_BEARING, Routes, json_model_scan
 from alloy.sending import provider_for
@@ -96,7 +96,8 @@ class Pipeline:
         """One authenticated-or-refused ``/v1/`` request through the stages. Returns a ``Prebuilt``
         answer, or None when a call now owns the answer."""
         arrived = monotonic()  # the gateway's time for this request counts from here
-        if request.headers.get(b"x-alloy-hop") == HOP_TOKEN:  # sent upstream by this gateway: it looped
+        via = request.headers.get(b"via")
+        if via is not None and HOP_MARK in via:  # sent upstream by this gateway: it looped
             raise LoopDetected(
                 "this request came back to the gateway that sent it upstream: a provider's base_url points at this gateway"
             )
@@ -142,6 +143,18 @@ class Pipeline:
         return None
 
     # --- the stages ------------------------------------------------------------------------------
+
+    def check_key_model(self, request, key, model):
+        """For an answer the gateway makes itself about a model (a token count): a key limited to
+        models learns of no other (the 404 a call would get), and the refusal goes to the ledger."""
+        governance = self.governance
+        if key is None or governance is None:
+            return
+        try:
+            governance.check_model(key, model)
+        except AlloyError as refusal:
+            governance.refused_request(request, refusal, key)
+            raise
 
     def authenticate(self, request):
         """The key identity of the request (None: the master key, or no key required)."""

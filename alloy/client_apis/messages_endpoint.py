@@ -168,13 +168,7 @@ class MessagesEndpoint:
         if path == COUNT_TOKENS:
             group = self._counter(group)
             if group is None:
-                governance = pipeline.governance
-                if key is not None and governance is not None:  # a key limited to models learns of no other
-                    try:
-                        governance.check_model(key, scan.model)
-                    except AlloyError as refusal:
-                        governance.refused_request(request, refusal, key)
-                        raise
+                pipeline.check_key_model(request, key, scan.model)
                 count = orjson.dumps({"input_tokens": messages_request.estimate_input_tokens(body)})
                 return Prebuilt(200, count, JSON_HEADER + TOKEN_ESTIMATE_HEADER, id_line=messages_answer.with_request_id(id_line))
             call_request, call_path, call_query, call_scan = request, path, query, scan

@@ -43,7 +43,7 @@ from alloy.call import Call
 from alloy.client_apis import on_first_use
 from alloy.client_apis.messages_endpoint import CHAT, ChatRequest, reachable
 from alloy.core import scan_body
-from alloy.errors import AlloyError, InvalidRequest
+from alloy.errors import InvalidRequest
 from alloy.headers import JSON_HEADER, TOKEN_ESTIMATE_HEADER
 from alloy.prebuilt import Prebuilt
 from alloy.routing import json_model_scan
@@ -131,13 +131,7 @@ class ResponsesEndpoint:
             raise InvalidRequest("the request body must be a JSON object")
         chat = responses_api.chat_request_from_responses(body)
         if path == INPUT_TOKENS:
-            governance = pipeline.governance
-            if key is not None and governance is not None:  # a key limited to models learns of no other
-                try:
-                    governance.check_model(key, scan.model)
-                except AlloyError as refusal:
-                    governance.refused_request(request, refusal, key)
-                    raise
+            pipeline.check_key_model(request, key, scan.model)
             count = orjson.dumps({"object": "response.input_tokens", "input_tokens": responses_api.estimate_chat_tokens(chat)})
             return Prebuilt(200, count, JSON_HEADER + TOKEN_ESTIMATE_HEADER, id_line=id_line)
         chat_body = orjson.dumps(chat)

@@ -1,6 +1,7 @@
 """What a stage adds to a call's answers stays with the client: the ``x-ratelimit-*`` lines of a
 keyed call and the ``x-alloy-cache`` line of a cacheable one reach the client, never the upstream,
-which gets the request's ``x-request-id`` and nothing else of the gateway's own.
+which gets the request's ``x-request-id`` and nothing else of the gateway's own (but the Via line
+that tells loops; see test_cli_config).
 """
 
 from governance_helpers import MASTER, chat, create_key, keyed_config, post

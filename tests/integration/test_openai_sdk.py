@@ -443,7 +443,7 @@ def test_hop_by_hop_headers_are_not_forwarded(each_backend, upstream):
 
 def test_upstream_gets_no_headers_the_client_did_not_send(each_backend, upstream):
     """The upstream sees the client's end-to-end headers and the gateway's own (key, request id,
-    its hop token for loop detection, framing, ``accept-encoding: identity``), nothing invented: an ``Accept-Encoding: gzip`` the
+    its Via line for loop detection, framing, ``accept-encoding: identity``), nothing invented: an ``Accept-Encoding: gzip`` the
     client never sent would make a real provider compress an answer that is then relayed to a client
     that cannot decode it (and that the gateway cannot read)."""
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "bare"}]}).encode()
@@ -457,7 +457,7 @@ def test_upstream_gets_no_headers_the_client_did_not_send(each_backend, upstream
     assert status == 200, data
     assert "content-encoding" not in headers
     [received] = upstream_requests(upstream, "/v1/chat/completions")
-    expected = {"host", "authorization", "content-type", "content-length", "x-request-id", "x-alloy-hop", "connection", "accept-encoding"}
+    expected = {"host", "authorization", "content-type", "content-length", "x-request-id", "via", "connection", "accept-encoding"}
     assert received["headers"]["accept-encoding"] == "identity"
     invented = {name: value for name, value in received["headers"].items() if name not in expected}
     assert not invented, f"headers the client never sent reached the upstream: {invented}"
