@@ -464,11 +464,11 @@ class PassthroughRelay(Relay):
     def _head(self, head):
         self.head_sent = True
         status = head.status
-        self.call.status = status
-        secret = self.call.deployment.provider.secret
-        if status >= 400:
-            self.scrub = secret
         call = self.call
+        call.status = status
+        secret = call.deployment.provider.secret  # (the provider key, its mask), or None
+        if status >= 400:
+            self.scrub = secret  # an error's body is masked too
         block = head.block  # written by the core's parser when the request named our skip set
         spent = call.retries_spent(status) if status >= 400 else b""
         if spent and head.get(b"x-should-retry") is not None:

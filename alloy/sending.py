@@ -108,18 +108,16 @@ class PassthroughProvider:
         request = call.request
         scan = call.scan
         hidden = None
+        if self.plain_paths:
+            target = self.base_path + call.suffix
         if scan is None:  # an endpoint without a model: files, images, audio...
-            if self.plain_paths:
-                target = self.base_path + call.suffix
-            else:
+            if not self.plain_paths:
                 target = self.api.passthrough_target(self.base_path, call.suffix, self.api_version)
             body = [request.body_buffer]
         else:
             model = deployment.upstream_model or call.model_name
             body = [scan.body] if model == scan.model else rewrite_model_parts(scan, model)
-            if self.plain_paths:
-                target = self.base_path + call.suffix
-            else:
+            if not self.plain_paths:
                 target = self.api.target(self.base_path, call.suffix, model, self.api_version)
             if scan.stream and call.pipeline.needs_stream_usage and call.endpoint in STREAM_USAGE_ENDPOINTS:
                 asked = ask_for_usage(body, scan)  # None: the client asked for usage itself

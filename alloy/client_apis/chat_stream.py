@@ -12,7 +12,7 @@ import json
 
 import orjson
 
-from alloy.client_apis.messages_response import openai_error_message
+from alloy.client_apis.messages_response import openai_error_message, text_content
 
 DONE_DATA = b"[DONE]"
 TOOL = "tool"  # what a translator's open block or item is while a tool call's arguments stream
@@ -104,6 +104,16 @@ class ChatStreamReader:
         if isinstance(arguments, dict):
             arguments = orjson.dumps(arguments).decode()  # some servers send the object itself
         return key, name, arguments if isinstance(arguments, str) else ""
+
+    def text_of(self, delta, current):
+        """The text a delta says: its ``content``, a string or an array of parts (Mistral's
+        reasoning models), read by ``text_content``; "" for white space while a tool call is open
+        (``current`` is the translator's open block or item), which some servers send between a
+        call's argument fragments: said, it would close the call for good."""
+        text = text_content(delta.get("content"))
+        if text and text.isspace() and current is not None and current[0] == TOOL:
+            return ""
+        return text
 
     def _key_at(self, index, call_id):
         """The key of the call a fragment at ``index`` belongs to: the index itself, until another

@@ -52,7 +52,6 @@ from alloy.client_apis.messages_response import (
     reasoning_text,
     stop_reason,
     stream_error_type,
-    text_content,
     tool_use_id,
 )
 
@@ -172,10 +171,8 @@ class MessagesStreamTranslator(ChatStreamReader):
         thinking = reasoning_text(delta)
         if thinking:
             self.text_like(THINKING, {"type": "thinking_delta", "thinking": thinking}, out)
-        text = text_content(delta.get("content"))  # a string, or Mistral's array of parts
-        if text and not (text.isspace() and self.block is not None and self.block[0] == TOOL):
-            # (white space between a call's argument fragments, as some servers send, is dropped:
-            # a text block there would close the call for good)
+        text = self.text_of(delta, self.block)
+        if text:
             self.text_like(TEXT, {"type": "text_delta", "text": text}, out)
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:

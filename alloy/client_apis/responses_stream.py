@@ -126,9 +126,9 @@ class ResponseBuilder(ChatStreamReader):
         thinking = reasoning_text(delta)
         if thinking:
             self.on_reasoning(thinking, out)
-        text = text_content(delta.get("content"))  # a string, or Mistral's array of parts
-        if text and not (text.isspace() and self.key is not None and self.key[0] == TOOL):
-            self.on_text(text, out)  # (white space between a call's fragments is dropped, as for Messages)
+        text = self.text_of(delta, self.key)
+        if text:
+            self.on_text(text, out)
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:
             self.on_refusal(refusal, out)

@@ -169,8 +169,9 @@ class Observability:
     def refused(self, request, connection, status, error, id_line=None, bytes_out=0):
         """A ``/v1/`` request refused before a call existed, or (``request`` None) bytes the HTTP
         parser refused (too large a body or head, malformed); ``id_line``: the x-request-id line
-        the answer carries; ``bytes_out``: the size of its body, for a gateway's own answer. Called on the way to the refusal's answer: a bug here is logged, and
-        the client gets its answer all the same (as a finish listener's bug, ``Call.finish``)."""
+        the answer carries; ``bytes_out``: the size of its body, for a gateway's own answer. Called
+        on the way to the refusal's answer: a bug here is logged, and the client gets its answer all
+        the same (as a finish listener's bug, ``Call.finish``)."""
         try:
             self._report_refusal(request, connection, status, error, id_line, bytes_out)
         except Exception:  # noqa: BLE001 - reporting must never cost a client its answer
